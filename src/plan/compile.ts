@@ -1,0 +1,297 @@
+import { isAbsolute, resolve as resolvePath, posix } from 'node:path';
+import type { Spec, Mount } from '../spec/generated/config.js';
+import { PocError } from '../errors.js';
+import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
+import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceSteps, type DeviceNode } from './devices.js';
+import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
+import { JOIN_ORDER, namespaceName } from './namespaces.js';
+import { rlimitNumber, rlimitValue } from './rlimits.js';
+import type { Step } from './wire.js';
+
+/** A cgroup v1 hierarchy as the container sees it under /sys/fs/cgroup. */
+export interface CgroupMount {
+  /** Directory name under /sys/fs/cgroup, e.g. "cpu,cpuacct" or "memory". */
+  name: string;
+  /** The hierarchy's mount data ("cpu,cpuacct", "name=systemd"); unused for v2. */
+  controllers: string;
+  /** The container's cgroup directory on the host (bound when there is no cgroup namespace). */
+  hostPath: string;
+  /** Links to make beside it ("cpu" and "cpuacct" for "cpu,cpuacct"). */
+  links: string[];
+}
+
+export interface CreatePlanOptions {
+  bundle: string;
+  stateDir: string;
+  noPivot: boolean;
+  consoleSocket?: string;
+  preserveFds: number;
+  /** The cgroup.procs files the helper writes its pid to before clone. */
+  cgroupProcsFiles: string[];
+  /** v1: one entry per hierarchy; v2: one entry with name "". */
+  cgroupMounts: CgroupMount[];
+  cgroupVersion: 1 | 2;
+  /** `detach` for create, `wait` for run in the foreground. */
+  mode: 'detach' | 'wait';
+  /** Whether /proc/kcore exists on the host (runc links /dev/core to it). */
+  hasKcore?: boolean;
+}
+
+export interface CreatePlan {
+  steps: Step[];
+  rootfs: string;
+  /** Whether the runtime must answer `sync maps` by writing uid/gid maps. */
+  newUserNamespace: boolean;
+  /** Whether the runtime must answer `sync hooks` (prestart and createRuntime hooks, state for the helper). */
+  syncHooks: boolean;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * config.json → the steps pocrun-init executes (PROTOCOL.md). Pure: every decision about the container is made
+ * here, where it is tested without root; the helper only carries the steps out. Throws PocError naming the
+ * config field for anything that cannot be honoured.
+ */
+export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePlan {
+  const linux = spec.linux ?? {};
+  const process = spec.process;
+  if (!process) throw new PocError('config.json /process: required to create a container');
+  if (!process.args || process.args.length === 0) throw new PocError('config.json /process/args: must be a non-empty array');
+  if (!spec.root?.path) throw new PocError('config.json /root/path: required');
+  if (!posix.isAbsolute(process.cwd)) throw new PocError(`config.json /process/cwd: must be an absolute path, got ${JSON.stringify(process.cwd)}`);
+
+  const rootfs = isAbsolute(spec.root.path) ? spec.root.path : resolvePath(opts.bundle, spec.root.path);
+  const steps: Step[] = [];
+  const child: Step[] = [];
+
+  // Namespaces: those with a path are joined in the parent stage, the others are made by clone.
+  const namespaces = linux.namespaces ?? [];
+  const seen = new Set<string>();
+  const join: [name: string, path: string, ref: string][] = [];
+  const fresh: string[] = [];
+  namespaces.forEach((ns, i) => {
+    const ref = `/linux/namespaces/${i}`;
+    const name = namespaceName(ns.type, `config.json ${ref}/type`);
+    if (seen.has(name)) throw new PocError(`config.json ${ref}: namespace type "${ns.type}" is listed twice`);
+    seen.add(name);
+    if (ns.path) join.push([name, ns.path, ref]);
+    else fresh.push(name);
+  });
+  join.sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
+  if (!seen.has('mnt')) throw new PocError('config.json /linux/namespaces: a mount namespace is required');
+  const newUserNamespace = fresh.includes('user');
+  const inUserNamespace = seen.has('user');
+  if (!inUserNamespace && (linux.uidMappings?.length || linux.gidMappings?.length)) {
+    throw new PocError('config.json /linux/uidMappings: uid and gid mappings need a user namespace');
+  }
+  if (newUserNamespace && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
+    throw new PocError('config.json /linux/uidMappings: a new user namespace needs uidMappings and gidMappings');
+  }
+  if (spec.hostname !== undefined && spec.hostname !== '' && !seen.has('uts')) {
+    throw new PocError('config.json /hostname: setting the hostname needs a UTS namespace');
+  }
+  if (spec.domainname && !seen.has('uts')) {
+    throw new PocError('config.json /domainname: setting the domainname needs a UTS namespace');
+  }
+  if (process.terminal && !opts.consoleSocket) {
+    throw new PocError('config.json /process/terminal: a terminal needs --console-socket');
+  }
+
+  for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
+  for (const file of opts.cgroupProcsFiles) steps.push(['cgroup-join', file, '/linux/cgroupsPath']);
+  const rootUid = hostId(linux.uidMappings, 0);
+  const rootGid = hostId(linux.gidMappings, 0);
+  steps.push(['exec-fifo', opts.stateDir, String(rootUid), String(rootGid)]);
+  if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
+  steps.push(['clone', opts.mode, ...fresh]);
+
+  // The container's init, before pivot_root.
+  if (newUserNamespace) child.push(['sync', 'maps']);
+  child.push(['setsid']);
+  const rootPropagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;
+  if (linux.rootfsPropagation && rootPropagation === undefined) {
+    throw new PocError(`config.json /linux/rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
+  }
+  // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
+  const startPropagation = rootPropagation !== undefined && (rootPropagation & MS.PRIVATE) ? MS.PRIVATE : MS.SLAVE;
+  child.push(['propagation', '/', String(startPropagation | MS.REC), '/linux/rootfsPropagation']);
+  child.push(['rootfs', rootfs, '/root/path']);
+
+  const mounts = spec.mounts ?? [];
+  mounts.forEach((m, i) => child.push(...mountSteps(m, `/mounts/${i}`, opts, seen.has('cgroup'))));
+
+  const devBound = mounts.some((m) => posix.normalize(m.destination) === '/dev' && isBind(m));
+  if (!devBound) {
+    const devices: DeviceNode[] = DEFAULT_DEVICES.map((d) => ({ ...d, uid: rootUid, gid: rootGid }));
+    const custom = (linux.devices ?? []).map((d, i) => {
+      const ref = `/linux/devices/${i}`;
+      if (!posix.isAbsolute(d.path) || !posix.normalize(d.path).startsWith('/dev/')) {
+        throw new PocError(`config.json ${ref}/path: device path must be under /dev, got ${JSON.stringify(d.path)}`);
+      }
+      if (d.type !== 'p' && (d.major === undefined || d.minor === undefined)) {
+        throw new PocError(`config.json ${ref}: major and minor are required for device type "${d.type}"`);
+      }
+      return {
+        path: posix.normalize(d.path), type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
+        fileMode: d.fileMode ?? 0o666, uid: d.uid ?? rootUid, gid: d.gid ?? rootGid,
+      };
+    });
+    const customPaths = new Set(custom.map((d) => d.path));
+    const defaults = devices.filter((d) => !customPaths.has(d.path));
+    child.push(...deviceSteps(defaults, inUserNamespace, (i) => `default device ${defaults[i]!.path}`));
+    child.push(...deviceSteps(custom, inUserNamespace, (i) => `/linux/devices/${i}`));
+    for (const [target, link] of DEV_SYMLINKS) child.push(['symlink', target, link, '/dev']);
+    if (opts.hasKcore) child.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
+  }
+
+  const hooks = spec.hooks ?? {};
+  const syncHooks = Boolean(
+    hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length || hooks.startContainer?.length,
+  );
+  if (syncHooks) child.push(['sync', 'hooks']);
+  for (const phase of ['createContainer', 'startContainer'] as const) {
+    (hooks[phase] ?? []).forEach((h, i) => {
+      const ref = `/hooks/${phase}/${i}`;
+      if (!posix.isAbsolute(h.path)) throw new PocError(`config.json ${ref}/path: must be absolute, got ${JSON.stringify(h.path)}`);
+      const args = h.args ?? [h.path];
+      const env = h.env ?? [];
+      child.push(['hook', phase, String(h.timeout ?? 0), h.path, String(args.length), ...args, String(env.length), ...env, ref]);
+    });
+  }
+  if (hooks.createContainer?.length) child.push(['run-hooks', 'createContainer']);
+
+  child.push(opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
+  if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
+  if (process.terminal) child.push(['console', '/process/terminal']);
+
+  (linux.maskedPaths ?? []).forEach((p, i) => child.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
+  (linux.readonlyPaths ?? []).forEach((p, i) =>
+    child.push(['readonly', checkedPath(p, `/linux/readonlyPaths/${i}`), `/linux/readonlyPaths/${i}`]),
+  );
+  if (spec.root.readonly) child.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
+
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
+  if (spec.hostname !== undefined && seen.has('uts') && fresh.includes('uts')) child.push(['hostname', spec.hostname, '/hostname']);
+  if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);
+  if (process.oomScoreAdj !== undefined) child.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
+  (process.rlimits ?? []).forEach((r, i) => {
+    const ref = `/process/rlimits/${i}`;
+    child.push(['rlimit', String(rlimitNumber(r.type, `config.json ${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
+  });
+  child.push(...processSteps(spec, opts.preserveFds));
+
+  return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks };
+}
+
+/** The part of the plan shared by create and exec: credentials, environment, the executable, start. */
+function processSteps(spec: Spec, preserveFds: number): Step[] {
+  const process = spec.process!;
+  const steps: Step[] = [];
+  steps.push(['chdir', process.cwd, '/process/cwd']);
+  if (process.user.umask !== undefined) steps.push(['umask', process.user.umask.toString(8), '/process/user/umask']);
+  const caps = process.capabilities ?? {};
+  const masks = CAPABILITY_SETS.map((set) => capabilityMask(caps[set], `config.json /process/capabilities/${set}`));
+  steps.push(['keep-caps']);
+  steps.push(['groups', ...(process.user.additionalGids ?? []).map(String)]);
+  steps.push(['user', String(process.user.uid), String(process.user.gid), '/process/user']);
+  steps.push(['caps', ...masks, '/process/capabilities']);
+  if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
+  const env = process.env ?? [];
+  for (const kv of env) steps.push(['env', kv]);
+  if (!env.some((kv) => kv.startsWith('PATH='))) steps.push(['env', `PATH=${DEFAULT_PATH}`]);
+  steps.push(['exec', String(process.args!.length), ...process.args!, '/process/args']);
+  steps.push(['created']);
+  steps.push(['wait-start']);
+  if (spec.hooks?.startContainer?.length) steps.push(['run-hooks', 'startContainer']);
+  steps.push(['close-fds', String(3 + preserveFds)]);
+  steps.push(['execve']);
+  return steps;
+}
+
+function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean): Step[] {
+  const dest = m.destination;
+  if (!posix.isAbsolute(dest)) {
+    throw new PocError(`config.json ${ref}/destination: must be an absolute path, got ${JSON.stringify(dest)}`);
+  }
+  if (dest.split('/').includes('..')) {
+    throw new PocError(`config.json ${ref}/destination: must not contain "..", got ${JSON.stringify(dest)}`);
+  }
+  const target = posix.normalize(dest);
+  if (m.uidMappings || m.gidMappings) throw new PocError(`config.json ${ref}: id-mapped mounts are not supported`);
+  let parsed;
+  try {
+    parsed = parseMountOptions(m.options);
+  } catch (err) {
+    throw err instanceof PocError ? err.wrap(`config.json ${ref}/options`) : err;
+  }
+  const bind = isBind(m);
+  const type = bind ? 'bind' : (m.type ?? '');
+  if (!bind && !type) throw new PocError(`config.json ${ref}/type: required for a mount that is not a bind mount`);
+  if (!bind && !KNOWN_FILESYSTEMS.has(type)) {
+    throw new PocError(`config.json ${ref}/type: unknown filesystem type ${JSON.stringify(type)}`);
+  }
+  const steps: Step[] = [];
+  if (type === 'cgroup' || type === 'cgroup2') return cgroupMountSteps(target, parsed.flags, ref, opts, cgroupNamespace);
+
+  let source = m.source ?? '';
+  let flags = parsed.flags;
+  if (bind) {
+    if (!source) throw new PocError(`config.json ${ref}/source: a bind mount needs a source`);
+    source = posix.isAbsolute(source) ? source : resolvePath(opts.bundle, source);
+    flags |= MS.BIND;
+  }
+  steps.push(['mount', source || type, target, bind ? '' : type, String(flags), parsed.data, bind ? 'auto' : 'dir', ref]);
+  if (parsed.attrSet || parsed.attrClear) steps.push(['setattr', target, String(parsed.attrSet), String(parsed.attrClear), ref]);
+  for (const p of parsed.propagation) steps.push(['propagation', target, String(p), ref]);
+  return steps;
+}
+
+/**
+ * A "cgroup" mount: with a cgroup namespace each v1 hierarchy is mounted fresh (it shows the container's
+ * cgroup as its root); without one the container's own cgroup directories are bound from the host.
+ */
+function cgroupMountSteps(target: string, flags: number, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean): Step[] {
+  const mountFlags = flags | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  if (opts.cgroupVersion === 2) {
+    const m = opts.cgroupMounts[0];
+    return cgroupNamespace || !m
+      ? [['mount', 'cgroup2', target, 'cgroup2', String(mountFlags), '', 'dir', ref]]
+      : [['mount', m.hostPath, target, '', String(mountFlags | MS.BIND | MS.REC), '', 'dir', ref]];
+  }
+  const steps: Step[] = [['mount', 'tmpfs', target, 'tmpfs', String(MS.NOSUID | MS.NODEV | MS.NOEXEC), 'mode=755', 'dir', ref]];
+  for (const h of opts.cgroupMounts) {
+    const dest = posix.join(target, h.name);
+    steps.push(
+      cgroupNamespace
+        ? ['mount', 'cgroup', dest, 'cgroup', String(mountFlags), h.controllers, 'dir', ref]
+        : ['mount', h.hostPath, dest, '', String(mountFlags | MS.BIND), '', 'dir', ref],
+    );
+    for (const link of h.links) steps.push(['symlink', h.name, posix.join(target, link), ref]);
+  }
+  if (flags & MS.RDONLY) steps.push(['remount', target, String(MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC), ref]);
+  return steps;
+}
+
+function isBind(m: Mount): boolean {
+  return m.type === 'bind' || Boolean(m.options?.some((o) => o === 'bind' || o === 'rbind'));
+}
+
+function checkedPath(path: string, ref: string): string {
+  if (!posix.isAbsolute(path)) throw new PocError(`config.json ${ref}: must be an absolute path, got ${JSON.stringify(path)}`);
+  return posix.normalize(path);
+}
+
+/** The container uid that maps to `id` inside a user namespace, as the host sees it. */
+function hostId(mappings: { containerID: number; hostID: number; size: number }[] | undefined, id: number): number {
+  if (!mappings?.length) return id;
+  const m = mappings.find((m) => id >= m.containerID && id < m.containerID + m.size);
+  return m ? m.hostID + (id - m.containerID) : 65534;
+}
+
+/** Filesystem types a container may mount; anything else is a typo or needs a driver we do not load. */
+const KNOWN_FILESYSTEMS = new Set([
+  'proc', 'sysfs', 'tmpfs', 'devpts', 'mqueue', 'cgroup', 'cgroup2', 'overlay', 'ramfs', 'securityfs',
+  'debugfs', 'tracefs', 'fusectl', 'binfmt_misc', 'configfs', 'hugetlbfs', 'pstore', 'bpf', 'efivarfs',
+  'ext4', 'ext3', 'ext2', 'xfs', 'btrfs', 'vfat', 'fuse', 'squashfs', 'iso9660', 'nfs', 'nfs4',
+]);

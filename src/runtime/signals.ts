@@ -1,0 +1,29 @@
+import { constants } from 'node:os';
+import { PocError } from '../errors.js';
+
+const SIGNALS = constants.signals as Record<string, number>;
+
+/** Accepts what runc accepts: "TERM", "SIGTERM", "term" or "15"; real-time signals as "RTMIN+3". */
+export function parseSignal(text: string): number {
+  const raw = text.trim();
+  if (/^\d+$/.test(raw)) {
+    const n = Number(raw);
+    if (n >= 1 && n <= 64) return n;
+    throw new PocError(`invalid signal ${JSON.stringify(text)}: numbers go from 1 to 64`);
+  }
+  const name = raw.toUpperCase().replace(/^SIG/, '');
+  const rt = /^RTMIN(?:\+(\d+))?$/.exec(name) ?? /^RTMAX(?:-(\d+))?$/.exec(name);
+  if (rt) {
+    const offset = Number(rt[1] ?? 0);
+    const n = name.startsWith('RTMIN') ? 34 + offset : 64 - offset;
+    if (n >= 34 && n <= 64) return n;
+  }
+  const n = SIGNALS[`SIG${name}`];
+  if (n !== undefined) return n;
+  throw new PocError(`unknown signal ${JSON.stringify(text)}`);
+}
+
+export function signalName(n: number): string {
+  for (const [name, value] of Object.entries(SIGNALS)) if (value === n) return name;
+  return String(n);
+}

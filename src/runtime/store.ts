@@ -1,0 +1,155 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Hook } from '../spec/generated/config.js';
+import { PocError, errnoCode, wrapError } from '../errors.js';
+import { checkId } from './id.js';
+import { isSameLiveProcess, readProcStat, sleepMs } from './proc.js';
+
+export const DEFAULT_ROOT = '/run/pocrun';
+
+/** state.json: the OCI state plus what later commands need to act on the container. */
+export interface ContainerRecord {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+  /** Start time of the init process, from /proc/<pid>/stat: tells a reused pid. */
+  initStartTime: string;
+  created: string;
+  rootfs: string;
+  cgroupPath: string;
+  /** The hooks that run after create; the bundle may be gone by the time delete runs. */
+  hooks: { poststart?: Hook[]; poststop?: Hook[] };
+  owner: string;
+}
+
+export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+
+export class Store {
+  constructor(readonly root: string = DEFAULT_ROOT) {}
+
+  dir(id: string): string {
+    return join(this.root, checkId(id));
+  }
+
+  fifoPath(id: string): string {
+    return join(this.dir(id), 'exec.fifo');
+  }
+
+  /** Makes the state directory; the mkdir is what makes two creates of one id exclusive. */
+  makeDir(id: string): string {
+    const dir = this.dir(id);
+    try {
+      mkdirSync(this.root, { recursive: true, mode: 0o711 });
+      mkdirSync(dir, { mode: 0o711 });
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw new PocError(`container "${id}" already exists`);
+      throw wrapError(`create state directory ${dir}`, err);
+    }
+    return dir;
+  }
+
+  exists(id: string): boolean {
+    return existsSync(join(this.dir(id), 'state.json'));
+  }
+
+  read(id: string): ContainerRecord {
+    const file = join(this.dir(id), 'state.json');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new PocError(`container "${id}" does not exist`);
+      throw wrapError(`read ${file}`, err);
+    }
+    try {
+      return JSON.parse(text) as ContainerRecord;
+    } catch {
+      throw new PocError(`container "${id}": ${file} is corrupt; "pocrun delete --force ${id}" removes it`);
+    }
+  }
+
+  /** tmp + fsync + rename: a reader sees the old state or the new one, never half of one. */
+  write(record: ContainerRecord): void {
+    const dir = this.dir(record.id);
+    const tmp = join(dir, `.state.json.${process.pid}`);
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(record));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, join(dir, 'state.json'));
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw wrapError(`write state of container "${record.id}"`, err);
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  ids(): string[] {
+    try {
+      return readdirSync(this.root).filter((name) => !name.startsWith('.') && existsSync(join(this.root, name, 'state.json')));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw wrapError(`list ${this.root}`, err);
+    }
+  }
+
+  /**
+   * Serialises commands on one container. A lock file made with O_EXCL holds the owner's pid and start time,
+   * so a lock left by a killed command is recognised as stale and taken over.
+   */
+  lock(id: string, timeoutMs = 10_000): () => void {
+    const file = join(this.dir(id), 'lock');
+    const me = readProcStat(process.pid)!.startTime;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const fd = openSync(file, 'wx', 0o600);
+        writeSync(fd, `${process.pid} ${me}`);
+        closeSync(fd);
+        return () => rmSync(file, { force: true });
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'ENOENT') throw new PocError(`container "${id}" does not exist`);
+        if (code !== 'EEXIST') throw wrapError(`lock container "${id}"`, err);
+      }
+      const [pid, start] = safeRead(file).split(' ');
+      if (pid && start && !isSameLiveProcess(Number(pid), start)) {
+        try {
+          unlinkSync(file);
+        } catch {
+          /* another waiter took it over first */
+        }
+        continue;
+      }
+      if (Date.now() > deadline) throw new PocError(`container "${id}" is busy: another pocrun command (pid ${pid}) holds its lock`);
+      sleepMs(5);
+    }
+  }
+}
+
+function safeRead(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a path exists, without following a last symlink. */
+export function pathExists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
