@@ -59,6 +59,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (!process) throw new PocError('config.json /process: required to create a container');
   if (!process.args || process.args.length === 0) throw new PocError('config.json /process/args: must be a non-empty array');
   if (!spec.root?.path) throw new PocError('config.json /root/path: required');
+  if (!process.user) throw new PocError('config.json /process/user: required on Linux');
   if (!posix.isAbsolute(process.cwd)) throw new PocError(`config.json /process/cwd: must be an absolute path, got ${JSON.stringify(process.cwd)}`);
 
   const rootfs = isAbsolute(spec.root.path) ? spec.root.path : resolvePath(opts.bundle, spec.root.path);
@@ -187,14 +188,15 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
 /** The part of the plan shared by create and exec: credentials, environment, the executable, start. */
 function processSteps(spec: Spec, preserveFds: number): Step[] {
   const process = spec.process!;
+  const user = process.user!;
   const steps: Step[] = [];
   steps.push(['chdir', process.cwd, '/process/cwd']);
-  if (process.user.umask !== undefined) steps.push(['umask', process.user.umask.toString(8), '/process/user/umask']);
+  if (user.umask !== undefined) steps.push(['umask', user.umask.toString(8), '/process/user/umask']);
   const caps = process.capabilities ?? {};
   const masks = CAPABILITY_SETS.map((set) => capabilityMask(caps[set], `config.json /process/capabilities/${set}`));
   steps.push(['keep-caps']);
-  steps.push(['groups', ...(process.user.additionalGids ?? []).map(String)]);
-  steps.push(['user', String(process.user.uid), String(process.user.gid), '/process/user']);
+  steps.push(['groups', ...(user.additionalGids ?? []).map(String)]);
+  steps.push(['user', String(user.uid), String(user.gid), '/process/user']);
   steps.push(['caps', ...masks, '/process/capabilities']);
   if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
   const env = process.env ?? [];

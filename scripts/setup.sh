@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what pocrun and poc need on a fresh Debian/Ubuntu machine (apt packages, npm packages) and builds
+# them. Safe to run again: it installs only what is missing.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential pkg-config libseccomp-dev busybox-static iproute2 nftables iptables runc crun \
+  sysbench hyperfine debootstrap tar gzip procps util-linux file"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing apt packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  [ "$(id -u)" = 0 ] && SUDO= || SUDO=sudo
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "setup: building"
+npm run -s build

@@ -1,0 +1,172 @@
+import { PocError } from '../errors.js';
+import { RuntimeContext, type LogFormat } from '../runtime/context.js';
+import { DEFAULT_ROOT } from '../runtime/store.js';
+import { OCI_VERSION } from '../spec/default.js';
+import { intFlag, parseFlags, stringFlag, type FlagSpec, type Parsed } from './args.js';
+import { reportError } from './report.js';
+import { VERSION, COMMIT } from '../spec/generated/version.js';
+
+interface Command {
+  usage: string;
+  summary: string;
+  flags: FlagSpec;
+  /** Positional arguments: how many at least and at most. */
+  args: [min: number, max: number];
+  run: (ctx: RuntimeContext, p: Parsed) => Promise<number | void> | number | void;
+}
+
+const CREATE_FLAGS: FlagSpec = {
+  string: ['bundle', 'pid-file', 'console-socket', 'preserve-fds'],
+  boolean: ['no-pivot', 'no-new-keyring'],
+  alias: { b: 'bundle' },
+};
+
+function createOptions(p: Parsed) {
+  return {
+    id: p.args[0]!,
+    bundle: stringFlag(p.flags, 'bundle') ?? '.',
+    pidFile: stringFlag(p.flags, 'pid-file'),
+    consoleSocket: stringFlag(p.flags, 'console-socket'),
+    noPivot: Boolean(p.flags['no-pivot']),
+    preserveFds: intFlag(p.flags, 'preserve-fds', 0),
+  };
+}
+
+/** Each command loads its module when it runs: `state` and `kill` never pay for the validators. */
+const COMMANDS: Record<string, Command> = {
+  create: {
+    usage: 'create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID',
+    summary: 'create a container from a bundle, leaving its process waiting for start',
+    flags: CREATE_FLAGS,
+    args: [1, 1],
+    run: async (ctx, p) => {
+      const { createContainer } = await import('../runtime/create.js');
+      await createContainer(ctx, { ...createOptions(p), mode: 'detach' });
+    },
+  },
+  run: {
+    usage: 'run [create flags] [--detach] ID',
+    summary: 'create and start a container; without --detach wait for it and exit with its status',
+    flags: { ...CREATE_FLAGS, boolean: [...CREATE_FLAGS.boolean!, 'detach'], alias: { ...CREATE_FLAGS.alias, d: 'detach' } },
+    args: [1, 1],
+    run: async (ctx, p) => {
+      const { runContainer } = await import('../runtime/run.js');
+      return runContainer(ctx, { ...createOptions(p), detach: Boolean(p.flags.detach) });
+    },
+  },
+  start: {
+    usage: 'start ID',
+    summary: 'start the process of a created container',
+    flags: {},
+    args: [1, 1],
+    run: async (ctx, p) => (await import('../runtime/start.js')).startContainer(ctx, p.args[0]!),
+  },
+  state: {
+    usage: 'state ID',
+    summary: 'print the state of a container as JSON',
+    flags: {},
+    args: [1, 1],
+    run: async (ctx, p) => {
+      const { containerState } = await import('../runtime/state.js');
+      process.stdout.write(`${JSON.stringify(containerState(ctx, p.args[0]!), null, '  ')}\n`);
+    },
+  },
+  kill: {
+    usage: 'kill [--all] ID [SIGNAL]',
+    summary: 'send a signal (default SIGTERM) to the container init, or with --all to all its processes',
+    flags: { boolean: ['all'], alias: { a: 'all' } },
+    args: [1, 2],
+    run: async (ctx, p) =>
+      (await import('../runtime/kill.js')).killContainer(ctx, { id: p.args[0]!, signal: p.args[1] ?? 'SIGTERM', all: Boolean(p.flags.all) }),
+  },
+  delete: {
+    usage: 'delete [--force] ID',
+    summary: 'delete a stopped container; --force kills a running one first',
+    flags: { boolean: ['force'], alias: { f: 'force' } },
+    args: [1, 1],
+    run: async (ctx, p) => (await import('../runtime/delete.js')).deleteContainer(ctx, { id: p.args[0]!, force: Boolean(p.flags.force) }),
+  },
+  list: {
+    usage: 'list [--format table|json] [--quiet]',
+    summary: 'list the containers under --root',
+    flags: { string: ['format'], boolean: ['quiet'], alias: { f: 'format', q: 'quiet' } },
+    args: [0, 0],
+    run: async (ctx, p) => {
+      const format = stringFlag(p.flags, 'format') ?? 'table';
+      if (format !== 'table' && format !== 'json') throw new PocError(`list: invalid --format ${JSON.stringify(format)}: use table or json`);
+      const { listContainers } = await import('../runtime/list.js');
+      process.stdout.write(listContainers(ctx, { format, quiet: Boolean(p.flags.quiet) }));
+    },
+  },
+  spec: {
+    usage: 'spec [--bundle DIR]',
+    summary: 'write a default config.json into the bundle',
+    flags: { string: ['bundle', 'rootless'], alias: { b: 'bundle' } },
+    args: [0, 0],
+    run: async (_ctx, p) => (await import('../runtime/spec.js')).writeDefaultSpec(stringFlag(p.flags, 'bundle') ?? '.'),
+  },
+};
+
+const GLOBAL_FLAGS: FlagSpec = {
+  string: ['root', 'log', 'log-format', 'criu', 'rootless'],
+  boolean: ['debug', 'help', 'version', 'systemd-cgroup'],
+  alias: { h: 'help', v: 'version' },
+};
+
+function usage(): string {
+  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join('\n');
+  return `pocrun: an OCI container runtime
+
+Usage: pocrun [global flags] COMMAND [flags] [arguments]
+
+Commands:
+${commands}
+
+Global flags:
+  --root DIR            state directory (default ${DEFAULT_ROOT})
+  --log FILE            also write errors and debug output to FILE
+  --log-format FORMAT   text or json (default text)
+  --debug               debug output and stack traces
+  --version, -v         print the version
+  --help, -h            print this help; "pocrun COMMAND --help" for a command
+`;
+}
+
+export function versionText(): string {
+  return `pocrun version ${VERSION}\ncommit: ${COMMIT}\nspec: ${OCI_VERSION}\n`;
+}
+
+export async function runPocrun(argv: string[]): Promise<number> {
+  let ctx: RuntimeContext | undefined;
+  let debug = argv.includes('--debug');
+  try {
+    const global = parseFlags(argv, GLOBAL_FLAGS, 'pocrun', true);
+    debug = Boolean(global.flags.debug);
+    if (global.flags.version) {
+      process.stdout.write(versionText());
+      return 0;
+    }
+    const [name, ...rest] = global.args;
+    if (!name || global.flags.help) {
+      (name || global.flags.help ? process.stdout : process.stderr).write(usage());
+      return name || global.flags.help ? 0 : 1;
+    }
+    const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
+    if (logFormat !== 'text' && logFormat !== 'json') throw new PocError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
+    ctx = new RuntimeContext(stringFlag(global.flags, 'root') ?? DEFAULT_ROOT, stringFlag(global.flags, 'log'), logFormat as LogFormat, debug);
+    const command = COMMANDS[name];
+    if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
+    const parsed = parseFlags(rest, { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] }, name);
+    if (parsed.flags.help) {
+      process.stdout.write(`Usage: pocrun ${command.usage}\n\n${command.summary}\n`);
+      return 0;
+    }
+    const [min, max] = command.args;
+    if (parsed.args.length < min) throw new PocError(`${name}: missing argument; usage: pocrun ${command.usage}`);
+    if (parsed.args.length > max) throw new PocError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: pocrun ${command.usage}`);
+    ctx.log('debug', `${name} ${rest.join(' ')}`);
+    return (await command.run(ctx, parsed)) ?? 0;
+  } catch (err) {
+    return reportError('pocrun', err, { debug, log: ctx ? (msg) => ctx!.log('error', msg) : undefined });
+  }
+}

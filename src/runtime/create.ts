@@ -1,0 +1,151 @@
+import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { Spec } from '../spec/generated/config.js';
+import { loadConfig } from '../spec/validate.js';
+import { compileCreatePlan } from '../plan/compile.js';
+import { encodePlan } from '../plan/wire.js';
+import { resolveCgroupPath, type LinuxResources } from '../cgroups/index.js';
+import { containerCgroupMounts } from '../cgroups/container-view.js';
+import { PocError, wrapError } from '../errors.js';
+import { checkId } from './id.js';
+import { runHooks } from './hooks.js';
+import { startHelper } from './init-helper.js';
+import { readProcStat } from './proc.js';
+import { ociState } from './status.js';
+import type { ContainerRecord } from './store.js';
+import type { RuntimeContext } from './context.js';
+import { writeIdMaps } from './userns.js';
+import { removeContainer } from './delete.js';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot: boolean;
+  preserveFds: number;
+  /** `wait`: the helper stays the init's parent and exits with its status (pocrun run). */
+  mode: 'detach' | 'wait';
+}
+
+export interface Created {
+  record: ContainerRecord;
+  helper: ChildProcess;
+}
+
+/**
+ * pocrun create: validate, plan, make the cgroup, run the helper through the sync points, record the state.
+ * A failure at any step undoes every earlier one: no state directory, cgroup, mount or process is left.
+ */
+export async function createContainer(ctx: RuntimeContext, opts: CreateOptions): Promise<Created> {
+  const id = checkId(opts.id);
+  const bundle = resolve(opts.bundle);
+  if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocError(`bundle ${bundle} is not a directory`);
+  const spec = loadConfig(bundle);
+  checkRootfs(spec, bundle);
+  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
+
+  const cgroups = ctx.cgroups();
+  const cgroupPath = resolveCgroupPath(spec.linux?.cgroupsPath, id);
+  // Plan before touching the system: a config error then leaves nothing to undo.
+  const plan = compileCreatePlan(spec, {
+    bundle,
+    stateDir: ctx.store.dir(id),
+    noPivot: opts.noPivot,
+    consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
+    preserveFds: opts.preserveFds,
+    cgroupProcsFiles: cgroups.procsFiles(cgroupPath),
+    cgroupMounts: containerCgroupMounts(cgroups, cgroupPath),
+    cgroupVersion: cgroups.version,
+    mode: opts.mode,
+    hasKcore: existsSync('/proc/kcore'),
+  });
+  const planBytes = encodePlan(plan.steps);
+
+  const record: ContainerRecord = {
+    ociVersion: spec.ociVersion,
+    id,
+    pid: 0,
+    bundle,
+    annotations: spec.annotations,
+    initStartTime: '',
+    created: new Date().toISOString(),
+    rootfs: plan.rootfs,
+    cgroupPath,
+    hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+    owner: 'root',
+  };
+  ctx.store.makeDir(id);
+  let initPid = 0;
+  let helper: ChildProcess | undefined;
+  try {
+    // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
+    ctx.store.write(record);
+    cgroups.create(cgroupPath, spec.linux?.resources as LinuxResources | undefined);
+    const session = await startHelper({
+      plan: planBytes,
+      preserveFds: opts.preserveFds,
+      ownProcessGroup: opts.mode === 'wait',
+      until: 'created',
+      onSync: (name, pid) => {
+        initPid = pid;
+        if (name === 'maps') return void writeIdMaps(pid, spec);
+        if (name === 'hooks') {
+          const state = ociState({ ...record, pid }, 'creating');
+          runHooks('prestart', spec.hooks?.prestart, state);
+          runHooks('createRuntime', spec.hooks?.createRuntime, state);
+          return JSON.stringify(ociState({ ...record, pid }, 'created'));
+        }
+        throw new PocError(`the helper asked for an unknown sync point "${name}"`);
+      },
+    }).catch((err) => {
+      initPid = err.initPid ?? initPid;
+      helper = err.helper;
+      throw err;
+    });
+    helper = session.helper;
+    initPid = session.pid;
+    const stat = readProcStat(initPid);
+    if (!stat) throw new PocError('the container init exited during create');
+    record.pid = initPid;
+    record.initStartTime = stat.startTime;
+    ctx.store.write(record);
+    if (opts.pidFile) writePidFile(opts.pidFile, initPid);
+    return { record, helper };
+  } catch (err) {
+    if (initPid > 0) {
+      try {
+        process.kill(initPid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    helper?.kill('SIGKILL');
+    removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
+    throw err instanceof PocError ? err : wrapError('create', err);
+  }
+}
+
+function checkRootfs(spec: Spec, bundle: string): void {
+  const path = resolve(bundle, spec.root?.path ?? '');
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    throw new PocError(`config.json /root/path: rootfs ${path} does not exist`);
+  }
+  if (!isDir) throw new PocError(`config.json /root/path: rootfs ${path} is not a directory`);
+}
+
+/** Written whole under a temporary name and renamed, so an engine never reads half a pid. */
+export function writePidFile(path: string, pid: number): void {
+  const file = resolve(path);
+  const tmp = `${file}.pocrun-tmp`;
+  try {
+    writeFileSync(tmp, String(pid));
+    renameSync(tmp, file);
+  } catch (err) {
+    throw wrapError(`write --pid-file ${file}`, err);
+  }
+}

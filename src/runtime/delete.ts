@@ -1,0 +1,89 @@
+import { PocError } from '../errors.js';
+import { runHooks } from './hooks.js';
+import { isSameLiveProcess, sleepMs } from './proc.js';
+import { containerStatus, ociState } from './status.js';
+import type { ContainerRecord } from './store.js';
+import type { RuntimeContext } from './context.js';
+
+export interface DeleteOptions {
+  id: string;
+  force: boolean;
+}
+
+/**
+ * pocrun delete: a stopped or created container is removed; a running or paused one only with --force.
+ * `delete --force` of an unknown id succeeds quietly: engines call it during cleanup.
+ */
+export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void {
+  if (!ctx.store.exists(opts.id)) {
+    if (opts.force) {
+      ctx.store.remove(opts.id); // a directory left by a create killed before it wrote state.json
+      return;
+    }
+    throw new PocError(`container "${opts.id}" does not exist`);
+  }
+  let unlock: () => void;
+  try {
+    unlock = ctx.store.lock(opts.id);
+  } catch (err) {
+    if (opts.force && !ctx.store.exists(opts.id)) return; // deleted while we waited
+    throw err;
+  }
+  try {
+    if (!ctx.store.exists(opts.id)) {
+      if (opts.force) return;
+      throw new PocError(`container "${opts.id}" does not exist`);
+    }
+    const record = ctx.store.read(opts.id);
+    const status = containerStatus(ctx.store, record, ctx.cgroups);
+    if ((status === 'running' || status === 'paused') && !opts.force) {
+      throw new PocError(`cannot delete container "${opts.id}" that is not stopped: ${status} (use --force)`);
+    }
+    removeContainer(ctx, record, { runPoststop: status !== 'creating' });
+  } finally {
+    unlock();
+  }
+}
+
+/** Kills what is left, removes the cgroup, runs poststop hooks and removes the state directory. */
+export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, opts: { runPoststop: boolean }): void {
+  const cgroups = ctx.cgroups();
+  const alive = record.pid > 0 && (record.initStartTime === '' || isSameLiveProcess(record.pid, record.initStartTime));
+  try {
+    if (cgroups.exists(record.cgroupPath)) {
+      cgroups.thaw(record.cgroupPath);
+      cgroups.killAll(record.cgroupPath, 'SIGKILL');
+    }
+  } catch (err) {
+    ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
+  }
+  if (alive) {
+    try {
+      process.kill(record.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    waitGone(record);
+  }
+  try {
+    cgroups.destroy(record.cgroupPath);
+  } catch (err) {
+    ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
+  }
+  if (opts.runPoststop) {
+    try {
+      runHooks('poststop', record.hooks.poststop, ociState(record, 'stopped'));
+    } catch (err) {
+      ctx.log('warning', (err as Error).message);
+    }
+  }
+  ctx.store.remove(record.id);
+}
+
+/** The init's pid namespace dies with it; wait (briefly) so the cgroup can be removed. */
+function waitGone(record: ContainerRecord): void {
+  for (let i = 0; i < 2000; i++) {
+    if (!isSameLiveProcess(record.pid, record.initStartTime)) return;
+    sleepMs(1);
+  }
+}

@@ -1,0 +1,48 @@
+import { existsSync } from 'node:fs';
+import type { CgroupDriver } from '../cgroups/index.js';
+import { isSameLiveProcess } from './proc.js';
+import type { ContainerRecord, Status, Store } from './store.js';
+
+export interface StatusFacts {
+  /** pid 0 means the init was never reported: create did not finish. */
+  pid: number;
+  alive: boolean;
+  fifoExists: boolean;
+  frozen: boolean;
+}
+
+/** The status is derived, never stored: a stored one would be wrong the moment the init exits. */
+export function deriveStatus(f: StatusFacts): Status {
+  if (f.pid === 0) return 'creating';
+  if (!f.alive) return 'stopped';
+  if (f.frozen) return 'paused';
+  return f.fifoExists ? 'created' : 'running';
+}
+
+export function containerStatus(store: Store, record: ContainerRecord, cgroups: () => CgroupDriver): Status {
+  const alive = record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime);
+  let frozen = false;
+  if (alive) {
+    try {
+      frozen = cgroups().state(record.cgroupPath) !== 'thawed';
+    } catch {
+      frozen = false;
+    }
+  }
+  return deriveStatus({ pid: record.pid, alive, fifoExists: existsSync(store.fifoPath(record.id)), frozen });
+}
+
+/** The OCI state (state-schema.json) with runc's extra fields, which engines read. */
+export function ociState(record: ContainerRecord, status: Status): Record<string, unknown> {
+  return {
+    ociVersion: record.ociVersion,
+    id: record.id,
+    status,
+    pid: status === 'stopped' || status === 'creating' ? 0 : record.pid,
+    bundle: record.bundle,
+    rootfs: record.rootfs,
+    created: record.created,
+    owner: record.owner,
+    ...(record.annotations && Object.keys(record.annotations).length ? { annotations: record.annotations } : {}),
+  };
+}

@@ -1,0 +1,136 @@
+import t from 'tap';
+import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
+import { decodePlan, encodePlan } from '../../src/plan/wire.js';
+import { parseMountOptions, MS, MOUNT_ATTR } from '../../src/plan/mount-options.js';
+import { defaultSpec } from '../../src/spec/default.js';
+import type { Spec } from '../../src/spec/generated/config.js';
+
+const opts: CreatePlanOptions = {
+  bundle: '/b', stateDir: '/run/pocrun/c1', noPivot: false, preserveFds: 0,
+  cgroupProcsFiles: ['/sys/fs/cgroup/memory/pocrun/c1/cgroup.procs'],
+  cgroupMounts: [
+    { name: 'memory', controllers: 'memory', hostPath: '/sys/fs/cgroup/memory/pocrun/c1', links: [] },
+    { name: 'cpu,cpuacct', controllers: 'cpu,cpuacct', hostPath: '/sys/fs/cgroup/cpu,cpuacct/pocrun/c1', links: ['cpu', 'cpuacct'] },
+  ],
+  cgroupVersion: 1, mode: 'detach',
+};
+
+function spec(change: (s: Spec) => void = () => {}): Spec {
+  const s = defaultSpec();
+  s.process!.terminal = false;
+  change(s);
+  return s;
+}
+
+const names = (steps: readonly (readonly string[])[]) => steps.map((s) => s[0]);
+const find = (steps: readonly (readonly string[])[], name: string) => steps.filter((s) => s[0] === name);
+
+t.test('the parent stage joins the cgroup, makes the fifo and clones the new namespaces', async (t) => {
+  const { steps } = compileCreatePlan(spec(), opts);
+  const clone = steps.findIndex((s) => s[0] === 'clone');
+  t.same(names(steps.slice(0, clone)), ['cgroup-join', 'exec-fifo']);
+  t.same(steps[clone], ['clone', 'detach', 'pid', 'net', 'ipc', 'uts', 'mnt', 'cgroup']);
+});
+
+t.test('namespaces with a path are joined, user first and mount last', async (t) => {
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.linux!.namespaces = [{ type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'network', path: '/var/run/netns/x' }, { type: 'pid' }];
+    delete s.hostname;
+  }), opts);
+  t.same(find(steps, 'setns'), [['setns', '/var/run/netns/x', 'net', '/linux/namespaces/1'], ['setns', '/proc/1/ns/mnt', 'mnt', '/linux/namespaces/0']]);
+  t.same(find(steps, 'clone')[0], ['clone', 'detach', 'pid']);
+});
+
+t.test('the child stage runs in the order the spec requires', async (t) => {
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.hooks = { createContainer: [{ path: '/bin/true' }], startContainer: [{ path: '/bin/true' }] };
+  }), opts);
+  const order = names(steps);
+  const at = (n: string) => order.indexOf(n);
+  t.ok(at('rootfs') < at('mount'), 'rootfs before mounts');
+  t.ok(at('mount') < at('mknod'), 'devices after mounts');
+  t.ok(at('sync') < at('run-hooks') && at('run-hooks') < at('pivot-root'), 'createContainer hooks before pivot_root');
+  t.ok(at('pivot-root') < at('mask') && at('mask') < at('readonly'), 'masks after pivot_root');
+  t.ok(at('user') < at('caps'), 'capabilities after the user switch (keep-caps)');
+  t.ok(at('exec') < at('created') && at('created') < at('wait-start'), 'the executable is found before create returns');
+  t.equal(order.lastIndexOf('run-hooks'), at('wait-start') + 1, 'startContainer hooks after start');
+  t.equal(order.at(-1), 'execve');
+});
+
+t.test('mounts: options become flags, data and recursive attributes; bind sources are relative to the bundle', async (t) => {
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.mounts = [
+      { destination: '/data', type: 'bind', source: 'data', options: ['rbind', 'ro', 'rprivate'] },
+      { destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=1m', 'mode=700', 'rnoexec'] },
+    ];
+  }), opts);
+  const mounts = find(steps, 'mount');
+  t.same(mounts[0], ['mount', '/b/data', '/data', '', String(MS.BIND | MS.REC | MS.RDONLY), '', 'auto', '/mounts/0']);
+  t.same(mounts[1], ['mount', 'tmpfs', '/t', 'tmpfs', String(MS.NOSUID), 'size=1m,mode=700', 'dir', '/mounts/1']);
+  t.same(find(steps, 'propagation').find((s) => s[1] === '/data'), ['propagation', '/data', String(MS.PRIVATE | MS.REC), '/mounts/0']);
+  t.same(find(steps, 'setattr')[0], ['setattr', '/t', String(MOUNT_ATTR.NOEXEC), '0', '/mounts/1']);
+});
+
+t.test('a v1 cgroup mount is a tmpfs and one mount per hierarchy, with links', async (t) => {
+  const { steps } = compileCreatePlan(spec(), opts);
+  const cg = steps.filter((s) => s.at(-1) === '/mounts/6');
+  t.same(cg.map((s) => [s[0], s[2] ?? '']), [
+    ['mount', '/sys/fs/cgroup'], ['mount', '/sys/fs/cgroup/memory'], ['mount', '/sys/fs/cgroup/cpu,cpuacct'],
+    ['symlink', '/sys/fs/cgroup/cpu'], ['symlink', '/sys/fs/cgroup/cpuacct'], ['remount', String(MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)],
+  ]);
+  t.equal(cg[1]![3], 'cgroup', 'a fresh cgroup mount inside a cgroup namespace');
+});
+
+t.test('config that cannot be honoured is refused naming the field', async (t) => {
+  const cases: [string, (s: Spec) => void, RegExp][] = [
+    ['empty args', (s) => { s.process!.args = []; }, /\/process\/args: must be a non-empty array/],
+    ['relative cwd', (s) => { s.process!.cwd = 'tmp'; }, /\/process\/cwd: must be an absolute path/],
+    ['relative destination', (s) => { s.mounts!.push({ destination: 'x', type: 'tmpfs' }); }, /\/mounts\/7\/destination: must be an absolute path/],
+    ['climbing destination', (s) => { s.mounts!.push({ destination: '/a/../../etc', type: 'tmpfs' }); }, /\/mounts\/7\/destination: must not contain "\.\."/],
+    ['unknown mount type', (s) => { s.mounts!.push({ destination: '/x', type: 'nosuchfs' }); }, /\/mounts\/7\/type: unknown filesystem type "nosuchfs"/],
+    ['device outside /dev', (s) => { s.linux!.devices = [{ path: '/etc/evil', type: 'c', major: 1, minor: 3 }]; }, /\/linux\/devices\/0\/path: device path must be under \/dev/],
+    ['uid map without user namespace', (s) => { s.linux!.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]; }, /need a user namespace/],
+    ['unknown capability', (s) => { s.process!.capabilities!.bounding = ['CAP_FLY']; }, /\/process\/capabilities\/bounding: unknown capability "CAP_FLY"/],
+    ['unknown rlimit', (s) => { s.process!.rlimits = [{ type: 'RLIMIT_FOO', soft: 1, hard: 1 }]; }, /\/process\/rlimits\/0\/type: unknown rlimit type/],
+    ['terminal without socket', (s) => { s.process!.terminal = true; }, /needs --console-socket/],
+    ['no mount namespace', (s) => { s.linux!.namespaces = [{ type: 'pid' }]; delete s.hostname; }, /a mount namespace is required/],
+    ['hostname without uts', (s) => { s.linux!.namespaces = [{ type: 'mount' }]; }, /\/hostname: setting the hostname needs a UTS namespace/],
+    ['idmap option', (s) => { s.mounts![0]!.options = ['idmap']; }, /\/mounts\/0\/options: mount option "idmap"/],
+    ['NUL in an argument', (s) => { s.process!.args = ['sh\u0000x']; }, /NUL/],
+  ];
+  for (const [name, change, re] of cases) {
+    t.throws(() => encodePlan(compileCreatePlan(spec(change), opts).steps), { name: 'PocError', message: re }, name);
+  }
+});
+
+t.test('a user namespace asks the runtime for maps first and binds devices instead of mknod', async (t) => {
+  const plan = compileCreatePlan(spec((s) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  }), opts);
+  t.ok(plan.newUserNamespace);
+  const clone = plan.steps.findIndex((s) => s[0] === 'clone');
+  t.same(plan.steps[clone + 1], ['sync', 'maps']);
+  t.same(find(plan.steps, 'exec-fifo')[0], ['exec-fifo', '/run/pocrun/c1', '100000', '100000']);
+  t.equal(find(plan.steps, 'mknod').length, 0);
+  t.equal(find(plan.steps, 'bind-dev').length, 6);
+});
+
+t.test('mount options', async (t) => {
+  const cases: [string[], Partial<ReturnType<typeof parseMountOptions>>][] = [
+    [['ro', 'rw'], { flags: 0 }],
+    [['nosuid', 'nodev', 'noexec'], { flags: MS.NOSUID | MS.NODEV | MS.NOEXEC }],
+    [['rbind'], { flags: MS.BIND | MS.REC }],
+    [['defaults', 'mode=755'], { flags: 0, data: 'mode=755' }],
+    [['rshared'], { propagation: [MS.SHARED | MS.REC] }],
+    [['rro', 'rrw'], { attrSet: 0, attrClear: MOUNT_ATTR.RDONLY }],
+    [['relatime', 'norelatime', 'strictatime'], { flags: MS.STRICTATIME }],
+  ];
+  for (const [options, want] of cases) t.match(parseMountOptions(options), want, options.join(','));
+});
+
+t.test('the wire encoding round-trips', async (t) => {
+  const steps = [['mount', 'a', 'ü', ''], ['execve'], []];
+  t.same(decodePlan(encodePlan(steps)), steps);
+});
