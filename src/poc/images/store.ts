@@ -1,0 +1,250 @@
+/**
+ * The image store: `$POC_ROOT/images/<id>/{rootfs/, image.json}`. An image is built or imported into a staging
+ * directory (`.tmp-<pid>-<rand>`) and renamed into place only when complete, so a failed or interrupted import
+ * leaves no image behind (and `pruneImages` removes staging directories whose process is gone).
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PocError, errnoCode } from '../../errors.js';
+import { checkName, newId, pocPaths, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+
+/** The part of an OCI/docker image config that poc uses to run a container. */
+export interface ImageConfig {
+  Env: string[];
+  Cmd: string[] | null;
+  Entrypoint: string[] | null;
+  WorkingDir: string;
+  User: string;
+  Labels?: Record<string, string>;
+  ExposedPorts?: Record<string, unknown>;
+  StopSignal?: string;
+}
+
+export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout';
+
+/** image.json */
+export interface ImageRecord {
+  id: string;
+  /** null once untagged (`rmi -f` of an image a container still uses). */
+  name: string | null;
+  /** ISO 8601. */
+  created: string;
+  /** Bytes of file data in rootfs/. */
+  size: number;
+  architecture: string;
+  os: string;
+  source: { kind: ImageSourceKind; path?: string };
+  /** The config digest of an imported OCI or docker image. */
+  digest?: string;
+  config: ImageConfig;
+}
+
+export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export function defaultImageConfig(overrides: Partial<ImageConfig> = {}): ImageConfig {
+  return { Env: [DEFAULT_PATH_ENV], Cmd: ['/bin/sh'], Entrypoint: null, WorkingDir: '/', User: '', ...overrides };
+}
+
+/** Docker's names for node's process.arch. */
+export function ociArchitecture(arch: string = process.arch): string {
+  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[arch] ?? arch;
+}
+
+export function imageDir(id: string, opts: RootOptions = {}): string {
+  return join(pocPaths(opts).images, id);
+}
+
+/** The directory a container's overlayfs uses as its lower layer. */
+export function imageRootfs(image: Pick<ImageRecord, 'id'>, opts: RootOptions = {}): string {
+  return join(imageDir(image.id, opts), 'rootfs');
+}
+
+export function listImages(opts: RootOptions = {}): ImageRecord[] {
+  const dir = pocPaths(opts).images;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: ImageRecord[] = [];
+  for (const n of names) {
+    if (n.startsWith('.')) continue;
+    try {
+      out.push(readJson<ImageRecord>(join(dir, n, 'image.json')));
+    } catch {
+      // not (yet) an image: skip
+    }
+  }
+  return out.sort((a, b) => b.created.localeCompare(a.created));
+}
+
+/** An image by name, full id or unique id prefix. */
+export function resolveImage(ref: string, opts: RootOptions = {}): ImageRecord {
+  return resolveRef('image', listImages(opts), ref);
+}
+
+export function findImageByName(name: string, opts: RootOptions = {}): ImageRecord | undefined {
+  return listImages(opts).find((i) => i.name === name);
+}
+
+export interface Staging {
+  dir: string;
+  rootfs: string;
+  discard(): void;
+}
+
+export function createStaging(opts: RootOptions = {}): Staging {
+  const images = pocPaths(opts).images;
+  mkdirSync(images, { recursive: true, mode: 0o700 });
+  const dir = join(images, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const rootfs = join(dir, 'rootfs');
+  mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+  return { dir, rootfs, discard: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Sum of regular file sizes under dir, each inode once. */
+export function treeSize(dir: string): number {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const st = lstatSync(p, { bigint: true });
+        const key = `${st.dev}:${st.ino}`;
+        if (st.nlink > 1n) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        total += Number(st.size);
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+/** Which containers use an image (supplied by the container side); refuses removal while non-empty. */
+export type InUse = (image: ImageRecord) => string[] | Promise<string[]>;
+
+export interface CommitOptions extends RootOptions {
+  name: string;
+  source: ImageRecord['source'];
+  config: ImageConfig;
+  digest?: string;
+  architecture?: string;
+  /** Replace an image of the same name (else that is an error). */
+  replace?: boolean;
+  inUse?: InUse;
+}
+
+/** Moves a finished staging directory into the store as a named image. */
+export async function commitImage(staging: Staging, opts: CommitOptions): Promise<ImageRecord> {
+  checkName('image', opts.name);
+  const record: ImageRecord = {
+    id: newId(),
+    name: opts.name,
+    created: new Date().toISOString(),
+    size: treeSize(staging.rootfs),
+    architecture: opts.architecture ?? ociArchitecture(),
+    os: 'linux',
+    source: opts.source,
+    ...(opts.digest ? { digest: opts.digest } : {}),
+    config: opts.config,
+  };
+  writeJsonAtomic(join(staging.dir, 'image.json'), record);
+  await withLock(
+    'images',
+    async () => {
+      const old = findImageByName(opts.name, opts);
+      if (old && !opts.replace) throw new PocError(`image name ${JSON.stringify(opts.name)} is already in use by image ${old.id.slice(0, 12)}`);
+      renameSync(staging.dir, imageDir(record.id, opts));
+      if (old) await dropImage(old, true, opts.inUse, opts);
+    },
+    opts,
+  );
+  return record;
+}
+
+export interface RemoveImageOptions extends RootOptions {
+  /** Remove even if containers use it: the image is untagged, and its files stay until no container uses it. */
+  force?: boolean;
+  inUse?: InUse;
+}
+
+export interface RemoveImageResult {
+  id: string;
+  /** "deleted", or "untagged" when containers still use its files. */
+  action: 'deleted' | 'untagged';
+}
+
+/** `poc rmi`: refused while a container uses the image, unless force. */
+export async function removeImage(ref: string, opts: RemoveImageOptions = {}): Promise<RemoveImageResult> {
+  return withLock(
+    'images',
+    async () => {
+      const image = resolveImage(ref, opts);
+      return dropImage(image, opts.force ?? false, opts.inUse, opts);
+    },
+    opts,
+  );
+}
+
+async function dropImage(image: ImageRecord, force: boolean, inUse: InUse | undefined, opts: RootOptions): Promise<RemoveImageResult> {
+  const users = inUse ? await inUse(image) : [];
+  if (users.length > 0) {
+    if (!force) {
+      throw new PocError(
+        `image ${image.name ?? image.id.slice(0, 12)} is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')} (remove ${users.length > 1 ? 'them' : 'it'} first, or use -f)`,
+      );
+    }
+    // Its rootfs is a mounted lower layer: keep the files, drop the name.
+    writeJsonAtomic(join(imageDir(image.id, opts), 'image.json'), { ...image, name: null });
+    return { id: image.id, action: 'untagged' };
+  }
+  // Rename first so that a half-deleted image is never listed.
+  const trash = join(pocPaths(opts).images, `.tmp-${process.pid}-rm-${image.id.slice(0, 12)}`);
+  renameSync(imageDir(image.id, opts), trash);
+  rmSync(trash, { recursive: true, force: true });
+  return { id: image.id, action: 'deleted' };
+}
+
+/** Removes untagged images no container uses, and staging directories left by processes that are gone. */
+export async function pruneImages(opts: RootOptions & { inUse?: InUse } = {}): Promise<string[]> {
+  return withLock(
+    'images',
+    async () => {
+      const removed: string[] = [];
+      for (const image of listImages(opts)) {
+        if (image.name !== null) continue;
+        if ((await dropImage(image, false, opts.inUse, opts).catch(() => null))?.action === 'deleted') removed.push(image.id);
+      }
+      const dir = pocPaths(opts).images;
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        // no images yet
+      }
+      for (const n of names) {
+        const m = /^\.tmp-(\d+)-/.exec(n);
+        if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
+      }
+      return removed;
+    },
+    opts,
+  );
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * A small streaming tar reader: ustar, pax extended headers (path, linkpath, size, uid, gid, mtime) and GNU
+ * long names ('L', 'K'), numbers in octal or GNU base-256. It only reads; what an entry may do to the disk is
+ * decided in layer.ts.
+ *
+ * Why our own reader rather than the system tar: the layer rules (whiteouts, opaque directories, refusing to
+ * write through a symlink, knowing which entry was bad) need every entry's header before anything touches the
+ * disk, and GNU tar's own listing (`tar -tv`) is a text format with quoting rules that vary between versions:
+ * parsing it to pre-validate names is itself the fragile part. Reading the format is ~200 lines, and the
+ * compiled binary then needs no tar on the host.
+ */
+import { PocError } from '../../errors.js';
+
+export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface TarEntry {
+  /** As written in the archive (after pax/GNU long-name resolution); checked by the consumer. */
+  name: string;
+  type: TarEntryType;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+/** What one 512-byte header block says, before pax and GNU extensions are applied. */
+export interface RawHeader {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+const BLOCK = 512;
+const START = '(start of archive)';
+
+/** Numbers are octal text (NUL or space terminated), or big-endian base-256 when the top bit is set (GNU). */
+export function parseNumber(field: Buffer, what: string): number {
+  if (field.length > 0 && (field[0]! & 0x80) !== 0) {
+    if (field[0] === 0xff) throw new PocError(`negative ${what} in tar header`);
+    let n = field[0]! & 0x7f;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
+    if (!Number.isSafeInteger(n)) throw new PocError(`${what} in tar header is too large`);
+    return n;
+  }
+  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) throw new PocError(`invalid ${what} ${JSON.stringify(text)} in tar header`);
+  return parseInt(text, 8);
+}
+
+function parseString(field: Buffer): string {
+  const end = field.indexOf(0);
+  return field.subarray(0, end === -1 ? field.length : end).toString('utf8');
+}
+
+export function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+/** Parses one header block; `offset` is only for the error message. */
+export function parseHeader(block: Buffer, offset = 0): RawHeader {
+  const stored = parseNumber(block.subarray(148, 156), 'checksum');
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  if (stored !== unsigned && stored !== signed) {
+    throw new PocError(`invalid tar header at byte ${offset} (checksum mismatch): not a tar archive, or damaged`);
+  }
+  const magic = block.subarray(257, 263).toString('latin1');
+  let name = parseString(block.subarray(0, 100));
+  // POSIX ustar splits long names into prefix/name; GNU ("ustar  ") uses that area for other fields.
+  if (magic === 'ustar\0') {
+    const prefix = parseString(block.subarray(345, 500));
+    if (prefix !== '') name = `${prefix}/${name}`;
+  }
+  return {
+    name,
+    mode: parseNumber(block.subarray(100, 108), 'mode'),
+    uid: parseNumber(block.subarray(108, 116), 'uid'),
+    gid: parseNumber(block.subarray(116, 124), 'gid'),
+    size: parseNumber(block.subarray(124, 136), 'size'),
+    mtime: parseNumber(block.subarray(136, 148), 'mtime'),
+    typeflag: String.fromCharCode(block[156]!),
+    linkname: parseString(block.subarray(157, 257)),
+    devmajor: parseNumber(block.subarray(329, 337), 'devmajor'),
+    devminor: parseNumber(block.subarray(337, 345), 'devminor'),
+  };
+}
+
+/** pax records: "<length> <key>=<value>\n", the length counting the whole record. */
+export function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break;
+    const space = data.indexOf(0x20, pos);
+    const len = space === -1 ? NaN : Number(data.subarray(pos, space).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) {
+      throw new PocError(`invalid pax extended header record at byte ${pos}`);
+    }
+    const record = data.subarray(space + 1, pos + len - 1).toString('utf8');
+    const eq = record.indexOf('=');
+    if (eq === -1) throw new PocError(`invalid pax extended header record ${JSON.stringify(record)}`);
+    out[record.slice(0, eq)] = record.slice(eq + 1);
+    pos += len;
+  }
+  return out;
+}
+
+const TYPES: Record<string, TarEntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
+};
+
+function paxNumber(pax: Record<string, string>, key: string, fallback: number): number {
+  const v = pax[key];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new PocError(`invalid pax ${key} ${JSON.stringify(v)}`);
+  return key === 'mtime' ? Math.floor(n) : n;
+}
+
+/** Pulls exact byte counts out of a stream of chunks. */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private ended = false;
+  offset = 0;
+
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<void> {
+    while (this.buffered < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        break;
+      }
+      const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+      if (chunk.length === 0) continue;
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+  }
+
+  /** Up to n bytes; fewer only at the end of the stream. */
+  async read(n: number): Promise<Buffer> {
+    await this.fill(n);
+    return this.take(Math.min(n, this.buffered));
+  }
+
+  /** Whatever is buffered, or the next chunk, at most n bytes; empty at the end of the stream. */
+  async readSome(n: number): Promise<Buffer> {
+    if (this.buffered === 0) await this.fill(1);
+    return this.take(Math.min(n, this.buffered, this.chunks[0]?.length ?? 0));
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    let out: Buffer;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let pos = 0;
+      while (pos < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - pos);
+        c.copy(out, pos, 0, k);
+        pos += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    this.offset += n;
+    return out;
+  }
+
+  async drain(): Promise<void> {
+    this.chunks = [];
+    this.buffered = 0;
+    while (!this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+    }
+  }
+}
+
+export interface TarReadEntry extends TarEntry {
+  /** The entry's data, in chunks. Must be consumed before the next entry is asked for, or it is skipped. */
+  body(): AsyncIterable<Buffer>;
+}
+
+/**
+ * Reads a tar stream entry by entry. A stream that ends inside an entry or before the end-of-archive block is
+ * an error ("truncated"), so a cut download is never taken for a smaller image. After the end-of-archive
+ * block the rest of the stream is read and dropped, so that a compressed stream's trailer is checked too.
+ */
+export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarReadEntry> {
+  const reader = new ByteReader(source[Symbol.asyncIterator]());
+  let globalPax: Record<string, string> = {};
+  let pax: Record<string, string> = {};
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let previous = START;
+
+  const readData = async (size: number, what: string): Promise<Buffer> => {
+    const data = await reader.read(size);
+    if (data.length < size) throw truncated(previous, `in the ${what} of ${JSON.stringify(previous)}`);
+    await skipPadding(size);
+    return data;
+  };
+  const skipPadding = async (size: number) => {
+    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+    if (pad > 0 && (await reader.read(pad)).length < pad) throw truncated(previous, 'in padding');
+  };
+
+  for (;;) {
+    const at = reader.offset;
+    const block = await reader.read(BLOCK);
+    if (block.length === 0) {
+      throw truncated(previous, at === 0 ? 'the archive is empty' : 'no end-of-archive marker');
+    }
+    if (block.length < BLOCK) throw truncated(previous, 'inside a header');
+    if (isZeroBlock(block)) {
+      await reader.drain();
+      return;
+    }
+    const h = parseHeader(block, at);
+    switch (h.typeflag) {
+      case 'x':
+        pax = { ...pax, ...parsePax(await readData(h.size, 'pax header')) };
+        continue;
+      case 'g':
+        globalPax = { ...globalPax, ...parsePax(await readData(h.size, 'pax global header')) };
+        continue;
+      case 'L':
+        longName = parseString(await readData(h.size, 'GNU long name'));
+        continue;
+      case 'K':
+        longLink = parseString(await readData(h.size, 'GNU long link name'));
+        continue;
+    }
+    const p = { ...globalPax, ...pax };
+    const name = p.path ?? longName ?? h.name;
+    pax = {};
+    longName = undefined;
+    const type = TYPES[h.typeflag];
+    if (type === undefined || Object.keys(p).some((k) => k.startsWith('GNU.sparse.'))) {
+      const kind = h.typeflag === 'S' || type !== undefined ? 'sparse file' : `entry type ${JSON.stringify(h.typeflag)}`;
+      throw new PocError(`tar entry ${JSON.stringify(name)}: unsupported ${kind}`);
+    }
+    const entry: TarEntry = {
+      name,
+      type,
+      size: paxNumber(p, 'size', h.size),
+      mode: h.mode & 0o7777,
+      uid: paxNumber(p, 'uid', h.uid),
+      gid: paxNumber(p, 'gid', h.gid),
+      mtime: paxNumber(p, 'mtime', h.mtime),
+      linkname: p.linkpath ?? longLink ?? h.linkname,
+      devmajor: h.devmajor,
+      devminor: h.devminor,
+    };
+    longLink = undefined;
+    previous = name;
+    // Only regular files carry data: for links, devices, fifos and directories the size is ignored (POSIX).
+    const dataSize = type === 'file' ? entry.size : 0;
+    let remaining = dataSize;
+    const body = async function* (): AsyncGenerator<Buffer> {
+      while (remaining > 0) {
+        const chunk = await reader.readSome(Math.min(remaining, 1 << 20));
+        if (chunk.length === 0) throw truncated(name, `after ${dataSize - remaining} of ${dataSize} bytes`);
+        remaining -= chunk.length;
+        yield chunk;
+      }
+    };
+    yield { ...entry, body };
+    while (remaining > 0) {
+      const chunk = await reader.readSome(Math.min(remaining, 1 << 20));
+      if (chunk.length === 0) throw truncated(name, `after ${dataSize - remaining} of ${dataSize} bytes`);
+      remaining -= chunk.length;
+    }
+    await skipPadding(dataSize);
+  }
+}
+
+function truncated(entry: string, where: string): PocError {
+  const last = entry === START ? '' : ` (last entry ${JSON.stringify(entry)})`;
+  return new PocError(`truncated tar archive: ${where}${last}`);
+}

@@ -1,0 +1,237 @@
+/**
+ * poc's on-disk layout under POC_ROOT (default /var/lib/poc), ids, names, and the file lock that serialises
+ * writers of one piece of state (the image list, the network allocations, one container).
+ *
+ *   $POC_ROOT/images/<id>/{rootfs/,image.json}   one directory per image (src/poc/images/)
+ *   $POC_ROOT/images/.tmp-<rand>/               an image being built or imported; removed on failure
+ *   $POC_ROOT/containers/<id>/                  one directory per container
+ *   $POC_ROOT/network/state.json                bridge, subnet, address allocations, published ports
+ *   $POC_ROOT/locks/<name>.lock                 lock files (pid and start time of the holder)
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PocError, errnoCode, wrapError } from '../errors.js';
+
+export const DEFAULT_POC_ROOT = '/var/lib/poc';
+
+/** Every public function takes `{ root }`; without it, POC_ROOT from the environment, then /var/lib/poc. */
+export interface RootOptions {
+  root?: string;
+}
+
+export function pocRoot(opts: RootOptions = {}): string {
+  return opts.root ?? (process.env.POC_ROOT || DEFAULT_POC_ROOT);
+}
+
+export interface PocPaths {
+  root: string;
+  images: string;
+  containers: string;
+  network: string;
+  locks: string;
+}
+
+export function pocPaths(opts: RootOptions = {}): PocPaths {
+  const root = pocRoot(opts);
+  return {
+    root,
+    images: join(root, 'images'),
+    containers: join(root, 'containers'),
+    network: join(root, 'network'),
+    locks: join(root, 'locks'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ids and names
+
+/** A new 64-hex-digit id, as docker's; the first 12 digits are the short id shown to users. */
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
+const ID_RE = /^[0-9a-f]{64}$/;
+export function isId(s: string): boolean {
+  return ID_RE.test(s);
+}
+
+/** Container names, as docker's: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters. */
+const CONTAINER_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/** Image names: lower-case path components and an optional tag, `debian`, `library/debian:bookworm`. */
+const IMAGE_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
+
+export type NameKind = 'container' | 'image';
+
+/** Checked before a name is stored or a path is built from it; the error names the bad input. */
+export function checkName(kind: NameKind, name: unknown): string {
+  if (typeof name !== 'string' || name === '') throw new PocError(`${kind} name cannot be empty`);
+  if (name.length > 255) throw new PocError(`${kind} name is too long (${name.length} characters, at most 255)`);
+  const re = kind === 'container' ? CONTAINER_NAME_RE : IMAGE_NAME_RE;
+  if (!re.test(name)) {
+    const rule =
+      kind === 'container'
+        ? 'use letters, digits and _.- (not first)'
+        : 'use lower-case letters, digits, separators ._- and /, and an optional :tag';
+    throw new PocError(`invalid ${kind} name ${JSON.stringify(name)}: ${rule}`);
+  }
+  return name;
+}
+
+/**
+ * Resolves what a user typed (a name, a full id or a unique id prefix) against records, as docker does:
+ * an exact name wins, then an exact id, then a unique id prefix. Unknown or ambiguous input is an error
+ * that names it.
+ */
+export function resolveRef<T extends { id: string; name?: string | null }>(kind: NameKind, records: T[], ref: string): T {
+  const byName = records.find((r) => r.name === ref);
+  if (byName) return byName;
+  const byId = records.find((r) => r.id === ref);
+  if (byId) return byId;
+  if (/^[0-9a-f]{1,64}$/.test(ref)) {
+    const matches = records.filter((r) => r.id.startsWith(ref));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      throw new PocError(`${kind} id prefix ${JSON.stringify(ref)} is ambiguous: it matches ${matches.length} ${kind}s`);
+    }
+  }
+  throw new PocError(`no such ${kind}: ${ref}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// files
+
+/** Writes a file so that readers see the old or the new content, never a part: tmp + fsync + rename. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw wrapError(`write ${path}`, err);
+  }
+}
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Reads a JSON file; a missing file gives `fallback` (or an error when there is none). */
+export function readJson<T>(path: string, fallback?: T): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' && fallback !== undefined) return fallback;
+    throw wrapError(`read ${path}`, err);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new PocError(`${path} is not valid JSON (${(err as Error).message}); it may have been damaged`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// locking
+
+export interface LockOptions extends RootOptions {
+  /** How long to wait for another holder, in ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs `fn` holding the lock `<root>/locks/<name>.lock`. Node has no flock, so the lock is a file created with
+ * O_EXCL that holds the holder's pid and process start time; a lock whose holder is gone (or whose pid was
+ * reused: the start time differs) is stale and taken over. Waiters poll with a growing delay.
+ */
+export async function withLock<T>(name: string, fn: () => Promise<T> | T, opts: LockOptions = {}): Promise<T> {
+  const path = join(pocPaths(opts).locks, `${name}.lock`);
+  await acquireLock(path, opts.timeoutMs ?? 30_000);
+  try {
+    return await fn();
+  } finally {
+    try {
+      unlinkSync(path);
+    } catch {
+      // removed by someone who judged it stale; nothing to do
+    }
+  }
+}
+
+async function acquireLock(path: string, timeoutMs: number): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const me = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        writeSync(fd, me);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw wrapError(`lock ${path}`, err);
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(path, 'utf8');
+    } catch {
+      continue; // released between our open and read: try again at once
+    }
+    if (holder !== '' && isStaleHolder(holder)) {
+      // Re-read right before removing so that a lock taken over by someone else meanwhile is left alone.
+      try {
+        if (readFileSync(path, 'utf8') === holder) unlinkSync(path);
+      } catch {
+        // gone already
+      }
+      continue;
+    }
+    if (Date.now() > deadline) {
+      const pid = holder.split(' ')[0] || 'unknown';
+      throw new PocError(`timed out waiting for lock ${path} (held by pid ${pid}); remove it if that process is gone`);
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+/** "pid starttime": stale when the pid is gone or now belongs to a process started at another time. */
+export function isStaleHolder(holder: string): boolean {
+  const [pidText, start] = holder.trim().split(' ');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  const now = processStartTime(pid);
+  if (now === undefined) return true;
+  return start !== undefined && start !== '' && start !== now;
+}
+
+/** Field 22 of /proc/<pid>/stat (after the parenthesised command, which may hold spaces). */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
