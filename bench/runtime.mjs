@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// Runtime benchmark: pocrun against runc (and crun) on the same busybox bundle, in one run, alternating runtimes
+// so that the machine's drift falls on all of them alike. Prints medians and ratios to runc (and crun).
+//
+// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state]
+//
+// crun refuses hybrid cgroups: every runtime is measured inside `unshare -m --propagation private` with
+// /sys/fs/cgroup/unified unmounted (a pure v1 view), so the three see the same cgroups.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const top = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 30;
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state'];
+
+if (process.env.POC_BENCH_INNER !== '1') {
+  // Re-run this script in a private mount namespace with the cgroup2 mount hidden.
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+    'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh', process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit', env: { ...process.env, POC_BENCH_INNER: '1' },
+  });
+  process.exit(r.status ?? 1);
+}
+
+const work = mkdtempSync(join(tmpdir(), 'pocrun-bench-'));
+const bundle = join(work, 'bundle');
+mkdirSync(bundle);
+execFileSync(join(top, 'bundles/make-busybox-rootfs.sh'), [join(bundle, 'rootfs')]);
+execFileSync(join(top, 'dist/pocrun'), ['spec', '--bundle', bundle]);
+const config = JSON.parse(execFileSync('cat', [join(bundle, 'config.json')]).toString());
+config.process.terminal = false;
+config.process.args = ['true'];
+config.linux.cgroupsPath = undefined;
+writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
+
+const runtimes = [
+  { name: 'pocrun', bin: join(top, 'dist/pocrun') },
+  { name: 'runc', bin: 'runc' },
+  { name: 'crun', bin: 'crun' },
+].filter((r) => r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0);
+
+function time(fn) {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function call(rt, root, argv, opts = {}) {
+  const r = spawnSync(rt.bin, ['--root', root, ...argv], { cwd: bundle, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  if (r.status !== 0) throw new Error(`${rt.name} ${argv.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r;
+}
+
+const scenarios = {
+  run: (rt, root, i) => ({ run: time(() => call(rt, root, ['run', '--bundle', bundle, `b${i}`])) }),
+  lifecycle: (rt, root, i) => {
+    const id = `l${i}`;
+    const create = time(() => call(rt, root, ['create', '--bundle', bundle, id]));
+    const start = time(() => call(rt, root, ['start', id]));
+    // "wait": until the state says stopped.
+    const wait = time(() => {
+      for (;;) {
+        const s = JSON.parse(call(rt, root, ['state', id]).stdout.toString()).status;
+        if (s === 'stopped') break;
+      }
+    });
+    const del = time(() => call(rt, root, ['delete', id]));
+    return { create, start, wait, delete: del, 'create+start+wait+delete': create + start + wait + del };
+  },
+  state: (rt, root, i) => {
+    const id = `s${i}`;
+    call(rt, root, ['create', '--bundle', bundle, id]);
+    const state = time(() => call(rt, root, ['state', id]));
+    call(rt, root, ['delete', '--force', id]);
+    return { state };
+  },
+};
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const results = {};
+try {
+  for (const scenario of only) {
+    for (let i = 0; i < reps; i++) {
+      for (const rt of runtimes) {
+        const root = join(work, `root-${rt.name}`);
+        const figures = scenarios[scenario](rt, root, i);
+        for (const [metric, ms] of Object.entries(figures)) ((results[metric] ??= {})[rt.name] ??= []).push(ms);
+      }
+    }
+  }
+} finally {
+  for (const rt of runtimes) {
+    const root = join(work, `root-${rt.name}`);
+    const list = spawnSync(rt.bin, ['--root', root, 'list', '-q']).stdout?.toString().split('\n').filter(Boolean) ?? [];
+    for (const id of list) spawnSync(rt.bin, ['--root', root, 'delete', '--force', id]);
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+
+const names = runtimes.map((r) => r.name);
+const header = ['metric (median ms)', ...names, ...names.filter((n) => n !== 'pocrun').map((n) => `pocrun/${n}`)];
+const rows = Object.entries(results).map(([metric, byRt]) => {
+  const med = Object.fromEntries(names.map((n) => [n, median(byRt[n])]));
+  return [metric, ...names.map((n) => med[n].toFixed(1)), ...names.filter((n) => n !== 'pocrun').map((n) => (med.pocrun / med[n]).toFixed(2))];
+});
+const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
+console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
+for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c] + 2)).join(''));

@@ -1,0 +1,137 @@
+/**
+ * Integration test helpers: real busybox bundles, the built pocrun binary, and a residue check that a test
+ * left nothing behind (state directories, mounts, cgroups, processes).
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultSpec } from '../../src/spec/default.js';
+import type { Spec } from '../../src/spec/generated/config.js';
+import type { Test } from 'tap';
+
+export const top = join(import.meta.dirname, '../..');
+export const POCRUN = join(top, 'dist/pocrun');
+/** Every cgroup a test makes is under this parent, in each v1 controller. */
+export const TEST_CGROUP_PARENT = 'pocrun-test';
+
+const cache = join(tmpdir(), 'pocrun-test-rootfs');
+
+/** A busybox rootfs, built once per machine and copied for each bundle (~30 ms). */
+export function busyboxRootfs(into: string): void {
+  if (!existsSync(join(cache, 'bin/busybox'))) {
+    rmSync(cache, { recursive: true, force: true });
+    const r = spawnSync(join(top, 'bundles/make-busybox-rootfs.sh'), [cache], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('cannot build the busybox rootfs');
+  }
+  cpSync(cache, into, { recursive: true, verbatimSymlinks: true });
+}
+
+export interface Bundle {
+  dir: string;
+  rootfs: string;
+  spec: Spec;
+}
+
+let counter = 0;
+
+/** A bundle whose config is the default spec without a terminal, changed by `change`. */
+export function makeBundle(work: string, change: (s: Spec) => void = () => {}, name = `bundle${counter++}`): Bundle {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  const rootfs = join(dir, 'rootfs');
+  busyboxRootfs(rootfs);
+  const spec = defaultSpec();
+  spec.process!.terminal = false;
+  spec.root!.readonly = false;
+  spec.linux!.cgroupsPath = `/${TEST_CGROUP_PARENT}/${name}-${process.pid}`;
+  change(spec);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+  return { dir, rootfs, spec };
+}
+
+export interface Result {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Runtime {
+  readonly root: string;
+  constructor(readonly work: string) {
+    this.root = join(work, 'root');
+  }
+
+  run(args: string[], opts: SpawnSyncOptions = {}): Result {
+    const r = spawnSync(POCRUN, ['--root', this.root, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
+    return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  }
+
+  /** Runs and insists on success, returning stdout. */
+  ok(args: string[], opts: SpawnSyncOptions = {}): string {
+    const r = this.run(args, opts);
+    if (r.status !== 0) throw new Error(`pocrun ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  state(id: string): { status: string; pid: number; [k: string]: unknown } {
+    return JSON.parse(this.ok(['state', id]));
+  }
+
+  /** Polls until the container reaches a status (or the timeout passes). */
+  waitStatus(id: string, status: string, timeoutMs = 10_000): void {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.state(id).status === status) return;
+      spawnSync('sleep', ['0.02']);
+    }
+    throw new Error(`container ${id} did not become ${status}: ${JSON.stringify(this.state(id))}`);
+  }
+
+  cleanup(): void {
+    if (!existsSync(this.root)) return;
+    for (const id of readdirSync(this.root)) this.run(['delete', '--force', id]);
+  }
+}
+
+/** What a test could leave behind: our state dirs, mounts under its work dir, test cgroups, our children. */
+export interface Snapshot {
+  mounts: string[];
+  cgroups: string[];
+  stateDirs: string[];
+  children: string[];
+}
+
+export function snapshot(work: string, root?: string): Snapshot {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(work) || l.includes('pocrun-test'));
+  const cgroups: string[] = [];
+  for (const controller of readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT);
+    if (existsSync(dir)) for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) cgroups.push(join(dir, child.name));
+  }
+  const stateDirs = root && existsSync(root) ? readdirSync(root) : [];
+  const children = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
+    .split('\n').map((l) => l.trim()).filter((l) => l && !/\bps -o\b/.test(l));
+  return { mounts, cgroups, stateDirs, children };
+}
+
+/**
+ * A fresh work directory with a runtime. Call `residue(t)` in the file's last test: it fails on anything the
+ * tests left behind (compared with the state before), then removes it all.
+ */
+export function setup(): { work: string; rt: Runtime; residue: (t: Test) => void } {
+  const work = mkdtempSync(join(tmpdir(), 'pocrun-it-'));
+  const rt = new Runtime(work);
+  const before = snapshot(work, rt.root);
+  return {
+    work,
+    rt,
+    residue: (t) => {
+      const after = snapshot(work, rt.root);
+      rt.cleanup();
+      rmSync(work, { recursive: true, force: true });
+      t.same(after, before, 'nothing left behind: state, mounts, cgroups, processes');
+    },
+  };
+}
