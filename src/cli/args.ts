@@ -33,17 +33,17 @@ export function parseFlags(argv: string[], spec: FlagSpec, where: string, stopEa
       return known.has(name);
     },
   });
-  if (unknown) throw new PocError(`${where}: unknown flag ${unknown}`);
+  if (unknown) throw new PocError(`${where ? `${where}: ` : ""}unknown flag ${unknown}`);
   for (const name of spec.string ?? []) {
     const value = parsed[name];
     if (Array.isArray(value) && !spec.repeat?.includes(name)) {
-      throw new PocError(`${where}: flag --${name} given more than once`);
+      throw new PocError(`${where ? `${where}: ` : ""}flag --${name} given more than once`);
     }
   }
   const valued = new Set([...(spec.string ?? []), ...Object.entries(spec.alias ?? {}).filter(([, to]) => spec.string?.includes(to)).map(([from]) => from)]);
   const last = argv.at(-1);
   if (last && /^--?[^-=]/.test(last) && valued.has(last.replace(/^--?/, ''))) {
-    throw new PocError(`${where}: flag ${last} needs a value`);
+    throw new PocError(`${where ? `${where}: ` : ""}flag ${last} needs a value`);
   }
   return { flags: parsed, args: parsed._.map(String) };
 }

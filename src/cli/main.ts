@@ -5,7 +5,14 @@ import { runPocrun } from './pocrun.js';
  * One binary, two programs: `poc` and `pocrun` are links to it and it dispatches on the name it was called by
  * (a Bun binary is ~100 MB; two would double that). POC_PROGRAM overrides, for running from source.
  */
-const name = process.env.POC_PROGRAM ?? basename(process.argv0);
-const argv = process.argv.slice(2);
-const code = name === 'poc' || name.startsWith('poc-') ? await (await import('./poc.js')).runPoc(argv) : await runPocrun(argv);
-process.exit(code);
+async function main(): Promise<number> {
+  const name = process.env.POC_PROGRAM ?? basename(process.argv0);
+  const argv = process.argv.slice(2);
+  if (name === 'poc' || name.startsWith('poc-')) {
+    const { runPoc } = await import('./poc.js');
+    return runPoc(argv);
+  }
+  return runPocrun(argv);
+}
+
+main().then((code) => process.exit(code));

@@ -13,7 +13,7 @@ Usage: poc COMMAND [flags] [arguments]
 export async function runPoc(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
-    const global = parseFlags(argv, { boolean: ['debug', 'help', 'version'], alias: { h: 'help', v: 'version' } }, 'poc', true);
+    const global = parseFlags(argv, { boolean: ['debug', 'help', 'version'], alias: { h: 'help', v: 'version' } }, '', true);
     if (global.flags.version) {
       process.stdout.write(`poc version ${VERSION}\n`);
       return 0;

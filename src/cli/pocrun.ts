@@ -140,7 +140,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
   let ctx: RuntimeContext | undefined;
   let debug = argv.includes('--debug');
   try {
-    const global = parseFlags(argv, GLOBAL_FLAGS, 'pocrun', true);
+    const global = parseFlags(argv, GLOBAL_FLAGS, '', true);
     debug = Boolean(global.flags.debug);
     if (global.flags.version) {
       process.stdout.write(versionText());

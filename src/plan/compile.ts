@@ -193,11 +193,15 @@ function processSteps(spec: Spec, preserveFds: number): Step[] {
   steps.push(['chdir', process.cwd, '/process/cwd']);
   if (user.umask !== undefined) steps.push(['umask', user.umask.toString(8), '/process/user/umask']);
   const caps = process.capabilities ?? {};
-  const masks = CAPABILITY_SETS.map((set) => capabilityMask(caps[set], `config.json /process/capabilities/${set}`));
+  const masks = CAPABILITY_SETS.map((set) => BigInt(`0x${capabilityMask(caps[set], `config.json /process/capabilities/${set}`)}`));
+  // The kernel raises an ambient capability only if it is permitted and inheritable. runc's default spec lists
+  // ambient capabilities without inheritable ones; like runc, the ones the kernel would refuse are left out.
+  const [, , permitted, inheritable] = masks;
+  masks[4] = masks[4]! & permitted! & inheritable!;
   steps.push(['keep-caps']);
   steps.push(['groups', ...(user.additionalGids ?? []).map(String)]);
   steps.push(['user', String(user.uid), String(user.gid), '/process/user']);
-  steps.push(['caps', ...masks, '/process/capabilities']);
+  steps.push(['caps', ...masks.map((m) => m.toString(16)), '/process/capabilities']);
   if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
   const env = process.env ?? [];
   for (const kv of env) steps.push(['env', kv]);

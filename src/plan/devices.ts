@@ -37,3 +37,34 @@ export function deviceSteps(devices: readonly DeviceNode[], inUserNamespace: boo
       : ['mknod', d.path, d.type, String(d.major), String(d.minor), d.fileMode.toString(8), String(d.uid), String(d.gid), ref(i)],
   );
 }
+
+export interface DeviceRule {
+  allow: boolean;
+  type?: string;
+  major?: number;
+  minor?: number;
+  access?: string;
+}
+
+/**
+ * What every container may use whatever its config says, appended after the config's own rules as runc does:
+ * mknod of any node (the cgroup still guards reads and writes), the default devices, the pty devices.
+ */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  ...DEFAULT_DEVICES.map((d) => ({ allow: true, type: 'c', major: d.major, minor: d.minor, access: 'rwm' })),
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' }, // /dev/console
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' }, // /dev/ptmx
+  { allow: true, type: 'c', major: 136, access: 'rwm' }, // /dev/pts/*
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, // /dev/net/tun
+];
+
+/** The device cgroup rules for a container: its config's rules, the defaults, and its linux.devices. */
+export function deviceCgroupRules(configRules: readonly DeviceRule[] | undefined, devices: readonly { type: string; major?: number; minor?: number }[] = []): DeviceRule[] {
+  return [
+    ...(configRules ?? []),
+    ...DEFAULT_DEVICE_RULES,
+    ...devices.filter((d) => d.type !== 'p').map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' })),
+  ];
+}

@@ -5,6 +5,7 @@ import type { Spec } from '../spec/generated/config.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
 import { encodePlan } from '../plan/wire.js';
+import { deviceCgroupRules } from '../plan/devices.js';
 import { resolveCgroupPath, type LinuxResources } from '../cgroups/index.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
 import { PocError, wrapError } from '../errors.js';
@@ -82,7 +83,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   try {
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
-    cgroups.create(cgroupPath, spec.linux?.resources as LinuxResources | undefined);
+    const resources = { ...spec.linux?.resources, devices: deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices) };
+    cgroups.create(cgroupPath, resources as LinuxResources);
     const session = await startHelper({
       plan: planBytes,
       preserveFds: opts.preserveFds,
