@@ -72,7 +72,12 @@ export function isZeroBlock(block: Buffer): boolean {
 
 /** Parses one header block; `offset` is only for the error message. */
 export function parseHeader(block: Buffer, offset = 0): RawHeader {
-  const stored = parseNumber(block.subarray(148, 156), 'checksum');
+  let stored: number;
+  try {
+    stored = parseNumber(block.subarray(148, 156), 'checksum');
+  } catch {
+    stored = -1;
+  }
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
@@ -316,4 +321,90 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
 function truncated(entry: string, where: string): PocError {
   const last = entry === START ? '' : ` (last entry ${JSON.stringify(entry)})`;
   return new PocError(`truncated tar archive: ${where}${last}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// writing (small: for tests and for exporting a rootfs)
+
+export interface TarWriteEntry {
+  name: string;
+  type?: TarEntryType;
+  data?: string | Buffer;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+const TYPE_FLAGS: Record<TarEntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
+
+function header(fields: { name: string; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: string; linkname: string; devmajor: number; devminor: number }): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  const str = (s: string, off: number, len: number) => Buffer.from(s, 'utf8').subarray(0, len).copy(b, off);
+  const oct = (n: number, off: number, len: number) => str(n.toString(8).padStart(len - 1, '0'), off, len - 1);
+  str(fields.name, 0, 100);
+  oct(fields.mode, 100, 8);
+  oct(fields.uid, 108, 8);
+  oct(fields.gid, 116, 8);
+  oct(fields.size, 124, 12);
+  oct(fields.mtime, 136, 12);
+  b.write('        ', 148, 'latin1');
+  b.write(fields.typeflag, 156, 'latin1');
+  str(fields.linkname, 157, 100);
+  b.write('ustar\u000000', 257, 'latin1');
+  oct(fields.devmajor, 329, 8);
+  oct(fields.devminor, 337, 8);
+  let sum = 0;
+  for (const x of b) sum += x;
+  str(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
+  return b;
+}
+
+function padded(data: Buffer): Buffer[] {
+  const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
+  return pad ? [data, Buffer.alloc(pad)] : [data];
+}
+
+/** A ustar archive; names or link targets over 100 bytes get a pax header. `end: false` omits the end blocks. */
+export function buildTar(entries: TarWriteEntry[], opts: { end?: boolean } = {}): Buffer {
+  const out: Buffer[] = [];
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const data = type === 'file' ? Buffer.from(e.data ?? '') : Buffer.alloc(0);
+    const linkname = e.linkname ?? '';
+    const pax: string[] = [];
+    if (Buffer.byteLength(e.name) > 100) pax.push(paxRecord('path', e.name));
+    if (Buffer.byteLength(linkname) > 100) pax.push(paxRecord('linkpath', linkname));
+    if (pax.length) {
+      const body = Buffer.from(pax.join(''));
+      out.push(header({ name: 'PaxHeader', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '', devmajor: 0, devminor: 0 }), ...padded(body));
+    }
+    out.push(
+      header({
+        name: e.name,
+        mode: e.mode ?? (type === 'dir' ? 0o755 : 0o644),
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        size: data.length,
+        mtime: e.mtime ?? 1_700_000_000,
+        typeflag: TYPE_FLAGS[type],
+        linkname,
+        devmajor: e.devmajor ?? 0,
+        devminor: e.devminor ?? 0,
+      }),
+      ...padded(data),
+    );
+  }
+  if (opts.end !== false) out.push(Buffer.alloc(BLOCK * 2));
+  return Buffer.concat(out);
+}
+
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
+  return `${len}${body}`;
 }

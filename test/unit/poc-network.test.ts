@@ -1,0 +1,266 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import {
+  allocate,
+  allocateContainerNetwork,
+  configureNetwork,
+  containerChain,
+  defaultRouteInterface,
+  emptyNetworkState,
+  getContainerNetwork,
+  hostsFile,
+  intToIp,
+  ipToInt,
+  nftBaseScript,
+  nftContainerScript,
+  nftContainerTeardownScript,
+  parseHookState,
+  parseProcNetRoute,
+  parsePublish,
+  parseSubnet,
+  release,
+  releaseContainerNetwork,
+  resolvConf,
+  vethName,
+  type NetworkState,
+  type PortMapping,
+} from '../../src/poc/network/index.js';
+
+t.test('addresses and subnets', async (t) => {
+  t.equal(ipToInt('10.89.0.1'), 0x0a590001);
+  t.equal(intToIp(0x0a59ffff), '10.89.255.255');
+  const s = parseSubnet('10.89.0.0/16');
+  t.same([intToIp(s.first), intToIp(s.last), intToIp(s.broadcast)], ['10.89.0.1', '10.89.255.254', '10.89.255.255']);
+  const bad: Array<[string, RegExp]> = [
+    ['10.89.0.1/16', /host bits set \(did you mean 10\.89\.0\.0\/16\?\)/],
+    ['10.89.0.0', /expected A\.B\.C\.D\/PREFIX/],
+    ['10.89.0.0/31', /between \/8 and \/30/],
+    ['300.1.1.0/24', /invalid subnet/],
+  ];
+  for (const [cidr, message] of bad) t.throws(() => parseSubnet(cidr), { name: 'PocError', message }, cidr);
+});
+
+t.test('parsePublish', async (t) => {
+  const ok: Array<[string, PortMapping]> = [
+    ['8080:80', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    ['8080:80/tcp', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    ['5353:53/udp', { hostPort: 5353, containerPort: 53, protocol: 'udp' }],
+    ['5353:53/UDP', { hostPort: 5353, containerPort: 53, protocol: 'udp' }],
+    ['127.0.0.1:8080:80', { hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    ['0.0.0.0:8080:80', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    ['65535:1', { hostPort: 65535, containerPort: 1, protocol: 'tcp' }],
+  ];
+  for (const [spec, want] of ok) t.same(parsePublish(spec), want, spec);
+  const bad: Array<[string, RegExp]> = [
+    ['0:80', /"0:80": host port 0 is out of range 1-65535/],
+    ['8080:70000', /container port 70000 is out of range/],
+    ['8080:0', /container port 0 is out of range/],
+    ['garbage', /"garbage": expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+    ['a:80', /host port "a" is not a number/],
+    ['8080:80/sctp', /protocol "sctp" is not tcp or udp/],
+    ['1.2.3:8080:80', /host address "1\.2\.3" is not an IPv4 address/],
+    ['80', /expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+    [':80', /the host port is missing/],
+    ['8000-8010:80', /port ranges are not supported/],
+    ['1:2:3:4', /expected/],
+  ];
+  for (const [spec, message] of bad) t.throws(() => parsePublish(spec), { name: 'PocError', message }, spec);
+});
+
+t.test('IPAM: sequential, skips the gateway, same address again for the same container', async (t) => {
+  let s: NetworkState = emptyNetworkState();
+  t.equal(s.gateway, '10.89.0.1');
+  const ips: string[] = [];
+  for (const id of ['a', 'b', 'c']) {
+    const r = allocate(s, { containerId: id, hostname: id });
+    s = r.state;
+    ips.push(r.entry.ip);
+  }
+  t.same(ips, ['10.89.0.2', '10.89.0.3', '10.89.0.4']);
+  t.equal(allocate(s, { containerId: 'b', hostname: 'b' }).entry.ip, '10.89.0.3', 'idempotent');
+  s = release(s, 'b');
+  t.equal(allocate(s, { containerId: 'd', hostname: 'd' }).entry.ip, '10.89.0.5', 'a freed address is not reused at once');
+  t.equal(release(s, 'nope'), s, 'releasing an unknown container changes nothing');
+});
+
+t.test('IPAM: wraps around and runs out', async (t) => {
+  let s = emptyNetworkState({ subnet: '192.168.7.0/30' }); // hosts .1 (gateway) and .2
+  s = allocate(s, { containerId: 'a', hostname: 'a' }).state;
+  t.equal(s.containers.a!.ip, '192.168.7.2');
+  t.throws(() => allocate(s, { containerId: 'b', hostname: 'b' }), /no free address left in 192\.168\.7\.0\/30/);
+  s = release(s, 'a');
+  t.equal(allocate(s, { containerId: 'b', hostname: 'b' }).entry.ip, '192.168.7.2', 'wraps around to a freed address');
+});
+
+t.test('IPAM: requested addresses and port clashes', async (t) => {
+  let s = emptyNetworkState();
+  s = allocate(s, { containerId: 'web', hostname: 'web', publish: [parsePublish('8080:80')] }).state;
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('127.0.0.1:8080:80')] }), /port 8080\/tcp is already published by container web \(8080:80\/tcp\)/);
+  t.doesNotThrow(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('8080:80/udp')] }), 'udp and tcp are separate');
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('1:1'), parsePublish('1:2')] }), /port 1\/tcp is published twice/);
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.89.0.2' }), /address 10\.89\.0\.2 is already in use/);
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.89.0.1' }), /already in use/, 'the gateway');
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.90.0.1' }), /not a host address of 10\.89\.0\.0\/16/);
+  t.equal(allocate(s, { containerId: 'x', hostname: 'x', ip: '10.89.3.4' }).entry.ip, '10.89.3.4');
+});
+
+t.test('the subnet can change only while no container is attached', async (t) => {
+  const s = emptyNetworkState();
+  t.equal(configureNetwork(s, { subnet: '172.30.0.0/24' }).gateway, '172.30.0.1');
+  const used = allocate(s, { containerId: 'a', hostname: 'a' }).state;
+  t.equal(configureNetwork(used, {}), used);
+  t.throws(() => configureNetwork(used, { subnet: '172.30.0.0/24' }), /cannot change the network from pocbr0 10\.89\.0\.0\/16 to pocbr0 172\.30\.0\.0\/24 while 1 container is attached/);
+  t.throws(() => emptyNetworkState({ bridge: 'a-very-long-bridge-name' }), /invalid bridge name/);
+});
+
+t.test('allocation is kept in a locked state file', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'poc-ipam-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => allocateContainerNetwork({ root, containerId: `c${i}`, hostname: `h${i}` })),
+  );
+  const ips = new Set(results.map((r) => r.ip));
+  t.equal(ips.size, 20, '20 concurrent allocations, 20 distinct addresses');
+  t.equal(results[0]!.prefix, 16);
+  t.equal(results[0]!.gateway, '10.89.0.1');
+  t.equal(getContainerNetwork('c3', { root })?.hostname, 'h3');
+  await t.rejects(allocateContainerNetwork({ root, containerId: 'p', hostname: 'p', publish: ['0:80'] }), /host port 0/);
+  await allocateContainerNetwork({ root, containerId: 'p', hostname: 'p', publish: ['8080:80'] });
+  await t.rejects(allocateContainerNetwork({ root, containerId: 'q', hostname: 'q', publish: ['8080:80'] }), /already published by container p/);
+  await releaseContainerNetwork({ root, containerId: 'p' });
+  t.equal(getContainerNetwork('p', { root }), undefined);
+  await t.resolves(allocateContainerNetwork({ root, containerId: 'q', hostname: 'q', publish: ['8080:80'] }), 'released ports can be published again');
+});
+
+t.test('veth and chain names are short, stable and distinct', async (t) => {
+  t.equal(vethName('abc'), vethName('abc'));
+  t.not(vethName('abc'), vethName('abd'));
+  t.ok(vethName('x'.repeat(64)).length <= 15);
+  t.match(containerChain('abc'), /^ctr_[0-9a-f]{12}$/);
+});
+
+t.test('nftables base script', async (t) => {
+  const script = nftBaseScript({ bridge: 'pocbr0', subnet: '10.89.0.0/16', uplink: 'eth0' });
+  t.equal(
+    script,
+    [
+      'add table ip poc',
+      'add map ip poc ports { type inet_proto . inet_service : verdict ; }',
+      'add chain ip poc prerouting { type nat hook prerouting priority dstnat ; policy accept ; }',
+      'add chain ip poc output { type nat hook output priority -100 ; policy accept ; }',
+      'add chain ip poc postrouting { type nat hook postrouting priority srcnat ; policy accept ; }',
+      'add chain ip poc guard { type filter hook prerouting priority raw ; policy accept ; }',
+      'flush chain ip poc prerouting',
+      'flush chain ip poc output',
+      'flush chain ip poc postrouting',
+      'flush chain ip poc guard',
+      'add rule ip poc prerouting fib daddr type local meta l4proto . th dport vmap @ports',
+      'add rule ip poc output fib daddr type local meta l4proto . th dport vmap @ports',
+      'add rule ip poc postrouting ip saddr 10.89.0.0/16 oifname "eth0" masquerade',
+      'add rule ip poc postrouting ip saddr 127.0.0.0/8 oifname "pocbr0" masquerade',
+      'add rule ip poc postrouting iifname "pocbr0" oifname "pocbr0" ct status dnat masquerade',
+      'add rule ip poc guard iifname "pocbr0" ip daddr 127.0.0.0/8 drop',
+      '',
+    ].join('\n'),
+  );
+  const noUplink = nftBaseScript({ bridge: 'pocbr0', subnet: '10.89.0.0/16', uplink: null });
+  t.notMatch(noUplink, /saddr 10\.89\.0\.0\/16 oifname/, 'no default route: no masquerade rule');
+  t.notMatch(script + noUplink, /flush ruleset|delete table|table inet|table ip nat/, 'only its own table');
+});
+
+t.test('nftables container scripts: setup and exact teardown', async (t) => {
+  const c = {
+    containerId: 'web',
+    ip: '10.89.0.7',
+    publish: [parsePublish('8080:80'), parsePublish('127.0.0.1:9090:90'), parsePublish('5353:53/udp')],
+  };
+  const chain = containerChain('web');
+  t.equal(
+    nftContainerScript(c),
+    [
+      `add chain ip poc ${chain}`,
+      `flush chain ip poc ${chain}`,
+      `add rule ip poc ${chain} tcp dport 8080 dnat to 10.89.0.7:80`,
+      `add rule ip poc ${chain} ip daddr 127.0.0.1 tcp dport 9090 dnat to 10.89.0.7:90`,
+      `add rule ip poc ${chain} udp dport 5353 dnat to 10.89.0.7:53`,
+      `add element ip poc ports { tcp . 8080 : jump ${chain} }`,
+      `add element ip poc ports { tcp . 9090 : jump ${chain} }`,
+      `add element ip poc ports { udp . 5353 : jump ${chain} }`,
+      '',
+    ].join('\n'),
+  );
+  t.equal(
+    nftContainerTeardownScript(c),
+    [
+      `add chain ip poc ${chain}`,
+      `add element ip poc ports { tcp . 8080 : jump ${chain} }`,
+      `delete element ip poc ports { tcp . 8080 }`,
+      `add element ip poc ports { tcp . 9090 : jump ${chain} }`,
+      `delete element ip poc ports { tcp . 9090 }`,
+      `add element ip poc ports { udp . 5353 : jump ${chain} }`,
+      `delete element ip poc ports { udp . 5353 }`,
+      `flush chain ip poc ${chain}`,
+      `delete chain ip poc ${chain}`,
+      '',
+    ].join('\n'),
+  );
+  t.equal(nftContainerScript({ containerId: 'q', ip: '10.89.0.8', publish: [] }).split('\n').length, 3, 'no ports: just the (empty) chain');
+});
+
+t.test('default route interface from /proc/net/route', async (t) => {
+  const text = [
+    'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+    'pocbr0\t00000000\t0100590A\t0003\t0\t0\t0\t00000000\t0\t0\t0',
+    'wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0',
+    'eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0',
+    'eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0',
+    'down0\t00000000\t010200C0\t0002\t0\t0\t1\t00000000\t0\t0\t0',
+  ].join('\n');
+  const routes = parseProcNetRoute(text);
+  t.equal(routes[2]!.gateway, '192.0.2.1');
+  t.equal(routes[3]!.destination, '192.0.2.0');
+  t.equal(routes[3]!.mask, '255.255.255.0');
+  t.equal(defaultRouteInterface(routes, ['pocbr0']), 'eth0', 'lowest metric, up, not our bridge');
+  t.equal(defaultRouteInterface(parseProcNetRoute(text.split('\n').slice(0, 1).join('\n'))), null);
+});
+
+t.test('resolv.conf for a container', async (t) => {
+  const cases: Array<[string, string, 'bridge' | 'host' | 'none', RegExp[], RegExp[]]> = [
+    ['plain', 'nameserver 10.0.0.53\nsearch corp.example\noptions ndots:2\n', 'bridge', [/^nameserver 10\.0\.0\.53$/m, /^search corp\.example$/m, /^options ndots:2$/m], [/Left out/]],
+    ['stub resolver only', 'nameserver 127.0.0.53\noptions edns0\n', 'bridge', [/127\.0\.0\.53\) are not reachable from a container/, /--dns/], [/^nameserver/m]],
+    ['mixed', 'nameserver 127.0.0.1\nnameserver 192.0.2.53\nnameserver ::1\nnameserver 2001:db8::1\n', 'bridge', [/^nameserver 192\.0\.2\.53$/m, /Left out, not reachable from a container: 127\.0\.0\.1, ::1, 2001:db8::1/], [/^nameserver 127/m, /^nameserver ::1/m]],
+    ['host mode keeps loopback', 'nameserver 127.0.0.53\n', 'host', [/^nameserver 127\.0\.0\.53$/m], []],
+    ['none', 'nameserver 10.0.0.53\n', 'none', [/no nameserver is reachable/], [/^nameserver/m]],
+    ['empty host file', '', 'bridge', [/\(none\) are not reachable/], [/^nameserver/m]],
+  ];
+  for (const [what, host, mode, want, notWant] of cases) {
+    const out = resolvConf(host, mode);
+    for (const w of want) t.match(out, w, `${what}: ${w}`);
+    for (const w of notWant) t.notMatch(out, w, `${what}: not ${w}`);
+    t.notMatch(out, /8\.8\.8\.8|1\.1\.1\.1/, `${what}: no public server invented`);
+  }
+});
+
+t.test('/etc/hosts for a container', async (t) => {
+  const h = hostsFile({ hostname: 'web', ip: '10.89.0.7', extra: [{ ip: '10.89.0.8', names: ['db', 'db.local'] }] });
+  t.match(h, /^127\.0\.0\.1\tlocalhost$/m);
+  t.match(h, /^10\.89\.0\.7\tweb$/m);
+  t.match(h, /^10\.89\.0\.8\tdb db\.local$/m);
+  t.match(hostsFile({ hostname: 'lonely' }), /^127\.0\.1\.1\tlonely$/m, 'no address: the name still resolves');
+});
+
+t.test('hook state from stdin', async (t) => {
+  t.same(parseHookState('{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":4242,"bundle":"/b","annotations":{"k":"v"}}'), {
+    id: 'c1',
+    pid: 4242,
+    bundle: '/b',
+    status: 'creating',
+    annotations: { k: 'v' },
+  });
+  t.same(parseHookState('{"id":"c1"}'), { id: 'c1', annotations: {} }, 'poststop hooks may have no pid');
+  t.throws(() => parseHookState('nope'), /not JSON/);
+  t.throws(() => parseHookState('{"pid":1}'), /has no "id"/);
+  t.throws(() => parseHookState('{"id":"c","pid":-3}'), /invalid "pid" -3/);
+});
