@@ -1,0 +1,577 @@
+/*
+ * The filesystem steps: rootfs, mounts, devices, links, pivot_root/chroot, masked and read-only paths, console.
+ *
+ * Every container path is resolved under the root fd with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so
+ * a symlink in the rootfs cannot lead outside it; mounts are made onto /proc/self/fd/N of the resolved O_PATH
+ * fd after checking where that fd really is (CVE-2021-30465).
+ */
+#include "pocrun-init.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define PROPAGATION (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+#define ATIME (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
+#define BIND_REMOUNT (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | ATIME)
+
+static void need_root(void)
+{
+	if (G.root_fd < 0)
+		die(EINVAL, "no rootfs step before %s", cur->argv[0]);
+}
+
+/* Opens a container path inside the root; -1 with errno. */
+static int in_root(const char *path, int flags)
+{
+	need_root();
+	while (*path == '/')
+		path++;
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd, tries = 0;
+	do
+		fd = syscall(SYS_openat2, G.root_fd, *path ? path : ".", &how, sizeof how);
+	while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 100);
+	return fd;
+}
+
+/*
+ * The O_PATH fd of a container path, creating what is missing: directories (0755) on the way, and at the end a
+ * directory or (file) an empty file. Each component is resolved in the root again after it is made.
+ */
+static int ensure(const char *path, bool file, const char *what)
+{
+	int fd = in_root(path, O_PATH);
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOENT)
+		die(errno, "%s: %s: %s", what, path, strerror(errno));
+	char buf[PATH_MAX];
+	const char *src = path;
+	while (*src == '/')
+		src++;
+	if (snprintf(buf, sizeof buf, "%s", src) >= (int)sizeof buf)
+		die(ENAMETOOLONG, "%s: %s", what, strerror(ENAMETOOLONG));
+	int parent = G.root_fd;
+	char *p = buf;
+	for (;;) {
+		char *end = p + strcspn(p, "/"), *rest = end;
+		while (*rest == '/')
+			rest++;
+		bool last = !*rest;
+		char save = *end;
+		*end = 0;
+		fd = in_root(buf, O_PATH);
+		if (fd < 0 && errno == ENOENT) {
+			if (last && file) {
+				int f = openat(parent, p, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
+				if (f < 0 && errno != EEXIST)
+					die(errno, "%s: create /%s: %s", what, buf, strerror(errno));
+				if (f >= 0)
+					close(f);
+			} else if (mkdirat(parent, p, 0755) < 0 && errno != EEXIST) {
+				die(errno, "%s: mkdir /%s: %s", what, buf, strerror(errno));
+			}
+			fd = in_root(buf, O_PATH);
+		}
+		if (fd < 0)
+			die(errno, "%s: /%s: %s", what, buf, strerror(errno));
+		if (parent != G.root_fd)
+			close(parent);
+		*end = save;
+		if (last)
+			return fd;
+		parent = fd;
+		p = rest;
+	}
+}
+
+/* The parent directory's fd (made if missing) and the last component of a container path. */
+static int ensure_parent(const char *path, const char *what, char *name, size_t size)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		die(ENAMETOOLONG, "%s: %s", what, strerror(ENAMETOOLONG));
+	size_t n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = 0;
+	char *slash = strrchr(buf, '/');
+	const char *base = slash ? slash + 1 : buf;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= size)
+		die(EINVAL, "%s: invalid path %s", what, path);
+	strcpy(name, base);
+	if (slash)
+		*slash = 0;
+	else
+		buf[0] = 0;
+	return ensure(buf[0] ? buf : "/", false, what);
+}
+
+/* Refuses an fd that is not under the rootfs (a path swapped under us while we resolved it). */
+static void check_in_root(int fd, const char *what, const char *path)
+{
+	char link[32], real[PATH_MAX];
+	ssize_t n = readlink(fdpath(link, fd), real, sizeof real - 1);
+	if (n < 0)
+		die(errno, "%s: readlink %s: %s", what, link, strerror(errno));
+	real[n] = 0;
+	size_t rl = strlen(G.root_path);
+	if (strcmp(G.root_path, "/") && (strncmp(real, G.root_path, rl) || (real[rl] && real[rl] != '/')))
+		die(EXDEV, "%s: %s resolved to %s, outside the rootfs %s", what, path, real, G.root_path);
+}
+
+static int open_checked(const char *path, const char *what)
+{
+	int fd = in_root(path, O_PATH);
+	if (fd < 0)
+		die(errno, "%s: %s: %s", what, path, strerror(errno));
+	check_in_root(fd, what, path);
+	return fd;
+}
+
+static unsigned long statvfs_to_ms(unsigned long f)
+{
+	unsigned long m = 0;
+	if (f & ST_RDONLY) m |= MS_RDONLY;
+	if (f & ST_NOSUID) m |= MS_NOSUID;
+	if (f & ST_NODEV) m |= MS_NODEV;
+	if (f & ST_NOEXEC) m |= MS_NOEXEC;
+	if (f & ST_NOATIME) m |= MS_NOATIME;
+	if (f & ST_NODIRATIME) m |= MS_NODIRATIME;
+	if (f & ST_RELATIME) m |= MS_RELATIME;
+	if (!(m & (MS_NOATIME | MS_RELATIME)))
+		m |= MS_STRICTATIME;
+	return m;
+}
+
+/*
+ * MS_REMOUNT|MS_BIND of the mount fd is on. In a user namespace the flags the mount got from a more privileged
+ * namespace are locked: on EPERM keep them (they only restrict more) and try again.
+ */
+static int remount_bind(int fd, unsigned long flags)
+{
+	char p[32];
+	fdpath(p, fd);
+	if (!mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | flags, NULL))
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	struct statvfs sv;
+	if (fstatvfs(fd, &sv) < 0) {
+		errno = EPERM;
+		return -1;
+	}
+	unsigned long now = statvfs_to_ms(sv.f_flag);
+	unsigned long retry = flags | (now & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME));
+	retry = (retry & ~ATIME) | (now & ATIME);
+	if (retry == flags) {
+		errno = EPERM;
+		return -1;
+	}
+	return mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | retry, NULL);
+}
+
+static const char *propagation_name(unsigned long fl)
+{
+	bool rec = fl & MS_REC;
+	if (fl & MS_SHARED) return rec ? "rshared" : "shared";
+	if (fl & MS_SLAVE) return rec ? "rslave" : "slave";
+	if (fl & MS_PRIVATE) return rec ? "rprivate" : "private";
+	if (fl & MS_UNBINDABLE) return rec ? "runbindable" : "unbindable";
+	return "?";
+}
+
+void step_propagation(const struct step *s)
+{
+	const char *target = s->argv[1];
+	unsigned long fl = parse_u64(s->argv[2], 10, "flags");
+	char what[4200], p[32];
+	snprintf(what, sizeof what, "make %s %s", target, propagation_name(fl));
+	if (G.root_fd < 0) {
+		/* Before `rootfs`: a path of the helper's mount namespace (the runtime's "/"). */
+		if (mount(NULL, target, NULL, fl, NULL) < 0)
+			die(errno, "%s: %s", what, strerror(errno));
+		return;
+	}
+	int fd = open_checked(target, what);
+	if (mount(NULL, fdpath(p, fd), NULL, fl, NULL) < 0)
+		die(errno, "%s: %s", what, strerror(errno));
+	close(fd);
+}
+
+void step_rootfs(const struct step *s)
+{
+	const char *path = s->argv[1];
+	if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die(errno, "bind the rootfs %s onto itself: %s", path, strerror(errno));
+	xclose(&G.root_fd);
+	G.root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (G.root_fd < 0)
+		die(errno, "open the rootfs %s: %s", path, strerror(errno));
+	char link[32];
+	ssize_t n = readlink(fdpath(link, G.root_fd), G.root_path, sizeof G.root_path - 1);
+	if (n < 0)
+		die(errno, "readlink %s: %s", link, strerror(errno));
+	G.root_path[n] = 0;
+}
+
+void step_mount(const struct step *s)
+{
+	const char *src = s->argv[1], *dest = s->argv[2], *fstype = s->argv[3], *data = s->argv[5], *kind = s->argv[6];
+	unsigned long fl = parse_u64(s->argv[4], 10, "flags");
+	bool bind = fl & MS_BIND;
+	char what[8400], p[32], q[32];
+	if (bind)
+		snprintf(what, sizeof what, "bind %s on %s", src, dest);
+	else if (!strcmp(src, fstype) || !*src)
+		snprintf(what, sizeof what, "mount %s on %s", fstype, dest);
+	else
+		snprintf(what, sizeof what, "mount %s (%s) on %s", src, fstype, dest);
+
+	bool file;
+	if (!strcmp(kind, "dir")) {
+		file = false;
+	} else if (!strcmp(kind, "file")) {
+		file = true;
+	} else if (!strcmp(kind, "auto")) {
+		struct stat st;
+		file = false;
+		if (bind) {
+			if (stat(src, &st) < 0)
+				die(errno, "%s: stat %s: %s", what, src, strerror(errno));
+			file = !S_ISDIR(st.st_mode);
+		}
+	} else {
+		die(EINVAL, "%s: unknown kind \"%s\" (dir, file or auto)", what, kind);
+	}
+
+	int fd = ensure(dest, file, what);
+	check_in_root(fd, what, dest);
+	if (bind) {
+		if (mount(src, fdpath(p, fd), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
+			die(errno, "%s: %s", what, strerror(errno));
+		if (fl & BIND_REMOUNT) {
+			/* The fd is the directory under the new mount: open the mount itself. */
+			int top = open_checked(dest, what);
+			if (remount_bind(top, fl & BIND_REMOUNT) < 0)
+				die(errno, "%s: remount with its flags: %s", what, strerror(errno));
+			close(top);
+		}
+	} else {
+		if (mount(src, fdpath(p, fd), fstype, fl & ~(PROPAGATION | MS_REC), *data ? data : NULL) < 0)
+			die(errno, "%s: %s", what, strerror(errno));
+	}
+	close(fd);
+	if (fl & PROPAGATION) {
+		int top = open_checked(dest, what);
+		if (mount(NULL, fdpath(q, top), NULL, fl & (PROPAGATION | MS_REC), NULL) < 0)
+			die(errno, "%s: make it %s: %s", what, propagation_name(fl & (PROPAGATION | MS_REC)), strerror(errno));
+		close(top);
+	}
+}
+
+struct mount_attr_ {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+void step_setattr(const struct step *s)
+{
+	const char *target = s->argv[1];
+	struct mount_attr_ attr = {
+		.attr_set = parse_u64(s->argv[2], 10, "attributes"),
+		.attr_clr = parse_u64(s->argv[3], 10, "attributes"),
+	};
+	char what[4200];
+	snprintf(what, sizeof what, "set the attributes of %s", target);
+	int fd = open_checked(target, what);
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+		die(errno, "%s (set %#llx, clear %#llx): %s", what, (unsigned long long)attr.attr_set,
+		    (unsigned long long)attr.attr_clr, strerror(errno));
+	close(fd);
+}
+
+void step_remount(const struct step *s)
+{
+	const char *dest = s->argv[1];
+	unsigned long fl = parse_u64(s->argv[2], 10, "flags");
+	char what[4200];
+	snprintf(what, sizeof what, "remount %s", dest);
+	int fd = open_checked(dest, what);
+	if (remount_bind(fd, fl & ~(MS_REMOUNT | MS_BIND)) < 0)
+		die(errno, "%s%s: %s", what, fl & MS_RDONLY ? " read-only" : "", strerror(errno));
+	close(fd);
+}
+
+void step_mknod(const struct step *s)
+{
+	const char *dest = s->argv[1], *type = s->argv[2];
+	unsigned major = parse_u64(s->argv[3], 10, "major"), minor = parse_u64(s->argv[4], 10, "minor");
+	mode_t perm = parse_u64(s->argv[5], 8, "mode") & 07777;
+	uid_t uid = (uid_t)parse_s64(s->argv[6], "uid");
+	gid_t gid = (gid_t)parse_s64(s->argv[7], "gid");
+	mode_t fmt;
+	if (!strcmp(type, "c") || !strcmp(type, "u"))
+		fmt = S_IFCHR;
+	else if (!strcmp(type, "b"))
+		fmt = S_IFBLK;
+	else if (!strcmp(type, "p"))
+		fmt = S_IFIFO;
+	else
+		die(EINVAL, "mknod %s: unknown device type \"%s\" (c, b, u or p)", dest, type);
+	dev_t dev = fmt == S_IFIFO ? 0 : makedev(major, minor);
+	char what[4200], name[NAME_MAX + 1];
+	snprintf(what, sizeof what, "mknod %s", dest);
+	int dir = ensure_parent(dest, what, name, sizeof name);
+	mode_t old = umask(0);
+	int r = mknodat(dir, name, fmt | perm, dev);
+	if (r < 0 && errno == EEXIST) {
+		struct stat st;
+		if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == fmt &&
+		    (fmt == S_IFIFO || st.st_rdev == dev))
+			r = 0; /* already there */
+		else if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+			 unlinkat(dir, name, 0) == 0)
+			r = mknodat(dir, name, fmt | perm, dev); /* something else: replace it */
+		else
+			errno = EEXIST;
+	}
+	umask(old);
+	if (r < 0)
+		die(errno, "%s: %s", what, strerror(errno));
+	if (fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		die(errno, "chown %s to %d:%d: %s", dest, (int)uid, (int)gid, strerror(errno));
+	close(dir);
+}
+
+void step_bind_dev(const struct step *s)
+{
+	const char *host = s->argv[1], *dest = s->argv[2];
+	char what[8400], p[32];
+	snprintf(what, sizeof what, "bind %s on %s", host, dest);
+	int fd = ensure(dest, true, what);
+	check_in_root(fd, what, dest);
+	if (mount(host, fdpath(p, fd), NULL, MS_BIND, NULL) < 0)
+		die(errno, "%s: %s", what, strerror(errno));
+	close(fd);
+}
+
+void step_symlink(const struct step *s)
+{
+	const char *target = s->argv[1], *link = s->argv[2];
+	char what[8400], name[NAME_MAX + 1], old[PATH_MAX];
+	snprintf(what, sizeof what, "symlink %s -> %s", link, target);
+	int dir = ensure_parent(link, what, name, sizeof name);
+	if (symlinkat(target, dir, name) < 0) {
+		if (errno != EEXIST)
+			die(errno, "%s: %s", what, strerror(errno));
+		ssize_t n = readlinkat(dir, name, old, sizeof old - 1);
+		if (n < 0)
+			die(EEXIST, "%s: %s exists and is not a symlink", what, link);
+		old[n] = 0;
+		if (strcmp(old, target))
+			die(EEXIST, "%s: %s exists and points to %s", what, link, old);
+	}
+	close(dir);
+}
+
+void step_pivot_root(const struct step *s)
+{
+	(void)s;
+	need_root();
+	int old = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (old < 0)
+		die(errno, "open /: %s", strerror(errno));
+	if (fchdir(G.root_fd) < 0)
+		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		die(errno, "pivot_root %s: %s", G.root_path, strerror(errno));
+	/* The old root is now stacked on the new one: cut it loose without propagating the unmount. */
+	if (fchdir(old) < 0)
+		die(errno, "chdir to the old root: %s", strerror(errno));
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		die(errno, "make the old root rslave: %s", strerror(errno));
+	if (umount2(".", MNT_DETACH) < 0)
+		die(errno, "unmount the old root: %s", strerror(errno));
+	if (chdir("/") < 0)
+		die(errno, "chdir /: %s", strerror(errno));
+	close(old);
+	strcpy(G.root_path, "/");
+}
+
+void step_chroot(const struct step *s)
+{
+	(void)s;
+	need_root();
+	if (fchdir(G.root_fd) < 0)
+		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+		die(errno, "move %s to /: %s", G.root_path, strerror(errno));
+	if (chroot(".") < 0)
+		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
+	if (chdir("/") < 0)
+		die(errno, "chdir /: %s", strerror(errno));
+	strcpy(G.root_path, "/");
+}
+
+/* The path itself (not what a final symlink points to), -1 when it is missing (skipped). */
+static int open_nofollow(const char *path, const char *what, struct stat *st)
+{
+	int fd = in_root(path, O_PATH | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return -1;
+		die(errno, "%s: %s", what, strerror(errno));
+	}
+	check_in_root(fd, what, path);
+	if (fstat(fd, st) < 0)
+		die(errno, "%s: stat: %s", what, strerror(errno));
+	if (S_ISLNK(st->st_mode))
+		die(ELOOP, "%s: it is a symbolic link", what);
+	return fd;
+}
+
+void step_mask(const struct step *s)
+{
+	const char *path = s->argv[1];
+	char what[4200], p[32], q[32];
+	struct stat st;
+	snprintf(what, sizeof what, "mask %s", path);
+	int fd = open_nofollow(path, what, &st);
+	if (fd < 0)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		if (mount("tmpfs", fdpath(p, fd), "tmpfs", MS_RDONLY, NULL) < 0)
+			die(errno, "%s with a read-only tmpfs: %s", what, strerror(errno));
+	} else {
+		if (G.null_fd < 0) {
+			struct stat ns;
+			G.null_fd = in_root("/dev/null", O_PATH | O_NOFOLLOW);
+			if (G.null_fd < 0)
+				die(errno, "%s: open /dev/null: %s", what, strerror(errno));
+			if (fstat(G.null_fd, &ns) < 0)
+				die(errno, "%s: stat /dev/null: %s", what, strerror(errno));
+			if (!S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
+				die(EPERM, "%s: /dev/null is not the null device (char 1:3)", what);
+		}
+		if (mount(fdpath(q, G.null_fd), fdpath(p, fd), NULL, MS_BIND, NULL) < 0)
+			die(errno, "%s with /dev/null: %s", what, strerror(errno));
+	}
+	close(fd);
+}
+
+void step_readonly(const struct step *s)
+{
+	const char *path = s->argv[1];
+	char what[4200], p[32];
+	struct stat st;
+	struct statvfs sv;
+	snprintf(what, sizeof what, "make %s read-only", path);
+	int fd = open_nofollow(path, what, &st);
+	if (fd < 0)
+		return;
+	fdpath(p, fd);
+	if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die(errno, "%s: bind it on itself: %s", what, strerror(errno));
+	close(fd);
+	int top = open_nofollow(path, what, &st);
+	if (top < 0)
+		die(ENOENT, "%s: it vanished", what);
+	if (fstatvfs(top, &sv) < 0)
+		die(errno, "%s: statvfs: %s", what, strerror(errno));
+	unsigned long keep = statvfs_to_ms(sv.f_flag) & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | ATIME);
+	if (remount_bind(top, MS_RDONLY | keep) < 0)
+		die(errno, "%s: %s", what, strerror(errno));
+	close(top);
+}
+
+void step_remount_root(const struct step *s)
+{
+	unsigned long fl = parse_u64(s->argv[1], 10, "flags");
+	need_root();
+	if (remount_bind(G.root_fd, fl & ~(MS_REMOUNT | MS_BIND)) < 0)
+		die(errno, "remount /%s: %s", fl & MS_RDONLY ? " read-only" : "", strerror(errno));
+}
+
+void step_console(const struct step *s)
+{
+	unsigned short rows = 0, cols = 0;
+	if (s->argc == 3)
+		die(EINVAL, "console takes ref, or rows, cols and ref");
+	if (s->argc == 4) {
+		rows = parse_u64(s->argv[1], 10, "rows");
+		cols = parse_u64(s->argv[2], 10, "columns");
+	}
+	if (G.console_sock < 0)
+		die(EINVAL, "no console-connect step before console");
+	int master = in_root("/dev/ptmx", O_RDWR | O_NOCTTY);
+	if (master < 0)
+		die(errno, "open /dev/ptmx: %s", strerror(errno));
+	int unlock = 0;
+	unsigned ptn;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		die(errno, "unlock the pty: %s", strerror(errno));
+	if (ioctl(master, TIOCGPTN, &ptn) < 0)
+		die(errno, "get the pty number: %s", strerror(errno));
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		die(errno, "open the pty slave /dev/pts/%u: %s", ptn, strerror(errno));
+	if (rows && cols) {
+		struct winsize ws = {.ws_row = rows, .ws_col = cols};
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			die(errno, "set the console size: %s", strerror(errno));
+	}
+
+	/* The master goes to the console socket with the slave's name as the payload, as runc sends it. */
+	char name[32];
+	int len = snprintf(name, sizeof name, "/dev/pts/%u", ptn);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = name, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			     .msg_controllen = sizeof control.buf};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof master);
+	ssize_t sent;
+	do
+		sent = sendmsg(G.console_sock, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
+		die(errno, "send the pty master to the console socket: %s", strerror(errno));
+	close(master);
+	xclose(&G.console_sock);
+
+	char p[32], q[32];
+	int console = ensure("/dev/console", true, "bind the console on /dev/console");
+	check_in_root(console, "bind the console on /dev/console", "/dev/console");
+	if (mount(fdpath(q, slave), fdpath(p, console), NULL, MS_BIND, NULL) < 0)
+		die(errno, "bind %s on /dev/console: %s", name, strerror(errno));
+	close(console);
+
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			die(errno, "dup2 the console to fd %d: %s", i, strerror(errno));
+	if (slave > 2)
+		close(slave);
+	if (ioctl(0, TIOCSCTTY, 0) < 0)
+		die(errno, "make %s the controlling terminal: %s", name, strerror(errno));
+}

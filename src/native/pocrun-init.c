@@ -1,0 +1,726 @@
+/*
+ * pocrun-init: the container init helper of pocrun. It decodes the plan of src/plan/PROTOCOL.md and runs its
+ * steps in order: the parent stage (join namespaces, cgroup, exec.fifo, console socket, clone), then, in the
+ * clone'd child, everything that makes the container's init (mounts, devices, hooks, pivot_root, credentials)
+ * up to execve. This file: entry, sealed re-exec, plan decoding, sync messages, the parent stage and the
+ * create/start handshake. mounts.c: everything about the filesystem; process.c: credentials, hooks, exec.
+ */
+#include "pocrun-init.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+#define SEALED_ENV "_POCRUN_INIT_SEALED"
+
+struct helper G = {
+	.sync_out = -1, .sync_in = -1, .root_fd = -1, .state_dir_fd = -1, .fifo_fd = -1,
+	.console_sock = -1, .null_fd = -1,
+};
+static const struct step init_step = {1, (char *[]){"init", NULL}, "-"};
+static const struct step plan_step = {1, (char *[]){"plan", NULL}, "-"};
+const struct step *cur = &init_step;
+
+/* ---- small utilities ---- */
+
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\t' || *s == '\r')
+			*s = ' ';
+}
+
+void die(int err, const char *fmt, ...)
+{
+	char msg[3072], step[128], ref[512], line[4000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	snprintf(step, sizeof step, "%s", cur->argv[0]);
+	snprintf(ref, sizeof ref, "%s", G.ref_override ? G.ref_override : cur->ref);
+	sanitize(msg);
+	sanitize(step);
+	sanitize(ref);
+	if (G.sync_out >= 0) {
+		int n = snprintf(line, sizeof line, "error %s\t%s\t%d\t%s\n", step, ref, err, msg);
+		if (n >= (int)sizeof line) {
+			n = sizeof line - 1;
+			line[n - 1] = '\n';
+		}
+		if (write(G.sync_out, line, n) < 0) { /* nobody to tell */ }
+		_exit(1);
+	}
+	int n = snprintf(line, sizeof line, "pocrun-init: %s: %s\n", step, msg);
+	if (n >= (int)sizeof line)
+		n = sizeof line - 1;
+	if (write(2, line, n) < 0) { /* nothing left */ }
+	_exit(127);
+}
+
+unsigned long long parse_u64(const char *s, int base, const char *what)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		die(EINVAL, "invalid %s %s", what, *s ? s : "(empty)");
+	unsigned long long v = strtoull(s, &end, base);
+	if (errno || *end)
+		die(EINVAL, "invalid %s %s", what, s);
+	return v;
+}
+
+long long parse_s64(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == ' ' || *s == '+')
+		die(EINVAL, "invalid %s %s", what, *s ? s : "(empty)");
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end)
+		die(EINVAL, "invalid %s %s", what, s);
+	return v;
+}
+
+const char *fdpath(char *buf, int fd)
+{
+	snprintf(buf, 32, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+void xclose(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void write_all(int fd, const char *buf, size_t len, const char *what)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(errno, "%s: %s", what, strerror(errno));
+		buf += n;
+		len -= n;
+	}
+}
+
+/* Default dispositions for every signal and an empty mask (before the container process or a hook runs). */
+void reset_signals(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_DFL};
+	sigset_t none;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL); /* EINVAL for the libc-reserved ones: fine */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* One line to the runtime, in one write(2). */
+static void say(const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = sizeof line - 2;
+	line[n++] = '\n';
+	ssize_t w;
+	do
+		w = write(G.sync_out, line, n);
+	while (w < 0 && errno == EINTR);
+	if (w != n)
+		die(w < 0 ? errno : EIO, "write to the runtime: %s", w < 0 ? strerror(errno) : "short write");
+}
+
+/* One reply line from the runtime (without '\n'), NULL at EOF. */
+static char *read_line(void)
+{
+	static char *buf;
+	static size_t len, cap, skip;
+	if (skip) {
+		memmove(buf, buf + skip, len - skip);
+		len -= skip;
+		skip = 0;
+	}
+	for (;;) {
+		char *nl = len ? memchr(buf, '\n', len) : NULL;
+		if (nl) {
+			*nl = 0;
+			skip = nl - buf + 1;
+			return buf;
+		}
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			buf = realloc(buf, cap);
+			if (!buf)
+				die(ENOMEM, "out of memory");
+		}
+		ssize_t n = read(G.sync_in, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(errno, "read from the runtime: %s", strerror(errno));
+		if (n == 0)
+			return NULL;
+		len += n;
+	}
+}
+
+/* ---- sealed re-exec (CVE-2019-5736) ---- */
+
+static bool exe_is_sealed(void)
+{
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	int seals = fcntl(fd, F_GET_SEALS);
+	close(fd);
+	int want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	return seals >= 0 && (seals & want) == want;
+}
+
+static void sealed_reexec(char **argv)
+{
+	if (getenv(SEALED_ENV)) {
+		unsetenv(SEALED_ENV);
+		if (!exe_is_sealed())
+			die(EPERM, "re-executed but /proc/self/exe is not a sealed memfd");
+		return;
+	}
+	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (exe < 0)
+		die(errno, "open /proc/self/exe: %s", strerror(errno));
+	struct stat st;
+	if (fstat(exe, &st) < 0)
+		die(errno, "stat /proc/self/exe: %s", strerror(errno));
+	int mfd = memfd_create("pocrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	if (mfd < 0 && errno == EINVAL)
+		mfd = memfd_create("pocrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		die(errno, "memfd_create: %s", strerror(errno));
+	for (off_t left = st.st_size; left > 0;) {
+		ssize_t n = sendfile(mfd, exe, NULL, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die(n < 0 ? errno : EIO, "copy /proc/self/exe to a memfd: %s", n < 0 ? strerror(errno) : "short read");
+		left -= n;
+	}
+	close(exe);
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		die(errno, "seal the memfd: %s", strerror(errno));
+	setenv(SEALED_ENV, "1", 1);
+	extern char **environ;
+	fexecve(mfd, argv, environ);
+	die(errno, "execute the sealed memfd: %s", strerror(errno));
+}
+
+/* ---- the plan ---- */
+
+struct stepdef {
+	const char *name;
+	int min, max; /* fields after the name; max -1 = any */
+	int ref;      /* 1: the last field is the ref; 2: the last field if there is one */
+	void (*run)(const struct step *);
+};
+
+static void step_setns(const struct step *);
+static void step_cgroup_join(const struct step *);
+static void step_exec_fifo(const struct step *);
+static void step_console_connect(const struct step *);
+static void step_time_offset(const struct step *);
+static void step_clone(const struct step *);
+static void step_sync(const struct step *);
+static void step_setsid(const struct step *);
+static void step_created(const struct step *);
+static void step_wait_start(const struct step *);
+static void step_close_fds(const struct step *);
+
+static const struct stepdef stepdefs[] = {
+	{"setns", 3, 3, 1, step_setns},
+	{"cgroup-join", 2, 2, 1, step_cgroup_join},
+	{"exec-fifo", 3, 3, 0, step_exec_fifo},
+	{"console-connect", 2, 2, 1, step_console_connect},
+	{"time-offset", 4, 4, 1, step_time_offset},
+	{"clone", 1, -1, 0, step_clone},
+	{"sync", 1, 1, 0, step_sync},
+	{"setsid", 0, 0, 0, step_setsid},
+	{"propagation", 3, 3, 1, step_propagation},
+	{"rootfs", 2, 2, 1, step_rootfs},
+	{"mount", 7, 7, 1, step_mount},
+	{"setattr", 4, 4, 1, step_setattr},
+	{"remount", 3, 3, 1, step_remount},
+	{"mknod", 8, 8, 1, step_mknod},
+	{"bind-dev", 3, 3, 1, step_bind_dev},
+	{"symlink", 3, 3, 1, step_symlink},
+	{"hook", 6, -1, 1, step_hook},
+	{"run-hooks", 1, 1, 0, step_run_hooks},
+	{"pivot-root", 1, 1, 1, step_pivot_root},
+	{"chroot", 1, 1, 1, step_chroot},
+	{"mask", 2, 2, 1, step_mask},
+	{"readonly", 2, 2, 1, step_readonly},
+	{"remount-root", 2, 2, 1, step_remount_root},
+	{"sysctl", 3, 3, 1, step_sysctl},
+	{"hostname", 2, 2, 1, step_hostname},
+	{"domainname", 2, 2, 1, step_domainname},
+	{"oom-score-adj", 2, 2, 1, step_oom_score_adj},
+	{"rlimit", 4, 4, 1, step_rlimit},
+	{"console", 1, 3, 1, step_console},
+	{"chdir", 2, 2, 1, step_chdir},
+	{"umask", 2, 2, 1, step_umask},
+	{"groups", 0, -1, 0, step_groups},
+	{"keep-caps", 0, 0, 0, step_keep_caps},
+	{"user", 3, 3, 1, step_user},
+	{"caps", 6, 6, 1, step_caps},
+	{"no-new-privs", 1, 1, 1, step_no_new_privs},
+	{"seccomp", 0, -1, 2, step_seccomp},
+	{"env", 1, 1, 0, step_env},
+	{"exec", 2, -1, 1, step_exec},
+	{"created", 0, 0, 0, step_created},
+	{"wait-start", 0, 0, 0, step_wait_start},
+	{"close-fds", 1, 1, 0, step_close_fds},
+	{"execve", 0, 0, 0, step_execve},
+};
+
+struct planned {
+	struct step step;
+	const struct stepdef *def;
+};
+
+static char *read_plan(int fd, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf)
+			die(ENOMEM, "out of memory");
+		if (n == cap)
+			buf = realloc(buf, cap *= 2);
+		if (!buf)
+			continue;
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die(errno, "read the plan: %s", strerror(errno));
+		if (r == 0)
+			break;
+		n += r;
+	}
+	*len = n;
+	return buf;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static struct planned *decode_plan(const unsigned char *buf, size_t len, int *count)
+{
+	/* Every field costs at least 4 bytes, so the strings fit in len + len/4 bytes with their NULs. */
+	char *arena = malloc(len + len / 4 + 1);
+	size_t cap = 64, at = 0;
+	int n = 0;
+	struct planned *steps = malloc(cap * sizeof *steps);
+	if (!arena || !steps)
+		die(ENOMEM, "out of memory");
+	while (at < len) {
+		if (len - at < 4)
+			die(EINVAL, "step %d: truncated", n);
+		uint32_t nf = le32(buf + at);
+		at += 4;
+		if (nf == 0 || nf > (len - at) / 4 + 1)
+			die(EINVAL, "step %d: bad field count %u", n, nf);
+		char **argv = malloc((nf + 1) * sizeof *argv);
+		if (!argv)
+			die(ENOMEM, "out of memory");
+		for (uint32_t i = 0; i < nf; i++) {
+			if (len - at < 4)
+				die(EINVAL, "step %d: truncated", n);
+			uint32_t fl = le32(buf + at);
+			at += 4;
+			if (fl > len - at)
+				die(EINVAL, "step %d: field %u is truncated", n, i);
+			if (memchr(buf + at, 0, fl))
+				die(EINVAL, "step %d: field %u contains a NUL byte", n, i);
+			memcpy(arena, buf + at, fl);
+			arena[fl] = 0;
+			argv[i] = arena;
+			arena += fl + 1;
+			at += fl;
+		}
+		argv[nf] = NULL;
+		if ((size_t)n == cap && !(steps = realloc(steps, (cap *= 2) * sizeof *steps)))
+			die(ENOMEM, "out of memory");
+		const struct stepdef *def = NULL;
+		for (size_t d = 0; d < sizeof stepdefs / sizeof *stepdefs; d++)
+			if (!strcmp(stepdefs[d].name, argv[0]))
+				def = &stepdefs[d];
+		if (!def)
+			die(EINVAL, "step %d: unknown step \"%s\"", n, argv[0]);
+		int nargs = (int)nf - 1;
+		if (nargs < def->min || (def->max >= 0 && nargs > def->max)) {
+			char want[48];
+			if (def->max < 0)
+				snprintf(want, sizeof want, "at least %d", def->min);
+			else if (def->max == def->min)
+				snprintf(want, sizeof want, "%d", def->min);
+			else
+				snprintf(want, sizeof want, "%d to %d", def->min, def->max);
+			die(EINVAL, "step %d (%s): %d fields, expected %s", n, argv[0], nargs, want);
+		}
+		const char *ref = "-";
+		if (def->ref == 1 || (def->ref == 2 && nargs > 0))
+			ref = argv[nf - 1];
+		steps[n].step = (struct step){(int)nf, argv, ref};
+		steps[n].def = def;
+		n++;
+	}
+	*count = n;
+	return steps;
+}
+
+/* ---- parent stage ---- */
+
+static const struct {
+	const char *name;
+	int flag;
+} namespaces[] = {
+	{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
+	{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+};
+
+static int ns_flag(const char *name)
+{
+	for (size_t i = 0; i < sizeof namespaces / sizeof *namespaces; i++)
+		if (!strcmp(namespaces[i].name, name))
+			return namespaces[i].flag;
+	die(EINVAL, "unknown namespace type \"%s\"", name);
+}
+
+static void step_setns(const struct step *s)
+{
+	const char *path = s->argv[1], *type = s->argv[2];
+	int flag = ns_flag(type);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(errno, "open %s namespace %s: %s", type, path, strerror(errno));
+	if (setns(fd, flag) < 0)
+		die(errno, "setns %s %s: %s", type, path, strerror(errno));
+	close(fd);
+}
+
+static void step_cgroup_join(const struct step *s)
+{
+	char pid[32];
+	int fd = open(s->argv[1], O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(errno, "open %s: %s", s->argv[1], strerror(errno));
+	int n = snprintf(pid, sizeof pid, "%d\n", getpid());
+	if (write(fd, pid, n) != n)
+		die(errno, "write %s: %s", s->argv[1], strerror(errno));
+	close(fd);
+}
+
+static void step_exec_fifo(const struct step *s)
+{
+	const char *dir = s->argv[1];
+	uid_t uid = (uid_t)parse_s64(s->argv[2], "uid");
+	gid_t gid = (gid_t)parse_s64(s->argv[3], "gid");
+	xclose(&G.state_dir_fd);
+	xclose(&G.fifo_fd);
+	G.state_dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (G.state_dir_fd < 0)
+		die(errno, "open %s: %s", dir, strerror(errno));
+	mode_t old = umask(0);
+	int r = mkfifoat(G.state_dir_fd, "exec.fifo", 0622);
+	umask(old);
+	if (r < 0)
+		die(errno, "mkfifo %s/exec.fifo: %s", dir, strerror(errno));
+	if (fchownat(G.state_dir_fd, "exec.fifo", uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		die(errno, "chown %s/exec.fifo: %s", dir, strerror(errno));
+	G.fifo_fd = openat(G.state_dir_fd, "exec.fifo", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (G.fifo_fd < 0)
+		die(errno, "open %s/exec.fifo: %s", dir, strerror(errno));
+}
+
+static void step_console_connect(const struct step *s)
+{
+	const char *path = s->argv[1];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char alias[sizeof sa.sun_path];
+	int dirfd = -1;
+	if (strlen(path) >= sizeof sa.sun_path) {
+		/* Too long for sun_path: reach it through an fd of its directory. */
+		const char *slash = strrchr(path, '/');
+		char dir[4096];
+		if (!slash || (size_t)(slash - path) >= sizeof dir || strlen(slash + 1) > 64)
+			die(ENAMETOOLONG, "connect %s: %s", path, strerror(ENAMETOOLONG));
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+		dirfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0)
+			die(errno, "open %s: %s", dir, strerror(errno));
+		snprintf(alias, sizeof alias, "/proc/self/fd/%d/%s", dirfd, slash + 1);
+		path = alias;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die(errno, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die(errno, "connect %s: %s", s->argv[1], strerror(errno));
+	xclose(&dirfd);
+	xclose(&G.console_sock);
+	G.console_sock = fd;
+}
+
+static void step_time_offset(const struct step *s)
+{
+	int clock;
+	if (!strcmp(s->argv[1], "monotonic"))
+		clock = 1; /* CLOCK_MONOTONIC */
+	else if (!strcmp(s->argv[1], "boottime"))
+		clock = 7; /* CLOCK_BOOTTIME */
+	else
+		die(EINVAL, "unknown clock \"%s\" (monotonic or boottime)", s->argv[1]);
+	long long secs = parse_s64(s->argv[2], "seconds");
+	unsigned long long nsecs = parse_u64(s->argv[3], 10, "nanoseconds");
+	if (!G.time_unshared) {
+		if (unshare(CLONE_NEWTIME) < 0)
+			die(errno, "unshare time namespace: %s", strerror(errno));
+		G.time_unshared = true;
+	}
+	char line[96];
+	int n = snprintf(line, sizeof line, "%d %lld %llu\n", clock, secs, nsecs);
+	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(errno, "open /proc/self/timens_offsets: %s", strerror(errno));
+	if (write(fd, line, n) != n)
+		die(errno, "set the %s offset: %s", s->argv[1], strerror(errno));
+	close(fd);
+}
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+static __attribute__((noreturn)) void wait_for(pid_t child, const sigset_t *set)
+{
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			kill(child, sig);
+			continue;
+		}
+		int status;
+		pid_t r;
+		while ((r = waitpid(-1, &status, WNOHANG)) > 0)
+			if (r == child)
+				_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
+}
+
+static void step_clone(const struct step *s)
+{
+	const char *mode = s->argv[1];
+	bool wait = !strcmp(mode, "wait");
+	if (!wait && strcmp(mode, "detach") && strcmp(mode, "fork"))
+		die(EINVAL, "unknown clone mode \"%s\" (detach, wait or fork)", mode);
+	uint64_t flags = 0;
+	char names[256] = "";
+	for (int i = 2; i < s->argc; i++) {
+		flags |= ns_flag(s->argv[i]);
+		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i > 2 ? " " : "", s->argv[i]);
+	}
+	if (G.time_unshared)
+		flags &= ~(uint64_t)CLONE_NEWTIME; /* the child enters the one time-offset made */
+
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
+		sigaddset(&set, forwarded[i]);
+	if (wait)
+		sigprocmask(SIG_BLOCK, &set, &old);
+
+	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
+	pid_t pid = syscall(SYS_clone3, &args, sizeof args);
+	if (pid < 0)
+		die(errno, "clone%s%s: %s", names[0] ? " " : "", names, strerror(errno));
+	if (pid == 0) {
+		/* The container's init: continue with the next step. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		G.new_userns = flags & CLONE_NEWUSER;
+		return;
+	}
+	char line[64];
+	int n = snprintf(line, sizeof line, "pid %d\n", pid);
+	if (write(G.sync_out, line, n) != n) {
+		kill(pid, SIGKILL);
+		die(errno, "write to the runtime: %s", strerror(errno));
+	}
+	/* Keep nothing of the runtime's: only the child talks to it from now on. */
+	syscall(SYS_close_range, 3, ~0U, 0);
+	if (!wait)
+		_exit(0);
+	wait_for(pid, &set);
+}
+
+/* ---- child stage: sync, create/start ---- */
+
+static void step_sync(const struct step *s)
+{
+	say("sync %s", s->argv[1]);
+	char *reply = read_line();
+	if (!reply || (strcmp(reply, "ok") && strncmp(reply, "ok ", 3)))
+		_exit(1);
+	if (reply[2]) {
+		free(G.state);
+		if (!(G.state = strdup(reply + 3)))
+			die(ENOMEM, "out of memory");
+	}
+	if (!strcmp(s->argv[1], "maps") && G.new_userns) {
+		/* Become root of the new user namespace, so that what the next steps create belongs to it. */
+		if (setresgid(0, 0, 0) < 0)
+			die(errno, "setresgid 0 in the new user namespace: %s (is gid 0 mapped?)", strerror(errno));
+		if (setresuid(0, 0, 0) < 0)
+			die(errno, "setresuid 0 in the new user namespace: %s (is uid 0 mapped?)", strerror(errno));
+	}
+}
+
+static void step_setsid(const struct step *s)
+{
+	(void)s;
+	if (setsid() < 0)
+		die(errno, "setsid: %s", strerror(errno));
+}
+
+static void step_created(const struct step *s)
+{
+	(void)s;
+	say("created");
+	if (G.sync_in != G.sync_out)
+		xclose(&G.sync_in);
+	xclose(&G.sync_out);
+	G.sync_in = -1;
+}
+
+static void step_wait_start(const struct step *s)
+{
+	(void)s;
+	char p[32];
+	if (G.fifo_fd < 0)
+		die(EINVAL, "no exec-fifo step before wait-start");
+	/* Reopening the O_PATH fd needs no search permission on the state directory (the container's user may
+	 * not have it); without a /proc in the container, fall back to the directory. */
+	int fd;
+	do
+		fd = open(fdpath(p, G.fifo_fd), O_WRONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0 && errno == ENOENT && G.state_dir_fd >= 0) {
+		do
+			fd = openat(G.state_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
+		while (fd < 0 && errno == EINTR);
+	}
+	if (fd < 0)
+		die(errno, "open exec.fifo: %s", strerror(errno));
+	if (write(fd, "0", 1) != 1)
+		die(errno, "write exec.fifo: %s", strerror(errno));
+	close(fd);
+	xclose(&G.fifo_fd);
+	xclose(&G.state_dir_fd);
+}
+
+static void step_close_fds(const struct step *s)
+{
+	unsigned first = (unsigned)parse_u64(s->argv[1], 10, "fd number");
+	if (first < 3)
+		die(EINVAL, "close-fds %u: fds 0-2 are the container's stdio", first);
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		die(errno, "close_range: %s", strerror(errno));
+}
+
+/* ---- entry ---- */
+
+static int fd_arg(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return (errno || *end || !*s || v < 0 || v > INT_MAX) ? -1 : (int)v;
+}
+
+int main(int argc, char **argv)
+{
+	int plan_fd;
+	if (argc != 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = fd_arg(argv[2])) < 0 ||
+	    (G.sync_in = fd_arg(argv[3])) < 0) {
+		G.sync_out = -1;
+		static const char usage[] = "usage: pocrun-init <plan-fd> <sync-out-fd> <sync-in-fd>\n";
+		if (write(2, usage, sizeof usage - 1) < 0) { /* nothing to do */ }
+		return 1;
+	}
+	sealed_reexec(argv);
+	signal(SIGPIPE, SIG_IGN);
+	umask(022);
+
+	size_t len;
+	char *raw = read_plan(plan_fd, &len);
+	close(plan_fd);
+	cur = &plan_step;
+	int count, clones = 0;
+	bool joins = false;
+	struct planned *plan = decode_plan((unsigned char *)raw, len, &count);
+	free(raw);
+	for (int i = 0; i < count; i++) {
+		clones += plan[i].def->run == step_clone;
+		joins |= plan[i].def->run == step_setns;
+	}
+	if (clones != 1)
+		die(EINVAL, "the plan has %d clone steps, expected one", clones);
+	/* Joining a running container: nothing there may ptrace us or open our fds through /proc. */
+	if (joins && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die(errno, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
+
+	for (int i = 0; i < count; i++) {
+		cur = &plan[i].step;
+		plan[i].def->run(cur);
+	}
+	die(EINVAL, "the plan ended without execve");
+}

@@ -1,0 +1,99 @@
+/* pocrun-init: executes the init plan of src/plan/PROTOCOL.md. Shared declarations. */
+#ifndef POCRUN_INIT_H
+#define POCRUN_INIT_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One decoded step: argv[0] is the step's name; ref is its last field for steps that carry one, else "-". */
+struct step {
+	int argc;
+	char **argv;
+	const char *ref;
+};
+
+struct hook {
+	const char *phase, *path, *ref;
+	unsigned timeout; /* seconds, 0 = none */
+	char **argv, **envp;
+};
+
+/* Everything the steps share. */
+struct helper {
+	int sync_out, sync_in;   /* -1 once `created` closed them */
+	int root_fd;             /* O_PATH of the rootfs, from `rootfs` */
+	char root_path[4096];    /* where root_fd is, as the helper's /proc sees it ("/" after pivot/chroot) */
+	int state_dir_fd;        /* from `exec-fifo` */
+	int fifo_fd;             /* O_PATH of state-dir/exec.fifo */
+	int console_sock;        /* from `console-connect` */
+	int null_fd;             /* O_PATH of the container's /dev/null, checked 1:3 (mask) */
+	bool new_userns;         /* `clone` made a user namespace */
+	bool time_unshared;      /* `time-offset` already unshared a time namespace */
+	char *state;             /* container state JSON, from the last `ok <json>` */
+	char **env;              /* from `env` steps */
+	int nenv, capenv;
+	char *exec_path;         /* resolved by `exec` */
+	char **exec_argv;
+	struct hook *hooks;
+	int nhooks, caphooks;
+	const char *ref_override; /* error ref while running a hook */
+};
+
+extern struct helper G;
+extern const struct step *cur;
+
+/* Reports the failure of the current step and exits: `error <step>\t<ref>\t<errno>\t<msg>` on sync-out and
+ * exit 1, or (after `created`) a line on stderr and exit 127. */
+__attribute__((noreturn, format(printf, 2, 3))) void die(int err, const char *fmt, ...);
+
+/* Number parsing; a malformed number fails the step. */
+unsigned long long parse_u64(const char *s, int base, const char *what);
+long long parse_s64(const char *s, const char *what);
+
+/* "/proc/self/fd/N" into buf (>= 32 bytes). */
+const char *fdpath(char *buf, int fd);
+void xclose(int *fd);
+void write_all(int fd, const char *buf, size_t len, const char *what);
+void reset_signals(void);
+
+/* mounts.c */
+void step_propagation(const struct step *);
+void step_rootfs(const struct step *);
+void step_mount(const struct step *);
+void step_setattr(const struct step *);
+void step_remount(const struct step *);
+void step_mknod(const struct step *);
+void step_bind_dev(const struct step *);
+void step_symlink(const struct step *);
+void step_pivot_root(const struct step *);
+void step_chroot(const struct step *);
+void step_mask(const struct step *);
+void step_readonly(const struct step *);
+void step_remount_root(const struct step *);
+void step_console(const struct step *);
+
+/* process.c */
+void step_hook(const struct step *);
+void step_run_hooks(const struct step *);
+void step_sysctl(const struct step *);
+void step_hostname(const struct step *);
+void step_domainname(const struct step *);
+void step_oom_score_adj(const struct step *);
+void step_rlimit(const struct step *);
+void step_chdir(const struct step *);
+void step_umask(const struct step *);
+void step_groups(const struct step *);
+void step_keep_caps(const struct step *);
+void step_user(const struct step *);
+void step_caps(const struct step *);
+void step_no_new_privs(const struct step *);
+void step_seccomp(const struct step *);
+void step_env(const struct step *);
+void step_exec(const struct step *);
+void step_execve(const struct step *);
+
+#endif
