@@ -1,0 +1,105 @@
+/**
+ * Cgroups: one interface, two drivers. v1 for hybrid hosts (a mount per controller under /sys/fs/cgroup), v2 for
+ * a pure unified hierarchy. Paths given to a driver are cgroup paths ("/pocrun/c1"), relative to the hierarchy's
+ * root (the mount point), as `resolveCgroupPath` returns them; the driver maps them onto its mounts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { PocError } from '../errors.js';
+import type { LinuxResources } from './resources.js';
+import type { CgroupStats } from './stats.js';
+import { CgroupV1Driver } from './v1.js';
+import { CgroupV2Driver } from './v2.js';
+
+export type { LinuxResources } from './resources.js';
+export type { CgroupStats } from './stats.js';
+export { CgroupV1Driver } from './v1.js';
+export { CgroupV2Driver } from './v2.js';
+export { checkCgroupPath, readOwnCgroup, resolveCgroupPath } from './path.js';
+
+export type FreezerState = 'frozen' | 'thawed' | 'freezing';
+
+export interface CgroupDriver {
+  readonly version: 1 | 2;
+  /** Makes the cgroup (v1: in every mounted controller; cpuset.cpus/mems copied from the parent when empty), then
+   * applies `resources`. On failure, the directories it made are removed again. An existing cgroup is reused. */
+  create(path: string, resources?: LinuxResources): void;
+  /** The cgroup.procs files a process joins the cgroup through (the C helper writes the pid). */
+  procsFiles(path: string): string[];
+  /** Applies resources to an existing cgroup (`update`). Only the fields that are set are written. */
+  apply(path: string, resources: LinuxResources): void;
+  /** Pids in the cgroup and the cgroups below it, sorted. */
+  pids(path: string): number[];
+  /** Freezes and waits until the kernel reports it frozen; on timeout thaws again and throws. */
+  freeze(path: string): void;
+  /** No-op when nothing can be frozen (no freezer, no such cgroup). */
+  thaw(path: string): void;
+  /** A missing cgroup, or one without a freezer, is 'thawed'. */
+  state(path: string): FreezerState;
+  stats(path: string): CgroupStats;
+  /** Signals every process in the cgroup (frozen meanwhile, so none escapes by forking). */
+  killAll(path: string, signal?: NodeJS.Signals | number): void;
+  /** Removes the cgroup and any below it (v1: in every controller), retrying briefly while processes exit. */
+  destroy(path: string): void;
+  /** Whether the cgroup exists (v1: in any controller). */
+  exists(path: string): boolean;
+}
+
+export interface CgroupMount {
+  root: string;
+  mountpoint: string;
+  fstype: string;
+  superOptions: string[];
+}
+
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+
+/** The cgroup and cgroup2 mounts listed in /proc/self/mountinfo. */
+export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
+  const out: CgroupMount[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-', 6);
+    if (sep < 0) continue;
+    const fstype = f[sep + 1];
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    out.push({
+      root: unescapeMount(f[3]!),
+      mountpoint: unescapeMount(f[4]!),
+      fstype,
+      superOptions: (f[sep + 3] ?? '').split(','),
+    });
+  }
+  return out;
+}
+
+/** The v1 controllers a container's cgroup is made in (named hierarchies such as name=systemd are left alone). */
+export const V1_CONTROLLERS = [
+  'cpuset', 'devices', 'memory', 'cpu', 'cpuacct', 'pids', 'blkio', 'hugetlb',
+  'net_cls', 'net_prio', 'perf_event', 'freezer', 'rdma', 'misc',
+] as const;
+
+/** controller → mount point of the v1 hierarchies, preferring mounts under `fsRoot`. */
+export function v1MountsFrom(mounts: readonly CgroupMount[], fsRoot: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const known = new Set<string>(V1_CONTROLLERS);
+  const v1 = mounts.filter((m) => m.fstype === 'cgroup');
+  const under = (m: CgroupMount) => m.mountpoint.startsWith(fsRoot + '/');
+  for (const m of [...v1.filter(under), ...v1.filter((x) => !under(x))]) {
+    for (const opt of m.superOptions) if (known.has(opt) && !(opt in out)) out[opt] = m.mountpoint;
+  }
+  return out;
+}
+
+/**
+ * The driver for this host: v2 when `fsRoot` itself is a cgroup2 hierarchy (it has cgroup.controllers), v1
+ * otherwise, with the controllers' mount points read from mountinfo.
+ */
+export function detectCgroups(fsRoot = '/sys/fs/cgroup', mountinfoFile = '/proc/self/mountinfo'): CgroupDriver {
+  const root = fsRoot.replace(/\/+$/, '') || '/';
+  if (existsSync(`${root}/cgroup.controllers`)) return new CgroupV2Driver(root);
+  const mounts = v1MountsFrom(parseCgroupMounts(readFileSync(mountinfoFile, 'utf8')), root);
+  if (Object.keys(mounts).length === 0) {
+    throw new PocError(`cgroups: neither a cgroup v2 hierarchy at ${root} nor cgroup v1 controllers are mounted`);
+  }
+  return new CgroupV1Driver(root, mounts);
+}
