@@ -160,7 +160,7 @@ t.test('nftables base script', async (t) => {
       'add rule ip poc output fib daddr type local meta l4proto . th dport vmap @ports',
       'add rule ip poc postrouting ip saddr 10.89.0.0/16 oifname "eth0" masquerade',
       'add rule ip poc postrouting ip saddr 127.0.0.0/8 oifname "pocbr0" masquerade',
-      'add rule ip poc postrouting iifname "pocbr0" oifname "pocbr0" ct status dnat masquerade',
+      'add rule ip poc postrouting ip saddr 10.89.0.0/16 ip daddr 10.89.0.0/16 oifname "pocbr0" ct status dnat masquerade',
       'add rule ip poc guard iifname "pocbr0" ip daddr 127.0.0.0/8 drop',
       '',
     ].join('\n'),

@@ -5,7 +5,7 @@
  *   output     (nat, -100)     the same for connections made on the host itself (127.0.0.1:PORT included)
  *   postrouting (nat, srcnat)  masquerade the bridge subnet out of the default-route interface;
  *                              masquerade 127.0.0.0/8 sources leaving on the bridge (host → 127.0.0.1:PORT);
- *                              masquerade DNATed traffic that goes back out of the bridge it came from (hairpin)
+ *                              masquerade DNATed traffic from the bridge subnet back into it (hairpin)
  *   guard (filter, raw)        drop packets from the bridge addressed to 127.0.0.0/8: the bridge has
  *                              route_localnet=1 (needed for the 127.0.0.1 DNAT), and without this a container
  *                              could reach the host's loopback-only services through it
@@ -53,7 +53,10 @@ export function nftBaseScript(c: BaseRulesConfig): string {
   if (c.uplink) lines.push(`add rule ${T} postrouting ip saddr ${c.subnet} oifname ${quote(c.uplink)} masquerade`);
   lines.push(
     `add rule ${T} postrouting ip saddr 127.0.0.0/8 oifname ${quote(c.bridge)} masquerade`,
-    `add rule ${T} postrouting iifname ${quote(c.bridge)} oifname ${quote(c.bridge)} ct status dnat masquerade`,
+    // Hairpin (a container reaching another through a published port): without this the answer would go
+    // straight back over the bridge, from an address the client never talked to. (iifname is unset in
+    // postrouting, so the match is on the addresses.)
+    `add rule ${T} postrouting ip saddr ${c.subnet} ip daddr ${c.subnet} oifname ${quote(c.bridge)} ct status dnat masquerade`,
     `add rule ${T} guard iifname ${quote(c.bridge)} ip daddr 127.0.0.0/8 drop`,
   );
   return `${lines.join('\n')}\n`;

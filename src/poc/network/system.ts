@@ -5,6 +5,7 @@
  * touch the real one.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PocError } from '../../errors.js';
 import { defaultRouteInterface, parseProcNetRoute } from './routes.js';
@@ -90,7 +91,9 @@ export async function ensureBridge(b: BridgeSpec, o: NetnsOptions = {}): Promise
   const netns = o.hostNetns;
   if (!(await linkExists(b.bridge, { netns }))) {
     try {
-      await run('ip', ['link', 'add', b.bridge, 'type', 'bridge'], { netns });
+      // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports, and it changes when that
+      // container goes, leaving the others with a stale ARP entry for their gateway.
+      await run('ip', ['link', 'add', b.bridge, 'address', bridgeMac(), 'type', 'bridge'], { netns });
     } catch (err) {
       if (!(await linkExists(b.bridge, { netns }))) throw err; // else made meanwhile by someone else
     }
@@ -98,6 +101,13 @@ export async function ensureBridge(b: BridgeSpec, o: NetnsOptions = {}): Promise
   await run('ip', ['-batch', '-'], { netns, input: `addr replace ${b.gateway}/${b.prefix} dev ${b.bridge}\nlink set ${b.bridge} up\n` });
   await writeSysctl('net/ipv4/ip_forward', '1', o);
   await writeSysctl(`net/ipv4/conf/${b.bridge}/route_localnet`, '1', o);
+}
+
+/** A random locally administered unicast MAC. */
+export function bridgeMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 export async function deleteLink(name: string, o: NetnsOptions = {}): Promise<boolean> {
