@@ -1,0 +1,128 @@
+/**
+ * Images as root, in a temporary POC_ROOT: the busybox image runs, tarballs made by the system's tar import
+ * with owners, modes and device nodes, docker-save style archives apply their layers, and hostile archives are
+ * refused without leaving anything behind.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { buildBusyboxImage, imageRootfs, importImage, listImages, removeImage } from '../../src/poc/images/index.js';
+import { buildTar } from '../../src/poc/images/tar.js';
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'owners and device nodes need root');
+  process.exit(0);
+}
+
+const work = mkdtempSync(join(tmpdir(), 'poc-images-it-'));
+const root = join(work, 'poc');
+t.teardown(() => rmSync(work, { recursive: true, force: true }));
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
+const staging = () => readdirSync(join(root, 'images')).filter((n) => n.startsWith('.'));
+
+t.test('the busybox image is built in about a second and runs', async (t) => {
+  const started = Date.now();
+  const img = await buildBusyboxImage({ root });
+  t.ok(Date.now() - started < 3000, `built in ${Date.now() - started} ms`);
+  const rootfs = imageRootfs(img, { root });
+  t.equal(sh('chroot', [rootfs, 'sh', '-c', 'echo $((6*7)); id -u user; ls /usr/bin/env']), '42\n1000\n/usr/bin/env\n');
+  t.equal(statSync(join(rootfs, 'tmp')).mode & 0o7777, 0o1777);
+  t.match(readFileSync(join(rootfs, 'etc/group'), 'utf8'), /^user:x:1000:/m);
+  for (const d of ['proc', 'sys', 'dev']) t.ok(statSync(join(rootfs, d)).isDirectory(), d);
+});
+
+t.test('a rootfs tarball from the system tar keeps owners, modes, links and device nodes', async (t) => {
+  const src = join(work, 'src');
+  mkdirSync(join(src, 'home/user'), { recursive: true });
+  mkdirSync(join(src, 'dev'));
+  writeFileSync(join(src, 'home/user/notes'), 'mine');
+  sh('chown', ['-R', '1000:1000', join(src, 'home/user')]);
+  writeFileSync(join(src, 'suid'), '#!/bin/sh\n');
+  sh('chmod', ['4755', join(src, 'suid')]);
+  symlinkSync('home/user/notes', join(src, 'link'));
+  sh('mknod', [join(src, 'dev/null'), 'c', '1', '3']);
+  const tarball = join(work, 'rootfs.tar.gz');
+  sh('tar', ['-C', src, '--format=posix', '-czf', tarball, '.']);
+  const img = await importImage(tarball, 'fromtar', { root });
+  const r = imageRootfs(img, { root });
+  const notes = statSync(join(r, 'home/user/notes'));
+  t.same([notes.uid, notes.gid], [1000, 1000], 'owner kept');
+  t.equal(statSync(join(r, 'suid')).mode & 0o7777, 0o4755, 'set-uid kept (chmod after chown)');
+  t.ok(lstatSync(join(r, 'link')).isSymbolicLink());
+  const dev = statSync(join(r, 'dev/null'));
+  t.ok(dev.isCharacterDevice(), 'device node created');
+  t.equal(dev.rdev, statSync('/dev/null').rdev);
+});
+
+t.test('a docker-save style archive made with the system tar: layers and whiteouts', async (t) => {
+  const dir = join(work, 'save');
+  const layer = (name: string, files: Record<string, string>) => {
+    const d = join(dir, `${name}-src`);
+    for (const [p, content] of Object.entries(files)) {
+      mkdirSync(join(d, p, '..'), { recursive: true });
+      writeFileSync(join(d, p), content);
+    }
+    mkdirSync(join(dir, name), { recursive: true });
+    sh('tar', ['-C', d, '-cf', join(dir, name, 'layer.tar'), '.']);
+    rmSync(d, { recursive: true });
+  };
+  layer('l1', { 'etc/os-release': 'ID=test\n', 'etc/old': 'old', 'var/cache/a': 'a', 'var/cache/b': 'b' });
+  layer('l2', { 'etc/.wh.old': '', 'var/cache/.wh..wh..opq': '', 'var/cache/c': 'c' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ architecture: 'amd64', config: { Env: ['PATH=/bin', 'GREETING=hi'], Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo $GREETING'], WorkingDir: '/srv', User: '1000' } }));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['docker.io/library/layered:1.0'], Layers: ['l1/layer.tar', 'l2/layer.tar'] }]));
+  const archive = join(work, 'layered.tar');
+  sh('tar', ['-C', dir, '-cf', archive, 'manifest.json', 'config.json', 'l1', 'l2']);
+  const img = await importImage(archive, undefined, { root });
+  t.equal(img.name, 'layered:1.0');
+  t.same(img.config, { Env: ['PATH=/bin', 'GREETING=hi'], Cmd: ['echo $GREETING'], Entrypoint: ['/bin/sh', '-c'], WorkingDir: '/srv', User: '1000' });
+  const r = imageRootfs(img, { root });
+  t.same(readdirSync(join(r, 'etc')), ['os-release']);
+  t.same(readdirSync(join(r, 'var/cache')), ['c']);
+  t.notOk(existsSync(join(r, 'manifest.json')), 'the archive wrapper is not part of the rootfs');
+});
+
+t.test('hostile tarballs are refused, naming the entry, and leave nothing behind', async (t) => {
+  const victim = join(work, 'victim');
+  mkdirSync(victim);
+  writeFileSync(join(victim, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['path traversal', buildTar([{ name: 'etc/', type: 'dir' }, { name: `../../../../../../..${victim}/passwd`, data: 'pwned' }]), /"\.\.\/.*\/passwd": "\.\." in path refused/],
+    ['absolute path', buildTar([{ name: `${victim}/passwd`, data: 'pwned' }]), /absolute path refused/],
+    ['symlink then write', buildTar([{ name: 'etc', type: 'symlink', linkname: victim }, { name: 'etc/passwd', data: 'pwned' }]), /"etc\/passwd": parent "etc" is a symbolic link; refusing to write through it/],
+    ['hard link to a host file', buildTar([{ name: 'x', type: 'hardlink', linkname: `${victim}/passwd` }]), /absolute path refused/],
+  ];
+  const before = listImages({ root }).length;
+  for (const [what, buf, message] of cases) {
+    const f = join(work, `${what.replace(/ /g, '-')}.tar`);
+    writeFileSync(f, buf);
+    await t.rejects(importImage(f, 'evil', { root }), { name: 'PocError', message }, what);
+  }
+  // The same traversal made by GNU tar itself (-P keeps the "../" it would otherwise strip).
+  const gnu = join(work, 'gnu-evil.tar');
+  sh('tar', ['-C', work, '-P', '-cf', gnu, `victim/../victim/passwd`]);
+  await t.rejects(importImage(gnu, 'evil', { root }), /"victim\/\.\.\/victim\/passwd": "\.\." in path refused/);
+  t.equal(readFileSync(join(victim, 'passwd'), 'utf8'), 'root:x:0:0::/root:/bin/sh\n', 'the host file is untouched');
+  t.same(readdirSync(victim), ['passwd']);
+  t.equal(listImages({ root }).length, before, 'no image added');
+  t.same(staging(), [], 'no staging directory left');
+});
+
+t.test('a truncated tarball gives a clear error and leaves nothing behind', async (t) => {
+  const src = join(work, 'big');
+  mkdirSync(src);
+  writeFileSync(join(src, 'blob'), Buffer.alloc(1 << 20, 7));
+  const full = join(work, 'big.tar');
+  sh('tar', ['-C', src, '-cf', full, '.']);
+  const cut = join(work, 'cut.tar');
+  writeFileSync(cut, readFileSync(full).subarray(0, 300_000));
+  await t.rejects(importImage(cut, 'cut', { root }), /import .*cut\.tar: truncated tar archive: after \d+ of 1048576 bytes \(last entry "\.\/blob"\)/);
+  t.same(staging(), []);
+});
+
+t.test('rmi removes the files', async (t) => {
+  for (const img of listImages({ root })) await removeImage(img.id, { root });
+  t.same(readdirSync(join(root, 'images')), []);
+});
