@@ -37,6 +37,15 @@ function run(driver: CgroupV1Driver) {
   });
 
   const procState = (pid: number) => /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  /** The process state once it is `want` (a process just exec'd or thawed may be running for a moment). */
+  const settledState = async (pid: number, want: string) => {
+    let state = procState(pid);
+    for (let i = 0; i < 100 && state !== want; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = procState(pid);
+    }
+    return state;
+  };
 
   t.test('the mounted controllers are the ones this host has', async (t) => {
     for (const c of ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids']) {
@@ -125,13 +134,14 @@ function run(driver: CgroupV1Driver) {
   t.test('freeze and thaw, seen in /proc/<pid>/status', async (t) => {
     const pid = child.pid!;
     t.equal(driver.state(path), 'thawed');
-    t.equal(procState(pid), 'S');
+    t.equal(await settledState(pid, 'S'), 'S');
     driver.freeze(path);
     t.equal(driver.state(path), 'frozen');
-    t.equal(procState(pid), 'D', 'frozen tasks show as D');
+    t.equal(procState(pid), 'D', 'frozen tasks show as D, at once');
+    t.equal(driver.state(path), 'frozen');
     driver.thaw(path);
     t.equal(driver.state(path), 'thawed');
-    t.equal(procState(pid), 'S');
+    t.equal(await settledState(pid, 'S'), 'S');
   });
 
   t.test('destroy refuses while a process is inside, naming it', async (t) => {
