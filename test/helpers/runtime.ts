@@ -3,7 +3,7 @@
  * left nothing behind (state directories, mounts, cgroups, processes).
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec } from '../../src/spec/default.js';
@@ -27,6 +27,16 @@ export function busyboxRootfs(into: string): void {
   cpSync(cache, into, { recursive: true, verbatimSymlinks: true });
 }
 
+/** Gone, or a zombie waiting for its reaper (here pid 1 reaps reparented children with a delay). */
+export function isDead(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 export interface Bundle {
   dir: string;
   rootfs: string;
@@ -34,6 +44,7 @@ export interface Bundle {
 }
 
 let counter = 0;
+let outputs = 0;
 
 /** A bundle whose config is the default spec without a terminal, changed by `change`. */
 export function makeBundle(work: string, change: (s: Spec) => void = () => {}, name = `bundle${counter++}`): Bundle {
@@ -64,6 +75,21 @@ export class Runtime {
   }
 
   run(args: string[], opts: SpawnSyncOptions = {}): Result {
+    // A created or detached container inherits pocrun's stdio, as with runc: pipes would stay open until the
+    // container exits, so those commands write to a file instead.
+    const detached = args[0] === 'create' || (args[0] === 'run' && (args.includes('-d') || args.includes('--detach')));
+    if (detached && !opts.stdio) {
+      const file = join(this.work, `out-${process.pid}-${outputs++}`);
+      const fd = openSync(file, 'w+');
+      try {
+        const r = spawnSync(POCRUN, ['--root', this.root, ...args], { timeout: 60_000, ...opts, stdio: ['ignore', fd, fd] });
+        const out = readFileSync(file, 'utf8');
+        return { status: r.status, signal: r.signal, stdout: out, stderr: out };
+      } finally {
+        closeSync(fd);
+        rmSync(file, { force: true });
+      }
+    }
     const r = spawnSync(POCRUN, ['--root', this.root, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
     return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
   }
