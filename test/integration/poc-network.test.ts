@@ -21,6 +21,7 @@ import {
   destroyNetwork,
   getContainerNetwork,
   parseHookState,
+  runNetworkHook,
   setupContainerNetwork,
   teardownContainerNetwork,
   vethName,
@@ -138,6 +139,12 @@ t.test('setup from a hook: the OCI state on stdin gives the pid', async (t) => {
   const again = await setupContainerNetwork({ root, hostNetns, containerId: 'c3', pid: sleeper.pid! });
   t.equal(again.ip, c3.ip, 'a hook that runs twice redoes the same setup');
   t.equal(sh('ip', ['-n', ns.c3, '-o', 'link', 'show']).split('\n').filter((l) => /eth0/.test(l)).length, 1);
+  // The same through the hook entry point, as `poc hook network ...` runs it: poststop has no pid.
+  await runNetworkHook('teardown', JSON.stringify({ ociVersion: '1.2.0', id: 'c3', status: 'stopped', bundle: '/b' }), { root, hostNetns });
+  t.throws(() => sh('ip', ['-n', ns.host, 'link', 'show', vethName('c3')]), 'poststop hook removed the veth');
+  await t.rejects(runNetworkHook('setup', JSON.stringify({ id: 'c3' }), { root, hostNetns }), /has no "pid"/);
+  await runNetworkHook('setup', JSON.stringify({ id: 'other', pid: sleeper.pid, annotations: { 'io.poc.container.id': 'c3' } }), { root, hostNetns });
+  t.match(sh('ip', ['-n', ns.c3, 'addr', 'show', 'dev', 'eth0']), new RegExp(`inet ${c3.ip.replace(/\./g, '\\.')}/16`), 'createRuntime hook set it up again');
   sleeper.kill('SIGKILL');
 });
 

@@ -181,3 +181,25 @@ export async function readStdin(): Promise<string> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
+
+export const CONTAINER_ID_ANNOTATION = 'io.poc.container.id';
+
+/**
+ * The whole of a network hook: `poc` puts `[poc-binary, "hook", "network", "setup"|"teardown"]` (for example) in
+ * the createRuntime and poststop hooks of config.json, and the command calls this with stdin. The container is
+ * the annotation io.poc.container.id if set, else the OCI id. Setup needs the pid; teardown does not.
+ */
+export async function runNetworkHook(
+  action: 'setup' | 'teardown',
+  stateJson: string,
+  opts: RootOptions & NetnsOptions & { release?: boolean } = {},
+): Promise<void> {
+  const state = parseHookState(stateJson);
+  const containerId = state.annotations[CONTAINER_ID_ANNOTATION] ?? state.id;
+  if (action === 'setup') {
+    if (state.pid === undefined) throw new PocError(`hook: the container state of ${state.id} has no "pid" (setup must run as a createRuntime hook)`);
+    await setupContainerNetwork({ ...opts, containerId, pid: state.pid });
+  } else {
+    await teardownContainerNetwork({ ...opts, containerId, ...(opts.release ? { release: true } : {}) });
+  }
+}
