@@ -577,12 +577,22 @@ static void step_clone(const struct step *s)
 	if (wait)
 		sigprocmask(SIG_BLOCK, &set, &old);
 
+	/* The child says nothing before the parent has written `pid`: it waits for EOF on this pipe, which comes
+	 * when the parent closes its fds right after. */
+	int gate[2];
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		die(errno, "pipe: %s", strerror(errno));
 	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
 	pid_t pid = syscall(SYS_clone3, &args, sizeof args);
 	if (pid < 0)
 		die(errno, "clone%s%s: %s", names[0] ? " " : "", names, strerror(errno));
 	if (pid == 0) {
 		/* The container's init: continue with the next step. */
+		char c;
+		close(gate[1]);
+		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(gate[0]);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

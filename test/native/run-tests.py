@@ -671,13 +671,14 @@ def t_speed(w):
     root = make_rootfs(w.sub('speed'))
     state = w.sub('speed-state')
     times = []
-    for _ in range(20):
+    for _ in range(100):
         for name in os.listdir(state):
             os.unlink(os.path.join(state, name))
         steps = [['exec-fifo', state, 0, 0], ['clone', 'detach']] + process_steps('', argv=['/bin/true'])
         t0 = time.monotonic()
         res = run(steps, state_dir=state, start=False)
         times.append(time.monotonic() - t0)
+        check(res.lines == ['pid %d' % res.pid, 'created'], 'pid comes first', res.lines)
         os.waitpid(res.helper, 0)
         start_container(state, time.monotonic() + 5)
         os.waitpid(res.pid, 0)
