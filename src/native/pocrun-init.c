@@ -324,12 +324,10 @@ static char *read_plan(int fd, size_t *len)
 	size_t cap = 65536, n = 0;
 	char *buf = malloc(cap);
 	for (;;) {
-		if (!buf)
-			die(ENOMEM, "out of memory");
-		if (n == cap)
+		if (n == cap && buf)
 			buf = realloc(buf, cap *= 2);
 		if (!buf)
-			continue;
+			die(ENOMEM, "out of memory");
 		ssize_t r = read(fd, buf + n, cap - n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -605,7 +603,10 @@ static void step_clone(const struct step *s)
 		kill(pid, SIGKILL);
 		die(errno, "write to the runtime: %s", strerror(errno));
 	}
-	/* Keep nothing of the runtime's: only the child talks to it from now on. */
+	/* Keep nothing of the runtime's: only the child talks to it from now on. Closing the gate lets it go on
+	 * (explicitly: with stdio closed, the pipe may have got fds below 3). */
+	close(gate[0]);
+	close(gate[1]);
 	syscall(SYS_close_range, 3, ~0U, 0);
 	if (!wait)
 		_exit(0);

@@ -91,9 +91,11 @@ void step_keep_caps(const struct step *);
 void step_user(const struct step *);
 void step_caps(const struct step *);
 void step_no_new_privs(const struct step *);
-void step_seccomp(const struct step *);
 void step_env(const struct step *);
 void step_exec(const struct step *);
 void step_execve(const struct step *);
+
+/* seccomp.c */
+void step_seccomp(const struct step *);
 
 #endif

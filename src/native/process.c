@@ -370,14 +370,6 @@ void step_no_new_privs(const struct step *s)
 		die(errno, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
 }
 
-/* The filter will be loaded here with libseccomp (issue 3). Until then a plan that asks for one fails rather
- * than running the container unconfined. */
-void step_seccomp(const struct step *s)
-{
-	(void)s;
-	die(ENOSYS, "seccomp filters are not supported yet by this pocrun-init");
-}
-
 /* ---- the executable ---- */
 
 void step_env(const struct step *s)

@@ -100,7 +100,7 @@ class Result:
 
 
 def run(steps, *, state_dir, mode='detach', on_sync=None, preserve=(), start=True, timeout=15,
-        after_created=None, stdin=None):
+        after_created=None, stdin=None, stdio=True):
     """Runs one plan. on_sync(name, pid) returns None (ok) or a JSON string. after_created(result) runs
     between created and start."""
     res = Result()
@@ -108,7 +108,7 @@ def run(steps, *, state_dir, mode='detach', on_sync=None, preserve=(), start=Tru
     sync_h, sync_r = socket.socketpair()
     out_r, out_w = os.pipe()
     in_fd = stdin if stdin is not None else os.open('/dev/null', os.O_RDONLY)
-    fdmap = {0: in_fd, 1: out_w, 2: out_w}
+    fdmap = {0: in_fd, 1: out_w, 2: out_w} if stdio else {}
     for i, fd in enumerate(preserve):
         fdmap[3 + i] = fd
     plan_fd = 3 + len(preserve)

@@ -666,6 +666,22 @@ echo remounted=$(grep ' /remounted ' /proc/mounts | cut -d' ' -f4)
     check(d.get('remounted', '').startswith('ro,nodev'), 'remount', d)
 
 
+def t_closed_stdio(w):
+    """The runtime gives no fds 0-2: the helper's own fds land there, and must still not reach the container."""
+    root = make_rootfs(w.sub('nostdio'))
+    state = w.sub('nostdio-state')
+    out = w.sub('nostdio-out', 0o777)
+    script = 'ls /proc/self/fd > /tmp/out/fds 2>&1'
+    mounts = std_mounts() + [['mount', out, '/tmp/out', '', f('BIND'), '', 'auto', '/mounts/6']]
+    for mode in ('wait', 'detach'):
+        for name in os.listdir(state):
+            os.unlink(os.path.join(state, name))
+        res = run(plan(root, state, script, mode=mode, mounts=mounts), state_dir=state, mode=mode, stdio=False)
+        check(res.error is None and res.status == 0, mode + ' ran', (res.error, res.status, res.lines))
+        fds = open(os.path.join(out, 'fds')).read().split()
+        check(fds == ['1', '2', '3'] or fds == ['0', '1', '2'], mode + ': only what the shell opened', fds)
+
+
 def t_speed(w):
     """The helper's own time for a minimal plan (no namespaces) and a full one."""
     root = make_rootfs(w.sub('speed'))
@@ -695,7 +711,7 @@ def t_speed(w):
 
 
 TESTS = [t_basic, t_root_caps, t_chroot, t_errors, t_abort, t_evil_symlink, t_hooks, t_console, t_userns, t_wait,
-         t_exec_fork, t_cgroup, t_timens, t_binds, t_speed]
+         t_exec_fork, t_cgroup, t_timens, t_binds, t_closed_stdio, t_speed]
 
 
 def main():
