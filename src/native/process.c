@@ -238,7 +238,9 @@ void step_chdir(const struct step *s)
 		die(errno, "chdir %s: %s", s->argv[1], strerror(errno));
 	/* A cwd outside the root (a leaked fd, CVE-2024-21626) reads "(unreachable)/..." or fails. */
 	if (!getcwd(cwd, sizeof cwd))
-		die(errno, "chdir %s: getcwd: %s", s->argv[1], strerror(errno));
+		die(errno, "chdir %s: %s (getcwd: %s)", s->argv[1],
+		    errno == ENOENT ? "the current directory is outside the container" : "cannot tell where it is",
+		    strerror(errno));
 	if (cwd[0] != '/')
 		die(EPERM, "chdir %s: the current directory is outside the container (%s)", s->argv[1], cwd);
 }

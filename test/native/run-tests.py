@@ -682,6 +682,35 @@ def t_closed_stdio(w):
         check(fds == ['1', '2', '3'] or fds == ['0', '1', '2'], mode + ': only what the shell opened', fds)
 
 
+def t_safety(w):
+    """A cwd outside the root through a leaked fd (CVE-2024-21626), a fake /dev/null, a symlink as masked path."""
+    root = make_rootfs(w.sub('safety'))
+    state = w.sub('safety-state')
+    os.symlink('/etc/hostname', os.path.join(root, 'etc', 'link'))
+    hostdir = os.open('/etc', os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        res = run(plan(root, state, 'true', cwd='/proc/self/fd/3', preserve=1), state_dir=state, preserve=[hostdir])
+    finally:
+        os.close(hostdir)
+    check(res.error and res.error[0] == 'chdir' and 'outside the container' in res.error[3], 'leaked cwd refused',
+          res.error)
+    for name in os.listdir(state):
+        os.unlink(os.path.join(state, name))
+    fake = os.path.join(w.path, 'fake-null')
+    open(fake, 'w').close()
+    steps = plan(root, state, 'true')
+    i = steps.index(['mknod', '/dev/null', 'c', 1, 3, '666', 0, 0, 'default device /dev/null'])
+    steps[i] = ['bind-dev', fake, '/dev/null', 'default device /dev/null']
+    res = run(steps, state_dir=state)
+    check(res.error and res.error[0] == 'mask' and res.error[3].endswith('/dev/null is not the null device (char 1:3)'),
+          'fake /dev/null refused', res.error)
+    for name in os.listdir(state):
+        os.unlink(os.path.join(state, name))
+    res = run(plan(root, state, 'true', after_pivot=[['mask', '/etc/link', '/linux/maskedPaths/9']]), state_dir=state)
+    check(res.error and res.error[:3] == ('mask', '/linux/maskedPaths/9', str(errno.ELOOP)), 'symlink mask refused',
+          res.error)
+
+
 def t_speed(w):
     """The helper's own time for a minimal plan (no namespaces) and a full one."""
     root = make_rootfs(w.sub('speed'))
@@ -711,7 +740,7 @@ def t_speed(w):
 
 
 TESTS = [t_basic, t_root_caps, t_chroot, t_errors, t_abort, t_evil_symlink, t_hooks, t_console, t_userns, t_wait,
-         t_exec_fork, t_cgroup, t_timens, t_binds, t_closed_stdio, t_speed]
+         t_exec_fork, t_cgroup, t_timens, t_binds, t_closed_stdio, t_safety, t_speed]
 
 
 def main():
