@@ -709,6 +709,7 @@ int main(int argc, char **argv)
 	}
 	sealed_reexec(argv);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL); /* an inherited SIG_IGN would reap the child and the hooks behind our back */
 	umask(022);
 
 	size_t len;
