@@ -7,7 +7,7 @@
 // crun refuses hybrid cgroups: every runtime is measured inside `unshare -m --propagation private` with
 // /sys/fs/cgroup/unified unmounted (a pure v1 view), so the three see the same cgroups.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ execFileSync(join(top, 'bundles/make-busybox-rootfs.sh'), [join(bundle, 'rootfs'
 execFileSync(join(top, 'dist/pocrun'), ['spec', '--bundle', bundle]);
 const config = JSON.parse(execFileSync('cat', [join(bundle, 'config.json')]).toString());
 config.process.terminal = false;
+config.ociVersion = '1.0.2'; // crun 1.8 refuses versions it does not know
 config.process.args = ['true'];
 config.linux.cgroupsPath = undefined;
 writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
@@ -49,9 +50,13 @@ function time(fn) {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-function call(rt, root, argv, opts = {}) {
-  const r = spawnSync(rt.bin, ['--root', root, ...argv], { cwd: bundle, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  if (r.status !== 0) throw new Error(`${rt.name} ${argv.join(' ')}: exit ${r.status}: ${r.stderr}`);
+// A created container inherits the runtime's stdio: a pipe would stay open until it exits, so errors go to a file.
+const errFile = join(work, 'stderr');
+function call(rt, root, argv) {
+  const fd = openSync(errFile, 'w');
+  const r = spawnSync(rt.bin, ['--root', root, ...argv], { cwd: bundle, stdio: ['ignore', argv[0] === 'state' ? 'pipe' : 'ignore', fd] });
+  closeSync(fd);
+  if (r.status !== 0) throw new Error(`${rt.name} ${argv.join(' ')}: exit ${r.status}: ${readFileSync(errFile, 'utf8')}`);
   return r;
 }
 

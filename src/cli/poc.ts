@@ -1,3 +1,4 @@
+import { stdout, stderr } from './output.js';
 import { PocError } from '../errors.js';
 import { parseFlags } from './args.js';
 import { reportError } from './report.js';
@@ -15,12 +16,12 @@ export async function runPoc(argv: string[]): Promise<number> {
   try {
     const global = parseFlags(argv, { boolean: ['debug', 'help', 'version'], alias: { h: 'help', v: 'version' } }, '', true);
     if (global.flags.version) {
-      process.stdout.write(`poc version ${VERSION}\n`);
+      stdout(`poc version ${VERSION}\n`);
       return 0;
     }
     const [name] = global.args;
     if (!name || global.flags.help) {
-      (name || global.flags.help ? process.stdout : process.stderr).write(usage());
+      (name || global.flags.help ? stdout : stderr)(usage());
       return global.flags.help ? 0 : 1;
     }
     throw new PocError(`unknown command ${JSON.stringify(name)}; "poc --help" lists them`);

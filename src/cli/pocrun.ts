@@ -1,3 +1,4 @@
+import { stdout, stderr } from './output.js';
 import { PocError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
 import { DEFAULT_ROOT } from '../runtime/store.js';
@@ -68,7 +69,7 @@ const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: async (ctx, p) => {
       const { containerState } = await import('../runtime/state.js');
-      process.stdout.write(`${JSON.stringify(containerState(ctx, p.args[0]!), null, '  ')}\n`);
+      stdout(`${JSON.stringify(containerState(ctx, p.args[0]!), null, '  ')}\n`);
     },
   },
   kill: {
@@ -95,7 +96,7 @@ const COMMANDS: Record<string, Command> = {
       const format = stringFlag(p.flags, 'format') ?? 'table';
       if (format !== 'table' && format !== 'json') throw new PocError(`list: invalid --format ${JSON.stringify(format)}: use table or json`);
       const { listContainers } = await import('../runtime/list.js');
-      process.stdout.write(listContainers(ctx, { format, quiet: Boolean(p.flags.quiet) }));
+      stdout(listContainers(ctx, { format, quiet: Boolean(p.flags.quiet) }));
     },
   },
   spec: {
@@ -143,12 +144,12 @@ export async function runPocrun(argv: string[]): Promise<number> {
     const global = parseFlags(argv, GLOBAL_FLAGS, '', true);
     debug = Boolean(global.flags.debug);
     if (global.flags.version) {
-      process.stdout.write(versionText());
+      stdout(versionText());
       return 0;
     }
     const [name, ...rest] = global.args;
     if (!name || global.flags.help) {
-      (name || global.flags.help ? process.stdout : process.stderr).write(usage());
+      (name || global.flags.help ? stdout : stderr)(usage());
       return name || global.flags.help ? 0 : 1;
     }
     const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
@@ -158,7 +159,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
     const parsed = parseFlags(rest, { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] }, name);
     if (parsed.flags.help) {
-      process.stdout.write(`Usage: pocrun ${command.usage}\n\n${command.summary}\n`);
+      stdout(`Usage: pocrun ${command.usage}\n\n${command.summary}\n`);
       return 0;
     }
     const [min, max] = command.args;

@@ -1,3 +1,4 @@
+import { stderr } from './output.js';
 import { PocError } from '../errors.js';
 
 /**
@@ -7,12 +8,12 @@ import { PocError } from '../errors.js';
 export function reportError(program: string, err: unknown, opts: { debug: boolean; log?: (msg: string) => void }): number {
   if (err instanceof PocError) {
     opts.log?.(err.message);
-    process.stderr.write(`${program}: ${err.message}\n`);
-    if (opts.debug && err.stack) process.stderr.write(`${err.stack}\n`);
+    stderr(`${program}: ${err.message}\n`);
+    if (opts.debug && err.stack) stderr(`${err.stack}\n`);
     return err.exitCode;
   }
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
   opts.log?.(`internal error: ${err instanceof Error ? err.message : String(err)}`);
-  process.stderr.write(`${program}: internal error, please report it with the command you ran:\n${text}\n`);
+  stderr(`${program}: internal error, please report it with the command you ran:\n${text}\n`);
   return 2;
 }

@@ -1,3 +1,4 @@
+import { stderr } from '../cli/output.js';
 import { appendFileSync } from 'node:fs';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 import { Store } from './store.js';
@@ -23,7 +24,7 @@ export class RuntimeContext {
 
   log(level: 'debug' | 'info' | 'warning' | 'error', msg: string): void {
     if (level === 'debug' && !this.debugEnabled) return;
-    if (level !== 'error' && (level !== 'debug' || !this.logFile)) process.stderr.write(`pocrun: ${level}: ${msg}\n`);
+    if (level !== 'error' && (level !== 'debug' || !this.logFile)) stderr(`pocrun: ${level}: ${msg}\n`);
     if (!this.logFile) return;
     const time = new Date().toISOString();
     const line = this.logFormat === 'json'
