@@ -185,8 +185,11 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks };
 }
 
-/** The part of the plan shared by create and exec: credentials, environment, the executable, start. */
-function processSteps(spec: Spec, preserveFds: number): Step[] {
+/**
+ * The part of the plan shared by create and exec: credentials, environment, the executable, start. For exec
+ * (`forExec`) there is no exec.fifo to wait on and no startContainer hook: the process runs once it is ready.
+ */
+export function processSteps(spec: Spec, preserveFds: number, forExec = false): Step[] {
   const process = spec.process!;
   const user = process.user!;
   const steps: Step[] = [];
@@ -208,8 +211,10 @@ function processSteps(spec: Spec, preserveFds: number): Step[] {
   if (!env.some((kv) => kv.startsWith('PATH='))) steps.push(['env', `PATH=${DEFAULT_PATH}`]);
   steps.push(['exec', String(process.args!.length), ...process.args!, '/process/args']);
   steps.push(['created']);
-  steps.push(['wait-start']);
-  if (spec.hooks?.startContainer?.length) steps.push(['run-hooks', 'startContainer']);
+  if (!forExec) {
+    steps.push(['wait-start']);
+    if (spec.hooks?.startContainer?.length) steps.push(['run-hooks', 'startContainer']);
+  }
   steps.push(['close-fds', String(3 + preserveFds)]);
   steps.push(['execve']);
   return steps;
