@@ -518,7 +518,10 @@ void step_console(const struct step *s)
 	}
 	if (G.console_sock < 0)
 		die(EINVAL, "no console-connect step before console");
-	int master = in_root("/dev/ptmx", O_RDWR | O_NOCTTY);
+	/* exec (no rootfs step): setns has already put us in the container's mount namespace and root; its
+	 * /dev/console belongs to the init and is left alone. */
+	bool exec = G.root_fd < 0;
+	int master = exec ? open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) : in_root("/dev/ptmx", O_RDWR | O_NOCTTY);
 	if (master < 0)
 		die(errno, "open /dev/ptmx: %s", strerror(errno));
 	int unlock = 0;
@@ -560,12 +563,14 @@ void step_console(const struct step *s)
 	close(master);
 	xclose(&G.console_sock);
 
-	char p[32], q[32];
-	int console = ensure("/dev/console", true, "bind the console on /dev/console");
-	check_in_root(console, "bind the console on /dev/console", "/dev/console");
-	if (mount(fdpath(q, slave), fdpath(p, console), NULL, MS_BIND, NULL) < 0)
-		die(errno, "bind %s on /dev/console: %s", name, strerror(errno));
-	close(console);
+	if (!exec) {
+		char p[32], q[32];
+		int console = ensure("/dev/console", true, "bind the console on /dev/console");
+		check_in_root(console, "bind the console on /dev/console", "/dev/console");
+		if (mount(fdpath(q, slave), fdpath(p, console), NULL, MS_BIND, NULL) < 0)
+			die(errno, "bind %s on /dev/console: %s", name, strerror(errno));
+		close(console);
+	}
 
 	for (int i = 0; i < 3; i++)
 		if (dup2(slave, i) < 0)
