@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { runPocrun } from './pocrun.js';
+import { trace } from '../runtime/trace.js';
 
 /**
  * One binary, two programs: `poc` and `pocrun` are links to it and it dispatches on the name it was called by
@@ -15,4 +16,5 @@ async function main(): Promise<number> {
   return runPocrun(argv);
 }
 
+trace('main');
 main().then((code) => process.exit(code));

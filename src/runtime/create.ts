@@ -1,6 +1,6 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import type { Spec } from '../spec/generated/config.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
@@ -11,13 +11,14 @@ import { containerCgroupMounts } from '../cgroups/container-view.js';
 import { PocError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
-import { startHelper } from './init-helper.js';
+import { HelperSession } from './init-helper.js';
 import { readProcStat } from './proc.js';
 import { ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
 import { removeContainer } from './delete.js';
+import { trace } from './trace.js';
 
 export interface CreateOptions {
   id: string;
@@ -32,7 +33,7 @@ export interface CreateOptions {
 
 export interface Created {
   record: ContainerRecord;
-  helper: ChildProcess;
+  helper: HelperSession;
 }
 
 /**
@@ -43,27 +44,14 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   const id = checkId(opts.id);
   const bundle = resolve(opts.bundle);
   if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocError(`bundle ${bundle} is not a directory`);
+  trace('create');
   const spec = loadConfig(bundle);
+  trace('config loaded and validated');
   checkRootfs(spec, bundle);
   if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
 
   const cgroups = ctx.cgroups();
   const cgroupPath = resolveCgroupPath(spec.linux?.cgroupsPath, id);
-  // Plan before touching the system: a config error then leaves nothing to undo.
-  const plan = compileCreatePlan(spec, {
-    bundle,
-    stateDir: ctx.store.dir(id),
-    noPivot: opts.noPivot,
-    consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
-    preserveFds: opts.preserveFds,
-    cgroupProcsFiles: cgroups.procsFiles(cgroupPath),
-    cgroupMounts: containerCgroupMounts(cgroups, cgroupPath),
-    cgroupVersion: cgroups.version,
-    mode: opts.mode,
-    hasKcore: existsSync('/proc/kcore'),
-  });
-  const planBytes = encodePlan(plan.steps);
-
   const record: ContainerRecord = {
     ociVersion: spec.ociVersion,
     id,
@@ -72,50 +60,65 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     annotations: spec.annotations,
     initStartTime: '',
     created: new Date().toISOString(),
-    rootfs: plan.rootfs,
+    rootfs: resolve(bundle, spec.root!.path),
     cgroupPath,
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     owner: 'root',
   };
   ctx.store.makeDir(id);
-  let initPid = 0;
-  let helper: ChildProcess | undefined;
+  let helper: HelperSession | undefined;
   try {
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
-    const resources = { ...spec.linux?.resources, devices: deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices) };
-    cgroups.create(cgroupPath, resources as LinuxResources);
-    const session = await startHelper({
-      plan: planBytes,
+    cgroups.create(cgroupPath);
+    helper = HelperSession.spawn({ preserveFds: opts.preserveFds, ownProcessGroup: opts.mode === 'wait' });
+    // The first move of a process into a v1 cgroup waits for an RCU grace period (5-25 ms, a kernel cost runc
+    // pays too). Started early from the thread pool, it overlaps with planning, applying the resources and the
+    // helper's own start-up; the helper waits for its plan until the move is done.
+    const joined = joinCgroup(cgroups.procsFiles(cgroupPath), helper.pid);
+    joined.catch(() => {}); // awaited below; a plan error must not leave it unhandled meanwhile
+    // The runtime joins the helper to the cgroup itself, so the plan has no cgroup-join steps.
+    const plan = compileCreatePlan(spec, {
+      bundle,
+      stateDir: ctx.store.dir(id),
+      noPivot: opts.noPivot,
+      consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
       preserveFds: opts.preserveFds,
-      ownProcessGroup: opts.mode === 'wait',
-      until: 'created',
-      onSync: (name, pid) => {
-        initPid = pid;
-        if (name === 'maps') return void writeIdMaps(pid, spec);
-        if (name === 'hooks') {
-          const state = ociState({ ...record, pid }, 'creating');
-          runHooks('prestart', spec.hooks?.prestart, state);
-          runHooks('createRuntime', spec.hooks?.createRuntime, state);
-          return JSON.stringify(ociState({ ...record, pid }, 'created'));
-        }
-        throw new PocError(`the helper asked for an unknown sync point "${name}"`);
-      },
-    }).catch((err) => {
-      initPid = err.initPid ?? initPid;
-      helper = err.helper;
-      throw err;
+      cgroupProcsFiles: [],
+      cgroupMounts: containerCgroupMounts(cgroups, cgroupPath),
+      cgroupVersion: cgroups.version,
+      mode: opts.mode,
+      hasKcore: existsSync('/proc/kcore'),
     });
-    helper = session.helper;
-    initPid = session.pid;
+    const planBytes = encodePlan(plan.steps);
+    trace('plan compiled');
+    cgroups.apply(cgroupPath, { ...spec.linux?.resources, devices: deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices) } as LinuxResources);
+    await joined;
+    trace('cgroup created and joined');
+    helper.sendPlan(planBytes);
+    const session = helper;
+    const initPid = session.converse('created', (name, pid) => {
+      if (name === 'maps') return void writeIdMaps(pid, spec);
+      if (name === 'hooks') {
+        const state = ociState({ ...record, pid }, 'creating');
+        runHooks('prestart', spec.hooks?.prestart, state);
+        runHooks('createRuntime', spec.hooks?.createRuntime, state);
+        return JSON.stringify(ociState({ ...record, pid }, 'created'));
+      }
+      throw new PocError(`the helper asked for an unknown sync point "${name}"`);
+    });
+    session.close();
+    trace('created');
     const stat = readProcStat(initPid);
     if (!stat) throw new PocError('the container init exited during create');
     record.pid = initPid;
     record.initStartTime = stat.startTime;
     ctx.store.write(record);
     if (opts.pidFile) writePidFile(opts.pidFile, initPid);
+    trace('state written');
     return { record, helper };
   } catch (err) {
+    const initPid = helper?.initPid ?? 0;
     if (initPid > 0) {
       try {
         process.kill(initPid, 'SIGKILL');
@@ -127,6 +130,16 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
     throw err instanceof PocError ? err : wrapError('create', err);
   }
+}
+
+async function joinCgroup(procsFiles: string[], pid: number): Promise<void> {
+  await Promise.all(
+    procsFiles.map((file) =>
+      writeFile(file, String(pid)).catch((err) => {
+        throw wrapError(`config.json /linux/cgroupsPath: join cgroup ${file}`, err);
+      }),
+    ),
+  );
 }
 
 function checkRootfs(spec: Spec, bundle: string): void {

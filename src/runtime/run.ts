@@ -1,8 +1,8 @@
-import { once } from 'node:events';
 import { createContainer, type CreateOptions } from './create.js';
 import { deleteContainer } from './delete.js';
 import { startContainer } from './start.js';
 import type { RuntimeContext } from './context.js';
+import { trace } from './trace.js';
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
@@ -19,16 +19,18 @@ export async function runContainer(ctx: RuntimeContext, opts: Omit<CreateOptions
   // The helper is the init's parent; it passes each signal on, so there is one path for every signal.
   const forward = (signal: NodeJS.Signals) => helper.kill(signal);
   for (const s of FORWARDED) process.on(s, forward);
-  const exited: Promise<[number | null, unknown]> =
-    helper.exitCode !== null ? Promise.resolve([helper.exitCode, null]) : (once(helper, 'exit') as Promise<[number | null, unknown]>);
+  const exited = helper.exited;
   try {
     startContainer(ctx, opts.id);
   } catch (err) {
     deleteContainer(ctx, { id: opts.id, force: true });
     throw err;
   }
-  const [code] = await exited;
+  trace('started');
+  const code = await exited;
+  trace('exited');
   for (const s of FORWARDED) process.off(s, forward);
   deleteContainer(ctx, { id: opts.id, force: true });
+  trace('deleted');
   return code ?? 1;
 }
