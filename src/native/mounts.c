@@ -54,7 +54,37 @@ static int in_root(const char *path, int flags)
  * The O_PATH fd of a container path, creating what is missing: directories (0755) on the way, and at the end a
  * directory or (file) an empty file. Each component is resolved in the root again after it is made.
  */
+static int ensure_at_depth(const char *path, bool file, const char *what, int depth);
+
 static int ensure(const char *path, bool file, const char *what)
+{
+	return ensure_at_depth(path, file, what, 0);
+}
+
+/*
+ * A dangling symlink met on the way is followed inside the root, as the kernel's RESOLVE_IN_ROOT would: its
+ * target (absolute targets from the root, relative ones from the link's directory) plus the rest of the path is
+ * made instead, so `/evil -> /tmp/x` makes /tmp/x in the rootfs, never on the host.
+ */
+static int follow_dangling(int parent, const char *dir, const char *name, const char *rest, bool file, const char *what, int depth)
+{
+	char target[PATH_MAX], next[PATH_MAX];
+	ssize_t n = readlinkat(parent, name, target, sizeof target - 1);
+	if (n < 0)
+		return -1;
+	target[n] = 0;
+	if (depth >= 40)
+		die(ELOOP, "%s: /%s: %s", what, dir, strerror(ELOOP));
+	int len = target[0] == '/' ? snprintf(next, sizeof next, "%s/%s", target, rest)
+				   : snprintf(next, sizeof next, "/%s/%s/%s", dir, target, rest);
+	if (len >= (int)sizeof next)
+		die(ENAMETOOLONG, "%s: %s", what, strerror(ENAMETOOLONG));
+	if (parent != G.root_fd)
+		close(parent);
+	return ensure_at_depth(next, file, what, depth + 1);
+}
+
+static int ensure_at_depth(const char *path, bool file, const char *what, int depth)
 {
 	int fd = in_root(path, O_PATH);
 	if (fd >= 0)
@@ -88,6 +118,18 @@ static int ensure(const char *path, bool file, const char *what)
 				die(errno, "%s: mkdir /%s: %s", what, buf, strerror(errno));
 			}
 			fd = in_root(buf, O_PATH);
+			if (fd < 0 && errno == ENOENT) {
+				/* The name exists but does not resolve: a dangling symlink. */
+				char dir[PATH_MAX];
+				snprintf(dir, sizeof dir, "%.*s", (int)(p - buf), buf);
+				size_t dl = strlen(dir);
+				while (dl > 0 && dir[dl - 1] == '/')
+					dir[--dl] = 0;
+				fd = follow_dangling(parent, dir, p, last ? "" : rest, file, what, depth);
+				if (fd >= 0)
+					return fd;
+				errno = ENOENT;
+			}
 		}
 		if (fd < 0)
 			die(errno, "%s: /%s: %s", what, buf, strerror(errno));
