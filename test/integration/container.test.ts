@@ -189,4 +189,26 @@ t.test('a hook past its timeout is killed and fails the operation', async (t) =>
   t.notOk(existsSync(join(rt.root, 'slowhook')));
 });
 
+t.test('a terminal through --console-socket: the pty master reaches the engine, which drives a shell', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const sock = join(work, 'console.sock');
+  const input = join(work, 'console.in');
+  const output = join(work, 'console.out');
+  writeFileSync(input, 'tty; echo "answer $((6 * 7))"; exit 5\n');
+  const listener = spawn('python3', [join(import.meta.dirname, '../helpers/console-socket.py'), sock, input, output], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => listener.stdout!.once('data', resolve));
+  const b = makeBundle(work, (s) => {
+    s.process!.terminal = true;
+    s.process!.args = ['sh'];
+  });
+  rt.ok(['create', '--console-socket', sock, '--bundle', b.dir, 'tty1']);
+  rt.ok(['start', 'tty1']);
+  await new Promise((resolve) => listener.once('exit', resolve));
+  rt.waitStatus('tty1', 'stopped');
+  rt.ok(['delete', 'tty1']);
+  const text = readFileSync(output, 'utf8');
+  t.match(text, /\/dev\/pts\/0/, 'the shell runs on the container\'s own pty');
+  t.match(text, /answer 42/, 'the shell answered through the pty');
+});
+
 t.test('nothing left behind', async (t) => residue(t));
