@@ -1,0 +1,44 @@
+import t from 'tap';
+import { checkId, MAX_ID_LENGTH } from '../../src/runtime/id.js';
+import { deriveStatus } from '../../src/runtime/status.js';
+import { helperError } from '../../src/runtime/init-helper.js';
+import { parseFlags } from '../../src/cli/args.js';
+
+t.test('ids are checked before any path is built from them', async (t) => {
+  for (const good of ['c1', 'a', 'A-b_c.d+e', '0', 'x'.repeat(MAX_ID_LENGTH)]) t.equal(checkId(good), good, good);
+  const bad: [unknown, RegExp][] = [
+    ['', /cannot be empty/], [undefined, /cannot be empty/], ['..', /invalid container id/], ['.', /invalid container id/],
+    ['a/b', /invalid container id/], ['../etc', /invalid container id/], ['-a', /invalid container id/],
+    ['a\u0000b', /invalid container id/], ['with space', /invalid container id/], ['x'.repeat(2000), /too long \(2000 characters/],
+  ];
+  for (const [id, re] of bad) t.throws(() => checkId(id), { name: 'PocError', message: re }, JSON.stringify(id));
+});
+
+t.test('status is derived from what the kernel says', async (t) => {
+  const cases: [Parameters<typeof deriveStatus>[0], string][] = [
+    [{ pid: 0, alive: false, fifoExists: true, frozen: false }, 'creating'],
+    [{ pid: 10, alive: true, fifoExists: true, frozen: false }, 'created'],
+    [{ pid: 10, alive: true, fifoExists: false, frozen: false }, 'running'],
+    [{ pid: 10, alive: true, fifoExists: false, frozen: true }, 'paused'],
+    [{ pid: 10, alive: false, fifoExists: true, frozen: false }, 'stopped'],
+    [{ pid: 10, alive: false, fifoExists: false, frozen: true }, 'stopped'],
+  ];
+  for (const [facts, want] of cases) t.equal(deriveStatus(facts), want, JSON.stringify(facts));
+});
+
+t.test("the helper's errors name the purpose and the config field", async (t) => {
+  t.equal(helperError('mount\t/mounts/3\t19\tmount nosuchfs on /x: No such device').message,
+    'mount (config.json /mounts/3): mount nosuchfs on /x: No such device');
+  t.equal(helperError('exec\t/process/args\t2\texec: "foo": executable file not found in $PATH').message,
+    'exec: "foo": executable file not found in $PATH (config.json /process/args)');
+});
+
+t.test('flags: both forms, unknown flags and missing values are errors', async (t) => {
+  const spec = { string: ['bundle', 'pid-file'], boolean: ['detach'], alias: { b: 'bundle', d: 'detach' } };
+  t.same(parseFlags(['--bundle', '/b', 'id'], spec, 'run').flags.bundle, '/b');
+  t.same(parseFlags(['--bundle=/b', 'id'], spec, 'run').flags.bundle, '/b');
+  t.same(parseFlags(['-b', '/b', '-d', 'id'], spec, 'run').args, ['id']);
+  t.throws(() => parseFlags(['--bogus', 'id'], spec, 'run'), /run: unknown flag --bogus/);
+  t.throws(() => parseFlags(['id', '--pid-file'], spec, 'run'), /run: flag --pid-file needs a value/);
+  t.throws(() => parseFlags(['--bundle', 'a', '--bundle', 'b', 'id'], spec, 'run'), /given more than once/);
+});
