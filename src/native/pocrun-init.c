@@ -305,7 +305,17 @@ static const struct stepdef stepdefs[] = {
 	{"user", 3, 3, 1, step_user},
 	{"caps", 6, 6, 1, step_caps},
 	{"no-new-privs", 1, 1, 1, step_no_new_privs},
-	{"seccomp", 0, -1, 2, step_seccomp},
+	{"scheduler", 8, 8, 1, step_scheduler},
+	{"ioprio", 3, 3, 1, step_ioprio},
+	{"personality", 2, 2, 1, step_personality},
+	{"apparmor", 2, 2, 1, step_apparmor},
+	{"selinux", 2, 2, 1, step_selinux},
+	{"seccomp-listener", 3, 3, 1, step_seccomp_listener},
+	{"seccomp-init", 4, 4, 1, step_seccomp_init},
+	{"seccomp-arch", 2, 2, 1, step_seccomp_arch},
+	{"seccomp-rule", 4, 10, 1, step_seccomp_rule},
+	{"seccomp-compile", 1, 1, 1, step_seccomp_compile},
+	{"seccomp-load", 1, 4, 1, step_seccomp_load},
 	{"env", 1, 1, 0, step_env},
 	{"exec", 2, -1, 1, step_exec},
 	{"created", 0, 0, 0, step_created},
@@ -439,6 +449,14 @@ static void step_setns(const struct step *s)
 	if (setns(fd, flag) < 0)
 		die(errno, "setns %s %s: %s", type, path, strerror(errno));
 	close(fd);
+	if (flag == CLONE_NEWUSER) {
+		/* Become root of the joined user namespace (as runc does), so that what the container init creates
+		 * belongs to it; the capabilities in it stay (we were not its root before). */
+		if (setresgid(0, 0, 0) < 0)
+			die(errno, "setresgid 0 in the user namespace %s: %s (is gid 0 mapped?)", path, strerror(errno));
+		if (setresuid(0, 0, 0) < 0)
+			die(errno, "setresuid 0 in the user namespace %s: %s (is uid 0 mapped?)", path, strerror(errno));
+	}
 }
 
 static void step_cgroup_join(const struct step *s)
@@ -585,11 +603,13 @@ static void step_clone(const struct step *s)
 	if (pid < 0)
 		die(errno, "clone%s%s: %s", names[0] ? " " : "", names, strerror(errno));
 	if (pid == 0) {
-		/* The container's init: continue with the next step. */
-		char c;
+		/* The container's init: continue with the next step, knowing its pid in the runtime's namespace. */
+		pid_t host_pid = 0;
+		ssize_t n;
 		close(gate[1]);
-		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+		while ((n = read(gate[0], &host_pid, sizeof host_pid)) < 0 && errno == EINTR)
 			;
+		G.host_pid = n == sizeof host_pid ? host_pid : 0;
 		close(gate[0]);
 		sigset_t none;
 		sigemptyset(&none);
@@ -604,7 +624,8 @@ static void step_clone(const struct step *s)
 		die(errno, "write to the runtime: %s", strerror(errno));
 	}
 	/* Keep nothing of the runtime's: only the child talks to it from now on. Closing the gate lets it go on
-	 * (explicitly: with stdio closed, the pipe may have got fds below 3). */
+	 * (explicitly: with stdio closed, the pipe may have got fds below 3). The child learns its pid through it. */
+	if (write(gate[1], &pid, sizeof pid) != sizeof pid) { /* the child then knows 0 */ }
 	close(gate[0]);
 	close(gate[1]);
 	syscall(SYS_close_range, 3, ~0U, 0);

@@ -33,6 +33,8 @@ struct helper {
 	int null_fd;             /* O_PATH of the container's /dev/null, checked 1:3 (mask) */
 	bool new_userns;         /* `clone` made a user namespace */
 	bool time_unshared;      /* `time-offset` already unshared a time namespace */
+	bool signals_reset;      /* `seccomp-load` already reset the signals execve would reset */
+	pid_t host_pid;          /* the container init's pid as the runtime sees it (child stage) */
 	char *state;             /* container state JSON, from the last `ok <json>` */
 	char **env;              /* from `env` steps */
 	int nenv, capenv;
@@ -91,11 +93,21 @@ void step_keep_caps(const struct step *);
 void step_user(const struct step *);
 void step_caps(const struct step *);
 void step_no_new_privs(const struct step *);
+void step_scheduler(const struct step *);
+void step_ioprio(const struct step *);
+void step_personality(const struct step *);
+void step_apparmor(const struct step *);
+void step_selinux(const struct step *);
 void step_env(const struct step *);
 void step_exec(const struct step *);
 void step_execve(const struct step *);
 
 /* seccomp.c */
-void step_seccomp(const struct step *);
+void step_seccomp_listener(const struct step *);
+void step_seccomp_init(const struct step *);
+void step_seccomp_arch(const struct step *);
+void step_seccomp_rule(const struct step *);
+void step_seccomp_compile(const struct step *);
+void step_seccomp_load(const struct step *);
 
 #endif

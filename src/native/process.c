@@ -372,6 +372,79 @@ void step_no_new_privs(const struct step *s)
 		die(errno, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
 }
 
+/* ---- scheduling, I/O priority, personality, LSM labels ---- */
+
+struct sched_attr_ {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+static const char *const policy_names[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO",
+					   "SCHED_IDLE", "SCHED_DEADLINE"};
+
+void step_scheduler(const struct step *s)
+{
+	/* policy, nice, priority, flags, runtime, deadline, period, ref */
+	struct sched_attr_ a = {
+		.size = sizeof a,
+		.sched_policy = (uint32_t)parse_u64(s->argv[1], 10, "policy"),
+		.sched_nice = (int32_t)parse_s64(s->argv[2], "nice"),
+		.sched_priority = (uint32_t)parse_u64(s->argv[3], 10, "priority"),
+		.sched_flags = parse_u64(s->argv[4], 10, "flags"),
+		.sched_runtime = parse_u64(s->argv[5], 10, "runtime"),
+		.sched_deadline = parse_u64(s->argv[6], 10, "deadline"),
+		.sched_period = parse_u64(s->argv[7], 10, "period"),
+	};
+	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) {
+		int err = errno;
+		const char *policy = a.sched_policy < sizeof policy_names / sizeof *policy_names ? policy_names[a.sched_policy] : "?";
+		die(err, "sched_setattr %s (nice %d, priority %u): %s%s", policy, a.sched_nice, a.sched_priority, strerror(err),
+		    err == EPERM && (a.sched_policy == 1 || a.sched_policy == 2 || a.sched_policy == 6)
+			    ? " (a realtime or deadline policy needs CPU time for realtime tasks in the container's cgroup: "
+			      "linux.resources.cpu.realtimeRuntime on cgroup v1)"
+			    : "");
+	}
+}
+
+void step_ioprio(const struct step *s)
+{
+	/* class, priority, ref: IOPRIO_PRIO_VALUE(class, data) = class << 13 | data */
+	unsigned cls = parse_u64(s->argv[1], 10, "class"), prio = parse_u64(s->argv[2], 10, "priority");
+	if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)(cls << 13 | prio)) < 0)
+		die(errno, "ioprio_set class %u priority %u: %s", cls, prio, strerror(errno));
+}
+
+void step_personality(const struct step *s)
+{
+	unsigned long v = parse_u64(s->argv[1], 10, "personality");
+	if (syscall(SYS_personality, v) < 0)
+		die(errno, "personality 0x%lx: %s", v, strerror(errno));
+}
+
+/* Both take effect at execve. */
+void step_apparmor(const struct step *s)
+{
+	char buf[4200];
+	int n = snprintf(buf, sizeof buf, "exec %s", s->argv[1]);
+	if (n >= (int)sizeof buf)
+		die(ENAMETOOLONG, "AppArmor profile name too long");
+	int fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, n) != n)
+		die(errno, "apply AppArmor profile %s: %s", s->argv[1], strerror(errno));
+	close(fd);
+}
+
+void step_selinux(const struct step *s)
+{
+	write_file(AT_FDCWD, "/proc/self/attr/exec", s->argv[1], "apply SELinux label");
+}
+
 /* ---- the executable ---- */
 
 void step_env(const struct step *s)
@@ -441,7 +514,8 @@ void step_execve(const struct step *s)
 	static char *no_env[] = {NULL};
 	if (!G.exec_path)
 		die(EINVAL, "no exec step before execve");
-	reset_signals();
+	if (!G.signals_reset)
+		reset_signals();
 	execve(G.exec_path, G.exec_argv, G.env ? G.env : no_env);
 	int err = errno;
 	signal(SIGPIPE, SIG_IGN);

@@ -6,6 +6,11 @@ import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceSteps, type DeviceNode } from './d
 import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
+import {
+  checkMountLabel, checkSysctl, detectHostSecurity, ioPriorityStep, isHostNamespace, personalityStep, schedulerStep,
+  securityLabelSteps, timeOffsetSteps, type HostSecurity,
+} from './process-attrs.js';
+import { seccompSteps } from './seccomp.js';
 import type { Step } from './wire.js';
 
 /** A cgroup v1 hierarchy as the container sees it under /sys/fs/cgroup. */
@@ -35,6 +40,10 @@ export interface CreatePlanOptions {
   mode: 'detach' | 'wait';
   /** Whether /proc/kcore exists on the host (runc links /dev/core to it). */
   hasKcore?: boolean;
+  /** Which LSMs the host has (probed when the config sets a label and this is not given). */
+  hostSecurity?: () => HostSecurity;
+  /** Whether a namespace file is the runtime's own namespace (for net.* sysctls in a joined netns). */
+  isHostNamespace?: (ns: string, path: string) => boolean;
 }
 
 export interface CreatePlan {
@@ -99,12 +108,21 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     throw new PocError('config.json /process/terminal: a terminal needs --console-socket');
   }
 
-  for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
+  // In the parent stage, before any setns: in a new or joined user namespace the init could not lower it (that
+  // needs CAP_SYS_RESOURCE in the initial user namespace); the child inherits it.
+  if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
+  // The seccomp agent's socket is a host path: connected before any namespace is joined.
+  const seccomp = linux.seccomp ? seccompSteps(linux.seccomp, spec.ociVersion) : undefined;
+  if (seccomp) steps.push(...seccomp.listener);
+  // Host paths first, while the helper is still in the runtime's namespaces (after joining a user namespace it
+  // is that namespace's root, which may not create or chown the fifo in the state directory).
   for (const file of opts.cgroupProcsFiles) steps.push(['cgroup-join', file, '/linux/cgroupsPath']);
   const rootUid = hostId(linux.uidMappings, 0);
   const rootGid = hostId(linux.gidMappings, 0);
   steps.push(['exec-fifo', opts.stateDir, String(rootUid), String(rootGid)]);
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
+  for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
+  steps.push(...timeOffsetSteps(linux, fresh.includes('time') ? 'new' : seen.has('time') ? 'joined' : 'none'));
   steps.push(['clone', opts.mode, ...fresh]);
 
   // The container's init, before pivot_root.
@@ -147,8 +165,10 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   }
 
   const hooks = spec.hooks ?? {};
+  // A seccomp agent gets the container state, which the helper has from the reply to `sync hooks`.
   const syncHooks = Boolean(
-    hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length || hooks.startContainer?.length,
+    hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length || hooks.startContainer?.length ||
+      seccomp?.notify,
   );
   if (syncHooks) child.push(['sync', 'hooks']);
   for (const phase of ['createContainer', 'startContainer'] as const) {
@@ -172,15 +192,25 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   );
   if (spec.root.readonly) child.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
 
-  for (const [key, value] of Object.entries(linux.sysctl ?? {})) child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
+  const joinPaths = new Map(join.map(([name, path]) => [name, path]));
+  const sysctlContext = {
+    has: (ns: string) => seen.has(ns),
+    joinPath: (ns: string) => joinPaths.get(ns),
+    isHostNamespace: opts.isHostNamespace ?? isHostNamespace,
+    hostnameSet: Boolean(spec.hostname),
+  };
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
+    checkSysctl(key, sysctlContext);
+    child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
+  }
   if (spec.hostname !== undefined && seen.has('uts') && fresh.includes('uts')) child.push(['hostname', spec.hostname, '/hostname']);
   if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);
-  if (process.oomScoreAdj !== undefined) child.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
   (process.rlimits ?? []).forEach((r, i) => {
     const ref = `/process/rlimits/${i}`;
     child.push(['rlimit', String(rlimitNumber(r.type, `config.json ${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
   });
-  child.push(...processSteps(spec, opts.preserveFds));
+  checkMountLabel(spec, opts.hostSecurity ?? detectHostSecurity);
+  child.push(...processSteps(spec, opts.preserveFds, false, opts.hostSecurity));
 
   return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks };
 }
@@ -189,12 +219,17 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
  * The part of the plan shared by create and exec: credentials, environment, the executable, start. For exec
  * (`forExec`) there is no exec.fifo to wait on and no startContainer hook: the process runs once it is ready.
  */
-export function processSteps(spec: Spec, preserveFds: number, forExec = false): Step[] {
+export function processSteps(spec: Spec, preserveFds: number, forExec = false, hostSecurity: () => HostSecurity = detectHostSecurity): Step[] {
   const process = spec.process!;
   const user = process.user!;
   const steps: Step[] = [];
   steps.push(['chdir', process.cwd, '/process/cwd']);
   if (user.umask !== undefined) steps.push(['umask', user.umask.toString(8), '/process/user/umask']);
+  // Before the user switch and the capability drop: a negative nice, a realtime policy or the RT I/O class need
+  // the runtime's privileges (CAP_SYS_NICE, CAP_SYS_ADMIN), which the container need not keep.
+  if (process.scheduler) steps.push(schedulerStep(process.scheduler));
+  if (process.ioPriority) steps.push(ioPriorityStep(process.ioPriority));
+  steps.push(...securityLabelSteps(spec, hostSecurity));
   const caps = process.capabilities ?? {};
   const masks = CAPABILITY_SETS.map((set) => BigInt(`0x${capabilityMask(caps[set], `config.json /process/capabilities/${set}`)}`));
   // The kernel raises an ambient capability only if it is permitted and inheritable. runc's default spec lists
@@ -204,8 +239,21 @@ export function processSteps(spec: Spec, preserveFds: number, forExec = false): 
   steps.push(['keep-caps']);
   steps.push(['groups', ...(user.additionalGids ?? []).map(String)]);
   steps.push(['user', String(user.uid), String(user.gid), '/process/user']);
-  steps.push(['caps', ...masks.map((m) => m.toString(16)), '/process/capabilities']);
+  // Loading a seccomp filter without no_new_privs needs CAP_SYS_ADMIN, and the filter is loaded last, after
+  // the capabilities are set: so then the caps step keeps CAP_SYS_ADMIN (effective and permitted), and the
+  // load step drops it right after loading, with one capset (the only syscall between the two besides sending
+  // a notify fd). Loading first instead would run the runtime's own steps (exec.fifo, startContainer hooks,
+  // capset, setuid) under the container's filter.
+  const seccomp = spec.linux?.seccomp;
+  const SYS_ADMIN = 1n << 21n;
+  const keepSysAdmin = Boolean(seccomp) && !process.noNewPrivileges && !(masks[1]! & SYS_ADMIN);
+  const finalCaps = keepSysAdmin ? { effective: masks[1]!, permitted: masks[2]!, inheritable: masks[3]! } : undefined;
+  const capsNow = keepSysAdmin ? masks.map((m, i) => (i === 1 || i === 2 ? m | SYS_ADMIN : m)) : masks;
+  steps.push(['caps', ...capsNow.map((m) => m.toString(16)), '/process/capabilities']);
   if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
+  if (spec.linux?.personality) steps.push(personalityStep(spec.linux.personality));
+  const filter = seccomp ? seccompSteps(seccomp, spec.ociVersion, finalCaps) : undefined;
+  if (filter) steps.push(...filter.build);
   const env = process.env ?? [];
   for (const kv of env) steps.push(['env', kv]);
   if (!env.some((kv) => kv.startsWith('PATH='))) steps.push(['env', `PATH=${DEFAULT_PATH}`]);
@@ -216,6 +264,7 @@ export function processSteps(spec: Spec, preserveFds: number, forExec = false): 
     if (spec.hooks?.startContainer?.length) steps.push(['run-hooks', 'startContainer']);
   }
   steps.push(['close-fds', String(3 + preserveFds)]);
+  if (filter) steps.push(filter.load);
   steps.push(['execve']);
   return steps;
 }

@@ -1,0 +1,220 @@
+/**
+ * The process attributes of config.md and config-linux.md that are one syscall each in the helper (scheduler,
+ * I/O priority, personality, LSM labels) and the checks on sysctl keys and time offsets. Pure, except for the
+ * default host probes, which run only when the config asks for what they decide.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { Spec } from '../spec/generated/config.js';
+import { PocError } from '../errors.js';
+import type { Step } from './wire.js';
+
+type Process = NonNullable<Spec['process']>;
+type Linux = NonNullable<Spec['linux']>;
+
+/** SCHED_* numbers of <linux/sched.h>. SCHED_ISO is in the spec but not in Linux. */
+export const SCHED_POLICIES: Record<string, number> = {
+  SCHED_OTHER: 0, SCHED_FIFO: 1, SCHED_RR: 2, SCHED_BATCH: 3, SCHED_IDLE: 5, SCHED_DEADLINE: 6,
+};
+
+export const SCHED_FLAGS: Record<string, number> = {
+  SCHED_FLAG_RESET_ON_FORK: 0x01, SCHED_FLAG_RECLAIM: 0x02, SCHED_FLAG_DL_OVERRUN: 0x04,
+  SCHED_FLAG_KEEP_POLICY: 0x08, SCHED_FLAG_KEEP_PARAMS: 0x10, SCHED_FLAG_UTIL_CLAMP_MIN: 0x20,
+  SCHED_FLAG_UTIL_CLAMP_MAX: 0x40,
+};
+
+/** `scheduler policy nice priority flags runtime deadline period ref` (sched_setattr). */
+export function schedulerStep(s: NonNullable<Process['scheduler']>): Step {
+  const ref = '/process/scheduler';
+  if (s.policy === 'SCHED_ISO') throw new PocError(`config.json ${ref}/policy: SCHED_ISO is not implemented by Linux`);
+  const policy = SCHED_POLICIES[s.policy];
+  if (policy === undefined) throw new PocError(`config.json ${ref}/policy: unknown scheduling policy ${JSON.stringify(s.policy)}`);
+  const nice = s.nice ?? 0;
+  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PocError(`config.json ${ref}/nice: must be from -20 to 19, got ${nice}`);
+  const priority = s.priority ?? 0;
+  const realtime = s.policy === 'SCHED_FIFO' || s.policy === 'SCHED_RR';
+  if (realtime && (!Number.isInteger(priority) || priority < 1 || priority > 99)) {
+    throw new PocError(`config.json ${ref}/priority: ${s.policy} needs a priority from 1 to 99, got ${priority}`);
+  }
+  if (!realtime && priority !== 0) {
+    throw new PocError(`config.json ${ref}/priority: only SCHED_FIFO and SCHED_RR have a priority (${s.policy} must have 0)`);
+  }
+  let flags = 0;
+  (s.flags ?? []).forEach((f, i) => {
+    const bit = SCHED_FLAGS[f];
+    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown scheduler flag ${JSON.stringify(f)}`);
+    flags |= bit;
+  });
+  const runtime = s.runtime ?? 0;
+  const deadline = s.deadline ?? 0;
+  const period = s.period ?? 0;
+  for (const [name, v] of [['runtime', runtime], ['deadline', deadline], ['period', period]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new PocError(`config.json ${ref}/${name}: must be a non-negative integer (nanoseconds), got ${v}`);
+  }
+  if (s.policy === 'SCHED_DEADLINE') {
+    if (runtime === 0 || deadline === 0) throw new PocError(`config.json ${ref}: SCHED_DEADLINE needs runtime and deadline`);
+    if (runtime > deadline || (period !== 0 && deadline > period)) {
+      throw new PocError(`config.json ${ref}: SCHED_DEADLINE needs runtime <= deadline <= period, got ${runtime}, ${deadline}, ${period}`);
+    }
+  } else if (runtime || deadline || period) {
+    throw new PocError(`config.json ${ref}: runtime, deadline and period are for SCHED_DEADLINE only`);
+  }
+  return ['scheduler', String(policy), String(nice), String(priority), String(flags), String(runtime), String(deadline), String(period), ref];
+}
+
+const IOPRIO_CLASSES: Record<string, number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 };
+
+/** `ioprio class priority ref` (ioprio_set of the process itself; children inherit it). */
+export function ioPriorityStep(io: NonNullable<Process['ioPriority']>): Step {
+  const ref = '/process/ioPriority';
+  const cls = IOPRIO_CLASSES[io.class];
+  if (cls === undefined) throw new PocError(`config.json ${ref}/class: unknown I/O priority class ${JSON.stringify(io.class)}`);
+  const prio = io.priority ?? 0;
+  if (!Number.isInteger(prio) || prio < 0 || prio > 7) throw new PocError(`config.json ${ref}/priority: must be from 0 to 7, got ${prio}`);
+  return ['ioprio', String(cls), String(prio), ref];
+}
+
+/** <linux/personality.h>: the execution domains the spec allows and the flags. */
+const PERSONALITY_DOMAINS: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+export const PERSONALITY_FLAGS: Record<string, number> = {
+  UNAME26: 0x0020000, ADDR_NO_RANDOMIZE: 0x0040000, FDPIC_FUNCPTRS: 0x0080000, MMAP_PAGE_ZERO: 0x0100000,
+  ADDR_COMPAT_LAYOUT: 0x0200000, READ_IMPLIES_EXEC: 0x0400000, ADDR_LIMIT_32BIT: 0x0800000, SHORT_INODE: 0x1000000,
+  WHOLE_SECONDS: 0x2000000, STICKY_TIMEOUTS: 0x4000000, ADDR_LIMIT_3GB: 0x8000000,
+};
+
+/** `personality value ref` (personality(2)). */
+export function personalityStep(p: NonNullable<Linux['personality']>): Step {
+  const ref = '/linux/personality';
+  const domain = PERSONALITY_DOMAINS[p.domain ?? 'LINUX'];
+  if (domain === undefined) throw new PocError(`config.json ${ref}/domain: unknown execution domain ${JSON.stringify(p.domain)} (LINUX or LINUX32)`);
+  let value = domain;
+  (p.flags ?? []).forEach((f, i) => {
+    const bit = PERSONALITY_FLAGS[f];
+    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown personality flag ${JSON.stringify(f)}`);
+    value |= bit;
+  });
+  return ['personality', String(value), ref];
+}
+
+/** Which Linux security modules the host has enabled. */
+export interface HostSecurity {
+  apparmor: boolean;
+  selinux: boolean;
+}
+
+export function detectHostSecurity(): HostSecurity {
+  let apparmor = false;
+  try {
+    apparmor = existsSync('/sys/kernel/security/apparmor') && readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y');
+  } catch {
+    apparmor = false;
+  }
+  const selinux = existsSync('/sys/fs/selinux/enforce');
+  return { apparmor, selinux };
+}
+
+/** `apparmor profile ref` and `selinux label ref`: applied on execve, through /proc/self/attr. */
+export function securityLabelSteps(spec: Spec, host: () => HostSecurity): Step[] {
+  const process = spec.process!;
+  const steps: Step[] = [];
+  if (process.apparmorProfile) {
+    if (!host().apparmor) {
+      throw new PocError(`config.json /process/apparmorProfile: AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile ${JSON.stringify(process.apparmorProfile)} cannot be applied`);
+    }
+    steps.push(['apparmor', process.apparmorProfile, '/process/apparmorProfile']);
+  }
+  if (process.selinuxLabel) {
+    if (!host().selinux) {
+      throw new PocError(`config.json /process/selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so label ${JSON.stringify(process.selinuxLabel)} cannot be applied`);
+    }
+    steps.push(['selinux', process.selinuxLabel, '/process/selinuxLabel']);
+  }
+  return steps;
+}
+
+/** linux.mountLabel: only with SELinux, and the mount context option is not implemented. */
+export function checkMountLabel(spec: Spec, host: () => HostSecurity): void {
+  const label = spec.linux?.mountLabel;
+  if (!label) return;
+  if (!host().selinux) {
+    throw new PocError(`config.json /linux/mountLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so mount label ${JSON.stringify(label)} cannot be applied`);
+  }
+  throw new PocError('config.json /linux/mountLabel: SELinux mount labels are not supported by pocrun yet');
+}
+
+/** IPC-namespaced sysctls (runc's list), besides fs.mqueue.*. */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
+
+export interface SysctlContext {
+  /** Namespace names (`ipc`, `net`, `uts`) the container has, new or joined. */
+  has: (ns: string) => boolean;
+  /** The path it joins for a namespace, if any. */
+  joinPath: (ns: string) => string | undefined;
+  /** Whether a namespace file is the runtime's own (the host's) namespace of that type. */
+  isHostNamespace: (ns: string, path: string) => boolean;
+  /** spec.hostname is set. */
+  hostnameSet: boolean;
+}
+
+/**
+ * Only sysctls of a namespace the container has its own of may be set: anything else would change the host.
+ * Keys may use `/` instead of `.` (for names with dots, such as an interface eth0.100).
+ */
+export function checkSysctl(key: string, ctx: SysctlContext): void {
+  const where = `config.json /linux/sysctl/${key}`;
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.\/:@+-]*$/.test(key) || key.split(/[./]/).some((part) => part === '' || part === '..')) {
+    throw new PocError(`${where}: ${JSON.stringify(key)} is not a sysctl name`);
+  }
+  const dotted = key.includes('/') ? key.replaceAll('/', '.') : key;
+  const own = (ns: string, what: string) => {
+    if (!ctx.has(ns)) throw new PocError(`${where}: sysctl ${key} belongs to the ${what} namespace, and the container has none of its own`);
+    const path = ctx.joinPath(ns);
+    if (path && ctx.isHostNamespace(ns, path)) {
+      throw new PocError(`${where}: sysctl ${key} would change the host: the container joins the host's ${what} namespace (${path})`);
+    }
+  };
+  if (IPC_SYSCTLS.has(dotted) || dotted.startsWith('fs.mqueue.')) return own('ipc', 'IPC');
+  if (dotted.startsWith('net.')) return own('net', 'network');
+  if (dotted === 'kernel.hostname' || dotted === 'kernel.domainname') {
+    own('uts', 'UTS');
+    if (dotted === 'kernel.hostname' && ctx.hostnameSet) {
+      throw new PocError(`${where}: conflicts with /hostname: set the hostname there`);
+    }
+    return;
+  }
+  throw new PocError(`${where}: sysctl ${key} is not namespaced: setting it would change the host (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname)`);
+}
+
+/** By device and inode, as /proc/self/ns/<type> of the runtime. */
+export function isHostNamespace(ns: string, path: string): boolean {
+  try {
+    const a = statSync(path);
+    const b = statSync(`/proc/self/ns/${ns}`);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** `time-offset clock seconds nanoseconds ref` for each of linux.timeOffsets (parent stage, before clone). */
+export function timeOffsetSteps(linux: Linux, timeNamespace: 'new' | 'joined' | 'none'): Step[] {
+  const offsets = linux.timeOffsets;
+  if (!offsets || Object.keys(offsets).length === 0) return [];
+  if (timeNamespace === 'none') throw new PocError('config.json /linux/timeOffsets: time offsets need a time namespace (linux.namespaces type "time")');
+  if (timeNamespace === 'joined') throw new PocError('config.json /linux/timeOffsets: the offsets of a joined time namespace cannot be changed');
+  const steps: Step[] = [];
+  for (const [clock, off] of Object.entries(offsets)) {
+    const ref = `/linux/timeOffsets/${clock}`;
+    if (clock !== 'monotonic' && clock !== 'boottime') throw new PocError(`config.json ${ref}: unknown clock ${JSON.stringify(clock)} (monotonic or boottime)`);
+    const secs = off?.secs ?? 0;
+    const nanos = off?.nanosecs ?? 0;
+    if (!Number.isSafeInteger(secs)) throw new PocError(`config.json ${ref}/secs: must be an integer, got ${secs}`);
+    if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) {
+      throw new PocError(`config.json ${ref}/nanosecs: must be from 0 to 999999999, got ${nanos}`);
+    }
+    steps.push(['time-offset', clock, String(secs), String(nanos), ref]);
+  }
+  return steps;
+}
