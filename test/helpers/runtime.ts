@@ -3,7 +3,7 @@
  * left nothing behind (state directories, mounts, cgroups, processes).
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { closeSync, openSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmdirSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec } from '../../src/spec/default.js';
@@ -12,8 +12,11 @@ import type { Test } from 'tap';
 
 export const top = join(import.meta.dirname, '../..');
 export const POCRUN = join(top, 'dist/pocrun');
-/** Every cgroup a test makes is under this parent, in each v1 controller. */
-export const TEST_CGROUP_PARENT = 'pocrun-test';
+/**
+ * Every cgroup a test file makes is under this parent, in each v1 controller: one per test process, so that
+ * test files (and people) running at the same time never see each other's cgroups as residue.
+ */
+export const TEST_CGROUP_PARENT = `pocrun-test/${process.pid}`;
 
 const cache = join(tmpdir(), 'pocrun-test-rootfs');
 
@@ -55,7 +58,7 @@ export function makeBundle(work: string, change: (s: Spec) => void = () => {}, n
   const spec = defaultSpec();
   spec.process!.terminal = false;
   spec.root!.readonly = false;
-  spec.linux!.cgroupsPath = `/${TEST_CGROUP_PARENT}/${name}-${process.pid}`;
+  spec.linux!.cgroupsPath = `/${TEST_CGROUP_PARENT}/${name}`;
   change(spec);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
   return { dir, rootfs, spec };
@@ -157,6 +160,13 @@ export function setup(): { work: string; rt: Runtime; residue: (t: Test) => void
       const after = snapshot(work, rt.root);
       rt.cleanup();
       rmSync(work, { recursive: true, force: true });
+      for (const controller of readdirSync('/sys/fs/cgroup')) {
+        try {
+          rmdirSync(join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT));
+        } catch {
+          /* never made in this controller, or not empty: then the comparison below fails */
+        }
+      }
       t.same(after, before, 'nothing left behind: state, mounts, cgroups, processes');
     },
   };
