@@ -20,6 +20,11 @@ export interface Parsed {
  */
 export function parseFlags(argv: string[], spec: FlagSpec, where: string, stopEarly = false): Parsed {
   const known = new Set([...(spec.string ?? []), ...(spec.boolean ?? []), ...Object.keys(spec.alias ?? {})]);
+  // minimist reads any `--no-X` as X=false, so a flag really named `no-X` (--no-pivot, --no-new-privs) would come
+  // out false: spell it `--no-X=true` before minimist sees it.
+  const negated = new Set((spec.boolean ?? []).filter((name) => name.startsWith('no-')).map((name) => `--${name}`));
+  const end = argv.indexOf('--');
+  argv = argv.map((arg, i) => (negated.has(arg) && (end < 0 || i < end) ? `${arg}=true` : arg));
   let unknown: string | undefined;
   const parsed = minimist(argv, {
     string: spec.string,
@@ -65,4 +70,24 @@ export function intFlag(flags: Record<string, unknown>, name: string, fallback: 
   if (v === undefined) return fallback;
   if (!/^\d+$/.test(v)) throw new PocError(`flag --${name}: ${JSON.stringify(v)} is not a non-negative integer`);
   return Number(v);
+}
+
+/**
+ * For commands that take a command line after their arguments (`exec ID CMD ARGS...`, `ps ID -- PS-ARGS`): splits
+ * argv at the first positional argument, so that flags after it belong to the command line, not to pocrun, and a
+ * `--` in it is kept. Returns the flags part and the positional part (a `--` just before the first one dropped).
+ */
+export function splitAtFirstArg(argv: string[], spec: FlagSpec): [flags: string[], positional: string[]] {
+  const valued = new Set(spec.string ?? []);
+  for (const [from, to] of Object.entries(spec.alias ?? {})) if (valued.has(to)) valued.add(from);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [argv.slice(0, i), argv.slice(i + 1)];
+    if (!arg.startsWith('-') || arg === '-') return [argv.slice(0, i), argv.slice(i)];
+    if (arg.includes('=')) continue;
+    // --name VALUE, -n VALUE, and -abn VALUE (the last of grouped short flags takes the value)
+    const name = arg.startsWith('--') ? arg.slice(2) : arg.slice(-1);
+    if (valued.has(name)) i++;
+  }
+  return [argv, []];
 }

@@ -3,7 +3,7 @@ import { PocError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
 import { DEFAULT_ROOT } from '../runtime/store.js';
 import { OCI_VERSION } from '../spec/default.js';
-import { intFlag, parseFlags, stringFlag, type FlagSpec, type Parsed } from './args.js';
+import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
 import { VERSION, COMMIT } from '../spec/generated/version.js';
 
@@ -13,6 +13,8 @@ interface Command {
   flags: FlagSpec;
   /** Positional arguments: how many at least and at most. */
   args: [min: number, max: number];
+  /** Flags end at the first argument: what follows it is a command line of its own (exec, ps). */
+  passThrough?: boolean;
   run: (ctx: RuntimeContext, p: Parsed) => Promise<number | void> | number | void;
 }
 
@@ -99,6 +101,115 @@ const COMMANDS: Record<string, Command> = {
       stdout(listContainers(ctx, { format, quiet: Boolean(p.flags.quiet) }));
     },
   },
+  exec: {
+    usage:
+      'exec [--process FILE] [--tty] [--console-socket SOCK] [--detach] [--pid-file FILE] [--cwd DIR] [--env K=V]... ' +
+      '[--user UID[:GID]] [--additional-gids GID]... [--cap CAP]... [--no-new-privs] [--preserve-fds N] ID [COMMAND [ARG...]]',
+    summary: 'run a new process in a running container; without --detach wait for it and exit with its status',
+    flags: {
+      string: ['process', 'console-socket', 'pid-file', 'cwd', 'env', 'user', 'additional-gids', 'cap', 'preserve-fds', 'apparmor', 'process-label'],
+      boolean: ['tty', 'detach', 'no-new-privs'],
+      alias: { p: 'process', t: 'tty', d: 'detach', e: 'env', u: 'user', c: 'cap', g: 'additional-gids' },
+      repeat: ['env', 'cap', 'additional-gids'],
+    },
+    args: [1, Infinity],
+    passThrough: true,
+    run: async (ctx, p) => {
+      const { execInContainer } = await import('../runtime/exec.js');
+      const args = p.args.slice(1);
+      if (args[0] === '--') args.shift();
+      return execInContainer(ctx, {
+        id: p.args[0]!,
+        args,
+        processFile: stringFlag(p.flags, 'process'),
+        tty: Boolean(p.flags.tty),
+        consoleSocket: stringFlag(p.flags, 'console-socket'),
+        detach: Boolean(p.flags.detach),
+        pidFile: stringFlag(p.flags, 'pid-file'),
+        cwd: stringFlag(p.flags, 'cwd'),
+        env: listFlag(p.flags, 'env'),
+        user: stringFlag(p.flags, 'user'),
+        additionalGids: listFlag(p.flags, 'additional-gids').flatMap((g) => g.split(',')),
+        caps: listFlag(p.flags, 'cap'),
+        noNewPrivs: Boolean(p.flags['no-new-privs']),
+        preserveFds: intFlag(p.flags, 'preserve-fds', 0),
+        apparmor: stringFlag(p.flags, 'apparmor'),
+        processLabel: stringFlag(p.flags, 'process-label'),
+      });
+    },
+  },
+  pause: {
+    usage: 'pause ID',
+    summary: 'freeze every process of a container',
+    flags: {},
+    args: [1, 1],
+    run: async (ctx, p) => (await import('../runtime/pause.js')).pauseContainer(ctx, p.args[0]!),
+  },
+  resume: {
+    usage: 'resume ID',
+    summary: 'thaw a paused container',
+    flags: {},
+    args: [1, 1],
+    run: async (ctx, p) => (await import('../runtime/pause.js')).resumeContainer(ctx, p.args[0]!),
+  },
+  update: {
+    usage:
+      'update [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--cpu-shares N] [--cpu-quota N] ' +
+      '[--cpu-period N] [--cpuset-cpus S] [--cpuset-mems S] [--pids-limit N] [--blkio-weight N] ID',
+    summary: "change a container's cgroup resource limits",
+    flags: {
+      string: [
+        'resources', 'memory', 'memory-swap', 'memory-reservation', 'kernel-memory', 'kernel-memory-tcp', 'cpu-shares', 'cpu-share',
+        'cpu-quota', 'cpu-period', 'cpu-burst', 'cpu-rt-period', 'cpu-rt-runtime', 'cpu-idle', 'cpuset-cpus', 'cpuset-mems',
+        'pids-limit', 'blkio-weight',
+      ],
+      alias: { r: 'resources' },
+    },
+    args: [1, 1],
+    run: async (ctx, p) => {
+      const { updateContainer } = await import('../runtime/update.js');
+      const flags = Object.fromEntries(Object.entries(p.flags).filter(([k, v]) => k !== '_' && k.length > 1 && typeof v === 'string'));
+      if (flags['cpu-share'] !== undefined) flags['cpu-shares'] ??= flags['cpu-share'];
+      updateContainer(ctx, p.args[0]!, flags);
+    },
+  },
+  events: {
+    usage: 'events [--stats] [--interval DURATION] ID',
+    summary: "print the container's resource usage as JSON: once with --stats, else every interval (default 5s)",
+    flags: { string: ['interval'], boolean: ['stats'] },
+    args: [1, 1],
+    run: async (ctx, p) => {
+      const { containerEvents, parseDuration } = await import('../runtime/events.js');
+      const intervalMs = parseDuration(stringFlag(p.flags, 'interval') ?? '5s');
+      if (!(intervalMs > 0)) throw new PocError('events: --interval must be greater than 0');
+      await containerEvents(ctx, { id: p.args[0]!, stats: Boolean(p.flags.stats), intervalMs });
+    },
+  },
+  ps: {
+    usage: 'ps [--format table|json] ID [-- PS-ARGS...]',
+    summary: "list the container's processes: host pids as JSON, or ps(1) output (default ps -ef) for them",
+    flags: { string: ['format'], alias: { f: 'format' } },
+    args: [1, Infinity],
+    passThrough: true,
+    run: async (ctx, p) => {
+      const format = stringFlag(p.flags, 'format') ?? 'table';
+      if (format !== 'table' && format !== 'json') throw new PocError(`ps: invalid --format ${JSON.stringify(format)}: use table or json`);
+      const psArgs = p.args.slice(1);
+      if (psArgs[0] === '--') psArgs.shift();
+      const { psContainer } = await import('../runtime/ps.js');
+      stdout(psContainer(ctx, { id: p.args[0]!, format, psArgs }));
+    },
+  },
+  features: {
+    usage: 'features',
+    summary: 'print what this runtime supports, as JSON (features-schema.json)',
+    flags: {},
+    args: [0, 0],
+    run: async () => {
+      const { features } = await import('../runtime/features.js');
+      stdout(`${JSON.stringify(features(), null, '    ')}\n`);
+    },
+  },
   spec: {
     usage: 'spec [--bundle DIR]',
     summary: 'write a default config.json into the bundle',
@@ -157,7 +268,10 @@ export async function runPocrun(argv: string[]): Promise<number> {
     ctx = new RuntimeContext(stringFlag(global.flags, 'root') ?? DEFAULT_ROOT, stringFlag(global.flags, 'log'), logFormat as LogFormat, debug);
     const command = COMMANDS[name];
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
-    const parsed = parseFlags(rest, { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] }, name);
+    const flagSpec = { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] };
+    const [flagArgs, positional] = command.passThrough ? splitAtFirstArg(rest, flagSpec) : [rest, undefined];
+    const parsed = parseFlags(flagArgs, flagSpec, name);
+    if (positional) parsed.args = positional;
     if (parsed.flags.help) {
       stdout(`Usage: pocrun ${command.usage}\n\n${command.summary}\n`);
       return 0;

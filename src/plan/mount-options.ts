@@ -118,3 +118,8 @@ export function isPropagationOption(option: string): boolean {
 export function propagationFlags(name: string): number | undefined {
   return PROPAGATION_OPTIONS[name];
 }
+
+/** Every option word parsed here (`pocrun features`); any other word is filesystem data for mount(2). */
+export function knownMountOptions(): string[] {
+  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_OPTIONS)].sort();
+}

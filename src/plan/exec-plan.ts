@@ -1,0 +1,164 @@
+/**
+ * `pocrun exec`: the process to run (runc's rules for --process and for the flags) and the plan that runs it in
+ * a running container. Pure, like compile.ts: tested without root.
+ */
+import { posix } from 'node:path';
+import type { Spec } from '../spec/generated/config.js';
+import { validate_config } from '../spec/generated/validators.js';
+import { describeValidationError } from '../spec/validate.js';
+import { PocError } from '../errors.js';
+import { capabilityNumber } from './capabilities.js';
+import { processSteps } from './compile.js';
+import { JOIN_ORDER } from './namespaces.js';
+import { rlimitNumber, rlimitValue } from './rlimits.js';
+import type { Step } from './wire.js';
+
+export type Process = NonNullable<Spec['process']>;
+
+/** The exec flags that shape the process (everything but --process, --detach, --pid-file, --console-socket). */
+export interface ExecFlags {
+  args: string[];
+  tty: boolean;
+  cwd?: string;
+  env: string[];
+  /** UID[:GID], numbers only (as runc). */
+  user?: string;
+  additionalGids: string[];
+  caps: string[];
+  noNewPrivs: boolean;
+  apparmor?: string;
+  processLabel?: string;
+}
+
+/**
+ * A process.json given with --process: validated as the `process` of a config (process.json pointers in the
+ * errors), then runc's own checks. A missing `user` is root, as runc's decoder leaves it.
+ */
+export function parseProcessFile(text: string, where: string): Process {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new PocError(`${where}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocError(`${where}: must be a JSON object`);
+  if (!validate_config({ ociVersion: '1.0.0', process: doc })) {
+    const rest = describeValidationError(validate_config.errors ?? []).replace(/^\/process/, '');
+    throw new PocError(`${where} ${rest.startsWith(': ') ? `/${rest}` : rest}`);
+  }
+  const p = doc as Process;
+  const user = p.user ?? {};
+  const out: Process = { ...p, user: { ...user, uid: user.uid ?? 0, gid: user.gid ?? 0 } };
+  checkProcess(out, where);
+  return out;
+}
+
+/** runc's getProcess without --process: the container's own process, changed by the flags. */
+export function processFromFlags(base: Process, f: ExecFlags): Process {
+  // JSON round trip, not structuredClone: that keeps arrays shared between sets shared (defaultSpec() does that).
+  const p: Process = JSON.parse(JSON.stringify(base));
+  p.args = f.args;
+  if (f.cwd) p.cwd = f.cwd;
+  if (f.apparmor) p.apparmorProfile = f.apparmor;
+  if (f.processLabel) p.selinuxLabel = f.processLabel;
+  if (f.caps.length) {
+    const caps = (p.capabilities ??= {});
+    for (const cap of f.caps) {
+      if (capabilityNumber(cap) === undefined) throw new PocError(`exec --cap: unknown capability ${JSON.stringify(cap)}`);
+      const name = canonicalCap(cap);
+      // Not inheritable (CVE-2022-29162): a capability in the inheritable set would survive an execve of a
+      // program with file capabilities; and not ambient, which needs inheritable.
+      for (const set of ['bounding', 'effective', 'permitted'] as const) {
+        const list = (caps[set] ??= []);
+        if (!list.includes(name)) list.push(name);
+      }
+    }
+  }
+  p.env = [...(p.env ?? []), ...f.env];
+  p.terminal = f.tty;
+  if (f.noNewPrivs) p.noNewPrivileges = true;
+  const user = (p.user ??= { uid: 0, gid: 0 });
+  if (f.user !== undefined && f.user !== '') {
+    const m = /^(\d+)(?::(\d+))?$/.exec(f.user);
+    if (!m) throw new PocError(`exec --user: ${JSON.stringify(f.user)} is not UID or UID:GID (numbers)`);
+    user.uid = Number(m[1]);
+    if (m[2] !== undefined) user.gid = Number(m[2]);
+  }
+  for (const g of f.additionalGids) {
+    if (!/^\d+$/.test(g)) throw new PocError(`exec --additional-gids: ${JSON.stringify(g)} is not a number`);
+    (user.additionalGids ??= []).push(Number(g));
+  }
+  checkProcess(p, 'exec');
+  return p;
+}
+
+function canonicalCap(name: string): string {
+  const upper = name.toUpperCase();
+  return upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+}
+
+/** runc's validateProcessSpec, and what this build cannot honour. */
+function checkProcess(p: Process, where: string): void {
+  if (!p.cwd) throw new PocError(`${where}: the process's cwd must not be empty`);
+  if (!posix.isAbsolute(p.cwd)) throw new PocError(`${where}: the process's cwd must be an absolute path, got ${JSON.stringify(p.cwd)}`);
+  if (!p.args?.length) throw new PocError(`${where}: the process's args must not be empty`);
+  if (p.apparmorProfile) throw new PocError(`${where}: apparmor profile ${JSON.stringify(p.apparmorProfile)}: AppArmor is not supported (pocrun features)`);
+  if (p.selinuxLabel) throw new PocError(`${where}: SELinux label ${JSON.stringify(p.selinuxLabel)}: SELinux is not supported (pocrun features)`);
+}
+
+/** Keeps the last value of each variable, where its first one was (runc: the last one wins). */
+export function dedupeEnv(env: readonly string[]): string[] {
+  const last = new Map<string, string>();
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new PocError(`environment variable ${JSON.stringify(kv)}: not NAME=VALUE`);
+    last.set(kv.slice(0, eq), kv);
+  }
+  return [...last.values()];
+}
+
+export interface ExecPlanOptions {
+  /** Namespaces of the container's init to join: [name, /proc/<pid>/ns/<name>], any order. */
+  namespaces: [name: string, path: string][];
+  consoleSocket?: string;
+  preserveFds: number;
+  /** `fork`: --detach (the process is reparented to the caller's subreaper); `wait`: the helper waits for it. */
+  mode: 'fork' | 'wait';
+}
+
+/**
+ * The exec plan (PROTOCOL.md): connect the console socket (a host path), join the namespaces (user first,
+ * mount last), fork. The child first stops at `sync cgroup` (the runtime moves it into the container's cgroup:
+ * the helper's parent, which stays in `wait` mode, never enters it), then runs the process steps of create without
+ * the exec.fifo wait. `container` is the container's config: its seccomp profile and, when the process has none,
+ * its rlimits apply to the exec'd process too, as in runc.
+ */
+export function compileExecPlan(container: Spec, process: Process, opts: ExecPlanOptions): Step[] {
+  if (process.terminal && !opts.consoleSocket) {
+    throw new PocError('exec: a terminal (--tty or process.terminal) needs --console-socket');
+  }
+  const steps: Step[] = [];
+  if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
+  const join = [...opts.namespaces].sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
+  for (const [name, path] of join) {
+    if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);
+    steps.push(['setns', path, name, '-']);
+  }
+  steps.push(['clone', opts.mode]);
+  steps.push(['sync', 'cgroup']);
+  steps.push(['setsid']);
+  if (process.terminal) {
+    const size = process.consoleSize;
+    steps.push(size ? ['console', String(size.height), String(size.width), '/process/consoleSize'] : ['console', '/process/terminal']);
+  }
+  if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
+  const rlimits = process.rlimits?.length ? process.rlimits : (container.process?.rlimits ?? []);
+  rlimits.forEach((r, i) => {
+    const ref = `/process/rlimits/${i}`;
+    steps.push(['rlimit', String(rlimitNumber(r.type, `${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
+  });
+  const env = dedupeEnv(process.env ?? []);
+  const spec: Spec = { ...container, process: { ...process, env }, hooks: undefined };
+  steps.push(...processSteps(spec, opts.preserveFds, true));
+  return steps;
+}

@@ -1,0 +1,165 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { PocError, wrapError } from '../errors.js';
+import { loadConfig } from '../spec/validate.js';
+import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, type Process } from '../plan/exec-plan.js';
+import { JOIN_ORDER } from '../plan/namespaces.js';
+import { encodePlan } from '../plan/wire.js';
+import { HelperSession } from './init-helper.js';
+import { isSameLiveProcess } from './proc.js';
+import { containerStatus } from './status.js';
+import { writePidFile } from './create.js';
+import type { RuntimeContext } from './context.js';
+import { trace } from './trace.js';
+
+export interface ExecOptions extends ExecFlags {
+  id: string;
+  /** process.json (--process); then `args` and the flags that shape the process must not be given. */
+  processFile?: string;
+  consoleSocket?: string;
+  detach: boolean;
+  pidFile?: string;
+  preserveFds: number;
+}
+
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+/**
+ * pocrun exec: runs a new process in a running (or created) container: in all of its namespaces and its cgroup,
+ * with the process's own credentials, capabilities and rlimits, under the container's seccomp profile.
+ * Detached: writes --pid-file and returns 0 once the process runs. Otherwise waits for it and returns its exit
+ * status (128+n when signal n ended it), forwarding signals to it.
+ */
+export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): Promise<number> {
+  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('exec: --preserve-fds must be a non-negative integer');
+  if (!opts.processFile && opts.args.length === 0) throw new PocError('exec: no command given (args or --process FILE)');
+  const record = ctx.store.read(opts.id);
+  const container = loadConfig(record.bundle);
+  const proc: Process = opts.processFile
+    ? parseProcessFile(readProcessFile(opts.processFile), `process ${opts.processFile}`)
+    : processFromFlags(containerProcess(container, opts.args), opts);
+  const mode = opts.detach ? 'fork' : 'wait';
+
+  const unlock = ctx.store.lock(opts.id);
+  let helper: HelperSession | undefined;
+  let pid = 0;
+  try {
+    const status = containerStatus(ctx.store, record, ctx.cgroups);
+    if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
+    if (status === 'paused') throw notNow(`cannot exec in container "${opts.id}": it is paused (resume it first)`);
+    const plan = encodePlan(
+      compileExecPlan(container, proc, {
+        namespaces: containerNamespaces(record.pid),
+        consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
+        preserveFds: opts.preserveFds,
+        mode,
+      }),
+    );
+    trace('exec plan compiled');
+    const cgroups = ctx.cgroups();
+    const procsFiles = cgroups.procsFiles(record.cgroupPath);
+    helper = HelperSession.spawn({ preserveFds: opts.preserveFds, ownProcessGroup: !opts.detach });
+    // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, its first move
+    // overlapping with its start-up (as create does). In the foreground it stays, as the process's parent: only
+    // the child is moved, at its `sync cgroup`.
+    const joined = opts.detach ? joinCgroup(procsFiles, helper.pid) : Promise.resolve();
+    joined.catch(() => {});
+    await joined;
+    helper.sendPlan(plan);
+    pid = helper.converse('created', (name, child) => {
+      if (name !== 'cgroup') throw new PocError(`the helper asked for an unknown sync point "${name}"`);
+      if (!opts.detach) joinCgroupSync(procsFiles, child);
+      // The init could have exited (and its pid been reused) since the check: then nothing may run.
+      if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
+      return undefined;
+    });
+    helper.close();
+    trace('exec created');
+    if (opts.pidFile) writePidFile(opts.pidFile, pid);
+  } catch (err) {
+    if (pid > 0 || helper?.initPid) killQuietly(pid || helper!.initPid);
+    helper?.kill('SIGKILL');
+    if (err instanceof PocError && (err as { plain?: boolean }).plain) throw err;
+    // The helper's messages name config.json pointers; for exec they are the process's (process.json or flags).
+    const message = (err instanceof PocError ? err.message : String(err)).replace(/\(config\.json \/process(\/[^)]*)?\)/, (_, ptr) =>
+      opts.processFile ? `(${opts.processFile} ${ptr ?? '/'})` : `(process ${ptr ?? '/'})`);
+    throw err instanceof PocError ? new PocError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
+  } finally {
+    unlock();
+  }
+  if (opts.detach) return 0;
+
+  const forward = (signal: NodeJS.Signals) => helper!.kill(signal);
+  for (const s of FORWARDED) process.on(s, forward);
+  try {
+    return (await helper.exited) ?? 1;
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+  }
+}
+
+/** An error about the container's state: shown as it is. */
+function notNow(message: string): PocError {
+  return Object.assign(new PocError(message), { plain: true });
+}
+
+function readProcessFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw wrapError(`exec --process ${file}`, err);
+  }
+}
+
+/** The container's own process, the base that exec's flags change (runc reads it from the bundle too). */
+function containerProcess(container: ReturnType<typeof loadConfig>, args: string[]): Process {
+  if (!container.process) return { cwd: '/', args, user: { uid: 0, gid: 0 } };
+  return container.process;
+}
+
+/** The init's namespaces that differ from ours: those the exec'd process must join. */
+export function containerNamespaces(initPid: number): [string, string][] {
+  const out: [string, string][] = [];
+  for (const name of JOIN_ORDER) {
+    const theirs = `/proc/${initPid}/ns/${name}`;
+    let a, b;
+    try {
+      a = statSync(theirs);
+    } catch (err) {
+      if (name === 'time' || name === 'cgroup') continue; // kernels without them
+      throw wrapError(`cannot read the namespaces of the container init (pid ${initPid})`, err);
+    }
+    try {
+      b = statSync(`/proc/self/ns/${name}`);
+    } catch {
+      b = undefined;
+    }
+    if (!b || a.ino !== b.ino || a.dev !== b.dev) out.push([name, theirs]);
+  }
+  return out;
+}
+
+async function joinCgroup(procsFiles: string[], pid: number): Promise<void> {
+  await Promise.all(
+    procsFiles.map((file) => writeFile(file, String(pid)).catch((err) => Promise.reject(wrapError(`join cgroup ${file}`, err)))),
+  );
+}
+
+function joinCgroupSync(procsFiles: string[], pid: number): void {
+  for (const file of procsFiles) {
+    try {
+      writeFileSync(file, String(pid));
+    } catch (err) {
+      throw wrapError(`join cgroup ${file}`, err);
+    }
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}

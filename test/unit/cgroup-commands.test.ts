@@ -1,0 +1,89 @@
+import t from 'tap';
+import { checkResources, parseBytes, resourcesFromFlags } from '../../src/runtime/update.js';
+import { parseDuration } from '../../src/runtime/events.js';
+import { filterPsOutput } from '../../src/runtime/ps.js';
+import { features } from '../../src/runtime/features.js';
+import { validate_features } from '../../src/spec/generated/validators.js';
+import { splitAtFirstArg, parseFlags } from '../../src/cli/args.js';
+
+t.test('sizes as runc (go-units RAMInBytes) reads them', async (t) => {
+  t.equal(parseBytes('512m', '--memory'), 512 * 1024 * 1024);
+  t.equal(parseBytes('1g', '--memory'), 1024 ** 3);
+  t.equal(parseBytes('1.5G', '--memory'), 1.5 * 1024 ** 3);
+  t.equal(parseBytes('64MiB', '--memory'), 64 * 1024 ** 2);
+  t.equal(parseBytes('100k', '--memory'), 102400);
+  t.equal(parseBytes('2 gb', '--memory'), 2 * 1024 ** 3);
+  t.equal(parseBytes('4096', '--memory'), 4096);
+  t.throws(() => parseBytes('12x', '--memory'), /invalid value for --memory: invalid size: "12x"/);
+  t.throws(() => parseBytes('-5', '--memory'), /invalid size/);
+});
+
+t.test("runc's update flags become resources; 0 means unchanged", async (t) => {
+  t.same(resourcesFromFlags({ memory: '256m', 'memory-swap': '-1', 'cpu-quota': '50000', 'cpu-period': '100000', 'pids-limit': '20' }), {
+    memory: { limit: 256 * 1024 * 1024, swap: -1 },
+    cpu: { quota: 50000, period: 100000 },
+    pids: { limit: 20 },
+  });
+  t.same(resourcesFromFlags({ 'cpu-shares': '512', 'cpuset-cpus': '0', 'cpuset-mems': '0', 'blkio-weight': '300', 'memory-reservation': '1m' }), {
+    memory: { reservation: 1048576 },
+    cpu: { shares: 512, cpus: '0', mems: '0' },
+    blockIO: { weight: 300 },
+  });
+  t.same(resourcesFromFlags({ 'pids-limit': '0', memory: '0' }), {}, 'zero is "not given"');
+  t.same(resourcesFromFlags({ 'pids-limit': '-1' }), { pids: { limit: -1 } }, '-1 is unlimited');
+  t.throws(() => resourcesFromFlags({ 'cpu-period': '-1' }), /--cpu-period: "-1" is not a non-negative integer/);
+  t.throws(() => resourcesFromFlags({ 'blkio-weight': '5' }), /not in 10..1000/);
+});
+
+t.test('--resources is checked as linux.resources', async (t) => {
+  t.same(checkResources({ memory: { limit: 1000, swap: 0 }, pids: { limit: 5 } }, 'r'), { memory: { limit: 1000 }, pids: { limit: 5 } });
+  t.throws(() => checkResources({ memory: { limit: 'x' } }, 'update --resources f'), /update --resources f: \/memory\/limit: must be an integer/);
+  t.throws(() => checkResources([], 'r'), /must be a JSON object/);
+});
+
+t.test('durations as Go writes them', async (t) => {
+  t.equal(parseDuration('5s'), 5000);
+  t.equal(parseDuration('100ms'), 100);
+  t.equal(parseDuration('1m30s'), 90000);
+  t.equal(parseDuration('1.5s'), 1500);
+  t.equal(parseDuration('2'), 2000);
+  t.throws(() => parseDuration('5 parsecs'), /invalid duration/);
+  t.throws(() => parseDuration(''), /invalid duration/);
+});
+
+t.test("ps keeps the header and the container's lines", async (t) => {
+  const out = 'UID   PID  PPID CMD\nroot    1     0 init\nroot   42     1 sleep 1\nroot  420     1 other\n';
+  t.equal(filterPsOutput(out, [42, 7]), 'UID   PID  PPID CMD\nroot   42     1 sleep 1\n');
+  t.throws(() => filterPsOutput('USER COMMAND\nroot x\n', [1]), /couldn't find the PID field/);
+});
+
+t.test('features are valid against features-schema.json', async (t) => {
+  const f = features() as { linux: { capabilities: string[]; namespaces: string[]; seccomp: unknown }; mountOptions: string[] };
+  t.ok(validate_features(f), JSON.stringify(validate_features.errors));
+  t.ok(f.linux.capabilities.includes('CAP_SYS_ADMIN'));
+  t.same(f.linux.namespaces, ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts']);
+  t.ok(f.mountOptions.includes('rbind') && f.mountOptions.includes('rro') && f.mountOptions.includes('rprivate'));
+  t.notOk(f.mountOptions.some((o) => o.includes('=')), 'no filesystem data options');
+  const withSeccomp = features({ actions: ['SCMP_ACT_ALLOW'], operators: ['SCMP_CMP_EQ'], archs: ['SCMP_ARCH_X86_64'], knownFlags: [], supportedFlags: [] });
+  t.ok(validate_features(withSeccomp), JSON.stringify(validate_features.errors));
+});
+
+t.test('pass-through commands: flags end at the first argument', async (t) => {
+  const spec = { string: ['env', 'user', 'cwd'], boolean: ['tty', 'detach'], alias: { e: 'env', t: 'tty', u: 'user' } };
+  t.same(splitAtFirstArg(['-e', 'A=1', '-t', '--cwd=/x', 'c1', 'sh', '-c', 'echo -- x', '--', 'y'], spec), [
+    ['-e', 'A=1', '-t', '--cwd=/x'],
+    ['c1', 'sh', '-c', 'echo -- x', '--', 'y'],
+  ]);
+  t.same(splitAtFirstArg(['--user', '1000', '--', 'c1', 'ls'], spec), [['--user', '1000'], ['c1', 'ls']]);
+  t.same(splitAtFirstArg(['-tu', '5', 'c1'], spec), [['-tu', '5'], ['c1']]);
+  t.same(splitAtFirstArg(['c1', '--', '-ef'], spec), [[], ['c1', '--', '-ef']]);
+});
+
+t.test('a flag named --no-X is true when given (minimist would read it as X=false)', async (t) => {
+  const p = parseFlags(['--no-new-privs', '--no-pivot', 'c1'], { boolean: ['no-new-privs', 'no-pivot'] }, 'x');
+  t.equal(p.flags['no-new-privs'], true);
+  t.equal(p.flags['no-pivot'], true);
+  t.same(p.args, ['c1']);
+  t.equal(parseFlags(['c1'], { boolean: ['no-pivot'] }, 'x').flags['no-pivot'], false);
+  t.throws(() => parseFlags(['--no-such'], { boolean: ['no-pivot'] }, 'x'), /unknown flag --no-such/);
+});

@@ -1,0 +1,97 @@
+import t from 'tap';
+import { compileExecPlan, dedupeEnv, parseProcessFile, processFromFlags, type ExecFlags } from '../../src/plan/exec-plan.js';
+import { defaultSpec } from '../../src/spec/default.js';
+import type { Spec } from '../../src/spec/generated/config.js';
+
+function container(change: (s: Spec) => void = () => {}): Spec {
+  const s = defaultSpec();
+  s.process!.terminal = false;
+  change(s);
+  return s;
+}
+
+const flags = (f: Partial<ExecFlags> = {}): ExecFlags => ({ args: ['sh'], tty: false, env: [], additionalGids: [], caps: [], noNewPrivs: false, ...f });
+const names = (steps: readonly (readonly string[])[]) => steps.map((s) => s[0]);
+const find = (steps: readonly (readonly string[])[], name: string) => steps.filter((s) => s[0] === name);
+const NS: [string, string][] = [['mnt', '/proc/9/ns/mnt'], ['pid', '/proc/9/ns/pid'], ['user', '/proc/9/ns/user'], ['net', '/proc/9/ns/net']];
+
+t.test('the plan joins the namespaces user first and mount last, forks, then joins the cgroup at a sync point', async (t) => {
+  const c = container();
+  const steps = compileExecPlan(c, processFromFlags(c.process!, flags({ args: ['ls', '-l'] })), { namespaces: NS, preserveFds: 0, mode: 'wait' });
+  const clone = steps.findIndex((s) => s[0] === 'clone');
+  t.same(steps.slice(0, clone).map((s) => s[2]), ['user', 'net', 'pid', 'mnt']);
+  t.same(steps[clone], ['clone', 'wait'], 'clone makes no namespace');
+  t.same(steps[clone + 1], ['sync', 'cgroup']);
+  t.same(steps[clone + 2], ['setsid']);
+  t.same(find(steps, 'exec'), [['exec', '2', 'ls', '-l', '/process/args']]);
+  t.notOk(names(steps).includes('wait-start'), 'no exec.fifo wait');
+  t.notOk(names(steps).includes('exec-fifo'));
+  t.notOk(names(steps).includes('cgroup-join'), 'the helper parent never enters the cgroup');
+  t.same(names(steps).slice(-3), ['created', 'close-fds', 'execve']);
+  t.same(find(steps, 'rlimit'), [['rlimit', '7', '1024', '1024', '/process/rlimits/0']], "the container's rlimits when the process has none");
+});
+
+t.test('detached exec forks; a terminal connects the console before setns and sets it up after setsid', async (t) => {
+  const c = container();
+  const p = processFromFlags(c.process!, flags({ tty: true }));
+  t.throws(() => compileExecPlan(c, p, { namespaces: NS, preserveFds: 0, mode: 'fork' }), /needs --console-socket/);
+  const steps = compileExecPlan(c, p, { namespaces: NS, preserveFds: 2, mode: 'fork', consoleSocket: '/run/x.sock' });
+  t.same(steps[0], ['console-connect', '/run/x.sock', '/process/terminal']);
+  t.same(find(steps, 'clone'), [['clone', 'fork']]);
+  t.ok(names(steps).indexOf('console') > names(steps).indexOf('setsid'));
+  t.same(find(steps, 'close-fds'), [['close-fds', '5']]);
+  const sized = compileExecPlan(c, { ...p, consoleSize: { height: 24, width: 80 } }, { namespaces: [], preserveFds: 0, mode: 'fork', consoleSocket: '/s' });
+  t.same(find(sized, 'console'), [['console', '24', '80', '/process/consoleSize']]);
+});
+
+t.test("flags change the container's process as runc's do", async (t) => {
+  const c = container((s) => {
+    s.process!.env = ['PATH=/bin', 'A=1'];
+    s.process!.user = { uid: 0, gid: 0, additionalGids: [10] };
+  });
+  const p = processFromFlags(c.process!, flags({
+    args: ['id'], cwd: '/tmp', env: ['A=2', 'B=3'], user: '1000:1001', additionalGids: ['5'], caps: ['NET_RAW', 'CAP_SYS_ADMIN'], noNewPrivs: true, tty: false,
+  }));
+  t.same(p.args, ['id']);
+  t.equal(p.cwd, '/tmp');
+  t.same(p.user, { uid: 1000, gid: 1001, additionalGids: [10, 5] });
+  t.same(p.env, ['PATH=/bin', 'A=1', 'A=2', 'B=3']);
+  t.equal(p.noNewPrivileges, true);
+  for (const set of ['bounding', 'effective', 'permitted'] as const) {
+    t.ok(p.capabilities![set]!.includes('CAP_NET_RAW') && p.capabilities![set]!.includes('CAP_SYS_ADMIN'), set);
+  }
+  t.notOk(p.capabilities!.inheritable?.includes('CAP_NET_RAW'), '--cap never adds inheritable (CVE-2022-29162)');
+  t.notOk(p.capabilities!.ambient?.includes('CAP_NET_RAW'));
+  t.same(c.process!.env, ['PATH=/bin', 'A=1'], "the container's config is not changed");
+  const steps = compileExecPlan(c, p, { namespaces: [], preserveFds: 0, mode: 'wait' });
+  t.same(find(steps, 'env'), [['env', 'PATH=/bin'], ['env', 'A=2'], ['env', 'B=3']], 'the last value of a variable wins');
+  t.same(find(steps, 'user'), [['user', '1000', '1001', '/process/user']]);
+  t.same(find(steps, 'groups'), [['groups', '10', '5']]);
+  const [caps] = find(steps, 'caps');
+  t.equal(caps![4], '0', 'inheritable set empty');
+  t.same(processFromFlags(c.process!, flags({ user: '7' })).user, { uid: 7, gid: 0, additionalGids: [10] }, 'UID alone keeps the gid');
+  t.throws(() => processFromFlags(c.process!, flags({ user: 'root' })), /not UID or UID:GID/);
+  t.throws(() => processFromFlags(c.process!, flags({ caps: ['CAP_NOPE'] })), /unknown capability "CAP_NOPE"/);
+  t.throws(() => processFromFlags(c.process!, flags({ cwd: 'rel' })), /absolute/);
+  t.throws(() => processFromFlags(c.process!, flags({ apparmor: 'x' })), /AppArmor is not supported/);
+  t.throws(() => processFromFlags(c.process!, flags({ processLabel: 'x' })), /SELinux is not supported/);
+});
+
+t.test('process.json is validated against the schema, with pointers into it', async (t) => {
+  const ok = parseProcessFile(JSON.stringify({ args: ['sh'], cwd: '/', env: ['X=1'] }), 'p.json');
+  t.same(ok.user, { uid: 0, gid: 0 }, 'no user means root');
+  t.throws(() => parseProcessFile('{', 'p.json'), /p.json: not valid JSON/);
+  t.throws(() => parseProcessFile('[]', 'p.json'), /must be a JSON object/);
+  t.throws(() => parseProcessFile(JSON.stringify({ args: ['sh'] }), 'p.json'), /p.json \/cwd: required/);
+  t.throws(() => parseProcessFile(JSON.stringify({ args: 'sh', cwd: '/' }), 'p.json'), /p.json \/args: must be an array/);
+  t.throws(() => parseProcessFile(JSON.stringify({ args: [], cwd: '/' }), 'p.json'), /args must not be empty/);
+  t.throws(() => parseProcessFile(JSON.stringify({ args: ['sh'], cwd: 'x' }), 'p.json'), /absolute/);
+  const tty = parseProcessFile(JSON.stringify({ args: ['sh'], cwd: '/', terminal: true, capabilities: { inheritable: ['CAP_CHOWN'] } }), 'p.json');
+  const steps = compileExecPlan(container(), tty, { namespaces: [], preserveFds: 0, mode: 'fork', consoleSocket: '/s' });
+  t.equal(find(steps, 'caps')[0]![4], '1', 'an inheritable set the process asks for is kept');
+});
+
+t.test('dedupeEnv', async (t) => {
+  t.same(dedupeEnv(['A=1', 'B=2', 'A=3', 'C=']), ['A=3', 'B=2', 'C=']);
+  t.throws(() => dedupeEnv(['NOEQUALS']), /not NAME=VALUE/);
+});
