@@ -70,7 +70,9 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   try {
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
+    trace('state directory made');
     cgroups.create(cgroupPath);
+    trace('cgroup made');
     helper = HelperSession.spawn({ preserveFds: opts.preserveFds, ownProcessGroup: opts.mode === 'wait' });
     // The first move of a process into a v1 cgroup waits for an RCU grace period (5-25 ms, a kernel cost runc
     // pays too). Started early from the thread pool, it overlaps with planning, applying the resources and the
@@ -96,6 +98,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     await joined;
     trace('cgroup created and joined');
     helper.sendPlan(planBytes);
+    trace('plan sent');
     const session = helper;
     const initPid = session.converse('created', (name, pid) => {
       if (name === 'maps') return void writeIdMaps(pid, spec);

@@ -1,9 +1,15 @@
 import { stderr } from '../cli/output.js';
 
 const enabled = process.env.POCRUN_TRACE === '1';
+const killAt = process.env.POCRUN_DEBUG_KILL_AT;
 const t0 = performance.now();
 
-/** POCRUN_TRACE=1 prints milliseconds since start-up at the steps of a command: where the time goes. */
+/**
+ * A named point in a command. POCRUN_TRACE=1 prints the milliseconds since start-up at each (where the time
+ * goes); POCRUN_DEBUG_KILL_AT=<name> makes pocrun SIGKILL itself there, which is how the tests prove that a
+ * runtime killed at any step leaves a state that `delete --force` recovers from.
+ */
 export function trace(label: string): void {
   if (enabled) stderr(`pocrun trace ${(performance.now() - t0).toFixed(2)} ms: ${label}\n`);
+  if (killAt !== undefined && killAt === label) process.kill(process.pid, 'SIGKILL');
 }
