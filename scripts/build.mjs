@@ -18,4 +18,4 @@ run(join(top, 'node_modules/.bin/bun'), [
 ]);
 rmSync(join(top, 'dist/poc'), { force: true });
 symlinkSync('pocrun', join(top, 'dist/poc'));
-console.log('built dist/pocrun, dist/poc, dist/pocrun-init');
+console.log('built dist/pocrun, dist/poc, dist/pocrun-init, dist/poc-monitor');

@@ -1,30 +1,313 @@
 import { stdout, stderr } from './output.js';
 import { PocError } from '../errors.js';
-import { parseFlags } from './args.js';
+import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
 import { VERSION } from '../spec/generated/version.js';
+import type { RunFlags } from '../poc/containers/options.js';
+import { DEFAULT_POC_ROOT, type RootOptions } from '../poc/store.js';
+import { resolve } from 'node:path';
+
+interface Command {
+  usage: string;
+  summary: string;
+  flags: FlagSpec;
+  /** Positional arguments: how many at least and at most. */
+  args: [min: number, max: number];
+  /** Flags stop at the first argument (run, create, exec: the rest is the container's command). */
+  stopEarly?: boolean;
+  hidden?: boolean;
+  run: (p: Parsed, root: RootOptions) => Promise<number> | number;
+}
+
+const RUN_FLAGS: FlagSpec = {
+  string: [
+    'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
+    'pids-limit', 'cap-add', 'cap-drop', 'entrypoint',
+  ],
+  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only'],
+  alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
+  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop'],
+};
+
+const RUN_USAGE =
+  '[-d] [-i] [-t] [--rm] [--name N] [--hostname H] [-e K=V] [--env-file F] [-v HOST:CTR[:ro]] [-w DIR] [-u UID[:GID]] ' +
+  '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
+  '[--cap-add C] [--cap-drop C] [--entrypoint E] IMAGE [CMD...]';
+
+/** The parsed flags of run and create as a typed object (the checking is in src/poc/containers/options.ts). */
+export function runFlags(p: Parsed): RunFlags {
+  const [image, ...command] = p.args;
+  const opt = (name: string) => stringFlag(p.flags, name);
+  const flags: RunFlags = {
+    detach: Boolean(p.flags.detach),
+    interactive: Boolean(p.flags.interactive),
+    tty: Boolean(p.flags.tty),
+    rm: Boolean(p.flags.rm),
+    env: listFlag(p.flags, 'env'),
+    envFiles: listFlag(p.flags, 'env-file'),
+    volumes: listFlag(p.flags, 'volume'),
+    publish: listFlag(p.flags, 'publish'),
+    readOnly: Boolean(p.flags['read-only']),
+    capAdd: listFlag(p.flags, 'cap-add'),
+    capDrop: listFlag(p.flags, 'cap-drop'),
+    image: image!,
+    command,
+  };
+  for (const [key, name] of [
+    ['name', 'name'], ['hostname', 'hostname'], ['workdir', 'workdir'], ['user', 'user'], ['network', 'network'],
+    ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'],
+  ] as const) {
+    const v = opt(name);
+    if (v !== undefined) flags[key] = v;
+  }
+  // --entrypoint "" is meaningful (no entrypoint): stringFlag would drop it.
+  if (p.flags.entrypoint !== undefined) flags.entrypoint = String(p.flags.entrypoint);
+  return flags;
+}
+
+function format(p: Parsed, where: string): 'table' | 'json' {
+  const f = stringFlag(p.flags, 'format') ?? 'table';
+  if (f !== 'table' && f !== 'json') throw new PocError(`${where}: invalid --format ${JSON.stringify(f)}: use table or json`);
+  return f;
+}
+
+/** Each command loads its module when it runs. */
+const COMMANDS: Record<string, Command> = {
+  init: {
+    usage: 'init [--busybox] [--force]',
+    summary: 'build the default Debian image (or, with --busybox, the busybox one)',
+    flags: { boolean: ['busybox', 'force'], alias: { f: 'force' } },
+    args: [0, 0],
+    run: async (p, root) => (await import('../poc/commands/init.js')).initCommand({ ...root, busybox: Boolean(p.flags.busybox), force: Boolean(p.flags.force) }),
+  },
+  import: {
+    usage: 'import [--force] FILE|DIR [NAME]',
+    summary: 'import a rootfs tarball, a docker save archive or an OCI image layout',
+    flags: { boolean: ['force'], alias: { f: 'force' } },
+    args: [1, 2],
+    run: async (p, root) =>
+      (await import('../poc/commands/import.js')).importCommand({ ...root, path: p.args[0]!, ...(p.args[1] ? { name: p.args[1] } : {}), force: Boolean(p.flags.force) }),
+  },
+  images: {
+    usage: 'images [--format table|json]',
+    summary: 'list images',
+    flags: { string: ['format'] },
+    args: [0, 0],
+    run: async (p, root) => (await import('../poc/commands/images.js')).imagesCommand({ ...root, format: format(p, 'images') }),
+  },
+  rmi: {
+    usage: 'rmi [-f] IMAGE...',
+    summary: 'remove images (refused while a container uses one, unless -f)',
+    flags: { boolean: ['force'], alias: { f: 'force' } },
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/images.js')).rmiCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) }),
+  },
+  create: {
+    usage: `create ${RUN_USAGE}`,
+    summary: 'create a container without starting it',
+    flags: RUN_FLAGS,
+    args: [1, Infinity],
+    stopEarly: true,
+    run: async (p, root) => (await import('../poc/commands/create.js')).createCommand({ ...root, flags: runFlags(p) }),
+  },
+  run: {
+    usage: `run ${RUN_USAGE}`,
+    summary: 'create and start a container; without -d wait for it and exit with its status',
+    flags: RUN_FLAGS,
+    args: [1, Infinity],
+    stopEarly: true,
+    run: async (p, root) => (await import('../poc/commands/run.js')).runCommand({ ...root, flags: runFlags(p) }),
+  },
+  start: {
+    usage: 'start CONTAINER...',
+    summary: 'start created or stopped containers',
+    flags: {},
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).startCommand({ ...root, refs: p.args }),
+  },
+  stop: {
+    usage: 'stop [-t SECS] CONTAINER...',
+    summary: 'stop containers: SIGTERM, then SIGKILL after SECS (default 10)',
+    flags: { string: ['time'], alias: { t: 'time' } },
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).stopCommand({ ...root, refs: p.args, timeout: intFlag(p.flags, 'time', 10) }),
+  },
+  kill: {
+    usage: 'kill [-s SIGNAL] CONTAINER...',
+    summary: 'send a signal (default SIGKILL) to containers',
+    flags: { string: ['signal'], alias: { s: 'signal' } },
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).killCommand({ ...root, refs: p.args, signal: stringFlag(p.flags, 'signal') ?? 'SIGKILL' }),
+  },
+  rm: {
+    usage: 'rm [-f] CONTAINER...',
+    summary: 'remove containers (-f: running ones too)',
+    flags: { boolean: ['force'], alias: { f: 'force' } },
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).rmCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) }),
+  },
+  ps: {
+    usage: 'ps [-a] [--format table|json]',
+    summary: 'list running containers (all with -a)',
+    flags: { string: ['format'], boolean: ['all'], alias: { a: 'all' } },
+    args: [0, 0],
+    run: async (p, root) => (await import('../poc/commands/ps.js')).psCommand({ ...root, all: Boolean(p.flags.all), format: format(p, 'ps') }),
+  },
+  logs: {
+    usage: 'logs [-f] [--tail N] [-t] CONTAINER',
+    summary: "show a container's output (-f: follow it)",
+    flags: { string: ['tail'], boolean: ['follow', 'timestamps'], alias: { f: 'follow', t: 'timestamps', n: 'tail' } },
+    args: [1, 1],
+    run: async (p, root) => {
+      const tail = stringFlag(p.flags, 'tail');
+      if (tail !== undefined && tail !== 'all' && !/^\d+$/.test(tail)) throw new PocError(`logs: invalid --tail ${JSON.stringify(tail)}: a number or "all"`);
+      return (await import('../poc/commands/logs.js')).logsCommand({
+        ...root,
+        ref: p.args[0]!,
+        follow: Boolean(p.flags.follow),
+        timestamps: Boolean(p.flags.timestamps),
+        ...(tail !== undefined && tail !== 'all' ? { tail: Number(tail) } : {}),
+      });
+    },
+  },
+  exec: {
+    usage: 'exec [-d] [-i] [-t] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER CMD...',
+    summary: 'run a command in a running container',
+    flags: { string: ['env', 'user', 'workdir'], boolean: ['detach', 'interactive', 'tty'], alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', u: 'user', w: 'workdir' }, repeat: ['env'] },
+    args: [2, Infinity],
+    stopEarly: true,
+    run: async (p, root) => {
+      const [ref, ...command] = p.args;
+      return (await import('../poc/commands/exec.js')).execCommand({
+        ...root,
+        ref: ref!,
+        command,
+        detach: Boolean(p.flags.detach),
+        interactive: Boolean(p.flags.interactive),
+        tty: Boolean(p.flags.tty),
+        env: listFlag(p.flags, 'env'),
+        ...(stringFlag(p.flags, 'user') !== undefined ? { user: stringFlag(p.flags, 'user')! } : {}),
+        ...(stringFlag(p.flags, 'workdir') !== undefined ? { workdir: stringFlag(p.flags, 'workdir')! } : {}),
+      });
+    },
+  },
+  inspect: {
+    usage: 'inspect CONTAINER...',
+    summary: 'show containers as JSON: config, state, pid, address, ports, exit code, times',
+    flags: {},
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/inspect.js')).inspectCommand({ ...root, refs: p.args }),
+  },
+  stats: {
+    usage: 'stats [--no-stream] [--format table|json] [CONTAINER...]',
+    summary: 'show CPU, memory, network, block I/O and pids of running containers',
+    flags: { string: ['format'], boolean: ['no-stream'] },
+    args: [0, Infinity],
+    run: async (p, root) =>
+      (await import('../poc/commands/stats.js')).statsCommand({ ...root, refs: p.args, stream: !p.flags['no-stream'], format: format(p, 'stats') }),
+  },
+  top: {
+    usage: 'top CONTAINER',
+    summary: 'list the processes of a container',
+    flags: {},
+    args: [1, 1],
+    run: async (p, root) => (await import('../poc/commands/top.js')).topCommand({ ...root, ref: p.args[0]! }),
+  },
+  wait: {
+    usage: 'wait CONTAINER...',
+    summary: 'wait for containers to stop; print their exit codes',
+    flags: {},
+    args: [1, Infinity],
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).waitCommand({ ...root, refs: p.args }),
+  },
+  prune: {
+    usage: 'prune',
+    summary: "remove stopped containers, unused untagged images and, when no container is left, poc's network",
+    flags: {},
+    args: [0, 0],
+    run: async (_p, root) => (await import('../poc/commands/prune.js')).pruneCommand(root),
+  },
+  hook: {
+    usage: 'hook network setup|teardown|loopback',
+    summary: 'OCI hook (the container state on stdin)',
+    flags: {},
+    args: [2, 2],
+    hidden: true,
+    run: async (p, root) => (await import('../poc/commands/hook.js')).hookCommand({ ...root, kind: p.args[0]!, action: p.args[1]! }),
+  },
+  cleanup: {
+    usage: 'cleanup ID',
+    summary: "the monitor's exit command",
+    flags: {},
+    args: [1, 1],
+    hidden: true,
+    run: async (p, root) => (await import('../poc/commands/hook.js')).cleanupCommand({ ...root, id: p.args[0]! }),
+  },
+};
 
 function usage(): string {
+  const commands = Object.entries(COMMANDS)
+    .filter(([, c]) => !c.hidden)
+    .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+    .join('\n');
   return `poc: run containers like docker, on the pocrun runtime
 
-Usage: poc COMMAND [flags] [arguments]
+Usage: poc [global flags] COMMAND [flags] [arguments]
+
+Commands:
+${commands}
+
+Global flags:
+  --root DIR      where images and containers live (default $POC_ROOT, else /var/lib/poc)
+  --debug         stack traces with errors
+  --version, -v   print the version
+  --help, -h      print this help; "poc COMMAND --help" for a command
+
+Containers are named by name, full id or a unique id prefix.
 `;
 }
 
 export async function runPoc(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
-    const global = parseFlags(argv, { boolean: ['debug', 'help', 'version'], alias: { h: 'help', v: 'version' } }, '', true);
+    const global = parseFlags(argv, { string: ['root'], boolean: ['debug', 'help', 'version'], alias: { h: 'help', v: 'version' } }, '', true);
     if (global.flags.version) {
       stdout(`poc version ${VERSION}\n`);
       return 0;
     }
-    const [name] = global.args;
+    const [name, ...rest] = global.args;
     if (!name || global.flags.help) {
       (name || global.flags.help ? stdout : stderr)(usage());
-      return global.flags.help ? 0 : 1;
+      return name || global.flags.help ? 0 : 1;
     }
-    throw new PocError(`unknown command ${JSON.stringify(name)}; "poc --help" lists them`);
+    const command = COMMANDS[name];
+    if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "poc --help" lists them`);
+    // '_' as a string: an id prefix such as 0123 must not become the number 123.
+    const spec: FlagSpec = {
+      ...command.flags,
+      string: [...(command.flags.string ?? []), '_'],
+      boolean: [...(command.flags.boolean ?? []), 'help'],
+      repeat: [...(command.flags.repeat ?? []), '_'],
+    };
+    let parsed: Parsed;
+    if (command.stopEarly) {
+      // Everything from the first argument on is the image or container and the command line, kept as it is.
+      const [flagArgs, positional] = splitAtFirstArg(rest, spec);
+      parsed = parseFlags(flagArgs, spec, name);
+      parsed.args = [...parsed.args, ...positional];
+    } else {
+      parsed = parseFlags(rest, spec, name);
+    }
+    if (parsed.flags.help) {
+      stdout(`Usage: poc ${command.usage}\n\n${command.summary}\n`);
+      return 0;
+    }
+    const [min, max] = command.args;
+    if (parsed.args.length < min) throw new PocError(`${name}: missing argument; usage: poc ${command.usage}`);
+    if (parsed.args.length > max) throw new PocError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: poc ${command.usage}`);
+    // Absolute: it goes into hooks and the monitor's exit command, which run elsewhere.
+    const root = resolve(stringFlag(global.flags, 'root') ?? (process.env.POC_ROOT || DEFAULT_POC_ROOT));
+    return await command.run(parsed, { root });
   } catch (err) {
     return reportError('poc', err, { debug });
   }

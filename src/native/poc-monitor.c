@@ -1,0 +1,654 @@
+/*
+ * poc-monitor: the parent and subreaper of one poc container (the role conmon plays for podman). DESIGN.md, "poc".
+ *
+ *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
+ *               --sync-fd N [--tty --console-socket PATH] [--stdin] [--foreground] [-- EXIT-COMMAND...]
+ *
+ * 1. becomes a child subreaper, runs `pocrun create` with the container's stdout/stderr on pipes (or with a
+ *    console socket that receives the pty master), so that the init is reparented to it when create exits;
+ * 2. runs `pocrun start`, then reports `ok <init pid>` (or `error <message>`) on the sync fd and closes it;
+ * 3. writes everything the container prints to the log, one CRI line each ("<rfc3339nano> <stream> F|P <text>";
+ *    P marks a partial line, continued by the next one), and, with --foreground, also to its own stdout/stderr;
+ *    with --tty and --stdin it relays its stdin into the pty (raw mode and window size when stdin is a terminal);
+ * 4. forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the init; reaps every orphan;
+ * 5. when the init exits: drains the output, writes {"exitCode":N,"finishedAt":"..."} to the exit file, runs the
+ *    exit command (poc's cleanup: `pocrun delete`, network teardown, unmount, and removal for --rm) and exits
+ *    with the container's status (128+n when a signal ended it).
+ *
+ * If create or start fails nothing runs after the error report: the caller (poc) cleans up and reports it.
+ * The monitor is plain C with no allocation beyond a few buffers: it costs well under a megabyte per container.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_MONITOR_ERROR 125
+
+static struct {
+	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket;
+	int sync_fd;
+	bool tty, stdin_, foreground, relay;
+	char **exit_cmd;
+} O = {.sync_fd = -1};
+
+static int log_fd = -1;
+static bool raw_set;
+static struct termios saved_termios;
+
+static void restore_terminal(void)
+{
+	if (raw_set) {
+		tcsetattr(0, TCSADRAIN, &saved_termios);
+		raw_set = false;
+	}
+}
+
+/* Reports a failure before the container runs: on the sync fd for poc, and on stderr. */
+static void fail(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	restore_terminal();
+	if (O.sync_fd >= 0) {
+		dprintf(O.sync_fd, "error %s\n", msg);
+		close(O.sync_fd);
+	} else {
+		fprintf(stderr, "poc-monitor: %s\n", msg);
+	}
+	exit(EXIT_MONITOR_ERROR);
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd p = {.fd = fd, .events = POLLOUT};
+				poll(&p, 1, 1000);
+				continue;
+			}
+			return; /* a reader that went away (EPIPE) or a full disk: the container goes on */
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void rfc3339_now(char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
+}
+
+/* One chunk of output as CRI log lines: complete lines are F, a trailing piece without newline is P. */
+static void log_chunk(const char *stream, const char *buf, size_t len)
+{
+	if (log_fd < 0)
+		return;
+	char stamp[64];
+	rfc3339_now(stamp, sizeof stamp);
+	static char line[65536 + 128];
+	size_t start = 0;
+	while (start < len) {
+		const char *nl = memchr(buf + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - buf) : len;
+		size_t text = end - start;
+		if (nl && text > 0 && buf[end - 1] == '\r')
+			text--; /* a terminal's CRLF */
+		int head = snprintf(line, sizeof line, "%s %s %c ", stamp, stream, nl ? 'F' : 'P');
+		if (text > sizeof line - (size_t)head - 1)
+			text = sizeof line - (size_t)head - 1;
+		memcpy(line + head, buf + start, text);
+		line[head + text] = '\n';
+		write_all(log_fd, line, (size_t)head + text + 1);
+		start = nl ? end + 1 : len;
+	}
+}
+
+static pid_t spawn(char *const argv[], int in, int out, int err)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if ((in != 0 && dup2(in, 0) < 0) || (out != 1 && dup2(out, 1) < 0) || (err != 2 && dup2(err, 2) < 0))
+			_exit(127);
+		/* dup2 onto the same number leaves FD_CLOEXEC set: clear it. */
+		for (int fd = 0; fd <= 2; fd++)
+			fcntl(fd, F_SETFD, 0);
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static int status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 255;
+}
+
+/* Appends what is readable now (non-blocking) to buf. */
+static void drain_into(int fd, char *buf, size_t size, size_t *len)
+{
+	for (;;) {
+		char tmp[4096];
+		ssize_t n = read(fd, tmp, sizeof tmp);
+		if (n <= 0)
+			return;
+		size_t take = (size_t)n;
+		if (*len + take > size - 1)
+			take = size - 1 - *len;
+		memcpy(buf + *len, tmp, take);
+		*len += take;
+		buf[*len] = 0;
+	}
+}
+
+/* pocrun's error lines start with "pocrun: "; keep the message, one line. */
+static const char *runtime_message(char *buf)
+{
+	size_t n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	char *p = buf;
+	if (strncmp(p, "pocrun: ", 8) == 0)
+		p += 8;
+	return *p ? p : "(no message)";
+}
+
+static int recv_master(int conn)
+{
+	char name[256];
+	char control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = name, .iov_len = sizeof name - 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+	ssize_t n;
+	do
+		n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail("receive the console: %s", strerror(errno));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c), sizeof fd);
+			return fd;
+		}
+	}
+	fail("the console socket received no terminal");
+	return -1;
+}
+
+static void copy_window_size(int master)
+{
+	struct winsize ws;
+	if (master >= 0 && ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+		ioctl(master, TIOCSWINSZ, &ws);
+}
+
+static void write_exit_file(int code)
+{
+	char stamp[64], tmp[4096], text[256];
+	rfc3339_now(stamp, sizeof stamp);
+	int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, stamp);
+	snprintf(tmp, sizeof tmp, "%s.tmp", O.exit_file);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return; /* the container was removed meanwhile */
+	write_all(fd, text, (size_t)len);
+	fsync(fd);
+	close(fd);
+	if (rename(tmp, O.exit_file) < 0)
+		unlink(tmp);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
+			"--pid-file FILE --sync-fd N [--tty --console-socket PATH] [--stdin] [--foreground] [-- EXIT-COMMAND...]\n"
+			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
+	exit(EXIT_MONITOR_ERROR);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"runtime", required_argument, 0, 'r'}, {"root", required_argument, 0, 'R'},
+		{"id", required_argument, 0, 'i'}, {"bundle", required_argument, 0, 'b'},
+		{"log", required_argument, 0, 'l'}, {"exit-file", required_argument, 0, 'e'},
+		{"pid-file", required_argument, 0, 'p'}, {"sync-fd", required_argument, 0, 's'},
+		{"console-socket", required_argument, 0, 'c'}, {"tty", no_argument, 0, 't'},
+		{"stdin", no_argument, 0, 'I'}, {"foreground", no_argument, 0, 'f'}, {"relay", no_argument, 0, 'y'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r': O.runtime = optarg; break;
+		case 'R': O.root = optarg; break;
+		case 'i': O.id = optarg; break;
+		case 'b': O.bundle = optarg; break;
+		case 'l': O.log = optarg; break;
+		case 'e': O.exit_file = optarg; break;
+		case 'p': O.pid_file = optarg; break;
+		case 's': O.sync_fd = atoi(optarg); break;
+		case 'c': O.console_socket = optarg; break;
+		case 't': O.tty = true; break;
+		case 'I': O.stdin_ = true; break;
+		case 'f': O.foreground = true; break;
+		case 'y': O.relay = true; break;
+		default: usage();
+		}
+	}
+	if (optind < argc)
+		O.exit_cmd = argv + optind;
+	if (O.relay) {
+		if (!O.console_socket || !O.exit_cmd)
+			usage();
+		return;
+	}
+	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
+		usage();
+	if (O.tty && !O.console_socket)
+		usage();
+	fcntl(O.sync_fd, F_SETFD, FD_CLOEXEC);
+}
+
+static int listen_console(void)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(O.console_socket) >= sizeof addr.sun_path)
+		fail("console socket path %s is too long", O.console_socket);
+	strcpy(addr.sun_path, O.console_socket);
+	unlink(O.console_socket);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0)
+		fail("console socket %s: %s", O.console_socket, strerror(errno));
+	return fd;
+}
+
+static void set_raw(void)
+{
+	if (isatty(0) && tcgetattr(0, &saved_termios) == 0) {
+		struct termios raw = saved_termios;
+		cfmakeraw(&raw);
+		if (tcsetattr(0, TCSADRAIN, &raw) == 0)
+			raw_set = true;
+	}
+}
+
+/*
+ * --relay: runs COMMAND (`pocrun exec --tty --console-socket PATH ...`), receives the pty master it sends, and
+ * relays the terminal: stdin into the pty (with --stdin), the pty to stdout, raw mode and window size when stdin is
+ * a terminal. Signals are passed on to COMMAND. Exits with COMMAND's status.
+ */
+static int relay_main(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
+		sigaddset(&mask, forwarded[i]);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0)
+		fail("signalfd: %s", strerror(errno));
+	int listener = listen_console();
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid = spawn(O.exit_cmd, devnull, 1, 2);
+	int master = -1, status = -1;
+	bool relay_stdin = O.stdin_;
+	static char buf[65536];
+	for (;;) {
+		if (status >= 0 && master < 0)
+			break;
+		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = master < 0 ? listener : -1, .events = POLLIN},
+				      {.fd = master, .events = POLLIN}, {.fd = master >= 0 && relay_stdin ? 0 : -1, .events = POLLIN}};
+		if (poll(p, 4, status >= 0 ? 200 : -1) == 0 && status >= 0)
+			break; /* the command is gone and the pty went quiet */
+		if (p[1].revents & POLLIN) {
+			int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+			if (conn >= 0) {
+				master = recv_master(conn);
+				close(conn);
+				close(listener);
+				listener = -1;
+				unlink(O.console_socket);
+				copy_window_size(master);
+				if (relay_stdin)
+					set_raw();
+			}
+		}
+		if (master >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(master, buf, sizeof buf);
+			if (n > 0)
+				write_all(1, buf, (size_t)n);
+			else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(master);
+				master = -1;
+			}
+		}
+		if (p[3].fd >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n > 0)
+				write_all(master, buf, (size_t)n);
+			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				relay_stdin = false;
+		}
+		struct signalfd_siginfo si;
+		while (read(sigfd, &si, sizeof si) == sizeof si) {
+			int sig = (int)si.ssi_signo;
+			if (sig == SIGCHLD) {
+				int st;
+				pid_t w;
+				while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+					if (w == pid)
+						status = st;
+				if (status >= 0 && master < 0 && listener >= 0)
+					break; /* it failed before sending a terminal */
+			} else if (sig == SIGWINCH) {
+				copy_window_size(master);
+			} else if (status < 0) {
+				kill(pid, sig);
+			}
+		}
+		if (status >= 0 && listener >= 0)
+			break;
+	}
+	restore_terminal();
+	if (listener >= 0) {
+		close(listener);
+		unlink(O.console_socket);
+	}
+	return status_code(status);
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	if (O.relay)
+		return relay_main();
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
+		sigaddset(&mask, forwarded[i]);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0)
+		fail("signalfd: %s", strerror(errno));
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		fail("become a subreaper: %s", strerror(errno));
+
+	log_fd = open(O.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (log_fd < 0)
+		fail("open log %s: %s", O.log, strerror(errno));
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	/* Output pipes: the init inherits the write ends from pocrun create (or gets a pty instead). */
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, cre[2] = {-1, -1};
+	int listener = -1, master = -1;
+	if (pipe2(cre, O_CLOEXEC | O_NONBLOCK) < 0)
+		fail("pipe: %s", strerror(errno));
+	if (O.tty) {
+		listener = listen_console();
+	} else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		fail("pipe: %s", strerror(errno));
+	}
+	if (!O.tty) {
+		fcntl(out[0], F_SETFL, O_NONBLOCK);
+		fcntl(err[0], F_SETFL, O_NONBLOCK);
+	}
+
+	/* 1. pocrun create */
+	char *create_argv[16];
+	int a = 0;
+	create_argv[a++] = (char *)O.runtime;
+	create_argv[a++] = "--root";
+	create_argv[a++] = (char *)O.root;
+	create_argv[a++] = "create";
+	create_argv[a++] = "--bundle";
+	create_argv[a++] = (char *)O.bundle;
+	create_argv[a++] = "--pid-file";
+	create_argv[a++] = (char *)O.pid_file;
+	if (O.tty) {
+		create_argv[a++] = "--console-socket";
+		create_argv[a++] = (char *)O.console_socket;
+	}
+	create_argv[a++] = (char *)O.id;
+	create_argv[a] = NULL;
+	int in = (O.stdin_ && !O.tty) ? 0 : devnull;
+	pid_t create_pid = O.tty ? spawn(create_argv, in, cre[1], cre[1]) : spawn(create_argv, in, out[1], err[1]);
+	close(cre[1]);
+	if (!O.tty) {
+		close(out[1]);
+		close(err[1]);
+	}
+
+	/* Until create exits, anything on the pipes is pocrun's own output: kept for the error report. */
+	static char create_out[8192];
+	size_t create_len = 0;
+	int create_status = -1;
+	while (create_status < 0) {
+		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = cre[0], .events = POLLIN},
+				      {.fd = O.tty ? listener : out[0], .events = POLLIN}, {.fd = O.tty ? -1 : err[0], .events = POLLIN}};
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
+			fail("poll: %s", strerror(errno));
+		if (p[1].revents & POLLIN)
+			drain_into(cre[0], create_out, sizeof create_out, &create_len);
+		if (!O.tty) {
+			if (p[2].revents & POLLIN)
+				drain_into(out[0], create_out, sizeof create_out, &create_len);
+			if (p[3].revents & POLLIN)
+				drain_into(err[0], create_out, sizeof create_out, &create_len);
+		} else if ((p[2].revents & POLLIN) && master < 0) {
+			int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+			if (conn >= 0) {
+				master = recv_master(conn);
+				close(conn);
+			}
+		}
+		struct signalfd_siginfo si;
+		while (read(sigfd, &si, sizeof si) == sizeof si) {
+			if (si.ssi_signo != SIGCHLD)
+				continue; /* nothing to forward to yet */
+			int st;
+			pid_t pid;
+			while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+				if (pid == create_pid)
+					create_status = st;
+		}
+	}
+	drain_into(cre[0], create_out, sizeof create_out, &create_len);
+	if (!O.tty) {
+		drain_into(out[0], create_out, sizeof create_out, &create_len);
+		drain_into(err[0], create_out, sizeof create_out, &create_len);
+	}
+	if (status_code(create_status) != 0)
+		fail("%s", runtime_message(create_out));
+	if (listener >= 0) {
+		close(listener);
+		unlink(O.console_socket);
+	}
+	if (O.tty && master < 0)
+		fail("pocrun create did not send the container's terminal");
+
+	pid_t init_pid = 0;
+	{
+		char buf[32] = {0};
+		int fd = open(O.pid_file, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (read(fd, buf, sizeof buf - 1) < 0)
+				buf[0] = 0;
+			close(fd);
+		}
+		init_pid = atoi(buf);
+		if (init_pid <= 0)
+			fail("pocrun create wrote no pid to %s", O.pid_file);
+	}
+	if (master >= 0) {
+		fcntl(master, F_SETFL, O_NONBLOCK);
+		if (O.foreground && isatty(0))
+			copy_window_size(master);
+	}
+
+	/* 2. pocrun start */
+	char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
+	int sout[2];
+	if (pipe2(sout, O_CLOEXEC) < 0)
+		fail("pipe: %s", strerror(errno));
+	pid_t start_pid = spawn(start_argv, devnull, sout[1], sout[1]);
+	close(sout[1]);
+	int start_status;
+	while (waitpid(start_pid, &start_status, 0) < 0 && errno == EINTR)
+		;
+	fcntl(sout[0], F_SETFL, O_NONBLOCK);
+	static char start_out[8192];
+	size_t start_len = 0;
+	drain_into(sout[0], start_out, sizeof start_out, &start_len);
+	close(sout[0]);
+	if (status_code(start_status) != 0) {
+		kill(init_pid, SIGKILL);
+		char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
+		pid_t d = spawn(del_argv, devnull, devnull, devnull);
+		while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
+			;
+		fail("%s", runtime_message(start_out));
+	}
+	dprintf(O.sync_fd, "ok %d\n", (int)init_pid);
+	close(O.sync_fd);
+	O.sync_fd = -1;
+
+	bool relay_stdin = O.tty && O.stdin_;
+	if (relay_stdin && O.foreground)
+		set_raw();
+
+	/* 3. relay until the init has exited and its output is drained */
+	int fds[3] = {O.tty ? master : out[0], O.tty ? -1 : err[0], relay_stdin ? 0 : -1};
+	const char *streams[2] = {"stdout", "stderr"};
+	int init_status = -1;
+	struct timespec init_exit_at = {0, 0};
+	static char buf[65536];
+	for (;;) {
+		bool outputs_open = fds[0] >= 0 || fds[1] >= 0;
+		if (init_status >= 0) {
+			if (!outputs_open)
+				break;
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			/* Output still open 2 s after the init died belongs to something outside its pid namespace. */
+			if (now.tv_sec - init_exit_at.tv_sec >= 2)
+				break;
+		}
+		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
+				      {.fd = fds[1], .events = POLLIN}, {.fd = fds[2], .events = POLLIN}};
+		int r = poll(p, 4, init_status >= 0 ? 100 : -1);
+		if (r < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			if (fds[i] < 0 || !(p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(fds[i], buf, sizeof buf);
+			if (n > 0) {
+				log_chunk(streams[i], buf, (size_t)n);
+				if (O.foreground)
+					write_all(i == 0 ? 1 : 2, buf, (size_t)n);
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				/* EOF; a pty master reads EIO once every slave is closed */
+				if (fds[i] != master)
+					close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		if (fds[2] >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n > 0 && master >= 0)
+				write_all(master, buf, (size_t)n);
+			else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				fds[2] = -1;
+		}
+		struct signalfd_siginfo si;
+		while (read(sigfd, &si, sizeof si) == sizeof si) {
+			int sig = (int)si.ssi_signo;
+			if (sig == SIGCHLD) {
+				int st;
+				pid_t pid;
+				while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+					if (pid == init_pid) {
+						init_status = st;
+						clock_gettime(CLOCK_MONOTONIC, &init_exit_at);
+						fds[2] = -1;
+					}
+				}
+			} else if (sig == SIGWINCH) {
+				copy_window_size(master);
+			} else if (init_status < 0) {
+				kill(init_pid, sig);
+			}
+		}
+	}
+	restore_terminal();
+	if (master >= 0)
+		close(master);
+	int code = status_code(init_status);
+
+	/* 4. record the exit, then the exit command */
+	write_exit_file(code);
+	close(log_fd);
+	if (O.exit_cmd) {
+		pid_t pid = spawn(O.exit_cmd, devnull, O.foreground ? 2 : devnull, O.foreground ? 2 : devnull);
+		int st;
+		for (;;) {
+			pid_t w = waitpid(-1, &st, 0);
+			if (w == pid || (w < 0 && errno != EINTR))
+				break;
+		}
+	}
+	return code;
+}

@@ -1,0 +1,89 @@
+/**
+ * `poc exec [-d] [-i] [-t] [-e K=V] [-u USER] [-w DIR] CONTAINER CMD...`: `pocrun exec` in the container. With
+ * -t the monitor binary relays the terminal (`poc-monitor --relay`): pocrun sends the pty master over a console
+ * socket, which only C can receive. Signals are passed on; the exit status is the command's.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { PocError } from '../../errors.js';
+import { imageRootfs } from '../images/index.js';
+import { resolveUser } from '../containers/bundle.js';
+import { consoleSocketPath } from '../containers/monitor.js';
+import { binaries, childEnv } from '../containers/runtime.js';
+import { containerStatus, resolveContainer, runtimeRoot } from '../containers/store.js';
+import { parseEnvSetting } from '../containers/options.js';
+import type { RootOptions } from '../store.js';
+
+export interface ExecCommandOptions extends RootOptions {
+  ref: string;
+  command: string[];
+  detach: boolean;
+  interactive: boolean;
+  tty: boolean;
+  env: string[];
+  user?: string;
+  workdir?: string;
+}
+
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** pocrun exec's arguments (pure but for the user lookup, which the caller does). */
+export function execArgs(o: ExecCommandOptions & { id: string; uidGid?: string; consoleSocket?: string }): string[] {
+  const args = ['exec'];
+  if (o.detach) args.push('--detach');
+  if (o.tty) args.push('--tty', '--console-socket', o.consoleSocket!);
+  if (o.workdir !== undefined) args.push('--cwd', o.workdir);
+  for (const e of o.env) args.push('--env', e);
+  if (o.uidGid !== undefined) args.push('--user', o.uidGid);
+  args.push(o.id, '--', ...o.command);
+  return args;
+}
+
+export async function execCommand(o: ExecCommandOptions): Promise<number> {
+  const c = resolveContainer(o.ref, o);
+  if (containerStatus(c.id, o).status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new PocError(`exec: invalid -w ${JSON.stringify(o.workdir)}: the working directory must be absolute`);
+  const env = o.env.map((e) => parseEnvSetting(e, process.env, 'exec -e')).filter((e): e is string => e !== undefined);
+  let uidGid: string | undefined;
+  if (o.user !== undefined) {
+    const lower = imageRootfs(c.image, o);
+    const u = resolveUser(o.user, readOr(`${lower}/etc/passwd`), readOr(`${lower}/etc/group`));
+    uidGid = `${u.uid}:${u.gid}`;
+  }
+  const b = binaries();
+  const tty = o.tty && !o.detach;
+  const consoleSocket = tty ? consoleSocketPath(`exec-${process.pid}`, o) : undefined;
+  const runtime = [b.pocrun, '--root', runtimeRoot(o), ...execArgs({ ...o, env, tty, id: c.id, ...(uidGid ? { uidGid } : {}), ...(consoleSocket ? { consoleSocket } : {}) })];
+  const [file, args] = tty
+    ? [b.monitor, ['--relay', '--console-socket', consoleSocket!, ...(o.interactive ? ['--stdin'] : []), '--', ...runtime]]
+    : [runtime[0]!, runtime.slice(1)];
+  const child = spawn(file, args, {
+    stdio: [o.interactive && !o.detach ? 'inherit' : 'ignore', o.detach ? 'ignore' : 'inherit', 'inherit'],
+    detached: true, // its own session: only the signals we pass on reach it
+    env: childEnv(o),
+  });
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // gone
+    }
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', (err) => reject(new PocError(`exec: cannot run ${file}: ${err.message}`)));
+      child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128)));
+    });
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+  }
+}

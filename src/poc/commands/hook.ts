@@ -1,0 +1,39 @@
+/**
+ * Hidden commands that poc's own machinery calls:
+ *   poc hook network setup|teardown|loopback   OCI hooks in config.json, the container state on stdin
+ *   poc cleanup ID                             the monitor's exit command when a container's init exited
+ */
+import { PocError } from '../../errors.js';
+import { cleanupContainer } from '../containers/stop.js';
+import { parseHookState, readStdin, run, runNetworkHook } from '../network/index.js';
+import type { RootOptions } from '../store.js';
+
+export interface HookOptions extends RootOptions {
+  kind: string;
+  action: string;
+}
+
+export async function hookCommand(o: HookOptions): Promise<number> {
+  if (o.kind !== 'network') throw new PocError(`hook: unknown kind ${JSON.stringify(o.kind)}`);
+  const input = await readStdin();
+  if (o.action === 'setup' || o.action === 'teardown') {
+    await runNetworkHook(o.action, input, o);
+  } else if (o.action === 'loopback') {
+    // --network none: a new network namespace has lo down; bring it up, as docker does.
+    const state = parseHookState(input);
+    if (state.pid === undefined) throw new PocError(`hook: the container state of ${state.id} has no "pid"`);
+    await run('ip', ['link', 'set', 'lo', 'up'], { netns: `/proc/${state.pid}/ns/net` });
+  } else {
+    throw new PocError(`hook: unknown network action ${JSON.stringify(o.action)}`);
+  }
+  return 0;
+}
+
+export interface CleanupOptions extends RootOptions {
+  id: string;
+}
+
+export async function cleanupCommand(o: CleanupOptions): Promise<number> {
+  await cleanupContainer(o.id, o);
+  return 0;
+}

@@ -1,0 +1,99 @@
+/** `poc inspect CONTAINER...`: a JSON array, one object per container, in docker's shape where it has one. */
+import { readFileSync } from 'node:fs';
+import { stdout } from '../../cli/output.js';
+import type { Spec } from '../../spec/generated/config.js';
+import { getContainerNetwork } from '../network/index.js';
+import { CPU_PERIOD } from '../containers/bundle.js';
+import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/store.js';
+import { runtimeRoot } from '../containers/store.js';
+import { pocrun } from '../containers/runtime.js';
+import type { RootOptions } from '../store.js';
+
+export interface InspectOptions extends RootOptions {
+  refs: string[];
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export async function inspectContainer(c: ContainerRecord, o: RootOptions): Promise<Record<string, unknown>> {
+  const paths = containerPaths(c.id, o);
+  const s = containerStatus(c.id, o);
+  let spec: Spec | undefined;
+  try {
+    spec = JSON.parse(readFileSync(paths.config, 'utf8')) as Spec;
+  } catch {
+    spec = undefined;
+  }
+  const net = c.options.network === 'bridge' ? getContainerNetwork(c.id, o) : undefined;
+  // The runtime's own view, as an engine asks for it.
+  let runtime: unknown = null;
+  if (s.status === 'running') {
+    const r = await pocrun(['state', c.id], o);
+    if (r.code === 0) runtime = JSON.parse(r.stdout);
+  }
+  const ports = c.options.publish.map((p) => ({ ContainerPort: p.containerPort, Protocol: p.protocol, HostIp: p.hostIp ?? '0.0.0.0', HostPort: p.hostPort }));
+  return {
+    Id: c.id,
+    Name: c.name,
+    Created: c.created,
+    Path: c.args[0],
+    Args: c.args.slice(1),
+    State: {
+      Status: s.status,
+      Running: s.status === 'running',
+      Pid: s.pid ?? 0,
+      ExitCode: s.exit?.exitCode ?? (s.exitUnknown ? -1 : 0),
+      StartedAt: s.run?.startedAt ?? ZERO_TIME,
+      FinishedAt: s.exit?.finishedAt ?? ZERO_TIME,
+      MonitorPid: s.monitorAlive ? s.run!.monitorPid : 0,
+    },
+    Image: c.image.id,
+    ImageName: c.image.name,
+    Config: {
+      Hostname: c.hostname,
+      User: c.options.user ?? '',
+      Env: spec?.process?.env ?? [],
+      Cmd: c.options.command.length > 0 ? c.options.command : null,
+      Entrypoint: c.options.entrypoint,
+      WorkingDir: spec?.process?.cwd ?? '/',
+      Tty: c.options.tty,
+      OpenStdin: c.options.interactive,
+      Image: c.image.name ?? c.image.id,
+    },
+    HostConfig: {
+      NetworkMode: c.options.network,
+      Binds: c.options.volumes.map((v) => `${v.source}:${v.destination}${v.readOnly ? ':ro' : ''}`),
+      Memory: c.options.resources.memory ?? 0,
+      NanoCpus: c.options.resources.cpus !== undefined ? Math.round(c.options.resources.cpus * 1e9) : 0,
+      CpuQuota: c.options.resources.cpus !== undefined ? Math.round(c.options.resources.cpus * CPU_PERIOD) : 0,
+      CpuPeriod: c.options.resources.cpus !== undefined ? CPU_PERIOD : 0,
+      PidsLimit: c.options.resources.pidsLimit ?? 0,
+      ReadonlyRootfs: c.options.readOnly,
+      CapAdd: c.options.capAdd,
+      CapDrop: c.options.capDrop,
+      AutoRemove: c.options.autoRemove,
+      PortBindings: ports,
+    },
+    NetworkSettings: {
+      Bridge: net?.bridge ?? '',
+      IPAddress: net?.ip ?? '',
+      IPPrefixLen: net?.prefix ?? 0,
+      Gateway: net?.gateway ?? '',
+      Ports: ports,
+    },
+    User: c.user,
+    LogPath: paths.log,
+    Bundle: paths.dir,
+    Rootfs: paths.rootfs,
+    RuntimeRoot: runtimeRoot(o),
+    CgroupsPath: spec?.linux?.cgroupsPath ?? '',
+    RuntimeState: runtime,
+  };
+}
+
+export async function inspectCommand(o: InspectOptions): Promise<number> {
+  const records = o.refs.map((ref) => resolveContainer(ref, o));
+  const out = await Promise.all(records.map((c) => inspectContainer(c, o)));
+  stdout(`${JSON.stringify(out, null, 2)}\n`);
+  return 0;
+}

@@ -1,0 +1,57 @@
+/** `poc start`, `poc stop [-t SECS]`, `poc kill [-s SIG]`, `poc rm [-f]`, `poc wait`: names or id prefixes. */
+import { stdout } from '../../cli/output.js';
+import { startContainer } from '../containers/start.js';
+import { killContainer, removeContainer, stopContainer, waitContainer } from '../containers/stop.js';
+import { resolveContainer } from '../containers/store.js';
+import type { RootOptions } from '../store.js';
+import { forEachRef } from './each.js';
+
+export interface RefsOptions extends RootOptions {
+  refs: string[];
+}
+
+export async function startCommand(o: RefsOptions): Promise<number> {
+  return forEachRef(o.refs, async (ref) => {
+    await startContainer(resolveContainer(ref, o), o);
+    stdout(`${ref}\n`);
+  });
+}
+
+export interface StopCommandOptions extends RefsOptions {
+  timeout: number;
+}
+
+export async function stopCommand(o: StopCommandOptions): Promise<number> {
+  return forEachRef(o.refs, async (ref) => {
+    await stopContainer(resolveContainer(ref, o), o);
+    stdout(`${ref}\n`);
+  });
+}
+
+export interface KillCommandOptions extends RefsOptions {
+  signal: string;
+}
+
+export async function killCommand(o: KillCommandOptions): Promise<number> {
+  return forEachRef(o.refs, async (ref) => {
+    await killContainer(resolveContainer(ref, o), o.signal, o);
+    stdout(`${ref}\n`);
+  });
+}
+
+export interface RmCommandOptions extends RefsOptions {
+  force: boolean;
+}
+
+export async function rmCommand(o: RmCommandOptions): Promise<number> {
+  return forEachRef(o.refs, async (ref) => {
+    await removeContainer(resolveContainer(ref, o), o);
+    stdout(`${ref}\n`);
+  });
+}
+
+export async function waitCommand(o: RefsOptions): Promise<number> {
+  return forEachRef(o.refs, async (ref) => {
+    stdout(`${await waitContainer(resolveContainer(ref, o), o)}\n`);
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * `poc prune`: removes what poc made and nothing else: stopped containers, untagged images no container uses,
+ * and, once no container is left, poc's bridge, its nftables table and its empty cgroup parent.
+ */
+import { readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { stdout } from '../../cli/output.js';
+import { pruneImages } from '../images/index.js';
+import { destroyNetwork } from '../network/index.js';
+import { containerStatus, listContainers } from '../containers/store.js';
+import { removeContainer } from '../containers/stop.js';
+import { shortId, type RootOptions } from '../store.js';
+import { imagesInUse } from './images.js';
+
+/** The empty /poc cgroup in each hierarchy (rmdir refuses a cgroup that still has children). */
+function removeCgroupParent(): void {
+  const base = '/sys/fs/cgroup';
+  const dirs = [join(base, 'poc')];
+  try {
+    for (const c of readdirSync(base)) dirs.push(join(base, c, 'poc'));
+  } catch {
+    return;
+  }
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // missing, or in use
+    }
+  }
+}
+
+export async function pruneCommand(o: RootOptions): Promise<number> {
+  for (const c of listContainers(o)) {
+    const s = containerStatus(c.id, o);
+    if (s.status === 'running' || s.monitorAlive) continue;
+    await removeContainer(c, o);
+    stdout(`Deleted container: ${shortId(c.id)} (${c.name})\n`);
+  }
+  for (const id of await pruneImages({ ...o, inUse: imagesInUse(o) })) stdout(`Deleted image: ${shortId(id)}\n`);
+  if (listContainers(o).length === 0) {
+    await destroyNetwork(o);
+    removeCgroupParent();
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+/**
+ * `poc run [flags] IMAGE [CMD...]`: create and start. Detached (-d) it prints the id and returns once the
+ * container runs; otherwise the monitor shares poc's terminal and poc exits with the container's status,
+ * forwarding signals (and window size changes) to the monitor, which passes them on to the container.
+ */
+import { stdout } from '../../cli/output.js';
+import { PocError } from '../../errors.js';
+import { createContainer } from '../containers/create.js';
+import type { RunFlags } from '../containers/options.js';
+import { startContainer } from '../containers/start.js';
+import { removeContainer } from '../containers/stop.js';
+import type { RootOptions } from '../store.js';
+
+export interface RunCommandOptions extends RootOptions {
+  flags: RunFlags;
+}
+
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+export async function runCommand(o: RunCommandOptions): Promise<number> {
+  const c = await createContainer(o.flags, o);
+  let started;
+  try {
+    started = await startContainer(c, { ...o, foreground: !o.flags.detach });
+  } catch (err) {
+    // A container that never ran is not left behind.
+    await removeContainer(c, { ...o, force: true }).catch(() => {});
+    throw err;
+  }
+  if (!started) throw new PocError(`container ${c.name} did not start`);
+  if (o.flags.detach) {
+    stdout(`${c.id}\n`);
+    return 0;
+  }
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      started.monitor.kill(signal);
+    } catch {
+      // gone already
+    }
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  try {
+    return await started.exited;
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+  }
+}

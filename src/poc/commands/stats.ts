@@ -1,0 +1,135 @@
+/**
+ * `poc stats [--no-stream] [--format json] [CONTAINER...]`: CPU %, memory usage/limit, network and block I/O,
+ * pids, read from each container's cgroup and network namespace; refreshed in place every second.
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { stdout } from '../../cli/output.js';
+import { detectCgroups, resolveCgroupPath, type CgroupDriver } from '../../cgroups/index.js';
+import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/store.js';
+import { shortId, type RootOptions } from '../store.js';
+import { binarySize, humanSize, table } from './format.js';
+
+export interface StatsOptions extends RootOptions {
+  refs: string[];
+  stream: boolean;
+  format: 'table' | 'json';
+}
+
+export interface Sample {
+  cpuNs: number;
+  at: number;
+  memory: number;
+  limit: number;
+  pids: number;
+  netRx: number;
+  netTx: number;
+  blockRead: number;
+  blockWrite: number;
+}
+
+/** /proc/<pid>/net/dev: bytes received and sent on every interface but lo (pure). */
+export function parseNetDev(text: string): { rx: number; tx: number } {
+  let rx = 0;
+  let tx = 0;
+  for (const line of text.split('\n').slice(2)) {
+    const [name, rest] = line.split(':');
+    if (!rest || name!.trim() === 'lo') continue;
+    const f = rest.trim().split(/\s+/).map(Number);
+    rx += f[0] ?? 0;
+    tx += f[8] ?? 0;
+  }
+  return { rx, tx };
+}
+
+function sample(driver: CgroupDriver, c: ContainerRecord, pid: number | undefined): Sample | undefined {
+  const path = resolveCgroupPath(`/poc/${c.id}`, c.id);
+  if (!driver.exists(path)) return undefined;
+  const st = driver.stats(path);
+  let net = { rx: 0, tx: 0 };
+  if (pid && c.options.network !== 'host') {
+    try {
+      net = parseNetDev(readFileSync(`/proc/${pid}/net/dev`, 'utf8'));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const io = st.blkio.ioServiceBytesRecursive ?? [];
+  const sum = (op: string) => io.filter((e) => e.op?.toLowerCase() === op).reduce((a, e) => a + (e.value ?? 0), 0);
+  const rawLimit = st.memory.usage.limit;
+  return {
+    cpuNs: st.cpu.usage.total ?? 0,
+    at: Number(process.hrtime.bigint()),
+    memory: st.memory.usage.usage ?? 0,
+    limit: rawLimit > 0 && rawLimit < totalmem() ? rawLimit : totalmem(),
+    pids: st.pids.current ?? 0,
+    netRx: net.rx,
+    netTx: net.tx,
+    blockRead: sum('read'),
+    blockWrite: sum('write'),
+  };
+}
+
+export function cpuPercent(a: Sample, b: Sample): number {
+  const wall = b.at - a.at;
+  return wall > 0 ? ((b.cpuNs - a.cpuNs) / wall) * 100 : 0;
+}
+
+export async function statsCommand(o: StatsOptions): Promise<number> {
+  const driver = detectCgroups();
+  const pick = () => {
+    const all = o.refs.length > 0 ? o.refs.map((r) => resolveContainer(r, o)) : listContainers(o);
+    return all.map((c) => ({ c, s: containerStatus(c.id, o) })).filter(({ s }) => o.refs.length > 0 || s.status === 'running');
+  };
+  let previous = new Map<string, Sample>();
+  const measure = () => {
+    const now = new Map<string, Sample>();
+    for (const { c, s } of pick()) {
+      const x = s.status === 'running' ? sample(driver, c, s.pid) : undefined;
+      if (x) now.set(c.id, x);
+    }
+    return now;
+  };
+  previous = measure();
+  await new Promise((r) => setTimeout(r, o.stream ? 1000 : 500));
+  for (;;) {
+    const current = measure();
+    const rows = pick().map(({ c }) => {
+      const b = current.get(c.id);
+      const a = previous.get(c.id);
+      return { c, b, cpu: a && b ? cpuPercent(a, b) : 0 };
+    });
+    previous = current;
+    if (o.format === 'json') {
+      const out = rows.map(({ c, b, cpu }) => ({
+        id: c.id,
+        name: c.name,
+        cpuPercent: Number(cpu.toFixed(2)),
+        memoryUsage: b?.memory ?? 0,
+        memoryLimit: b?.limit ?? 0,
+        pids: b?.pids ?? 0,
+        netRx: b?.netRx ?? 0,
+        netTx: b?.netTx ?? 0,
+        blockRead: b?.blockRead ?? 0,
+        blockWrite: b?.blockWrite ?? 0,
+      }));
+      stdout(`${JSON.stringify(out, null, 2)}\n`);
+    } else {
+      const text = table(
+        ['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'NET I/O', 'BLOCK I/O', 'PIDS'],
+        rows.map(({ c, b, cpu }) =>
+          b
+            ? [
+                shortId(c.id), c.name, `${cpu.toFixed(2)}%`, `${binarySize(b.memory)} / ${binarySize(b.limit)}`,
+                `${((b.memory / b.limit) * 100).toFixed(2)}%`, `${humanSize(b.netRx)} / ${humanSize(b.netTx)}`,
+                `${humanSize(b.blockRead)} / ${humanSize(b.blockWrite)}`, String(b.pids),
+              ]
+            : [shortId(c.id), c.name, '--', '-- / --', '--', '-- / --', '-- / --', '--'],
+        ),
+      );
+      stdout(o.stream && process.stdout.isTTY ? `\x1b[2J\x1b[H${text}` : text);
+    }
+    if (!o.stream) return 0;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * An image and a container's options → the OCI config.json pocrun runs (pure, table-tested). What it adds to
+ * the image: docker's default capabilities, the container's /etc files bound over the image's, volumes, limits,
+ * the cgroup /poc/<id>, and the network hooks that call back into poc.
+ */
+import type { Hook, Mount, Spec } from '../../spec/generated/config.js';
+import { OCI_VERSION, defaultSpec } from '../../spec/default.js';
+import { PocError } from '../../errors.js';
+import { CAPABILITIES } from '../../plan/capabilities.js';
+import type { ImageConfig } from '../images/store.js';
+import { CONTAINER_ID_ANNOTATION } from '../network/index.js';
+import { mergeEnv, type ContainerOptions } from './options.js';
+
+/** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+export const CPU_PERIOD = 100_000;
+export const NAME_ANNOTATION = 'io.poc.container.name';
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+function parseIdFile(text: string): PasswdEntry[] {
+  return text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 3 && /^\d+$/.test(f[2]!))
+    .map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: f[3] && /^\d+$/.test(f[3]) ? Number(f[3]) : Number(f[2]) }));
+}
+
+/**
+ * `-u` (or the image's User): `UID`, `NAME`, `UID:GID`, `NAME:GROUP`, looked up in the image's /etc/passwd and
+ * /etc/group. A numeric uid not in passwd runs with gid 0, as with docker; an unknown name is an error.
+ */
+export function resolveUser(spec: string, passwd: string, group: string): ProcessUser {
+  if (spec === '') return { uid: 0, gid: 0 };
+  const [u, g] = spec.split(':') as [string, string?];
+  const users = parseIdFile(passwd);
+  let uid: number;
+  let gid = 0;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const entry = users.find((e) => e.uid === uid);
+    if (entry) gid = entry.gid;
+  } else {
+    const entry = users.find((e) => e.name === u);
+    if (!entry) throw new PocError(`user ${JSON.stringify(u)} not found in the image's /etc/passwd`);
+    uid = entry.uid;
+    gid = entry.gid;
+  }
+  if (g !== undefined && g !== '') {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      // group file: name:x:gid:members, so the "uid" field of the parse is the gid
+      const entry = parseIdFile(group).find((e) => e.name === g);
+      if (!entry) throw new PocError(`group ${JSON.stringify(g)} not found in the image's /etc/group`);
+      gid = entry.uid;
+    }
+  }
+  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new PocError(`user ${JSON.stringify(spec)}: id out of range`);
+  return { uid, gid };
+}
+
+/** The effective capability set from docker's defaults and --cap-add / --cap-drop (names checked earlier). */
+export function capabilitySet(add: string[], drop: string[]): string[] {
+  let caps = new Set<string>(add.includes('ALL') ? CAPABILITIES : DEFAULT_CAPABILITIES);
+  for (const c of add) if (c !== 'ALL') caps.add(c);
+  if (drop.includes('ALL')) caps = new Set(add.filter((c) => c !== 'ALL'));
+  else for (const c of drop) caps.delete(c);
+  return CAPABILITIES.filter((c) => caps.has(c));
+}
+
+/** The argv a container runs: docker's rules for ENTRYPOINT, CMD and their overrides. */
+export function containerArgs(image: Pick<ImageConfig, 'Entrypoint' | 'Cmd'>, opts: Pick<ContainerOptions, 'entrypoint' | 'command'>): string[] {
+  const entrypoint = opts.entrypoint ?? image.Entrypoint ?? [];
+  // --entrypoint resets the image's CMD, as docker does.
+  const cmd = opts.command.length > 0 ? opts.command : opts.entrypoint !== null ? [] : (image.Cmd ?? []);
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0) throw new PocError('no command given and the image has neither an entrypoint nor a command');
+  return args;
+}
+
+export interface BundleContext {
+  containerId: string;
+  name: string;
+  hostname: string;
+  /** Absolute path of the rootfs (the overlay mount point). */
+  rootfs: string;
+  /** Directory holding hosts, hostname and resolv.conf. */
+  etcDir: string;
+  user: ProcessUser;
+  /** The poc binary and environment for the network hooks (createRuntime / poststop). */
+  hook: { path: string; env: string[] };
+}
+
+function bind(source: string, destination: string, readOnly: boolean): Mount {
+  return { destination, type: 'bind', source, options: ['rbind', 'rprivate', readOnly ? 'ro' : 'rw'] };
+}
+
+function networkHooks(o: ContainerOptions, ctx: BundleContext): Spec['hooks'] {
+  const hook = (action: string): Hook => ({ path: ctx.hook.path, args: ['poc', 'hook', 'network', action], env: ctx.hook.env, timeout: 60 });
+  if (o.network === 'bridge') return { createRuntime: [hook('setup')], poststop: [hook('teardown')] };
+  if (o.network === 'none') return { createRuntime: [hook('loopback')] };
+  return undefined;
+}
+
+/** image config + container options → config.json. */
+export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleContext): Spec {
+  const base = defaultSpec();
+  const caps = capabilitySet(o.capAdd, o.capDrop);
+  const env = mergeEnv([DEFAULT_PATH], image.Env ?? [], [`HOSTNAME=${ctx.hostname}`], o.tty ? ['TERM=xterm'] : [], o.env);
+  const mounts: Mount[] = [
+    ...base.mounts!,
+    bind(`${ctx.etcDir}/hosts`, '/etc/hosts', false),
+    bind(`${ctx.etcDir}/hostname`, '/etc/hostname', false),
+    bind(`${ctx.etcDir}/resolv.conf`, '/etc/resolv.conf', false),
+    ...o.volumes.map((v) => bind(v.source, v.destination, v.readOnly)),
+  ];
+  const resources: NonNullable<NonNullable<Spec['linux']>['resources']> = { ...base.linux!.resources };
+  if (o.resources.memory !== undefined) resources.memory = { limit: o.resources.memory };
+  if (o.resources.cpus !== undefined) resources.cpu = { quota: Math.round(o.resources.cpus * CPU_PERIOD), period: CPU_PERIOD };
+  if (o.resources.pidsLimit !== undefined) resources.pids = { limit: o.resources.pidsLimit };
+  const namespaces = base.linux!.namespaces!.filter((ns) => !(ns.type === 'network' && o.network === 'host'));
+  const hooks = networkHooks(o, ctx);
+  return {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: o.tty,
+      user: ctx.user,
+      args: containerArgs(image, o),
+      env,
+      cwd: o.workdir ?? (image.WorkingDir || '/'),
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: false,
+    },
+    root: { path: ctx.rootfs, readonly: o.readOnly },
+    hostname: ctx.hostname,
+    mounts,
+    ...(hooks ? { hooks } : {}),
+    annotations: { [CONTAINER_ID_ANNOTATION]: ctx.containerId, [NAME_ANNOTATION]: ctx.name },
+    linux: {
+      ...base.linux,
+      cgroupsPath: `/poc/${ctx.containerId}`,
+      resources,
+      namespaces,
+    },
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * `poc create`: checks everything first (flags, image, volume paths, user, command), then makes the container
+ * directory, reserves the name, the address and the published ports, and writes the /etc files and config.json.
+ * A failure at any step removes what the earlier ones made. The runtime is not called yet: `poc start` does.
+ */
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, hostname as osHostname } from 'node:os';
+import { PocError, errnoCode, wrapError } from '../../errors.js';
+import { buildBusyboxImage, BUSYBOX_IMAGE, imageRootfs, resolveImage, type ImageRecord } from '../images/index.js';
+import { allocateContainerNetwork, releaseContainerNetwork, writeContainerEtcFiles } from '../network/index.js';
+import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { containerArgs, planBundle, resolveUser } from './bundle.js';
+import { randomName } from './names.js';
+import { resolveRunFlags, type RunFlags } from './options.js';
+import { binaries } from './runtime.js';
+import { containerPaths, listContainers, type ContainerRecord } from './store.js';
+import { pocRoot } from '../store.js';
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** An image by reference; `busybox` is built from the host's busybox-static on first use. */
+export async function findImage(ref: string, opts: RootOptions): Promise<ImageRecord> {
+  try {
+    return resolveImage(ref, opts);
+  } catch (err) {
+    if (ref === BUSYBOX_IMAGE || ref === `${BUSYBOX_IMAGE}:latest`) return buildBusyboxImage(opts);
+    if (err instanceof PocError && /^no such image/.test(err.message)) {
+      throw new PocError(`no such image: ${ref} ("poc images" lists them; "poc init" or "poc import" makes one)`);
+    }
+    throw err;
+  }
+}
+
+export async function createContainer(flags: RunFlags, opts: RootOptions = {}): Promise<ContainerRecord> {
+  const options = resolveRunFlags(flags, {
+    readFile: (p) => readFileSync(p, 'utf8'),
+    hostEnv: process.env,
+    cpuCount: cpus().length,
+  });
+  for (const v of options.volumes) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(v.source).isDirectory() || statSync(v.source).isFile();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new PocError(`-v ${v.source}:${v.destination}: the host path ${v.source} does not exist`);
+      throw wrapError(`-v ${v.source}`, err);
+    }
+    if (!isDir) throw new PocError(`-v ${v.source}:${v.destination}: the host path is neither a file nor a directory`);
+  }
+  const image = await findImage(flags.image, opts);
+  const lower = imageRootfs(image, opts);
+  const user = resolveUser(options.user ?? image.config.User ?? '', readOr(`${lower}/etc/passwd`, ''), readOr(`${lower}/etc/group`, ''));
+  const args = containerArgs(image.config, options);
+
+  const id = newId();
+  const paths = containerPaths(id, opts);
+  const hostname = options.hostname ?? (options.network === 'host' ? osHostname() : shortId(id));
+  const root = pocRoot(opts);
+  const { poc } = binaries();
+
+  // Name reserved and directory made under one lock, so that two creates of one name cannot both succeed.
+  const record = await withLock(
+    'containers',
+    () => {
+      const taken = new Set(listContainers(opts).map((c) => c.name));
+      let name = options.name;
+      if (name !== undefined && taken.has(name)) {
+        const other = listContainers(opts).find((c) => c.name === name)!;
+        throw new PocError(`the container name "${name}" is already in use by container ${shortId(other.id)}: remove it or pick another name`);
+      }
+      while (name === undefined || taken.has(name)) name = randomName();
+      const rec: ContainerRecord = {
+        id,
+        name,
+        created: new Date().toISOString(),
+        image: { id: image.id, name: image.name },
+        hostname,
+        args,
+        user,
+        options,
+      };
+      mkdirSync(paths.dir, { recursive: true, mode: 0o711 });
+      writeJsonAtomic(paths.record, rec);
+      return rec;
+    },
+    opts,
+  );
+
+  let allocated = false;
+  try {
+    let ip: string | undefined;
+    if (options.network === 'bridge') {
+      allocated = true;
+      const net = await allocateContainerNetwork({ ...opts, containerId: id, hostname, publish: options.publish });
+      ip = net.ip;
+    }
+    writeContainerEtcFiles(paths.etc, { hostname, mode: options.network, ...(ip ? { ip } : {}) });
+    for (const d of [paths.rootfs, paths.upper, paths.work]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    const spec = planBundle(image.config, options, {
+      containerId: id,
+      name: record.name,
+      hostname,
+      rootfs: paths.rootfs,
+      etcDir: paths.etc,
+      user,
+      hook: { path: poc, env: [`POC_ROOT=${root}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`] },
+    });
+    writeFileSync(paths.config, `${JSON.stringify(spec, null, 2)}\n`);
+    return record;
+  } catch (err) {
+    if (allocated) await releaseContainerNetwork({ ...opts, containerId: id }).catch(() => {});
+    rmSync(paths.dir, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * `poc create` / `poc run` flags → a checked container configuration (pure). Every bad value is an error that
+ * names the flag and the value; nothing here touches the system (files are read through `readFile`).
+ */
+import { PocError } from '../../errors.js';
+import { CAPABILITIES, capabilityNumber } from '../../plan/capabilities.js';
+import { checkName } from '../store.js';
+import { parsePublish, type PortMapping } from '../network/publish.js';
+import type { NetworkMode } from '../network/etc-files.js';
+
+/** The flags as the command line gives them (strings, lists), before any checking. */
+export interface RunFlags {
+  detach: boolean;
+  interactive: boolean;
+  tty: boolean;
+  rm: boolean;
+  name?: string;
+  hostname?: string;
+  env: string[];
+  envFiles: string[];
+  volumes: string[];
+  workdir?: string;
+  user?: string;
+  publish: string[];
+  network?: string;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  readOnly: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  entrypoint?: string;
+  image: string;
+  command: string[];
+}
+
+export interface Volume {
+  source: string;
+  destination: string;
+  readOnly: boolean;
+}
+
+export interface Resources {
+  /** Bytes. */
+  memory?: number;
+  /** CPUs, as given (1.5): quota = cpus × period. */
+  cpus?: number;
+  pidsLimit?: number;
+}
+
+/** What a container is made from, checked; stored in container.json and turned into config.json by planBundle. */
+export interface ContainerOptions {
+  name?: string;
+  hostname?: string;
+  /** Only the -e / --env-file settings (merged over the image's Env by planBundle). */
+  env: string[];
+  volumes: Volume[];
+  workdir?: string;
+  user?: string;
+  publish: PortMapping[];
+  network: NetworkMode;
+  resources: Resources;
+  readOnly: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  /** null: the image's; [] (from --entrypoint ""): none. */
+  entrypoint: string[] | null;
+  /** [] : the image's Cmd. */
+  command: string[];
+  tty: boolean;
+  interactive: boolean;
+  autoRemove: boolean;
+}
+
+export interface ResolveContext {
+  /** Reads an --env-file; throws when missing. */
+  readFile: (path: string) => string;
+  /** The environment `-e NAME` (without =) takes its value from. */
+  hostEnv: Record<string, string | undefined>;
+  /** CPUs of the host: --cpus may not ask for more. */
+  cpuCount: number;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+/** Docker refuses less: a container cannot even start in it. */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+
+/** `512m`, `1g`, `1.5g`, `1048576`, `64MB` → bytes. */
+export function parseMemory(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(text.trim());
+  if (!m) throw new PocError(`invalid memory size ${JSON.stringify(text)} for -m: use a number with an optional unit b, k, m or g (512m, 1g)`);
+  const bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
+  if (bytes < MIN_MEMORY) throw new PocError(`memory limit ${text} for -m is too small: at least 6m`);
+  return bytes;
+}
+
+export function parseCpus(text: string, cpuCount: number): number {
+  if (!/^\d*\.?\d+$/.test(text.trim())) throw new PocError(`invalid --cpus ${JSON.stringify(text)}: use a positive number such as 1.5`);
+  const n = Number(text);
+  if (n < 0.01) throw new PocError(`invalid --cpus ${text}: at least 0.01`);
+  if (n > cpuCount) throw new PocError(`invalid --cpus ${text}: this machine has ${cpuCount} CPU${cpuCount > 1 ? 's' : ''}`);
+  return n;
+}
+
+export function parsePidsLimit(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new PocError(`invalid --pids-limit ${JSON.stringify(text)}: use a positive integer`);
+  return Number(text);
+}
+
+/** `-v /host:/ctr[:ro|:rw]`: both paths absolute (the host path is checked to exist by the caller). */
+export function parseVolume(spec: string): Volume {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: use HOST_PATH:CONTAINER_PATH[:ro]`);
+  const [source, destination, mode = 'rw'] = parts as [string, string, string?];
+  if (!source.startsWith('/')) {
+    throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the host path ${JSON.stringify(source)} is not absolute (named volumes are not supported)`);
+  }
+  if (!destination.startsWith('/')) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the container path ${JSON.stringify(destination)} is not absolute`);
+  if (destination.split('/').includes('..')) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the container path may not contain ".."`);
+  if (mode !== 'ro' && mode !== 'rw') throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: mode ${JSON.stringify(mode)} is not ro or rw`);
+  return { source: normalize(source), destination: normalize(destination), readOnly: mode === 'ro' };
+}
+
+function normalize(path: string): string {
+  const out = path.split('/').filter((c) => c !== '' && c !== '.');
+  return `/${out.join('/')}`;
+}
+
+/** `-e K=V`, or `-e K` (the value from the host's environment; left out when the host has none). */
+export function parseEnvSetting(setting: string, hostEnv: Record<string, string | undefined>, where: string): string | undefined {
+  const eq = setting.indexOf('=');
+  const name = eq < 0 ? setting : setting.slice(0, eq);
+  if (name === '' || /\s/.test(name)) throw new PocError(`${where}: invalid environment variable ${JSON.stringify(setting)}`);
+  if (eq >= 0) return setting;
+  const value = hostEnv[name];
+  return value === undefined ? undefined : `${name}=${value}`;
+}
+
+/** An env file: `K=V` lines, `K` alone takes the host's value; blank lines and `#` comments skipped. */
+export function parseEnvFile(text: string, path: string, hostEnv: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    const setting = parseEnvSetting(line.trimStart(), hostEnv, `--env-file ${path} line ${i + 1}`);
+    if (setting !== undefined) out.push(setting);
+  });
+  return out;
+}
+
+/** Later settings of a name replace earlier ones, keeping the first one's place. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const kv of list) {
+      const eq = kv.indexOf('=');
+      map.set(eq < 0 ? kv : kv.slice(0, eq), kv);
+    }
+  }
+  return [...map.values()];
+}
+
+function checkCap(name: string, flag: string): string {
+  if (name.toUpperCase() === 'ALL') return 'ALL';
+  const n = capabilityNumber(name);
+  if (n === undefined) throw new PocError(`invalid ${flag} ${JSON.stringify(name)}: unknown capability`);
+  return CAPABILITIES[n]!;
+}
+
+export const NETWORK_MODES: readonly NetworkMode[] = ['bridge', 'none', 'host'];
+
+/** Checks every flag and reads the env files; the image and the volumes' host paths are checked by the caller. */
+export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOptions {
+  if (f.name !== undefined) checkName('container', f.name);
+  if (f.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(f.hostname)) {
+    throw new PocError(`invalid --hostname ${JSON.stringify(f.hostname)}: letters, digits, "." and "-", at most 63`);
+  }
+  const network = (f.network ?? 'bridge') as NetworkMode;
+  if (!NETWORK_MODES.includes(network)) throw new PocError(`invalid --network ${JSON.stringify(f.network)}: use bridge, none or host`);
+  const publish = f.publish.map(parsePublish);
+  if (publish.length > 0 && network !== 'bridge') throw new PocError(`-p needs --network bridge (the network is ${network})`);
+  const fromFiles = f.envFiles.flatMap((path) => {
+    let text: string;
+    try {
+      text = ctx.readFile(path);
+    } catch (err) {
+      throw new PocError(`cannot read --env-file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
+    }
+    return parseEnvFile(text, path, ctx.hostEnv);
+  });
+  const fromFlags = f.env.map((e) => parseEnvSetting(e, ctx.hostEnv, '-e')).filter((e): e is string => e !== undefined);
+  if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new PocError(`invalid -w ${JSON.stringify(f.workdir)}: the working directory must be absolute`);
+  if (f.user !== undefined && !/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(f.user)) {
+    throw new PocError(`invalid -u ${JSON.stringify(f.user)}: use UID[:GID] or NAME[:GROUP]`);
+  }
+  const resources: Resources = {};
+  if (f.memory !== undefined) resources.memory = parseMemory(f.memory);
+  if (f.cpus !== undefined) resources.cpus = parseCpus(f.cpus, ctx.cpuCount);
+  if (f.pidsLimit !== undefined) resources.pidsLimit = parsePidsLimit(f.pidsLimit);
+  return {
+    ...(f.name !== undefined ? { name: f.name } : {}),
+    ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
+    env: mergeEnv(fromFiles, fromFlags),
+    volumes: f.volumes.map(parseVolume),
+    ...(f.workdir !== undefined ? { workdir: normalize(f.workdir) } : {}),
+    ...(f.user !== undefined ? { user: f.user } : {}),
+    publish,
+    network,
+    resources,
+    readOnly: f.readOnly,
+    capAdd: f.capAdd.map((c) => checkCap(c, '--cap-add')),
+    capDrop: f.capDrop.map((c) => checkCap(c, '--cap-drop')),
+    entrypoint: f.entrypoint === undefined ? null : f.entrypoint === '' ? [] : [f.entrypoint],
+    command: f.command,
+    tty: f.tty,
+    interactive: f.interactive,
+    autoRemove: f.rm,
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * How poc reaches its programs: pocrun (called as an engine calls runc, with --root under POC_ROOT), the monitor,
+ * and poc itself (for the network hooks and the monitor's exit command). All sit beside the running binary.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PocError } from '../../errors.js';
+import { pocRoot, type RootOptions } from '../store.js';
+import { runtimeRoot } from './store.js';
+
+function beside(name: string, override: string | undefined): string {
+  return override || join(dirname(process.execPath), name);
+}
+
+export interface Binaries {
+  pocrun: string;
+  monitor: string;
+  /** The `poc` link: the name it is called by picks the program. */
+  poc: string;
+}
+
+export function binaries(): Binaries {
+  const b = {
+    pocrun: beside('pocrun', process.env.POC_RUNTIME),
+    monitor: beside('poc-monitor', process.env.POC_MONITOR),
+    poc: beside('poc', process.env.POC_BINARY),
+  };
+  for (const [what, path] of Object.entries(b)) {
+    if (!existsSync(path)) throw new PocError(`${what} is missing at ${path}: run "npm run build"`);
+  }
+  return b;
+}
+
+/** The environment for programs poc starts: POC_ROOT fixed, and no POC_PROGRAM (pocrun must stay pocrun). */
+export function childEnv(opts: RootOptions = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: pocRoot(opts) };
+  delete env.POC_PROGRAM;
+  return env;
+}
+
+export interface RuntimeResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `pocrun --root <POC_ROOT>/runtime ARGS...`. */
+export function pocrun(args: string[], opts: RootOptions = {}): Promise<RuntimeResult> {
+  const { pocrun: path } = binaries();
+  return new Promise((resolve) => {
+    execFile(path, ['--root', runtimeRoot(opts), ...args], { encoding: 'utf8', env: childEnv(opts) }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** As `pocrun`, failing with pocrun's own message. */
+export async function pocrunOk(args: string[], opts: RootOptions = {}): Promise<string> {
+  const r = await pocrun(args, opts);
+  if (r.code !== 0) throw new PocError(r.stderr.trim().replace(/^pocrun: /, '') || `pocrun ${args[0]} failed with status ${r.code}`);
+  return r.stdout;
+}

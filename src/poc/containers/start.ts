@@ -1,0 +1,91 @@
+/**
+ * `poc start` (and the second half of `poc run`): mount the rootfs, start the monitor, which runs `pocrun create`
+ * (whose createRuntime hook wires the network) and `pocrun start`, and record the run. If anything fails, what
+ * this start made is undone: runtime state, network wiring, the mount.
+ */
+import { rmSync } from 'node:fs';
+import { PocError } from '../../errors.js';
+import { imageRootfs } from '../images/index.js';
+import { allocateContainerNetwork, teardownContainerNetwork } from '../network/index.js';
+import { processStartTime, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { startMonitor, type StartedMonitor } from './monitor.js';
+import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { pocrun } from './runtime.js';
+import { containerPaths, containerStatus, type ContainerRecord, type RunState } from './store.js';
+
+export interface StartOptions extends RootOptions {
+  /** Share poc's stdio: `poc run` without -d. */
+  foreground?: boolean;
+}
+
+export const containerLock = (id: string) => `container-${id.slice(0, 32)}`;
+
+/** Polls until `done` or the timeout; returns whether it became true. */
+export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 10): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (done()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
+export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
+  await pocrun(['delete', '--force', c.id], opts);
+  if (c.options.network === 'bridge') await teardownContainerNetwork({ ...opts, containerId: c.id, release }).catch(() => {});
+  await unmountRootfs(containerPaths(c.id, opts).rootfs);
+}
+
+/** Starts a created or exited container; resolves once it runs (undefined when it was running already). */
+export async function startContainer(c: ContainerRecord, opts: StartOptions = {}): Promise<StartedMonitor | undefined> {
+  // The last run's monitor may still be cleaning up (under this container's lock): let it finish first.
+  const before = containerStatus(c.id, opts);
+  if (before.status === 'exited' && before.monitorAlive) await waitMonitorGone(c, opts, 15_000);
+  return withLock(
+    containerLock(c.id),
+    async () => {
+      const paths = containerPaths(c.id, opts);
+      const status = containerStatus(c.id, opts);
+      if (status.status === 'running') {
+        if (opts.foreground) throw new PocError(`container ${c.name} is already running`);
+        return undefined;
+      }
+      if (status.status === 'exited') {
+        // What the last run's monitor cleaned up, or would have if it died: done again, harmlessly.
+        await releaseRun(c, opts);
+        rmSync(paths.exit, { force: true });
+        rmSync(paths.state, { force: true });
+      }
+      if (c.options.network === 'bridge') {
+        await allocateContainerNetwork({ ...opts, containerId: c.id, hostname: c.hostname, publish: c.options.publish });
+      }
+      let started: StartedMonitor;
+      try {
+        await mountRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs });
+        started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false });
+      } catch (err) {
+        await releaseRun(c, opts);
+        throw err instanceof PocError ? err.wrap(`start container ${c.name}`) : err;
+      }
+      const run: RunState = {
+        startedAt: new Date().toISOString(),
+        pid: started.pid,
+        initStartTime: processStartTime(started.pid) ?? '',
+        monitorPid: started.monitor.pid!,
+        monitorStartTime: processStartTime(started.monitor.pid!) ?? '',
+      };
+      writeJsonAtomic(paths.state, run);
+      return started;
+    },
+    opts,
+  );
+}
+
+/** Waits until a container's monitor is gone (its cleanup done); false on timeout. */
+export async function waitMonitorGone(c: ContainerRecord, opts: RootOptions, timeoutMs: number): Promise<boolean> {
+  return waitFor(() => {
+    const s = containerStatus(c.id, opts);
+    return !s.monitorAlive && s.status !== 'running';
+  }, timeoutMs);
+}

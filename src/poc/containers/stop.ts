@@ -1,0 +1,123 @@
+/**
+ * Ending containers: stop (TERM, then KILL after a grace period), kill, wait, the cleanup the monitor runs when
+ * a container's init exits, and rm. The monitor does the cleanup of every run that ends; stop and rm wait for
+ * it, and do it themselves if the monitor is gone.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { PocError } from '../../errors.js';
+import { parseSignal } from '../../runtime/signals.js';
+import { readJson, shortId, withLock, type RootOptions } from '../store.js';
+import { consoleSocketPath } from './monitor.js';
+import { isMounted } from './rootfs.js';
+import { pocrun } from './runtime.js';
+import { containerLock, releaseRun, waitFor, waitMonitorGone } from './start.js';
+import { containerPaths, containerStatus, isAlive, type ContainerRecord, type ExitState } from './store.js';
+
+const MONITOR_GRACE_MS = 15_000;
+
+export interface StopOptions extends RootOptions {
+  /** Seconds between TERM and KILL (default 10). */
+  timeout?: number;
+}
+
+/** Returns false when the container was not running. */
+export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}): Promise<boolean> {
+  const s = containerStatus(c.id, opts);
+  if (s.status !== 'running') return false;
+  const run = s.run!;
+  if (isAlive(run.pid, run.initStartTime)) {
+    await pocrun(['kill', c.id, 'SIGTERM'], opts); // fails only if it exited meanwhile
+    const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), (opts.timeout ?? 10) * 1000, 20);
+    if (!gone) await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
+  }
+  await finishRun(c, opts);
+  return true;
+}
+
+/** After the init is gone: wait for the monitor's cleanup, or do it if the monitor died. */
+async function finishRun(c: ContainerRecord, opts: RootOptions): Promise<void> {
+  if (await waitMonitorGone(c, opts, MONITOR_GRACE_MS)) {
+    if (containerStatus(c.id, opts).exitUnknown) await cleanupContainer(c.id, opts);
+    return;
+  }
+  throw new PocError(`container ${c.name} stopped, but its monitor (pid ${containerStatus(c.id, opts).run?.monitorPid}) did not finish; "poc rm -f ${c.name}" removes it`);
+}
+
+export async function killContainer(c: ContainerRecord, signal: string, opts: RootOptions = {}): Promise<void> {
+  const sig = parseSignal(signal);
+  if (containerStatus(c.id, opts).status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  const r = await pocrun(['kill', c.id, String(sig)], opts);
+  if (r.code !== 0) throw new PocError(`kill container ${c.name}: ${r.stderr.trim().replace(/^pocrun: /, '')}`);
+}
+
+/** Waits until the container has exited (and its cleanup is done); returns its exit code (-1 if unknown). */
+export async function waitContainer(c: ContainerRecord, opts: RootOptions = {}): Promise<number> {
+  const paths = containerPaths(c.id, opts);
+  let exit: ExitState | undefined;
+  await waitFor(() => {
+    if (!existsSync(paths.record)) return true; // removed (--rm)
+    const s = containerStatus(c.id, opts);
+    if (s.exit) exit = s.exit;
+    return s.status === 'exited' && !s.monitorAlive;
+  }, Number.MAX_SAFE_INTEGER, 20);
+  return exit?.exitCode ?? -1;
+}
+
+/**
+ * The monitor's exit command (`poc cleanup ID`): the runtime's state (whose poststop hook tears the network
+ * down), the network again in case the hook could not run, the mount; and for --rm the whole container.
+ */
+export async function cleanupContainer(id: string, opts: RootOptions = {}): Promise<void> {
+  const paths = containerPaths(id, opts);
+  if (!existsSync(paths.record)) return;
+  await withLock(
+    containerLock(id),
+    async () => {
+      if (!existsSync(paths.record)) return; // removed meanwhile
+      const c = readJson<ContainerRecord>(paths.record);
+      if (containerStatus(id, opts).status === 'running' && containerStatus(id, opts).pid) return; // started again
+      await releaseRun(c, opts);
+      if (c.options.autoRemove) await removeFiles(c, opts);
+    },
+    opts,
+  );
+}
+
+export interface RemoveOptions extends RootOptions {
+  force?: boolean;
+}
+
+/** `poc rm`: refused while running unless force, which kills it first. */
+export async function removeContainer(c: ContainerRecord, opts: RemoveOptions = {}): Promise<void> {
+  const s = containerStatus(c.id, opts);
+  if (s.status === 'running') {
+    if (!opts.force) throw new PocError(`container ${c.name} is running: stop it first, or use -f`);
+    await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
+  }
+  if (s.monitorAlive) await waitMonitorGone(c, opts, MONITOR_GRACE_MS);
+  await withLock(
+    containerLock(c.id),
+    async () => {
+      if (!existsSync(containerPaths(c.id, opts).record)) return; // --rm: its monitor removed it
+      const now = containerStatus(c.id, opts);
+      if (now.monitorAlive && now.run) {
+        try {
+          process.kill(now.run.monitorPid, 'SIGKILL'); // stuck: it must not write into a removed directory
+        } catch {
+          // gone
+        }
+      }
+      await removeFiles(c, opts);
+    },
+    opts,
+  );
+}
+
+/** Everything of a container: runtime state, network (and its allocation), mount, directory. Under its lock. */
+async function removeFiles(c: ContainerRecord, opts: RootOptions): Promise<void> {
+  const paths = containerPaths(c.id, opts);
+  await releaseRun(c, opts, true);
+  if (isMounted(paths.rootfs)) throw new PocError(`cannot remove container ${c.name}: its rootfs ${paths.rootfs} is still mounted`);
+  rmSync(consoleSocketPath(shortId(c.id), opts), { force: true });
+  rmSync(paths.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,163 @@
+/**
+ * The container store: one directory per container, and the status derived from its files (never stored).
+ *
+ *   $POC_ROOT/containers/<id>/
+ *     container.json   the record: name, image, options (written by create, never changed after)
+ *     config.json      the OCI bundle's config (the bundle is this directory)
+ *     rootfs/          the overlayfs mount point (mounted while the container runs)
+ *     diff/ work/      the overlay's upper and work directories: the container's own changes
+ *     etc/             hosts, hostname, resolv.conf, bound over the image's
+ *     state.json       the last start: time, init pid, monitor pid (written by start)
+ *     exit.json        the last exit: code and time (written by the monitor)
+ *     container.log    the output, one CRI line each (written by the monitor)
+ *     init.pid         pocrun's --pid-file
+ *   $POC_ROOT/runtime/  pocrun's --root
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { errnoCode } from '../../errors.js';
+import { isSameLiveProcess } from '../../runtime/proc.js';
+import { pocPaths, readJson, resolveRef, type RootOptions } from '../store.js';
+import type { ContainerOptions } from './options.js';
+import type { ProcessUser } from './bundle.js';
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  /** ISO 8601. */
+  created: string;
+  image: { id: string; name: string | null };
+  hostname: string;
+  /** The argv the container runs (resolved from the image and the options). */
+  args: string[];
+  user: ProcessUser;
+  options: ContainerOptions;
+}
+
+export interface RunState {
+  startedAt: string;
+  pid: number;
+  initStartTime: string;
+  monitorPid: number;
+  monitorStartTime: string;
+}
+
+export interface ExitState {
+  exitCode: number;
+  finishedAt: string;
+}
+
+export interface ContainerPaths {
+  dir: string;
+  record: string;
+  config: string;
+  rootfs: string;
+  upper: string;
+  work: string;
+  etc: string;
+  state: string;
+  exit: string;
+  log: string;
+  pidFile: string;
+}
+
+export function containersDir(opts: RootOptions = {}): string {
+  return pocPaths(opts).containers;
+}
+
+export function runtimeRoot(opts: RootOptions = {}): string {
+  return join(pocPaths(opts).root, 'runtime');
+}
+
+export function containerPaths(id: string, opts: RootOptions = {}): ContainerPaths {
+  const dir = join(containersDir(opts), id);
+  return {
+    dir,
+    record: join(dir, 'container.json'),
+    config: join(dir, 'config.json'),
+    rootfs: join(dir, 'rootfs'),
+    upper: join(dir, 'diff'),
+    work: join(dir, 'work'),
+    etc: join(dir, 'etc'),
+    state: join(dir, 'state.json'),
+    exit: join(dir, 'exit.json'),
+    log: join(dir, 'container.log'),
+    pidFile: join(dir, 'init.pid'),
+  };
+}
+
+export function listContainers(opts: RootOptions = {}): ContainerRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(containersDir(opts));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: ContainerRecord[] = [];
+  for (const id of names) {
+    try {
+      out.push(readJson<ContainerRecord>(containerPaths(id, opts).record));
+    } catch {
+      // being created or removed
+    }
+  }
+  return out.sort((a, b) => b.created.localeCompare(a.created));
+}
+
+/** A container by name, full id or unique id prefix. */
+export function resolveContainer(ref: string, opts: RootOptions = {}): ContainerRecord {
+  return resolveRef('container', listContainers(opts), ref);
+}
+
+export function readRunState(id: string, opts: RootOptions = {}): RunState | undefined {
+  try {
+    return readJson<RunState>(containerPaths(id, opts).state);
+  } catch {
+    return undefined;
+  }
+}
+
+export function readExitState(id: string, opts: RootOptions = {}): ExitState | undefined {
+  const path = containerPaths(id, opts).exit;
+  if (!existsSync(path)) return undefined;
+  try {
+    return readJson<ExitState>(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive and the same process (not a zombie, not a reused pid). */
+export function isAlive(pid: number, startTime: string): boolean {
+  return pid > 0 && isSameLiveProcess(pid, startTime);
+}
+
+export type ContainerStatusName = 'created' | 'running' | 'exited';
+
+export interface ContainerStatus {
+  status: ContainerStatusName;
+  /** The init's pid while running. */
+  pid?: number;
+  /** The monitor is still at work (running the container, or its cleanup after the exit). */
+  monitorAlive: boolean;
+  run?: RunState;
+  exit?: ExitState;
+  /** Exited without an exit.json: the monitor died (killed, or the machine rebooted). */
+  exitUnknown?: boolean;
+}
+
+/**
+ * created: never started; running: the init lives; exited: the monitor recorded an exit, or both the init and
+ * the monitor are gone.
+ */
+export function containerStatus(id: string, opts: RootOptions = {}): ContainerStatus {
+  const run = readRunState(id, opts);
+  const exit = readExitState(id, opts);
+  const monitorAlive = run ? isAlive(run.monitorPid, run.monitorStartTime) : false;
+  if (!run) return { status: 'created', monitorAlive: false };
+  if (exit) return { status: 'exited', monitorAlive, run, exit };
+  if (isAlive(run.pid, run.initStartTime)) return { status: 'running', pid: run.pid, monitorAlive, run };
+  if (monitorAlive) return { status: 'running', monitorAlive, run }; // exiting: the monitor is about to record it
+  return { status: 'exited', monitorAlive, run, exitUnknown: true };
+}
