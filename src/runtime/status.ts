@@ -32,13 +32,17 @@ export function containerStatus(store: Store, record: ContainerRecord, cgroups: 
   return deriveStatus({ pid: record.pid, alive, fifoExists: existsSync(store.fifoPath(record.id)), frozen });
 }
 
-/** The OCI state (state-schema.json) with runc's extra fields, which engines read. */
+/**
+ * The OCI state (state-schema.json) with runc's extra fields, which engines read. While creating, the pid is
+ * given once the init exists: prestart and createRuntime hooks need it (network setup joins /proc/<pid>/ns/net),
+ * as runc passes it.
+ */
 export function ociState(record: ContainerRecord, status: Status): Record<string, unknown> {
   return {
     ociVersion: record.ociVersion,
     id: record.id,
     status,
-    pid: status === 'stopped' || status === 'creating' ? 0 : record.pid,
+    pid: status === 'stopped' ? 0 : record.pid,
     bundle: record.bundle,
     rootfs: record.rootfs,
     created: record.created,
