@@ -2,12 +2,15 @@
 // Runtime benchmark: pocrun against runc (and crun) on the same busybox bundle, in one run, alternating runtimes
 // so that the machine's drift falls on all of them alike. Prints medians and ratios to runc (and crun).
 //
-// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state]
+// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many]
+//
+// many: 50 containers in sequence and 50 at once (`run` of `true` each), wall time and peak memory of the whole:
+// the runtime processes run in a fresh memory cgroup, whose max usage is read afterwards.
 //
 // crun refuses hybrid cgroups: every runtime is measured inside `unshare -m --propagation private` with
 // /sys/fs/cgroup/unified unmounted (a pure v1 view), so the three see the same cgroups.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 30;
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state'];
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state', 'many'];
+const MANY = 50;
 
 if (process.env.POC_BENCH_INNER !== '1') {
   // Re-run this script in a private mount namespace with the cgroup2 mount hidden.
@@ -60,7 +64,40 @@ function call(rt, root, argv) {
   return r;
 }
 
+/** Runs a shell script in a fresh memory cgroup: wall time and the cgroup's peak memory. */
+let batch = 0;
+function inMemoryCgroup(script) {
+  const cg = `/sys/fs/cgroup/memory/pocrun-bench-${process.pid}-${batch++}`;
+  mkdirSync(cg);
+  try {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('sh', ['-c', `echo $$ > ${cg}/cgroup.procs; ${script}`], { cwd: bundle, stdio: ['ignore', 'ignore', 'inherit'] });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`batch failed: exit ${r.status}`);
+    return { ms, mib: Number(readFileSync(`${cg}/memory.max_usage_in_bytes`, 'utf8')) / 2 ** 20 };
+  } finally {
+    for (let i = 0; i < 100; i++) {
+      try {
+        rmdirSync(cg);
+        break;
+      } catch {
+        spawnSync('sleep', ['0.05']);
+      }
+    }
+  }
+}
+
 const scenarios = {
+  many: (rt, root, i) => {
+    const ids = Array.from({ length: MANY }, (_, k) => `m${i}-${k}`);
+    const one = (id) => `${rt.bin} --root ${root} run --bundle ${bundle} ${id} >/dev/null`;
+    const seq = inMemoryCgroup(ids.map(one).join(' && '));
+    const par = inMemoryCgroup(`${ids.map((id) => `${one(`${id}p`)} &`).join(' ')} wait`);
+    return {
+      [`${MANY} in sequence: wall`]: seq.ms, [`${MANY} in sequence: peak MiB`]: seq.mib,
+      [`${MANY} at once: wall`]: par.ms, [`${MANY} at once: peak MiB`]: par.mib,
+    };
+  },
   run: (rt, root, i) => ({ run: time(() => call(rt, root, ['run', '--bundle', bundle, `b${i}`])) }),
   lifecycle: (rt, root, i) => {
     const id = `l${i}`;
@@ -89,7 +126,8 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 const results = {};
 try {
   for (const scenario of only) {
-    for (let i = 0; i < reps; i++) {
+    const n = scenario === 'many' ? Math.max(3, Math.round(reps / 10)) : reps;
+    for (let i = 0; i < n; i++) {
       for (const rt of runtimes) {
         const root = join(work, `root-${rt.name}`);
         const figures = scenarios[scenario](rt, root, i);
@@ -107,7 +145,7 @@ try {
 }
 
 const names = runtimes.map((r) => r.name);
-const header = ['metric (median ms)', ...names, ...names.filter((n) => n !== 'pocrun').map((n) => `pocrun/${n}`)];
+const header = ['metric (median; ms unless MiB)', ...names, ...names.filter((n) => n !== 'pocrun').map((n) => `pocrun/${n}`)];
 const rows = Object.entries(results).map(([metric, byRt]) => {
   const med = Object.fromEntries(names.map((n) => [n, median(byRt[n])]));
   return [metric, ...names.map((n) => med[n].toFixed(1)), ...names.filter((n) => n !== 'pocrun').map((n) => (med.pocrun / med[n]).toFixed(2))];
