@@ -134,4 +134,14 @@ t.test('the container lives in its cgroup, which delete removes', async (t) => {
   t.notOk(existsSync(`/sys/fs/cgroup/pids/${TEST_CGROUP_PARENT}/cg1`), 'cgroup removed');
 });
 
+t.test('a .env or bunfig.toml in the bundle directory does not configure pocrun', async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['echo', 'unaffected']; });
+  writeFileSync(join(b.dir, '.env'), 'POCRUN_INIT=/bin/false\nPOCRUN_TRACE=1\n');
+  writeFileSync(join(b.dir, 'bunfig.toml'), 'preload = ["./evil.ts"]\n');
+  const r = rt.run(['run', 'dotenv'], { cwd: b.dir });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'unaffected\n');
+  t.equal(r.stderr, '');
+});
+
 t.test('nothing left behind', async (t) => residue(t));
