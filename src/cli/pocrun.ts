@@ -252,13 +252,15 @@ export async function runPocrun(argv: string[]): Promise<number> {
   let ctx: RuntimeContext | undefined;
   let debug = argv.includes('--debug');
   try {
-    const global = parseFlags(argv, GLOBAL_FLAGS, '', true);
+    // Split by hand, not by minimist's stopEarly, which would drop a `--` of the command's own command line.
+    const [globalArgs, commandLine] = splitAtFirstArg(argv, GLOBAL_FLAGS);
+    const global = parseFlags(globalArgs, GLOBAL_FLAGS, '');
     debug = Boolean(global.flags.debug);
     if (global.flags.version) {
       stdout(versionText());
       return 0;
     }
-    const [name, ...rest] = global.args;
+    const [name, ...rest] = commandLine;
     if (!name || global.flags.help) {
       (name || global.flags.help ? stdout : stderr)(usage());
       return name || global.flags.help ? 0 : 1;

@@ -130,7 +130,7 @@ export interface ExecPlanOptions {
  * The exec plan (PROTOCOL.md): connect the console socket (a host path), join the namespaces (user first,
  * mount last), fork. The child first stops at `sync cgroup` (the runtime moves it into the container's cgroup:
  * the helper's parent, which stays in `wait` mode, never enters it), then runs the process steps of create without
- * the exec.fifo wait. `container` is the container's config: its seccomp profile and, when the process has none,
+ * the exec.fifo wait and without `created`. `container` is the container's config: its seccomp profile and, when the process has none,
  * its rlimits apply to the exec'd process too, as in runc.
  */
 export function compileExecPlan(container: Spec, process: Process, opts: ExecPlanOptions): Step[] {
@@ -159,6 +159,8 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   });
   const env = dedupeEnv(process.env ?? []);
   const spec: Spec = { ...container, process: { ...process, env }, hooks: undefined };
-  steps.push(...processSteps(spec, opts.preserveFds, true));
+  // No `created`: the runtime reads the sync socket to EOF, which comes with the execve (close-fds makes it
+  // close-on-exec), so that a detached exec returns once the process runs and an execve failure is an error.
+  steps.push(...processSteps(spec, opts.preserveFds, true).filter((s) => s[0] !== 'created'));
   return steps;
 }

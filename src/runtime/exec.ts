@@ -6,7 +6,7 @@ import { loadConfig } from '../spec/validate.js';
 import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, type Process } from '../plan/exec-plan.js';
 import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
-import { HelperSession } from './init-helper.js';
+import { HelperSession, helperError } from './init-helper.js';
 import { isSameLiveProcess } from './proc.js';
 import { containerStatus } from './status.js';
 import { writePidFile } from './create.js';
@@ -67,18 +67,17 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     joined.catch(() => {});
     await joined;
     helper.sendPlan(plan);
-    pid = helper.converse('created', (name, child) => {
-      if (name !== 'cgroup') throw new PocError(`the helper asked for an unknown sync point "${name}"`);
+    pid = converse(helper, (child) => {
       if (!opts.detach) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
-      return undefined;
     });
     helper.close();
     trace('exec created');
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
   } catch (err) {
-    if (pid > 0 || helper?.initPid) killQuietly(pid || helper!.initPid);
+    const child = pid || (err as { execPid?: number }).execPid || 0;
+    if (child > 0) killQuietly(child);
     helper?.kill('SIGKILL');
     if (err instanceof PocError && (err as { plain?: boolean }).plain) throw err;
     // The helper's messages name config.json pointers; for exec they are the process's (process.json or flags).
@@ -102,6 +101,42 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
 /** An error about the container's state: shown as it is. */
 function notNow(message: string): PocError {
   return Object.assign(new PocError(message), { plain: true });
+}
+
+/**
+ * The runtime's side of an exec plan: answer `sync cgroup`, then read to EOF. An exec plan has no `created`: the
+ * sync fds stay open (close-on-exec) until the execve, so EOF means the process runs, and a failure up to and
+ * including the execve itself arrives as an `error` line. Returns the process's pid.
+ */
+function converse(helper: HelperSession, onCgroup: (pid: number) => void): number {
+  let pid = 0;
+  let synced = false;
+  try {
+    for (;;) {
+      const line = helper.next();
+      if (line === undefined) break;
+      const space = line.indexOf(' ');
+      const word = space < 0 ? line : line.slice(0, space);
+      const arg = space < 0 ? '' : line.slice(space + 1);
+      if (word === 'pid') pid = Number(arg);
+      else if (word === 'error') throw helperError(arg);
+      else if (word === 'sync') {
+        if (arg !== 'cgroup') throw new PocError(`the helper asked for an unknown sync point "${arg}"`);
+        try {
+          onCgroup(pid);
+        } catch (err) {
+          helper.reply('abort');
+          throw err;
+        }
+        helper.reply('ok');
+        synced = true;
+      }
+    }
+  } catch (err) {
+    throw Object.assign(err as object, { execPid: pid });
+  }
+  if (!pid || !synced) throw new PocError('the process exited before it was started');
+  return pid;
 }
 
 function readProcessFile(file: string): string {
