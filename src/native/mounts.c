@@ -272,6 +272,24 @@ void step_rootfs(const struct step *s)
 	G.root_path[n] = 0;
 }
 
+/*
+ * procfs and sysfs only on a real directory (CVE-2019-19921, CVE-2023-27561): through a symlink in the rootfs
+ * they would land elsewhere inside it, where path-based rules (maskedPaths given as /proc/..., an LSM profile)
+ * would no longer cover them.
+ */
+static void refuse_symlinks(const char *dest, const char *what)
+{
+	const char *rel = dest;
+	while (*rel == '/')
+		rel++;
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
+	int fd = syscall(SYS_openat2, G.root_fd, *rel ? rel : ".", &how, sizeof how);
+	if (fd < 0 && errno == ELOOP)
+		die(ELOOP, "%s: %s is or goes through a symlink in the rootfs: refused", what, dest);
+	if (fd >= 0)
+		close(fd);
+}
+
 void step_mount(const struct step *s)
 {
 	const char *src = s->argv[1], *dest = s->argv[2], *fstype = s->argv[3], *data = s->argv[5], *kind = s->argv[6];
@@ -302,6 +320,8 @@ void step_mount(const struct step *s)
 		die(EINVAL, "%s: unknown kind \"%s\" (dir, file or auto)", what, kind);
 	}
 
+	if (!bind && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs")))
+		refuse_symlinks(dest, what);
 	int fd = ensure(dest, file, what);
 	check_in_root(fd, what, dest);
 	if (bind) {
@@ -607,6 +627,8 @@ void step_console(const struct step *s)
 
 	if (!exec) {
 		char p[32], q[32];
+		/* Never through a symlink (CVE-2025-52565): the console lands on /dev/console itself or nowhere. */
+		refuse_symlinks("/dev/console", "bind the console on /dev/console");
 		int console = ensure("/dev/console", true, "bind the console on /dev/console");
 		check_in_root(console, "bind the console on /dev/console", "/dev/console");
 		if (mount(fdpath(q, slave), fdpath(p, console), NULL, MS_BIND, NULL) < 0)

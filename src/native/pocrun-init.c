@@ -738,17 +738,17 @@ int main(int argc, char **argv)
 	close(plan_fd);
 	cur = &plan_step;
 	int count, clones = 0;
-	bool joins = false;
 	struct planned *plan = decode_plan((unsigned char *)raw, len, &count);
 	free(raw);
-	for (int i = 0; i < count; i++) {
+	for (int i = 0; i < count; i++)
 		clones += plan[i].def->run == step_clone;
-		joins |= plan[i].def->run == step_setns;
-	}
 	if (clones != 1)
 		die(EINVAL, "the plan has %d clone steps, expected one", clones);
-	/* Joining a running container: nothing there may ptrace us or open our fds through /proc. */
-	if (joins && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+	/* Until execve (which makes the process dumpable again), nothing in the container may ptrace us or open our
+	 * fds through /proc: a created container's init holds O_PATH fds of the state directory on the host, which
+	 * an `exec`'d process with the same uid and capabilities could otherwise walk out through
+	 * (/proc/1/fd/N/..; CVE-2024-21626), and a joining helper holds the runtime's. As runc. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die(errno, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 
 	for (int i = 0; i < count; i++) {
