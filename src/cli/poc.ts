@@ -245,6 +245,30 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/**
+ * `--cpus -1` as `--cpus=-1`: minimist would take "-1" for a flag, and the user would hear about an unknown flag
+ * instead of a bad value.
+ */
+export function joinNegativeValues(argv: string[], spec: FlagSpec): string[] {
+  const valued = new Set(spec.string ?? []);
+  for (const [from, to] of Object.entries(spec.alias ?? {})) if (valued.has(to)) valued.add(from);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg === '--' || !arg.startsWith('-')) return [...out, ...argv.slice(i)];
+    const name = arg.replace(/^--?/, '');
+    if (valued.has(name) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+      if (valued.has(name) && next !== undefined && !arg.includes('=')) out.push(argv[++i]!);
+    }
+  }
+  return out;
+}
+
 function usage(): string {
   const commands = Object.entries(COMMANDS)
     .filter(([, c]) => !c.hidden)
@@ -289,14 +313,15 @@ export async function runPoc(argv: string[]): Promise<number> {
       boolean: [...(command.flags.boolean ?? []), 'help'],
       repeat: [...(command.flags.repeat ?? []), '_'],
     };
+    const args = joinNegativeValues(rest, spec);
     let parsed: Parsed;
     if (command.stopEarly) {
       // Everything from the first argument on is the image or container and the command line, kept as it is.
-      const [flagArgs, positional] = splitAtFirstArg(rest, spec);
+      const [flagArgs, positional] = splitAtFirstArg(args, spec);
       parsed = parseFlags(flagArgs, spec, name);
       parsed.args = [...parsed.args, ...positional];
     } else {
-      parsed = parseFlags(rest, spec, name);
+      parsed = parseFlags(args, spec, name);
     }
     if (parsed.flags.help) {
       stdout(`Usage: poc ${command.usage}\n\n${command.summary}\n`);

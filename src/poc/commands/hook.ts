@@ -5,7 +5,8 @@
  */
 import { PocError } from '../../errors.js';
 import { cleanupContainer } from '../containers/stop.js';
-import { parseHookState, readStdin, run, runNetworkHook } from '../network/index.js';
+import { parseHookState, run, runNetworkHook } from '../network/index.js';
+import { readFileSync } from 'node:fs';
 import type { RootOptions } from '../store.js';
 
 export interface HookOptions extends RootOptions {
@@ -15,7 +16,8 @@ export interface HookOptions extends RootOptions {
 
 export async function hookCommand(o: HookOptions): Promise<number> {
   if (o.kind !== 'network') throw new PocError(`hook: unknown kind ${JSON.stringify(o.kind)}`);
-  const input = await readStdin();
+  // Synchronously from fd 0: process.stdin builds a stream, which costs more than the hook's own work.
+  const input = readFileSync(0, 'utf8');
   if (o.action === 'setup' || o.action === 'teardown') {
     await runNetworkHook(o.action, input, o);
   } else if (o.action === 'loopback') {

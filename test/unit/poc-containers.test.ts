@@ -1,0 +1,295 @@
+/**
+ * poc's container planning without root: command-line flags → checked options → config.json (planBundle), users,
+ * capabilities, the log format, the monitor's and pocrun exec's argv, and the output formats.
+ */
+import t from 'tap';
+import { joinNegativeValues, runFlags } from '../../src/cli/poc.js';
+import { parseFlags, splitAtFirstArg, type FlagSpec } from '../../src/cli/args.js';
+import type { Spec } from '../../src/spec/generated/config.js';
+import { capabilitySet, containerArgs, DEFAULT_CAPABILITIES, planBundle, resolveUser, type BundleContext } from '../../src/poc/containers/bundle.js';
+import { flushPending, formatLine, parseLog, splitComplete } from '../../src/poc/containers/logs.js';
+import { monitorArgs } from '../../src/poc/containers/monitor.js';
+import {
+  mergeEnv,
+  parseCpus,
+  parseEnvFile,
+  parseMemory,
+  parsePidsLimit,
+  parseVolume,
+  resolveRunFlags,
+  type ContainerOptions,
+  type RunFlags,
+} from '../../src/poc/containers/options.js';
+import { overlayOptions } from '../../src/poc/containers/rootfs.js';
+import type { ContainerRecord } from '../../src/poc/containers/store.js';
+import { execArgs } from '../../src/poc/commands/exec.js';
+import { humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
+import { statusText } from '../../src/poc/commands/ps.js';
+import { parseNetDev } from '../../src/poc/commands/stats.js';
+import { cpuTime } from '../../src/poc/commands/top.js';
+import { defaultImageConfig } from '../../src/poc/images/store.js';
+
+const RUN_SPEC: FlagSpec = {
+  string: ['name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus', 'pids-limit', 'cap-add', 'cap-drop', 'entrypoint', '_'],
+  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'help'],
+  alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
+  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', '_'],
+};
+
+/** What `poc run ARGV` parses to, as the CLI does it. */
+function cli(argv: string[]): RunFlags {
+  const [flags, positional] = splitAtFirstArg(joinNegativeValues(argv, RUN_SPEC), RUN_SPEC);
+  const p = parseFlags(flags, RUN_SPEC, 'run');
+  p.args = [...p.args, ...positional];
+  return runFlags(p);
+}
+
+const noFiles = { readFile: (p: string): string => { throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' }); }, hostEnv: { HOME: '/root' }, cpuCount: 4 };
+const resolve = (argv: string[], ctx = noFiles) => resolveRunFlags(cli(argv), ctx);
+
+t.test('command line → flags: grouped short flags, repeats, and the command kept as given', async (t) => {
+  const f = cli(['-dit', '--rm', '--name', 'web', '-e', 'A=1', '-e', 'B=2', '-p', '8080:80', '-v', '/a:/b:ro', '-m', '512m', 'busybox', 'sh', '-c', 'echo -e --rm 0123']);
+  t.same(
+    { detach: f.detach, interactive: f.interactive, tty: f.tty, rm: f.rm, name: f.name, env: f.env, publish: f.publish, volumes: f.volumes, memory: f.memory },
+    { detach: true, interactive: true, tty: true, rm: true, name: 'web', env: ['A=1', 'B=2'], publish: ['8080:80'], volumes: ['/a:/b:ro'], memory: '512m' },
+  );
+  t.equal(f.image, 'busybox');
+  t.same(f.command, ['sh', '-c', 'echo -e --rm 0123'], 'flags after the image belong to the command');
+  t.same(cli(['busybox', '0123']).command, ['0123'], 'numeric arguments stay strings');
+  t.equal(cli(['--entrypoint', '', 'img']).entrypoint, '', 'an empty entrypoint is kept');
+  t.equal(cli(['--cpus', '-1', 'img']).cpus, '-1', 'a negative value is a value, not a flag');
+  t.throws(() => cli(['--bogus', 'img']), { message: /run: unknown flag --bogus/ });
+  t.throws(() => cli(['--name', 'a', '--name', 'b', 'img']), { message: /--name given more than once/ });
+});
+
+t.test('flags → options: each bad value is one clear error', async (t) => {
+  const bad: Array<[string[], RegExp]> = [
+    [['-m', '12qb', 'img'], /invalid memory size "12qb" for -m/],
+    [['-m', '1k', 'img'], /too small: at least 6m/],
+    [['--cpus', '-1', 'img'], /invalid --cpus "-1"/],
+    [['--cpus', '0', 'img'], /at least 0\.01/],
+    [['--cpus', '8', 'img'], /this machine has 4 CPUs/],
+    [['--pids-limit', '0', 'img'], /invalid --pids-limit "0"/],
+    [['--pids-limit', 'x', 'img'], /invalid --pids-limit/],
+    [['-p', '99999:80', 'img'], /host port 99999 is out of range/],
+    [['-p', '80', 'img'], /expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+    [['-p', '80:80/sctp', 'img'], /protocol "sctp" is not tcp or udp/],
+    [['-p', '80:80', '--network', 'none', 'img'], /-p needs --network bridge/],
+    [['-v', 'rel:/x', 'img'], /host path "rel" is not absolute/],
+    [['-v', '/x:rel', 'img'], /container path "rel" is not absolute/],
+    [['-v', '/x:/y:rx', 'img'], /mode "rx" is not ro or rw/],
+    [['-v', '/x', 'img'], /use HOST_PATH:CONTAINER_PATH/],
+    [['-v', '/x:/../etc', 'img'], /may not contain "\.\."/],
+    [['--env-file', '/nope', 'img'], /cannot read --env-file \/nope: No such file or directory/],
+    [['--network', 'foo', 'img'], /invalid --network "foo"/],
+    [['--name', '../x', 'img'], /invalid container name/],
+    [['--hostname', 'bad_host!', 'img'], /invalid --hostname/],
+    [['-w', 'tmp', 'img'], /working directory must be absolute/],
+    [['-u', 'a b', 'img'], /invalid -u/],
+    [['--cap-add', 'NOPE', 'img'], /invalid --cap-add "NOPE": unknown capability/],
+    [['-e', '=x', 'img'], /invalid environment variable/],
+  ];
+  for (const [argv, message] of bad) t.throws(() => resolve(argv), { name: 'PocError', message }, argv.join(' '));
+});
+
+t.test('flags → options: values', async (t) => {
+  const o = resolve(['-e', 'HOME', '-e', 'UNSET', '-e', 'A=1', '-v', '/srv//data/:/data:ro', '-p', '127.0.0.1:8080:80/udp', '-m', '1.5g', '--cpus', '1.5', '--pids-limit', '64', '--cap-add', 'net_admin', '--cap-drop', 'CAP_CHOWN', '--read-only', '--rm', 'img', 'echo']);
+  t.same(o.env, ['HOME=/root', 'A=1'], '-e NAME takes the host value; unset names are left out');
+  t.same(o.volumes, [{ source: '/srv/data', destination: '/data', readOnly: true }]);
+  t.same(o.publish, [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'udp' }]);
+  t.same(o.resources, { memory: 1.5 * 1024 ** 3, cpus: 1.5, pidsLimit: 64 });
+  t.same([o.capAdd, o.capDrop], [['CAP_NET_ADMIN'], ['CAP_CHOWN']]);
+  t.same([o.readOnly, o.autoRemove, o.network, o.entrypoint, o.command], [true, true, 'bridge', null, ['echo']]);
+  const files = { ...noFiles, readFile: () => '# comment\n\nA=file\nB=file\r\nHOME\n' };
+  t.same(resolve(['--env-file', 'f', '-e', 'A=flag', 'img'], files).env, ['A=flag', 'B=file', 'HOME=/root'], '-e overrides the env file');
+});
+
+t.test('sizes and limits', async (t) => {
+  const sizes: Array<[string, number]> = [['512m', 512 * 1024 ** 2], ['1g', 1024 ** 3], ['64MB', 64 * 1024 ** 2], ['7000000', 7000000], ['8192k', 8 * 1024 ** 2], ['2G', 2 * 1024 ** 3]];
+  for (const [text, bytes] of sizes) t.equal(parseMemory(text), bytes, text);
+  t.equal(parseCpus('0.5', 1), 0.5);
+  t.equal(parseCpus('.25', 1), 0.25);
+  t.equal(parsePidsLimit('100'), 100);
+  t.same(parseVolume('/a:/b'), { source: '/a', destination: '/b', readOnly: false });
+  t.same(mergeEnv(['PATH=/bin', 'A=1'], ['A=2', 'B=3']), ['PATH=/bin', 'A=2', 'B=3']);
+  t.same(parseEnvFile('X=1\n#y\n  Z=2\n', 'f', {}), ['X=1', 'Z=2']);
+});
+
+t.test('users from the image', async (t) => {
+  const passwd = 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1001:u:/home/user:/bin/sh\n';
+  const group = 'root:x:0:\nstaff:x:50:\nuser:x:1001:\n';
+  const cases: Array<[string, { uid: number; gid: number }]> = [
+    ['', { uid: 0, gid: 0 }],
+    ['user', { uid: 1000, gid: 1001 }],
+    ['1000', { uid: 1000, gid: 1001 }],
+    ['4242', { uid: 4242, gid: 0 }],
+    ['user:staff', { uid: 1000, gid: 50 }],
+    ['4242:7', { uid: 4242, gid: 7 }],
+  ];
+  for (const [spec, want] of cases) t.same(resolveUser(spec, passwd, group), want, JSON.stringify(spec));
+  t.throws(() => resolveUser('nobody', passwd, group), { message: /user "nobody" not found in the image's \/etc\/passwd/ });
+  t.throws(() => resolveUser('user:wheel', passwd, group), { message: /group "wheel" not found/ });
+});
+
+t.test('capabilities: docker defaults, --cap-add, --cap-drop, ALL', async (t) => {
+  t.same(capabilitySet([], []).sort(), [...DEFAULT_CAPABILITIES].sort());
+  t.ok(capabilitySet(['CAP_NET_ADMIN'], []).includes('CAP_NET_ADMIN'));
+  t.notOk(capabilitySet([], ['CAP_NET_RAW']).includes('CAP_NET_RAW'));
+  t.same(capabilitySet(['CAP_KILL'], ['ALL']), ['CAP_KILL']);
+  t.ok(capabilitySet(['ALL'], []).includes('CAP_SYS_ADMIN'));
+  t.notOk(capabilitySet(['ALL'], ['CAP_SYS_ADMIN']).includes('CAP_SYS_ADMIN'));
+});
+
+t.test('the command: ENTRYPOINT, CMD and their overrides, as docker combines them', async (t) => {
+  const cases: Array<[string, { Entrypoint: string[] | null; Cmd: string[] | null }, { entrypoint: string[] | null; command: string[] }, string[]]> = [
+    ['image CMD', { Entrypoint: null, Cmd: ['sh'] }, { entrypoint: null, command: [] }, ['sh']],
+    ['CMD replaced', { Entrypoint: null, Cmd: ['sh'] }, { entrypoint: null, command: ['echo', 'hi'] }, ['echo', 'hi']],
+    ['ENTRYPOINT + CMD', { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo x'] }, { entrypoint: null, command: [] }, ['/bin/sh', '-c', 'echo x']],
+    ['ENTRYPOINT + args', { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo x'] }, { entrypoint: null, command: ['date'] }, ['/bin/sh', '-c', 'date']],
+    ['--entrypoint drops CMD', { Entrypoint: null, Cmd: ['sh'] }, { entrypoint: ['env'], command: [] }, ['env']],
+    ['--entrypoint "" + args', { Entrypoint: ['/x'], Cmd: ['y'] }, { entrypoint: [], command: ['ls'] }, ['ls']],
+  ];
+  for (const [name, image, opts, want] of cases) t.same(containerArgs(image, opts), want, name);
+  t.throws(() => containerArgs({ Entrypoint: null, Cmd: null }, { entrypoint: null, command: [] }), { message: /no command given/ });
+});
+
+const CTX: BundleContext = {
+  containerId: 'c'.repeat(64),
+  name: 'web',
+  hostname: 'cccccccccccc',
+  rootfs: '/var/lib/poc/containers/c/rootfs',
+  etcDir: '/var/lib/poc/containers/c/etc',
+  user: { uid: 0, gid: 0 },
+  hook: { path: '/usr/local/bin/poc', env: ['POC_ROOT=/var/lib/poc'] },
+};
+
+function bundle(argv: string[], image = defaultImageConfig({ Env: ['PATH=/bin', 'LANG=C'], Cmd: ['sh'], WorkingDir: '/srv' })): Spec {
+  return planBundle(image, resolve([...argv, 'img']) as ContainerOptions, CTX);
+}
+
+t.test('planBundle: image + options → config.json', async (t) => {
+  const cases: Array<[string, string[], (s: Spec) => unknown, unknown]> = [
+    ['the image command, cwd and env', [], (s) => [s.process!.args, s.process!.cwd, s.process!.env], [['sh'], '/srv', ['PATH=/bin', 'LANG=C', `HOSTNAME=${CTX.hostname}`]]],
+    ['-e over the image env, TERM with -t', ['-t', '-e', 'LANG=de'], (s) => s.process!.env, ['PATH=/bin', 'LANG=de', `HOSTNAME=${CTX.hostname}`, 'TERM=xterm']],
+    ['-w', ['-w', '/tmp'], (s) => s.process!.cwd, '/tmp'],
+    ['terminal', ['-t'], (s) => s.process!.terminal, true],
+    ['no terminal', [], (s) => s.process!.terminal, false],
+    ['rootfs and --read-only', ['--read-only'], (s) => s.root, { path: CTX.rootfs, readonly: true }],
+    ['writable rootfs', [], (s) => s.root!.readonly, false],
+    ['hostname', [], (s) => s.hostname, CTX.hostname],
+    ['cgroup', [], (s) => s.linux!.cgroupsPath, `/poc/${CTX.containerId}`],
+    ['memory', ['-m', '64m'], (s) => s.linux!.resources!.memory, { limit: 64 * 1024 * 1024 }],
+    ['cpus', ['--cpus', '1.5'], (s) => s.linux!.resources!.cpu, { quota: 150000, period: 100000 }],
+    ['pids', ['--pids-limit', '10'], (s) => s.linux!.resources!.pids, { limit: 10 }],
+    ['no limits by default', [], (s) => [s.linux!.resources!.memory, s.linux!.resources!.cpu, s.linux!.resources!.pids], [undefined, undefined, undefined]],
+    ['devices denied by default', [], (s) => s.linux!.resources!.devices, [{ allow: false, access: 'rwm' }]],
+    ['bridge: a network namespace', [], (s) => s.linux!.namespaces!.some((n) => n.type === 'network'), true],
+    ['host: no network namespace', ['--network', 'host'], (s) => s.linux!.namespaces!.some((n) => n.type === 'network'), false],
+    ['none: a network namespace', ['--network', 'none'], (s) => s.linux!.namespaces!.some((n) => n.type === 'network'), true],
+    [
+      'bridge: setup and teardown hooks call poc',
+      [],
+      (s) => s.hooks,
+      {
+        createRuntime: [{ path: '/usr/local/bin/poc', args: ['poc', 'hook', 'network', 'setup'], env: ['POC_ROOT=/var/lib/poc'], timeout: 60 }],
+        poststop: [{ path: '/usr/local/bin/poc', args: ['poc', 'hook', 'network', 'teardown'], env: ['POC_ROOT=/var/lib/poc'], timeout: 60 }],
+      },
+    ],
+    ['none: lo brought up', ['--network', 'none'], (s) => s.hooks!.createRuntime![0]!.args, ['poc', 'hook', 'network', 'loopback']],
+    ['host: no hooks', ['--network', 'host'], (s) => s.hooks, undefined],
+    [
+      '/etc files and volumes are bind mounts',
+      ['-v', '/data:/data:ro', '-v', '/logs:/var/log'],
+      (s) => s.mounts!.filter((m) => m.type === 'bind').map((m) => [m.source, m.destination, m.options]),
+      [
+        [`${CTX.etcDir}/hosts`, '/etc/hosts', ['rbind', 'rprivate', 'rw']],
+        [`${CTX.etcDir}/hostname`, '/etc/hostname', ['rbind', 'rprivate', 'rw']],
+        [`${CTX.etcDir}/resolv.conf`, '/etc/resolv.conf', ['rbind', 'rprivate', 'rw']],
+        ['/data', '/data', ['rbind', 'rprivate', 'ro']],
+        ['/logs', '/var/log', ['rbind', 'rprivate', 'rw']],
+      ],
+    ],
+    ['annotations name the container', [], (s) => s.annotations, { 'io.poc.container.id': CTX.containerId, 'io.poc.container.name': 'web' }],
+    ['capabilities: defaults, not ambient', [], (s) => [s.process!.capabilities!.bounding!.length, s.process!.capabilities!.ambient], [DEFAULT_CAPABILITIES.length, undefined]],
+    ['--cap-add', ['--cap-add', 'SYS_ADMIN'], (s) => s.process!.capabilities!.effective!.includes('CAP_SYS_ADMIN'), true],
+    ['no seccomp (not in poc yet)', [], (s) => s.linux!.seccomp, undefined],
+  ];
+  for (const [name, argv, pick, want] of cases) t.same(pick(bundle(argv)), want, name);
+  t.equal(planBundle(defaultImageConfig(), resolve(['img']), { ...CTX, user: { uid: 1000, gid: 1000 } }).process!.user!.uid, 1000, 'the user');
+  t.same(planBundle(defaultImageConfig({ Env: [] }), resolve(['img']), CTX).process!.env![0], 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'a PATH even if the image has none');
+});
+
+t.test('the log: CRI lines, partial lines joined per stream', async (t) => {
+  const text = [
+    '2026-01-01T00:00:00.000000001Z stdout F hello',
+    '2026-01-01T00:00:00.000000002Z stderr P err',
+    '2026-01-01T00:00:00.000000003Z stdout F  two  spaces ',
+    '2026-01-01T00:00:00.000000004Z stderr F or',
+    'torn',
+    '2026-01-01T00:00:00.000000005Z stdout P no newline',
+    '',
+  ].join('\n');
+  const { lines, pending } = parseLog(text);
+  t.same(lines.map((l) => [l.stream, l.text]), [['stdout', 'hello'], ['stdout', ' two  spaces '], ['stderr', 'error']]);
+  t.equal(lines[2]!.time, '2026-01-01T00:00:00.000000002Z', 'a joined line has the time of its first piece');
+  t.same(flushPending(pending).map((l) => [l.text, l.complete]), [['no newline', false]]);
+  const more = parseLog('2026-01-01T00:00:01Z stdout F , continued\n', pending);
+  t.same(more.lines.map((l) => l.text), ['no newline, continued']);
+  t.equal(formatLine(lines[0]!, true), '2026-01-01T00:00:00.000000001Z hello\n');
+  t.equal(formatLine({ ...lines[0]!, complete: false }, false), 'hello');
+  t.same(splitComplete('a\nb\nc'), ['a\nb\n', 'c']);
+});
+
+const record: ContainerRecord = {
+  id: 'a'.repeat(64),
+  name: 'web',
+  created: '2026-01-01T00:00:00Z',
+  image: { id: 'b'.repeat(64), name: 'busybox' },
+  hostname: 'aaaaaaaaaaaa',
+  args: ['sh'],
+  user: { uid: 0, gid: 0 },
+  options: resolve(['img']),
+};
+
+t.test("the monitor's argv", async (t) => {
+  const base = { pocrun: '/bin/pocrun', poc: '/bin/poc', runtimeRoot: '/r/runtime' };
+  const dir = `/r/containers/${record.id}`;
+  t.same(monitorArgs(record, { ...base, foreground: false }, { root: '/r' }), [
+    '--runtime', '/bin/pocrun', '--root', '/r/runtime', '--id', record.id, '--bundle', dir, '--log', `${dir}/container.log`,
+    '--exit-file', `${dir}/exit.json`, '--pid-file', `${dir}/init.pid`, '--sync-fd', '3', '--', '/bin/poc', 'cleanup', record.id,
+  ]);
+  const it = { ...record, options: { ...record.options, tty: true, interactive: true } };
+  const args = monitorArgs(it, { ...base, foreground: true, consoleSocket: '/r/sock/x.sock' }, { root: '/r' });
+  t.same(args.slice(args.indexOf('--sync-fd') + 2, args.indexOf('--')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
+  const detachedIt = monitorArgs(it, { ...base, foreground: false, consoleSocket: '/s' }, { root: '/r' });
+  t.notOk(detachedIt.includes('--stdin'), 'a detached container has no stdin to relay');
+});
+
+t.test("pocrun exec's argv", async (t) => {
+  const base = { ref: 'web', command: ['sh', '-c', 'echo --x'], detach: false, interactive: false, tty: false, env: [] as string[], id: 'c1' };
+  t.same(execArgs(base), ['exec', 'c1', '--', 'sh', '-c', 'echo --x']);
+  t.same(execArgs({ ...base, detach: true, env: ['A=1'], workdir: '/tmp', uidGid: '1000:1000' }), ['exec', '--detach', '--cwd', '/tmp', '--env', 'A=1', '--user', '1000:1000', 'c1', '--', 'sh', '-c', 'echo --x']);
+  t.same(execArgs({ ...base, tty: true, consoleSocket: '/s.sock' }).slice(0, 4), ['exec', '--tty', '--console-socket', '/s.sock']);
+});
+
+t.test('output formats', async (t) => {
+  t.equal(table(['A', 'LONGER'], [['xyz', '1'], ['', '2']]), 'A     LONGER\nxyz   1\n      2\n');
+  const durations: Array<[number, string]> = [[0, 'Less than a second'], [1000, '1 second'], [42_000, '42 seconds'], [61_000, 'About a minute'], [600_000, '10 minutes'], [3_600_000, 'About an hour'], [7_200_000, '2 hours'], [86_400_000 * 3, '3 days']];
+  for (const [ms, text] of durations) t.equal(humanDuration(ms), text, text);
+  t.equal(humanSize(999), '999B');
+  t.equal(humanSize(4_200_000), '4.20MB');
+  t.equal(statusText({ status: 'created', monitorAlive: false }), 'Created');
+  const now = Date.parse('2026-01-01T00:01:00Z');
+  const run = { startedAt: '2026-01-01T00:00:00Z', pid: 1, initStartTime: '1', monitorPid: 2, monitorStartTime: '2' };
+  t.equal(statusText({ status: 'running', monitorAlive: true, run }, now), 'Up About a minute');
+  t.equal(statusText({ status: 'exited', monitorAlive: false, run, exit: { exitCode: 3, finishedAt: '2026-01-01T00:00:30Z' } }, now), 'Exited (3) 30 seconds ago');
+  t.equal(statusText({ status: 'exited', monitorAlive: false, run, exitUnknown: true }, now), 'Exited (unknown)');
+  t.same(parseNetDev('Inter-|...\n face |...\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 806 9 0 0 0 0 0 0 516 6 0 0 0 0 0 0\n'), { rx: 806, tx: 516 });
+  t.equal(cpuTime(100 * 3725), '01:02:05');
+  t.equal(cpuTime(100 * 90000), '1-01:00:00');
+});
+
+t.test('overlay options refuse paths overlayfs would misread', async (t) => {
+  t.equal(overlayOptions('/l', '/u', '/w'), 'lowerdir=/l,upperdir=/u,workdir=/w');
+  t.throws(() => overlayOptions('/a:b', '/u', '/w'), { message: /contains one of , : \\/ });
+});
