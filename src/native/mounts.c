@@ -7,6 +7,7 @@
  */
 #include "pocrun-init.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -290,6 +291,91 @@ static void refuse_symlinks(const char *dest, const char *what)
 		close(fd);
 }
 
+/*
+ * tmpcopyup (runc's and crun's extension, which podman uses for --read-only): the files that were in the
+ * directory before the tmpfs covered it are copied into the tmpfs: modes, owners, links, devices; everything
+ * opened relative to the two directory fds, never following a symlink.
+ */
+static void copy_file(int from, int to, const char *name, const struct stat *st, const char *what)
+{
+	int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		die(errno, "%s: tmpcopyup: open %s: %s", what, name, strerror(errno));
+	int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		die(errno, "%s: tmpcopyup: create %s: %s", what, name, strerror(errno));
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(errno, "%s: tmpcopyup: read %s: %s", what, name, strerror(errno));
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				die(errno, "%s: tmpcopyup: write %s: %s", what, name, strerror(errno));
+			off += w;
+		}
+	}
+	if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 07777) < 0)
+		die(errno, "%s: tmpcopyup: owner and mode of %s: %s", what, name, strerror(errno));
+	close(in);
+	close(out);
+}
+
+static void copy_tree(int from, int to, const char *what, int depth)
+{
+	if (depth > 128)
+		die(ELOOP, "%s: tmpcopyup: directories nested too deep", what);
+	int dfd = dup(from);
+	DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!dir)
+		die(errno, "%s: tmpcopyup: read the directory: %s", what, strerror(errno));
+	struct dirent *e;
+	while ((errno = 0, e = readdir(dir))) {
+		const char *name = e->d_name;
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			die(errno, "%s: tmpcopyup: stat %s: %s", what, name, strerror(errno));
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(to, name, 0700) < 0)
+				die(errno, "%s: tmpcopyup: mkdir %s: %s", what, name, strerror(errno));
+			int a = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int b = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (a < 0 || b < 0)
+				die(errno, "%s: tmpcopyup: open directory %s: %s", what, name, strerror(errno));
+			copy_tree(a, b, what, depth + 1);
+			if (fchown(b, st.st_uid, st.st_gid) < 0 || fchmod(b, st.st_mode & 07777) < 0)
+				die(errno, "%s: tmpcopyup: owner and mode of %s: %s", what, name, strerror(errno));
+			close(a);
+			close(b);
+		} else if (S_ISREG(st.st_mode)) {
+			copy_file(from, to, name, &st, what);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlinkat(from, name, target, sizeof target - 1);
+			if (n < 0)
+				die(errno, "%s: tmpcopyup: readlink %s: %s", what, name, strerror(errno));
+			target[n] = 0;
+			if (symlinkat(target, to, name) < 0 || fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+				die(errno, "%s: tmpcopyup: symlink %s: %s", what, name, strerror(errno));
+		} else {
+			if (mknodat(to, name, st.st_mode, st.st_rdev) < 0 || fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+				die(errno, "%s: tmpcopyup: mknod %s: %s", what, name, strerror(errno));
+		}
+	}
+	if (errno)
+		die(errno, "%s: tmpcopyup: read the directory: %s", what, strerror(errno));
+	closedir(dir);
+}
+
 void step_mount(const struct step *s)
 {
 	const char *src = s->argv[1], *dest = s->argv[2], *fstype = s->argv[3], *data = s->argv[5], *kind = s->argv[6];
@@ -303,8 +389,8 @@ void step_mount(const struct step *s)
 	else
 		snprintf(what, sizeof what, "mount %s (%s) on %s", src, fstype, dest);
 
-	bool file;
-	if (!strcmp(kind, "dir")) {
+	bool file, copyup = !strcmp(kind, "copyup");
+	if (!strcmp(kind, "dir") || copyup) {
 		file = false;
 	} else if (!strcmp(kind, "file")) {
 		file = true;
@@ -317,7 +403,7 @@ void step_mount(const struct step *s)
 			file = !S_ISDIR(st.st_mode);
 		}
 	} else {
-		die(EINVAL, "%s: unknown kind \"%s\" (dir, file or auto)", what, kind);
+		die(EINVAL, "%s: unknown kind \"%s\" (dir, file, auto or copyup)", what, kind);
 	}
 
 	if (!bind && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs")))
@@ -335,8 +421,22 @@ void step_mount(const struct step *s)
 			close(top);
 		}
 	} else {
+		/* The directory the new mount covers, still readable through this fd after the mount (tmpcopyup). */
+		int under = copyup ? openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		if (copyup && under < 0)
+			die(errno, "%s: tmpcopyup: open %s: %s", what, dest, strerror(errno));
 		if (mount(src, fdpath(p, fd), fstype, fl & ~(PROPAGATION | MS_REC), *data ? data : NULL) < 0)
 			die(errno, "%s: %s", what, strerror(errno));
+		if (copyup) {
+			int top = open_checked(dest, what);
+			int onto = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (onto < 0)
+				die(errno, "%s: tmpcopyup: open the new mount: %s", what, strerror(errno));
+			copy_tree(under, onto, what, 0);
+			close(onto);
+			close(top);
+			close(under);
+		}
 	}
 	close(fd);
 	if (fl & PROPAGATION) {

@@ -293,6 +293,7 @@ static const struct stepdef stepdefs[] = {
 	{"readonly", 2, 2, 1, step_readonly},
 	{"remount-root", 2, 2, 1, step_remount_root},
 	{"sysctl", 3, 3, 1, step_sysctl},
+	{"loopback", 1, 1, 1, step_loopback},
 	{"hostname", 2, 2, 1, step_hostname},
 	{"domainname", 2, 2, 1, step_domainname},
 	{"oom-score-adj", 2, 2, 1, step_oom_score_adj},

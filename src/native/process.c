@@ -5,15 +5,18 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -187,6 +190,26 @@ void step_sysctl(const struct step *s)
 		die(n < 0 ? errno : EIO, "%s: %s", what, n < 0 ? strerror(errno) : "short write");
 	close(fd);
 	close(dir);
+}
+
+/* A new network namespace has only lo, and it is down: bring it up, as runc and crun do (podman --network none). */
+void step_loopback(const struct step *s)
+{
+	(void)s;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die(errno, "bring up lo: socket: %s", strerror(errno));
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		die(errno, "bring up lo: get its flags: %s", strerror(errno));
+	if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			die(errno, "bring up lo: %s", strerror(errno));
+	}
+	close(fd);
 }
 
 void step_hostname(const struct step *s)

@@ -199,6 +199,8 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     isHostNamespace: opts.isHostNamespace ?? isHostNamespace,
     hostnameSet: Boolean(spec.hostname),
   };
+  // A new network namespace: its lo is brought up, as runc and crun do (engines count on it for --network none).
+  if (fresh.includes('net')) child.push(['loopback', '/linux/namespaces']);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     checkSysctl(key, sysctlContext);
     child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
@@ -301,7 +303,9 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
     source = posix.isAbsolute(source) ? source : resolvePath(opts.bundle, source);
     flags |= MS.BIND;
   }
-  steps.push(['mount', source || type, target, bind ? '' : type, String(flags), parsed.data, bind ? 'auto' : 'dir', ref]);
+  if (parsed.copyUp && type !== 'tmpfs') throw new PocError(`config.json ${ref}/options: tmpcopyup is only for tmpfs mounts`);
+  const kind = bind ? 'auto' : parsed.copyUp ? 'copyup' : 'dir';
+  steps.push(['mount', source || type, target, bind ? '' : type, String(flags), parsed.data, kind, ref]);
   if (parsed.attrSet || parsed.attrClear) steps.push(['setattr', target, String(parsed.attrSet), String(parsed.attrClear), ref]);
   for (const p of parsed.propagation) steps.push(['propagation', target, String(p), ref]);
   return steps;

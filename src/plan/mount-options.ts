@@ -80,6 +80,8 @@ export interface ParsedMountOptions {
   attrClear: number;
   /** Options the kernel parses itself ("mode=755", "size=64k"), joined with commas. */
   data: string;
+  /** tmpcopyup (runc's extension, podman's --read-only): copy what the directory held into the new tmpfs. */
+  copyUp: boolean;
 }
 
 /** Turns config.json's option strings into mount(2) arguments, as runc does: unknown words are filesystem data. */
@@ -89,6 +91,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
   let attrClear = 0;
   const propagation: number[] = [];
   const data: string[] = [];
+  let copyUp = false;
   for (const option of options) {
     const flag = FLAG_OPTIONS[option];
     const recursive = RECURSIVE_OPTIONS[option];
@@ -100,6 +103,8 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
       attrClear |= recursive.clear ?? 0;
       attrSet = (attrSet & ~(recursive.clear ?? 0)) | (recursive.set ?? 0);
       attrClear &= ~(recursive.set ?? 0);
+    } else if (option === 'tmpcopyup') {
+      copyUp = true;
     } else if (option === 'idmap' || option === 'ridmap') {
       throw new PocError(`mount option "${option}" (id-mapped mounts) is not supported`);
     } else if (option === '') {
@@ -108,7 +113,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
       data.push(option);
     }
   }
-  return { flags, propagation, attrSet, attrClear, data: data.join(',') };
+  return { flags, propagation, attrSet, attrClear, data: data.join(','), copyUp };
 }
 
 export function isPropagationOption(option: string): boolean {
@@ -121,5 +126,5 @@ export function propagationFlags(name: string): number | undefined {
 
 /** Every option word parsed here (`pocrun features`); any other word is filesystem data for mount(2). */
 export function knownMountOptions(): string[] {
-  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_OPTIONS)].sort();
+  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_OPTIONS), 'tmpcopyup'].sort();
 }

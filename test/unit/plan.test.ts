@@ -130,6 +130,22 @@ t.test('mount options', async (t) => {
   for (const [options, want] of cases) t.match(parseMountOptions(options), want, options.join(','));
 });
 
+t.test('tmpcopyup: a tmpfs mount of kind copyup (podman --read-only); lo is brought up in a new netns only', async (t) => {
+  t.match(parseMountOptions(['rw', 'tmpcopyup', 'nosuid']), { copyUp: true, data: '', flags: MS.NOSUID });
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.mounts!.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['rw', 'nosuid', 'tmpcopyup'] });
+  }), opts);
+  t.same(find(steps, 'mount').find((m) => m[2] === '/tmp'), ['mount', 'tmpfs', '/tmp', 'tmpfs', String(MS.NOSUID), '', 'copyup', '/mounts/7']);
+  t.throws(() => compileCreatePlan(spec((s) => {
+    s.mounts!.push({ destination: '/x', type: 'bind', source: '/tmp', options: ['rbind', 'tmpcopyup'] });
+  }), opts), /tmpcopyup is only for tmpfs mounts/);
+  t.same(find(steps, 'loopback'), [['loopback', '/linux/namespaces']]);
+  const joined = compileCreatePlan(spec((s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: '/var/run/netns/x' } : n));
+  }), opts);
+  t.same(find(joined.steps, 'loopback'), []);
+});
+
 t.test('the wire encoding round-trips', async (t) => {
   const steps = [['mount', 'a', 'ü', ''], ['execve'], []];
   t.same(decodePlan(encodePlan(steps)), steps);
