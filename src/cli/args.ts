@@ -25,6 +25,14 @@ export function parseFlags(argv: string[], spec: FlagSpec, where: string, stopEa
   const negated = new Set((spec.boolean ?? []).filter((name) => name.startsWith('no-')).map((name) => `--${name}`));
   const end = argv.indexOf('--');
   argv = argv.map((arg, i) => (negated.has(arg) && (end < 0 || i < end) ? `${arg}=true` : arg));
+  // As Go's flag package (runc): a flag that takes a value takes the next word even when it is a negative number
+  // (`--pids-limit -1`); minimist would read that as the flag -1.
+  const takesValue = new Set([...(spec.string ?? []).map((n) => `--${n}`)]);
+  for (const [from, to] of Object.entries(spec.alias ?? {})) if (spec.string?.includes(to)) takesValue.add(from.length === 1 ? `-${from}` : `--${from}`);
+  for (let i = 0; i + 1 < argv.length; i++) {
+    if (argv[i] === '--') break;
+    if (takesValue.has(argv[i]!) && /^-\d/.test(argv[i + 1]!)) argv.splice(i, 2, `${argv[i]}=${argv[i + 1]}`);
+  }
   let unknown: string | undefined;
   const parsed = minimist(argv, {
     string: spec.string,

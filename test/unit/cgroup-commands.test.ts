@@ -79,6 +79,16 @@ t.test('pass-through commands: flags end at the first argument', async (t) => {
   t.same(splitAtFirstArg(['c1', '--', '-ef'], spec), [[], ['c1', '--', '-ef']]);
 });
 
+t.test('a flag that takes a value takes a negative number (Go flag package)', async (t) => {
+  const spec = { string: ['pids-limit', 'memory-swap', 'user'], boolean: ['all'], alias: { u: 'user' } };
+  const p = parseFlags(['--pids-limit', '-1', '--memory-swap', '-1', '-u', '-5', 'c1'], spec, 'x');
+  t.equal(p.flags['pids-limit'], '-1');
+  t.equal(p.flags['memory-swap'], '-1');
+  t.equal(p.flags.user, '-5');
+  t.same(p.args, ['c1']);
+  t.throws(() => parseFlags(['--all', '-1'], spec, 'x'), /unknown flag -1/, 'a boolean takes no value');
+});
+
 t.test('a flag named --no-X is true when given (minimist would read it as X=false)', async (t) => {
   const p = parseFlags(['--no-new-privs', '--no-pivot', 'c1'], { boolean: ['no-new-privs', 'no-pivot'] }, 'x');
   t.equal(p.flags['no-new-privs'], true);
