@@ -12,10 +12,11 @@ mkdirSync(join(top, 'dist'), { recursive: true });
 run('node', ['scripts/gen-spec.mjs']);
 run('make', ['-s', '-C', 'src/native']);
 // --minify --bytecode: the plain build spends 9-18 ms parsing its bundle before the first line runs (DESIGN.md).
+// ESM with --splitting: each command's code (and poc bench's charting library) is a chunk loaded when used.
 // No .env or bunfig.toml autoloading: engines run the runtime in the bundle directory, and a file there must
 // never change how pocrun behaves (POCRUN_INIT, for one, names the helper it executes).
 run(join(top, 'node_modules/.bin/bun'), [
-  'build', '--compile', '--minify', '--bytecode', '--target=bun-linux-x64',
+  'build', '--compile', '--minify', '--bytecode', '--format=esm', '--splitting', '--target=bun-linux-x64',
   '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
   'src/cli/main.ts', '--outfile', 'dist/pocrun',
 ]);
