@@ -162,8 +162,7 @@ t.test('without noNewPrivileges the caps step keeps CAP_SYS_ADMIN, which the loa
 
   const admin = plan((s) => {
     s.process!.noNewPrivileges = false;
-    s.process!.capabilities!.effective!.push('CAP_SYS_ADMIN');
-    s.process!.capabilities!.permitted!.push('CAP_SYS_ADMIN');
+    s.process!.capabilities = { effective: ['CAP_SYS_ADMIN'], permitted: ['CAP_SYS_ADMIN'] };
     s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
   });
   t.same(admin.steps.find((s) => s[0] === 'seccomp-load'), ['seccomp-load', '/linux/seccomp'], 'nothing to drop');
