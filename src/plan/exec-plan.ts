@@ -11,6 +11,7 @@ import { capabilityNumber } from './capabilities.js';
 import { processSteps } from './compile.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
+import { seccompSteps } from './seccomp.js';
 import type { Step } from './wire.js';
 
 export type Process = NonNullable<Spec['process']>;
@@ -130,7 +131,8 @@ export interface ExecPlanOptions {
  * The exec plan (PROTOCOL.md): connect the console socket (a host path), join the namespaces (user first,
  * mount last), fork. The child first stops at `sync cgroup` (the runtime moves it into the container's cgroup:
  * the helper's parent, which stays in `wait` mode, never enters it), then runs the process steps of create without
- * the exec.fifo wait and without `created`. `container` is the container's config: its seccomp profile and, when the process has none,
+ * the exec.fifo wait and without `created`; the runtime's reply to `sync cgroup` carries the container state (for
+ * a seccomp agent, as `sync hooks` does for create). `container` is the container's config: its seccomp profile and, when the process has none,
  * its rlimits apply to the exec'd process too, as in runc.
  */
 export function compileExecPlan(container: Spec, process: Process, opts: ExecPlanOptions): Step[] {
@@ -139,6 +141,10 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   }
   const steps: Step[] = [];
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
+  // The container's seccomp agent (SCMP_ACT_NOTIFY) gets the exec'd process's listener fd too: its socket is a
+  // host path, connected before setns. The filter itself is built and loaded by processSteps.
+  const seccomp = container.linux?.seccomp;
+  if (seccomp) steps.push(...seccompSteps(seccomp, container.ociVersion).listener);
   const join = [...opts.namespaces].sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
   for (const [name, path] of join) {
     if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);

@@ -8,7 +8,7 @@ import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
 import { HelperSession, helperError } from './init-helper.js';
 import { isSameLiveProcess } from './proc.js';
-import { containerStatus } from './status.js';
+import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
@@ -71,6 +71,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
       if (!opts.detach) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
+      return JSON.stringify(ociState(record, status));
     });
     helper.close();
     trace('exec created');
@@ -104,11 +105,11 @@ function notNow(message: string): PocError {
 }
 
 /**
- * The runtime's side of an exec plan: answer `sync cgroup`, then read to EOF. An exec plan has no `created`: the
+ * The runtime's side of an exec plan: answer `sync cgroup` (with the container state), then read to EOF. An exec plan has no `created`: the
  * sync fds stay open (close-on-exec) until the execve, so EOF means the process runs, and a failure up to and
  * including the execve itself arrives as an `error` line. Returns the process's pid.
  */
-function converse(helper: HelperSession, onCgroup: (pid: number) => void): number {
+function converse(helper: HelperSession, onCgroup: (pid: number) => string): number {
   let pid = 0;
   let synced = false;
   try {
@@ -122,13 +123,14 @@ function converse(helper: HelperSession, onCgroup: (pid: number) => void): numbe
       else if (word === 'error') throw helperError(arg);
       else if (word === 'sync') {
         if (arg !== 'cgroup') throw new PocError(`the helper asked for an unknown sync point "${arg}"`);
+        let state: string;
         try {
-          onCgroup(pid);
+          state = onCgroup(pid);
         } catch (err) {
           helper.reply('abort');
           throw err;
         }
-        helper.reply('ok');
+        helper.reply(`ok ${state}`);
         synced = true;
       }
     }

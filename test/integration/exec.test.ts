@@ -111,6 +111,22 @@ t.test('exec flags: --env, --cwd, --user, --additional-gids, --cap, --no-new-pri
   t.match(badUser.stderr, /--user: "nobody" is not UID or UID:GID/);
 });
 
+t.test("the container's seccomp profile applies to exec'd processes", async (t) => {
+  const c = running(t, (s) => {
+    s.linux!.seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
+    };
+  });
+  const r = rt.run(['exec', c.id, 'sh', '-c', 'grep ^Seccomp: /proc/self/status; mkdir /tmp/nope']);
+  t.not(r.status, 0);
+  t.match(r.stdout, /^Seccomp:\t2\n/, 'in filter mode');
+  t.match(r.stderr, /Permission denied/, 'mkdir gets the errno the profile asks for (EACCES)');
+  const p = join(work, 'seccomp-process.json');
+  writeFileSync(p, JSON.stringify({ args: ['mkdir', '/tmp/nope'], cwd: '/', env: ['PATH=/bin'] }));
+  t.match(rt.run(['exec', '--process', p, c.id]).stderr, /Permission denied/, 'also with --process');
+});
+
 t.test('exec --process FILE runs a process.json (as conmon and containerd-shim call it)', async (t) => {
   const c = running(t);
   const file = join(work, 'process.json');

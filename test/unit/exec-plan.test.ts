@@ -19,7 +19,7 @@ t.test('the plan joins the namespaces user first and mount last, forks, then joi
   const c = container();
   const steps = compileExecPlan(c, processFromFlags(c.process!, flags({ args: ['ls', '-l'] })), { namespaces: NS, preserveFds: 0, mode: 'wait' });
   const clone = steps.findIndex((s) => s[0] === 'clone');
-  t.same(steps.slice(0, clone).map((s) => s[2]), ['user', 'net', 'pid', 'mnt']);
+  t.same(steps.slice(0, clone).map((s) => s[2]), ['net', 'pid', 'user', 'mnt']);
   t.same(steps[clone], ['clone', 'wait'], 'clone makes no namespace');
   t.same(steps[clone + 1], ['sync', 'cgroup']);
   t.same(steps[clone + 2], ['setsid']);
@@ -95,4 +95,21 @@ t.test('process.json is validated against the schema, with pointers into it', as
 t.test('dedupeEnv', async (t) => {
   t.same(dedupeEnv(['A=1', 'B=2', 'A=3', 'C=']), ['A=3', 'B=2', 'C=']);
   t.throws(() => dedupeEnv(['NOEQUALS']), /not NAME=VALUE/);
+});
+
+t.test("the container's seccomp profile: built and loaded last; a notify agent's socket connected before setns", async (t) => {
+  const c = container((s) => {
+    s.linux!.seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      listenerPath: '/run/agent.sock',
+      syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }],
+    };
+  });
+  const steps = compileExecPlan(c, processFromFlags(c.process!, flags()), { namespaces: NS, preserveFds: 0, mode: 'fork' });
+  const listener = names(steps).indexOf('seccomp-listener');
+  t.ok(listener >= 0 && listener < names(steps).indexOf('setns'), 'listener before any setns');
+  t.same(names(steps).slice(-2), ['seccomp-load', 'execve']);
+  t.ok(names(steps).includes('seccomp-compile'));
+  const none = compileExecPlan(container(), processFromFlags(container().process!, flags()), { namespaces: NS, preserveFds: 0, mode: 'fork' });
+  t.notOk(names(none).some((n) => n.startsWith('seccomp')));
 });
