@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { stdout } from '../../cli/output.js';
-import { detectCgroups, resolveCgroupPath, type CgroupDriver } from '../../cgroups/index.js';
+import { detectCgroups, type CgroupDriver } from '../../cgroups/index.js';
+import { containerCgroupPath } from '../containers/cgroup.js';
 import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/store.js';
 import { shortId, type RootOptions } from '../store.js';
 import { binarySize, humanSize, table } from './format.js';
@@ -43,7 +44,7 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
 }
 
 function sample(driver: CgroupDriver, c: ContainerRecord, pid: number | undefined): Sample | undefined {
-  const path = resolveCgroupPath(`/poc/${c.id}`, c.id);
+  const path = containerCgroupPath(c.id);
   if (!driver.exists(path)) return undefined;
   const st = driver.stats(path);
   let net = { rx: 0, tx: 0 };

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../../errors.js';
-import { detectCgroups, resolveCgroupPath } from '../../cgroups/index.js';
+import { detectCgroups } from '../../cgroups/index.js';
+import { containerCgroupPath } from '../containers/cgroup.js';
 import { containerStatus, resolveContainer } from '../containers/store.js';
 import type { RootOptions } from '../store.js';
 import { table } from './format.js';
@@ -48,7 +49,7 @@ function processRow(pid: number): ProcessRow | undefined {
 export function topCommand(o: TopOptions): number {
   const c = resolveContainer(o.ref, o);
   if (containerStatus(c.id, o).status !== 'running') throw new PocError(`container ${c.name} is not running`);
-  const pids = detectCgroups().pids(resolveCgroupPath(`/poc/${c.id}`, c.id));
+  const pids = detectCgroups().pids(containerCgroupPath(c.id));
   const rows = pids.map(processRow).filter((r): r is ProcessRow => r !== undefined);
   stdout(table(['UID', 'PID', 'PPID', 'TIME', 'CMD'], rows.map((r) => [r.uid, String(r.pid), String(r.ppid), r.time, r.cmd])));
   return 0;

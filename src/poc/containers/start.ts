@@ -9,6 +9,7 @@ import { imageRootfs } from '../images/index.js';
 import { allocateContainerNetwork, teardownContainerNetwork } from '../network/index.js';
 import { processStartTime, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
+import { removeContainerCgroup } from './cgroup.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
 import { containerPaths, containerStatus, type ContainerRecord, type RunState } from './store.js';
@@ -33,6 +34,7 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 /** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
   await pocrun(['delete', '--force', c.id], opts);
+  removeContainerCgroup(c.id);
   if (c.options.network === 'bridge') await teardownContainerNetwork({ ...opts, containerId: c.id, release }).catch(() => {});
   await unmountRootfs(containerPaths(c.id, opts).rootfs);
 }

@@ -1,0 +1,447 @@
+/**
+ * poc as a user types it, as root, with real containers: the built binary (dist/poc) in a temporary POC_ROOT,
+ * the busybox image. Networking uses the real host's bridge pocbr0 and poc's own nftables table only, and
+ * traffic goes only between the host and its containers (the gateway, 127.0.0.1, the containers themselves).
+ * The last test prunes everything and checks that nothing of poc is left: containers, runtime state, mounts,
+ * cgroups, veths, nftables rules, monitors.
+ */
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import t from 'tap';
+import { buildBusyboxImage } from '../../src/poc/images/index.js';
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'containers need root');
+  process.exit(0);
+}
+
+const top = join(import.meta.dirname, '../..');
+const POC = join(top, 'dist/poc');
+// Short: console sockets live under it (a unix socket path holds 108 bytes).
+const work = mkdtempSync('/tmp/poc-it-');
+const root = join(work, 'root');
+const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
+delete env.POC_PROGRAM;
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
+  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 60_000, env, ...opts });
+  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+/** Runs poc and insists on success; returns stdout. */
+function ok(args: string[], opts: SpawnSyncOptions = {}): string {
+  const r = poc(args, opts);
+  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function pocAsync(args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(POC, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+function inspect(ref: string): any {
+  return JSON.parse(ok(['inspect', ref]))[0];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return String(r.stdout ?? '');
+}
+
+/** Everything of poc the host could be left with. */
+function residue() {
+  const cgroups: string[] = [];
+  for (const controller of readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', controller, 'poc');
+    if (existsSync(dir)) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) cgroups.push(`${controller}/${e.name}`);
+  }
+  const nft = sh('nft', ['list', 'table', 'ip', 'poc']);
+  const ls = (d: string) => (existsSync(d) ? readdirSync(d) : []);
+  const network = existsSync(join(root, 'network/state.json')) ? Object.keys(JSON.parse(readFileSync(join(root, 'network/state.json'), 'utf8')).containers) : [];
+  return {
+    containers: ls(join(root, 'containers')),
+    runtime: ls(join(root, 'runtime')),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)),
+    cgroups: cgroups.sort(),
+    veths: sh('ip', ['-o', 'link', 'show']).split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => /^poc[0-9a-f]{12}$/.test(n)),
+    nftRules: nft.split('\n').filter((l) => /dnat to|jump ctr_|chain ctr_/.test(l)).map((l) => l.trim()),
+    allocations: network,
+    monitors: sh('ps', ['-eo', 'pid=,args=']).split('\n').filter((l) => l.includes('poc-monitor') && l.includes(root)),
+  };
+}
+
+const clean = {
+  containers: [], runtime: [], mounts: [], cgroups: [], veths: [], nftRules: [], allocations: [], monitors: [],
+};
+
+t.before(async () => {
+  await buildBusyboxImage({ root });
+});
+
+t.teardown(() => {
+  // After a failure: whatever is left, then the directory.
+  for (const id of existsSync(join(root, 'containers')) ? readdirSync(join(root, 'containers')) : []) poc(['rm', '-f', id]);
+  poc(['prune']);
+  spawnSync('sh', ['-c', `grep -o ' ${root}[^ ]*' /proc/self/mountinfo | xargs -r -n1 umount -l`]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+t.test('run --rm: output, exit status, nothing left', async (t) => {
+  const r = poc(['run', '--rm', 'busybox', 'sh', '-c', 'echo hello from $(hostname); echo oops >&2; exit 3']);
+  t.match(r.stdout, /^hello from [0-9a-f]{12}\n$/);
+  t.equal(r.stderr, 'oops\n');
+  t.equal(r.status, 3, "poc exits with the container's status");
+  t.same(residue(), clean, 'container, runtime state, mount, cgroup, veth, rules, allocation gone');
+  t.equal(ok(['run', '--rm', 'busybox', 'echo', '-n', 'no newline']), 'no newline');
+});
+
+t.test('-d, ps, logs, exec, stop (SIGTERM reaches the container), rm', async (t) => {
+  const script = 'echo started; echo to-stderr >&2; trap "echo got TERM; exit 3" TERM; while true; do sleep 0.1; done';
+  const id = ok(['run', '-d', '--name', 'web', 'busybox', 'sh', '-c', script]).trim();
+  t.match(id, /^[0-9a-f]{64}$/, 'prints the full id');
+  t.match(ok(['ps']), new RegExp(`^${id.slice(0, 12)}\\s+busybox\\s+"sh -c echo started.*"\\s+.*\\s+Up .*\\s+web$`, 'm'));
+  const ps = JSON.parse(ok(['ps', '--format', 'json']));
+  t.same([ps.length, ps[0].name, ps[0].status], [1, 'web', 'running']);
+  await until('the output', () => ok(['logs', 'web']).includes('started'));
+  const logs = poc(['logs', 'web']);
+  t.equal(logs.stdout, 'started\n', 'stdout lines to stdout');
+  t.equal(logs.stderr, 'to-stderr\n', 'stderr lines to stderr');
+  t.match(ok(['logs', '-t', 'web']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/);
+  t.equal(ok(['exec', 'web', 'sh', '-c', 'echo in $(hostname); cat /proc/1/cmdline | tr "\\0" " "']), `in ${id.slice(0, 12)}\nsh -c ${script} `);
+  t.equal(poc(['exec', 'web', 'sh', '-c', 'exit 4']).status, 4, "exec exits with the command's status");
+  t.equal(ok(['exec', '-i', 'web', 'cat'], { input: 'through stdin\n' }), 'through stdin\n');
+  const started = Date.now();
+  t.equal(ok(['stop', 'web']), 'web\n');
+  t.ok(Date.now() - started < 5000, 'stopped by SIGTERM, not after the 10 s grace');
+  t.equal(ok(['logs', 'web']), 'started\ngot TERM\n', 'the trap ran');
+  const s = inspect('web').State;
+  t.same([s.Status, s.Running, s.ExitCode, s.Pid], ['exited', false, 3, 0]);
+  t.equal(ok(['ps']).split('\n').length, 2, 'ps: only the header');
+  t.match(ok(['ps', '-a']), /Exited \(3\) .* ago\s+web/);
+  t.same(residue().mounts, [], 'a stopped container is unmounted');
+  t.same(residue().veths, [], 'and unplugged');
+  t.equal(ok(['rm', 'web']), 'web\n');
+  t.same(residue(), clean);
+});
+
+t.test('names and unique id prefixes', async (t) => {
+  const a = ok(['create', '--name', 'alpha', 'busybox', 'true']).trim();
+  const b = ok(['create', 'busybox', 'true']).trim();
+  t.match(inspect(b).Name, /^[a-z]+_[a-z]+$/, 'a generated name');
+  t.equal(inspect(a.slice(0, 10)).Id, a, 'by id prefix');
+  t.equal(inspect(a).Id, a, 'by full id');
+  t.equal(inspect('alpha').Id, a, 'by name');
+  let common = 0;
+  while (a[common] === b[common]) common++;
+  if (common > 0) t.match(poc(['inspect', a.slice(0, common)]).stderr, /is ambiguous/);
+  t.match(poc(['rm', 'nosuch']).stderr, /^poc: no such container: nosuch\n$/);
+  const r = poc(['create', '--name', 'alpha', 'busybox', 'true']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^poc: the container name "alpha" is already in use by container [0-9a-f]{12}/);
+  ok(['rm', 'alpha', b.slice(0, 12)]);
+  t.same(residue(), clean);
+});
+
+t.test('-e, --env-file, -w, -u, --hostname, --entrypoint', async (t) => {
+  const envFile = join(work, 'env');
+  writeFileSync(envFile, '# settings\nFROM_FILE=yes\nBOTH=file\n\n');
+  const out = ok(['run', '--rm', '-e', 'A=1', '-e', 'BOTH=flag', '--env-file', envFile, '-w', '/tmp', '-u', '1000:1000', '--hostname', 'box1', 'busybox', 'sh', '-c', 'echo $A $FROM_FILE $BOTH; pwd; id -u; id -g; hostname; cat /etc/hostname']);
+  t.equal(out, '1 yes flag\n/tmp\n1000\n1000\nbox1\nbox1\n');
+  t.equal(ok(['run', '--rm', '-u', 'user', 'busybox', 'id']), 'uid=1000(user) gid=1000(user)\n', 'a user name from the image');
+  t.equal(ok(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'via', 'entrypoint']), 'via entrypoint\n');
+});
+
+t.test('-v read-only and read-write, --read-only', async (t) => {
+  const vol = join(work, 'vol');
+  mkdirSync(vol, { recursive: true });
+  writeFileSync(join(vol, 'in'), 'from host\n');
+  const r = poc(['run', '--rm', '-v', `${vol}:/ro:ro`, '-v', `${vol}:/rw`, 'busybox', 'sh', '-c', 'cat /ro/in; touch /ro/x || echo ro refused; echo written > /rw/out']);
+  t.equal(r.stdout, 'from host\nro refused\n');
+  t.match(r.stderr, /Read-only file system/);
+  t.equal(readFileSync(join(vol, 'out'), 'utf8'), 'written\n', 'the rw volume wrote to the host');
+  const ro = poc(['run', '--rm', '--read-only', '-v', `${vol}:/data`, 'busybox', 'sh', '-c', 'touch /x || echo root refused; touch /data/ok && echo volume ok']);
+  t.equal(ro.stdout, 'root refused\nvolume ok\n');
+  const rw = ok(['run', '--rm', 'busybox', 'sh', '-c', 'echo x > /etc/new && cat /etc/new']);
+  t.equal(rw, 'x\n', 'the overlay rootfs is writable');
+  t.notOk(existsSync(join(root, 'images')) && sh('sh', ['-c', `ls ${root}/images/*/rootfs/etc/new 2>/dev/null`]) !== '', 'and the image is untouched');
+});
+
+t.test('-m, --pids-limit, --cpus: in the container cgroup', async (t) => {
+  const id = ok(['run', '-d', '-m', '64m', '--pids-limit', '50', '--cpus', '0.5', 'busybox', 'sleep', '1000']).trim();
+  const cg = (controller: string, file: string) => readFileSync(`/sys/fs/cgroup/${controller}/poc/${id}/${file}`, 'utf8').trim();
+  t.equal(cg('memory', 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
+  t.equal(cg('pids', 'pids.max'), '50');
+  t.equal(cg('cpu', 'cpu.cfs_quota_us'), '50000');
+  t.equal(ok(['exec', id, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/pids/pids.max']), `${64 * 1024 * 1024}\n50\n`, 'seen from inside');
+  const stats = JSON.parse(ok(['stats', '--no-stream', '--format', 'json', id]));
+  t.equal(stats[0].memoryLimit, 64 * 1024 * 1024);
+  t.equal(stats[0].pids, 1);
+  t.match(ok(['top', id]), /^UID\s+PID\s+PPID\s+TIME\s+CMD\n0\s+\d+\s+\d+\s+00:00:00\s+sleep 1000\n$/);
+  const h = inspect(id).HostConfig;
+  t.same([h.Memory, h.PidsLimit, h.NanoCpus], [64 * 1024 * 1024, 50, 5e8]);
+  ok(['rm', '-f', id]);
+  t.same(residue(), clean);
+});
+
+t.test('--network none: only lo', async (t) => {
+  t.equal(ok(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', "ip -o link | cut -d: -f2 | tr -d ' '; ip -o addr show lo | grep -c 127.0.0.1"]), 'lo\n1\n');
+});
+
+t.test('--network host: the host network', async (t) => {
+  t.equal(ok(['run', '--rm', '--network', 'host', 'busybox', 'sh', '-c', 'ip -o link show lo | cut -d: -f2']).trim(), 'lo');
+  const hostLinks = sh('ip', ['-o', 'link']).split('\n').filter(Boolean).length;
+  t.equal(ok(['run', '--rm', '--network', 'host', 'busybox', 'sh', '-c', 'ip -o link | wc -l']).trim(), String(hostLinks));
+});
+
+t.test('bridge: an address from the IPAM, the gateway answers', async (t) => {
+  const id = ok(['run', '-d', 'busybox', 'sleep', '1000']).trim();
+  const n = inspect(id).NetworkSettings;
+  t.match(n.IPAddress, /^10\.89\.\d+\.\d+$/);
+  t.same([n.Gateway, n.IPPrefixLen, n.Bridge], ['10.89.0.1', 16, 'pocbr0']);
+  t.match(ok(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'eth0']), new RegExp(`inet ${n.IPAddress.replace(/\./g, '\\.')}/16`));
+  t.match(ok(['exec', id, 'ip', 'route']), /^default via 10\.89\.0\.1 dev eth0/m);
+  // Only the gateway (the host's bridge): nothing outside the machine.
+  t.match(ok(['exec', id, 'ping', '-c', '1', '-W', '2', n.Gateway]), /1 packets received/);
+  t.match(ok(['exec', id, 'cat', '/etc/hosts']), new RegExp(`^${n.IPAddress.replace(/\./g, '\\.')}\\t${id.slice(0, 12)}$`, 'm'));
+  t.notMatch(ok(['exec', id, 'cat', '/etc/resolv.conf']), /8\.8\.8\.8|127\.0\.0\.53/);
+  ok(['rm', '-f', id]);
+  t.same(residue(), clean);
+});
+
+function fetchLocal(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+t.test('-p: a published port answers on the host 127.0.0.1', async (t) => {
+  const port = 20000 + (process.pid % 20000);
+  const id = ok(['run', '-d', '-p', `127.0.0.1:${port}:8080`, 'busybox', 'sh', '-c', 'mkdir /www; echo served by the container > /www/index.html; exec httpd -f -p 8080 -h /www']).trim();
+  let body = '';
+  for (let i = 0; i < 50 && body === ''; i++) {
+    body = await fetchLocal(port, '/index.html').catch(() => '');
+    if (body === '') await sleep(100);
+  }
+  t.equal(body, 'served by the container\n');
+  t.same(inspect(id).NetworkSettings.Ports, [{ ContainerPort: 8080, Protocol: 'tcp', HostIp: '127.0.0.1', HostPort: port }]);
+  t.match(ok(['ps']), new RegExp(`127\\.0\\.0\\.1:${port}->8080/tcp`));
+  const clash = poc(['run', '-d', '-p', `${port}:80`, 'busybox', 'true']);
+  t.equal(clash.status, 1);
+  t.match(clash.stderr, new RegExp(`^poc: port ${port}/tcp is already published by container`));
+  ok(['rm', '-f', id]);
+  t.same(residue(), clean, 'its DNAT rule is gone with it');
+});
+
+t.test('stop -t, kill -s, wait', async (t) => {
+  // Ignores TERM: stop must fall back to KILL after -t seconds.
+  const id = ok(['run', '-d', 'busybox', 'sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done']).trim();
+  const started = Date.now();
+  ok(['stop', '-t', '1', id]);
+  const took = Date.now() - started;
+  t.ok(took >= 1000 && took < 8000, `KILL after the grace period (${took} ms)`);
+  t.equal(inspect(id).State.ExitCode, 137);
+  ok(['rm', id]);
+
+  const k = ok(['run', '-d', 'busybox', 'sh', '-c', 'trap "exit 42" USR1; while true; do sleep 0.1; done']).trim();
+  const waiting = pocAsync(['wait', k]);
+  await sleep(300);
+  ok(['kill', '-s', 'USR1', k]);
+  const w = await waiting;
+  t.same([w.status, w.stdout], [0, '42\n'], 'wait prints the exit code');
+  t.match(poc(['kill', k]).stderr, /is not running/);
+  t.match(poc(['kill', '-s', 'NOPE', k]).stderr, /unknown signal "NOPE"/);
+  ok(['rm', k]);
+});
+
+t.test('inspect: config, state, pid, address, ports, exit code, times', async (t) => {
+  const id = ok(['run', '-d', '--name', 'insp', '-e', 'X=1', '-p', '18081:80/udp', 'busybox', 'sleep', '1000']).trim();
+  const i = inspect('insp');
+  t.equal(i.Id, id);
+  t.same([i.Name, i.Path, i.Args, i.ImageName], ['insp', 'sleep', ['1000'], 'busybox']);
+  t.same([i.State.Status, i.State.Running, i.State.ExitCode], ['running', true, 0]);
+  t.ok(i.State.Pid > 0 && existsSync(`/proc/${i.State.Pid}`), 'the init pid, as the host sees it');
+  t.equal(readFileSync(`/proc/${i.State.Pid}/cmdline`, 'utf8'), 'sleep\x001000\x00');
+  t.ok(Date.parse(i.State.StartedAt) >= Date.parse(i.Created));
+  t.equal(i.State.FinishedAt, '0001-01-01T00:00:00Z');
+  t.ok(i.Config.Env.includes('X=1'));
+  t.match(i.NetworkSettings.IPAddress, /^10\.89\./);
+  t.same(i.NetworkSettings.Ports, [{ ContainerPort: 80, Protocol: 'udp', HostIp: '0.0.0.0', HostPort: 18081 }]);
+  t.equal(i.RuntimeState.status, 'running', 'pocrun state, as an engine asks');
+  t.equal(i.RuntimeState.pid, i.State.Pid);
+  t.equal(i.CgroupsPath, `/poc/${id}`);
+  // sleep as pid 1 has no TERM handler, so the kernel drops TERM: KILL after the grace period, as with docker.
+  ok(['stop', '-t', '1', 'insp']);
+  const after = inspect('insp');
+  t.same([after.State.Status, after.State.ExitCode, after.State.Pid], ['exited', 137, 0]);
+  t.ok(Date.parse(after.State.FinishedAt) >= Date.parse(after.State.StartedAt));
+  ok(['rm', 'insp']);
+});
+
+t.test("the monitor: a detached container's parent, about a megabyte", async (t) => {
+  const id = ok(['run', '-d', 'busybox', 'sleep', '1000']).trim();
+  const i = inspect(id);
+  const monitor = i.State.MonitorPid;
+  t.ok(monitor > 0);
+  const status = readFileSync(`/proc/${monitor}/status`, 'utf8');
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]);
+  t.ok(rss < 1500, `monitor RSS ${rss} kB`);
+  t.equal(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${i.State.Pid}/status`, 'utf8'))![1], String(monitor), "the init's parent is the monitor");
+  t.match(readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), /poc-monitor/);
+  ok(['rm', '-f', id]);
+  t.notOk(existsSync(`/proc/${monitor}`) && !readFileSync(`/proc/${monitor}/stat`, 'utf8').includes(') Z'), 'the monitor is gone');
+});
+
+t.test('--rm: a detached container removes itself when it exits', async (t) => {
+  const id = ok(['run', '-d', '--rm', '-p', '18082:80', 'busybox', 'sh', '-c', 'sleep 0.3; echo bye']).trim();
+  t.ok(existsSync(join(root, 'containers', id)));
+  await until('its removal', () => !existsSync(join(root, 'containers', id)));
+  await until('its monitor to end', () => residue().monitors.length === 0);
+  t.same(residue(), clean);
+});
+
+t.test('create, start, logs -f, restart of an exited container', async (t) => {
+  const id = ok(['create', '--name', 'twice', 'busybox', 'sh', '-c', 'echo run; sleep 0.5; echo done']).trim();
+  t.match(ok(['ps', '-a']), /Created\s+twice/);
+  t.same(residue().mounts, [], 'created: not mounted yet');
+  ok(['start', 'twice']);
+  const follow = poc(['logs', '-f', 'twice']);
+  t.equal(follow.stdout, 'run\ndone\n', 'logs -f returns when the container has exited');
+  t.equal(inspect('twice').State.Status, 'exited');
+  ok(['start', 'twice']);
+  t.equal(ok(['wait', 'twice']), '0\n');
+  t.equal(ok(['logs', 'twice']), 'run\ndone\nrun\ndone\n', 'the log goes on across runs');
+  t.equal(ok(['logs', '--tail', '1', 'twice']), 'done\n');
+  ok(['rm', id]);
+  t.same(residue(), clean);
+});
+
+t.test('rmi is refused while a container uses the image', async (t) => {
+  const id = ok(['create', 'busybox', 'true']).trim();
+  const r = poc(['rmi', 'busybox']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^poc: image busybox is in use by container [a-z_]+/);
+  ok(['rm', id]);
+  t.match(ok(['images']), /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\nbusybox\s+latest\s+[0-9a-f]{12}/);
+  t.equal(JSON.parse(ok(['images', '--format', 'json']))[0].name, 'busybox');
+});
+
+t.test('20 containers at once: distinct addresses that reach each other', async (t) => {
+  const started = await Promise.all(Array.from({ length: 20 }, (_, i) => pocAsync(['run', '-d', '--name', `many${i}`, 'busybox', 'sleep', '1000'])));
+  t.same(started.map((r) => r.status), Array(20).fill(0), started.map((r) => r.stderr).join(''));
+  const ips = Array.from({ length: 20 }, (_, i) => inspect(`many${i}`).NetworkSettings.IPAddress as string);
+  t.equal(new Set(ips).size, 20, 'distinct addresses');
+  t.equal(JSON.parse(ok(['ps', '--format', 'json'])).length, 20);
+  const out = ok(['exec', 'many0', 'sh', '-c', `for ip in ${ips.slice(1).join(' ')}; do ping -c 1 -W 2 $ip >/dev/null && echo ok || echo fail $ip; done`]);
+  t.equal(out, 'ok\n'.repeat(19), 'many0 reaches the 19 others');
+  t.match(ok(['exec', 'many19', 'ping', '-c', '1', '-W', '2', ips[0]!]), /1 packets received/);
+  const removed = await Promise.all(Array.from({ length: 20 }, (_, i) => pocAsync(['rm', '-f', `many${i}`])));
+  t.same(removed.map((r) => r.status), Array(20).fill(0), removed.map((r) => r.stderr).join(''));
+  t.same(residue(), clean);
+});
+
+t.test('an interactive shell through a pty: -it, job control, window size, exit status', async (t) => {
+  const input = [
+    'sleep 1.5',
+    "printf 'echo $((6*7)); tty; stty size\\n'",
+    'sleep 0.5',
+    "printf 'sleep 100 &\\n'",
+    'sleep 0.3',
+    "printf 'jobs; kill %%1; wait\\n'",
+    'sleep 0.5',
+    "printf 'exit 5\\n'",
+  ].join('; ');
+  const r = spawnSync('sh', ['-c', `(${input}) | script -qec "stty rows 40 cols 100; ${POC} run -it --rm busybox sh" /dev/null`], { encoding: 'utf8', env, timeout: 30_000 });
+  t.equal(r.status, 5, "the shell's exit status");
+  t.match(r.stdout, /\r\n42\r\n/);
+  t.match(r.stdout, /\/dev\/pts\/0\r\n40 100\r\n/, 'a terminal of the right size');
+  t.match(r.stdout, /\[1\]\+\s+Running\s+sleep 100/, 'job control');
+  const e = ok(['run', '-d', '--name', 'tty', 'busybox', 'sleep', '1000']);
+  t.ok(e);
+  const x = spawnSync('sh', ['-c', `(sleep 1; printf 'tty; stty size\\n'; sleep 0.5; printf 'exit 7\\n') | script -qec "stty rows 30 cols 90; ${POC} exec -it tty sh" /dev/null`], { encoding: 'utf8', env, timeout: 30_000 });
+  t.equal(x.status, 7);
+  t.match(x.stdout, /\/dev\/pts\/\d+\r\n30 90\r\n/, 'exec -it: a terminal too');
+  ok(['rm', '-f', 'tty']);
+  t.same(residue(), clean);
+});
+
+t.test('bad input: one clear line, a non-zero status, nothing left behind', async (t) => {
+  writeFileSync(join(work, 'f'), '');
+  const keep = ok(['run', '-d', '--name', 'taken', '-p', '18090:80', 'busybox', 'sleep', '1000']).trim();
+  const before = residue();
+  const cases: Array<[string[], RegExp]> = [
+    [['run', 'nosuchimage'], /^poc: no such image: nosuchimage/],
+    [['run', '--rm', 'busybox', '/no/such/command'], /^poc: start container \S+: exec: "\/no\/such\/command": No such file or directory/],
+    [['run', '--name', 'taken', 'busybox', 'true'], /^poc: the container name "taken" is already in use/],
+    [['run', '-p', '70000:80', 'busybox', 'true'], /^poc: invalid port mapping "70000:80": host port 70000 is out of range 1-65535/],
+    [['run', '-p', 'x:y', 'busybox', 'true'], /^poc: invalid port mapping "x:y"/],
+    [['run', '-p', '18090:80', 'busybox', 'true'], /^poc: port 18090\/tcp is already published by container/],
+    [['run', '-v', 'rel/path:/x', 'busybox', 'true'], /^poc: invalid volume "rel\/path:\/x" for -v: the host path "rel\/path" is not absolute/],
+    [['run', '-v', '/no/such/dir:/x', 'busybox', 'true'], /^poc: -v \/no\/such\/dir:\/x: the host path \/no\/such\/dir does not exist/],
+    [['run', '-m', '12qb', 'busybox', 'true'], /^poc: invalid memory size "12qb" for -m/],
+    [['run', '--cpus', '-1', 'busybox', 'true'], /^poc: invalid --cpus "-1"/],
+    [['run', '--env-file', '/no/such/file', 'busybox', 'true'], /^poc: cannot read --env-file \/no\/such\/file: No such file or directory/],
+    [['run', '--network', 'overlay', 'busybox', 'true'], /^poc: invalid --network "overlay"/],
+    [['run', '-u', 'ghost', 'busybox', 'true'], /^poc: user "ghost" not found/],
+    [['run', '-d', '-w', '/etc/passwd', 'busybox', 'true'], /^poc: start container \S+: .*cwd/i],
+    [['run', '-v', `${join(work, 'f')}:/proc/x`, 'busybox', 'true'], /^poc: start container \S+: /],
+    [['create', '--bogus', 'busybox'], /^poc: create: unknown flag --bogus/],
+    [['start', 'nosuch'], /^poc: no such container: nosuch/],
+    [['stop', 'nosuch'], /^poc: no such container: nosuch/],
+    [['logs', 'nosuch'], /^poc: no such container: nosuch/],
+    [['exec', 'nosuch', 'true'], /^poc: no such container: nosuch/],
+    [['rm', 'taken'], /^poc: container taken is running: stop it first, or use -f/],
+    [['frobnicate'], /^poc: unknown command "frobnicate"/],
+  ];
+  for (const [args, message] of cases) {
+    const r = poc(args);
+    t.not(r.status, 0, `${args.join(' ')}: non-zero`);
+    t.match(r.stderr, message, args.join(' '));
+    t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line: ${r.stderr.trim()}`);
+    t.same(residue(), before, `${args.join(' ')}: nothing left`);
+  }
+  ok(['rm', '-f', keep]);
+});
+
+t.test('prune: nothing of poc is left on the host', async (t) => {
+  ok(['create', 'busybox', 'true']);
+  const stopped = ok(['run', '-d', 'busybox', 'true']).trim();
+  ok(['wait', stopped]);
+  const out = ok(['prune']);
+  t.match(out, /Deleted container: /);
+  t.same(readdirSync(join(root, 'containers')), []);
+  t.same(residue(), clean);
+  t.equal(sh('nft', ['list', 'table', 'ip', 'poc']), '', "poc's nftables table is gone");
+  t.notMatch(sh('ip', ['-o', 'link']), /pocbr0/, 'and its bridge');
+  for (const c of readdirSync('/sys/fs/cgroup')) t.notOk(existsSync(join('/sys/fs/cgroup', c, 'poc')), `no /poc cgroup in ${c}`);
+});
