@@ -2,10 +2,12 @@
 // Runtime benchmark: pocrun against runc (and crun) on the same busybox bundle, in one run, alternating runtimes
 // so that the machine's drift falls on all of them alike. Prints medians and ratios to runc (and crun).
 //
-// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many]
+// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many,engine]
 //
 // many: 50 containers in sequence and 50 at once (`run` of `true` each), wall time and peak memory of the whole:
 // the runtime processes run in a fresh memory cgroup, whose max usage is read afterwards.
+// engine: `poc run --rm busybox true` against `podman run --rm` of the same image with runc (network none on both,
+// podman with a private store), and the resident memory of a detached container's monitor.
 //
 // crun refuses hybrid cgroups: every runtime is measured inside `unshare -m --propagation private` with
 // /sys/fs/cgroup/unified unmounted (a pure v1 view), so the three see the same cgroups.
@@ -18,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 30;
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state', 'many'];
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state', 'many', 'engine'];
 const MANY = 50;
 
 if (process.env.POC_BENCH_INNER !== '1') {
@@ -125,7 +127,7 @@ const scenarios = {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const results = {};
 try {
-  for (const scenario of only) {
+  for (const scenario of only.filter((x) => x !== 'engine')) {
     const n = scenario === 'many' ? Math.max(3, Math.round(reps / 10)) : reps;
     for (let i = 0; i < n; i++) {
       for (const rt of runtimes) {
@@ -135,6 +137,8 @@ try {
       }
     }
   }
+  printRuntimeTable();
+  if (only.includes('engine')) engineComparison();
 } finally {
   for (const rt of runtimes) {
     const root = join(work, `root-${rt.name}`);
@@ -144,12 +148,65 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-const names = runtimes.map((r) => r.name);
-const header = ['metric (median; ms unless MiB)', ...names, ...names.filter((n) => n !== 'pocrun').map((n) => `pocrun/${n}`)];
-const rows = Object.entries(results).map(([metric, byRt]) => {
-  const med = Object.fromEntries(names.map((n) => [n, median(byRt[n])]));
-  return [metric, ...names.map((n) => med[n].toFixed(1)), ...names.filter((n) => n !== 'pocrun').map((n) => (med.pocrun / med[n]).toFixed(2))];
-});
-const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
-console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
-for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c] + 2)).join(''));
+/** poc against podman (with runc), alternating, and a monitor's resident memory. */
+function engineComparison() {
+  if (spawnSync('podman', ['--version']).status !== 0) {
+    console.log('\n(podman is not installed: no engine comparison)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'pocrun-bench-engine-'));
+  const pocEnv = { ...process.env, POC_ROOT: join(dir, 'poc') };
+  const conf = join(dir, 'containers.conf');
+  // The hard limits here are below podman's defaults, and nothing may touch systemd or the journal.
+  writeFileSync(conf, '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n[engine]\nevents_logger = "file"\ncgroup_manager = "cgroupfs"\n');
+  const podmanEnv = { ...process.env, CONTAINERS_CONF: conf };
+  const podman = ['--root', join(dir, 'podman'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'overlay'];
+  const poc = join(top, 'dist/poc');
+  const must = (cmd, argv, env) => {
+    const r = spawnSync(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr}`);
+    return r.stdout.toString();
+  };
+  try {
+    must(poc, ['init', '--busybox'], pocEnv);
+    execFileSync('tar', ['-C', join(bundle, 'rootfs'), '-cf', join(dir, 'busybox.tar'), '.']);
+    must('podman', [...podman, 'import', join(dir, 'busybox.tar'), 'localhost/busybox'], podmanEnv);
+    const times = { poc: [], podman: [] };
+    for (let i = 0; i < reps; i++) {
+      times.poc.push(time(() => must(poc, ['run', '--rm', '--network', 'none', 'busybox', 'true'], pocEnv)));
+      times.podman.push(time(() => must('podman', [...podman, 'run', '--rm', '--network', 'none', '--runtime', 'runc', 'localhost/busybox', 'true'], podmanEnv)));
+    }
+    const [p, q] = [median(times.poc), median(times.podman)];
+    console.log(`\nengine: run --rm busybox true, network none (median of ${reps}, alternating)`);
+    console.log(`  poc run --rm           ${p.toFixed(1)} ms`);
+    console.log(`  podman run --rm (runc) ${q.toFixed(1)} ms`);
+    console.log(`  poc/podman             ${(p / q).toFixed(2)}`);
+    // A detached container's monitor: the parent of the container's init.
+    const id = must(poc, ['run', '-d', '--network', 'none', 'busybox', 'sleep', '60'], pocEnv).trim();
+    const info = JSON.parse(must(poc, ['inspect', id], pocEnv));
+    const pid = (Array.isArray(info) ? info[0] : info).pid ?? (Array.isArray(info) ? info[0] : info).State?.Pid;
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ppid}/status`, 'utf8'))?.[1];
+    const comm = readFileSync(`/proc/${ppid}/comm`, 'utf8').trim();
+    console.log(`  monitor (${comm}) resident memory: ${rss} kB`);
+    must(poc, ['rm', '-f', id], pocEnv);
+  } finally {
+    spawnSync(poc, ['prune'], { env: pocEnv, stdio: 'ignore' });
+    spawnSync('podman', [...podman, 'system', 'reset', '-f'], { env: podmanEnv, stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Medians per metric and runtime, with pocrun's ratios to the others. */
+function printRuntimeTable() {
+  if (Object.keys(results).length === 0) return;
+  const names = runtimes.map((r) => r.name);
+  const header = ['metric (median; ms unless MiB)', ...names, ...names.filter((n) => n !== 'pocrun').map((n) => `pocrun/${n}`)];
+  const rows = Object.entries(results).map(([metric, byRt]) => {
+    const med = Object.fromEntries(names.map((n) => [n, median(byRt[n])]));
+    return [metric, ...names.map((n) => med[n].toFixed(1)), ...names.filter((n) => n !== 'pocrun').map((n) => (med.pocrun / med[n]).toFixed(2))];
+  });
+  const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
+  console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
+  for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c] + 2)).join(''));
+}
