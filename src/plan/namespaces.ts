@@ -5,8 +5,14 @@ export const NAMESPACE_NAMES: Record<string, string> = {
   pid: 'pid', network: 'net', mount: 'mnt', ipc: 'ipc', uts: 'uts', user: 'user', cgroup: 'cgroup', time: 'time',
 };
 
-/** setns order matters: the user namespace first (it grants the rights to join the rest), mount last. */
-export const JOIN_ORDER = ['user', 'ipc', 'uts', 'net', 'pid', 'cgroup', 'time', 'mnt'];
+/**
+ * setns order matters. The runtime is root in the initial user namespace, which lets it join any namespace; once
+ * in another user namespace it only has rights over what that one owns. A container's time namespace is made in
+ * the helper's parent stage, before clone makes its user namespace, so the host's user namespace owns it: so
+ * every namespace but mnt is joined first, then user (and the helper becomes its root), then mnt last (its path
+ * and everything after it resolve in the container's root).
+ */
+export const JOIN_ORDER = ['ipc', 'uts', 'net', 'pid', 'cgroup', 'time', 'user', 'mnt'];
 
 export function namespaceName(type: string, where: string): string {
   const name = NAMESPACE_NAMES[type];

@@ -15,7 +15,7 @@ const names = (steps: readonly (readonly string[])[]) => steps.map((s) => s[0]);
 const find = (steps: readonly (readonly string[])[], name: string) => steps.filter((s) => s[0] === name);
 const NS: [string, string][] = [['mnt', '/proc/9/ns/mnt'], ['pid', '/proc/9/ns/pid'], ['user', '/proc/9/ns/user'], ['net', '/proc/9/ns/net']];
 
-t.test('the plan joins the namespaces user first and mount last, forks, then joins the cgroup at a sync point', async (t) => {
+t.test('the plan joins the namespaces user last but mount, forks, then joins the cgroup at a sync point', async (t) => {
   const c = container();
   const steps = compileExecPlan(c, processFromFlags(c.process!, flags({ args: ['ls', '-l'] })), { namespaces: NS, preserveFds: 0, mode: 'wait' });
   const clone = steps.findIndex((s) => s[0] === 'clone');
@@ -74,8 +74,13 @@ t.test("flags change the container's process as runc's do", async (t) => {
   t.throws(() => processFromFlags(c.process!, flags({ user: 'root' })), /not UID or UID:GID/);
   t.throws(() => processFromFlags(c.process!, flags({ caps: ['CAP_NOPE'] })), /unknown capability "CAP_NOPE"/);
   t.throws(() => processFromFlags(c.process!, flags({ cwd: 'rel' })), /absolute/);
-  t.throws(() => processFromFlags(c.process!, flags({ apparmor: 'x' })), /AppArmor is not supported/);
-  t.throws(() => processFromFlags(c.process!, flags({ processLabel: 'x' })), /SELinux is not supported/);
+  const labelled = processFromFlags(c.process!, flags({ apparmor: 'prof', processLabel: 'system_u:system_r:container_t:s0' }));
+  const without = () => ({ apparmor: false, selinux: false });
+  const withBoth = () => ({ apparmor: true, selinux: true });
+  t.throws(() => compileExecPlan(c, labelled, { namespaces: [], preserveFds: 0, mode: 'wait', hostSecurity: without }), /AppArmor is not enabled on this host/);
+  const lsm = compileExecPlan(c, labelled, { namespaces: [], preserveFds: 0, mode: 'wait', hostSecurity: withBoth });
+  t.same(find(lsm, 'apparmor'), [['apparmor', 'prof', '/process/apparmorProfile']], '--apparmor');
+  t.same(find(lsm, 'selinux'), [['selinux', 'system_u:system_r:container_t:s0', '/process/selinuxLabel']], '--process-label');
 });
 
 t.test('process.json is validated against the schema, with pointers into it', async (t) => {
