@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-[ $# -gt 0 ] || set -- test/unit test/integration
+[ $# -gt 0 ] || set -- test/unit test/integration conformance
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 # tap's last summary line reads "# { total: N, pass: N, fail: N, ... }".
 summary=$(grep -E '^# \{ total:' "$log" | tail -1)

@@ -1,0 +1,124 @@
+/**
+ * Shared by the engine conformance tests: which runtime the engines are given, the busybox rootfs, commands,
+ * polling, and what a test must leave behind (nothing).
+ *
+ * POC_CONFORMANCE_RUNTIME picks the runtime: unset or `pocrun` is the built dist/pocrun; `runc` (or any other
+ * name) is looked up in PATH; a path is used as it is. Running the same tests with runc proves the tests right.
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { basename, isAbsolute, join } from 'node:path';
+
+export const top = join(import.meta.dirname, '../..');
+
+function resolveRuntime(): string {
+  const wanted = process.env.POC_CONFORMANCE_RUNTIME;
+  if (!wanted || wanted === 'pocrun') return join(top, 'dist/pocrun');
+  if (isAbsolute(wanted) || wanted.includes('/')) return wanted;
+  const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', wanted], { encoding: 'utf8' });
+  const path = r.stdout.trim();
+  if (r.status !== 0 || !path) throw new Error(`POC_CONFORMANCE_RUNTIME=${wanted}: not found in PATH`);
+  return path;
+}
+
+/** The runtime binary the engines run (an absolute path). */
+export const RUNTIME = resolveRuntime();
+/** Whether that runtime is pocrun (its own messages are checked then). */
+export const IS_POCRUN = basename(RUNTIME) === 'pocrun';
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}): Result {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
+  if (r.error) return { status: null, stdout: '', stderr: `${cmd}: ${r.error.message}` };
+  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+/** Runs and insists on success, returning stdout. */
+export function must(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
+  const r = sh(cmd, args, opts);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Shell-quotes one word (for `script -qec "..."`). */
+export function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A command that needs a terminal on stdin (`ctr -t`), run under script(1): its output, its exit status. */
+export function inTerminal(argv: string[], timeout = 60_000): Result {
+  return sh('script', ['-qec', argv.map(quote).join(' '), '/dev/null'], { timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function sleep(seconds: number): void {
+  spawnSync('sleep', [String(seconds)]);
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws after the timeout. */
+export function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 10_000): T {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    sleep(0.05);
+  }
+}
+
+export function commandExists(name: string): boolean {
+  return sh('sh', ['-c', 'command -v "$1"', 'sh', name]).status === 0;
+}
+
+/** The host path of a process's cgroup for a v1 controller (or the v2 unified one), from /proc/PID/cgroup. */
+export function hostCgroupDir(pid: number, controller: string): string {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+  const v1 = lines.find((l) => l.split(':')[1]!.split(',').includes(controller));
+  if (v1 && existsSync(join('/sys/fs/cgroup', controller))) return join('/sys/fs/cgroup', controller, v1.split(':').slice(2).join(':'));
+  const v2 = lines.find((l) => l.startsWith('0::'))!;
+  return join('/sys/fs/cgroup', v2.slice(3));
+}
+
+/** Removes a cgroup the test made (and its sub-cgroups, deepest first) in every hierarchy; missing is fine. */
+export function removeCgroupTree(relative: string): string[] {
+  const left: string[] = [];
+  const remove = (dir: string) => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) remove(join(dir, e.name));
+    try {
+      rmdirSync(dir);
+    } catch {
+      left.push(dir);
+    }
+  };
+  for (const controller of readdirSync('/sys/fs/cgroup')) remove(join('/sys/fs/cgroup', controller, relative));
+  if (existsSync(join('/sys/fs/cgroup/cgroup.controllers'))) remove(join('/sys/fs/cgroup', relative));
+  return left;
+}
+
+/** Mount points at or under a directory (in our mount namespace). */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+/** Processes whose command line mentions a string (the test's work directory): what a test could leave running. */
+export function processesMentioning(text: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmdline.includes(text)) out.push(`${pid} ${cmdline.slice(0, 200)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
