@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential pkg-config libseccomp-dev busybox-static iproute2 nftables iptables runc crun \
-  sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci"
+  sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
+  librsvg2-bin"
 
 missing=""
 for p in $PACKAGES; do
