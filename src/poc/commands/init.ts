@@ -1,4 +1,5 @@
 /** `poc init [--busybox] [--force]`: the default Debian image (or the busybox one), reused unless --force. */
+import { isatty } from 'node:tty';
 import { stderr, stdout } from '../../cli/output.js';
 import { buildBusyboxImage, initDebianImage, type DebianProgress } from '../images/index.js';
 import { shortId, type RootOptions } from '../store.js';
@@ -23,7 +24,7 @@ export async function initCommand(o: InitOptions): Promise<number> {
     return 0;
   }
   // Progress on stderr, one line rewritten in place on a terminal, one line per phase otherwise.
-  const tty = Boolean(process.stderr.isTTY);
+  const tty = isatty(2);
   let lastPhase = '';
   const img = await initDebianImage({
     ...root,

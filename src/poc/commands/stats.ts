@@ -2,6 +2,7 @@
  * `poc stats [--no-stream] [--format json] [CONTAINER...]`: CPU %, memory usage/limit, network and block I/O,
  * pids, read from each container's cgroup and network namespace; refreshed in place every second.
  */
+import { isatty } from 'node:tty';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { stdout } from '../../cli/output.js';
@@ -128,7 +129,7 @@ export async function statsCommand(o: StatsOptions): Promise<number> {
             : [shortId(c.id), c.name, '--', '-- / --', '--', '-- / --', '-- / --', '--'],
         ),
       );
-      stdout(o.stream && process.stdout.isTTY ? `\x1b[2J\x1b[H${text}` : text);
+      stdout(o.stream && isatty(1) ? `\x1b[2J\x1b[H${text}` : text);
     }
     if (!o.stream) return 0;
     await new Promise((r) => setTimeout(r, 1000));

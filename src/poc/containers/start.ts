@@ -3,7 +3,8 @@
  * (whose createRuntime hook wires the network) and `pocrun start`, and record the run. If anything fails, what
  * this start made is undone: runtime state, network wiring, the mount.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { imageRootfs } from '../images/index.js';
 import { allocateContainerNetwork, teardownContainerNetwork } from '../network/index.js';
@@ -12,7 +13,7 @@ import { startMonitor, type StartedMonitor } from './monitor.js';
 import { removeContainerCgroup } from './cgroup.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
-import { containerPaths, containerStatus, type ContainerRecord, type RunState } from './store.js';
+import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord, type RunState } from './store.js';
 
 export interface StartOptions extends RootOptions {
   /** Share poc's stdio: `poc run` without -d. */
@@ -33,7 +34,7 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 
 /** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
-  await pocrun(['delete', '--force', c.id], opts);
+  if (existsSync(join(runtimeRoot(opts), c.id))) await pocrun(['delete', '--force', c.id], opts);
   removeContainerCgroup(c.id);
   if (c.options.network === 'bridge') await teardownContainerNetwork({ ...opts, containerId: c.id, release }).catch(() => {});
   await unmountRootfs(containerPaths(c.id, opts).rootfs);

@@ -76,8 +76,8 @@ export async function cleanupContainer(id: string, opts: RootOptions = {}): Prom
       if (!existsSync(paths.record)) return; // removed meanwhile
       const c = readJson<ContainerRecord>(paths.record);
       if (containerStatus(id, opts).status === 'running' && containerStatus(id, opts).pid) return; // started again
-      await releaseRun(c, opts);
       if (c.options.autoRemove) await removeFiles(c, opts);
+      else await releaseRun(c, opts);
     },
     opts,
   );
