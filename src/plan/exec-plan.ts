@@ -9,6 +9,7 @@ import { describeValidationError } from '../spec/validate.js';
 import { PocError } from '../errors.js';
 import { capabilityNumber } from './capabilities.js';
 import { processSteps } from './compile.js';
+import type { HostSecurity } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import { seccompSteps } from './seccomp.js';
@@ -98,13 +99,11 @@ function canonicalCap(name: string): string {
   return upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
 }
 
-/** runc's validateProcessSpec, and what this build cannot honour. */
+/** runc's validateProcessSpec (an AppArmor profile or SELinux label is checked against the host by processSteps). */
 function checkProcess(p: Process, where: string): void {
   if (!p.cwd) throw new PocError(`${where}: the process's cwd must not be empty`);
   if (!posix.isAbsolute(p.cwd)) throw new PocError(`${where}: the process's cwd must be an absolute path, got ${JSON.stringify(p.cwd)}`);
   if (!p.args?.length) throw new PocError(`${where}: the process's args must not be empty`);
-  if (p.apparmorProfile) throw new PocError(`${where}: apparmor profile ${JSON.stringify(p.apparmorProfile)}: AppArmor is not supported (pocrun features)`);
-  if (p.selinuxLabel) throw new PocError(`${where}: SELinux label ${JSON.stringify(p.selinuxLabel)}: SELinux is not supported (pocrun features)`);
 }
 
 /** Keeps the last value of each variable, where its first one was (runc: the last one wins). */
@@ -125,6 +124,8 @@ export interface ExecPlanOptions {
   preserveFds: number;
   /** `fork`: --detach (the process is reparented to the caller's subreaper); `wait`: the helper waits for it. */
   mode: 'fork' | 'wait';
+  /** Whether the host has AppArmor and SELinux (default: detected); tests pass their own. */
+  hostSecurity?: () => HostSecurity;
 }
 
 /**
@@ -167,6 +168,6 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   const spec: Spec = { ...container, process: { ...process, env }, hooks: undefined };
   // No `created`: the runtime reads the sync socket to EOF, which comes with the execve (close-fds makes it
   // close-on-exec), so that a detached exec returns once the process runs and an execve failure is an error.
-  steps.push(...processSteps(spec, opts.preserveFds, true).filter((s) => s[0] !== 'created'));
+  steps.push(...processSteps(spec, opts.preserveFds, true, opts.hostSecurity).filter((s) => s[0] !== 'created'));
   return steps;
 }

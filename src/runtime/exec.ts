@@ -81,9 +81,13 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     if (child > 0) killQuietly(child);
     helper?.kill('SIGKILL');
     if (err instanceof PocError && (err as { plain?: boolean }).plain) throw err;
-    // The helper's messages name config.json pointers; for exec they are the process's (process.json or flags).
-    const message = (err instanceof PocError ? err.message : String(err)).replace(/\(config\.json \/process(\/[^)]*)?\)/, (_, ptr) =>
-      opts.processFile ? `(${opts.processFile} ${ptr ?? '/'})` : `(process ${ptr ?? '/'})`);
+    // The plan's and the helper's messages name config.json pointers; for exec, /process/... is the exec'd process
+    // (process.json or the flags).
+    const where = opts.processFile ?? 'process';
+    const message = (err instanceof PocError ? err.message : String(err)).replace(
+      /config\.json \/process(\/[^\s):]*)?/g,
+      (_, ptr: string | undefined) => `${where} ${ptr ?? '/'}`,
+    );
     throw err instanceof PocError ? new PocError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
   } finally {
     unlock();

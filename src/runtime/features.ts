@@ -1,10 +1,12 @@
 import { CAPABILITIES } from '../plan/capabilities.js';
+import { release } from 'node:os';
 import { knownMountOptions } from '../plan/mount-options.js';
+import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../plan/seccomp.js';
 import { NAMESPACE_NAMES } from '../plan/namespaces.js';
 import { OCI_VERSION } from '../spec/default.js';
 import { COMMIT, VERSION } from '../spec/generated/version.js';
 
-/** What the seccomp support of this build recognises; `undefined` while the seccomp step is not implemented. */
+/** What the seccomp support of this build recognises (the planner's own tables) and what this kernel supports. */
 export interface SeccompFeatures {
   actions: string[];
   operators: string[];
@@ -17,7 +19,7 @@ export interface SeccompFeatures {
  * pocrun features (features-schema.json): what this build recognises, derived from the tables the planner
  * itself uses, so that it cannot claim what config.json would refuse.
  */
-export function features(seccomp?: SeccompFeatures): Record<string, unknown> {
+export function features(seccomp: SeccompFeatures | undefined = seccompFeatures()): Record<string, unknown> {
   return {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
@@ -28,8 +30,10 @@ export function features(seccomp?: SeccompFeatures): Record<string, unknown> {
       capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
       seccomp: seccomp ? { enabled: true, ...seccomp } : { enabled: false },
-      apparmor: { enabled: false },
-      selinux: { enabled: false },
+      // Profiles and process labels are applied where the host has the LSM (config.json names one the host lacks:
+      // a clear error); SELinux mount labels are refused.
+      apparmor: { enabled: true },
+      selinux: { enabled: true },
       intelRdt: { enabled: false },
       mountExtensions: { idmap: { enabled: false } },
       netDevices: { enabled: false },
@@ -38,5 +42,28 @@ export function features(seccomp?: SeccompFeatures): Record<string, unknown> {
       'io.github.pocrun.version': VERSION,
       'io.github.pocrun.commit': COMMIT,
     },
+  };
+}
+
+/** The Linux version that brought each seccomp filter flag (the helper refuses a flag the kernel lacks). */
+const FLAG_SINCE: Record<string, [number, number]> = {
+  SECCOMP_FILTER_FLAG_TSYNC: [3, 17],
+  SECCOMP_FILTER_FLAG_LOG: [4, 14],
+  SECCOMP_FILTER_FLAG_SPEC_ALLOW: [4, 17],
+  SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: [5, 19],
+};
+
+export function seccompFeatures(kernel: string = release()): SeccompFeatures {
+  const [major = 0, minor = 0] = kernel.split(/[.-]/).map(Number);
+  const known = Object.keys(SECCOMP_FLAGS).sort();
+  return {
+    actions: Object.keys(SECCOMP_ACTIONS).sort(),
+    operators: Object.keys(SECCOMP_OPERATORS).sort(),
+    archs: Object.keys(SECCOMP_ARCHES).sort(),
+    knownFlags: known,
+    supportedFlags: known.filter((f) => {
+      const [a, b] = FLAG_SINCE[f] ?? [99, 0];
+      return major > a || (major === a && minor >= b);
+    }),
   };
 }

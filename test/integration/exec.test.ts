@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { closeSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { isDead, makeBundle, setup, top, TEST_CGROUP_PARENT, type Result } from '../helpers/runtime.js';
@@ -106,6 +106,11 @@ t.test('exec flags: --env, --cwd, --user, --additional-gids, --cap, --no-new-pri
   const badCwd = rt.run(['exec', '--cwd', '/no/such/dir', c.id, 'true']);
   t.not(badCwd.status, 0);
   t.match(badCwd.stderr, /\/no\/such\/dir/);
+  if (!existsSync('/sys/kernel/security/apparmor')) {
+    const aa = rt.run(['exec', '--apparmor', 'some-profile', c.id, 'true']);
+    t.not(aa.status, 0);
+    t.match(aa.stderr, /process \/apparmorProfile: AppArmor is not enabled on this host/);
+  }
   const badUser = rt.run(['exec', '--user', 'nobody', c.id, 'true']);
   t.not(badUser.status, 0);
   t.match(badUser.stderr, /--user: "nobody" is not UID or UID:GID/);

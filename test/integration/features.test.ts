@@ -9,6 +9,7 @@ import { makeBundle, setup } from '../helpers/runtime.js';
 import { validate_features } from '../../src/spec/generated/validators.js';
 import { CAPABILITIES } from '../../src/plan/capabilities.js';
 import { knownMountOptions, parseMountOptions } from '../../src/plan/mount-options.js';
+import { SECCOMP_ACTIONS, SECCOMP_OPERATORS } from '../../src/plan/seccomp.js';
 
 const { work, rt, residue } = setup();
 
@@ -25,8 +26,12 @@ t.test('features is valid against features-schema.json and tells the truth', asy
   }
   t.same(f.linux.namespaces, ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts']);
   t.same(f.linux.cgroup, { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true });
-  t.same([f.linux.apparmor, f.linux.selinux, f.linux.intelRdt], [{ enabled: false }, { enabled: false }, { enabled: false }]);
-  t.equal(typeof f.linux.seccomp.enabled, 'boolean');
+  t.same([f.linux.apparmor, f.linux.selinux, f.linux.intelRdt], [{ enabled: true }, { enabled: true }, { enabled: false }]);
+  t.equal(f.linux.seccomp.enabled, true);
+  t.same(f.linux.seccomp.actions, Object.keys(SECCOMP_ACTIONS).sort());
+  t.same(f.linux.seccomp.operators, Object.keys(SECCOMP_OPERATORS).sort());
+  t.ok(f.linux.seccomp.archs.includes('SCMP_ARCH_X86_64'));
+  t.ok(f.linux.seccomp.supportedFlags.every((flag: string) => f.linux.seccomp.knownFlags.includes(flag)));
 });
 
 t.test('features: a listed namespace type and mount option are accepted by a real container', async (t) => {

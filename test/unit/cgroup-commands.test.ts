@@ -2,7 +2,7 @@ import t from 'tap';
 import { checkResources, parseBytes, resourcesFromFlags } from '../../src/runtime/update.js';
 import { parseDuration } from '../../src/runtime/events.js';
 import { filterPsOutput } from '../../src/runtime/ps.js';
-import { features } from '../../src/runtime/features.js';
+import { features, seccompFeatures } from '../../src/runtime/features.js';
 import { validate_features } from '../../src/spec/generated/validators.js';
 import { splitAtFirstArg, parseFlags } from '../../src/cli/args.js';
 
@@ -64,8 +64,12 @@ t.test('features are valid against features-schema.json', async (t) => {
   t.same(f.linux.namespaces, ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts']);
   t.ok(f.mountOptions.includes('rbind') && f.mountOptions.includes('rro') && f.mountOptions.includes('rprivate'));
   t.notOk(f.mountOptions.some((o) => o.includes('=')), 'no filesystem data options');
-  const withSeccomp = features({ actions: ['SCMP_ACT_ALLOW'], operators: ['SCMP_CMP_EQ'], archs: ['SCMP_ARCH_X86_64'], knownFlags: [], supportedFlags: [] });
-  t.ok(validate_features(withSeccomp), JSON.stringify(validate_features.errors));
+  t.ok(validate_features(features(undefined)), 'without seccomp too');
+  const s = seccompFeatures('6.1.0-13-amd64');
+  t.ok(s.actions.includes('SCMP_ACT_NOTIFY') && s.operators.includes('SCMP_CMP_MASKED_EQ') && s.archs.includes('SCMP_ARCH_X86_64'));
+  t.same(s.supportedFlags, s.knownFlags, 'a 6.1 kernel has every flag');
+  t.notOk(seccompFeatures('5.10.0').supportedFlags.includes('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'), 'not before 5.19');
+  t.ok(seccompFeatures('5.10.0').supportedFlags.includes('SECCOMP_FILTER_FLAG_SPEC_ALLOW'));
 });
 
 t.test('pass-through commands: flags end at the first argument', async (t) => {
