@@ -146,6 +146,8 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   // host path, connected before setns. The filter itself is built and loaded by processSteps.
   const seccomp = container.linux?.seccomp;
   if (seccomp) steps.push(...seccompSteps(seccomp, container.ociVersion).listener);
+  // Before setns: in a container's user namespace the process could not lower its oom_score_adj.
+  if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
   const join = [...opts.namespaces].sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
   for (const [name, path] of join) {
     if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);
@@ -158,7 +160,6 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
     const size = process.consoleSize;
     steps.push(size ? ['console', String(size.height), String(size.width), '/process/consoleSize'] : ['console', '/process/terminal']);
   }
-  if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
   const rlimits = process.rlimits?.length ? process.rlimits : (container.process?.rlimits ?? []);
   rlimits.forEach((r, i) => {
     const ref = `/process/rlimits/${i}`;

@@ -136,7 +136,8 @@ t.test('exec --process FILE runs a process.json (as conmon and containerd-shim c
   const c = running(t);
   const file = join(work, 'process.json');
   writeFileSync(file, JSON.stringify({
-    args: ['sh', '-c', 'echo $GREETING; pwd; id; grep CapEff /proc/self/status; exit 4'],
+    args: ['sh', '-c', 'echo $GREETING; pwd; id; grep CapEff /proc/self/status; cat /proc/self/oom_score_adj; exit 4'],
+    oomScoreAdj: 321,
     env: ['PATH=/bin:/usr/bin', 'GREETING=hello'],
     cwd: '/etc',
     user: { uid: 65534, gid: 65534 },
@@ -145,7 +146,7 @@ t.test('exec --process FILE runs a process.json (as conmon and containerd-shim c
   }));
   const r = rt.run(['exec', '--process', file, c.id]);
   t.equal(r.status, 4, r.stderr);
-  t.equal(r.stdout, 'hello\n/etc\nuid=65534(nobody) gid=65534(nogroup)\nCapEff:\t0000000000000000\n');
+  t.equal(r.stdout, 'hello\n/etc\nuid=65534(nobody) gid=65534(nogroup)\nCapEff:\t0000000000000000\n321\n');
   // conmon's exact call: exec --pid-file P --process F --detach ID
   writeFileSync(file, JSON.stringify({ args: ['sleep', '100'], cwd: '/', env: ['PATH=/bin'] }));
   const pidFile = join(work, 'conmon.pid');

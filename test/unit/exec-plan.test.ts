@@ -43,6 +43,8 @@ t.test('detached exec forks; a terminal connects the console before setns and se
   t.same(find(steps, 'close-fds'), [['close-fds', '5']]);
   const sized = compileExecPlan(c, { ...p, consoleSize: { height: 24, width: 80 } }, { namespaces: [], preserveFds: 0, mode: 'fork', consoleSocket: '/s' });
   t.same(find(sized, 'console'), [['console', '24', '80', '/process/consoleSize']]);
+  const oom = compileExecPlan(c, { ...p, terminal: false, oomScoreAdj: -5 }, { namespaces: NS, preserveFds: 0, mode: 'fork' });
+  t.same(oom[0], ['oom-score-adj', '-5', '/process/oomScoreAdj'], 'oom_score_adj before setns (a user namespace could not lower it)');
 });
 
 t.test("flags change the container's process as runc's do", async (t) => {
