@@ -135,6 +135,8 @@ t.test('-d, ps, logs, exec, stop (SIGTERM reaches the container), rm', async (t)
   t.equal(ok(['exec', 'web', 'sh', '-c', 'echo in $(hostname); cat /proc/1/cmdline | tr "\\0" " "']), `in ${id.slice(0, 12)}\nsh -c ${script} `);
   t.equal(poc(['exec', 'web', 'sh', '-c', 'exit 4']).status, 4, "exec exits with the command's status");
   t.equal(ok(['exec', '-i', 'web', 'cat'], { input: 'through stdin\n' }), 'through stdin\n');
+  t.equal(ok(['exec', '-d', 'web', 'sh', '-c', 'echo detached > /tmp/mark']), '');
+  await until('the detached exec', () => poc(['exec', 'web', 'cat', '/tmp/mark']).stdout === 'detached\n');
   const started = Date.now();
   t.equal(ok(['stop', 'web']), 'web\n');
   t.ok(Date.now() - started < 5000, 'stopped by SIGTERM, not after the 10 s grace');
@@ -343,6 +345,19 @@ t.test('create, start, logs -f, restart of an exited container', async (t) => {
   t.equal(ok(['logs', 'twice']), 'run\ndone\nrun\ndone\n', 'the log goes on across runs');
   t.equal(ok(['logs', '--tail', '1', 'twice']), 'done\n');
   ok(['rm', id]);
+  t.same(residue(), clean);
+});
+
+t.test('init --busybox and import: images from the command line', async (t) => {
+  t.match(ok(['init', '--busybox']), /^image busybox [0-9a-f]{12} \(\S+\)\n$/, 'the existing image, reused');
+  const tarball = join(work, 'mini.tar.gz');
+  const busybox = JSON.parse(ok(['images', '--format', 'json'])).find((i: { name: string }) => i.name === 'busybox');
+  spawnSync('tar', ['-C', join(root, 'images', busybox.id, 'rootfs'), '-czf', tarball, '.']);
+  t.match(ok(['import', tarball, 'mini']), /^image mini [0-9a-f]{12}/);
+  t.equal(ok(['run', '--rm', 'mini', 'echo', 'from an imported image']), 'from an imported image\n');
+  t.equal(ok(['run', '--rm', '-i', 'mini'], { input: 'echo via the default /bin/sh\n' }), 'via the default /bin/sh\n', 'a tarball image runs /bin/sh');
+  t.match(ok(['rmi', 'mini']), /^Deleted: [0-9a-f]{64}\n$/);
+  t.match(poc(['rmi', 'mini']).stderr, /^poc: no such image: mini/);
   t.same(residue(), clean);
 });
 
