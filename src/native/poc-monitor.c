@@ -3,17 +3,22 @@
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
  *               --sync-fd N [--tty --console-socket PATH] [--stdin] [--foreground] [-- EXIT-COMMAND...]
+ *   poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...
  *
  * 1. becomes a child subreaper, runs `pocrun create` with the container's stdout/stderr on pipes (or with a
  *    console socket that receives the pty master), so that the init is reparented to it when create exits;
  * 2. runs `pocrun start`, then reports `ok <init pid>` (or `error <message>`) on the sync fd and closes it;
  * 3. writes everything the container prints to the log, one CRI line each ("<rfc3339nano> <stream> F|P <text>";
  *    P marks a partial line, continued by the next one), and, with --foreground, also to its own stdout/stderr;
- *    with --tty and --stdin it relays its stdin into the pty (raw mode and window size when stdin is a terminal);
+ *    with --tty and --stdin it relays its stdin into the pty (raw mode and window size when stdin is a terminal;
+ *    at the end of piped input, the terminal's EOF character);
  * 4. forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the init; reaps every orphan;
  * 5. when the init exits: drains the output, writes {"exitCode":N,"finishedAt":"..."} to the exit file, runs the
  *    exit command (poc's cleanup: `pocrun delete`, network teardown, unmount, and removal for --rm) and exits
  *    with the container's status (128+n when a signal ended it).
+ *
+ * With --relay it is a terminal relay for `poc exec -t`: it runs COMMAND (`pocrun exec --tty --console-socket`),
+ * receives the pty master, relays it as above and exits with COMMAND's status.
  *
  * If create or start fails nothing runs after the error report: the caller (poc) cleans up and reports it.
  * The monitor is plain C with no allocation beyond a few buffers: it costs well under a megabyte per container.
@@ -73,6 +78,8 @@ static void fail(const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	restore_terminal();
+	if (O.console_socket)
+		unlink(O.console_socket);
 	if (O.sync_fd >= 0) {
 		dprintf(O.sync_fd, "error %s\n", msg);
 		close(O.sync_fd);
@@ -226,6 +233,16 @@ static void copy_window_size(int master)
 		ioctl(master, TIOCSWINSZ, &ws);
 }
 
+/* The end of piped input: the terminal's EOF character, so that a shell reading it sees end of file. */
+static void send_eof(int master)
+{
+	struct termios t;
+	if (master < 0)
+		return;
+	char eof = tcgetattr(master, &t) == 0 && t.c_cc[VEOF] ? (char)t.c_cc[VEOF] : 4;
+	write_all(master, &eof, 1);
+}
+
 static void write_exit_file(int code)
 {
 	char stamp[64], tmp[4096], text[256];
@@ -372,10 +389,12 @@ static int relay_main(void)
 		}
 		if (p[3].fd >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = read(0, buf, sizeof buf);
-			if (n > 0)
+			if (n > 0) {
 				write_all(master, buf, (size_t)n);
-			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				send_eof(master);
 				relay_stdin = false;
+			}
 		}
 		struct signalfd_siginfo si;
 		while (read(sigfd, &si, sizeof si) == sizeof si) {
@@ -608,10 +627,12 @@ int main(int argc, char **argv)
 		}
 		if (fds[2] >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = read(0, buf, sizeof buf);
-			if (n > 0 && master >= 0)
+			if (n > 0 && master >= 0) {
 				write_all(master, buf, (size_t)n);
-			else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			} else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				send_eof(master);
 				fds[2] = -1;
+			}
 		}
 		struct signalfd_siginfo si;
 		while (read(sigfd, &si, sizeof si) == sizeof si) {
