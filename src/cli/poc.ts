@@ -147,11 +147,12 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) => (await import('../poc/commands/lifecycle.js')).rmCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) }),
   },
   ps: {
-    usage: 'ps [-a] [--format table|json]',
-    summary: 'list running containers (all with -a)',
-    flags: { string: ['format'], boolean: ['all'], alias: { a: 'all' } },
+    usage: 'ps [-a] [-q] [--format table|json]',
+    summary: 'list running containers (all with -a; only their ids with -q)',
+    flags: { string: ['format'], boolean: ['all', 'quiet'], alias: { a: 'all', q: 'quiet' } },
     args: [0, 0],
-    run: async (p, root) => (await import('../poc/commands/ps.js')).psCommand({ ...root, all: Boolean(p.flags.all), format: format(p, 'ps') }),
+    run: async (p, root) =>
+      (await import('../poc/commands/ps.js')).psCommand({ ...root, all: Boolean(p.flags.all), quiet: Boolean(p.flags.quiet), format: format(p, 'ps') }),
   },
   logs: {
     usage: 'logs [-f] [--tail N] [-t] CONTAINER',

@@ -7,6 +7,8 @@ import { ago, humanDuration, table, truncate } from './format.js';
 
 export interface PsOptions extends RootOptions {
   all: boolean;
+  /** Only the ids (full ones: they are for scripts). */
+  quiet?: boolean;
   format: 'table' | 'json';
 }
 
@@ -22,6 +24,10 @@ export function psCommand(o: PsOptions): number {
   const rows = listContainers(o)
     .map((c) => ({ c, s: containerStatus(c.id, o) }))
     .filter(({ s }) => o.all || s.status === 'running');
+  if (o.quiet) {
+    stdout(rows.map(({ c }) => `${c.id}\n`).join(''));
+    return 0;
+  }
   const ports = (c: ContainerRecord) => c.options.publish.map((p) => `${p.hostIp ?? '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.protocol}`);
   if (o.format === 'json') {
     const out = rows.map(({ c, s }) => ({
