@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap';
-import { closeSync, existsSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { isDead, makeBundle, setup, top, TEST_CGROUP_PARENT, type Result } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
+chmodSync(work, 0o755); // a user namespace's root (a host uid without rights) must reach the bundles
 let n = 0;
 
 /** A running busybox container (sleep as its init), deleted when the test ends. */
@@ -79,6 +80,22 @@ t.test("the exec'd process is in the container's namespaces and cgroup, and sees
   t.match(readFileSync(`/sys/fs/cgroup/memory${c.cgroup}/cgroup.procs`, 'utf8'), new RegExp(`^${pid}$`, 'm'));
   const ps = JSON.parse(rt.ok(['ps', '--format', 'json', c.id]));
   t.same(ps, [c.pid, pid].sort((a, b) => a - b), 'ps lists the init and the exec, nothing else');
+});
+
+t.test("exec into a container with a user namespace: the process is root of that namespace, not of the host", async (t) => {
+  const c = running(t, (s) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+  });
+  const r = rt.run(['exec', c.id, 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^0\n\s+0\s+200000\s+65536\n$/);
+  const pidFile = join(work, 'userns.pid');
+  t.equal(detached(['exec', '-d', '--pid-file', pidFile, '-u', '1000', c.id, 'sleep', '100']).status, 0);
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  t.equal(readlinkSync(`/proc/${pid}/ns/user`), readlinkSync(`/proc/${c.pid}/ns/user`));
+  t.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\t201000\t201000\t201000\t201000$/m, 'uid 1000 inside is 201000 on the host');
 });
 
 t.test('exec flags: --env, --cwd, --user, --additional-gids, --cap, --no-new-privs', async (t) => {
