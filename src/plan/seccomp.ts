@@ -181,3 +181,12 @@ export function seccompSteps(
     : ['seccomp-load', base];
   return { listener, build, load, notify };
 }
+
+/**
+ * For a plan that runs the process steps (which build and load the filter) and must connect the agent's socket
+ * itself in its parent stage, before any setns (exec): [] unless a rule uses SCMP_ACT_NOTIFY.
+ */
+export function seccompListenerSteps(spec: Spec): Step[] {
+  const seccomp = spec.linux?.seccomp;
+  return seccomp ? seccompSteps(seccomp, spec.ociVersion).listener : [];
+}
