@@ -365,6 +365,11 @@ t.test('scheduler: policy, nice and priority in /proc/self/stat', async (t) => {
   t.equal(batch.stdout, '7 3\n', batch.stderr);
   const negative = inContainer(`awk '{print $19, $41}' ${stat}`, (s) => { s.process!.scheduler = { policy: 'SCHED_OTHER', nice: -5 }; });
   t.equal(negative.stdout, '-5 0\n', 'a negative nice needs CAP_SYS_NICE, which the container lacks: set before the drop');
+  // SCHED_FLAG_RESET_ON_FORK: the init keeps its negative nice, its children (awk) start from 0.
+  const reset = inContainer(`awk '{print $19, $41}' /proc/$$/stat ${stat}; true`, (s) => {
+    s.process!.scheduler = { policy: 'SCHED_BATCH', nice: -5, flags: ['SCHED_FLAG_RESET_ON_FORK'] };
+  });
+  t.equal(reset.stdout, '-5 3\n0 3\n', reset.stderr);
   const idle = inContainer(`awk '{print $41}' ${stat}`, (s) => { s.process!.scheduler = { policy: 'SCHED_IDLE' }; });
   t.equal(idle.stdout, '5\n', idle.stderr);
   const dl = inContainer(`awk '{print $41}' ${stat}`, (s) => {
