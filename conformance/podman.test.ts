@@ -12,9 +12,9 @@
  * containers.conf sets default_ulimits within the hard limits.
  */
 import t from 'tap';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import {
   IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh, sleep, waitFor,
@@ -94,6 +94,13 @@ function frozen(pid: number): boolean {
   if (existsSync(join(dir, 'freezer.state'))) return readFileSync(join(dir, 'freezer.state'), 'utf8').trim() === 'FROZEN';
   return readFileSync(join(dir, 'cgroup.freeze'), 'utf8').trim() === '1';
 }
+
+/**
+ * Files podman 4.3 keeps at fixed paths for root, whatever --root says: the image blob-info cache and netavark's
+ * address allocations. Removed at the end (with their directories, when empty) if the test made them.
+ */
+const FIXED_FILES = ['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/run/containers/networks/ipam.db'];
+const ourFixedFiles = FIXED_FILES.filter((f) => !existsSync(f));
 
 const missing = ['podman', 'conmon', 'nsenter', 'ip'].filter((c) => !commandExists(c));
 const ready = missing.length === 0 && process.getuid?.() === 0;
@@ -299,6 +306,16 @@ function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] }
   }
   const left = { processes: processesMentioning(work), mounts: mountsUnder(work), cgroups: removeCgroupTree(cgroupParent) };
   rmSync(work, { recursive: true, force: true });
+  for (const file of ourFixedFiles) {
+    rmSync(file, { force: true });
+    for (let dir = dirname(file); dir !== '/var/lib' && dir !== '/run'; dir = dirname(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        break; // not empty: someone else's
+      }
+    }
+  }
   return left;
 }
 
