@@ -6,7 +6,7 @@ import { readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stdout } from '../../cli/output.js';
 import { pruneImages } from '../images/index.js';
-import { destroyNetwork } from '../network/index.js';
+import { destroyNetwork, readNetworkState, run } from '../network/index.js';
 import { containerStatus, listContainers } from '../containers/store.js';
 import { removeContainer } from '../containers/stop.js';
 import { shortId, type RootOptions } from '../store.js';
@@ -39,7 +39,12 @@ export async function pruneCommand(o: RootOptions): Promise<number> {
   }
   for (const id of await pruneImages({ ...o, inUse: imagesInUse(o) })) stdout(`Deleted image: ${shortId(id)}\n`);
   if (listContainers(o).length === 0) {
-    await destroyNetwork(o);
+    // The bridge and the nftables table are the host's, shared by every POC_ROOT: kept while anything is
+    // still plugged into the bridge (a container of another root).
+    const bridge = readNetworkState(o).bridge;
+    const ports = await run('ip', ['-o', 'link', 'show', 'master', bridge]).catch(() => '');
+    if (ports.trim() === '') await destroyNetwork(o);
+    else stdout(`Kept network ${bridge}: other containers are attached to it\n`);
     removeCgroupParent();
   }
   return 0;
