@@ -255,13 +255,10 @@ void step_seccomp_compile(const struct step *s)
 		die(EINVAL, "the seccomp agent needs the container state: the plan has no sync reply that carries it");
 }
 
-/* One sendmsg with the fd, then the rest of the payload if the socket took only part of it. */
-static void send_to_agent(int notify_fd)
+/* One sendmsg with the fd, then the rest of the payload if the socket took only part of it. msg is made before
+ * the filter is loaded (no allocation after it). */
+static void send_to_agent(int notify_fd, char *msg, int len)
 {
-	char *msg;
-	int len = asprintf(&msg, "%s,\"pid\":%d,\"state\":%s}", listener_head, G.host_pid, G.state);
-	if (len < 0)
-		die(ENOMEM, "out of memory");
 	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
 	struct iovec iov = {.iov_base = msg, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
@@ -297,6 +294,10 @@ void step_seccomp_load(const struct step *s)
 		prm = parse_u64(s->argv[2], 16, "capability mask");
 		inh = parse_u64(s->argv[3], 16, "capability mask");
 	}
+	char *msg = NULL;
+	int len = 0;
+	if (uses_notify && (len = asprintf(&msg, "%s,\"pid\":%d,\"state\":%s}", listener_head, G.host_pid, G.state)) < 0)
+		die(ENOMEM, "out of memory");
 	/* execve's signal reset, done now: after the load, only the syscalls listed at the top may run. */
 	reset_signals();
 	G.signals_reset = true;
@@ -306,7 +307,7 @@ void step_seccomp_load(const struct step *s)
 		die(errno, "load the seccomp filter: %s%s", strerror(errno),
 		    errno == EACCES ? " (without noNewPrivileges this needs CAP_SYS_ADMIN)" : "");
 	if (uses_notify) {
-		send_to_agent(fd);
+		send_to_agent(fd, msg, len);
 		close(fd);
 		close(listener_sock);
 		listener_sock = -1;
