@@ -24,6 +24,8 @@ const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-it-');
 const root = join(work, 'root');
 const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
+// Host ports of this run: the nftables table is the host's, and another run of this suite may be publishing too.
+const PORT = 20000 + (process.pid % 10000) * 4;
 delete env.POC_PROGRAM;
 
 interface Result {
@@ -267,7 +269,7 @@ function fetchLocal(port: number, path: string): Promise<string> {
 }
 
 t.test('-p: a published port answers on the host 127.0.0.1', async (t) => {
-  const port = 20000 + (process.pid % 20000);
+  const port = PORT;
   const id = ok(['run', '-d', '-p', `127.0.0.1:${port}:8080`, 'busybox', 'sh', '-c', 'mkdir /www; echo served by the container > /www/index.html; exec httpd -f -p 8080 -h /www']).trim();
   let body = '';
   for (let i = 0; i < 50 && body === ''; i++) {
@@ -306,7 +308,7 @@ t.test('stop -t, kill -s, wait', async (t) => {
 });
 
 t.test('inspect: config, state, pid, address, ports, exit code, times', async (t) => {
-  const id = ok(['run', '-d', '--name', 'insp', '-e', 'X=1', '-p', '18081:80/udp', 'busybox', 'sleep', '1000']).trim();
+  const id = ok(['run', '-d', '--name', 'insp', '-e', 'X=1', '-p', `${PORT + 1}:80/udp`, 'busybox', 'sleep', '1000']).trim();
   const i = inspect('insp');
   t.equal(i.Id, id);
   t.same([i.Name, i.Path, i.Args, i.ImageName], ['insp', 'sleep', ['1000'], 'busybox']);
@@ -317,7 +319,7 @@ t.test('inspect: config, state, pid, address, ports, exit code, times', async (t
   t.equal(i.State.FinishedAt, '0001-01-01T00:00:00Z');
   t.ok(i.Config.Env.includes('X=1'));
   t.match(i.NetworkSettings.IPAddress, /^10\.89\./);
-  t.same(i.NetworkSettings.Ports, [{ ContainerPort: 80, Protocol: 'udp', HostIp: '0.0.0.0', HostPort: 18081 }]);
+  t.same(i.NetworkSettings.Ports, [{ ContainerPort: 80, Protocol: 'udp', HostIp: '0.0.0.0', HostPort: PORT + 1 }]);
   t.equal(i.RuntimeState.status, 'running', 'pocrun state, as an engine asks');
   t.equal(i.RuntimeState.pid, i.State.Pid);
   t.equal(i.CgroupsPath, `/poc/${id}`);
@@ -344,7 +346,7 @@ t.test("the monitor: a detached container's parent, about a megabyte", async (t)
 });
 
 t.test('--rm: a detached container removes itself when it exits', async (t) => {
-  const id = ok(['run', '-d', '--rm', '-p', '18082:80', 'busybox', 'sh', '-c', 'sleep 0.3; echo bye']).trim();
+  const id = ok(['run', '-d', '--rm', '-p', `${PORT + 2}:80`, 'busybox', 'sh', '-c', 'sleep 0.3; echo bye']).trim();
   t.ok(existsSync(join(root, 'containers', id)));
   await until('its removal', () => !existsSync(join(root, 'containers', id)));
   await until('its monitor to end', () => residue().monitors.length === 0);
@@ -431,7 +433,7 @@ t.test('an interactive shell through a pty: -it, job control, window size, exit 
 
 t.test('bad input: one clear line, a non-zero status, nothing left behind', async (t) => {
   writeFileSync(join(work, 'f'), '');
-  const keep = ok(['run', '-d', '--name', 'taken', '-p', '18090:80', 'busybox', 'sleep', '1000']).trim();
+  const keep = ok(['run', '-d', '--name', 'taken', '-p', `${PORT + 3}:80`, 'busybox', 'sleep', '1000']).trim();
   const before = residue();
   const cases: Array<[string[], RegExp]> = [
     [['run', 'nosuchimage'], /^poc: no such image: nosuchimage/],
@@ -439,7 +441,7 @@ t.test('bad input: one clear line, a non-zero status, nothing left behind', asyn
     [['run', '--name', 'taken', 'busybox', 'true'], /^poc: the container name "taken" is already in use/],
     [['run', '-p', '70000:80', 'busybox', 'true'], /^poc: invalid port mapping "70000:80": host port 70000 is out of range 1-65535/],
     [['run', '-p', 'x:y', 'busybox', 'true'], /^poc: invalid port mapping "x:y"/],
-    [['run', '-p', '18090:80', 'busybox', 'true'], /^poc: port 18090\/tcp is already published by container/],
+    [['run', '-p', `${PORT + 3}:80`, 'busybox', 'true'], new RegExp(`^poc: port ${PORT + 3}/tcp is already published by container`)],
     [['run', '-v', 'rel/path:/x', 'busybox', 'true'], /^poc: invalid volume "rel\/path:\/x" for -v: the host path "rel\/path" is not absolute/],
     [['run', '-v', '/no/such/dir:/x', 'busybox', 'true'], /^poc: -v \/no\/such\/dir:\/x: the host path \/no\/such\/dir does not exist/],
     [['run', '-m', '12qb', 'busybox', 'true'], /^poc: invalid memory size "12qb" for -m/],
