@@ -145,7 +145,18 @@ t.test('podman', { skip: !ready }, async (t) => {
     t.match(r.stderr, /"no-such-command": executable file not found in \$PATH/);
     // pocrun's own words, read by podman from the JSON log it wrote (--log-format json --log FILE).
     if (IS_POCRUN) t.match(r.stderr, /config\.json \/process\/args/, "pocrun's message, with the config field");
-    podman(['rm', '-a', '-f']);
+
+    // The log conmon gave the runtime (--log-format json --log userdata/oci-log): runc-shaped JSON lines.
+    const c = podman(['create', '--name', 'fail1', IMAGE, 'no-such-command']);
+    t.equal(c.status, 0, status(c));
+    const start = podman(['start', 'fail1']);
+    t.equal(start.status, 125, 'podman start: the runtime failed');
+    t.match(start.stderr, /executable file not found/);
+    const id = inspect('fail1', '{{.Id}}');
+    const log = readFileSync(join(dirs.runroot, 'overlay-containers', id, 'userdata', 'oci-log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const error = log.find((l) => l.level === 'error');
+    t.match(error, { level: 'error', msg: /executable file not found/, time: /^\d{4}-\d\d-\d\dT/ }, 'an error line: level, msg, time');
+    ok(['rm', '-f', 'fail1']);
   });
 
   t.test('run -d, ps, logs, exec, pause/unpause, stop', async (t) => {
