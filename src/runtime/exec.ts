@@ -44,6 +44,14 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   const unlock = ctx.store.lock(opts.id);
   let helper: HelperSession | undefined;
   let pid = 0;
+  // In the foreground the helper passes each signal on to the process. Installed before the helper exists: a
+  // signal that came between the process's start and a later install would kill pocrun and orphan the process.
+  // (While pocrun talks to the helper synchronously, a signal waits in the event loop; it is passed on after.)
+  const forward = (signal: NodeJS.Signals) => helper?.kill(signal);
+  if (!opts.detach) for (const s of FORWARDED) process.on(s, forward);
+  const stopForwarding = () => {
+    for (const s of FORWARDED) process.off(s, forward);
+  };
   try {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
@@ -77,6 +85,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     trace('exec created');
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
   } catch (err) {
+    stopForwarding();
     const child = pid || (err as { execPid?: number }).execPid || 0;
     if (child > 0) killQuietly(child);
     helper?.kill('SIGKILL');
@@ -93,13 +102,10 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     unlock();
   }
   if (opts.detach) return 0;
-
-  const forward = (signal: NodeJS.Signals) => helper!.kill(signal);
-  for (const s of FORWARDED) process.on(s, forward);
   try {
     return (await helper.exited) ?? 1;
   } finally {
-    for (const s of FORWARDED) process.off(s, forward);
+    stopForwarding();
   }
 }
 
