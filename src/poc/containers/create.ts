@@ -44,14 +44,14 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     cpuCount: cpus().length,
   });
   for (const v of options.volumes) {
-    let isDir: boolean;
+    let st;
     try {
-      isDir = statSync(v.source).isDirectory() || statSync(v.source).isFile();
+      st = statSync(v.source);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw new PocError(`-v ${v.source}:${v.destination}: the host path ${v.source} does not exist`);
       throw wrapError(`-v ${v.source}`, err);
     }
-    if (!isDir) throw new PocError(`-v ${v.source}:${v.destination}: the host path is neither a file nor a directory`);
+    if (!st.isDirectory() && !st.isFile()) throw new PocError(`-v ${v.source}:${v.destination}: the host path is neither a file nor a directory`);
   }
   const image = await findImage(flags.image, opts);
   const lower = imageRootfs(image, opts);
@@ -74,7 +74,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
         const other = listContainers(opts).find((c) => c.name === name)!;
         throw new PocError(`the container name "${name}" is already in use by container ${shortId(other.id)}: remove it or pick another name`);
       }
-      while (name === undefined || taken.has(name)) name = randomName();
+      for (let i = 0; name === undefined || taken.has(name); i++) name = i < 20 ? randomName() : `${randomName()}_${i}`;
       const rec: ContainerRecord = {
         id,
         name,
