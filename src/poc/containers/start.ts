@@ -36,7 +36,12 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
   if (existsSync(join(runtimeRoot(opts), c.id))) await pocrun(['delete', '--force', c.id], opts);
   removeContainerCgroup(c.id);
-  if (c.options.network === 'bridge') await teardownContainerNetwork({ ...opts, containerId: c.id, release }).catch(() => {});
+  if (c.options.network === 'bridge') {
+    // The poststop hook has usually done it already; when removing, a failure must be heard (the address and
+    // ports would stay reserved), otherwise the next start or rm tries again.
+    const teardown = teardownContainerNetwork({ ...opts, containerId: c.id, release });
+    await (release ? teardown : teardown.catch(() => {}));
+  }
   await unmountRootfs(containerPaths(c.id, opts).rootfs);
 }
 

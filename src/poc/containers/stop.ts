@@ -75,7 +75,8 @@ export async function cleanupContainer(id: string, opts: RootOptions = {}): Prom
     async () => {
       if (!existsSync(paths.record)) return; // removed meanwhile
       const c = readJson<ContainerRecord>(paths.record);
-      if (containerStatus(id, opts).status === 'running' && containerStatus(id, opts).pid) return; // started again
+      const now = containerStatus(id, opts);
+      if (now.status === 'running' && now.pid) return; // started again meanwhile: that run's monitor cleans up
       if (c.options.autoRemove) await removeFiles(c, opts);
       else await releaseRun(c, opts);
     },
