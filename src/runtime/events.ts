@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
-import { stdout } from '../cli/output.js';
+import { readFileSync, writeSync } from 'node:fs';
+import { PocError, errnoCode } from '../errors.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
@@ -25,7 +24,7 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
   const cgroups = ctx.cgroups();
   const statsEvent = () => `${JSON.stringify({ type: 'stats', id: opts.id, data: cgroups.stats(record.cgroupPath) })}\n`;
   if (opts.stats) {
-    stdout(statsEvent());
+    emit(statsEvent());
     return;
   }
 
@@ -38,14 +37,16 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
   try {
     for (;;) {
       const now = oomKills(cgroups, record.cgroupPath);
-      if (now > ooms) stdout(`${JSON.stringify({ type: 'oom', id: opts.id })}\n`);
+      if (now > ooms && !emit(`${JSON.stringify({ type: 'oom', id: opts.id })}\n`)) return;
       ooms = now;
       if (status() === 'stopped') return;
+      let event: string | undefined;
       try {
-        stdout(statsEvent());
+        event = statsEvent();
       } catch (err) {
         ctx.log('warning', `events: ${(err as Error).message}`); // as runc: a failed read is logged, the stream goes on
       }
+      if (event !== undefined && !emit(event)) return;
       let timer: NodeJS.Timeout | undefined;
       const ticked = await Promise.race([
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.intervalMs))),
@@ -58,6 +59,21 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Writes an event to stdout; false once nobody reads it any more (EPIPE: the stream ends). */
+function emit(text: string): boolean {
+  let buf = Buffer.from(text);
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(1, buf));
+    } catch (err) {
+      if (errnoCode(err) === 'EAGAIN') continue;
+      if (errnoCode(err) === 'EPIPE') return false;
+      throw err;
+    }
+  }
+  return true;
 }
 
 /** How many processes the OOM killer took in the cgroup (v1 memory.oom_control, v2 memory.events); 0 if unknown. */

@@ -140,8 +140,11 @@ t.test('events --stats prints one stats event in runc\'s shape', async (t) => {
   t.match(stopped.stderr, /container "nope" does not exist/);
 });
 
-t.test('events streams until the container stops', async (t) => {
+t.test('events streams until the container stops, or its reader goes away', async (t) => {
   const c = running(t);
+  const head = spawnSync('sh', ['-c', `${join(top, 'dist/pocrun')} --root ${rt.root} events --interval 50ms ${c.id} | head -c 20`], { encoding: 'utf8', timeout: 10_000 });
+  t.equal(head.stdout, '{"type":"stats","id"', 'a closed pipe ends the stream (no hang)');
+  t.equal(head.signal, null);
   const events = spawn(join(top, 'dist/pocrun'), ['--root', rt.root, 'events', '--interval', '50ms', c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   events.stdout.on('data', (d) => (out += d));
