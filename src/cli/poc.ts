@@ -19,7 +19,7 @@ interface Command {
   run: (p: Parsed, root: RootOptions) => Promise<number> | number;
 }
 
-const RUN_FLAGS: FlagSpec = {
+export const RUN_FLAGS: FlagSpec = {
   string: [
     'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
     'pids-limit', 'cap-add', 'cap-drop', 'entrypoint',
@@ -227,6 +227,22 @@ const COMMANDS: Record<string, Command> = {
     flags: {},
     args: [0, 0],
     run: async (_p, root) => (await import('../poc/commands/prune.js')).pruneCommand(root),
+  },
+  bench: {
+    usage: 'bench [--image NAME] [--reps N] [--tests cpu,threads,memory,memstress,fileio] [--full] [--seconds S] [--out DIR]',
+    summary: 'measure a container against its host with sysbench (interleaved, repeated: medians, ratios, spread)',
+    flags: { string: ['image', 'reps', 'tests', 'seconds', 'out'], boolean: ['full'] },
+    args: [0, 0],
+    run: async (p, root) =>
+      (await import('../poc/commands/bench.js')).benchCommand({
+        ...root,
+        image: stringFlag(p.flags, 'image'),
+        reps: intFlag(p.flags, 'reps', 3),
+        tests: stringFlag(p.flags, 'tests')?.split(',').filter(Boolean),
+        full: Boolean(p.flags.full),
+        seconds: stringFlag(p.flags, 'seconds') === undefined ? undefined : intFlag(p.flags, 'seconds', 0),
+        out: stringFlag(p.flags, 'out'),
+      }),
   },
   hook: {
     usage: 'hook network setup|teardown|loopback',
