@@ -12,7 +12,7 @@ import { processSteps } from './compile.js';
 import type { HostSecurity } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
-import { seccompSteps } from './seccomp.js';
+import { seccompListenerSteps } from './seccomp.js';
 import type { Step } from './wire.js';
 
 export type Process = NonNullable<Spec['process']>;
@@ -144,8 +144,7 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
   // The container's seccomp agent (SCMP_ACT_NOTIFY) gets the exec'd process's listener fd too: its socket is a
   // host path, connected before setns. The filter itself is built and loaded by processSteps.
-  const seccomp = container.linux?.seccomp;
-  if (seccomp) steps.push(...seccompSteps(seccomp, container.ociVersion).listener);
+  steps.push(...seccompListenerSteps(container));
   // Before setns: in a container's user namespace the process could not lower its oom_score_adj.
   if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
   const join = [...opts.namespaces].sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
