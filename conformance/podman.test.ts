@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import {
-  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh, sleep, waitFor,
+  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh, waitFor,
   type Result,
 } from '../test/helpers/engines.js';
 
