@@ -695,7 +695,9 @@ static void step_wait_start(const struct step *s)
 		die(errno, "open exec.fifo: %s", strerror(errno));
 	if (write(fd, "0", 1) != 1)
 		die(errno, "write exec.fifo: %s", strerror(errno));
-	close(fd);
+	/* Left open: it closes at the execve (O_CLOEXEC), and `pocrun start` reads to that EOF, so that it runs
+	 * the poststart hooks only once the user's process runs (after the startContainer hooks). */
+	(void)fd;
 	xclose(&G.fifo_fd);
 	xclose(&G.state_dir_fd);
 }

@@ -22,23 +22,20 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     }
     try {
       const byte = Buffer.alloc(1);
-      for (;;) {
-        let n = 0;
-        try {
-          n = readSync(fd, byte, 0, 1, null);
-        } catch (err) {
-          if (errnoCode(err) !== 'EAGAIN') throw wrapError(`start container "${id}": read exec.fifo`, err);
-        }
-        if (n === 1) break;
+      // The byte: the init passed exec.fifo and runs the startContainer hooks, then its execve.
+      while (readFifo(fd, byte, id) !== 1) {
         if (!isSameLiveProcess(record.pid, record.initStartTime)) {
           throw new PocError(`cannot start container "${id}": its init exited before start`);
         }
         sleepMs(1);
       }
+      unlinkSync(fifo);
+      // The end of the file: the init's end closed at its execve (or it died). Poststart hooks run after the
+      // user's process started (config.md), never beside the startContainer hooks.
+      while (readFifo(fd, byte, id) !== 0) sleepMs(0.2);
     } finally {
       closeSync(fd);
     }
-    unlinkSync(fifo);
     try {
       runHooks('poststart', record.hooks.poststart, ociState(record, 'running'));
     } catch (err) {
@@ -46,5 +43,15 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     }
   } finally {
     unlock();
+  }
+}
+
+/** One read of the non-blocking fifo: bytes read, 0 at the end of the file, -1 when nothing is there yet. */
+function readFifo(fd: number, buf: Buffer, id: string): number {
+  try {
+    return readSync(fd, buf, 0, 1, null);
+  } catch (err) {
+    if (errnoCode(err) === 'EAGAIN') return -1;
+    throw wrapError(`start container "${id}": read exec.fifo`, err);
   }
 }
