@@ -100,7 +100,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     helper.sendPlan(planBytes);
     trace('plan sent');
     const session = helper;
-    const initPid = session.converse('created', (name, pid) => {
+    const initPid = await session.converse('created', (name, pid) => {
       if (name === 'maps') return void writeIdMaps(pid, spec);
       if (name === 'hooks') {
         const state = ociState({ ...record, pid }, 'creating');

@@ -75,7 +75,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     joined.catch(() => {});
     await joined;
     helper.sendPlan(plan);
-    pid = converse(helper, (child) => {
+    pid = await converse(helper, (child) => {
       if (!opts.detach) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
@@ -119,12 +119,12 @@ function notNow(message: string): PocError {
  * sync fds stay open (close-on-exec) until the execve, so EOF means the process runs, and a failure up to and
  * including the execve itself arrives as an `error` line. Returns the process's pid.
  */
-function converse(helper: HelperSession, onCgroup: (pid: number) => string): number {
+async function converse(helper: HelperSession, onCgroup: (pid: number) => string): Promise<number> {
   let pid = 0;
   let synced = false;
   try {
     for (;;) {
-      const line = helper.next();
+      const line = await helper.next();
       if (line === undefined) break;
       const space = line.indexOf(' ');
       const word = space < 0 ? line : line.slice(0, space);
