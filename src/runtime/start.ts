@@ -23,8 +23,12 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     try {
       const byte = Buffer.alloc(1);
       // The byte: the init passed exec.fifo and runs the startContainer hooks, then its execve.
-      while (readFifo(fd, byte, id) !== 1) {
+      for (;;) {
+        if (readFifo(fd, byte, id) === 1) break;
         if (!isSameLiveProcess(record.pid, record.initStartTime)) {
+          // A short-lived process may have passed the fifo, run and exited between the read and this check:
+          // its byte is still in the fifo then, so it is looked for once more before the init is called dead.
+          if (readFifo(fd, byte, id) === 1) break;
           throw new PocError(`cannot start container "${id}": its init exited before start`);
         }
         sleepMs(1);
