@@ -1,6 +1,5 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { writeFile } from 'node:fs/promises';
 import type { Spec } from '../spec/generated/config.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
@@ -8,6 +7,7 @@ import { encodePlan } from '../plan/wire.js';
 import { deviceCgroupRules } from '../plan/devices.js';
 import { resolveCgroupPath, type LinuxResources } from '../cgroups/index.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
+import { joinCgroup } from '../cgroups/join.js';
 import { PocError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
@@ -74,10 +74,9 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     cgroups.create(cgroupPath);
     trace('cgroup made');
     helper = HelperSession.spawn({ preserveFds: opts.preserveFds, ownProcessGroup: opts.mode === 'wait' });
-    // The first move of a process into a v1 cgroup waits for an RCU grace period (5-25 ms, a kernel cost runc
-    // pays too). Started early from the thread pool, it overlaps with planning, applying the resources and the
-    // helper's own start-up; the helper waits for its plan until the move is done.
-    const joined = joinCgroup(cgroups.procsFiles(cgroupPath), helper.pid);
+    // Started early (see joinCgroup), the move overlaps with planning, applying the resources and the helper's
+    // own start-up; the helper waits for its plan until the move is done.
+    const joined = joinCgroup(cgroups.procsFiles(cgroupPath), helper.pid).catch((err) => Promise.reject(wrapError('config.json /linux/cgroupsPath', err)));
     joined.catch(() => {}); // awaited below; a plan error must not leave it unhandled meanwhile
     // The runtime joins the helper to the cgroup itself, so the plan has no cgroup-join steps.
     const plan = compileCreatePlan(spec, {
@@ -133,16 +132,6 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
     throw err instanceof PocError ? err : wrapError('create', err);
   }
-}
-
-async function joinCgroup(procsFiles: string[], pid: number): Promise<void> {
-  await Promise.all(
-    procsFiles.map((file) =>
-      writeFile(file, String(pid)).catch((err) => {
-        throw wrapError(`config.json /linux/cgroupsPath: join cgroup ${file}`, err);
-      }),
-    ),
-  );
 }
 
 function checkRootfs(spec: Spec, bundle: string): void {

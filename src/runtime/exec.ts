@@ -1,5 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
 import { loadConfig } from '../spec/validate.js';
@@ -12,6 +11,8 @@ import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
+import { forwardSignals } from './signals.js';
+import { joinCgroup, joinCgroupSync } from '../cgroups/join.js';
 
 export interface ExecOptions extends ExecFlags {
   id: string;
@@ -22,8 +23,6 @@ export interface ExecOptions extends ExecFlags {
   pidFile?: string;
   preserveFds: number;
 }
-
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
 /**
  * pocrun exec: runs a new process in a running (or created) container: in all of its namespaces and its cgroup,
@@ -44,14 +43,8 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   const unlock = ctx.store.lock(opts.id);
   let helper: HelperSession | undefined;
   let pid = 0;
-  // In the foreground the helper passes each signal on to the process. Installed before the helper exists: a
-  // signal that came between the process's start and a later install would kill pocrun and orphan the process.
-  // (While pocrun talks to the helper synchronously, a signal waits in the event loop; it is passed on after.)
-  const forward = (signal: NodeJS.Signals) => helper?.kill(signal);
-  if (!opts.detach) for (const s of FORWARDED) process.on(s, forward);
-  const stopForwarding = () => {
-    for (const s of FORWARDED) process.off(s, forward);
-  };
+  // In the foreground the helper passes each signal on to the process.
+  const stopForwarding = opts.detach ? () => {} : forwardSignals(() => helper);
   try {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
@@ -185,22 +178,6 @@ export function containerNamespaces(initPid: number): [string, string][] {
     if (!b || a.ino !== b.ino || a.dev !== b.dev) out.push([name, theirs]);
   }
   return out;
-}
-
-async function joinCgroup(procsFiles: string[], pid: number): Promise<void> {
-  await Promise.all(
-    procsFiles.map((file) => writeFile(file, String(pid)).catch((err) => Promise.reject(wrapError(`join cgroup ${file}`, err)))),
-  );
-}
-
-function joinCgroupSync(procsFiles: string[], pid: number): void {
-  for (const file of procsFiles) {
-    try {
-      writeFileSync(file, String(pid));
-    } catch (err) {
-      throw wrapError(`join cgroup ${file}`, err);
-    }
-  }
 }
 
 function killQuietly(pid: number): void {

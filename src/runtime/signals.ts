@@ -27,3 +27,19 @@ export function signalName(n: number): string {
   for (const [name, value] of Object.entries(SIGNALS)) if (value === n) return name;
   return String(n);
 }
+
+/** The signals a command in the foreground (run, exec) passes on to its container process, as runc does. */
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+/**
+ * Passes each of those signals to `target()` (the helper, which passes it on to the process) until the
+ * returned function is called. Install it before the helper exists: a signal that came between the process's
+ * start and a later install would kill pocrun and orphan the process.
+ */
+export function forwardSignals(target: () => { kill(signal: NodeJS.Signals): void } | undefined): () => void {
+  const forward = (signal: NodeJS.Signals) => target()?.kill(signal);
+  for (const s of FORWARDED) process.on(s, forward);
+  return () => {
+    for (const s of FORWARDED) process.off(s, forward);
+  };
+}
