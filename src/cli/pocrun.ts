@@ -31,6 +31,7 @@ function createOptions(p: Parsed) {
     pidFile: stringFlag(p.flags, 'pid-file'),
     consoleSocket: stringFlag(p.flags, 'console-socket'),
     noPivot: Boolean(p.flags['no-pivot']),
+    noNewKeyring: Boolean(p.flags['no-new-keyring']),
     preserveFds: intFlag(p.flags, 'preserve-fds', 0),
   };
 }

@@ -295,6 +295,7 @@ static const struct stepdef stepdefs[] = {
 	{"sysctl", 3, 3, 1, step_sysctl},
 	{"loopback", 1, 1, 1, step_loopback},
 	{"hostname", 2, 2, 1, step_hostname},
+	{"session-keyring", 2, 2, 1, step_session_keyring},
 	{"domainname", 2, 2, 1, step_domainname},
 	{"oom-score-adj", 2, 2, 1, step_oom_score_adj},
 	{"rlimit", 4, 4, 1, step_rlimit},

@@ -84,6 +84,7 @@ void step_run_hooks(const struct step *);
 void step_sysctl(const struct step *);
 void step_loopback(const struct step *);
 void step_hostname(const struct step *);
+void step_session_keyring(const struct step *);
 void step_domainname(const struct step *);
 void step_oom_score_adj(const struct step *);
 void step_rlimit(const struct step *);

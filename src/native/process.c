@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <net/if.h>
 #include <linux/openat2.h>
 #include <poll.h>
@@ -216,6 +217,14 @@ void step_hostname(const struct step *s)
 {
 	if (sethostname(s->argv[1], strlen(s->argv[1])) < 0)
 		die(errno, "sethostname %s: %s", s->argv[1], strerror(errno));
+}
+
+/* A session keyring of the container's own (runc's default; --no-new-keyring keeps the caller's): keys one
+ * container adds are not seen by the next. */
+void step_session_keyring(const struct step *s)
+{
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->argv[1]) < 0)
+		die(errno, "join a new session keyring %s: %s", s->argv[1], strerror(errno));
 }
 
 void step_domainname(const struct step *s)

@@ -1,4 +1,4 @@
-import { isAbsolute, resolve as resolvePath, posix } from 'node:path';
+import { basename, isAbsolute, resolve as resolvePath, posix } from 'node:path';
 import type { Spec, Mount } from '../spec/generated/config.js';
 import { PocError } from '../errors.js';
 import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
@@ -29,6 +29,8 @@ export interface CreatePlanOptions {
   bundle: string;
   stateDir: string;
   noPivot: boolean;
+  /** --no-new-keyring: keep the caller's session keyring instead of one of the container's own. */
+  noNewKeyring?: boolean;
   consoleSocket?: string;
   preserveFds: number;
   /** The cgroup.procs files the helper writes its pid to before clone. */
@@ -205,6 +207,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     checkSysctl(key, sysctlContext);
     child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
   }
+  if (!opts.noNewKeyring) child.push(['session-keyring', `_ses.${basename(opts.stateDir)}`, '-']);
   if (spec.hostname !== undefined && seen.has('uts') && fresh.includes('uts')) child.push(['hostname', spec.hostname, '/hostname']);
   if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);
   (process.rlimits ?? []).forEach((r, i) => {

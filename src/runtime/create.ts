@@ -26,6 +26,7 @@ export interface CreateOptions {
   pidFile?: string;
   consoleSocket?: string;
   noPivot: boolean;
+  noNewKeyring?: boolean;
   preserveFds: number;
   /** `wait`: the helper stays the init's parent and exits with its status (pocrun run). */
   mode: 'detach' | 'wait';
@@ -83,6 +84,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       bundle,
       stateDir: ctx.store.dir(id),
       noPivot: opts.noPivot,
+      noNewKeyring: opts.noNewKeyring,
       consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
       preserveFds: opts.preserveFds,
       cgroupProcsFiles: [],

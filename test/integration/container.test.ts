@@ -211,4 +211,19 @@ t.test('a terminal through --console-socket: the pty master reaches the engine, 
   t.match(text, /answer 42/, 'the shell answered through the pty');
 });
 
+t.test('a session keyring of its own, unless --no-new-keyring', async (t) => {
+  // /proc/keys lists every keyring root may view; the container's own is named after its id.
+  const count = (id: string, extra: string[]) => {
+    const b = makeBundle(work, (s) => {
+      s.linux!.maskedPaths = [];
+      s.process!.args = ['sh', '-c', `grep -c "_ses\\.${id}:" /proc/keys; true`];
+    });
+    const r = rt.run(['run', ...extra, '--bundle', b.dir, id]);
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  t.equal(count('keyring-own', []), '1\n', 'its own session keyring');
+  t.equal(count('keyring-shared', ['--no-new-keyring']), '0\n', "the caller's keyring with --no-new-keyring");
+});
+
 t.test('nothing left behind', async (t) => residue(t));
