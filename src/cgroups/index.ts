@@ -25,6 +25,8 @@ export interface CgroupDriver {
   create(path: string, resources?: LinuxResources): void;
   /** The cgroup.procs files a process joins the cgroup through (the C helper writes the pid). */
   procsFiles(path: string): string[];
+  /** The cgroup.procs file of the cgroup this process is in, in one hierarchy (see join.ts). */
+  ownProcsFile(selfCgroup?: string): string | undefined;
   /** Applies resources to an existing cgroup (`update`). Only the fields that are set are written. */
   apply(path: string, resources: LinuxResources): void;
   /** Pids in the cgroup and the cgroups below it, sorted. */

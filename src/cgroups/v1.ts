@@ -3,7 +3,7 @@
  * cpu,cpuacct). The container's cgroup is made in every mounted controller. Writes follow runc's order and its
  * workarounds for inter-dependent files (memory/memsw, cfs period/quota/burst, rt period/runtime).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
 import { checkPageSize, deviceRule, intText, parseCpuList } from './convert.js';
 import {
@@ -108,6 +108,15 @@ export class CgroupV1Driver implements CgroupDriver {
   procsFiles(path: string): string[] {
     path = checkCgroupPath(path);
     return this.hierarchies().map((m) => `${m}${path}/cgroup.procs`);
+  }
+
+  ownProcsFile(selfCgroup = readFileSync('/proc/self/cgroup', 'utf8')): string | undefined {
+    for (const line of selfCgroup.split('\n')) {
+      const [, controllers = '', path = ''] = line.split(':');
+      const mount = controllers.split(',').map((c) => this.mounts[c]).find(Boolean);
+      if (mount) return `${mount}${path === '/' ? '' : path}/cgroup.procs`;
+    }
+    return undefined;
   }
 
   /** Fails before any write when a resource cannot be applied on this host. */

@@ -3,7 +3,7 @@
  * cgroup.subtree_control on create (as runc does; failures there surface when a file of that controller is
  * written). v1-style values are converted with runc's formulas (see convert.ts).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
 import {
   blkioWeightToIOWeight,
@@ -127,6 +127,11 @@ export class CgroupV2Driver implements CgroupDriver {
   procsFiles(path: string): string[] {
     path = checkCgroupPath(path);
     return [`${this.dir(path)}/cgroup.procs`];
+  }
+
+  ownProcsFile(selfCgroup = readFileSync('/proc/self/cgroup', 'utf8')): string | undefined {
+    const path = /^0::(.*)$/m.exec(selfCgroup)?.[1];
+    return path === undefined ? undefined : `${this.fsRoot}${path === '/' ? '' : path}/cgroup.procs`;
   }
 
   /** Fails before any write on what cgroup v2 cannot do. */

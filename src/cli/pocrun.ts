@@ -5,6 +5,7 @@ import { DEFAULT_ROOT } from '../runtime/store.js';
 import { OCI_VERSION } from '../spec/default.js';
 import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
+import { startCgroupMoveGracePeriod } from '../cgroups/join.js';
 import { VERSION, COMMIT } from '../spec/generated/version.js';
 
 interface Command {
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
     flags: CREATE_FLAGS,
     args: [1, 1],
     run: async (ctx, p) => {
+      startCgroupMoveGracePeriod(ctx.cgroups());
       const { createContainer } = await import('../runtime/create.js');
       await createContainer(ctx, { ...createOptions(p), mode: 'detach' });
     },
@@ -54,6 +56,7 @@ const COMMANDS: Record<string, Command> = {
     flags: { ...CREATE_FLAGS, boolean: [...CREATE_FLAGS.boolean!, 'detach'], alias: { ...CREATE_FLAGS.alias, d: 'detach' } },
     args: [1, 1],
     run: async (ctx, p) => {
+      startCgroupMoveGracePeriod(ctx.cgroups());
       const { runContainer } = await import('../runtime/run.js');
       return runContainer(ctx, { ...createOptions(p), detach: Boolean(p.flags.detach) });
     },
@@ -116,6 +119,7 @@ const COMMANDS: Record<string, Command> = {
     args: [1, Infinity],
     passThrough: true,
     run: async (ctx, p) => {
+      startCgroupMoveGracePeriod(ctx.cgroups());
       const { execInContainer } = await import('../runtime/exec.js');
       const args = p.args.slice(1);
       if (args[0] === '--') args.shift();
