@@ -42,3 +42,13 @@ t.test('flags: both forms, unknown flags and missing values are errors', async (
   t.throws(() => parseFlags(['id', '--pid-file'], spec, 'run'), /run: flag --pid-file needs a value/);
   t.throws(() => parseFlags(['--bundle', 'a', '--bundle', 'b', 'id'], spec, 'run'), /given more than once/);
 });
+
+t.test("the cgroup.procs file of pocrun's own cgroup, for the grace-period head start", async (t) => {
+  const { CgroupV1Driver, CgroupV2Driver } = await import('../../src/cgroups/index.js');
+  const self = '9:name=systemd:/\n8:pids:/user.slice\n4:memory:/process_api/x\n0::/\n';
+  const v1 = new CgroupV1Driver('/sys/fs/cgroup', { pids: '/sys/fs/cgroup/pids', memory: '/sys/fs/cgroup/memory' });
+  t.equal(v1.ownProcsFile(self), '/sys/fs/cgroup/pids/user.slice/cgroup.procs', 'the first mounted controller, at its own path');
+  t.equal(new CgroupV1Driver('/sys/fs/cgroup', { freezer: '/f' }).ownProcsFile(self), undefined, 'none mounted: no head start');
+  t.equal(new CgroupV2Driver('/sys/fs/cgroup').ownProcsFile('0::/system.slice/x.service\n'), '/sys/fs/cgroup/system.slice/x.service/cgroup.procs');
+  t.equal(new CgroupV2Driver('/sys/fs/cgroup').ownProcsFile('0::/\n'), '/sys/fs/cgroup/cgroup.procs');
+});
