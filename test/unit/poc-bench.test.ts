@@ -57,3 +57,22 @@ t.test('the table reads each metric by its direction', async (t) => {
   t.match(table, /cpu\s+events\/s\s+100\s+98\.00\s+0\.980\s+0\.98–0\.98\s+2\.0% worse/);
   t.match(table, /cpu\s+latency avg\s+2\.00\s+1\.00\s+0\.500\s+0\.50–0\.50\s+100\.0% better/);
 });
+
+t.test('report and chart from recorded results', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { markdown } = await import('../../src/poc/bench/report.js');
+  const { ratioChart } = await import('../../src/poc/bench/chart.js');
+  // A run recorded on the development machine (bench/results/): real sysbench figures, 3 repetitions.
+  const result = JSON.parse(readFileSync(join(import.meta.dirname, '../../bench/results/poc-bench-2026-11-29/results.json'), 'utf8'));
+  const md = markdown(result, 'chart.svg');
+  t.match(md, /^# poc bench: a container against its host\n\n3 repetitions, host and container interleaved/);
+  t.match(md, /\| cpu \| events\/s \| 544 \| 540 \| 0\.993 \| 0\.99–1\.01 \| 0\.7% worse \|/);
+  t.match(md, /- CPU: .+, 2 cores/);
+  const svg = await ratioChart(result);
+  t.match(svg, /^<svg[^>]+width="\d+"/);
+  for (const label of ['cpu: events/s', 'threads: latency avg', 'memstress: MiB/s', 'fileio: fsyncs/s', 'fileio: latency max']) {
+    t.ok(svg.includes(label), `the chart labels ${label}`);
+  }
+  t.match(svg, /container \/ host \(1\.0 = same as the host\)/);
+});
