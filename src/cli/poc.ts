@@ -245,7 +245,7 @@ const COMMANDS: Record<string, Command> = {
       }),
   },
   hook: {
-    usage: 'hook network setup|teardown|loopback',
+    usage: 'hook network setup|teardown',
     summary: 'OCI hook (the container state on stdin)',
     flags: {},
     args: [2, 2],

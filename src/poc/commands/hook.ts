@@ -1,11 +1,11 @@
 /**
  * Hidden commands that poc's own machinery calls:
- *   poc hook network setup|teardown|loopback   OCI hooks in config.json, the container state on stdin
- *   poc cleanup ID                             the monitor's exit command when a container's init exited
+ *   poc hook network setup|teardown   OCI hooks in config.json, the container state on stdin
+ *   poc cleanup ID                      the monitor's exit command when a container's init exited
  */
 import { PocError } from '../../errors.js';
 import { cleanupContainer } from '../containers/stop.js';
-import { parseHookState, run, runNetworkHook } from '../network/index.js';
+import { runNetworkHook } from '../network/index.js';
 import { readFileSync } from 'node:fs';
 import type { RootOptions } from '../store.js';
 
@@ -20,11 +20,6 @@ export async function hookCommand(o: HookOptions): Promise<number> {
   const input = readFileSync(0, 'utf8');
   if (o.action === 'setup' || o.action === 'teardown') {
     await runNetworkHook(o.action, input, o);
-  } else if (o.action === 'loopback') {
-    // --network none: a new network namespace has lo down; bring it up, as docker does.
-    const state = parseHookState(input);
-    if (state.pid === undefined) throw new PocError(`hook: the container state of ${state.id} has no "pid"`);
-    await run('ip', ['link', 'set', 'lo', 'up'], { netns: `/proc/${state.pid}/ns/net` });
   } else {
     throw new PocError(`hook: unknown network action ${JSON.stringify(o.action)}`);
   }

@@ -113,7 +113,7 @@ function bind(source: string, destination: string, readOnly: boolean): Mount {
 function networkHooks(o: ContainerOptions, ctx: BundleContext): Spec['hooks'] {
   const hook = (action: string): Hook => ({ path: ctx.hook.path, args: ['poc', 'hook', 'network', action], env: ctx.hook.env, timeout: 60 });
   if (o.network === 'bridge') return { createRuntime: [hook('setup')], poststop: [hook('teardown')] };
-  if (o.network === 'none') return { createRuntime: [hook('loopback')] };
+  // --network none needs no hook: pocrun brings lo up in every network namespace it makes.
   return undefined;
 }
 
