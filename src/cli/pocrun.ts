@@ -211,8 +211,8 @@ const COMMANDS: Record<string, Command> = {
     flags: {},
     args: [0, 0],
     run: async () => {
-      const { features } = await import('../runtime/features.js');
-      stdout(`${JSON.stringify(features(), null, '    ')}\n`);
+      const { features, knownSeccompArchs, seccompFeatures } = await import('../runtime/features.js');
+      stdout(`${JSON.stringify(features(seccompFeatures(undefined, knownSeccompArchs())), null, '    ')}\n`);
     },
   },
   spec: {

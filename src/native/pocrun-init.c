@@ -725,6 +725,8 @@ static int fd_arg(const char *s)
 int main(int argc, char **argv)
 {
 	int plan_fd;
+	if (argc >= 2 && !strcmp(argv[1], "--seccomp-archs"))
+		return print_known_seccomp_archs(argc - 2, argv + 2);
 	if (argc != 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = fd_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;

@@ -111,5 +111,6 @@ void step_seccomp_arch(const struct step *);
 void step_seccomp_rule(const struct step *);
 void step_seccomp_compile(const struct step *);
 void step_seccomp_load(const struct step *);
+int print_known_seccomp_archs(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "pocrun-init.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
@@ -323,4 +324,22 @@ void step_seccomp_load(const struct step *s)
 			die(errno, "capset after loading the seccomp filter: %s (without noNewPrivileges the filter must allow capset)",
 			    strerror(errno));
 	}
+}
+
+/* `pocrun-init --seccomp-archs NAME...`: prints the names a filter on this machine can take, one a line (this
+ * libseccomp knows them and they go with the native architecture: a big-endian one does not), so that
+ * `pocrun features` tells what this build supports rather than what the spec lists. */
+int print_known_seccomp_archs(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		uint32_t arch = seccomp_arch_resolve_name(argv[i]);
+		scmp_filter_ctx probe = arch ? seccomp_init(SCMP_ACT_ALLOW) : NULL;
+		if (!probe)
+			continue;
+		int r = seccomp_arch_add(probe, arch);
+		if (r == 0 || r == -EEXIST)
+			printf("%s\n", argv[i]);
+		seccomp_release(probe);
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
 }

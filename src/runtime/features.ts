@@ -1,5 +1,7 @@
 import { CAPABILITIES } from '../plan/capabilities.js';
+import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
+import { helperPath } from './init-helper.js';
 import { knownMountOptions } from '../plan/mount-options.js';
 import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../plan/seccomp.js';
 import { NAMESPACE_NAMES } from '../plan/namespaces.js';
@@ -53,13 +55,25 @@ const FLAG_SINCE: Record<string, [number, number]> = {
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: [5, 19],
 };
 
-export function seccompFeatures(kernel: string = release()): SeccompFeatures {
+/**
+ * The architectures a filter on this machine can take, of those the spec names: the ones the helper's libseccomp
+ * knows (2.5 lacks some that 2.6 has) and that go with the native one. The helper refuses the others, so they
+ * are not claimed.
+ */
+export function knownSeccompArchs(): string[] {
+  const names = Object.values(SECCOMP_ARCHES);
+  const r = spawnSync(helperPath(), ['--seccomp-archs', ...names], { encoding: 'utf8' });
+  const known = new Set(r.status === 0 ? r.stdout.split('\n').filter(Boolean) : []);
+  return Object.keys(SECCOMP_ARCHES).filter((a) => known.has(SECCOMP_ARCHES[a]!)).sort();
+}
+
+export function seccompFeatures(kernel: string = release(), archs: string[] = Object.keys(SECCOMP_ARCHES).sort()): SeccompFeatures {
   const [major = 0, minor = 0] = kernel.split(/[.-]/).map(Number);
   const known = Object.keys(SECCOMP_FLAGS).sort();
   return {
     actions: Object.keys(SECCOMP_ACTIONS).sort(),
     operators: Object.keys(SECCOMP_OPERATORS).sort(),
-    archs: Object.keys(SECCOMP_ARCHES).sort(),
+    archs,
     knownFlags: known,
     supportedFlags: known.filter((f) => {
       const [a, b] = FLAG_SINCE[f] ?? [99, 0];
