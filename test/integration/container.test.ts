@@ -226,4 +226,20 @@ t.test('a session keyring of its own, unless --no-new-keyring', async (t) => {
   t.equal(count('keyring-shared', ['--no-new-keyring']), '0\n', "the caller's keyring with --no-new-keyring");
 });
 
+t.test('the device cgroup: a node outside the allowed list cannot be opened, an allowed one can', async (t) => {
+  // /dev/fuse (c 10:229), made inside with mknod: the default rules deny every device but the defaults.
+  const script = 'mknod /tmp/fuse c 10 229 && { (exec 3</tmp/fuse) && echo opened || echo denied; }';
+  const withMknod = (s: Spec) => {
+    for (const set of ['bounding', 'effective', 'permitted'] as const) s.process!.capabilities![set]!.push('CAP_MKNOD');
+  };
+  const denied = inContainer(script, withMknod);
+  t.match(denied.stdout, /^denied\n$/, denied.stderr);
+  t.match(denied.stderr, /Operation not permitted/);
+  const allowed = inContainer(script, (s) => {
+    withMknod(s);
+    s.linux!.resources!.devices!.push({ allow: true, type: 'c', major: 10, minor: 229, access: 'r' });
+  });
+  t.equal(allowed.stdout, 'opened\n', allowed.stderr);
+});
+
 t.test('nothing left behind', async (t) => residue(t));
