@@ -196,3 +196,31 @@ export function signalPid(pid: number, signal: NodeJS.Signals | number): void {
     if (errnoCode(err) !== 'ESRCH') throw new PocError(`kill ${pid}: ${errnoText(err)}`, 1, { cause: err });
   }
 }
+
+/**
+ * Signals every process of a cgroup, frozen meanwhile (when it has a freezer) so that none escapes by forking.
+ * Returns whether the cgroup was frozen already (paused by the user): then it stays frozen.
+ */
+export function signalAllFrozen(
+  cgroup: { freeze(path: string): void; thaw(path: string): void; state(path: string): string; pids(path: string): number[] },
+  path: string,
+  signal: NodeJS.Signals | number,
+  canFreeze: boolean,
+): boolean {
+  const wasFrozen = canFreeze && cgroup.state(path) === 'frozen';
+  let froze = false;
+  if (canFreeze && !wasFrozen) {
+    try {
+      cgroup.freeze(path);
+      froze = true;
+    } catch {
+      // signal anyway: a cgroup that cannot be frozen must still be killable
+    }
+  }
+  try {
+    for (const pid of cgroup.pids(path)) signalPid(pid, signal);
+  } finally {
+    if (froze) cgroup.thaw(path);
+  }
+  return wasFrozen;
+}

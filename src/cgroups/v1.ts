@@ -16,7 +16,7 @@ import {
   readNumber,
   readPidsRecursive,
   removeCgroupTree,
-  signalPid,
+  signalAllFrozen,
   sleepMs,
   undoMkdirs,
   writeCgroupFile,
@@ -486,24 +486,9 @@ export class CgroupV1Driver implements CgroupDriver {
 
   killAll(path: string, signal: NodeJS.Signals | number = 'SIGKILL'): void {
     path = checkCgroupPath(path);
-    const hasFreezer = this.mounts.freezer !== undefined && this.exists(path);
-    const wasFrozen = hasFreezer && this.state(path) === 'frozen';
-    let froze = false;
-    if (hasFreezer && !wasFrozen) {
-      try {
-        this.freeze(path);
-        froze = true;
-      } catch {
-        // signal anyway: a cgroup that cannot be frozen must still be killable
-      }
-    }
-    try {
-      for (const pid of this.pids(path)) signalPid(pid, signal);
-    } finally {
-      // Thaw what we froze; a cgroup the user had paused stays paused, except for SIGKILL (frozen tasks only
-      // die once thawed).
-      if (froze || (wasFrozen && (signal === 'SIGKILL' || signal === 9))) this.thaw(path);
-    }
+    const wasFrozen = signalAllFrozen(this, path, signal, this.mounts.freezer !== undefined && this.exists(path));
+    // A cgroup the user had paused stays paused, except for SIGKILL: frozen tasks only die once thawed (v1).
+    if (wasFrozen && (signal === 'SIGKILL' || signal === 9)) this.thaw(path);
   }
 
   destroy(path: string): void {

@@ -27,7 +27,7 @@ import {
   readNumber,
   readPidsRecursive,
   removeCgroupTree,
-  signalPid,
+  signalAllFrozen,
   sleepMs,
   undoMkdirs,
   writeCgroupFile,
@@ -415,22 +415,7 @@ export class CgroupV2Driver implements CgroupDriver {
       this.write(path, 'cgroup.kill', '1');
       return;
     }
-    const canFreeze = existsSync(`${dir}/cgroup.freeze`);
-    const wasFrozen = canFreeze && this.state(path) === 'frozen';
-    let froze = false;
-    if (canFreeze && !wasFrozen) {
-      try {
-        this.freeze(path);
-        froze = true;
-      } catch {
-        // signal anyway
-      }
-    }
-    try {
-      for (const pid of this.pids(path)) signalPid(pid, signal);
-    } finally {
-      if (froze) this.thaw(path);
-    }
+    signalAllFrozen(this, path, signal, existsSync(`${dir}/cgroup.freeze`));
   }
 
   destroy(path: string): void {
