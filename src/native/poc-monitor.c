@@ -334,12 +334,8 @@ static void set_raw(void)
 	}
 }
 
-/*
- * --relay: runs COMMAND (`pocrun exec --tty --console-socket PATH ...`), receives the pty master it sends, and
- * relays the terminal: stdin into the pty (with --stdin), the pty to stdout, raw mode and window size when stdin is
- * a terminal. Signals are passed on to COMMAND. Exits with COMMAND's status.
- */
-static int relay_main(void)
+/* The signals the monitor passes on (and SIGCHLD, SIGWINCH), blocked and read from a signalfd instead. */
+static int signals_to_fd(void)
 {
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -352,6 +348,17 @@ static int relay_main(void)
 	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0)
 		fail("signalfd: %s", strerror(errno));
+	return sigfd;
+}
+
+/*
+ * --relay: runs COMMAND (`pocrun exec --tty --console-socket PATH ...`), receives the pty master it sends, and
+ * relays the terminal: stdin into the pty (with --stdin), the pty to stdout, raw mode and window size when stdin is
+ * a terminal. Signals are passed on to COMMAND. Exits with COMMAND's status.
+ */
+static int relay_main(void)
+{
+	int sigfd = signals_to_fd();
 	int listener = listen_console();
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t pid = spawn(O.exit_cmd, devnull, 1, 2);
@@ -431,17 +438,7 @@ int main(int argc, char **argv)
 	if (O.relay)
 		return relay_main();
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-	for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
-		sigaddset(&mask, forwarded[i]);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGWINCH);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sigfd < 0)
-		fail("signalfd: %s", strerror(errno));
+	int sigfd = signals_to_fd();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		fail("become a subreaper: %s", strerror(errno));
 

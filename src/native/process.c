@@ -479,15 +479,53 @@ void step_selinux(const struct step *s)
 
 /* ---- the executable ---- */
 
-void step_env(const struct step *s)
+static void env_append(char *kv)
 {
 	if (G.nenv + 2 > G.capenv) {
 		G.capenv = G.capenv ? G.capenv * 2 : 32;
 		if (!(G.env = realloc(G.env, G.capenv * sizeof *G.env)))
 			die(ENOMEM, "out of memory");
 	}
-	G.env[G.nenv++] = s->argv[1];
+	G.env[G.nenv++] = kv;
 	G.env[G.nenv] = NULL;
+}
+
+void step_env(const struct step *s)
+{
+	env_append(s->argv[1]);
+}
+
+/*
+ * runc's rule: a process whose environment has no HOME gets its user's home from the container's /etc/passwd,
+ * or "/". The file is read by hand: glibc's getpwuid could load NSS modules, and this runs inside the container.
+ */
+static void default_home(void)
+{
+	for (int i = 0; i < G.nenv; i++)
+		if (!strncmp(G.env[i], "HOME=", 5))
+			return;
+	char line[4096], *home = NULL;
+	FILE *f = fopen("/etc/passwd", "re");
+	while (f && !home && fgets(line, sizeof line, f)) {
+		/* name:password:uid:gid:gecos:home:shell */
+		line[strcspn(line, "\n")] = 0;
+		char *field[7] = {0}, *p = line;
+		int n = 0;
+		for (; n < 7 && p; n++) {
+			field[n] = p;
+			if ((p = strchr(p, ':')))
+				*p++ = 0;
+		}
+		char *end;
+		if (n >= 6 && *field[2] && strtoul(field[2], &end, 10) == (unsigned long)getuid() && *end == 0 && *field[5])
+			home = field[5];
+	}
+	char *kv;
+	if (asprintf(&kv, "HOME=%s", home ? home : "/") < 0)
+		die(ENOMEM, "out of memory");
+	if (f)
+		fclose(f);
+	env_append(kv);
 }
 
 /* 0 when path is an executable file for us, else the errno (as Go's exec.LookPath judges it). */
@@ -509,6 +547,7 @@ void step_exec(const struct step *s)
 	if (n == 0 || (unsigned long)n + 3 != (unsigned long)s->argc)
 		die(EINVAL, "exec: %u arguments announced, %d given", n, s->argc - 3);
 	G.exec_argv = vector(&s->argv[2], n);
+	default_home();
 	const char *name = G.exec_argv[0];
 	if (strchr(name, '/')) {
 		int err = executable(name);

@@ -242,4 +242,12 @@ t.test('the device cgroup: a node outside the allowed list cannot be opened, an 
   t.equal(allowed.stdout, 'opened\n', allowed.stderr);
 });
 
+t.test('HOME: from the container\'s /etc/passwd for the user when the environment has none, as runc', async (t) => {
+  const home = (change: (s: Spec) => void) => inContainer('echo "$HOME"', change).stdout;
+  t.equal(home(() => {}), '/root\n', 'root');
+  t.equal(home((s) => { s.process!.user = { uid: 1000, gid: 1000 }; }), '/home/user\n', 'uid 1000');
+  t.equal(home((s) => { s.process!.user = { uid: 4242, gid: 4242 }; }), '/\n', 'a uid without an entry');
+  t.equal(home((s) => { s.process!.env!.push('HOME=/custom'); }), '/custom\n', 'the environment wins');
+});
+
 t.test('nothing left behind', async (t) => residue(t));
