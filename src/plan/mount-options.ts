@@ -116,10 +116,6 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
   return { flags, propagation, attrSet, attrClear, data: data.join(','), copyUp };
 }
 
-export function isPropagationOption(option: string): boolean {
-  return option in PROPAGATION_OPTIONS;
-}
-
 export function propagationFlags(name: string): number | undefined {
   return PROPAGATION_OPTIONS[name];
 }

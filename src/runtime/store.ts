@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hook } from '../spec/generated/config.js';
 import { PocError, errnoCode, wrapError } from '../errors.js';
@@ -141,15 +141,5 @@ function safeRead(file: string): string {
     return readFileSync(file, 'utf8');
   } catch {
     return '';
-  }
-}
-
-/** Whether a path exists, without following a last symlink. */
-export function pathExists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
