@@ -12,7 +12,7 @@ import { PocError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
 import { HelperSession } from './init-helper.js';
-import { readProcStat } from './proc.js';
+import { killQuietly, readProcStat } from './proc.js';
 import { ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
@@ -48,7 +48,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   trace('create');
   const spec = loadConfig(bundle);
   trace('config loaded and validated');
-  checkRootfs(spec, bundle);
+  const rootfs = checkRootfs(spec, bundle);
   if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
 
   const cgroups = ctx.cgroups();
@@ -61,7 +61,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     annotations: spec.annotations,
     initStartTime: '',
     created: new Date().toISOString(),
-    rootfs: resolve(bundle, spec.root!.path),
+    rootfs,
     cgroupPath,
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     owner: 'root',
@@ -123,20 +123,15 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     return { record, helper };
   } catch (err) {
     const initPid = helper?.initPid ?? 0;
-    if (initPid > 0) {
-      try {
-        process.kill(initPid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    if (initPid > 0) killQuietly(initPid);
     helper?.kill('SIGKILL');
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
     throw err instanceof PocError ? err : wrapError('create', err);
   }
 }
 
-function checkRootfs(spec: Spec, bundle: string): void {
+/** The rootfs's absolute path, once it is known to be a directory. */
+function checkRootfs(spec: Spec, bundle: string): string {
   const path = resolve(bundle, spec.root?.path ?? '');
   let isDir = false;
   try {
@@ -145,6 +140,7 @@ function checkRootfs(spec: Spec, bundle: string): void {
     throw new PocError(`config.json /root/path: rootfs ${path} does not exist`);
   }
   if (!isDir) throw new PocError(`config.json /root/path: rootfs ${path} is not a directory`);
+  return path;
 }
 
 /** Written whole under a temporary name and renamed, so an engine never reads half a pid. */

@@ -1,6 +1,6 @@
 import { PocError } from '../errors.js';
 import { runHooks } from './hooks.js';
-import { isSameLiveProcess, sleepMs } from './proc.js';
+import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
@@ -58,11 +58,7 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
   if (alive) {
-    try {
-      process.kill(record.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
+    killQuietly(record.pid);
     waitGone(record);
   }
   try {

@@ -6,7 +6,7 @@ import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, ty
 import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
 import { HelperSession, helperError } from './init-helper.js';
-import { isSameLiveProcess } from './proc.js';
+import { isSameLiveProcess, killQuietly } from './proc.js';
 import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create.js';
 import type { RuntimeContext } from './context.js';
@@ -178,12 +178,4 @@ export function containerNamespaces(initPid: number): [string, string][] {
     if (!b || a.ino !== b.ino || a.dev !== b.dev) out.push([name, theirs]);
   }
   return out;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    /* gone */
-  }
 }

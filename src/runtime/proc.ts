@@ -29,3 +29,12 @@ export function isSameLiveProcess(pid: number, startTime: string): boolean {
 export function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
+
+/** SIGKILL, for cleaning up: a process that is already gone is what was wanted. */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
