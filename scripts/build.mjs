@@ -1,5 +1,6 @@
-// npm run build: generated types and validators, the C helper, and one Bun-compiled binary that serves both
-// names (dist/pocrun, with dist/poc a link to it).
+// npm run build: generated types and validators, the C programs (the init helper, poc's monitor, and dist/pocrun,
+// the native front), and one Bun-compiled binary, dist/pocrun-ts, that serves both programs: the front hands it
+// the pocrun commands it does not answer itself, and dist/poc is a link to it.
 import { execFileSync } from 'node:child_process';
 import { symlinkSync, rmSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -18,8 +19,8 @@ run('make', ['-s', '-C', 'src/native']);
 run(join(top, 'node_modules/.bin/bun'), [
   'build', '--compile', '--minify', '--bytecode', '--format=esm', '--splitting', '--target=bun-linux-x64',
   '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
-  'src/cli/main.ts', '--outfile', 'dist/pocrun',
+  'src/cli/main.ts', '--outfile', 'dist/pocrun-ts',
 ]);
 rmSync(join(top, 'dist/poc'), { force: true });
-symlinkSync('pocrun', join(top, 'dist/poc'));
-console.log('built dist/pocrun, dist/poc, dist/pocrun-init, dist/poc-monitor');
+symlinkSync('pocrun-ts', join(top, 'dist/poc'));
+console.log('built dist/pocrun, dist/pocrun-ts, dist/poc, dist/pocrun-init, dist/poc-monitor');

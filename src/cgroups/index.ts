@@ -44,6 +44,8 @@ export interface CgroupDriver {
   destroy(path: string): void;
   /** Whether the cgroup exists (v1: in any controller). */
   exists(path: string): boolean;
+  /** The cgroup's directory per v1 controller, or under "unified" for v2, as runc's state keeps cgroup_paths. */
+  dirs(path: string): Record<string, string>;
 }
 
 export interface CgroupMount {

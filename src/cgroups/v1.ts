@@ -509,6 +509,11 @@ export class CgroupV1Driver implements CgroupDriver {
     path = checkCgroupPath(path);
     return this.hierarchies().some((m) => isDir(m + path));
   }
+
+  dirs(path: string): Record<string, string> {
+    path = checkCgroupPath(path);
+    return Object.fromEntries(Object.entries(this.mounts).map(([controller, m]) => [controller, m + path]));
+  }
 }
 
 /** runc's choice of blkio statistics: CFQ's when present, else BFQ's, else the throttling layer's. */

@@ -427,4 +427,8 @@ export class CgroupV2Driver implements CgroupDriver {
     path = checkCgroupPath(path);
     return isDir(this.dir(path));
   }
+
+  dirs(path: string): Record<string, string> {
+    return { unified: this.dir(checkCgroupPath(path)) };
+  }
 }

@@ -63,6 +63,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     created: new Date().toISOString(),
     rootfs,
     cgroupPath,
+    cgroupDirs: cgroups.dirs(cgroupPath),
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     owner: 'root',
   };

@@ -19,6 +19,11 @@ export interface ContainerRecord {
   created: string;
   rootfs: string;
   cgroupPath: string;
+  /**
+   * The cgroup's directory per controller ("unified" for v2), as runc records cgroup_paths: the native front
+   * (src/native/front/) reads state, start and delete from this record without discovering mounts.
+   */
+  cgroupDirs: Record<string, string>;
   /** The hooks that run after create; the bundle may be gone by the time delete runs. */
   hooks: { poststart?: Hook[]; poststop?: Hook[] };
   owner: string;

@@ -1,0 +1,398 @@
+/*
+ * state, start, kill and delete of one container, from its state record. Each defers to the TypeScript program
+ * (see front.h) on anything but the ordinary case.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "front.h"
+
+struct record {
+	char dir[4096];
+	yajl_val doc;
+	long pid;
+	const char *init_start_time;
+	yajl_val cgroup_dirs; /* controller -> directory (src/runtime/store.ts) */
+};
+
+static char *read_file(const char *path, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc(max + 1);
+	size_t len = 0;
+	ssize_t n;
+	while (buf && len < max && (n = read(fd, buf + len, max - len)) > 0)
+		len += n;
+	close(fd);
+	if (!buf || len == max) { /* too big to be what we wrote: let the TypeScript program say what it is */
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static const char *str_at(yajl_val v, const char *key)
+{
+	const char *path[] = {key, NULL};
+	yajl_val s = yajl_tree_get(v, path, yajl_t_string);
+	return s ? YAJL_GET_STRING(s) : NULL;
+}
+
+/* Loads <root>/<id>/state.json; false when it is missing, corrupt or from an older pocrun. */
+static bool load(const struct front *f, const char *id, struct record *r)
+{
+	snprintf(r->dir, sizeof(r->dir), "%s/%s", f->root, id);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/state.json", r->dir);
+	char *text = read_file(path, 1 << 20);
+	if (!text)
+		return false;
+	r->doc = yajl_tree_parse(text, NULL, 0);
+	free(text);
+	if (!r->doc)
+		return false;
+	const char *pid_path[] = {"pid", NULL}, *dirs_path[] = {"cgroupDirs", NULL};
+	yajl_val pid = yajl_tree_get(r->doc, pid_path, yajl_t_number);
+	r->cgroup_dirs = yajl_tree_get(r->doc, dirs_path, yajl_t_object);
+	r->init_start_time = str_at(r->doc, "initStartTime");
+	if (!pid || !YAJL_IS_INTEGER(pid) || !r->cgroup_dirs || !r->init_start_time) {
+		yajl_tree_free(r->doc);
+		return false;
+	}
+	r->pid = YAJL_GET_INTEGER(pid);
+	return true;
+}
+
+static bool has_hooks(const struct record *r, const char *phase)
+{
+	const char *path[] = {"hooks", phase, NULL};
+	yajl_val hooks = yajl_tree_get(r->doc, path, yajl_t_array);
+	return hooks && YAJL_GET_ARRAY(hooks)->len > 0;
+}
+
+static const char *cgroup_dir(const struct record *r, const char *controller)
+{
+	return str_at(r->cgroup_dirs, controller);
+}
+
+/* Field 3 (state) and field 22 (start time) of /proc/<pid>/stat; the name may hold spaces and parentheses. */
+static bool proc_stat(long pid, char *state, char *start_time, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	char *text = read_file(path, 4096);
+	if (!text)
+		return false;
+	char *p = strrchr(text, ')');
+	bool ok = false;
+	if (p && p[1] == ' ') {
+		p += 2;
+		*state = *p;
+		for (int field = 3; field < 22 && p; field++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (p) {
+			size_t len = strcspn(p, " ");
+			if (len < size) {
+				memcpy(start_time, p, len);
+				start_time[len] = '\0';
+				ok = true;
+			}
+		}
+	}
+	free(text);
+	return ok;
+}
+
+/* Alive and the same process: not gone, not a zombie, not a reused pid (proc.ts, isSameLiveProcess). */
+static bool same_live_process(long pid, const char *start_time)
+{
+	char state, now[32];
+	return proc_stat(pid, &state, now, sizeof(now)) && strcmp(now, start_time) == 0 && state != 'Z' && state != 'X';
+}
+
+static bool file_starts_with(const char *dir, const char *file, const char *prefix)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	char *text = read_file(path, 4096);
+	bool yes = text && strncmp(text, prefix, strlen(prefix)) == 0;
+	free(text);
+	return yes;
+}
+
+/* Frozen or freezing, as the cgroup drivers' state() tells it; no freezer means thawed. */
+static bool frozen(const struct record *r)
+{
+	const char *v1 = cgroup_dir(r, "freezer"), *v2 = cgroup_dir(r, "unified");
+	if (v1)
+		return file_starts_with(v1, "freezer.state", "FROZEN") || file_starts_with(v1, "freezer.state", "FREEZING");
+	if (v2) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/cgroup.events", v2);
+		char *events = read_file(path, 4096);
+		bool yes = events && strstr(events, "frozen 1");
+		free(events);
+		return yes || file_starts_with(v2, "cgroup.freeze", "1");
+	}
+	return false;
+}
+
+/* status.ts, deriveStatus: the status is derived from the process and the files, never stored. */
+static const char *status_of(const struct record *r)
+{
+	if (r->pid == 0)
+		return "creating";
+	if (!same_live_process(r->pid, r->init_start_time))
+		return "stopped";
+	if (frozen(r))
+		return "paused";
+	char fifo[4200];
+	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", r->dir);
+	return access(fifo, F_OK) == 0 ? "created" : "running";
+}
+
+/* Store.lock's protocol: a file made with O_EXCL holding "<pid> <start time>". A held lock defers. */
+static bool lock(const struct record *r, char *lock_path, size_t size)
+{
+	char state, me[32];
+	if (!proc_stat(getpid(), &state, me, sizeof(me)))
+		return false;
+	snprintf(lock_path, size, "%s/lock", r->dir);
+	int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	dprintf(fd, "%d %s", getpid(), me);
+	close(fd);
+	return true;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+enum outcome cmd_state(const struct front *f, const char *id)
+{
+	struct record r;
+	if (!load(f, id, &r))
+		return DEFER;
+	const char *status = status_of(&r);
+	/* ociState's fields in its order; JSON.stringify(state, null, '  ') */
+	static const char *const fields[] = {"ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner"};
+	printf("{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		printf("%s\n  \"%s\": ", i ? "," : "", fields[i]);
+		if (strcmp(fields[i], "status") == 0) {
+			json_string(stdout, status);
+		} else if (strcmp(fields[i], "pid") == 0) {
+			printf("%ld", strcmp(status, "stopped") == 0 ? 0 : r.pid);
+		} else {
+			const char *v = str_at(r.doc, fields[i]);
+			if (!v) {
+				yajl_tree_free(r.doc);
+				return DEFER; /* nothing is printed before the end */
+			}
+			json_string(stdout, v);
+		}
+	}
+	const char *ann_path[] = {"annotations", NULL};
+	yajl_val ann = yajl_tree_get(r.doc, ann_path, yajl_t_object);
+	if (ann && YAJL_GET_OBJECT(ann)->len > 0) {
+		printf(",\n  \"annotations\": {");
+		for (size_t i = 0; i < YAJL_GET_OBJECT(ann)->len; i++) {
+			yajl_val v = YAJL_GET_OBJECT(ann)->values[i];
+			printf("%s\n    ", i ? "," : "");
+			json_string(stdout, YAJL_GET_OBJECT(ann)->keys[i]);
+			printf(": ");
+			json_string(stdout, YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : "");
+		}
+		printf("\n  }");
+	}
+	printf("\n}\n");
+	yajl_tree_free(r.doc);
+	return DONE;
+}
+
+/* One read of the non-blocking fifo: 1 for the byte, 0 at the end of the file, -1 when nothing is there yet. */
+static int read_fifo(int fd)
+{
+	char byte;
+	ssize_t n = read(fd, &byte, 1);
+	if (n < 0 && errno != EAGAIN)
+		return -2;
+	return n < 0 ? -1 : (int)n;
+}
+
+/* start.ts: releases the init blocked on exec.fifo, exactly once. Poststart hooks are the TypeScript program's. */
+enum outcome cmd_start(const struct front *f, const char *id)
+{
+	struct record r;
+	if (!load(f, id, &r))
+		return DEFER;
+	char lock_path[4200], fifo[4200];
+	enum outcome out = DEFER;
+	if (has_hooks(&r, "poststart") || !lock(&r, lock_path, sizeof(lock_path))) {
+		yajl_tree_free(r.doc);
+		return DEFER;
+	}
+	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", r.dir);
+	int fd = -1;
+	if (strcmp(status_of(&r), "created") != 0)
+		goto out;
+	/* Non-blocking: if the init died, a blocking open would wait forever for a writer. */
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	out = FAILED;
+	for (;;) {
+		int n = read_fifo(fd);
+		if (n == 1)
+			break;
+		if (n == -2) {
+			report_error(f, "start container \"%s\": read exec.fifo: %s", id, strerror(errno));
+			goto out;
+		}
+		if (!same_live_process(r.pid, r.init_start_time)) {
+			/* A short-lived process may have passed the fifo, run and exited between the read and this
+			 * check: its byte is still in the fifo then. */
+			if (read_fifo(fd) == 1)
+				break;
+			report_error(f, "cannot start container \"%s\": its init exited before start", id);
+			goto out;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 1) == 1 && (p.revents & POLLHUP))
+			sleep_ms(1); /* no writer yet: poll would not wait */
+	}
+	unlink(fifo);
+	/* The end of the file: the init's end closed at its execve (or it died). */
+	if (fcntl(fd, F_SETFL, O_RDONLY) == 0) {
+		char byte;
+		ssize_t n;
+		while ((n = read(fd, &byte, 1)) != 0 && (n > 0 || errno == EINTR))
+			;
+	}
+	out = DONE;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(lock_path);
+	yajl_tree_free(r.doc);
+	return out;
+}
+
+/* runc's signal names, as signals.ts parses them: "KILL", "SIGKILL", "kill" or "9". Others defer. */
+static int parse_signal(const char *text)
+{
+	static const struct { const char *name; int n; } names[] = {
+		{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL}, {"TRAP", SIGTRAP},
+		{"ABRT", SIGABRT}, {"BUS", SIGBUS}, {"FPE", SIGFPE}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+		{"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+		{"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+		{"TTOU", SIGTTOU}, {"URG", SIGURG}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
+		{"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO}, {"PWR", SIGPWR}, {"SYS", SIGSYS},
+	};
+	char *end;
+	long n = strtol(text, &end, 10);
+	if (*text >= '0' && *text <= '9' && *end == '\0')
+		return n >= 1 && n <= 64 ? (int)n : -1;
+	const char *name = strncasecmp(text, "SIG", 3) == 0 ? text + 3 : text;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i].name) == 0)
+			return names[i].n;
+	return -1;
+}
+
+/* kill.ts, without --all: a signal to the init of a created, running or paused container. */
+enum outcome cmd_kill(const struct front *f, const char *id, const char *signal)
+{
+	int sig = parse_signal(signal);
+	struct record r;
+	if (sig < 0 || !load(f, id, &r))
+		return DEFER;
+	const char *status = status_of(&r);
+	enum outcome out = DEFER; /* a stopped one, or a kill that failed: the TypeScript program explains */
+	if (strcmp(status, "stopped") != 0 && strcmp(status, "creating") != 0 && kill(r.pid, sig) == 0)
+		out = DONE;
+	yajl_tree_free(r.doc);
+	return out;
+}
+
+/* Removes the state directory when it holds only files. */
+static bool remove_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && unlinkat(dirfd(d), e->d_name, 0) != 0 &&
+		    errno != ENOENT)
+			break;
+	closedir(d);
+	return rmdir(path) == 0 || errno == ENOENT;
+}
+
+/* Removes the cgroup in each hierarchy; false when one is still busy (processes, or cgroups below it). */
+static bool remove_cgroups(const struct record *r)
+{
+	for (size_t i = 0; i < YAJL_GET_OBJECT(r->cgroup_dirs)->len; i++) {
+		const char *dir = YAJL_GET_STRING(YAJL_GET_OBJECT(r->cgroup_dirs)->values[i]);
+		if (!dir || (rmdir(dir) != 0 && errno != ENOENT))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * delete.ts of a created or stopped container without poststop hooks: kill the waiting init, remove the
+ * cgroup and the state directory. A cgroup still busy (or a state directory that is not plain) defers: the
+ * TypeScript program kills what is left, retries, and finds done what was done here.
+ */
+enum outcome cmd_delete(const struct front *f, const char *id)
+{
+	struct record r;
+	char lock_path[4200];
+	if (!load(f, id, &r))
+		return DEFER;
+	if (has_hooks(&r, "poststop") || !lock(&r, lock_path, sizeof(lock_path))) {
+		yajl_tree_free(r.doc);
+		return DEFER;
+	}
+	enum outcome out = DEFER;
+	const char *status = status_of(&r);
+	bool created = strcmp(status, "created") == 0;
+	if (!created && strcmp(status, "stopped") != 0)
+		goto out;
+	if (created) {
+		kill(r.pid, SIGKILL);
+		/* The init's pid namespace dies with it; wait (briefly) so the cgroup can be removed. */
+		for (int i = 0; i < 2000 && same_live_process(r.pid, r.init_start_time); i++)
+			sleep_ms(1);
+	}
+	if (remove_cgroups(&r) && remove_dir(r.dir))
+		out = DONE;
+out:
+	if (out != DONE)
+		unlink(lock_path);
+	yajl_tree_free(r.doc);
+	return out;
+}

@@ -1,0 +1,37 @@
+/*
+ * The native front of pocrun: the `pocrun` a user or an engine runs. See pocrun.c for why it exists.
+ */
+#ifndef POCRUN_FRONT_H
+#define POCRUN_FRONT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <yajl/yajl_tree.h>
+
+/* What a command sees of the global flags. */
+struct front {
+	const char *root;
+	const char *log_file;
+	bool log_json;
+};
+
+/*
+ * A command's answer. DONE and FAILED end the process (0 and 1). DEFER hands the whole command line to the
+ * TypeScript program, which handles every case: a command defers whenever it meets something it does not do
+ * itself (hooks, --all, a busy lock, an error to explain), and only before it has changed anything, or where
+ * what it changed is idempotent for the TypeScript command that follows.
+ */
+enum outcome { DONE, FAILED, DEFER };
+
+enum outcome cmd_state(const struct front *f, const char *id);
+enum outcome cmd_start(const struct front *f, const char *id);
+enum outcome cmd_kill(const struct front *f, const char *id, const char *signal);
+enum outcome cmd_delete(const struct front *f, const char *id);
+
+/* A JSON string literal, escaped as JSON.stringify escapes it. */
+void json_string(FILE *out, const char *s);
+
+/* Reports an error as the TypeScript program does: "pocrun: MSG" on stderr, and a line in --log. */
+void report_error(const struct front *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

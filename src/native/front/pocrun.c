@@ -1,0 +1,201 @@
+/*
+ * pocrun's native front: the executable called `pocrun`.
+ *
+ * The runtime is a TypeScript program compiled with Bun (dist/pocrun-ts). A Bun process needs ~850 page faults
+ * and ~10 ms before its first line runs, more than all of runc's `state`; engines call state, start, kill and
+ * delete many times per container. So those four commands' ordinary cases run here, reading the state record
+ * create wrote (src/runtime/store.ts, ContainerRecord), and everything else is handed to the TypeScript program
+ * by execve with the same argv: other commands, --help, --debug, bad input, errors worth explaining, hooks.
+ * The TypeScript program is complete on its own; this file only answers earlier where the answer is plain.
+ *
+ * Keep in step with: the record (store.ts), status derivation (status.ts), the lock (Store.lock), the state
+ * output (ociState), and the log line format (context.ts). test/integration/front.test.ts runs the same cases
+ * through both and compares.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "front.h"
+
+#define TS_PROGRAM "pocrun-ts"
+
+static char **saved_argv;
+
+/* Hands the command line, untouched, to the TypeScript program beside this executable. */
+static void __attribute__((noreturn)) defer(void)
+{
+	char self[PATH_MAX], target[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0) {
+		fprintf(stderr, "pocrun: readlink /proc/self/exe: %s\n", strerror(errno));
+		exit(1);
+	}
+	self[n] = '\0';
+	snprintf(target, sizeof(target), "%s/%s", dirname(self), TS_PROGRAM);
+	execv(target, saved_argv);
+	fprintf(stderr, "pocrun: cannot run %s: %s\n", target, strerror(errno));
+	exit(1);
+}
+
+/* An ISO 8601 time with milliseconds, as JavaScript's Date.toISOString() writes it. */
+static void iso_time(char *buf, size_t size)
+{
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	size_t len = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + len, size - len, ".%03ldZ", (long)(tv.tv_usec / 1000));
+}
+
+void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", out); break;
+		case '\\': fputs("\\\\", out); break;
+		case '\b': fputs("\\b", out); break;
+		case '\f': fputs("\\f", out); break;
+		case '\n': fputs("\\n", out); break;
+		case '\r': fputs("\\r", out); break;
+		case '\t': fputs("\\t", out); break;
+		default:
+			if (*p < 0x20)
+				fprintf(out, "\\u%04x", *p);
+			else
+				fputc(*p, out);
+		}
+	}
+	fputc('"', out);
+}
+
+void report_error(const struct front *f, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "pocrun: %s\n", msg);
+	if (!f->log_file)
+		return;
+	FILE *log = fopen(f->log_file, "a");
+	if (!log)
+		return; /* a log that cannot be written must not hide the error being logged */
+	char time[64];
+	iso_time(time, sizeof(time));
+	if (f->log_json) {
+		fputs("{\"level\":\"error\",\"msg\":", log);
+		json_string(log, msg);
+		fprintf(log, ",\"time\":\"%s\"}\n", time);
+	} else {
+		fprintf(log, "time=\"%s\" level=error msg=", time);
+		json_string(log, msg);
+		fputc('\n', log);
+	}
+	fclose(log);
+}
+
+/* The global flag NAME at argv[*i], as --NAME VALUE or --NAME=VALUE; advances *i past a separate value. */
+static bool string_flag(char **argv, int *i, const char *name, const char **value)
+{
+	const char *a = argv[*i] + 2;
+	size_t len = strlen(name);
+	if (strncmp(a, name, len) != 0)
+		return false;
+	if (a[len] == '=') {
+		*value = a + len + 1;
+		return true;
+	}
+	if (a[len] != '\0' || !argv[*i + 1])
+		return false;
+	*value = argv[++*i];
+	return true;
+}
+
+/* The container id, when it is one the TypeScript program would accept (id.ts). */
+static bool plain_id(const char *id)
+{
+	size_t len = strlen(id);
+	if (len == 0 || len > 1024 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = id[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || !strchr("_.+-", c)))
+			return false;
+	}
+	return true;
+}
+
+static void __attribute__((noreturn)) finish(enum outcome o)
+{
+	if (o == DEFER)
+		defer();
+	if (fflush(stdout) != 0 && errno != EPIPE)
+		exit(1);
+	exit(o == DONE ? 0 : 1);
+}
+
+int main(int argc, char **argv)
+{
+	saved_argv = argv;
+	struct front f = {.root = "/run/pocrun"};
+	const char *log_format = "text", *ignored;
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(name, "poc") == 0 || strncmp(name, "poc-", 4) == 0)
+		defer();
+
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strncmp(argv[i], "--", 2) != 0)
+			defer(); /* -h, -v, or something to explain */
+		if (string_flag(argv, &i, "root", &f.root) || string_flag(argv, &i, "log", &f.log_file) ||
+		    string_flag(argv, &i, "log-format", &log_format) || string_flag(argv, &i, "criu", &ignored) ||
+		    string_flag(argv, &i, "rootless", &ignored) || strcmp(argv[i], "--systemd-cgroup") == 0)
+			continue;
+		defer(); /* --debug, --help, --version, or an unknown flag */
+	}
+	if (strcmp(log_format, "json") == 0)
+		f.log_json = true;
+	else if (strcmp(log_format, "text") != 0)
+		defer();
+	if (i >= argc)
+		defer();
+
+	/* The command's own arguments: flags it understands here, then positional ones. */
+	const char *cmd = argv[i++];
+	const char *pos[2] = {NULL, NULL};
+	int npos = 0;
+	for (; i < argc; i++) {
+		/* --force only matters for a running or paused container, which delete defers anyway. */
+		if (strcmp(cmd, "delete") == 0 && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0))
+			continue;
+		if (argv[i][0] == '-' || npos == 2)
+			defer();
+		pos[npos++] = argv[i];
+	}
+	if (npos == 0 || !plain_id(pos[0]))
+		defer();
+	if (strcmp(cmd, "kill") == 0)
+		finish(cmd_kill(&f, pos[0], npos == 2 ? pos[1] : "SIGTERM"));
+	if (npos != 1)
+		defer();
+	if (strcmp(cmd, "state") == 0)
+		finish(cmd_state(&f, pos[0]));
+	if (strcmp(cmd, "start") == 0)
+		finish(cmd_start(&f, pos[0]));
+	if (strcmp(cmd, "delete") == 0)
+		finish(cmd_delete(&f, pos[0]));
+	defer();
+}
