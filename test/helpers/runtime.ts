@@ -12,6 +12,8 @@ import type { Test } from 'tap';
 
 export const top = join(import.meta.dirname, '../..');
 export const POCRUN = join(top, 'dist/pocrun');
+/** The TypeScript program the native front (dist/pocrun) hands most commands to. */
+export const POCRUN_TS = join(top, 'dist/pocrun-ts');
 /**
  * Every cgroup a test file makes is under this parent, in each v1 controller: one per test process, so that
  * test files (and people) running at the same time never see each other's cgroups as residue.
@@ -73,7 +75,7 @@ export interface Result {
 
 export class Runtime {
   readonly root: string;
-  constructor(readonly work: string) {
+  constructor(readonly work: string, readonly bin = POCRUN) {
     this.root = join(work, 'root');
   }
 
@@ -85,7 +87,7 @@ export class Runtime {
       const file = join(this.work, `out-${process.pid}-${outputs++}`);
       const fd = openSync(file, 'w+');
       try {
-        const r = spawnSync(POCRUN, ['--root', this.root, ...args], { timeout: 60_000, ...opts, stdio: ['ignore', fd, fd] });
+        const r = spawnSync(this.bin, ['--root', this.root, ...args], { timeout: 60_000, ...opts, stdio: ['ignore', fd, fd] });
         const out = readFileSync(file, 'utf8');
         return { status: r.status, signal: r.signal, stdout: out, stderr: out };
       } finally {
@@ -93,7 +95,7 @@ export class Runtime {
         rmSync(file, { force: true });
       }
     }
-    const r = spawnSync(POCRUN, ['--root', this.root, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
+    const r = spawnSync(this.bin, ['--root', this.root, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
     return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
   }
 

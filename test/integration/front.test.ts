@@ -1,0 +1,147 @@
+// The native front (src/native/front) against the TypeScript program it stands in front of. A copy of the
+// front alone in a directory ("lone") cannot hand anything over: what it answers, it answered itself, and what
+// it hands over fails with "cannot run .../pocrun-ts". The real front (dist/pocrun) must behave the same either way.
+import t, { type Test } from 'tap';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { isDead, makeBundle, POCRUN, POCRUN_TS, Runtime, setup } from '../helpers/runtime.js';
+
+const { work, rt, residue } = setup();
+const ts = new Runtime(work, POCRUN_TS);
+mkdirSync(join(work, 'lone'));
+copyFileSync(POCRUN, join(work, 'lone/pocrun'));
+const lone = new Runtime(work, join(work, 'lone/pocrun'));
+const HANDED_OVER = /pocrun: cannot run .*\/lone\/pocrun-ts/;
+
+/** The front's state output is the TypeScript program's, byte for byte. */
+function sameState(t: Test, id: string, status: string): void {
+  const native = lone.run(['state', id]);
+  t.equal(native.status, 0, `state of a ${status} container answered natively: ${native.stderr}`);
+  t.equal(native.stdout, ts.ok(['state', id]), `state of a ${status} container: the same document`);
+  t.equal(JSON.parse(native.stdout).status, status);
+}
+
+function cgroupDirs(id: string): string[] {
+  return Object.values(JSON.parse(readFileSync(join(rt.root, id, 'state.json'), 'utf8')).cgroupDirs as Record<string, string>);
+}
+
+t.test('state, start, kill and delete are answered natively, with the same results', async (t) => {
+  const b = makeBundle(work, (s) => {
+    s.process!.args = ['sleep', '1000'];
+    s.annotations = { 'org.example/quote': 'say "hi"\n\ttab', 'emoji': 'ü ✓' };
+  });
+  rt.ok(['create', '--bundle', b.dir, 'f1']);
+  const dirs = cgroupDirs('f1');
+  t.ok(dirs.length > 0 && dirs.every((d) => existsSync(d)), 'the record names the cgroup directories');
+  sameState(t, 'f1', 'created');
+  t.equal(lone.run(['start', 'f1']).status, 0, 'start');
+  sameState(t, 'f1', 'running');
+  rt.ok(['pause', 'f1']);
+  sameState(t, 'f1', 'paused');
+  rt.ok(['resume', 'f1']);
+  const pid = rt.state('f1').pid;
+  t.equal(lone.run(['kill', 'f1', 'sigkill']).status, 0, 'kill');
+  rt.waitStatus('f1', 'stopped');
+  t.ok(isDead(pid));
+  sameState(t, 'f1', 'stopped');
+  t.equal(lone.run(['delete', 'f1']).status, 0, 'delete');
+  t.notOk(existsSync(join(rt.root, 'f1')), 'state directory removed');
+  t.same(dirs.filter((d) => existsSync(d)), [], 'cgroup removed in every hierarchy');
+});
+
+t.test('delete of a created container kills its waiting init', async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['true']; });
+  rt.ok(['create', '--bundle', b.dir, 'f2']);
+  const pid = rt.state('f2').pid;
+  const dirs = cgroupDirs('f2');
+  t.equal(lone.run(['delete', '--force', 'f2']).status, 0);
+  t.ok(isDead(pid), 'init killed');
+  t.notOk(existsSync(join(rt.root, 'f2')));
+  t.same(dirs.filter((d) => existsSync(d)), []);
+});
+
+t.test('what the front does not answer reaches the TypeScript program', async (t) => {
+  const out = join(work, 'hooks.out');
+  const hook = (word: string) => ({ path: '/bin/sh', args: ['sh', '-c', `echo ${word} >> ${out}`] });
+  const b = makeBundle(work, (s) => {
+    s.process!.args = ['sleep', '1000'];
+    s.hooks = { poststart: [hook('poststart')], poststop: [hook('poststop')] };
+  });
+  rt.ok(['create', '--bundle', b.dir, 'f3']);
+  t.match(lone.run(['start', 'f3']).stderr, HANDED_OVER, 'poststart hooks: start is handed over');
+  rt.ok(['start', 'f3']);
+  t.equal(readFileSync(out, 'utf8'), 'poststart\n');
+  t.match(lone.run(['kill', '--all', 'f3', 'KILL']).stderr, HANDED_OVER, 'kill --all is handed over');
+  t.match(lone.run(['kill', 'f3', 'RTMIN+1']).stderr, HANDED_OVER, 'a real-time signal is handed over');
+  const running = rt.run(['delete', 'f3']);
+  t.not(running.status, 0);
+  t.match(running.stderr, /cannot delete container "f3" that is not stopped: running/, 'the TypeScript program explains');
+  t.match(lone.run(['delete', '--force', 'f3']).stderr, HANDED_OVER, 'delete --force of a running container');
+  rt.ok(['delete', '--force', 'f3']);
+  t.equal(readFileSync(out, 'utf8'), 'poststart\npoststop\n', 'poststop hooks ran');
+  t.notOk(existsSync(join(rt.root, 'f3')));
+
+  for (const args of [['state', 'nope'], ['--debug', 'state', 'nope'], ['state', '../x'], ['list'], ['--version'], ['kill', 'nope', 'BOGUS']]) {
+    t.match(lone.run(args).stderr, HANDED_OVER, `${args.join(' ')} is handed over`);
+  }
+  t.match(rt.run(['state', 'nope']).stderr, /container "nope" does not exist/);
+  t.match(rt.run(['kill', 'nope', 'BOGUS']).stderr, /unknown signal "BOGUS"/);
+  t.match(rt.run(['--version']).stdout, /^pocrun version /);
+});
+
+t.test('a record from before cgroupDirs is handled by the TypeScript program', async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+  rt.ok(['create', '--bundle', b.dir, 'f4']);
+  const file = join(rt.root, 'f4', 'state.json');
+  const record = JSON.parse(readFileSync(file, 'utf8'));
+  delete record.cgroupDirs;
+  writeFileSync(file, JSON.stringify(record));
+  t.match(lone.run(['state', 'f4']).stderr, HANDED_OVER);
+  t.equal(rt.state('f4').status, 'created');
+  rt.ok(['delete', '--force', 'f4']);
+  t.notOk(existsSync(join(rt.root, 'f4')));
+});
+
+t.test('a stopped container whose cgroup still holds a process is handed over, which kills it', async (t) => {
+  // No pid namespace: the init's background child outlives it, in the container's cgroup.
+  const pidFile = join(work, 'child.pid');
+  const b = makeBundle(work, (s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'pid');
+    s.mounts!.push({ destination: '/out', type: 'bind', source: work, options: ['rbind'] });
+    s.process!.args = ['sh', '-c', 'sleep 1000 & echo $! > /out/child.pid; exit 0'];
+  });
+  rt.ok(['run', '--detach', '--bundle', b.dir, 'f5']);
+  rt.waitStatus('f5', 'stopped');
+  for (let i = 0; i < 100 && !existsSync(pidFile); i++) spawnSync('sleep', ['0.02']);
+  // The child's pid as the container saw it is the host's: there is no pid namespace.
+  const child = Number(readFileSync(pidFile, 'utf8'));
+  t.notOk(isDead(child), 'the background child outlived the init');
+  t.match(lone.run(['delete', 'f5']).stderr, HANDED_OVER, 'a busy cgroup is handed over');
+  t.ok(existsSync(join(rt.root, 'f5', 'state.json')), 'the state is still there for the TypeScript program');
+  rt.ok(['delete', 'f5']);
+  for (let i = 0; i < 100 && !isDead(child); i++) spawnSync('sleep', ['0.02']);
+  t.ok(isDead(child), 'the leftover process was killed');
+  t.notOk(existsSync(join(rt.root, 'f5')));
+});
+
+t.test('a held lock hands start over, and the TypeScript program waits for it', async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+  rt.ok(['create', '--bundle', b.dir, 'f6']);
+  // A live process's lock: this test's own pid and start time.
+  const me = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  const startTime = me.slice(me.lastIndexOf(')') + 2).split(' ')[19];
+  const lock = join(rt.root, 'f6', 'lock');
+  writeFileSync(lock, `${process.pid} ${startTime}`);
+  t.match(lone.run(['start', 'f6']).stderr, HANDED_OVER);
+  const start = spawn(POCRUN, ['--root', rt.root, 'start', 'f6'], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => start.on('exit', resolve));
+  spawnSync('sleep', ['0.3']);
+  t.equal(rt.state('f6').status, 'created', 'start waits while the lock is held');
+  spawnSync('rm', ['-f', lock]);
+  t.equal(await exited, 0);
+  t.equal(rt.state('f6').status, 'running');
+  rt.ok(['delete', '--force', 'f6']);
+});
+
+t.test('nothing left behind', async (t) => residue(t));
