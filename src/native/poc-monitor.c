@@ -2,20 +2,29 @@
  * poc-monitor: the parent and subreaper of one poc container (the role conmon plays for podman). DESIGN.md, "poc".
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
- *               --sync-fd N [--tty --console-socket PATH] [--stdin] [--foreground] [-- EXIT-COMMAND...]
+ *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
+ *               [--foreground] [-- EXIT-COMMAND...]
  *   poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...
  *
- * 1. becomes a child subreaper, runs `pocrun create` with the container's stdout/stderr on pipes (or with a
- *    console socket that receives the pty master), so that the init is reparented to it when create exits;
- * 2. runs `pocrun start`, then reports `ok <init pid>` (or `error <message>`) on the sync fd and closes it;
+ * 1. becomes a child subreaper; with --rootfs, mounts the overlayfs (OPTIONS are its lowerdir/upperdir/workdir)
+ *    there: mount(2) here instead of an exec of mount(8) in poc; runs `pocrun create` with the container's
+ *    stdout/stderr on pipes (or with a console socket that receives the pty master), so that the init is
+ *    reparented to it when create exits;
+ * 2. runs `pocrun start`, then reports `ok <init pid>` (or `error <message>`) on the sync fd and closes it
+ *    (but for --foreground, below);
  * 3. writes everything the container prints to the log, one CRI line each ("<rfc3339nano> <stream> F|P <text>";
  *    P marks a partial line, continued by the next one), and, with --foreground, also to its own stdout/stderr;
  *    with --tty and --stdin it relays its stdin into the pty (raw mode and window size when stdin is a terminal;
  *    at the end of piped input, the terminal's EOF character);
  * 4. forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the init; reaps every orphan;
- * 5. when the init exits: drains the output, writes {"exitCode":N,"finishedAt":"..."} to the exit file, runs the
- *    exit command (poc's cleanup: `pocrun delete`, network teardown, unmount, and removal for --rm) and exits
- *    with the container's status (128+n when a signal ended it).
+ * 5. when the init exits: drains the output, unmounts the rootfs (--rootfs), writes
+ *    {"exitCode":N,"finishedAt":"..."} to the exit file, runs the exit command (poc's cleanup: `pocrun delete`,
+ *    network teardown, and removal for --rm) and exits with the container's status (128+n when a signal ended it).
+ *
+ * With --foreground the caller (`poc run` without -d, whose stdio the monitor shares) is waiting anyway, so it does
+ * the cleanup itself rather than pay for a second poc process: the sync fd (a socket) stays open after `ok`, the
+ * monitor reports `exit <status>` on it once the exit is recorded, and the caller answers `done` when it has
+ * cleaned up. If the caller is gone before it answers (killed), the monitor runs the exit command as above.
  *
  * With --relay it is a terminal relay for `poc exec -t`: it runs COMMAND (`pocrun exec --tty --console-socket`),
  * receives the pty master, relays it as above and exits with COMMAND's status.
@@ -35,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -48,7 +58,7 @@
 #define EXIT_MONITOR_ERROR 125
 
 static struct {
-	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket;
+	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
 	int sync_fd;
 	bool tty, stdin_, foreground, relay;
 	char **exit_cmd;
@@ -259,10 +269,51 @@ static void write_exit_file(int code)
 		unlink(tmp);
 }
 
+/* The init is gone, and with it every process of its namespaces: nothing needs the rootfs any more. */
+static void unmount_rootfs(void)
+{
+	if (O.rootfs && umount2(O.rootfs, 0) < 0 && errno == EBUSY)
+		umount2(O.rootfs, MNT_DETACH); /* a host process inside it (a shell's cwd): detached, as umount -l */
+}
+
+/*
+ * --foreground: tells the caller the container's status and waits for its `done` (it has cleaned up). False when
+ * the caller went away without it: the exit command must do the cleanup.
+ */
+static bool caller_cleaned_up(int code)
+{
+	dprintf(O.sync_fd, "exit %d\n", code); /* EPIPE if the caller is gone: the read below sees the end */
+	char buf[64];
+	size_t len = 0;
+	for (;;) {
+		struct pollfd p = {.fd = O.sync_fd, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		ssize_t n = read(O.sync_fd, buf + len, sizeof buf - 1 - len);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = 0;
+		if (strstr(buf, "done\n")) {
+			close(O.sync_fd);
+			O.sync_fd = -1;
+			return true;
+		}
+		if (len == sizeof buf - 1)
+			len = 0; /* not the protocol: keep listening for done or the end */
+	}
+	close(O.sync_fd);
+	O.sync_fd = -1;
+	return false;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
-			"--pid-file FILE --sync-fd N [--tty --console-socket PATH] [--stdin] [--foreground] [-- EXIT-COMMAND...]\n"
+			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
+			"                   [--foreground] [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
 	exit(EXIT_MONITOR_ERROR);
 }
@@ -276,6 +327,7 @@ static void parse_args(int argc, char **argv)
 		{"pid-file", required_argument, 0, 'p'}, {"sync-fd", required_argument, 0, 's'},
 		{"console-socket", required_argument, 0, 'c'}, {"tty", no_argument, 0, 't'},
 		{"stdin", no_argument, 0, 'I'}, {"foreground", no_argument, 0, 'f'}, {"relay", no_argument, 0, 'y'},
+		{"rootfs", required_argument, 0, 'm'}, {"overlay", required_argument, 0, 'o'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -294,6 +346,8 @@ static void parse_args(int argc, char **argv)
 		case 'I': O.stdin_ = true; break;
 		case 'f': O.foreground = true; break;
 		case 'y': O.relay = true; break;
+		case 'm': O.rootfs = optarg; break;
+		case 'o': O.overlay = optarg; break;
 		default: usage();
 		}
 	}
@@ -306,7 +360,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
-	if (O.tty && !O.console_socket)
+	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay)
 		usage();
 	fcntl(O.sync_fd, F_SETFD, FD_CLOEXEC);
 }
@@ -462,6 +516,9 @@ int main(int argc, char **argv)
 		fcntl(err[0], F_SETFL, O_NONBLOCK);
 	}
 
+	if (O.rootfs && mount("overlay", O.rootfs, "overlay", 0, O.overlay) < 0)
+		fail("mount the overlay rootfs on %s: %s", O.rootfs, strerror(errno));
+
 	/* 1. pocrun create */
 	char *create_argv[16];
 	int a = 0;
@@ -578,8 +635,10 @@ int main(int argc, char **argv)
 		fail("%s", runtime_message(start_out));
 	}
 	dprintf(O.sync_fd, "ok %d\n", (int)init_pid);
-	close(O.sync_fd);
-	O.sync_fd = -1;
+	if (!O.foreground) {
+		close(O.sync_fd);
+		O.sync_fd = -1;
+	}
 
 	bool relay_stdin = O.tty && O.stdin_;
 	if (relay_stdin && O.foreground)
@@ -602,9 +661,11 @@ int main(int argc, char **argv)
 			if (now.tv_sec - init_exit_at.tv_sec >= 2)
 				break;
 		}
-		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
-				      {.fd = fds[1], .events = POLLIN}, {.fd = fds[2], .events = POLLIN}};
-		int r = poll(p, 4, init_status >= 0 ? 100 : -1);
+		/* The sync fd is watched only for the caller's end: then the exit command will clean up. */
+		struct pollfd p[5] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
+				      {.fd = fds[1], .events = POLLIN}, {.fd = fds[2], .events = POLLIN},
+				      {.fd = O.sync_fd, .events = POLLIN}};
+		int r = poll(p, 5, init_status >= 0 ? 100 : -1);
 		if (r < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2; i++) {
@@ -620,6 +681,13 @@ int main(int argc, char **argv)
 				if (fds[i] != master)
 					close(fds[i]);
 				fds[i] = -1;
+			}
+		}
+		if (O.sync_fd >= 0 && (p[4].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(O.sync_fd, buf, sizeof buf);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				close(O.sync_fd);
+				O.sync_fd = -1;
 			}
 		}
 		if (fds[2] >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -656,9 +724,12 @@ int main(int argc, char **argv)
 		close(master);
 	int code = status_code(init_status);
 
-	/* 4. record the exit, then the exit command */
+	/* 4. record the exit, then the cleanup: the caller's, or the exit command's */
+	unmount_rootfs();
 	write_exit_file(code);
 	close(log_fd);
+	if (O.sync_fd >= 0 && caller_cleaned_up(code))
+		return code;
 	if (O.exit_cmd) {
 		pid_t pid = spawn(O.exit_cmd, devnull, O.foreground ? 2 : devnull, O.foreground ? 2 : devnull);
 		int st;

@@ -6,7 +6,7 @@
  * cgroups, veths, nftables rules, monitors.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
@@ -433,6 +433,45 @@ t.test('poc SIGKILLed in the middle of a foreground run: rm -f recovers', async 
   await new Promise((r) => child.once('exit', r));
   const rm = poc(['rm', '-f', 'killed']);
   t.equal(rm.status, 0, rm.stderr);
+  t.same(residue(), clean);
+});
+
+t.test('poc SIGKILLed in the middle of a foreground --rm run: the monitor cleans up when the container ends', async (t) => {
+  const child = spawn(POC, ['run', '--rm', '--name', 'killedrm', 'busybox', 'sleep', '1000'], { env, stdio: 'ignore' });
+  await until('the container to run', () => poc(['inspect', 'killedrm']).status === 0 && inspect('killedrm').State.Running === true, 20_000);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  ok(['kill', 'killedrm']);
+  await until('its removal', () => poc(['inspect', 'killedrm']).status !== 0);
+  await until('its monitor to end', () => residue().monitors.length === 0);
+  t.same(residue(), clean);
+});
+
+t.test('a foreground run cleans up after itself: exited, unmounted, no runtime state or network, its monitor gone', async (t) => {
+  const r = poc(['run', '--name', 'fg', 'busybox', 'sh', '-c', 'exit 4']);
+  t.equal(r.status, 4, r.stderr);
+  const id = inspect('fg').Id as string;
+  t.equal(inspect('fg').State.Status, 'exited');
+  t.equal(inspect('fg').State.ExitCode, 4);
+  // An exited container keeps its directory and its address (until rm); its veth and rules are gone.
+  t.same(residue(), { ...clean, containers: [id], allocations: [id] }, 'only the container directory and its address are left');
+  ok(['rm', 'fg']);
+});
+
+t.test('a rootfs that cannot be mounted: one clear line, nothing left behind', async (t) => {
+  const id = ok(['create', 'busybox', 'true']).trim();
+  const image = join(root, 'images', inspect(id).Image as string, 'rootfs');
+  const before = residue();
+  renameSync(image, `${image}.away`);
+  try {
+    const r = poc(['start', id]);
+    t.not(r.status, 0);
+    t.match(r.stderr, /^poc: start container \S+: mount the overlay rootfs on \S+: No such file or directory\n$/);
+    t.same(residue(), before, 'no mount, runtime state or cgroup');
+  } finally {
+    renameSync(`${image}.away`, image);
+  }
+  ok(['rm', id]);
   t.same(residue(), clean);
 });
 

@@ -252,15 +252,16 @@ const record: ContainerRecord = {
 };
 
 t.test("the monitor's argv", async (t) => {
-  const base = { pocrun: '/bin/pocrun', poc: '/bin/poc', runtimeRoot: '/r/runtime' };
+  const base = { pocrun: '/bin/pocrun', poc: '/bin/poc', runtimeRoot: '/r/runtime', overlay: 'lowerdir=/l,upperdir=/u,workdir=/w' };
   const dir = `/r/containers/${record.id}`;
   t.same(monitorArgs(record, { ...base, foreground: false }, { root: '/r' }), [
     '--runtime', '/bin/pocrun', '--root', '/r/runtime', '--id', record.id, '--bundle', dir, '--log', `${dir}/container.log`,
-    '--exit-file', `${dir}/exit.json`, '--pid-file', `${dir}/init.pid`, '--sync-fd', '3', '--', '/bin/poc', 'cleanup', record.id,
+    '--exit-file', `${dir}/exit.json`, '--pid-file', `${dir}/init.pid`, '--sync-fd', '3',
+    '--rootfs', `${dir}/rootfs`, '--overlay', 'lowerdir=/l,upperdir=/u,workdir=/w', '--', '/bin/poc', 'cleanup', record.id,
   ]);
   const it = { ...record, options: { ...record.options, tty: true, interactive: true } };
   const args = monitorArgs(it, { ...base, foreground: true, consoleSocket: '/r/sock/x.sock' }, { root: '/r' });
-  t.same(args.slice(args.indexOf('--sync-fd') + 2, args.indexOf('--')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
+  t.same(args.slice(args.indexOf('--overlay') + 2, args.indexOf('--')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
   const detachedIt = monitorArgs(it, { ...base, foreground: false, consoleSocket: '/s' }, { root: '/r' });
   t.notOk(detachedIt.includes('--stdin'), 'a detached container has no stdin to relay');
 });

@@ -1,14 +1,15 @@
 /**
  * `poc run [flags] IMAGE [CMD...]`: create and start. Detached (-d) it prints the id and returns once the
  * container runs; otherwise the monitor shares poc's terminal and poc exits with the container's status,
- * forwarding signals (and window size changes) to the monitor, which passes them on to the container.
+ * forwarding signals (and window size changes) to the monitor, which passes them on to the container. In the
+ * foreground poc does the cleanup of the exit itself (the monitor's `poc cleanup`, without a second process).
  */
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../../errors.js';
 import { createContainer } from '../containers/create.js';
 import type { RunFlags } from '../containers/options.js';
 import { startContainer } from '../containers/start.js';
-import { removeContainer } from '../containers/stop.js';
+import { cleanupContainer, removeContainer } from '../containers/stop.js';
 import type { RootOptions } from '../store.js';
 
 export interface RunCommandOptions extends RootOptions {
@@ -32,16 +33,11 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     stdout(`${c.id}\n`);
     return 0;
   }
-  const forward = (signal: NodeJS.Signals) => {
-    try {
-      started.monitor.kill(signal);
-    } catch {
-      // gone already
-    }
-  };
+  // Forwarded until the monitor is gone: a ^C during the cleanup must not leave it half done.
+  const forward = (signal: NodeJS.Signals) => started.kill(signal);
   for (const s of FORWARDED) process.on(s, forward);
   try {
-    return await started.exited;
+    return await started.finish(() => cleanupContainer(c.id, o));
   } finally {
     for (const s of FORWARDED) process.off(s, forward);
   }

@@ -1,19 +1,16 @@
 /**
  * A container's rootfs: an overlayfs with the image's rootfs as the lower layer and the container's own diff/
- * and work/ directories: nothing is copied, and writes land in diff/. Mounted at start, unmounted when the
- * container stops or is removed.
+ * and work/ directories: nothing is copied, and writes land in diff/. The monitor mounts it at start (mount(2) in
+ * C: Bun has no mount call, and an exec of mount(8) costs milliseconds) and unmounts it when the init exits; poc
+ * unmounts what a monitor that died or failed left mounted.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { PocError } from '../../errors.js';
+import { runProgram } from '../spawn.js';
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8' }, (err, _stdout, stderr) => {
-      if (err) reject(new PocError(`${cmd} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
-      else resolve();
-    });
-  });
+async function run(argv: string[]): Promise<void> {
+  const r = await runProgram(argv);
+  if (r.code !== 0) throw new PocError(`${argv.join(' ')}: ${r.stderr.trim() || `exit status ${r.code}`}`);
 }
 
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
@@ -37,18 +34,23 @@ export function overlayOptions(lower: string, upper: string, work: string): stri
   return `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
 }
 
-export async function mountRootfs(o: { lower: string; upper: string; work: string; target: string }): Promise<void> {
-  if (isMounted(o.target)) return;
+/**
+ * Readies the directories of the monitor's mount and returns its options. A mount an interrupted start left
+ * behind goes first: the monitor mounts afresh, never on top of it.
+ */
+export async function prepareRootfs(o: { lower: string; upper: string; work: string; target: string }): Promise<string> {
+  const options = overlayOptions(o.lower, o.upper, o.work);
+  await unmountRootfs(o.target);
   for (const d of [o.upper, o.work, o.target]) mkdirSync(d, { recursive: true });
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', overlayOptions(o.lower, o.upper, o.work), o.target]);
+  return options;
 }
 
 /** No error if not mounted; a busy mount is detached (its last user is a process about to die). */
 export async function unmountRootfs(target: string): Promise<void> {
   if (!isMounted(target)) return;
   try {
-    await run('umount', [target]);
+    await run(['umount', target]);
   } catch {
-    if (isMounted(target)) await run('umount', ['-l', target]);
+    if (isMounted(target)) await run(['umount', '-l', target]);
   }
 }

@@ -2,10 +2,10 @@
  * How poc reaches its programs: pocrun (called as an engine calls runc, with --root under POC_ROOT), the monitor,
  * and poc itself (for the network hooks and the monitor's exit command). All sit beside the running binary.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PocError } from '../../errors.js';
+import { runProgram, type ProgramResult } from '../spawn.js';
 import { pocRoot, type RootOptions } from '../store.js';
 import { runtimeRoot } from './store.js';
 
@@ -39,21 +39,9 @@ export function childEnv(opts: RootOptions = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-export interface RuntimeResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `pocrun --root <POC_ROOT>/runtime ARGS...`. */
-export function pocrun(args: string[], opts: RootOptions = {}): Promise<RuntimeResult> {
-  const { pocrun: path } = binaries();
-  return new Promise((resolve) => {
-    execFile(path, ['--root', runtimeRoot(opts), ...args], { encoding: 'utf8', env: childEnv(opts) }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+export function pocrun(args: string[], opts: RootOptions = {}): Promise<ProgramResult> {
+  return runProgram([binaries().pocrun, '--root', runtimeRoot(opts), ...args], childEnv(opts));
 }
 
 /** As `pocrun`, failing with pocrun's own message. */

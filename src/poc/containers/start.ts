@@ -1,7 +1,7 @@
 /**
- * `poc start` (and the second half of `poc run`): mount the rootfs, start the monitor, which runs `pocrun create`
- * (whose createRuntime hook wires the network) and `pocrun start`, and record the run. If anything fails, what
- * this start made is undone: runtime state, network wiring, the mount.
+ * `poc start` (and the second half of `poc run`): start the monitor, which mounts the rootfs and runs `pocrun
+ * create` (whose createRuntime hook wires the network) and `pocrun start`, and record the run. If anything fails,
+ * what this start made is undone: runtime state, network wiring, the mount.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { allocateContainerNetwork, teardownContainerNetwork } from '../network/i
 import { processStartTime, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
 import { removeContainerCgroup } from './cgroup.js';
-import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { prepareRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
 import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord, type RunState } from './store.js';
 
@@ -70,8 +70,8 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
       }
       let started: StartedMonitor;
       try {
-        await mountRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs });
-        started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false });
+        const overlay = await prepareRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs });
+        started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false, overlay });
       } catch (err) {
         await releaseRun(c, opts);
         throw err instanceof PocError ? err.wrap(`start container ${c.name}`) : err;
@@ -80,8 +80,8 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         startedAt: new Date().toISOString(),
         pid: started.pid,
         initStartTime: processStartTime(started.pid) ?? '',
-        monitorPid: started.monitor.pid!,
-        monitorStartTime: processStartTime(started.monitor.pid!) ?? '',
+        monitorPid: started.monitorPid,
+        monitorStartTime: processStartTime(started.monitorPid) ?? '',
       };
       writeJsonAtomic(paths.state, run);
       return started;
