@@ -8,7 +8,6 @@
  *   $POC_ROOT/network/state.json                bridge, subnet, address allocations, published ports
  *   $POC_ROOT/locks/<name>.lock                 lock files (pid and start time of the holder)
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,9 +46,14 @@ export function pocPaths(opts: RootOptions = {}): PocPaths {
 // ---------------------------------------------------------------------------------------------------------
 // ids and names
 
+/** `bytes` random bytes in hex, from Web Crypto: node:crypto takes milliseconds to load in the Bun binary. */
+export function randomHex(bytes: number): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('hex');
+}
+
 /** A new 64-hex-digit id, as docker's; the first 12 digits are the short id shown to users. */
 export function newId(): string {
-  return randomBytes(32).toString('hex');
+  return randomHex(32);
 }
 
 export function shortId(id: string): string {
@@ -108,7 +112,7 @@ export function resolveRef<T extends { id: string; name?: string | null }>(kind:
 
 /** Writes a file so that readers see the old or the new content, never a part: tmp + fsync + rename. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${path}.tmp-${process.pid}-${randomHex(4)}`;
   try {
     const fd = openSync(tmp, 'w', mode);
     try {

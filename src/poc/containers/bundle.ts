@@ -8,7 +8,6 @@ import { OCI_VERSION, defaultSpec } from '../../spec/default.js';
 import { PocError } from '../../errors.js';
 import { CAPABILITIES } from '../../plan/capabilities.js';
 import type { ImageConfig } from '../images/store.js';
-import { CONTAINER_ID_ANNOTATION } from '../network/index.js';
 import { mergeEnv, type ContainerOptions } from './options.js';
 
 /** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
@@ -18,6 +17,8 @@ export const DEFAULT_CAPABILITIES = [
 ];
 
 export const CPU_PERIOD = 100_000;
+/** The container a network hook is for (config.json's annotations). */
+export const CONTAINER_ID_ANNOTATION = 'io.poc.container.id';
 export const NAME_ANNOTATION = 'io.poc.container.name';
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

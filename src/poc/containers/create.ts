@@ -6,8 +6,8 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname as osHostname } from 'node:os';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
-import { buildBusyboxImage, BUSYBOX_IMAGE, imageRootfs, resolveImage, type ImageRecord } from '../images/index.js';
-import { allocateContainerNetwork, releaseContainerNetwork, writeContainerEtcFiles } from '../network/index.js';
+import { imageRootfs, resolveImage, type ImageRecord } from '../images/store.js';
+import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 import { containerArgs, planBundle, resolveUser } from './bundle.js';
 import { randomName } from './names.js';
@@ -29,6 +29,7 @@ export async function findImage(ref: string, opts: RootOptions): Promise<ImageRe
   try {
     return resolveImage(ref, opts);
   } catch (err) {
+    const { buildBusyboxImage, BUSYBOX_IMAGE } = await import('../images/busybox.js'); // the builder, when needed
     if (ref === BUSYBOX_IMAGE || ref === `${BUSYBOX_IMAGE}:latest`) return buildBusyboxImage(opts);
     if (err instanceof PocError && /^no such image/.test(err.message)) {
       throw new PocError(`no such image: ${ref} ("poc images" lists them; "poc init" or "poc import" makes one)`);
@@ -97,6 +98,8 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     let ip: string | undefined;
     if (options.network === 'bridge') {
       allocated = true;
+      // The bridge's code (IPAM, veths, nftables) loads only for a container on it: --network none need not wait.
+      const { allocateContainerNetwork } = await import('../network/container.js');
       const net = await allocateContainerNetwork({ ...opts, containerId: id, hostname, publish: options.publish });
       ip = net.ip;
     }
@@ -114,7 +117,10 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     writeFileSync(paths.config, `${JSON.stringify(spec, null, 2)}\n`);
     return record;
   } catch (err) {
-    if (allocated) await releaseContainerNetwork({ ...opts, containerId: id }).catch(() => {});
+    if (allocated) {
+      const { releaseContainerNetwork } = await import('../network/container.js');
+      await releaseContainerNetwork({ ...opts, containerId: id }).catch(() => {});
+    }
     rmSync(paths.dir, { recursive: true, force: true });
     throw err;
   }

@@ -1,5 +1,4 @@
 /** Names for containers created without --name, as docker makes them: adjective_noun. */
-import { randomInt } from 'node:crypto';
 
 const ADJECTIVES = [
   'brave', 'calm', 'clever', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty',
@@ -12,6 +11,11 @@ const NOUNS = [
   'quokka', 'raven', 'salmon', 'tapir', 'toucan', 'walrus', 'wombat', 'yak', 'zebra',
 ];
 
+/** Web Crypto rather than node:crypto, which takes milliseconds to load in the Bun binary. */
+function pick(words: string[]): string {
+  return words[crypto.getRandomValues(new Uint32Array(1))[0]! % words.length]!;
+}
+
 export function randomName(): string {
-  return `${ADJECTIVES[randomInt(ADJECTIVES.length)]}_${NOUNS[randomInt(NOUNS.length)]}`;
+  return `${pick(ADJECTIVES)}_${pick(NOUNS)}`;
 }

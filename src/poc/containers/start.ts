@@ -6,8 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
-import { imageRootfs } from '../images/index.js';
-import { allocateContainerNetwork, teardownContainerNetwork } from '../network/index.js';
+import { imageRootfs } from '../images/store.js';
 import { processStartTime, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
 import { removeContainerCgroup } from './cgroup.js';
@@ -39,6 +38,7 @@ export async function releaseRun(c: ContainerRecord, opts: RootOptions, release 
   if (c.options.network === 'bridge') {
     // The poststop hook has usually done it already; when removing, a failure must be heard (the address and
     // ports would stay reserved), otherwise the next start or rm tries again.
+    const { teardownContainerNetwork } = await import('../network/container.js'); // loaded for the bridge only
     const teardown = teardownContainerNetwork({ ...opts, containerId: c.id, release });
     await (release ? teardown : teardown.catch(() => {}));
   }
@@ -66,6 +66,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         rmSync(paths.state, { force: true });
       }
       if (c.options.network === 'bridge') {
+        const { allocateContainerNetwork } = await import('../network/container.js'); // loaded for the bridge only
         await allocateContainerNetwork({ ...opts, containerId: c.id, hostname: c.hostname, publish: c.options.publish });
       }
       let started: StartedMonitor;

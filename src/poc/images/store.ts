@@ -3,11 +3,10 @@
  * directory (`.tmp-<pid>-<rand>`) and renamed into place only when complete, so a failed or interrupted import
  * leaves no image behind (and `pruneImages` removes staging directories whose process is gone).
  */
-import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../../errors.js';
-import { checkName, newId, pocPaths, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { checkName, newId, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 
 /** The part of an OCI/docker image config that poc uses to run a container. */
 export interface ImageConfig {
@@ -99,7 +98,7 @@ export interface Staging {
 export function createStaging(opts: RootOptions = {}): Staging {
   const images = pocPaths(opts).images;
   mkdirSync(images, { recursive: true, mode: 0o700 });
-  const dir = join(images, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const dir = join(images, `.tmp-${process.pid}-${randomHex(6)}`);
   const rootfs = join(dir, 'rootfs');
   mkdirSync(rootfs, { recursive: true, mode: 0o755 });
   return { dir, rootfs, discard: () => rmSync(dir, { recursive: true, force: true }) };

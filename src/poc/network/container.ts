@@ -11,6 +11,7 @@
  * Every step is idempotent, so a hook that runs twice or a cleanup after a crash does no harm.
  */
 import { PocError, wrapError } from '../../errors.js';
+import { CONTAINER_ID_ANNOTATION } from '../containers/bundle.js';
 import type { RootOptions } from '../store.js';
 import { parseSubnet } from './address.js';
 import {
@@ -181,8 +182,6 @@ export async function readStdin(): Promise<string> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
-
-export const CONTAINER_ID_ANNOTATION = 'io.poc.container.id';
 
 /**
  * The whole of a network hook: `poc` puts `[poc-binary, "hook", "network", "setup"|"teardown"]` (for example) in
