@@ -1,7 +1,7 @@
-import { constants } from 'node:os';
 import { PocError } from '../errors.js';
 
-const SIGNALS = constants.signals as Record<string, number>;
+/** node:os, loaded when a signal name is needed: forwarding signals (run, exec) needs none of it. */
+const signalNumbers = (): Record<string, number> => process.getBuiltinModule('node:os').constants.signals as Record<string, number>;
 
 /** Accepts what runc accepts: "TERM", "SIGTERM", "term" or "15"; real-time signals as "RTMIN+3". */
 export function parseSignal(text: string): number {
@@ -18,13 +18,13 @@ export function parseSignal(text: string): number {
     const n = name.startsWith('RTMIN') ? 34 + offset : 64 - offset;
     if (n >= 34 && n <= 64) return n;
   }
-  const n = SIGNALS[`SIG${name}`];
+  const n = signalNumbers()[`SIG${name}`];
   if (n !== undefined) return n;
   throw new PocError(`unknown signal ${JSON.stringify(text)}`);
 }
 
 export function signalName(n: number): string {
-  for (const [name, value] of Object.entries(SIGNALS)) if (value === n) return name;
+  for (const [name, value] of Object.entries(signalNumbers())) if (value === n) return name;
   return String(n);
 }
 
