@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -35,8 +39,22 @@
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+#ifndef OVERLAYFS_SUPER_MAGIC
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
 
 #define SEALED_ENV "_POCRUN_INIT_SEALED"
+/* Bun.spawn's IPC channel (serialization "json"): the fd, and the variable that names the framing. */
+#define CHANNEL_FD_ENV "NODE_CHANNEL_FD"
+#define CHANNEL_MODE_ENV "NODE_CHANNEL_SERIALIZATION_MODE"
 
 struct helper G = {
 	.sync_out = -1, .sync_in = -1, .root_fd = -1, .state_dir_fd = -1, .fifo_fd = -1,
@@ -55,6 +73,52 @@ static void sanitize(char *s)
 			*s = ' ';
 }
 
+/*
+ * One message to the runtime, in one write(2) (lines from the parent stage and from the container init never
+ * interleave). On Bun's IPC channel (sync-out given as `ipc`) each line is a JSON string: `"` `\\` and control
+ * characters escaped, and every byte above 0x7f as \u00XX, so that any bytes arrive whole (the runtime reads the
+ * string back as latin1 bytes). Returns the bytes written, -1 with errno on failure.
+ */
+static ssize_t send_line(const char *text, size_t n)
+{
+	static char buf[6 * 4096 + 4];
+	size_t at = 0;
+	if (n > 4095)
+		n = 4095;
+	if (G.sync_json) {
+		static const char hex[] = "0123456789abcdef";
+		buf[at++] = '"';
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = text[i];
+			if (c == '"' || c == '\\') {
+				buf[at++] = '\\';
+				buf[at++] = c;
+			} else if (c < 0x20 || c > 0x7e) {
+				memcpy(buf + at, "\\u00", 4);
+				buf[at + 4] = hex[c >> 4];
+				buf[at + 5] = hex[c & 15];
+				at += 6;
+			} else {
+				buf[at++] = c;
+			}
+		}
+		buf[at++] = '"';
+	} else {
+		memcpy(buf, text, n);
+		at = n;
+	}
+	buf[at++] = '\n';
+	ssize_t w;
+	do
+		w = write(G.sync_out, buf, at);
+	while (w < 0 && errno == EINTR);
+	if (w >= 0 && (size_t)w != at) {
+		errno = EIO;
+		return -1;
+	}
+	return w;
+}
+
 void die(int err, const char *fmt, ...)
 {
 	char msg[3072], step[128], ref[512], line[4000];
@@ -68,12 +132,10 @@ void die(int err, const char *fmt, ...)
 	sanitize(step);
 	sanitize(ref);
 	if (G.sync_out >= 0) {
-		int n = snprintf(line, sizeof line, "error %s\t%s\t%d\t%s\n", step, ref, err, msg);
-		if (n >= (int)sizeof line) {
+		int n = snprintf(line, sizeof line, "error %s\t%s\t%d\t%s", step, ref, err, msg);
+		if (n >= (int)sizeof line)
 			n = sizeof line - 1;
-			line[n - 1] = '\n';
-		}
-		if (write(G.sync_out, line, n) < 0) { /* nobody to tell */ }
+		send_line(line, n); /* nobody to tell if it fails */
 		_exit(1);
 	}
 	int n = snprintf(line, sizeof line, "pocrun-init: %s: %s\n", step, msg);
@@ -151,17 +213,12 @@ static void say(const char *fmt, ...)
 	char line[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof line - 2)
-		n = sizeof line - 2;
-	line[n++] = '\n';
-	ssize_t w;
-	do
-		w = write(G.sync_out, line, n);
-	while (w < 0 && errno == EINTR);
-	if (w != n)
-		die(w < 0 ? errno : EIO, "write to the runtime: %s", w < 0 ? strerror(errno) : "short write");
+	if (n >= (int)sizeof line)
+		n = sizeof line - 1;
+	if (send_line(line, n) < 0)
+		die(errno, "write to the runtime: %s", strerror(errno));
 }
 
 /* One reply line from the runtime (without '\n'), NULL at EOF. */
@@ -200,25 +257,60 @@ static char *read_line(void)
 
 /* ---- sealed re-exec (CVE-2019-5736) ---- */
 
-static bool exe_is_sealed(void)
+/*
+ * The helper never runs from the host binary once it may meet the container: it re-executes itself from a copy
+ * that nothing can write to, so that a process in the container that reaches it through /proc/<pid>/exe cannot
+ * change dist/pocrun-init. Two ways, as runc's libcontainer/exeseal:
+ *
+ * - overlay: a private overlayfs made with fsopen/fsmount and never attached anywhere, whose only layers are
+ *   read-only lower layers (the binary's directory, and /dev as the second layer that a lower-only overlay needs).
+ *   There is no upper layer to write to and no mount to remount: a zero-copy, read-only view of the binary.
+ * - memfd: a sealed memfd copy of the binary (page cache charged to the container's creator, ~90 kB), when the
+ *   kernel or the runtime's privileges do not allow the first (no overlayfs, no new mount API, not root).
+ */
+
+/* The binary through a private read-only overlayfs: an O_PATH fd, or -1. */
+static int overlay_exe(void)
 {
-	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	int seals = fcntl(fd, F_GET_SEALS);
-	close(fd);
-	int want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-	return seals >= 0 && (seals & want) == want;
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len <= 0 || (size_t)len >= sizeof exe - 1)
+		return -1;
+	exe[len] = 0;
+	char *slash = strrchr(exe, '/');
+	if (exe[0] != '/' || !slash || slash == exe || strstr(exe, " (deleted)"))
+		return -1;
+	*slash = 0;
+	const char *dir = exe, *name = slash + 1;
+	/* The binary's layer on top: a file of that name in the second layer cannot hide it. ':' and '\' separate
+	 * and escape layers; a directory that holds them is left to the memfd. */
+	if (strpbrk(dir, ":\\,") || !strncmp(dir, "/dev/", 5) || !strcmp(dir, "/dev"))
+		return -1;
+	char lower[PATH_MAX + 8];
+	snprintf(lower, sizeof lower, "%s:/dev", dir);
+	int ctx = syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+	if (ctx < 0)
+		return -1;
+	int mnt = -1, fd = -1;
+	if (syscall(SYS_fsconfig, ctx, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0)
+		goto out;
+	syscall(SYS_fsconfig, ctx, FSCONFIG_SET_STRING, "xino", "off", 0); /* optional: spares dmesg a warning */
+	if (syscall(SYS_fsconfig, ctx, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto out;
+	mnt = syscall(SYS_fsmount, ctx, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
+	if (mnt < 0)
+		goto out;
+	fd = openat(mnt, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+out:
+	if (mnt >= 0)
+		close(mnt);
+	close(ctx);
+	return fd;
 }
 
-static void sealed_reexec(char **argv)
+/* A sealed memfd copy of the binary. */
+static int memfd_exe(void)
 {
-	if (getenv(SEALED_ENV)) {
-		unsetenv(SEALED_ENV);
-		if (!exe_is_sealed())
-			die(EPERM, "re-executed but /proc/self/exe is not a sealed memfd");
-		return;
-	}
 	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (exe < 0)
 		die(errno, "open /proc/self/exe: %s", strerror(errno));
@@ -241,10 +333,46 @@ static void sealed_reexec(char **argv)
 	close(exe);
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
 		die(errno, "seal the memfd: %s", strerror(errno));
-	setenv(SEALED_ENV, "1", 1);
+	return mfd;
+}
+
+/* Whether /proc/self/exe is what the first stage made: a sealed memfd, or a file on a read-only overlayfs. */
+static bool exe_is_sealed(const char *how)
+{
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = false;
+	if (!strcmp(how, "memfd")) {
+		int seals = fcntl(fd, F_GET_SEALS);
+		int want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+		ok = seals >= 0 && (seals & want) == want;
+	} else if (!strcmp(how, "overlay")) {
+		struct statfs fs;
+		ok = fstatfs(fd, &fs) == 0 && fs.f_type == OVERLAYFS_SUPER_MAGIC && (fs.f_flags & ST_RDONLY);
+	}
+	close(fd);
+	return ok;
+}
+
+static void sealed_reexec(char **argv)
+{
+	const char *how = getenv(SEALED_ENV);
+	if (how) {
+		char mode[16];
+		snprintf(mode, sizeof mode, "%s", how);
+		unsetenv(SEALED_ENV);
+		if (!exe_is_sealed(mode))
+			die(EPERM, "re-executed but /proc/self/exe is not a sealed copy (%s)", mode);
+		return;
+	}
+	int fd = overlay_exe();
+	setenv(SEALED_ENV, fd >= 0 ? "overlay" : "memfd", 1);
+	if (fd < 0)
+		fd = memfd_exe();
 	extern char **environ;
-	fexecve(mfd, argv, environ);
-	die(errno, "execute the sealed memfd: %s", strerror(errno));
+	syscall(SYS_execveat, fd, "", argv, environ, AT_EMPTY_PATH);
+	die(errno, "execute the sealed copy of the helper: %s", strerror(errno));
 }
 
 /* ---- the plan ---- */
@@ -620,20 +748,35 @@ static void step_clone(const struct step *s)
 		return;
 	}
 	char line[64];
-	int n = snprintf(line, sizeof line, "pid %d\n", pid);
-	if (write(G.sync_out, line, n) != n) {
+	int n = snprintf(line, sizeof line, "pid %d", pid);
+	if (send_line(line, n) < 0) {
+		int err = errno;
 		kill(pid, SIGKILL);
-		die(errno, "write to the runtime: %s", strerror(errno));
+		die(err, "write to the runtime: %s", strerror(err));
 	}
 	/* Keep nothing of the runtime's: only the child talks to it from now on. Closing the gate lets it go on
 	 * (explicitly: with stdio closed, the pipe may have got fds below 3). The child learns its pid through it. */
 	if (write(gate[1], &pid, sizeof pid) != sizeof pid) { /* the child then knows 0 */ }
 	close(gate[0]);
 	close(gate[1]);
-	syscall(SYS_close_range, 3, ~0U, 0);
-	if (!wait)
-		_exit(0);
-	wait_for(pid, &set);
+	if (wait) {
+		syscall(SYS_close_range, 3, ~0U, 0);
+		wait_for(pid, &set);
+	}
+	/* detach, fork: Bun closes its IPC channel when this process exits, even though the child still writes to
+	 * it; so on that channel this process stays until the runtime closed its end of the sync socket (it read
+	 * `created`, or the end of the channel at the child's execve). Nothing else is kept. */
+	int keep = G.sync_json ? G.sync_in : -1;
+	if (keep >= 3) {
+		syscall(SYS_close_range, 3, keep - 1, 0);
+		syscall(SYS_close_range, keep + 1, ~0U, 0);
+		struct pollfd p = {.fd = keep, .events = POLLRDHUP};
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+	} else {
+		syscall(SYS_close_range, 3, ~0U, 0);
+	}
+	_exit(0);
 }
 
 /* ---- child stage: sync, create/start ---- */
@@ -722,22 +865,66 @@ static int fd_arg(const char *s)
 	return (errno || *end || !*s || v < 0 || v > INT_MAX) ? -1 : (int)v;
 }
 
+/* Writes our pid to a cgroup.procs file. */
+static int move_self(const char *procs)
+{
+	char pid[32];
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int n = snprintf(pid, sizeof pid, "%d\n", getpid());
+	ssize_t w = write(fd, pid, n);
+	int err = errno;
+	close(fd);
+	errno = err;
+	return w == n ? 0 : -1;
+}
+
+static const struct step join_step = {2, (char *[]){"cgroup-join", "", NULL}, "/linux/cgroupsPath"};
+
+/* `sync-out` is an fd number, or `ipc`: Bun's IPC channel, named by the environment. */
+static int sync_out_arg(const char *s)
+{
+	if (strcmp(s, "ipc"))
+		return fd_arg(s);
+	const char *fd = getenv(CHANNEL_FD_ENV), *mode = getenv(CHANNEL_MODE_ENV);
+	if (!fd || !mode || strcmp(mode, "json"))
+		return -1;
+	G.sync_json = true;
+	return fd_arg(fd);
+}
+
 int main(int argc, char **argv)
 {
 	int plan_fd;
 	if (argc >= 2 && !strcmp(argv[1], "--seccomp-archs"))
 		return print_known_seccomp_archs(argc - 2, argv + 2);
-	if (argc != 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = fd_arg(argv[2])) < 0 ||
+	/* The runtime's head start on the kernel's wait for a first cgroup move: a move of this process into the
+	 * cgroup it is already in (src/cgroups/join.ts). Nothing of the container is involved. */
+	if (argc == 3 && !strcmp(argv[1], "--cgroup-move"))
+		return move_self(argv[2]) < 0;
+	if (argc < 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = sync_out_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;
-		static const char usage[] = "usage: pocrun-init <plan-fd> <sync-out-fd> <sync-in-fd>\n";
+		static const char usage[] = "usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [cgroup.procs ...]\n";
 		if (write(2, usage, sizeof usage - 1) < 0) { /* nothing to do */ }
 		return 1;
 	}
 	sealed_reexec(argv);
+	unsetenv(CHANNEL_FD_ENV);
+	unsetenv(CHANNEL_MODE_ENV);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL); /* an inherited SIG_IGN would reap the child and the hooks behind our back */
 	umask(022);
+
+	/* Join the container's cgroup first: the kernel's wait for a first move overlaps with the runtime's
+	 * planning, and everything the helper makes is charged to the container. */
+	for (int i = 4; i < argc; i++) {
+		if (move_self(argv[i]) < 0) {
+			cur = &join_step;
+			die(errno, "write %s: %s", argv[i], strerror(errno));
+		}
+	}
 
 	size_t len;
 	char *raw = read_plan(plan_fd, &len);
@@ -751,7 +938,7 @@ int main(int argc, char **argv)
 	if (clones != 1)
 		die(EINVAL, "the plan has %d clone steps, expected one", clones);
 	/* Until execve (which makes the process dumpable again), nothing in the container may ptrace us or open our
-	 * fds through /proc: a created container's init holds O_PATH fds of the state directory on the host, which
+	 * fds through /proc: a created container's init holds O_PATH fds of the host state directory, which
 	 * an `exec`'d process with the same uid and capabilities could otherwise walk out through
 	 * (/proc/1/fd/N/..; CVE-2024-21626), and a joining helper holds the runtime's. As runc. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

@@ -25,6 +25,7 @@ struct hook {
 /* Everything the steps share. */
 struct helper {
 	int sync_out, sync_in;   /* -1 once `created` closed them */
+	bool sync_json;          /* sync-out is Bun's IPC channel: each line a JSON string */
 	int root_fd;             /* O_PATH of the rootfs, from `rootfs` */
 	char root_path[4096];    /* where root_fd is, as the helper's /proc sees it ("/" after pivot/chroot) */
 	int state_dir_fd;        /* from `exec-fifo` */

@@ -12,7 +12,7 @@ import { writePidFile } from './create.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { forwardSignals } from './signals.js';
-import { joinCgroup, joinCgroupSync } from '../cgroups/join.js';
+import { joinCgroupSync } from '../cgroups/join.js';
 
 export interface ExecOptions extends ExecFlags {
   id: string;
@@ -60,13 +60,14 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     trace('exec plan compiled');
     const cgroups = ctx.cgroups();
     const procsFiles = cgroups.procsFiles(record.cgroupPath);
-    helper = HelperSession.spawn({ preserveFds: opts.preserveFds, ownProcessGroup: !opts.detach });
-    // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, its first move
-    // overlapping with its start-up (as create does). In the foreground it stays, as the process's parent: only
-    // the child is moved, at its `sync cgroup`.
-    const joined = opts.detach ? joinCgroup(procsFiles, helper.pid) : Promise.resolve();
-    joined.catch(() => {});
-    await joined;
+    // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, moving itself
+    // as it starts (as for create). In the foreground it stays, as the process's parent: only the child is
+    // moved, at its `sync cgroup`.
+    helper = HelperSession.spawn({
+      preserveFds: opts.preserveFds,
+      ownProcessGroup: !opts.detach,
+      cgroupProcsFiles: opts.detach ? procsFiles : undefined,
+    });
     helper.sendPlan(plan);
     pid = await converse(helper, (child) => {
       if (!opts.detach) joinCgroupSync(procsFiles, child);

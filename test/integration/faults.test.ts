@@ -9,7 +9,7 @@ const { work, rt, residue } = setup();
 /** The steps of create at which pocrun can be killed (src/runtime/create.ts, init-helper.ts). */
 const CREATE_STEPS = [
   'config loaded and validated', 'state directory made', 'cgroup made', 'helper spawned', 'plan compiled',
-  'cgroup created and joined', 'plan sent', 'helper: sync hooks', 'created', 'state written',
+  'resources applied', 'plan sent', 'helper: sync hooks', 'created', 'state written',
 ];
 
 t.test('pocrun SIGKILLed at each step of create: delete --force recovers and nothing is left', async (t) => {
