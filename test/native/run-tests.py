@@ -267,8 +267,8 @@ def t_errors(w):
            'exec: "/bin": Is a directory')
     expect(plan(root, state, 'true', cwd='/nope'), 'chdir', '/process/cwd', errno.ENOENT,
            'chdir /nope: No such file or directory')
-    expect(plan(root, state, 'true', process_extra=[['seccomp', '/linux/seccomp']]), 'seccomp', '/linux/seccomp',
-           errno.ENOSYS, 'seccomp', regex=True)
+    expect(plan(root, state, 'true', process_extra=[['seccomp-init', 'bogus', '-', '', '/linux/seccomp/defaultAction']]),
+           'seccomp-init', '/linux/seccomp/defaultAction', errno.EINVAL, 'bogus', regex=True)
     expect(plan(root, state, 'true', parent=[['setns', '/nonexistent/ns', 'net', '/linux/namespaces/3']]),
            'setns', '/linux/namespaces/3', errno.ENOENT,
            'open net namespace /nonexistent/ns: No such file or directory')

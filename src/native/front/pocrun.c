@@ -155,6 +155,10 @@ int main(int argc, char **argv)
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(name, "poc") == 0 || strncmp(name, "poc-", 4) == 0)
 		defer();
+	/* pocrun's commands are short: JavaScriptCore's JIT never pays for itself in them, and its threads and
+	 * code cost each TypeScript process 1.2-1.5 MB, which 50 containers created at once multiply. (Not for poc,
+	 * whose bench and image import are long.) A value already set is kept. */
+	setenv("BUN_JSC_useJIT", "0", 0);
 
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
