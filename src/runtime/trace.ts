@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { stderr } from '../cli/output.js';
 
 const enabled = process.env.POCRUN_TRACE === '1';
@@ -5,11 +6,15 @@ const killAt = process.env.POCRUN_DEBUG_KILL_AT;
 const t0 = performance.now();
 
 /**
- * A named point in a command. POCRUN_TRACE=1 prints the milliseconds since start-up at each (where the time
- * goes); POCRUN_DEBUG_KILL_AT=<name> makes pocrun SIGKILL itself there, which is how the tests prove that a
+ * A named point in a command. POCRUN_TRACE=1 prints the milliseconds since start-up at each and the process's
+ * anonymous memory (where the time and the memory go); POCRUN_DEBUG_KILL_AT=<name> makes pocrun SIGKILL itself there, which is how the tests prove that a
  * runtime killed at any step leaves a state that `delete --force` recovers from.
  */
 export function trace(label: string): void {
-  if (enabled) stderr(`pocrun trace ${(performance.now() - t0).toFixed(2)} ms: ${label}\n`);
+  if (enabled) stderr(`pocrun trace ${(performance.now() - t0).toFixed(2)} ms ${anonKiB()} kB: ${label}\n`);
   if (killAt !== undefined && killAt === label) process.kill(process.pid, 'SIGKILL');
+}
+
+function anonKiB(): string {
+  return /RssAnon:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '?';
 }
