@@ -29,7 +29,7 @@ function cgroupDirs(id: string): string[] {
 t.test('state, start, kill and delete are answered natively, with the same results', async (t) => {
   const b = makeBundle(work, (s) => {
     s.process!.args = ['sleep', '1000'];
-    s.annotations = { 'org.example/quote': 'say "hi"\n\ttab', 'emoji': 'ü ✓' };
+    s.annotations = { 'org.example/quote': 'say "hi"\n\ttab', 'emoji': 'ü ✓', 'control': '\u0001\u001f\\/' };
   });
   rt.ok(['create', '--bundle', b.dir, 'f1']);
   const dirs = cgroupDirs('f1');
