@@ -127,31 +127,35 @@ static bool same_live_process(long pid, const char *start_time)
 	return proc_stat(pid, &state, now, sizeof(now)) && strcmp(now, start_time) == 0 && state != 'Z' && state != 'X';
 }
 
-static bool file_starts_with(const char *dir, const char *file, const char *prefix)
+/* DIR/FILE's text, or NULL; for the small files of a cgroup. */
+static char *read_in(const char *dir, const char *file)
 {
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	char *text = read_file(path, 4096);
-	bool yes = text && strncmp(text, prefix, strlen(prefix)) == 0;
-	free(text);
-	return yes;
+	return read_file(path, 4096);
 }
 
 /* Frozen or freezing, as the cgroup drivers' state() tells it; no freezer means thawed. */
 static bool frozen(const struct record *r)
 {
 	const char *v1 = cgroup_dir(r, "freezer"), *v2 = cgroup_dir(r, "unified");
-	if (v1)
-		return file_starts_with(v1, "freezer.state", "FROZEN") || file_starts_with(v1, "freezer.state", "FREEZING");
-	if (v2) {
-		char path[4200];
-		snprintf(path, sizeof(path), "%s/cgroup.events", v2);
-		char *events = read_file(path, 4096);
-		bool yes = events && strstr(events, "frozen 1");
-		free(events);
-		return yes || file_starts_with(v2, "cgroup.freeze", "1");
+	char *text;
+	bool yes = false;
+	if (v1) {
+		text = read_in(v1, "freezer.state");
+		yes = text && (strncmp(text, "FROZEN", 6) == 0 || strncmp(text, "FREEZING", 8) == 0);
+		free(text);
+	} else if (v2) {
+		text = read_in(v2, "cgroup.events");
+		yes = text && strstr(text, "frozen 1");
+		free(text);
+		if (!yes) {
+			text = read_in(v2, "cgroup.freeze");
+			yes = text && text[0] == '1';
+			free(text);
+		}
 	}
-	return false;
+	return yes;
 }
 
 /* status.ts, deriveStatus: the status is derived from the process and the files, never stored. */
