@@ -5,7 +5,7 @@ import { DEFAULT_ROOT } from '../runtime/store.js';
 import { OCI_VERSION } from '../spec/default.js';
 import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
-import { startCgroupMoveGracePeriod } from '../cgroups/join.js';
+import { startCgroupMoveGracePeriod } from '../runtime/init-helper.js';
 import { VERSION, COMMIT } from '../spec/generated/version.js';
 
 interface Command {
