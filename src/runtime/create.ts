@@ -18,6 +18,7 @@ import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
 import { removeContainer } from './delete.js';
 import { trace } from './trace.js';
+import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface CreateOptions {
   id: string;
@@ -47,6 +48,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   trace('create');
   const spec = loadConfig(bundle);
   trace('config loaded and validated');
+  const { prestart, createRuntime, createContainer: inContainer } = spec.hooks ?? {};
+  if (prestart?.length || createRuntime?.length || inContainer?.length) releaseSlot();
   const rootfs = checkRootfs(spec, bundle);
   if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
 
@@ -77,6 +80,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // The helper moves itself into the cgroup first thing: the kernel's wait for a first move (5-25 ms on v1)
     // overlaps with planning and applying the resources here. It reads its plan only after that move, so the
     // plan has no cgroup-join steps.
+    releaseSlotIfPreserved(opts.preserveFds);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       ownProcessGroup: opts.mode === 'wait',
@@ -113,6 +117,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       throw new PocError(`the helper asked for an unknown sync point "${name}"`);
     });
     session.close();
+    releaseSlot();
     trace('created');
     const stat = readProcStat(initPid);
     if (!stat) throw new PocError('the container init exited during create');

@@ -13,6 +13,7 @@ import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { forwardSignals } from './signals.js';
 import { joinCgroupSync } from '../cgroups/join.js';
+import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface ExecOptions extends ExecFlags {
   id: string;
@@ -63,6 +64,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, moving itself
     // as it starts (as for create). In the foreground it stays, as the process's parent: only the child is
     // moved, at its `sync cgroup`.
+    releaseSlotIfPreserved(opts.preserveFds);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       ownProcessGroup: !opts.detach,
@@ -94,6 +96,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     throw err instanceof PocError ? new PocError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
   } finally {
     unlock();
+    releaseSlot();
   }
   if (opts.detach) return 0;
   try {

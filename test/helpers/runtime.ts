@@ -122,7 +122,7 @@ export class Runtime {
 
   cleanup(): void {
     if (!existsSync(this.root)) return;
-    for (const id of readdirSync(this.root)) this.run(['delete', '--force', id]);
+    for (const id of stateDirs(this.root)) this.run(['delete', '--force', id]);
   }
 }
 
@@ -141,10 +141,14 @@ export function snapshot(work: string, root?: string): Snapshot {
     const dir = join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT);
     if (existsSync(dir)) for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) cgroups.push(join(dir, child.name));
   }
-  const stateDirs = root && existsSync(root) ? readdirSync(root) : [];
   const children = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
     .split('\n').map((l) => l.trim()).filter((l) => l && !/\bps -o\b/.test(l));
-  return { mounts, cgroups, stateDirs, children };
+  return { mounts, cgroups, stateDirs: root ? stateDirs(root) : [], children };
+}
+
+/** The containers' state directories under a root (not the root's own files, such as .create-slots). */
+export function stateDirs(root: string): string[] {
+  return existsSync(root) ? readdirSync(root).filter((name) => !name.startsWith('.')) : [];
 }
 
 /**

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDead, makeBundle, POCRUN, Runtime, setup, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
+import { isDead, makeBundle, POCRUN, Runtime, setup, stateDirs, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
 
@@ -99,7 +99,7 @@ t.test('create/start/delete cycles: no growth in fds, mounts or cgroups; time pe
   }
   t.equal(fds(), before.fds, 'no fd growth');
   t.equal(mounts(), before.mounts, 'no mount growth');
-  t.same(readdirSync(rt.root), [], 'no state left');
+  t.same(stateDirs(rt.root), [], 'no state left');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const tenth = Math.max(1, Math.floor(cycles / 10));
   const first = median(times.slice(0, tenth));

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { buildBusyboxImage } from '../../src/poc/images/index.js';
 import { containerChain, vethName } from '../../src/poc/network/index.js';
+import { stateDirs } from '../helpers/runtime.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'containers need root');
@@ -105,7 +106,7 @@ function residue() {
   const network = existsSync(join(root, 'network/state.json')) ? Object.keys(JSON.parse(readFileSync(join(root, 'network/state.json'), 'utf8')).containers) : [];
   return {
     containers: ls(join(root, 'containers')),
-    runtime: ls(join(root, 'runtime')),
+    runtime: stateDirs(join(root, 'runtime')),
     mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)),
     cgroups: cgroups.sort(),
     veths: sh('ip', ['-o', 'link', 'show']).split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => /^poc[0-9a-f]{12}$/.test(n) && !foreignVeths.has(n)),

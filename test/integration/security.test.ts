@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeBundle, setup, top } from '../helpers/runtime.js';
+import { makeBundle, setup, stateDirs, top } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const { work, rt, residue } = setup();
@@ -181,7 +181,7 @@ t.test('seccomp: config errors name the field', async (t) => {
     /\(config.json \/linux\/seccomp\/architectures\/1\): architecture loongarch64 is not known to this libseccomp/);
   t.match(bad({ defaultAction: 'SCMP_ACT_ALLOW', listenerPath: join(work, 'nobody-listens.sock'), syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] }),
     /\(config.json \/linux\/seccomp\/listenerPath\): connect to the seccomp agent at .*nobody-listens.sock: No such file or directory/);
-  t.same(readdirSync(rt.root), [], 'no failed container is left');
+  t.same(stateDirs(rt.root), [], 'no failed container is left');
 });
 
 const AGENT = String.raw`

@@ -28,6 +28,14 @@ enum outcome cmd_start(const struct front *f, const char *id);
 enum outcome cmd_kill(const struct front *f, const char *id, const char *signal);
 enum outcome cmd_delete(const struct front *f, const char *id);
 
+/*
+ * Waits for one of the host's slots for a command that starts a container process (admission.c) and passes it
+ * to the TypeScript program in SLOT_FD_ENV. Without a slot (a root it cannot use, a wait too long) it returns
+ * all the same: admission only spreads the load, it never refuses a command.
+ */
+#define SLOT_FD_ENV "POCRUN_SLOT_FD"
+void take_start_slot(const char *root);
+
 /* A JSON string literal, escaped as JSON.stringify escapes it. */
 void json_string(FILE *out, const char *s);
 

@@ -7,6 +7,8 @@
  * create wrote (src/runtime/store.ts, ContainerRecord), and everything else is handed to the TypeScript program
  * by execve with the same argv: other commands, --help, --debug, bad input, errors worth explaining, hooks.
  * The TypeScript program is complete on its own; this file only answers earlier where the answer is plain.
+ * create, run and exec first wait here for an admission slot (admission.c), so that many at once do not all
+ * wait inside big Bun processes.
  *
  * Keep in step with: the record (store.ts), status derivation (status.ts), the lock (Store.lock), the state
  * output (ociState), and the log line format (context.ts). test/integration/front.test.ts runs the same cases
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
 	 * code cost each TypeScript process 1.2-1.5 MB, which 50 containers created at once multiply. (Not for poc,
 	 * whose bench and image import are long.) A value already set is kept. */
 	setenv("BUN_JSC_useJIT", "0", 0);
+	unsetenv(SLOT_FD_ENV); /* only a slot taken here is one */
 
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -177,8 +180,13 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		defer();
 
-	/* The command's own arguments: flags it understands here, then positional ones. */
 	const char *cmd = argv[i++];
+	if (strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "exec") == 0) {
+		take_start_slot(f.root);
+		defer();
+	}
+
+	/* The command's own arguments: flags it understands here, then positional ones. */
 	const char *pos[2] = {NULL, NULL};
 	int npos = 0;
 	for (; i < argc; i++) {
