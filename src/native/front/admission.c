@@ -3,10 +3,10 @@
  *
  * Each of them runs in a Bun process that holds 2-4 MB from its first instruction to its last, and spends most
  * of its life queued on the kernel's cgroup locks when many containers start at once: fifty `pocrun run` at once
- * held ~180 MiB, more than runc's fifty. So the front lets at most SLOTS_PER_CPU slots per CPU into the
- * TypeScript program at a time, and the others wait here, in a process of ~0.2 MB. The machine does the same
- * work either way; the queue only moves the waiting out of the big processes (measured on 2 CPUs: 50 at once
- * took ~0.85 of the time, with a peak of ~25 MiB instead of ~180).
+ * held ~180 MiB, more than runc's fifty. So the front lets at most SLOTS_PER_CPU commands per CPU into the
+ * TypeScript program at once, and the others wait here, with ~50 kB of their own (the code is shared). The
+ * same work gets done either way; the queue only moves the waiting out of the big processes (measured on 2
+ * CPUs: 50 at once peaked at ~33 MiB instead of ~180, in no more time: bench/runtime.mjs).
  *
  * A slot is an OFD lock on one byte of ROOT/.create-slots (a name no container id can take: ids begin with a
  * letter or digit). The lock belongs to the open file, which execve keeps: the TypeScript program inherits it
