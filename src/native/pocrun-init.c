@@ -444,6 +444,7 @@ static const struct stepdef stepdefs[] = {
 	{"seccomp-init", 4, 4, 1, step_seccomp_init},
 	{"seccomp-arch", 2, 2, 1, step_seccomp_arch},
 	{"seccomp-rule", 4, 10, 1, step_seccomp_rule},
+	{"seccomp-enosys", 1, -1, 1, step_seccomp_enosys},
 	{"seccomp-compile", 1, 1, 1, step_seccomp_compile},
 	{"seccomp-load", 1, 4, 1, step_seccomp_load},
 	{"env", 1, 1, 0, step_env},

@@ -110,6 +110,7 @@ void step_seccomp_listener(const struct step *);
 void step_seccomp_init(const struct step *);
 void step_seccomp_arch(const struct step *);
 void step_seccomp_rule(const struct step *);
+void step_seccomp_enosys(const struct step *);
 void step_seccomp_compile(const struct step *);
 void step_seccomp_load(const struct step *);
 int print_known_seccomp_archs(int argc, char **argv);

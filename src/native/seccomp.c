@@ -14,6 +14,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +40,20 @@
 
 static scmp_filter_ctx ctx;
 static unsigned long filter_flags;
+/* The filter's architectures (libseccomp's tokens: AUDIT_ARCH_* but for x32) and, from seccomp-enosys, the
+ * highest syscall number the profile names on each (-1: none). */
+static struct {
+	uint32_t token;
+	long highest;
+} archs[32];
+static int narchs;
+static bool enosys_stub;
 static bool uses_notify;
 static struct sock_fprog prog;   /* from seccomp-compile */
 static int listener_sock = -1;   /* from seccomp-listener */
 static char *listener_head;      /* the container process state without pid and state, no closing brace */
+
+static void remember_arch(uint32_t token);
 
 static const struct {
 	const char *name;
@@ -113,9 +124,23 @@ void step_seccomp_init(const struct step *s)
 	free(list);
 	if (!(ctx = seccomp_init(def)))
 		die(EINVAL, "seccomp_init: cannot create a filter with default action %s", s->argv[1]);
+	narchs = 0;
+	enosys_stub = false;
+	remember_arch(seccomp_arch_native());
 	/* The BPF is loaded by us (no no_new_privs from libseccomp); a syscall of another architecture than the
 	 * ones listed is killed (libseccomp's default), as with runc. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+}
+
+static void remember_arch(uint32_t token)
+{
+	for (int i = 0; i < narchs; i++)
+		if (archs[i].token == token)
+			return;
+	if (narchs == sizeof archs / sizeof *archs)
+		die(E2BIG, "more than %zu seccomp architectures", sizeof archs / sizeof *archs);
+	archs[narchs].token = token;
+	archs[narchs++].highest = -1;
 }
 
 static void need_ctx(void)
@@ -133,6 +158,138 @@ void step_seccomp_arch(const struct step *s)
 	int r = seccomp_arch_add(ctx, arch);
 	if (r < 0 && r != -EEXIST)
 		die(-r, "add architecture %s: %s", s->argv[1], strerror(-r));
+	remember_arch(arch);
+}
+
+void step_seccomp_enosys(const struct step *s)
+{
+	/* name..., ref: every syscall the profile names, whatever its action */
+	need_ctx();
+	enosys_stub = true;
+	for (int a = 0; a < narchs; a++)
+		for (int i = 1; i < s->argc - 1; i++) {
+			/* Negative: unknown here, or a pseudo number (a call multiplexed through socketcall or ipc). */
+			int nr = seccomp_syscall_resolve_name_arch(archs[a].token, s->argv[i]);
+			if (nr > archs[a].highest)
+				archs[a].highest = nr;
+		}
+}
+
+/*
+ * The ENOSYS stub, put in front of libseccomp's program. A syscall newer than every syscall the profile names
+ * (numbered above the highest of them, per architecture) gets ENOSYS rather than the default action: the
+ * profile's author could not have meant to deny what did not exist yet, and ENOSYS is what makes a C library
+ * fall back to the older call (clone3 to clone, faccessat2 to faccessat), where EPERM makes it fail. runc does
+ * the same (libcontainer/seccomp/patchbpf). x32 shares x86_64's AUDIT_ARCH and sets bit 30 of its numbers.
+ *
+ *	ld [4]                      arch
+ *	jeq ARCH_i, section_i       one per architecture with a highest number
+ *	ja filter
+ * section_i:
+ *	ld [0]                      nr
+ *	(x86_64: jset X32_BIT, x32 test or filter)
+ *	jgt HIGHEST_i, enosys, filter
+ *	...
+ * enosys:
+ *	ret ERRNO(ENOSYS)
+ * filter:                      libseccomp's program
+ */
+#define X32_SYSCALL_BIT 0x40000000u
+enum { TO_NEXT = -1, TO_ENOSYS = -2, TO_FILTER = -3 };
+#define STUB_MAX 256 /* 3 + 5 per architecture at most, and jumps of up to 255 */
+
+struct stub {
+	struct sock_filter insn[STUB_MAX];
+	int jt[STUB_MAX], jf[STUB_MAX]; /* absolute targets (or TO_*), resolved by stub_finish */
+	int len;
+};
+
+static int emit(struct stub *st, uint16_t code, uint32_t k, int jt, int jf)
+{
+	if (st->len == STUB_MAX)
+		die(E2BIG, "the seccomp ENOSYS stub is too long");
+	st->insn[st->len] = (struct sock_filter){.code = code, .k = k};
+	st->jt[st->len] = jt;
+	st->jf[st->len] = jf;
+	return st->len++;
+}
+
+static long highest_of(uint32_t token)
+{
+	for (int i = 0; i < narchs; i++)
+		if (archs[i].token == token)
+			return archs[i].highest;
+	return -1;
+}
+
+/* One architecture's test: numbers above `highest` get ENOSYS; -1 sends every call to the filter. */
+static void emit_highest(struct stub *st, long highest)
+{
+	if (highest < 0)
+		emit(st, BPF_JMP | BPF_JA, 0, TO_FILTER, TO_NEXT);
+	else
+		emit(st, BPF_JMP | BPF_JGT | BPF_K, (uint32_t)highest, TO_ENOSYS, TO_FILTER);
+}
+
+static void stub_finish(struct stub *st)
+{
+	int enosys = emit(st, BPF_RET | BPF_K, SCMP_ACT_ERRNO(ENOSYS), TO_NEXT, TO_NEXT);
+	for (int pc = 0; pc < st->len; pc++) {
+		int targets[2] = {st->jt[pc], st->jf[pc]};
+		for (int t = 0; t < 2; t++) {
+			if (BPF_CLASS(st->insn[pc].code) != BPF_JMP)
+				continue;
+			int to = targets[t] == TO_NEXT ? pc + 1 : targets[t] == TO_ENOSYS ? enosys : targets[t] == TO_FILTER ? st->len : targets[t];
+			int off = to - (pc + 1);
+			if (BPF_OP(st->insn[pc].code) == BPF_JA) {
+				if (t == 0)
+					st->insn[pc].k = off;
+			} else if (off < 0 || off > 255) {
+				die(E2BIG, "the seccomp ENOSYS stub needs a jump of %d", off);
+			} else if (t == 0) {
+				st->insn[pc].jt = off;
+			} else {
+				st->insn[pc].jf = off;
+			}
+		}
+	}
+}
+
+static void build_enosys_stub(struct stub *st)
+{
+	uint32_t natives[32];
+	int nnative = 0;
+	for (int i = 0; i < narchs; i++) {
+		uint32_t audit = archs[i].token == SCMP_ARCH_X32 ? SCMP_ARCH_X86_64 : archs[i].token;
+		bool seen = false;
+		for (int j = 0; j < nnative; j++)
+			seen = seen || natives[j] == audit;
+		if (!seen)
+			natives[nnative++] = audit;
+	}
+	st->len = 0;
+	emit(st, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch), TO_NEXT, TO_NEXT);
+	int first_jeq = st->len;
+	for (int j = 0; j < nnative; j++)
+		emit(st, BPF_JMP | BPF_JEQ | BPF_K, natives[j], TO_NEXT /* the section, set below */, TO_NEXT);
+	emit(st, BPF_JMP | BPF_JA, 0, TO_FILTER, TO_NEXT);
+	for (int j = 0; j < nnative; j++) {
+		st->jt[first_jeq + j] = st->len;
+		emit(st, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr), TO_NEXT, TO_NEXT);
+		if (natives[j] != SCMP_ARCH_X86_64) {
+			emit_highest(st, highest_of(natives[j]));
+			continue;
+		}
+		/* x86_64 and x32: without x32 in the filter, x32 calls go to the filter (its bad-arch action). */
+		bool x32 = highest_of(SCMP_ARCH_X32) >= 0;
+		int jset = emit(st, BPF_JMP | BPF_JSET | BPF_K, X32_SYSCALL_BIT, TO_FILTER, TO_NEXT);
+		emit_highest(st, highest_of(SCMP_ARCH_X86_64));
+		if (x32) {
+			st->jt[jset] = st->len;
+			emit_highest(st, highest_of(SCMP_ARCH_X32));
+		}
+	}
+	stub_finish(st);
 }
 
 static enum scmp_compare parse_op(const char *op)
@@ -248,7 +405,20 @@ void step_seccomp_compile(const struct step *s)
 	if (pread(mfd, insns, st.st_size, 0) != st.st_size)
 		die(errno, "read the seccomp filter: %s", strerror(errno));
 	close(mfd);
-	prog.len = st.st_size / sizeof(struct sock_filter);
+	size_t len = st.st_size / sizeof(struct sock_filter);
+	if (enosys_stub) {
+		static struct stub stub;
+		build_enosys_stub(&stub);
+		if (len + stub.len > BPF_MAXINSNS)
+			die(E2BIG, "the seccomp filter with its ENOSYS stub has %zu BPF instructions (at most %d fit)",
+			    len + stub.len, BPF_MAXINSNS);
+		if (!(insns = realloc(insns, (len + stub.len) * sizeof *insns)))
+			die(ENOMEM, "out of memory");
+		memmove(insns + stub.len, insns, len * sizeof *insns);
+		memcpy(insns, stub.insn, stub.len * sizeof *insns);
+		len += stub.len;
+	}
+	prog.len = len;
 	prog.filter = insns;
 	seccomp_release(ctx);
 	ctx = NULL;

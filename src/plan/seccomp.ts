@@ -51,6 +51,9 @@ export const SECCOMP_ARCHES: Record<string, string> = Object.fromEntries(
 const NOTIFY_FORBIDDEN = new Set(['sendmsg', 'close']);
 
 const EPERM = 1;
+const ENOSYS = 38;
+/** Default actions that let a syscall through (trace: a tracer handles what it does not know), as runc counts them. */
+const PERMISSIVE = new Set(['allow', 'log', 'trace']);
 const U64_MAX = (1n << 64n) - 1n;
 /** runc ignores names that libseccomp does not know on this architecture; anything not shaped like one is a typo. */
 const SYSCALL_NAME = /^[a-z_][a-z0-9_]{0,63}$/;
@@ -126,6 +129,7 @@ export function seccompSteps(
   });
 
   let notify = false;
+  const named = new Set<string>();
   (seccomp.syscalls ?? []).forEach((rule, i) => {
     const ref = `${base}/syscalls/${i}`;
     const [word, errno] = action(rule.action, rule.errnoRet, `${ref}/action`, `${ref}/errnoRet`);
@@ -138,6 +142,7 @@ export function seccompSteps(
         throw new PocError(`config.json ${ref}/names/${j}: SCMP_ACT_NOTIFY cannot be used for ${name}: the runtime needs it to hand the notify fd to the agent`);
       }
     });
+    for (const name of rule.names) named.add(name);
     // libseccomp refuses a rule whose action is the default one; it would change nothing anyway.
     if (word === defWord && errno === defErrno) return;
     if (word === 'notify') notify = true;
@@ -174,6 +179,11 @@ export function seccompSteps(
       ...(seccomp.listenerMetadata !== undefined ? { metadata: seccomp.listenerMetadata } : {}),
     }).slice(0, -1);
     listener.push(['seccomp-listener', seccomp.listenerPath, head, `${base}/listenerPath`]);
+  }
+  // A syscall newer than every one the profile names gets ENOSYS, not the default action, so that a C library
+  // falls back to the older call (as runc). Pointless when the default lets it through or is ENOSYS already.
+  if (!PERMISSIVE.has(defWord) && !(defWord === 'errno' && defErrno === String(ENOSYS))) {
+    build.push(['seccomp-enosys', ...named, base]);
   }
   build.push(['seccomp-compile', base]);
   const load: Step = finalCaps

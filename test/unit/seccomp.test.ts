@@ -62,6 +62,26 @@ t.test('a rule with the default action and errno is left out, one with another e
   t.same(r.map((x) => x[3]), ['a3', 'a4', 'a5']);
 });
 
+t.test('the ENOSYS stub: every name the profile mentions, unless the default lets calls through or is ENOSYS', async (t) => {
+  const enosys = (s: Seccomp) => steps(s).build.filter((x) => x[0] === 'seccomp-enosys');
+  const syscalls: Seccomp['syscalls'] = [
+    { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
+    { names: ['mkdir', 'write'], action: 'SCMP_ACT_ERRNO' }, // the default action: no rule, but still a name
+  ];
+  const r = steps({ defaultAction: 'SCMP_ACT_ERRNO', syscalls }).build;
+  t.same(r.at(-2), ['seccomp-enosys', 'read', 'write', 'mkdir', '/linux/seccomp'], 'each name once, after the rules');
+  t.same(r.at(-1), ['seccomp-compile', '/linux/seccomp']);
+  for (const defaultAction of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_TRAP'] as const) {
+    t.equal(enosys({ defaultAction, syscalls }).length, 1, `${defaultAction}: a stub`);
+  }
+  t.equal(enosys({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 13, syscalls }).length, 1, 'EACCES: a stub');
+  t.same(enosys({ defaultAction: 'SCMP_ACT_ERRNO' })[0], ['seccomp-enosys', '/linux/seccomp'], 'no names: the helper sends every call to the filter');
+  for (const defaultAction of ['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE'] as const) {
+    t.same(enosys({ defaultAction, syscalls }), [], `${defaultAction}: no stub, a new syscall is let through`);
+  }
+  t.same(enosys({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 38, syscalls }), [], 'ENOSYS by default: no stub');
+});
+
 t.test('unknown names are refused with their JSON pointer', async (t) => {
   t.throws(() => steps({ defaultAction: 'SCMP_ACT_FOO' as 'SCMP_ACT_LOG' }), /config.json \/linux\/seccomp\/defaultAction: unknown seccomp action "SCMP_ACT_FOO"/);
   t.throws(() => steps({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['x'], action: 'SCMP_ACT_ALLOW' }, { names: ['y'], action: 'NOPE' as 'SCMP_ACT_LOG' }] }),
