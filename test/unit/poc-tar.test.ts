@@ -48,6 +48,28 @@ t.test('pax records', async (t) => {
   t.throws(() => parsePax(Buffer.from('99 path=x\n')), /invalid pax/);
 });
 
+t.test('extended attributes: SCHILY.xattr records, values byte for byte, written and read back', async (t) => {
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i)); // every byte, "\n", "=" and invalid UTF-8 included
+  const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+  const buf = buildTar([
+    { name: 'ping', data: 'x', xattrs: { 'security.capability': cap, 'user.all': bytes, 'user.empty': '' } },
+    { name: 'plain', data: 'y' },
+    { name: 'dir/', type: 'dir', xattrs: { 'user.label': 'ünïcode' } },
+  ]);
+  const got: Array<[string, Record<string, string> | undefined]> = [];
+  for await (const e of readTar(chunks(buf, 100))) {
+    for await (const _ of e.body());
+    got.push([e.name, e.xattrs && Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, v.toString('hex')]))]);
+  }
+  t.same(got, [
+    ['ping', { 'security.capability': cap.toString('hex'), 'user.all': bytes.toString('hex'), 'user.empty': '' }],
+    ['plain', undefined],
+    ['dir/', { 'user.label': Buffer.from('ünïcode').toString('hex') }],
+  ]);
+  // As GNU tar writes them (tar --xattrs), and the other pax keys still read as UTF-8 text.
+  t.same(parsePax(Buffer.concat([Buffer.from('31 SCHILY.xattr.user.poc=hello\n15 path=dïr/f\n')])), { 'SCHILY.xattr.user.poc': 'hello', path: 'dïr/f' });
+});
+
 t.test('reads files, dirs, links; long names through pax; any chunking', async (t) => {
   const long = `${'d'.repeat(80)}/${'f'.repeat(80)}`;
   const buf = buildTar([

@@ -19,6 +19,7 @@ export async function importCommand(o: ImportCommandOptions): Promise<number> {
     onProgress: (p) => {
       if (p.layers > 1) stderr(`layer ${p.layer}/${p.layers}\n`);
     },
+    onWarning: (message) => stderr(`poc: warning: ${message}\n`),
   });
   stdout(`image ${img.name ?? '<none>'} ${shortId(img.id)} (${humanSize(img.size)})\n`);
   return 0;

@@ -36,6 +36,8 @@ export interface ImportOptions extends RootOptions {
   replace?: boolean;
   inUse?: InUse;
   onProgress?: (p: ImportProgress) => void;
+  /** Told once, at the end, of what was imported only in part (extended attributes the store cannot hold). */
+  onWarning?: (message: string) => void;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -296,19 +298,21 @@ function dirReaders(dir: string): { exists: (rel: string) => boolean; readJson: 
   };
 }
 
-async function applyArchive(dir: string, plan: ArchiveImage, rootfs: string, onProgress?: (p: ImportProgress) => void): Promise<void> {
+async function applyArchive(dir: string, plan: ArchiveImage, rootfs: string, onProgress?: (p: ImportProgress) => void): Promise<string[]> {
+  const skippedXattrs: string[] = [];
   for (const [i, layer] of plan.layers.entries()) {
     onProgress?.({ layer: i + 1, layers: plan.layers.length });
     const path = join(dir, layer.path);
     const [alg, hex] = layer.digest?.split(':') ?? [];
     const hash = alg ? createHash(alg) : undefined;
     try {
-      await applyLayer(rootfs, openDecompressed(path, hash));
+      skippedXattrs.push(...(await applyLayer(rootfs, openDecompressed(path, hash))).skippedXattrs);
     } catch (err) {
       throw wrapError(`layer ${i + 1} of ${plan.layers.length} (${layer.path})`, err);
     }
     if (hash && hash.digest('hex') !== hex) throw new PocError(`layer ${layer.path} does not match its digest ${layer.digest}`);
   }
+  return skippedXattrs;
 }
 
 /**
@@ -328,11 +332,12 @@ export async function importImage(path: string, name?: string, opts: ImportOptio
     let kind: ImageSourceKind;
     let plan: ArchiveImage | null = null;
     let archiveDir: string;
+    let skippedXattrs: string[] = [];
     if (st.isDirectory()) {
       archiveDir = path;
     } else {
       // Extract as if it were a rootfs; then see whether it was an archive of layers.
-      await applyLayer(staging.rootfs, openDecompressed(path));
+      skippedXattrs = (await applyLayer(staging.rootfs, openDecompressed(path))).skippedXattrs;
       archiveDir = staging.rootfs;
     }
     const readers = dirReaders(archiveDir);
@@ -350,8 +355,12 @@ export async function importImage(path: string, name?: string, opts: ImportOptio
         renameSync(staging.rootfs, archiveDir);
         mkdirSync(staging.rootfs, { mode: 0o755 });
       }
-      await applyArchive(archiveDir, plan, staging.rootfs, opts.onProgress);
+      skippedXattrs = await applyArchive(archiveDir, plan, staging.rootfs, opts.onProgress);
       if (archiveDir !== path) rmSync(archiveDir, { recursive: true, force: true });
+    }
+    if (skippedXattrs.length) {
+      const more = skippedXattrs.length > 1 ? ` and ${skippedXattrs.length - 1} more` : '';
+      opts.onWarning?.(`extended attributes that could not be set were left out: ${skippedXattrs[0]}${more}`);
     }
     return await commitImage(staging, {
       ...opts,

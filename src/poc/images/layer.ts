@@ -34,6 +34,7 @@ import {
 import { join } from 'node:path';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { readTar } from './tar.js';
+import { setXattrs } from './xattr.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -56,6 +57,8 @@ export interface LayerStats {
   bytes: number;
   /** Device nodes not created because we are not root. */
   skippedDevices: number;
+  /** Extended attributes this filesystem or process cannot hold, as "entry: name (ERRNO)". */
+  skippedXattrs: string[];
 }
 
 export interface ApplyLayerOptions {
@@ -85,7 +88,7 @@ export async function applyLayer(
   opts: ApplyLayerOptions = {},
 ): Promise<LayerStats> {
   const chown = opts.chown ?? process.getuid?.() === 0;
-  const stats: LayerStats = { entries: 0, bytes: 0, skippedDevices: 0 };
+  const stats: LayerStats = { entries: 0, bytes: 0, skippedDevices: 0, skippedXattrs: [] };
   /** Paths this layer created (and their parents): an opaque marker must not delete them. */
   const touched = new Set<string>();
   /** Directory mtimes are set last, since creating children changes them. */
@@ -199,6 +202,8 @@ export async function applyLayer(
       if (chown) lchownSync(path, entry.uid, entry.gid);
       // After chown, which clears set-uid bits. Symlinks have no mode of their own on Linux.
       if (entry.type !== 'symlink') chmodSync(path, entry.mode);
+      // After chown too, which clears security.capability.
+      if (entry.xattrs) for (const skipped of await setXattrs(path, entry.xattrs)) stats.skippedXattrs.push(`${rel}: ${skipped}`);
       if (entry.type === 'dir') dirTimes.push([path, entry.mtime]);
       else if (entry.type === 'symlink') lutimesSync(path, entry.mtime, entry.mtime);
       else utimesSync(path, entry.mtime, entry.mtime);

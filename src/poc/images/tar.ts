@@ -1,6 +1,7 @@
 /**
- * A small streaming tar reader: ustar, pax extended headers (path, linkpath, size, uid, gid, mtime) and GNU
- * long names ('L', 'K'), numbers in octal or GNU base-256. It only reads; what an entry may do to the disk is
+ * A small streaming tar reader: ustar, pax extended headers (path, linkpath, size, uid, gid, mtime, and
+ * extended attributes as GNU tar and Go write them, SCHILY.xattr.NAME) and GNU long names ('L', 'K'), numbers in
+ * octal or GNU base-256. It only reads; what an entry may do to the disk is
  * decided in layer.ts.
  *
  * Why our own reader rather than the system tar: the layer rules (whiteouts, opaque directories, refusing to
@@ -26,6 +27,8 @@ export interface TarEntry {
   linkname: string;
   devmajor: number;
   devminor: number;
+  /** Extended attributes by name (security.capability, user.*, ...), their values as the bytes archived. */
+  xattrs?: Record<string, Buffer>;
 }
 
 /** What one 512-byte header block says, before pax and GNU extensions are applied. */
@@ -109,7 +112,13 @@ export function parseHeader(block: Buffer, offset = 0): RawHeader {
   };
 }
 
-/** pax records: "<length> <key>=<value>\n", the length counting the whole record. */
+/** The pax key prefix of an extended attribute (GNU tar, Go's archive/tar, Docker). */
+const PAX_XATTR = 'SCHILY.xattr.';
+
+/**
+ * pax records: "<length> <key>=<value>\n", the length counting the whole record. Values are UTF-8 text but for
+ * extended attributes, whose values are bytes: those are kept byte for byte (as latin1 text).
+ */
 export function parsePax(data: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
   let pos = 0;
@@ -120,13 +129,20 @@ export function parsePax(data: Buffer): Record<string, string> {
     if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) {
       throw new PocError(`invalid pax extended header record at byte ${pos}`);
     }
-    const record = data.subarray(space + 1, pos + len - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq === -1) throw new PocError(`invalid pax extended header record ${JSON.stringify(record)}`);
-    out[record.slice(0, eq)] = record.slice(eq + 1);
+    const record = data.subarray(space + 1, pos + len - 1);
+    const eq = record.indexOf(0x3d);
+    if (eq === -1) throw new PocError(`invalid pax extended header record ${JSON.stringify(record.toString('utf8'))}`);
+    const key = record.subarray(0, eq).toString('utf8');
+    out[key] = record.subarray(eq + 1).toString(key.startsWith(PAX_XATTR) ? 'latin1' : 'utf8');
     pos += len;
   }
   return out;
+}
+
+function paxXattrs(pax: Record<string, string>): Record<string, Buffer> | undefined {
+  const names = Object.keys(pax).filter((k) => k.startsWith(PAX_XATTR) && k.length > PAX_XATTR.length);
+  if (names.length === 0) return undefined;
+  return Object.fromEntries(names.map((k) => [k.slice(PAX_XATTR.length), Buffer.from(pax[k]!, 'latin1')]));
 }
 
 const TYPES: Record<string, TarEntryType> = {
@@ -295,6 +311,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       devmajor: h.devmajor,
       devminor: h.devminor,
     };
+    const xattrs = paxXattrs(p);
+    if (xattrs) entry.xattrs = xattrs;
     longLink = undefined;
     previous = name;
     // Only regular files carry data: for links, devices, fifos and directories the size is ignored (POSIX).
@@ -337,6 +355,7 @@ export interface TarWriteEntry {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  xattrs?: Record<string, string | Buffer>;
 }
 
 const TYPE_FLAGS: Record<TarEntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
@@ -375,11 +394,12 @@ export function buildTar(entries: TarWriteEntry[], opts: { end?: boolean } = {})
     const type = e.type ?? 'file';
     const data = type === 'file' ? Buffer.from(e.data ?? '') : Buffer.alloc(0);
     const linkname = e.linkname ?? '';
-    const pax: string[] = [];
+    const pax: Buffer[] = [];
     if (Buffer.byteLength(e.name) > 100) pax.push(paxRecord('path', e.name));
     if (Buffer.byteLength(linkname) > 100) pax.push(paxRecord('linkpath', linkname));
+    for (const [name, value] of Object.entries(e.xattrs ?? {})) pax.push(paxRecord(`${PAX_XATTR}${name}`, value));
     if (pax.length) {
-      const body = Buffer.from(pax.join(''));
+      const body = Buffer.concat(pax);
       out.push(header({ name: 'PaxHeader', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '', devmajor: 0, devminor: 0 }), ...padded(body));
     }
     out.push(
@@ -402,9 +422,9 @@ export function buildTar(entries: TarWriteEntry[], opts: { end?: boolean } = {})
   return Buffer.concat(out);
 }
 
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  let len = Buffer.byteLength(body) + 1;
-  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
-  return `${len}${body}`;
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
 }
