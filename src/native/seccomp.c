@@ -53,7 +53,16 @@ static struct sock_fprog prog;   /* from seccomp-compile */
 static int listener_sock = -1;   /* from seccomp-listener */
 static char *listener_head;      /* the container process state without pid and state, no closing brace */
 
-static void remember_arch(uint32_t token);
+static void remember_arch(uint32_t token)
+{
+	for (int i = 0; i < narchs; i++)
+		if (archs[i].token == token)
+			return;
+	if (narchs == sizeof archs / sizeof *archs)
+		die(E2BIG, "more than %zu seccomp architectures", sizeof archs / sizeof *archs);
+	archs[narchs].token = token;
+	archs[narchs++].highest = -1;
+}
 
 static const struct {
 	const char *name;
@@ -130,17 +139,6 @@ void step_seccomp_init(const struct step *s)
 	/* The BPF is loaded by us (no no_new_privs from libseccomp); a syscall of another architecture than the
 	 * ones listed is killed (libseccomp's default), as with runc. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-}
-
-static void remember_arch(uint32_t token)
-{
-	for (int i = 0; i < narchs; i++)
-		if (archs[i].token == token)
-			return;
-	if (narchs == sizeof archs / sizeof *archs)
-		die(E2BIG, "more than %zu seccomp architectures", sizeof archs / sizeof *archs);
-	archs[narchs].token = token;
-	archs[narchs++].highest = -1;
 }
 
 static void need_ctx(void)

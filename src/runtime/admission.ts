@@ -6,7 +6,8 @@ import { closeSync, readlinkSync } from 'node:fs';
  *
  * It is released once the container (or the exec'd process) is created, and before any hook runs: a hook is
  * somebody else's program, and one that starts a container must not wait for its own parent's slot.
- * Taken from the environment at start-up, so that no child (helper, hook) sees it.
+ * Taken from the environment when create's or exec's code loads, before either spawns anything, so that no
+ * child (helper, hook) sees the variable; Bun.spawn passes no fd beyond the ones listed, so none gets the lock.
  */
 let slotFd = slotFdOf(process.env.POCRUN_SLOT_FD);
 delete process.env.POCRUN_SLOT_FD;
