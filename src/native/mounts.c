@@ -21,6 +21,8 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sched.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -376,12 +378,38 @@ static void copy_tree(int from, int to, const char *what, int depth)
 	closedir(dir);
 }
 
+struct mount_attr_ {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* A bind mount takes its own flags (ro, nosuid, ...) only through a remount of the new mount itself. */
+static void bind_remount(const char *dest, unsigned long fl, const char *what)
+{
+	if (!(fl & BIND_REMOUNT))
+		return;
+	int top = open_checked(dest, what);
+	if (remount_bind(top, fl & BIND_REMOUNT) < 0)
+		die(errno, "%s: remount with its flags: %s", what, strerror(errno));
+	close(top);
+}
+
+static void set_propagation(const char *dest, unsigned long fl, const char *what)
+{
+	char p[32];
+	if (!(fl & PROPAGATION))
+		return;
+	int top = open_checked(dest, what);
+	if (mount(NULL, fdpath(p, top), NULL, fl & (PROPAGATION | MS_REC), NULL) < 0)
+		die(errno, "%s: make it %s: %s", what, propagation_name(fl & (PROPAGATION | MS_REC)), strerror(errno));
+	close(top);
+}
+
 void step_mount(const struct step *s)
 {
 	const char *src = s->argv[1], *dest = s->argv[2], *fstype = s->argv[3], *data = s->argv[5], *kind = s->argv[6];
 	unsigned long fl = parse_u64(s->argv[4], 10, "flags");
 	bool bind = fl & MS_BIND;
-	char what[8400], p[32], q[32];
+	char what[8400], p[32];
 	if (bind)
 		snprintf(what, sizeof what, "bind %s on %s", src, dest);
 	else if (!strcmp(src, fstype) || !*src)
@@ -413,13 +441,7 @@ void step_mount(const struct step *s)
 	if (bind) {
 		if (mount(src, fdpath(p, fd), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
 			die(errno, "%s: %s", what, strerror(errno));
-		if (fl & BIND_REMOUNT) {
-			/* The fd is the directory under the new mount: open the mount itself. */
-			int top = open_checked(dest, what);
-			if (remount_bind(top, fl & BIND_REMOUNT) < 0)
-				die(errno, "%s: remount with its flags: %s", what, strerror(errno));
-			close(top);
-		}
+		bind_remount(dest, fl, what);
 	} else {
 		/* The directory the new mount covers, still readable through this fd after the mount (tmpcopyup). */
 		int under = copyup ? openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -439,17 +461,112 @@ void step_mount(const struct step *s)
 		}
 	}
 	close(fd);
-	if (fl & PROPAGATION) {
-		int top = open_checked(dest, what);
-		if (mount(NULL, fdpath(q, top), NULL, fl & (PROPAGATION | MS_REC), NULL) < 0)
-			die(errno, "%s: make it %s: %s", what, propagation_name(fl & (PROPAGATION | MS_REC)), strerror(errno));
-		close(top);
-	}
+	set_propagation(dest, fl, what);
 }
 
-struct mount_attr_ {
-	uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
+/*
+ * Id-mapped bind mounts (config.md, "idmap" and "ridmap"). The mapping is a user namespace, and both it and the
+ * detached copy of the source tree are made in the parent stage, in the host's namespaces: the id-mapping
+ * needs CAP_SYS_ADMIN over the tree's owner and over the user namespace, which the container's root has over
+ * neither. The child attaches each tree where it belongs with move_mount, as runc does.
+ */
+static int idmap_trees[64];
+static int n_idmap_trees;
+
+/* A user namespace with these maps, held by an fd. Its only process is a child that waits for the fd to be
+ * opened, and exits when the pipe it reads closes (also if this process dies first). */
+static int make_userns(const char *uid_map, const char *gid_map, const char *what)
+{
+	int ready[2], hold[2];
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
+		die(errno, "%s: pipe: %s", what, strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die(errno, "%s: fork: %s", what, strerror(errno));
+	if (pid == 0) {
+		char c;
+		close(ready[0]);
+		close(hold[1]);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(1);
+		if (write(ready[1], "u", 1) != 1)
+			_exit(1);
+		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char c, path[64];
+	ssize_t n;
+	while ((n = read(ready[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (n != 1)
+		die(EPERM, "%s: cannot make a user namespace for the mapping", what);
+	const char *maps[2][2] = {{"uid_map", uid_map}, {"gid_map", gid_map}};
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, maps[i][0]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			die(errno, "%s: open %s: %s", what, path, strerror(errno));
+		if (write(fd, maps[i][1], strlen(maps[i][1])) < 0)
+			die(errno, "%s: write %s: %s", what, maps[i][0], strerror(errno));
+		close(fd);
+	}
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+	int userns = open(path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		die(errno, "%s: open %s: %s", what, path, strerror(errno));
+	close(hold[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return userns;
+}
+
+void step_idmap_tree(const struct step *s)
+{
+	/* source, rbind (0/1), ridmap (0/1), uid_map, gid_map, ref */
+	const char *src = s->argv[1];
+	bool rbind = !strcmp(s->argv[2], "1"), ridmap = !strcmp(s->argv[3], "1");
+	char what[4200];
+	snprintf(what, sizeof what, "id-mapped bind of %s", src);
+	if (n_idmap_trees == sizeof idmap_trees / sizeof *idmap_trees)
+		die(E2BIG, "%s: more than %zu id-mapped mounts", what, sizeof idmap_trees / sizeof *idmap_trees);
+	int tree = syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rbind ? AT_RECURSIVE : 0));
+	if (tree < 0)
+		die(errno, "%s: open_tree: %s", what, strerror(errno));
+	int userns = make_userns(s->argv[4], s->argv[5], what);
+	struct mount_attr_ attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (ridmap ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0)
+		die(errno, "%s: %s%s", what, strerror(errno),
+		    errno == EINVAL ? " (the source's filesystem may not support id-mapped mounts)" : "");
+	close(userns);
+	idmap_trees[n_idmap_trees++] = tree;
+}
+
+void step_move_tree(const struct step *s)
+{
+	/* index, dest, flags, ref: the tree of the index-th idmap-tree step */
+	long index = (long)parse_u64(s->argv[1], 10, "tree index");
+	const char *dest = s->argv[2];
+	unsigned long fl = parse_u64(s->argv[3], 10, "flags");
+	char what[4200];
+	snprintf(what, sizeof what, "id-mapped bind on %s", dest);
+	if (index >= n_idmap_trees)
+		die(EINVAL, "%s: no idmap-tree step %ld", what, index);
+	struct stat st;
+	if (fstat(idmap_trees[index], &st) < 0)
+		die(errno, "%s: fstat: %s", what, strerror(errno));
+	int fd = ensure(dest, !S_ISDIR(st.st_mode), what);
+	check_in_root(fd, what, dest);
+	if (syscall(SYS_move_mount, idmap_trees[index], "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		die(errno, "%s: move_mount: %s", what, strerror(errno));
+	close(fd);
+	xclose(&idmap_trees[index]);
+	bind_remount(dest, fl, what);
+	set_propagation(dest, fl, what);
+}
 
 void step_setattr(const struct step *s)
 {

@@ -408,6 +408,8 @@ static const struct stepdef stepdefs[] = {
 	{"propagation", 3, 3, 1, step_propagation},
 	{"rootfs", 2, 2, 1, step_rootfs},
 	{"mount", 7, 7, 1, step_mount},
+	{"idmap-tree", 6, 6, 1, step_idmap_tree},
+	{"move-tree", 4, 4, 1, step_move_tree},
 	{"setattr", 4, 4, 1, step_setattr},
 	{"remount", 3, 3, 1, step_remount},
 	{"mknod", 8, 8, 1, step_mknod},

@@ -67,6 +67,8 @@ void reset_signals(void);
 void step_propagation(const struct step *);
 void step_rootfs(const struct step *);
 void step_mount(const struct step *);
+void step_idmap_tree(const struct step *);
+void step_move_tree(const struct step *);
 void step_setattr(const struct step *);
 void step_remount(const struct step *);
 void step_mknod(const struct step *);

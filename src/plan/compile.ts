@@ -4,7 +4,7 @@ import { PocError } from '../errors.js';
 import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
 import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceSteps, type DeviceNode } from './devices.js';
 import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
-import { JOIN_ORDER, namespaceName } from './namespaces.js';
+import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import {
   checkMountLabel, checkSysctl, detectHostSecurity, ioPriorityStep, isHostNamespace, personalityStep, schedulerStep,
@@ -110,6 +110,12 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     throw new PocError('config.json /process/terminal: a terminal needs --console-socket');
   }
 
+  // Id-mapped mounts are prepared in the parent stage (a detached tree and a user namespace made in the host's),
+  // and attached where they belong in the child's: see mountSteps.
+  const mounts = spec.mounts ?? [];
+  const idmapTrees: Step[] = [];
+  const mountChildSteps = mounts.flatMap((m, i) => mountSteps(m, `/mounts/${i}`, opts, seen.has('cgroup'), { idmapTrees, linux, inUserNamespace }));
+
   // In the parent stage, before any setns: in a new or joined user namespace the init could not lower it (that
   // needs CAP_SYS_RESOURCE in the initial user namespace); the child inherits it.
   if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
@@ -123,6 +129,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   const rootGid = hostId(linux.gidMappings, 0);
   steps.push(['exec-fifo', opts.stateDir, String(rootUid), String(rootGid)]);
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
+  steps.push(...idmapTrees);
   for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
   steps.push(...timeOffsetSteps(linux, fresh.includes('time') ? 'new' : seen.has('time') ? 'joined' : 'none'));
   steps.push(['clone', opts.mode, ...fresh]);
@@ -139,8 +146,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   child.push(['propagation', '/', String(startPropagation | MS.REC), '/linux/rootfsPropagation']);
   child.push(['rootfs', rootfs, '/root/path']);
 
-  const mounts = spec.mounts ?? [];
-  mounts.forEach((m, i) => child.push(...mountSteps(m, `/mounts/${i}`, opts, seen.has('cgroup'))));
+  child.push(...mountChildSteps);
 
   const devBound = mounts.some((m) => posix.normalize(m.destination) === '/dev' && isBind(m));
   if (!devBound) {
@@ -274,7 +280,14 @@ export function processSteps(spec: Spec, preserveFds: number, forExec = false, h
   return steps;
 }
 
-function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean): Step[] {
+interface IdmapContext {
+  /** The parent stage's `idmap-tree` steps; a mount refers to its tree by index. */
+  idmapTrees: Step[];
+  linux: NonNullable<Spec['linux']>;
+  inUserNamespace: boolean;
+}
+
+function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean, idmap: IdmapContext): Step[] {
   const dest = m.destination;
   if (!posix.isAbsolute(dest)) {
     throw new PocError(`config.json ${ref}/destination: must be an absolute path, got ${JSON.stringify(dest)}`);
@@ -283,7 +296,6 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
     throw new PocError(`config.json ${ref}/destination: must not contain "..", got ${JSON.stringify(dest)}`);
   }
   const target = posix.normalize(dest);
-  if (m.uidMappings || m.gidMappings) throw new PocError(`config.json ${ref}: id-mapped mounts are not supported`);
   let parsed;
   try {
     parsed = parseMountOptions(m.options);
@@ -308,7 +320,16 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
   }
   if (parsed.copyUp && type !== 'tmpfs') throw new PocError(`config.json ${ref}/options: tmpcopyup is only for tmpfs mounts`);
   const kind = bind ? 'auto' : parsed.copyUp ? 'copyup' : 'dir';
-  steps.push(['mount', source || type, target, bind ? '' : type, String(flags), parsed.data, kind, ref]);
+  if (parsed.idmap || m.uidMappings || m.gidMappings) {
+    if (!bind) throw new PocError(`config.json ${ref}/options: an id-mapped mount must be a bind mount`);
+    const [uidMap, gidMap] = idmappedMappings(m, ref, idmap);
+    const index = idmap.idmapTrees.length;
+    const recursive = (flags & MS.REC) !== 0;
+    idmap.idmapTrees.push(['idmap-tree', source, recursive ? '1' : '0', parsed.idmap === 'ridmap' ? '1' : '0', uidMap, gidMap, ref]);
+    steps.push(['move-tree', String(index), target, String(flags), ref]);
+  } else {
+    steps.push(['mount', source || type, target, bind ? '' : type, String(flags), parsed.data, kind, ref]);
+  }
   if (parsed.attrSet || parsed.attrClear) steps.push(['setattr', target, String(parsed.attrSet), String(parsed.attrClear), ref]);
   for (const p of parsed.propagation) steps.push(['propagation', target, String(p), ref]);
   return steps;
@@ -318,6 +339,21 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
  * A "cgroup" mount: with a cgroup namespace each v1 hierarchy is mounted fresh (it shows the container's
  * cgroup as its root); without one the container's own cgroup directories are bound from the host.
  */
+/**
+ * An id-mapped mount's uid_map and gid_map: its own mappings, both or neither (config.md); without them the
+ * container's user namespace mappings, and without a user namespace an error, as the spec asks.
+ */
+function idmappedMappings(m: Mount, ref: string, idmap: IdmapContext): [string, string] {
+  if (!m.uidMappings !== !m.gidMappings) {
+    throw new PocError(`config.json ${ref}: uidMappings and gidMappings go together (one is missing)`);
+  }
+  if (m.uidMappings?.length && m.gidMappings?.length) return [idMapText(m.uidMappings), idMapText(m.gidMappings)];
+  if (idmap.inUserNamespace && idmap.linux.uidMappings?.length && idmap.linux.gidMappings?.length) {
+    return [idMapText(idmap.linux.uidMappings), idMapText(idmap.linux.gidMappings)];
+  }
+  throw new PocError(`config.json ${ref}: an id-mapped mount needs uidMappings and gidMappings, or the container's user namespace mappings`);
+}
+
 function cgroupMountSteps(target: string, flags: number, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean): Step[] {
   const mountFlags = flags | MS.NOSUID | MS.NODEV | MS.NOEXEC;
   if (opts.cgroupVersion === 2) {

@@ -82,6 +82,8 @@ export interface ParsedMountOptions {
   data: string;
   /** tmpcopyup (runc's extension, podman's --read-only): copy what the directory held into the new tmpfs. */
   copyUp: boolean;
+  /** `idmap` or `ridmap` (config.md): an id-mapped bind mount, the mapping applied to its submounts too for ridmap. */
+  idmap?: 'idmap' | 'ridmap';
 }
 
 /** Turns config.json's option strings into mount(2) arguments, as runc does: unknown words are filesystem data. */
@@ -92,6 +94,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
   const propagation: number[] = [];
   const data: string[] = [];
   let copyUp = false;
+  let idmap: ParsedMountOptions['idmap'];
   for (const option of options) {
     const flag = FLAG_OPTIONS[option];
     const recursive = RECURSIVE_OPTIONS[option];
@@ -106,14 +109,14 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
     } else if (option === 'tmpcopyup') {
       copyUp = true;
     } else if (option === 'idmap' || option === 'ridmap') {
-      throw new PocError(`mount option "${option}" (id-mapped mounts) is not supported`);
+      idmap = idmap === 'ridmap' ? idmap : option;
     } else if (option === '') {
       throw new PocError('empty mount option');
     } else {
       data.push(option);
     }
   }
-  return { flags, propagation, attrSet, attrClear, data: data.join(','), copyUp };
+  return { flags, propagation, attrSet, attrClear, data: data.join(','), copyUp, ...(idmap ? { idmap } : {}) };
 }
 
 export function propagationFlags(name: string): number | undefined {
@@ -122,5 +125,5 @@ export function propagationFlags(name: string): number | undefined {
 
 /** Every option word parsed here (`pocrun features`); any other word is filesystem data for mount(2). */
 export function knownMountOptions(): string[] {
-  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_OPTIONS), 'tmpcopyup'].sort();
+  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_OPTIONS), 'tmpcopyup', 'idmap', 'ridmap'].sort();
 }

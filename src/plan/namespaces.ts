@@ -19,3 +19,8 @@ export function namespaceName(type: string, where: string): string {
   if (!name) throw new PocError(`${where}: unknown namespace type ${JSON.stringify(type)}`);
   return name;
 }
+
+/** uid_map / gid_map text ("ID-inside ID-outside length" lines) for a user namespace's or an id-mapped mount's mappings. */
+export function idMapText(maps: readonly { containerID: number; hostID: number; size: number }[] = []): string {
+  return maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}

@@ -37,7 +37,7 @@ export function features(seccomp: SeccompFeatures | undefined = seccompFeatures(
       apparmor: { enabled: true },
       selinux: { enabled: true },
       intelRdt: { enabled: false },
-      mountExtensions: { idmap: { enabled: false } },
+      mountExtensions: { idmap: { enabled: true } },
       netDevices: { enabled: false },
     },
     annotations: {

@@ -100,6 +100,60 @@ t.test('user namespace: oom_score_adj is set before entering it; missing maps ar
   t.match(missing.stderr, /config.json \/linux\/uidMappings: a new user namespace needs uidMappings and gidMappings/);
 });
 
+/** A host directory with files owned by 0, 5 and 1000, for id-mapped mounts. */
+function ownedFiles(name: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  for (const [file, id] of [['zero', 0], ['five', 5], ['thousand', 1000]] as const) {
+    writeFileSync(join(dir, file), file);
+    spawnSync('chown', [`${id}:${id}`, join(dir, file)]);
+  }
+  chmodSync(dir, 0o755);
+  return dir;
+}
+const owners = 'for f in zero five thousand; do echo "$f $(stat -c %u:%g /m/$f) $(stat -c %u:%g /p/$f)"; done';
+
+t.test('id-mapped bind mount with its own mappings: the files appear under the mapped ids, the host\'s stay', async (t) => {
+  const dir = ownedFiles('idmap-own');
+  const r = inContainer(owners, (s) => {
+    s.mounts!.push(
+      { destination: '/m', source: dir, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 2000, size: 10 }], gidMappings: [{ containerID: 0, hostID: 3000, size: 10 }] },
+      { destination: '/p', source: dir, options: ['bind'] },
+    );
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'zero 2000:3000 0:0\nfive 2005:3005 5:5\nthousand 65534:65534 1000:1000\n', 'mapped on /m (1000 is outside the range), unchanged on /p');
+  t.same([statSync(join(dir, 'five')).uid, statSync(join(dir, 'five')).gid], [5, 5], 'nothing changed on disk');
+});
+
+t.test('id-mapped bind mount in a user namespace: idmap alone takes the container\'s mappings', async (t) => {
+  const dir = ownedFiles('idmap-userns');
+  const r = inContainer(owners, (s) => {
+    userns(s);
+    s.mounts!.push({ destination: '/m', source: dir, options: ['rbind', 'ridmap', 'ro'] }, { destination: '/p', source: dir, options: ['bind'] });
+  }, (rootfs) => chownRootfs(rootfs, HOST_ID));
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'zero 0:0 65534:65534\nfive 5:5 65534:65534\nthousand 1000:1000 65534:65534\n', 'the host\'s ids as the container\'s own on /m; nobody on the plain bind');
+  const write = inContainer('touch /m/new 2>&1; echo rc=$?', (s) => {
+    userns(s);
+    s.mounts!.push({ destination: '/m', source: dir, options: ['rbind', 'ridmap', 'ro'] });
+  }, (rootfs) => chownRootfs(rootfs, HOST_ID));
+  t.match(write.stdout, /Read-only file system\nrc=1/, 'ro applies to the id-mapped mount');
+});
+
+t.test('id-mapped mounts: a bad mapping or source is a clear error that leaves nothing behind', async (t) => {
+  const dir = ownedFiles('idmap-bad');
+  const overlap = inContainer('true', (s) => {
+    s.mounts!.push({ destination: '/m', source: dir, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 2000, size: 10 }, { containerID: 5, hostID: 4000, size: 10 }], gidMappings: [{ containerID: 0, hostID: 3000, size: 10 }] });
+  });
+  t.not(overlap.status, 0);
+  t.match(overlap.stderr, /prepare id-mapped mount \(config.json \/mounts\/\d+\): id-mapped bind of .*idmap-bad: write uid_map: Invalid argument/);
+  const missing = inContainer('true', (s) => {
+    s.mounts!.push({ destination: '/m', source: join(work, 'no-such-dir'), options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 2000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 2000, size: 1 }] });
+  });
+  t.match(missing.stderr, /id-mapped bind of .*no-such-dir: open_tree: No such file or directory/);
+});
+
 t.test('time namespace: offsets for boottime and monotonic', async (t) => {
   const r = inContainer('cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime', (s) => {
     s.linux!.namespaces!.push({ type: 'time' });

@@ -71,6 +71,32 @@ t.test('mounts: options become flags, data and recursive attributes; bind source
   t.same(find(steps, 'setattr')[0], ['setattr', '/t', String(MOUNT_ATTR.NOEXEC), '0', '/mounts/1']);
 });
 
+t.test('id-mapped bind mounts: the tree is made in the parent stage, attached in the child; own or the container\'s maps', async (t) => {
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.linux!.namespaces!.push({ type: 'user', path: '/proc/42/ns/user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    s.mounts = [
+      { destination: '/own', source: '/srv/own', options: ['rbind', 'ridmap', 'ro', 'rprivate'], uidMappings: [{ containerID: 0, hostID: 1000, size: 10 }, { containerID: 10, hostID: 5000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 2000, size: 1 }] },
+      { destination: '/ctr', source: 'data', options: ['bind', 'idmap'] },
+      { destination: '/plain', source: '/srv/plain', options: ['bind'] },
+    ];
+  }), opts);
+  t.same(find(steps, 'idmap-tree'), [
+    ['idmap-tree', '/srv/own', '1', '1', '0 1000 10\n10 5000 1\n', '0 2000 1\n', '/mounts/0'],
+    ['idmap-tree', '/b/data', '0', '0', '0 100000 65536\n', '0 200000 65536\n', '/mounts/1'],
+  ], 'own mappings, recursive; then the container\'s, for a bundle-relative source');
+  const trees = steps.findIndex((s) => s[0] === 'idmap-tree');
+  t.ok(trees < steps.findIndex((s) => s[0] === 'setns'), 'in the host\'s namespaces: before any setns');
+  t.same(find(steps, 'move-tree'), [
+    ['move-tree', '0', '/own', String(MS.BIND | MS.REC | MS.RDONLY), '/mounts/0'],
+    ['move-tree', '1', '/ctr', String(MS.BIND), '/mounts/1'],
+  ]);
+  t.same(find(steps, 'mount').filter((m) => m[2] === '/plain').length, 1, 'a plain bind is a mount step');
+  t.same(find(steps, 'propagation').find((s) => s[1] === '/own'), ['propagation', '/own', String(MS.PRIVATE | MS.REC), '/mounts/0']);
+  t.same(parseMountOptions(['idmap', 'ridmap']).idmap, 'ridmap');
+});
+
 t.test('a v1 cgroup mount is a tmpfs and one mount per hierarchy, with links', async (t) => {
   const { steps } = compileCreatePlan(spec(), opts);
   const cg = steps.filter((s) => s.at(-1) === '/mounts/6');
@@ -95,7 +121,9 @@ t.test('config that cannot be honoured is refused naming the field', async (t) =
     ['terminal without socket', (s) => { s.process!.terminal = true; }, /needs --console-socket/],
     ['no mount namespace', (s) => { s.linux!.namespaces = [{ type: 'pid' }]; delete s.hostname; }, /a mount namespace is required/],
     ['hostname without uts', (s) => { s.linux!.namespaces = [{ type: 'mount' }]; }, /\/hostname: setting the hostname needs a UTS namespace/],
-    ['idmap option', (s) => { s.mounts![0]!.options = ['idmap']; }, /\/mounts\/0\/options: mount option "idmap"/],
+    ['idmap on a filesystem mount', (s) => { s.mounts![0]!.options = ['idmap']; }, /\/mounts\/0\/options: an id-mapped mount must be a bind mount/],
+    ['idmap without mappings or a user namespace', (s) => { s.mounts!.push({ destination: '/x', source: '/tmp', options: ['rbind', 'idmap'] }); }, /\/mounts\/7: an id-mapped mount needs uidMappings and gidMappings/],
+    ['uidMappings without gidMappings', (s) => { s.mounts!.push({ destination: '/x', source: '/tmp', options: ['bind'], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] }); }, /\/mounts\/7: uidMappings and gidMappings go together/],
     ['NUL in an argument', (s) => { s.process!.args = ['sh\u0000x']; }, /NUL/],
   ];
   for (const [name, change, re] of cases) {
