@@ -506,12 +506,13 @@ static int make_userns(const char *uid_map, const char *gid_map, const char *wha
 		die(EPERM, "%s: cannot make a user namespace for the mapping", what);
 	const char *maps[2][2] = {{"uid_map", uid_map}, {"gid_map", gid_map}};
 	for (int i = 0; i < 2; i++) {
+		char writing[4300];
 		snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, maps[i][0]);
+		snprintf(writing, sizeof writing, "%s: write %s", what, maps[i][0]);
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			die(errno, "%s: open %s: %s", what, path, strerror(errno));
-		if (write(fd, maps[i][1], strlen(maps[i][1])) < 0)
-			die(errno, "%s: write %s: %s", what, maps[i][0], strerror(errno));
+		write_all(fd, maps[i][1], strlen(maps[i][1]), writing); /* the kernel takes a map in one write or none */
 		close(fd);
 	}
 	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
