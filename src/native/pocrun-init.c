@@ -440,6 +440,7 @@ static const struct stepdef stepdefs[] = {
 	{"scheduler", 8, 8, 1, step_scheduler},
 	{"ioprio", 3, 3, 1, step_ioprio},
 	{"personality", 2, 2, 1, step_personality},
+	{"mempolicy", 3, 3, 1, step_mempolicy},
 	{"apparmor", 2, 2, 1, step_apparmor},
 	{"selinux", 2, 2, 1, step_selinux},
 	{"seccomp-listener", 3, 3, 1, step_seccomp_listener},

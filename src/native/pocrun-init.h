@@ -101,6 +101,7 @@ void step_no_new_privs(const struct step *);
 void step_scheduler(const struct step *);
 void step_ioprio(const struct step *);
 void step_personality(const struct step *);
+void step_mempolicy(const struct step *);
 void step_apparmor(const struct step *);
 void step_selinux(const struct step *);
 void step_env(const struct step *);

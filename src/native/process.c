@@ -457,6 +457,29 @@ void step_personality(const struct step *s)
 		die(errno, "personality 0x%lx: %s", v, strerror(errno));
 }
 
+/* set_mempolicy(2): kept across fork and execve. The nodes come as a decimal list, checked by the runtime. */
+void step_mempolicy(const struct step *s)
+{
+	/* mode (with its MPOL_F_* flags), nodes ("0,1,7", may be empty), ref */
+	unsigned long mode = parse_u64(s->argv[1], 10, "memory policy mode");
+	unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
+	const unsigned long bits = 8 * sizeof mask;
+	bool any = false;
+	char list[4096];
+	snprintf(list, sizeof list, "%s", s->argv[2]);
+	for (char *save = NULL, *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		unsigned long node = parse_u64(n, 10, "memory node");
+		if (node >= bits)
+			die(EINVAL, "memory node %lu: at most %lu nodes", node, bits);
+		mask[node / (8 * sizeof(unsigned long))] |= 1UL << (node % (8 * sizeof(unsigned long)));
+		any = true;
+	}
+	/* maxnode counts one more than the mask's bits: the kernel reads maxnode - 1 of them. */
+	if (syscall(SYS_set_mempolicy, mode, any ? mask : NULL, any ? bits + 1 : 0) < 0)
+		die(errno, "set_mempolicy (mode %#lx, nodes %s): %s%s", mode, *s->argv[2] ? s->argv[2] : "none", strerror(errno),
+		    errno == EINVAL && *s->argv[2] ? " (does this host have those memory nodes?)" : "");
+}
+
 /* Both take effect at execve. */
 void step_apparmor(const struct step *s)
 {

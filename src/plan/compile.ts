@@ -7,10 +7,11 @@ import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import {
-  checkMountLabel, checkSysctl, detectHostSecurity, ioPriorityStep, isHostNamespace, personalityStep, schedulerStep,
+  checkMountLabel, checkSysctl, detectHostSecurity, ioPriorityStep, isHostNamespace, memoryPolicyStep, personalityStep, schedulerStep,
   securityLabelSteps, timeOffsetSteps, type HostSecurity,
 } from './process-attrs.js';
 import { seccompSteps } from './seccomp.js';
+import { netDeviceMoves, type NetDeviceMove } from './netdevices.js';
 import type { Step } from './wire.js';
 
 /** A cgroup v1 hierarchy as the container sees it under /sys/fs/cgroup. */
@@ -55,6 +56,8 @@ export interface CreatePlan {
   newUserNamespace: boolean;
   /** Whether the runtime must answer `sync hooks` (prestart and createRuntime hooks, state for the helper). */
   syncHooks: boolean;
+  /** Host network devices the runtime moves into the container at `sync netdevices`. */
+  netDevices: NetDeviceMove[];
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -106,6 +109,8 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (spec.domainname && !seen.has('uts')) {
     throw new PocError('config.json /domainname: setting the domainname needs a UTS namespace');
   }
+  if (linux.intelRdt) throw new PocError('config.json /linux/intelRdt: Intel RDT (resctrl) is not supported by pocrun');
+  const netDevices = netDeviceMoves(linux.netDevices, seen.has('net'));
   if (process.terminal && !opts.consoleSocket) {
     throw new PocError('config.json /process/terminal: a terminal needs --console-socket');
   }
@@ -136,6 +141,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
 
   // The container's init, before pivot_root.
   if (newUserNamespace) child.push(['sync', 'maps']);
+  if (netDevices.length) child.push(['sync', 'netdevices']);
   child.push(['setsid']);
   const rootPropagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;
   if (linux.rootfsPropagation && rootPropagation === undefined) {
@@ -223,7 +229,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   checkMountLabel(spec, opts.hostSecurity ?? detectHostSecurity);
   child.push(...processSteps(spec, opts.preserveFds, false, opts.hostSecurity));
 
-  return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks };
+  return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks, netDevices };
 }
 
 /**
@@ -263,6 +269,7 @@ export function processSteps(spec: Spec, preserveFds: number, forExec = false, h
   steps.push(['caps', ...capsNow.map((m) => m.toString(16)), '/process/capabilities']);
   if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
   if (spec.linux?.personality) steps.push(personalityStep(spec.linux.personality));
+  if (spec.linux?.memoryPolicy) steps.push(memoryPolicyStep(spec.linux.memoryPolicy));
   const filter = seccomp ? seccompSteps(seccomp, spec.ociVersion, finalCaps) : undefined;
   if (filter) steps.push(...filter.build);
   const env = process.env ?? [];

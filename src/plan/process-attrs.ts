@@ -95,6 +95,53 @@ export function personalityStep(p: NonNullable<Linux['personality']>): Step {
   return ['personality', String(value), ref];
 }
 
+/** MPOL_* modes of <linux/mempolicy.h>, and the flags that are or'ed into the mode. */
+export const MEMPOLICY_MODES: Record<string, number> = {
+  MPOL_DEFAULT: 0, MPOL_PREFERRED: 1, MPOL_BIND: 2, MPOL_INTERLEAVE: 3, MPOL_LOCAL: 4, MPOL_PREFERRED_MANY: 5,
+  MPOL_WEIGHTED_INTERLEAVE: 6,
+};
+export const MEMPOLICY_FLAGS: Record<string, number> = {
+  MPOL_F_NUMA_BALANCING: 1 << 13, MPOL_F_RELATIVE_NODES: 1 << 14, MPOL_F_STATIC_NODES: 1 << 15,
+};
+/** set_mempolicy(2): these modes take no nodes, these need at least one (MPOL_PREFERRED: none means local). */
+const NODELESS_MODES = new Set(['MPOL_DEFAULT', 'MPOL_LOCAL']);
+const NODE_MODES = new Set(['MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE', 'MPOL_PREFERRED_MANY']);
+/** The helper's node mask holds 1024 nodes, as the kernel's MAX_NUMNODES at most. */
+const MAX_MEMORY_NODE = 1023;
+
+/** `mempolicy mode nodes ref` (set_mempolicy): the mode with its flags, the nodes as a plain list. */
+export function memoryPolicyStep(p: NonNullable<Linux['memoryPolicy']>): Step {
+  const ref = '/linux/memoryPolicy';
+  const name = p.mode;
+  if (name === undefined) throw new PocError(`config.json ${ref}/mode: required`);
+  let mode = MEMPOLICY_MODES[name];
+  if (mode === undefined) throw new PocError(`config.json ${ref}/mode: unknown memory policy mode ${JSON.stringify(name)}`);
+  (p.flags ?? []).forEach((f, i) => {
+    const bit = MEMPOLICY_FLAGS[f];
+    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown memory policy flag ${JSON.stringify(f)}`);
+    mode! |= bit;
+  });
+  const nodes = memoryNodes(p.nodes ?? '', `config.json ${ref}/nodes`);
+  if (NODELESS_MODES.has(name) && nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} takes no nodes`);
+  if (NODE_MODES.has(name) && !nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} needs at least one node`);
+  return ['mempolicy', String(mode), nodes.join(','), ref];
+}
+
+/** "0-3,7" → [0, 1, 2, 3, 7]; anything else is an error naming the field. */
+function memoryNodes(text: string, where: string): number[] {
+  if (text === '') return [];
+  const nodes = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const [from, to] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
+    if (!m || from > to || to > MAX_MEMORY_NODE) {
+      throw new PocError(`${where}: ${JSON.stringify(part)} is not a node or a range of nodes from 0 to ${MAX_MEMORY_NODE} (as in "0-3,7")`);
+    }
+    for (let n = from; n <= to; n++) nodes.add(n);
+  }
+  return [...nodes].sort((a, b) => a - b);
+}
+
 /** Which Linux security modules the host has enabled. */
 export interface HostSecurity {
   apparmor: boolean;

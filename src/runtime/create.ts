@@ -16,6 +16,7 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
+import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { trace } from './trace.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
@@ -108,6 +109,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     const session = helper;
     const initPid = await session.converse('created', (name, pid) => {
       if (name === 'maps') return void writeIdMaps(pid, spec);
+      if (name === 'netdevices') return void moveNetDevices(pid, plan.netDevices);
       if (name === 'hooks') {
         const state = ociState({ ...record, pid }, 'creating');
         runHooks('prestart', spec.hooks?.prestart, state);

@@ -5,6 +5,7 @@ import { helperPath } from './init-helper.js';
 import { knownMountOptions } from '../plan/mount-options.js';
 import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../plan/seccomp.js';
 import { NAMESPACE_NAMES } from '../plan/namespaces.js';
+import { MEMPOLICY_FLAGS, MEMPOLICY_MODES } from '../plan/process-attrs.js';
 import { OCI_VERSION } from '../spec/default.js';
 import { COMMIT, VERSION } from '../spec/generated/version.js';
 
@@ -36,9 +37,10 @@ export function features(seccomp: SeccompFeatures | undefined = seccompFeatures(
       // a clear error); SELinux mount labels are refused.
       apparmor: { enabled: true },
       selinux: { enabled: true },
+      memoryPolicy: { modes: Object.keys(MEMPOLICY_MODES).sort(), flags: Object.keys(MEMPOLICY_FLAGS).sort() },
       intelRdt: { enabled: false },
       mountExtensions: { idmap: { enabled: true } },
-      netDevices: { enabled: false },
+      netDevices: { enabled: true },
     },
     annotations: {
       'io.github.pocrun.version': VERSION,

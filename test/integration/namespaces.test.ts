@@ -154,6 +154,51 @@ t.test('id-mapped mounts: a bad mapping or source is a clear error that leaves n
   t.match(missing.stderr, /id-mapped bind of .*no-such-dir: open_tree: No such file or directory/);
 });
 
+/** A veth pair of the test's own, the first end with addresses, as a host device to move into a container. */
+function vethPair(name: string): () => void {
+  const ip = (...args: string[]) => {
+    const r = spawnSync('ip', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`);
+  ip('addr', 'add', '10.251.0.2/24', 'dev', name);
+  ip('-6', 'addr', 'add', 'fd00:251::2/64', 'dev', name, 'nodad');
+  return () => spawnSync('ip', ['link', 'del', `${name}p`]);
+}
+const hostHas = (dev: string) => spawnSync('ip', ['link', 'show', dev]).status === 0;
+
+t.test('netDevices: a host device moves in under its new name, keeps its addresses and is up; it ends with the container', async (t) => {
+  const removePair = vethPair('pocnd0');
+  t.teardown(removePair);
+  const r = inContainer('ip -o addr show dev eth5; ip -o link show dev eth5', (s) => {
+    s.linux!.netDevices = { pocnd0: { name: 'eth5' } };
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /eth5\s+inet 10\.251\.0\.2\/24 .*scope global/, 'its IPv4 address');
+  t.match(r.stdout, /eth5\s+inet6 fd00:251::2\/64 scope global/, 'its IPv6 address');
+  t.match(r.stdout, /eth5@\S+: <[^>]*\bUP\b/, 'set up');
+  t.notOk(hostHas('pocnd0'), 'gone from the host');
+  t.notOk(hostHas('pocnd0p'), 'a virtual device ends with the namespace, its peer with it');
+
+  const removeAnother = vethPair('pocnd1');
+  t.teardown(removeAnother);
+  const template = inContainer('ip -o link show | grep -o "net[0-9]*@"', (s) => {
+    s.linux!.netDevices = { pocnd1: { name: 'net%d' } };
+  });
+  t.equal(template.stdout, 'net0@\n', 'a %d template: the kernel picks the number');
+});
+
+t.test('netDevices: a missing device or a taken name is a clear error, and nothing is left', async (t) => {
+  const missing = inContainer('true', (s) => { s.linux!.netDevices = { pocnd9: {} }; });
+  t.not(missing.status, 0);
+  t.match(missing.stderr, /config.json \/linux\/netDevices\/pocnd9: there is no network device "pocnd9" on the host/);
+  const removePair = vethPair('pocnd2');
+  t.teardown(removePair);
+  const taken = inContainer('true', (s) => { s.linux!.netDevices = { pocnd2: { name: 'lo' } }; });
+  t.not(taken.status, 0);
+  t.match(taken.stderr, /config.json \/linux\/netDevices\/pocnd2: move pocnd2 into the container as lo: .*(exists|File exists)/);
+});
+
 t.test('time namespace: offsets for boottime and monotonic', async (t) => {
   const r = inContainer('cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime', (s) => {
     s.linux!.namespaces!.push({ type: 'time' });

@@ -449,6 +449,20 @@ t.test('scheduler: a realtime policy needs realtime CPU time in the container cg
 
 // ---- sysctl, LSM ----
 
+t.test('memoryPolicy: the container runs under the NUMA policy asked for; a node the host lacks is a clear error', async (t) => {
+  // numa_maps names each mapping's policy: "bind:0", "interleave:0"; the default one says "default".
+  const policy = 'head -1 /proc/self/numa_maps | cut -d" " -f2';
+  const bind = inContainer(policy, (s) => { s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0' }; });
+  t.equal(bind.stdout, 'bind:0\n', bind.stderr);
+  const interleave = inContainer(policy, (s) => { s.linux!.memoryPolicy = { mode: 'MPOL_INTERLEAVE', nodes: '0', flags: ['MPOL_F_STATIC_NODES'] }; });
+  t.equal(interleave.stdout, 'interleave=static:0\n', interleave.stderr);
+  const none = inContainer(policy);
+  t.equal(none.stdout, 'default\n');
+  const absent = inContainer('true', (s) => { s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '1000' }; });
+  t.not(absent.status, 0);
+  t.equal(absent.stderr, 'pocrun: set memory policy (config.json /linux/memoryPolicy): set_mempolicy (mode 0x2, nodes 1000): Invalid argument (does this host have those memory nodes?)\n');
+});
+
 t.test('sysctl: namespaced keys are set inside, others are refused naming the key', async (t) => {
   const r = inContainer('cat /proc/sys/kernel/shmmax /proc/sys/kernel/msgmax /proc/sys/fs/mqueue/msg_max /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname', (s) => {
     s.linux!.readonlyPaths = [];

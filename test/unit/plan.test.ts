@@ -97,6 +97,28 @@ t.test('id-mapped bind mounts: the tree is made in the parent stage, attached in
   t.same(parseMountOptions(['idmap', 'ridmap']).idmap, 'ridmap');
 });
 
+t.test('netDevices: names checked, moved by the runtime at sync netdevices; intelRdt is refused', async (t) => {
+  const plan = compileCreatePlan(spec((s) => {
+    s.linux!.netDevices = { eth1: { name: 'net%d' }, veth9: {} };
+  }), opts);
+  t.same(plan.netDevices, [
+    { host: 'eth1', name: 'net%d', ref: '/linux/netDevices/eth1' },
+    { host: 'veth9', name: 'veth9', ref: '/linux/netDevices/veth9' },
+  ], 'the name inside defaults to the host\'s; a %d template is kept for the kernel');
+  const clone = plan.steps.findIndex((s) => s[0] === 'clone');
+  t.same(plan.steps.slice(clone + 1, clone + 3), [['sync', 'netdevices'], ['setsid']], 'first thing in the new namespaces');
+  t.same(compileCreatePlan(spec(), opts).netDevices, []);
+  t.notOk(compileCreatePlan(spec(), opts).steps.some((s) => s[1] === 'netdevices'), 'no sync without devices');
+  const bad: [(s: Spec) => void, RegExp][] = [
+    [(s) => { s.linux!.netDevices = { eth1: {} }; s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'network'); }, /\/linux\/netDevices: moving network devices needs a network namespace/],
+    [(s) => { s.linux!.netDevices = { 'a/b': {} }; }, /\/linux\/netDevices\/a~1b: "a\/b" is not a network interface name/],
+    [(s) => { s.linux!.netDevices = { eth1: { name: 'much-too-long-name' } }; }, /\/linux\/netDevices\/eth1\/name: "much-too-long-name" is not a network interface name/],
+    [(s) => { s.linux!.netDevices = { eth1: { name: '..' } }; }, /\/linux\/netDevices\/eth1\/name: "\.\." is not/],
+    [(s) => { s.linux!.intelRdt = { closID: 'c1' }; }, /\/linux\/intelRdt: Intel RDT \(resctrl\) is not supported by pocrun/],
+  ];
+  for (const [change, re] of bad) t.throws(() => compileCreatePlan(spec(change), opts), re);
+});
+
 t.test('a v1 cgroup mount is a tmpfs and one mount per hierarchy, with links', async (t) => {
   const { steps } = compileCreatePlan(spec(), opts);
   const cg = steps.filter((s) => s.at(-1) === '/mounts/6');

@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
-  checkSysctl, ioPriorityStep, personalityStep, schedulerStep, securityLabelSteps, timeOffsetSteps, type SysctlContext,
+  checkSysctl, ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep, securityLabelSteps, timeOffsetSteps,
+  type SysctlContext,
 } from '../../src/plan/process-attrs.js';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import { defaultSpec } from '../../src/spec/default.js';
@@ -118,4 +119,28 @@ t.test('in the plan: scheduler and ioprio before the user switch, personality be
   t.ok(names.indexOf('caps') < names.indexOf('personality') && names.indexOf('personality') < names.indexOf('created'));
   t.throws(() => plan((s) => { s.linux!.sysctl = { 'kernel.panic': '1' }; }), /\/linux\/sysctl\/kernel.panic: sysctl kernel.panic is not namespaced/);
   t.throws(() => plan((s) => { s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0'; }), /\/linux\/mountLabel: SELinux is not enabled/);
+});
+
+type MemoryPolicy = NonNullable<NonNullable<Spec['linux']>['memoryPolicy']>;
+
+t.test('memoryPolicy: modes with their flags, node lists, and what each mode takes', async (t) => {
+  t.same(memoryPolicyStep({ mode: 'MPOL_BIND', nodes: '0-3,7,2' }), ['mempolicy', '2', '0,1,2,3,7', '/linux/memoryPolicy']);
+  t.same(memoryPolicyStep({ mode: 'MPOL_INTERLEAVE', nodes: '1', flags: ['MPOL_F_STATIC_NODES', 'MPOL_F_NUMA_BALANCING'] }),
+    ['mempolicy', String(3 | (1 << 15) | (1 << 13)), '1', '/linux/memoryPolicy']);
+  t.same(memoryPolicyStep({ mode: 'MPOL_LOCAL' }), ['mempolicy', '4', '', '/linux/memoryPolicy']);
+  t.same(memoryPolicyStep({ mode: 'MPOL_PREFERRED' }), ['mempolicy', '1', '', '/linux/memoryPolicy'], 'preferred without nodes: local');
+  const bad: [MemoryPolicy, RegExp][] = [
+    [{ mode: 'MPOL_FAST' as 'MPOL_BIND', nodes: '0' }, /\/linux\/memoryPolicy\/mode: unknown memory policy mode "MPOL_FAST"/],
+    [{}, /\/linux\/memoryPolicy\/mode: required/],
+    [{ mode: 'MPOL_BIND', flags: ['MPOL_F_NOPE' as 'MPOL_F_STATIC_NODES'] , nodes: '0' }, /\/flags\/0: unknown memory policy flag "MPOL_F_NOPE"/],
+    [{ mode: 'MPOL_DEFAULT', nodes: '0' }, /\/nodes: MPOL_DEFAULT takes no nodes/],
+    [{ mode: 'MPOL_BIND' }, /\/nodes: MPOL_BIND needs at least one node/],
+    [{ mode: 'MPOL_BIND', nodes: '3-1' }, /\/nodes: "3-1" is not a node or a range/],
+    [{ mode: 'MPOL_BIND', nodes: '0,,1' }, /\/nodes: "" is not a node/],
+    [{ mode: 'MPOL_BIND', nodes: '1024' }, /\/nodes: "1024" is not a node or a range of nodes from 0 to 1023/],
+    [{ mode: 'MPOL_BIND', nodes: ' 0' }, /\/nodes: " 0" is not a node/],
+  ];
+  for (const [p, re] of bad) t.throws(() => memoryPolicyStep(p), re, JSON.stringify(p));
+  const names = plan((s) => { s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0' }; }).map((s) => s[0]);
+  t.ok(names.indexOf('caps') < names.indexOf('mempolicy') && names.indexOf('mempolicy') < names.indexOf('created'), 'set with the other process attributes');
 });
