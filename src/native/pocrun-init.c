@@ -441,6 +441,7 @@ static const struct stepdef stepdefs[] = {
 	{"ioprio", 3, 3, 1, step_ioprio},
 	{"personality", 2, 2, 1, step_personality},
 	{"mempolicy", 3, 3, 1, step_mempolicy},
+	{"affinity", 2, 2, 1, step_affinity},
 	{"apparmor", 2, 2, 1, step_apparmor},
 	{"selinux", 2, 2, 1, step_selinux},
 	{"seccomp-listener", 3, 3, 1, step_seccomp_listener},

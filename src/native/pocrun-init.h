@@ -102,6 +102,7 @@ void step_scheduler(const struct step *);
 void step_ioprio(const struct step *);
 void step_personality(const struct step *);
 void step_mempolicy(const struct step *);
+void step_affinity(const struct step *);
 void step_apparmor(const struct step *);
 void step_selinux(const struct step *);
 void step_env(const struct step *);

@@ -2,6 +2,7 @@
 #include "pocrun-init.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -478,6 +479,25 @@ void step_mempolicy(const struct step *s)
 	if (syscall(SYS_set_mempolicy, mode, any ? mask : NULL, any ? bits + 1 : 0) < 0)
 		die(errno, "set_mempolicy (mode %#lx, nodes %s): %s%s", mode, *s->argv[2] ? s->argv[2] : "none", strerror(errno),
 		    errno == EINVAL && *s->argv[2] ? " (does this host have those memory nodes?)" : "");
+}
+
+/* sched_setaffinity(2) of this process (exec's execCPUAffinity); the CPUs come as a decimal list. */
+void step_affinity(const struct step *s)
+{
+	/* cpus, ref */
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	char list[8192];
+	snprintf(list, sizeof list, "%s", s->argv[1]);
+	for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+		unsigned long cpu = parse_u64(c, 10, "CPU");
+		if (cpu >= CPU_SETSIZE)
+			die(EINVAL, "CPU %lu: at most %d CPUs", cpu, CPU_SETSIZE);
+		CPU_SET(cpu, &set);
+	}
+	if (sched_setaffinity(0, sizeof set, &set) < 0)
+		die(errno, "sched_setaffinity (CPUs %s): %s%s", s->argv[1], strerror(errno),
+		    errno == EINVAL ? " (none of them is online, or allowed by the cgroup's cpuset)" : "");
 }
 
 /* Both take effect at execve. */

@@ -9,7 +9,7 @@ import { describeValidationError } from '../spec/validate.js';
 import { PocError } from '../errors.js';
 import { capabilityNumber } from './capabilities.js';
 import { processSteps } from './compile.js';
-import type { HostSecurity } from './process-attrs.js';
+import { execAffinitySteps, type HostSecurity } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import { seccompListenerSteps } from './seccomp.js';
@@ -152,8 +152,12 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
     if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);
     steps.push(['setns', path, name, '-']);
   }
+  const affinity = execAffinitySteps(process.execCPUAffinity);
+  // The helper, and with it the child, runs on the initial CPUs until the child is in the container's cgroup.
+  if (affinity.initial) steps.push(affinity.initial);
   steps.push(['clone', opts.mode]);
   steps.push(['sync', 'cgroup']);
+  if (affinity.final) steps.push(affinity.final);
   steps.push(['setsid']);
   if (process.terminal) {
     const size = process.consoleSize;

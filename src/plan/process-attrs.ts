@@ -121,25 +121,41 @@ export function memoryPolicyStep(p: NonNullable<Linux['memoryPolicy']>): Step {
     if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown memory policy flag ${JSON.stringify(f)}`);
     mode! |= bit;
   });
-  const nodes = memoryNodes(p.nodes ?? '', `config.json ${ref}/nodes`);
+  const nodes = numberList(p.nodes ?? '', MAX_MEMORY_NODE, 'a node or a range of nodes', `config.json ${ref}/nodes`);
   if (NODELESS_MODES.has(name) && nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} takes no nodes`);
   if (NODE_MODES.has(name) && !nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} needs at least one node`);
   return ['mempolicy', String(mode), nodes.join(','), ref];
 }
 
-/** "0-3,7" → [0, 1, 2, 3, 7]; anything else is an error naming the field. */
-function memoryNodes(text: string, where: string): number[] {
+/** A list of memory nodes or CPUs, "0-3,7" → [0, 1, 2, 3, 7]; anything else is an error naming the field. */
+function numberList(text: string, max: number, what: string, where: string): number[] {
   if (text === '') return [];
-  const nodes = new Set<number>();
+  const out = new Set<number>();
   for (const part of text.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const [from, to] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
-    if (!m || from > to || to > MAX_MEMORY_NODE) {
-      throw new PocError(`${where}: ${JSON.stringify(part)} is not a node or a range of nodes from 0 to ${MAX_MEMORY_NODE} (as in "0-3,7")`);
-    }
-    for (let n = from; n <= to; n++) nodes.add(n);
+    if (!m || from > to || to > max) throw new PocError(`${where}: ${JSON.stringify(part)} is not ${what} from 0 to ${max} (as in "0-3,7")`);
+    for (let n = from; n <= to; n++) out.add(n);
   }
-  return [...nodes].sort((a, b) => a - b);
+  return [...out].sort((a, b) => a - b);
+}
+
+/** The helper's CPU mask holds CPU_SETSIZE (1024) CPUs. */
+const MAX_CPU = 1023;
+
+/**
+ * process.execCPUAffinity, for an exec'd process (config.md; not for the init): `affinity cpus ref` steps
+ * (sched_setaffinity), `initial` for the helper before the process joins the container's cgroup, `final` after.
+ */
+export function execAffinitySteps(affinity: Process['execCPUAffinity']): { initial?: Step; final?: Step } {
+  const step = (which: 'initial' | 'final'): Step | undefined => {
+    const text = affinity?.[which];
+    if (!text) return undefined;
+    const ref = `/process/execCPUAffinity/${which}`;
+    return ['affinity', numberList(text, MAX_CPU, 'a CPU or a range of CPUs', `config.json ${ref}`).join(','), ref];
+  };
+  const [initial, final] = [step('initial'), step('final')];
+  return { ...(initial ? { initial } : {}), ...(final ? { final } : {}) };
 }
 
 /** Which Linux security modules the host has enabled. */

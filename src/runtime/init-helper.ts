@@ -233,7 +233,7 @@ const STEP_PURPOSE: Record<string, string> = {
   rlimit: 'set rlimit', console: 'set up console', chdir: 'change to cwd', umask: 'set umask',
   groups: 'set additional groups', user: 'set user', caps: 'set capabilities', 'no-new-privs': 'set no_new_privs',
   'wait-start': 'wait for start', 'time-offset': 'set time namespace offset', scheduler: 'set scheduler',
-  ioprio: 'set I/O priority', personality: 'set personality', mempolicy: 'set memory policy', apparmor: 'apply AppArmor profile',
+  ioprio: 'set I/O priority', personality: 'set personality', mempolicy: 'set memory policy', affinity: 'set CPU affinity', apparmor: 'apply AppArmor profile',
   selinux: 'apply SELinux label', 'seccomp-listener': 'connect to seccomp agent', 'seccomp-init': 'build seccomp filter',
   'seccomp-arch': 'build seccomp filter', 'seccomp-rule': 'build seccomp filter', 'seccomp-compile': 'build seccomp filter',
   'seccomp-load': 'load seccomp filter',

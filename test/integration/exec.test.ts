@@ -149,6 +149,21 @@ t.test("the container's seccomp profile applies to exec'd processes", async (t) 
   t.match(rt.run(['exec', '--process', p, c.id]).stderr, /Permission denied/, 'also with --process');
 });
 
+t.test('exec with execCPUAffinity: the process runs on the final CPUs; a CPU the host lacks is a clear error', async (t) => {
+  const c = running(t);
+  const p = join(work, 'affinity-process.json');
+  const exec = (affinity: object) => {
+    writeFileSync(p, JSON.stringify({ args: ['grep', 'Cpus_allowed_list', '/proc/self/status'], cwd: '/', env: ['PATH=/bin'], execCPUAffinity: affinity }));
+    return rt.run(['exec', '--process', p, c.id]);
+  };
+  const last = Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout) - 1;
+  const final = exec({ initial: '0', final: String(last) });
+  t.equal(final.stdout, `Cpus_allowed_list:\t${last}\n`, final.stderr);
+  const absent = exec({ final: '1000' });
+  t.not(absent.status, 0);
+  t.match(absent.stderr, /^pocrun: exec failed: set CPU affinity \(\S+affinity-process.json \/execCPUAffinity\/final\): sched_setaffinity \(CPUs 1000\): Invalid argument \(none of them is online/);
+});
+
 t.test('exec --process FILE runs a process.json (as conmon and containerd-shim call it)', async (t) => {
   const c = running(t);
   const file = join(work, 'process.json');

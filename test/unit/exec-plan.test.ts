@@ -120,3 +120,20 @@ t.test("the container's seccomp profile: built and loaded last; a notify agent's
   const none = compileExecPlan(container(), processFromFlags(container().process!, flags()), { namespaces: NS, preserveFds: 0, mode: 'fork' });
   t.notOk(names(none).some((n) => n.startsWith('seccomp')));
 });
+
+t.test('execCPUAffinity: initial before the fork, final once the process is in the cgroup; lists checked', async (t) => {
+  const proc = (a: object) => ({ ...processFromFlags(container().process!, flags()), execCPUAffinity: a });
+  const steps = compileExecPlan(container(), proc({ initial: '7', final: '0-3,7' }), { namespaces: NS, preserveFds: 0, mode: 'wait' });
+  const at = (name: string) => names(steps).indexOf(name);
+  t.same(steps[at('affinity')], ['affinity', '7', '/process/execCPUAffinity/initial']);
+  t.ok(at('affinity') < at('clone'), 'initial: the helper, before the fork');
+  const final = steps.findIndex((s, i) => s[0] === 'affinity' && i > at('clone'));
+  t.same(steps[final], ['affinity', '0,1,2,3,7', '/process/execCPUAffinity/final']);
+  t.equal(final, at('sync') + 1, 'final: right after the move into the cgroup');
+  const none = compileExecPlan(container(), proc({}), { namespaces: NS, preserveFds: 0, mode: 'wait' });
+  t.notOk(names(none).includes('affinity'), 'no steps without lists');
+  t.throws(() => compileExecPlan(container(), proc({ final: '3-1' }), { namespaces: NS, preserveFds: 0, mode: 'wait' }),
+    /config.json \/process\/execCPUAffinity\/final: "3-1" is not a CPU or a range of CPUs from 0 to 1023/);
+  t.throws(() => compileExecPlan(container(), proc({ initial: 'all' }), { namespaces: NS, preserveFds: 0, mode: 'wait' }),
+    /\/process\/execCPUAffinity\/initial: "all" is not a CPU/);
+});
