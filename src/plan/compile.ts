@@ -198,7 +198,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
 
   child.push(opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
   if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
-  if (process.terminal) child.push(['console', '/process/terminal']);
+  if (process.terminal) child.push(consoleStep(process));
 
   (linux.maskedPaths ?? []).forEach((p, i) => child.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
   (linux.readonlyPaths ?? []).forEach((p, i) =>
@@ -230,6 +230,12 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   child.push(...processSteps(spec, opts.preserveFds, false, opts.hostSecurity));
 
   return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks, netDevices };
+}
+
+/** `console [height width] ref`: the pty, at process.consoleSize when the config gives one. */
+export function consoleStep(process: NonNullable<Spec['process']>): Step {
+  const size = process.consoleSize;
+  return size ? ['console', String(size.height), String(size.width), '/process/consoleSize'] : ['console', '/process/terminal'];
 }
 
 /**

@@ -8,7 +8,7 @@ import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
 import { PocError } from '../errors.js';
 import { capabilityNumber } from './capabilities.js';
-import { processSteps } from './compile.js';
+import { consoleStep, processSteps } from './compile.js';
 import { execAffinitySteps, type HostSecurity } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
@@ -159,10 +159,7 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   steps.push(['sync', 'cgroup']);
   if (affinity.final) steps.push(affinity.final);
   steps.push(['setsid']);
-  if (process.terminal) {
-    const size = process.consoleSize;
-    steps.push(size ? ['console', String(size.height), String(size.width), '/process/consoleSize'] : ['console', '/process/terminal']);
-  }
+  if (process.terminal) steps.push(consoleStep(process));
   const rlimits = process.rlimits?.length ? process.rlimits : (container.process?.rlimits ?? []);
   rlimits.forEach((r, i) => {
     const ref = `/process/rlimits/${i}`;

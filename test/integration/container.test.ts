@@ -194,11 +194,12 @@ t.test('a terminal through --console-socket: the pty master reaches the engine, 
   const sock = join(work, 'console.sock');
   const input = join(work, 'console.in');
   const output = join(work, 'console.out');
-  writeFileSync(input, 'tty; echo "answer $((6 * 7))"; exit 5\n');
+  writeFileSync(input, 'tty; echo "answer $((6 * 7))"; stty size; exit 5\n');
   const listener = spawn('python3', [join(import.meta.dirname, '../helpers/console-socket.py'), sock, input, output], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve) => listener.stdout!.once('data', resolve));
   const b = makeBundle(work, (s) => {
     s.process!.terminal = true;
+    s.process!.consoleSize = { height: 33, width: 111 };
     s.process!.args = ['sh'];
   });
   rt.ok(['create', '--console-socket', sock, '--bundle', b.dir, 'tty1']);
@@ -209,6 +210,7 @@ t.test('a terminal through --console-socket: the pty master reaches the engine, 
   const text = readFileSync(output, 'utf8');
   t.match(text, /\/dev\/pts\/0/, 'the shell runs on the container\'s own pty');
   t.match(text, /answer 42/, 'the shell answered through the pty');
+  t.match(text, /\b33 111\b/, 'at process.consoleSize');
 });
 
 t.test('a session keyring of its own, unless --no-new-keyring', async (t) => {
