@@ -2,7 +2,6 @@
 #include "pocrun-init.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -458,44 +457,47 @@ void step_personality(const struct step *s)
 		die(errno, "personality 0x%lx: %s", v, strerror(errno));
 }
 
-/* set_mempolicy(2): kept across fork and execve. The nodes come as a decimal list, checked by the runtime. */
+#define MASK_WORDS (1024 / (8 * sizeof(unsigned long)))
+#define WORD_BITS (8 * sizeof(unsigned long))
+
+/* A plain decimal list ("0,1,7", checked by the runtime) as the kernel's node and CPU masks read it: bit n in
+ * word n / WORD_BITS. Returns whether any bit is set. */
+static bool list_to_mask(const char *text, unsigned long mask[MASK_WORDS], const char *what)
+{
+	char list[8192];
+	bool any = false;
+	memset(mask, 0, MASK_WORDS * sizeof *mask);
+	snprintf(list, sizeof list, "%s", text);
+	for (char *save = NULL, *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		unsigned long bit = parse_u64(n, 10, what);
+		if (bit >= MASK_WORDS * WORD_BITS)
+			die(EINVAL, "%s %lu: at most %zu", what, bit, MASK_WORDS * WORD_BITS);
+		mask[bit / WORD_BITS] |= 1UL << (bit % WORD_BITS);
+		any = true;
+	}
+	return any;
+}
+
+/* set_mempolicy(2): kept across fork and execve. */
 void step_mempolicy(const struct step *s)
 {
 	/* mode (with its MPOL_F_* flags), nodes ("0,1,7", may be empty), ref */
 	unsigned long mode = parse_u64(s->argv[1], 10, "memory policy mode");
-	unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
-	const unsigned long bits = 8 * sizeof mask;
-	bool any = false;
-	char list[4096];
-	snprintf(list, sizeof list, "%s", s->argv[2]);
-	for (char *save = NULL, *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
-		unsigned long node = parse_u64(n, 10, "memory node");
-		if (node >= bits)
-			die(EINVAL, "memory node %lu: at most %lu nodes", node, bits);
-		mask[node / (8 * sizeof(unsigned long))] |= 1UL << (node % (8 * sizeof(unsigned long)));
-		any = true;
-	}
+	unsigned long mask[MASK_WORDS];
+	bool any = list_to_mask(s->argv[2], mask, "memory node");
 	/* maxnode counts one more than the mask's bits: the kernel reads maxnode - 1 of them. */
-	if (syscall(SYS_set_mempolicy, mode, any ? mask : NULL, any ? bits + 1 : 0) < 0)
-		die(errno, "set_mempolicy (mode %#lx, nodes %s): %s%s", mode, *s->argv[2] ? s->argv[2] : "none", strerror(errno),
-		    errno == EINVAL && *s->argv[2] ? " (does this host have those memory nodes?)" : "");
+	if (syscall(SYS_set_mempolicy, mode, any ? mask : NULL, any ? MASK_WORDS * WORD_BITS + 1 : 0) < 0)
+		die(errno, "set_mempolicy (mode %#lx, nodes %s): %s%s", mode, any ? s->argv[2] : "none", strerror(errno),
+		    errno == EINVAL && any ? " (does this host have those memory nodes?)" : "");
 }
 
-/* sched_setaffinity(2) of this process (exec's execCPUAffinity); the CPUs come as a decimal list. */
+/* sched_setaffinity(2) of this process (exec's execCPUAffinity). */
 void step_affinity(const struct step *s)
 {
 	/* cpus, ref */
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	char list[8192];
-	snprintf(list, sizeof list, "%s", s->argv[1]);
-	for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
-		unsigned long cpu = parse_u64(c, 10, "CPU");
-		if (cpu >= CPU_SETSIZE)
-			die(EINVAL, "CPU %lu: at most %d CPUs", cpu, CPU_SETSIZE);
-		CPU_SET(cpu, &set);
-	}
-	if (sched_setaffinity(0, sizeof set, &set) < 0)
+	unsigned long mask[MASK_WORDS];
+	list_to_mask(s->argv[1], mask, "CPU");
+	if (syscall(SYS_sched_setaffinity, 0, sizeof mask, mask) < 0)
 		die(errno, "sched_setaffinity (CPUs %s): %s%s", s->argv[1], strerror(errno),
 		    errno == EINVAL ? " (none of them is online, or allowed by the cgroup's cpuset)" : "");
 }
