@@ -51,14 +51,16 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   run: {
-    usage: 'run [create flags] [--detach] ID',
-    summary: 'create and start a container; without --detach wait for it and exit with its status',
-    flags: { ...CREATE_FLAGS, boolean: [...CREATE_FLAGS.boolean!, 'detach'], alias: { ...CREATE_FLAGS.alias, d: 'detach' } },
+    usage: 'run [create flags] [--detach] [--keep] [--no-subreaper] ID',
+    summary: 'create and start a container; without --detach wait for it, delete it (unless --keep) and exit with ' +
+      'its status. --no-subreaper is accepted as runc takes it: pocrun run uses no subreaper, the helper is the ' +
+      "init's parent",
+    flags: { ...CREATE_FLAGS, boolean: [...CREATE_FLAGS.boolean!, 'detach', 'keep', 'no-subreaper'], alias: { ...CREATE_FLAGS.alias, d: 'detach' } },
     args: [1, 1],
     run: async (ctx, p) => {
       startCgroupMoveGracePeriod(ctx.cgroups());
       const { runContainer } = await import('../runtime/run.js');
-      return runContainer(ctx, { ...createOptions(p), detach: Boolean(p.flags.detach) });
+      return runContainer(ctx, { ...createOptions(p), detach: Boolean(p.flags.detach), keep: Boolean(p.flags.keep) });
     },
   },
   start: {

@@ -7,10 +7,11 @@ import { forwardSignals } from './signals.js';
 import type { HelperSession } from './init-helper.js';
 
 /**
- * pocrun run: create, start and, unless detached, wait for the container, forwarding signals, then delete it.
+ * pocrun run: create, start and, unless detached, wait for the container, forwarding signals, then delete it
+ * (unless --keep).
  * Returns the exit status to exit with (the container's, 128+n when a signal ended it).
  */
-export async function runContainer(ctx: RuntimeContext, opts: Omit<CreateOptions, 'mode'> & { detach: boolean }): Promise<number> {
+export async function runContainer(ctx: RuntimeContext, opts: Omit<CreateOptions, 'mode'> & { detach: boolean; keep?: boolean }): Promise<number> {
   if (opts.detach) {
     await createContainer(ctx, { ...opts, mode: 'detach' });
     startContainer(ctx, opts.id);
@@ -30,7 +31,8 @@ export async function runContainer(ctx: RuntimeContext, opts: Omit<CreateOptions
     trace('started');
     const code = await helper.exited;
     trace('exited');
-    deleteContainer(ctx, { id: opts.id, force: true });
+    // --keep: left stopped, for `state` and a later `delete`, as runc leaves it.
+    if (!opts.keep) deleteContainer(ctx, { id: opts.id, force: true });
     trace('deleted');
     return code ?? 1;
   } finally {

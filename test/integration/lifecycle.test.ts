@@ -14,6 +14,19 @@ t.test('run prints the container output and exits with its status', async (t) =>
   t.notOk(existsSync(join(rt.root, 'run1')), 'run deletes the container after it exits');
 });
 
+t.test('run --keep leaves the stopped container for state and delete; --no-subreaper is accepted', async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['sh', '-c', 'exit 7']; });
+  const r = rt.run(['run', '--keep', '--no-subreaper', '--bundle', b.dir, 'keep1']);
+  t.equal(r.status, 7, r.stderr);
+  t.equal(rt.state('keep1').status, 'stopped', 'kept');
+  t.ok(existsSync(join(rt.root, 'keep1')));
+  rt.ok(['delete', 'keep1']);
+  t.notOk(existsSync(join(rt.root, 'keep1')), 'deleted by delete');
+  const plain = rt.run(['run', '--bundle', b.dir, 'keep2']);
+  t.equal(plain.status, 7);
+  t.notOk(existsSync(join(rt.root, 'keep2')), 'without --keep, run deletes it');
+});
+
 t.test('create leaves the process waiting; start runs it exactly once', async (t) => {
   const marker = join(work, 'started');
   const b = makeBundle(work, (s) => {
