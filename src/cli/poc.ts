@@ -22,17 +22,18 @@ interface Command {
 export const RUN_FLAGS: FlagSpec = {
   string: [
     'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
-    'pids-limit', 'cap-add', 'cap-drop', 'entrypoint',
+    'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint',
   ],
   boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only'],
   alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
-  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop'],
+  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt'],
 };
 
 const RUN_USAGE =
   '[-d] [-i] [-t] [--rm] [--name N] [--hostname H] [-e K=V] [--env-file F] [-v HOST:CTR[:ro]] [-w DIR] [-u UID[:GID]] ' +
   '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
-  '[--cap-add C] [--cap-drop C] [--entrypoint E] IMAGE [CMD...]';
+  '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
+  'IMAGE [CMD...]';
 
 /** The parsed flags of run and create as a typed object (the checking is in src/poc/containers/options.ts). */
 export function runFlags(p: Parsed): RunFlags {
@@ -50,6 +51,7 @@ export function runFlags(p: Parsed): RunFlags {
     readOnly: Boolean(p.flags['read-only']),
     capAdd: listFlag(p.flags, 'cap-add'),
     capDrop: listFlag(p.flags, 'cap-drop'),
+    securityOpts: listFlag(p.flags, 'security-opt'),
     image: image!,
     command,
   };

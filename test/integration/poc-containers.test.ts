@@ -215,6 +215,27 @@ t.test('-v read-only and read-write, --read-only', async (t) => {
   t.notOk(existsSync(join(root, 'images')) && sh('sh', ['-c', `ls ${root}/images/*/rootfs/etc/new 2>/dev/null`]) !== '', 'and the image is untouched');
 });
 
+t.test('--security-opt: a seccomp profile in Docker\'s format, no-new-privileges; none of either by default', async (t) => {
+  const profile = join(work, 'seccomp.json');
+  writeFileSync(profile, JSON.stringify({
+    defaultAction: 'SCMP_ACT_ALLOW',
+    archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }],
+    syscalls: [
+      { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13, comment: 'no new directories' },
+      { names: ['rmdir'], action: 'SCMP_ACT_ERRNO', includes: { caps: ['CAP_SYS_ADMIN'] } },
+    ],
+  }));
+  const status = 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status | tr -d "\\t"';
+  const r = poc(['run', '--rm', '--network', 'none', '--security-opt', `seccomp=${profile}`, '--security-opt', 'no-new-privileges', 'busybox', 'sh', '-c', `${status}; mkdir /tmp/d || echo refused`]);
+  t.equal(r.stdout, 'NoNewPrivs:1\nSeccomp:2\nrefused\n', r.stderr);
+  t.match(r.stderr, /Permission denied/, 'the errno the profile asks for');
+  const plain = ok(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', `${status}; mkdir /tmp/d && echo made`]);
+  t.equal(plain, 'NoNewPrivs:0\nSeccomp:0\nmade\n', 'by default: no profile, privileges may be gained');
+  const bad = poc(['run', '--rm', '--security-opt', 'label=disable', 'busybox', 'true']);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /unsupported --security-opt "label=disable"/);
+});
+
 t.test('-m, --pids-limit, --cpus: in the container cgroup', async (t) => {
   const id = ok(['run', '-d', '-m', '64m', '--pids-limit', '50', '--cpus', '0.5', 'busybox', 'sleep', '1000']).trim();
   const cg = (controller: string, file: string) => readFileSync(`/sys/fs/cgroup/${controller}/poc/${id}/${file}`, 'utf8').trim();

@@ -3,7 +3,7 @@
  * capabilities, the log format, the monitor's and pocrun exec's argv, and the output formats.
  */
 import t from 'tap';
-import { joinNegativeValues, runFlags } from '../../src/cli/poc.js';
+import { joinNegativeValues, RUN_FLAGS, runFlags } from '../../src/cli/poc.js';
 import { parseFlags, splitAtFirstArg, type FlagSpec } from '../../src/cli/args.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 import { capabilitySet, containerArgs, DEFAULT_CAPABILITIES, planBundle, resolveUser, type BundleContext } from '../../src/poc/containers/bundle.js';
@@ -29,11 +29,12 @@ import { parseNetDev } from '../../src/poc/commands/stats.js';
 import { cpuTime } from '../../src/poc/commands/top.js';
 import { defaultImageConfig } from '../../src/poc/images/store.js';
 
+/** poc's own run flags, with what its command parser adds to every command. */
 const RUN_SPEC: FlagSpec = {
-  string: ['name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus', 'pids-limit', 'cap-add', 'cap-drop', 'entrypoint', '_'],
-  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'help'],
-  alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
-  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', '_'],
+  ...RUN_FLAGS,
+  string: [...RUN_FLAGS.string!, '_'],
+  boolean: [...RUN_FLAGS.boolean!, 'help'],
+  repeat: [...RUN_FLAGS.repeat!, '_'],
 };
 
 /** What `poc run ARGV` parses to, as the CLI does it. */
@@ -161,6 +162,8 @@ const CTX: BundleContext = {
   etcDir: '/var/lib/poc/containers/c/etc',
   user: { uid: 0, gid: 0 },
   hook: { path: '/usr/local/bin/poc', env: ['POC_ROOT=/var/lib/poc'] },
+  arch: 'amd64',
+  kernel: '6.1.0-13-amd64',
 };
 
 function bundle(argv: string[], image = defaultImageConfig({ Env: ['PATH=/bin', 'LANG=C'], Cmd: ['sh'], WorkingDir: '/srv' })): Spec {
@@ -212,7 +215,10 @@ t.test('planBundle: image + options → config.json', async (t) => {
     ['annotations name the container', [], (s) => s.annotations, { 'io.poc.container.id': CTX.containerId, 'io.poc.container.name': 'web' }],
     ['capabilities: defaults, not ambient', [], (s) => [s.process!.capabilities!.bounding!.length, s.process!.capabilities!.ambient], [DEFAULT_CAPABILITIES.length, undefined]],
     ['--cap-add', ['--cap-add', 'SYS_ADMIN'], (s) => s.process!.capabilities!.effective!.includes('CAP_SYS_ADMIN'), true],
-    ['no seccomp (not in poc yet)', [], (s) => s.linux!.seccomp, undefined],
+    ['no seccomp profile unless one is given', [], (s) => s.linux!.seccomp, undefined],
+    ['--security-opt seccomp=unconfined: none', ['--security-opt', 'seccomp=unconfined'], (s) => s.linux!.seccomp, undefined],
+    ['no-new-privileges: off by default', [], (s) => s.process!.noNewPrivileges, false],
+    ['--security-opt no-new-privileges', ['--security-opt', 'no-new-privileges'], (s) => s.process!.noNewPrivileges, true],
   ];
   for (const [name, argv, pick, want] of cases) t.same(pick(bundle(argv)), want, name);
   t.equal(planBundle(defaultImageConfig(), resolve(['img']), { ...CTX, user: { uid: 1000, gid: 1000 } }).process!.user!.uid, 1000, 'the user');
@@ -293,4 +299,52 @@ t.test('output formats', async (t) => {
 t.test('overlay options refuse paths overlayfs would misread', async (t) => {
   t.equal(overlayOptions('/l', '/u', '/w'), 'lowerdir=/l,upperdir=/u,workdir=/w');
   t.throws(() => overlayOptions('/a:b', '/u', '/w'), { message: /contains one of , : \\/ });
+});
+
+t.test('--security-opt: no-new-privileges forms, seccomp=FILE in Docker\'s format, and what is refused', async (t) => {
+  const profile = JSON.stringify({
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: 1,
+    archMap: [
+      { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] },
+      { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
+    ],
+    syscalls: [
+      { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW', comment: 'always' },
+      { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '4.8' } },
+      { names: ['mount'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
+      { names: ['arch_prctl'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x32'] } },
+      { names: ['sync_file_range2'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['ppc64le'] } },
+      { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 2114060288, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'] } },
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+    ],
+  });
+  const files = { ...noFiles, readFile: (p: string) => (p === 'docker.json' ? profile : noFiles.readFile(p)) };
+  const seccomp = (argv: string[], ctx: Partial<BundleContext> = {}) =>
+    planBundle(defaultImageConfig({ Cmd: ['sh'] }), resolve([...argv, 'img'], files) as ContainerOptions, { ...CTX, ...ctx }).linux!.seccomp;
+  const names = (s: ReturnType<typeof seccomp>) => s!.syscalls!.flatMap((r) => r.names);
+  const plain = seccomp(['--security-opt', 'seccomp=docker.json']);
+  t.same(plain!.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'], 'the native architecture and its sub-architectures');
+  t.same(names(plain), ['read', 'write', 'ptrace', 'arch_prctl', 'clone', 'clone3'], 'rules for this machine and these capabilities');
+  t.same([plain!.defaultAction, plain!.defaultErrnoRet], ['SCMP_ACT_ERRNO', 1]);
+  t.notOk(JSON.stringify(plain).includes('comment') || JSON.stringify(plain).includes('includes'), "Docker's own fields are resolved away");
+  t.same(names(seccomp(['--cap-add', 'SYS_ADMIN', '--security-opt', 'seccomp=docker.json'])), ['read', 'write', 'ptrace', 'mount', 'arch_prctl'],
+    'with CAP_SYS_ADMIN: mount included, the clone limits excluded');
+  t.notOk(names(seccomp(['--security-opt', 'seccomp=docker.json'], { kernel: '4.4.0-210-generic' })).includes('ptrace'), 'minKernel');
+  t.same(seccomp(['--security-opt', 'seccomp=docker.json'], { arch: 'arm64' })!.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
+  const oci = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] };
+  const ociFiles = { ...noFiles, readFile: () => JSON.stringify(oci) };
+  t.same(planBundle(defaultImageConfig({ Cmd: ['sh'] }), resolve(['--security-opt', 'seccomp=oci.json', 'img'], ociFiles) as ContainerOptions, CTX).linux!.seccomp, oci,
+    'an OCI linux.seccomp passes as it is');
+  for (const [opt, want] of [['no-new-privileges=true', true], ['no-new-privileges:true', true], ['no-new-privileges=false', false]] as const) {
+    t.equal(resolve(['--security-opt', opt, 'img']).noNewPrivileges, want, opt);
+  }
+  const bad: Array<[string[], object, RegExp]> = [
+    [['--security-opt', 'apparmor=unconfined'], noFiles, /unsupported --security-opt "apparmor=unconfined": poc takes no-new-privileges, seccomp=unconfined and seccomp=FILE/],
+    [['--security-opt', 'no-new-privileges=maybe'], noFiles, /unsupported --security-opt "no-new-privileges=maybe"/],
+    [['--security-opt', 'seccomp=/nope.json'], noFiles, /cannot read --security-opt seccomp=\/nope.json: No such file or directory/],
+    [['--security-opt', 'seccomp=bad.json'], { ...noFiles, readFile: () => '{' }, /--security-opt seccomp=bad.json: not JSON/],
+    [['--security-opt', 'seccomp=arr.json'], { ...noFiles, readFile: () => '[]' }, /--security-opt seccomp=arr.json: not a seccomp profile \(it needs a defaultAction\)/],
+  ];
+  for (const [argv, ctx, re] of bad) t.throws(() => resolve([...argv, 'img'], ctx as typeof noFiles), re, argv.join(' '));
 });

@@ -9,6 +9,7 @@ import { PocError } from '../../errors.js';
 import { CAPABILITIES } from '../../plan/capabilities.js';
 import type { ImageConfig } from '../images/store.js';
 import { mergeEnv, type ContainerOptions } from './options.js';
+import { seccompFromProfile } from './seccomp-profile.js';
 
 /** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [
@@ -105,6 +106,9 @@ export interface BundleContext {
   user: ProcessUser;
   /** The poc binary and environment for the network hooks (createRuntime / poststop). */
   hook: { path: string; env: string[] };
+  /** This machine, for a Docker seccomp profile's arches and minKernel: Go's arch name and the kernel release. */
+  arch: string;
+  kernel: string;
 }
 
 function bind(source: string, destination: string, readOnly: boolean): Mount {
@@ -145,7 +149,7 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
       env,
       cwd: o.workdir ?? (image.WorkingDir || '/'),
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      noNewPrivileges: false,
+      noNewPrivileges: o.noNewPrivileges,
     },
     root: { path: ctx.rootfs, readonly: o.readOnly },
     hostname: ctx.hostname,
@@ -157,6 +161,7 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
       cgroupsPath: `/poc/${ctx.containerId}`,
       resources,
       namespaces,
+      ...(o.seccompProfile !== undefined ? { seccomp: seccompFromProfile(o.seccompProfile, { caps, arch: ctx.arch, kernel: ctx.kernel }) } : {}),
     },
   };
 }

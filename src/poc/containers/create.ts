@@ -4,7 +4,7 @@
  * A failure at any step removes what the earlier ones made. The runtime is not called yet: `poc start` does.
  */
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, hostname as osHostname } from 'node:os';
+import { cpus, hostname as osHostname, release as osRelease } from 'node:os';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { imageRootfs, resolveImage, type ImageRecord } from '../images/store.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
@@ -12,6 +12,7 @@ import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../
 import { containerArgs, planBundle, resolveUser } from './bundle.js';
 import { randomName } from './names.js';
 import { resolveRunFlags, type RunFlags } from './options.js';
+import { goArch } from './seccomp-profile.js';
 import { binaries } from './runtime.js';
 import { containerPaths, listContainers, type ContainerRecord } from './store.js';
 import { pocRoot } from '../store.js';
@@ -113,6 +114,8 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
       etcDir: paths.etc,
       user,
       hook: { path: poc, env: [`POC_ROOT=${root}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`] },
+      arch: goArch(process.arch),
+      kernel: osRelease(),
     });
     writeFileSync(paths.config, `${JSON.stringify(spec, null, 2)}\n`);
     return record;

@@ -7,6 +7,7 @@ import { CAPABILITIES, capabilityNumber } from '../../plan/capabilities.js';
 import { checkName } from '../store.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
+import { parseProfile } from './seccomp-profile.js';
 
 /** The flags as the command line gives them (strings, lists), before any checking. */
 export interface RunFlags {
@@ -29,6 +30,8 @@ export interface RunFlags {
   readOnly: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** --security-opt: no-new-privileges[=true|false], seccomp=unconfined|FILE. */
+  securityOpts: string[];
   entrypoint?: string;
   image: string;
   command: string[];
@@ -63,6 +66,10 @@ export interface ContainerOptions {
   readOnly: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** --security-opt no-new-privileges. */
+  noNewPrivileges: boolean;
+  /** --security-opt seccomp=FILE: the profile as the file gives it (Docker's format or OCI's); none by default. */
+  seccompProfile?: unknown;
   /** null: the image's; [] (from --entrypoint ""): none. */
   entrypoint: string[] | null;
   /** [] : the image's Cmd. */
@@ -169,6 +176,35 @@ function checkCap(name: string, flag: string): string {
 
 export const NETWORK_MODES: readonly NetworkMode[] = ['bridge', 'none', 'host'];
 
+/**
+ * --security-opt, as docker takes it: `no-new-privileges` (also `=true`, `=false`, or with ":"), and
+ * `seccomp=unconfined` (poc applies no profile unless asked) or `seccomp=FILE`. Anything else is refused.
+ */
+function parseSecurityOpts(opts: string[], ctx: ResolveContext): { noNewPrivileges: boolean; seccompProfile?: unknown } {
+  let noNewPrivileges = false;
+  let seccompProfile: unknown;
+  for (const opt of opts) {
+    const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(opt);
+    const [key, value] = m ? [m[1]!, m[2]] : ['', undefined];
+    if (key === 'no-new-privileges' && (value === undefined || value === 'true' || value === 'false')) {
+      noNewPrivileges = value !== 'false';
+    } else if (key === 'seccomp' && value === 'unconfined') {
+      seccompProfile = undefined;
+    } else if (key === 'seccomp' && value) {
+      let text: string;
+      try {
+        text = ctx.readFile(value);
+      } catch (err) {
+        throw new PocError(`cannot read --security-opt seccomp=${value}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
+      }
+      seccompProfile = parseProfile(text, value);
+    } else {
+      throw new PocError(`unsupported --security-opt ${JSON.stringify(opt)}: poc takes no-new-privileges, seccomp=unconfined and seccomp=FILE`);
+    }
+  }
+  return { noNewPrivileges, ...(seccompProfile !== undefined ? { seccompProfile } : {}) };
+}
+
 /** Checks every flag and reads the env files; the image and the volumes' host paths are checked by the caller. */
 export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOptions {
   if (f.name !== undefined) checkName('container', f.name);
@@ -193,6 +229,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   if (f.user !== undefined && !/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(f.user)) {
     throw new PocError(`invalid -u ${JSON.stringify(f.user)}: use UID[:GID] or NAME[:GROUP]`);
   }
+  const security = parseSecurityOpts(f.securityOpts, ctx);
   const resources: Resources = {};
   if (f.memory !== undefined) resources.memory = parseMemory(f.memory);
   if (f.cpus !== undefined) resources.cpus = parseCpus(f.cpus, ctx.cpuCount);
@@ -210,6 +247,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     readOnly: f.readOnly,
     capAdd: f.capAdd.map((c) => checkCap(c, '--cap-add')),
     capDrop: f.capDrop.map((c) => checkCap(c, '--cap-drop')),
+    ...security,
     entrypoint: f.entrypoint === undefined ? null : f.entrypoint === '' ? [] : [f.entrypoint],
     command: f.command,
     tty: f.tty,
