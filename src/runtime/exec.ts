@@ -63,16 +63,17 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     const procsFiles = cgroups.procsFiles(record.cgroupPath);
     // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, moving itself
     // as it starts (as for create). In the foreground it stays, as the process's parent: only the child is
-    // moved, at its `sync cgroup`.
+    // moved, at its `sync cgroup`. So is it with an initial CPU affinity, which is for before the move.
+    const helperJoins = opts.detach && !proc.execCPUAffinity?.initial;
     releaseSlotIfPreserved(opts.preserveFds);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       ownProcessGroup: !opts.detach,
-      cgroupProcsFiles: opts.detach ? procsFiles : undefined,
+      cgroupProcsFiles: helperJoins ? procsFiles : undefined,
     });
     helper.sendPlan(plan);
     pid = await converse(helper, (child) => {
-      if (!opts.detach) joinCgroupSync(procsFiles, child);
+      if (!helperJoins) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
       return JSON.stringify(ociState(record, status));

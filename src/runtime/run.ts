@@ -32,8 +32,10 @@ export async function runContainer(ctx: RuntimeContext, opts: Omit<CreateOptions
     const code = await helper.exited;
     trace('exited');
     // --keep: left stopped, for `state` and a later `delete`, as runc leaves it.
-    if (!opts.keep) deleteContainer(ctx, { id: opts.id, force: true });
-    trace('deleted');
+    if (!opts.keep) {
+      deleteContainer(ctx, { id: opts.id, force: true });
+      trace('deleted');
+    }
     return code ?? 1;
   } finally {
     stopForwarding();

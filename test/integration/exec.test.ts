@@ -150,15 +150,26 @@ t.test("the container's seccomp profile applies to exec'd processes", async (t) 
 });
 
 t.test('exec with execCPUAffinity: the process runs on the final CPUs; a CPU the host lacks is a clear error', async (t) => {
-  const c = running(t);
+  // The container's cpuset is the last CPU only, and the initial CPU is outside it: only a helper that is not
+  // in the container's cgroup yet may run there, whether the exec is detached or not.
+  const last = Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout) - 1;
+  const c = running(t, (s) => { s.linux!.resources = { ...s.linux!.resources, cpu: { cpus: String(last) } }; });
   const p = join(work, 'affinity-process.json');
   const exec = (affinity: object) => {
     writeFileSync(p, JSON.stringify({ args: ['grep', 'Cpus_allowed_list', '/proc/self/status'], cwd: '/', env: ['PATH=/bin'], execCPUAffinity: affinity }));
     return rt.run(['exec', '--process', p, c.id]);
   };
-  const last = Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout) - 1;
   const final = exec({ initial: '0', final: String(last) });
   t.equal(final.stdout, `Cpus_allowed_list:\t${last}\n`, final.stderr);
+  // Detached: the helper does not join the cgroup first (the initial CPUs are for before the move); the process
+  // still ends in the container's cgroup, on the final CPUs.
+  writeFileSync(p, JSON.stringify({ args: ['sleep', '100'], cwd: '/', env: ['PATH=/bin'], execCPUAffinity: { initial: '0', final: String(last) } }));
+  const pidFile = join(work, 'affinity.pid');
+  t.equal(detached(['exec', '--detach', '--pid-file', pidFile, '--process', p, c.id]).status, 0);
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  t.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Cpus_allowed_list:\\t${last}$`, 'm'), 'detached: the final CPUs');
+  t.ok(readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((l) => l.endsWith(`:${c.cgroup}`)), "in the container's cgroup");
+  process.kill(pid, 'SIGKILL');
   const absent = exec({ final: '1000' });
   t.not(absent.status, 0);
   t.match(absent.stderr, /^pocrun: exec failed: set CPU affinity \(\S+affinity-process.json \/execCPUAffinity\/final\): sched_setaffinity \(CPUs 1000\): Invalid argument \(none of them is online/);
