@@ -345,6 +345,8 @@ t.test('--security-opt: no-new-privileges forms, seccomp=FILE in Docker\'s forma
     [['--security-opt', 'seccomp=/nope.json'], noFiles, /cannot read --security-opt seccomp=\/nope.json: No such file or directory/],
     [['--security-opt', 'seccomp=bad.json'], { ...noFiles, readFile: () => '{' }, /--security-opt seccomp=bad.json: not JSON/],
     [['--security-opt', 'seccomp=arr.json'], { ...noFiles, readFile: () => '[]' }, /--security-opt seccomp=arr.json: not a seccomp profile \(it needs a defaultAction\)/],
+    [['--security-opt', 'seccomp=s.json'], { ...noFiles, readFile: () => '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":{}}' }, /seccomp=s.json: syscalls must be a list of objects/],
+    [['--security-opt', 'seccomp=a.json'], { ...noFiles, readFile: () => '{"defaultAction":"SCMP_ACT_ALLOW","archMap":[1]}' }, /seccomp=a.json: archMap must be a list of objects/],
   ];
   for (const [argv, ctx, re] of bad) t.throws(() => resolve([...argv, 'img'], ctx as typeof noFiles), re, argv.join(' '));
 });

@@ -50,6 +50,13 @@ export function parseProfile(text: string, file: string): unknown {
   if (!profile || typeof profile !== 'object' || Array.isArray(profile) || typeof (profile as DockerProfile).defaultAction !== 'string') {
     throw new PocError(`--security-opt seccomp=${file}: not a seccomp profile (it needs a defaultAction)`);
   }
+  // The lists this module walks; pocrun checks the rest of the profile, field by field.
+  for (const key of ['archMap', 'syscalls'] as const) {
+    const value = (profile as DockerProfile)[key];
+    if (value !== undefined && (!Array.isArray(value) || value.some((x) => !x || typeof x !== 'object'))) {
+      throw new PocError(`--security-opt seccomp=${file}: ${key} must be a list of objects`);
+    }
+  }
   return profile;
 }
 
@@ -82,7 +89,7 @@ function applies(rule: DockerRule, ctx: ProfileContext): boolean {
   return true;
 }
 
-/** The profile as given (already parsed, see checkProfile) → linux.seccomp for this container. */
+/** The profile as parseProfile read it → linux.seccomp for this container. */
 export function seccompFromProfile(profile: unknown, ctx: ProfileContext): Seccomp {
   const { archMap, syscalls, ...rest } = profile as DockerProfile;
   const out: Seccomp = { ...rest };
