@@ -110,13 +110,14 @@ const COMMANDS: Record<string, Command> = {
   exec: {
     usage:
       'exec [--process FILE] [--tty] [--console-socket SOCK] [--detach] [--pid-file FILE] [--cwd DIR] [--env K=V]... ' +
-      '[--user UID[:GID]] [--additional-gids GID]... [--cap CAP]... [--no-new-privs] [--preserve-fds N] ID [COMMAND [ARG...]]',
+      '[--user UID[:GID]] [--additional-gids GID]... [--cap CAP]... [--no-new-privs] [--preserve-fds N] ' +
+      '[--cgroup [CONTROLLER:]PATH]... ID [COMMAND [ARG...]]',
     summary: 'run a new process in a running container; without --detach wait for it and exit with its status',
     flags: {
-      string: ['process', 'console-socket', 'pid-file', 'cwd', 'env', 'user', 'additional-gids', 'cap', 'preserve-fds', 'apparmor', 'process-label'],
+      string: ['process', 'console-socket', 'pid-file', 'cwd', 'env', 'user', 'additional-gids', 'cap', 'preserve-fds', 'apparmor', 'process-label', 'cgroup'],
       boolean: ['tty', 'detach', 'no-new-privs'],
       alias: { p: 'process', t: 'tty', d: 'detach', e: 'env', u: 'user', c: 'cap', g: 'additional-gids' },
-      repeat: ['env', 'cap', 'additional-gids'],
+      repeat: ['env', 'cap', 'additional-gids', 'cgroup'],
     },
     args: [1, Infinity],
     passThrough: true,
@@ -142,6 +143,7 @@ const COMMANDS: Record<string, Command> = {
         preserveFds: intFlag(p.flags, 'preserve-fds', 0),
         apparmor: stringFlag(p.flags, 'apparmor'),
         processLabel: stringFlag(p.flags, 'process-label'),
+        cgroups: listFlag(p.flags, 'cgroup'),
       });
     },
   },

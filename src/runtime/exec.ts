@@ -12,7 +12,7 @@ import { writePidFile } from './create.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { forwardSignals } from './signals.js';
-import { joinCgroupSync } from '../cgroups/join.js';
+import { joinCgroupSync, subCgroupProcsFiles } from '../cgroups/join.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface ExecOptions extends ExecFlags {
@@ -23,6 +23,8 @@ export interface ExecOptions extends ExecFlags {
   detach: boolean;
   pidFile?: string;
   preserveFds: number;
+  /** --cgroup [CONTROLLER:]PATH: existing sub-cgroups of the container's to run in (as runc). */
+  cgroups?: string[];
 }
 
 /**
@@ -60,7 +62,9 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     );
     trace('exec plan compiled');
     const cgroups = ctx.cgroups();
-    const procsFiles = cgroups.procsFiles(record.cgroupPath);
+    const procsFiles = opts.cgroups?.length
+      ? subCgroupProcsFiles(cgroups, record.cgroupPath, opts.cgroups)
+      : cgroups.procsFiles(record.cgroupPath);
     // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, moving itself
     // as it starts (as for create). In the foreground it stays, as the process's parent: only the child is
     // moved, at its `sync cgroup`. So is it with an initial CPU affinity, which is for before the move.

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { chmodSync, closeSync, existsSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { isDead, makeBundle, setup, top, TEST_CGROUP_PARENT, type Result } from '../helpers/runtime.js';
@@ -173,6 +173,32 @@ t.test('exec with execCPUAffinity: the process runs on the final CPUs; a CPU the
   const absent = exec({ final: '1000' });
   t.not(absent.status, 0);
   t.match(absent.stderr, /^pocrun: exec failed: set CPU affinity \(\S+affinity-process.json \/execCPUAffinity\/final\): sched_setaffinity \(CPUs 1000\): Invalid argument \(none of them is online/);
+});
+
+t.test('exec --cgroup: into an existing sub-cgroup, of one controller or of all; a missing one is a clear error', async (t) => {
+  const c = running(t);
+  // The sub-cgroups are the test's own, made inside the container's cgroup; delete removes them with it.
+  const memorySub = `/sys/fs/cgroup/memory${c.cgroup}/probe`;
+  mkdirSync(memorySub);
+  const cgroupOf = (args: string[]) => {
+    const r = rt.run(['exec', ...args, c.id, 'cat', '/proc/self/cgroup']);
+    return { ...r, memory: /^\d+:memory:(.*)$/m.exec(r.stdout)?.[1], pids: /^\d+:pids:(.*)$/m.exec(r.stdout)?.[1] };
+  };
+  const one = cgroupOf(['--cgroup', 'memory:probe']);
+  t.equal(one.status, 0, one.stderr);
+  t.same([one.memory, one.pids], ['/probe', '/'], 'memory:probe moves it in the memory hierarchy only (paths as its cgroup namespace shows them)');
+  const all = cgroupOf(['--cgroup', 'probe']);
+  t.not(all.status, 0);
+  t.match(all.stderr, /exec --cgroup: the sub-cgroup \/sys\/fs\/cgroup\/\S+\/probe does not exist/, 'probe exists in memory only');
+  for (const [arg, re] of [
+    ['../escape', /exec --cgroup "\.\.\/escape": the sub-cgroup must be a path inside the container's cgroup/],
+    ['/abs', /exec --cgroup "\/abs": the sub-cgroup must be a path inside/],
+    ['nosuch:probe', /exec --cgroup nosuch:probe: this host has no nosuch controller mounted/],
+  ] as const) {
+    const r = rt.run(['exec', '--cgroup', arg, c.id, 'true']);
+    t.not(r.status, 0, arg);
+    t.match(r.stderr, re, arg);
+  }
 });
 
 t.test('exec --process FILE runs a process.json (as conmon and containerd-shim call it)', async (t) => {
