@@ -111,11 +111,11 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'exec [--process FILE] [--tty] [--console-socket SOCK] [--detach] [--pid-file FILE] [--cwd DIR] [--env K=V]... ' +
       '[--user UID[:GID]] [--additional-gids GID]... [--cap CAP]... [--no-new-privs] [--preserve-fds N] ' +
-      '[--cgroup [CONTROLLER:]PATH]... ID [COMMAND [ARG...]]',
+      '[--cgroup [CONTROLLER:]PATH]... [--ignore-paused] ID [COMMAND [ARG...]]',
     summary: 'run a new process in a running container; without --detach wait for it and exit with its status',
     flags: {
       string: ['process', 'console-socket', 'pid-file', 'cwd', 'env', 'user', 'additional-gids', 'cap', 'preserve-fds', 'apparmor', 'process-label', 'cgroup'],
-      boolean: ['tty', 'detach', 'no-new-privs'],
+      boolean: ['tty', 'detach', 'no-new-privs', 'ignore-paused'],
       alias: { p: 'process', t: 'tty', d: 'detach', e: 'env', u: 'user', c: 'cap', g: 'additional-gids' },
       repeat: ['env', 'cap', 'additional-gids', 'cgroup'],
     },
@@ -144,6 +144,7 @@ const COMMANDS: Record<string, Command> = {
         apparmor: stringFlag(p.flags, 'apparmor'),
         processLabel: stringFlag(p.flags, 'process-label'),
         cgroups: listFlag(p.flags, 'cgroup'),
+        ignorePaused: Boolean(p.flags['ignore-paused']),
       });
     },
   },

@@ -25,6 +25,7 @@ export interface ExecOptions extends ExecFlags {
   preserveFds: number;
   /** --cgroup [CONTROLLER:]PATH: existing sub-cgroups of the container's to run in (as runc). */
   cgroups?: string[];
+  ignorePaused?: boolean;
 }
 
 /**
@@ -43,7 +44,12 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     : processFromFlags(containerProcess(container, opts.args), opts);
   const mode = opts.detach ? 'fork' : 'wait';
 
-  const unlock = ctx.store.lock(opts.id);
+  const release = ctx.store.lock(opts.id);
+  let locked = true;
+  const unlock = () => {
+    if (locked) release();
+    locked = false;
+  };
   let helper: HelperSession | undefined;
   let pid = 0;
   // In the foreground the helper passes each signal on to the process.
@@ -51,7 +57,12 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   try {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
-    if (status === 'paused') throw notNow(`cannot exec in container "${opts.id}": it is paused (resume it first)`);
+    // --ignore-paused (runc's): the process joins the frozen cgroup and starts when the container is resumed; exec
+    // returns (or, in the foreground, waits) only then. The lock goes now: `resume` needs it.
+    if (status === 'paused' && !opts.ignorePaused) {
+      throw notNow(`cannot exec in container "${opts.id}": it is paused (resume it first, or use --ignore-paused)`);
+    }
+    if (status === 'paused') unlock();
     const plan = encodePlan(
       compileExecPlan(container, proc, {
         namespaces: containerNamespaces(record.pid),

@@ -308,7 +308,21 @@ t.test('exec into a stopped, paused or unknown container fails', async (t) => {
   rt.ok(['pause', c.id]);
   const paused = rt.run(['exec', c.id, 'true']);
   t.not(paused.status, 0);
-  t.match(paused.stderr, /cannot exec in container "ex\d+": it is paused/);
+  t.match(paused.stderr, /cannot exec in container "ex\d+": it is paused \(resume it first, or use --ignore-paused\)/);
+  // --ignore-paused: the process starts once the container is resumed, and exec returns then.
+  const child = spawn(join(top, 'dist/pocrun'), ['--root', rt.root, 'exec', '--ignore-paused', c.id, 'sh', '-c', 'echo ran'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let finished = false;
+  void done.then(() => (finished = true));
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  t.notOk(finished, 'still waiting while the container is frozen');
+  t.equal(out, '');
+  rt.ok(['resume', c.id]);
+  t.equal(await done, 0, 'it ran once resumed');
+  t.equal(out, 'ran\n');
+  rt.ok(['pause', c.id]);
   rt.ok(['resume', c.id]);
   rt.ok(['kill', c.id, 'KILL']);
   rt.waitStatus(c.id, 'stopped');
