@@ -58,11 +58,15 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
     // --ignore-paused (runc's): the process joins the frozen cgroup and starts when the container is resumed; exec
-    // returns (or, in the foreground, waits) only then. The lock goes now: `resume` needs it.
+    // returns (or, in the foreground, waits) only then. The lock goes now, since `resume` needs it, and so does the
+    // admission slot: nobody knows when the resume comes.
     if (status === 'paused' && !opts.ignorePaused) {
       throw notNow(`cannot exec in container "${opts.id}": it is paused (resume it first, or use --ignore-paused)`);
     }
-    if (status === 'paused') unlock();
+    if (status === 'paused') {
+      unlock();
+      releaseSlot();
+    }
     const plan = encodePlan(
       compileExecPlan(container, proc, {
         namespaces: containerNamespaces(record.pid),

@@ -319,6 +319,9 @@ t.test('exec into a stopped, paused or unknown container fails', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 700));
   t.notOk(finished, 'still waiting while the container is frozen');
   t.equal(out, '');
+  const slots = 2 * Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout);
+  const free = spawnSync('python3', [join(top, 'test/helpers/slots.py'), 'free', rt.root, String(slots)], { encoding: 'utf8' }).stdout;
+  t.equal(Number(free), slots, 'and it holds no admission slot meanwhile');
   rt.ok(['resume', c.id]);
   t.equal(await done, 0, 'it ran once resumed');
   t.equal(out, 'ran\n');
