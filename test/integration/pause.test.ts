@@ -11,7 +11,8 @@ const sleep = (s: number) => void spawnSync('sleep', [String(s)]);
 /** A container whose init counts in /tmp/count (inside its rootfs, readable from the host). */
 function counter(id: string) {
   const b = makeBundle(work, (s) => {
-    s.process!.args = ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.02; done'];
+    // Written aside and renamed: a read never meets the file emptied by ">" (which read as 0, a flaky "not running").
+    s.process!.args = ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.02; done'];
   });
   const file = join(b.rootfs, 'tmp/count');
   const read = () => Number(readFileSync(file, 'utf8').trim() || 0);
