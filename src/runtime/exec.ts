@@ -44,12 +44,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     : processFromFlags(containerProcess(container, opts.args), opts);
   const mode = opts.detach ? 'fork' : 'wait';
 
-  const release = ctx.store.lock(opts.id);
-  let locked = true;
-  const unlock = () => {
-    if (locked) release();
-    locked = false;
-  };
+  const unlock = ctx.store.lock(opts.id);
   let helper: HelperSession | undefined;
   let pid = 0;
   // In the foreground the helper passes each signal on to the process.

@@ -122,7 +122,12 @@ export class Store {
         const fd = openSync(file, 'wx', 0o600);
         writeSync(fd, `${process.pid} ${me}`);
         closeSync(fd);
-        return () => rmSync(file, { force: true });
+        // Idempotent: a second call must not remove a lock another command took meanwhile.
+        let held = true;
+        return () => {
+          if (held) rmSync(file, { force: true });
+          held = false;
+        };
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'ENOENT') throw new PocError(`container "${id}" does not exist`);

@@ -177,3 +177,14 @@ export function setup(): { work: string; rt: Runtime; residue: (t: Test) => void
     },
   };
 }
+
+/** Online CPUs, as the native front counts them (sysconf _SC_NPROCESSORS_ONLN). */
+export const ONLINE_CPUS = Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout);
+/** The front's admission slots (src/native/front/admission.c: 2 per CPU), watched with test/helpers/slots.py. */
+export const ADMISSION_SLOTS = 2 * ONLINE_CPUS;
+export const SLOTS_PY = join(top, 'test/helpers/slots.py');
+
+/** How many of a root's admission slots are free now. */
+export function freeSlots(root: string): number {
+  return Number(spawnSync('python3', [SLOTS_PY, 'free', root, String(ADMISSION_SLOTS)], { encoding: 'utf8' }).stdout);
+}

@@ -4,12 +4,11 @@
 import t from 'tap';
 import { existsSync, readFileSync, readlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { makeBundle, POCRUN, setup, top } from '../helpers/runtime.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ADMISSION_SLOTS, freeSlots, makeBundle, POCRUN, setup, SLOTS_PY } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
-const SLOTS = 2 * Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout);
-const SLOTS_PY = join(top, 'test/helpers/slots.py');
+const SLOTS = ADMISSION_SLOTS;
 const all = Array.from({ length: SLOTS }, (_, i) => i);
 
 /** Takes the given slots until the returned function is called. */
@@ -23,7 +22,6 @@ async function hold(slots: number[]): Promise<() => Promise<void>> {
   };
 }
 
-const freeSlots = () => Number(spawnSync('python3', [SLOTS_PY, 'free', rt.root, String(SLOTS)], { encoding: 'utf8' }).stdout);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function pocrun(args: string[]): { child: ChildProcess; done: Promise<number | null> } {
@@ -44,7 +42,7 @@ t.test('with every slot taken, create waits in the native front, and goes in whe
   await release();
   t.equal(await create.done, 0, 'create went in once the slots were free');
   t.equal(rt.state('a1').status, 'created');
-  t.equal(freeSlots(), SLOTS, 'create let its slot go');
+  t.equal(freeSlots(rt.root), SLOTS, 'create let its slot go');
   rt.ok(['delete', '--force', 'a1']);
 });
 
@@ -54,7 +52,7 @@ t.test('a running `pocrun run` and a foreground exec hold no slot', async (t) =>
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !(existsSync(join(rt.root, 'a2/state.json')) && rt.state('a2').status === 'running')) await sleep(20);
   t.equal(rt.state('a2').status, 'running');
-  t.equal(freeSlots(), SLOTS, 'every slot is free while the container runs');
+  t.equal(freeSlots(rt.root), SLOTS, 'every slot is free while the container runs');
 
   // exec waits for a slot like create, and lets it go once its process runs.
   const release = await hold(all);
@@ -64,7 +62,7 @@ t.test('a running `pocrun run` and a foreground exec hold no slot', async (t) =>
   await release();
   const start = Date.now();
   while (Date.now() - start < 10_000 && !/sleep 1000[\s\S]*sleep 1000/.test(rt.ok(['ps', 'a2', '-o', 'pid,args']))) await sleep(20);
-  t.equal(freeSlots(), SLOTS, 'every slot is free while the exec runs');
+  t.equal(freeSlots(rt.root), SLOTS, 'every slot is free while the exec runs');
   exec.child.kill('SIGKILL');
   rt.ok(['kill', 'a2', 'KILL']);
   t.equal(await run.done, 137, 'run ends with the container');
@@ -112,7 +110,7 @@ t.test('a command that fails early lets its slot go, and leaves only the root\'s
   const r = rt.run(['create', '--bundle', join(work, 'no-such-bundle'), 'a5']);
   t.not(r.status, 0);
   t.match(r.stderr, /no-such-bundle/);
-  t.equal(freeSlots(), SLOTS);
+  t.equal(freeSlots(rt.root), SLOTS);
   t.notOk(existsSync(join(rt.root, 'a5')));
 });
 

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { isDead, makeBundle, setup, top, TEST_CGROUP_PARENT, type Result } from '../helpers/runtime.js';
+import { ADMISSION_SLOTS, freeSlots, isDead, makeBundle, ONLINE_CPUS, setup, top, TEST_CGROUP_PARENT, type Result } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
 chmodSync(work, 0o755); // a user namespace's root (a host uid without rights) must reach the bundles
@@ -152,7 +152,7 @@ t.test("the container's seccomp profile applies to exec'd processes", async (t) 
 t.test('exec with execCPUAffinity: the process runs on the final CPUs; a CPU the host lacks is a clear error', async (t) => {
   // The container's cpuset is the last CPU only, and the initial CPU is outside it: only a helper that is not
   // in the container's cgroup yet may run there, whether the exec is detached or not.
-  const last = Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout) - 1;
+  const last = ONLINE_CPUS - 1;
   const c = running(t, (s) => { s.linux!.resources = { ...s.linux!.resources, cpu: { cpus: String(last) } }; });
   const p = join(work, 'affinity-process.json');
   const exec = (affinity: object) => {
@@ -319,9 +319,7 @@ t.test('exec into a stopped, paused or unknown container fails', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 700));
   t.notOk(finished, 'still waiting while the container is frozen');
   t.equal(out, '');
-  const slots = 2 * Number(spawnSync('getconf', ['_NPROCESSORS_ONLN'], { encoding: 'utf8' }).stdout);
-  const free = spawnSync('python3', [join(top, 'test/helpers/slots.py'), 'free', rt.root, String(slots)], { encoding: 'utf8' }).stdout;
-  t.equal(Number(free), slots, 'and it holds no admission slot meanwhile');
+  t.equal(freeSlots(rt.root), ADMISSION_SLOTS, 'and it holds no admission slot meanwhile');
   rt.ok(['resume', c.id]);
   t.equal(await done, 0, 'it ran once resumed');
   t.equal(out, 'ran\n');
