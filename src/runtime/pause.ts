@@ -1,5 +1,5 @@
 import { PocError } from '../errors.js';
-import { containerStatus } from './status.js';
+import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
 
 /** pocrun pause: freezes every process of the container (cgroup freezer); `state` then says "paused". */
@@ -10,7 +10,7 @@ export function pauseContainer(ctx: RuntimeContext, id: string): void {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     // As runc: a created container can be paused too (its init waits on exec.fifo).
     if (status !== 'running' && status !== 'created') {
-      throw new PocError(`cannot pause container "${id}": it is ${status}, not running or created`);
+      throw new PocError(`cannot pause container "${id}": ${status === 'paused' ? 'it is paused already' : `${NOT_RUNNING} (it is ${status})`}`);
     }
     ctx.cgroups().freeze(record.cgroupPath);
   } finally {

@@ -11,6 +11,14 @@ export interface StatusFacts {
   frozen: boolean;
 }
 
+/**
+ * runc's ErrNotRunning text, which engines match in a kill's error to mean "already gone" rather than a failure:
+ * containerd's runc shim (pkg/process/utils.go, checkKillError: "container not running" → ErrNotFound, which its
+ * CRI plugin's stop and exit handling accept) and CRI-O (internal/oci/runtime_oci.go, runtimeCmd: "container not
+ * running" → ErrNotFound). Every "not running" refusal carries it.
+ */
+export const NOT_RUNNING = 'container not running';
+
 /** The status is derived, never stored: a stored one would be wrong the moment the init exits. */
 export function deriveStatus(f: StatusFacts): Status {
   if (f.pid === 0) return 'creating';

@@ -3,7 +3,7 @@ import { PocError, wrapError } from '../errors.js';
 import type { LinuxResources } from '../cgroups/index.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
-import { containerStatus } from './status.js';
+import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
 
 /** runc's update flags, as given on the command line (strings: they are parsed here, with runc's rules). */
@@ -37,7 +37,7 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
   try {
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": it is ${status}`);
+    if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
     ctx.cgroups().apply(record.cgroupPath, resources);
   } finally {
     unlock();

@@ -185,7 +185,7 @@ t.test('update of a stopped container fails', async (t) => {
   rt.waitStatus(c.id, 'stopped');
   const r = rt.run(['update', '--pids-limit', '5', c.id]);
   t.not(r.status, 0);
-  t.match(r.stderr, /cannot update container "cg\d+": it is stopped/);
+  t.match(r.stderr, /cannot update container "cg\d+": container not running \(it is stopped\)/);
 });
 
 t.test('nothing left behind', async (t) => residue(t));

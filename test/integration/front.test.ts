@@ -50,6 +50,23 @@ t.test('state, start, kill and delete are answered natively, with the same resul
   t.same(dirs.filter((d) => existsSync(d)), [], 'cgroup removed in every hierarchy');
 });
 
+t.test("a stopped container's kill and kill --all are answered natively, as the TypeScript program answers", async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['true']; });
+  rt.ok(['run', '--detach', '--bundle', b.dir, 'f7']);
+  rt.waitStatus('f7', 'stopped');
+  const native = lone.run(['kill', 'f7', '9']);
+  const program = ts.run(['kill', 'f7', '9']);
+  t.equal(native.status, 1, 'kill of a stopped container fails natively');
+  t.equal(native.stderr, program.stderr, 'with the same words');
+  t.match(native.stderr, /container not running/);
+  for (const args of [['kill', '--all', 'f7', '9'], ['kill', '-a', 'f7', 'KILL']]) {
+    const r = lone.run(args);
+    t.equal(r.status, 0, `${args.join(' ')} answered natively: ${r.stderr}`);
+    t.equal(ts.run(args).status, 0, `${args.join(' ')}: the TypeScript program agrees`);
+  }
+  t.equal(lone.run(['delete', 'f7']).status, 0);
+});
+
 t.test('delete of a created container kills its waiting init', async (t) => {
   const b = makeBundle(work, (s) => { s.process!.args = ['true']; });
   rt.ok(['create', '--bundle', b.dir, 'f2']);

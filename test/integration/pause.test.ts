@@ -83,7 +83,7 @@ t.test('pause and resume of a stopped or unknown container fail', async (t) => {
   rt.waitStatus('p4', 'stopped');
   const p = rt.run(['pause', 'p4']);
   t.not(p.status, 0);
-  t.match(p.stderr, /cannot pause container "p4": it is stopped, not running or created/);
+  t.match(p.stderr, /cannot pause container "p4": container not running \(it is stopped\)/);
   const r = rt.run(['resume', 'p4']);
   t.match(r.stderr, /cannot resume container "p4": it is stopped, not paused/);
   rt.ok(['delete', 'p4']);

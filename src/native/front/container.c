@@ -325,17 +325,55 @@ static int parse_signal(const char *text)
 	return -1;
 }
 
-/* kill.ts, without --all: a signal to the init of a created, running or paused container. */
-enum outcome cmd_kill(const struct front *f, const char *id, const char *signal)
+/* Whether none of the container's cgroup directories holds a process (a directory gone holds none). */
+static bool cgroups_empty(const struct record *r)
+{
+	for (size_t i = 0; i < YAJL_GET_OBJECT(r->cgroup_dirs)->len; i++) {
+		const char *dir = YAJL_GET_STRING(YAJL_GET_OBJECT(r->cgroup_dirs)->values[i]);
+		if (!dir)
+			return false;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return false;
+		}
+		char byte;
+		ssize_t n = read(fd, &byte, 1);
+		close(fd);
+		if (n != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * kill.ts: a signal to the init of a created, running or paused container; a stopped one is refused with runc's
+ * words (NOT_RUNNING in status.ts), which containerd and CRI-O read as "already gone". With --all only the case
+ * containerd makes on every exit (kill --all of a stopped container) is answered here: nothing left in its cgroup
+ * means nothing to signal; anything else is the TypeScript program's (freeze, signal each process, thaw).
+ */
+enum outcome cmd_kill(const struct front *f, const char *id, const char *signal, bool all)
 {
 	int sig = parse_signal(signal);
 	struct record r;
 	if (sig < 0 || !load(f, id, &r))
 		return DEFER;
 	const char *status = status_of(&r);
-	enum outcome out = DEFER; /* a stopped one, or a kill that failed: the TypeScript program explains */
-	if (strcmp(status, "stopped") != 0 && strcmp(status, "creating") != 0 && kill(r.pid, sig) == 0)
+	enum outcome out = DEFER; /* a kill that failed, or a case for the TypeScript program */
+	if (all) {
+		if (strcmp(status, "stopped") == 0 && cgroups_empty(&r))
+			out = DONE;
+	} else if (strcmp(status, "stopped") == 0) {
+		report_error(f, "cannot kill container \"%s\": container not running", id);
+		out = FAILED;
+	} else if (strcmp(status, "paused") == 0 && sig == SIGKILL) {
+		/* the TypeScript program thaws it after the signal, as runc does */
+	} else if (strcmp(status, "creating") != 0 && kill(r.pid, sig) == 0) {
 		out = DONE;
+	}
 	yajl_tree_free(r.doc);
 	return out;
 }

@@ -189,10 +189,15 @@ int main(int argc, char **argv)
 	/* The command's own arguments: flags it understands here, then positional ones. */
 	const char *pos[2] = {NULL, NULL};
 	int npos = 0;
+	bool all = false;
 	for (; i < argc; i++) {
 		/* --force only matters for a running or paused container, which delete defers anyway. */
 		if (strcmp(cmd, "delete") == 0 && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0))
 			continue;
+		if (strcmp(cmd, "kill") == 0 && (strcmp(argv[i], "--all") == 0 || strcmp(argv[i], "-a") == 0)) {
+			all = true;
+			continue;
+		}
 		if (argv[i][0] == '-' || npos == 2)
 			defer();
 		pos[npos++] = argv[i];
@@ -200,7 +205,7 @@ int main(int argc, char **argv)
 	if (npos == 0 || !plain_id(pos[0]))
 		defer();
 	if (strcmp(cmd, "kill") == 0)
-		finish(cmd_kill(&f, pos[0], npos == 2 ? pos[1] : "SIGTERM"));
+		finish(cmd_kill(&f, pos[0], npos == 2 ? pos[1] : "SIGTERM", all));
 	if (npos != 1)
 		defer();
 	if (strcmp(cmd, "state") == 0)
