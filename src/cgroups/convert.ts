@@ -73,30 +73,6 @@ export function deviceRule(rule: LinuxDeviceCgroup, field = 'devices'): string {
   return `${type} ${num(rule.major, 'major')}:${num(rule.minor, 'minor')} ${access}`;
 }
 
-function accessSet(access: string | undefined): Set<string> {
-  return new Set((access ?? 'rwm').split(''));
-}
-
-/** Whether `allow` (a later allow rule) grants everything `deny` took away. */
-function covers(allow: LinuxDeviceCgroup, deny: LinuxDeviceCgroup): boolean {
-  const aType = allow.type ?? 'a';
-  if (aType !== 'a' && aType !== (deny.type ?? 'a')) return false;
-  const wild = (n: number | undefined) => n === undefined || n === -1;
-  if (!wild(allow.major) && allow.major !== deny.major) return false;
-  if (!wild(allow.minor) && allow.minor !== deny.minor) return false;
-  const granted = accessSet(allow.access);
-  for (const a of accessSet(deny.access)) if (!granted.has(a)) return false;
-  return true;
-}
-
-/**
- * Whether a device list, applied in order on top of "everything allowed", leaves some device access denied.
- * Conservative: a deny is only known to be undone by one later allow rule that covers it on its own.
- */
-export function devicesRestrict(rules: readonly LinuxDeviceCgroup[]): boolean {
-  return rules.some((rule, i) => !rule.allow && !rules.slice(i + 1).some((later) => later.allow && covers(later, rule)));
-}
-
 const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
 
 /** Checks an OCI `pageSize` ("2MB", "64KB", "1GB"): the same text names the cgroup files on v1 and v2. */

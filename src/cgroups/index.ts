@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
-import type { LinuxResources } from './resources.js';
+import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
 import type { CgroupStats } from './stats.js';
 import { CgroupV1Driver } from './v1.js';
 import { CgroupV2Driver } from './v2.js';
@@ -18,6 +18,13 @@ export { checkCgroupPath, readOwnCgroup, resolveCgroupPath } from './path.js';
 
 export type FreezerState = 'frozen' | 'thawed' | 'freezing';
 
+/** A cgroup v2 device filter: the eBPF program (device-filter.ts) and the cgroup directory it is for. */
+export interface DeviceFilter {
+  dir: string;
+  /** BPF_PROG_TYPE_CGROUP_DEVICE instructions, 8 bytes each. */
+  insns: Uint8Array;
+}
+
 export interface CgroupDriver {
   readonly version: 1 | 2;
   /** Makes the cgroup (v1: in every mounted controller; cpuset.cpus/mems copied from the parent when empty), then
@@ -27,8 +34,15 @@ export interface CgroupDriver {
   procsFiles(path: string): string[];
   /** The cgroup.procs file of the cgroup this process is in, in one hierarchy (see join.ts). */
   ownProcsFile(selfCgroup?: string): string | undefined;
-  /** Applies resources to an existing cgroup (`update`). Only the fields that are set are written. */
+  /** Applies resources to an existing cgroup (`update`). Only the fields that are set are written. v2 takes no
+   * `devices` here: see deviceFilter. */
   apply(path: string, resources: LinuxResources): void;
+  /**
+   * v2, which has no device files: the rules (the whole list, in order) as an eBPF program for the helper to
+   * attach to the cgroup, in place of the one before (src/native/device-filter.c; at create as a step of its
+   * plan, at update in a mode of its own). undefined on v1, where `apply` writes them. A bad rule throws.
+   */
+  deviceFilter(path: string, rules: readonly LinuxDeviceCgroup[]): DeviceFilter | undefined;
   /** Pids in the cgroup and the cgroups below it, sorted. */
   pids(path: string): number[];
   /** Freezes and waits until the kernel reports it frozen; on timeout thaws again and throws. */

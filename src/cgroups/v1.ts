@@ -342,6 +342,11 @@ export class CgroupV1Driver implements CgroupDriver {
     }
   }
 
+  /** v1 writes device rules in `apply`. */
+  deviceFilter(): undefined {
+    return undefined;
+  }
+
   pids(path: string): number[] {
     path = checkCgroupPath(path);
     const all = new Set<number>();

@@ -10,7 +10,6 @@ import {
   checkPageSize,
   cpuMax,
   cpuSharesToWeight,
-  devicesRestrict,
   intText,
   memorySwapToV2,
   parseCpuList,
@@ -34,9 +33,10 @@ import {
   writeError,
   MAX_U64,
 } from './fs.js';
-import type { CgroupDriver, FreezerState } from './index.js';
+import { deviceFilter } from './device-filter.js';
+import type { CgroupDriver, DeviceFilter, FreezerState } from './index.js';
 import { checkCgroupPath } from './path.js';
-import type { LinuxResources } from './resources.js';
+import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
 import { type BlkioEntry, type CgroupStats, emptyStats, memoryEntry, omitEmpty } from './stats.js';
 
 const FREEZE_TIMEOUT_MS = 2000;
@@ -164,10 +164,8 @@ export class CgroupV2Driver implements CgroupDriver {
     if (r.network?.classID !== undefined || r.network?.priorities?.length) {
       fail('network resources need the net_cls/net_prio controllers, which exist only on cgroup v1');
     }
-    // Device access on cgroup v2 is controlled by an eBPF program attached to the cgroup, which pocrun does not
-    // build. With no program every device is allowed, so a list that only allows (such as the default allowed
-    // devices alone) is satisfied by attaching nothing; a list that denies anything cannot be honoured.
-    if (r.devices && devicesRestrict(r.devices)) fail('device rules on cgroup v2 need eBPF, not supported');
+    // cgroup v2 has no device files: the rules are an eBPF program (deviceFilter), which the helper attaches.
+    if (r.devices) fail('linux.resources.devices: on cgroup v2 the device rules go through deviceFilter, not apply');
     for (const key of Object.keys(r.unified ?? {})) {
       if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(key)) fail(`unified: ${JSON.stringify(key)} is not a cgroup file name`);
     }
@@ -268,6 +266,15 @@ export class CgroupV2Driver implements CgroupDriver {
 
     // Last, so that an explicit unified value wins over a converted one.
     for (const [file, value] of Object.entries(r.unified ?? {})) write(file, value);
+  }
+
+  deviceFilter(path: string, rules: readonly LinuxDeviceCgroup[]): DeviceFilter {
+    path = checkCgroupPath(path);
+    try {
+      return { dir: this.dir(path), insns: deviceFilter(rules) };
+    } catch (err) {
+      throw (err as PocError).wrap(`cgroup ${path}`);
+    }
   }
 
   pids(path: string): number[] {

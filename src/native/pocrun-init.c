@@ -399,6 +399,7 @@ static void step_close_fds(const struct step *);
 static const struct stepdef stepdefs[] = {
 	{"setns", 3, 3, 1, step_setns},
 	{"cgroup-join", 2, 2, 1, step_cgroup_join},
+	{"device-filter", 3, 3, 1, step_device_filter},
 	{"exec-fifo", 3, 3, 0, step_exec_fifo},
 	{"console-connect", 2, 2, 1, step_console_connect},
 	{"time-offset", 4, 4, 1, step_time_offset},
@@ -908,6 +909,8 @@ int main(int argc, char **argv)
 	 * cgroup it is already in (src/cgroups/join.ts). Nothing of the container is involved. */
 	if (argc == 3 && !strcmp(argv[1], "--cgroup-move"))
 		return move_self(argv[2]) < 0;
+	if (argc == 4 && !strcmp(argv[1], "--device-filter"))
+		return device_filter_mode(argv[2], argv[3]);
 	if (argc < 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = sync_out_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;

@@ -119,4 +119,8 @@ void step_seccomp_compile(const struct step *);
 void step_seccomp_load(const struct step *);
 int print_known_seccomp_archs(int argc, char **argv);
 
+/* device-filter.c */
+void step_device_filter(const struct step *);
+int device_filter_mode(char *dir, char *hex);
+
 #endif

@@ -2,7 +2,7 @@ import { basename, isAbsolute, resolve as resolvePath, posix } from 'node:path';
 import type { Spec, Mount } from '../spec/generated/config.js';
 import { PocError } from '../errors.js';
 import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
-import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceSteps, type DeviceNode } from './devices.js';
+import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceFilterStep, deviceSteps, type DeviceNode } from './devices.js';
 import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
@@ -41,6 +41,8 @@ export interface CreatePlanOptions {
   cgroupVersion: 1 | 2;
   /** `detach` for create, `wait` for run in the foreground. */
   mode: 'detach' | 'wait';
+  /** cgroup v2's device filter, which the helper attaches in its parent stage (`device-filter` step). */
+  deviceFilter?: { dir: string; insns: Uint8Array };
   /** Whether /proc/kcore exists on the host (runc links /dev/core to it). */
   hasKcore?: boolean;
   /** Which LSMs the host has (probed when the config sets a label and this is not given). */
@@ -130,6 +132,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   // Host paths first, while the helper is still in the runtime's namespaces (after joining a user namespace it
   // is that namespace's root, which may not create or chown the fifo in the state directory).
   for (const file of opts.cgroupProcsFiles) steps.push(['cgroup-join', file, '/linux/cgroupsPath']);
+  if (opts.deviceFilter) steps.push(deviceFilterStep(opts.deviceFilter));
   const rootUid = hostId(linux.uidMappings, 0);
   const rootGid = hostId(linux.gidMappings, 0);
   steps.push(['exec-fifo', opts.stateDir, String(rootUid), String(rootGid)]);

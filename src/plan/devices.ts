@@ -60,6 +60,15 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
   { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, // /dev/net/tun
 ];
 
+/**
+ * cgroup v2's device filter (src/cgroups/device-filter.ts) as the helper's `device-filter` step: the cgroup
+ * directory and the program as hex, since plan fields and argv hold no NUL. `pocrun-init --device-filter` (for
+ * update) takes the same two fields.
+ */
+export function deviceFilterStep(filter: { dir: string; insns: Uint8Array }): Step {
+  return ['device-filter', filter.dir, Buffer.from(filter.insns).toString('hex'), '/linux/resources/devices'];
+}
+
 /** The device cgroup rules for a container: its config's rules, the defaults, and its linux.devices. */
 export function deviceCgroupRules(configRules: readonly DeviceRule[] | undefined, devices: readonly { type: string; major?: number; minor?: number }[] = []): DeviceRule[] {
   return [

@@ -68,6 +68,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     cgroupPath,
     cgroupDirs: cgroups.dirs(cgroupPath),
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+    ...(spec.linux?.devices?.length ? { devices: spec.linux.devices.map(({ type, major, minor }) => ({ type, major, minor })) } : {}),
     owner: 'root',
   };
   ctx.store.makeDir(id);
@@ -87,7 +88,12 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       ownProcessGroup: opts.mode === 'wait',
       cgroupProcsFiles: cgroups.procsFiles(cgroupPath),
     });
+    // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
+    // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
+    const devices = deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices);
+    const deviceFilter = cgroups.deviceFilter(cgroupPath, devices);
     const plan = compileCreatePlan(spec, {
+      deviceFilter,
       bundle,
       stateDir: ctx.store.dir(id),
       noPivot: opts.noPivot,
@@ -102,7 +108,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');
-    cgroups.apply(cgroupPath, { ...spec.linux?.resources, devices: deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices) } as LinuxResources);
+    cgroups.apply(cgroupPath, { ...spec.linux?.resources, devices: deviceFilter ? undefined : devices } as LinuxResources);
     trace('resources applied');
     helper.sendPlan(planBytes);
     trace('plan sent');

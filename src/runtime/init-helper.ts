@@ -1,6 +1,7 @@
 import { closeSync, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { CgroupDriver } from '../cgroups/index.js';
+import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
+import { deviceFilterStep } from '../plan/devices.js';
 import { PocError, errnoCode } from '../errors.js';
 import { sleepMs } from './proc.js';
 import { trace } from './trace.js';
@@ -22,6 +23,7 @@ interface BunSubprocess {
 }
 
 interface BunRuntime {
+  spawnSync(cmd: string[], opts: { stdio: string[] }): { exitCode: number | null; stdout: Uint8Array };
   spawn(
     cmd: string[],
     opts: {
@@ -52,6 +54,20 @@ export function startCgroupMoveGracePeriod(driver: CgroupDriver): void {
   } catch {
     /* no head start */
   }
+}
+
+/**
+ * `update` of a cgroup v2 container's device rules: the helper in a mode of its own (`pocrun-init
+ * --device-filter DIR PROGRAM`) attaches the filter in place of the one before, as its `device-filter` step does
+ * at create. A failure is the step's error line, which names linux.resources.devices.
+ */
+export function runDeviceFilter(filter: DeviceFilter): void {
+  const [, dir, program] = deviceFilterStep(filter);
+  const r = bunRuntime().spawnSync([helperPath(), '--device-filter', dir!, program!], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.exitCode === 0) return;
+  const line = Buffer.from(r.stdout).toString('utf8').trim();
+  if (line.startsWith('error ')) throw helperError(line.slice('error '.length));
+  throw new PocError(`attach device filter (config.json /linux/resources/devices): the helper exited with ${r.exitCode ?? 'a signal'}`);
 }
 
 /**
@@ -225,7 +241,7 @@ function writeAll(fd: number, data: Buffer): void {
 /** What each step is for, so that the message names the purpose and the config field. */
 const STEP_PURPOSE: Record<string, string> = {
   setns: 'join namespace', 'exec-fifo': 'make exec.fifo', 'console-connect': 'connect console socket',
-  'cgroup-join': 'join cgroup', clone: 'create namespaces', rootfs: 'prepare rootfs', mount: 'mount',
+  'cgroup-join': 'join cgroup', 'device-filter': 'attach device filter', clone: 'create namespaces', rootfs: 'prepare rootfs', mount: 'mount',
   setattr: 'set mount attributes', propagation: 'set mount propagation', remount: 'remount', mknod: 'create device',
   'bind-dev': 'bind device', symlink: 'create symlink', 'run-hooks': 'run hook', 'pivot-root': 'pivot_root',
   chroot: 'chroot', 'idmap-tree': 'prepare id-mapped mount', 'move-tree': 'mount', mask: 'mask path', readonly: 'make path read-only', 'remount-root': 'make rootfs read-only',

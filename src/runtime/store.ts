@@ -24,6 +24,8 @@ export interface ContainerRecord {
    * (src/native/front/) reads state, start and delete from this record without discovering mounts.
    */
   cgroupDirs: Record<string, string>;
+  /** linux.devices: their nodes stay allowed when `update` replaces the device rules. */
+  devices?: { type: string; major?: number; minor?: number }[];
   /** The hooks that run after create; the bundle may be gone by the time delete runs. */
   hooks: { poststart?: Hook[]; poststop?: Hook[] };
   owner: string;

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { PocError, wrapError } from '../errors.js';
-import type { LinuxResources } from '../cgroups/index.js';
+import type { CgroupDriver, LinuxResources } from '../cgroups/index.js';
+import { deviceCgroupRules } from '../plan/devices.js';
+import { runDeviceFilter } from './init-helper.js';
+import type { ContainerRecord } from './store.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
@@ -38,10 +41,24 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
-    ctx.cgroups().apply(record.cgroupPath, resources);
+    ctx.cgroups().apply(record.cgroupPath, replaceDevices(ctx.cgroups(), record, resources));
   } finally {
     unlock();
   }
+}
+
+/**
+ * New device rules replace the container's whole list, as crun's update does: with the devices every container
+ * gets and its own linux.devices after them, as at create. On v2 the helper attaches them as a device filter
+ * here, and the rest goes to apply.
+ */
+function replaceDevices(cgroups: CgroupDriver, record: ContainerRecord, resources: LinuxResources): LinuxResources {
+  if (!resources.devices) return resources;
+  const rules = deviceCgroupRules(resources.devices, record.devices);
+  const filter = cgroups.deviceFilter(record.cgroupPath, rules);
+  if (!filter) return { ...resources, devices: rules };
+  runDeviceFilter(filter);
+  return { ...resources, devices: undefined };
 }
 
 /** `--resources FILE` (or `-`, stdin): linux.resources of config.json, checked against the schema. */

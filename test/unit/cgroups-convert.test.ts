@@ -5,7 +5,6 @@ import {
   cpuMax,
   cpuSharesToWeight,
   deviceRule,
-  devicesRestrict,
   hugePageSizeName,
   intText,
   memorySwapToV2,
@@ -78,23 +77,6 @@ t.test('device rules become v1 devices.allow/deny lines', async (t) => {
   for (const [rule, line] of cases) t.equal(deviceRule(rule), line);
   t.throws(() => deviceRule({ allow: true, type: 'x' }), /type "x" is not a, c or b/);
   t.throws(() => deviceRule({ allow: true, access: 'rx' }), /access "rx"/);
-});
-
-t.test('a device list restricts when a deny is not undone by a later allow', async (t) => {
-  const all = { allow: true, access: 'rwm' };
-  const denyAll = { allow: false, access: 'rwm' };
-  const null13 = { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' };
-  const cases: [string, LinuxDeviceCgroup[], boolean][] = [
-    ['empty list', [], false],
-    ['allow rules only (default allowed devices)', [null13, { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' }], false],
-    ['allow all', [all], false],
-    ['deny all then allow all (privileged)', [denyAll, all], false],
-    ['deny all then specific allows', [denyAll, null13], true],
-    ['allow all then deny one', [all, { allow: false, type: 'c', major: 1, minor: 3, access: 'w' }], true],
-    ['deny one then allow it back', [{ allow: false, type: 'c', major: 1, minor: 3, access: 'w' }, null13], false],
-    ['deny rwm, allow back only r', [{ allow: false, type: 'c', major: 1, minor: 3 }, { ...null13, access: 'r' }], true],
-  ];
-  for (const [name, rules, want] of cases) t.equal(devicesRestrict(rules), want, name);
 });
 
 t.test('huge page sizes', async (t) => {

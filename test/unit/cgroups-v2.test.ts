@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import t, { type Test } from 'tap';
 import { CgroupV2Driver } from '../../src/cgroups/v2.js';
 import { writeTrace } from '../../src/cgroups/fs.js';
-import type { LinuxResources } from '../../src/cgroups/resources.js';
+import { deviceFilter } from '../../src/cgroups/device-filter.js';
+import type { LinuxDeviceCgroup, LinuxResources } from '../../src/cgroups/resources.js';
 
 const CONTROLLERS = 'cpuset cpu io memory hugetlb pids rdma\n';
 
@@ -70,13 +71,21 @@ t.test('resources are converted and written to the v2 files', async (t) => {
     ['rdma', { rdma: { mlx5_1: { hcaHandles: 3, hcaObjects: 10000 } } }, { 'rdma.max': 'mlx5_1 hca_handle=3 hca_object=10000' }],
     ['unified, written last', { pids: { limit: 5 }, unified: { 'pids.max': '7', 'memory.low': '4096' } },
       { 'pids.max': '7', 'memory.low': '4096' }],
-    ['devices that only allow need no program', { devices: [{ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] }, {}],
   ];
   for (const [name, resources, want] of cases) {
     const { driver, read } = fixture(t);
     driver.apply('/pocrun/c1', resources);
     for (const [file, value] of Object.entries(want)) t.equal(read(file), value, `${name}: ${file}`);
   }
+});
+
+t.test('device rules become a device filter: the eBPF program and the cgroup directory it is for', async (t) => {
+  const { driver, root } = fixture(t);
+  const rules: LinuxDeviceCgroup[] = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }];
+  t.same(driver.deviceFilter('/pocrun/c1', rules), { dir: `${root}/pocrun/c1`, insns: deviceFilter(rules) });
+  t.throws(() => driver.deviceFilter('/pocrun/c1', [{ allow: true, type: 'x' }]), {
+    message: 'cgroup /pocrun/c1: linux.resources.devices/0/type: "x" is not a, b or c',
+  });
 });
 
 t.test('io.bfq.weight takes the v1 weight as it is', async (t) => {
@@ -88,8 +97,7 @@ t.test('io.bfq.weight takes the v1 weight as it is', async (t) => {
 
 t.test('what cgroup v2 cannot do is refused before anything is written', async (t) => {
   const cases: [LinuxResources, RegExp][] = [
-    [{ devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] },
-      /^cgroup \/pocrun\/c1: device rules on cgroup v2 need eBPF, not supported$/],
+    [{ devices: [{ allow: false, access: 'rwm' }] }, /^cgroup \/pocrun\/c1: linux.resources.devices: on cgroup v2 the device rules go through deviceFilter/],
     [{ network: { classID: 1 } }, /net_cls\/net_prio controllers, which exist only on cgroup v1/],
     [{ cpu: { realtimeRuntime: 950000 } }, /realtime group scheduling/],
     [{ memory: { swappiness: 10 } }, /memory.swappiness has no cgroup v2 equivalent/],

@@ -32,6 +32,16 @@ t.test('the parent stage joins the cgroup, makes the fifo and clones the new nam
   t.same(steps[clone], ['clone', 'detach', 'pid', 'net', 'ipc', 'uts', 'mnt', 'cgroup']);
 });
 
+t.test('cgroup v2: the device filter is attached in the parent stage, before any namespace is joined', async (t) => {
+  const insns = new Uint8Array([0xb4, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+  const { steps } = compileCreatePlan(spec((s) => {
+    s.linux!.namespaces!.push({ type: 'user', path: '/proc/1/ns/user' });
+  }), { ...opts, deviceFilter: { dir: '/sys/fs/cgroup/pocrun/c1', insns } });
+  t.same(find(steps, 'device-filter'), [['device-filter', '/sys/fs/cgroup/pocrun/c1', 'b4000000010000009500000000000000', '/linux/resources/devices']]);
+  t.ok(names(steps).indexOf('device-filter') < names(steps).indexOf('setns'), 'with the host\'s privileges');
+  t.notOk(find(compileCreatePlan(spec(), opts).steps, 'device-filter').length, 'none on v1');
+});
+
 t.test('namespaces with a path are joined, user first and mount last', async (t) => {
   const { steps } = compileCreatePlan(spec((s) => {
     s.linux!.namespaces = [{ type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'network', path: '/var/run/netns/x' }, { type: 'pid' }];
