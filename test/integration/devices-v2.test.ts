@@ -6,13 +6,13 @@
  * host's cgroup2 mount. bpftool lists the programs attached.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { POCRUN, Runtime, makeBundle, setup, top } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
-const { work, residue } = setup();
+const { work, rt: hostRt, residue } = setup();
 
 /** The host's cgroup2 mount (/sys/fs/cgroup/unified here, /sys/fs/cgroup on a pure v2 host). */
 const cgroup2 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
@@ -87,6 +87,21 @@ t.test('update --resources replaces the filter: the device opens, and the old pr
   t.equal(programs(b.spec).length, 1, 'leaves the filter alone');
 });
 
+t.test('on this host\'s cgroup v1 too, update replaces the rules and keeps the default devices', async (t) => {
+  const name = id();
+  const b = makeBundle(work, (s) => {
+    withMknod(s);
+    s.process!.args = ['sh', '-c', 'mknod /tmp/fuse c 10 229; sleep 60'];
+  });
+  hostRt.ok(['run', '-d', '--bundle', b.dir, name]);
+  t.teardown(() => void hostRt.run(['delete', '--force', name]));
+  const resources = join(work, `${name}.json`);
+  writeFileSync(resources, JSON.stringify({ devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'r' }] }));
+  hostRt.ok(['update', '--resources', resources, name]);
+  const script = '(exec 3</tmp/fuse) 2>/dev/null && echo opened || echo denied; echo x > /dev/null && echo null-ok';
+  t.equal(hostRt.run(['exec', name, 'sh', '-c', script]).stdout, 'opened\nnull-ok\n');
+});
+
 t.test('linux.devices stay allowed after an update', async (t) => {
   const name = id();
   const b = makeBundle(work, (s) => {
@@ -131,6 +146,17 @@ t.test('a rule the program cannot hold is a clear error, and nothing is left', a
   const r = rt.run(['run', '--bundle', b.dir, id()]);
   t.not(r.status, 0);
   t.match(r.stderr, /linux.resources.devices\/0\/access: "rwx" is not made of r, w and m/);
+});
+
+t.test('a load the kernel refuses (no CAP_SYS_ADMIN nor CAP_BPF) fails create with an error naming the field, and nothing is left', async (t) => {
+  const noBpf = join(work, 'pocrun-v2-nobpf');
+  writeFileSync(noBpf, `#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec capsh --drop=cap_sys_admin,cap_bpf -- -c "exec $0 \\"\\$@\\"" sh "$@"' ${POCRUN} "$@"\n`);
+  chmodSync(noBpf, 0o755);
+  const b = makeBundle(work, (s) => { s.process!.args = ['true']; });
+  const r = new Runtime(work, noBpf).run(['run', '--bundle', b.dir, id()]);
+  t.equal(r.status, 1);
+  t.equal(r.stderr, 'pocrun: attach device filter (config.json /linux/resources/devices): load the device filter (BPF_PROG_LOAD): Operation not permitted\n');
+  t.notOk(existsSync(`${cgroup2}${b.spec.linux!.cgroupsPath}`), 'the cgroup is removed');
 });
 
 t.test('a program the kernel refuses: the verifier\'s words in one error line that names the field', async (t) => {
