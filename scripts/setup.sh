@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential pkg-config libseccomp-dev busybox-static iproute2 nftables iptables runc crun \
   sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
-  librsvg2-bin libyajl-dev python3 bpftool"
+  librsvg2-bin libyajl-dev python3"
 
 missing=""
 for p in $PACKAGES; do

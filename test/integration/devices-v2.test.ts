@@ -3,7 +3,7 @@
  * /sys/fs/cgroup/unified), so each pocrun runs in a private mount namespace where cgroup2 is mounted over
  * /sys/fs/cgroup: pocrun picks its v2 driver there, and the eBPF program attaches to any cgroup2 cgroup, with
  * or without controllers. The cgroups are the test's own (/pocrun-test/<pid>/...), seen from here through the
- * host's cgroup2 mount. bpftool lists the programs attached.
+ * host's cgroup2 mount. test/helpers/device_programs.py lists the programs attached, as bpftool would.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -25,15 +25,11 @@ writeFileSync(wrapper, `#!/bin/sh\nexec unshare -m --propagation private sh -c '
 chmodSync(wrapper, 0o755);
 const rt = new Runtime(work, wrapper);
 
-const bpftool = spawnSync('bpftool', ['version'], { encoding: 'utf8' });
-if (bpftool.status !== 0) throw new Error('bpftool is missing (scripts/setup.sh installs it)');
-
-/** The device programs attached to a container's cgroup, as bpftool lists them. */
-function programs(spec: Spec): { id: number; name: string; attach_flags: string }[] {
-  const r = spawnSync('bpftool', ['-j', 'cgroup', 'show', `${cgroup2}${spec.linux!.cgroupsPath}`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bpftool cgroup show: ${r.stderr}`);
-  return (JSON.parse(r.stdout.trim() || '[]') as { id: number; name: string; attach_type: string; attach_flags: string }[])
-    .filter((p) => p.attach_type === 'cgroup_device');
+/** The device programs attached to a container's cgroup. */
+function programs(spec: Spec): { id: number; name: string; multi: boolean }[] {
+  const r = spawnSync('python3', [join(top, 'test/helpers/device_programs.py'), `${cgroup2}${spec.linux!.cgroupsPath}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`device_programs.py: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 const withMknod = (s: Spec) => {
@@ -66,7 +62,7 @@ t.test('update --resources replaces the filter: the device opens, and the old pr
   t.teardown(() => void rt.run(['delete', '--force', name]));
   const open = () => rt.run(['exec', name, 'sh', '-c', '(exec 3</tmp/fuse) 2>/dev/null && echo opened || echo denied']).stdout;
   const before = programs(b.spec);
-  t.same(before.map((p) => [p.name, p.attach_flags]), [['pocrun_devices', 'multi']], 'one program, attached with BPF_F_ALLOW_MULTI');
+  t.same(before.map((p) => [p.name, p.multi]), [['pocrun_devices', true]], 'one program, attached with BPF_F_ALLOW_MULTI');
   t.equal(open(), 'denied\n');
 
   const resources = join(work, `${name}.json`);
