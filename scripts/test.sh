@@ -1,19 +1,49 @@
 #!/bin/sh
-# The test command: sets up (apt and npm packages, build), then runs the unit tests (no root needed) and the
-# integration tests (root, real containers). Ends with one line: "N passed, N failed".
+# The test command: sets up (apt and npm packages, build), then runs
+#   the host suite: unit tests (no root needed), integration tests (root, real containers), engine conformance;
+#   the guest suite: test/guest/ and conformance/ in the cgroup v2 test guest (scripts/guest/test.sh; Debian 12,
+#   systemd, kernel 6.1, under qemu), where the behaviour differs from this host's.
+# Ends with one line summing both: "N passed, N failed". A guest suite that cannot run counts as failed.
+# With FILES, runs only those: files under test/guest/ in the guest, the others on the host.
 set -u
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || { echo "0 passed, 1 failed (setup failed)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "test: integration tests need root (real containers)"; echo "0 passed, 1 failed"; exit 1; }
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-[ $# -gt 0 ] || set -- test/unit test/integration conformance
-npx tap --reporter=tap "$@" 2>&1 | tee "$log"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+host="" guest=""
+if [ $# -eq 0 ]; then
+  host="test/unit test/integration conformance" guest="test/guest conformance"
+else
+  for f in "$@"; do
+    case ${f#./} in test/guest | test/guest/*) guest="$guest $f" ;; *) host="$host $f" ;; esac
+  done
+fi
+
 # tap's last summary line reads "# { total: N, pass: N, fail: N, ... }".
-summary=$(grep -E '^# \{ total:' "$log" | tail -1)
-pass=$(echo "$summary" | sed -n 's/.*pass: \([0-9]*\).*/\1/p')
-fail=$(echo "$summary" | sed -n 's/.*fail: \([0-9]*\).*/\1/p')
-echo "${pass:-0} passed, ${fail:-0} failed"
-[ "${fail:-0}" = 0 ] && [ -n "$summary" ] && exit 0
+count() { grep -E '^# \{ total:' "$1" | tail -1 | sed -n "s/.*$2: \([0-9]*\).*/\1/p"; }
+
+pass=0 fail=0
+if [ -n "$host" ]; then
+  # shellcheck disable=SC2086
+  npx tap --reporter=tap $host 2>&1 | tee "$tmp/host"
+  p=$(count "$tmp/host" pass) f=$(count "$tmp/host" fail)
+  [ -n "$p" ] || { echo "test: the host suite printed no summary; counted as failed"; f=1; }
+  pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
+fi
+if [ -n "$guest" ]; then
+  echo "test: the guest suite, in the cgroup v2 test guest (scripts/guest/test.sh$guest)"
+  # shellcheck disable=SC2086
+  { ./scripts/guest/test.sh $guest; echo $? > "$tmp/guest-status"; } 2>&1 | tee "$tmp/guest"
+  p=$(count "$tmp/guest" pass) f=$(count "$tmp/guest" fail)
+  if [ -z "$p" ]; then
+    echo "test: the guest suite could not run (exit $(cat "$tmp/guest-status" 2>/dev/null), see above); counted as failed"
+    f=1
+  fi
+  pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ] && [ "$pass" -gt 0 ] && exit 0
 exit 1

@@ -126,6 +126,15 @@ export class Runtime {
   }
 }
 
+/**
+ * Where this test process's cgroups live: TEST_CGROUP_PARENT in each v1 controller, or in the one cgroup2
+ * hierarchy when /sys/fs/cgroup is one (the guest, scripts/guest/).
+ */
+export function testCgroupParents(): string[] {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return [join('/sys/fs/cgroup', TEST_CGROUP_PARENT)];
+  return readdirSync('/sys/fs/cgroup').map((controller) => join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT));
+}
+
 /** What a test could leave behind: our state dirs, mounts under its work dir, test cgroups, our children. */
 export interface Snapshot {
   mounts: string[];
@@ -137,8 +146,7 @@ export interface Snapshot {
 export function snapshot(work: string, root?: string): Snapshot {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(work) || l.includes('pocrun-test'));
   const cgroups: string[] = [];
-  for (const controller of readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT);
+  for (const dir of testCgroupParents()) {
     if (existsSync(dir)) for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) cgroups.push(join(dir, child.name));
   }
   const children = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
@@ -166,9 +174,9 @@ export function setup(): { work: string; rt: Runtime; residue: (t: Test) => void
       const after = snapshot(work, rt.root);
       rt.cleanup();
       rmSync(work, { recursive: true, force: true });
-      for (const controller of readdirSync('/sys/fs/cgroup')) {
+      for (const dir of testCgroupParents()) {
         try {
-          rmdirSync(join('/sys/fs/cgroup', controller, TEST_CGROUP_PARENT));
+          rmdirSync(dir);
         } catch {
           /* never made in this controller, or not empty: then the comparison below fails */
         }
