@@ -56,10 +56,12 @@ t.test('update --resources replaces the filter: the device opens, and the old pr
   const name = id();
   const b = makeBundle(work, (s) => {
     withMknod(s);
-    s.process!.args = ['sh', '-c', 'mknod /tmp/fuse c 10 229; sleep 60'];
+    s.process!.args = ['sh', '-c', 'mknod /tmp/fuse c 10 229 && touch /tmp/ready; sleep 60'];
   });
   rt.ok(['run', '-d', '--bundle', b.dir, name]);
   t.teardown(() => void rt.run(['delete', '--force', name]));
+  // The init runs on after `run -d` returns: wait (bounded) for it to have made the node.
+  t.equal(rt.run(['exec', name, 'sh', '-c', 'for i in $(seq 300); do [ -e /tmp/ready ] && break; sleep 0.1; done; ls /tmp/fuse']).stdout, '/tmp/fuse\n');
   const open = () => rt.run(['exec', name, 'sh', '-c', '(exec 3</tmp/fuse) 2>/dev/null && echo opened || echo denied']).stdout;
   const before = programs(b.spec);
   t.same(before.map((p) => [p.name, p.multi]), [['pocrun_devices', true]], 'one program, attached with BPF_F_ALLOW_MULTI');
@@ -87,10 +89,11 @@ t.test('on this host\'s cgroup v1 too, update replaces the rules and keeps the d
   const name = id();
   const b = makeBundle(work, (s) => {
     withMknod(s);
-    s.process!.args = ['sh', '-c', 'mknod /tmp/fuse c 10 229; sleep 60'];
+    s.process!.args = ['sh', '-c', 'mknod /tmp/fuse c 10 229 && touch /tmp/ready; sleep 60'];
   });
   hostRt.ok(['run', '-d', '--bundle', b.dir, name]);
   t.teardown(() => void hostRt.run(['delete', '--force', name]));
+  t.equal(hostRt.run(['exec', name, 'sh', '-c', 'for i in $(seq 300); do [ -e /tmp/ready ] && break; sleep 0.1; done; ls /tmp/fuse']).stdout, '/tmp/fuse\n');
   const resources = join(work, `${name}.json`);
   writeFileSync(resources, JSON.stringify({ devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'r' }] }));
   hostRt.ok(['update', '--resources', resources, name]);
