@@ -17,11 +17,20 @@ export function v2Limit(n: number | undefined, field: string): string | undefine
   return n < 0 ? 'max' : intText(n, field);
 }
 
-/** cpu.shares (2..262144) to cpu.weight (1..10000): `1 + ((shares - 2) * 9999) / 262142`, integer division. */
+/**
+ * cpu.shares (2..262144) to cpu.weight (1..10000), as runc 1.3+ (opencontainers/cgroups
+ * ConvertCPUSharesToCgroupV2Value) and crun 1.23+ convert: a quadratic in log2(shares) through the three points
+ * that matter, 2 → 1, 1024 → 100 (each hierarchy's default) and 262144 → 10000. Older runc (1.1, 1.2) and crun
+ * (such as Debian 12's runc 1.1.5 and crun 1.8.1) used the line `1 + ((shares - 2) * 9999) / 262142`, which
+ * turned the default 1024 into 39: a container with default shares got 39% of its siblings' weight. Kubernetes
+ * accepts either (kubernetes#131216). 0 is "not set".
+ */
 export function cpuSharesToWeight(shares: number): number {
   if (shares === 0) return 0;
-  const s = Math.min(Math.max(shares, 2), 262144);
-  return 1 + Math.floor(((s - 2) * 9999) / 262142);
+  if (shares <= 2) return 1;
+  if (shares >= 262144) return 10000;
+  const l = Math.log2(shares);
+  return Math.ceil(10 ** ((l * l + 125 * l) / 612 - 7 / 34));
 }
 
 /** blkio.weight (10..1000) to io.weight (1..10000): `1 + ((weight - 10) * 9999) / 990`, integer division. */

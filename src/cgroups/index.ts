@@ -34,9 +34,12 @@ export interface CgroupDriver {
   procsFiles(path: string): string[];
   /** The cgroup.procs file of the cgroup this process is in, in one hierarchy (see join.ts). */
   ownProcsFile(selfCgroup?: string): string | undefined;
-  /** Applies resources to an existing cgroup (`update`). Only the fields that are set are written. v2 takes no
-   * `devices` here: see deviceFilter. */
-  apply(path: string, resources: LinuxResources): void;
+  /**
+   * Applies resources to an existing cgroup (`update`). Only the fields that are set are written. v2 takes no
+   * `devices` here: see deviceFilter. `where` names the resources' source in errors (default `config.json`),
+   * which name the field as a /linux/resources pointer.
+   */
+  apply(path: string, resources: LinuxResources, where?: string): void;
   /**
    * v2, which has no device files: the rules (the whole list, in order) as an eBPF program for the helper to
    * attach to the cgroup, in place of the one before (src/native/device-filter.c; at create as a step of its

@@ -41,6 +41,12 @@ import { type BlkioEntry, type CgroupStats, emptyStats, memoryEntry, omitEmpty }
 
 const FREEZE_TIMEOUT_MS = 2000;
 
+/** Where the resources are in config.json: errors name the field as a JSON pointer below it. */
+const RESOURCES = '/linux/resources';
+
+/** A key as a JSON pointer token (RFC 6901: ~ and / escaped). */
+const pointerToken = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
 const words = (text: string | undefined) => (text ?? '').trim().split(/\s+/).filter(Boolean);
 
 export class CgroupV2Driver implements CgroupDriver {
@@ -63,28 +69,31 @@ export class CgroupV2Driver implements CgroupDriver {
    * Writes one file. A missing file is, most of the time, a controller that is not enabled for this cgroup:
    * say which one.
    */
-  private write(path: string, file: string, value: string): void {
+  private write(path: string, file: string, value: string, field?: string): void {
     const dir = this.dir(path);
     try {
       writeCgroupFile(path, dir, file, value);
     } catch (err) {
+      // The kernel's word on a value (EINVAL, ERANGE, EBUSY...) names the config field it came from.
+      if (field && causeCode(err) !== 'ENOENT') throw (err as PocError).wrap(field);
       if (causeCode(err) !== 'ENOENT' || !isDir(dir)) throw err;
       const controller = file.split('.')[0]!;
       const available = words(readCgroupFile(dir, 'cgroup.controllers'));
-      if (controller === 'cgroup' || available.includes(controller)) throw err;
-      throw writeError(
+      if (controller === 'cgroup' || available.includes(controller)) throw field ? (err as PocError).wrap(field) : err;
+      const missing = writeError(
         path,
         file,
         value,
         (err as Error).cause,
         ` (the ${controller} controller is not enabled for this cgroup; its cgroup.controllers: ${available.join(' ') || 'none'})`,
       );
+      throw field ? missing.wrap(field) : missing;
     }
   }
 
   create(path: string, resources: LinuxResources = {}): void {
     path = checkCgroupPath(path);
-    this.check(path, resources);
+    this.check(path, resources, 'config.json');
     const created: string[] = [];
     try {
       let cur = this.fsRoot;
@@ -135,50 +144,53 @@ export class CgroupV2Driver implements CgroupDriver {
   }
 
   /** Fails before any write on what cgroup v2 cannot do. */
-  private check(path: string, r: LinuxResources): void {
+  private check(path: string, r: LinuxResources, where: string): void {
     const fail = (what: string) => {
       throw new PocError(`cgroup ${path}: ${what}`);
+    };
+    /** A field that cgroup v2 cannot honour: named by its JSON pointer. */
+    const refuse = (pointer: string, why: string) => {
+      throw new PocError(`${where} ${RESOURCES}${pointer}: ${why} (cgroup ${path})`);
     };
     const m = r.memory;
     if (m) {
       try {
         memorySwapToV2(m.swap, m.limit);
       } catch (err) {
-        throw (err as PocError).wrap(`cgroup ${path}`);
+        throw (err as PocError).wrap(`${where} ${RESOURCES}/memory/swap`);
       }
-      if (m.disableOOMKiller) fail('memory.disableOOMKiller has no cgroup v2 equivalent');
-      if (m.swappiness !== undefined && m.swappiness !== -1) fail('memory.swappiness has no cgroup v2 equivalent');
-      if (m.useHierarchy === false) fail('memory.useHierarchy=false: cgroup v2 is always hierarchical');
+      if (m.disableOOMKiller) refuse('/memory/disableOOMKiller', 'cgroup v2 has no way to disable the OOM killer');
+      if (m.swappiness !== undefined && m.swappiness !== -1) refuse('/memory/swappiness', 'cgroup v2 has no per-cgroup swappiness');
+      if (m.useHierarchy === false) refuse('/memory/useHierarchy', 'false is impossible: cgroup v2 is always hierarchical');
     }
     const c = r.cpu;
-    if (c?.realtimeRuntime || c?.realtimePeriod) {
-      fail('cpu.realtimeRuntime/realtimePeriod: realtime group scheduling has no cgroup v2 interface');
-    }
+    if (c?.realtimeRuntime) refuse('/cpu/realtimeRuntime', 'realtime group scheduling has no cgroup v2 interface');
+    if (c?.realtimePeriod) refuse('/cpu/realtimePeriod', 'realtime group scheduling has no cgroup v2 interface');
     if (c?.burst !== undefined && c.quota !== undefined && c.quota > 0 && c.burst > c.quota) {
-      fail(`cpu.burst ${c.burst} is larger than cpu.quota ${c.quota}`);
+      refuse('/cpu/burst', `${c.burst} is larger than /cpu/quota ${c.quota}`);
     }
     const b = r.blockIO;
-    if (b?.leafWeight || b?.weightDevice?.some((wd) => wd.leafWeight)) {
-      fail('blockIO.leafWeight has no cgroup v2 equivalent');
-    }
-    if (r.network?.classID !== undefined || r.network?.priorities?.length) {
-      fail('network resources need the net_cls/net_prio controllers, which exist only on cgroup v1');
-    }
+    if (b?.leafWeight) refuse('/blockIO/leafWeight', 'cgroup v2 has no leaf weight');
+    const leaf = b?.weightDevice?.findIndex((wd) => wd.leafWeight) ?? -1;
+    if (leaf >= 0) refuse(`/blockIO/weightDevice/${leaf}/leafWeight`, 'cgroup v2 has no leaf weight');
+    if (r.network?.classID !== undefined) refuse('/network/classID', 'the net_cls controller exists only on cgroup v1');
+    if (r.network?.priorities?.length) refuse('/network/priorities', 'the net_prio controller exists only on cgroup v1');
     // cgroup v2 has no device files: the rules are an eBPF program (deviceFilter), which the helper attaches.
     if (r.devices) fail('linux.resources.devices: on cgroup v2 the device rules go through deviceFilter, not apply');
     for (const key of Object.keys(r.unified ?? {})) {
-      if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(key)) fail(`unified: ${JSON.stringify(key)} is not a cgroup file name`);
+      if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(key)) refuse(`/unified/${pointerToken(key)}`, `${JSON.stringify(key)} is not a cgroup file name`);
     }
   }
 
-  apply(path: string, r: LinuxResources): void {
+  apply(path: string, r: LinuxResources, where = 'config.json'): void {
     path = checkCgroupPath(path);
-    this.check(path, r);
+    this.check(path, r, where);
     const dir = this.dir(path);
-    const write = (file: string, value: string) => this.write(path, file, value);
+    /** Writes a value converted from the config field at `pointer` (below /linux/resources). */
+    const write = (file: string, value: string, pointer: string) => this.write(path, file, value, `${where} ${RESOURCES}${pointer}`);
 
     if (r.pids?.limit !== undefined) {
-      write('pids.max', r.pids.limit < 0 ? 'max' : intText(r.pids.limit, 'pids.limit'));
+      write('pids.max', r.pids.limit < 0 ? 'max' : intText(r.pids.limit, 'pids.limit'), '/pids/limit');
     }
 
     const m = r.memory;
@@ -187,15 +199,17 @@ export class CgroupV2Driver implements CgroupDriver {
       if (m.checkBeforeUpdate && m.limit !== undefined && m.limit > 0) {
         const usage = readNumber(dir, 'memory.current');
         if (m.limit < usage) {
-          throw new PocError(`cgroup ${path}: memory.limit ${m.limit} is below the current usage (${usage} bytes) and checkBeforeUpdate is set`);
+          throw new PocError(`${where} ${RESOURCES}/memory/limit: ${m.limit} is below the current usage (${usage} bytes) and checkBeforeUpdate is set (cgroup ${path})`);
         }
       }
       const swap = memorySwapToV2(m.swap, m.limit);
-      if (swap !== undefined) write('memory.swap.max', swap < 0 ? 'max' : intText(swap, 'memory.swap'));
-      if (limit !== undefined) write('memory.max', limit);
+      if (swap !== undefined) write('memory.swap.max', swap < 0 ? 'max' : intText(swap, 'memory.swap'), '/memory/swap');
+      if (limit !== undefined) write('memory.max', limit, '/memory/limit');
       const low = v2Limit(m.reservation, 'memory.reservation');
-      if (low !== undefined) write('memory.low', low);
+      if (low !== undefined) write('memory.low', low, '/memory/reservation');
       // kernel and kernelTCP are ignored, as runc does on v2: cgroup v2 accounts kernel memory in memory.max.
+      // memory.oom.group (kill the whole container on an OOM, not one process) has no config field: runc and
+      // crun leave it to `unified`, and so does pocrun.
     }
 
     const b = r.blockIO;
@@ -203,14 +217,14 @@ export class CgroupV2Driver implements CgroupDriver {
       // BFQ's io.bfq.weight takes the v1 range (1..1000) as it is; io.weight (1..10000) needs the conversion.
       const bfq = readCgroupFile(dir, 'io.bfq.weight') !== undefined;
       if (b.weight) {
-        if (bfq) write('io.bfq.weight', intText(b.weight, 'blockIO.weight'));
-        else write('io.weight', String(blkioWeightToIOWeight(b.weight)));
+        if (bfq) write('io.bfq.weight', intText(b.weight, 'blockIO.weight'), '/blockIO/weight');
+        else write('io.weight', String(blkioWeightToIOWeight(b.weight)), '/blockIO/weight');
       }
-      for (const wd of b.weightDevice ?? []) {
+      for (const [i, wd] of (b.weightDevice ?? []).entries()) {
         if (!wd.weight) continue;
         const dev = `${intText(wd.major, 'blockIO.weightDevice.major')}:${intText(wd.minor, 'blockIO.weightDevice.minor')}`;
-        if (bfq) write('io.bfq.weight', `${dev} ${intText(wd.weight, 'blockIO.weightDevice.weight')}`);
-        else write('io.weight', `${dev} ${blkioWeightToIOWeight(wd.weight)}`);
+        if (bfq) write('io.bfq.weight', `${dev} ${intText(wd.weight, 'blockIO.weightDevice.weight')}`, `/blockIO/weightDevice/${i}`);
+        else write('io.weight', `${dev} ${blkioWeightToIOWeight(wd.weight)}`, `/blockIO/weightDevice/${i}`);
       }
       const throttles = [
         ['throttleReadBpsDevice', 'rbps'],
@@ -219,21 +233,22 @@ export class CgroupV2Driver implements CgroupDriver {
         ['throttleWriteIOPSDevice', 'wiops'],
       ] as const;
       for (const [field, key] of throttles) {
-        for (const td of b[field] ?? []) {
+        for (const [i, td] of (b[field] ?? []).entries()) {
           // On v1 a rate of 0 removes the limit; io.max says that with `max`.
           const rate = td.rate === 0 ? 'max' : intText(td.rate, `blockIO.${field}.rate`);
-          write('io.max', `${intText(td.major, `blockIO.${field}.major`)}:${intText(td.minor, `blockIO.${field}.minor`)} ${key}=${rate}`);
+          const dev = `${intText(td.major, `blockIO.${field}.major`)}:${intText(td.minor, `blockIO.${field}.minor`)}`;
+          write('io.max', `${dev} ${key}=${rate}`, `/blockIO/${field}/${i}`);
         }
       }
     }
 
     const c = r.cpu;
     if (c) {
-      if (c.shares) write('cpu.weight', String(cpuSharesToWeight(c.shares)));
+      if (c.shares) write('cpu.weight', String(cpuSharesToWeight(c.shares)), '/cpu/shares');
       let burstPending = false;
       if (c.burst !== undefined) {
         try {
-          write('cpu.max.burst', intText(c.burst, 'cpu.burst'));
+          write('cpu.max.burst', intText(c.burst, 'cpu.burst'), '/cpu/burst');
         } catch (err) {
           // A burst above the old quota is rejected; it is written again after the new quota.
           if (causeCode(err) !== 'EINVAL' || !c.quota) throw err;
@@ -241,19 +256,21 @@ export class CgroupV2Driver implements CgroupDriver {
         }
       }
       const max = cpuMax(c.quota, c.period, words(readCgroupFile(dir, 'cpu.max'))[0] ?? 'max');
-      if (max !== undefined) write('cpu.max', max);
-      if (burstPending) write('cpu.max.burst', intText(c.burst!, 'cpu.burst'));
-      if (c.idle !== undefined) write('cpu.idle', intText(c.idle, 'cpu.idle'));
-      if (c.cpus) write('cpuset.cpus', c.cpus);
-      if (c.mems) write('cpuset.mems', c.mems);
+      if (max !== undefined) write('cpu.max', max, c.quota ? '/cpu/quota' : '/cpu/period');
+      if (burstPending) write('cpu.max.burst', intText(c.burst!, 'cpu.burst'), '/cpu/burst');
+      if (c.idle !== undefined) write('cpu.idle', intText(c.idle, 'cpu.idle'), '/cpu/idle');
+      if (c.cpus) write('cpuset.cpus', c.cpus, '/cpu/cpus');
+      if (c.mems) write('cpuset.mems', c.mems, '/cpu/mems');
     }
 
     let rsvd = true;
-    for (const h of r.hugepageLimits ?? []) {
+    for (const [i, h] of (r.hugepageLimits ?? []).entries()) {
       const size = checkPageSize(h.pageSize);
       const value = intText(h.limit, 'hugepageLimits.limit');
-      write(`hugetlb.${size}.max`, value);
-      if (rsvd && readCgroupFile(dir, `hugetlb.${size}.rsvd.max`) !== undefined) write(`hugetlb.${size}.rsvd.max`, value);
+      write(`hugetlb.${size}.max`, value, `/hugepageLimits/${i}`);
+      // As runc: the reservation limit too, where the kernel has it (5.11+), so that a reservation cannot
+      // outgrow the limit; all or none of the sizes get it.
+      if (rsvd && readCgroupFile(dir, `hugetlb.${size}.rsvd.max`) !== undefined) write(`hugetlb.${size}.rsvd.max`, value, `/hugepageLimits/${i}`);
       else rsvd = false;
     }
 
@@ -261,11 +278,11 @@ export class CgroupV2Driver implements CgroupDriver {
       let line = device;
       if (limits.hcaHandles !== undefined) line += ` hca_handle=${intText(limits.hcaHandles, `rdma.${device}.hcaHandles`)}`;
       if (limits.hcaObjects !== undefined) line += ` hca_object=${intText(limits.hcaObjects, `rdma.${device}.hcaObjects`)}`;
-      write('rdma.max', line);
+      write('rdma.max', line, `/rdma/${pointerToken(device)}`);
     }
 
     // Last, so that an explicit unified value wins over a converted one.
-    for (const [file, value] of Object.entries(r.unified ?? {})) write(file, value);
+    for (const [file, value] of Object.entries(r.unified ?? {})) write(file, value, `/unified/${pointerToken(file)}`);
   }
 
   deviceFilter(path: string, rules: readonly LinuxDeviceCgroup[]): DeviceFilter {

@@ -45,7 +45,7 @@ const COMMANDS: Record<string, Command> = {
     flags: CREATE_FLAGS,
     args: [1, 1],
     run: async (ctx, p) => {
-      startCgroupMoveGracePeriod(ctx.cgroups());
+      startCgroupMoveGracePeriod(ctx.cgroups(), { create: true });
       const { createContainer } = await import('../runtime/create.js');
       await createContainer(ctx, { ...createOptions(p), mode: 'detach' });
     },
@@ -58,7 +58,7 @@ const COMMANDS: Record<string, Command> = {
     flags: { ...CREATE_FLAGS, boolean: [...CREATE_FLAGS.boolean!, 'detach', 'keep', 'no-subreaper'], alias: { ...CREATE_FLAGS.alias, d: 'detach' } },
     args: [1, 1],
     run: async (ctx, p) => {
-      startCgroupMoveGracePeriod(ctx.cgroups());
+      startCgroupMoveGracePeriod(ctx.cgroups(), { create: true });
       const { runContainer } = await import('../runtime/run.js');
       return runContainer(ctx, { ...createOptions(p), detach: Boolean(p.flags.detach), keep: Boolean(p.flags.keep) });
     },

@@ -39,6 +39,9 @@
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef OVERLAYFS_SUPER_MAGIC
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #endif
@@ -58,7 +61,7 @@
 
 struct helper G = {
 	.sync_out = -1, .sync_in = -1, .root_fd = -1, .state_dir_fd = -1, .fifo_fd = -1,
-	.console_sock = -1, .null_fd = -1,
+	.console_sock = -1, .null_fd = -1, .cgroup_fd = -1,
 };
 static const struct step init_step = {1, (char *[]){"init", NULL}, "-"};
 static const struct step plan_step = {1, (char *[]){"plan", NULL}, "-"};
@@ -706,6 +709,38 @@ static __attribute__((noreturn)) void wait_for(pid_t child, const sigset_t *set)
 	}
 }
 
+static int move_self(const char *procs);
+static const struct step join_step;
+
+/*
+ * clone3 of the container's init. With a cgroup v2 directory (G.cgroup_fd), CLONE_INTO_CGROUP places the child
+ * there as it is made: no write to cgroup.procs, no migration of a running process, and so none of the kernel's
+ * waits that come with one (Linux 5.7+, as crun does). A new cgroup namespace made with it is rooted at the
+ * target cgroup (the kernel's cgroup_post_fork), so the container sees its cgroup as /. A kernel without the
+ * flag (ENOSYS; E2BIG: a clone_args larger than it knows; EINVAL: an unknown flag) gets the old way: this
+ * process moves itself into the cgroup, and the child is born there.
+ */
+static pid_t clone_init(uint64_t flags)
+{
+	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
+	if (G.cgroup_fd >= 0) {
+		args.flags = flags | CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)G.cgroup_fd;
+		pid_t pid = syscall(SYS_clone3, &args, sizeof args);
+		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL))
+			return pid;
+		char procs[4200];
+		snprintf(procs, sizeof procs, "%s/cgroup.procs", G.cgroup_dir);
+		if (move_self(procs) < 0) {
+			cur = &join_step;
+			die(errno, "write %s: %s", procs, strerror(errno));
+		}
+		xclose(&G.cgroup_fd);
+		args = (struct clone_args){.flags = flags, .exit_signal = SIGCHLD};
+	}
+	return syscall(SYS_clone3, &args, CLONE_ARGS_SIZE_VER0);
+}
+
 static void step_clone(const struct step *s)
 {
 	const char *mode = s->argv[1];
@@ -734,8 +769,7 @@ static void step_clone(const struct step *s)
 	int gate[2];
 	if (pipe2(gate, O_CLOEXEC) < 0)
 		die(errno, "pipe: %s", strerror(errno));
-	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
-	pid_t pid = syscall(SYS_clone3, &args, sizeof args);
+	pid_t pid = clone_init(flags);
 	if (pid < 0)
 		die(errno, "clone%s%s: %s", names[0] ? " " : "", names, strerror(errno));
 	if (pid == 0) {
@@ -743,6 +777,7 @@ static void step_clone(const struct step *s)
 		pid_t host_pid = 0;
 		ssize_t n;
 		close(gate[1]);
+		xclose(&G.cgroup_fd);
 		while ((n = read(gate[0], &host_pid, sizeof host_pid)) < 0 && errno == EINTR)
 			;
 		G.host_pid = n == sizeof host_pid ? host_pid : 0;
@@ -753,6 +788,7 @@ static void step_clone(const struct step *s)
 		G.new_userns = flags & CLONE_NEWUSER;
 		return;
 	}
+	xclose(&G.cgroup_fd);
 	char line[64];
 	int n = snprintf(line, sizeof line, "pid %d", pid);
 	if (send_line(line, n) < 0) {
@@ -914,7 +950,8 @@ int main(int argc, char **argv)
 	if (argc < 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = sync_out_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;
-		static const char usage[] = "usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [cgroup.procs ...]\n";
+		static const char usage[] =
+			"usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [--clone-into-cgroup DIR] [cgroup.procs ...]\n";
 		if (write(2, usage, sizeof usage - 1) < 0) { /* nothing to do */ }
 		return 1;
 	}
@@ -925,9 +962,21 @@ int main(int argc, char **argv)
 	signal(SIGCHLD, SIG_DFL); /* an inherited SIG_IGN would reap the child and the hooks behind our back */
 	umask(022);
 
-	/* Join the container's cgroup first: the kernel's wait for a first move overlaps with the runtime's
+	/* `--clone-into-cgroup DIR` (cgroup v2): the helper stays where it is and `clone` places the container's init
+	 * in DIR (see clone_init). Opened now, before a `setns` into a user namespace could take the right away. */
+	int first_procs = 4;
+	if (argc >= 6 && !strcmp(argv[4], "--clone-into-cgroup")) {
+		G.cgroup_dir = argv[5];
+		G.cgroup_fd = open(G.cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (G.cgroup_fd < 0) {
+			cur = &join_step;
+			die(errno, "open %s: %s", G.cgroup_dir, strerror(errno));
+		}
+		first_procs = 6;
+	}
+	/* Or join the container's cgroup first: the kernel's wait for a first move overlaps with the runtime's
 	 * planning, and everything the helper makes is charged to the container. */
-	for (int i = 4; i < argc; i++) {
+	for (int i = first_procs; i < argc; i++) {
 		if (move_self(argv[i]) < 0) {
 			cur = &join_step;
 			die(errno, "write %s: %s", argv[i], strerror(errno));

@@ -33,6 +33,8 @@ struct helper {
 	int console_sock;        /* from `console-connect` */
 	int null_fd;             /* O_PATH of the container's /dev/null, checked 1:3 (mask) */
 	bool new_userns;         /* `clone` made a user namespace */
+	int cgroup_fd;           /* the container's cgroup v2 directory, for clone3(CLONE_INTO_CGROUP); -1: none */
+	const char *cgroup_dir;  /* its path (the fallback writes cgroup.procs there) */
 	bool time_unshared;      /* `time-offset` already unshared a time namespace */
 	bool signals_reset;      /* `seccomp-load` already reset the signals execve would reset */
 	pid_t host_pid;          /* the container init's pid as the runtime sees it (child stage) */

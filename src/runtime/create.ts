@@ -5,7 +5,7 @@ import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
 import { encodePlan } from '../plan/wire.js';
 import { deviceCgroupRules } from '../plan/devices.js';
-import { resolveCgroupPath, type LinuxResources } from '../cgroups/index.js';
+import { resolveCgroupPath, type CgroupDriver, type LinuxResources } from '../cgroups/index.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
 import { PocError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
@@ -79,14 +79,16 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     trace('state directory made');
     cgroups.create(cgroupPath);
     trace('cgroup made');
-    // The helper moves itself into the cgroup first thing: the kernel's wait for a first move (5-25 ms on v1)
-    // overlaps with planning and applying the resources here. It reads its plan only after that move, so the
-    // plan has no cgroup-join steps.
+    // On cgroup v2 the helper's clone3 puts the init straight into the cgroup (CLONE_INTO_CGROUP): no process
+    // is moved. Otherwise the helper moves itself into the cgroup first thing: the kernel's wait for a first
+    // move (5-25 ms on v1) overlaps with planning and applying the resources here. It reads its plan only after
+    // that move, so the plan has no cgroup-join steps.
     releaseSlotIfPreserved(opts.preserveFds);
+    const into = cloneIntoCgroup(cgroups, cgroupPath, spec);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       ownProcessGroup: opts.mode === 'wait',
-      cgroupProcsFiles: cgroups.procsFiles(cgroupPath),
+      ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: cgroups.procsFiles(cgroupPath) }),
     });
     // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
     // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
@@ -142,6 +144,18 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
     throw err instanceof PocError ? err : wrapError('create', err);
   }
+}
+
+/**
+ * The cgroup v2 directory the init is cloned into, or undefined to move the helper instead: on v1 (a process
+ * is in one cgroup per hierarchy; CLONE_INTO_CGROUP names one), and when the helper joins an existing user
+ * namespace first (root there may not write the host's cgroup.procs, and the clone checks the same right; the
+ * helper moves itself before that setns).
+ */
+function cloneIntoCgroup(cgroups: CgroupDriver, cgroupPath: string, spec: Spec): string | undefined {
+  if (cgroups.version !== 2) return undefined;
+  if (spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path)) return undefined;
+  return cgroups.dirs(cgroupPath).unified;
 }
 
 /** The rootfs's absolute path, once it is known to be a directory. */

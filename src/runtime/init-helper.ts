@@ -47,7 +47,9 @@ interface BunRuntime {
  * nobody waits for it, Bun reaps it), not a write from Bun's thread pool, whose two threads would stay for the
  * whole command (~0.4 MB). Failures are ignored: it is only a head start.
  */
-export function startCgroupMoveGracePeriod(driver: CgroupDriver): void {
+export function startCgroupMoveGracePeriod(driver: CgroupDriver, opts: { create?: boolean } = {}): void {
+  // A create on cgroup v2 moves no process (see cloneIntoCgroup): nothing to give a head start.
+  if (opts.create && driver.version === 2) return;
   try {
     const file = driver.ownProcsFile();
     if (file) bunRuntime().spawn([helperPath(), '--cgroup-move', file], { stdio: ['ignore', 'ignore', 'ignore'] });
@@ -96,16 +98,24 @@ export class HelperSession {
   /**
    * Starts the helper; it waits for its plan, so the caller can prepare meanwhile. With `cgroupProcsFiles` it
    * first moves itself into that cgroup: the kernel's wait for a first move overlaps with the caller's planning.
+   * With `cloneIntoCgroup` it stays where it is and the init is born in the cgroup (no move at all).
    * Bun.spawn, not node:child_process: the latter costs ~6 ms per spawn in the Bun binary, Bun.spawn ~0.6 ms.
    */
-  static spawn(opts: { preserveFds: number; ownProcessGroup?: boolean; cgroupProcsFiles?: readonly string[] }): HelperSession {
+  static spawn(opts: {
+    preserveFds: number;
+    ownProcessGroup?: boolean;
+    cgroupProcsFiles?: readonly string[];
+    /** A cgroup v2 directory that the helper's `clone` puts the container's init straight into (CLONE_INTO_CGROUP). */
+    cloneIntoCgroup?: string;
+  }): HelperSession {
     const bun = bunRuntime();
     const preserved = Array.from({ length: opts.preserveFds }, (_, i) => 3 + i);
     const planIndex = 3 + opts.preserveFds;
     const syncIndex = planIndex + 1;
     const session = new HelperSession();
     try {
-      session.proc = bun.spawn([helperPath(), String(planIndex), 'ipc', String(syncIndex), ...(opts.cgroupProcsFiles ?? [])], {
+      const cgroupArgs = [...(opts.cloneIntoCgroup ? ['--clone-into-cgroup', opts.cloneIntoCgroup] : []), ...(opts.cgroupProcsFiles ?? [])];
+      session.proc = bun.spawn([helperPath(), String(planIndex), 'ipc', String(syncIndex), ...cgroupArgs], {
         stdio: ['inherit', 'inherit', 'inherit', ...preserved, 'pipe', 'pipe'],
         detached: opts.ownProcessGroup ?? false,
         serialization: 'json',

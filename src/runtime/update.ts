@@ -41,7 +41,8 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
-    ctx.cgroups().apply(record.cgroupPath, replaceDevices(ctx.cgroups(), record, resources));
+    const where = flags.resources !== undefined ? `update --resources ${flags.resources}` : 'update';
+    ctx.cgroups().apply(record.cgroupPath, replaceDevices(ctx.cgroups(), record, resources), where);
   } finally {
     unlock();
   }

@@ -13,9 +13,12 @@ import {
 } from '../../src/cgroups/convert.js';
 import type { LinuxDeviceCgroup } from '../../src/cgroups/resources.js';
 
-t.test('cpu.shares converts to cpu.weight with runc formula', async (t) => {
+t.test('cpu.shares converts to cpu.weight with the formula of runc 1.3+ and crun 1.23+', async (t) => {
   const cases: [number, number][] = [
-    [0, 0], [2, 1], [1, 1], [1024, 39], [512, 20], [100, 4], [262144, 10000], [300000, 10000],
+    // the cases of opencontainers/cgroups' utils_test.go (runc 1.3+): unset, out of range, the ends, the default
+    [0, 0], [1, 1], [2, 1], [3, 2], [1024, 100], [262143, 10000], [262144, 10000], [262145, 10000],
+    // points between, from the same formula (the old linear one gave 4, 20, 79, 191)
+    [100, 17], [512, 59], [2048, 174], [5000, 356],
   ];
   for (const [shares, weight] of cases) t.equal(cpuSharesToWeight(shares), weight, `shares ${shares}`);
 });

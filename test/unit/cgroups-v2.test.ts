@@ -54,7 +54,7 @@ t.test('resources are converted and written to the v2 files', async (t) => {
     ['memory unlimited', { memory: { limit: -1 } }, { 'memory.max': 'max', 'memory.swap.max': 'max' }],
     ['kernel memory ignored', { memory: { kernel: 1000, kernelTCP: 1000 } }, {}],
     ['cpu shares, quota, period', { cpu: { shares: 1024, quota: 50000, period: 100000 } },
-      { 'cpu.weight': '39', 'cpu.max': '50000 100000' }],
+      { 'cpu.weight': '100', 'cpu.max': '50000 100000' }],
     ['cpu quota alone', { cpu: { quota: 20000 } }, { 'cpu.max': '20000' }],
     ['cpu period alone keeps the quota', { cpu: { period: 50000 } }, { 'cpu.max': 'max 50000' }],
     ['cpu burst and idle', { cpu: { quota: 50000, burst: 10000, idle: 0 } },
@@ -98,14 +98,19 @@ t.test('io.bfq.weight takes the v1 weight as it is', async (t) => {
 t.test('what cgroup v2 cannot do is refused before anything is written', async (t) => {
   const cases: [LinuxResources, RegExp][] = [
     [{ devices: [{ allow: false, access: 'rwm' }] }, /^cgroup \/pocrun\/c1: linux.resources.devices: on cgroup v2 the device rules go through deviceFilter/],
-    [{ network: { classID: 1 } }, /net_cls\/net_prio controllers, which exist only on cgroup v1/],
-    [{ cpu: { realtimeRuntime: 950000 } }, /realtime group scheduling/],
-    [{ memory: { swappiness: 10 } }, /memory.swappiness has no cgroup v2 equivalent/],
-    [{ memory: { disableOOMKiller: true } }, /disableOOMKiller/],
-    [{ blockIO: { leafWeight: 10 } }, /leafWeight has no cgroup v2 equivalent/],
-    [{ memory: { limit: 2000, swap: 1000 } }, /^cgroup \/pocrun\/c1: memory.swap: 1000 is below memory.limit 2000/],
-    [{ cpu: { quota: 1000, burst: 2000 } }, /cpu.burst 2000 is larger than cpu.quota 1000/],
-    [{ unified: { '../memory.max': '1' } }, /unified: "..\/memory.max" is not a cgroup file name/],
+    [{ network: { classID: 1 } }, /^config.json \/linux\/resources\/network\/classID: the net_cls controller exists only on cgroup v1 \(cgroup \/pocrun\/c1\)$/],
+    [{ network: { priorities: [{ name: 'eth0', priority: 1 }] } }, /^config.json \/linux\/resources\/network\/priorities: the net_prio/],
+    [{ cpu: { realtimeRuntime: 950000 } }, /^config.json \/linux\/resources\/cpu\/realtimeRuntime: realtime group scheduling/],
+    [{ cpu: { realtimePeriod: 1000000 } }, /^config.json \/linux\/resources\/cpu\/realtimePeriod: realtime group scheduling/],
+    [{ memory: { swappiness: 10 } }, /^config.json \/linux\/resources\/memory\/swappiness: cgroup v2 has no per-cgroup swappiness/],
+    [{ memory: { disableOOMKiller: true } }, /^config.json \/linux\/resources\/memory\/disableOOMKiller: /],
+    [{ memory: { useHierarchy: false } }, /^config.json \/linux\/resources\/memory\/useHierarchy: /],
+    [{ blockIO: { leafWeight: 10 } }, /^config.json \/linux\/resources\/blockIO\/leafWeight: cgroup v2 has no leaf weight/],
+    [{ blockIO: { weightDevice: [{ major: 8, minor: 0, weight: 10 }, { major: 8, minor: 1, leafWeight: 10 }] } },
+      /^config.json \/linux\/resources\/blockIO\/weightDevice\/1\/leafWeight: /],
+    [{ memory: { limit: 2000, swap: 1000 } }, /^config.json \/linux\/resources\/memory\/swap: memory.swap: 1000 is below memory.limit 2000/],
+    [{ cpu: { quota: 1000, burst: 2000 } }, /^config.json \/linux\/resources\/cpu\/burst: 2000 is larger than \/cpu\/quota 1000/],
+    [{ unified: { '../memory.max': '1' } }, /^config.json \/linux\/resources\/unified\/..~1memory.max: "..\/memory.max" is not a cgroup file name/],
   ];
   for (const [resources, message] of cases) {
     const { driver } = fixture(t);
@@ -116,32 +121,56 @@ t.test('what cgroup v2 cannot do is refused before anything is written', async (
   writeTrace.writes = undefined;
 });
 
-t.test('a write failure names the cgroup, the file, the value and the errno', async (t) => {
+t.test('a write failure names the config field, the cgroup, the file, the value and the errno', async (t) => {
+  // A directory in place of the file: the open fails with EISDIR, as a refused value fails with EINVAL.
+  const cases: [string, LinuxResources, string][] = [
+    ['memory.max', { memory: { limit: 1000 } }, 'config.json /linux/resources/memory/limit: cgroup /pocrun/c1: write memory.max=1000: Is a directory'],
+    ['memory.swap.max', { memory: { limit: 1000, swap: 3000 } }, 'config.json /linux/resources/memory/swap: cgroup /pocrun/c1: write memory.swap.max=2000: Is a directory'],
+    ['memory.low', { memory: { reservation: 1000 } }, 'config.json /linux/resources/memory/reservation: cgroup /pocrun/c1: write memory.low=1000: Is a directory'],
+    ['cpu.weight', { cpu: { shares: 1024 } }, 'config.json /linux/resources/cpu/shares: cgroup /pocrun/c1: write cpu.weight=100: Is a directory'],
+    ['cpu.idle', { cpu: { idle: 1 } }, 'config.json /linux/resources/cpu/idle: cgroup /pocrun/c1: write cpu.idle=1: Is a directory'],
+    ['cpuset.cpus', { cpu: { cpus: '0' } }, 'config.json /linux/resources/cpu/cpus: cgroup /pocrun/c1: write cpuset.cpus=0: Is a directory'],
+    ['cpuset.mems', { cpu: { mems: '0' } }, 'config.json /linux/resources/cpu/mems: cgroup /pocrun/c1: write cpuset.mems=0: Is a directory'],
+    ['pids.max', { pids: { limit: 3 } }, 'config.json /linux/resources/pids/limit: cgroup /pocrun/c1: write pids.max=3: Is a directory'],
+    ['io.weight', { blockIO: { weightDevice: [{ major: 8, minor: 0 }, { major: 8, minor: 1, weight: 10 }] } },
+      'config.json /linux/resources/blockIO/weightDevice/1: cgroup /pocrun/c1: write io.weight=8:1 1: Is a directory'],
+    ['io.max', { blockIO: { throttleReadIOPSDevice: [{ major: 8, minor: 0, rate: 5 }] } },
+      'config.json /linux/resources/blockIO/throttleReadIOPSDevice/0: cgroup /pocrun/c1: write io.max=8:0 riops=5: Is a directory'],
+    ['hugetlb.2MB.max', { hugepageLimits: [{ pageSize: '2MB', limit: 4096 }] },
+      'config.json /linux/resources/hugepageLimits/0: cgroup /pocrun/c1: write hugetlb.2MB.max=4096: Is a directory'],
+    ['rdma.max', { rdma: { 'mlx/0': { hcaHandles: 1 } } }, 'config.json /linux/resources/rdma/mlx~10: cgroup /pocrun/c1: write rdma.max=mlx/0 hca_handle=1: Is a directory'],
+    ['memory.high', { unified: { 'memory.high': '1' } }, 'config.json /linux/resources/unified/memory.high: cgroup /pocrun/c1: write memory.high=1: Is a directory'],
+  ];
+  for (const [file, resources, message] of cases) {
+    const { driver, root } = fixture(t);
+    const leaf = `${root}/pocrun/c1`;
+    rmSync(`${leaf}/${file}`, { force: true });
+    mkdirSync(`${leaf}/${file}`);
+    t.throws(() => driver.apply('/pocrun/c1', resources), { message }, file);
+  }
   const { driver, root } = fixture(t);
-  // A directory in place of the file: the open fails with EISDIR.
-  const leaf = `${root}/pocrun/c1`;
-  rmSync(`${leaf}/memory.max`);
-  mkdirSync(`${leaf}/memory.max`);
-  t.throws(() => driver.apply('/pocrun/c1', { memory: { limit: 1000 } }), {
-    message: 'cgroup /pocrun/c1: write memory.max=1000: Is a directory',
-  });
+  rmSync(`${root}/pocrun/c1/pids.max`);
+  mkdirSync(`${root}/pocrun/c1/pids.max`);
+  t.throws(() => driver.apply('/pocrun/c1', { pids: { limit: 3 } }, 'update'), {
+    message: 'update /linux/resources/pids/limit: cgroup /pocrun/c1: write pids.max=3: Is a directory',
+  }, 'update names itself as the source');
 });
 
 t.test('a file of a controller that is not enabled is reported as such', async (t) => {
   const { driver, root } = fixture(t);
   writeFileSync(`${root}/pocrun/c1/cgroup.controllers`, 'cpu pids\n');
   t.throws(() => driver.apply('/pocrun/c1', { unified: { 'misc.max': 'x 1' } }), {
-    message: /write misc.max=x 1: No such file or directory \(the misc controller is not enabled for this cgroup; its cgroup.controllers: cpu pids\)/,
+    message: /^config.json \/linux\/resources\/unified\/misc.max: cgroup \/pocrun\/c1: write misc.max=x 1: No such file or directory \(the misc controller is not enabled for this cgroup; its cgroup.controllers: cpu pids\)$/,
   });
   t.throws(() => driver.apply('/pocrun/c1', { unified: { 'cpu.nosuchfile': '1' } }), {
-    message: 'cgroup /pocrun/c1: write cpu.nosuchfile=1: No such file or directory',
+    message: 'config.json /linux/resources/unified/cpu.nosuchfile: cgroup /pocrun/c1: write cpu.nosuchfile=1: No such file or directory',
   });
 });
 
 t.test('checkBeforeUpdate refuses a limit below the usage', async (t) => {
   const { driver, read } = fixture(t, { 'memory.current': '5000\n' });
   t.throws(() => driver.apply('/pocrun/c1', { memory: { limit: 1000, checkBeforeUpdate: true } }), {
-    message: /memory.limit 1000 is below the current usage \(5000 bytes\)/,
+    message: /^config.json \/linux\/resources\/memory\/limit: 1000 is below the current usage \(5000 bytes\)/,
   });
   t.equal(read('memory.max'), 'max\n');
   driver.apply('/pocrun/c1', { memory: { limit: 1000 } });
