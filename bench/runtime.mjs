@@ -2,7 +2,7 @@
 // Runtime benchmark: pocrun against runc (and crun) on the same busybox bundle, in one run, alternating runtimes
 // so that the machine's drift falls on all of them alike. Prints medians and ratios to runc (and crun).
 //
-// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many,engine]
+// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many,engine] [--guest] [--also NAME=BIN]
 //
 // many: 50 containers in sequence and 50 at once (`run` of `true` each), wall time and peak memory of the whole:
 // the runtime processes run in a fresh memory cgroup, whose max usage is read afterwards.
@@ -11,6 +11,11 @@
 //
 // crun refuses hybrid cgroups: every runtime is measured inside `unshare -m --propagation private` with
 // /sys/fs/cgroup/unified unmounted (a pure v1 view), so the three see the same cgroups.
+//
+// --guest: the same, run by itself in the cgroup v2 test guest (scripts/guest/run.sh: Debian 12, systemd, pure
+// cgroup v2, runc 1.1.5 and crun 1.8.1), where crun is at home. The guest is emulated (TCG), which slows
+// everything 5-20 times and not evenly: only the ratios are printed there. Default there: run, lifecycle, state
+// with 10 repetitions. --also NAME=BIN measures one more runtime binary beside them (another build of pocrun).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,11 +24,22 @@ import { fileURLToPath } from 'node:url';
 
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 30;
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['run', 'lifecycle', 'state', 'many', 'engine'];
+const inGuest = process.env.POC_GUEST === '1';
+const reps = Number(args[args.indexOf('--reps') + 1] || 0) || (inGuest ? 10 : 30);
+const only = args.includes('--only')
+  ? args[args.indexOf('--only') + 1].split(',')
+  : inGuest ? ['run', 'lifecycle', 'state'] : ['run', 'lifecycle', 'state', 'many', 'engine'];
+const also = args.includes('--also') ? args[args.indexOf('--also') + 1].split('=') : undefined;
 const MANY = 50;
 
-if (process.env.POC_BENCH_INNER !== '1') {
+if (args.includes('--guest') && !inGuest) {
+  // Boot the guest and run this script there, with the same arguments (less --guest).
+  const rest = process.argv.slice(2).filter((a) => a !== '--guest');
+  const r = spawnSync(join(top, 'scripts/guest/run.sh'), ['node', 'bench/runtime.mjs', ...rest], { stdio: 'inherit', cwd: top });
+  process.exit(r.status ?? 1);
+}
+
+if (!inGuest && process.env.POC_BENCH_INNER !== '1') {
   // Re-run this script in a private mount namespace with the cgroup2 mount hidden.
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
     'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh', process.execPath, ...process.argv.slice(1)], {
@@ -48,7 +64,22 @@ const runtimes = [
   { name: 'pocrun', bin: join(top, 'dist/pocrun') },
   { name: 'runc', bin: 'runc' },
   { name: 'crun', bin: 'crun' },
+  ...(also ? [{ name: also[0], bin: also[1].startsWith('/') ? also[1] : join(top, also[1]) }] : []),
 ].filter((r) => r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0);
+
+// Until pocrun builds the eBPF device program, a v2 host refuses the default config's device rules: then every
+// runtime runs the config without them (the same work for all), and the output says so.
+let devicesNote = '';
+if (inGuest) {
+  const probe = spawnSync(runtimes[0].bin, ['--root', join(work, 'probe'), 'run', '--bundle', bundle, 'probe'], { encoding: 'utf8' });
+  if (probe.status !== 0 && /device rules on cgroup v2/.test(probe.stderr)) {
+    delete config.linux.resources.devices;
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
+    devicesNote = ' (config without device rules: this pocrun has no eBPF device program yet)';
+  } else if (probe.status !== 0) {
+    throw new Error(`pocrun run: ${probe.stderr}`);
+  }
+}
 
 function time(fn) {
   const t0 = process.hrtime.bigint();
@@ -69,14 +100,15 @@ function call(rt, root, argv) {
 /** Runs a shell script in a fresh memory cgroup: wall time and the cgroup's peak memory. */
 let batch = 0;
 function inMemoryCgroup(script) {
-  const cg = `/sys/fs/cgroup/memory/pocrun-bench-${process.pid}-${batch++}`;
+  const cg = `/sys/fs/cgroup${inGuest ? '' : '/memory'}/pocrun-bench-${process.pid}-${batch++}`;
   mkdirSync(cg);
   try {
     const t0 = process.hrtime.bigint();
     const r = spawnSync('sh', ['-c', `echo $$ > ${cg}/cgroup.procs; ${script}`], { cwd: bundle, stdio: ['ignore', 'ignore', 'inherit'] });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (r.status !== 0) throw new Error(`batch failed: exit ${r.status}`);
-    return { ms, mib: Number(readFileSync(`${cg}/memory.max_usage_in_bytes`, 'utf8')) / 2 ** 20 };
+    const peak = inGuest ? 'memory.peak' : 'memory.max_usage_in_bytes';
+    return { ms, mib: Number(readFileSync(`${cg}/${peak}`, 'utf8')) / 2 ** 20 };
   } finally {
     for (let i = 0; i < 100; i++) {
       try {
@@ -206,7 +238,20 @@ function printRuntimeTable() {
     const med = Object.fromEntries(names.map((n) => [n, median(byRt[n])]));
     return [metric, ...names.map((n) => med[n].toFixed(1)), ...names.filter((n) => n !== 'pocrun').map((n) => (med.pocrun / med[n]).toFixed(2))];
   });
+  // In the emulated guest absolute times mean little: the ratios alone.
+  const shown = inGuest ? [0, ...header.map((_, c) => c).filter((c) => c > names.length)] : header.map((_, c) => c);
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
-  console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
-  for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c] + 2)).join(''));
+  if (inGuest) {
+    console.log(`${reps} repetitions, runtimes alternating, in the cgroup v2 guest (${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ` +
+      `emulated: ratios only, absolute times are distorted)${devicesNote}`);
+    console.log(`runtimes: ${runtimes.map((r) => `${r.name} ${versionOf(r)}`).join(', ')}`);
+  } else {
+    console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
+  }
+  for (const r of [header, ...rows]) console.log(shown.map((c) => r[c].padEnd(widths[c] + 2)).join(''));
+}
+
+function versionOf(rt) {
+  const out = spawnSync(rt.bin, ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  return (/version:? (\S+)/i.exec(out)?.[1] ?? '?').replace(/\+.*$/, '');
 }

@@ -215,9 +215,16 @@ const COMMANDS: Record<string, Command> = {
     summary: 'print what this runtime supports, as JSON (features-schema.json)',
     flags: {},
     args: [0, 0],
-    run: async () => {
+    run: async (ctx) => {
       const { features, knownSeccompArchs, seccompFeatures } = await import('../runtime/features.js');
-      stdout(`${JSON.stringify(features(seccompFeatures(undefined, knownSeccompArchs())), null, '    ')}\n`);
+      const { hostCgroupFacts } = await import('../cgroups/index.js');
+      let cgroups: Record<string, string> = {};
+      try {
+        cgroups = hostCgroupFacts(ctx.cgroups());
+      } catch {
+        // no cgroups mounted: nothing to say about them
+      }
+      stdout(`${JSON.stringify(features(seccompFeatures(undefined, knownSeccompArchs()), cgroups), null, '    ')}\n`);
     },
   },
   spec: {

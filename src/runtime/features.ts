@@ -22,7 +22,10 @@ export interface SeccompFeatures {
  * pocrun features (features-schema.json): what this build recognises, derived from the tables the planner
  * itself uses, so that it cannot claim what config.json would refuse.
  */
-export function features(seccomp: SeccompFeatures | undefined = seccompFeatures()): Record<string, unknown> {
+export function features(
+  seccomp: SeccompFeatures | undefined = seccompFeatures(),
+  hostCgroups: Record<string, string> = {},
+): Record<string, unknown> {
   return {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
@@ -31,6 +34,7 @@ export function features(seccomp: SeccompFeatures | undefined = seccompFeatures(
     linux: {
       namespaces: Object.keys(NAMESPACE_NAMES).sort(),
       capabilities: [...CAPABILITIES],
+      // What pocrun can drive, whatever the host (as the spec says); the annotations say what this host has.
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
       seccomp: seccomp ? { enabled: true, ...seccomp } : { enabled: false },
       // Profiles and process labels are applied where the host has the LSM (config.json names one the host lacks:
@@ -45,6 +49,7 @@ export function features(seccomp: SeccompFeatures | undefined = seccompFeatures(
     annotations: {
       'io.github.pocrun.version': VERSION,
       'io.github.pocrun.commit': COMMIT,
+      ...hostCgroups,
     },
   };
 }
