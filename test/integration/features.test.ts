@@ -10,6 +10,7 @@ import { validate_features } from '../../src/spec/generated/validators.js';
 import { CAPABILITIES } from '../../src/plan/capabilities.js';
 import { knownMountOptions, parseMountOptions } from '../../src/plan/mount-options.js';
 import { SECCOMP_ACTIONS, SECCOMP_OPERATORS } from '../../src/plan/seccomp.js';
+import { V1_CONTROLLERS } from '../../src/cgroups/index.js';
 
 const { work, rt, residue } = setup();
 
@@ -26,6 +27,12 @@ t.test('features is valid against features-schema.json and tells the truth', asy
   }
   t.same(f.linux.namespaces, ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts']);
   t.same(f.linux.cgroup, { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true });
+  // This host: hybrid, driven as v1 (test/guest/ checks a v2 host).
+  t.equal(f.annotations['io.github.pocrun.cgroup.version'], '1');
+  t.same(f.annotations['io.github.pocrun.cgroup.controllers'].split(' ').sort(),
+    readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - cgroup /.test(l))
+      .flatMap((l) => l.split(' ').at(-1)!.split(',')).filter((o) => V1_CONTROLLERS.includes(o as never)).sort());
+  t.equal(f.annotations['io.github.pocrun.cgroup.cloneIntoCgroup'], 'false');
   t.same([f.linux.apparmor, f.linux.selinux, f.linux.intelRdt], [{ enabled: true }, { enabled: true }, { enabled: false }]);
   t.equal(f.linux.seccomp.enabled, true);
   t.same(f.linux.seccomp.actions, Object.keys(SECCOMP_ACTIONS).sort());

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { CgroupV2Driver } from '../../src/cgroups/v2.js';
+import { CgroupV1Driver, hostCgroupFacts, kernelHasCloneIntoCgroup } from '../../src/cgroups/index.js';
 import { writeTrace } from '../../src/cgroups/fs.js';
 import { deviceFilter } from '../../src/cgroups/device-filter.js';
 import type { LinuxDeviceCgroup, LinuxResources } from '../../src/cgroups/resources.js';
@@ -295,4 +296,24 @@ t.test('destroy removes the cgroup and those below it', async (t) => {
   t.pass('destroying a missing cgroup is not an error');
   t.throws(() => driver.destroy('/'), /root cgroup/);
   t.throws(() => driver.destroy('/pocrun/../x'), /".."/);
+});
+
+t.test('host facts for features: version, controllers, freezer, clone into cgroup by kernel version', async (t) => {
+  const { driver } = fixture(t);
+  t.same(hostCgroupFacts(driver, '6.1.0-57-amd64'), {
+    'io.github.pocrun.cgroup.version': '2',
+    'io.github.pocrun.cgroup.controllers': CONTROLLERS.trim(),
+    'io.github.pocrun.cgroup.freezer': 'cgroup.freeze',
+    'io.github.pocrun.cgroup.cloneIntoCgroup': 'true',
+  });
+  for (const [kernel, has] of [['5.6.19', false], ['5.7.0', true], ['4.19.0-26-amd64', false], ['10.0', true]] as const) {
+    t.equal(kernelHasCloneIntoCgroup(kernel), has, kernel);
+  }
+  const v1 = new CgroupV1Driver('/sys/fs/cgroup', { memory: '/x/memory', pids: '/x/pids' });
+  t.same(hostCgroupFacts(v1), {
+    'io.github.pocrun.cgroup.version': '1',
+    'io.github.pocrun.cgroup.controllers': 'memory pids',
+    'io.github.pocrun.cgroup.freezer': 'none',
+    'io.github.pocrun.cgroup.cloneIntoCgroup': 'false',
+  });
 });
