@@ -9,12 +9,13 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
+import { ociImageArchive } from '../test/helpers/oci-image.js';
 import {
-  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, inTerminal, must, mountsUnder, processesMentioning, removeCgroupTree, sh, waitFor,
+  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, inTerminal, mountsUnder, processesMentioning, removeCgroupTree, sh, waitFor,
   type Result,
 } from '../test/helpers/engines.js';
 
@@ -63,22 +64,12 @@ function frozen(pid: number): boolean {
   return readFileSync(join(dir, 'cgroup.freeze'), 'utf8').trim() === '1';
 }
 
-/** An OCI image layout of the busybox rootfs, built offline with umoci, as a tar archive for `ctr images import`. */
+/** The busybox rootfs as an OCI image archive, built offline, for `ctr images import`. */
 function buildImage(): string {
-  const layout = join(work, 'oci');
-  const bundle = join(work, 'umoci-bundle');
-  must('umoci', ['init', '--layout', layout]);
-  must('umoci', ['new', '--image', `${layout}:latest`]);
-  must('umoci', ['unpack', '--image', `${layout}:latest`, bundle]);
-  const rootfs = join(work, 'rootfs');
-  busyboxRootfs(rootfs);
-  cpSync(rootfs, join(bundle, 'rootfs'), { recursive: true, verbatimSymlinks: true });
-  must('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
-  must('umoci', ['config', '--image', `${layout}:latest`, '--config.cmd', 'sh', '--config.env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin']);
-  const archive = join(work, 'busybox-oci.tar');
-  must('tar', ['-C', layout, '-cf', archive, '.']);
-  for (const dir of [layout, bundle, rootfs]) rmSync(dir, { recursive: true, force: true });
-  return archive;
+  return ociImageArchive(work, 'busybox', {
+    fill: (rootfs) => busyboxRootfs(rootfs),
+    config: ['--config.cmd', 'sh', '--config.env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+  });
 }
 
 t.before(async () => {
