@@ -200,7 +200,7 @@ t.test('containerd', { skip: !ready }, async (t) => {
     t.match(dir, `/${ns}/mem1`, 'the cgroup containerd asked for');
     const file = existsSync(join(dir, 'memory.limit_in_bytes')) ? 'memory.limit_in_bytes' : 'memory.max';
     t.equal(readFileSync(join(dir, file), 'utf8').trim(), String(limit), `host ${file}`);
-    t.equal(ok(['task', 'metrics', 'mem1']).match(/memory\.limit_in_bytes\s+(\d+)|memory\.limit\s+(\d+)/)?.slice(1).find(Boolean), String(limit), 'metrics shows it');
+    t.equal(ok(['task', 'metrics', 'mem1']).match(/memory\.limit_in_bytes\s+(\d+)|memory\.usage_limit\s+(\d+)/)?.slice(1).find(Boolean), String(limit), 'metrics shows it (ctr: memory.limit_in_bytes on v1, memory.usage_limit on v2)');
     ctr(['task', 'delete', '--force', 'mem1']);
     ok(['containers', 'rm', 'mem1']);
   });
