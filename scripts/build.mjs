@@ -23,4 +23,4 @@ run(join(top, 'node_modules/.bin/bun'), [
 ]);
 rmSync(join(top, 'dist/poc'), { force: true });
 symlinkSync('pocrun-ts', join(top, 'dist/poc'));
-console.log('built dist/pocrun, dist/pocrun-ts, dist/poc, dist/pocrun-init, dist/poc-monitor');
+console.log('built dist/pocrun, dist/pocrun-ts, dist/poc, dist/pocrun-init, dist/poc-monitor, dist/pocrun-systemd');

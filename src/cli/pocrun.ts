@@ -256,6 +256,7 @@ Global flags:
   --log FILE            also write errors and debug output to FILE
   --log-format FORMAT   text or json (default text)
   --debug               debug output and stack traces
+  --systemd-cgroup      create the container's cgroup as a systemd scope (linux.cgroupsPath: slice:prefix:name)
   --version, -v         print the version
   --help, -h            print this help; "pocrun COMMAND --help" for a command
 `;
@@ -284,7 +285,13 @@ export async function runPocrun(argv: string[]): Promise<number> {
     }
     const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
     if (logFormat !== 'text' && logFormat !== 'json') throw new PocError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
-    ctx = new RuntimeContext(stringFlag(global.flags, 'root') ?? DEFAULT_ROOT, stringFlag(global.flags, 'log'), logFormat as LogFormat, debug);
+    ctx = new RuntimeContext(
+      stringFlag(global.flags, 'root') ?? DEFAULT_ROOT,
+      stringFlag(global.flags, 'log'),
+      logFormat as LogFormat,
+      debug,
+      Boolean(global.flags['systemd-cgroup']),
+    );
     const command = COMMANDS[name];
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
     const flagSpec = { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] };

@@ -1,7 +1,11 @@
 import { stderr } from '../cli/output.js';
 import { appendFileSync } from 'node:fs';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
-import { Store } from './store.js';
+// Small modules (the D-Bus calls are pocrun-systemd's, a program run only for a container that uses systemd).
+import { SystemdCgroupDriver } from '../cgroups/systemd.js';
+import { systemdRunning } from '../cgroups/systemd-bus.js';
+import { PocError } from '../errors.js';
+import { Store, type ContainerRecord } from './store.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -15,12 +19,30 @@ export class RuntimeContext {
     readonly logFile: string | undefined,
     readonly logFormat: LogFormat,
     readonly debugEnabled: boolean,
+    /** --systemd-cgroup: create makes the container's cgroup a systemd scope. Later commands go by the record. */
+    readonly systemdCgroup = false,
   ) {
     this.store = new Store(root);
   }
 
   /** Detected on first use: state, start and kill of a container rarely need it. */
   cgroups = (): CgroupDriver => (this.driver ??= detectCgroups());
+
+  /**
+   * The systemd driver over this host's cgroupfs driver, for create with --systemd-cgroup; a clear error where
+   * systemd is not the init.
+   */
+  systemdCgroups(): SystemdCgroupDriver {
+    if (!systemdRunning()) {
+      throw new PocError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system, as sd_booted(3) checks); without the flag pocrun manages the cgroup itself (cgroupfs)');
+    }
+    return new SystemdCgroupDriver(this.cgroups());
+  }
+
+  /** The driver that made a container's cgroup, as its record says (engines pass --systemd-cgroup to create only). */
+  cgroupsOf(record: ContainerRecord): CgroupDriver {
+    return record.systemd ? new SystemdCgroupDriver(this.cgroups()) : this.cgroups();
+  }
 
   log(level: 'debug' | 'info' | 'warning' | 'error', msg: string): void {
     if (level === 'debug' && !this.debugEnabled) return;

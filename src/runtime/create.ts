@@ -7,6 +7,7 @@ import { encodePlan } from '../plan/wire.js';
 import { deviceCgroupRules } from '../plan/devices.js';
 import { resolveCgroupPath, type CgroupDriver, type LinuxResources } from '../cgroups/index.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
+import { systemdUnitFor } from '../cgroups/systemd-unit.js';
 import { PocError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
@@ -54,8 +55,12 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   const rootfs = checkRootfs(spec, bundle);
   if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
 
-  const cgroups = ctx.cgroups();
-  const cgroupPath = resolveCgroupPath(spec.linux?.cgroupsPath, id);
+  // --systemd-cgroup: the cgroup is a systemd scope, named from linux.cgroupsPath (slice:prefix:name). Both
+  // checks come before anything is made: without systemd, or with a malformed path, nothing is left behind.
+  const systemd = ctx.systemdCgroup ? ctx.systemdCgroups() : undefined;
+  const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id) : undefined;
+  const cgroups = systemd ?? ctx.cgroups();
+  const cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
   const record: ContainerRecord = {
     ociVersion: spec.ociVersion,
     id,
@@ -67,6 +72,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     rootfs,
     cgroupPath,
     cgroupDirs: cgroups.dirs(cgroupPath),
+    ...(unit ? { systemd: { unit: unit.unit, slice: unit.slice } } : {}),
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     ...(spec.linux?.devices?.length ? { devices: spec.linux.devices.map(({ type, major, minor }) => ({ type, major, minor })) } : {}),
     owner: 'root',
@@ -77,18 +83,21 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
     trace('state directory made');
-    cgroups.create(cgroupPath);
-    trace('cgroup made');
+    if (!systemd) {
+      cgroups.create(cgroupPath);
+      trace('cgroup made');
+    }
     // On cgroup v2 the helper's clone3 puts the init straight into the cgroup (CLONE_INTO_CGROUP): no process
     // is moved. Otherwise the helper moves itself into the cgroup first thing: the kernel's wait for a first
     // move (5-25 ms on v1) overlaps with planning and applying the resources here. It reads its plan only after
-    // that move, so the plan has no cgroup-join steps.
+    // that move, so the plan has no cgroup-join steps. A systemd scope is made with the helper in it (below,
+    // systemd moves it), before the helper clones the init.
     releaseSlotIfPreserved(opts.preserveFds);
-    const into = cloneIntoCgroup(cgroups, cgroupPath, spec);
+    const into = systemd ? undefined : cloneIntoCgroup(cgroups, cgroupPath, spec);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       ownProcessGroup: opts.mode === 'wait',
-      ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: cgroups.procsFiles(cgroupPath) }),
+      ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: systemd ? [] : cgroups.procsFiles(cgroupPath) }),
     });
     // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
     // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
@@ -110,7 +119,15 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');
-    cgroups.apply(cgroupPath, { ...spec.linux?.resources, devices: deviceFilter ? undefined : devices } as LinuxResources);
+    const resources = { ...spec.linux?.resources, devices: deviceFilter ? undefined : devices } as LinuxResources;
+    if (systemd) {
+      trace('systemd scope starting');
+      // systemd is told the device rules too (DevicePolicy, DeviceAllow: its own program, beside pocrun's filter).
+      systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: helper.pid, resources: { ...resources, devices } });
+      trace('systemd scope started');
+    } else {
+      cgroups.apply(cgroupPath, resources);
+    }
     trace('resources applied');
     helper.sendPlan(planBytes);
     trace('plan sent');

@@ -47,7 +47,7 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
 
 /** Kills what is left, removes the cgroup, runs poststop hooks and removes the state directory. */
 export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, opts: { runPoststop: boolean }): void {
-  const cgroups = ctx.cgroups();
+  const cgroups = ctx.cgroupsOf(record);
   const alive = record.pid > 0 && (record.initStartTime === '' || isSameLiveProcess(record.pid, record.initStartTime));
   try {
     if (cgroups.exists(record.cgroupPath)) {

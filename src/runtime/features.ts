@@ -2,6 +2,7 @@ import { CAPABILITIES } from '../plan/capabilities.js';
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { helperPath } from './init-helper.js';
+import { busProgram, systemdRunning } from '../cgroups/systemd-bus.js';
 import { knownMountOptions } from '../plan/mount-options.js';
 import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../plan/seccomp.js';
 import { NAMESPACE_NAMES } from '../plan/namespaces.js';
@@ -25,6 +26,7 @@ export interface SeccompFeatures {
 export function features(
   seccomp: SeccompFeatures | undefined = seccompFeatures(),
   hostCgroups: Record<string, string> = {},
+  systemd = systemdAvailable(),
 ): Record<string, unknown> {
   return {
     ociVersionMin: '1.0.0',
@@ -35,7 +37,8 @@ export function features(
       namespaces: Object.keys(NAMESPACE_NAMES).sort(),
       capabilities: [...CAPABILITIES],
       // What pocrun can drive, whatever the host (as the spec says); the annotations say what this host has.
-      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
+      // systemd: where --systemd-cgroup works (systemd is the init, pocrun-systemd is built); as root only.
+      cgroup: { v1: true, v2: true, systemd, systemdUser: false, rdma: true },
       seccomp: seccomp ? { enabled: true, ...seccomp } : { enabled: false },
       // Profiles and process labels are applied where the host has the LSM (config.json names one the host lacks:
       // a clear error); SELinux mount labels are refused.
@@ -52,6 +55,17 @@ export function features(
       ...hostCgroups,
     },
   };
+}
+
+/** Whether --systemd-cgroup can work on this host. */
+export function systemdAvailable(): boolean {
+  if (!systemdRunning()) return false;
+  try {
+    busProgram();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The Linux version that brought each seccomp filter flag (the helper refuses a flag the kernel lacks). */

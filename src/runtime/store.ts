@@ -26,6 +26,11 @@ export interface ContainerRecord {
   cgroupDirs: Record<string, string>;
   /** linux.devices: their nodes stay allowed when `update` replaces the device rules. */
   devices?: { type: string; major?: number; minor?: number }[];
+  /**
+   * Set when --systemd-cgroup made the cgroup a systemd scope: its unit and slice. Delete stops the unit (the
+   * native front hands such a delete to the TypeScript program).
+   */
+  systemd?: { unit: string; slice: string };
   /** The hooks that run after create; the bundle may be gone by the time delete runs. */
   hooks: { poststart?: Hook[]; poststop?: Hook[] };
   owner: string;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { PocError, wrapError } from '../errors.js';
 import type { CgroupDriver, LinuxResources } from '../cgroups/index.js';
 import { deviceCgroupRules } from '../plan/devices.js';
+import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { runDeviceFilter } from './init-helper.js';
 import type { ContainerRecord } from './store.js';
 import { validate_config } from '../spec/generated/validators.js';
@@ -42,7 +43,8 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
     const where = flags.resources !== undefined ? `update --resources ${flags.resources}` : 'update';
-    ctx.cgroups().apply(record.cgroupPath, replaceDevices(ctx.cgroups(), record, resources), where);
+    const cgroups = ctx.cgroupsOf(record);
+    cgroups.apply(record.cgroupPath, replaceDevices(cgroups, record, resources), where);
   } finally {
     unlock();
   }
@@ -59,7 +61,8 @@ function replaceDevices(cgroups: CgroupDriver, record: ContainerRecord, resource
   const filter = cgroups.deviceFilter(record.cgroupPath, rules);
   if (!filter) return { ...resources, devices: rules };
   runDeviceFilter(filter);
-  return { ...resources, devices: undefined };
+  // The systemd driver gives systemd the rules as well (DevicePolicy, DeviceAllow), and writes no device file.
+  return { ...resources, devices: cgroups instanceof SystemdCgroupDriver ? rules : undefined };
 }
 
 /** `--resources FILE` (or `-`, stdin): linux.resources of config.json, checked against the schema. */

@@ -415,7 +415,10 @@ enum outcome cmd_delete(const struct front *f, const char *id)
 	char lock_path[4200];
 	if (!load(f, id, &r))
 		return DEFER;
-	if (has_hooks(&r, "poststop") || !lock(&r, lock_path, sizeof(lock_path))) {
+	/* A systemd scope (--systemd-cgroup) is stopped over D-Bus (src/cgroups/systemd.ts), which is not plain. */
+	const char *systemd_path[] = {"systemd", NULL};
+	if (has_hooks(&r, "poststop") || yajl_tree_get(r.doc, systemd_path, yajl_t_object) ||
+	    !lock(&r, lock_path, sizeof(lock_path))) {
 		yajl_tree_free(r.doc);
 		return DEFER;
 	}
