@@ -26,7 +26,8 @@ t.test('features is valid against features-schema.json and tells the truth', asy
     t.equal(parsed.data, '', `${option} is understood, not passed on as filesystem data`);
   }
   t.same(f.linux.namespaces, ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts']);
-  t.same(f.linux.cgroup, { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true });
+  // systemd: where systemd is the init (sd_booted), as --systemd-cgroup needs
+  t.same(f.linux.cgroup, { v1: true, v2: true, systemd: existsSync('/run/systemd/system'), systemdUser: false, rdma: true });
   // This host: hybrid, driven as v1 (test/guest/ checks a v2 host).
   t.equal(f.annotations['io.github.pocrun.cgroup.version'], '1');
   t.same(f.annotations['io.github.pocrun.cgroup.controllers'].split(' ').sort(),
