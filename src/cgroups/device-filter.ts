@@ -2,7 +2,8 @@
  * The device filter of cgroup v2: `linux.resources.devices` compiled into an eBPF program of type
  * BPF_PROG_TYPE_CGROUP_DEVICE (cgroup v2 has no devices.allow; the kernel runs this program on every open and
  * mknod of a device node by a process in the cgroup, and denies with EPERM when it returns 0). Pure: rules in,
- * instruction bytes out; bpf.ts loads and attaches them.
+ * instruction bytes out; the helper loads and attaches them (src/native/device-filter.c, which names the program
+ * and gives its license).
  *
  * What a rule list means, as runc's and crun's generators read it: the rules in order, the last matching one
  * decides, and a request no rule matches is denied. Type `a` (or none), and a major or minor that is -1 or
@@ -30,12 +31,6 @@
  */
 import { PocError } from '../errors.js';
 import type { LinuxDeviceCgroup } from './resources.js';
-
-/** The license given to BPF_PROG_LOAD, as runc gives it: this program type calls no GPL-only helper. */
-export const DEVICE_FILTER_LICENSE = 'Apache';
-
-/** The program's name (at most 15 characters), which `bpftool cgroup show` prints. */
-export const DEVICE_FILTER_NAME = 'pocrun_devices';
 
 // include/uapi/linux/bpf.h
 export const BPF_DEVCG_ACC_MKNOD = 1;
