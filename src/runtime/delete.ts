@@ -66,13 +66,8 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
-  if (opts.runPoststop) {
-    try {
-      runHooks('poststop', record.hooks.poststop, ociState(record, 'stopped'));
-    } catch (err) {
-      ctx.log('warning', (err as Error).message);
-    }
-  }
+  // A failing poststop hook is a warning, and the others still run (runtime.md, lifecycle step 13).
+  if (opts.runPoststop) runHooks('poststop', record.hooks.poststop, ociState(record, 'stopped'), (err) => ctx.log('warning', err.message));
   ctx.store.remove(record.id);
 }
 

@@ -1,9 +1,10 @@
 import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
 import { PocError, errnoCode, wrapError } from '../errors.js';
 import { runHooks } from './hooks.js';
-import { isSameLiveProcess, sleepMs } from './proc.js';
+import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { RuntimeContext } from './context.js';
+import type { ContainerRecord } from './store.js';
 
 /** pocrun start: releases the init blocked on exec.fifo, exactly once, then runs poststart hooks. */
 export function startContainer(ctx: RuntimeContext, id: string): void {
@@ -43,11 +44,26 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     try {
       runHooks('poststart', record.hooks.poststart, ociState(record, 'running'));
     } catch (err) {
-      ctx.log('warning', (err as Error).message);
+      // runtime.md 1.3.0 (lifecycle step 9): a failing poststart hook is an error, the container is stopped and
+      // the lifecycle goes on at its deletion; runc kills the init likewise. The engine's delete removes it.
+      stopContainer(ctx, record);
+      throw wrapError(`start container "${id}"`, err);
     }
   } finally {
     unlock();
   }
+}
+
+/** Kills every process of the container and waits (briefly) for the init to be gone: its status reads stopped. */
+function stopContainer(ctx: RuntimeContext, record: ContainerRecord): void {
+  try {
+    const cgroups = ctx.cgroups();
+    if (cgroups.exists(record.cgroupPath)) cgroups.killAll(record.cgroupPath, 'SIGKILL');
+  } catch (err) {
+    ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
+  }
+  if (isSameLiveProcess(record.pid, record.initStartTime)) killQuietly(record.pid);
+  for (let i = 0; i < 2000 && isSameLiveProcess(record.pid, record.initStartTime); i++) sleepMs(1);
 }
 
 /** One read of the non-blocking fifo: bytes read, 0 at the end of the file, -1 when nothing is there yet. */

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeBundle, setup } from '../helpers/runtime.js';
+import { isDead, makeBundle, setup } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const { work, rt, residue } = setup();
@@ -165,6 +165,49 @@ t.test('hooks run at their points with the state on stdin', async (t) => {
     t.equal(state.id, 'hk');
     t.equal(state.bundle, b.dir);
   }
+});
+
+t.test('a failing poststop hook is a warning: the other hooks run and delete succeeds (runtime.md step 13)', async (t) => {
+  const log = join(work, 'poststop.log');
+  const b = makeBundle(work, (s) => {
+    s.process!.args = ['true'];
+    s.hooks = {
+      poststop: [
+        { path: '/bin/sh', args: ['sh', '-c', `echo first >> ${log}; echo cannot clean up >&2; exit 3`] },
+        { path: '/bin/sh', args: ['sh', '-c', `echo second >> ${log}`] },
+      ],
+    };
+  });
+  rt.ok(['run', '--detach', '--bundle', b.dir, 'psfail']);
+  rt.waitStatus('psfail', 'stopped');
+  const r = rt.run(['delete', 'psfail']);
+  t.equal(r.status, 0, 'delete succeeds');
+  t.match(r.stderr, /warning: poststop hook 0 \(\/bin\/sh\): exit status 3: cannot clean up/);
+  t.equal(readFileSync(log, 'utf8'), 'first\nsecond\n', 'the hook after the failing one ran');
+  t.notOk(existsSync(join(rt.root, 'psfail')), 'the container is gone');
+});
+
+t.test('a failing poststart hook fails start and stops the container (runtime.md step 9)', async (t) => {
+  const log = join(work, 'poststart.log');
+  const b = makeBundle(work, (s) => {
+    s.process!.args = ['sleep', '1000'];
+    s.hooks = {
+      poststart: [
+        { path: '/bin/sh', args: ['sh', '-c', `echo first >> ${log}; exit 4`] },
+        { path: '/bin/sh', args: ['sh', '-c', `echo second >> ${log}`] },
+      ],
+      poststop: [{ path: '/bin/sh', args: ['sh', '-c', `echo poststop >> ${log}`] }],
+    };
+  });
+  rt.ok(['create', '--bundle', b.dir, 'pstart']);
+  const pid = rt.state('pstart').pid;
+  const r = rt.run(['start', 'pstart']);
+  t.equal(r.status, 1, 'start fails');
+  t.match(r.stderr, /start container "pstart": poststart hook 0 \(\/bin\/sh\): exit status 4/);
+  t.equal(rt.state('pstart').status, 'stopped', 'the container was stopped');
+  t.ok(isDead(pid), 'its init is gone');
+  rt.ok(['delete', 'pstart']);
+  t.equal(readFileSync(log, 'utf8'), 'first\npoststop\n', 'no poststart hook after the failing one; poststop at delete');
 });
 
 t.test('a failing hook fails create and leaves nothing behind', async (t) => {
