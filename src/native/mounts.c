@@ -276,6 +276,25 @@ void step_rootfs(const struct step *s)
 }
 
 /*
+ * The rootfs of a container without a mount namespace of its own (config-linux.md: it shares the runtime's): the
+ * root fd, and nothing mounted. Binding the rootfs onto itself (step_rootfs) would be a mount in the host's
+ * namespace, and no pivot_root can follow.
+ */
+void step_root_open(const struct step *s)
+{
+	const char *path = s->argv[1];
+	xclose(&G.root_fd);
+	G.root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (G.root_fd < 0)
+		die(errno, "open the rootfs %s: %s", path, strerror(errno));
+	char link[32];
+	ssize_t n = readlink(fdpath(link, G.root_fd), G.root_path, sizeof G.root_path - 1);
+	if (n < 0)
+		die(errno, "readlink %s: %s", link, strerror(errno));
+	G.root_path[n] = 0;
+}
+
+/*
  * procfs and sysfs only on a real directory (CVE-2019-19921, CVE-2023-27561): through a symlink in the rootfs
  * they would land elsewhere inside it, where path-based rules (maskedPaths given as /proc/..., an LSM profile)
  * would no longer cover them.
@@ -701,6 +720,23 @@ void step_chroot(const struct step *s)
 		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
 	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 		die(errno, "move %s to /: %s", G.root_path, strerror(errno));
+	if (chroot(".") < 0)
+		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
+	if (chdir("/") < 0)
+		die(errno, "chdir /: %s", strerror(errno));
+	strcpy(G.root_path, "/");
+}
+
+/*
+ * Enters the root opened by root-open with chroot alone, as runc does without a mount namespace: no pivot_root
+ * (there is no namespace of the container's own to pivot in) and no MS_MOVE of the rootfs onto the host's "/".
+ */
+void step_chroot_only(const struct step *s)
+{
+	(void)s;
+	need_root();
+	if (fchdir(G.root_fd) < 0)
+		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
 	if (chroot(".") < 0)
 		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
 	if (chdir("/") < 0)

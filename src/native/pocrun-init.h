@@ -68,6 +68,7 @@ void reset_signals(void);
 /* mounts.c */
 void step_propagation(const struct step *);
 void step_rootfs(const struct step *);
+void step_root_open(const struct step *);
 void step_mount(const struct step *);
 void step_idmap_tree(const struct step *);
 void step_move_tree(const struct step *);
@@ -78,6 +79,7 @@ void step_bind_dev(const struct step *);
 void step_symlink(const struct step *);
 void step_pivot_root(const struct step *);
 void step_chroot(const struct step *);
+void step_chroot_only(const struct step *);
 void step_mask(const struct step *);
 void step_readonly(const struct step *);
 void step_remount_root(const struct step *);

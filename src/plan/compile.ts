@@ -47,6 +47,8 @@ export interface CreatePlanOptions {
   hasKcore?: boolean;
   /** Which LSMs the host has (probed when the config sets a label and this is not given). */
   hostSecurity?: () => HostSecurity;
+  /** Whether the rootfs is the runtime's own "/" (without a mount namespace, mounts would cover the host's). */
+  rootfsIsHostRoot?: boolean;
   /** Whether a namespace file is the runtime's own namespace (for net.* sysctls in a joined netns). */
   isHostNamespace?: (ns: string, path: string) => boolean;
 }
@@ -96,7 +98,10 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     else fresh.push(name);
   });
   join.sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
-  if (!seen.has('mnt')) throw new PocError('config.json /linux/namespaces: a mount namespace is required');
+  // Without a mount namespace of its own the container shares the runtime's (config-linux.md): see
+  // checkSharedMountNamespace for what pocrun does then, and why.
+  const ownMountNamespace = seen.has('mnt');
+  if (!ownMountNamespace) checkSharedMountNamespace(spec, opts);
   const newUserNamespace = fresh.includes('user');
   const inUserNamespace = seen.has('user');
   if (!inUserNamespace && (linux.uidMappings?.length || linux.gidMappings?.length)) {
@@ -150,15 +155,22 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (linux.rootfsPropagation && rootPropagation === undefined) {
     throw new PocError(`config.json /linux/rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
   }
-  // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
-  const startPropagation = rootPropagation !== undefined && (rootPropagation & MS.PRIVATE) ? MS.PRIVATE : MS.SLAVE;
-  child.push(['propagation', '/', String(startPropagation | MS.REC), '/linux/rootfsPropagation']);
-  child.push(['rootfs', rootfs, '/root/path']);
+  if (ownMountNamespace) {
+    // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
+    const startPropagation = rootPropagation !== undefined && (rootPropagation & MS.PRIVATE) ? MS.PRIVATE : MS.SLAVE;
+    child.push(['propagation', '/', String(startPropagation | MS.REC), '/linux/rootfsPropagation']);
+    child.push(['rootfs', rootfs, '/root/path']);
+  } else {
+    child.push(['root-open', rootfs, '/root/path']);
+  }
 
   child.push(...mountChildSteps);
 
   const devBound = mounts.some((m) => posix.normalize(m.destination) === '/dev' && isBind(m));
-  if (!devBound) {
+  // Without a mount namespace, /dev is set up only on a /dev the config mounts (a tmpfs of the container's own):
+  // otherwise the nodes and links would be made in the bundle's or, with the host's root, in the host's /dev.
+  const devOfItsOwn = ownMountNamespace || mounts.some((m) => posix.normalize(m.destination) === '/dev');
+  if (!devBound && devOfItsOwn) {
     const devices: DeviceNode[] = DEFAULT_DEVICES.map((d) => ({ ...d, uid: rootUid, gid: rootGid }));
     const custom = (linux.devices ?? []).map((d, i) => {
       const ref = `/linux/devices/${i}`;
@@ -199,7 +211,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   }
   if (hooks.createContainer?.length) child.push(['run-hooks', 'createContainer']);
 
-  child.push(opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
+  child.push(!ownMountNamespace ? ['chroot-only', '/root/path'] : opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
   if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
   if (process.terminal) child.push(consoleStep(process));
 
@@ -349,6 +361,30 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
   if (parsed.attrSet || parsed.attrClear) steps.push(['setattr', target, String(parsed.attrSet), String(parsed.attrClear), ref]);
   for (const p of parsed.propagation) steps.push(['propagation', target, String(p), ref]);
   return steps;
+}
+
+/**
+ * A container without a mount namespace of its own runs in the runtime's: as runc runs it (chroot into the
+ * rootfs, the config's mounts made under the rootfs, which `delete` unmounts: runc leaves them behind), but what
+ * would change the host's own mounts is refused with the reason, where runc does it silently. runc makes the
+ * runtime's "/" rslave and the rootfs's parent mount private (pocrun changes no propagation), ignores
+ * root.readonly (refused: it would remount the host's filesystem), and refuses masked and read-only paths
+ * ("unable to restrict sys entries without a private MNT namespace"), as pocrun does.
+ */
+function checkSharedMountNamespace(spec: Spec, opts: CreatePlanOptions): void {
+  const need = 'needs a mount namespace (linux.namespaces has no "mount": the container shares the runtime\'s)';
+  const linux = spec.linux ?? {};
+  if (linux.maskedPaths?.length) throw new PocError(`config.json /linux/maskedPaths: masking paths ${need}`);
+  if (linux.readonlyPaths?.length) throw new PocError(`config.json /linux/readonlyPaths: read-only paths ${need}`);
+  if (spec.root?.readonly) throw new PocError(`config.json /root/readonly: a read-only root ${need}; it would remount the host's filesystem`);
+  if (linux.rootfsPropagation) throw new PocError(`config.json /linux/rootfsPropagation: ${need}; it would change the host's mounts`);
+  if (opts.rootfsIsHostRoot && spec.mounts?.length) {
+    throw new PocError(`config.json /mounts/0: the rootfs is the host's own root, so without a mount namespace every mount would cover the host's own directories`);
+  }
+  const dev = (spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev');
+  if (linux.devices?.length && !dev) {
+    throw new PocError(`config.json /linux/devices: device nodes ${need} or a /dev mount of the container's own; they would be made in the rootfs's own /dev`);
+  }
 }
 
 /**

@@ -120,6 +120,11 @@ export function dedupeEnv(env: readonly string[]): string[] {
 export interface ExecPlanOptions {
   /** Namespaces of the container's init to join: [name, /proc/<pid>/ns/<name>], any order. */
   namespaces: [name: string, path: string][];
+  /**
+   * The init's root (/proc/<pid>/root) when the container shares the runtime's mount namespace: joining it does
+   * not enter the container's root, so the process is chrooted there, as the init was.
+   */
+  root?: string;
   consoleSocket?: string;
   preserveFds: number;
   /** `fork`: --detach (the process is reparented to the caller's subreaper); `wait`: the helper waits for it. */
@@ -159,6 +164,7 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   steps.push(['sync', 'cgroup']);
   if (affinity.final) steps.push(affinity.final);
   steps.push(['setsid']);
+  if (opts.root) steps.push(['root-open', opts.root, '-'], ['chroot-only', '-']);
   if (process.terminal) steps.push(consoleStep(process));
   const rlimits = process.rlimits?.length ? process.rlimits : (container.process?.rlimits ?? []);
   rlimits.forEach((r, i) => {

@@ -19,6 +19,7 @@ import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
+import { sharedMountsBefore } from './shared-mounts.js';
 import { trace } from './trace.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
@@ -74,6 +75,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     cgroupDirs: cgroups.dirs(cgroupPath),
     ...(unit ? { systemd: { unit: unit.unit, slice: unit.slice } } : {}),
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+    ...(sharesMountNamespace(spec) ? { sharedMounts: sharedMountsBefore(rootfs) } : {}),
     ...(spec.linux?.devices?.length ? { devices: spec.linux.devices.map(({ type, major, minor }) => ({ type, major, minor })) } : {}),
     owner: 'root',
   };
@@ -116,6 +118,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       cgroupVersion: cgroups.version,
       mode: opts.mode,
       hasKcore: existsSync('/proc/kcore'),
+      rootfsIsHostRoot: record.sharedMounts?.root === '/',
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');
@@ -173,6 +176,11 @@ function cloneIntoCgroup(cgroups: CgroupDriver, cgroupPath: string, spec: Spec):
   if (cgroups.version !== 2) return undefined;
   if (spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path)) return undefined;
   return cgroups.dirs(cgroupPath).unified;
+}
+
+/** No mount namespace of its own: the container shares the runtime's (config-linux.md). */
+function sharesMountNamespace(spec: Spec): boolean {
+  return !spec.linux?.namespaces?.some((ns) => ns.type === 'mount');
 }
 
 /** The rootfs's absolute path, once it is known to be a directory. */

@@ -1,5 +1,6 @@
 import { PocError } from '../errors.js';
 import { runHooks } from './hooks.js';
+import { unmountShared } from './shared-mounts.js';
 import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
@@ -60,6 +61,13 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
   if (alive) {
     killQuietly(record.pid);
     waitGone(record);
+  }
+  if (record.sharedMounts) {
+    try {
+      unmountShared(record.sharedMounts);
+    } catch (err) {
+      ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
+    }
   }
   try {
     cgroups.destroy(record.cgroupPath);

@@ -62,9 +62,11 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
       unlock();
       releaseSlot();
     }
+    const namespaces = containerNamespaces(record.pid);
     const plan = encodePlan(
       compileExecPlan(container, proc, {
-        namespaces: containerNamespaces(record.pid),
+        namespaces,
+        root: record.sharedMounts && !namespaces.some(([name]) => name === 'mnt') ? `/proc/${record.pid}/root` : undefined,
         consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
         preserveFds: opts.preserveFds,
         mode,

@@ -251,10 +251,10 @@ function writeAll(fd: number, data: Buffer): void {
 /** What each step is for, so that the message names the purpose and the config field. */
 const STEP_PURPOSE: Record<string, string> = {
   setns: 'join namespace', 'exec-fifo': 'make exec.fifo', 'console-connect': 'connect console socket',
-  'cgroup-join': 'join cgroup', 'device-filter': 'attach device filter', clone: 'create namespaces', rootfs: 'prepare rootfs', mount: 'mount',
+  'cgroup-join': 'join cgroup', 'device-filter': 'attach device filter', clone: 'create namespaces', rootfs: 'prepare rootfs', 'root-open': 'open rootfs', mount: 'mount',
   setattr: 'set mount attributes', propagation: 'set mount propagation', remount: 'remount', mknod: 'create device',
   'bind-dev': 'bind device', symlink: 'create symlink', 'run-hooks': 'run hook', 'pivot-root': 'pivot_root',
-  chroot: 'chroot', 'idmap-tree': 'prepare id-mapped mount', 'move-tree': 'mount', mask: 'mask path', readonly: 'make path read-only', 'remount-root': 'make rootfs read-only',
+  chroot: 'chroot', 'chroot-only': 'chroot', 'idmap-tree': 'prepare id-mapped mount', 'move-tree': 'mount', mask: 'mask path', readonly: 'make path read-only', 'remount-root': 'make rootfs read-only',
   sysctl: 'set sysctl', hostname: 'set hostname', domainname: 'set domainname', 'oom-score-adj': 'set oom_score_adj',
   rlimit: 'set rlimit', console: 'set up console', chdir: 'change to cwd', umask: 'set umask',
   groups: 'set additional groups', user: 'set user', caps: 'set capabilities', 'no-new-privs': 'set no_new_privs',

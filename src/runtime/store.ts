@@ -4,6 +4,7 @@ import type { Hook } from '../spec/generated/config.js';
 import { PocError, errnoCode, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { isSameLiveProcess, readProcStat, sleepMs } from './proc.js';
+import type { SharedMounts } from './shared-mounts.js';
 
 export const DEFAULT_ROOT = '/run/pocrun';
 
@@ -31,6 +32,8 @@ export interface ContainerRecord {
    * native front hands such a delete to the TypeScript program).
    */
   systemd?: { unit: string; slice: string };
+  /** Without a mount namespace of its own: what to unmount at delete (shared-mounts.ts). */
+  sharedMounts?: SharedMounts;
   /** The hooks that run after create; the bundle may be gone by the time delete runs. */
   hooks: { poststart?: Hook[]; poststop?: Hook[] };
   owner: string;

@@ -151,7 +151,10 @@ t.test('config that cannot be honoured is refused naming the field', async (t) =
     ['unknown capability', (s) => { s.process!.capabilities!.bounding = ['CAP_FLY']; }, /\/process\/capabilities\/bounding: unknown capability "CAP_FLY"/],
     ['unknown rlimit', (s) => { s.process!.rlimits = [{ type: 'RLIMIT_FOO', soft: 1, hard: 1 }]; }, /\/process\/rlimits\/0\/type: unknown rlimit type/],
     ['terminal without socket', (s) => { s.process!.terminal = true; }, /needs --console-socket/],
-    ['no mount namespace', (s) => { s.linux!.namespaces = [{ type: 'pid' }]; delete s.hostname; }, /a mount namespace is required/],
+    ['no mount namespace, masked paths', (s) => { s.linux!.namespaces = [{ type: 'pid' }]; delete s.hostname; }, /config\.json \/linux\/maskedPaths: masking paths needs a mount namespace/],
+    ['no mount namespace, read-only root', (s) => {
+      s.linux!.namespaces = [{ type: 'pid' }]; delete s.hostname; s.linux!.maskedPaths = []; s.linux!.readonlyPaths = []; s.root!.readonly = true;
+    }, /config\.json \/root\/readonly: a read-only root needs a mount namespace/],
     ['hostname without uts', (s) => { s.linux!.namespaces = [{ type: 'mount' }]; }, /\/hostname: setting the hostname needs a UTS namespace/],
     ['idmap on a filesystem mount', (s) => { s.mounts![0]!.options = ['idmap']; }, /\/mounts\/0\/options: an id-mapped mount must be a bind mount/],
     ['idmap without mappings or a user namespace', (s) => { s.mounts!.push({ destination: '/x', source: '/tmp', options: ['rbind', 'idmap'] }); }, /\/mounts\/7: an id-mapped mount needs uidMappings and gidMappings/],
@@ -161,6 +164,33 @@ t.test('config that cannot be honoured is refused naming the field', async (t) =
   for (const [name, change, re] of cases) {
     t.throws(() => encodePlan(compileCreatePlan(spec(change), opts).steps), { name: 'PocError', message: re }, name);
   }
+});
+
+t.test("without a mount namespace: chroot into the rootfs, nothing that would change the host's mounts", async (t) => {
+  const shared = (change: (s: Spec) => void = () => {}) => spec((s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount');
+    s.linux!.maskedPaths = [];
+    s.linux!.readonlyPaths = [];
+    s.root!.readonly = false;
+    change(s);
+  });
+  const names = (p: { steps: readonly (readonly string[])[] }) => p.steps.map((st) => st[0]);
+  const plain = compileCreatePlan(shared(), opts);
+  t.ok(names(plain).includes('root-open') && names(plain).includes('chroot-only'), 'root-open, then chroot-only');
+  for (const step of ['rootfs', 'pivot-root', 'chroot', 'propagation', 'mask', 'readonly', 'remount-root']) {
+    t.notOk(names(plain).includes(step), `no ${step} step`);
+  }
+  t.ok(names(plain).includes('mount'), "the config's mounts are made (under the rootfs)");
+  t.ok(names(plain).includes('mknod'), 'device nodes on the /dev tmpfs the config mounts');
+  const noDev = compileCreatePlan(shared((s) => { s.mounts = s.mounts!.filter((m) => m.destination !== '/dev' && !m.destination.startsWith('/dev/')); }), opts);
+  t.notOk(noDev.steps.some((st) => st[0] === 'mknod' || (st[0] === 'symlink' && st[2]!.startsWith('/dev/'))), "no /dev of its own: the rootfs's /dev is left alone");
+  t.same(compileCreatePlan(shared(), { ...opts, noPivot: true }).steps.filter((st) => st[0] === 'chroot-only').length, 1, '--no-pivot too');
+  t.throws(() => compileCreatePlan(shared(), { ...opts, rootfsIsHostRoot: true }), /\/mounts\/0: the rootfs is the host's own root/);
+  t.throws(() => compileCreatePlan(shared((s) => { s.linux!.rootfsPropagation = 'shared'; }), opts), /\/linux\/rootfsPropagation: needs a mount namespace/);
+  t.throws(() => compileCreatePlan(shared((s) => {
+    s.mounts = [];
+    s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }];
+  }), opts), /\/linux\/devices: device nodes needs a mount namespace/);
 });
 
 t.test('a user namespace asks the runtime for maps first and binds devices instead of mknod', async (t) => {

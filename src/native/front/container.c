@@ -415,9 +415,12 @@ enum outcome cmd_delete(const struct front *f, const char *id)
 	char lock_path[4200];
 	if (!load(f, id, &r))
 		return DEFER;
-	/* A systemd scope (--systemd-cgroup) is stopped over D-Bus (src/cgroups/systemd.ts), which is not plain. */
-	const char *systemd_path[] = {"systemd", NULL};
+	/* A systemd scope (--systemd-cgroup) is stopped over D-Bus (src/cgroups/systemd.ts), and mounts made in the
+	 * runtime's mount namespace (no namespace of the container's own) are unmounted (shared-mounts.ts): neither
+	 * is plain. */
+	const char *systemd_path[] = {"systemd", NULL}, *shared_path[] = {"sharedMounts", NULL};
 	if (has_hooks(&r, "poststop") || yajl_tree_get(r.doc, systemd_path, yajl_t_object) ||
+	    yajl_tree_get(r.doc, shared_path, yajl_t_object) ||
 	    !lock(&r, lock_path, sizeof(lock_path))) {
 		yajl_tree_free(r.doc);
 		return DEFER;
