@@ -119,7 +119,7 @@ t.before(async () => {
 });
 
 t.test('engine, CNI plugins and runtime', async (t) => {
-  t.same(missing, [], 'containerd, its runc shim, ctr, umoci, runc, gcc and the CNI plugins are installed (scripts/setup.sh)');
+  t.same(missing, [], 'containerd, its runc shim, ctr, umoci, runc, catatonit and the CNI plugins are installed (scripts/setup.sh)');
   t.equal(process.getuid?.(), 0, 'root');
   if (!ready) return;
   const v = await h.cri.call('Version', {});
@@ -160,7 +160,7 @@ for (const handler of HANDLERS) {
       const pids = [pause, sa.pid, sb.pid].map((pid) => nsLink(pid, 'pid'));
       t.ok(pids[0] && pids.every((p) => p === pids[0]), `one pid namespace: ${pids.join(' ')}`);
       const pid1 = (await execSync(a, ['cat', '/proc/1/cmdline'])).stdout;
-      t.equal(pid1, '/pause\0', 'pid 1 is the sandbox');
+      t.equal(pid1, '/catatonit\0-P\0', "pid 1 is the sandbox's (catatonit -P)");
       const ps = (await execSync(a, ['ps', '-o', 'args'])).stdout;
       t.match(ps, /sleep 1002/, "a sees b's process");
       // The init of c exits and leaves a child in the pod's pid namespace: the shim kills what is left in c's

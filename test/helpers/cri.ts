@@ -3,8 +3,9 @@
  * bench/cri.mjs.
  *
  * Everything is under one temporary directory (root, state, sockets, config, CNI configuration and IP
- * allocations, pod network namespaces, pod logs), offline: the pause image is built from test/helpers/cri/pause.c
- * and the busybox image from the busybox rootfs, both imported with `ctr -n k8s.io images import`. containerd
+ * allocations, pod network namespaces, pod logs), offline: the pause image holds the host's catatonit (run with
+ * -P, as podman's pod infra containers run it), the busybox image the busybox rootfs, both imported with
+ * `ctr -n k8s.io images import`. containerd
  * itself runs in a network namespace of its own (`unshare --net`, lo up), so the CNI bridge, the pods' veths and
  * the CRI streaming server (127.0.0.1:10010) exist only there and the host's network is untouched. Two runtime
  * handlers: `runc` (/usr/sbin/runc) and `pocrun` (the runtime under test), each with its own --root.
@@ -14,7 +15,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -33,7 +34,7 @@ const STREAM_PORT = '10010';
 
 /** What the CRI test and bench need on the machine (scripts/setup.sh installs them). */
 export function missingTools(): string[] {
-  const tools = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'umoci', 'runc', 'gcc', 'unshare', 'nsenter', 'ip'];
+  const tools = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'umoci', 'runc', 'catatonit', 'unshare', 'nsenter', 'ip'];
   const missing = tools.filter((c) => !commandExists(c));
   for (const plugin of ['bridge', 'host-local', 'loopback']) if (!existsSync(join(CNI_BIN, plugin))) missing.push(`CNI ${plugin} plugin`);
   return missing;
@@ -109,9 +110,18 @@ export async function poll<T>(what: string, check: () => Promise<T | undefined>,
   }
 }
 
-/** The pause binary, static, for the sandbox image. */
-function buildPause(into: string): void {
-  must('gcc', ['-static', '-Os', '-o', join(into, 'pause'), join(here, 'pause.c')]);
+/**
+ * The sandbox image's one file: catatonit, static, in pause mode (-P), as podman runs it for its pods' infra
+ * containers. It holds the pod's namespaces, reaps the orphans of a shared pid namespace (it is their pid 1) and
+ * exits 0 on SIGTERM or SIGINT: what kubelet's pause does.
+ */
+function fillPause(rootfs: string): void {
+  copyFileSync(commandPath('catatonit'), join(rootfs, 'catatonit'));
+  chmodSync(join(rootfs, 'catatonit'), 0o755);
+}
+
+function commandPath(name: string): string {
+  return must('sh', ['-c', 'command -v "$1"', 'sh', name]).trim();
 }
 
 function configToml(w: string, pocrun: string): string {
@@ -205,7 +215,7 @@ export async function startContainerd(pocrun: string): Promise<PrivateContainerd
     await poll('containerd\'s CRI to answer', async () => (await cri.call('Version', {}, 2_000).catch(() => undefined)), 30_000);
     const images = join(w, 'images');
     mkdirSync(images);
-    const pause = ociImageArchive(images, 'pause', { fill: buildPause, config: ['--config.entrypoint', '/pause'] });
+    const pause = ociImageArchive(images, 'pause', { fill: fillPause, config: ['--config.entrypoint', '/catatonit', '--config.cmd', '-P'] });
     const busybox = ociImageArchive(images, 'busybox', {
       fill: (rootfs) => busyboxRootfs(rootfs),
       config: ['--config.cmd', 'sh', '--config.env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
