@@ -76,13 +76,27 @@ export class CriClient {
   }
 }
 
+/**
+ * Whether the handlers use systemd's cgroup driver (SystemdCgroup = true, the runtime's --systemd-cgroup): where
+ * systemd is PID 1 (the test guest), as a Kubernetes node with systemd runs it; POC_CRI_CGROUPFS=1 turns it off.
+ */
+export const SYSTEMD_CGROUP = existsSync('/run/systemd/system') && process.env.POC_CRI_CGROUPFS !== '1';
+
 export interface PrivateContainerd {
   work: string;
   socket: string;
   pid: number;
   cri: CriClient;
-  /** The pods' cgroup parent (cgroupfs), one per run: /pocrun-cri-<pid>. */
+  systemdCgroup: boolean;
+  /**
+   * The cgroup every pod's cgroup is under, one per run, relative to the cgroup root: /pocrun-cri-<pid>
+   * (cgroupfs), or the slice /pocruncri<pid>.slice (systemd).
+   */
   cgroupParent: string;
+  /** A pod's LinuxPodSandboxConfig.cgroup_parent: a path under cgroupParent, or a slice name under its slice. */
+  podCgroupParent(pod: string): string;
+  /** Where that pod's cgroup is, relative to the cgroup root. */
+  podCgroupDir(pod: string): string;
   /** The runtime --root each handler's shim passes (containerd's namespace k8s.io below it). */
   handlerRoot: Record<Handler, string>;
   logDir: string;
@@ -124,14 +138,14 @@ function commandPath(name: string): string {
   return must('sh', ['-c', 'command -v "$1"', 'sh', name]).trim();
 }
 
-function configToml(w: string, pocrun: string): string {
+function configToml(w: string, pocrun: string, systemdCgroup: boolean): string {
   const handler = (name: Handler, binary: string) => `
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}.options]
         BinaryName = "${binary}"
         Root = "${join(w, `handler-${name}`)}"
-        SystemdCgroup = false`;
+        SystemdCgroup = ${systemdCgroup}`;
   return `version = 2
 root = "${join(w, 'root')}"
 state = "${join(w, 'state')}"
@@ -183,13 +197,16 @@ function cniConfig(w: string): string {
 /** /run/containerd holds the shims' sockets (a fixed path in containerd 1.6): removed at the end if we made it. */
 const runContainerdExisted = existsSync('/run/containerd');
 
-export async function startContainerd(pocrun: string): Promise<PrivateContainerd> {
+export async function startContainerd(pocrun: string, systemdCgroup = SYSTEMD_CGROUP): Promise<PrivateContainerd> {
   const w = mkdtempSync(join(tmpdir(), 'pocrun-cri-'));
   const socket = join(w, 'containerd.sock');
-  const cgroupParent = `/pocrun-cri-${process.pid}`;
+  // A slice's name is its path: "a-b.slice" is b under a.slice; so the pods' slices are named without dashes.
+  const slice = `pocruncri${process.pid}`;
+  const cgroupParent = systemdCgroup ? `/${slice}.slice` : `/pocrun-cri-${process.pid}`;
+  const podSlice = (pod: string) => `${slice}-${pod.replace(/[^A-Za-z0-9]/g, '')}.slice`;
   for (const dir of ['cni', 'cni-ipam', 'logs']) mkdirSync(join(w, dir));
   writeFileSync(join(w, 'cni', '10-pocrun-cri.conflist'), cniConfig(w));
-  writeFileSync(join(w, 'config.toml'), configToml(w, pocrun));
+  writeFileSync(join(w, 'config.toml'), configToml(w, pocrun, systemdCgroup));
   const log = openSync(join(w, 'containerd.log'), 'w');
   const daemon = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec containerd --config "$1"', 'sh', join(w, 'config.toml')], {
     stdio: ['ignore', log, log], detached: true,
@@ -200,7 +217,9 @@ export async function startContainerd(pocrun: string): Promise<PrivateContainerd
   const ctr = (args: string[]) => sh('ctr', ['--address', socket, '--namespace', 'k8s.io', ...args], { timeout: 120_000 });
   const cri = new CriClient(socket);
   const handle: PrivateContainerd = {
-    work: w, socket, pid, cri, cgroupParent, logDir: join(w, 'logs'),
+    work: w, socket, pid, cri, cgroupParent, systemdCgroup, logDir: join(w, 'logs'),
+    podCgroupParent: (pod) => (systemdCgroup ? podSlice(pod) : `${cgroupParent}/${pod}`),
+    podCgroupDir: (pod) => (systemdCgroup ? `${cgroupParent}/${podSlice(pod)}` : `${cgroupParent}/${pod}`),
     handlerRoot: { runc: join(w, 'handler-runc', 'k8s.io'), pocrun: join(w, 'handler-pocrun', 'k8s.io') },
     ctr,
     inNetns: (cmd, args, timeoutMs = 60_000) => sh('nsenter', [`--net=/proc/${pid}/ns/net`, '--', cmd, ...args], { timeout: timeoutMs }),
@@ -305,6 +324,8 @@ function killQuietly(pid: number): void {
  */
 function removeAll(h: Pick<PrivateContainerd, 'work' | 'socket' | 'pid' | 'cgroupParent'>, madeRunContainerd = !runContainerdExisted): string[] {
   killQuietly(h.pid);
+  // systemd's: stopping the slice stops every scope in it (and the processes), and removes the cgroups.
+  if (h.cgroupParent.endsWith('.slice') && existsSync('/run/systemd/system')) sh('systemctl', ['stop', h.cgroupParent.slice(1)]);
   for (const line of daemonsOf(h.work)) {
     killQuietly(Number(line.split(' ')[0]));
     const id = /-id (\S+)/.exec(line)?.[1];
@@ -343,6 +364,7 @@ function removeAllOnSigterm(h: PrivateContainerd): void {
 
 /** Removes what a private containerd whose test process died left behind (its work directory and pid). */
 export function removeLeftovers(work: string, pid: number, cgroupParent: string, madeRunContainerd: boolean): string[] {
+  // cgroupParent: as PrivateContainerd's (a /…slice for systemd's driver).
   return removeAll({ work, socket: join(work, 'containerd.sock'), pid, cgroupParent }, madeRunContainerd);
 }
 
