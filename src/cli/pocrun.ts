@@ -17,6 +17,8 @@ interface Command {
   /** Flags end at the first argument: what follows it is a command line of its own (exec, ps). */
   passThrough?: boolean;
   run: (ctx: RuntimeContext, p: Parsed) => Promise<number | void> | number | void;
+  /** The exit status of the command's own failures, when not 1 (exec: 255). */
+  failureStatus?: number;
 }
 
 const CREATE_FLAGS: FlagSpec = {
@@ -121,6 +123,9 @@ const COMMANDS: Record<string, Command> = {
     },
     args: [1, Infinity],
     passThrough: true,
+    // As runc: exec's own failures exit 255, which a process's status is not taken for (CRI-O returns a
+    // foreground exec's exit status as the process's).
+    failureStatus: 255,
     run: async (ctx, p) => {
       startCgroupMoveGracePeriod(ctx.cgroups());
       const { execInContainer } = await import('../runtime/exec.js');
@@ -269,6 +274,7 @@ export function versionText(): string {
 export async function runPocrun(argv: string[]): Promise<number> {
   let ctx: RuntimeContext | undefined;
   let debug = argv.includes('--debug');
+  let command: Command | undefined;
   try {
     // Split by hand, not by minimist's stopEarly, which would drop a `--` of the command's own command line.
     const [globalArgs, commandLine] = splitAtFirstArg(argv, GLOBAL_FLAGS);
@@ -292,7 +298,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
       debug,
       Boolean(global.flags['systemd-cgroup']),
     );
-    const command = COMMANDS[name];
+    command = COMMANDS[name];
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
     const flagSpec = { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] };
     const [flagArgs, positional] = command.passThrough ? splitAtFirstArg(rest, flagSpec) : [rest, undefined];
@@ -308,6 +314,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
     ctx.log('debug', `${name} ${rest.join(' ')}`);
     return (await command.run(ctx, parsed)) ?? 0;
   } catch (err) {
-    return reportError('pocrun', err, { debug, log: ctx ? (msg) => ctx!.log('error', msg) : undefined });
+    const status = reportError('pocrun', err, { debug, log: ctx ? (msg) => ctx!.log('error', msg) : undefined });
+    return status === 1 && command?.failureStatus !== undefined ? command.failureStatus : status;
   }
 }

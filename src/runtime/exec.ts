@@ -51,7 +51,9 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   const stopForwarding = opts.detach ? () => {} : forwardSignals(() => helper);
   try {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status === 'stopped' || status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is ${status}`);
+    // runc's words for a stopped one ("cannot exec in a stopped container").
+    if (status === 'stopped') throw notNow(`cannot exec in container "${opts.id}": it is stopped (cannot exec in a stopped container)`);
+    if (status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is creating`);
     // --ignore-paused (runc's): the process joins the frozen cgroup and starts when the container is resumed; exec
     // returns (or, in the foreground, waits) only then. The lock goes now, since `resume` needs it, and so does the
     // admission slot: nobody knows when the resume comes.

@@ -85,6 +85,15 @@ for (const [name, rt] of runtimes) {
       rt.ok(['delete', id]);
     });
 
+    t.test("exec's own failures exit 255 (a process's status is not taken for them)", async (t) => {
+      const id = stopped(rt);
+      const r = rt.run(['exec', id, 'true']);
+      t.equal(r.status, 255, 'exec in a stopped container');
+      t.match(r.stderr, /cannot exec in a stopped container/);
+      t.equal(rt.run(['exec', 'nope', 'true']).status, 255, 'exec in an unknown container');
+      rt.ok(['delete', id]);
+    });
+
     t.test('an unknown container: "does not exist" (the shim ignores it on delete, podman and CRI-O on state)', async (t) => {
       for (const args of [['state', 'nope'], ['kill', 'nope', '9'], ['kill', '--all', 'nope', '9'], ['delete', 'nope'], ['start', 'nope']]) {
         const r = rt.run(args);

@@ -54,7 +54,7 @@ t.test("exec runs a command in the container and exits with its status", async (
   const dashes = rt.run(['exec', c.id, 'echo', '--', '-n', 'x']);
   t.equal(dashes.stdout, '-- -n x\n', 'flags and -- after the id belong to the command');
   const missing = rt.run(['exec', c.id, 'no-such-program']);
-  t.not(missing.status, 0);
+  t.equal(missing.status, 255, 'an exec that fails before the program runs exits 255, as runc');
   t.match(missing.stderr, /exec: "no-such-program": executable file not found in \$PATH/);
   const none = rt.run(['exec', c.id]);
   t.not(none.status, 0);
@@ -328,9 +328,10 @@ t.test('exec into a stopped, paused or unknown container fails', async (t) => {
   rt.ok(['kill', c.id, 'KILL']);
   rt.waitStatus(c.id, 'stopped');
   const stopped = rt.run(['exec', c.id, 'true']);
-  t.not(stopped.status, 0);
-  t.match(stopped.stderr, /cannot exec in container "ex\d+": it is stopped/);
+  t.equal(stopped.status, 255, "exec's own failures exit 255, as runc's");
+  t.match(stopped.stderr, /cannot exec in container "ex\d+": it is stopped \(cannot exec in a stopped container\)/);
   const unknown = rt.run(['exec', 'nope', 'true']);
+  t.equal(unknown.status, 255);
   t.match(unknown.stderr, /container "nope" does not exist/);
 });
 
