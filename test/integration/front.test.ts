@@ -67,6 +67,27 @@ t.test("a stopped container's kill and kill --all are answered natively, as the 
   t.equal(lone.run(['delete', 'f7']).status, 0);
 });
 
+t.test('an unknown container is answered natively, in the TypeScript program\'s words', async (t) => {
+  for (const args of [['state', 'nope'], ['start', 'nope'], ['kill', 'nope'], ['kill', '--all', 'nope', '9'], ['delete', 'nope']]) {
+    const native = lone.run(args);
+    const program = ts.run(args);
+    t.equal(native.status, 1, `${args.join(' ')}: fails natively`);
+    t.equal(native.stderr, program.stderr, `${args.join(' ')}: the same words`);
+    t.match(native.stderr, /container "nope" does not exist/);
+  }
+  for (const args of [['delete', '--force', 'nope'], ['delete', '-f', 'nope']]) {
+    const native = lone.run(args);
+    t.equal(native.status, 0, `${args.join(' ')} succeeds natively`);
+    t.equal(native.stderr, '');
+    t.equal(ts.run(args).status, 0, 'as the TypeScript program');
+  }
+  const log = join(work, 'unknown.log');
+  lone.run(['--log', log, '--log-format', 'json', 'state', 'nope']);
+  ts.run(['--log', log, '--log-format', 'json', 'state', 'nope']);
+  const [a, b] = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.same([a.level, a.msg, Object.keys(a)], [b.level, b.msg, Object.keys(b)], 'the same --log line');
+});
+
 t.test('delete of a created container kills its waiting init', async (t) => {
   const b = makeBundle(work, (s) => { s.process!.args = ['true']; });
   rt.ok(['create', '--bundle', b.dir, 'f2']);
@@ -99,7 +120,7 @@ t.test('what the front does not answer reaches the TypeScript program', async (t
   t.equal(readFileSync(out, 'utf8'), 'poststart\npoststop\n', 'poststop hooks ran');
   t.notOk(existsSync(join(rt.root, 'f3')));
 
-  for (const args of [['state', 'nope'], ['--debug', 'state', 'nope'], ['state', '../x'], ['list'], ['--version'], ['kill', 'nope', 'BOGUS']]) {
+  for (const args of [['--debug', 'state', 'nope'], ['state', '../x'], ['list'], ['--version'], ['kill', 'nope', 'BOGUS']]) {
     t.match(lone.run(args).stderr, HANDED_OVER, `${args.join(' ')} is handed over`);
   }
   t.match(rt.run(['state', 'nope']).stderr, /container "nope" does not exist/);

@@ -193,9 +193,27 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * No state directory at all: the container does not exist, which the TypeScript program would say in the same
+ * words (store.ts). Engines ask often (containerd's shim deletes a task twice; podman reads the state of a
+ * container it lost), and "does not exist" is what they match. A directory without a readable record defers.
+ */
+static bool unknown(const struct front *f, const char *id)
+{
+	char dir[4200];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/%s", f->root, id);
+	if (lstat(dir, &st) == 0 || errno != ENOENT)
+		return false;
+	report_error(f, "container \"%s\" does not exist", id);
+	return true;
+}
+
 enum outcome cmd_state(const struct front *f, const char *id)
 {
 	struct record r;
+	if (unknown(f, id))
+		return FAILED;
 	if (!load(f, id, &r))
 		return DEFER;
 	const char *status = status_of(&r);
@@ -249,6 +267,8 @@ static int read_fifo(int fd)
 enum outcome cmd_start(const struct front *f, const char *id)
 {
 	struct record r;
+	if (unknown(f, id))
+		return FAILED;
 	if (!load(f, id, &r))
 		return DEFER;
 	char lock_path[4200], fifo[4200];
@@ -359,7 +379,11 @@ enum outcome cmd_kill(const struct front *f, const char *id, const char *signal,
 {
 	int sig = parse_signal(signal);
 	struct record r;
-	if (sig < 0 || !load(f, id, &r))
+	if (sig < 0)
+		return DEFER;
+	if (unknown(f, id))
+		return FAILED;
+	if (!load(f, id, &r))
 		return DEFER;
 	const char *status = status_of(&r);
 	enum outcome out = DEFER; /* a kill that failed, or a case for the TypeScript program */
@@ -409,10 +433,18 @@ static bool remove_cgroups(const struct record *r)
  * cgroup and the state directory. A cgroup still busy (or a state directory that is not plain) defers: the
  * TypeScript program kills what is left, retries, and finds done what was done here.
  */
-enum outcome cmd_delete(const struct front *f, const char *id)
+enum outcome cmd_delete(const struct front *f, const char *id, bool force)
 {
 	struct record r;
 	char lock_path[4200];
+	char dir[4200];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/%s", f->root, id);
+	/* delete --force of an unknown container succeeds quietly (engines' cleanup), as delete.ts. */
+	if (force && lstat(dir, &st) != 0 && errno == ENOENT)
+		return DONE;
+	if (unknown(f, id))
+		return FAILED;
 	if (!load(f, id, &r))
 		return DEFER;
 	/* A systemd scope (--systemd-cgroup) is stopped over D-Bus (src/cgroups/systemd.ts), and mounts made in the

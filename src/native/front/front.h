@@ -26,7 +26,7 @@ enum outcome { DONE, FAILED, DEFER };
 enum outcome cmd_state(const struct front *f, const char *id);
 enum outcome cmd_start(const struct front *f, const char *id);
 enum outcome cmd_kill(const struct front *f, const char *id, const char *signal, bool all);
-enum outcome cmd_delete(const struct front *f, const char *id);
+enum outcome cmd_delete(const struct front *f, const char *id, bool force);
 
 /*
  * Waits for one of the host's slots for a command that starts a container process (admission.c) and passes it

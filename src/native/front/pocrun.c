@@ -189,11 +189,13 @@ int main(int argc, char **argv)
 	/* The command's own arguments: flags it understands here, then positional ones. */
 	const char *pos[2] = {NULL, NULL};
 	int npos = 0;
-	bool all = false;
+	bool all = false, force = false;
 	for (; i < argc; i++) {
-		/* --force only matters for a running or paused container, which delete defers anyway. */
-		if (strcmp(cmd, "delete") == 0 && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0))
+		/* --force matters for a running or paused container, which delete defers, and an unknown one. */
+		if (strcmp(cmd, "delete") == 0 && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)) {
+			force = true;
 			continue;
+		}
 		if (strcmp(cmd, "kill") == 0 && (strcmp(argv[i], "--all") == 0 || strcmp(argv[i], "-a") == 0)) {
 			all = true;
 			continue;
@@ -213,6 +215,6 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "start") == 0)
 		finish(cmd_start(&f, pos[0]));
 	if (strcmp(cmd, "delete") == 0)
-		finish(cmd_delete(&f, pos[0]));
+		finish(cmd_delete(&f, pos[0], force));
 	defer();
 }
