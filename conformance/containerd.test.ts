@@ -5,7 +5,9 @@
  * The test starts a containerd of its own (own root, state, sockets, a config with the CRI plugin disabled) and
  * stops it at the end. The image is built offline with umoci from the busybox rootfs and imported with
  * `ctr images import`. Containers live in a containerd namespace named after the test process (their cgroups
- * are /<namespace>/<id>), the runtime's state under the test's directory (--runc-root), ctr's fifos too.
+ * are /<namespace>/<id>), the runtime's state under the test's directory (--runc-root), ctr's fifos too. With
+ * POC_CONFORMANCE_CGROUP_MANAGER=systemd the shim runs the runtime with --systemd-cgroup (SystemdCgroup, as
+ * `ctr run --runc-systemd-cgroup` sets it), each container a scope <namespace>-<id>.scope in a slice of the test's.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -15,8 +17,8 @@ import { join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import { ociImageArchive } from '../test/helpers/oci-image.js';
 import {
-  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, inTerminal, mountsUnder, processesMentioning, removeCgroupTree, sh, waitFor,
-  type Result,
+  CGROUP_MANAGER, IS_POCRUN, RUNTIME, SYSTEMD, commandExists, hostCgroupDir, inTerminal, mountsUnder, processesMentioning, removeCgroupTree,
+  sh, stopSlice, unitsMentioning, waitFor, type Result,
 } from '../test/helpers/engines.js';
 
 const IMAGE = 'localhost/busybox:latest';
@@ -25,6 +27,8 @@ const ns = `pocrun-conformance-${process.pid}`;
 const address = join(work, 'containerd.sock');
 const runcRoot = join(work, 'runc-root');
 const fifoDir = join(work, 'fifo');
+/** systemd: the test's slice (one name, no dash: systemd would nest dashed parts). */
+const slice = `pocrunconformance${process.pid}.slice`;
 
 const missing = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'umoci', 'script'].filter((c) => !commandExists(c));
 const ready = missing.length === 0 && process.getuid?.() === 0;
@@ -44,7 +48,11 @@ function ok(args: string[]): string {
 
 /** `ctr run` with the runtime under test: the shim calls it in place of runc. */
 const runFlags = ['--runc-binary', RUNTIME, '--runc-root', runcRoot, '--fifo-dir', fifoDir];
-const run = (flags: string[], id: string, args: string[]) => ctr(['run', ...runFlags, ...flags, IMAGE, id, ...args]);
+/** systemd: SystemdCgroup for the shim, and the container's cgroupsPath as slice:prefix:name. */
+const cgroupFlags = (id: string) => (SYSTEMD ? ['--runc-systemd-cgroup', '--cgroup', `${slice}:${ns}:${id}`] : []);
+/** Where the container's cgroup is, below the hierarchy's root. */
+const cgroupOf = (id: string) => (SYSTEMD ? `/${slice}/${ns}-${id}.scope` : `/${ns}/${id}`);
+const run = (flags: string[], id: string, args: string[]) => ctr(['run', ...runFlags, ...cgroupFlags(id), ...flags, IMAGE, id, ...args]);
 
 const status = (r: Result) => `exit status${r.status ? ` (${(r.stderr + r.stdout).trim().slice(-400)})` : ''}`;
 
@@ -106,7 +114,7 @@ t.test('engine and runtime', async (t) => {
   t.same(missing, [], 'containerd, its runc shim, ctr, umoci and script are installed (scripts/setup.sh installs them)');
   t.equal(process.getuid?.(), 0, 'root');
   if (!ready) return;
-  t.comment(`runtime: ${RUNTIME}`);
+  t.comment(`runtime: ${RUNTIME}, cgroup manager: ${CGROUP_MANAGER}`);
   t.comment(`containerd: ${sh('containerd', ['--version']).stdout.trim()}`);
   t.match(ok(['images', 'ls', '-q']), IMAGE, 'the image was imported offline');
 });
@@ -186,7 +194,7 @@ t.test('containerd', { skip: !ready }, async (t) => {
   });
 
   t.test('run -t', async (t) => {
-    const r = inTerminal(['ctr', '--address', address, '--namespace', ns, 'run', ...runFlags, '--rm', '-t', IMAGE, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && echo stdin-tty; exit 6']);
+    const r = inTerminal(['ctr', '--address', address, '--namespace', ns, 'run', ...runFlags, ...cgroupFlags('tty1'), '--rm', '-t', IMAGE, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && echo stdin-tty; exit 6']);
     t.equal(r.status, 6, status(r));
     t.match(r.stdout, /\/dev\/pts\/\d+\r*\n/, 'the container has a terminal');
     t.match(r.stdout, /stdin-tty/, 'on stdin too');
@@ -197,7 +205,11 @@ t.test('containerd', { skip: !ready }, async (t) => {
     t.equal(run(['-d', '--memory-limit', String(limit)], 'mem1', ['sleep', '1000']).status, 0);
     const [pid] = tasks().get('mem1')!;
     const dir = hostCgroupDir(pid, 'memory');
-    t.match(dir, `/${ns}/mem1`, 'the cgroup containerd asked for');
+    t.ok(dir.endsWith(cgroupOf('mem1')), `the cgroup containerd asked for (${dir})`);
+    if (SYSTEMD) {
+      const unit = sh('systemctl', ['show', `${ns}-mem1.scope`, '-p', 'Delegate', '-p', 'MemoryMax']).stdout;
+      t.equal(unit, `Delegate=yes\nMemoryMax=${limit}\n`, 'systemd knows the limit');
+    }
     const file = existsSync(join(dir, 'memory.limit_in_bytes')) ? 'memory.limit_in_bytes' : 'memory.max';
     t.equal(readFileSync(join(dir, file), 'utf8').trim(), String(limit), `host ${file}`);
     t.equal(ok(['task', 'metrics', 'mem1']).match(/memory\.limit_in_bytes\s+(\d+)|memory\.usage_limit\s+(\d+)/)?.slice(1).find(Boolean), String(limit), 'metrics shows it (ctr: memory.limit_in_bytes on v1, memory.usage_limit on v2)');
@@ -218,7 +230,7 @@ t.test('containerd', { skip: !ready }, async (t) => {
 let cleaned = false;
 
 /** Stops everything the tests started and removes what they made; returns what could not be removed. */
-function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] } {
+function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[]; units: string[] } {
   cleaned = true;
   if (ready && daemonPid) {
     for (const id of ctr(['task', 'ls', '-q']).stdout.split('\n').filter(Boolean)) ctr(['task', 'delete', '--force', id]);
@@ -237,7 +249,10 @@ function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] }
     }
     for (const m of mountsUnder(work).reverse()) sh('umount', ['-l', m]);
   }
-  const left = { processes: processesMentioning(work), mounts: mountsUnder(work), cgroups: removeCgroupTree(ns) };
+  // With systemd: the containers' scopes must be gone; the slice is the test's.
+  const units = unitsMentioning(ns);
+  stopSlice(slice);
+  const left = { processes: processesMentioning(work), mounts: mountsUnder(work), cgroups: [...removeCgroupTree(ns), ...removeCgroupTree(slice)], units: [...units, ...unitsMentioning(slice)] };
   rmSync(work, { recursive: true, force: true });
   if (!runContainerdExisted) {
     for (const dir of ['/run/containerd/s', '/run/containerd/fifo', '/run/containerd']) {
@@ -253,7 +268,7 @@ function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] }
 
 t.test('nothing left behind: containerd, shims, containers, mounts, cgroups', async (t) => {
   const left = cleanup();
-  t.same(left, { processes: [], mounts: [], cgroups: [] });
+  t.same(left, { processes: [], mounts: [], cgroups: [], units: [] });
   t.notOk(existsSync(work), 'work directory removed');
 });
 

@@ -3,7 +3,8 @@
  *
  * Everything is private to the test: podman's store (--root, --runroot, --tmpdir), its containers.conf, storage.conf
  * and registries.conf (no registry: the image is `podman import`ed from the busybox rootfs, pull_policy never),
- * file locks, file events, k8s-file logs, and the cgroupfs manager with a cgroup parent of the test's own.
+ * file locks, file events, k8s-file logs, and the cgroupfs manager with a cgroup parent of the test's own (or,
+ * with POC_CONFORMANCE_CGROUP_MANAGER=systemd, podman's systemd manager with a slice of the test's own).
  * podman and everything it starts (conmon, netavark, the containers) run in a network namespace the test makes:
  * netavark's bridge, its firewall rules and its ip_forward setting live and die there, never on the host. That
  * namespace plays the host for `-p`: the published port is reached on its 127.0.0.1.
@@ -17,14 +18,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import {
-  IS_POCRUN, RUNTIME, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh, waitFor,
-  type Result,
+  CGROUP_MANAGER, IS_POCRUN, RUNTIME, SYSTEMD, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh,
+  stopSlice, unitsMentioning, waitFor, type Result,
 } from '../test/helpers/engines.js';
 
 const IMAGE = 'localhost/busybox:conformance';
 const work = mkdtempSync(join(tmpdir(), 'pocrun-podman-'));
 const netns = `pocrun-podman-${process.pid}`;
-const cgroupParent = `pocrun-conformance-${process.pid}`;
+// systemd: a slice (one name, no dash: systemd would nest dashed parts), as podman requires of --cgroup-parent.
+const cgroupParent = SYSTEMD ? `pocrunconformance${process.pid}.slice` : `pocrun-conformance-${process.pid}`;
 const dirs = { root: join(work, 'root'), runroot: join(work, 'runroot'), tmp: join(work, 'tmp'), net: join(work, 'net') };
 
 const hardNofile = Number(sh('sh', ['-c', 'ulimit -Hn']).stdout.trim()) || 1024;
@@ -41,7 +43,7 @@ network_backend = "netavark"
 network_config_dir = "${dirs.net}"
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "${CGROUP_MANAGER}"
 events_logger = "file"
 lock_type = "file"
 pull_policy = "never"
@@ -63,13 +65,14 @@ const env = {
 };
 const globalFlags = [
   '--root', dirs.root, '--runroot', dirs.runroot, '--tmpdir', dirs.tmp, '--network-config-dir', dirs.net,
-  '--runtime', RUNTIME, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay',
+  '--runtime', RUNTIME, '--cgroup-manager', CGROUP_MANAGER, '--events-backend', 'file', '--storage-driver', 'overlay',
 ];
 
 /** podman in the test's network namespace; `run` and `create` get the test's cgroup parent and k8s-file logs. */
 function podman(args: string[], timeout = 60_000): Result {
   const [cmd, ...rest] = args;
-  const extra = cmd === 'run' || cmd === 'create' ? ['--cgroup-parent', `/${cgroupParent}`, '--log-driver', 'k8s-file'] : [];
+  const parent = SYSTEMD ? cgroupParent : `/${cgroupParent}`;
+  const extra = cmd === 'run' || cmd === 'create' ? ['--cgroup-parent', parent, '--log-driver', 'k8s-file'] : [];
   return sh('nsenter', [`--net=/run/netns/${netns}`, 'podman', ...globalFlags, cmd!, ...extra, ...rest], { env, timeout });
 }
 
@@ -120,8 +123,9 @@ t.test('engine and runtime', async (t) => {
   t.same(missing, [], 'podman, conmon, nsenter and ip are installed (scripts/setup.sh installs them)');
   t.equal(process.getuid?.(), 0, 'root');
   if (!ready) return;
-  t.comment(`runtime: ${RUNTIME}`);
+  t.comment(`runtime: ${RUNTIME}, cgroup manager: ${CGROUP_MANAGER}`);
   t.comment(`podman: ${ok(['--version']).trim()}`);
+  t.equal(ok(['info', '--format', '{{.Host.CgroupManager}}']).trim(), CGROUP_MANAGER, 'podman uses the cgroup manager asked for');
   t.match(ok(['info', '--format', '{{.Host.OCIRuntime.Path}}']), RUNTIME, 'podman uses the runtime given by --runtime');
   t.match(ok(['images', '--format', '{{.Repository}}:{{.Tag}}']), IMAGE, 'the image was imported offline');
 });
@@ -229,6 +233,12 @@ t.test('podman', { skip: !ready }, async (t) => {
     const pid = pidOf('m1');
     const mem = hostCgroupDir(pid, 'memory');
     t.match(mem, cgroupParent, 'under the cgroup parent podman was given');
+    if (SYSTEMD) {
+      const id = inspect('m1', '{{.Id}}');
+      t.equal(mem, `/sys/fs/cgroup/${cgroupParent}/libpod-${id}.scope`, 'the scope podman named (slice:libpod:id)');
+      const unit = sh('systemctl', ['show', `libpod-${id}.scope`, '-p', 'Delegate', '-p', 'MemoryMax', '-p', 'TasksMax']).stdout;
+      t.equal(unit, `Delegate=yes\nMemoryMax=${64 * 1024 * 1024}\nTasksMax=50\n`, 'systemd knows the limits');
+    }
     const limit = existsSync(join(mem, 'memory.limit_in_bytes')) ? 'memory.limit_in_bytes' : 'memory.max';
     t.equal(readFileSync(join(mem, limit), 'utf8').trim(), String(64 * 1024 * 1024), `host ${limit}`);
     t.equal(readFileSync(join(hostCgroupDir(pid, 'pids'), 'pids.max'), 'utf8').trim(), '50', 'host pids.max');
@@ -301,7 +311,7 @@ t.test('podman', { skip: !ready }, async (t) => {
 let cleaned = false;
 
 /** Removes everything the tests made; returns what could not be removed. */
-function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] } {
+function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[]; units: string[] } {
   cleaned = true;
   if (ready) {
     podman(['rm', '-a', '-f', '-t', '0']);
@@ -315,7 +325,10 @@ function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] }
     for (const m of mountsUnder(work).reverse()) sh('umount', ['-l', m]);
     if (existsSync(`/run/netns/${netns}`)) sh('ip', ['netns', 'del', netns]);
   }
-  const left = { processes: processesMentioning(work), mounts: mountsUnder(work), cgroups: removeCgroupTree(cgroupParent) };
+  // With systemd: the scopes podman had made (libpod-<id>, libpod-conmon-<id>) must be gone; the slice is ours.
+  const units = unitsMentioning('libpod');
+  stopSlice(cgroupParent);
+  const left = { processes: processesMentioning(work), mounts: mountsUnder(work), cgroups: removeCgroupTree(cgroupParent), units: [...units, ...unitsMentioning(cgroupParent)] };
   rmSync(work, { recursive: true, force: true });
   for (const file of ourFixedFiles) {
     rmSync(file, { force: true });
@@ -330,9 +343,9 @@ function cleanup(): { processes: string[]; mounts: string[]; cgroups: string[] }
   return left;
 }
 
-t.test('nothing left behind: containers, storage mounts, network namespace, cgroups, processes', async (t) => {
+t.test('nothing left behind: containers, storage mounts, network namespace, cgroups, units, processes', async (t) => {
   const left = cleanup();
-  t.same(left, { processes: [], mounts: [], cgroups: [] });
+  t.same(left, { processes: [], mounts: [], cgroups: [], units: [] });
   t.notOk(existsSync(`/run/netns/${netns}`), 'network namespace removed');
   t.notOk(existsSync(work), 'work directory removed');
 });

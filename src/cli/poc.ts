@@ -22,7 +22,7 @@ interface Command {
 export const RUN_FLAGS: FlagSpec = {
   string: [
     'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
-    'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint',
+    'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint', 'cgroup-manager', 'cgroup-parent',
   ],
   boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only'],
   alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
@@ -33,6 +33,7 @@ const RUN_USAGE =
   '[-d] [-i] [-t] [--rm] [--name N] [--hostname H] [-e K=V] [--env-file F] [-v HOST:CTR[:ro]] [-w DIR] [-u UID[:GID]] ' +
   '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
   '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
+  '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] ' +
   'IMAGE [CMD...]';
 
 /** The parsed flags of run and create as a typed object (the checking is in src/poc/containers/options.ts). */
@@ -57,7 +58,7 @@ export function runFlags(p: Parsed): RunFlags {
   };
   for (const [key, name] of [
     ['name', 'name'], ['hostname', 'hostname'], ['workdir', 'workdir'], ['user', 'user'], ['network', 'network'],
-    ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'],
+    ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'], ['cgroupManager', 'cgroup-manager'], ['cgroupParent', 'cgroup-parent'],
   ] as const) {
     const v = opt(name);
     if (v !== undefined) flags[key] = v;

@@ -3,7 +3,7 @@
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
- *               [--foreground] [-- EXIT-COMMAND...]
+ *               [--foreground] [--systemd-cgroup] [-- EXIT-COMMAND...]
  *   poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...
  *
  * 1. becomes a child subreaper; with --rootfs, mounts the overlayfs (OPTIONS are its lowerdir/upperdir/workdir)
@@ -60,7 +60,7 @@
 static struct {
 	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
 	int sync_fd;
-	bool tty, stdin_, foreground, relay;
+	bool tty, stdin_, foreground, relay, systemd_cgroup;
 	char **exit_cmd;
 } O = {.sync_fd = -1};
 
@@ -313,7 +313,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
 			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
-			"                   [--foreground] [-- EXIT-COMMAND...]\n"
+			"                   [--foreground] [--systemd-cgroup] [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
 	exit(EXIT_MONITOR_ERROR);
 }
@@ -328,7 +328,7 @@ static void parse_args(int argc, char **argv)
 		{"console-socket", required_argument, 0, 'c'}, {"tty", no_argument, 0, 't'},
 		{"stdin", no_argument, 0, 'I'}, {"foreground", no_argument, 0, 'f'}, {"relay", no_argument, 0, 'y'},
 		{"rootfs", required_argument, 0, 'm'}, {"overlay", required_argument, 0, 'o'},
-		{0, 0, 0, 0},
+		{"systemd-cgroup", no_argument, 0, 'S'}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -348,6 +348,7 @@ static void parse_args(int argc, char **argv)
 		case 'y': O.relay = true; break;
 		case 'm': O.rootfs = optarg; break;
 		case 'o': O.overlay = optarg; break;
+		case 'S': O.systemd_cgroup = true; break;
 		default: usage();
 		}
 	}
@@ -525,6 +526,8 @@ int main(int argc, char **argv)
 	create_argv[a++] = (char *)O.runtime;
 	create_argv[a++] = "--root";
 	create_argv[a++] = (char *)O.root;
+	if (O.systemd_cgroup) /* the cgroup is a systemd scope; later commands find that in pocrun's state */
+		create_argv[a++] = "--systemd-cgroup";
 	create_argv[a++] = "create";
 	create_argv[a++] = "--bundle";
 	create_argv[a++] = (char *)O.bundle;

@@ -4,6 +4,10 @@
  *
  * POC_CONFORMANCE_RUNTIME picks the runtime: unset or `pocrun` is the built dist/pocrun; `runc` (or any other
  * name) is looked up in PATH; a path is used as it is. Running the same tests with runc proves the tests right.
+ *
+ * POC_CONFORMANCE_CGROUP_MANAGER picks the engines' cgroup manager: unset or `cgroupfs`, the runtime manages the
+ * cgroups itself; `systemd` (where systemd is the init: the guest), the engines' systemd manager, which calls the
+ * runtime with --systemd-cgroup and a `slice:prefix:name` cgroupsPath, in a slice of the test's own.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
@@ -25,6 +29,28 @@ function resolveRuntime(): string {
 export const RUNTIME = resolveRuntime();
 /** Whether that runtime is pocrun (its own messages are checked then). */
 export const IS_POCRUN = basename(RUNTIME) === 'pocrun';
+
+function resolveCgroupManager(): 'cgroupfs' | 'systemd' {
+  const wanted = process.env.POC_CONFORMANCE_CGROUP_MANAGER ?? 'cgroupfs';
+  if (wanted !== 'cgroupfs' && wanted !== 'systemd') throw new Error(`POC_CONFORMANCE_CGROUP_MANAGER=${wanted}: cgroupfs or systemd`);
+  return wanted;
+}
+
+/** The engines' cgroup manager. */
+export const CGROUP_MANAGER = resolveCgroupManager();
+export const SYSTEMD = CGROUP_MANAGER === 'systemd';
+
+/** The units systemd has loaded whose names contain `text`: what a test could leave behind with systemd. */
+export function unitsMentioning(text: string): string[] {
+  if (!SYSTEMD) return [];
+  return sh('systemctl', ['list-units', '--all', '--plain', '--no-legend', '--no-pager']).stdout
+    .split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((u) => u && u.includes(text));
+}
+
+/** Stops a slice the test's containers were placed in (and what is left below it); missing is fine. */
+export function stopSlice(slice: string): void {
+  if (SYSTEMD) sh('systemctl', ['stop', slice]);
+}
 
 export interface Result {
   status: number | null;

@@ -88,6 +88,7 @@ t.test('poc run flags → container options: clean errors for arbitrary argv', a
           readFile: () => { throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' }); },
           hostEnv: {},
           cpuCount: 2,
+          systemdRunning: false,
         });
       }),
     ),

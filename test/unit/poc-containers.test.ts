@@ -21,6 +21,7 @@ import {
   type RunFlags,
 } from '../../src/poc/containers/options.js';
 import { overlayOptions } from '../../src/poc/containers/rootfs.js';
+import { cgroupsPathOf, containerCgroupPath } from '../../src/poc/containers/cgroup.js';
 import type { ContainerRecord } from '../../src/poc/containers/store.js';
 import { execArgs } from '../../src/poc/commands/exec.js';
 import { humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
@@ -45,7 +46,7 @@ function cli(argv: string[]): RunFlags {
   return runFlags(p);
 }
 
-const noFiles = { readFile: (p: string): string => { throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' }); }, hostEnv: { HOME: '/root' }, cpuCount: 4 };
+const noFiles = { readFile: (p: string): string => { throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' }); }, hostEnv: { HOME: '/root' }, cpuCount: 4, systemdRunning: false };
 const resolve = (argv: string[], ctx = noFiles) => resolveRunFlags(cli(argv), ctx);
 
 t.test('command line → flags: grouped short flags, repeats, and the command kept as given', async (t) => {
@@ -349,4 +350,33 @@ t.test('--security-opt: no-new-privileges forms, seccomp=FILE in Docker\'s forma
     [['--security-opt', 'seccomp=a.json'], { ...noFiles, readFile: () => '{"defaultAction":"SCMP_ACT_ALLOW","archMap":[1]}' }, /seccomp=a.json: archMap must be a list of objects/],
   ];
   for (const [argv, ctx, re] of bad) t.throws(() => resolve([...argv, 'img'], ctx as typeof noFiles), re, argv.join(' '));
+});
+
+t.test('--cgroup-manager and --cgroup-parent: systemd by default where it runs, as podman; checked values', async (t) => {
+  const withSystemd = { ...noFiles, systemdRunning: true };
+  t.same(resolve(['img']).cgroup, { manager: 'cgroupfs', parent: '/poc' }, 'no systemd: cgroupfs under /poc');
+  t.same(resolve(['img'], withSystemd).cgroup, { manager: 'systemd', parent: 'machine.slice' }, 'systemd: machine.slice');
+  t.same(resolve(['--cgroup-manager', 'cgroupfs', 'img'], withSystemd).cgroup, { manager: 'cgroupfs', parent: '/poc' });
+  t.same(resolve(['--cgroup-parent', '/my//parent/', 'img']).cgroup, { manager: 'cgroupfs', parent: '/my/parent' });
+  t.same(resolve(['--cgroup-parent', 'kubepods-besteffort.slice', 'img'], withSystemd).cgroup, { manager: 'systemd', parent: 'kubepods-besteffort.slice' });
+  const bad: Array<[string[], RegExp, typeof noFiles?]> = [
+    [['--cgroup-manager', 'foo'], /^invalid --cgroup-manager "foo": use systemd or cgroupfs$/],
+    [['--cgroup-manager', 'systemd'], /^--cgroup-manager systemd: systemd is not running on this host; use --cgroup-manager cgroupfs$/],
+    [['--cgroup-parent', 'poc'], /^invalid --cgroup-parent "poc": with the cgroupfs manager it is an absolute cgroup path/],
+    [['--cgroup-parent', '/a/../b'], /^invalid --cgroup-parent "\/a\/..\/b"/],
+    [['--cgroup-parent', '/poc'], /^invalid --cgroup-parent "\/poc": with the systemd cgroup manager it is a slice/, withSystemd],
+  ];
+  for (const [argv, message, ctx] of bad) t.throws(() => resolve([...argv, 'img'], ctx), { name: 'PocError', message }, argv.join(' '));
+});
+
+t.test('the cgroup in config.json and where stats and top read it', async (t) => {
+  const sd = { manager: 'systemd', parent: 'machine.slice' } as const;
+  t.equal(cgroupsPathOf('abc'), '/poc/abc', 'containers made before the flags: /poc');
+  t.equal(cgroupsPathOf('abc', sd), 'machine.slice:poc:abc', 'systemd: slice:prefix:name for pocrun --systemd-cgroup');
+  t.equal(containerCgroupPath('abc', sd), '/machine.slice/poc-abc.scope');
+  t.equal(containerCgroupPath('abc', { manager: 'cgroupfs', parent: '/x/y' }), '/x/y/abc');
+  const spec = planBundle(defaultImageConfig({ Cmd: ['sh'] }), { ...resolve(['img']), cgroup: sd } as ContainerOptions, CTX);
+  t.equal(spec.linux!.cgroupsPath, `machine.slice:poc:${CTX.containerId}`);
+  const args = monitorArgs({ ...record, options: { ...record.options, cgroup: sd } }, { pocrun: '/p', poc: '/q', runtimeRoot: '/r', overlay: 'o', foreground: false }, { root: '/r' });
+  t.ok(args.slice(0, args.indexOf('--')).includes('--systemd-cgroup'), 'the monitor runs pocrun create --systemd-cgroup');
 });

@@ -45,7 +45,7 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
 }
 
 function sample(driver: CgroupDriver, c: ContainerRecord, pid: number | undefined): Sample | undefined {
-  const path = containerCgroupPath(c.id);
+  const path = containerCgroupPath(c.id, c.options.cgroup);
   if (!driver.exists(path)) return undefined;
   const st = driver.stats(path);
   let net = { rx: 0, tx: 0 };

@@ -49,7 +49,7 @@ function processRow(pid: number): ProcessRow | undefined {
 export function topCommand(o: TopOptions): number {
   const c = resolveContainer(o.ref, o);
   if (containerStatus(c.id, o).status !== 'running') throw new PocError(`container ${c.name} is not running`);
-  const pids = detectCgroups().pids(containerCgroupPath(c.id));
+  const pids = detectCgroups().pids(containerCgroupPath(c.id, c.options.cgroup));
   const rows = pids.map(processRow).filter((r): r is ProcessRow => r !== undefined);
   stdout(table(['UID', 'PID', 'PPID', 'TIME', 'CMD'], rows.map((r) => [r.uid, String(r.pid), String(r.ppid), r.time, r.cmd])));
   return 0;

@@ -3,6 +3,7 @@
  * the image: docker's default capabilities, the container's /etc files bound over the image's, volumes, limits,
  * the cgroup /poc/<id>, and the network hooks that call back into poc.
  */
+import { cgroupsPathOf } from './cgroup.js';
 import type { Hook, Mount, Spec } from '../../spec/generated/config.js';
 import { OCI_VERSION, defaultSpec } from '../../spec/default.js';
 import { PocError } from '../../errors.js';
@@ -158,7 +159,7 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
     annotations: { [CONTAINER_ID_ANNOTATION]: ctx.containerId, [NAME_ANNOTATION]: ctx.name },
     linux: {
       ...base.linux,
-      cgroupsPath: `/poc/${ctx.containerId}`,
+      cgroupsPath: cgroupsPathOf(ctx.containerId, o.cgroup),
       resources,
       namespaces,
       ...(o.seccompProfile !== undefined ? { seccomp: seccompFromProfile(o.seccompProfile, { caps, arch: ctx.arch, kernel: ctx.kernel }) } : {}),

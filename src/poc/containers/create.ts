@@ -3,6 +3,7 @@
  * directory, reserves the name, the address and the published ports, and writes the /etc files and config.json.
  * A failure at any step removes what the earlier ones made. The runtime is not called yet: `poc start` does.
  */
+import { systemdRunning } from '../../cgroups/systemd-bus.js';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname as osHostname, release as osRelease } from 'node:os';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
@@ -44,6 +45,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     readFile: (p) => readFileSync(p, 'utf8'),
     hostEnv: process.env,
     cpuCount: cpus().length,
+    systemdRunning: systemdRunning(),
   });
   for (const v of options.volumes) {
     let st;

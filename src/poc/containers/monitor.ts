@@ -58,6 +58,7 @@ export function monitorArgs(
   if (c.options.tty) args.push('--tty', '--console-socket', o.consoleSocket!);
   if (c.options.interactive && o.foreground) args.push('--stdin');
   if (o.foreground) args.push('--foreground');
+  if (c.options.cgroup?.manager === 'systemd') args.push('--systemd-cgroup');
   args.push('--', o.poc, 'cleanup', c.id);
   return args;
 }

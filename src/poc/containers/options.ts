@@ -8,6 +8,7 @@ import { checkName } from '../store.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { parseProfile } from './seccomp-profile.js';
+import { expandSlice } from '../../cgroups/systemd-unit.js';
 
 /** The flags as the command line gives them (strings, lists), before any checking. */
 export interface RunFlags {
@@ -33,6 +34,9 @@ export interface RunFlags {
   /** --security-opt: no-new-privileges[=true|false], seccomp=unconfined|FILE. */
   securityOpts: string[];
   entrypoint?: string;
+  /** --cgroup-manager systemd|cgroupfs, --cgroup-parent PATH (a slice with systemd), as podman takes them. */
+  cgroupManager?: string;
+  cgroupParent?: string;
   image: string;
   command: string[];
 }
@@ -77,6 +81,17 @@ export interface ContainerOptions {
   tty: boolean;
   interactive: boolean;
   autoRemove: boolean;
+  /**
+   * Who makes the container's cgroup: pocrun itself (cgroupfs, below `parent`, /poc by default) or systemd (a scope
+   * poc-<id>.scope in the slice `parent`, machine.slice by default, as podman's). Unset in containers made
+   * before it: cgroupfs under /poc.
+   */
+  cgroup?: CgroupOptions;
+}
+
+export interface CgroupOptions {
+  manager: 'systemd' | 'cgroupfs';
+  parent: string;
 }
 
 export interface ResolveContext {
@@ -86,6 +101,30 @@ export interface ResolveContext {
   hostEnv: Record<string, string | undefined>;
   /** CPUs of the host: --cpus may not ask for more. */
   cpuCount: number;
+  /** Whether systemd is the init (then its cgroup manager is the default, as podman's). */
+  systemdRunning: boolean;
+}
+
+/** --cgroup-manager and --cgroup-parent, checked; systemd is the default where it runs, as with podman. */
+export function parseCgroupOptions(manager: string | undefined, parent: string | undefined, systemdRunning: boolean): CgroupOptions {
+  const m = manager ?? (systemdRunning ? 'systemd' : 'cgroupfs');
+  if (m !== 'systemd' && m !== 'cgroupfs') throw new PocError(`invalid --cgroup-manager ${JSON.stringify(m)}: use systemd or cgroupfs`);
+  if (m === 'systemd') {
+    if (!systemdRunning) throw new PocError('--cgroup-manager systemd: systemd is not running on this host; use --cgroup-manager cgroupfs');
+    const slice = parent ?? 'machine.slice';
+    try {
+      expandSlice(slice);
+    } catch {
+      throw new PocError(`invalid --cgroup-parent ${JSON.stringify(slice)}: with the systemd cgroup manager it is a slice, such as machine.slice`);
+    }
+    return { manager: m, parent: slice };
+  }
+  const path = parent ?? '/poc';
+  const parts = path.split('/').filter((x) => x !== '' && x !== '.');
+  if (!path.startsWith('/') || parts.length === 0 || parts.includes('..')) {
+    throw new PocError(`invalid --cgroup-parent ${JSON.stringify(path)}: with the cgroupfs manager it is an absolute cgroup path, such as /poc`);
+  }
+  return { manager: m, parent: `/${parts.join('/')}` };
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -230,6 +269,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     throw new PocError(`invalid -u ${JSON.stringify(f.user)}: use UID[:GID] or NAME[:GROUP]`);
   }
   const security = parseSecurityOpts(f.securityOpts, ctx);
+  const cgroup = parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
   const resources: Resources = {};
   if (f.memory !== undefined) resources.memory = parseMemory(f.memory);
   if (f.cpus !== undefined) resources.cpus = parseCpus(f.cpus, ctx.cpuCount);
@@ -253,5 +293,6 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     tty: f.tty,
     interactive: f.interactive,
     autoRemove: f.rm,
+    cgroup,
   };
 }

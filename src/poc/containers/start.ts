@@ -34,7 +34,7 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 /** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
   if (existsSync(join(runtimeRoot(opts), c.id))) await pocrun(['delete', '--force', c.id], opts);
-  removeContainerCgroup(c.id);
+  removeContainerCgroup(c.id, c.options.cgroup);
   if (c.options.network === 'bridge') {
     // The poststop hook has usually done it already; when removing, a failure must be heard (the address and
     // ports would stay reserved), otherwise the next start or rm tries again.
