@@ -2,7 +2,7 @@
 // Runtime benchmark: pocrun against runc (and crun) on the same busybox bundle, in one run, alternating runtimes
 // so that the machine's drift falls on all of them alike. Prints medians and ratios to runc (and crun).
 //
-// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many,engine] [--guest] [--also NAME=BIN]
+// usage: node bench/runtime.mjs [--reps N] [--only run,lifecycle,state,many,engine] [--guest] [--systemd] [--also NAME=BIN]
 //
 // many: 50 containers in sequence and 50 at once (`run` of `true` each), wall time and peak memory of the whole:
 // the runtime processes run in a fresh memory cgroup, whose max usage is read afterwards.
@@ -16,6 +16,9 @@
 // cgroup v2, runc 1.1.5 and crun 1.8.1), where crun is at home. The guest is emulated (TCG), which slows
 // everything 5-20 times and not evenly: only the ratios are printed there. Default there: run, lifecycle, state
 // with 10 repetitions. --also NAME=BIN measures one more runtime binary beside them (another build of pocrun).
+//
+// --systemd (with --guest, where systemd is the init): every runtime with --systemd-cgroup, each making its default
+// scope in system.slice (pocrun-<id>, runc-<id>, crun-<id>.scope) over D-Bus and stopping it at delete.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,12 +34,20 @@ const only = args.includes('--only')
   : inGuest ? ['run', 'lifecycle', 'state'] : ['run', 'lifecycle', 'state', 'many', 'engine'];
 const also = args.includes('--also') ? args[args.indexOf('--also') + 1].split('=') : undefined;
 const MANY = 50;
+const systemd = args.includes('--systemd');
+/** The global flags every runtime gets: --systemd-cgroup with --systemd. */
+const globalFlags = systemd ? ['--systemd-cgroup'] : [];
 
 if (args.includes('--guest') && !inGuest) {
   // Boot the guest and run this script there, with the same arguments (less --guest).
   const rest = process.argv.slice(2).filter((a) => a !== '--guest');
   const r = spawnSync(join(top, 'scripts/guest/run.sh'), ['node', 'bench/runtime.mjs', ...rest], { stdio: 'inherit', cwd: top });
   process.exit(r.status ?? 1);
+}
+
+if (systemd && !args.includes('--guest') && !existsSync('/run/systemd/system')) {
+  console.error('bench/runtime.mjs --systemd: systemd is not the init here; add --guest to run it in the test guest');
+  process.exit(1);
 }
 
 if (!inGuest && process.env.POC_BENCH_INNER !== '1') {
@@ -71,7 +82,7 @@ const runtimes = [
 // runtime runs the config without them (the same work for all), and the output says so.
 let devicesNote = '';
 if (inGuest) {
-  const probe = spawnSync(runtimes[0].bin, ['--root', join(work, 'probe'), 'run', '--bundle', bundle, 'probe'], { encoding: 'utf8' });
+  const probe = spawnSync(runtimes[0].bin, [...globalFlags, '--root', join(work, 'probe'), 'run', '--bundle', bundle, 'probe'], { encoding: 'utf8' });
   if (probe.status !== 0 && /device rules on cgroup v2/.test(probe.stderr)) {
     delete config.linux.resources.devices;
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
@@ -91,7 +102,7 @@ function time(fn) {
 const errFile = join(work, 'stderr');
 function call(rt, root, argv) {
   const fd = openSync(errFile, 'w');
-  const r = spawnSync(rt.bin, ['--root', root, ...argv], { cwd: bundle, stdio: ['ignore', argv[0] === 'state' ? 'pipe' : 'ignore', fd] });
+  const r = spawnSync(rt.bin, [...globalFlags, '--root', root, ...argv], { cwd: bundle, stdio: ['ignore', argv[0] === 'state' ? 'pipe' : 'ignore', fd] });
   closeSync(fd);
   if (r.status !== 0) throw new Error(`${rt.name} ${argv.join(' ')}: exit ${r.status}: ${readFileSync(errFile, 'utf8')}`);
   return r;
@@ -124,7 +135,7 @@ function inMemoryCgroup(script) {
 const scenarios = {
   many: (rt, root, i) => {
     const ids = Array.from({ length: MANY }, (_, k) => `m${i}-${k}`);
-    const one = (id) => `${rt.bin} --root ${root} run --bundle ${bundle} ${id} >/dev/null`;
+    const one = (id) => `${rt.bin} ${globalFlags.join(' ')} --root ${root} run --bundle ${bundle} ${id} >/dev/null`;
     const seq = inMemoryCgroup(ids.map(one).join(' && '));
     const par = inMemoryCgroup(`${ids.map((id) => `${one(`${id}p`)} &`).join(' ')} wait`);
     return {
@@ -175,7 +186,7 @@ try {
   for (const rt of runtimes) {
     const root = join(work, `root-${rt.name}`);
     const list = spawnSync(rt.bin, ['--root', root, 'list', '-q']).stdout?.toString().split('\n').filter(Boolean) ?? [];
-    for (const id of list) spawnSync(rt.bin, ['--root', root, 'delete', '--force', id]);
+    for (const id of list) spawnSync(rt.bin, [...globalFlags, '--root', root, 'delete', '--force', id]);
   }
   rmSync(work, { recursive: true, force: true });
 }
@@ -243,7 +254,7 @@ function printRuntimeTable() {
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
   if (inGuest) {
     console.log(`${reps} repetitions, runtimes alternating, in the cgroup v2 guest (${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ` +
-      `emulated: ratios only, absolute times are distorted)${devicesNote}`);
+      `emulated: ratios only, absolute times are distorted)${devicesNote}${systemd ? ', every runtime with --systemd-cgroup' : ''}`);
     console.log(`runtimes: ${runtimes.map((r) => `${r.name} ${versionOf(r)}`).join(', ')}`);
   } else {
     console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);
