@@ -222,7 +222,7 @@ const COMMANDS: Record<string, Command> = {
     args: [0, 0],
     run: async (ctx) => {
       const { features, knownSeccompArchs, seccompFeatures } = await import('../runtime/features.js');
-      const { hostCgroupFacts } = await import('../cgroups/index.js');
+      const { hostCgroupFacts } = await import('../cgroups/host-facts.js');
       let cgroups: Record<string, string> = {};
       try {
         cgroups = hostCgroupFacts(ctx.cgroups());

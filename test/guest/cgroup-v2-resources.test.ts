@@ -5,7 +5,7 @@
  * cgroup, refusals by the kernel named by their config field, and nothing left behind.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { POCRUN, makeBundle, setup } from '../helpers/runtime.js';
@@ -17,12 +17,13 @@ const { work, rt, residue } = setup();
 const MB = 1024 * 1024;
 const cgroupFile = (cgroup: string, file: string) => readFileSync(`/sys/fs/cgroup${cgroup}/${file}`, 'utf8').trim();
 
-/** The guest's first disk, as "major:minor", for the io limits. */
-function rootDisk(): string {
-  const disk = readdirSync('/sys/block').find((d) => /^(vd|sd|nvme)/.test(d));
-  if (!disk) throw new Error('no disk in /sys/block');
-  return readFileSync(`/sys/block/${disk}/dev`, 'utf8').trim();
+/** The guest's first disk: its name and "major:minor", for the io limits. */
+function firstDisk(): { name: string; dev: string } {
+  const name = readdirSync('/sys/block').find((d) => /^(vd|sd|nvme)/.test(d));
+  if (!name) throw new Error('no disk in /sys/block');
+  return { name, dev: readFileSync(`/sys/block/${name}/dev`, 'utf8').trim() };
 }
+const rootDisk = () => firstDisk().dev;
 
 function detached(id: string, change: (s: Spec) => void) {
   const b = makeBundle(work, (s) => {
@@ -87,6 +88,8 @@ t.test('every resource lands in its v2 file; update, pause, stats and delete wor
   rt.ok(['update', '--resources', join(work, 'res.json'), 'v2res']);
   t.equal(file('cpu.weight'), '100', 'the default shares are the default weight');
   t.equal(file('memory.high'), 'max');
+  rt.ok(['update', '--cpu-idle', '1', 'v2res']);
+  t.equal(file('cpu.idle'), '1', 'cpu.idle');
   const refused = rt.run(['update', '--cpu-quota', '500', 'v2res']);
   t.not(refused.status, 0);
   t.match(refused.stderr, /update \/linux\/resources\/cpu\/quota: cgroup \/\S+: write cpu.max=500: Invalid argument/, 'a quota the kernel refuses names its field');
@@ -171,6 +174,24 @@ t.test('a value the kernel refuses fails create with its config field named, lea
     t.notOk(existsSync(`/sys/fs/cgroup${b.spec.linux!.cgroupsPath}`), `${name}: no cgroup left`);
     t.notOk(existsSync(join(rt.root, 'v2bad')), `${name}: no state left`);
   }
+});
+
+t.test('with BFQ on the disk, the blockIO weights go to io.bfq.weight as they are (as runc)', async (t) => {
+  const { name, dev } = firstDisk();
+  const [major, minor] = dev.split(':').map(Number) as [number, number];
+  const modprobe = spawnSync('modprobe', ['bfq'], { encoding: 'utf8' });
+  t.equal(modprobe.status, 0, `modprobe bfq: ${modprobe.stderr}`);
+  const scheduler = `/sys/block/${name}/queue/scheduler`;
+  const before = /\[(\S+)\]/.exec(readFileSync(scheduler, 'utf8'))?.[1] ?? 'none';
+  writeFileSync(scheduler, 'bfq');
+  t.teardown(() => writeFileSync(scheduler, before));
+  const { cgroup } = detached('v2bfq', (s) => {
+    s.linux!.resources = { ...s.linux!.resources, blockIO: { weight: 500, weightDevice: [{ major, minor, weight: 300 }] } };
+  });
+  const weights = cgroupFile(cgroup, 'io.bfq.weight');
+  t.match(weights, /^default 500$/m, 'weight, in the v1 range BFQ shares');
+  t.match(weights, new RegExp(`^${major}:${minor} 300$`, 'm'), 'weightDevice');
+  rt.ok(['delete', '--force', 'v2bfq']);
 });
 
 t.test('features says what this host has', async (t) => {
