@@ -78,20 +78,6 @@ const runtimes = [
   ...(also ? [{ name: also[0], bin: also[1].startsWith('/') ? also[1] : join(top, also[1]) }] : []),
 ].filter((r) => r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0);
 
-// Until pocrun builds the eBPF device program, a v2 host refuses the default config's device rules: then every
-// runtime runs the config without them (the same work for all), and the output says so.
-let devicesNote = '';
-if (inGuest) {
-  const probe = spawnSync(runtimes[0].bin, [...globalFlags, '--root', join(work, 'probe'), 'run', '--bundle', bundle, 'probe'], { encoding: 'utf8' });
-  if (probe.status !== 0 && /device rules on cgroup v2/.test(probe.stderr)) {
-    delete config.linux.resources.devices;
-    writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
-    devicesNote = ' (config without device rules: this pocrun has no eBPF device program yet)';
-  } else if (probe.status !== 0) {
-    throw new Error(`pocrun run: ${probe.stderr}`);
-  }
-}
-
 function time(fn) {
   const t0 = process.hrtime.bigint();
   fn();
@@ -254,7 +240,7 @@ function printRuntimeTable() {
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c].length)));
   if (inGuest) {
     console.log(`${reps} repetitions, runtimes alternating, in the cgroup v2 guest (${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ` +
-      `emulated: ratios only, absolute times are distorted)${devicesNote}${systemd ? ', every runtime with --systemd-cgroup' : ''}`);
+      `emulated: ratios only, absolute times are distorted)${systemd ? ', every runtime with --systemd-cgroup' : ''}`);
     console.log(`runtimes: ${runtimes.map((r) => `${r.name} ${versionOf(r)}`).join(', ')}`);
   } else {
     console.log(`${reps} repetitions, runtimes alternating, inside a private mount namespace with a pure cgroup v1 view`);

@@ -133,7 +133,8 @@ t.test('the init is cloned into its cgroup: the helper that waits for it stays o
     rt.run(['delete', '--force', 'v2fg']);
     await exited;
   });
-  rt.waitStatus('v2fg', 'running', 60_000);
+  // The state appears once the foreground run has created the container.
+  for (let i = 0; i < 600 && !/"status": "running"/.test(rt.run(['state', 'v2fg']).stdout); i++) await new Promise((r) => setTimeout(r, 100));
   const init = rt.state('v2fg').pid;
   const helper = Number(readFileSync(`/proc/${init}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
   t.same(cgroupFile(cgroup, 'cgroup.procs').split('\n').map(Number), [init], 'only the init is in the cgroup');
