@@ -115,6 +115,8 @@ t.test('update sets the unit\'s properties and the files; pause, resume, kill --
   rt.ok(['update', '--memory', '128m', '--pids-limit', '64', id]);
   t.same(show(unit, 'MemoryMax', 'TasksMax'), { MemoryMax: String(128 * MB), TasksMax: '64' }, 'systemd has the new values');
   t.same([read(dir, 'memory.max'), read(dir, 'pids.max')], [String(128 * MB), '64'], 'and so do the files');
+  const stats = JSON.parse(rt.ok(['events', '--stats', id]));
+  t.match(stats, { type: 'stats', id, data: { memory: { usage: { limit: 128 * MB } }, pids: { limit: 64 } } }, "events --stats reads the scope's cgroup");
 
   rt.ok(['pause', id]);
   t.equal(rt.state(id).status, 'paused', 'paused');
