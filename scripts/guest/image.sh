@@ -7,13 +7,13 @@
 # apt sources), so a change to any of them builds a new one. Concurrent callers build it once (flock on
 # <hash>.lock); it is built in a temporary directory and renamed into place, so a half-built image is never seen.
 # scripts/guest/run.sh holds a shared lock on <hash>.lock while it boots an image; a new build removes the
-# images beyond the newest KEEP (default 3) that nobody holds.
+# images beyond the newest POC_GUEST_KEEP (default 5) that nobody holds.
 #
 # usage: scripts/guest/image.sh [--print-hash]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${POC_GUEST_CACHE:-/var/cache/pocrun-guest}
-keep=${POC_GUEST_KEEP:-3}
+keep=${POC_GUEST_KEEP:-5}
 
 die() { echo "guest image: $*" >&2; exit 1; }
 

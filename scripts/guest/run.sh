@@ -25,10 +25,15 @@ die() { echo "guest: $*" >&2; exit 125; }
 [ $# -gt 0 ] || die "usage: scripts/guest/run.sh CMD [ARG...]"
 qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found: install qemu-system-x86 (scripts/setup.sh)"
 command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 not found: install e2fsprogs"
-image=$("$here/image.sh") || die "no guest image (scripts/guest/image.sh failed, see above)"
-# Held while the image is in use: a newer recipe's build does not remove it meanwhile (image.sh).
-exec 8>>"$image.lock"
-flock -s 8
+# A shared lock on the image while it is in use: a newer recipe's build does not remove it meanwhile (image.sh).
+# One removed between image.sh and the lock is built again.
+for attempt in 1 2; do
+  image=$("$here/image.sh") || die "no guest image (scripts/guest/image.sh failed, see above)"
+  exec 8>>"$image.lock"
+  flock -s 8
+  [ -f "$image/rootfs.img" ] && break
+  exec 8>&-
+done
 [ -f "$image/rootfs.img" ] || die "no guest image at $image"
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/pocrun-guest-XXXXXX") || die "cannot make a temporary directory"
