@@ -33,6 +33,9 @@ export const IS_POCRUN = basename(RUNTIME) === 'pocrun';
 function resolveCgroupManager(): 'cgroupfs' | 'systemd' {
   const wanted = process.env.POC_CONFORMANCE_CGROUP_MANAGER ?? 'cgroupfs';
   if (wanted !== 'cgroupfs' && wanted !== 'systemd') throw new Error(`POC_CONFORMANCE_CGROUP_MANAGER=${wanted}: cgroupfs or systemd`);
+  if (wanted === 'systemd' && !existsSync('/run/systemd/system')) {
+    throw new Error('POC_CONFORMANCE_CGROUP_MANAGER=systemd: systemd is not the init here; run it in the guest (scripts/guest/test.sh)');
+  }
   return wanted;
 }
 
