@@ -10,9 +10,6 @@ import { dirname, join } from 'node:path';
 import { PocError } from '../errors.js';
 import { encodeProperties, type UnitProperty } from './systemd-properties.js';
 
-/** How long a job (start or stop of a unit) may take before it is an error: runc's bound. */
-export const JOB_TIMEOUT_MS = 30_000;
-
 /** systemd is the init (sd_booted(3): /run/systemd/system is a directory), so it has a manager to ask. */
 export function systemdRunning(runDir = '/run/systemd/system'): boolean {
   try {
@@ -37,13 +34,13 @@ interface SpawnSyncResult {
 function runBus(args: string[]): void {
   const bun = (globalThis as { Bun?: { spawnSync(cmd: string[], opts: object): SpawnSyncResult } }).Bun;
   if (!bun) throw new PocError('the systemd driver runs in the compiled binary (dist/pocrun)');
-  const res = bun.spawnSync([busProgram(), String(JOB_TIMEOUT_MS), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const res = bun.spawnSync([busProgram(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   if (res.exitCode === 0) return;
   const text = new TextDecoder().decode(res.stderr).trim() || `pocrun-systemd exited with status ${res.exitCode}`;
   throw new PocError(text.split('\n').join('; '));
 }
 
-/** StartTransientUnit, then waits for its job: an error names the unit and systemd's reason. */
+/** StartTransientUnit, then waits for its job (30 s at most, runc's bound): an error names the unit and systemd's reason. */
 export function startUnit(unit: string, props: readonly UnitProperty[]): void {
   try {
     runBus(['start', unit, ...encodeProperties(props)]);

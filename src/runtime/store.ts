@@ -29,7 +29,7 @@ export interface ContainerRecord {
   devices?: { type: string; major?: number; minor?: number }[];
   /**
    * Set when --systemd-cgroup made the cgroup a systemd scope: its unit and slice. Delete stops the unit (the
-   * native front hands such a delete to the TypeScript program).
+   * native front too, with dist/pocrun-systemd).
    */
   systemd?: { unit: string; slice: string };
   /** Without a mount namespace of its own: what to unmount at delete (shared-mounts.ts). */
