@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="build-essential pkg-config libseccomp-dev busybox-static iproute2 nftables iptables runc crun \
+PACKAGES="build-essential pkg-config libseccomp-dev libsystemd-dev busybox-static iproute2 nftables iptables runc crun \
   sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
   containernetworking-plugins catatonit librsvg2-bin libyajl-dev python3 qemu-system-x86 qemu-utils mmdebstrap e2fsprogs coreutils \
   strace"
