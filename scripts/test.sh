@@ -34,7 +34,7 @@ if [ -n "$host" ]; then
   pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
 fi
 if [ -n "$guest" ]; then
-  echo "test: the guest suite, in the cgroup v2 test guest (scripts/guest/test.sh$guest)"
+  echo "test: the guest suite, in the cgroup v2 test guest (scripts/guest/test.sh $guest)"
   # shellcheck disable=SC2086
   { ./scripts/guest/test.sh $guest; echo $? > "$tmp/guest-status"; } 2>&1 | tee "$tmp/guest"
   p=$(count "$tmp/guest" pass) f=$(count "$tmp/guest" fail)
