@@ -264,15 +264,7 @@ void step_rootfs(const struct step *s)
 	const char *path = s->argv[1];
 	if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die(errno, "bind the rootfs %s onto itself: %s", path, strerror(errno));
-	xclose(&G.root_fd);
-	G.root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (G.root_fd < 0)
-		die(errno, "open the rootfs %s: %s", path, strerror(errno));
-	char link[32];
-	ssize_t n = readlink(fdpath(link, G.root_fd), G.root_path, sizeof G.root_path - 1);
-	if (n < 0)
-		die(errno, "readlink %s: %s", link, strerror(errno));
-	G.root_path[n] = 0;
+	step_root_open(s);
 }
 
 /*
