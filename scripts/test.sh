@@ -2,7 +2,8 @@
 # The test command: sets up (apt and npm packages, build), then runs
 #   the host suite: unit tests (no root needed), integration tests (root, real containers), engine conformance;
 #   the guest suite: test/guest/ and conformance/ in the cgroup v2 test guest (scripts/guest/test.sh; Debian 12,
-#   systemd, kernel 6.1, under qemu), where the behaviour differs from this host's.
+#   systemd, kernel 6.1, under qemu), where the behaviour differs from this host's; then podman's and
+#   containerd's conformance again there with their systemd cgroup managers.
 # Ends with one line summing both: "N passed, N failed". A guest suite that cannot run counts as failed.
 # With FILES, runs only those: files under test/guest/ in the guest, the others on the host.
 set -u
@@ -33,16 +34,29 @@ if [ -n "$host" ]; then
   [ -n "$p" ] || { echo "test: the host suite printed no summary; counted as failed"; f=1; }
   pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
 fi
-if [ -n "$guest" ]; then
-  echo "test: the guest suite, in the cgroup v2 test guest (scripts/guest/test.sh $guest)"
-  # shellcheck disable=SC2086
-  { ./scripts/guest/test.sh $guest; echo $? > "$tmp/guest-status"; } 2>&1 | tee "$tmp/guest"
+# guest_suite NAME FILES...: one run of tap in the guest, added to the totals; one that cannot run counts as failed.
+guest_suite() {
+  name=$1; shift
+  echo "test: $name (scripts/guest/test.sh $*)"
+  { ./scripts/guest/test.sh "$@"; echo $? > "$tmp/guest-status"; } 2>&1 | tee "$tmp/guest"
   p=$(count "$tmp/guest" pass) f=$(count "$tmp/guest" fail)
   if [ -z "$p" ]; then
-    echo "test: the guest suite could not run (exit $(cat "$tmp/guest-status" 2>/dev/null), see above); counted as failed"
+    echo "test: $name could not run (exit $(cat "$tmp/guest-status" 2>/dev/null), see above); counted as failed"
     f=1
   fi
   pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
+}
+if [ -n "$guest" ]; then
+  # shellcheck disable=SC2086
+  guest_suite "the guest suite, in the cgroup v2 test guest" $guest
+fi
+if [ $# -eq 0 ]; then
+  # The engines again with their own default on a systemd host: podman's cgroup_manager=systemd, containerd's
+  # SystemdCgroup (run.sh passes POC_* into the guest). The CRI test already uses SystemdCgroup in the guest.
+  export POC_CONFORMANCE_CGROUP_MANAGER=systemd
+  guest_suite "podman and containerd with their systemd cgroup managers, in the guest" \
+    conformance/podman.test.ts conformance/containerd.test.ts
+  unset POC_CONFORMANCE_CGROUP_MANAGER
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && exit 0
