@@ -704,6 +704,16 @@ void step_pivot_root(const struct step *s)
 	strcpy(G.root_path, "/");
 }
 
+/* Makes the working directory (the rootfs) this process's root, and goes to it. */
+static void chroot_cwd(void)
+{
+	if (chroot(".") < 0)
+		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
+	if (chdir("/") < 0)
+		die(errno, "chdir /: %s", strerror(errno));
+	strcpy(G.root_path, "/");
+}
+
 void step_chroot(const struct step *s)
 {
 	(void)s;
@@ -712,11 +722,7 @@ void step_chroot(const struct step *s)
 		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
 	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 		die(errno, "move %s to /: %s", G.root_path, strerror(errno));
-	if (chroot(".") < 0)
-		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
-	if (chdir("/") < 0)
-		die(errno, "chdir /: %s", strerror(errno));
-	strcpy(G.root_path, "/");
+	chroot_cwd();
 }
 
 /*
@@ -729,11 +735,7 @@ void step_chroot_only(const struct step *s)
 	need_root();
 	if (fchdir(G.root_fd) < 0)
 		die(errno, "chdir %s: %s", G.root_path, strerror(errno));
-	if (chroot(".") < 0)
-		die(errno, "chroot %s: %s", G.root_path, strerror(errno));
-	if (chdir("/") < 0)
-		die(errno, "chdir /: %s", strerror(errno));
-	strcpy(G.root_path, "/");
+	chroot_cwd();
 }
 
 /* The path itself (not what a final symlink points to), -1 when it is missing (skipped). */
