@@ -168,6 +168,20 @@ struct job_wait {
 	bool done;
 };
 
+/* The job that a method's reply names (its object path) becomes the one to wait for; the reply is freed. */
+static void take_job(struct job_wait *w, sd_bus_message *reply, const char *method)
+{
+	const char *job;
+	int r = sd_bus_message_read(reply, "o", &job);
+	if (r < 0) {
+		char what[64];
+		snprintf(what, sizeof what, "read %s's reply", method);
+		die_bus(what, NULL, r);
+	}
+	w->job = strdup(job);
+	sd_bus_message_unref(reply);
+}
+
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	(void)ret_error;
@@ -246,11 +260,7 @@ static int cmd_start(sd_bus *bus, struct job_wait *w, uint64_t deadline, int arg
 		}
 		if (r < 0)
 			die_bus("StartTransientUnit", &e, r);
-		const char *job;
-		if ((r = sd_bus_message_read(reply, "o", &job)) < 0)
-			die_bus("read StartTransientUnit's reply", NULL, r);
-		w->job = strdup(job);
-		sd_bus_message_unref(reply);
+		take_job(w, reply, "StartTransientUnit");
 		break;
 	}
 	if (!wait_job(bus, w, deadline)) {
@@ -288,11 +298,7 @@ static int cmd_stop(sd_bus *bus, struct job_wait *w, uint64_t deadline)
 			return 0;
 		die_bus("StopUnit", &e, r);
 	}
-	const char *job;
-	if ((r = sd_bus_message_read(reply, "o", &job)) < 0)
-		die_bus("read StopUnit's reply", NULL, r);
-	w->job = strdup(job);
-	sd_bus_message_unref(reply);
+	take_job(w, reply, "StopUnit");
 	if (!wait_job(bus, w, deadline))
 		die("systemd did not finish the job that stops the unit within the time allowed");
 	/* A unit whose processes were killed may be left "failed": let systemd unload it. */
