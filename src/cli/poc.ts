@@ -23,14 +23,18 @@ export const RUN_FLAGS: FlagSpec = {
   string: [
     'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
     'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint', 'cgroup-manager', 'cgroup-parent',
+    'mount', 'restart', 'health-cmd', 'health-interval', 'health-timeout', 'health-retries', 'health-start-period',
   ],
-  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only'],
+  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'no-healthcheck'],
   alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
-  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt'],
+  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt', 'mount'],
 };
 
 const RUN_USAGE =
-  '[-d] [-i] [-t] [--rm] [--name N] [--hostname H] [-e K=V] [--env-file F] [-v HOST:CTR[:ro]] [-w DIR] [-u UID[:GID]] ' +
+  '[-d] [-i] [-t] [--rm] [--name N] [--hostname H] [-e K=V] [--env-file F] [-v HOST|VOLUME:CTR[:ro]] [-v CTR] ' +
+  '[--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]...] [--restart no|on-failure[:N]|always|unless-stopped] ' +
+  '[--health-cmd CMD] [--health-interval D] [--health-timeout D] [--health-retries N] [--health-start-period D] [--no-healthcheck] ' +
+  '[-w DIR] [-u UID[:GID]] ' +
   '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
   '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
   '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] ' +
@@ -48,6 +52,8 @@ export function runFlags(p: Parsed): RunFlags {
     env: listFlag(p.flags, 'env'),
     envFiles: listFlag(p.flags, 'env-file'),
     volumes: listFlag(p.flags, 'volume'),
+    mounts: listFlag(p.flags, 'mount'),
+    noHealthcheck: Boolean(p.flags['no-healthcheck']),
     publish: listFlag(p.flags, 'publish'),
     readOnly: Boolean(p.flags['read-only']),
     capAdd: listFlag(p.flags, 'cap-add'),
@@ -59,6 +65,8 @@ export function runFlags(p: Parsed): RunFlags {
   for (const [key, name] of [
     ['name', 'name'], ['hostname', 'hostname'], ['workdir', 'workdir'], ['user', 'user'], ['network', 'network'],
     ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'], ['cgroupManager', 'cgroup-manager'], ['cgroupParent', 'cgroup-parent'],
+    ['restart', 'restart'], ['healthCmd', 'health-cmd'], ['healthInterval', 'health-interval'], ['healthTimeout', 'health-timeout'],
+    ['healthRetries', 'health-retries'], ['healthStartPeriod', 'health-start-period'],
   ] as const) {
     const v = opt(name);
     if (v !== undefined) flags[key] = v;
@@ -143,11 +151,12 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) => (await import('../poc/commands/lifecycle.js')).killCommand({ ...root, refs: p.args, signal: stringFlag(p.flags, 'signal') ?? 'SIGKILL' }),
   },
   rm: {
-    usage: 'rm [-f] CONTAINER...',
-    summary: 'remove containers (-f: running ones too)',
-    flags: { boolean: ['force'], alias: { f: 'force' } },
+    usage: 'rm [-f] [-v] CONTAINER...',
+    summary: 'remove containers (-f: running ones too; -v: their anonymous volumes too)',
+    flags: { boolean: ['force', 'volumes'], alias: { f: 'force', v: 'volumes' } },
     args: [1, Infinity],
-    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).rmCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) }),
+    run: async (p, root) =>
+      (await import('../poc/commands/lifecycle.js')).rmCommand({ ...root, refs: p.args, force: Boolean(p.flags.force), volumes: Boolean(p.flags.volumes) }),
   },
   ps: {
     usage: 'ps [-a] [-q] [--format table|json]',
@@ -223,6 +232,16 @@ const COMMANDS: Record<string, Command> = {
     flags: {},
     args: [1, Infinity],
     run: async (p, root) => (await import('../poc/commands/lifecycle.js')).waitCommand({ ...root, refs: p.args }),
+  },
+  volume: {
+    usage: 'volume create [--label K=V] [NAME] | ls [-q] [--format table|json] | inspect NAME... | rm NAME... | prune [-a]',
+    summary: 'manage volumes: data that outlives containers (in use: not removable)',
+    flags: { string: ['format', 'label'], boolean: ['quiet', 'all'], alias: { q: 'quiet', a: 'all' }, repeat: ['label'] },
+    args: [0, Infinity],
+    run: async (p, root) =>
+      (await import('../poc/commands/volume.js')).volumeCommand({
+        ...root, args: p.args, labels: listFlag(p.flags, 'label'), quiet: Boolean(p.flags.quiet), all: Boolean(p.flags.all), format: format(p, 'volume ls'),
+      }),
   },
   prune: {
     usage: 'prune',

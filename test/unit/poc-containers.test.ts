@@ -77,10 +77,10 @@ t.test('flags → options: each bad value is one clear error', async (t) => {
     [['-p', '80', 'img'], /expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
     [['-p', '80:80/sctp', 'img'], /protocol "sctp" is not tcp or udp/],
     [['-p', '80:80', '--network', 'none', 'img'], /-p needs --network bridge/],
-    [['-v', 'rel:/x', 'img'], /host path "rel" is not absolute/],
+    [['-v', 'r:/x', 'img'], /invalid volume name "r"/],
     [['-v', '/x:rel', 'img'], /container path "rel" is not absolute/],
-    [['-v', '/x:/y:rx', 'img'], /mode "rx" is not ro or rw/],
-    [['-v', '/x', 'img'], /use HOST_PATH:CONTAINER_PATH/],
+    [['-v', '/x:/y:rx', 'img'], /option "rx" is not one of ro, rw/],
+    [['-v', '/x:/y:ro:z', 'img'], /use HOST_PATH:CONTAINER_PATH/],
     [['-v', '/x:/../etc', 'img'], /may not contain "\.\."/],
     [['--env-file', '/nope', 'img'], /cannot read --env-file \/nope: No such file or directory/],
     [['--network', 'foo', 'img'], /invalid --network "foo"/],
@@ -97,7 +97,7 @@ t.test('flags → options: each bad value is one clear error', async (t) => {
 t.test('flags → options: values', async (t) => {
   const o = resolve(['-e', 'HOME', '-e', 'UNSET', '-e', 'A=1', '-v', '/srv//data/:/data:ro', '-p', '127.0.0.1:8080:80/udp', '-m', '1.5g', '--cpus', '1.5', '--pids-limit', '64', '--cap-add', 'net_admin', '--cap-drop', 'CAP_CHOWN', '--read-only', '--rm', 'img', 'echo']);
   t.same(o.env, ['HOME=/root', 'A=1'], '-e NAME takes the host value; unset names are left out');
-  t.same(o.volumes, [{ source: '/srv/data', destination: '/data', readOnly: true }]);
+  t.same(o.volumes, [{ type: 'bind', source: '/srv/data', destination: '/data', readOnly: true }]);
   t.same(o.publish, [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'udp' }]);
   t.same(o.resources, { memory: 1.5 * 1024 ** 3, cpus: 1.5, pidsLimit: 64 });
   t.same([o.capAdd, o.capDrop], [['CAP_NET_ADMIN'], ['CAP_CHOWN']]);
@@ -112,7 +112,7 @@ t.test('sizes and limits', async (t) => {
   t.equal(parseCpus('0.5', 1), 0.5);
   t.equal(parseCpus('.25', 1), 0.25);
   t.equal(parsePidsLimit('100'), 100);
-  t.same(parseVolume('/a:/b'), { source: '/a', destination: '/b', readOnly: false });
+  t.same(parseVolume('/a:/b'), { type: 'bind', source: '/a', destination: '/b', readOnly: false });
   t.same(mergeEnv(['PATH=/bin', 'A=1'], ['A=2', 'B=3']), ['PATH=/bin', 'A=2', 'B=3']);
   t.same(parseEnvFile('X=1\n#y\n  Z=2\n', 'f', {}), ['X=1', 'Z=2']);
 });
@@ -165,6 +165,7 @@ const CTX: BundleContext = {
   hook: { path: '/usr/local/bin/poc', env: ['POC_ROOT=/var/lib/poc'] },
   arch: 'amd64',
   kernel: '6.1.0-13-amd64',
+  volumePath: (name) => `/var/lib/poc/volumes/${name}/_data`,
 };
 
 function bundle(argv: string[], image = defaultImageConfig({ Env: ['PATH=/bin', 'LANG=C'], Cmd: ['sh'], WorkingDir: '/srv' })): Spec {

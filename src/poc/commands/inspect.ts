@@ -8,6 +8,8 @@ import { containerPaths, containerStatus, resolveContainer, type ContainerRecord
 import { runtimeRoot } from '../containers/store.js';
 import { pocrun } from '../containers/runtime.js';
 import type { RootOptions } from '../store.js';
+import { describeMount, volumeType } from '../volumes/spec.js';
+import { volumeDataPath } from '../volumes/store.js';
 
 export interface InspectOptions extends RootOptions {
   refs: string[];
@@ -62,7 +64,7 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
     },
     HostConfig: {
       NetworkMode: c.options.network,
-      Binds: c.options.volumes.map((v) => `${v.source}:${v.destination}${v.readOnly ? ':ro' : ''}`),
+      Binds: c.options.volumes.filter((v) => volumeType(v) !== 'tmpfs').map((v) => `${v.source}:${v.destination}${v.readOnly ? ':ro' : ''}`),
       Memory: c.options.resources.memory ?? 0,
       NanoCpus: c.options.resources.cpus !== undefined ? Math.round(c.options.resources.cpus * 1e9) : 0,
       CpuQuota: c.options.resources.cpus !== undefined ? Math.round(c.options.resources.cpus * CPU_PERIOD) : 0,
@@ -74,6 +76,7 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       AutoRemove: c.options.autoRemove,
       PortBindings: ports,
     },
+    Mounts: c.options.volumes.map((v) => describeMount(v, (name) => volumeDataPath(name, o))),
     NetworkSettings: {
       Bridge: net?.bridge ?? '',
       IPAddress: net?.ip ?? '',

@@ -41,6 +41,7 @@ export async function killCommand(o: KillCommandOptions): Promise<number> {
 
 export interface RmCommandOptions extends RefsOptions {
   force: boolean;
+  volumes?: boolean;
 }
 
 export async function rmCommand(o: RmCommandOptions): Promise<number> {

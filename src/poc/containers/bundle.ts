@@ -11,6 +11,7 @@ import { CAPABILITIES } from '../../plan/capabilities.js';
 import type { ImageConfig } from '../images/store.js';
 import { mergeEnv, type ContainerOptions } from './options.js';
 import { seccompFromProfile } from './seccomp-profile.js';
+import { tmpfsOptions, volumeType, type Volume } from '../volumes/spec.js';
 
 /** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [
@@ -110,10 +111,20 @@ export interface BundleContext {
   /** This machine, for a Docker seccomp profile's arches and minKernel: Go's arch name and the kernel release. */
   arch: string;
   kernel: string;
+  /** Where a named volume's content is on the host. */
+  volumePath: (name: string) => string;
 }
 
-function bind(source: string, destination: string, readOnly: boolean): Mount {
-  return { destination, type: 'bind', source, options: ['rbind', 'rprivate', readOnly ? 'ro' : 'rw'] };
+function bind(source: string, destination: string, readOnly: boolean, propagation = 'rprivate'): Mount {
+  return { destination, type: 'bind', source, options: ['rbind', propagation, readOnly ? 'ro' : 'rw'] };
+}
+
+/** -v and --mount: a bind of a host path or of a volume's content, or a tmpfs. */
+function volumeMount(v: Volume, ctx: BundleContext): Mount {
+  const type = volumeType(v);
+  if (type === 'tmpfs') return { destination: v.destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOptions(v) };
+  if (type === 'volume') return bind(ctx.volumePath(v.source), v.destination, v.readOnly);
+  return bind(v.source, v.destination, v.readOnly, v.propagation);
 }
 
 function networkHooks(o: ContainerOptions, ctx: BundleContext): Spec['hooks'] {
@@ -133,7 +144,7 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
     bind(`${ctx.etcDir}/hosts`, '/etc/hosts', false),
     bind(`${ctx.etcDir}/hostname`, '/etc/hostname', false),
     bind(`${ctx.etcDir}/resolv.conf`, '/etc/resolv.conf', false),
-    ...o.volumes.map((v) => bind(v.source, v.destination, v.readOnly)),
+    ...o.volumes.map((v) => volumeMount(v, ctx)),
   ];
   const resources: NonNullable<NonNullable<Spec['linux']>['resources']> = { ...base.linux!.resources };
   if (o.resources.memory !== undefined) resources.memory = { limit: o.resources.memory };

@@ -17,6 +17,9 @@ import { goArch } from './seccomp-profile.js';
 import { binaries } from './runtime.js';
 import { containerPaths, listContainers, type ContainerRecord } from './store.js';
 import { pocRoot } from '../store.js';
+import { imageVolumes, volumeType } from '../volumes/spec.js';
+import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/store.js';
+import { effectiveHealthcheck } from './health.js';
 
 function readOr(path: string, fallback: string): string {
   try {
@@ -48,6 +51,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     systemdRunning: systemdRunning(),
   });
   for (const v of options.volumes) {
+    if (volumeType(v) !== 'bind') continue;
     let st;
     try {
       st = statSync(v.source);
@@ -61,6 +65,11 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
   const lower = imageRootfs(image, opts);
   const user = resolveUser(options.user ?? image.config.User ?? '', readOr(`${lower}/etc/passwd`, ''), readOr(`${lower}/etc/group`, ''));
   const args = containerArgs(image.config, options);
+  const healthcheck = effectiveHealthcheck(image.config.Healthcheck, options.healthcheck);
+  // The image's VOLUMEs get anonymous volumes, and every anonymous volume its name now: the record keeps it.
+  options.volumes = [...options.volumes, ...imageVolumes(image.config.Volumes, options.volumes)].map((v) =>
+    v.anonymous && v.source === '' ? { ...v, source: anonymousVolumeName() } : v,
+  );
 
   const id = newId();
   const paths = containerPaths(id, opts);
@@ -88,6 +97,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
         args,
         user,
         options,
+        ...(healthcheck ? { healthcheck } : {}),
       };
       mkdirSync(paths.dir, { recursive: true, mode: 0o711 });
       writeJsonAtomic(paths.record, rec);
@@ -97,7 +107,9 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
   );
 
   let allocated = false;
+  let madeVolumes: string[] = [];
   try {
+    madeVolumes = await prepareContainerVolumes(id, options.volumes, lower, opts);
     let ip: string | undefined;
     if (options.network === 'bridge') {
       allocated = true;
@@ -118,6 +130,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
       hook: { path: poc, env: [`POC_ROOT=${root}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`] },
       arch: goArch(process.arch),
       kernel: osRelease(),
+      volumePath: (name) => volumeDataPath(name, opts),
     });
     writeFileSync(paths.config, `${JSON.stringify(spec, null, 2)}\n`);
     return record;
@@ -127,6 +140,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
       await releaseContainerNetwork({ ...opts, containerId: id }).catch(() => {});
     }
     rmSync(paths.dir, { recursive: true, force: true });
+    await releaseVolumes(madeVolumes, opts).catch(() => {});
     throw err;
   }
 }

@@ -9,9 +9,14 @@ import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { parseProfile } from './seccomp-profile.js';
 import { expandSlice } from '../../cgroups/systemd-unit.js';
+import { checkDuplicateTargets, parseMountFlag, parseVolumeFlag, type Volume } from '../volumes/spec.js';
+import { parseRestart, type RestartPolicy } from './restart.js';
+import { parseHealthFlags, type HealthConfig, type HealthFlags } from './health.js';
+
+export type { Volume } from '../volumes/spec.js';
 
 /** The flags as the command line gives them (strings, lists), before any checking. */
-export interface RunFlags {
+export interface RunFlags extends HealthFlags {
   detach: boolean;
   interactive: boolean;
   tty: boolean;
@@ -21,6 +26,10 @@ export interface RunFlags {
   env: string[];
   envFiles: string[];
   volumes: string[];
+  /** --mount type=bind|volume|tmpfs,... */
+  mounts?: string[];
+  /** --restart no|on-failure[:N]|always|unless-stopped */
+  restart?: string;
   workdir?: string;
   user?: string;
   publish: string[];
@@ -41,12 +50,6 @@ export interface RunFlags {
   command: string[];
 }
 
-export interface Volume {
-  source: string;
-  destination: string;
-  readOnly: boolean;
-}
-
 export interface Resources {
   /** Bytes. */
   memory?: number;
@@ -61,7 +64,12 @@ export interface ContainerOptions {
   hostname?: string;
   /** Only the -e / --env-file settings (merged over the image's Env by planBundle). */
   env: string[];
+  /** -v and --mount: binds, volumes (anonymous ones named at create, an image's VOLUMEs added) and tmpfs. */
   volumes: Volume[];
+  /** --restart (absent: no). */
+  restart?: RestartPolicy;
+  /** The --health-* flags' part (merged over the image's HEALTHCHECK at create: ContainerRecord.healthcheck). */
+  healthcheck?: HealthConfig;
   workdir?: string;
   user?: string;
   publish: PortMapping[];
@@ -153,19 +161,8 @@ export function parsePidsLimit(text: string): number {
   return Number(text);
 }
 
-/** `-v /host:/ctr[:ro|:rw]`: both paths absolute (the host path is checked to exist by the caller). */
-export function parseVolume(spec: string): Volume {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: use HOST_PATH:CONTAINER_PATH[:ro]`);
-  const [source, destination, mode = 'rw'] = parts as [string, string, string?];
-  if (!source.startsWith('/')) {
-    throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the host path ${JSON.stringify(source)} is not absolute (named volumes are not supported)`);
-  }
-  if (!destination.startsWith('/')) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the container path ${JSON.stringify(destination)} is not absolute`);
-  if (destination.split('/').includes('..')) throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: the container path may not contain ".."`);
-  if (mode !== 'ro' && mode !== 'rw') throw new PocError(`invalid volume ${JSON.stringify(spec)} for -v: mode ${JSON.stringify(mode)} is not ro or rw`);
-  return { source: normalize(source), destination: normalize(destination), readOnly: mode === 'ro' };
-}
+/** `-v`: see src/poc/volumes/spec.ts. */
+export const parseVolume = parseVolumeFlag;
 
 function normalize(path: string): string {
   const out = path.split('/').filter((c) => c !== '' && c !== '.');
@@ -270,6 +267,11 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   }
   const security = parseSecurityOpts(f.securityOpts, ctx);
   const cgroup = parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
+  const volumes = [...f.volumes.map(parseVolumeFlag), ...(f.mounts ?? []).map(parseMountFlag)];
+  checkDuplicateTargets(volumes);
+  const restart = f.restart !== undefined ? parseRestart(f.restart) : undefined;
+  if (restart && restart.Name !== 'no' && f.rm) throw new PocError('conflicting options: --restart and --rm (a container removed when it exits cannot be restarted)');
+  const healthcheck = parseHealthFlags(f);
   const resources: Resources = {};
   if (f.memory !== undefined) resources.memory = parseMemory(f.memory);
   if (f.cpus !== undefined) resources.cpus = parseCpus(f.cpus, ctx.cpuCount);
@@ -278,7 +280,9 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     ...(f.name !== undefined ? { name: f.name } : {}),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
     env: mergeEnv(fromFiles, fromFlags),
-    volumes: f.volumes.map(parseVolume),
+    volumes,
+    ...(restart ? { restart } : {}),
+    ...(healthcheck ? { healthcheck } : {}),
     ...(f.workdir !== undefined ? { workdir: normalize(f.workdir) } : {}),
     ...(f.user !== undefined ? { user: f.user } : {}),
     publish,

@@ -8,6 +8,7 @@ import { PocError } from '../../errors.js';
 import { parseSignal } from '../../runtime/signals.js';
 import { readJson, shortId, withLock, type RootOptions } from '../store.js';
 import { consoleSocketPath } from './monitor.js';
+import { anonymousVolumesOf, releaseVolumes } from '../volumes/store.js';
 import { isMounted } from './rootfs.js';
 import { pocrun } from './runtime.js';
 import { containerLock, releaseRun, waitFor, waitMonitorGone } from './start.js';
@@ -77,8 +78,10 @@ export async function cleanupContainer(id: string, opts: RootOptions = {}): Prom
       const c = readJson<ContainerRecord>(paths.record);
       const now = containerStatus(id, opts);
       if (now.status === 'running' && now.pid) return; // started again meanwhile: that run's monitor cleans up
-      if (c.options.autoRemove) await removeFiles(c, opts);
-      else await releaseRun(c, opts);
+      if (c.options.autoRemove) {
+        await removeFiles(c, opts);
+        await releaseVolumes(anonymousVolumesOf(c), opts, c.id); // --rm takes the anonymous volumes along, as docker's
+      } else await releaseRun(c, opts);
     },
     opts,
   );
@@ -86,6 +89,8 @@ export async function cleanupContainer(id: string, opts: RootOptions = {}): Prom
 
 export interface RemoveOptions extends RootOptions {
   force?: boolean;
+  /** -v: the container's anonymous volumes too. */
+  volumes?: boolean;
 }
 
 /** `poc rm`: refused while running unless force, which kills it first. */
@@ -112,6 +117,7 @@ export async function removeContainer(c: ContainerRecord, opts: RemoveOptions = 
     },
     opts,
   );
+  if (opts.volumes) await releaseVolumes(anonymousVolumesOf(c), opts, c.id);
 }
 
 /** Everything of a container: runtime state, network (and its allocation), mount, directory. Under its lock. */

@@ -20,6 +20,7 @@ import { isSameLiveProcess } from '../../runtime/proc.js';
 import { pocPaths, readJson, resolveRef, type RootOptions } from '../store.js';
 import type { ContainerOptions } from './options.js';
 import type { ProcessUser } from './bundle.js';
+import type { HealthConfig } from './health.js';
 
 export interface ContainerRecord {
   id: string;
@@ -32,6 +33,8 @@ export interface ContainerRecord {
   args: string[];
   user: ProcessUser;
   options: ContainerOptions;
+  /** The health check in force: the image's HEALTHCHECK with the --health-* flags over it (absent: none). */
+  healthcheck?: HealthConfig;
 }
 
 export interface RunState {

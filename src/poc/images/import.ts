@@ -6,6 +6,7 @@
  * A tarball is extracted once into the staging directory; if what came out is a docker or OCI archive, its
  * layers are then applied into a fresh rootfs and the unpacked archive is dropped.
  */
+import type { HealthConfig } from '../containers/health.js';
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, mkdirSync } from 'node:fs';
@@ -150,6 +151,9 @@ export function imageConfigFrom(config: unknown): ImageConfig {
   if (c.Labels && typeof c.Labels === 'object') out.Labels = c.Labels as Record<string, string>;
   if (c.ExposedPorts && typeof c.ExposedPorts === 'object') out.ExposedPorts = c.ExposedPorts as Record<string, unknown>;
   if (typeof c.StopSignal === 'string') out.StopSignal = c.StopSignal;
+  if (c.Volumes && typeof c.Volumes === 'object') out.Volumes = c.Volumes as Record<string, unknown>;
+  const hc = c.Healthcheck as Record<string, unknown> | undefined;
+  if (hc && typeof hc === 'object' && stringArray(hc.Test)) out.Healthcheck = hc as unknown as HealthConfig;
   return out;
 }
 

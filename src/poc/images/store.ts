@@ -3,6 +3,7 @@
  * directory (`.tmp-<pid>-<rand>`) and renamed into place only when complete, so a failed or interrupted import
  * leaves no image behind (and `pruneImages` removes staging directories whose process is gone).
  */
+import type { HealthConfig } from '../containers/health.js';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../../errors.js';
@@ -18,6 +19,10 @@ export interface ImageConfig {
   Labels?: Record<string, string>;
   ExposedPorts?: Record<string, unknown>;
   StopSignal?: string;
+  /** VOLUME paths: each gets an anonymous volume unless the container mounts something there. */
+  Volumes?: Record<string, unknown>;
+  /** HEALTHCHECK, as docker writes it (durations in ns). */
+  Healthcheck?: HealthConfig;
 }
 
 export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout';

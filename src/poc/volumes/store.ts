@@ -1,0 +1,231 @@
+/**
+ * The volume store, as docker's local driver lays it out, under the store's root (so it follows a rootless
+ * store):
+ *
+ *   $POC_ROOT/volumes/<name>/volume.json   the record (docker volume inspect's fields)
+ *   $POC_ROOT/volumes/<name>/_data/        what containers see at the mount point
+ *
+ * A volume is in use while any container (running or not) names it: it cannot be removed then, as with docker.
+ * Creating, removing and the in-use check happen under the lock `volumes`; a container's record is written
+ * before its volumes are made, so a concurrent `volume rm` either sees the container or ran entirely before.
+ */
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PocError, errnoCode } from '../../errors.js';
+import { runProgram } from '../spawn.js';
+import { pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { listContainers, type ContainerRecord } from '../containers/store.js';
+import { checkVolumeName, volumeType, type Volume } from './spec.js';
+
+export interface VolumeRecord {
+  Name: string;
+  Driver: 'local';
+  Mountpoint: string;
+  /** ISO 8601. */
+  CreatedAt: string;
+  Labels: Record<string, string>;
+  Scope: 'local';
+  Options: Record<string, string>;
+  /** Made for one container (`-v /path`, an image's VOLUME); `rm -v` and `volume prune` remove these. */
+  Anonymous: boolean;
+}
+
+const LOCK = 'volumes';
+
+export function volumesDir(opts: RootOptions = {}): string {
+  return join(pocRoot(opts), 'volumes');
+}
+
+/** Where a volume's content lives on the host (bound into containers). */
+export function volumeDataPath(name: string, opts: RootOptions = {}): string {
+  return join(volumesDir(opts), name, '_data');
+}
+
+const recordPath = (name: string, opts: RootOptions) => join(volumesDir(opts), name, 'volume.json');
+
+/** A new anonymous volume's name: 64 hex digits, as docker's. */
+export const anonymousVolumeName = () => randomHex(32);
+
+export function listVolumes(opts: RootOptions = {}): VolumeRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(volumesDir(opts));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: VolumeRecord[] = [];
+  for (const n of names) {
+    try {
+      out.push(readJson<VolumeRecord>(recordPath(n, opts)));
+    } catch {
+      // being made or removed
+    }
+  }
+  return out.sort((a, b) => a.Name.localeCompare(b.Name));
+}
+
+export function getVolume(name: string, opts: RootOptions = {}): VolumeRecord {
+  if (!existsSync(recordPath(name, opts))) throw new PocError(`no such volume: ${name}`);
+  return readJson<VolumeRecord>(recordPath(name, opts));
+}
+
+/** The containers that name a volume, running or not. */
+export function volumeUsers(name: string, opts: RootOptions = {}, containers: ContainerRecord[] = listContainers(opts)): ContainerRecord[] {
+  return containers.filter((c) => c.options.volumes.some((v) => volumeType(v) === 'volume' && v.source === name));
+}
+
+/** Makes the volume unless it exists (then returns it, as `docker volume create` of a known name). Not locked. */
+function ensureUnlocked(name: string, o: { anonymous: boolean; labels?: Record<string, string> }, opts: RootOptions): { record: VolumeRecord; made: boolean } {
+  if (existsSync(recordPath(name, opts))) return { record: readJson<VolumeRecord>(recordPath(name, opts)), made: false };
+  const dir = join(volumesDir(opts), name);
+  const record: VolumeRecord = {
+    Name: name,
+    Driver: 'local',
+    Mountpoint: join(dir, '_data'),
+    CreatedAt: new Date().toISOString(),
+    Labels: o.labels ?? {},
+    Scope: 'local',
+    Options: {},
+    Anonymous: o.anonymous,
+  };
+  // Made beside, then renamed into place: a volume is either complete or absent.
+  const staging = join(volumesDir(opts), `.tmp-${randomHex(6)}`);
+  mkdirSync(join(staging, '_data'), { recursive: true, mode: 0o755 });
+  chmodSync(staging, 0o701);
+  try {
+    writeJsonAtomic(join(staging, 'volume.json'), record);
+    renameSync(staging, dir);
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+  return { record, made: true };
+}
+
+export async function createVolume(name: string | undefined, o: { labels?: Record<string, string> } = {}, opts: RootOptions = {}): Promise<VolumeRecord> {
+  const n = name === undefined ? anonymousVolumeName() : checkVolumeName(name, 'volume create');
+  return withLock(LOCK, () => ensureUnlocked(n, { anonymous: name === undefined, ...o }, opts).record, opts);
+}
+
+function removeUnlocked(name: string, opts: RootOptions, containers: ContainerRecord[]): void {
+  const users = volumeUsers(name, opts, containers);
+  if (users.length > 0) {
+    throw new PocError(`volume ${name} is in use by container ${users.map((c) => c.name).join(', ')}: remove the container first`);
+  }
+  // Renamed away first, so that no half-removed volume is ever seen under its name.
+  const gone = join(volumesDir(opts), `.rm-${randomHex(6)}`);
+  renameSync(join(volumesDir(opts), name), gone);
+  rmSync(gone, { recursive: true, force: true });
+}
+
+export async function removeVolume(name: string, opts: RootOptions = {}): Promise<void> {
+  await withLock(
+    LOCK,
+    () => {
+      getVolume(name, opts);
+      removeUnlocked(name, opts, listContainers(opts));
+    },
+    opts,
+  );
+}
+
+/** Unused volumes: anonymous ones, or with `all` named ones too (docker 23's `volume prune [-a]`). */
+export async function pruneVolumes(all: boolean, opts: RootOptions = {}): Promise<string[]> {
+  return withLock(
+    LOCK,
+    () => {
+      const containers = listContainers(opts);
+      const removed: string[] = [];
+      for (const v of listVolumes(opts)) {
+        if (!all && !v.Anonymous) continue;
+        if (volumeUsers(v.Name, opts, containers).length > 0) continue;
+        removeUnlocked(v.Name, opts, containers);
+        removed.push(v.Name);
+      }
+      // Staging and removal leftovers of an interrupted poc.
+      for (const n of readdirSafe(volumesDir(opts))) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) rmSync(join(volumesDir(opts), n), { recursive: true, force: true });
+      return removed;
+    },
+    opts,
+  );
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+
+/**
+ * The image's content at the mount point, copied into a new (empty) volume, as docker does on first use: the
+ * files with their owners, modes and extended attributes, and the directory's own owner and mode.
+ */
+async function populate(data: string, imageRootfs: string, destination: string): Promise<void> {
+  const from = join(imageRootfs, destination);
+  let st;
+  try {
+    st = lstatSync(from);
+  } catch {
+    return; // nothing there in the image
+  }
+  if (!st.isDirectory() || readdirSafe(data).length > 0) return; // only a new, empty volume is filled
+  chownSync(data, st.uid, st.gid);
+  chmodSync(data, st.mode & 0o7777);
+  if (readdirSafe(from).length === 0) return;
+  const r = await runProgram(['cp', '-a', '--', `${from}/.`, `${data}/`]);
+  if (r.code !== 0) throw new PocError(`copy the image's ${destination} into its volume: ${r.stderr.trim() || `cp exit status ${r.code}`}`);
+}
+
+/**
+ * A container's volumes at create: each named or anonymous volume made unless it exists, and a new one filled
+ * from the image (unless nocopy). Returns the names it made, for the caller to remove if the create fails.
+ */
+export async function prepareContainerVolumes(containerId: string, volumes: Volume[], imageRootfs: string, opts: RootOptions = {}): Promise<string[]> {
+  const made: string[] = [];
+  try {
+    await withLock(
+      LOCK,
+      async () => {
+        for (const v of volumes) {
+          if (volumeType(v) !== 'volume') continue;
+          const r = ensureUnlocked(v.source, { anonymous: v.anonymous ?? false }, opts);
+          if (r.made) made.push(v.source);
+          if (!v.noCopy) await populate(r.record.Mountpoint, imageRootfs, v.destination);
+        }
+      },
+      opts,
+    );
+  } catch (err) {
+    await releaseVolumes(made, opts, containerId);
+    throw err;
+  }
+  return made;
+}
+
+/**
+ * Removes those of `names` that no container uses any more (a failed create's, `rm -v`'s anonymous ones), not
+ * counting the container `ignoring` (the one being removed); quiet for the rest.
+ */
+export async function releaseVolumes(names: string[], opts: RootOptions = {}, ignoring?: string): Promise<void> {
+  if (names.length === 0) return;
+  await withLock(
+    LOCK,
+    () => {
+      const containers = listContainers(opts).filter((c) => c.id !== ignoring);
+      for (const n of names) {
+        if (!existsSync(recordPath(n, opts)) || volumeUsers(n, opts, containers).length > 0) continue;
+        removeUnlocked(n, opts, containers);
+      }
+    },
+    opts,
+  );
+}
+
+/** A removed container's anonymous volumes (`rm -v`, `--rm`). */
+export function anonymousVolumesOf(c: ContainerRecord): string[] {
+  return c.options.volumes.filter((v) => volumeType(v) === 'volume' && v.anonymous).map((v) => v.source);
+}
