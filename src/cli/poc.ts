@@ -82,6 +82,24 @@ function format(p: Parsed, where: string): 'table' | 'json' {
   return f;
 }
 
+const REGISTRY_FLAGS = ['authfile', 'cert-dir', 'tls-verify'];
+
+/** --authfile, --cert-dir and --tls-verify[=false] (podman's and skopeo's spelling) of pull, push and login. */
+function registryFlags(p: Parsed): { authfile?: string; certDir?: string; tlsVerify?: boolean } {
+  const out: { authfile?: string; certDir?: string; tlsVerify?: boolean } = {};
+  const authfile = stringFlag(p.flags, 'authfile');
+  const certDir = stringFlag(p.flags, 'cert-dir');
+  if (authfile !== undefined) out.authfile = authfile;
+  if (certDir !== undefined) out.certDir = certDir;
+  const tls = p.flags['tls-verify'];
+  if (tls !== undefined) {
+    const v = String(tls);
+    if (v !== 'true' && v !== 'false' && v !== '') throw new PocError(`invalid --tls-verify ${JSON.stringify(v)}: use true or false`);
+    out.tlsVerify = v !== 'false';
+  }
+  return out;
+}
+
 /** Each command loads its module when it runs. */
 const COMMANDS: Record<string, Command> = {
   init: {
@@ -98,6 +116,50 @@ const COMMANDS: Record<string, Command> = {
     args: [1, 2],
     run: async (p, root) =>
       (await import('../poc/commands/import.js')).importCommand({ ...root, path: p.args[0]!, ...(p.args[1] ? { name: p.args[1] } : {}), force: Boolean(p.flags.force) }),
+  },
+  pull: {
+    usage: 'pull [-q] [--authfile F] [--cert-dir D] [--tls-verify=false] NAME[:TAG|@DIGEST]',
+    summary: 'pull an image from a registry',
+    flags: { string: REGISTRY_FLAGS, boolean: ['quiet'], alias: { q: 'quiet' } },
+    args: [1, 1],
+    run: async (p, root) =>
+      (await import('../poc/commands/pull.js')).pullCommand({ ...root, ...registryFlags(p), reference: p.args[0]!, quiet: Boolean(p.flags.quiet) }),
+  },
+  push: {
+    usage: 'push [-q] [--authfile F] [--cert-dir D] [--tls-verify=false] [--chunk-size BYTES] IMAGE [DESTINATION]',
+    summary: 'push an image to a registry',
+    flags: { string: [...REGISTRY_FLAGS, 'chunk-size'], boolean: ['quiet'], alias: { q: 'quiet' } },
+    args: [1, 2],
+    run: async (p, root) =>
+      (await import('../poc/commands/push.js')).pushCommand({
+        ...root,
+        ...registryFlags(p),
+        image: p.args[0]!,
+        destination: p.args[1] ?? p.args[0]!,
+        quiet: Boolean(p.flags.quiet),
+        ...(p.flags['chunk-size'] !== undefined ? { chunkSize: intFlag(p.flags, 'chunk-size', 0) } : {}),
+      }),
+  },
+  login: {
+    usage: 'login -u USER [-p PASSWORD | --password-stdin] [--authfile F] [--cert-dir D] [--tls-verify=false] REGISTRY',
+    summary: 'log in to a registry',
+    flags: { string: [...REGISTRY_FLAGS, 'username', 'password'], boolean: ['password-stdin'], alias: { u: 'username', p: 'password' } },
+    args: [1, 1],
+    run: async (p) =>
+      (await import('../poc/commands/login.js')).loginCommand({
+        ...registryFlags(p),
+        registry: p.args[0]!,
+        username: stringFlag(p.flags, 'username'),
+        password: stringFlag(p.flags, 'password'),
+        passwordStdin: Boolean(p.flags['password-stdin']),
+      }),
+  },
+  logout: {
+    usage: 'logout [--authfile F] REGISTRY',
+    summary: 'log out from a registry',
+    flags: { string: ['authfile'] },
+    args: [1, 1],
+    run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
   images: {
     usage: 'images [--format table|json]',

@@ -67,8 +67,13 @@ export function isId(s: string): boolean {
 
 /** Container names, as docker's: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters. */
 const CONTAINER_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-/** Image names: lower-case path components and an optional tag, `debian`, `library/debian:bookworm`. */
-const IMAGE_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
+/**
+ * Image names, as docker's reference grammar: an optional registry host (with a port) where the image was pulled
+ * from, lower-case path components, an optional tag, and for an image pulled by digest the digest:
+ * `debian`, `library/debian:bookworm`, `127.0.0.1:5000/team/app:v1`, `registry.example/app@sha256:<64 hex>`.
+ */
+const IMAGE_NAME_RE =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 export type NameKind = 'container' | 'image';
 
@@ -237,5 +242,15 @@ export function processStartTime(pid: number): string | undefined {
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
+  }
+}
+
+/** Whether a process exists (EPERM: it does, and is someone else's). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
   }
 }

@@ -29,16 +29,17 @@ function readOr(path: string, fallback: string): string {
   }
 }
 
-/** An image by reference; `busybox` is built from the host's busybox-static on first use. */
+/**
+ * An image by reference; `busybox` is built from the host's busybox-static on first use; any other image that is
+ * not in the store is pulled, as docker does (registry/pull.ts: pullMissing).
+ */
 export async function findImage(ref: string, opts: RootOptions): Promise<ImageRecord> {
   try {
     return resolveImage(ref, opts);
   } catch (err) {
     const { buildBusyboxImage, BUSYBOX_IMAGE } = await import('../images/busybox.js'); // the builder, when needed
     if (ref === BUSYBOX_IMAGE || ref === `${BUSYBOX_IMAGE}:latest`) return buildBusyboxImage(opts);
-    if (err instanceof PocError && /^no such image/.test(err.message)) {
-      throw new PocError(`no such image: ${ref} ("poc images" lists them; "poc init" or "poc import" makes one)`);
-    }
+    if (err instanceof PocError && /^no such image/.test(err.message)) return (await import('../registry/pull.js')).pullMissing(ref, opts);
     throw err;
   }
 }

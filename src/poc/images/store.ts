@@ -7,7 +7,8 @@ import type { HealthConfig } from '../containers/health.js';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../../errors.js';
-import { checkName, newId, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { pruneBlobs } from './blobs.js';
+import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 
 /** The part of an OCI/docker image config that poc uses to run a container. */
 export interface ImageConfig {
@@ -25,7 +26,7 @@ export interface ImageConfig {
   Healthcheck?: HealthConfig;
 }
 
-export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout';
+export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout' | 'registry';
 
 /** image.json */
 export interface ImageRecord {
@@ -41,6 +42,14 @@ export interface ImageRecord {
   source: { kind: ImageSourceKind; path?: string };
   /** The config digest of an imported OCI or docker image. */
   digest?: string;
+  /**
+   * For an image whose manifest, config and layers are in the blob store (blobs.ts): the manifest's digest, and
+   * every blob it needs (manifest, config, layers), which `poc prune` keeps.
+   */
+  manifest?: string;
+  blobs?: string[];
+  /** Where a pulled image came from, as `registry/repository@manifest-digest` (docker's RepoDigests). */
+  repoDigests?: string[];
   config: ImageConfig;
 }
 
@@ -140,6 +149,9 @@ export interface CommitOptions extends RootOptions {
   source: ImageRecord['source'];
   config: ImageConfig;
   digest?: string;
+  manifest?: string;
+  blobs?: string[];
+  repoDigests?: string[];
   architecture?: string;
   /** Replace an image of the same name (else that is an error). */
   replace?: boolean;
@@ -158,6 +170,9 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     os: 'linux',
     source: opts.source,
     ...(opts.digest ? { digest: opts.digest } : {}),
+    ...(opts.manifest ? { manifest: opts.manifest } : {}),
+    ...(opts.blobs ? { blobs: opts.blobs } : {}),
+    ...(opts.repoDigests ? { repoDigests: opts.repoDigests } : {}),
     config: opts.config,
   };
   writeJsonAtomic(join(staging.dir, 'image.json'), record);
@@ -172,6 +187,18 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     opts,
   );
   return record;
+}
+
+/** Records that an image's manifest, config and layers are now in the blob store (push packed its rootfs). */
+export async function recordBlobs(id: string, manifest: string, blobs: string[], opts: RootOptions = {}): Promise<void> {
+  await withLock(
+    'images',
+    () => {
+      const file = join(imageDir(id, opts), 'image.json');
+      writeJsonAtomic(file, { ...readJson<ImageRecord>(file), manifest, blobs });
+    },
+    opts,
+  );
 }
 
 export interface RemoveImageOptions extends RootOptions {
@@ -217,7 +244,10 @@ async function dropImage(image: ImageRecord, force: boolean, inUse: InUse | unde
   return { id: image.id, action: 'deleted' };
 }
 
-/** Removes untagged images no container uses, and staging directories left by processes that are gone. */
+/**
+ * Removes untagged images no container uses, staging directories left by processes that are gone, and blobs no
+ * image needs any more.
+ */
 export async function pruneImages(opts: RootOptions & { inUse?: InUse } = {}): Promise<string[]> {
   return withLock(
     'images',
@@ -238,17 +268,9 @@ export async function pruneImages(opts: RootOptions & { inUse?: InUse } = {}): P
         const m = /^\.tmp-(\d+)-/.exec(n);
         if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
       }
+      pruneBlobs(new Set(listImages(opts).flatMap((i) => i.blobs ?? [])), opts);
       return removed;
     },
     opts,
   );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }

@@ -1,0 +1,278 @@
+/**
+ * `poc pull NAME[:TAG|@DIGEST]`, and the pull that `poc run`/`create` do for an image that is not there.
+ *
+ * 1. The name → fully qualified references to try (registries.conf: aliases, search registries), each rewritten
+ *    by its [[registry]] entry.
+ * 2. The manifest (an index or manifest list → the host's platform), its digest checked.
+ * 3. The config and the layers into the blob store (images/blobs.ts), up to 3 at once; a layer already there is
+ *    not fetched again. Each blob is checked against its digest and size before it gets its name.
+ * 4. The layers applied in order into a staging rootfs as they arrive (the next one downloads meanwhile), each
+ *    checked against its diff_id; then the image is committed under its name.
+ * Any failure leaves no image, no staging directory and no partial blob (only whole, verified blobs, which a
+ * retry uses and `poc prune` removes when no image needs them).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { PocError, wrapError } from '../../errors.js';
+import { blobFile, blobSize, blobTempFile, blobsDir, commitBlob, sha256, writeBlob } from '../images/blobs.js';
+import { openDecompressed, imageConfigFrom } from '../images/import.js';
+import { applyLayer } from '../images/layer.js';
+import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/store.js';
+import type { RootOptions } from '../store.js';
+import type { RegistryClient } from './client.js';
+import { candidates, loadRegistriesConf, rewrite, type RegistriesConf } from './config.js';
+import { connect, type ConnectOptions } from './connect.js';
+import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type Platform } from './manifest.js';
+import { progressFor, quietProgress, type Progress } from './progress.js';
+import { stderr } from '../../cli/output.js';
+import { formatReference, manifestReference, parseReference, storeName, type Qualified } from './reference.js';
+
+export interface PullOptions extends RootOptions, ConnectOptions {
+  progress?: Progress;
+  inUse?: InUse;
+  platform?: Platform;
+  /** registries.conf, when the caller has read it already. */
+  conf?: RegistriesConf;
+  /** "Trying to pull ..." lines (one per candidate registry, as podman prints them). */
+  onTry?: (reference: string) => void;
+}
+
+export interface PullResult {
+  image: ImageRecord;
+  /** The reference pulled, fully qualified. */
+  reference: string;
+  /** The digest the registry serves for it (an index's, for a multi-platform image). */
+  digest: string;
+  upToDate: boolean;
+}
+
+/** How many blobs download at once (docker's default). */
+const PARALLEL = 3;
+
+/** A manifest or blob the registry does not have: the next search registry may. */
+class NotFound extends PocError {}
+
+/** The local image a name stands for, by its own name or the name a pull from a candidate registry gives it. */
+export function findPulledImage(text: string, opts: RootOptions & { conf?: RegistriesConf } = {}): ImageRecord | undefined {
+  let cands: Qualified[];
+  try {
+    cands = candidates(parseReference(text), opts.conf ?? loadRegistriesConf());
+  } catch {
+    return undefined;
+  }
+  for (const c of cands) {
+    const found = findImageByName(storeName(c), opts);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export async function pullImage(text: string, o: PullOptions = {}): Promise<PullResult> {
+  const ref = parseReference(text);
+  const conf = o.conf ?? loadRegistriesConf();
+  const cands = candidates(ref, conf);
+  if (cands.length === 0) {
+    throw new PocError(
+      `${text} is a short name and ${conf.files.join(', ') || 'registries.conf'} names no unqualified-search-registries and no alias for it: ` +
+        'use a fully qualified name (HOST[:PORT]/PATH[:TAG])',
+    );
+  }
+  const missed: string[] = [];
+  for (const cand of cands) {
+    o.onTry?.(formatReference(cand));
+    try {
+      return await pullFrom(cand, conf, o);
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      missed.push(err.message);
+    }
+  }
+  throw new PocError(missed.length === 1 ? missed[0]! : `${text} was not found in any search registry: ${missed.join('; ')}`);
+}
+
+async function fetchManifest(client: RegistryClient, repository: string, reference: string, what: string): Promise<{ body: Buffer; digest: string; contentType: string | null }> {
+  const res = await client.request(`/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT }, repository, actions: 'pull', ok: [404] }, what);
+  const body = Buffer.from(await res.arrayBuffer());
+  if (res.status === 404) throw new NotFound(`${what}: not found in the registry (manifest unknown)`);
+  const digest = sha256(body);
+  if (reference.startsWith('sha256:') && digest !== reference) throw new PocError(`${what}: the registry sent a manifest whose digest is ${digest}, not ${reference}`);
+  const said = res.headers.get('docker-content-digest');
+  if (said && said.startsWith('sha256:') && said !== digest) throw new PocError(`${what}: the manifest's digest is ${digest}, the registry says ${said}`);
+  return { body, digest, contentType: res.headers.get('content-type') };
+}
+
+/** One blob into the blob store, checked against its descriptor's digest and size. */
+async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, o: PullOptions, signal: AbortSignal): Promise<void> {
+  const progress = o.progress ?? quietProgress;
+  if (blobSize(desc.digest, o) === desc.size) {
+    progress.layer(desc.digest, 'exists');
+    return;
+  }
+  const what = `blob ${desc.digest}`;
+  const tmp = blobTempFile(o);
+  const fd = openSync(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    const res = await client.request(`/v2/${repository}/blobs/${desc.digest}`, { repository, actions: 'pull', ok: [404] }, what);
+    if (res.status === 404) {
+      await res.arrayBuffer().catch(() => undefined);
+      throw new PocError(`${what} of ${repository} is missing from registry ${client.registry}`);
+    }
+    if (!res.body) throw new PocError(`${what}: the registry sent no body`);
+    const hash = createHash('sha256');
+    let n = 0;
+    progress.layer(desc.digest, 'downloading', 0, desc.size);
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (signal.aborted) throw new PocError('cancelled');
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+        hash.update(chunk);
+        n += chunk.length;
+        if (n > desc.size) throw new PocError(`${what}: the registry sent more than its ${desc.size} bytes`);
+        progress.layer(desc.digest, 'downloading', n, desc.size);
+      }
+    } catch (err) {
+      if (err instanceof PocError) throw err;
+      throw new PocError(`${what}: the download from ${client.registry} was interrupted after ${n} of ${desc.size} bytes (${(err as Error).message})`);
+    }
+    if (n < desc.size) throw new PocError(`${what}: the download from ${client.registry} ended after ${n} of ${desc.size} bytes`);
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== desc.digest) throw new PocError(`${what}: the data received does not match its digest (got ${got}); the registry's copy is corrupt`);
+    progress.layer(desc.digest, 'verifying');
+    closeSync(fd);
+    ok = true;
+    commitBlob(tmp, desc.digest, o);
+  } finally {
+    if (!ok) {
+      closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // not made
+      }
+    }
+  }
+}
+
+/** Passes a stream on while hashing it (a layer's diff_id is the digest of its uncompressed tar). */
+async function* hashing(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
+/** Runs fns with at most `limit` at once; the promises settle in their own time, in order of the array. */
+function limited<T>(fns: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
+  let next = 0;
+  const starts: Array<() => void> = [];
+  const results = fns.map(
+    (fn, i) =>
+      new Promise<T>((resolve, reject) => {
+        starts[i] = () => fn().then(resolve, reject).finally(() => starts[next++]?.());
+      }),
+  );
+  for (; next < Math.min(limit, fns.length); next++) starts[next]!();
+  return results;
+}
+
+async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): Promise<PullResult> {
+  const { ref: where, insecure } = rewrite(conf, cand);
+  const reference = formatReference(cand);
+  const repository = where.repository;
+  const client = connect(where.registry, repository, insecure, o);
+  const progress = o.progress ?? quietProgress;
+
+  const top = await fetchManifest(client, repository, manifestReference(where), reference);
+  let parsed = parseManifest(top.body, top.contentType, reference);
+  let manifest = top;
+  if (parsed.kind === 'index') {
+    const chosen = choosePlatform(parsed.index, o.platform ?? hostPlatform(), reference);
+    manifest = await fetchManifest(client, repository, chosen.digest, `${reference} (${chosen.platform!.os}/${chosen.platform!.architecture})`);
+    if (manifest.digest !== chosen.digest) throw new PocError(`${reference}: the platform manifest does not match its digest ${chosen.digest}`);
+    parsed = parseManifest(manifest.body, manifest.contentType, reference);
+    if (parsed.kind !== 'manifest') throw new PocError(`${reference}: an index inside an index is not supported`);
+  }
+  const m = parsed.manifest;
+  const name = storeName(cand);
+  const repoDigest = `${cand.registry}/${cand.repository}@${top.digest}`;
+  const blobs = [manifest.digest, m.config.digest, ...m.layers.map((l) => l.digest)];
+
+  const existing = findImageByName(name, o);
+  if (existing && existing.manifest === manifest.digest && blobs.every((d) => blobSize(d, o) !== undefined)) {
+    return { image: existing, reference, digest: top.digest, upToDate: true };
+  }
+
+  mkdirSync(blobsDir(o), { recursive: true, mode: 0o700 });
+  const abort = new AbortController();
+  await downloadBlob(client, repository, m.config, { ...o, progress: quietProgress }, abort.signal);
+  const configDoc = JSON.parse(readFileSync(blobFile(m.config.digest, o), 'utf8')) as Record<string, unknown>;
+  const ids = diffIds(configDoc, m.layers.length, reference);
+  writeBlob(manifest.body, o);
+
+  for (const l of m.layers) progress.layer(l.digest, 'waiting');
+  const downloads = limited(
+    m.layers.map((l) => () => downloadBlob(client, repository, l, o, abort.signal)),
+    PARALLEL,
+  );
+  const settled = Promise.allSettled(downloads);
+  const staging = createStaging(o);
+  try {
+    for (const [i, layer] of m.layers.entries()) {
+      await downloads[i];
+      progress.layer(layer.digest, 'extracting');
+      const hash = createHash('sha256');
+      try {
+        await applyLayer(staging.rootfs, hashing(openDecompressed(blobFile(layer.digest, o)), hash));
+      } catch (err) {
+        throw wrapError(`layer ${i + 1} of ${m.layers.length} (${layer.digest})`, err);
+      }
+      const diff = `sha256:${hash.digest('hex')}`;
+      if (diff !== ids[i]) throw new PocError(`layer ${layer.digest}: its content's digest is ${diff}, the image config says ${ids[i]}`);
+      progress.layer(layer.digest, 'done');
+    }
+    const image = await commitImage(staging, {
+      ...o,
+      name,
+      replace: true,
+      source: { kind: 'registry', path: reference },
+      config: imageConfigFrom(configDoc.config),
+      digest: m.config.digest,
+      manifest: manifest.digest,
+      blobs,
+      repoDigests: [repoDigest],
+      ...(typeof configDoc.architecture === 'string' ? { architecture: configDoc.architecture } : {}),
+    });
+    return { image, reference, digest: top.digest, upToDate: false };
+  } catch (err) {
+    abort.abort();
+    await settled;
+    staging.discard();
+    throw wrapError(`pull ${reference}`, err);
+  } finally {
+    progress.end();
+  }
+}
+
+/**
+ * `poc run`/`create` of an image that is not in the store: the image a pull of this name made earlier, else a
+ * pull now (progress on a terminal, as `poc pull`). A name no registry is configured for stays "no such image".
+ */
+export async function pullMissing(ref: string, opts: RootOptions): Promise<ImageRecord> {
+  const noSuch = (why: string) => new PocError(`no such image: ${ref} (${why}; "poc images" lists them; "poc pull", "poc init" or "poc import" makes one)`);
+  let cands: Qualified[];
+  const conf = loadRegistriesConf();
+  try {
+    cands = candidates(parseReference(ref), conf);
+  } catch {
+    throw noSuch('not in the store, and not a name a registry could have');
+  }
+  const local = findPulledImage(ref, { ...opts, conf });
+  if (local) return local;
+  if (cands.length === 0) throw noSuch('not in the store, and no registry to pull it from: it is a short name and registries.conf names no search registries or alias for it');
+  stderr(`Unable to find image '${ref}' locally\n`);
+  const { imagesInUse } = await import('../commands/images.js');
+  const r = await pullImage(ref, { ...opts, conf, inUse: imagesInUse(opts), progress: progressFor() });
+  return r.image;
+}

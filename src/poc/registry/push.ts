@@ -1,0 +1,270 @@
+/**
+ * `poc push IMAGE [DESTINATION]`.
+ *
+ * An image that came in layers (pulled) is pushed as it is: the same manifest, config and layer blobs from the
+ * blob store, so its digest does not change. An image poc made as one rootfs (init, import of a tarball) is
+ * first packed as one gzip layer with an OCI config and manifest, which are kept in the blob store and
+ * recorded on the image, so that the next push sends the same bytes.
+ *
+ * Each blob: HEAD (the registry has it: skip); else a cross-repository mount from a repository of the same
+ * registry this image was pulled from (201: done; 202: the registry declined, upload to the session it opened);
+ * else an upload session (POST), the blob in chunks (PATCH with Content-Range), and the PUT that closes it with
+ * the digest. Up to 3 blobs at once; the manifest last.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, createWriteStream, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { createGzip } from 'node:zlib';
+import { PocError, wrapError } from '../../errors.js';
+import { blobFile, blobSize, blobTempFile, blobsDir, commitBlob, readBlob, sha256, writeBlob } from '../images/blobs.js';
+import { imageRootfs, listImages, recordBlobs, resolveImage, type ImageRecord } from '../images/store.js';
+import { pipeline } from 'node:stream/promises';
+import type { RootOptions } from '../store.js';
+import type { RegistryClient } from './client.js';
+import { loadRegistriesConf, rewrite } from './config.js';
+import { connect, type ConnectOptions } from './connect.js';
+import { MEDIA, parseManifest, type Descriptor, type ImageManifest } from './manifest.js';
+import { quietProgress, type Progress } from './progress.js';
+import { findPulledImage } from './pull.js';
+import { formatReference, manifestReference, parseReference, qualify } from './reference.js';
+
+export interface PushOptions extends RootOptions, ConnectOptions {
+  progress?: Progress;
+  /** Bytes per PATCH; 0: the whole blob in one PUT. */
+  chunkSize?: number;
+}
+
+export interface PushResult {
+  reference: string;
+  digest: string;
+}
+
+export const DEFAULT_CHUNK = 32 * 1024 * 1024;
+const PARALLEL = 3;
+
+/** A local image by name, id, or the name a pull of this reference gave it. */
+function localImage(text: string, o: RootOptions): ImageRecord {
+  try {
+    return resolveImage(text, o);
+  } catch (err) {
+    const pulled = findPulledImage(text, o);
+    if (pulled) return pulled;
+    throw err;
+  }
+}
+
+/** The OCI config of an image poc made as one rootfs. */
+export function ociConfigFor(image: ImageRecord, diffId: string): Record<string, unknown> {
+  const c = image.config;
+  const config: Record<string, unknown> = { Env: c.Env, Cmd: c.Cmd, WorkingDir: c.WorkingDir };
+  if (c.Entrypoint) config.Entrypoint = c.Entrypoint;
+  if (c.User) config.User = c.User;
+  if (c.Labels) config.Labels = c.Labels;
+  if (c.ExposedPorts) config.ExposedPorts = c.ExposedPorts;
+  if (c.StopSignal) config.StopSignal = c.StopSignal;
+  return {
+    created: image.created,
+    architecture: image.architecture,
+    os: image.os,
+    config,
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+    history: [{ created: image.created, created_by: `poc ${image.source.kind}${image.source.path ? ` ${image.source.path}` : ''}` }],
+  };
+}
+
+/**
+ * Packs a rootfs as one layer: GNU tar (numeric owners, extended attributes, sorted names, so a repack is the
+ * same bytes) gzipped into the blob store. Returns the layer's descriptor and its diff_id.
+ */
+async function packRootfs(rootfs: string, o: RootOptions): Promise<{ layer: Descriptor; diffId: string }> {
+  const tmp = blobTempFile(o);
+  const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sort=name', '--format=pax', '--pax-option=delete=atime,delete=ctime', '-cf', '-', '.'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    tar.on('error', reject);
+    tar.on('close', resolve);
+  });
+  const diff = createHash('sha256');
+  const packed = createHash('sha256');
+  let size = 0;
+  const gzip = createGzip();
+  tar.stdout.on('data', (d: Buffer) => diff.update(d));
+  gzip.on('data', (d: Buffer) => {
+    packed.update(d);
+    size += d.length;
+  });
+  try {
+    await Promise.all([pipeline(tar.stdout, gzip, createWriteStream(tmp, { flags: 'wx', mode: 0o644 })), exited]);
+    const code = await exited;
+    if (code !== 0) throw new PocError(`tar of ${rootfs} failed: ${stderr.trim() || `exit ${code}`}`);
+    const digest = `sha256:${packed.digest('hex')}`;
+    commitBlob(tmp, digest, o);
+    return { layer: { mediaType: MEDIA.ociLayerGzip, digest, size }, diffId: `sha256:${diff.digest('hex')}` };
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not made
+    }
+    throw wrapError(`pack ${rootfs}`, err);
+  }
+}
+
+/** The manifest to push and its bytes: the image's own, or one made now from its rootfs. */
+async function manifestOf(image: ImageRecord, o: RootOptions): Promise<{ manifest: ImageManifest; body: Buffer; mediaType: string }> {
+  if (image.manifest && (image.blobs ?? []).every((d) => blobSize(d, o) !== undefined)) {
+    const body = readBlob(image.manifest, o);
+    const parsed = parseManifest(body, null, `image ${image.name ?? image.id}`);
+    if (parsed.kind === 'manifest') return { manifest: parsed.manifest, body, mediaType: parsed.manifest.mediaType };
+  }
+  mkdirSync(blobsDir(o), { recursive: true, mode: 0o700 });
+  const { layer, diffId } = await packRootfs(imageRootfs(image, o), o);
+  const configBody = Buffer.from(JSON.stringify(ociConfigFor(image, diffId)));
+  const configDigest = writeBlob(configBody, o);
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociManifest,
+    config: { mediaType: MEDIA.ociConfig, digest: configDigest, size: configBody.length },
+    layers: [layer],
+  };
+  const body = Buffer.from(JSON.stringify(manifest));
+  const manifestDigest = writeBlob(body, o);
+  await recordBlobs(image.id, manifestDigest, [manifestDigest, configDigest, layer.digest], o);
+  return { manifest, body, mediaType: MEDIA.ociManifest };
+}
+
+/** A repository of this registry that has the blob (an image pulled from it lists it), for a mount. */
+function mountSource(registry: string, repository: string, digest: string, o: RootOptions): string | undefined {
+  for (const img of listImages(o)) {
+    if (!img.blobs?.includes(digest)) continue;
+    for (const rd of img.repoDigests ?? []) {
+      const at = rd.indexOf('@');
+      const name = rd.slice(0, at);
+      const slash = name.indexOf('/');
+      if (name.slice(0, slash) === registry && name.slice(slash + 1) !== repository) return name.slice(slash + 1);
+    }
+  }
+  return undefined;
+}
+
+function locationOf(res: Response, client: RegistryClient, what: string): string {
+  const loc = res.headers.get('location');
+  if (!loc) throw new PocError(`${what}: the registry opened an upload without a Location`);
+  return new URL(loc, client.url('/')).toString();
+}
+
+async function uploadBlob(client: RegistryClient, repository: string, desc: Descriptor, o: PushOptions): Promise<void> {
+  const progress = o.progress ?? quietProgress;
+  const what = `push blob ${desc.digest}`;
+  const scope = { repository, actions: 'pull,push' as const };
+  const head = await client.request(`/v2/${repository}/blobs/${desc.digest}`, { ...scope, method: 'HEAD', ok: [404] }, what);
+  if (head.status === 200) {
+    progress.layer(desc.digest, 'exists');
+    return;
+  }
+  let session: Response | undefined;
+  const from = mountSource(client.registry, repository, desc.digest, o);
+  if (from) {
+    session = await client.request(
+      `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}`,
+      { ...scope, method: 'POST', extraScopes: [`repository:${from}:pull`], redirect: 'manual' },
+      what,
+    );
+    await session.arrayBuffer().catch(() => undefined);
+    if (session.status === 201) {
+      progress.layer(desc.digest, 'mounted');
+      return;
+    }
+  }
+  if (!session || session.status !== 202) {
+    session = await client.request(`/v2/${repository}/blobs/uploads/`, { ...scope, method: 'POST', redirect: 'manual' }, what);
+    await session.arrayBuffer().catch(() => undefined);
+  }
+  let location = locationOf(session, client, what);
+  const chunk = o.chunkSize ?? DEFAULT_CHUNK;
+  const fd = openSync(blobFile(desc.digest, o), 'r');
+  try {
+    let sent = 0;
+    progress.layer(desc.digest, 'uploading', 0, desc.size);
+    if (chunk > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(chunk, Math.max(desc.size, 1)));
+      while (sent < desc.size) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, desc.size - sent), sent);
+        if (n <= 0) throw new PocError(`${what}: the blob file is shorter than ${desc.size} bytes`);
+        const res = await client.request(
+          location,
+          {
+            ...scope,
+            method: 'PATCH',
+            headers: { 'content-type': 'application/octet-stream', 'content-range': `${sent}-${sent + n - 1}`, 'content-length': String(n) },
+            body: buf.subarray(0, n),
+            redirect: 'manual',
+          },
+          what,
+        );
+        await res.arrayBuffer().catch(() => undefined);
+        location = locationOf(res, client, what);
+        sent += n;
+        progress.layer(desc.digest, 'uploading', sent, desc.size);
+      }
+    }
+    const url = new URL(location);
+    url.searchParams.set('digest', desc.digest);
+    const body = chunk > 0 ? null : readBlob(desc.digest, o);
+    const done = await client.request(
+      url.toString(),
+      { ...scope, method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) }, body, redirect: 'manual' },
+      what,
+    );
+    await done.arrayBuffer().catch(() => undefined);
+    if (done.status !== 201) throw new PocError(`${what}: the registry answered the final PUT with HTTP ${done.status}`);
+    progress.layer(desc.digest, 'pushed');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function pushImage(imageText: string, destText: string, o: PushOptions = {}): Promise<PushResult> {
+  const image = localImage(imageText, o);
+  const dest = parseReference(destText);
+  if (!dest.registry) throw new PocError(`push ${destText}: name the registry (HOST[:PORT]/PATH[:TAG]); poc does not guess one`);
+  if (dest.digest) throw new PocError(`push ${destText}: push to a tag, not a digest`);
+  const conf = loadRegistriesConf();
+  const { ref: where, insecure } = rewrite(conf, qualify(dest, dest.registry));
+  const reference = formatReference(qualify(dest, dest.registry));
+  const progress = o.progress ?? quietProgress;
+  try {
+    const { manifest, body, mediaType } = await manifestOf(image, o);
+    const client = connect(where.registry, where.repository, insecure, o);
+    const blobs = [...manifest.layers, manifest.config];
+    let next = 0;
+    let failed: unknown;
+    const worker = async () => {
+      while (failed === undefined && next < blobs.length) {
+        const d = blobs[next++]!;
+        try {
+          await uploadBlob(client, where.repository, d, o);
+        } catch (err) {
+          failed ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, blobs.length) }, worker));
+    if (failed !== undefined) throw failed;
+    const tag = manifestReference(where);
+    const res = await client.request(
+      `/v2/${where.repository}/manifests/${tag}`,
+      { repository: where.repository, actions: 'pull,push', method: 'PUT', headers: { 'content-type': mediaType }, body },
+      `push manifest of ${reference}`,
+    );
+    await res.arrayBuffer().catch(() => undefined);
+    return { reference, digest: sha256(body) };
+  } catch (err) {
+    throw wrapError(`push ${reference}`, err);
+  } finally {
+    progress.end();
+  }
+}
