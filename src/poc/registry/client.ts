@@ -61,12 +61,13 @@ function basicHeader(c: Credentials): string {
 }
 
 /** What a fetch failure means, in words (Bun and undici word them differently). */
-function describeFetchError(err: unknown): string {
+export function describeFetchError(err: unknown): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e?.code ?? e?.cause?.code;
   if (code === 'ConnectionRefused' || code === 'ECONNREFUSED') return 'connection refused';
   if (code === 'ECONNRESET' || code === 'ConnectionClosed') return 'the connection was closed';
-  const msg = e?.cause?.message ?? e?.message ?? String(err);
+  // Bun adds advice about its own debugging flag, which is not the user's to follow.
+  const msg = (e?.cause?.message ?? e?.message ?? String(err)).replace(/\s*For more information, pass `verbose: true`.*$/s, '');
   return code && !msg.includes(code) ? `${msg} (${code})` : msg;
 }
 

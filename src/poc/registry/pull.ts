@@ -19,7 +19,7 @@ import { openDecompressed, imageConfigFrom } from '../images/import.js';
 import { applyLayer } from '../images/layer.js';
 import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/store.js';
 import type { RootOptions } from '../store.js';
-import type { RegistryClient } from './client.js';
+import { describeFetchError, type RegistryClient } from './client.js';
 import { candidates, loadRegistriesConf, rewrite, type RegistriesConf } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
 import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type Platform } from './manifest.js';
@@ -134,7 +134,7 @@ async function downloadBlob(client: RegistryClient, repository: string, desc: De
       }
     } catch (err) {
       if (err instanceof PocError) throw err;
-      throw new PocError(`${what}: the download from ${client.registry} was interrupted after ${n} of ${desc.size} bytes (${(err as Error).message})`);
+      throw new PocError(`${what}: the download from ${client.registry} was interrupted after ${n} of ${desc.size} bytes (${describeFetchError(err)})`);
     }
     if (n < desc.size) throw new PocError(`${what}: the download from ${client.registry} ended after ${n} of ${desc.size} bytes`);
     const got = `sha256:${hash.digest('hex')}`;

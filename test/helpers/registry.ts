@@ -1,0 +1,154 @@
+/**
+ * Real registries for the tests: Debian's docker-registry (the distribution registry) on 127.0.0.1, with
+ * htpasswd auth and TLS from a CA the test makes with openssl, or plain HTTP; and a proxy in front of one that
+ * dies in the middle of a blob, as a registry that is killed mid-pull.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface Registry {
+  host: string;
+  dir: string;
+  /** The registry's own storage (docker/registry/v2/...). */
+  storage: string;
+  log: () => string;
+  stop: () => Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A CA, and a certificate for 127.0.0.1 signed by it: dir/ca.crt, dir/server.crt, dir/server.key. */
+export function makeCertificates(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=poc test CA', '-keyout', 'ca.key', '-out', 'ca.crt',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'server.crt');
+}
+
+export interface RegistryOptions {
+  /** htpasswd file (bcrypt) for basic auth. */
+  htpasswd?: string;
+  /** Directory with server.crt and server.key for TLS. */
+  tls?: string;
+}
+
+export async function startRegistry(dir: string, o: RegistryOptions = {}): Promise<Registry> {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const storage = join(dir, 'storage');
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  accesslog:',
+    '    disabled: false',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${storage}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
+  if (o.tls) lines.push('  tls:', `    certificate: ${join(o.tls, 'server.crt')}`, `    key: ${join(o.tls, 'server.key')}`);
+  if (o.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: poc-test', `    path: ${o.htpasswd}`);
+  writeFileSync(join(dir, 'config.yml'), `${lines.join('\n')}\n`);
+  const logFile = join(dir, 'registry.log');
+  writeFileSync(logFile, '');
+  const out = openSync(logFile, 'a');
+  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', out, out] });
+  const host = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${readFileSync(logFile, 'utf8')}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const c = connect(port, '127.0.0.1', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error(`docker-registry did not listen on ${host}: ${readFileSync(logFile, 'utf8')}`);
+    await sleep(50);
+  }
+  return {
+    host,
+    dir,
+    storage,
+    log: () => readFileSync(logFile, 'utf8'),
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
+/**
+ * A plain-HTTP proxy to `upstream` that, on the first blob larger than `bytes`, sends half of it and then dies:
+ * the connection is cut and the proxy stops listening, as a registry killed in the middle of a pull.
+ */
+export async function startDyingProxy(upstream: string, bytes = 100_000): Promise<{ host: string; died: () => boolean; stop: () => void }> {
+  let dead = false;
+  const port = await freePort();
+  const [uhost, uport] = upstream.split(':');
+  const server: Server = createHttpServer((req, res) => {
+    const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      const size = Number(ur.headers['content-length'] ?? 0);
+      const blob = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') && size > bytes;
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      if (!blob) {
+        ur.pipe(res);
+        return;
+      }
+      let sent = 0;
+      ur.on('data', (chunk: Buffer) => {
+        if (dead) return;
+        const room = Math.floor(size / 2) - sent;
+        if (chunk.length >= room) {
+          res.write(chunk.subarray(0, Math.max(0, room)));
+          dead = true;
+          // Let the half reach the client, then cut everything and stop listening.
+          setTimeout(() => {
+            res.socket?.destroy();
+            ur.destroy();
+            server.close();
+            server.closeAllConnections();
+          }, 50);
+          return;
+        }
+        sent += chunk.length;
+        res.write(chunk);
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${port}`,
+    died: () => dead,
+    stop: () => {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}
