@@ -7,6 +7,8 @@ export interface FlagSpec {
   alias?: Record<string, string>;
   /** Flags that may be given several times (collected into an array). */
   repeat?: string[];
+  /** Flags another program takes (docker run's) that this command does not: named as such when given. */
+  unsupported?: { program: string; flags: ReadonlySet<string> };
 }
 
 export interface Parsed {
@@ -46,6 +48,9 @@ export function parseFlags(argv: string[], spec: FlagSpec, where: string, stopEa
       return known.has(name);
     },
   });
+  if (unknown && spec.unsupported?.flags.has(unknown.replace(/^--?/, ''))) {
+    throw new PocError(`${where ? `${where}: ` : ''}${unknown} is a ${spec.unsupported.program} flag that poc does not support`);
+  }
   if (unknown) throw new PocError(`${where ? `${where}: ` : ""}unknown flag ${unknown}`);
   for (const name of spec.string ?? []) {
     const value = parsed[name];

@@ -4,6 +4,7 @@ import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSp
 import { reportError } from './report.js';
 import { VERSION } from '../spec/generated/version.js';
 import type { RunFlags } from '../poc/containers/options.js';
+import { DOCKER_RUN_FLAGS } from '../poc/containers/docker-flags.js';
 import { DEFAULT_POC_ROOT, type RootOptions } from '../poc/store.js';
 import { resolve } from 'node:path';
 
@@ -24,10 +25,12 @@ export const RUN_FLAGS: FlagSpec = {
     'name', 'hostname', 'env', 'env-file', 'volume', 'workdir', 'user', 'publish', 'network', 'memory', 'cpus',
     'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint', 'cgroup-manager', 'cgroup-parent',
     'mount', 'restart', 'health-cmd', 'health-interval', 'health-timeout', 'health-retries', 'health-start-period',
+    'device', 'group-add', 'ulimit', 'sysctl', 'tmpfs', 'shm-size', 'stop-signal', 'stop-timeout', 'label',
   ],
-  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'no-healthcheck'],
-  alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname' },
-  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt', 'mount'],
+  boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'no-healthcheck', 'privileged', 'init'],
+  alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname', l: 'label' },
+  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt', 'mount', 'device', 'group-add', 'ulimit', 'sysctl', 'tmpfs', 'label'],
+  unsupported: DOCKER_RUN_FLAGS,
 };
 
 const RUN_USAGE =
@@ -37,7 +40,9 @@ const RUN_USAGE =
   '[-w DIR] [-u UID[:GID]] ' +
   '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
   '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
-  '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] ' +
+  '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] [--privileged] [--device HOST[:CTR][:rwm]] ' +
+  '[--group-add G] [--ulimit NAME=SOFT[:HARD]] [--sysctl K=V] [--tmpfs PATH[:OPTS]] [--shm-size 64m] [--init] ' +
+  '[--stop-signal SIG] [--stop-timeout SECS] [-l K=V] ' +
   'IMAGE [CMD...]';
 
 /** The parsed flags of run and create as a typed object (the checking is in src/poc/containers/options.ts). */
@@ -59,6 +64,14 @@ export function runFlags(p: Parsed): RunFlags {
     capAdd: listFlag(p.flags, 'cap-add'),
     capDrop: listFlag(p.flags, 'cap-drop'),
     securityOpts: listFlag(p.flags, 'security-opt'),
+    privileged: Boolean(p.flags.privileged),
+    devices: listFlag(p.flags, 'device'),
+    groupAdd: listFlag(p.flags, 'group-add'),
+    ulimits: listFlag(p.flags, 'ulimit'),
+    sysctls: listFlag(p.flags, 'sysctl'),
+    tmpfs: listFlag(p.flags, 'tmpfs'),
+    init: Boolean(p.flags.init),
+    labels: listFlag(p.flags, 'label'),
     image: image!,
     command,
   };
@@ -67,6 +80,7 @@ export function runFlags(p: Parsed): RunFlags {
     ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'], ['cgroupManager', 'cgroup-manager'], ['cgroupParent', 'cgroup-parent'],
     ['restart', 'restart'], ['healthCmd', 'health-cmd'], ['healthInterval', 'health-interval'], ['healthTimeout', 'health-timeout'],
     ['healthRetries', 'health-retries'], ['healthStartPeriod', 'health-start-period'],
+    ['shmSize', 'shm-size'], ['stopSignal', 'stop-signal'], ['stopTimeout', 'stop-timeout'],
   ] as const) {
     const v = opt(name);
     if (v !== undefined) flags[key] = v;
@@ -200,10 +214,12 @@ const COMMANDS: Record<string, Command> = {
   },
   stop: {
     usage: 'stop [-t SECS] CONTAINER...',
-    summary: 'stop containers: SIGTERM, then SIGKILL after SECS (default 10)',
+    summary: 'stop containers: the stop signal (SIGTERM unless --stop-signal), then SIGKILL after SECS (default: --stop-timeout, or 10)',
     flags: { string: ['time'], alias: { t: 'time' } },
     args: [1, Infinity],
-    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).stopCommand({ ...root, refs: p.args, timeout: intFlag(p.flags, 'time', 10) }),
+    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).stopCommand({
+        ...root, refs: p.args, ...(stringFlag(p.flags, 'time') !== undefined ? { timeout: intFlag(p.flags, 'time', 10) } : {}),
+      }),
   },
   kill: {
     usage: 'kill [-s SIGNAL] CONTAINER...',

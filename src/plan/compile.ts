@@ -215,11 +215,6 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
   if (process.terminal) child.push(consoleStep(process));
 
-  (linux.maskedPaths ?? []).forEach((p, i) => child.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
-  (linux.readonlyPaths ?? []).forEach((p, i) =>
-    child.push(['readonly', checkedPath(p, `/linux/readonlyPaths/${i}`), `/linux/readonlyPaths/${i}`]),
-  );
-  if (spec.root.readonly) child.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
 
   const joinPaths = new Map(join.map(([name, path]) => [name, path]));
   const sysctlContext = {
@@ -234,6 +229,12 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     checkSysctl(key, sysctlContext);
     child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
   }
+  // After the sysctls, as runc: /proc/sys is among the read-only paths.
+  (linux.maskedPaths ?? []).forEach((p, i) => child.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
+  (linux.readonlyPaths ?? []).forEach((p, i) =>
+    child.push(['readonly', checkedPath(p, `/linux/readonlyPaths/${i}`), `/linux/readonlyPaths/${i}`]),
+  );
+  if (spec.root.readonly) child.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
   if (!opts.noNewKeyring) child.push(['session-keyring', `_ses.${basename(opts.stateDir)}`, '-']);
   if (spec.hostname !== undefined && seen.has('uts') && fresh.includes('uts')) child.push(['hostname', spec.hostname, '/hostname']);
   if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);

@@ -219,6 +219,8 @@ export interface SysctlContext {
   isHostNamespace: (ns: string, path: string) => boolean;
   /** spec.hostname is set. */
   hostnameSet: boolean;
+  /** How errors name the setting (poc: `--sysctl KEY`); config.json's JSON pointer by default. */
+  where?: string;
 }
 
 /**
@@ -226,7 +228,7 @@ export interface SysctlContext {
  * Keys may use `/` instead of `.` (for names with dots, such as an interface eth0.100).
  */
 export function checkSysctl(key: string, ctx: SysctlContext): void {
-  const where = `config.json /linux/sysctl/${key}`;
+  const where = ctx.where ?? `config.json /linux/sysctl/${key}`;
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.\/:@+-]*$/.test(key) || key.split(/[./]/).some((part) => part === '' || part === '..')) {
     throw new PocError(`${where}: ${JSON.stringify(key)} is not a sysctl name`);
   }

@@ -215,7 +215,7 @@ t.test('-v read-only and read-write, --read-only', async (t) => {
   t.notOk(existsSync(join(root, 'images')) && sh('sh', ['-c', `ls ${root}/images/*/rootfs/etc/new 2>/dev/null`]) !== '', 'and the image is untouched');
 });
 
-t.test('--security-opt: a seccomp profile in Docker\'s format, no-new-privileges; none of either by default', async (t) => {
+t.test('--security-opt: a seccomp profile in Docker\'s format, no-new-privileges; by default poc\'s profile and no no-new-privileges', async (t) => {
   const profile = join(work, 'seccomp.json');
   writeFileSync(profile, JSON.stringify({
     defaultAction: 'SCMP_ACT_ALLOW',
@@ -230,7 +230,7 @@ t.test('--security-opt: a seccomp profile in Docker\'s format, no-new-privileges
   t.equal(r.stdout, 'NoNewPrivs:1\nSeccomp:2\nrefused\n', r.stderr);
   t.match(r.stderr, /Permission denied/, 'the errno the profile asks for');
   const plain = ok(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', `${status}; mkdir /tmp/d && echo made`]);
-  t.equal(plain, 'NoNewPrivs:0\nSeccomp:0\nmade\n', 'by default: no profile, privileges may be gained');
+  t.equal(plain, 'NoNewPrivs:0\nSeccomp:2\nmade\n', 'by default: the default profile, privileges may be gained');
   const bad = poc(['run', '--rm', '--security-opt', 'label=disable', 'busybox', 'true']);
   t.equal(bad.status, 1);
   t.match(bad.stderr, /unsupported --security-opt "label=disable"/);

@@ -217,7 +217,7 @@ t.test('planBundle: image + options → config.json', async (t) => {
     ['annotations name the container', [], (s) => s.annotations, { 'io.poc.container.id': CTX.containerId, 'io.poc.container.name': 'web' }],
     ['capabilities: defaults, not ambient', [], (s) => [s.process!.capabilities!.bounding!.length, s.process!.capabilities!.ambient], [DEFAULT_CAPABILITIES.length, undefined]],
     ['--cap-add', ['--cap-add', 'SYS_ADMIN'], (s) => s.process!.capabilities!.effective!.includes('CAP_SYS_ADMIN'), true],
-    ['no seccomp profile unless one is given', [], (s) => s.linux!.seccomp, undefined],
+    ['the default seccomp profile unless told otherwise', [], (s) => [s.linux!.seccomp!.defaultAction, s.linux!.seccomp!.defaultErrnoRet], ['SCMP_ACT_ERRNO', 1]],
     ['--security-opt seccomp=unconfined: none', ['--security-opt', 'seccomp=unconfined'], (s) => s.linux!.seccomp, undefined],
     ['no-new-privileges: off by default', [], (s) => s.process!.noNewPrivileges, false],
     ['--security-opt no-new-privileges', ['--security-opt', 'no-new-privileges'], (s) => s.process!.noNewPrivileges, true],

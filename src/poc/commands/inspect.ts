@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
 import type { Spec } from '../../spec/generated/config.js';
 import { getContainerNetwork } from '../network/index.js';
-import { CPU_PERIOD } from '../containers/bundle.js';
+import { CPU_PERIOD, DEFAULT_SHM_SIZE } from '../containers/bundle.js';
+import type { ContainerOptions } from '../containers/options.js';
 import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/store.js';
 import { runtimeRoot } from '../containers/store.js';
 import { pocrun } from '../containers/runtime.js';
@@ -16,6 +17,15 @@ export interface InspectOptions extends RootOptions {
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** docker's HostConfig.SecurityOpt: what was asked for; the default profile shows as nothing, as with docker. */
+function securityOpt(o: ContainerOptions): string[] {
+  const out: string[] = [];
+  if (o.seccomp === 'unconfined' || (o.seccomp === undefined && o.seccompProfile === undefined)) out.push('seccomp=unconfined');
+  if (o.seccompProfile !== undefined) out.push('seccomp=<file>');
+  if (o.noNewPrivileges) out.push('no-new-privileges');
+  return out;
+}
 
 export async function inspectContainer(c: ContainerRecord, o: RootOptions): Promise<Record<string, unknown>> {
   const paths = containerPaths(c.id, o);
@@ -61,6 +71,9 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       Tty: c.options.tty,
       OpenStdin: c.options.interactive,
       Image: c.image.name ?? c.image.id,
+      Labels: c.options.labels ?? {},
+      StopSignal: c.options.stopSignal ?? 'SIGTERM',
+      ...(c.options.stopTimeout !== undefined ? { StopTimeout: c.options.stopTimeout } : {}),
     },
     HostConfig: {
       NetworkMode: c.options.network,
@@ -75,6 +88,15 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       CapDrop: c.options.capDrop,
       AutoRemove: c.options.autoRemove,
       PortBindings: ports,
+      Privileged: c.options.privileged ?? false,
+      SecurityOpt: securityOpt(c.options),
+      Devices: (c.options.devices ?? []).map((d) => ({ PathOnHost: d.host, PathInContainer: d.container, CgroupPermissions: d.access })),
+      GroupAdd: c.options.groupAdd ?? [],
+      Ulimits: (c.options.ulimits ?? []).map((u) => ({ Name: u.type.slice('RLIMIT_'.length).toLowerCase(), Soft: u.soft, Hard: u.hard })),
+      Sysctls: c.options.sysctls ?? {},
+      Tmpfs: Object.fromEntries((c.options.tmpfs ?? []).map((t) => [t.destination, t.options.join(',')])),
+      ShmSize: c.options.shmSize ?? DEFAULT_SHM_SIZE,
+      Init: c.options.init ?? false,
     },
     Mounts: c.options.volumes.map((v) => describeMount(v, (name) => volumeDataPath(name, o))),
     NetworkSettings: {

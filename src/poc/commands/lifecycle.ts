@@ -18,7 +18,8 @@ export async function startCommand(o: RefsOptions): Promise<number> {
 }
 
 export interface StopCommandOptions extends RefsOptions {
-  timeout: number;
+  /** Unset: the container's --stop-timeout, or 10. */
+  timeout?: number;
 }
 
 export async function stopCommand(o: StopCommandOptions): Promise<number> {

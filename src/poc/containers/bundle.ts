@@ -12,6 +12,8 @@ import type { ImageConfig } from '../images/store.js';
 import { mergeEnv, type ContainerOptions } from './options.js';
 import { seccompFromProfile } from './seccomp-profile.js';
 import { tmpfsOptions, volumeType, type Volume } from '../volumes/spec.js';
+import { defaultSeccompProfile } from './default-seccomp.js';
+import type { DeviceNode } from '../../plan/devices.js';
 
 /** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [
@@ -78,9 +80,26 @@ export function resolveUser(spec: string, passwd: string, group: string): Proces
   return { uid, gid };
 }
 
-/** The effective capability set from docker's defaults and --cap-add / --cap-drop (names checked earlier). */
-export function capabilitySet(add: string[], drop: string[]): string[] {
-  let caps = new Set<string>(add.includes('ALL') ? CAPABILITIES : DEFAULT_CAPABILITIES);
+/**
+ * `--group-add`: names from the image's /etc/group, gids as they are; an unknown name is an error, as with
+ * docker.
+ */
+export function resolveGroups(groups: readonly string[], group: string): number[] {
+  const entries = parseIdFile(group); // name:x:gid:members, so the "uid" field of the parse is the gid
+  return groups.map((g) => {
+    if (/^\d+$/.test(g)) return Number(g);
+    const entry = entries.find((e) => e.name === g);
+    if (!entry) throw new PocError(`--group-add ${g}: no such group in the image's /etc/group`);
+    return entry.uid;
+  });
+}
+
+/**
+ * The effective capability set from docker's defaults and --cap-add / --cap-drop (names checked earlier). ALL
+ * is every capability `available` (poc's own bounding set: a process cannot be given one it lacks).
+ */
+export function capabilitySet(add: string[], drop: string[], available: readonly string[] = CAPABILITIES): string[] {
+  let caps = new Set<string>(add.includes('ALL') ? available : DEFAULT_CAPABILITIES);
   for (const c of add) if (c !== 'ALL') caps.add(c);
   if (drop.includes('ALL')) caps = new Set(add.filter((c) => c !== 'ALL'));
   else for (const c of drop) caps.delete(c);
@@ -113,6 +132,39 @@ export interface BundleContext {
   kernel: string;
   /** Where a named volume's content is on the host. */
   volumePath: (name: string) => string;
+  /** The device nodes made in the container's /dev: --device's, and with --privileged all of the host's. */
+  devices?: (DeviceNode & { access?: string })[];
+  /** The capabilities poc holds (its bounding set): what ALL and --privileged give. All there are by default. */
+  capabilities?: readonly string[];
+  /** --init: the host's reaper binary (catatonit), bound read-only to INIT_PATH. */
+  initBinary?: string;
+}
+
+/** Where --init's reaper appears in the container: in /dev, a tmpfs poc makes, so even a read-only rootfs takes it. */
+export const INIT_PATH = '/dev/init';
+/** docker's size of /dev/shm. */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+
+/** The seccomp profile a container gets: poc's default, a file's, or none (unconfined, --privileged, older records). */
+function seccompProfileOf(o: ContainerOptions): unknown {
+  if (o.privileged) return undefined;
+  return o.seccomp === 'default' ? defaultSeccompProfile() : o.seccompProfile;
+}
+
+/**
+ * The default mounts adjusted: /dev/shm's size; with --privileged /sys and its cgroup mount writable, as docker
+ * makes them.
+ */
+function baseMounts(mounts: Mount[], o: ContainerOptions): Mount[] {
+  return mounts.map((m) => {
+    if (m.destination === '/dev/shm') {
+      return { ...m, options: [...(m.options ?? []).filter((x) => !x.startsWith('size=')), `size=${o.shmSize ?? DEFAULT_SHM_SIZE}`] };
+    }
+    if (o.privileged && (m.destination === '/sys' || m.destination === '/sys/fs/cgroup')) {
+      return { ...m, options: (m.options ?? []).map((x) => (x === 'ro' ? 'rw' : x)) };
+    }
+    return m;
+  });
 }
 
 function bind(source: string, destination: string, readOnly: boolean, propagation = 'rprivate'): Mount {
@@ -137,19 +189,32 @@ function networkHooks(o: ContainerOptions, ctx: BundleContext): Spec['hooks'] {
 /** image config + container options → config.json. */
 export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleContext): Spec {
   const base = defaultSpec();
-  const caps = capabilitySet(o.capAdd, o.capDrop);
+  const caps = capabilitySet(o.privileged ? ['ALL', ...o.capAdd] : o.capAdd, o.capDrop, ctx.capabilities);
   const env = mergeEnv([DEFAULT_PATH], image.Env ?? [], [`HOSTNAME=${ctx.hostname}`], o.tty ? ['TERM=xterm'] : [], o.env);
   const mounts: Mount[] = [
-    ...base.mounts!,
+    ...baseMounts(base.mounts!, o),
     bind(`${ctx.etcDir}/hosts`, '/etc/hosts', false),
     bind(`${ctx.etcDir}/hostname`, '/etc/hostname', false),
     bind(`${ctx.etcDir}/resolv.conf`, '/etc/resolv.conf', false),
     ...o.volumes.map((v) => volumeMount(v, ctx)),
+    ...(o.tmpfs ?? []).map((t): Mount => ({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options })),
+    ...(ctx.initBinary ? [bind(ctx.initBinary, INIT_PATH, true)] : []),
   ];
+  const devices = ctx.devices ?? [];
+  const args = containerArgs(image, o);
   const resources: NonNullable<NonNullable<Spec['linux']>['resources']> = { ...base.linux!.resources };
   if (o.resources.memory !== undefined) resources.memory = { limit: o.resources.memory };
   if (o.resources.cpus !== undefined) resources.cpu = { quota: Math.round(o.resources.cpus * CPU_PERIOD), period: CPU_PERIOD };
   if (o.resources.pidsLimit !== undefined) resources.pids = { limit: o.resources.pidsLimit };
+  // --privileged: every device; --device: its node with the access asked for (pocrun adds the default devices').
+  if (o.privileged) resources.devices = [{ allow: true, access: 'rwm' }];
+  else if (devices.length > 0) {
+    resources.devices = [
+      ...(resources.devices ?? []),
+      ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access ?? 'rwm' })),
+    ];
+  }
+  const seccomp = seccompProfileOf(o);
   const namespaces = base.linux!.namespaces!.filter((ns) => !(ns.type === 'network' && o.network === 'host'));
   const hooks = networkHooks(o, ctx);
   return {
@@ -157,11 +222,12 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
     process: {
       terminal: o.tty,
       user: ctx.user,
-      args: containerArgs(image, o),
+      args: ctx.initBinary ? [INIT_PATH, '--', ...args] : args,
       env,
       cwd: o.workdir ?? (image.WorkingDir || '/'),
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: o.noNewPrivileges,
+      ...(o.ulimits ? { rlimits: o.ulimits.map((u) => ({ type: u.type as 'RLIMIT_NOFILE', soft: u.soft, hard: u.hard })) } : {}),
     },
     root: { path: ctx.rootfs, readonly: o.readOnly },
     hostname: ctx.hostname,
@@ -173,7 +239,10 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
       cgroupsPath: cgroupsPathOf(ctx.containerId, o.cgroup),
       resources,
       namespaces,
-      ...(o.seccompProfile !== undefined ? { seccomp: seccompFromProfile(o.seccompProfile, { caps, arch: ctx.arch, kernel: ctx.kernel }) } : {}),
+      ...(devices.length > 0 ? { devices: devices.map(({ access: _a, ...d }) => d) } : {}),
+      ...(o.sysctls ? { sysctl: o.sysctls } : {}),
+      ...(o.privileged ? { maskedPaths: [], readonlyPaths: [] } : {}),
+      ...(seccomp !== undefined ? { seccomp: seccompFromProfile(seccomp, { caps, arch: ctx.arch, kernel: ctx.kernel }) } : {}),
     },
   };
 }

@@ -10,7 +10,10 @@ import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { imageRootfs, resolveImage, type ImageRecord } from '../images/store.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
-import { containerArgs, planBundle, resolveUser } from './bundle.js';
+import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
+import { containerDevices } from './devices.js';
+import { CAPABILITIES } from '../../plan/capabilities.js';
+import { checkUlimits, parseStopSignal, UNLIMITED } from './docker-options.js';
 import { randomName } from './names.js';
 import { resolveRunFlags, type RunFlags } from './options.js';
 import { goArch } from './seccomp-profile.js';
@@ -62,15 +65,26 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     }
     if (!st.isDirectory() && !st.isFile()) throw new PocError(`-v ${v.source}:${v.destination}: the host path is neither a file nor a directory`);
   }
+  if (options.ulimits) checkUlimits(options.ulimits, hostLimits());
+  const devices = options.privileged || options.devices ? containerDevices(options.privileged ?? false, options.devices ?? []) : [];
+  const initBinary = options.init ? findInit() : undefined;
   const image = await findImage(flags.image, opts);
   const lower = imageRootfs(image, opts);
   const user = resolveUser(options.user ?? image.config.User ?? '', readOr(`${lower}/etc/passwd`, ''), readOr(`${lower}/etc/group`, ''));
+  if (options.groupAdd) user.additionalGids = resolveGroups(options.groupAdd, readOr(`${lower}/etc/group`, ''));
   const args = containerArgs(image.config, options);
   const healthcheck = effectiveHealthcheck(image.config.Healthcheck, options.healthcheck);
   // The image's VOLUMEs get anonymous volumes, and every anonymous volume its name now: the record keeps it.
   options.volumes = [...options.volumes, ...imageVolumes(image.config.Volumes, options.volumes)].map((v) =>
     v.anonymous && v.source === '' ? { ...v, source: anonymousVolumeName() } : v,
   );
+  if (options.stopSignal === undefined && image.config.StopSignal) {
+    try {
+      options.stopSignal = parseStopSignal(image.config.StopSignal);
+    } catch {
+      throw new PocError(`image ${flags.image}: its StopSignal ${JSON.stringify(image.config.StopSignal)} is not a signal; give --stop-signal`);
+    }
+  }
 
   const id = newId();
   const paths = containerPaths(id, opts);
@@ -132,6 +146,9 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
       arch: goArch(process.arch),
       kernel: osRelease(),
       volumePath: (name) => volumeDataPath(name, opts),
+      devices,
+      capabilities: boundingCapabilities(),
+      ...(initBinary ? { initBinary } : {}),
     });
     writeFileSync(paths.config, `${JSON.stringify(spec, null, 2)}\n`);
     return record;
@@ -144,4 +161,43 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     await releaseVolumes(madeVolumes, opts).catch(() => {});
     throw err;
   }
+}
+
+/** The hard limits poc runs under (the container's can go no higher without CAP_SYS_RESOURCE), and that capability. */
+function hostLimits(): { hard: (type: string) => number; sysResource: boolean } {
+  const names: Record<string, string> = {
+    'Max cpu time': 'RLIMIT_CPU', 'Max file size': 'RLIMIT_FSIZE', 'Max data size': 'RLIMIT_DATA', 'Max stack size': 'RLIMIT_STACK',
+    'Max core file size': 'RLIMIT_CORE', 'Max resident set': 'RLIMIT_RSS', 'Max processes': 'RLIMIT_NPROC', 'Max open files': 'RLIMIT_NOFILE',
+    'Max locked memory': 'RLIMIT_MEMLOCK', 'Max address space': 'RLIMIT_AS', 'Max file locks': 'RLIMIT_LOCKS', 'Max pending signals': 'RLIMIT_SIGPENDING',
+    'Max msgqueue size': 'RLIMIT_MSGQUEUE', 'Max nice priority': 'RLIMIT_NICE', 'Max realtime priority': 'RLIMIT_RTPRIO', 'Max realtime timeout': 'RLIMIT_RTTIME',
+  };
+  const hard = new Map<string, number>();
+  for (const line of readOr('/proc/self/limits', '').split('\n')) {
+    const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    const type = m && names[m[1]!];
+    if (type) hard.set(type, m[3] === 'unlimited' ? UNLIMITED : Number(m[3]));
+  }
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readOr('/proc/self/status', ''))?.[1] ?? '0';
+  const CAP_SYS_RESOURCE = 24n;
+  return { hard: (type) => hard.get(type) ?? UNLIMITED, sysResource: ((BigInt(`0x${capEff}`) >> CAP_SYS_RESOURCE) & 1n) === 1n };
+}
+
+/** poc's bounding set (CAP_SYS_RESOURCE is missing on some hosts): what --cap-add ALL and --privileged can give. */
+function boundingCapabilities(): string[] {
+  const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(readOr('/proc/self/status', ''))?.[1] ?? '0'}`);
+  return CAPABILITIES.filter((_, i) => ((bnd >> BigInt(i)) & 1n) === 1n);
+}
+
+/** --init's reaper: catatonit, static, where Debian and podman install it (scripts/setup.sh installs it). */
+function findInit(): string {
+  const candidates = ['/usr/bin/catatonit', '/usr/libexec/catatonit/catatonit', '/usr/libexec/podman/catatonit'];
+  const found = candidates.find((p) => {
+    try {
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  });
+  if (!found) throw new PocError(`--init needs catatonit, found in none of ${candidates.join(', ')} (apt-get install catatonit)`);
+  return found;
 }

@@ -14,6 +14,10 @@ import { parseRestart, type RestartPolicy } from './restart.js';
 import { parseHealthFlags, type HealthConfig, type HealthFlags } from './health.js';
 
 export type { Volume } from '../volumes/spec.js';
+import {
+  parseDevice, parseGroupAdd, parseLabels, parseShmSize, parseStopSignal, parseStopTimeout, parseSysctl, parseTmpfs, parseUlimit,
+  type DeviceRequest, type TmpfsMount, type Ulimit,
+} from './docker-options.js';
 
 /** The flags as the command line gives them (strings, lists), before any checking. */
 export interface RunFlags extends HealthFlags {
@@ -46,6 +50,18 @@ export interface RunFlags extends HealthFlags {
   /** --cgroup-manager systemd|cgroupfs, --cgroup-parent PATH (a slice with systemd), as podman takes them. */
   cgroupManager?: string;
   cgroupParent?: string;
+  /** Docker's: checked in docker-options.ts. */
+  privileged: boolean;
+  devices: string[];
+  groupAdd: string[];
+  ulimits: string[];
+  sysctls: string[];
+  tmpfs: string[];
+  shmSize?: string;
+  init: boolean;
+  stopSignal?: string;
+  stopTimeout?: string;
+  labels: string[];
   image: string;
   command: string[];
 }
@@ -80,8 +96,30 @@ export interface ContainerOptions {
   capDrop: string[];
   /** --security-opt no-new-privileges. */
   noNewPrivileges: boolean;
-  /** --security-opt seccomp=FILE: the profile as the file gives it (Docker's format or OCI's); none by default. */
+  /**
+   * Which seccomp filter: poc's default profile (as docker's, src/poc/containers/default-seccomp.ts), none
+   * (seccomp=unconfined, or --privileged), or a file's (seccompProfile). Unset in containers made before the
+   * default: none.
+   */
+  seccomp?: 'default' | 'unconfined' | 'file';
+  /** --security-opt seccomp=FILE: the profile as the file gives it (Docker's format or OCI's). */
   seccompProfile?: unknown;
+  /** All capabilities, the host's devices, no masked or read-only paths, no seccomp, /sys writable. */
+  privileged?: boolean;
+  devices?: DeviceRequest[];
+  /** Group names or gids, added to the process's supplementary groups. */
+  groupAdd?: string[];
+  ulimits?: Ulimit[];
+  sysctls?: Record<string, string>;
+  tmpfs?: TmpfsMount[];
+  /** Bytes of /dev/shm (64 MiB by default). */
+  shmSize?: number;
+  /** A small reaper (catatonit) as PID 1, running the command. */
+  init?: boolean;
+  /** What `poc stop` sends first (the image's StopSignal, else SIGTERM), and how long it waits for it. */
+  stopSignal?: string;
+  stopTimeout?: number;
+  labels?: Record<string, string>;
   /** null: the image's; [] (from --entrypoint ""): none. */
   entrypoint: string[] | null;
   /** [] : the image's Cmd. */
@@ -214,10 +252,11 @@ export const NETWORK_MODES: readonly NetworkMode[] = ['bridge', 'none', 'host'];
 
 /**
  * --security-opt, as docker takes it: `no-new-privileges` (also `=true`, `=false`, or with ":"), and
- * `seccomp=unconfined` (poc applies no profile unless asked) or `seccomp=FILE`. Anything else is refused.
+ * `seccomp=unconfined` (no filter; poc's default profile otherwise) or `seccomp=FILE`. Anything else is refused.
  */
-function parseSecurityOpts(opts: string[], ctx: ResolveContext): { noNewPrivileges: boolean; seccompProfile?: unknown } {
+function parseSecurityOpts(opts: string[], ctx: ResolveContext): Pick<ContainerOptions, 'noNewPrivileges' | 'seccomp' | 'seccompProfile'> {
   let noNewPrivileges = false;
+  let seccomp: ContainerOptions['seccomp'] = 'default';
   let seccompProfile: unknown;
   for (const opt of opts) {
     const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(opt);
@@ -225,6 +264,7 @@ function parseSecurityOpts(opts: string[], ctx: ResolveContext): { noNewPrivileg
     if (key === 'no-new-privileges' && (value === undefined || value === 'true' || value === 'false')) {
       noNewPrivileges = value !== 'false';
     } else if (key === 'seccomp' && value === 'unconfined') {
+      seccomp = 'unconfined';
       seccompProfile = undefined;
     } else if (key === 'seccomp' && value) {
       let text: string;
@@ -233,12 +273,13 @@ function parseSecurityOpts(opts: string[], ctx: ResolveContext): { noNewPrivileg
       } catch (err) {
         throw new PocError(`cannot read --security-opt seccomp=${value}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
       }
+      seccomp = 'file';
       seccompProfile = parseProfile(text, value);
     } else {
       throw new PocError(`unsupported --security-opt ${JSON.stringify(opt)}: poc takes no-new-privileges, seccomp=unconfined and seccomp=FILE`);
     }
   }
-  return { noNewPrivileges, ...(seccompProfile !== undefined ? { seccompProfile } : {}) };
+  return { noNewPrivileges, seccomp, ...(seccompProfile !== undefined ? { seccompProfile } : {}) };
 }
 
 /** Checks every flag and reads the env files; the image and the volumes' host paths are checked by the caller. */
@@ -298,5 +339,26 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     interactive: f.interactive,
     autoRemove: f.rm,
     cgroup,
+    ...dockerOptions(f, network),
   };
+}
+
+/** The flags of docker-options.ts, each only when given (container.json stays as small as before). */
+function dockerOptions(f: RunFlags, network: NetworkMode): Partial<ContainerOptions> {
+  const o: Partial<ContainerOptions> = {};
+  if (f.privileged) o.privileged = true;
+  if (f.devices.length > 0) o.devices = f.devices.map(parseDevice);
+  if (f.groupAdd.length > 0) o.groupAdd = f.groupAdd.map(parseGroupAdd);
+  if (f.ulimits.length > 0) {
+    const byType = new Map(f.ulimits.map(parseUlimit).map((u) => [u.type, u])); // the last of a name counts
+    o.ulimits = [...byType.values()];
+  }
+  if (f.sysctls.length > 0) o.sysctls = Object.fromEntries(f.sysctls.map((s) => parseSysctl(s, network)));
+  if (f.tmpfs.length > 0) o.tmpfs = f.tmpfs.map(parseTmpfs);
+  if (f.shmSize !== undefined) o.shmSize = parseShmSize(f.shmSize);
+  if (f.init) o.init = true;
+  if (f.stopSignal !== undefined) o.stopSignal = parseStopSignal(f.stopSignal);
+  if (f.stopTimeout !== undefined) o.stopTimeout = parseStopTimeout(f.stopTimeout);
+  if (f.labels.length > 0) o.labels = parseLabels(f.labels);
+  return o;
 }

@@ -19,13 +19,13 @@ interface Filter {
   minKernel?: string;
 }
 
-interface DockerRule extends Rule {
+export interface DockerRule extends Rule {
   includes?: Filter;
   excludes?: Filter;
   comment?: string;
 }
 
-interface DockerProfile extends Omit<Seccomp, 'syscalls'> {
+export interface DockerProfile extends Omit<Seccomp, 'syscalls'> {
   archMap?: { architecture: string; subArchitectures?: string[] }[];
   syscalls?: DockerRule[];
 }

@@ -17,9 +17,11 @@ import { containerPaths, containerStatus, isAlive, type ContainerRecord, type Ex
 const MONITOR_GRACE_MS = 15_000;
 
 export interface StopOptions extends RootOptions {
-  /** Seconds between TERM and KILL (default 10). */
+  /** Seconds between the stop signal and KILL (default: the container's --stop-timeout, or 10; -1: no KILL). */
   timeout?: number;
 }
+
+const DEFAULT_STOP_TIMEOUT = 10;
 
 /** Returns false when the container was not running. */
 export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}): Promise<boolean> {
@@ -27,8 +29,10 @@ export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}):
   if (s.status !== 'running') return false;
   const run = s.run!;
   if (isAlive(run.pid, run.initStartTime)) {
-    await pocrun(['kill', c.id, 'SIGTERM'], opts); // fails only if it exited meanwhile
-    const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), (opts.timeout ?? 10) * 1000, 20);
+    // --stop-signal (or the image's StopSignal), as docker sends it.
+    await pocrun(['kill', c.id, String(parseSignal(c.options.stopSignal ?? 'SIGTERM'))], opts); // fails only if it exited meanwhile
+    const timeout = opts.timeout ?? c.options.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
+    const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), timeout < 0 ? Number.MAX_SAFE_INTEGER : timeout * 1000, 20);
     if (!gone) await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
   }
   await finishRun(c, opts);
