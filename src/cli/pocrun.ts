@@ -1,7 +1,7 @@
 import { stdout, stderr } from './output.js';
 import { PocError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
-import { DEFAULT_ROOT } from '../runtime/store.js';
+import { defaultRoot, euid, parseRootlessFlag, rootlessMode, runningInUserNs } from '../runtime/rootless.js';
 import { OCI_VERSION } from '../spec/default.js';
 import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
@@ -233,11 +233,11 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   spec: {
-    usage: 'spec [--bundle DIR]',
-    summary: 'write a default config.json into the bundle',
-    flags: { string: ['bundle', 'rootless'], alias: { b: 'bundle' } },
+    usage: 'spec [--bundle DIR] [--rootless]',
+    summary: "write a default config.json into the bundle; --rootless: for an unprivileged user (a user namespace mapping the caller's uid and gid to root, no network namespace, /sys bound, no resources), as runc spec --rootless",
+    flags: { string: ['bundle'], boolean: ['rootless'], alias: { b: 'bundle' } },
     args: [0, 0],
-    run: async (_ctx, p) => (await import('../runtime/spec.js')).writeDefaultSpec(stringFlag(p.flags, 'bundle') ?? '.'),
+    run: async (_ctx, p) => (await import('../runtime/spec.js')).writeDefaultSpec(stringFlag(p.flags, 'bundle') ?? '.', Boolean(p.flags.rootless)),
   },
 };
 
@@ -257,11 +257,13 @@ Commands:
 ${commands}
 
 Global flags:
-  --root DIR            state directory (default ${DEFAULT_ROOT})
+  --root DIR            state directory (default /run/pocrun; $XDG_RUNTIME_DIR/pocrun for a user other than root)
   --log FILE            also write errors and debug output to FILE
   --log-format FORMAT   text or json (default text)
   --debug               debug output and stack traces
   --systemd-cgroup      create the container's cgroup as a systemd scope (linux.cgroupsPath: slice:prefix:name)
+  --rootless MODE       true, false or auto (default): cgroups as for an unprivileged user, who may have none;
+                        auto is true for a user other than root and for root in a user namespace
   --version, -v         print the version
   --help, -h            print this help; "pocrun COMMAND --help" for a command
 `;
@@ -291,12 +293,14 @@ export async function runPocrun(argv: string[]): Promise<number> {
     }
     const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
     if (logFormat !== 'text' && logFormat !== 'json') throw new PocError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
+    const uid = euid();
     ctx = new RuntimeContext(
-      stringFlag(global.flags, 'root') ?? DEFAULT_ROOT,
+      stringFlag(global.flags, 'root') ?? defaultRoot(process.env, uid, runningInUserNs),
       stringFlag(global.flags, 'log'),
       logFormat as LogFormat,
       debug,
       Boolean(global.flags['systemd-cgroup']),
+      rootlessMode(parseRootlessFlag(stringFlag(global.flags, 'rootless')), uid, runningInUserNs),
     );
     command = COMMANDS[name];
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);

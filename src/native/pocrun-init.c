@@ -827,8 +827,15 @@ static void step_clone(const struct step *s)
 
 static void step_sync(const struct step *s)
 {
+	bool maps = !strcmp(s->argv[1], "maps") && G.new_userns;
+	/* While the runtime writes the maps, as runc: dumpable, or /proc/PID/uid_map belongs to root and neither an
+	 * unprivileged runtime nor newuidmap (which checks that the target is the caller's) may open it. */
+	if (maps && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		die(errno, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 	say("sync %s", s->argv[1]);
 	char *reply = read_line();
+	if (maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die(errno, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 	if (!reply || (strcmp(reply, "ok") && strncmp(reply, "ok ", 3)))
 		_exit(1);
 	if (reply[2]) {
@@ -836,7 +843,7 @@ static void step_sync(const struct step *s)
 		if (!(G.state = strdup(reply + 3)))
 			die(ENOMEM, "out of memory");
 	}
-	if (!strcmp(s->argv[1], "maps") && G.new_userns) {
+	if (maps) {
 		/* Become root of the new user namespace, so that what the next steps create belongs to it. */
 		if (setresgid(0, 0, 0) < 0)
 			die(errno, "setresgid 0 in the new user namespace: %s (is gid 0 mapped?)", strerror(errno));

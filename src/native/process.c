@@ -282,6 +282,18 @@ void step_umask(const struct step *s)
 	umask(parse_u64(s->argv[1], 8, "umask") & 0777);
 }
 
+/* /proc/self/setgroups says "deny" (user_namespaces(7)). */
+static bool setgroups_denied(void)
+{
+	char buf[8] = {0};
+	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	return n >= 4 && strncmp(buf, "deny", 4) == 0;
+}
+
 void step_groups(const struct step *s)
 {
 	int n = s->argc - 1;
@@ -290,8 +302,19 @@ void step_groups(const struct step *s)
 		die(ENOMEM, "out of memory");
 	for (int i = 0; i < n; i++)
 		gids[i] = (gid_t)parse_u64(s->argv[i + 1], 10, "gid");
-	if (setgroups(n, gids) < 0)
+	if (setgroups(n, gids) < 0) {
+		/* A user namespace whose gid_map an unprivileged runtime wrote itself (one gid: the caller's) has
+		 * setgroups denied, as the kernel requires; then the groups stay as they came, as runc leaves them. */
+		if (errno == EPERM && setgroups_denied()) {
+			if (n == 0)
+				goto out;
+			die(EPERM, "/process/user/additionalGids: setgroups is denied in this user namespace (its gid_map maps "
+				   "only the rootless caller's own gid; additional groups need ranges in /etc/subgid, mapped "
+				   "with newgidmap)");
+		}
 		die(errno, "setgroups (%d groups): %s", n, strerror(errno));
+	}
+out:
 	free(gids);
 }
 

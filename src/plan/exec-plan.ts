@@ -127,6 +127,12 @@ export interface ExecPlanOptions {
   root?: string;
   consoleSocket?: string;
   preserveFds: number;
+  /**
+   * Rootless: the user namespace is joined first, as runc joins it. An unprivileged caller has the rights to
+   * join the others only as root of the container's user namespace, which owns them. (Root joins it after the
+   * others, with the host's rights, which a namespace owned by another user namespace may need.)
+   */
+  userNamespaceFirst?: boolean;
   /** `fork`: --detach (the process is reparented to the caller's subreaper); `wait`: the helper waits for it. */
   mode: 'fork' | 'wait';
   /** Whether the host has AppArmor and SELinux (default: detected); tests pass their own. */
@@ -152,7 +158,8 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   steps.push(...seccompListenerSteps(container));
   // Before setns: in a container's user namespace the process could not lower its oom_score_adj.
   if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
-  const join = [...opts.namespaces].sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
+  const rank = (name: string) => (opts.userNamespaceFirst && name === 'user' ? -1 : JOIN_ORDER.indexOf(name));
+  const join = [...opts.namespaces].sort((a, b) => rank(a[0]) - rank(b[0]));
   for (const [name, path] of join) {
     if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);
     steps.push(['setns', path, name, '-']);

@@ -3,6 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 // Small modules (the D-Bus calls are pocrun-systemd's, a program run only for a container that uses systemd).
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
+import { NoCgroupDriver } from '../cgroups/none.js';
 import { systemdRunning } from '../cgroups/systemd-bus.js';
 import { PocError } from '../errors.js';
 import { Store, type ContainerRecord } from './store.js';
@@ -21,6 +22,11 @@ export class RuntimeContext {
     readonly debugEnabled: boolean,
     /** --systemd-cgroup: create makes the container's cgroup a systemd scope. Later commands go by the record. */
     readonly systemdCgroup = false,
+    /**
+     * --rootless (src/runtime/rootless.ts): the cgroup may be out of reach. A container that asks for no
+     * resources then runs without one of its own; one that asks for limits fails naming the field.
+     */
+    readonly rootless = false,
   ) {
     this.store = new Store(root);
   }
@@ -41,6 +47,8 @@ export class RuntimeContext {
 
   /** The driver that made a container's cgroup, as its record says (engines pass --systemd-cgroup to create only). */
   cgroupsOf(record: ContainerRecord): CgroupDriver {
+    // A rootless container without a cgroup of its own (create.ts) records none.
+    if (!record.cgroupPath) return new NoCgroupDriver(this.cgroups, record.pid);
     return record.systemd ? new SystemdCgroupDriver(this.cgroups()) : this.cgroups();
   }
 

@@ -5,7 +5,8 @@ import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
 import { encodePlan } from '../plan/wire.js';
 import { deviceCgroupRules } from '../plan/devices.js';
-import { resolveCgroupPath, type CgroupDriver, type LinuxResources } from '../cgroups/index.js';
+import { readOwnCgroup, resolveCgroupPath, type CgroupDriver, type LinuxResources } from '../cgroups/index.js';
+import { NoCgroupDriver } from '../cgroups/none.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
 import { systemdUnitFor } from '../cgroups/systemd-unit.js';
 import { PocError, wrapError } from '../errors.js';
@@ -17,6 +18,7 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
+import { euid, firstResourceField, isPermissionError, ownerName } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { sharedMountsBefore } from './shared-mounts.js';
@@ -60,8 +62,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   // checks come before anything is made: without systemd, or with a malformed path, nothing is left behind.
   const systemd = ctx.systemdCgroup ? ctx.systemdCgroups() : undefined;
   const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id) : undefined;
-  const cgroups = systemd ?? ctx.cgroups();
-  const cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
+  let cgroups: CgroupDriver = systemd ?? ctx.cgroups();
+  let cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
   const record: ContainerRecord = {
     ociVersion: spec.ociVersion,
     id,
@@ -77,7 +79,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     ...(sharesMountNamespace(spec) ? { sharedMounts: sharedMountsBefore(rootfs) } : {}),
     ...(spec.linux?.devices?.length ? { devices: spec.linux.devices.map(({ type, major, minor }) => ({ type, major, minor })) } : {}),
-    owner: 'root',
+    owner: ownerName(euid()),
   };
   ctx.store.makeDir(id);
   let helper: HelperSession | undefined;
@@ -86,8 +88,21 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     ctx.store.write(record);
     trace('state directory made');
     if (!systemd) {
-      cgroups.create(cgroupPath);
-      trace('cgroup made');
+      try {
+        cgroups.create(cgroupPath);
+        trace('cgroup made');
+      } catch (err) {
+        if (!ctx.rootless || !isPermissionError(err)) throw err;
+        // Rootless, and this user may not make the cgroup: as runc, run without one (in the caller's cgroups)
+        // when nothing needs it; the record then names none, and later commands go by the pid namespace.
+        rootlessWithoutCgroup(spec, err);
+        ctx.log('debug', `rootless: no cgroup of its own (${(err as Error).message})`);
+        cgroups = new NoCgroupDriver(ctx.cgroups, 0);
+        cgroupPath = '';
+        record.cgroupPath = '';
+        record.cgroupDirs = {};
+        ctx.store.write(record);
+      }
     }
     // On cgroup v2 the helper's clone3 puts the init straight into the cgroup (CLONE_INTO_CGROUP): no process
     // is moved. Otherwise the helper moves itself into the cgroup first thing: the kernel's wait for a first
@@ -114,7 +129,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
       preserveFds: opts.preserveFds,
       cgroupProcsFiles: [],
-      cgroupMounts: containerCgroupMounts(cgroups, cgroupPath),
+      // Without a cgroup of its own the container sees its caller's, as with runc.
+      cgroupMounts: containerCgroupMounts(cgroupPath ? cgroups : ctx.cgroups(), cgroupPath || readOwnCgroup()),
       cgroupVersion: cgroups.version,
       mode: opts.mode,
       hasKcore: existsSync('/proc/kcore'),
@@ -176,6 +192,19 @@ function cloneIntoCgroup(cgroups: CgroupDriver, cgroupPath: string, spec: Spec):
   if (cgroups.version !== 2) return undefined;
   if (spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path)) return undefined;
   return cgroups.dirs(cgroupPath).unified;
+}
+
+/**
+ * A rootless create whose cgroup could not be made (`err`): fine when the container asks for no resources and
+ * names no cgroup (runc's rule: an explicit linux.cgroupsPath must be made); otherwise the error names the field.
+ */
+function rootlessWithoutCgroup(spec: Spec, err: unknown): void {
+  const why = `rootless: this user cannot make the container's cgroup (${(err as Error).message})`;
+  const field = firstResourceField(spec.linux?.resources);
+  if (field) {
+    throw new PocError(`config.json ${field}: cannot set this limit: ${why}; a rootless container gets limits only from a cgroup delegated to its user (cgroup v2 with systemd: --systemd-cgroup)`, 1, { cause: err });
+  }
+  if (spec.linux?.cgroupsPath) throw new PocError(`config.json /linux/cgroupsPath: ${why}`, 1, { cause: err });
 }
 
 /** No mount namespace of its own: the container shares the runtime's (config-linux.md). */

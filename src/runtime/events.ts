@@ -21,7 +21,7 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
   const record = ctx.store.read(opts.id);
   const status = () => containerStatus(ctx.store, record, ctx.cgroups);
   if (status() === 'stopped') throw new PocError(`container "${opts.id}" is not running`);
-  const cgroups = ctx.cgroups();
+  const cgroups = ctx.cgroupsOf(record);
   const statsEvent = () => `${JSON.stringify({ type: 'stats', id: opts.id, data: cgroups.stats(record.cgroupPath) })}\n`;
   if (opts.stats) {
     emit(statsEvent());

@@ -13,6 +13,7 @@ import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { forwardSignals } from './signals.js';
 import { joinCgroupSync, subCgroupProcsFiles } from '../cgroups/join.js';
+import { euid } from './rootless.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface ExecOptions extends ExecFlags {
@@ -72,10 +73,11 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
         consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
         preserveFds: opts.preserveFds,
         mode,
+        userNamespaceFirst: euid() !== 0,
       }),
     );
     trace('exec plan compiled');
-    const cgroups = ctx.cgroups();
+    const cgroups = ctx.cgroupsOf(record);
     const procsFiles = opts.cgroups?.length
       ? subCgroupProcsFiles(cgroups, record.cgroupPath, opts.cgroups)
       : cgroups.procsFiles(record.cgroupPath);

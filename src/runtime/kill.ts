@@ -23,7 +23,7 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
   const record = ctx.store.read(opts.id);
   if (opts.all) {
     try {
-      const cgroups = ctx.cgroups();
+      const cgroups = ctx.cgroupsOf(record);
       if (cgroups.exists(record.cgroupPath)) cgroups.killAll(record.cgroupPath, signal);
     } catch (err) {
       throw wrapError(`kill container "${opts.id}"`, err);
@@ -37,7 +37,7 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
     process.kill(record.pid, signal);
     // As runc: a frozen process only dies once thawed (cgroup v1), so SIGKILL to a paused container thaws it;
     // engines stop a paused container this way (containerd's shim sends it to a paused task as to a running one).
-    if (status === 'paused' && signal === 9 /* SIGKILL */) ctx.cgroups().thaw(record.cgroupPath);
+    if (status === 'paused' && signal === 9 /* SIGKILL */) ctx.cgroupsOf(record).thaw(record.cgroupPath);
   } catch (err) {
     // The init exited since its status was read: runc's words again (its "no such process" would do as well).
     if (errnoCode(err) === 'ESRCH') throw new PocError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);

@@ -12,7 +12,7 @@ export function pauseContainer(ctx: RuntimeContext, id: string): void {
     if (status !== 'running' && status !== 'created') {
       throw new PocError(`cannot pause container "${id}": ${status === 'paused' ? 'it is paused already' : `${NOT_RUNNING} (it is ${status})`}`);
     }
-    ctx.cgroups().freeze(record.cgroupPath);
+    ctx.cgroupsOf(record).freeze(record.cgroupPath);
   } finally {
     unlock();
   }
@@ -25,7 +25,7 @@ export function resumeContainer(ctx: RuntimeContext, id: string): void {
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if (status !== 'paused') throw new PocError(`cannot resume container "${id}": it is ${status}, not paused`);
-    const cgroups = ctx.cgroups();
+    const cgroups = ctx.cgroupsOf(record);
     cgroups.thaw(record.cgroupPath);
     if (cgroups.state(record.cgroupPath) !== 'thawed') throw new PocError(`cannot resume container "${id}": the cgroup did not thaw`);
   } finally {

@@ -15,7 +15,7 @@ export interface PsOptions {
  */
 export function psContainer(ctx: RuntimeContext, opts: PsOptions): string {
   const record = ctx.store.read(opts.id);
-  const pids = ctx.cgroups().exists(record.cgroupPath) ? ctx.cgroups().pids(record.cgroupPath) : [];
+  const pids = ctx.cgroupsOf(record).exists(record.cgroupPath) ? ctx.cgroupsOf(record).pids(record.cgroupPath) : [];
   if (opts.format === 'json') return `${JSON.stringify(pids)}\n`;
   const args = opts.psArgs.length ? opts.psArgs : ['-ef'];
   const r = spawnSync('ps', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });

@@ -57,7 +57,7 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
 /** Kills every process of the container and waits (briefly) for the init to be gone: its status reads stopped. */
 function stopContainer(ctx: RuntimeContext, record: ContainerRecord): void {
   try {
-    const cgroups = ctx.cgroups();
+    const cgroups = ctx.cgroupsOf(record);
     if (cgroups.exists(record.cgroupPath)) cgroups.killAll(record.cgroupPath, 'SIGKILL');
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);

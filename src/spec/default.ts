@@ -43,3 +43,28 @@ export function defaultSpec(): Spec {
     },
   };
 }
+
+/**
+ * `pocrun spec --rootless`: the default spec made usable by an unprivileged user, as runc's specconv.ToRootless
+ * makes it: a user namespace mapping the caller's uid and gid to root (one id each, which needs no helper), no
+ * network namespace (sysfs cannot be mounted without one of its own, so /sys is bound from the host read-only),
+ * no uid=/gid= mount options (ids outside the one mapped), and no resources (the user may have no cgroup).
+ */
+export function rootlessSpec(spec: Spec, uid: number, gid: number): Spec {
+  const linux = spec.linux ?? {};
+  return {
+    ...spec,
+    mounts: (spec.mounts ?? []).map((m) =>
+      m.destination.replace(/\/+$/, '') === '/sys'
+        ? { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+        : { ...m, ...(m.options ? { options: m.options.filter((o) => !o.startsWith('uid=') && !o.startsWith('gid=')) } : {}) },
+    ),
+    linux: {
+      ...linux,
+      namespaces: [...(linux.namespaces ?? []).filter((ns) => ns.type !== 'network' && ns.type !== 'user'), { type: 'user' }],
+      uidMappings: [{ containerID: 0, hostID: uid, size: 1 }],
+      gidMappings: [{ containerID: 0, hostID: gid, size: 1 }],
+      resources: undefined,
+    },
+  };
+}

@@ -125,6 +125,52 @@ static bool string_flag(char **argv, int *i, const char *name, const char **valu
 	return true;
 }
 
+/* Whether this process is in a user namespace other than the initial one: its uid_map is not the identity
+ * `0 0 4294967295` alone (rootless.ts, uidMapIsUserNs). */
+static bool in_user_namespace(void)
+{
+	char buf[256] = {0};
+	FILE *f = fopen("/proc/self/uid_map", "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	unsigned long inside, outside, count;
+	int used = 0;
+	if (sscanf(buf, " %lu %lu %lu %n", &inside, &outside, &count, &used) != 3)
+		return true;
+	return !(inside == 0 && outside == 0 && count == 4294967295UL && buf[used] == '\0');
+}
+
+/* The default --root, by the rule of src/runtime/rootless.ts (defaultRoot), as runc's: $XDG_RUNTIME_DIR/pocrun
+ * for a user other than root (and for root in a user namespace whose USER is not root), else /run/pocrun. */
+static const char *default_root(void)
+{
+	static char buf[PATH_MAX];
+	const char *xdg = getenv("XDG_RUNTIME_DIR"), *user = getenv("USER");
+	if (!xdg || !*xdg)
+		return "/run/pocrun";
+	if (geteuid() == 0 && !((!user || strcmp(user, "root") != 0) && in_user_namespace()))
+		return "/run/pocrun";
+	size_t len = strlen(xdg);
+	while (len > 1 && xdg[len - 1] == '/')
+		len--;
+	if (snprintf(buf, sizeof buf, "%.*s/pocrun", (int)len, xdg) >= (int)sizeof buf)
+		defer(); /* too long to be a path: the TypeScript program says so */
+	return buf;
+}
+
+/* --rootless's value is one the TypeScript program accepts (rootless.ts, parseRootlessFlag). */
+static bool rootless_value(const char *v)
+{
+	static const char *const ok[] = {"", "auto", "1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False"};
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+		if (strcmp(v, ok[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The container id, when it is one the TypeScript program would accept (id.ts). */
 static bool plain_id(const char *id)
 {
@@ -152,8 +198,8 @@ static void __attribute__((noreturn)) finish(enum outcome o)
 int main(int argc, char **argv)
 {
 	saved_argv = argv;
-	struct front f = {.root = "/run/pocrun"};
-	const char *log_format = "text", *ignored;
+	struct front f = {.root = NULL};
+	const char *log_format = "text", *ignored, *rootless = "auto";
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(name, "poc") == 0 || strncmp(name, "poc-", 4) == 0)
 		defer();
@@ -169,10 +215,14 @@ int main(int argc, char **argv)
 			defer(); /* -h, -v, or something to explain */
 		if (string_flag(argv, &i, "root", &f.root) || string_flag(argv, &i, "log", &f.log_file) ||
 		    string_flag(argv, &i, "log-format", &log_format) || string_flag(argv, &i, "criu", &ignored) ||
-		    string_flag(argv, &i, "rootless", &ignored) || strcmp(argv[i], "--systemd-cgroup") == 0)
+		    string_flag(argv, &i, "rootless", &rootless) || strcmp(argv[i], "--systemd-cgroup") == 0)
 			continue;
 		defer(); /* --debug, --help, --version, or an unknown flag */
 	}
+	if (!rootless_value(rootless))
+		defer();
+	if (!f.root)
+		f.root = default_root();
 	if (strcmp(log_format, "json") == 0)
 		f.log_json = true;
 	else if (strcmp(log_format, "text") != 0)
