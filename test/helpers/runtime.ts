@@ -75,8 +75,19 @@ export interface Result {
 
 export class Runtime {
   readonly root: string;
-  constructor(readonly work: string, readonly bin = POCRUN) {
-    this.root = join(work, 'root');
+  constructor(
+    readonly work: string,
+    readonly bin = POCRUN,
+    /** An argv that runs the runtime as someone else (test/helpers/rootless.ts: runuser as the test's user). */
+    readonly prefix: string[] = [],
+    root = join(work, 'root'),
+  ) {
+    this.root = root;
+  }
+
+  private spawn(args: string[], opts: SpawnSyncOptions) {
+    const argv = [...this.prefix, this.bin, '--root', this.root, ...args];
+    return spawnSync(argv[0]!, argv.slice(1), opts);
   }
 
   run(args: string[], opts: SpawnSyncOptions = {}): Result {
@@ -87,7 +98,7 @@ export class Runtime {
       const file = join(this.work, `out-${process.pid}-${outputs++}`);
       const fd = openSync(file, 'w+');
       try {
-        const r = spawnSync(this.bin, ['--root', this.root, ...args], { timeout: 60_000, ...opts, stdio: ['ignore', fd, fd] });
+        const r = this.spawn(args, { timeout: 60_000, ...opts, stdio: ['ignore', fd, fd] });
         const out = readFileSync(file, 'utf8');
         return { status: r.status, signal: r.signal, stdout: out, stderr: out };
       } finally {
@@ -95,7 +106,7 @@ export class Runtime {
         rmSync(file, { force: true });
       }
     }
-    const r = spawnSync(this.bin, ['--root', this.root, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
+    const r = this.spawn(args, { encoding: 'utf8', timeout: 60_000, ...opts });
     return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
   }
 

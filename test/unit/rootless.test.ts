@@ -1,0 +1,100 @@
+import t from 'tap';
+import {
+  defaultRoot, firstResourceField, isPermissionError, ownerName, parseRootlessFlag, rootlessMode, uidMapIsUserNs,
+} from '../../src/runtime/rootless.js';
+import { idMapMethod } from '../../src/runtime/userns.js';
+import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
+import { compileExecPlan } from '../../src/plan/exec-plan.js';
+import { PocError, wrapError } from '../../src/errors.js';
+
+t.test('--rootless: true, false, auto and the spellings Go accepts', async (t) => {
+  for (const v of ['true', '1', 't', 'TRUE', 'True']) t.equal(parseRootlessFlag(v), true, v);
+  for (const v of ['false', '0', 'f', 'FALSE', 'False']) t.equal(parseRootlessFlag(v), false, v);
+  t.equal(parseRootlessFlag(undefined), 'auto');
+  t.equal(parseRootlessFlag('auto'), 'auto');
+  t.throws(() => parseRootlessFlag('yes'), /invalid --rootless "yes": use true, false or auto/);
+});
+
+t.test('auto is rootless for a user, and for root in a user namespace (runc shouldUseRootlessCgroupManager)', async (t) => {
+  const never = () => t.fail('the user namespace is read only for root') as never;
+  t.equal(rootlessMode('auto', 1000, never), true);
+  t.equal(rootlessMode('auto', 0, () => false), false);
+  t.equal(rootlessMode('auto', 0, () => true), true);
+  t.equal(rootlessMode(false, 1000, never), false);
+  t.equal(rootlessMode(true, 0, never), true);
+});
+
+t.test('the default root: $XDG_RUNTIME_DIR/pocrun for a user, /run/pocrun for root', async (t) => {
+  t.equal(defaultRoot({ XDG_RUNTIME_DIR: '/run/user/1000' }, 1000, () => false), '/run/user/1000/pocrun');
+  t.equal(defaultRoot({ XDG_RUNTIME_DIR: '/run/user/1000/' }, 1000, () => false), '/run/user/1000/pocrun');
+  t.equal(defaultRoot({}, 1000, () => false), '/run/pocrun', 'no XDG_RUNTIME_DIR: as runc');
+  t.equal(defaultRoot({ XDG_RUNTIME_DIR: '/run/user/0' }, 0, () => false), '/run/pocrun');
+  t.equal(defaultRoot({ XDG_RUNTIME_DIR: '/run/user/1000', USER: 'me' }, 0, () => true), '/run/user/1000/pocrun', 'root in a user namespace');
+  t.equal(defaultRoot({ XDG_RUNTIME_DIR: '/run/user/0', USER: 'root' }, 0, () => true), '/run/pocrun');
+});
+
+t.test('uid_map: the initial namespace is the identity map alone', async (t) => {
+  t.equal(uidMapIsUserNs('         0          0 4294967295\n'), false);
+  t.equal(uidMapIsUserNs('         0       1000          1\n'), true);
+  t.equal(uidMapIsUserNs('0 0 1000\n1000 1000 4294966295\n'), true);
+});
+
+t.test('the first resource asked for, as a JSON pointer; device rules are not one', async (t) => {
+  t.equal(firstResourceField(undefined), undefined);
+  t.equal(firstResourceField({}), undefined);
+  t.equal(firstResourceField({ devices: [{ allow: false, access: 'rwm' }] }), undefined);
+  t.equal(firstResourceField({ memory: {} }), undefined);
+  t.equal(firstResourceField({ memory: { limit: 1 } }), '/linux/resources/memory/limit');
+  t.equal(firstResourceField({ devices: [], cpu: { shares: 0 } }), '/linux/resources/cpu/shares');
+  t.equal(firstResourceField({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }), '/linux/resources/hugepageLimits');
+  t.equal(firstResourceField({ unified: { 'memory.max': '1' } }), '/linux/resources/unified/memory.max');
+  t.equal(firstResourceField({ unified: { 'a/b': '1' } }), '/linux/resources/unified/a~1b');
+});
+
+t.test('permission errors are found through the causes that wrap them', async (t) => {
+  const eacces = Object.assign(new Error('x'), { code: 'EACCES' });
+  t.ok(isPermissionError(wrapError('cgroup', eacces)));
+  t.ok(isPermissionError(new PocError('a', 1, { cause: wrapError('b', Object.assign(new Error(), { code: 'EROFS' })) })));
+  t.notOk(isPermissionError(wrapError('cgroup', Object.assign(new Error('x'), { code: 'ENOENT' }))));
+  t.notOk(isPermissionError(new PocError('plain')));
+});
+
+t.test('id maps: root and the one-id map of the caller are written directly, the rest by newuidmap', async (t) => {
+  const own = [{ containerID: 0, hostID: 1000, size: 1 }];
+  t.equal(idMapMethod(own, 1000, false), 'direct');
+  t.equal(idMapMethod(own, 1001, false), 'helper', 'someone else\'s id');
+  t.equal(idMapMethod([{ containerID: 0, hostID: 1000, size: 2 }], 1000, false), 'helper');
+  t.equal(idMapMethod([...own, { containerID: 1, hostID: 100000, size: 65536 }], 1000, false), 'helper');
+  t.equal(idMapMethod([{ containerID: 0, hostID: 100000, size: 65536 }], 0, true), 'direct', 'root');
+});
+
+t.test('spec --rootless: runc specconv.ToRootless applied to the default spec', async (t) => {
+  const base = defaultSpec();
+  const s = rootlessSpec(base, 1000, 1001);
+  t.same(s.linux!.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
+  t.same(s.linux!.gidMappings, [{ containerID: 0, hostID: 1001, size: 1 }]);
+  t.same(s.linux!.namespaces!.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'user']);
+  t.same(s.mounts!.find((m) => m.destination === '/sys'), { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+  t.same(s.mounts!.find((m) => m.destination === '/dev/pts')!.options, ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'], 'gid=5 goes');
+  t.equal(s.linux!.resources, undefined);
+  t.equal(JSON.stringify(s).includes('"resources"'), false, 'written without resources');
+  t.same(base, defaultSpec(), 'the default spec is not changed');
+});
+
+t.test("the state's owner: the name in /etc/passwd, or #UID", async (t) => {
+  const passwd = () => 'root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n';
+  t.equal(ownerName(1000, passwd), 'alice');
+  t.equal(ownerName(0, passwd), 'root');
+  t.equal(ownerName(4242, passwd), '#4242');
+  t.equal(ownerName(7, () => { throw new Error('no file'); }), '#7');
+});
+
+t.test('exec: a rootless caller joins the user namespace first; root after the others', async (t) => {
+  const ns: [string, string][] = [['net', '/n'], ['user', '/u'], ['mnt', '/m'], ['ipc', '/i']];
+  const order = (userNamespaceFirst: boolean) =>
+    compileExecPlan(defaultSpec(), { cwd: '/', args: ['true'], user: { uid: 0, gid: 0 } }, {
+      namespaces: ns, preserveFds: 0, mode: 'wait', userNamespaceFirst, hostSecurity: () => ({ apparmor: false, selinux: false }),
+    }).filter((s) => s[0] === 'setns').map((s) => s[2]);
+  t.same(order(true), ['user', 'ipc', 'net', 'mnt']);
+  t.same(order(false), ['ipc', 'net', 'user', 'mnt']);
+});
