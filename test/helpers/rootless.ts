@@ -8,6 +8,7 @@ import { spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:ch
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootlessSpec } from '../../src/spec/default.js';
+import { parseSubids } from '../../src/subids.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 export interface TestUser {
@@ -56,8 +57,8 @@ export function makeTestUser(work: string, opts: { prefix?: string; subids?: boo
     gid,
     home,
     runtimeDir: join(work, `run-${name}`),
-    subuid: subidRange('/etc/subuid', name),
-    subgid: subidRange('/etc/subgid', name),
+    subuid: subidRange('/etc/subuid', name, uid),
+    subgid: subidRange('/etc/subgid', name, gid),
     env: {},
     run(cmd, cmdArgs, o = {}) {
       const { extraEnv, ...spawnOpts } = o;
@@ -105,13 +106,8 @@ export function makeTestUser(work: string, opts: { prefix?: string; subids?: boo
   return user;
 }
 
-function subidRange(file: string, name: string): { start: number; count: number } | undefined {
-  if (!existsSync(file)) return undefined;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [who, start, count] = line.split(':');
-    if (who === name && Number(count) > 0) return { start: Number(start), count: Number(count) };
-  }
-  return undefined;
+function subidRange(file: string, name: string, id: number): { start: number; count: number } | undefined {
+  return existsSync(file) ? parseSubids(readFileSync(file, 'utf8'), { name, id })[0] : undefined;
 }
 
 /** Whether the user still appears anywhere it was recorded (passwd, group, subuid, subgid). */
