@@ -175,6 +175,80 @@ const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
+  build: {
+    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache] [--network none|host] [-q] CONTEXT',
+    summary: 'build an image from a Dockerfile',
+    flags: {
+      string: ['tag', 'file', 'build-arg', 'target', 'network'],
+      boolean: ['no-cache', 'quiet'],
+      alias: { t: 'tag', f: 'file', q: 'quiet' },
+      repeat: ['tag', 'build-arg'],
+    },
+    args: [1, 1],
+    run: async (p, root) =>
+      (await import('../poc/commands/build.js')).buildCommand({
+        ...root,
+        context: p.args[0]!,
+        file: stringFlag(p.flags, 'file'),
+        tags: listFlag(p.flags, 'tag'),
+        buildArgs: listFlag(p.flags, 'build-arg'),
+        target: stringFlag(p.flags, 'target'),
+        noCache: Boolean(p.flags['no-cache']),
+        network: stringFlag(p.flags, 'network'),
+        quiet: Boolean(p.flags.quiet),
+      }),
+  },
+  tag: {
+    usage: 'tag IMAGE NAME[:TAG]',
+    summary: 'give an image another name',
+    flags: {},
+    args: [2, 2],
+    run: async (p, root) => (await import('../poc/commands/image-workflow.js')).tagCommand({ ...root, source: p.args[0]!, target: p.args[1]! }),
+  },
+  save: {
+    usage: 'save [-o FILE] [--format docker-archive|oci-archive] IMAGE...',
+    summary: 'write images to a tar archive (docker save format, or an OCI image layout)',
+    flags: { string: ['output', 'format'], alias: { o: 'output' } },
+    args: [1, Infinity],
+    run: async (p, root) =>
+      (await import('../poc/commands/image-workflow.js')).saveCommand({ ...root, refs: p.args, output: stringFlag(p.flags, 'output'), format: stringFlag(p.flags, 'format') ?? 'docker-archive' }),
+  },
+  load: {
+    usage: 'load -i FILE [-q]',
+    summary: 'load the images of a docker save archive or an OCI archive',
+    flags: { string: ['input'], boolean: ['quiet'], alias: { i: 'input', q: 'quiet' } },
+    args: [0, 0],
+    run: async (p, root) => {
+      const input = stringFlag(p.flags, 'input');
+      if (input === undefined) throw new PocError('load: -i FILE is needed (poc does not read an archive from standard input)');
+      return (await import('../poc/commands/image-workflow.js')).loadCommand({ ...root, input, quiet: Boolean(p.flags.quiet) });
+    },
+  },
+  history: {
+    usage: 'history [--no-trunc] [--format table|json] IMAGE',
+    summary: 'show the steps that made an image',
+    flags: { string: ['format'], boolean: ['no-trunc'] },
+    args: [1, 1],
+    run: async (p, root) =>
+      (await import('../poc/commands/image-workflow.js')).historyCommand({ ...root, ref: p.args[0]!, noTrunc: Boolean(p.flags['no-trunc']), format: format(p, 'history') }),
+  },
+  image: {
+    usage: 'image inspect IMAGE... | image ls | image rm IMAGE...',
+    summary: 'manage images (inspect: the config, layers and history as JSON)',
+    flags: { boolean: ['force'], alias: { f: 'force' } },
+    args: [1, Infinity],
+    run: async (p, root) => {
+      const [sub, ...refs] = p.args;
+      const m = await import('../poc/commands/image-workflow.js');
+      if (sub === 'inspect') {
+        if (refs.length === 0) throw new PocError('image inspect: missing argument; usage: poc image inspect IMAGE...');
+        return m.imageInspectCommand({ ...root, refs });
+      }
+      if (sub === 'ls' || sub === 'list') return (await import('../poc/commands/images.js')).imagesCommand({ ...root, format: 'table' });
+      if (sub === 'rm') return (await import('../poc/commands/images.js')).rmiCommand({ ...root, refs, force: Boolean(p.flags.force) });
+      throw new PocError(`image: unknown subcommand ${JSON.stringify(sub)}: inspect, ls or rm`);
+    },
+  },
   images: {
     usage: 'images [--format table|json]',
     summary: 'list images',

@@ -8,6 +8,8 @@ import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../../errors.js';
 import { pruneBlobs } from './blobs.js';
+import type { LayerRef } from './layers.js';
+import { runProgram } from '../spawn.js';
 import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 
 /** The part of an OCI/docker image config that poc uses to run a container. */
@@ -24,9 +26,18 @@ export interface ImageConfig {
   Volumes?: Record<string, unknown>;
   /** HEALTHCHECK, as docker writes it (durations in ns). */
   Healthcheck?: HealthConfig;
+  Shell?: string[];
 }
 
-export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout' | 'registry';
+/** One entry of the image config's history: the step that made a layer (or, empty_layer, only config). */
+export interface HistoryEntry {
+  created: string;
+  created_by: string;
+  empty_layer?: boolean;
+  comment?: string;
+}
+
+export type ImageSourceKind = 'busybox' | 'debian' | 'tarball' | 'docker-archive' | 'oci-layout' | 'registry' | 'build' | 'commit';
 
 /** image.json */
 export interface ImageRecord {
@@ -40,7 +51,7 @@ export interface ImageRecord {
   architecture: string;
   os: string;
   source: { kind: ImageSourceKind; path?: string };
-  /** The config digest of an imported OCI or docker image. */
+  /** The config digest of an imported OCI or docker image, or of a built one (its OCI config as layers.ts writes it). */
   digest?: string;
   /**
    * For an image whose manifest, config and layers are in the blob store (blobs.ts): the manifest's digest, and
@@ -51,6 +62,13 @@ export interface ImageRecord {
   /** Where a pulled image came from, as `registry/repository@manifest-digest` (docker's RepoDigests). */
   repoDigests?: string[];
   config: ImageConfig;
+  /**
+   * The layers (src/poc/images/layers.ts), oldest first, once known: a built or committed image has them from
+   * the start, an imported or bootstrapped one gets one layer (its rootfs) the first time it is a base or saved.
+   */
+  layers?: LayerRef[];
+  /** One entry per step, layer or not, as the OCI config's history. */
+  history?: HistoryEntry[];
 }
 
 export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -145,7 +163,8 @@ export function treeSize(dir: string): number {
 export type InUse = (image: ImageRecord) => string[] | Promise<string[]>;
 
 export interface CommitOptions extends RootOptions {
-  name: string;
+  /** null: an untagged image (a build without -t). */
+  name: string | null;
   source: ImageRecord['source'];
   config: ImageConfig;
   digest?: string;
@@ -155,16 +174,21 @@ export interface CommitOptions extends RootOptions {
   architecture?: string;
   /** Replace an image of the same name (else that is an error). */
   replace?: boolean;
+  /** As docker build and commit: an image of the same name keeps its files and loses the name. */
+  untagOld?: boolean;
   inUse?: InUse;
+  layers?: LayerRef[];
+  history?: HistoryEntry[];
+  created?: string;
 }
 
 /** Moves a finished staging directory into the store as a named image. */
 export async function commitImage(staging: Staging, opts: CommitOptions): Promise<ImageRecord> {
-  checkName('image', opts.name);
+  if (opts.name !== null) checkName('image', opts.name);
   const record: ImageRecord = {
     id: newId(),
     name: opts.name,
-    created: new Date().toISOString(),
+    created: opts.created ?? new Date().toISOString(),
     size: treeSize(staging.rootfs),
     architecture: opts.architecture ?? ociArchitecture(),
     os: 'linux',
@@ -174,15 +198,18 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     ...(opts.blobs ? { blobs: opts.blobs } : {}),
     ...(opts.repoDigests ? { repoDigests: opts.repoDigests } : {}),
     config: opts.config,
+    ...(opts.layers ? { layers: opts.layers } : {}),
+    ...(opts.history ? { history: opts.history } : {}),
   };
   writeJsonAtomic(join(staging.dir, 'image.json'), record);
   await withLock(
     'images',
     async () => {
-      const old = findImageByName(opts.name, opts);
-      if (old && !opts.replace) throw new PocError(`image name ${JSON.stringify(opts.name)} is already in use by image ${old.id.slice(0, 12)}`);
+      const old = opts.name === null ? undefined : findImageByName(opts.name, opts);
+      if (old && !opts.replace && !opts.untagOld) throw new PocError(`image name ${JSON.stringify(opts.name)} is already in use by image ${old.id.slice(0, 12)}`);
       renameSync(staging.dir, imageDir(record.id, opts));
-      if (old) await dropImage(old, true, opts.inUse, opts);
+      if (old && opts.untagOld) writeImageRecord({ ...old, name: null }, opts);
+      else if (old) await dropImage(old, true, opts.inUse, opts);
     },
     opts,
   );
@@ -199,6 +226,49 @@ export async function recordBlobs(id: string, manifest: string, blobs: string[],
     },
     opts,
   );
+}
+
+/** Rewrites an image's image.json (a new name, layers found). */
+export function writeImageRecord(record: ImageRecord, opts: RootOptions = {}): void {
+  writeJsonAtomic(join(imageDir(record.id, opts), 'image.json'), record);
+}
+
+/**
+ * Gives `name` to an image (`poc tag`, a build's -t): an image holding the name already loses it, as with docker.
+ * An untagged image is renamed; a named one is copied under the new name (an image has one name in poc's store:
+ * the copy's rootfs is hard links to the original's files, so it costs directories, not data, and each record
+ * still owns its files). Returns the image with the name.
+ */
+export async function tagImage(image: ImageRecord, name: string, opts: RootOptions & { inUse?: InUse } = {}): Promise<ImageRecord> {
+  checkName('image', name);
+  if (image.name === name) return image;
+  if (image.name === null) {
+    return withLock(
+      'images',
+      () => {
+        const current = resolveImage(image.id, opts);
+        const old = findImageByName(name, opts);
+        if (old) writeImageRecord({ ...old, name: null }, opts);
+        const renamed = { ...current, name };
+        writeImageRecord(renamed, opts);
+        return renamed;
+      },
+      opts,
+    );
+  }
+  const staging = createStaging(opts);
+  try {
+    const r = await runProgram(['cp', '-a', '-l', `${imageRootfs(image, opts)}/.`, `${staging.rootfs}/`]);
+    if (r.code !== 0) throw new PocError(`copy the files of image ${image.id.slice(0, 12)}: ${r.stderr.trim()}`);
+    const { id: _id, name: _name, size: _size, ...rest } = image;
+    void _id;
+    void _name;
+    void _size;
+    return await commitImage(staging, { ...opts, ...rest, name, untagOld: true });
+  } catch (err) {
+    staging.discard();
+    throw err;
+  }
 }
 
 export interface RemoveImageOptions extends RootOptions {

@@ -387,38 +387,66 @@ function padded(data: Buffer): Buffer[] {
   return pad ? [data, Buffer.alloc(pad)] : [data];
 }
 
+/** Octal fields hold at most this much (11 digits for size and mtime, 7 for ids): beyond it, a pax record. */
+const MAX_OCTAL_12 = 0o77777777777;
+const MAX_OCTAL_8 = 0o7777777;
+
+/**
+ * The header blocks of one entry whose data (`size` bytes, for a file) follows: a pax header first where a name,
+ * link target, size, id or extended attribute does not fit ustar. The caller writes the data and `tarPadding`.
+ */
+export function entryHeader(e: Omit<TarWriteEntry, 'data'> & { size: number }): Buffer {
+  const type = e.type ?? 'file';
+  const linkname = e.linkname ?? '';
+  const uid = e.uid ?? 0;
+  const gid = e.gid ?? 0;
+  const size = type === 'file' ? e.size : 0;
+  const pax: Buffer[] = [];
+  if (Buffer.byteLength(e.name) > 100) pax.push(paxRecord('path', e.name));
+  if (Buffer.byteLength(linkname) > 100) pax.push(paxRecord('linkpath', linkname));
+  if (size > MAX_OCTAL_12) pax.push(paxRecord('size', String(size)));
+  if (uid > MAX_OCTAL_8) pax.push(paxRecord('uid', String(uid)));
+  if (gid > MAX_OCTAL_8) pax.push(paxRecord('gid', String(gid)));
+  for (const [name, value] of Object.entries(e.xattrs ?? {})) pax.push(paxRecord(`${PAX_XATTR}${name}`, value));
+  const out: Buffer[] = [];
+  if (pax.length) {
+    const body = Buffer.concat(pax);
+    out.push(header({ name: 'PaxHeader', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '', devmajor: 0, devminor: 0 }), ...padded(body));
+  }
+  out.push(
+    header({
+      name: e.name,
+      mode: e.mode ?? (type === 'dir' ? 0o755 : 0o644),
+      uid: Math.min(uid, MAX_OCTAL_8),
+      gid: Math.min(gid, MAX_OCTAL_8),
+      size: Math.min(size, MAX_OCTAL_12),
+      mtime: Math.min(Math.max(0, e.mtime ?? 1_700_000_000), MAX_OCTAL_12),
+      typeflag: TYPE_FLAGS[type],
+      linkname,
+      devmajor: e.devmajor ?? 0,
+      devminor: e.devminor ?? 0,
+    }),
+  );
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/** The zero bytes after `size` bytes of data, up to the next block. */
+export function tarPadding(size: number): Buffer {
+  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+/** The two zero blocks that end an archive. */
+export const TAR_END = Buffer.alloc(BLOCK * 2);
+
 /** A ustar archive; names or link targets over 100 bytes get a pax header. `end: false` omits the end blocks. */
 export function buildTar(entries: TarWriteEntry[], opts: { end?: boolean } = {}): Buffer {
   const out: Buffer[] = [];
   for (const e of entries) {
     const type = e.type ?? 'file';
     const data = type === 'file' ? Buffer.from(e.data ?? '') : Buffer.alloc(0);
-    const linkname = e.linkname ?? '';
-    const pax: Buffer[] = [];
-    if (Buffer.byteLength(e.name) > 100) pax.push(paxRecord('path', e.name));
-    if (Buffer.byteLength(linkname) > 100) pax.push(paxRecord('linkpath', linkname));
-    for (const [name, value] of Object.entries(e.xattrs ?? {})) pax.push(paxRecord(`${PAX_XATTR}${name}`, value));
-    if (pax.length) {
-      const body = Buffer.concat(pax);
-      out.push(header({ name: 'PaxHeader', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '', devmajor: 0, devminor: 0 }), ...padded(body));
-    }
-    out.push(
-      header({
-        name: e.name,
-        mode: e.mode ?? (type === 'dir' ? 0o755 : 0o644),
-        uid: e.uid ?? 0,
-        gid: e.gid ?? 0,
-        size: data.length,
-        mtime: e.mtime ?? 1_700_000_000,
-        typeflag: TYPE_FLAGS[type],
-        linkname,
-        devmajor: e.devmajor ?? 0,
-        devminor: e.devminor ?? 0,
-      }),
-      ...padded(data),
-    );
+    out.push(entryHeader({ ...e, size: data.length }), ...padded(data));
   }
-  if (opts.end !== false) out.push(Buffer.alloc(BLOCK * 2));
+  if (opts.end !== false) out.push(TAR_END);
   return Buffer.concat(out);
 }
 

@@ -1,0 +1,542 @@
+/**
+ * `poc build`: runs a parsed Dockerfile stage by stage. Each step either changes only the config (ENV, CMD, ...)
+ * or is a filesystem step (RUN, COPY, ADD, a WORKDIR that must be made) whose changes become a layer
+ * (step-fs.ts); each is looked up in the build cache first (cache.ts). The target stage ends as an image in the
+ * store: its layers (the base's, then its own), its history, and a flattened rootfs/ for containers. An
+ * unchanged rebuild finds every step cached and its config identical, and so the very image built before.
+ */
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename, join, posix, resolve } from 'node:path';
+import { PocError, wrapError } from '../../errors.js';
+import { resolveUser } from '../containers/bundle.js';
+import { findImage } from '../containers/create.js';
+import { applyLayer } from '../images/layer.js';
+import { flattenLayers, imageLayers, layerDir, type LayerRef } from '../images/layers.js';
+import { openDecompressed } from '../images/import.js';
+import { ociConfigJson, sha256 } from '../images/oci.js';
+import {
+  commitImage,
+  createStaging,
+  imageRootfs,
+  listImages,
+  ociArchitecture,
+  resolveImage,
+  tagImage,
+  type HistoryEntry,
+  type ImageConfig,
+  type ImageRecord,
+} from '../images/store.js';
+import { checkName, type RootOptions } from '../store.js';
+import { cacheGet, cachePut, stepKey } from './cache.js';
+import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
+import { buildError, parseDockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { envLookup, expandWord, setEnv } from './expand.js';
+import { fsStep, readOnlyView, runCommand, type Lowers } from './step-fs.js';
+
+export interface BuildOptions extends RootOptions {
+  context: string;
+  /** The Dockerfile; default CONTEXT/Dockerfile. */
+  file?: string;
+  /** -t NAME[:TAG], each. */
+  tags: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  network?: 'none' | 'host';
+  /** Progress lines (steps, cache hits); the commands' own output goes to stdout as it comes. */
+  log: (line: string) => void;
+}
+
+export interface BuildResult {
+  image: ImageRecord;
+  /** How many steps came from the cache, and how many ran. */
+  cached: number;
+  ran: number;
+}
+
+/** An image as a build goes: its base and the layers made on it so far. */
+interface Snapshot {
+  base: ImageRecord | null;
+  layers: LayerRef[];
+  config: ImageConfig;
+  history: HistoryEntry[];
+  /** The cache key of the last step (the base's identity at first). */
+  key: string;
+}
+
+interface StageState extends Snapshot {
+  stage: Stage;
+  /** ARGs declared in this stage, with their values. */
+  args: Map<string, string>;
+  /** CMD set in this stage (ENTRYPOINT then keeps it). */
+  cmdSet: boolean;
+}
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+function emptyConfig(): ImageConfig {
+  return { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: null, Entrypoint: null, WorkingDir: '/', User: '' };
+}
+
+/** The lower directories of a snapshot's overlay, topmost first. */
+function lowersOf(s: Snapshot, opts: RootOptions): Lowers {
+  const out = s.layers.map((l) => layerDir(l.diffID, opts)).reverse();
+  if (s.base) out.push(imageRootfs(s.base, opts));
+  return out;
+}
+
+/** Which stages the target needs (FROM a stage, COPY --from a stage), in order. */
+function neededStages(stages: Stage[], target: number, byName: (ref: string) => number | undefined): Set<number> {
+  const need = new Set<number>();
+  const visit = (i: number) => {
+    if (need.has(i)) return;
+    need.add(i);
+    const s = stages[i]!;
+    const from = byName(s.from.words[0]!.toLowerCase());
+    if (from !== undefined && from < i) visit(from);
+    for (const ins of s.instructions) {
+      const f = ins.flags.from;
+      if (f !== undefined) {
+        const j = byName(f.toLowerCase());
+        if (j !== undefined && j < i) visit(j);
+      }
+    }
+  };
+  visit(target);
+  return need;
+}
+
+/** The RUN/CMD/ENTRYPOINT command: the exec form as written, the shell form through the SHELL. */
+function commandOf(ins: Instruction, shell: string[]): string[] {
+  return ins.json ?? [...shell, ins.text];
+}
+
+function parseDuration(value: string, where: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$/.exec(value);
+  if (!m) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
+  const unit = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }[m[2] as 'ns'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * Inside the mount: the path `p` (absolute in the image) with its symbolic links resolved within the image, as
+ * if the image were the root; the part that does not exist yet is appended as it is.
+ */
+export function resolveInRoot(root: string, p: string): string {
+  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+  let current: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '..') {
+      current.pop();
+      continue;
+    }
+    const candidate = join(root, ...current, part);
+    let st;
+    try {
+      st = lstatSync(candidate);
+    } catch {
+      return join(root, ...current, part, ...parts);
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw new PocError(`too many levels of symbolic links in ${p}`);
+      const target = readlinkSync(candidate);
+      if (target.startsWith('/')) current = [];
+      parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+      continue;
+    }
+    current.push(part);
+  }
+  return join(root, ...current);
+}
+
+
+export async function build(o: BuildOptions): Promise<BuildResult> {
+  for (const t of o.tags) checkName('image', t);
+  const contextDir = resolve(o.context);
+  const context = loadContext(contextDir);
+  const file = o.file ? resolve(o.file) : join(contextDir, 'Dockerfile');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw wrapError(`read the Dockerfile ${file}`, err);
+  }
+  const shown = o.file ?? 'Dockerfile';
+  const parsed = parseDockerfile(text, shown);
+  const stages = parsed.stages;
+  const byName = (ref: string) => {
+    const i = stages.findIndex((s) => s.name === ref);
+    if (i >= 0) return i;
+    if (/^\d+$/.test(ref) && Number(ref) < stages.length) return Number(ref);
+    return undefined;
+  };
+  let target = stages.length - 1;
+  if (o.target !== undefined) {
+    const t = stages.findIndex((s) => s.name === o.target!.toLowerCase());
+    if (t < 0) throw new PocError(`--target ${o.target}: no stage of that name in ${shown} (stages: ${stages.map((s) => s.name ?? s.index).join(', ')})`);
+    target = t;
+  }
+  const need = neededStages(stages, target, byName);
+
+  // ARGs before FROM: their defaults, overridden by --build-arg.
+  const globalArgs = new Map<string, string>();
+  for (const ins of parsed.globalArgs) {
+    for (const [name, def] of ins.pairs) {
+      const v = o.buildArgs[name] ?? (def === null ? undefined : expandWord(def, (n) => globalArgs.get(n), ins.where));
+      if (v !== undefined) globalArgs.set(name, v);
+    }
+  }
+  const usedArgs = new Set<string>([...globalArgs.keys()]);
+  const done = new Map<number, StageState>();
+  const total = [...need].reduce((n, i) => n + 1 + stages[i]!.instructions.length, 0);
+  let stepNo = 0;
+  let cached = 0;
+  let ran = 0;
+
+  const startStage = async (stage: Stage): Promise<StageState> => {
+    const ins = stage.from;
+    const ref = expandWord(ins.words[0]!, (n) => globalArgs.get(n), ins.where);
+    o.log(`STEP ${++stepNo}/${total}: ${ins.source}`);
+    const fromStage = byName(ref.toLowerCase());
+    let snap: Snapshot;
+    if (fromStage !== undefined && fromStage < stage.index && done.has(fromStage)) {
+      const s = done.get(fromStage)!;
+      snap = { base: s.base, layers: [...s.layers], config: structuredClone(s.config), history: [...s.history], key: s.key };
+    } else if (ref === 'scratch') {
+      snap = { base: null, layers: [], config: emptyConfig(), history: [], key: 'scratch' };
+    } else {
+      let image: ImageRecord;
+      try {
+        image = await findImage(ref, o);
+        // Its layers (made once for an image that has none yet) and so its history: the same every build.
+        if (!image.layers) {
+          await imageLayers(image, o);
+          image = resolveImage(image.id, o);
+        }
+      } catch (err) {
+        throw wrapError(`${ins.where}: FROM ${ref}`, err);
+      }
+      snap = {
+        base: image,
+        layers: [],
+        config: structuredClone(image.config),
+        history: image.history ?? [],
+        key: `image:${image.digest ?? image.id}`,
+      };
+    }
+    return { ...snap, stage, args: new Map(), cmdSet: false };
+  };
+
+  const stageRoots = new Map<number, { path: string; close: () => Promise<void> }>();
+  const sourceRootFor = async (ins: Instruction, s: StageState): Promise<SourceRoot> => {
+    const from = ins.flags.from;
+    if (from === undefined) return context;
+    const ref = expandWord(from, lookupFor(s), ins.where);
+    const j = byName(ref.toLowerCase());
+    if (j !== undefined) {
+      if (j >= s.stage.index) throw buildError(ins.where, `${ins.keyword} --from=${ref}: a stage can only copy from an earlier stage`);
+      if (!stageRoots.has(j)) stageRoots.set(j, await readOnlyView(lowersOf(done.get(j)!, o), o));
+      return { dir: stageRoots.get(j)!.path, what: `stage ${ref}` };
+    }
+    let image: ImageRecord;
+    try {
+      image = await findImage(ref, o);
+    } catch (err) {
+      throw wrapError(`${ins.where}: ${ins.keyword} --from=${ref}`, err);
+    }
+    return { dir: imageRootfs(image, o), what: `image ${ref}` };
+  };
+
+  const lookupFor = (s: StageState) => envLookup(s.args, s.config.Env);
+
+  /** The environment a RUN sees: the image's, then the build args not set by ENV. */
+  const runEnv = (s: StageState): string[] => {
+    let env = [...s.config.Env];
+    for (const [k, v] of s.args) if (!env.some((e) => e.startsWith(`${k}=`))) env = [...env, `${k}=${v}`];
+    return env;
+  };
+
+  const step = async (s: StageState, ins: Instruction, keyInput: unknown, fn: (() => Promise<LayerRef | null>) | null, createdBy: string) => {
+    const key = stepKey(s.key, { ins: createdBy, keyInput });
+    const hit = o.noCache ? null : cacheGet(key, o);
+    let entry;
+    if (hit) {
+      o.log(' --> Using cache');
+      cached++;
+      entry = hit;
+    } else {
+      const layer = fn ? await fn() : null;
+      entry = { layer, created: new Date().toISOString() };
+      cachePut(key, entry, o);
+      if (fn) ran++;
+    }
+    s.key = key;
+    if (entry.layer) s.layers.push(entry.layer);
+    s.history.push({ created: entry.created, created_by: createdBy, ...(entry.layer ? {} : { empty_layer: true }) });
+  };
+
+  const userOf = (s: StageState, merged: string) => {
+    const read = (p: string) => {
+      try {
+        return readFileSync(resolveInRoot(merged, p), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    return resolveUser(s.config.User, read('/etc/passwd'), read('/etc/group'));
+  };
+
+  const chownOf = (ins: Instruction, s: StageState, merged: string): { uid: number; gid: number } | undefined => {
+    const spec = ins.flags.chown;
+    if (spec === undefined) return undefined;
+    const v = expandWord(spec, lookupFor(s), ins.where);
+    const read = (p: string) => {
+      try {
+        return readFileSync(resolveInRoot(merged, p), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    try {
+      const u = resolveUser(v, read('/etc/passwd'), read('/etc/group'));
+      // --chown=USER alone: the user's primary group, as docker (resolveUser gives it).
+      return { uid: u.uid, gid: u.gid };
+    } catch (err) {
+      throw wrapError(`${ins.where}: ${ins.keyword} --chown=${v}`, err);
+    }
+  };
+
+  const copyStep = async (s: StageState, ins: Instruction) => {
+    const words = (ins.json ?? ins.words).map((w) => expandWord(w, lookupFor(s), ins.where));
+    const dest0 = words.pop()!;
+    for (const w of words) if (/^[a-z][a-z0-9+.-]*:\/\//i.test(w)) throw buildError(ins.where, `${ins.keyword} from a URL (${w}) is not supported: poc build fetches nothing; download it into the context`);
+    const root = await sourceRootFor(ins, s);
+    const sources = words.flatMap((w) => resolveSources(root, w, ins.where));
+    const dest = posix.resolve(s.config.WorkingDir || '/', dest0);
+    const many = sources.length > 1 || words.some((w) => /[*?[]/.test(w));
+    const destIsDir = dest0.endsWith('/') || dest0.endsWith('/.') || dest0 === '.';
+    if (many && !destIsDir) throw buildError(ins.where, `${ins.keyword} with more than one source: the destination ${dest0} must be a directory ending in /`);
+    let mode: number | undefined;
+    if (ins.flags.chmod !== undefined) {
+      if (!/^[0-7]{3,4}$/.test(ins.flags.chmod)) throw buildError(ins.where, `${ins.keyword} --chmod=${ins.flags.chmod}: an octal mode, as 0755`);
+      mode = parseInt(ins.flags.chmod, 8);
+    }
+    // ADD unpacks local tar archives; the cache sees their bytes like any file.
+    const unpack = ins.keyword === 'ADD' ? await Promise.all(sources.map((src) => (src.isDir ? false : isArchive(src.path)))) : sources.map(() => false);
+    const plain = sources.filter((_, i) => !unpack[i]);
+    const archives = sources.filter((_, i) => unpack[i]);
+    const itemsFor = (existingDir: boolean): CopyItem[] =>
+      plain.map((src) => ({ source: src, name: src.isDir ? '' : destIsDir || many || existingDir ? basename(src.path) : basename(dest) }));
+    const inputs = await digestStream(copyTar(itemsFor(false), { root, mtime: 0, ...(mode !== undefined ? { mode } : {}) }));
+    const archiveInputs = await Promise.all(archives.map((a) => digestStream(openDecompressed(a.path))));
+    const createdBy = `${ins.keyword} ${ins.flags.chown ? `--chown=${ins.flags.chown} ` : ''}${ins.flags.chmod ? `--chmod=${ins.flags.chmod} ` : ''}${ins.flags.from ? `--from=${ins.flags.from} ` : ''}${words.join(' ')} ${dest}`;
+    await step(s, ins, { inputs, archiveInputs, destIsDir }, () =>
+      fsStep(lowersOf(s, o), async (merged) => {
+        const owner = chownOf(ins, s, merged);
+        const resolvedDest = resolveInRoot(merged, dest);
+        const existingDir = existsSync(resolvedDest) && lstatSync(resolvedDest).isDirectory();
+        const anyDir = plain.some((p) => p.isDir);
+        const into = destIsDir || many || existingDir || anyDir || archives.length > 0 ? resolvedDest : resolveInRoot(merged, posix.dirname(dest));
+        mkdirSync(into, { recursive: true });
+        if (plain.length) await applyLayer(into, copyTar(itemsFor(existingDir), { root, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) }), { chown: true });
+        for (const a of archives) await applyLayer(into, openDecompressed(a.path), { chown: true });
+      }, o),
+    createdBy);
+  };
+
+  const runStep = async (s: StageState, ins: Instruction) => {
+    const args = commandOf(ins, s.config.Shell ?? DEFAULT_SHELL);
+    const env = runEnv(s);
+    const network = (ins.flags.network ?? o.network ?? 'none') as string;
+    if (network !== 'none' && network !== 'host' && network !== 'default') throw buildError(ins.where, `RUN --network=${network}: use none, host or default`);
+    const net = network === 'default' ? (o.network ?? 'none') : network;
+    const buildArgsShown = [...s.args].map(([k, v]) => `${k}=${v}`);
+    const createdBy = `${buildArgsShown.length ? `|${buildArgsShown.length} ${buildArgsShown.join(' ')} ` : ''}${ins.json ? `RUN ${JSON.stringify(ins.json)}` : `RUN ${args.join(' ')}`}`;
+    await step(
+      s,
+      ins,
+      { env, user: s.config.User, cwd: s.config.WorkingDir, net },
+      () =>
+        fsStep(lowersOf(s, o), async (merged, scratch) => {
+          const cwd = s.config.WorkingDir || '/';
+          await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host', where: ins.where, source: ins.source }, o);
+        }, o),
+      createdBy,
+    );
+  };
+
+  const workdirStep = async (s: StageState, ins: Instruction) => {
+    const dir = posix.resolve(s.config.WorkingDir || '/', expandWord(ins.words[0]!, lookupFor(s), ins.where));
+    s.config.WorkingDir = dir;
+    // The directory is made (as root) if the image lacks it, in a layer of its own; else the step is config only.
+    await step(s, ins, null, () => fsStep(lowersOf(s, o), async (merged) => {
+      mkdirSync(resolveInRoot(merged, dir), { recursive: true, mode: 0o755 });
+    }, o), `WORKDIR ${dir}`);
+  };
+
+  const configStep = async (s: StageState, ins: Instruction) => {
+    const c = s.config;
+    const x = (w: string) => expandWord(w, lookupFor(s), ins.where);
+    let shown = ins.source;
+    switch (ins.keyword) {
+      case 'ENV':
+        for (const [k, v] of ins.pairs) {
+          c.Env = setEnv(c.Env, k, x(v!));
+        }
+        shown = `ENV ${ins.pairs.map(([k]) => `${k}=${envLookup(c.Env)(k)}`).join(' ')}`;
+        break;
+      case 'LABEL':
+        c.Labels = { ...(c.Labels ?? {}) };
+        for (const [k, v] of ins.pairs) c.Labels[x(k)] = x(v!);
+        break;
+      case 'MAINTAINER':
+        c.Labels = { ...(c.Labels ?? {}), maintainer: ins.text };
+        break;
+      case 'USER':
+        c.User = x(ins.words[0]!);
+        shown = `USER ${c.User}`;
+        break;
+      case 'CMD':
+        c.Cmd = commandOf(ins, c.Shell ?? DEFAULT_SHELL);
+        s.cmdSet = true;
+        shown = `CMD ${JSON.stringify(c.Cmd)}`;
+        break;
+      case 'ENTRYPOINT':
+        c.Entrypoint = ins.text.trim() === '' ? null : commandOf(ins, c.Shell ?? DEFAULT_SHELL);
+        // As docker: an ENTRYPOINT resets a CMD that came from the base image.
+        if (!s.cmdSet) c.Cmd = null;
+        shown = `ENTRYPOINT ${JSON.stringify(c.Entrypoint)}`;
+        break;
+      case 'EXPOSE':
+        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+        for (const w of ins.words) {
+          const p = x(w);
+          if (!/^\d{1,5}(-\d{1,5})?(\/(tcp|udp|sctp))?$/i.test(p)) throw buildError(ins.where, `EXPOSE: invalid port ${JSON.stringify(p)} (PORT[/tcp|/udp])`);
+          c.ExposedPorts[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+        }
+        break;
+      case 'VOLUME':
+        c.Volumes = { ...(c.Volumes ?? {}) };
+        for (const v of ins.json ?? ins.words) {
+          const p = x(v);
+          if (p === '') throw buildError(ins.where, 'VOLUME: an empty path');
+          c.Volumes[p] = {};
+        }
+        break;
+      case 'SHELL':
+        c.Shell = ins.json!;
+        break;
+      case 'STOPSIGNAL': {
+        const sig = x(ins.words[0]!);
+        if (!/^(SIG[A-Z0-9+-]+|[A-Z0-9+-]+|\d+)$/.test(sig)) throw buildError(ins.where, `STOPSIGNAL: invalid signal ${JSON.stringify(sig)}`);
+        c.StopSignal = sig;
+        break;
+      }
+      case 'HEALTHCHECK': {
+        if (ins.words[0]!.toUpperCase() === 'NONE') {
+          c.Healthcheck = { Test: ['NONE'] };
+          break;
+        }
+        const rest = ins.text.trim().replace(/^CMD\s+/i, '');
+        const json = rest.startsWith('[') ? (() => {
+          try {
+            const v = JSON.parse(rest) as unknown;
+            return Array.isArray(v) && v.every((e) => typeof e === 'string') ? (v as string[]) : null;
+          } catch {
+            return null;
+          }
+        })() : null;
+        const hc: NonNullable<ImageConfig['Healthcheck']> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', rest] };
+        const f = ins.flags;
+        if (f.interval) hc.Interval = parseDuration(f.interval, ins.where, 'interval');
+        if (f.timeout) hc.Timeout = parseDuration(f.timeout, ins.where, 'timeout');
+        if (f['start-period']) hc.StartPeriod = parseDuration(f['start-period'], ins.where, 'start-period');
+        if (f.retries) {
+          if (!/^\d+$/.test(f.retries)) throw buildError(ins.where, `HEALTHCHECK --retries: ${JSON.stringify(f.retries)} is not a whole number`);
+          hc.Retries = Number(f.retries);
+        }
+        c.Healthcheck = hc;
+        break;
+      }
+      case 'ARG':
+        for (const [name, def] of ins.pairs) {
+          usedArgs.add(name);
+          const v = o.buildArgs[name] ?? (def === null ? globalArgs.get(name) : x(def));
+          if (v !== undefined) s.args.set(name, v);
+        }
+        break;
+    }
+    await step(s, ins, { config: c, args: [...s.args] }, null, shown);
+  };
+
+  let result: StageState | undefined;
+  try {
+    for (const stage of stages) {
+      if (!need.has(stage.index)) continue;
+      const s = await startStage(stage);
+      for (const ins of stage.instructions) {
+        o.log(`STEP ${++stepNo}/${total}: ${ins.source}`);
+        switch (ins.keyword) {
+          case 'RUN':
+            await runStep(s, ins);
+            break;
+          case 'COPY':
+          case 'ADD':
+            await copyStep(s, ins);
+            break;
+          case 'WORKDIR':
+            await workdirStep(s, ins);
+            break;
+          default:
+            await configStep(s, ins);
+        }
+      }
+      done.set(stage.index, s);
+      if (stage.index === target) result = s;
+    }
+  } finally {
+    for (const r of stageRoots.values()) await r.close();
+  }
+  const unused = Object.keys(o.buildArgs).filter((k) => !usedArgs.has(k));
+  if (unused.length) o.log(`[Warning] one or more build args were not consumed: ${unused.join(', ')}`);
+  const image = await commitBuild(result!, o);
+  return { image, cached, ran };
+}
+
+/** The target stage as an image: the one already in the store if identical (an unchanged rebuild), else a new one. */
+async function commitBuild(s: StageState, o: BuildOptions): Promise<ImageRecord> {
+  const baseLayers = s.base ? await imageLayers(s.base, o) : [];
+  const layers = [...baseLayers, ...s.layers];
+  const history = s.history;
+  const created = history.at(-1)?.created ?? new Date().toISOString();
+  const architecture = s.base?.architecture ?? ociArchitecture();
+  const digest = sha256(ociConfigJson({ created, architecture, os: 'linux', config: s.config, layers, history }));
+  let image = listImages(o).find((i) => i.digest === digest && i.source.kind === 'build');
+  if (!image) {
+    const staging = createStaging(o);
+    try {
+      await flattenLayers(staging.rootfs, s.base ? imageRootfs(s.base, o) : null, s.layers.map((l) => layerDir(l.diffID, o)));
+      image = await commitImage(staging, {
+        ...o,
+        name: o.tags[0] ?? null,
+        untagOld: true,
+        source: { kind: 'build' },
+        config: s.config,
+        digest,
+        architecture,
+        layers,
+        history,
+        created,
+      });
+    } catch (err) {
+      staging.discard();
+      throw err;
+    }
+  } else if (o.tags[0] !== undefined) {
+    image = await tagImage(image, o.tags[0], o);
+  }
+  for (const t of o.tags.slice(1)) await tagImage(image, t, o);
+  return image;
+}

@@ -1,0 +1,257 @@
+/**
+ * poc build and the image workflow as a user types them, as root, in a temporary POC_ROOT with the busybox
+ * image: every instruction seen in the result (the files in a container, the config in `image inspect`), the
+ * cache (an unchanged rebuild runs nothing and gives the same image; a changed file re-runs from its COPY on,
+ * seen through a uuid a RUN writes, not through timing), bad Dockerfiles (file:line, nothing left behind), and
+ * save/load: what `poc save` writes, podman (a private store) loads and runs with runc, and poc loads back.
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { buildTar } from '../../src/poc/images/tar.js';
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'builds need root');
+  process.exit(0);
+}
+
+const top = join(import.meta.dirname, '../..');
+const POC = join(top, 'dist/poc');
+const work = mkdtempSync('/tmp/poc-build-it-');
+const root = join(work, 'root');
+const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
+delete env.POC_PROGRAM;
+t.teardown(() => rmSync(work, { recursive: true, force: true }));
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
+  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 120_000, env, ...opts });
+  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+function ok(t: Test, args: string[]): string {
+  const r = poc(args);
+  t.equal(r.status, 0, `poc ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** What a build or a failed one may leave: mounts under the root, scratch directories, pocrun containers. */
+function residue(): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(root)) out.push(`mount ${line.split(' ')[4]}`);
+  for (const d of ['layers', 'images']) {
+    const dir = join(root, d);
+    if (existsSync(dir)) for (const n of readdirSync(dir)) if (n.startsWith('.')) out.push(`${d}/${n}`);
+  }
+  const runtime = join(root, 'runtime');
+  if (existsSync(runtime)) for (const n of readdirSync(runtime)) if (n.startsWith('poc-build-')) out.push(`runtime/${n}`);
+  return out;
+}
+
+const layers = () => (existsSync(join(root, 'layers')) ? readdirSync(join(root, 'layers')).sort() : []);
+const images = () => JSON.parse(ok(t, ['images', '--format', 'json'])) as Array<{ id: string; name: string | null }>;
+
+const ctx = join(work, 'ctx');
+mkdirSync(join(ctx, 'src/sub'), { recursive: true });
+writeFileSync(join(ctx, 'src/a.txt'), 'alpha\n');
+writeFileSync(join(ctx, 'src/sub/b.txt'), 'beta\n');
+writeFileSync(join(ctx, 'src/skip.log'), 'ignored\n');
+writeFileSync(join(ctx, 'counter'), '1\n');
+writeFileSync(join(ctx, 'secret.key'), 'never copied\n');
+writeFileSync(join(ctx, '.dockerignore'), '*.key\n**/*.log\n');
+writeFileSync(join(ctx, 'bundle.tar'), buildTar([{ name: 'unpacked/', type: 'dir' }, { name: 'unpacked/inside', data: 'from the tar\n', uid: 7, gid: 8 }]));
+writeFileSync(
+  join(ctx, 'Dockerfile'),
+  `# every instruction, two stages
+ARG BASE=busybox
+FROM \${BASE} AS builder
+RUN cat /proc/sys/kernel/random/uuid > /uuid-before && echo built > /built
+COPY counter /counter
+RUN cat /proc/sys/kernel/random/uuid > /uuid-after
+
+FROM \${BASE}
+ARG GREETING=hello
+ENV APP=/app NAME="poc build"
+WORKDIR $APP
+COPY --from=builder /built /uuid-before /uuid-after ./
+COPY --chown=1000:1000 src/ ./src/
+COPY src/*.txt ./top/
+ADD bundle.tar /opt/
+SHELL ["/bin/sh", "-c"]
+RUN echo "$GREETING $NAME" > greeting && rm /etc/group- 2>/dev/null; rm -r /home && mkdir -p /var/empty-made
+RUN ["/bin/sh", "-c", "echo exec form > /exec-form"]
+USER 1000
+EXPOSE 8080 53/udp
+LABEL org.example.test="yes it is" stage=final
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat greeting"]
+`,
+);
+
+let firstId = '';
+
+t.test('a two-stage build with every instruction: the files and the config', async (t) => {
+  const before = layers();
+  const r = poc(['build', '-t', 'demo:1', '--build-arg', 'GREETING=hi', ctx]);
+  t.equal(r.status, 0, r.stderr);
+  firstId = r.stdout.trim();
+  t.match(firstId, /^[0-9a-f]{64}$/);
+  t.notMatch(r.stderr, /Using cache/, 'a first build runs every step');
+  t.ok(layers().length > before.length, 'layers stored');
+  t.equal(ok(t, ['run', '--rm', 'demo:1']), 'hi poc build\n', 'ENTRYPOINT + CMD, ARG from --build-arg, ENV, WORKDIR');
+  const out = ok(t, ['run', '--rm', 'demo:1', [
+    'id -u; pwd; cat built exec-form 2>&1; cat /exec-form; ls src; stat -c "%u:%g %n" src/a.txt src/sub/b.txt',
+    'ls top; ls /opt/unpacked; stat -c "%u:%g" /opt/unpacked/inside; cat /opt/unpacked/inside',
+    'ls /home 2>&1; ls -d /var/empty-made; ls /uuid-before /counter 2>&1; echo $NAME',
+  ].join('; ')]);
+  const lines = out.split('\n');
+  t.equal(lines[0], '1000', 'USER');
+  t.equal(lines[1], '/app', 'WORKDIR');
+  t.match(out, /^built$/m, 'COPY --from=builder');
+  t.match(out, /^exec form$/m, 'RUN in exec form');
+  t.match(out, /^a\.txt\nsub\n/m, 'COPY of a directory copies its contents; .dockerignore left out skip.log');
+  t.match(out, /^1000:1000 src\/a\.txt\n1000:1000 src\/sub\/b\.txt$/m, 'COPY --chown');
+  t.match(out, /^a\.txt$/m, 'COPY with a glob');
+  t.match(out, /^inside\n7:8\nfrom the tar$/m, 'ADD unpacked the local tar, owners kept');
+  t.match(out, /ls: \/home: No such file or directory/, 'a deletion in a RUN (whiteout) is seen');
+  t.match(out, /^\/var\/empty-made$/m);
+  t.match(out, /ls: \/uuid-before: No such file or directory\nls: \/counter: No such file or directory/, 'the builder stage stays out of the final image');
+  t.match(out, /^poc build$/m, 'ENV');
+  t.notOk(out.includes('never copied'));
+
+  const [inspect] = JSON.parse(ok(t, ['image', 'inspect', 'demo:1'])) as Array<Record<string, any>>;
+  const c = inspect!.Config;
+  t.same(c.Entrypoint, ['/bin/sh', '-c']);
+  t.same(c.Cmd, ['cat greeting']);
+  t.equal(c.User, '1000');
+  t.equal(c.WorkingDir, '/app');
+  t.ok(c.Env.includes('APP=/app') && c.Env.includes('NAME=poc build'), 'Env');
+  t.notOk(c.Env.some((e: string) => e.startsWith('GREETING=')), 'an ARG is not kept in the image');
+  t.same(c.ExposedPorts, { '8080/tcp': {}, '53/udp': {} });
+  t.same(c.Labels, { 'org.example.test': 'yes it is', stage: 'final' });
+  t.same(c.Volumes, { '/data': {} });
+  t.equal(c.StopSignal, 'SIGINT');
+  t.same(c.Shell, ['/bin/sh', '-c']);
+  t.same(c.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 5e9, Retries: 2 });
+  t.equal(inspect!.RootFS.Layers.length, 8, 'the base, WORKDIR, three COPY, ADD, two RUN: config steps make no layer');
+  t.equal(residue().join(', '), '', 'nothing left of the steps');
+});
+
+t.test('an unchanged rebuild comes from the cache and gives the same image; a changed file re-runs from its COPY', async (t) => {
+  const uuids = () => ok(t, ['run', '--rm', '--entrypoint', '', 'demo:1', 'cat', '/app/uuid-before', '/app/uuid-after']);
+  const first = uuids();
+  const r = poc(['build', '-t', 'demo:1', '--build-arg', 'GREETING=hi', ctx]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), firstId, 'the same image');
+  t.match(r.stderr, /\(0 steps run, \d+ from the cache\)/, 'nothing ran');
+  t.equal(uuids(), first);
+
+  writeFileSync(join(ctx, 'counter'), '2\n');
+  const r2 = poc(['build', '-t', 'demo:2', '--build-arg', 'GREETING=hi', ctx]);
+  t.equal(r2.status, 0, r2.stderr);
+  t.not(r2.stdout.trim(), firstId);
+  const [before1, after1] = first.split('\n');
+  const [before2, after2] = uuids().split('\n');
+  t.equal(after2, after1);
+  t.equal(before1, before2, 'demo:1 is unchanged');
+  const changed = ok(t, ['run', '--rm', '--entrypoint', '', 'demo:2', 'cat', '/app/uuid-before', '/app/uuid-after']).split('\n');
+  t.equal(changed[0], before1, 'the RUN before the COPY came from the cache');
+  t.not(changed[1], after1, 'the RUN after the changed COPY ran again');
+
+  const r3 = poc(['build', '--no-cache', '-t', 'demo:3', '--build-arg', 'GREETING=hi', ctx]);
+  t.equal(r3.status, 0, r3.stderr);
+  t.match(r3.stderr, /\(\d+ steps run, 0 from the cache\)/, '--no-cache');
+  t.equal(residue().join(', '), '');
+});
+
+t.test('--target builds a stage; history lists the steps', async (t) => {
+  const r = poc(['build', '-q', '--target', 'builder', '-t', 'builder-only', ctx]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(ok(t, ['run', '--rm', 'builder-only', 'cat', '/built', '/counter']), 'built\n2\n');
+  const h = JSON.parse(ok(t, ['history', '--format', 'json', 'builder-only'])) as Array<{ createdBy: string; size: number }>;
+  t.match(h[0]!.createdBy, /RUN .*uuid-after/);
+  t.match(h[1]!.createdBy, /^COPY counter \/counter/);
+  t.ok(h[0]!.size > 0);
+  t.match(ok(t, ['history', 'builder-only']), /CREATED BY/);
+});
+
+t.test('bad Dockerfiles: one clear error with file:line, and nothing left', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown instruction', 'FROM busybox\nRUNN true\n', /^poc: Dockerfile:2: unknown instruction RUNN$/m],
+    ['nothing before FROM', 'RUN true\n', /^poc: Dockerfile:1: RUN before the first FROM/m],
+    ['no FROM', '# empty\n', /no FROM instruction/],
+    ['unknown image', 'FROM no-such-image\nRUN true\n', /^poc: Dockerfile:1: FROM no-such-image: no such image: no-such-image/m],
+    ['failing RUN', 'FROM busybox\nENV A=1\nRUN echo out; exit 3\n', /^poc: Dockerfile:3: RUN echo out; exit 3: the command exited with status 3$/m],
+    ['missing COPY source', 'FROM busybox\nCOPY nothere /x\n', /^poc: Dockerfile:2: "nothere" not found in the build context$/m],
+    ['bad flag', 'FROM busybox\nCOPY --chmown=1 counter /x\n', /^poc: Dockerfile:2: COPY does not take the flag --chmown$/m],
+    ['ignored source', 'FROM busybox\nCOPY secret.key /x\n', /"secret.key" not found in the build context/],
+    ['several sources, file destination', 'FROM busybox\nCOPY counter bundle.tar /x\n', /^poc: Dockerfile:2: COPY with more than one source: the destination \/x must be a directory ending in \//m],
+    ['bad HEALTHCHECK', 'FROM busybox\nHEALTHCHECK --interval=5 CMD true\n', /^poc: Dockerfile:2: HEALTHCHECK --interval: invalid duration "5"/m],
+    ['COPY --from its own stage', 'FROM busybox AS a\nCOPY --from=a /x /x\n', /^poc: Dockerfile:2: COPY --from=a: a stage can only copy from an earlier stage/m],
+  ];
+  for (const [what, text, expected] of cases) {
+    const file = join(work, `bad-${what.replace(/\W+/g, '-')}`);
+    writeFileSync(file, text);
+    const layersBefore = layers();
+    const imagesBefore = images().length;
+    const r2 = poc(['build', '-f', file, '-t', 'bad', ctx]);
+    t.equal(r2.status, 1, `${what}: status`);
+    t.match(r2.stderr.replace(file, 'Dockerfile'), expected, `${what}: ${r2.stderr.trim()}`);
+    t.equal(r2.stderr.trim().split('\n').filter((l) => l.startsWith('poc:')).length, 1, `${what}: one error`);
+    t.same(layers(), layersBefore, `${what}: no layer left`);
+    t.equal(images().length, imagesBefore, `${what}: no image`);
+    t.equal(residue().join(', '), '', `${what}: no mount, scratch directory or container`);
+  }
+});
+
+t.test('tag, save in both formats with several images, podman loads and runs it, poc loads it back', async (t) => {
+  ok(t, ['tag', 'demo:1', 'demo:tagged']);
+  t.equal(ok(t, ['run', '--rm', 'demo:tagged']), 'hi poc build\n');
+  const dockerArchive = join(work, 'demo.tar');
+  const ociArchive = join(work, 'demo-oci.tar');
+  ok(t, ['save', '-o', dockerArchive, 'demo:1', 'builder-only']);
+  ok(t, ['save', '--format', 'oci-archive', '-o', ociArchive, 'demo:1', 'builder-only']);
+  const listing = spawnSync('tar', ['tf', dockerArchive], { encoding: 'utf8' }).stdout;
+  t.match(listing, /^manifest\.json$/m);
+  const manifest = JSON.parse(spawnSync('tar', ['xOf', dockerArchive, 'manifest.json'], { encoding: 'utf8' }).stdout) as Array<{ RepoTags: string[]; Layers: string[] }>;
+  t.same(manifest.map((m) => m.RepoTags), [['demo:1'], ['builder-only:latest']]);
+  const shared = manifest[0]!.Layers[0];
+  t.equal(listing.split('\n').filter((l) => l === shared).length, 1, 'a layer both images share is written once');
+
+  // podman, in a store of its own, with runc.
+  const pm = ['--root', join(work, 'podman/root'), '--runroot', join(work, 'podman/run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  const podman = (args: string[]) => spawnSync('podman', [...pm, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = ['run', '--rm', '--pull', 'never', '--runtime', 'runc', '--network', 'none', '--no-healthcheck', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096'];
+  // podman 4 loads one image of an OCI archive: a second archive with demo:1 alone.
+  const ociSingle = join(work, 'demo-oci-1.tar');
+  ok(t, ['save', '--format', 'oci-archive', '-o', ociSingle, 'demo:1']);
+  for (const archive of [dockerArchive, ociSingle]) {
+    const l = podman(['load', '-i', archive]);
+    t.equal(l.status, 0, l.stderr);
+    const r = podman([...run, 'localhost/demo:1']);
+    t.equal(r.stdout, 'hi poc build\n', `podman runs the image from ${archive}: ${r.stderr}`);
+    const r2 = podman([...run, '--entrypoint', 'sh', 'localhost/demo:1', '-c', 'id -u; stat -c %u:%g /app/src/a.txt; ls /home 2>&1; cat /opt/unpacked/inside']);
+    t.equal(r2.stdout, '1000\n1000:1000\nls: /home: No such file or directory\nfrom the tar\n', `owners and whiteouts through podman: ${r2.stderr}`);
+    podman(['rmi', '-a', '-f']);
+  }
+  podman(['system', 'reset', '-f']);
+
+  // poc load, into a fresh store.
+  const fresh = { ...env, POC_ROOT: join(work, 'fresh') };
+  for (const archive of [dockerArchive, ociArchive]) {
+    const l = spawnSync(POC, ['load', '-i', archive], { encoding: 'utf8', env: fresh });
+    t.equal(l.status, 0, l.stderr);
+    t.match(l.stdout, /Loaded image: demo:1\nLoaded image: builder-only\n/);
+    const r = spawnSync(POC, ['run', '--rm', 'demo:1'], { encoding: 'utf8', env: fresh });
+    t.equal(r.stdout, 'hi poc build\n', r.stderr);
+  }
+});
