@@ -5,7 +5,7 @@ import { reportError } from './report.js';
 import { VERSION } from '../spec/generated/version.js';
 import type { RunFlags } from '../poc/containers/options.js';
 import { DOCKER_RUN_FLAGS } from '../poc/containers/docker-flags.js';
-import { DEFAULT_POC_ROOT, type RootOptions } from '../poc/store.js';
+import { pocPaths, pocRoot, type RootOptions } from '../poc/store.js';
 import { resolve } from 'node:path';
 
 interface Command {
@@ -17,6 +17,8 @@ interface Command {
   /** Flags stop at the first argument (run, create, exec: the rest is the container's command). */
   stopEarly?: boolean;
   hidden?: boolean;
+  /** Writes files owned by the image's ids: rootless, it runs again as root of poc's user namespace (userns.ts). */
+  userns?: boolean;
   run: (p: Parsed, root: RootOptions) => Promise<number> | number;
 }
 
@@ -121,6 +123,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'build the default Debian image (or, with --busybox, the busybox one)',
     flags: { boolean: ['busybox', 'force'], alias: { f: 'force' } },
     args: [0, 0],
+    userns: true,
     run: async (p, root) => (await import('../poc/commands/init.js')).initCommand({ ...root, busybox: Boolean(p.flags.busybox), force: Boolean(p.flags.force) }),
   },
   import: {
@@ -128,6 +131,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'import a rootfs tarball, a docker save archive or an OCI image layout',
     flags: { boolean: ['force'], alias: { f: 'force' } },
     args: [1, 2],
+    userns: true,
     run: async (p, root) =>
       (await import('../poc/commands/import.js')).importCommand({ ...root, path: p.args[0]!, ...(p.args[1] ? { name: p.args[1] } : {}), force: Boolean(p.flags.force) }),
   },
@@ -261,6 +265,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'remove images (refused while a container uses one, unless -f)',
     flags: { boolean: ['force'], alias: { f: 'force' } },
     args: [1, Infinity],
+    userns: true,
     run: async (p, root) => (await import('../poc/commands/images.js')).rmiCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) }),
   },
   create: {
@@ -400,6 +405,7 @@ const COMMANDS: Record<string, Command> = {
     summary: "remove stopped containers, unused untagged images and, when no container is left, poc's network",
     flags: {},
     args: [0, 0],
+    userns: true,
     run: async (_p, root) => (await import('../poc/commands/prune.js')).pruneCommand(root),
   },
   bench: {
@@ -473,7 +479,8 @@ Commands:
 ${commands}
 
 Global flags:
-  --root DIR      where images and containers live (default $POC_ROOT, else /var/lib/poc)
+  --root DIR      where images and containers live (default $POC_ROOT, else /var/lib/poc, or for a user
+                  $XDG_DATA_HOME/poc, ~/.local/share/poc; its runtime files in $XDG_RUNTIME_DIR/poc)
   --debug         stack traces with errors
   --version, -v   print the version
   --help, -h      print this help; "poc COMMAND --help" for a command
@@ -522,7 +529,16 @@ export async function runPoc(argv: string[]): Promise<number> {
     if (parsed.args.length < min) throw new PocError(`${name}: missing argument; usage: poc ${command.usage}`);
     if (parsed.args.length > max) throw new PocError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: poc ${command.usage}`);
     // Absolute: it goes into hooks and the monitor's exit command, which run elsewhere.
-    const root = resolve(stringFlag(global.flags, 'root') ?? (process.env.POC_ROOT || DEFAULT_POC_ROOT));
+    const root = resolve(stringFlag(global.flags, 'root') ?? pocRoot());
+    const run = pocPaths({ root }).run;
+    if (run !== root) {
+      const userns = await import('../poc/userns.js'); // rootless only
+      userns.ensureRunDir(run);
+      if (command.userns && !userns.inPocUserns()) {
+        const { binaries } = await import('../poc/containers/runtime.js');
+        return await userns.rerunInUserns(binaries().poc, argv, { root, runDir: run });
+      }
+    }
     return await command.run(parsed, { root });
   } catch (err) {
     return reportError('poc', err, { debug });

@@ -3,7 +3,9 @@
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
- *               [--foreground] [--systemd-cgroup] [-- EXIT-COMMAND...]
+ *               [--foreground] [--systemd-cgroup]
+ *               [--slirp4netns PATH --api-socket PATH [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...]
+ *               [-- EXIT-COMMAND...]
  *   poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...
  *
  * 1. becomes a child subreaper; with --rootfs, mounts the overlayfs (OPTIONS are its lowerdir/upperdir/workdir)
@@ -28,6 +30,12 @@
  *
  * With --relay it is a terminal relay for `poc exec -t`: it runs COMMAND (`pocrun exec --tty --console-socket`),
  * receives the pty master, relays it as above and exits with COMMAND's status.
+ *
+ * With --slirp4netns (a rootless container: the monitor then runs as root of poc's user namespace, in a mount
+ * namespace of its own where its overlay mount lives) it starts slirp4netns on the container's network namespace
+ * between create and start, waits until it has configured tap0 (--ready-fd), publishes each --publish through its
+ * API socket (add_hostfwd: the port listens in the host's network namespace), and holds its --exit-fd: slirp4netns
+ * ends when the init has exited, or when the monitor dies.
  *
  * If create or start fails nothing runs after the error report: the caller (poc) cleans up and reports it.
  * The monitor is plain C with no allocation beyond a few buffers: it costs well under a megabyte per container.
@@ -59,8 +67,9 @@
 
 static struct {
 	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
-	int sync_fd;
-	bool tty, stdin_, foreground, relay, systemd_cgroup;
+	const char *slirp, *api_socket, *publish[64];
+	int sync_fd, npublish;
+	bool tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
 	char **exit_cmd;
 } O = {.sync_fd = -1};
 
@@ -309,11 +318,168 @@ static bool caller_cleaned_up(int code)
 	return false;
 }
 
+/*
+ * Starts slirp4netns on the init's network namespace (it joins it as root of the user namespace both share) and
+ * waits until tap0 is configured. Returns the write end of its exit fd: closing it ends slirp4netns.
+ */
+static int start_slirp(pid_t init_pid, char *err, size_t errlen)
+{
+	int exitp[2], readyp[2];
+	if (pipe2(exitp, O_CLOEXEC) < 0 || pipe2(readyp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	char pidbuf[16], exitarg[32], readyarg[32], apiarg[4200];
+	snprintf(pidbuf, sizeof pidbuf, "%d", (int)init_pid);
+	snprintf(exitarg, sizeof exitarg, "--exit-fd=%d", exitp[0]);
+	snprintf(readyarg, sizeof readyarg, "--ready-fd=%d", readyp[1]);
+	snprintf(apiarg, sizeof apiarg, "--api-socket=%s", O.api_socket);
+	unlink(O.api_socket);
+	char *argv[16];
+	int a = 0;
+	argv[a++] = (char *)O.slirp;
+	argv[a++] = "--configure";
+	argv[a++] = "--mtu=65520";
+	if (!O.host_loopback)
+		argv[a++] = "--disable-host-loopback";
+	argv[a++] = exitarg;
+	argv[a++] = readyarg;
+	argv[a++] = apiarg;
+	argv[a++] = pidbuf;
+	argv[a++] = "tap0";
+	argv[a] = NULL;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(errp[1], 2);
+		fcntl(exitp[0], F_SETFD, 0);
+		fcntl(readyp[1], F_SETFD, 0);
+		setsid(); /* not in the monitor's group: the terminal's signals are the container's */
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(devnull);
+	close(exitp[0]);
+	close(readyp[1]);
+	close(errp[1]);
+	/* Ready: slirp4netns writes "1". EOF first: it exited, and its stderr says why. 10 s at most. */
+	struct pollfd p = {.fd = readyp[0], .events = POLLIN};
+	char c = 0;
+	int r;
+	do
+		r = poll(&p, 1, 10000);
+	while (r < 0 && errno == EINTR);
+	bool ready = r > 0 && read(readyp[0], &c, 1) == 1 && c == '1';
+	close(readyp[0]);
+	if (!ready) {
+		char msg[1024] = {0};
+		size_t len = 0;
+		fcntl(errp[0], F_SETFL, O_NONBLOCK);
+		if (r == 0)
+			kill(pid, SIGKILL);
+		drain_into(errp[0], msg, sizeof msg, &len);
+		close(errp[0]);
+		close(exitp[1]);
+		snprintf(err, errlen, "slirp4netns %s: %s", r == 0 ? "did not configure the network within 10 s" : "failed",
+			 *msg ? runtime_message(msg) : "(no message)");
+		return -1;
+	}
+	close(errp[0]);
+	return exitp[1];
+}
+
+/* One request on slirp4netns's API socket (a connection each, as slirp4netnsctl); false with its error. */
+static bool slirp_api(const char *request, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(O.api_socket) >= sizeof addr.sun_path) {
+		snprintf(err, errlen, "slirp4netns API socket path %s is too long", O.api_socket);
+		return false;
+	}
+	strcpy(addr.sun_path, O.api_socket);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		snprintf(err, errlen, "connect to slirp4netns's API socket %s: %s", O.api_socket, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	write_all(fd, request, strlen(request));
+	shutdown(fd, SHUT_WR);
+	char reply[1024] = {0};
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, reply + len, sizeof reply - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof reply - 1)
+			break;
+	}
+	close(fd);
+	if (strstr(reply, "\"return\""))
+		return true;
+	char *desc = strstr(reply, "\"desc\"");
+	snprintf(err, errlen, "%s", desc ? desc : (len ? reply : "no reply"));
+	return false;
+}
+
+/* --publish PROTO:IP:HOSTPORT:CONTAINERPORT (checked by poc) → add_hostfwd. */
+static bool publish_port(const char *spec, char *err, size_t errlen)
+{
+	char proto[8], ip[64];
+	unsigned host_port, ctr_port;
+	if (sscanf(spec, "%7[a-z]:%63[0-9.]:%u:%u", proto, ip, &host_port, &ctr_port) != 4) {
+		snprintf(err, errlen, "invalid --publish %s", spec);
+		return false;
+	}
+	char req[512], e[600];
+	snprintf(req, sizeof req,
+		 "{\"execute\": \"add_hostfwd\", \"arguments\": {\"proto\": \"%s\", \"host_addr\": \"%s\", \"host_port\": %u, "
+		 "\"guest_port\": %u}}",
+		 proto, ip, host_port, ctr_port);
+	if (!slirp_api(req, e, sizeof e)) {
+		snprintf(err, errlen, "publish %s:%u to port %u/%s: %s", ip, host_port, ctr_port, proto, e);
+		return false;
+	}
+	return true;
+}
+
+/* A failure after create: the container is killed and deleted before the error is reported (as for start). */
+static void fail_created(pid_t init_pid, const char *msg)
+{
+	kill(init_pid, SIGKILL);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
+	pid_t d = spawn(del_argv, devnull, devnull, devnull);
+	while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
+		;
+	fail("%s", msg);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
 			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
-			"                   [--foreground] [--systemd-cgroup] [-- EXIT-COMMAND...]\n"
+			"                   [--foreground] [--systemd-cgroup] [--slirp4netns PATH --api-socket PATH\n"
+			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
 	exit(EXIT_MONITOR_ERROR);
 }
@@ -328,7 +494,9 @@ static void parse_args(int argc, char **argv)
 		{"console-socket", required_argument, 0, 'c'}, {"tty", no_argument, 0, 't'},
 		{"stdin", no_argument, 0, 'I'}, {"foreground", no_argument, 0, 'f'}, {"relay", no_argument, 0, 'y'},
 		{"rootfs", required_argument, 0, 'm'}, {"overlay", required_argument, 0, 'o'},
-		{"systemd-cgroup", no_argument, 0, 'S'}, {0, 0, 0, 0},
+		{"systemd-cgroup", no_argument, 0, 'S'}, {"slirp4netns", required_argument, 0, 'N'},
+		{"api-socket", required_argument, 0, 'A'}, {"allow-host-loopback", no_argument, 0, 'L'},
+		{"publish", required_argument, 0, 'P'}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -349,6 +517,14 @@ static void parse_args(int argc, char **argv)
 		case 'm': O.rootfs = optarg; break;
 		case 'o': O.overlay = optarg; break;
 		case 'S': O.systemd_cgroup = true; break;
+		case 'N': O.slirp = optarg; break;
+		case 'A': O.api_socket = optarg; break;
+		case 'L': O.host_loopback = true; break;
+		case 'P':
+			if (O.npublish == (int)(sizeof O.publish / sizeof *O.publish))
+				usage();
+			O.publish[O.npublish++] = optarg;
+			break;
 		default: usage();
 		}
 	}
@@ -361,7 +537,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
-	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay)
+	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.npublish && !O.slirp))
 		usage();
 	fcntl(O.sync_fd, F_SETFD, FD_CLOEXEC);
 }
@@ -614,6 +790,18 @@ int main(int argc, char **argv)
 			copy_window_size(master);
 	}
 
+	/* rootless networking, before the container's program runs */
+	int slirp_exit = -1;
+	if (O.slirp) {
+		char err[2048];
+		slirp_exit = start_slirp(init_pid, err, sizeof err);
+		if (slirp_exit < 0)
+			fail_created(init_pid, err);
+		for (int i = 0; i < O.npublish; i++)
+			if (!publish_port(O.publish[i], err, sizeof err))
+				fail_created(init_pid, err);
+	}
+
 	/* 2. pocrun start */
 	char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
 	int sout[2];
@@ -725,6 +913,10 @@ int main(int argc, char **argv)
 	restore_terminal();
 	if (master >= 0)
 		close(master);
+	if (slirp_exit >= 0)
+		close(slirp_exit); /* slirp4netns ends; the monitor, its subreaper, reaps it */
+	if (O.api_socket)
+		unlink(O.api_socket);
 	int code = status_code(init_status);
 
 	/* 4. record the exit, then the cleanup: the caller's, or the exit command's */

@@ -1,27 +1,33 @@
 /**
- * poc's on-disk layout under POC_ROOT (default /var/lib/poc), ids, names, and the file lock that serialises
- * writers of one piece of state (the image list, the network allocations, one container).
+ * poc's on-disk layout under POC_ROOT (default /var/lib/poc; for an ordinary user ~/.local/share/poc, see
+ * rootless.ts), ids, names, and the file lock that serialises writers of one piece of state (the image list, the
+ * network allocations, one container).
  *
  *   $POC_ROOT/images/<id>/{rootfs/,image.json}   one directory per image (src/poc/images/)
  *   $POC_ROOT/images/.tmp-<rand>/               an image being built or imported; removed on failure
  *   $POC_ROOT/containers/<id>/                  one directory per container
  *   $POC_ROOT/network/state.json                bridge, subnet, address allocations, published ports
  *   $POC_ROOT/locks/<name>.lock                 lock files (pid and start time of the holder)
+ *   <run>/runtime/, <run>/sock/                 pocrun's --root, sockets; <run> is POC_ROOT for root,
+ *                                               $XDG_RUNTIME_DIR/poc for a user (rootless.ts)
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PocError, errnoCode, wrapError } from '../errors.js';
+import { ROOT_STORE, defaultStoreRoot, runDirFor } from './rootless.js';
 
-export const DEFAULT_POC_ROOT = '/var/lib/poc';
+export const DEFAULT_POC_ROOT = ROOT_STORE;
 
-/** Every public function takes `{ root }`; without it, POC_ROOT from the environment, then /var/lib/poc. */
+const euid = (): number => process.geteuid?.() ?? 0;
+
+/** Every public function takes `{ root }`; without it, POC_ROOT from the environment, then the default store. */
 export interface RootOptions {
   root?: string;
 }
 
 export function pocRoot(opts: RootOptions = {}): string {
-  return opts.root ?? (process.env.POC_ROOT || DEFAULT_POC_ROOT);
+  return opts.root ?? (process.env.POC_ROOT || defaultStoreRoot(process.env, euid()));
 }
 
 export interface PocPaths {
@@ -30,6 +36,8 @@ export interface PocPaths {
   containers: string;
   network: string;
   locks: string;
+  /** The runtime directory: pocrun's state (runtime/) and sockets (sock/). */
+  run: string;
 }
 
 export function pocPaths(opts: RootOptions = {}): PocPaths {
@@ -40,6 +48,7 @@ export function pocPaths(opts: RootOptions = {}): PocPaths {
     containers: join(root, 'containers'),
     network: join(root, 'network'),
     locks: join(root, 'locks'),
+    run: runDirFor(root, process.env, euid()),
   };
 }
 

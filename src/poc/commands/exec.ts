@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { PocError } from '../../errors.js';
 import { imageRootfs } from '../images/index.js';
 import { resolveUser } from '../containers/bundle.js';
-import { consoleSocketPath } from '../containers/monitor.js';
+import { consoleSocketPath, findProgram } from '../containers/monitor.js';
 import { binaries, childEnv } from '../containers/runtime.js';
 import { containerStatus, resolveContainer, runtimeRoot } from '../containers/store.js';
 import { parseEnvSetting } from '../containers/options.js';
@@ -49,7 +49,8 @@ export function execArgs(o: ExecCommandOptions & { id: string; uidGid?: string; 
 
 export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const c = resolveContainer(o.ref, o);
-  if (containerStatus(c.id, o).status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  const status = containerStatus(c.id, o);
+  if (status.status !== 'running') throw new PocError(`container ${c.name} is not running`);
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new PocError(`exec: invalid -w ${JSON.stringify(o.workdir)}: the working directory must be absolute`);
   const env = o.env.map((e) => parseEnvSetting(e, process.env, 'exec -e')).filter((e): e is string => e !== undefined);
   let uidGid: string | undefined;
@@ -61,7 +62,10 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const b = binaries();
   const tty = o.tty && !o.detach;
   const consoleSocket = tty ? consoleSocketPath(`exec-${process.pid}`, o) : undefined;
-  const runtime = [b.pocrun, '--root', runtimeRoot(o), ...execArgs({ ...o, env, tty, id: c.id, ...(uidGid ? { uidGid } : {}), ...(consoleSocket ? { consoleSocket } : {}) })];
+  // Rootless, the container lives in its monitor's user namespace, which pocrun enters first (as root there, as
+  // `podman exec` runs its runtime in its own): from outside it could not join the container's other namespaces.
+  const userns = c.options.rootless && status.pid ? [findProgram('nsenter', 'util-linux'), '--user', '--target', String(status.pid), '--'] : [];
+  const runtime = [...userns, b.pocrun, '--root', runtimeRoot(o), ...execArgs({ ...o, env, tty, id: c.id, ...(uidGid ? { uidGid } : {}), ...(consoleSocket ? { consoleSocket } : {}) })];
   const [file, args] = tty
     ? [b.monitor, ['--relay', '--console-socket', consoleSocket!, ...(o.interactive ? ['--stdin'] : []), '--', ...runtime]]
     : [runtime[0]!, runtime.slice(1)];

@@ -10,6 +10,7 @@ import { destroyNetwork, readNetworkState, run } from '../network/index.js';
 import { containerStatus, listContainers } from '../containers/store.js';
 import { removeContainer } from '../containers/stop.js';
 import { shortId, type RootOptions } from '../store.js';
+import { isRootless } from '../rootless.js';
 import { imagesInUse } from './images.js';
 
 /** The empty /poc cgroup in each hierarchy (rmdir refuses a cgroup that still has children). */
@@ -38,7 +39,8 @@ export async function pruneCommand(o: RootOptions): Promise<number> {
     stdout(`Deleted container: ${shortId(c.id)} (${c.name})\n`);
   }
   for (const id of await pruneImages({ ...o, inUse: imagesInUse(o) })) stdout(`Deleted image: ${shortId(id)}\n`);
-  if (listContainers(o).length === 0) {
+  // Rootless poc has no bridge, nftables table or cgroup parent: those are root's.
+  if (listContainers(o).length === 0 && !isRootless(process.env, process.geteuid?.() ?? 0)) {
     // The bridge and the nftables table are the host's, shared by every POC_ROOT: kept while anything is
     // still plugged into the bridge (a container of another root).
     const bridge = readNetworkState(o).bridge;

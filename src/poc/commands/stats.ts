@@ -6,6 +6,8 @@ import { isatty } from 'node:tty';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { stdout } from '../../cli/output.js';
+import { PocError } from '../../errors.js';
+import { isRootless } from '../rootless.js';
 import { detectCgroups, type CgroupDriver } from '../../cgroups/index.js';
 import { containerCgroupPath } from '../containers/cgroup.js';
 import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/store.js';
@@ -78,6 +80,10 @@ export function cpuPercent(a: Sample, b: Sample): number {
 }
 
 export async function statsCommand(o: StatsOptions): Promise<number> {
+  if (isRootless(process.env, process.geteuid?.() ?? 0)) {
+    // As podman's "stats is not supported in rootless mode without cgroups v2": the figures are the cgroup's.
+    throw new PocError("stats reads each container's cgroup, and a rootless container has none of its own on this host (no cgroup is delegated to the user)");
+  }
   const driver = detectCgroups();
   const pick = () => {
     const all = o.refs.length > 0 ? o.refs.map((r) => resolveContainer(r, o)) : listContainers(o);

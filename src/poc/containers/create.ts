@@ -23,6 +23,7 @@ import { pocRoot } from '../store.js';
 import { imageVolumes, volumeType } from '../volumes/spec.js';
 import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/store.js';
 import { effectiveHealthcheck } from './health.js';
+import { isRootless } from '../rootless.js';
 
 function readOr(path: string, fallback: string): string {
   try {
@@ -53,6 +54,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     hostEnv: process.env,
     cpuCount: cpus().length,
     systemdRunning: systemdRunning(),
+    rootless: isRootless(process.env, process.geteuid?.() ?? 0),
   });
   for (const v of options.volumes) {
     if (volumeType(v) !== 'bind') continue;

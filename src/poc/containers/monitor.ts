@@ -5,7 +5,7 @@
  * the container has exited and leaves the cleanup to poc, which is waiting anyway (`finish`). Either way it runs
  * in its own session, so that only the signals poc forwards reach it.
  */
-import { closeSync, mkdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { spawnProgram, socketLines } from '../spawn.js';
@@ -35,7 +35,7 @@ export interface StartedMonitor {
 
 /** sun_path holds 108 bytes: a long POC_ROOT gets its console sockets in /tmp. */
 export function consoleSocketPath(stem: string, opts: RootOptions = {}): string {
-  const dir = join(pocPaths(opts).root, 'sock');
+  const dir = join(pocPaths(opts).run, 'sock');
   const path = join(dir, `${stem}.sock`);
   if (path.length < 100) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -44,10 +44,22 @@ export function consoleSocketPath(stem: string, opts: RootOptions = {}): string 
   return join('/tmp', `poc-${stem}.sock`);
 }
 
+/** A program in PATH, or an error naming the package that has it. */
+export function findProgram(name: string, pkg: string): string {
+  for (const dir of (process.env.PATH || '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new PocError(`${name} is not installed (Debian package ${pkg}), which a rootless container needs${name === 'slirp4netns' ? ' for its network (or use --network none)' : ''}`);
+}
+
 /** The monitor's argv (pure, but for the paths it is given). */
 export function monitorArgs(
   c: ContainerRecord,
-  o: { pocrun: string; poc: string; runtimeRoot: string; overlay: string; consoleSocket?: string; foreground: boolean },
+  o: {
+    pocrun: string; poc: string; runtimeRoot: string; overlay: string; consoleSocket?: string; foreground: boolean;
+    /** Rootless with slirp4netns: its program and API socket. */
+    slirp?: { path: string; apiSocket: string };
+  },
   opts: RootOptions,
 ): string[] {
   const p = containerPaths(c.id, opts);
@@ -59,24 +71,40 @@ export function monitorArgs(
   if (c.options.interactive && o.foreground) args.push('--stdin');
   if (o.foreground) args.push('--foreground');
   if (c.options.cgroup?.manager === 'systemd') args.push('--systemd-cgroup');
+  if (o.slirp) {
+    args.push('--slirp4netns', o.slirp.path, '--api-socket', o.slirp.apiSocket);
+    if (c.options.rootless?.allowHostLoopback) args.push('--allow-host-loopback');
+    for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
+  }
   args.push('--', o.poc, 'cleanup', c.id);
   return args;
 }
 
 export async function startMonitor(c: ContainerRecord, opts: MonitorOptions): Promise<StartedMonitor> {
   const b = binaries();
+  const rootless = c.options.rootless !== undefined;
   const args = monitorArgs(
     c,
     {
       pocrun: b.pocrun, poc: b.poc, runtimeRoot: runtimeRoot(opts), overlay: opts.overlay, foreground: opts.foreground,
       ...(c.options.tty ? { consoleSocket: consoleSocketPath(shortId(c.id), opts) } : {}),
+      ...(rootless && c.options.network === 'slirp4netns' ? { slirp: { path: findProgram('slirp4netns', 'slirp4netns'), apiSocket: consoleSocketPath(`${shortId(c.id)}-slirp`, opts) } } : {}),
     },
     opts,
   );
-  const monitor = spawnProgram([b.monitor, ...args], {
+  let argv = [b.monitor, ...args];
+  let env = childEnv(opts);
+  if (rootless) {
+    // The monitor is root of poc's user namespace, in a mount namespace of its own: it mounts the overlay there,
+    // and pocrun, run by it, is rootless (root in a user namespace), as under rootless podman's conmon.
+    const { inUserns, usernsEnv } = await import('../userns.js');
+    argv = inUserns(argv, { mount: true });
+    env = usernsEnv(env, pocPaths(opts).run);
+  }
+  const monitor = spawnProgram(argv, {
     stdio: opts.foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'],
     detached: true,
-    env: childEnv(opts),
+    env,
   });
   const syncFd = monitor.stdio[3] as number;
   const lines = socketLines(syncFd);

@@ -7,6 +7,7 @@ import { CAPABILITIES, capabilityNumber } from '../../plan/capabilities.js';
 import { checkName } from '../store.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
+import { parseRootlessFlags, type RootlessOptions } from '../rootless.js';
 import { parseProfile } from './seccomp-profile.js';
 import { expandSlice } from '../../cgroups/systemd-unit.js';
 import { checkDuplicateTargets, parseMountFlag, parseVolumeFlag, type Volume } from '../volumes/spec.js';
@@ -133,6 +134,8 @@ export interface ContainerOptions {
    * before it: cgroupfs under /poc.
    */
   cgroup?: CgroupOptions;
+  /** A rootless container (src/poc/rootless.ts): no cgroup, slirp4netns or none, poc's user namespace. */
+  rootless?: RootlessOptions;
 }
 
 export interface CgroupOptions {
@@ -149,6 +152,8 @@ export interface ResolveContext {
   cpuCount: number;
   /** Whether systemd is the init (then its cgroup manager is the default, as podman's). */
   systemdRunning: boolean;
+  /** poc runs as an ordinary user (src/poc/rootless.ts). */
+  rootless?: boolean;
 }
 
 /** --cgroup-manager and --cgroup-parent, checked; systemd is the default where it runs, as with podman. */
@@ -288,10 +293,11 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   if (f.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(f.hostname)) {
     throw new PocError(`invalid --hostname ${JSON.stringify(f.hostname)}: letters, digits, "." and "-", at most 63`);
   }
-  const network = (f.network ?? 'bridge') as NetworkMode;
-  if (!NETWORK_MODES.includes(network)) throw new PocError(`invalid --network ${JSON.stringify(f.network)}: use bridge, none or host`);
+  const rootless = ctx.rootless ? parseRootlessFlags(f) : undefined;
+  const network = rootless?.network ?? ((f.network ?? 'bridge') as NetworkMode);
+  if (!rootless && !NETWORK_MODES.includes(network)) throw new PocError(`invalid --network ${JSON.stringify(f.network)}: use bridge, none or host`);
   const publish = f.publish.map(parsePublish);
-  if (publish.length > 0 && network !== 'bridge') throw new PocError(`-p needs --network bridge (the network is ${network})`);
+  if (publish.length > 0 && network !== 'bridge' && network !== 'slirp4netns') throw new PocError(`-p needs --network bridge (the network is ${network})`);
   const fromFiles = f.envFiles.flatMap((path) => {
     let text: string;
     try {
@@ -307,7 +313,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     throw new PocError(`invalid -u ${JSON.stringify(f.user)}: use UID[:GID] or NAME[:GROUP]`);
   }
   const security = parseSecurityOpts(f.securityOpts, ctx);
-  const cgroup = parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
+  const cgroup = rootless ? undefined : parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
   const volumes = [...f.volumes.map(parseVolumeFlag), ...(f.mounts ?? []).map(parseMountFlag)];
   checkDuplicateTargets(volumes);
   const restart = f.restart !== undefined ? parseRestart(f.restart) : undefined;
@@ -338,8 +344,9 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     tty: f.tty,
     interactive: f.interactive,
     autoRemove: f.rm,
-    cgroup,
+    ...(cgroup ? { cgroup } : {}),
     ...dockerOptions(f, network),
+    ...(rootless ? { rootless: rootless.rootless } : {}),
   };
 }
 

@@ -27,19 +27,20 @@ export function isMounted(path: string): boolean {
 }
 
 /** The mount options (pure); overlayfs splits lowerdir on ":" and options on ",". */
-export function overlayOptions(lower: string, upper: string, work: string): string {
+export function overlayOptions(lower: string, upper: string, work: string, rootless = false): string {
   for (const p of [lower, upper, work]) {
     if (/[,:\\]/.test(p)) throw new PocError(`overlay path ${p} contains one of , : \\ which overlayfs cannot take`);
   }
-  return `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
+  // In a user namespace overlayfs cannot write trusted.* attributes: userxattr keeps its own in user.overlay.*.
+  return `lowerdir=${lower},upperdir=${upper},workdir=${work}${rootless ? ',userxattr' : ''}`;
 }
 
 /**
  * Readies the directories of the monitor's mount and returns its options. A mount an interrupted start left
  * behind goes first: the monitor mounts afresh, never on top of it.
  */
-export async function prepareRootfs(o: { lower: string; upper: string; work: string; target: string }): Promise<string> {
-  const options = overlayOptions(o.lower, o.upper, o.work);
+export async function prepareRootfs(o: { lower: string; upper: string; work: string; target: string; rootless?: boolean }): Promise<string> {
+  const options = overlayOptions(o.lower, o.upper, o.work, o.rootless);
   await unmountRootfs(o.target);
   for (const d of [o.upper, o.work, o.target]) mkdirSync(d, { recursive: true });
   return options;

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { runProgram, type ProgramResult } from '../spawn.js';
-import { pocRoot, type RootOptions } from '../store.js';
+import { pocPaths, pocRoot, type RootOptions } from '../store.js';
+import { RUN_DIR_ENV } from '../rootless.js';
 import { runtimeRoot } from './store.js';
 
 function beside(name: string, override: string | undefined): string {
@@ -36,6 +37,10 @@ export function binaries(): Binaries {
 export function childEnv(opts: RootOptions = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: pocRoot(opts) };
   delete env.POC_PROGRAM;
+  // Rootless, the runtime directory goes down by name: in the user namespace the uid is 0, and XDG_RUNTIME_DIR
+  // may be unset (the fallback in /tmp is named after the uid).
+  const paths = pocPaths(opts);
+  if (paths.run !== paths.root) env[RUN_DIR_ENV] = paths.run;
   return env;
 }
 

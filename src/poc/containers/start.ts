@@ -34,6 +34,8 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 /** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
   if (existsSync(join(runtimeRoot(opts), c.id))) await pocrun(['delete', '--force', c.id], opts);
+  // Rootless: no cgroup, and the overlay lives in the monitor's own mount namespace, gone with it.
+  if (c.options.rootless) return;
   removeContainerCgroup(c.id, c.options.cgroup);
   if (c.options.network === 'bridge') {
     // The poststop hook has usually done it already; when removing, a failure must be heard (the address and
@@ -71,7 +73,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
       }
       let started: StartedMonitor;
       try {
-        const overlay = await prepareRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs });
+        const overlay = await prepareRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs, rootless: c.options.rootless !== undefined });
         started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false, overlay });
       } catch (err) {
         await releaseRun(c, opts);

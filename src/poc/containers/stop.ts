@@ -6,7 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { PocError } from '../../errors.js';
 import { parseSignal } from '../../runtime/signals.js';
-import { readJson, shortId, withLock, type RootOptions } from '../store.js';
+import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../store.js';
 import { consoleSocketPath } from './monitor.js';
 import { anonymousVolumesOf, releaseVolumes } from '../volumes/store.js';
 import { isMounted } from './rootfs.js';
@@ -130,5 +130,11 @@ async function removeFiles(c: ContainerRecord, opts: RootOptions): Promise<void>
   await releaseRun(c, opts, true);
   if (isMounted(paths.rootfs)) throw new PocError(`cannot remove container ${c.name}: its rootfs ${paths.rootfs} is still mounted`);
   rmSync(consoleSocketPath(shortId(c.id), opts), { force: true });
-  rmSync(paths.dir, { recursive: true, force: true });
+  if (c.options.rootless) {
+    // Its diff/ may hold files of the user's other ids, which only the user namespace's root can remove.
+    const { removeTree } = await import('../userns.js');
+    await removeTree(paths.dir, pocPaths(opts).run);
+  } else {
+    rmSync(paths.dir, { recursive: true, force: true });
+  }
 }

@@ -11,7 +11,7 @@
  *     exit.json        the last exit: code and time (written by the monitor)
  *     container.log    the output, one CRI line each (written by the monitor)
  *     init.pid         pocrun's --pid-file
- *   $POC_ROOT/runtime/  pocrun's --root
+ *   <run>/runtime/      pocrun's --root (<run>: POC_ROOT, or $XDG_RUNTIME_DIR/poc rootless; store.ts)
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,7 +69,7 @@ export function containersDir(opts: RootOptions = {}): string {
 }
 
 export function runtimeRoot(opts: RootOptions = {}): string {
-  return join(pocPaths(opts).root, 'runtime');
+  return join(pocPaths(opts).run, 'runtime');
 }
 
 export function containerPaths(id: string, opts: RootOptions = {}): ContainerPaths {

@@ -32,6 +32,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
+import { USERNS_ENV } from '../rootless.js';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { readTar } from './tar.js';
 import { setXattrs } from './xattr.js';
@@ -64,6 +65,11 @@ export interface LayerStats {
 export interface ApplyLayerOptions {
   /** Set owners from the archive (lchown); default: when running as root. */
   chown?: boolean;
+  /**
+   * Make device nodes; default: as root, but not in a user namespace, where the kernel refuses mknod of a device
+   * (they are skipped and counted, as containers/storage skips them rootless).
+   */
+  devices?: boolean;
 }
 
 function lstatOrNull(path: string): Stats | null {
@@ -88,6 +94,7 @@ export async function applyLayer(
   opts: ApplyLayerOptions = {},
 ): Promise<LayerStats> {
   const chown = opts.chown ?? process.getuid?.() === 0;
+  const devices = opts.devices ?? (chown && process.env[USERNS_ENV] !== '1');
   const stats: LayerStats = { entries: 0, bytes: 0, skippedDevices: 0, skippedXattrs: [] };
   /** Paths this layer created (and their parents): an opaque marker must not delete them. */
   const touched = new Set<string>();
@@ -189,7 +196,7 @@ export async function applyLayer(
         case 'block':
         case 'fifo': {
           removeAt(path, existing);
-          if (entry.type !== 'fifo' && !chown) {
+          if (entry.type !== 'fifo' && !devices) {
             stats.skippedDevices++;
             continue;
           }
@@ -199,7 +206,17 @@ export async function applyLayer(
           break;
         }
       }
-      if (chown) lchownSync(path, entry.uid, entry.gid);
+      if (chown) {
+        try {
+          lchownSync(path, entry.uid, entry.gid);
+        } catch (err) {
+          // In poc's user namespace (rootless) an id beyond the user's subordinate range cannot be given.
+          if (errnoCode(err) === 'EINVAL' && process.env[USERNS_ENV] === '1') {
+            throw new PocError(`owner ${entry.uid}:${entry.gid} is not mapped in this user's namespace (rootless: the ids of /etc/subuid and /etc/subgid; see "man subuid")`);
+          }
+          throw err;
+        }
+      }
       // After chown, which clears set-uid bits. Symlinks have no mode of their own on Linux.
       if (entry.type !== 'symlink') chmodSync(path, entry.mode);
       // After chown too, which clears security.capability.

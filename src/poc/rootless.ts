@@ -1,0 +1,137 @@
+/**
+ * poc for an ordinary user, as rootless podman: which mode poc is in, where its files go, and the user namespace
+ * its store and containers live in. Pure rules here (table-tested); the system steps are in userns.ts.
+ *
+ * - The store (images, containers) is `$XDG_DATA_HOME/poc` (default ~/.local/share/poc), the runtime directory
+ *   (pocrun's --root, console and slirp4netns sockets) `$XDG_RUNTIME_DIR/poc`, as podman's graphroot and runroot.
+ * - Files of an image are owned as inside the user namespace that podman makes: root is the user, ids 1, 2, ...
+ *   are the user's subordinate ids (/etc/subuid, /etc/subgid; src/subids.ts). Commands that write such files
+ *   run again inside that namespace (as its root), and every container's monitor runs in one of its own, where it
+ *   mounts the overlayfs and runs pocrun (which, root in a user namespace, runs rootless).
+ */
+import { PocError } from '../errors.js';
+import { rootlessMappings, type IdMapping, type SubidRange } from '../subids.js';
+
+/** Set (to "1") in the environment of a poc running in its own user namespace: the command re-run, the monitor. */
+export const USERNS_ENV = 'POC_USERNS';
+/** The runtime directory, passed down to programs in the user namespace (where the uid is 0). */
+export const RUN_DIR_ENV = 'POC_RUN_DIR';
+
+export type Env = Record<string, string | undefined>;
+
+/** Rootless: not root, or root only inside poc's user namespace. */
+export function isRootless(env: Env, euid: number): boolean {
+  return euid !== 0 || env[USERNS_ENV] === '1';
+}
+
+export const ROOT_STORE = '/var/lib/poc';
+
+/** The default store: /var/lib/poc for root; `$XDG_DATA_HOME/poc`, else `$HOME/.local/share/poc`, for a user. */
+export function defaultStoreRoot(env: Env, euid: number): string {
+  if (!isRootless(env, euid)) return ROOT_STORE;
+  const data = env.XDG_DATA_HOME?.startsWith('/') ? env.XDG_DATA_HOME : env.HOME?.startsWith('/') ? `${env.HOME.replace(/\/+$/, '')}/.local/share` : undefined;
+  if (!data) throw new PocError('rootless poc needs $HOME or $XDG_DATA_HOME (an absolute path) for its store, or --root DIR');
+  return `${data.replace(/\/+$/, '')}/poc`;
+}
+
+/**
+ * The runtime directory: for root the store itself (pocrun's state in `<root>/runtime`, as before); for a user
+ * `$XDG_RUNTIME_DIR/poc`, else, as podman falls back, `/tmp/poc-run-<uid>` (made private to the user).
+ */
+export function runDirFor(root: string, env: Env, euid: number): string {
+  if (!isRootless(env, euid)) return root;
+  if (env[RUN_DIR_ENV]?.startsWith('/')) return env[RUN_DIR_ENV]!;
+  if (env.XDG_RUNTIME_DIR?.startsWith('/')) return `${env.XDG_RUNTIME_DIR.replace(/\/+$/, '')}/poc`;
+  return `/tmp/poc-run-${euid}`;
+}
+
+/** Who the user namespace is for: the user's ids and subordinate ranges. */
+export interface UsernsIdentity {
+  name: string;
+  uid: number;
+  gid: number;
+  subuids: SubidRange[];
+  subgids: SubidRange[];
+}
+
+/** The uid and gid maps of poc's user namespace (podman's: root is the user, then the first subordinate range). */
+export function usernsMappings(who: UsernsIdentity): { uid: IdMapping[]; gid: IdMapping[] } {
+  // unshare(1) maps one range besides root, the first, as `unshare --map-auto` does.
+  return { uid: rootlessMappings(who.uid, who.subuids.slice(0, 1)), gid: rootlessMappings(who.gid, who.subgids.slice(0, 1)) };
+}
+
+/**
+ * The argv prefix that runs a program as root of a new user namespace with those maps (util-linux unshare, which
+ * runs newuidmap and newgidmap for the subordinate range), with `mount`, in a mount namespace of its own too.
+ * Without subordinate ranges only root is mapped (the single-id mapping; setgroups is then denied, as the kernel
+ * requires).
+ */
+export function usernsArgv(who: UsernsIdentity, o: { mount: boolean }): string[] {
+  const maps = usernsMappings(who);
+  const argv = ['unshare', '--user', '--map-root-user'];
+  const u = maps.uid[1];
+  const g = maps.gid[1];
+  if (u) argv.push(`--map-users=${u.hostID},${u.containerID},${u.size}`);
+  if (g) argv.push(`--map-groups=${g.hostID},${g.containerID},${g.size}`);
+  if (o.mount) argv.push('--mount', '--propagation', 'private');
+  argv.push('--');
+  return argv;
+}
+
+/** What an id that does not fit the user namespace means for the user (an import, a chown). */
+export function unmappedIdMessage(who: UsernsIdentity, kind: 'uid' | 'gid', id: number): string {
+  const ranges = kind === 'uid' ? who.subuids : who.subgids;
+  const file = kind === 'uid' ? '/etc/subuid' : '/etc/subgid';
+  if (ranges.length === 0) {
+    return `${kind} ${id} cannot be mapped: user ${who.name} has no range in ${file}, so only root exists in its containers (add one, e.g. "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who.name}")`;
+  }
+  return `${kind} ${id} is beyond the ${ranges[0]!.count} ids of ${who.name}'s first range in ${file}`;
+}
+
+/** The network modes a rootless container may have; the others need root. */
+export const ROOTLESS_NETWORKS = ['slirp4netns', 'none'] as const;
+
+/** What a rootless container has instead of the bridge and a cgroup (stored in its options). */
+export interface RootlessOptions {
+  /** slirp4netns's allow_host_loopback: 10.0.2.2 in the container reaches the host's 127.0.0.1 (off by default, as podman). */
+  allowHostLoopback: boolean;
+}
+
+export interface RootlessNetwork {
+  network: 'slirp4netns' | 'none';
+  rootless: RootlessOptions;
+}
+
+/**
+ * The flags of a rootless `poc run`/`create` that differ from root's: the network is slirp4netns (the default, with
+ * podman's `slirp4netns:allow_host_loopback=true`) or none; what needs root, or a cgroup of the container's own
+ * (which this user is not delegated), is refused, naming the flag.
+ */
+export function parseRootlessFlags(f: { network?: string; memory?: string; cpus?: string; pidsLimit?: string; cgroupManager?: string; cgroupParent?: string }): RootlessNetwork {
+  const given = f.network ?? 'slirp4netns';
+  const [mode, optText] = given.split(/:(.*)/s) as [string, string?];
+  if (mode !== 'slirp4netns' && mode !== 'none') {
+    const why =
+      mode === 'bridge'
+        ? "the bridge pocbr0 and its nftables rules are the host's"
+        : mode === 'host'
+          ? "sharing the host's network namespace is not supported rootless yet"
+          : 'networks of their own are the bridge\'s, which is the host\'s';
+    throw new PocError(`--network ${given} needs root (${why}); a rootless container has slirp4netns (the default) or none`);
+  }
+  const rootless: RootlessOptions = { allowHostLoopback: false };
+  if (optText !== undefined) {
+    if (mode !== 'slirp4netns') throw new PocError(`invalid --network ${JSON.stringify(given)}: none takes no options`);
+    for (const opt of optText.split(',')) {
+      const m = /^allow_host_loopback=(true|false)$/.exec(opt);
+      if (!m) throw new PocError(`unsupported --network slirp4netns option ${JSON.stringify(opt)}: poc takes allow_host_loopback=true|false`);
+      rootless.allowHostLoopback = m[1] === 'true';
+    }
+  }
+  for (const [flag, value] of [['-m', f.memory], ['--cpus', f.cpus], ['--pids-limit', f.pidsLimit], ['--cgroup-manager', f.cgroupManager], ['--cgroup-parent', f.cgroupParent]] as const) {
+    if (value !== undefined) {
+      throw new PocError(`${flag} needs a cgroup of the container's own, which a rootless container does not get on this host (no cgroup is delegated to the user): run it as root`);
+    }
+  }
+  return { network: mode, rootless };
+}
