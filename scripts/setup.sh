@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential pkg-config libseccomp-dev libsystemd-dev busybox-static iproute2 nftables iptables runc crun \
   sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
   containernetworking-plugins catatonit librsvg2-bin libyajl-dev python3 qemu-system-x86 qemu-utils mmdebstrap e2fsprogs coreutils \
-  strace docker-registry apache2-utils openssl zstd uidmap buildah"
+  strace docker-registry apache2-utils openssl zstd uidmap buildah slirp4netns"
 
 missing=""
 for p in $PACKAGES; do
@@ -20,6 +20,13 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Rootless containers' networks (slirp4netns) open /dev/net/tun as their user: udev's default rule makes it 0666,
+# which a machine without udev (a container, some VMs) lacks.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ] && [ -n "$SUDO$(id -u | grep -x 0)" ]; then
+  echo "setup: /dev/net/tun mode 0666, as udev's default rule makes it"
+  $SUDO chmod 0666 /dev/net/tun
 fi
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -390,8 +390,9 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 		char msg[1024] = {0};
 		size_t len = 0;
 		fcntl(errp[0], F_SETFL, O_NONBLOCK);
-		if (r == 0)
-			kill(pid, SIGKILL);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			; /* reaped here: a monitor that fails exits at once, and its zombie must not outlive it */
 		drain_into(errp[0], msg, sizeof msg, &len);
 		close(errp[0]);
 		close(exitp[1]);

@@ -1,0 +1,68 @@
+import t from 'tap';
+import { defaultStoreRoot, isRootless, parseRootlessFlags, runDirFor, unmappedIdMessage, usernsArgv, usernsMappings } from '../../src/poc/rootless.js';
+import { overlayOptions } from '../../src/poc/containers/rootfs.js';
+import { resolvConf } from '../../src/poc/network/etc-files.js';
+
+t.test('rootless: not root, or root of poc user namespace', async (t) => {
+  t.equal(isRootless({}, 0), false);
+  t.equal(isRootless({}, 1000), true);
+  t.equal(isRootless({ POC_USERNS: '1' }, 0), true);
+});
+
+t.test('where the store and the runtime directory go', async (t) => {
+  const table: Array<[string, Record<string, string>, number, string, string]> = [
+    ['root', { HOME: '/root', XDG_RUNTIME_DIR: '/run/user/0' }, 0, '/var/lib/poc', '/var/lib/poc'],
+    ['user, XDG set', { HOME: '/home/a', XDG_DATA_HOME: '/data/a/', XDG_RUNTIME_DIR: '/run/user/1000' }, 1000, '/data/a/poc', '/run/user/1000/poc'],
+    ['user, defaults', { HOME: '/home/a/' }, 1000, '/home/a/.local/share/poc', '/tmp/poc-run-1000'],
+    ['relative XDG ignored', { HOME: '/home/a', XDG_DATA_HOME: 'rel', XDG_RUNTIME_DIR: 'rel' }, 1000, '/home/a/.local/share/poc', '/tmp/poc-run-1000'],
+    ['in the user namespace: passed down', { HOME: '/home/a', POC_USERNS: '1', POC_RUN_DIR: '/run/user/1000/poc' }, 0, '/home/a/.local/share/poc', '/run/user/1000/poc'],
+  ];
+  for (const [what, env, euid, store, run] of table) {
+    const root = defaultStoreRoot(env, euid);
+    t.equal(root, store, `${what}: store`);
+    t.equal(runDirFor(root, env, euid), run, `${what}: runtime directory`);
+  }
+  t.throws(() => defaultStoreRoot({}, 1000), /needs \$HOME or \$XDG_DATA_HOME/);
+});
+
+const who = { name: 'alice', uid: 1000, gid: 1000, subuids: [{ start: 100000, count: 65536 }, { start: 300000, count: 10 }], subgids: [{ start: 200000, count: 65536 }] };
+
+t.test('the user namespace: root is the user, then the first subordinate range (unshare and newuidmap)', async (t) => {
+  t.same(usernsMappings(who).uid, [{ containerID: 0, hostID: 1000, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }]);
+  t.same(usernsArgv(who, { mount: false }), ['unshare', '--user', '--map-root-user', '--map-users=100000,1,65536', '--map-groups=200000,1,65536', '--']);
+  t.same(usernsArgv(who, { mount: true }).slice(-4), ['--mount', '--propagation', 'private', '--']);
+  const lone = { ...who, subuids: [], subgids: [] };
+  t.same(usernsArgv(lone, { mount: false }), ['unshare', '--user', '--map-root-user', '--'], 'no ranges: the single-id mapping');
+  t.match(unmappedIdMessage(lone, 'uid', 1000), /has no range in \/etc\/subuid.*usermod --add-subuids/);
+  t.match(unmappedIdMessage(who, 'uid', 70000), /beyond the 65536 ids/);
+});
+
+t.test('rootless run flags: slirp4netns or none; what needs root is refused naming the flag', async (t) => {
+  t.same(parseRootlessFlags({}), { network: 'slirp4netns', rootless: { allowHostLoopback: false } });
+  t.same(parseRootlessFlags({ network: 'none' }), { network: 'none', rootless: { allowHostLoopback: false } });
+  t.same(parseRootlessFlags({ network: 'slirp4netns:allow_host_loopback=true' }), { network: 'slirp4netns', rootless: { allowHostLoopback: true } });
+  const bad: Array<[Parameters<typeof parseRootlessFlags>[0], RegExp]> = [
+    [{ network: 'bridge' }, /^--network bridge needs root \(the bridge pocbr0/],
+    [{ network: 'host' }, /^--network host needs root/],
+    [{ network: 'mynet' }, /^--network mynet needs root/],
+    [{ network: 'none:x=1' }, /none takes no options/],
+    [{ network: 'slirp4netns:mtu=1500' }, /unsupported --network slirp4netns option "mtu=1500"/],
+    [{ memory: '64m' }, /^-m needs a cgroup/],
+    [{ cpus: '1' }, /^--cpus needs a cgroup/],
+    [{ pidsLimit: '10' }, /^--pids-limit needs a cgroup/],
+    [{ cgroupParent: '/x' }, /^--cgroup-parent needs a cgroup/],
+  ];
+  for (const [flags, want] of bad) t.throws(() => parseRootlessFlags(flags), want, JSON.stringify(flags));
+});
+
+t.test('overlay in a user namespace keeps its attributes in user.overlay.* (userxattr)', async (t) => {
+  t.equal(overlayOptions('/l', '/u', '/w', true), 'lowerdir=/l,upperdir=/u,workdir=/w,userxattr');
+  t.equal(overlayOptions('/l', '/u', '/w'), 'lowerdir=/l,upperdir=/u,workdir=/w');
+});
+
+t.test("slirp4netns's resolv.conf: its DNS forwarder, the host's search and options kept", async (t) => {
+  const out = resolvConf('nameserver 127.0.0.53\nsearch example.org\noptions edns0\n', 'slirp4netns');
+  t.match(out, /^nameserver 10\.0\.2\.3$/m);
+  t.match(out, /^search example\.org$/m);
+  t.notMatch(out, /127\.0\.0\.53/);
+});
