@@ -4,6 +4,7 @@
  * dies in the middle of a blob, as a registry that is killed mid-pull.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate, createSign } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
@@ -44,6 +45,8 @@ export function makeCertificates(dir: string): void {
 export interface RegistryOptions {
   /** htpasswd file (bcrypt) for basic auth. */
   htpasswd?: string;
+  /** Bearer tokens from this token server (see startTokenServer). */
+  token?: TokenServer;
   /** Directory with server.crt and server.key for TLS. */
   tls?: string;
 }
@@ -68,6 +71,9 @@ export async function startRegistry(dir: string, o: RegistryOptions = {}): Promi
   ];
   if (o.tls) lines.push('  tls:', `    certificate: ${join(o.tls, 'server.crt')}`, `    key: ${join(o.tls, 'server.key')}`);
   if (o.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: poc-test', `    path: ${o.htpasswd}`);
+  if (o.token) {
+    lines.push('auth:', '  token:', `    realm: ${o.token.realm}`, `    service: ${TOKEN_SERVICE}`, `    issuer: ${TOKEN_ISSUER}`, `    rootcertbundle: ${o.token.cert}`);
+  }
   writeFileSync(join(dir, 'config.yml'), `${lines.join('\n')}\n`);
   const logFile = join(dir, 'registry.log');
   writeFileSync(logFile, '');
@@ -146,6 +152,69 @@ export async function startDyingProxy(upstream: string, bytes = 100_000): Promis
   return {
     host: `127.0.0.1:${port}`,
     died: () => dead,
+    stop: () => {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}
+
+const TOKEN_SERVICE = 'poc-test-registry';
+const TOKEN_ISSUER = 'poc-test-token-server';
+
+export interface TokenServer {
+  realm: string;
+  cert: string;
+  /** The scopes asked for, one entry per token request. */
+  requests: string[][];
+  stop: () => void;
+}
+
+const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+
+/**
+ * A token server as docker's registry expects one (distribution's token auth): GET realm?service=&scope=... with
+ * basic auth → `{"token": JWT}`, the JWT signed RS256 with a key whose certificate (in x5c) is the registry's
+ * rootcertbundle. Only `user`:`password` gets a token; it grants whatever repository actions were asked.
+ */
+export async function startTokenServer(dir: string, user: string, password: string): Promise<TokenServer> {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=poc test token signer', '-keyout', 'token.key', '-out', 'token.crt'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const key = readFileSync(join(dir, 'token.key'), 'utf8');
+  const der = new X509Certificate(readFileSync(join(dir, 'token.crt'))).raw;
+  const requests: string[][] = [];
+  const port = await freePort();
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const want = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    if (req.headers.authorization !== want) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
+      return;
+    }
+    const scopes = url.searchParams.getAll('scope');
+    requests.push(scopes);
+    const access = scopes.map((s) => {
+      const [type, ...rest] = s.split(':');
+      const actions = rest.pop()!.split(',');
+      return { type, name: rest.join(':'), actions };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const header = { alg: 'RS256', typ: 'JWT', x5c: [der.toString('base64')] };
+    const claims = { iss: TOKEN_ISSUER, sub: user, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: `${now}-${requests.length}`, access };
+    const body = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    const signature = createSign('RSA-SHA256').update(body).sign(key);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: `${body}.${b64url(signature)}`, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    cert: join(dir, 'token.crt'),
+    requests,
     stop: () => {
       server.close();
       server.closeAllConnections();

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeCertificates, startDyingProxy, startRegistry, type Registry } from '../helpers/registry.js';
+import { makeCertificates, startDyingProxy, startRegistry, startTokenServer, type Registry } from '../helpers/registry.js';
 import { top } from '../helpers/runtime.js';
 
 if (process.getuid?.() !== 0) {
@@ -46,10 +46,14 @@ writeFileSync(join(work, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', 'alice',
 
 const secure = await startRegistry(join(work, 'secure'), { htpasswd: join(work, 'htpasswd'), tls: certs });
 const plain = await startRegistry(join(work, 'plain'));
-registries.push(secure, plain);
+const tokens = await startTokenServer(join(work, 'token'), 'bob', 't0ken-pw');
+const tokenReg = await startRegistry(join(work, 'tokenreg'), { token: tokens });
+registries.push(secure, plain, tokenReg);
+t.teardown(() => tokens.stop());
 writeFileSync(
   confFile,
-  `unqualified-search-registries = ["${plain.host}"]\n\n[[registry]]\nlocation = "${plain.host}"\ninsecure = true\n`,
+  `unqualified-search-registries = ["${plain.host}"]\n\n[[registry]]\nlocation = "${plain.host}"\ninsecure = true\n\n` +
+    `[[registry]]\nlocation = "${tokenReg.host}"\ninsecure = true\n`,
 );
 
 /** Everything a user's configuration could point at is the test's own; HOME too (~/.docker/config.json). */
@@ -308,6 +312,32 @@ t.test('bad input: each a clear error, the store left as it was', async (t) => {
   t.equal(images2(), '[]', 'no image in the store');
   t.same(litter2(), [], 'no staging directory, no partial blob');
   t.same(storeLitter(), [], 'nor in the first store');
+});
+
+t.test('bearer tokens: login, push, a mount with two scopes, pull; skopeo reads it', async (t) => {
+  // The token server runs in this process: poc runs asynchronously.
+  let r = await pocAsync(['login', '-u', 'bob', '-p', 'wrong', tokenReg.host], env);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /authentication failed with the credentials .*wrong username or password\? \(UNAUTHORIZED: bad credentials\)/);
+  r = await pocAsync(['login', '-u', 'bob', '-p', 't0ken-pw', tokenReg.host], env);
+  t.equal(r.status, 0, r.stderr);
+  r = await pocAsync(['push', 'busybox', `${tokenReg.host}/tok/bb:v1`], env);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), pushedDigest, 'the same image as pushed to the basic-auth registry');
+  t.ok(tokens.requests.some((s) => s.includes('repository:tok/bb:pull,push')), 'a push token for the repository');
+  r = await pocAsync(['pull', `${tokenReg.host}/tok/bb:v1`], env);
+  t.equal(r.status, 0, r.stderr);
+  r = await pocAsync(['push', `${tokenReg.host}/tok/bb:v1`, `${tokenReg.host}/tok/copy:v1`], env);
+  t.equal(r.status, 0, r.stderr);
+  t.ok(tokens.requests.some((s) => s.includes('repository:tok/copy:pull,push') && s.includes('repository:tok/bb:pull')), 'the mount asked for pull on the source too');
+  t.ok(/"POST \/v2\/tok\/copy\/blobs\/uploads\/\?mount=sha256%3A[a-f0-9]+&from=tok%2Fbb HTTP\/1\.1" 201/.test(tokenReg.log()), 'mounted');
+  const inspect = await new Promise<string>((resolve) => {
+    const c = spawn('skopeo', ['inspect', '--tls-verify=false', '--creds', 'bob:t0ken-pw', `docker://${tokenReg.host}/tok/copy:v1`], { env });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.on('close', () => resolve(out));
+  });
+  t.equal(JSON.parse(inspect).Digest, pushedDigest, 'skopeo reads it through the same token server');
 });
 
 t.test('logout', async (t) => {
