@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { makeCertificates, startDyingProxy, startRegistry, startTokenServer, type Registry } from '../helpers/registry.js';
 import { top } from '../helpers/runtime.js';
+import { pruneImages } from '../../src/poc/images/store.js';
 
 if (process.getuid?.() !== 0) {
   t.fail('poc-registry: needs root (images keep owners; containers run)');
@@ -312,6 +313,15 @@ t.test('bad input: each a clear error, the store left as it was', async (t) => {
   t.equal(images2(), '[]', 'no image in the store');
   t.same(litter2(), [], 'no staging directory, no partial blob');
   t.same(storeLitter(), [], 'nor in the first store');
+  // The whole blobs fetched before the failures stay for a retry, until a prune: no image needs them.
+  t.ok(readdirSync(join(root2, 'blobs/sha256')).length > 0, 'verified blobs kept as a cache');
+  // (pruneImages is `poc prune`'s image part; the command itself would also take down the shared bridge.)
+  await pruneImages({ root: root2 });
+  t.same(readdirSync(join(root2, 'blobs/sha256')), [], 'a prune removes blobs no image needs');
+  // In the first store, a prune keeps every blob its images need: a pulled image still pushes from its blobs.
+  await pruneImages({ root });
+  const again = poc(['push', ...tls, `${secure.host}/team/bb:v1`, `${secure.host}/team/after-prune:v1`]);
+  t.equal(again.status, 0, again.stderr);
 });
 
 t.test('bearer tokens: login, push, a mount with two scopes, pull; skopeo reads it', async (t) => {

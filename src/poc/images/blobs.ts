@@ -8,7 +8,7 @@
  * against it: a blob file that exists is always whole and right.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../../errors.js';
 import { pidAlive, pocPaths, randomHex, type RootOptions } from '../store.js';
@@ -72,12 +72,21 @@ export function writeBlob(data: Buffer, opts: RootOptions = {}): string {
 }
 
 /**
- * Removes the blobs no image names (`keep`), and temporary files of processes that are gone. Called with the
- * images lock held, so no pull is between writing a blob and recording it... except one still downloading:
- * its temporary files are kept while its process lives, and its finished blobs are recent, so blobs younger
- * than `graceMs` are kept too.
+ * Marks the blob store as in use by this process until `release` (a pull or push between writing blobs and
+ * recording them on an image): while any such mark's process lives, pruneBlobs removes nothing.
  */
-export function pruneBlobs(keep: Set<string>, opts: RootOptions & { graceMs?: number } = {}): string[] {
+export function holdBlobs(opts: RootOptions = {}): () => void {
+  mkdirSync(blobsDir(opts), { recursive: true, mode: 0o700 });
+  const mark = blobTempFile(opts);
+  writeFileSync(mark, '', { flag: 'wx' });
+  return () => rmSync(mark, { force: true });
+}
+
+/**
+ * Removes the blobs no image names (`keep`), and temporary files of processes that are gone. Called with the
+ * images lock held; a pull or push in progress (holdBlobs) defers it to a later prune.
+ */
+export function pruneBlobs(keep: Set<string>, opts: RootOptions = {}): string[] {
   const dir = blobsDir(opts);
   let names: string[];
   try {
@@ -85,23 +94,19 @@ export function pruneBlobs(keep: Set<string>, opts: RootOptions & { graceMs?: nu
   } catch {
     return [];
   }
-  const removed: string[] = [];
-  const cutoff = Date.now() - (opts.graceMs ?? 10 * 60_000);
+  let busy = false;
   for (const n of names) {
-    const path = join(dir, n);
     const tmp = /^\.tmp-(\d+)-/.exec(n);
-    if (tmp) {
-      if (!pidAlive(Number(tmp[1]))) rmSync(path, { force: true });
-      continue;
-    }
-    if (keep.has(`sha256:${n}`)) continue;
-    try {
-      if (statSync(path).mtimeMs > cutoff) continue;
-      unlinkSync(path);
-      removed.push(`sha256:${n}`);
-    } catch {
-      // gone meanwhile
-    }
+    if (!tmp) continue;
+    if (pidAlive(Number(tmp[1]))) busy = true;
+    else rmSync(join(dir, n), { force: true });
+  }
+  if (busy) return [];
+  const removed: string[] = [];
+  for (const n of names) {
+    if (n.startsWith('.') || keep.has(`sha256:${n}`)) continue;
+    rmSync(join(dir, n), { force: true });
+    removed.push(`sha256:${n}`);
   }
   return removed;
 }

@@ -12,9 +12,9 @@
  * retry uses and `poc prune` removes when no image needs them).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { PocError, wrapError } from '../../errors.js';
-import { blobFile, blobSize, blobTempFile, blobsDir, commitBlob, sha256, writeBlob } from '../images/blobs.js';
+import { blobFile, blobSize, blobTempFile, commitBlob, holdBlobs, sha256, writeBlob } from '../images/blobs.js';
 import { openDecompressed, imageConfigFrom } from '../images/import.js';
 import { applyLayer } from '../images/layer.js';
 import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/store.js';
@@ -22,7 +22,7 @@ import type { RootOptions } from '../store.js';
 import { describeFetchError, type RegistryClient } from './client.js';
 import { candidates, loadRegistriesConf, rewrite, type RegistriesConf } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
-import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type Platform } from './manifest.js';
+import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type ImageManifest, type Platform } from './manifest.js';
 import { progressFor, quietProgress, type Progress } from './progress.js';
 import { stderr } from '../../cli/output.js';
 import { formatReference, manifestReference, parseReference, storeName, type Qualified } from './reference.js';
@@ -204,11 +204,32 @@ async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): 
     return { image: existing, reference, digest: top.digest, upToDate: true };
   }
 
-  mkdirSync(blobsDir(o), { recursive: true, mode: 0o700 });
+  const release = holdBlobs(o);
+  try {
+    const image = await unpack(client, repository, m, manifest, { name, reference, blobs, repoDigest }, o);
+    return { image, reference, digest: top.digest, upToDate: false };
+  } catch (err) {
+    throw wrapError(`pull ${reference}`, err);
+  } finally {
+    release();
+    progress.end();
+  }
+}
+
+interface Naming {
+  name: string;
+  reference: string;
+  blobs: string[];
+  repoDigest: string;
+}
+
+/** The config and layers into the blob store, the layers onto a staging rootfs, and the image committed. */
+async function unpack(client: RegistryClient, repository: string, m: ImageManifest, manifest: { body: Buffer; digest: string }, n: Naming, o: PullOptions): Promise<ImageRecord> {
+  const progress = o.progress ?? quietProgress;
   const abort = new AbortController();
   await downloadBlob(client, repository, m.config, { ...o, progress: quietProgress }, abort.signal);
   const configDoc = JSON.parse(readFileSync(blobFile(m.config.digest, o), 'utf8')) as Record<string, unknown>;
-  const ids = diffIds(configDoc, m.layers.length, reference);
+  const ids = diffIds(configDoc, m.layers.length, n.reference);
   writeBlob(manifest.body, o);
 
   for (const l of m.layers) progress.layer(l.digest, 'waiting');
@@ -232,26 +253,23 @@ async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): 
       if (diff !== ids[i]) throw new PocError(`layer ${layer.digest}: its content's digest is ${diff}, the image config says ${ids[i]}`);
       progress.layer(layer.digest, 'done');
     }
-    const image = await commitImage(staging, {
+    return await commitImage(staging, {
       ...o,
-      name,
+      name: n.name,
       replace: true,
-      source: { kind: 'registry', path: reference },
+      source: { kind: 'registry', path: n.reference },
       config: imageConfigFrom(configDoc.config),
       digest: m.config.digest,
       manifest: manifest.digest,
-      blobs,
-      repoDigests: [repoDigest],
+      blobs: n.blobs,
+      repoDigests: [n.repoDigest],
       ...(typeof configDoc.architecture === 'string' ? { architecture: configDoc.architecture } : {}),
     });
-    return { image, reference, digest: top.digest, upToDate: false };
   } catch (err) {
     abort.abort();
     await settled;
     staging.discard();
-    throw wrapError(`pull ${reference}`, err);
-  } finally {
-    progress.end();
+    throw err;
   }
 }
 

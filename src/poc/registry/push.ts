@@ -13,10 +13,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readSync, unlinkSync } from 'node:fs';
 import { createGzip } from 'node:zlib';
 import { PocError, wrapError } from '../../errors.js';
-import { blobFile, blobSize, blobTempFile, blobsDir, commitBlob, readBlob, sha256, writeBlob } from '../images/blobs.js';
+import { blobFile, blobSize, blobTempFile, commitBlob, holdBlobs, readBlob, sha256, writeBlob } from '../images/blobs.js';
 import { imageRootfs, listImages, recordBlobs, resolveImage, type ImageRecord } from '../images/store.js';
 import { pipeline } from 'node:stream/promises';
 import type { RootOptions } from '../store.js';
@@ -120,7 +120,16 @@ async function manifestOf(image: ImageRecord, o: RootOptions): Promise<{ manifes
     const parsed = parseManifest(body, null, `image ${image.name ?? image.id}`);
     if (parsed.kind === 'manifest') return { manifest: parsed.manifest, body, mediaType: parsed.manifest.mediaType };
   }
-  mkdirSync(blobsDir(o), { recursive: true, mode: 0o700 });
+  // Held until the image names its new blobs, so that a prune meanwhile does not take them.
+  const release = holdBlobs(o);
+  try {
+    return await packImage(image, o);
+  } finally {
+    release();
+  }
+}
+
+async function packImage(image: ImageRecord, o: RootOptions): Promise<{ manifest: ImageManifest; body: Buffer; mediaType: string }> {
   const { layer, diffId } = await packRootfs(imageRootfs(image, o), o);
   const configBody = Buffer.from(JSON.stringify(ociConfigFor(image, diffId)));
   const configDigest = writeBlob(configBody, o);
