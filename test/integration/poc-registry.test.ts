@@ -145,6 +145,19 @@ t.test('push to the TLS registry with auth; skopeo and podman read it', async (t
     { encoding: 'utf8', env },
   ).trim();
   t.equal(digest, pushedDigest, 'podman pulled the same manifest');
+  // A built image keeps its layers on the way up.
+  const ctx = join(work, 'ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo built > /built\nCOPY hello /hello\n');
+  writeFileSync(join(ctx, 'hello'), 'hello from the context\n');
+  const b = poc(['build', '--network', 'none', '-t', 'built', ctx]);
+  t.equal(b.status, 0, b.stderr);
+  const pb = poc(['push', ...tls, 'built', `${secure.host}/team/built:v1`]);
+  t.equal(pb.status, 0, pb.stderr);
+  const built = JSON.parse(
+    execFileSync('skopeo', ['inspect', '--cert-dir', certDir, '--creds', 'alice:s3cret', `docker://${secure.host}/team/built:v1`], { encoding: 'utf8' }),
+  );
+  t.equal(built.Layers.length, 3, 'the base layer and one per filesystem step');
   // Pushed again: the same bytes (the packed layer was kept), and every blob is already there.
   const again = poc(['push', ...tls, 'busybox', `${secure.host}/team/bb:v1`]);
   t.equal(again.stdout.trim(), pushedDigest, 'a second push is the same image');

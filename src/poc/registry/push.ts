@@ -2,22 +2,25 @@
  * `poc push IMAGE [DESTINATION]`.
  *
  * An image that came in layers (pulled) is pushed as it is: the same manifest, config and layer blobs from the
- * blob store, so its digest does not change. An image poc made as one rootfs (init, import of a tarball) is
- * first packed as one gzip layer with an OCI config and manifest, which are kept in the blob store and
- * recorded on the image, so that the next push sends the same bytes.
+ * blob store, so its digest does not change. An image poc made (built, committed, init, imported) is packed
+ * from its layers as `poc save` writes them (images/layers.ts; a flat image is one layer), each gzipped into
+ * the blob store with an OCI config and manifest, which are recorded on the image, so that the next push sends
+ * the same bytes.
  *
  * Each blob: HEAD (the registry has it: skip); else a cross-repository mount from a repository of the same
  * registry this image was pulled from (201: done; 202: the registry declined, upload to the session it opened);
  * else an upload session (POST), the blob in chunks (PATCH with Content-Range), and the PUT that closes it with
  * the digest. Up to 3 blobs at once; the manifest last.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { PocError, wrapError } from '../../errors.js';
 import { blobFile, blobSize, blobTempFile, commitBlob, holdBlobs, readBlob, sha256, writeBlob } from '../images/blobs.js';
-import { imageRootfs, listImages, recordBlobs, resolveImage, type ImageRecord } from '../images/store.js';
+import { layerDir, tarDirectory, type LayerRef } from '../images/layers.js';
+import { imageConfigOf } from '../images/save.js';
+import { listImages, recordBlobs, resolveImage, type ImageRecord } from '../images/store.js';
 import { pipeline } from 'node:stream/promises';
 import type { RootOptions } from '../store.js';
 import type { RegistryClient } from './client.js';
@@ -53,63 +56,36 @@ function localImage(text: string, o: RootOptions): ImageRecord {
   }
 }
 
-/** The OCI config of an image poc made as one rootfs. */
-export function ociConfigFor(image: ImageRecord, diffId: string): Record<string, unknown> {
-  const c = image.config;
-  const config: Record<string, unknown> = { Env: c.Env, Cmd: c.Cmd, WorkingDir: c.WorkingDir };
-  if (c.Entrypoint) config.Entrypoint = c.Entrypoint;
-  if (c.User) config.User = c.User;
-  if (c.Labels) config.Labels = c.Labels;
-  if (c.ExposedPorts) config.ExposedPorts = c.ExposedPorts;
-  if (c.StopSignal) config.StopSignal = c.StopSignal;
-  return {
-    created: image.created,
-    architecture: image.architecture,
-    os: image.os,
-    config,
-    rootfs: { type: 'layers', diff_ids: [diffId] },
-    history: [{ created: image.created, created_by: `poc ${image.source.kind}${image.source.path ? ` ${image.source.path}` : ''}` }],
-  };
-}
-
 /**
- * Packs a rootfs as one layer: GNU tar (numeric owners, extended attributes, sorted names, so a repack is the
- * same bytes) gzipped into the blob store. Returns the layer's descriptor and its diff_id.
+ * One layer of the layer store (images/layers.ts, the tar its diffID was taken of) gzipped into the blob store.
+ * The tar is checked against the diffID as it goes by.
  */
-async function packRootfs(rootfs: string, o: RootOptions): Promise<{ layer: Descriptor; diffId: string }> {
+async function gzipLayer(layer: LayerRef, o: RootOptions): Promise<Descriptor> {
   const tmp = blobTempFile(o);
-  const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sort=name', '--format=pax', '--pax-option=delete=atime,delete=ctime', '-cf', '-', '.'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    tar.on('error', reject);
-    tar.on('close', resolve);
-  });
   const diff = createHash('sha256');
   const packed = createHash('sha256');
   let size = 0;
   const gzip = createGzip();
-  tar.stdout.on('data', (d: Buffer) => diff.update(d));
   gzip.on('data', (d: Buffer) => {
     packed.update(d);
     size += d.length;
   });
+  async function* tar(): AsyncGenerator<Buffer> {
+    for await (const chunk of tarDirectory(layerDir(layer.diffID, o), { overlay: true })) {
+      diff.update(chunk);
+      yield chunk;
+    }
+  }
   try {
-    await Promise.all([pipeline(tar.stdout, gzip, createWriteStream(tmp, { flags: 'wx', mode: 0o644 })), exited]);
-    const code = await exited;
-    if (code !== 0) throw new PocError(`tar of ${rootfs} failed: ${stderr.trim() || `exit ${code}`}`);
+    await pipeline(Readable.from(tar()), gzip, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    const diffID = `sha256:${diff.digest('hex')}`;
+    if (diffID !== layer.diffID) throw new PocError(`layer ${layer.diffID} in the layer store has changed (its tar is now ${diffID})`);
     const digest = `sha256:${packed.digest('hex')}`;
     commitBlob(tmp, digest, o);
-    return { layer: { mediaType: MEDIA.ociLayerGzip, digest, size }, diffId: `sha256:${diff.digest('hex')}` };
+    return { mediaType: MEDIA.ociLayerGzip, digest, size };
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // not made
-    }
-    throw wrapError(`pack ${rootfs}`, err);
+    rmSync(tmp, { force: true });
+    throw wrapError(`pack layer ${layer.diffID}`, err);
   }
 }
 
@@ -130,18 +106,21 @@ async function manifestOf(image: ImageRecord, o: RootOptions): Promise<{ manifes
 }
 
 async function packImage(image: ImageRecord, o: RootOptions): Promise<{ manifest: ImageManifest; body: Buffer; mediaType: string }> {
-  const { layer, diffId } = await packRootfs(imageRootfs(image, o), o);
-  const configBody = Buffer.from(JSON.stringify(ociConfigFor(image, diffId)));
+  // The same config and layers `poc save` writes (an image made flat becomes one layer there, once).
+  const { json, layers } = await imageConfigOf(image, o);
+  const packed: Descriptor[] = [];
+  for (const l of layers) packed.push(await gzipLayer(l, o));
+  const configBody = Buffer.from(json);
   const configDigest = writeBlob(configBody, o);
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MEDIA.ociManifest,
     config: { mediaType: MEDIA.ociConfig, digest: configDigest, size: configBody.length },
-    layers: [layer],
+    layers: packed,
   };
   const body = Buffer.from(JSON.stringify(manifest));
   const manifestDigest = writeBlob(body, o);
-  await recordBlobs(image.id, manifestDigest, [manifestDigest, configDigest, layer.digest], o);
+  await recordBlobs(image.id, manifestDigest, [manifestDigest, configDigest, ...packed.map((l) => l.digest)], o);
   return { manifest, body, mediaType: MEDIA.ociManifest };
 }
 
