@@ -237,9 +237,9 @@ const COMMANDS: Record<string, Command> = {
       (await import('../poc/commands/image-workflow.js')).historyCommand({ ...root, ref: p.args[0]!, noTrunc: Boolean(p.flags['no-trunc']), format: format(p, 'history') }),
   },
   image: {
-    usage: 'image inspect IMAGE... | image ls | image rm IMAGE...',
-    summary: 'manage images (inspect: the config, layers and history as JSON)',
-    flags: { boolean: ['force'], alias: { f: 'force' } },
+    usage: 'image inspect IMAGE... | image prune [-a] | image ls | image rm [-f] IMAGE...',
+    summary: 'manage images (inspect: the config, layers and history as JSON; prune: unused images and layers)',
+    flags: { boolean: ['force', 'all'], alias: { f: 'force', a: 'all' } },
     args: [1, Infinity],
     run: async (p, root) => {
       const [sub, ...refs] = p.args;
@@ -248,9 +248,66 @@ const COMMANDS: Record<string, Command> = {
         if (refs.length === 0) throw new PocError('image inspect: missing argument; usage: poc image inspect IMAGE...');
         return m.imageInspectCommand({ ...root, refs });
       }
+      if (sub === 'prune') return (await import('../poc/commands/container-files.js')).imagePruneCommand({ ...root, all: Boolean(p.flags.all) });
       if (sub === 'ls' || sub === 'list') return (await import('../poc/commands/images.js')).imagesCommand({ ...root, format: 'table' });
       if (sub === 'rm') return (await import('../poc/commands/images.js')).rmiCommand({ ...root, refs, force: Boolean(p.flags.force) });
-      throw new PocError(`image: unknown subcommand ${JSON.stringify(sub)}: inspect, ls or rm`);
+      throw new PocError(`image: unknown subcommand ${JSON.stringify(sub)}: inspect, prune, ls or rm`);
+    },
+  },
+  commit: {
+    usage: 'commit [-c INSTRUCTION]... [-m MESSAGE] [-a AUTHOR] CONTAINER [NAME[:TAG]]',
+    summary: "make an image of a container's changes",
+    flags: { string: ['change', 'message', 'author'], alias: { c: 'change', m: 'message', a: 'author' }, repeat: ['change'] },
+    args: [1, 2],
+    run: async (p, root) =>
+      (await import('../poc/commands/container-files.js')).commitCommand({
+        ...root,
+        ref: p.args[0]!,
+        ...(p.args[1] ? { name: p.args[1] } : {}),
+        changes: listFlag(p.flags, 'change'),
+        ...(stringFlag(p.flags, 'message') ? { message: stringFlag(p.flags, 'message')! } : {}),
+        ...(stringFlag(p.flags, 'author') ? { author: stringFlag(p.flags, 'author')! } : {}),
+      }),
+  },
+  diff: {
+    usage: 'diff CONTAINER',
+    summary: "list a container's added (A), changed (C) and deleted (D) files",
+    flags: {},
+    args: [1, 1],
+    run: async (p, root) => (await import('../poc/commands/container-files.js')).diffCommand({ ...root, ref: p.args[0]! }),
+  },
+  export: {
+    usage: 'export [-o FILE] CONTAINER',
+    summary: "write a container's file system as a tar archive",
+    flags: { string: ['output'], alias: { o: 'output' } },
+    args: [1, 1],
+    run: async (p, root) => (await import('../poc/commands/container-files.js')).exportCommand({ ...root, ref: p.args[0]!, output: stringFlag(p.flags, 'output') }),
+  },
+  cp: {
+    usage: 'cp CONTAINER:SRC DEST | cp SRC CONTAINER:DEST',
+    summary: 'copy files out of or into a container',
+    flags: {},
+    args: [2, 2],
+    run: async (p, root) => (await import('../poc/commands/container-files.js')).cpCommand({ ...root, src: p.args[0]!, dest: p.args[1]! }),
+  },
+  builder: {
+    usage: 'builder prune',
+    summary: 'forget the build cache (and the layers only it kept)',
+    flags: { boolean: ['all', 'force'], alias: { a: 'all', f: 'force' } },
+    args: [1, 1],
+    run: async (p, root) => {
+      if (p.args[0] !== 'prune') throw new PocError(`builder: unknown subcommand ${JSON.stringify(p.args[0])}: prune`);
+      return (await import('../poc/commands/container-files.js')).builderPruneCommand(root);
+    },
+  },
+  system: {
+    usage: 'system df',
+    summary: 'show the space images, containers and the build cache take',
+    flags: {},
+    args: [1, 1],
+    run: async (p, root) => {
+      if (p.args[0] !== 'df') throw new PocError(`system: unknown subcommand ${JSON.stringify(p.args[0])}: df`);
+      return (await import('../poc/commands/container-files.js')).systemDfCommand(root);
     },
   },
   images: {

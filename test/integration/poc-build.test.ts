@@ -255,3 +255,41 @@ t.test('tag, save in both formats with several images, podman loads and runs it,
     t.equal(r.stdout, 'hi poc build\n', r.stderr);
   }
 });
+
+t.test('a container: diff, commit (with -c), cp both ways, export; image prune, system df', async (t) => {
+  ok(t, ['run', '--name', 'changer', 'busybox', 'sh', '-c', 'echo new > /newfile; rm /etc/group; mkdir -p /srv/x; echo data > /srv/x/f']);
+  t.equal(ok(t, ['diff', 'changer']), 'C /etc\nD /etc/group\nA /newfile\nA /srv\nA /srv/x\nA /srv/x/f\n');
+  const id = ok(t, ['commit', '-c', 'CMD ["cat", "/newfile"]', '-c', 'ENV COMMITTED=yes', '-m', 'a message', 'changer', 'committed:1']).trim();
+  t.match(id, /^[0-9a-f]{64}$/);
+  t.equal(ok(t, ['run', '--rm', 'committed:1']), 'new\n', 'the change and -c CMD');
+  t.equal(ok(t, ['run', '--rm', 'committed:1', 'sh', '-c', 'ls /etc/group 2>&1; cat /srv/x/f; echo $COMMITTED']), 'ls: /etc/group: No such file or directory\ndata\nyes\n');
+  const h = JSON.parse(ok(t, ['history', '--format', 'json', 'committed:1'])) as Array<{ createdBy: string; comment: string }>;
+  t.equal(h[0]!.createdBy, 'poc commit changer');
+  t.equal(h[0]!.comment, 'a message');
+
+  const out = join(work, 'cp-out');
+  mkdirSync(out);
+  ok(t, ['cp', 'changer:/srv/x', out]);
+  t.equal(readFileSync(join(out, 'x/f'), 'utf8'), 'data\n', 'out of a stopped container');
+  writeFileSync(join(work, 'hostfile'), 'from the host\n');
+  ok(t, ['cp', join(work, 'hostfile'), 'changer:/srv/']);
+  ok(t, ['start', 'changer']);
+  ok(t, ['wait', 'changer']);
+  const exported = join(work, 'changer.tar');
+  ok(t, ['export', '-o', exported, 'changer']);
+  const listing = spawnSync('tar', ['tf', exported], { encoding: 'utf8' }).stdout.split('\n');
+  t.ok(listing.includes('srv/hostfile') && listing.includes('newfile') && !listing.includes('etc/group'), 'export: the container as it is, cp into it included');
+  t.equal(spawnSync('tar', ['xOf', exported, 'srv/hostfile'], { encoding: 'utf8' }).stdout, 'from the host\n');
+  const bad = poc(['cp', join(work, 'hostfile'), 'changer:/no/such/dir/']);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /no such directory in container changer/);
+  ok(t, ['rm', 'changer']);
+
+  t.match(ok(t, ['system', 'df']), /^Images\s+\d+/m);
+  ok(t, ['rmi', 'committed:1']);
+  const layersBefore = layers().length;
+  t.match(ok(t, ['image', 'prune']), /Total reclaimed space/);
+  t.ok(layers().length < layersBefore, "the committed image's layer went with it");
+  ok(t, ['builder', 'prune']);
+  t.equal(residue().join(', '), '');
+});

@@ -152,6 +152,101 @@ export function resolveInRoot(root: string, p: string): string {
 }
 
 
+/**
+ * A config-only instruction applied to a config (pure): ENV, LABEL, USER, CMD, ENTRYPOINT, EXPOSE, VOLUME,
+ * SHELL, STOPSIGNAL, HEALTHCHECK, MAINTAINER. Used by the build and by `poc commit -c`. `cmdSet`: a CMD was
+ * given in this stage (an ENTRYPOINT resets only an inherited one). Returns the new config and the history text.
+ */
+export function applyConfigInstruction(config: ImageConfig, ins: Instruction, lookup: (name: string) => string | undefined, cmdSet: boolean): { config: ImageConfig; shown: string } {
+  const c = structuredClone(config);
+  const x = (w: string) => expandWord(w, lookup, ins.where);
+  let shown = ins.source;
+  switch (ins.keyword) {
+    case 'ENV':
+      for (const [k, v] of ins.pairs) {
+        c.Env = setEnv(c.Env, k, x(v!));
+      }
+      shown = `ENV ${ins.pairs.map(([k]) => `${k}=${envLookup(c.Env)(k)}`).join(' ')}`;
+      break;
+    case 'LABEL':
+      c.Labels = { ...(c.Labels ?? {}) };
+      for (const [k, v] of ins.pairs) c.Labels[x(k)] = x(v!);
+      break;
+    case 'MAINTAINER':
+      c.Labels = { ...(c.Labels ?? {}), maintainer: ins.text };
+      break;
+    case 'USER':
+      c.User = x(ins.words[0]!);
+      shown = `USER ${c.User}`;
+      break;
+    case 'CMD':
+      c.Cmd = commandOf(ins, c.Shell ?? DEFAULT_SHELL);
+      shown = `CMD ${JSON.stringify(c.Cmd)}`;
+      break;
+    case 'ENTRYPOINT':
+      c.Entrypoint = ins.text.trim() === '' ? null : commandOf(ins, c.Shell ?? DEFAULT_SHELL);
+      // As docker: an ENTRYPOINT resets a CMD that came from the base image.
+      if (!cmdSet) c.Cmd = null;
+      shown = `ENTRYPOINT ${JSON.stringify(c.Entrypoint)}`;
+      break;
+    case 'EXPOSE':
+      c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+      for (const w of ins.words) {
+        const p = x(w);
+        if (!/^\d{1,5}(-\d{1,5})?(\/(tcp|udp|sctp))?$/i.test(p)) throw buildError(ins.where, `EXPOSE: invalid port ${JSON.stringify(p)} (PORT[/tcp|/udp])`);
+        c.ExposedPorts[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+      }
+      break;
+    case 'VOLUME':
+      c.Volumes = { ...(c.Volumes ?? {}) };
+      for (const v of ins.json ?? ins.words) {
+        const p = x(v);
+        if (p === '') throw buildError(ins.where, 'VOLUME: an empty path');
+        c.Volumes[p] = {};
+      }
+      break;
+    case 'SHELL':
+      c.Shell = ins.json!;
+      break;
+    case 'STOPSIGNAL': {
+      const sig = x(ins.words[0]!);
+      if (!/^(SIG[A-Z0-9+-]+|[A-Z0-9+-]+|\d+)$/.test(sig)) throw buildError(ins.where, `STOPSIGNAL: invalid signal ${JSON.stringify(sig)}`);
+      c.StopSignal = sig;
+      break;
+    }
+    case 'HEALTHCHECK': {
+      if (ins.words[0]!.toUpperCase() === 'NONE') {
+        c.Healthcheck = { Test: ['NONE'] };
+        break;
+      }
+      const rest = ins.text.trim().replace(/^CMD\s+/i, '');
+      const json = rest.startsWith('[') ? (() => {
+        try {
+          const v = JSON.parse(rest) as unknown;
+          return Array.isArray(v) && v.every((e) => typeof e === 'string') ? (v as string[]) : null;
+        } catch {
+          return null;
+        }
+      })() : null;
+      const hc: NonNullable<ImageConfig['Healthcheck']> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', rest] };
+      const f = ins.flags;
+      if (f.interval) hc.Interval = parseDuration(f.interval, ins.where, 'interval');
+      if (f.timeout) hc.Timeout = parseDuration(f.timeout, ins.where, 'timeout');
+      if (f['start-period']) hc.StartPeriod = parseDuration(f['start-period'], ins.where, 'start-period');
+      if (f.retries) {
+        if (!/^\d+$/.test(f.retries)) throw buildError(ins.where, `HEALTHCHECK --retries: ${JSON.stringify(f.retries)} is not a whole number`);
+        hc.Retries = Number(f.retries);
+      }
+      c.Healthcheck = hc;
+      break;
+    }
+    default:
+      throw buildError(ins.where, `${ins.keyword} is not a config instruction`);
+  }
+  return { config: c, shown };
+}
+
+
 export async function build(o: BuildOptions): Promise<BuildResult> {
   for (const t of o.tags) checkName('image', t);
   const contextDir = resolve(o.context);
@@ -377,98 +472,19 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   const configStep = async (s: StageState, ins: Instruction) => {
-    const c = s.config;
-    const x = (w: string) => expandWord(w, lookupFor(s), ins.where);
-    let shown = ins.source;
-    switch (ins.keyword) {
-      case 'ENV':
-        for (const [k, v] of ins.pairs) {
-          c.Env = setEnv(c.Env, k, x(v!));
-        }
-        shown = `ENV ${ins.pairs.map(([k]) => `${k}=${envLookup(c.Env)(k)}`).join(' ')}`;
-        break;
-      case 'LABEL':
-        c.Labels = { ...(c.Labels ?? {}) };
-        for (const [k, v] of ins.pairs) c.Labels[x(k)] = x(v!);
-        break;
-      case 'MAINTAINER':
-        c.Labels = { ...(c.Labels ?? {}), maintainer: ins.text };
-        break;
-      case 'USER':
-        c.User = x(ins.words[0]!);
-        shown = `USER ${c.User}`;
-        break;
-      case 'CMD':
-        c.Cmd = commandOf(ins, c.Shell ?? DEFAULT_SHELL);
-        s.cmdSet = true;
-        shown = `CMD ${JSON.stringify(c.Cmd)}`;
-        break;
-      case 'ENTRYPOINT':
-        c.Entrypoint = ins.text.trim() === '' ? null : commandOf(ins, c.Shell ?? DEFAULT_SHELL);
-        // As docker: an ENTRYPOINT resets a CMD that came from the base image.
-        if (!s.cmdSet) c.Cmd = null;
-        shown = `ENTRYPOINT ${JSON.stringify(c.Entrypoint)}`;
-        break;
-      case 'EXPOSE':
-        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
-        for (const w of ins.words) {
-          const p = x(w);
-          if (!/^\d{1,5}(-\d{1,5})?(\/(tcp|udp|sctp))?$/i.test(p)) throw buildError(ins.where, `EXPOSE: invalid port ${JSON.stringify(p)} (PORT[/tcp|/udp])`);
-          c.ExposedPorts[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
-        }
-        break;
-      case 'VOLUME':
-        c.Volumes = { ...(c.Volumes ?? {}) };
-        for (const v of ins.json ?? ins.words) {
-          const p = x(v);
-          if (p === '') throw buildError(ins.where, 'VOLUME: an empty path');
-          c.Volumes[p] = {};
-        }
-        break;
-      case 'SHELL':
-        c.Shell = ins.json!;
-        break;
-      case 'STOPSIGNAL': {
-        const sig = x(ins.words[0]!);
-        if (!/^(SIG[A-Z0-9+-]+|[A-Z0-9+-]+|\d+)$/.test(sig)) throw buildError(ins.where, `STOPSIGNAL: invalid signal ${JSON.stringify(sig)}`);
-        c.StopSignal = sig;
-        break;
+    if (ins.keyword === 'ARG') {
+      for (const [name, def] of ins.pairs) {
+        usedArgs.add(name);
+        const v = o.buildArgs[name] ?? (def === null ? globalArgs.get(name) : expandWord(def, lookupFor(s), ins.where));
+        if (v !== undefined) s.args.set(name, v);
       }
-      case 'HEALTHCHECK': {
-        if (ins.words[0]!.toUpperCase() === 'NONE') {
-          c.Healthcheck = { Test: ['NONE'] };
-          break;
-        }
-        const rest = ins.text.trim().replace(/^CMD\s+/i, '');
-        const json = rest.startsWith('[') ? (() => {
-          try {
-            const v = JSON.parse(rest) as unknown;
-            return Array.isArray(v) && v.every((e) => typeof e === 'string') ? (v as string[]) : null;
-          } catch {
-            return null;
-          }
-        })() : null;
-        const hc: NonNullable<ImageConfig['Healthcheck']> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', rest] };
-        const f = ins.flags;
-        if (f.interval) hc.Interval = parseDuration(f.interval, ins.where, 'interval');
-        if (f.timeout) hc.Timeout = parseDuration(f.timeout, ins.where, 'timeout');
-        if (f['start-period']) hc.StartPeriod = parseDuration(f['start-period'], ins.where, 'start-period');
-        if (f.retries) {
-          if (!/^\d+$/.test(f.retries)) throw buildError(ins.where, `HEALTHCHECK --retries: ${JSON.stringify(f.retries)} is not a whole number`);
-          hc.Retries = Number(f.retries);
-        }
-        c.Healthcheck = hc;
-        break;
-      }
-      case 'ARG':
-        for (const [name, def] of ins.pairs) {
-          usedArgs.add(name);
-          const v = o.buildArgs[name] ?? (def === null ? globalArgs.get(name) : x(def));
-          if (v !== undefined) s.args.set(name, v);
-        }
-        break;
+      await step(s, ins, { config: s.config, args: [...s.args] }, null, ins.source);
+      return;
     }
-    await step(s, ins, { config: c, args: [...s.args] }, null, shown);
+    const r = applyConfigInstruction(s.config, ins, lookupFor(s), s.cmdSet);
+    s.config = r.config;
+    if (ins.keyword === 'CMD') s.cmdSet = true;
+    await step(s, ins, { config: s.config, args: [...s.args] }, null, r.shown);
   };
 
   let result: StageState | undefined;

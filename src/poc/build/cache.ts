@@ -6,7 +6,7 @@
  * makes a byte-identical config and so the same image.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerDir, type LayerRef } from '../images/layers.js';
 import { pocPaths, readJson, writeJsonAtomic, type RootOptions } from '../store.js';
@@ -40,4 +40,21 @@ export function cachePut(key: string, entry: CacheEntry, opts: RootOptions = {})
 /** `poc builder prune`: forgets every step (the layers go with the next image prune). */
 export function cacheClear(opts: RootOptions = {}): void {
   rmSync(cacheDir(opts), { recursive: true, force: true });
+}
+
+/** The layers the cache refers to (kept by image prune; `poc builder prune` lets them go). */
+export function cachedLayers(opts: RootOptions = {}): Set<string> {
+  const out = new Set<string>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(cacheDir(opts));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    const e = readJson<CacheEntry | null>(join(cacheDir(opts), n), null);
+    if (e?.layer) out.add(e.layer.diffID);
+  }
+  return out;
 }

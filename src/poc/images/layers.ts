@@ -15,7 +15,7 @@ import { chmodSync, closeSync, existsSync, lchownSync, utimesSync, lstatSync, mk
 import { join } from 'node:path';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { runProgram } from '../spawn.js';
-import { pocPaths, randomHex, withLock, type RootOptions } from '../store.js';
+import { pidAlive, pocPaths, randomHex, withLock, type RootOptions } from '../store.js';
 import { imageRootfs, resolveImage, writeImageRecord, type HistoryEntry, type ImageRecord } from './store.js';
 import { TAR_END, entryHeader, tarPadding, type TarEntryType } from './tar.js';
 import { getXattr, readXattrs } from './xattr.js';
@@ -286,4 +286,62 @@ export async function imageLayers(image: ImageRecord, opts: RootOptions = {}): P
     writeImageRecord({ ...current, layers: [ref], history }, opts);
   }, opts);
   return [ref];
+}
+
+/**
+ * Removes the layers no image and no build-cache entry (`keep`) refers to, and the scratch directories of
+ * builds whose process is gone (unmounting what such a build left mounted). Returns the bytes freed.
+ */
+export async function pruneLayers(keep: Set<string>, opts: RootOptions = {}): Promise<number> {
+  let names: string[];
+  try {
+    names = readdirSync(layersRoot(opts));
+  } catch {
+    return 0;
+  }
+  let freed = 0;
+  for (const n of names) {
+    const path = join(layersRoot(opts), n);
+    const m = /^\.tmp-(\d+)-/.exec(n);
+    if (m) {
+      if (pidAlive(Number(m[1]))) continue;
+      for (const sub of ['merged', 'view']) {
+        const r = await runProgram(['umount', '-l', join(path, sub)]);
+        void r;
+      }
+      rmSync(path, { recursive: true, force: true });
+      continue;
+    }
+    if (keep.has(`sha256:${n}`)) continue;
+    freed += directorySize(path);
+    rmSync(path, { recursive: true, force: true });
+  }
+  return freed;
+}
+
+/** Bytes of the regular files under a directory (each inode once). */
+export function directorySize(dir: string): number {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = (d: string) => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const st = lstatSync(p);
+        const key = `${st.dev}:${st.ino}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        total += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return total;
 }

@@ -123,15 +123,20 @@ async function* archiveChunks(parts: Part[]): AsyncGenerator<Buffer> {
 export async function saveImages(images: ImageRecord[], format: SaveFormat, output: string | undefined, opts: RootOptions = {}): Promise<void> {
   if (images.length === 0) throw new PocError('save: no image given');
   const parts = await planArchive(images, format, opts);
+  await writeArchive(archiveChunks(parts), output, 'save');
+}
+
+/** Writes a stream to `output` (tmp + rename: whole or not at all) or to stdout when it is undefined. */
+export async function writeArchive(chunks: AsyncIterable<Buffer>, output: string | undefined, what: string): Promise<void> {
   const tmp = output === undefined ? undefined : `${output}.tmp-${process.pid}-${randomHex(4)}`;
   let fd: number;
   try {
     fd = tmp === undefined ? 1 : openSync(tmp, 'w', 0o644);
   } catch (err) {
-    throw wrapError(`save: write ${output}`, err);
+    throw wrapError(`${what}: write ${output}`, err);
   }
   try {
-    for await (const c of archiveChunks(parts)) {
+    for await (const c of chunks) {
       let off = 0;
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
     }
@@ -152,6 +157,6 @@ export async function saveImages(images: ImageRecord[], format: SaveFormat, outp
         // never made
       }
     }
-    throw wrapError('save', err);
+    throw wrapError(what, err);
   }
 }
