@@ -28,10 +28,14 @@ export const RUN_FLAGS: FlagSpec = {
     'pids-limit', 'cap-add', 'cap-drop', 'security-opt', 'entrypoint', 'cgroup-manager', 'cgroup-parent',
     'mount', 'restart', 'health-cmd', 'health-interval', 'health-timeout', 'health-retries', 'health-start-period',
     'device', 'group-add', 'ulimit', 'sysctl', 'tmpfs', 'shm-size', 'stop-signal', 'stop-timeout', 'label',
+    'network-alias', 'ip', 'dns', 'add-host',
   ],
   boolean: ['detach', 'interactive', 'tty', 'rm', 'read-only', 'no-healthcheck', 'privileged', 'init'],
   alias: { d: 'detach', i: 'interactive', t: 'tty', e: 'env', v: 'volume', w: 'workdir', u: 'user', p: 'publish', m: 'memory', h: 'hostname', l: 'label' },
-  repeat: ['env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt', 'mount', 'device', 'group-add', 'ulimit', 'sysctl', 'tmpfs', 'label'],
+  repeat: [
+    'env', 'env-file', 'volume', 'publish', 'cap-add', 'cap-drop', 'security-opt', 'mount', 'device', 'group-add', 'ulimit', 'sysctl', 'tmpfs', 'label',
+    'network', 'network-alias', 'dns', 'add-host',
+  ],
   unsupported: DOCKER_RUN_FLAGS,
 };
 
@@ -40,7 +44,8 @@ const RUN_USAGE =
   '[--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]...] [--restart no|on-failure[:N]|always|unless-stopped] ' +
   '[--health-cmd CMD] [--health-interval D] [--health-timeout D] [--health-retries N] [--health-start-period D] [--no-healthcheck] ' +
   '[-w DIR] [-u UID[:GID]] ' +
-  '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
+  '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host|NAME]... [--network-alias A] [--ip IP] [--dns IP] ' +
+  '[--add-host NAME:IP] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
   '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
   '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] [--privileged] [--device HOST[:CTR][:rwm]] ' +
   '[--group-add G] [--ulimit NAME=SOFT[:HARD]] [--sysctl K=V] [--tmpfs PATH[:OPTS]] [--shm-size 64m] [--init] ' +
@@ -74,11 +79,15 @@ export function runFlags(p: Parsed): RunFlags {
     tmpfs: listFlag(p.flags, 'tmpfs'),
     init: Boolean(p.flags.init),
     labels: listFlag(p.flags, 'label'),
+    network: listFlag(p.flags, 'network'),
+    networkAliases: listFlag(p.flags, 'network-alias'),
+    dns: listFlag(p.flags, 'dns'),
+    addHosts: listFlag(p.flags, 'add-host'),
     image: image!,
     command,
   };
   for (const [key, name] of [
-    ['name', 'name'], ['hostname', 'hostname'], ['workdir', 'workdir'], ['user', 'user'], ['network', 'network'],
+    ['name', 'name'], ['hostname', 'hostname'], ['workdir', 'workdir'], ['user', 'user'], ['ip', 'ip'],
     ['memory', 'memory'], ['cpus', 'cpus'], ['pidsLimit', 'pids-limit'], ['cgroupManager', 'cgroup-manager'], ['cgroupParent', 'cgroup-parent'],
     ['restart', 'restart'], ['healthCmd', 'health-cmd'], ['healthInterval', 'health-interval'], ['healthTimeout', 'health-timeout'],
     ['healthRetries', 'health-retries'], ['healthStartPeriod', 'health-start-period'],
@@ -481,6 +490,16 @@ const COMMANDS: Record<string, Command> = {
         out: stringFlag(p.flags, 'out'),
       }),
   },
+  network: {
+    usage:
+      'network create [--subnet CIDR]... [--gateway IP] [--internal] [--ipv6] NAME | ls [-q] [--format table|json] | ' +
+      'inspect NETWORK... | rm [-f] NETWORK... | prune | connect [--alias A]... [--ip IP] NETWORK CONTAINER | disconnect NETWORK CONTAINER',
+    summary: 'manage user networks: a bridge and address range each, isolated, with DNS for container names',
+    flags: {},
+    args: [1, Infinity],
+    stopEarly: true,
+    run: async (p, root) => networkCommand(p.args[0]!, p.args.slice(1), root),
+  },
   hook: {
     usage: 'hook network setup|teardown',
     summary: 'OCI hook (the container state on stdin)',
@@ -498,6 +517,44 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) => (await import('../poc/commands/hook.js')).cleanupCommand({ ...root, id: p.args[0]! }),
   },
 };
+
+const NETWORK_SUBCOMMANDS: Record<string, { flags: FlagSpec; args: [number, number]; usage: string }> = {
+  create: { flags: { string: ['subnet', 'gateway'], boolean: ['internal', 'ipv6'], repeat: ['subnet', 'gateway'] }, args: [1, 1], usage: 'network create [--subnet CIDR]... [--gateway IP] [--internal] [--ipv6] NAME' },
+  ls: { flags: { string: ['format'], boolean: ['quiet'], alias: { q: 'quiet' } }, args: [0, 0], usage: 'network ls [-q] [--format table|json]' },
+  inspect: { flags: {}, args: [1, Infinity], usage: 'network inspect NETWORK...' },
+  rm: { flags: { boolean: ['force'], alias: { f: 'force' } }, args: [1, Infinity], usage: 'network rm [-f] NETWORK...' },
+  prune: { flags: {}, args: [0, 0], usage: 'network prune' },
+  connect: { flags: { string: ['alias', 'ip'], repeat: ['alias'] }, args: [2, 2], usage: 'network connect [--alias A]... [--ip IP] NETWORK CONTAINER' },
+  disconnect: { flags: {}, args: [2, 2], usage: 'network disconnect NETWORK CONTAINER' },
+};
+
+/** `poc network SUBCOMMAND ...`: each subcommand with its own flags, checked as a command's are. */
+async function networkCommand(sub: string, argv: string[], root: RootOptions): Promise<number> {
+  const def = NETWORK_SUBCOMMANDS[sub];
+  if (!def) throw new PocError(`network: unknown subcommand ${JSON.stringify(sub)}: use ${Object.keys(NETWORK_SUBCOMMANDS).join(', ')}`);
+  const p = parseFlags(argv, def.flags, `network ${sub}`);
+  const [min, max] = def.args;
+  if (p.args.length < min || p.args.length > max) throw new PocError(`network ${sub}: expected ${min === max ? min : `${min} or more`} argument${max === 1 ? '' : 's'}; usage: poc ${def.usage}`);
+  const m = await import('../poc/commands/network.js');
+  switch (sub) {
+    case 'create':
+      return m.networkCreateCommand({ ...root, name: p.args[0]!, subnets: listFlag(p.flags, 'subnet'), gateways: listFlag(p.flags, 'gateway'), internal: Boolean(p.flags.internal), ipv6: Boolean(p.flags.ipv6) });
+    case 'ls':
+      return m.networkLsCommand({ ...root, format: format(p, 'network ls'), quiet: Boolean(p.flags.quiet) });
+    case 'inspect':
+      return m.networkInspectCommand({ ...root, refs: p.args });
+    case 'rm':
+      return m.networkRmCommand({ ...root, refs: p.args, force: Boolean(p.flags.force) });
+    case 'prune':
+      return m.networkPruneCommand(root);
+    case 'connect': {
+      const ip = stringFlag(p.flags, 'ip');
+      return m.networkConnectCommand({ ...root, network: p.args[0]!, ref: p.args[1]!, aliases: listFlag(p.flags, 'alias'), ...(ip ? { ip } : {}) });
+    }
+    default:
+      return m.networkDisconnectCommand({ ...root, network: p.args[0]!, ref: p.args[1]! });
+  }
+}
 
 /**
  * `--cpus -1` as `--cpus=-1`: minimist would take "-1" for a flag, and the user would hear about an unknown flag

@@ -83,7 +83,16 @@ t.test('flags → options: each bad value is one clear error', async (t) => {
     [['-v', '/x:/y:ro:z', 'img'], /use HOST_PATH:CONTAINER_PATH/],
     [['-v', '/x:/../etc', 'img'], /may not contain "\.\."/],
     [['--env-file', '/nope', 'img'], /cannot read --env-file \/nope: No such file or directory/],
-    [['--network', 'foo', 'img'], /invalid --network "foo"/],
+    [['--network', 'app', '--network', 'host', 'img'], /--network host cannot be combined with other networks \(given app, host\)/],
+    [['--network', 'default', '--network', 'x', 'img'], /invalid --network "default"/],
+    [['--network-alias', 'db', 'img'], /--network-alias needs a user network/],
+    [['--network', 'app', '--network-alias', 'b@d', 'img'], /invalid --network-alias "b@d"/],
+    [['--ip', '10.89.0.9', 'img'], /--ip needs a user network/],
+    [['--network', 'app', '--ip', '10.1.2', 'img'], /invalid --ip "10\.1\.2": not an IPv4 address/],
+    [['--dns', '8.8.8', 'img'], /invalid --dns "8\.8\.8": not an IP address/],
+    [['--network', 'none', '--dns', '192.0.2.1', 'img'], /--dns needs a network/],
+    [['--add-host', 'db', 'img'], /invalid --add-host "db": use NAME:IP/],
+    [['--add-host', 'db:300.1.1.1', 'img'], /"300\.1\.1\.1" is not an IP address/],
     [['--name', '../x', 'img'], /invalid container name/],
     [['--hostname', 'bad_host!', 'img'], /invalid --hostname/],
     [['-w', 'tmp', 'img'], /working directory must be absolute/],
@@ -102,6 +111,13 @@ t.test('flags → options: values', async (t) => {
   t.same(o.resources, { memory: 1.5 * 1024 ** 3, cpus: 1.5, pidsLimit: 64 });
   t.same([o.capAdd, o.capDrop], [['CAP_NET_ADMIN'], ['CAP_CHOWN']]);
   t.same([o.readOnly, o.autoRemove, o.network, o.entrypoint, o.command], [true, true, 'bridge', null, ['echo']]);
+  t.equal(o.networks, undefined, 'no --network: the default network alone');
+  const n = resolve(['--network', 'front', '--network', 'back', '--network', 'front', '--network-alias', 'api', '--ip', '10.90.0.9', '--dns', '192.0.2.53', '--dns', 'fd00::53', '--add-host', 'db:192.0.2.7', '--add-host', 'gw:host-gateway', '--add-host', 'six:fd00::7', 'img']);
+  t.same(n.networks, [{ network: 'front', aliases: ['api'], ip: '10.90.0.9' }, { network: 'back', aliases: ['api'] }], 'networks in order, once each; --ip on the first');
+  t.same(n.dns, ['192.0.2.53', 'fd00::53']);
+  t.same(n.extraHosts, [{ ip: '192.0.2.7', names: ['db'] }, { ip: 'host-gateway', names: ['gw'] }, { ip: 'fd00::7', names: ['six'] }]);
+  t.equal(resolve(['--network', 'bridge', 'img']).networks, undefined, '--network bridge is the default network');
+  t.same(resolve(['--network', 'bridge', '--network', 'app', 'img']).networks, [{ network: 'bridge' }, { network: 'app' }]);
   const files = { ...noFiles, readFile: () => '# comment\n\nA=file\nB=file\r\nHOME\n' };
   t.same(resolve(['--env-file', 'f', '-e', 'A=flag', 'img'], files).env, ['A=flag', 'B=file', 'HOME=/root'], '-e overrides the env file');
 });

@@ -26,6 +26,23 @@ import {
   vethName,
   type NetworkState,
   type PortMapping,
+  type NetworkSet,
+  type CreateNetworkRequest,
+  nftDeleteTableScript,
+  ip6ToBig,
+  bigToIp6,
+  parseSubnet6,
+  ip6At,
+  inSubnet6,
+  subnets6Overlap,
+  planNetwork,
+  findNetwork,
+  nextIfname,
+  dnsNames,
+  dnsHostsFile,
+  containerAttachments,
+  upstreamServers,
+  dnsmasqArgs,
 } from '../../src/poc/network/index.js';
 
 t.test('addresses and subnets', async (t) => {
@@ -142,7 +159,7 @@ t.test('veth and chain names are short, stable and distinct', async (t) => {
 });
 
 t.test('nftables base script', async (t) => {
-  const script = nftBaseScript({ bridge: 'pocbr0', subnet: '10.89.0.0/16', uplink: 'eth0' });
+  const script = nftBaseScript({ networks: [{ bridge: 'pocbr0', subnet: '10.89.0.0/16' }], uplink: 'eth0' });
   t.equal(
     script,
     [
@@ -152,22 +169,133 @@ t.test('nftables base script', async (t) => {
       'add chain ip poc output { type nat hook output priority -100 ; policy accept ; }',
       'add chain ip poc postrouting { type nat hook postrouting priority srcnat ; policy accept ; }',
       'add chain ip poc guard { type filter hook prerouting priority raw ; policy accept ; }',
+      'add chain ip poc isolate { type filter hook forward priority filter ; policy accept ; }',
       'flush chain ip poc prerouting',
       'flush chain ip poc output',
       'flush chain ip poc postrouting',
       'flush chain ip poc guard',
+      'flush chain ip poc isolate',
       'add rule ip poc prerouting fib daddr type local meta l4proto . th dport vmap @ports',
       'add rule ip poc output fib daddr type local meta l4proto . th dport vmap @ports',
       'add rule ip poc postrouting ip saddr 10.89.0.0/16 oifname "eth0" masquerade',
       'add rule ip poc postrouting ip saddr 127.0.0.0/8 oifname "pocbr0" masquerade',
       'add rule ip poc postrouting ip saddr 10.89.0.0/16 ip daddr 10.89.0.0/16 oifname "pocbr0" ct status dnat masquerade',
       'add rule ip poc guard iifname "pocbr0" ip daddr 127.0.0.0/8 drop',
+      'add table ip6 poc',
+      'delete table ip6 poc',
       '',
     ].join('\n'),
   );
-  const noUplink = nftBaseScript({ bridge: 'pocbr0', subnet: '10.89.0.0/16', uplink: null });
+  const noUplink = nftBaseScript({ networks: [{ bridge: 'pocbr0', subnet: '10.89.0.0/16' }], uplink: null });
   t.notMatch(noUplink, /saddr 10\.89\.0\.0\/16 oifname/, 'no default route: no masquerade rule');
-  t.notMatch(script + noUplink, /flush ruleset|delete table|table inet|table ip nat/, 'only its own table');
+  t.notMatch(script + noUplink, /flush ruleset|delete table ip |table inet|table ip nat/, 'only its own table');
+  t.match(script, /delete table ip6 poc\n$/, 'no IPv6 table without a dual-stack network');
+});
+
+t.test('nftables base script with user networks: isolation, internal, dual-stack', async (t) => {
+  const script = nftBaseScript({
+    networks: [
+      { bridge: 'pocbr0', subnet: '10.89.0.0/16' },
+      { bridge: 'pocbraaaa', subnet: '10.90.0.0/24', subnet6: 'fd00:1::/64' },
+      { bridge: 'pocbrbbbb', subnet: '10.90.1.0/24', internal: true },
+    ],
+    uplink: 'up0',
+  });
+  const rules = script.split('\n');
+  t.ok(rules.includes('add rule ip poc postrouting ip saddr 10.90.0.0/24 oifname "up0" masquerade'));
+  t.notOk(rules.some((r) => r.includes('saddr 10.90.1.0/24 oifname "up0"')), 'an internal network is not masqueraded');
+  t.ok(rules.includes('add rule ip poc isolate iifname "pocbrbbbb" oifname != "pocbrbbbb" drop'), 'internal: nothing leaves its bridge');
+  t.ok(rules.includes('add rule ip poc isolate oifname "pocbrbbbb" iifname != "pocbrbbbb" drop'), 'internal: nothing enters it from elsewhere');
+  t.ok(rules.includes('add rule ip poc isolate iifname "pocbr0" oifname { "pocbraaaa", "pocbrbbbb" } drop'), 'the default network is cut off from the others');
+  t.ok(rules.includes('add rule ip poc isolate iifname "pocbraaaa" oifname { "pocbr0", "pocbrbbbb" } drop'));
+  t.ok(rules.includes('add rule ip6 poc postrouting ip6 saddr fd00:1::/64 oifname != "pocbraaaa" masquerade'), 'IPv6 masquerade');
+  t.ok(rules.includes('add rule ip6 poc isolate iifname "pocbraaaa" oifname { "pocbr0", "pocbrbbbb" } drop'), 'IPv6 isolation too');
+  t.equal(nftDeleteTableScript(), 'add table ip poc\ndelete table ip poc\nadd table ip6 poc\ndelete table ip6 poc\n');
+});
+
+t.test('IPv6 addresses and subnets', async (t) => {
+  const cases: Array<[string, string | null]> = [
+    ['fd00::1', 'fd00::1'],
+    ['FD00:0:0:0:0:0:0:1', 'fd00::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['::', '::'],
+    ['1::2::3', null],
+    ['fd00:::1', null],
+    ['1:2:3:4:5:6:7:8:9', null],
+    ['10.0.0.1', null],
+  ];
+  for (const [text, want] of cases) {
+    const n = ip6ToBig(text);
+    t.equal(n === null ? null : bigToIp6(n), want, text);
+  }
+  const s = parseSubnet6('fd00:1:0:0::/64');
+  t.equal(s.cidr, 'fd00:1::/64');
+  t.equal(ip6At(s, 1), 'fd00:1::1');
+  t.equal(ip6At(s, 258), 'fd00:1::102');
+  t.ok(inSubnet6(s, 'fd00:1::abcd'));
+  t.notOk(inSubnet6(s, 'fd00:2::1'));
+  t.ok(subnets6Overlap(s, parseSubnet6('fd00:1::/48')));
+  t.notOk(subnets6Overlap(s, parseSubnet6('fd00:2::/64')));
+  t.throws(() => parseSubnet6('fd00::1/64'), /host bits set \(did you mean fd00::\/64\?\)/);
+  t.throws(() => parseSubnet6('fd00::/32'), /between \/48 and \/120/);
+  t.throws(() => parseSubnet6('nope/64'), /invalid IPv6 subnet "nope\/64"/);
+});
+
+t.test('planning user networks: ranges, gateways and every bad input', async (t) => {
+  const empty = (): NetworkSet => ({ default: emptyNetworkState(), user: {} });
+  const req = (o: Partial<CreateNetworkRequest>): CreateNetworkRequest => ({ name: 'app', id: 'ab'.repeat(32), created: 'now', subnets: [], gateways: [], internal: false, ipv6: false, ...o });
+  const a = planNetwork(empty(), req({}));
+  t.same([a.name, a.bridge, a.subnet, a.gateway], ['app', 'pocbrabababab', '10.90.0.0/24', '10.90.0.1']);
+  let set: NetworkSet = { ...empty(), user: { app: a } };
+  t.equal(planNetwork(set, req({ name: 'two', id: 'cd'.repeat(32) })).subnet, '10.90.1.0/24', 'the next free range');
+  const d = planNetwork(set, req({ name: 'six', id: 'ef'.repeat(32), subnets: ['172.20.0.0/16', 'fd00:6::/64'], gateways: ['172.20.0.254'], ipv6: true, internal: true }));
+  t.same([d.subnet, d.gateway, d.subnet6, d.gateway6, d.internal], ['172.20.0.0/16', '172.20.0.254', 'fd00:6::/64', 'fd00:6::fe', true]);
+  t.equal(planNetwork(set, req({ name: 'auto6', ipv6: true })).subnet6, 'fd70:6f63:0:0::/64'.replace('0:0::', ':'), 'an IPv6 range is picked too');
+  set = { ...set, user: { ...set.user, six: d } };
+  const bad: Array<[Partial<CreateNetworkRequest>, RegExp]> = [
+    [{ name: 'app' }, /network app already exists/],
+    [{ name: 'bridge' }, /network name "bridge" is reserved/],
+    [{ name: 'host' }, /reserved/],
+    [{ name: '-x' }, /invalid network name "-x"/],
+    [{ name: 'n', subnets: ['10.89.5.0/24'] }, /--subnet 10\.89\.5\.0\/24 overlaps 10\.89\.0\.0\/16 of network bridge/],
+    [{ name: 'n', subnets: ['10.90.0.0/16'] }, /overlaps 10\.90\.0\.0\/24 of network app/],
+    [{ name: 'n', subnets: ['10.1.2.3/24'] }, /host bits set/],
+    [{ name: 'n', subnets: ['banana'] }, /invalid subnet "banana"/],
+    [{ name: 'n', subnets: ['10.1.0.0/24', '10.2.0.0/24'] }, /one IPv4 subnet per network/],
+    [{ name: 'n', subnets: ['fd00:7::/64'] }, /is IPv6: add --ipv6/],
+    [{ name: 'n', subnets: ['fd00:6::/56'], ipv6: true }, /overlaps fd00:6::\/64 of network six/],
+    [{ name: 'n', subnets: ['10.1.0.0/16', 'fd00:7::/120'], ipv6: true }, /smaller than 10\.1\.0\.0\/16/],
+    [{ name: 'n', subnets: ['10.1.0.0/24'], gateways: ['10.2.0.1'] }, /--gateway 10\.2\.0\.1 is not a host address of 10\.1\.0\.0\/24/],
+    [{ name: 'n', subnets: ['10.1.0.0/24'], gateways: ['10.1.0.255'] }, /not a host address/],
+    [{ name: 'n', gateways: ['x.y'] }, /invalid --gateway "x\.y"/],
+  ];
+  for (const [r, re] of bad) t.throws(() => planNetwork(set, req(r)), re, JSON.stringify(r));
+  t.equal(findNetwork(set, 'abab').name, 'app', 'by id prefix');
+  t.throws(() => findNetwork(set, 'nope'), /no such network: nope/);
+});
+
+t.test('a container on several networks: interfaces, addresses, DNS names', async (t) => {
+  let set: NetworkSet = { default: emptyNetworkState(), user: {} };
+  const req = (name: string, o: Partial<CreateNetworkRequest> = {}): CreateNetworkRequest => ({ name, id: name.padEnd(64, '0'), created: 'now', subnets: [], gateways: [], internal: false, ipv6: false, ...o });
+  set = { ...set, user: { front: planNetwork(set, req('front', { ipv6: true, subnets: ['10.50.0.0/24', 'fd00:50::/64'] })) } };
+  set = { ...set, user: { ...set.user, back: planNetwork(set, req('back')) } };
+  t.equal(nextIfname(set, 'c'), 'eth0');
+  const { state: front } = allocate(set.user.front!, { containerId: 'c', hostname: 'h', ifname: 'eth0', names: dnsNames('web', 'c'.repeat(64), ['www']) });
+  set = { ...set, user: { ...set.user, front } };
+  t.equal(nextIfname(set, 'c'), 'eth1');
+  const entry = front.containers.c!;
+  t.same([entry.ip, entry.ip6, entry.vethHost === vethName('c')], ['10.50.0.2', 'fd00:50::2', false], 'the IPv6 address at the IPv4 offset; a veth per network');
+  t.same(dnsNames('web', 'c'.repeat(64), ['www', 'web']), ['web', 'cccccccccccc', 'www']);
+  t.equal(dnsHostsFile({ ...front, containers: { c: { ...entry, up: true } } }), '10.50.0.2\tweb cccccccccccc www\nfd00:50::2\tweb cccccccccccc www\n');
+  t.same(containerAttachments(set, 'c').map((a) => a.network.name), ['front']);
+});
+
+t.test('the DNS server: upstreams and command line', async (t) => {
+  t.same(upstreamServers('# x\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver 192.0.2.1\nnameserver bogus\nsearch lan\n'), ['127.0.0.53', 'fe80::1%eth0', '192.0.2.1']);
+  const args = dnsmasqArgs({ dir: '/d', listen: ['10.90.0.1', 'fd00::1'], upstreams: ['192.0.2.1'] });
+  for (const a of ['--bind-interfaces', '--listen-address=10.90.0.1', '--listen-address=fd00::1', '--no-resolv', '--server=192.0.2.1', '--addn-hosts=/d/hosts', '--no-hosts', '--pid-file=/d/dnsmasq.pid']) {
+    t.ok(args.includes(a), a);
+  }
 });
 
 t.test('nftables container scripts: setup and exact teardown', async (t) => {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
 import type { Spec } from '../../spec/generated/config.js';
-import { getContainerNetwork } from '../network/index.js';
+import { listContainerNetworks } from '../network/index.js';
 import { CPU_PERIOD, DEFAULT_SHM_SIZE } from '../containers/bundle.js';
 import type { ContainerOptions } from '../containers/options.js';
 import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/store.js';
@@ -36,7 +36,8 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
   } catch {
     spec = undefined;
   }
-  const net = c.options.network === 'bridge' ? getContainerNetwork(c.id, o) : undefined;
+  const nets = c.options.network === 'bridge' ? listContainerNetworks(c.id, o) : [];
+  const net = nets[0];
   // The runtime's own view, as an engine asks for it.
   let runtime: unknown = null;
   if (s.status === 'running') {
@@ -105,6 +106,22 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       IPPrefixLen: net?.prefix ?? 0,
       Gateway: net?.gateway ?? '',
       Ports: ports,
+      // As docker's: one entry per network the container is on (eth0 first).
+      Networks: Object.fromEntries(
+        nets.map((n) => [
+          n.network,
+          {
+            NetworkID: n.networkId ?? '',
+            Interface: n.ifname ?? 'eth0',
+            IPAddress: n.ip,
+            IPPrefixLen: n.prefix,
+            Gateway: n.gateway,
+            GlobalIPv6Address: n.ip6 ?? '',
+            IPv6Gateway: n.gateway6 ?? '',
+            DNSNames: n.names ?? [],
+          },
+        ]),
+      ),
     },
     User: c.user,
     LogPath: paths.log,

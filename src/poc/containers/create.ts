@@ -128,14 +128,30 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
   try {
     madeVolumes = await prepareContainerVolumes(id, options.volumes, lower, opts);
     let ip: string | undefined;
+    let gateway: string | undefined;
+    let networkDns: string | undefined;
     if (options.network === 'bridge') {
       allocated = true;
       // The bridge's code (IPAM, veths, nftables) loads only for a container on it: --network none need not wait.
-      const { allocateContainerNetwork } = await import('../network/container.js');
-      const net = await allocateContainerNetwork({ ...opts, containerId: id, hostname, publish: options.publish });
+      const { allocateContainerNetwork, listContainerNetworks } = await import('../network/container.js');
+      const net = await allocateContainerNetwork({ ...opts, containerId: id, hostname, name: record.name, publish: options.publish, ...(options.networks ? { networks: options.networks } : {}) });
       ip = net.ip;
+      gateway = net.gateway;
+      networkDns = listContainerNetworks(id, opts).find((n) => n.network !== 'bridge')?.gateway;
     }
-    writeContainerEtcFiles(paths.etc, { hostname, mode: options.network, ...(ip ? { ip } : {}) });
+    const extraHosts = options.extraHosts?.map((h) => {
+      if (h.ip !== 'host-gateway') return h;
+      if (!gateway) throw new PocError(`--add-host ${h.names[0]}:host-gateway needs a bridge or user network (the network is ${options.network})`);
+      return { ...h, ip: gateway };
+    });
+    writeContainerEtcFiles(paths.etc, {
+      hostname,
+      mode: options.network,
+      ...(ip ? { ip } : {}),
+      ...(extraHosts ? { extraHosts } : {}),
+      ...(options.dns ? { dns: options.dns } : {}),
+      ...(networkDns ? { networkDns } : {}),
+    });
     for (const d of [paths.rootfs, paths.upper, paths.work]) mkdirSync(d, { recursive: true, mode: 0o755 });
     const spec = planBundle(image.config, options, {
       containerId: id,
@@ -144,7 +160,15 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
       rootfs: paths.rootfs,
       etcDir: paths.etc,
       user,
-      hook: { path: poc, env: [`POC_ROOT=${root}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`] },
+      hook: {
+        path: poc,
+        env: [
+          `POC_ROOT=${root}`,
+          'POC_PROGRAM=poc',
+          `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+          ...(process.env.POC_RESOLV_CONF ? [`POC_RESOLV_CONF=${process.env.POC_RESOLV_CONF}`] : []),
+        ],
+      },
       arch: goArch(process.arch),
       kernel: osRelease(),
       volumePath: (name) => volumeDataPath(name, opts),

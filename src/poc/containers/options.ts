@@ -8,6 +8,7 @@ import { checkName } from '../store.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { parseRootlessFlags, type RootlessOptions } from '../rootless.js';
+import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
 import { parseProfile } from './seccomp-profile.js';
 import { expandSlice } from '../../cgroups/systemd-unit.js';
 import { checkDuplicateTargets, parseMountFlag, parseVolumeFlag, type Volume } from '../volumes/spec.js';
@@ -38,7 +39,12 @@ export interface RunFlags extends HealthFlags {
   workdir?: string;
   user?: string;
   publish: string[];
-  network?: string;
+  /** --network (repeatable), --network-alias, --ip, --dns, --add-host: checked by src/poc/network/flags.ts. */
+  network: string[];
+  networkAliases: string[];
+  ip?: string;
+  dns: string[];
+  addHosts: string[];
   memory?: string;
   cpus?: string;
   pidsLimit?: string;
@@ -91,6 +97,12 @@ export interface ContainerOptions {
   user?: string;
   publish: PortMapping[];
   network: NetworkMode;
+  /** User networks (and "bridge" when named with them), in order; absent: the default network alone. */
+  networks?: NetworkAttachmentOptions[];
+  /** --dns: the container's nameservers. */
+  dns?: string[];
+  /** --add-host lines for /etc/hosts. */
+  extraHosts?: ExtraHost[];
   resources: Resources;
   readOnly: boolean;
   capAdd: string[];
@@ -253,8 +265,6 @@ function checkCap(name: string, flag: string): string {
   return CAPABILITIES[n]!;
 }
 
-export const NETWORK_MODES: readonly NetworkMode[] = ['bridge', 'none', 'host'];
-
 /**
  * --security-opt, as docker takes it: `no-new-privileges` (also `=true`, `=false`, or with ":"), and
  * `seccomp=unconfined` (no filter; poc's default profile otherwise) or `seccomp=FILE`. Anything else is refused.
@@ -293,9 +303,11 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   if (f.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(f.hostname)) {
     throw new PocError(`invalid --hostname ${JSON.stringify(f.hostname)}: letters, digits, "." and "-", at most 63`);
   }
-  const rootless = ctx.rootless ? parseRootlessFlags(f) : undefined;
-  const network = rootless?.network ?? ((f.network ?? 'bridge') as NetworkMode);
-  if (!rootless && !NETWORK_MODES.includes(network)) throw new PocError(`invalid --network ${JSON.stringify(f.network)}: use bridge, none or host`);
+  if (ctx.rootless && f.network.length > 1) throw new PocError(`--network ${f.network.join(', ')}: a rootless container has one network, slirp4netns or none`);
+  const rootless = ctx.rootless ? parseRootlessFlags({ ...f, network: f.network[0] }) : undefined;
+  // Rootless: slirp4netns or none (rootless.ts); --dns and --add-host still apply, user networks need root.
+  const net = rootless ? { ...parseNetworkFlags({ ...f, network: [] }), network: rootless.network } : parseNetworkFlags(f);
+  const network = net.network;
   const publish = f.publish.map(parsePublish);
   if (publish.length > 0 && network !== 'bridge' && network !== 'slirp4netns') throw new PocError(`-p needs --network bridge (the network is ${network})`);
   const fromFiles = f.envFiles.flatMap((path) => {
@@ -333,7 +345,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     ...(f.workdir !== undefined ? { workdir: normalize(f.workdir) } : {}),
     ...(f.user !== undefined ? { user: f.user } : {}),
     publish,
-    network,
+    ...net,
     resources,
     readOnly: f.readOnly,
     capAdd: f.capAdd.map((c) => checkCap(c, '--cap-add')),

@@ -67,7 +67,9 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         rmSync(paths.exit, { force: true });
         rmSync(paths.state, { force: true });
       }
-      if (c.options.network === 'bridge') {
+      if (c.options.network === 'bridge' && !c.options.networks) {
+        // The default network's reservation again (dropped if `poc prune` removed the network meanwhile); a user
+        // network's is kept from create or connect until rm or disconnect.
         const { allocateContainerNetwork } = await import('../network/container.js'); // loaded for the bridge only
         await allocateContainerNetwork({ ...opts, containerId: c.id, hostname: c.hostname, publish: c.options.publish });
       }

@@ -13,133 +13,300 @@
 import { PocError, wrapError } from '../../errors.js';
 import { CONTAINER_ID_ANNOTATION } from '../containers/bundle.js';
 import type { RootOptions } from '../store.js';
-import { parseSubnet } from './address.js';
+import { parseSubnet, parseSubnet6 } from './address.js';
+import { dnsDir, ensureDnsServer, stopDnsServer, upstreamServers } from './dns.js';
+import { readHostResolvConf } from './etc-files.js';
 import {
+  allNetworks,
   allocate,
   configureNetwork,
-  readNetworkState,
+  readNetworkSet,
   release,
-  updateNetworkState,
+  updateNetworkSet,
   type BridgeConfig,
   type ContainerNetwork,
+  type NetworkSet,
   type NetworkState,
 } from './ipam.js';
+import { containerAttachments, DEFAULT_NETWORK, dnsHostsFile, dnsNames, findNetwork, nextIfname } from './networks.js';
 import { NFT_TABLE, nftBaseScript, nftContainerScript, nftContainerTeardownScript, nftDeleteTableScript } from './nft.js';
-import { parsePublish, type PortMapping } from './publish.js';
-import { attachContainer, defaultUplink, deleteLink, ensureBridge, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
+import { formatPublish, parsePublish, type PortMapping } from './publish.js';
+import { attachContainer, defaultUplink, deleteLink, ensureBridge, hasDefaultRoute, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
 
-export interface NetworkOptions extends RootOptions, NetnsOptions, BridgeConfig {}
+export interface NetworkOptions extends RootOptions, NetnsOptions, BridgeConfig {
+  /** resolv.conf text whose nameservers a user network's DNS forwards to (default: the host's). */
+  hostResolvConf?: string;
+}
 
 export interface ContainerNetworkInfo extends ContainerNetwork {
+  /** "bridge" for the default network, else the user network's name (and its id). */
+  network: string;
+  networkId?: string;
   bridge: string;
   gateway: string;
   /** Prefix length of the subnet (16 for the default). */
   prefix: number;
   subnet: string;
+  internal: boolean;
+  subnet6?: string;
+  gateway6?: string;
 }
 
 function info(state: NetworkState, c: ContainerNetwork): ContainerNetworkInfo {
-  return { ...c, bridge: state.bridge, gateway: state.gateway, subnet: state.subnet, prefix: parseSubnet(state.subnet).prefix };
+  return {
+    ...c,
+    network: state.name ?? DEFAULT_NETWORK,
+    ...(state.id ? { networkId: state.id } : {}),
+    bridge: state.bridge,
+    gateway: state.gateway,
+    subnet: state.subnet,
+    prefix: parseSubnet(state.subnet).prefix,
+    internal: state.internal ?? false,
+    ...(state.subnet6 ? { subnet6: state.subnet6, gateway6: state.gateway6! } : {}),
+  };
+}
+
+/** One network a container joins: `--network NAME`, with `--network-alias` and `--ip`. */
+export interface Attachment {
+  network: string;
+  aliases?: string[];
+  ip?: string;
 }
 
 export interface AllocateOptions extends NetworkOptions {
   containerId: string;
   hostname: string;
-  /** PortMapping objects or `-p` strings. */
+  /** The container's name, which the network's DNS answers for (with its short id and aliases). */
+  name?: string;
+  /** PortMapping objects or `-p` strings: published on the first network. */
   publish?: Array<PortMapping | string>;
   ip?: string;
+  /** The networks, in order (eth0 on the first); absent: the default network alone. */
+  networks?: Attachment[];
 }
 
-/** Reserves an address and the published ports; the same container asking again gets the same address. */
+/** The state a network name refers to in the set ("bridge": the default). */
+function networkIn(set: NetworkSet, name: string): NetworkState {
+  return name === DEFAULT_NETWORK ? set.default : findNetwork(set, name);
+}
+
+/** Replaces one network's state in the set (pure). */
+function withNetwork(set: NetworkSet, state: NetworkState): NetworkSet {
+  return state.name ? { ...set, user: { ...set.user, [state.name]: state } } : { ...set, default: state };
+}
+
+/** Ports are the host's: one published by a container on another network clashes too. */
+function checkPortsFree(set: NetworkSet, containerId: string, publish: PortMapping[]): void {
+  for (const p of publish) {
+    for (const n of allNetworks(set)) {
+      for (const other of Object.values(n.containers)) {
+        if (other.containerId === containerId) continue;
+        const clash = other.publish.find((q) => q.hostPort === p.hostPort && q.protocol === p.protocol);
+        if (clash) throw new PocError(`port ${p.hostPort}/${p.protocol} is already published by container ${other.hostname || other.containerId} (${formatPublish(clash)})`);
+      }
+    }
+  }
+}
+
+/** Pure: the container on one more network (the same address again if it is on it already). */
+function allocateIn(set: NetworkSet, o: { containerId: string; hostname: string; name?: string; publish: PortMapping[]; ip?: string }, att: Attachment): NetworkSet {
+  let state = networkIn(set, att.network);
+  if (!state.name) state = configureNetwork(state, {});
+  const existing = state.containers[o.containerId];
+  const names = state.name ? dnsNames(o.name ?? o.hostname, o.containerId, att.aliases ?? []) : undefined;
+  const { state: next } = allocate(state, {
+    containerId: o.containerId,
+    hostname: o.hostname,
+    publish: o.publish,
+    ...(att.ip ?? o.ip ? { ip: (att.ip ?? o.ip)! } : {}),
+    ifname: existing?.ifname ?? nextIfname(set, o.containerId),
+    ...(names ? { names } : {}),
+  });
+  return withNetwork(set, next);
+}
+
+/**
+ * Reserves an address on each of the container's networks and its published ports (on the first); the same
+ * container asking again gets the same addresses. Returns the first network's.
+ */
 export async function allocateContainerNetwork(o: AllocateOptions): Promise<ContainerNetworkInfo> {
   const publish = (o.publish ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : p));
-  return updateNetworkState(o, (state) => {
-    const configured = configureNetwork(state, o);
-    const { state: next, entry } = allocate(configured, { containerId: o.containerId, hostname: o.hostname, publish, ...(o.ip ? { ip: o.ip } : {}) });
-    return { state: next, result: info(next, entry) };
+  const atts = o.networks && o.networks.length > 0 ? o.networks : [{ network: DEFAULT_NETWORK }];
+  return updateNetworkSet(o, (set) => {
+    if (o.bridge !== undefined || o.subnet !== undefined) set = { ...set, default: configureNetwork(set.default, o) };
+    checkPortsFree(set, o.containerId, publish);
+    let next = set;
+    atts.forEach((att, i) => {
+      next = allocateIn(next, { containerId: o.containerId, hostname: o.hostname, ...(o.name ? { name: o.name } : {}), publish: i === 0 ? publish : [], ...(i === 0 && o.ip ? { ip: o.ip } : {}) }, att);
+    });
+    const first = networkIn(next, atts[0]!.network);
+    return { set: next, result: info(first, first.containers[o.containerId]!) };
   });
 }
 
+/** The container's first network (eth0), if it has one. */
 export function getContainerNetwork(containerId: string, opts: RootOptions = {}): ContainerNetworkInfo | undefined {
-  const state = readNetworkState(opts);
-  const c = state.containers[containerId];
-  return c ? info(state, c) : undefined;
+  return listContainerNetworks(containerId, opts)[0];
 }
 
-export function listContainerNetworks(opts: RootOptions = {}): ContainerNetworkInfo[] {
-  const state = readNetworkState(opts);
-  return Object.values(state.containers).map((c) => info(state, c));
+/** Every network the container is on, eth0 first. */
+export function listContainerNetworks(containerId: string, opts: RootOptions = {}): ContainerNetworkInfo[] {
+  return containerAttachments(readNetworkSet(opts), containerId).map(({ network, entry }) => info(network, entry));
 }
 
-export interface SetupOptions extends RootOptions, NetnsOptions {
+export interface SetupOptions extends NetworkOptions {
   containerId: string;
   /** The container's init pid (as in the OCI state a hook gets on stdin)... */
   pid?: number;
   /** ...or the path of its network namespace. */
   netnsPath?: string;
+  /** Only this network (`poc network connect` of a running container); default: all of its networks. */
+  only?: string;
 }
 
-/** Wires an allocated container into the bridge; returns its network. */
+/** What the base rules are made of: every network. */
+function baseScript(set: NetworkSet, uplink: string | null): string {
+  return nftBaseScript({
+    uplink,
+    networks: allNetworks(set).map((n) => ({ bridge: n.bridge, subnet: n.subnet, ...(n.subnet6 ? { subnet6: n.subnet6 } : {}), ...(n.internal ? { internal: true } : {}) })),
+  });
+}
+
+/** The entry whose address the container's published ports lead to (the one holding them, else the first). */
+function publishEntry(set: NetworkSet, containerId: string): ContainerNetwork | undefined {
+  const atts = containerAttachments(set, containerId);
+  return (atts.find((a) => a.entry.publish.length > 0) ?? atts[0])?.entry;
+}
+
+/** Rewrites a user network's DNS hosts file (its running containers) and starts or stops its server. */
+async function syncDns(state: NetworkState, o: NetworkOptions): Promise<void> {
+  if (!state.name) return;
+  const dir = dnsDir(state.name, o);
+  if (!Object.values(state.containers).some((c) => c.up)) {
+    await stopDnsServer(dir);
+    return;
+  }
+  const upstreams = upstreamServers(o.hostResolvConf ?? readHostResolvConf());
+  const listen = [state.gateway, ...(state.gateway6 ? [state.gateway6] : [])];
+  const running = { ...state, containers: Object.fromEntries(Object.entries(state.containers).filter(([, c]) => c.up)) };
+  await ensureDnsServer({ dir, listen, upstreams }, dnsHostsFile(running), o);
+}
+
+/** Wires an allocated container into its networks' bridges; returns its first network. */
 export async function setupContainerNetwork(o: SetupOptions): Promise<ContainerNetworkInfo> {
   const netnsPath = o.netnsPath ?? (o.pid !== undefined ? `/proc/${o.pid}/ns/net` : undefined);
   if (!netnsPath) throw new PocError(`network setup of ${o.containerId}: neither a pid nor a network namespace path given`);
   try {
-    return await updateNetworkState(o, async (state) => {
-      const c = state.containers[o.containerId];
-      if (!c) throw new PocError(`container ${o.containerId} has no network allocated`);
-      const subnet = parseSubnet(state.subnet);
-      await ensureBridge({ bridge: state.bridge, gateway: state.gateway, prefix: subnet.prefix }, o);
-      const uplink = await defaultUplink([state.bridge], o);
-      await attachContainer({ bridge: state.bridge, vethHost: c.vethHost, containerNetns: netnsPath, ip: c.ip, prefix: subnet.prefix, gateway: state.gateway }, o);
+    return await updateNetworkSet(o, async (set) => {
+      const atts = containerAttachments(set, o.containerId).filter((a) => o.only === undefined || (a.network.name ?? DEFAULT_NETWORK) === o.only);
+      if (atts.length === 0) throw new PocError(`container ${o.containerId} has no network allocated${o.only ? ` on ${o.only}` : ''}`);
+      const uplink = await defaultUplink(allNetworks(set).map((n) => n.bridge), o);
+      // One default route: through the first network with a way out (on connect: only if it has none yet).
+      let routed = o.only !== undefined ? await hasDefaultRoute(netnsPath) : false;
+      const made: string[] = [];
+      let next = set;
       try {
-        await nftApply(nftBaseScript({ bridge: state.bridge, subnet: state.subnet, uplink }) + nftContainerScript(c), o);
+        for (const { network, entry } of atts) {
+          const subnet = parseSubnet(network.subnet);
+          const prefix6 = network.subnet6 ? parseSubnet6(network.subnet6).prefix : undefined;
+          await ensureBridge({ bridge: network.bridge, gateway: network.gateway, prefix: subnet.prefix, ...(network.gateway6 ? { gateway6: network.gateway6, prefix6: prefix6! } : {}) }, o);
+          const route = !routed && !network.internal;
+          routed ||= route;
+          made.push(entry.vethHost);
+          await attachContainer(
+            {
+              bridge: network.bridge,
+              vethHost: entry.vethHost,
+              containerNetns: netnsPath,
+              ip: entry.ip,
+              prefix: subnet.prefix,
+              gateway: network.gateway,
+              ifname: entry.ifname ?? 'eth0',
+              defaultRoute: route,
+              ...(entry.ip6 ? { ip6: entry.ip6, prefix6: prefix6!, gateway6: network.gateway6! } : {}),
+            },
+            o,
+          );
+          next = withNetwork(next, { ...network, containers: { ...network.containers, [o.containerId]: { ...entry, up: true } } });
+        }
+        const pub = publishEntry(set, o.containerId)!;
+        await nftApply(baseScript(next, uplink) + nftContainerScript(pub), o);
+        for (const { network } of atts) await syncDns(networkIn(next, network.name ?? DEFAULT_NETWORK), o);
       } catch (err) {
-        await deleteLink(c.vethHost, o).catch(() => {});
+        for (const v of made) await deleteLink(v, o).catch(() => {});
+        for (const { network } of atts) await syncDns(networkIn(set, network.name ?? DEFAULT_NETWORK), o).catch(() => {});
         throw err;
       }
-      return { result: info(state, c) };
+      const first = atts[0]!;
+      return { set: next, result: info(networkIn(next, first.network.name ?? DEFAULT_NETWORK), { ...first.entry, up: true }) };
     });
   } catch (err) {
     throw wrapError(`network setup of container ${o.containerId}`, err);
   }
 }
 
-export interface TeardownOptions extends RootOptions, NetnsOptions {
+export interface TeardownOptions extends NetworkOptions {
   containerId: string;
-  /** Also free the address and ports (the container is being removed). */
+  /** Also free the address and ports (the container is being removed, or disconnected). */
   release?: boolean;
+  /** Only this network (`poc network disconnect`); default: all of its networks. */
+  only?: string;
 }
 
-/** Removes the container's veth and nftables rules (and with `release`, its allocation). No error if gone. */
+/** Removes the container's veths and nftables rules (and with `release`, its allocations). No error if gone. */
 export async function teardownContainerNetwork(o: TeardownOptions): Promise<void> {
   try {
-    await updateNetworkState(o, async (state) => {
-      const c = state.containers[o.containerId];
-      if (!c) return { result: undefined };
-      await deleteLink(c.vethHost, o);
-      if (await nftTableExists(NFT_TABLE, o)) await nftApply(nftContainerTeardownScript(c), o);
-      return { state: o.release ? release(state, o.containerId) : state, result: undefined };
+    await updateNetworkSet(o, async (set) => {
+      const atts = containerAttachments(set, o.containerId).filter((a) => o.only === undefined || (a.network.name ?? DEFAULT_NETWORK) === o.only);
+      if (atts.length === 0) return { result: undefined };
+      const pub = publishEntry(set, o.containerId)!;
+      let next = set;
+      for (const { network, entry } of atts) {
+        await deleteLink(entry.vethHost, o);
+        const down = { ...network, containers: { ...network.containers, [o.containerId]: { ...entry, up: false } } };
+        delete down.containers[o.containerId]!.up;
+        next = withNetwork(next, o.release ? release(down, o.containerId) : down);
+      }
+      // The chain of published ports goes with the container's last network (or with the one holding them).
+      const left = containerAttachments(next, o.containerId);
+      const pubGone = !left.some((a) => a.entry.vethHost === pub.vethHost);
+      if (pubGone && (await nftTableExists(NFT_TABLE, o))) await nftApply(nftContainerTeardownScript(pub), o);
+      for (const { network } of atts) await syncDns(networkIn(next, network.name ?? DEFAULT_NETWORK), o);
+      return { set: next, result: undefined };
     });
   } catch (err) {
     throw wrapError(`network teardown of container ${o.containerId}`, err);
   }
 }
 
-/** Frees a container's address and ports (after its teardown). */
+/** Frees a container's addresses and ports on every network (after its teardown). */
 export async function releaseContainerNetwork(o: RootOptions & { containerId: string }): Promise<void> {
-  await updateNetworkState(o, (state) => ({ state: release(state, o.containerId), result: undefined }));
+  await updateNetworkSet(o, (set) => {
+    let next = set;
+    for (const { network } of containerAttachments(set, o.containerId)) next = withNetwork(next, release(network, o.containerId));
+    return { set: next, result: undefined };
+  });
 }
 
 /**
- * Removes everything poc's networking made: each container's veth, poc's nftables table, the bridge, and
- * the allocations. For `poc prune` with no containers left, and for tests.
+ * Removes everything poc's networking made at run time: each container's veth, the DNS servers, poc's
+ * nftables tables and every bridge, and the allocations. The user networks themselves stay defined (their
+ * bridges are made again by their next container). For `poc prune` with no containers left, and for tests.
  */
 export async function destroyNetwork(o: RootOptions & NetnsOptions = {}): Promise<void> {
-  await updateNetworkState(o, async (state) => {
-    for (const c of Object.values(state.containers)) await deleteLink(c.vethHost, o);
-    if (await nftTableExists(NFT_TABLE, o)) await nftApply(nftDeleteTableScript(), o);
-    if (await linkExists(state.bridge, { netns: o.hostNetns })) await deleteLink(state.bridge, o);
-    return { state: { ...state, containers: {}, lastAllocated: undefined } as NetworkState, result: undefined };
+  await updateNetworkSet(o, async (set) => {
+    for (const n of allNetworks(set)) {
+      for (const c of Object.values(n.containers)) await deleteLink(c.vethHost, o);
+      if (n.name) await stopDnsServer(dnsDir(n.name, o));
+    }
+    if ((await nftTableExists(NFT_TABLE, o)) || (await nftTableExists(NFT_TABLE, o, 'ip6'))) await nftApply(nftDeleteTableScript(), o);
+    for (const n of allNetworks(set)) if (await linkExists(n.bridge, { netns: o.hostNetns })) await deleteLink(n.bridge, o);
+    const clear = (n: NetworkState): NetworkState => {
+      const out = { ...n, containers: {} };
+      delete out.lastAllocated;
+      return out;
+    };
+    return { set: { default: clear(set.default), user: Object.fromEntries(Object.entries(set.user).map(([k, n]) => [k, clear(n)])) }, result: undefined };
   });
 }
 

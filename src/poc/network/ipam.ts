@@ -1,14 +1,15 @@
 /**
- * Address management: `$POC_ROOT/network/state.json` records the bridge, its subnet and, per container, its
- * address, host-side veth name, hostname and published ports. Changed only under the "network" lock. The pure
- * functions take a state and return a new one; `updateNetworkState` is the one place that reads and writes it.
+ * Address management: `$POC_ROOT/network/state.json` records the default network's bridge, its subnet and, per
+ * container, its address, host-side veth name, hostname and published ports; `networks.json` the same for
+ * each user network, with its name, id and settings. Changed only under the "network" lock. The pure
+ * functions take a state and return a new one; `updateNetworkSet` is the one place that reads and writes them.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { pocPaths, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
-import { intToIp, ipToInt, inSubnet, parseSubnet } from './address.js';
+import { intToIp, ip6At, ipToInt, inSubnet, parseSubnet, parseSubnet6 } from './address.js';
 import { formatPublish, type PortMapping } from './publish.js';
 
 export const DEFAULT_BRIDGE = 'pocbr0';
@@ -21,6 +22,14 @@ export interface ContainerNetwork {
   /** Host end of the veth pair; also names the container's nftables chain. */
   vethHost: string;
   publish: PortMapping[];
+  /** The interface in the container (eth0 when absent: the default network before user networks). */
+  ifname?: string;
+  /** On a dual-stack network: the address at the same offset in the IPv6 subnet. */
+  ip6?: string;
+  /** The names the network's DNS answers for it: its name, short id and --network-alias values. */
+  names?: string[];
+  /** Wired (its veth exists): the network's DNS server runs while one of its containers is. */
+  up?: boolean;
 }
 
 export interface NetworkState {
@@ -31,6 +40,14 @@ export interface NetworkState {
   /** Allocation goes on after the last address handed out, so a freed address is not reused at once. */
   lastAllocated?: string;
   containers: Record<string, ContainerNetwork>;
+  // User networks (`poc network create`) only; the default network has none of these.
+  name?: string;
+  id?: string;
+  created?: string;
+  /** No way out: no default route, no masquerade, nothing forwarded off the bridge. */
+  internal?: boolean;
+  subnet6?: string;
+  gateway6?: string;
 }
 
 export interface BridgeConfig {
@@ -78,6 +95,8 @@ export interface AllocationRequest {
   publish?: PortMapping[];
   /** A specific address (must be free and in the subnet). */
   ip?: string;
+  ifname?: string;
+  names?: string[];
 }
 
 /** Pure: gives the container an address (the same one again if it has one) and records its ports. */
@@ -124,7 +143,20 @@ export function allocate(state: NetworkState, req: AllocationRequest): { state: 
     if (!found) throw new PocError(`no free address left in ${state.subnet}`);
     ip = found;
   }
-  const entry: ContainerNetwork = { containerId: req.containerId, ip, hostname: req.hostname, vethHost: vethName(req.containerId), publish };
+  const entry: ContainerNetwork = {
+    containerId: req.containerId,
+    ip,
+    hostname: req.hostname,
+    // The default network's veth keeps its old name, so teardown finds the veths of containers made before.
+    vethHost: state.name ? vethName(`${req.containerId}/${state.name}`) : vethName(req.containerId),
+    publish,
+  };
+  const ifname = req.ifname ?? existing?.ifname;
+  if (ifname) entry.ifname = ifname;
+  if (state.subnet6) entry.ip6 = ip6At(parseSubnet6(state.subnet6), ipToInt(ip) - subnet.network);
+  const names = req.names ?? existing?.names;
+  if (names) entry.names = names;
+  if (existing?.up) entry.up = true;
   return {
     state: { ...state, lastAllocated: existing && !req.ip ? state.lastAllocated : ip, containers: { ...state.containers, [req.containerId]: entry } },
     entry,
@@ -147,20 +179,43 @@ export function readNetworkState(opts: RootOptions = {}): NetworkState {
   return readJson<NetworkState>(networkStatePath(opts), emptyNetworkState());
 }
 
-/** Reads, changes and writes the state under the network lock; `fn` may also do system work under it. */
-export async function updateNetworkState<T>(
+/** The default network (state.json, as before user networks) and the user networks by name (networks.json). */
+export interface NetworkSet {
+  default: NetworkState;
+  user: Record<string, NetworkState>;
+}
+
+export function userNetworksPath(opts: RootOptions = {}): string {
+  return join(pocPaths(opts).network, 'networks.json');
+}
+
+export function readNetworkSet(opts: RootOptions = {}): NetworkSet {
+  const user = readJson<{ version: 1; networks: Record<string, NetworkState> }>(userNetworksPath(opts), { version: 1, networks: {} }).networks;
+  return { default: readNetworkState(opts), user };
+}
+
+/** Every network of the set, the default first. */
+export function allNetworks(set: NetworkSet): NetworkState[] {
+  return [set.default, ...Object.values(set.user)];
+}
+
+/**
+ * Reads, changes and writes every network's state under the one network lock (so creating or removing a
+ * network and wiring a container into one never interleave); `fn` may do system work under it.
+ */
+export async function updateNetworkSet<T>(
   opts: RootOptions,
-  fn: (state: NetworkState) => Promise<{ state?: NetworkState; result: T }> | { state?: NetworkState; result: T },
+  fn: (set: NetworkSet) => Promise<{ set?: NetworkSet; result: T }> | { set?: NetworkSet; result: T },
 ): Promise<T> {
   return withLock(
     'network',
     async () => {
-      const path = networkStatePath(opts);
-      const state = readJson<NetworkState>(path, emptyNetworkState());
-      const { state: next, result } = await fn(state);
-      if (next && next !== state) {
+      const set = readNetworkSet(opts);
+      const { set: next, result } = await fn(set);
+      if (next) {
         mkdirSync(pocPaths(opts).network, { recursive: true, mode: 0o700 });
-        writeJsonAtomic(path, next);
+        if (next.default !== set.default) writeJsonAtomic(networkStatePath(opts), next.default);
+        if (next.user !== set.user) writeJsonAtomic(userNetworksPath(opts), { version: 1, networks: next.user });
       }
       return result;
     },

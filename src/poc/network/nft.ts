@@ -9,7 +9,10 @@
  *   guard (filter, raw)        drop packets from the bridge addressed to 127.0.0.0/8: the bridge has
  *                              route_localnet=1 (needed for the 127.0.0.1 DNAT), and without this a container
  *                              could reach the host's loopback-only services through it
+ *   isolate (filter, forward)  no bridge forwards to another poc bridge; an internal network's bridge forwards
+ *                              nothing at all (its containers have no way out)
  *   map ports                  { tcp . 8080 : jump ctr_<hash> }: one element per published port
+ * and, once a network is dual-stack, `table ip6 poc` with its masquerade and the same isolation.
  *   chain ctr_<hash>           one per container: its DNAT rules
  *
  * The base chains are flushed and rewritten on every setup (same content each time, so concurrent setups
@@ -22,16 +25,44 @@ import type { PortMapping } from './publish.js';
 
 export const NFT_TABLE = 'poc';
 const T = `ip ${NFT_TABLE}`;
+const T6 = `ip6 ${NFT_TABLE}`;
 
-export interface BaseRulesConfig {
+function quote(name: string): string {
+  return JSON.stringify(name);
+}
+
+/** What the base rules need of one network. */
+export interface BaseNetwork {
   bridge: string;
   subnet: string;
+  /** Dual-stack networks: their IPv6 subnet (rules in `table ip6 poc`). */
+  subnet6?: string;
+  /** No way out: no masquerade, and nothing is forwarded between its bridge and any other interface. */
+  internal?: boolean;
+}
+
+export interface BaseRulesConfig {
+  /** Every network, the default first. */
+  networks: BaseNetwork[];
   /** Interface of the default route; null: no masquerade (no way out anyway). */
   uplink: string | null;
 }
 
-function quote(name: string): string {
-  return JSON.stringify(name);
+/**
+ * The isolation chain (forward, filter), one list of rules for each family: an internal network's bridge
+ * forwards nothing off itself, and no bridge forwards to another poc bridge. Traffic within a bridge is
+ * bridged, not forwarded, so it never meets these rules.
+ */
+function isolationRules(table: string, networks: BaseNetwork[]): string[] {
+  const lines: string[] = [];
+  const bridges = networks.map((n) => n.bridge);
+  for (const n of networks) {
+    const b = quote(n.bridge);
+    if (n.internal) lines.push(`add rule ${table} isolate iifname ${b} oifname != ${b} drop`, `add rule ${table} isolate oifname ${b} iifname != ${b} drop`);
+    const others = bridges.filter((x) => x !== n.bridge);
+    if (others.length > 0) lines.push(`add rule ${table} isolate iifname ${b} oifname { ${others.map(quote).join(', ')} } drop`);
+  }
+  return lines;
 }
 
 /** Creates (if needed) the table, map and base chains, and rewrites the base chains' rules. */
@@ -43,22 +74,44 @@ export function nftBaseScript(c: BaseRulesConfig): string {
     `add chain ${T} output { type nat hook output priority -100 ; policy accept ; }`,
     `add chain ${T} postrouting { type nat hook postrouting priority srcnat ; policy accept ; }`,
     `add chain ${T} guard { type filter hook prerouting priority raw ; policy accept ; }`,
+    `add chain ${T} isolate { type filter hook forward priority filter ; policy accept ; }`,
     `flush chain ${T} prerouting`,
     `flush chain ${T} output`,
     `flush chain ${T} postrouting`,
     `flush chain ${T} guard`,
+    `flush chain ${T} isolate`,
     `add rule ${T} prerouting fib daddr type local meta l4proto . th dport vmap @ports`,
     `add rule ${T} output fib daddr type local meta l4proto . th dport vmap @ports`,
   ];
-  if (c.uplink) lines.push(`add rule ${T} postrouting ip saddr ${c.subnet} oifname ${quote(c.uplink)} masquerade`);
-  lines.push(
-    `add rule ${T} postrouting ip saddr 127.0.0.0/8 oifname ${quote(c.bridge)} masquerade`,
-    // Hairpin (a container reaching another through a published port): without this the answer would go
-    // straight back over the bridge, from an address the client never talked to. (iifname is unset in
-    // postrouting, so the match is on the addresses.)
-    `add rule ${T} postrouting ip saddr ${c.subnet} ip daddr ${c.subnet} oifname ${quote(c.bridge)} ct status dnat masquerade`,
-    `add rule ${T} guard iifname ${quote(c.bridge)} ip daddr 127.0.0.0/8 drop`,
-  );
+  for (const n of c.networks) {
+    if (c.uplink && !n.internal) lines.push(`add rule ${T} postrouting ip saddr ${n.subnet} oifname ${quote(c.uplink)} masquerade`);
+    lines.push(
+      `add rule ${T} postrouting ip saddr 127.0.0.0/8 oifname ${quote(n.bridge)} masquerade`,
+      // Hairpin (a container reaching another through a published port): without this the answer would go
+      // straight back over the bridge, from an address the client never talked to. (iifname is unset in
+      // postrouting, so the match is on the addresses.)
+      `add rule ${T} postrouting ip saddr ${n.subnet} ip daddr ${n.subnet} oifname ${quote(n.bridge)} ct status dnat masquerade`,
+      `add rule ${T} guard iifname ${quote(n.bridge)} ip daddr 127.0.0.0/8 drop`,
+    );
+  }
+  lines.push(...isolationRules(T, c.networks));
+  if (c.networks.some((n) => n.subnet6)) {
+    // IPv6: masquerade out of anything but the bridge itself (other poc bridges are cut off by isolate anyway).
+    lines.push(
+      `add table ${T6}`,
+      `add chain ${T6} postrouting { type nat hook postrouting priority srcnat ; policy accept ; }`,
+      `add chain ${T6} isolate { type filter hook forward priority filter ; policy accept ; }`,
+      `flush chain ${T6} postrouting`,
+      `flush chain ${T6} isolate`,
+    );
+    for (const n of c.networks) {
+      if (n.subnet6 && !n.internal) lines.push(`add rule ${T6} postrouting ip6 saddr ${n.subnet6} oifname != ${quote(n.bridge)} masquerade`);
+    }
+    lines.push(...isolationRules(T6, c.networks));
+  } else {
+    // No dual-stack network (left): no IPv6 table either (added first, so that a missing one is no error).
+    lines.push(`add table ${T6}`, `delete table ${T6}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -91,7 +144,7 @@ export function nftContainerTeardownScript(c: Pick<ContainerNetwork, 'containerI
   return `${lines.join('\n')}\n`;
 }
 
-/** Removes the whole table (`poc network prune` / the end of a test): only poc's own table. */
+/** Removes poc's own tables (`poc prune` / the end of a test), each first added so that a missing one is no error. */
 export function nftDeleteTableScript(): string {
-  return `delete table ${T}\n`;
+  return `add table ${T}\ndelete table ${T}\nadd table ${T6}\ndelete table ${T6}\n`;
 }

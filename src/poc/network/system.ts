@@ -40,9 +40,9 @@ export async function nftApply(script: string, o: NetnsOptions = {}): Promise<vo
   await run('nft', ['-f', '-'], { netns: o.hostNetns, input: script });
 }
 
-export async function nftTableExists(table: string, o: NetnsOptions = {}): Promise<boolean> {
+export async function nftTableExists(table: string, o: NetnsOptions = {}, family: 'ip' | 'ip6' = 'ip'): Promise<boolean> {
   try {
-    await run('nft', ['list', 'table', 'ip', table], { netns: o.hostNetns });
+    await run('nft', ['list', 'table', family, table], { netns: o.hostNetns });
     return true;
   } catch {
     return false;
@@ -81,6 +81,9 @@ export interface BridgeSpec {
   bridge: string;
   gateway: string;
   prefix: number;
+  /** Dual-stack: the IPv6 gateway and prefix length. */
+  gateway6?: string;
+  prefix6?: number;
 }
 
 /**
@@ -98,8 +101,11 @@ export async function ensureBridge(b: BridgeSpec, o: NetnsOptions = {}): Promise
       if (!(await linkExists(b.bridge, { netns }))) throw err; // else made meanwhile by someone else
     }
   }
-  await run('ip', ['-batch', '-'], { netns, input: `addr replace ${b.gateway}/${b.prefix} dev ${b.bridge}\nlink set ${b.bridge} up\n` });
+  // nodad: the address is usable at once (duplicate detection would hold it "tentative" for a second or more).
+  const v6 = b.gateway6 ? `addr replace ${b.gateway6}/${b.prefix6} dev ${b.bridge} nodad\n` : '';
+  await run('ip', ['-batch', '-'], { netns, input: `addr replace ${b.gateway}/${b.prefix} dev ${b.bridge}\n${v6}link set ${b.bridge} up\n` });
   await writeSysctl('net/ipv4/ip_forward', '1', o);
+  if (b.gateway6) await writeSysctl('net/ipv6/conf/all/forwarding', '1', o);
   await writeSysctl(`net/ipv4/conf/${b.bridge}/route_localnet`, '1', o);
 }
 
@@ -108,6 +114,11 @@ export function bridgeMac(): string {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Whether the namespace has a default IPv4 route (a container attached to a second network keeps its first). */
+export async function hasDefaultRoute(netnsPath: string): Promise<boolean> {
+  return (await run('ip', ['-4', 'route', 'show', 'default'], { netns: netnsPath })).trim() !== '';
 }
 
 export async function deleteLink(name: string, o: NetnsOptions = {}): Promise<boolean> {
@@ -126,6 +137,13 @@ export interface VethSpec {
   ip: string;
   prefix: number;
   gateway: string;
+  /** The interface in the container (default eth0). */
+  ifname?: string;
+  /** Whether the container's default route goes through this network (not for internal ones, and only once). */
+  defaultRoute?: boolean;
+  ip6?: string;
+  prefix6?: number;
+  gateway6?: string;
 }
 
 /**
@@ -135,15 +153,19 @@ export interface VethSpec {
  */
 export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promise<void> {
   const netns = o.hostNetns;
+  const dev = v.ifname ?? 'eth0';
+  const route = v.defaultRoute ?? true;
   await deleteLink(v.vethHost, o); // a leftover from a run that died half-way
-  await run('ip', ['link', 'add', v.vethHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', v.containerNetns], { netns });
+  await run('ip', ['link', 'add', v.vethHost, 'type', 'veth', 'peer', 'name', dev, 'netns', v.containerNetns], { netns });
   try {
     await run('ip', ['link', 'set', v.vethHost, 'master', v.bridge, 'up'], { netns });
+    const lines = ['link set lo up', `addr add ${v.ip}/${v.prefix} dev ${dev}`];
+    if (v.ip6) lines.push(`addr add ${v.ip6}/${v.prefix6} dev ${dev} nodad`);
+    lines.push(`link set ${dev} up`);
+    if (route) lines.push(`route add default via ${v.gateway} dev ${dev}`);
+    if (route && v.gateway6) lines.push(`route add ::/0 via ${v.gateway6} dev ${dev}`);
     // nsenter from the current namespace: the container's path is valid wherever we are.
-    await run('ip', ['-batch', '-'], {
-      netns: v.containerNetns,
-      input: `link set lo up\naddr add ${v.ip}/${v.prefix} dev eth0\nlink set eth0 up\nroute add default via ${v.gateway} dev eth0\n`,
-    });
+    await run('ip', ['-batch', '-'], { netns: v.containerNetns, input: `${lines.join('\n')}\n` });
   } catch (err) {
     await deleteLink(v.vethHost, o).catch(() => {});
     throw err;
