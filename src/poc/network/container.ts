@@ -267,9 +267,8 @@ export async function teardownContainerNetwork(o: TeardownOptions): Promise<void
         delete down.containers[o.containerId]!.up;
         next = withNetwork(next, o.release ? release(down, o.containerId) : down);
       }
-      // The chain of published ports goes with the container's last network (or with the one holding them).
-      const left = containerAttachments(next, o.containerId);
-      const pubGone = !left.some((a) => a.entry.vethHost === pub.vethHost);
+      // The chain of published ports goes with the interface their address is on.
+      const pubGone = atts.some((a) => a.entry.vethHost === pub.vethHost);
       if (pubGone && (await nftTableExists(NFT_TABLE, o))) await nftApply(nftContainerTeardownScript(pub), o);
       for (const { network } of atts) await syncDns(networkIn(next, network.name ?? DEFAULT_NETWORK), o);
       return { set: next, result: undefined };
