@@ -539,7 +539,7 @@ t.test('bad input: one clear line, a non-zero status, nothing left behind', asyn
     [['run', '-m', '12qb', 'busybox', 'true'], /^poc: invalid memory size "12qb" for -m/],
     [['run', '--cpus', '-1', 'busybox', 'true'], /^poc: invalid --cpus "-1"/],
     [['run', '--env-file', '/no/such/file', 'busybox', 'true'], /^poc: cannot read --env-file \/no\/such\/file: No such file or directory/],
-    [['run', '--network', 'overlay', 'busybox', 'true'], /^poc: invalid --network "overlay"/],
+    [['run', '--network', 'overlay', 'busybox', 'true'], /^poc: no such network: overlay/],
     [['run', '-u', 'ghost', 'busybox', 'true'], /^poc: user "ghost" not found/],
     [['run', '-d', '-w', '/etc/passwd', 'busybox', 'true'], /^poc: start container \S+: .*cwd/i],
     [['run', '-v', `${join(work, 'f')}:/proc/x`, 'busybox', 'true'], /^poc: start container \S+: /],

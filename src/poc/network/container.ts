@@ -28,7 +28,8 @@ import {
   type NetworkSet,
   type NetworkState,
 } from './ipam.js';
-import { containerAttachments, DEFAULT_NETWORK, dnsHostsFile, dnsNames, findNetwork, nextIfname } from './networks.js';
+import { DEFAULT_NETWORK } from './flags.js';
+import { containerAttachments, dnsHostsFile, dnsNames, findNetwork, nextIfname } from './networks.js';
 import { NFT_TABLE, nftBaseScript, nftContainerScript, nftContainerTeardownScript, nftDeleteTableScript } from './nft.js';
 import { formatPublish, parsePublish, type PortMapping } from './publish.js';
 import { attachContainer, defaultUplink, deleteLink, ensureBridge, hasDefaultRoute, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';

@@ -1,12 +1,19 @@
 /**
  * The network flags of `poc run` / `poc create` → checked settings (pure): `--network` (repeatable: bridge,
  * none, host or user networks), `--network-alias`, `--ip`, `--dns`, `--add-host`. Whether a named network
- * exists is checked when the container's address is reserved.
+ * exists is checked when the container's address is reserved. Imports nothing heavy: every `poc run` loads it.
  */
 import { PocError } from '../../errors.js';
 import { isIpv4, isIpv6 } from './address.js';
 import type { NetworkMode } from './etc-files.js';
-import { checkAlias, DEFAULT_NETWORK } from './networks.js';
+
+/** The name `--network` gives the default network, as docker's. */
+export const DEFAULT_NETWORK = 'bridge';
+
+/** Checks a --network-alias (a DNS label or dotted name). */
+export function checkAlias(alias: string): void {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(alias)) throw new PocError(`invalid --network-alias ${JSON.stringify(alias)}: letters, digits and _.-, at most 63`);
+}
 
 export interface NetworkFlags {
   network: string[];

@@ -7,9 +7,8 @@ import { PocError } from '../../errors.js';
 import { shortId } from '../store.js';
 import { intToIp, ipToInt, inSubnet, isIpv4, parseSubnet, parseSubnet6, subnets6Overlap, subnetsOverlap, ip6At } from './address.js';
 import { allNetworks, type ContainerNetwork, type NetworkSet, type NetworkState } from './ipam.js';
+import { DEFAULT_NETWORK } from './flags.js';
 
-/** The name `--network` gives the default network, as docker's. */
-export const DEFAULT_NETWORK = 'bridge';
 /** Names `--network` already gives a meaning to. */
 const RESERVED = new Set([DEFAULT_NETWORK, 'host', 'none', 'default']);
 
@@ -151,11 +150,6 @@ export function containerAttachments(set: NetworkSet, containerId: string): Arra
 /** The names the network's DNS gives a container: its name, its short id and its aliases. */
 export function dnsNames(name: string, containerId: string, aliases: string[]): string[] {
   return [...new Set([name, shortId(containerId), ...aliases])];
-}
-
-/** Checks a --network-alias (a DNS label or dotted name). */
-export function checkAlias(alias: string): void {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(alias)) throw new PocError(`invalid --network-alias ${JSON.stringify(alias)}: letters, digits and _.-, at most 63`);
 }
 
 /** The hosts file a network's DNS server reads (pure): "IP NAME..." for every container on it, v4 and v6. */

@@ -10,7 +10,8 @@ import type { RootOptions } from '../store.js';
 import { allocateContainerNetwork, listContainerNetworks, setupContainerNetwork, teardownContainerNetwork, type Attachment, type ContainerNetworkInfo, type NetworkOptions } from './container.js';
 import { dnsDir, stopDnsServer } from './dns.js';
 import { allNetworks, readNetworkSet, updateNetworkSet, type NetworkState } from './ipam.js';
-import { checkAlias, findNetwork, planNetwork, type CreateNetworkRequest } from './networks.js';
+import { checkAlias } from './flags.js';
+import { findNetwork, planNetwork, type CreateNetworkRequest } from './networks.js';
 import { NFT_TABLE, nftBaseScript } from './nft.js';
 import { defaultUplink, deleteLink, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
 
