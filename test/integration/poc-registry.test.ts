@@ -258,6 +258,16 @@ t.test('what skopeo pushes (an index, zstd layers, a whiteout), poc pulls by sho
   t.equal(run.stdout, '/data\nkeep\nnew\nfrom layer 2\nlayout\n', `short name found locally; whiteout applied; config kept ${run.stderr}`);
 });
 
+t.test('on a terminal, one progress line per layer, redrawn in place', async (t) => {
+  // script(1) gives poc a pty; a fresh store so that every layer is fetched.
+  const e = { ...env, POC_ROOT: join(work, 'poc-tty') };
+  const r = spawnSync('script', ['-qec', `${POC} pull ${plain.host}/multi:v1`, '/dev/null'], { encoding: 'utf8', env: e, timeout: 120_000 });
+  t.equal(r.status, 0, r.stdout);
+  t.match(r.stdout, /[a-f0-9]{12}: Pull complete/, 'each layer ends "Pull complete"');
+  t.match(r.stdout, /\x1b\[\d+A/, 'lines are redrawn (cursor up)');
+  rmSync(join(work, 'poc-tty'), { recursive: true, force: true });
+});
+
 t.test('layers shared by digest are downloaded once', async (t) => {
   // The same layers under another tag with another config: only the config and manifest are new.
   execFileSync('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--override-arch', 'amd64', `docker://${plain.host}/multi:v1`, `docker://${plain.host}/multi:v2`], { stdio: 'pipe' });
