@@ -30,6 +30,8 @@ process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill();
   rmSync(work, { recursive: true, force: true });
 });
+// Interrupted: the same cleanup (the registries are this process's children).
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 const freePort = () =>
   new Promise((resolve) => {

@@ -287,6 +287,7 @@ t.test('pull-on-run of an image that is not there yet (by digest)', async (t) =>
   t.equal(r.stdout, 'kept');
   t.match(r.stderr, /Unable to find image .* locally/);
   t.ok(imageNames().includes(`${plain.host}/multi@${digest}`), 'stored under its digest');
+  t.match(poc(['images']).stdout, new RegExp(`^${plain.host.replace(/\./g, '\\.')}/multi +<none> +[a-f0-9]{12}`, 'm'), 'listed without a tag, as docker lists it');
 });
 
 t.test('bad input: each a clear error, the store left as it was', async (t) => {

@@ -12,6 +12,8 @@ export interface ImagesOptions extends RootOptions {
 
 function nameAndTag(img: ImageRecord): [string, string] {
   if (!img.name) return ['<none>', '<none>'];
+  // Pulled by digest (`host/repo@sha256:...`): no tag, as docker lists it.
+  if (img.name.includes('@')) return [img.name.slice(0, img.name.indexOf('@')), '<none>'];
   const colon = img.name.lastIndexOf(':');
   return colon > img.name.lastIndexOf('/') ? [img.name.slice(0, colon), img.name.slice(colon + 1)] : [img.name, 'latest'];
 }
