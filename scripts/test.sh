@@ -13,6 +13,11 @@ cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# No test reaches a registry it did not start: the host's registries.conf.d aliases name docker.io, so without
+# this `poc run` of an image that is not there would pull from outside the machine. Tests that use registries
+# set their own (test/integration/poc-registry.test.ts); podman's conformance sets its own too.
+printf 'unqualified-search-registries = []\n' > "$tmp/registries.conf"
+export CONTAINERS_REGISTRIES_CONF="$tmp/registries.conf"
 
 host="" guest=""
 if [ $# -eq 0 ]; then
