@@ -6,12 +6,17 @@
 //
 // usage: node bench/seccomp.mjs [--reps N] [--image NAME] [--seconds S]
 //
+// A third column runs the same with a filter that allows everything (--security-opt seccomp=FILE of
+// {"defaultAction":"SCMP_ACT_ALLOW"}): what having any filter at all costs, apart from the profile's rules.
+//
 // The workloads (each in its own container, through dist/poc as a user runs it):
 //   syscalls   dd bs=1 of 1 MB from /dev/zero to /dev/null: two syscalls a byte, the filter's worst case (MB/s)
 //   threads    sysbench threads: sched_yield and futex in 64 threads (events/s)
 //   fileio     sysbench fileio rndrw on the container's overlayfs: pread, pwrite, fsync (reads/s, writes/s)
 // The image needs sysbench: `poc init` builds the Debian image with it (POC_ROOT as for poc).
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,7 +51,12 @@ const WORKLOADS = [
   },
 ];
 
-const MODES = { default: [], unconfined: ['--security-opt', 'seccomp=unconfined'] };
+const tmp = mkdtempSync(join(tmpdir(), 'poc-seccomp-bench-'));
+const allowAll = join(tmp, 'allow-all.json');
+writeFileSync(allowAll, '{"defaultAction":"SCMP_ACT_ALLOW"}\n');
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const MODES = { default: [], unconfined: ['--security-opt', 'seccomp=unconfined'], 'allow-all': ['--security-opt', `seccomp=${allowAll}`] };
+const tty = process.stderr.isTTY;
 
 function run(mode, w) {
   const r = spawnSync(POC, ['run', '--rm', '--network', 'none', ...MODES[mode], image, 'sh', '-c', w.script], { encoding: 'utf8' });
@@ -66,24 +76,27 @@ const results = {};
 for (let rep = 0; rep < reps; rep++) {
   for (const w of WORKLOADS) {
     // Alternate which goes first, so that neither always follows the other's file writes.
-    const order = rep % 2 ? ['unconfined', 'default'] : ['default', 'unconfined'];
+    const order = rep % 2 ? ['unconfined', 'allow-all', 'default'] : ['default', 'allow-all', 'unconfined'];
     for (const mode of order) {
-      process.stderr.write(`\r[${rep + 1}/${reps}] ${w.name} ${mode}          `);
+      const line = `[${rep + 1}/${reps}] ${w.name} ${mode}`;
+      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
       for (const [metric, value] of Object.entries(run(mode, w))) {
-        ((results[`${w.name}: ${metric}`] ??= { default: [], unconfined: [] })[mode]).push(value);
+        ((results[`${w.name}: ${metric}`] ??= { default: [], unconfined: [], 'allow-all': [] })[mode]).push(value);
       }
     }
   }
 }
-process.stderr.write('\r\x1b[K');
+if (tty) process.stderr.write('\r\x1b[K');
 
 const kernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
 console.log(`poc's default seccomp profile against seccomp=unconfined: image ${image}, ${reps} repetitions, kernel ${kernel}; medians (higher is better)`);
 console.log('');
-const rows = [['workload: metric', 'default profile', 'unconfined', 'default/unconfined', 'spread of the ratio']];
-for (const [name, { default: d, unconfined: u }] of Object.entries(results)) {
+const rows = [['workload: metric', 'default profile', 'allow-all filter', 'unconfined', 'default/unconfined', 'spread', 'allow-all/unconfined']];
+const fmt = (x) => x.toPrecision(4);
+for (const [name, { default: d, unconfined: u, 'allow-all': a }] of Object.entries(results)) {
   const ratios = d.map((x, i) => x / u[i]);
-  rows.push([name, median(d).toFixed(1), median(u).toFixed(1), (median(d) / median(u)).toFixed(3), `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`]);
+  rows.push([name, fmt(median(d)), fmt(median(a)), fmt(median(u)), (median(d) / median(u)).toFixed(3),
+    `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`, (median(a) / median(u)).toFixed(3)]);
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));

@@ -168,6 +168,8 @@ t.test('bad values: one error naming the flag', async (t) => {
     [['--stop-timeout', '1.5'], /invalid --stop-timeout "1.5"/],
     [['--group-add', 'a b'], /invalid --group-add "a b"/],
     [['--label', '=x'], /invalid --label "=x"/],
+    [['--tmpfs', '/x', '--tmpfs', '/x/'], /duplicate mount point: \/x is given twice/],
+    [['-v', '/a:/x', '--tmpfs', '/x'], /duplicate mount point: \/x is given twice/],
   ];
   for (const [argv, want] of cases) t.throws(() => resolve(argv), want, argv.join(' '));
 });

@@ -22,7 +22,7 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 function securityOpt(o: ContainerOptions): string[] {
   const out: string[] = [];
   if (o.seccomp === 'unconfined' || (o.seccomp === undefined && o.seccompProfile === undefined)) out.push('seccomp=unconfined');
-  if (o.seccompProfile !== undefined) out.push('seccomp=<file>');
+  if (o.seccompProfile !== undefined) out.push(`seccomp=${JSON.stringify(o.seccompProfile)}`); // the profile's text, as docker shows it
   if (o.noNewPrivileges) out.push('no-new-privileges');
   return out;
 }

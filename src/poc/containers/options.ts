@@ -357,13 +357,13 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     interactive: f.interactive,
     autoRemove: f.rm,
     ...(cgroup ? { cgroup } : {}),
-    ...dockerOptions(f, network),
+    ...dockerOptions(f, network, volumes),
     ...(rootless ? { rootless: rootless.rootless } : {}),
   };
 }
 
 /** The flags of docker-options.ts, each only when given (container.json stays as small as before). */
-function dockerOptions(f: RunFlags, network: NetworkMode): Partial<ContainerOptions> {
+function dockerOptions(f: RunFlags, network: NetworkMode, volumes: readonly Volume[]): Partial<ContainerOptions> {
   const o: Partial<ContainerOptions> = {};
   if (f.privileged) o.privileged = true;
   if (f.devices.length > 0) o.devices = f.devices.map(parseDevice);
@@ -373,7 +373,14 @@ function dockerOptions(f: RunFlags, network: NetworkMode): Partial<ContainerOpti
     o.ulimits = [...byType.values()];
   }
   if (f.sysctls.length > 0) o.sysctls = Object.fromEntries(f.sysctls.map((s) => parseSysctl(s, network)));
-  if (f.tmpfs.length > 0) o.tmpfs = f.tmpfs.map(parseTmpfs);
+  if (f.tmpfs.length > 0) {
+    o.tmpfs = f.tmpfs.map(parseTmpfs);
+    const taken = new Set(volumes.map((v) => v.destination));
+    for (const t of o.tmpfs) {
+      if (taken.has(t.destination)) throw new PocError(`duplicate mount point: ${t.destination} is given twice (-v, --mount, --tmpfs)`);
+      taken.add(t.destination);
+    }
+  }
   if (f.shmSize !== undefined) o.shmSize = parseShmSize(f.shmSize);
   if (f.init) o.init = true;
   if (f.stopSignal !== undefined) o.stopSignal = parseStopSignal(f.stopSignal);
