@@ -10,7 +10,7 @@
  * host's links, rules and resolvers are never touched: poc's bridges, veths, tables and DNS servers are all in
  * the "host" namespace, and traffic goes only between these namespaces.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -69,6 +69,17 @@ function lookup(container: string, name: string): string[] {
 /** Whether one ping from a container to an address is answered. */
 function pings(container: string, address: string): boolean {
   return poc('exec', container, 'ping', '-c', '1', '-W', '1', address).status === 0;
+}
+
+function pocAsync(...args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn('nsenter', [`--net=${hostNetns}`, '--', POC, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 function inspect(ref: string): any {
@@ -221,6 +232,42 @@ t.test('a network in use is not removed; -f stops its containers first', async (
   t.match(ok('ps', '-a'), /Exited.*\bdb\b/, 'db too');
   t.same(Object.keys(inspect('db').NetworkSettings.Networks), ['back'], 'db is off front, and still on back');
   t.notOk(networkResidue().dns.some((l) => l.includes('/dns/front/')), 'front\'s DNS server is gone');
+});
+
+t.test('concurrency: networks made and removed while containers start on them', async (t) => {
+  // Four creates at once: four distinct ranges (each planned under the network lock against the others).
+  const made = await Promise.all(['c1', 'c2', 'c3', 'c4'].map((n) => pocAsync('network', 'create', n)));
+  t.same(made.map((r) => r.status), [0, 0, 0, 0], made.map((r) => r.stderr).join(''));
+  const subnets = ['c1', 'c2', 'c3', 'c4'].map((n) => JSON.parse(ok('network', 'inspect', n))[0].IPAM.Config[0].Subnet);
+  t.equal(new Set(subnets).size, 4, `distinct ranges: ${subnets.join(' ')}`);
+  // Containers starting on c1 while c1 is being removed, and c2..c4 removed meanwhile: each run either gets
+  // its container wired, or fails cleanly because the network is gone; the removal either happens before
+  // any container reserved an address, or is refused as "in use".
+  const runs = ['r1', 'r2', 'r3'].map((n) => pocAsync('run', '-d', '--name', n, '--network', 'c1', 'busybox', 'sleep', '600'));
+  const rms = ['c1', 'c2', 'c3', 'c4'].map((n) => pocAsync('network', 'rm', n));
+  const [runResults, rmResults] = [await Promise.all(runs), await Promise.all(rms)];
+  t.same(rmResults.slice(1).map((r) => r.status), [0, 0, 0], 'the idle networks are removed');
+  const rm1 = rmResults[0]!;
+  const started = runResults.filter((r) => r.status === 0).length;
+  for (const r of runResults) if (r.status !== 0) t.match(r.stderr, /no such network: c1/, 'a run that lost the race names the network');
+  if (rm1.status === 0) {
+    t.notMatch(ok('network', 'ls', '-q'), /^c1$/m, 'c1 removed');
+    t.equal(started, 0, 'so no container could have started on it');
+  } else {
+    t.match(rm1.stderr, /network c1 is in use/);
+    t.ok(started > 0, 'refused because a container is on it');
+    for (const n of ['r1', 'r2', 'r3']) {
+      if (poc('inspect', n).status !== 0) continue;
+      t.ok(inspect(n).State.Running, `${n} runs`);
+      t.same(Object.keys(inspect(n).NetworkSettings.Networks), ['c1'], `${n} is wired into c1`);
+      t.match(ok('exec', n, 'ip', 'addr', 'show', 'dev', 'eth0'), new RegExp(`inet ${inspect(n).NetworkSettings.Networks.c1.IPAddress.replace(/\./g, '\\.')}/24`));
+    }
+    for (const n of ['r1', 'r2', 'r3']) poc('rm', '-f', n);
+    ok('network', 'rm', 'c1');
+  }
+  t.same(readdirSync(join(root, 'containers')).filter((id) => ['r1', 'r2', 'r3'].includes(JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8')).name)), [], 'no half-made container');
+  const ids = made.map((r) => r.stdout.trim().slice(0, 8));
+  t.same(networkResidue().links.filter((l) => ids.some((id) => l === `pocbr${id}`)), [], 'their bridges are gone');
 });
 
 t.test('no residue after rm and prune', async (t) => {
