@@ -111,11 +111,21 @@ function commandOf(ins: Instruction, shell: string[]): string[] {
   return ins.json ?? [...shell, ins.text];
 }
 
-function parseDuration(value: string, where: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$/.exec(value);
-  if (!m) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
-  const unit = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }[m[2] as 'ns'];
-  return Math.round(Number(m[1]) * unit);
+/** A Go duration, as docker reads HEALTHCHECK's flags: 30s, 1m30s, 1.5h, 500ms (ns). */
+export function parseDuration(value: string, where: string, flag: string): number {
+  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (pos < value.length) {
+    re.lastIndex = pos;
+    const m = re.exec(value);
+    if (!m) break;
+    total += Number(m[1]) * units[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  if (value === '' || pos !== value.length) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
+  return Math.round(total);
 }
 
 /**

@@ -68,7 +68,7 @@ export async function cpCommand(o: RootOptions & { src: string; dest: string }):
 }
 
 /** Layers neither an image nor the build cache refers to. */
-async function pruneUnusedLayers(o: RootOptions): Promise<number> {
+export async function pruneUnusedLayers(o: RootOptions): Promise<number> {
   const keep = cachedLayers(o);
   for (const i of listImages(o)) for (const l of i.layers ?? []) keep.add(l.diffID);
   return pruneLayers(keep, o);

@@ -39,6 +39,8 @@ export async function pruneCommand(o: RootOptions): Promise<number> {
     stdout(`Deleted container: ${shortId(c.id)} (${c.name})\n`);
   }
   for (const id of await pruneImages({ ...o, inUse: imagesInUse(o) })) stdout(`Deleted image: ${shortId(id)}\n`);
+  // Then the layers no image and no build-cache entry refers to any more (poc builder prune forgets the cache).
+  await (await import('./container-files.js')).pruneUnusedLayers(o);
   // Rootless poc has no bridge, nftables table or cgroup parent: those are root's.
   if (listContainers(o).length === 0 && !isRootless(process.env, process.geteuid?.() ?? 0)) {
     // The bridge and the nftables table are the host's, shared by every POC_ROOT: kept while anything is

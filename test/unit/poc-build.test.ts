@@ -1,0 +1,138 @@
+/**
+ * poc build's pure parts, as tables: the Dockerfile checks (file:line), docker's variable substitution, config
+ * instructions, the step cache key, a RUN step's config.json and the overlay options.
+ */
+import t from 'tap';
+import { applyConfigInstruction, resolveInRoot } from '../../src/poc/build/build.js';
+import { stepKey } from '../../src/poc/build/cache.js';
+import { parseDockerfile } from '../../src/poc/build/dockerfile.js';
+import { envLookup, expandWord, setEnv } from '../../src/poc/build/expand.js';
+import { overlayMountOptions, runSpec } from '../../src/poc/build/step-fs.js';
+import type { ImageConfig } from '../../src/poc/images/store.js';
+
+t.test('the parser: stages, names, global ARGs, exec and shell forms, flags, continuations', async (t) => {
+  const df = parseDockerfile(
+    'ARG V=1\nFROM busybox:${V} AS Build\nRUN echo a \\\n  && echo b\nCOPY --chown=1:2 --from=build a b /c/\nFROM scratch\nCMD ["x", "y z"]\n',
+    'Dockerfile',
+  );
+  t.equal(df.globalArgs.length, 1);
+  t.same(df.stages.map((s) => [s.index, s.name, s.from.line]), [[0, 'build', 2], [1, null, 6]]);
+  const [run, copy] = df.stages[0]!.instructions;
+  t.equal(run!.keyword, 'RUN');
+  t.equal(run!.json, null);
+  t.match(run!.text, /^echo a\s+&& echo b$/);
+  t.same(copy!.flags, { chown: '1:2', from: 'build' });
+  t.same(copy!.words, ['a', 'b', '/c/']);
+  t.equal(copy!.where, 'Dockerfile:5');
+  t.same(df.stages[1]!.instructions[0]!.json, ['x', 'y z']);
+});
+
+t.test('bad Dockerfiles: one error naming the file and line', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['FROM a\nFOO bar\n', /^Dockerfile:2: unknown instruction FOO$/],
+    ['RUN x\n', /^Dockerfile:1: RUN before the first FROM/],
+    ['', /^Dockerfile: no FROM instruction/],
+    ['FROM a b c d\n', /^Dockerfile:1: FROM takes an image/],
+    ['FROM a AS x\nFROM b AS x\n', /^Dockerfile:2: stage name "x" is used twice$/],
+    ['FROM a\nCOPY only\n', /^Dockerfile:2: COPY needs at least one source and a destination$/],
+    ['FROM a\nRUN --mount=type=cache,target=/x true\n', /^Dockerfile:2: RUN does not take the flag --mount$/],
+    ['FROM a\nSHELL /bin/bash\n', /^Dockerfile:2: SHELL needs a JSON array/],
+    ['FROM a\nENV\n', /^Dockerfile:2: ENV needs at least one KEY=VALUE$/],
+    ['FROM a\nARG 1x\n', /^Dockerfile:2: ARG invalid name "1x"$/],
+    ['FROM a\nWORKDIR a b\n', /^Dockerfile:2: WORKDIR takes exactly one argument$/],
+    ['FROM a\nHEALTHCHECK sometimes\n', /^Dockerfile:2: HEALTHCHECK takes NONE or CMD COMMAND$/],
+    ['FROM a\nONBUILD RUN x\n', /^Dockerfile:2: ONBUILD is not supported/],
+    ['FROM a\nRUN <<EOF\nx\nEOF\n', /^Dockerfile:2: RUN with a heredoc is not supported/],
+  ];
+  for (const [text, re] of cases) t.throws(() => parseDockerfile(text, 'Dockerfile'), re, JSON.stringify(text));
+});
+
+t.test("variable substitution, as docker's shell lexer", async (t) => {
+  const look = envLookup(['A=1', 'EMPTY=', 'P=/usr/bin'], new Map([['B', 'two']]));
+  const cases: Array<[string, string]> = [
+    ['$A', '1'],
+    ['${A}x', '1x'],
+    ['${UNSET:-dflt}', 'dflt'],
+    ['${EMPTY:-dflt}', 'dflt'],
+    ['${EMPTY-dflt}', ''],
+    ['${A:+alt}', 'alt'],
+    ['${UNSET:+alt}', ''],
+    ['\\$A', '$A'],
+    ["'$A'", '$A'],
+    ['"$A $B"', '1 two'],
+    ['$P:/x', '/usr/bin:/x'],
+    ['a$', 'a$'],
+    ['${UNSET:-${B}}', 'two'],
+  ];
+  for (const [word, want] of cases) t.equal(expandWord(word, look), want, word);
+  t.throws(() => expandWord('${A', look, 'Dockerfile:3'), /^Dockerfile:3: missing \}/);
+  t.throws(() => expandWord('"open', look, 'Dockerfile:3'), /unterminated " quote/);
+  t.same(setEnv(['A=1', 'B=2'], 'A', '3'), ['A=3', 'B=2']);
+  t.same(setEnv(['A=1'], 'C', '3'), ['A=1', 'C=3']);
+});
+
+t.test('config instructions', async (t) => {
+  const base: ImageConfig = { Env: ['PATH=/bin'], Cmd: ['sh'], Entrypoint: null, WorkingDir: '/', User: '' };
+  const apply = (line: string, cmdSet = false, config = base) => {
+    const ins = parseDockerfile(`FROM x\n${line}\n`, 'Dockerfile').stages[0]!.instructions[0]!;
+    return applyConfigInstruction(config, ins, envLookup(config.Env), cmdSet);
+  };
+  t.same(apply('ENV A=1 B="2 3"').config.Env, ['PATH=/bin', 'A=1', 'B=2 3']);
+  t.same(apply('ENV PATH=$PATH:/x').config.Env, ['PATH=/bin:/x']);
+  t.same(apply('CMD echo hi').config.Cmd, ['/bin/sh', '-c', 'echo hi']);
+  t.same(apply('CMD ["a", "b"]').config.Cmd, ['a', 'b']);
+  t.same(apply('ENTRYPOINT ["e"]').config, { ...base, Entrypoint: ['e'], Cmd: null }, 'an ENTRYPOINT resets an inherited CMD');
+  t.same(apply('ENTRYPOINT ["e"]', true).config.Cmd, ['sh'], 'but not one set in the stage');
+  t.same(apply('EXPOSE 80 53/UDP 8000-8001').config.ExposedPorts, { '80/tcp': {}, '53/udp': {}, '8000-8001/tcp': {} });
+  t.throws(() => apply('EXPOSE http'), /^Dockerfile:2: EXPOSE: invalid port "http"/);
+  t.same(apply('VOLUME ["/a", "/b"]').config.Volumes, { '/a': {}, '/b': {} });
+  t.same(apply('HEALTHCHECK --interval=1m30s --timeout=500ms --retries=4 CMD ["check", "x"]').config.Healthcheck, {
+    Test: ['CMD', 'check', 'x'], Interval: 90e9, Timeout: 500e6, Retries: 4,
+  });
+  t.same(apply('HEALTHCHECK NONE').config.Healthcheck, { Test: ['NONE'] });
+  t.same(apply('SHELL ["/bin/bash", "-ec"]').config.Shell, ['/bin/bash', '-ec']);
+  t.same(apply('CMD echo', false, { ...base, Shell: ['/bin/bash', '-ec'] }).config.Cmd, ['/bin/bash', '-ec', 'echo'], 'CMD through the SHELL');
+  t.equal(apply('USER app:app').config.User, 'app:app');
+  t.equal(apply('STOPSIGNAL SIGINT').config.StopSignal, 'SIGINT');
+  t.same(apply('LABEL "a b"=c d=e').config.Labels, { 'a b': 'c', d: 'e' });
+  t.same(base.Env, ['PATH=/bin'], 'the config given is not changed');
+});
+
+t.test('the cache key depends on the parent and on everything a step reads', async (t) => {
+  const k = stepKey('p', { ins: 'RUN x', keyInput: { env: ['A=1'] } });
+  t.match(k, /^[0-9a-f]{64}$/);
+  t.equal(stepKey('p', { ins: 'RUN x', keyInput: { env: ['A=1'] } }), k);
+  t.not(stepKey('q', { ins: 'RUN x', keyInput: { env: ['A=1'] } }), k);
+  t.not(stepKey('p', { ins: 'RUN x', keyInput: { env: ['A=2'] } }), k);
+});
+
+t.test("a RUN step's config.json and its overlay", async (t) => {
+  const spec = runSpec('/m', 'poc-build-1', { args: ['/bin/sh', '-c', 'x'], env: ['A=1'], cwd: '/app', user: { uid: 1, gid: 2 }, network: 'none', where: 'D:1', source: 'RUN x' });
+  t.same(spec.root, { path: '/m', readonly: false });
+  t.equal(spec.process!.terminal, false);
+  t.same(spec.process!.args, ['/bin/sh', '-c', 'x']);
+  t.equal(spec.process!.cwd, '/app');
+  t.ok(spec.linux!.namespaces!.some((n) => n.type === 'network'), 'none: a network namespace of its own');
+  const host = runSpec('/m', 'i', { args: ['x'], env: [], cwd: '/', user: { uid: 0, gid: 0 }, network: 'host', where: '', source: '' });
+  t.notOk(host.linux!.namespaces!.some((n) => n.type === 'network'), "host: the host's network");
+  t.equal(overlayMountOptions(['/l2', '/l1'], { upper: '/u', work: '/w' }), 'lowerdir=/l2:/l1,upperdir=/u,workdir=/w,redirect_dir=off,index=off,metacopy=off');
+  t.equal(overlayMountOptions(['/a', '/b']), 'lowerdir=/a:/b');
+  t.throws(() => overlayMountOptions(['/a:b']), /cannot take/);
+});
+
+t.test('paths inside an image: symbolic links stay inside', async (t) => {
+  const { mkdtempSync, mkdirSync, symlinkSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const root = mkdtempSync('/tmp/poc-build-unit-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'real'));
+  symlinkSync('/real', join(root, 'abs'));
+  symlinkSync('../../../..', join(root, 'up'));
+  mkdirSync(join(root, 'etc'));
+  symlinkSync('/etc', join(root, 'hostetc'));
+  symlinkSync('loop', join(root, 'loop'));
+  t.equal(resolveInRoot(root, '/abs/x'), join(root, 'real/x'));
+  t.equal(resolveInRoot(root, '/up/x'), join(root, 'x'), '.. stops at the root');
+  t.equal(resolveInRoot(root, '/hostetc/passwd'), join(root, 'etc/passwd'), "an absolute link is the image's, not the host's");
+  t.throws(() => resolveInRoot(root, '/loop/x'), /too many levels of symbolic links/);
+});
