@@ -95,6 +95,11 @@ export const ROOTLESS_NETWORKS = ['slirp4netns', 'none'] as const;
 export interface RootlessOptions {
   /** slirp4netns's allow_host_loopback: 10.0.2.2 in the container reaches the host's 127.0.0.1 (off by default, as podman). */
   allowHostLoopback: boolean;
+  /**
+   * The user has no subordinate ranges: only root is mapped, so mount options naming other ids (devpts's gid=5)
+   * are left out, as runc's spec --rootless leaves them out.
+   */
+  singleId?: boolean;
 }
 
 export interface RootlessNetwork {

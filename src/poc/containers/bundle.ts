@@ -191,8 +191,12 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
   const base = defaultSpec();
   const caps = capabilitySet(o.privileged ? ['ALL', ...o.capAdd] : o.capAdd, o.capDrop, ctx.capabilities);
   const env = mergeEnv([DEFAULT_PATH], image.Env ?? [], [`HOSTNAME=${ctx.hostname}`], o.tty ? ['TERM=xterm'] : [], o.env);
+  // Only root mapped (a user without subordinate ranges): no mount option may name another id.
+  const defaults = o.rootless?.singleId
+    ? base.mounts!.map((m) => (m.options ? { ...m, options: m.options.filter((x) => !/^[ug]id=/.test(x)) } : m))
+    : base.mounts!;
   const mounts: Mount[] = [
-    ...baseMounts(base.mounts!, o),
+    ...baseMounts(defaults, o),
     bind(`${ctx.etcDir}/hosts`, '/etc/hosts', false),
     bind(`${ctx.etcDir}/hostname`, '/etc/hostname', false),
     bind(`${ctx.etcDir}/resolv.conf`, '/etc/resolv.conf', false),

@@ -56,6 +56,11 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     systemdRunning: systemdRunning(),
     rootless: isRootless(process.env, process.geteuid?.() ?? 0),
   });
+  if (options.rootless) {
+    const { userIdentity } = await import('../userns.js'); // rootless only
+    const who = userIdentity();
+    if (who.subuids.length === 0 || who.subgids.length === 0) options.rootless.singleId = true;
+  }
   for (const v of options.volumes) {
     if (volumeType(v) !== 'bind') continue;
     let st;
