@@ -4,7 +4,7 @@
 // (ms) and the ratio poc/podman for the default network of each (poc: slirp4netns; podman 4: slirp4netns) and for
 // --network none.
 //
-// usage (as root): node bench/rootless.mjs [--reps N] [--user NAME]
+// usage (as root): node bench/poc-rootless.mjs [--reps N] [--user NAME]
 //
 // Without --user it makes a user of its own (useradd, which gives it subuid and subgid ranges) with a home and an
 // XDG_RUNTIME_DIR in a temporary directory, and removes it afterwards. With --user NAME that user's home is used,
@@ -22,7 +22,7 @@ const reps = Number(opt('--reps') || 20);
 const POC = join(top, 'dist/poc');
 
 if (process.getuid() !== 0) {
-  console.error('bench/rootless.mjs: run it as root (it makes or names the user the engines run as)');
+  console.error('bench/poc-rootless.mjs: run it as root (it makes or names the user the engines run as)');
   process.exit(1);
 }
 

@@ -2,7 +2,7 @@
 # Rootless quick start, run as root: install what is missing and build (setup.sh), then run a busybox container
 # with poc as an ordinary user: USER if named, else the user "pocdemo", made here (useradd gives it subuid and
 # subgid ranges) and kept for you to go on with (remove it with "userdel -r pocdemo").
-# usage: scripts/quickstart-rootless.sh [USER]
+# usage: scripts/quickstart-poc-rootless.sh [USER]
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "$0: run it as root (it installs packages and may make the user)" >&2; exit 1; }
