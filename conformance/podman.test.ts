@@ -235,9 +235,11 @@ t.test('podman', { skip: !ready }, async (t) => {
     t.match(mem, cgroupParent, 'under the cgroup parent podman was given');
     if (SYSTEMD) {
       const id = inspect('m1', '{{.Id}}');
-      t.equal(mem, `/sys/fs/cgroup/${cgroupParent}/libpod-${id}.scope`, 'the scope podman named (slice:libpod:id)');
-      const unit = sh('systemctl', ['show', `libpod-${id}.scope`, '-p', 'Delegate', '-p', 'MemoryMax', '-p', 'TasksMax']).stdout;
-      t.equal(unit, `Delegate=yes\nMemoryMax=${64 * 1024 * 1024}\nTasksMax=50\n`, 'systemd knows the limits');
+      t.match(mem, new RegExp(`^/sys/fs/cgroup(/memory)?/${cgroupParent}/libpod-${id}\\.scope$`), 'the scope podman named (slice:libpod:id)');
+      // cgroup v1 (a hybrid host) has MemoryLimit where v2 has MemoryMax.
+      const memoryProperty = mem.startsWith('/sys/fs/cgroup/memory/') ? 'MemoryLimit' : 'MemoryMax';
+      const unit = sh('systemctl', ['show', `libpod-${id}.scope`, '-p', 'Delegate', '-p', memoryProperty, '-p', 'TasksMax']).stdout;
+      t.equal(unit, `Delegate=yes\n${memoryProperty}=${64 * 1024 * 1024}\nTasksMax=50\n`, 'systemd knows the limits');
     }
     const limit = existsSync(join(mem, 'memory.limit_in_bytes')) ? 'memory.limit_in_bytes' : 'memory.max';
     t.equal(readFileSync(join(mem, limit), 'utf8').trim(), String(64 * 1024 * 1024), `host ${limit}`);

@@ -3,9 +3,12 @@
 #   the host suite: unit tests (no root needed), integration tests (root, real containers), engine conformance;
 #   the guest suite: test/guest/ and conformance/ in the cgroup v2 test guest (scripts/guest/test.sh; Debian 12,
 #   systemd, kernel 6.1, under qemu), where the behaviour differs from this host's; then podman's and
-#   containerd's conformance again there with their systemd cgroup managers.
-# Ends with one line summing both: "N passed, N failed". A guest suite that cannot run counts as failed.
-# With FILES, runs only those: files under test/guest/ in the guest, the others on the host.
+#   containerd's conformance again there with their systemd cgroup managers;
+#   the hybrid suite: test/guest-hybrid/ and podman with its systemd cgroup manager, in the same guest booted
+#   with systemd's cgroup v1 layout (POC_GUEST_CGROUPS=hybrid), as older distributions and nodes run.
+# Ends with one line summing them all: "N passed, N failed". A guest suite that cannot run counts as failed.
+# With FILES, runs only those: files under test/guest/ in the guest, under test/guest-hybrid/ in the hybrid
+# guest, the others on the host.
 set -u
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || { echo "0 passed, 1 failed (setup failed)"; exit 1; }
@@ -19,12 +22,16 @@ trap 'rm -rf "$tmp"' EXIT
 printf 'unqualified-search-registries = []\n' > "$tmp/registries.conf"
 export CONTAINERS_REGISTRIES_CONF="$tmp/registries.conf"
 
-host="" guest=""
+host="" guest="" hybrid=""
 if [ $# -eq 0 ]; then
-  host="test/unit test/integration conformance" guest="test/guest conformance"
+  host="test/unit test/integration conformance" guest="test/guest conformance" hybrid="test/guest-hybrid conformance/podman.test.ts"
 else
   for f in "$@"; do
-    case ${f#./} in test/guest | test/guest/*) guest="$guest $f" ;; *) host="$host $f" ;; esac
+    case ${f#./} in
+      test/guest-hybrid | test/guest-hybrid/*) hybrid="$hybrid $f" ;;
+      test/guest | test/guest/*) guest="$guest $f" ;;
+      *) host="$host $f" ;;
+    esac
   done
 fi
 
@@ -62,6 +69,13 @@ if [ $# -eq 0 ]; then
   guest_suite "podman and containerd with their systemd cgroup managers, in the guest" \
     conformance/podman.test.ts conformance/containerd.test.ts
   unset POC_CONFORMANCE_CGROUP_MANAGER
+fi
+if [ -n "$hybrid" ]; then
+  # podman as RHEL 8 runs it: cgroup v1, systemd's cgroup manager.
+  export POC_GUEST_CGROUPS=hybrid POC_CONFORMANCE_CGROUP_MANAGER=systemd
+  # shellcheck disable=SC2086
+  guest_suite "the hybrid suite, in the guest booted with systemd's cgroup v1 layout" $hybrid
+  unset POC_GUEST_CGROUPS POC_CONFORMANCE_CGROUP_MANAGER
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && exit 0

@@ -12,6 +12,8 @@
 # env:   POC_GUEST_TIMEOUT  seconds for the whole run, boot included (default 2400); a hung guest is killed
 #        POC_GUEST_MEM      guest memory in MiB (default 2048)
 #        POC_GUEST_CPUS     guest CPUs (default 2)
+#        POC_GUEST_CGROUPS  unified (default: cgroup v2 alone, as current distributions boot) or hybrid (systemd's
+#                           legacy layout: v1 controllers, and cgroup2 without controllers at /sys/fs/cgroup/unified)
 # exit:  the command's status; 124 when the run timed out; 125 when the guest could not run it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +21,11 @@ top=$(cd "$here/../.." && pwd -P)
 limit=${POC_GUEST_TIMEOUT:-2400}
 mem=${POC_GUEST_MEM:-2048}
 cpus=${POC_GUEST_CPUS:-2}
+case ${POC_GUEST_CGROUPS:-unified} in
+  unified) cgroups= ;;
+  hybrid) cgroups=" systemd.unified_cgroup_hierarchy=0" ;;
+  *) echo "guest: POC_GUEST_CGROUPS=$POC_GUEST_CGROUPS: expected unified or hybrid" >&2; exit 125 ;;
+esac
 
 die() { echo "guest: $*" >&2; exit 125; }
 
@@ -77,7 +84,7 @@ timeout -k 10 "$limit" "$qemu" -name pocrun-guest -nodefaults -no-user-config -n
   -machine q35 -accel tcg,tb-size=256 -cpu max -smp "$cpus" -m "$mem" \
   -display none -vga none -nic none \
   -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 panic=-1 mitigations=off quiet systemd.show_status=false" \
+  -append "root=/dev/vda rw console=ttyS0 panic=-1 mitigations=off quiet systemd.show_status=false$cgroups" \
   -drive "file=$image/rootfs.img,format=raw,if=virtio,snapshot=on" \
   -drive "file=$tmp/job.img,format=raw,if=virtio" \
   -serial "file:$tmp/console.log" \

@@ -51,6 +51,18 @@ export interface Bundle {
 let counter = 0;
 let outputs = 0;
 
+/** pocrun's global flags that take a value: the command is the first argument that is not one of them or a flag. */
+const GLOBAL_FLAGS_WITH_VALUE = new Set(['--root', '--log', '--log-format', '--criu']);
+
+/** The command of a pocrun command line (`--systemd-cgroup create ...` is a create). */
+function commandOf(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (GLOBAL_FLAGS_WITH_VALUE.has(args[i]!)) i++;
+    else if (!args[i]!.startsWith('-')) return args[i];
+  }
+  return undefined;
+}
+
 /** A bundle whose config is the default spec without a terminal, changed by `change`. */
 export function makeBundle(work: string, change: (s: Spec) => void = () => {}, name = `bundle${counter++}`): Bundle {
   const dir = join(work, name);
@@ -93,7 +105,8 @@ export class Runtime {
   run(args: string[], opts: SpawnSyncOptions = {}): Result {
     // A created or detached container inherits pocrun's stdio, as with runc: pipes would stay open until the
     // container exits, so those commands write to a file instead.
-    const detached = args[0] === 'create' || (args[0] === 'run' && (args.includes('-d') || args.includes('--detach')));
+    const command = commandOf(args);
+    const detached = command === 'create' || (command === 'run' && (args.includes('-d') || args.includes('--detach')));
     if (detached && !opts.stdio) {
       const file = join(this.work, `out-${process.pid}-${outputs++}`);
       const fd = openSync(file, 'w+');
