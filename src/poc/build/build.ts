@@ -11,7 +11,7 @@ import { PocError, wrapError } from '../../errors.js';
 import { resolveUser } from '../containers/bundle.js';
 import { findImage } from '../containers/create.js';
 import { applyLayer } from '../images/layer.js';
-import { flattenLayers, imageLayers, layerDir, type LayerRef } from '../images/layers.js';
+import { flatHistory, flattenLayers, imageLayers, layerDir, type LayerRef } from '../images/layers.js';
 import { openDecompressed } from '../images/import.js';
 import { ociConfigJson, sha256 } from '../images/oci.js';
 import {
@@ -20,7 +20,6 @@ import {
   imageRootfs,
   listImages,
   ociArchitecture,
-  resolveImage,
   tagImage,
   type HistoryEntry,
   type ImageConfig,
@@ -295,6 +294,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   }
   const usedArgs = new Set<string>([...globalArgs.keys()]);
   const done = new Map<number, StageState>();
+  const baseLayers = new Map<string, Promise<LayerRef[]>>();
   const total = [...need].reduce((n, i) => n + 1 + stages[i]!.instructions.length, 0);
   let stepNo = 0;
   let cached = 0;
@@ -315,19 +315,21 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       let image: ImageRecord;
       try {
         image = await findImage(ref, o);
-        // Its layers (made once for an image that has none yet) and so its history: the same every build.
-        if (!image.layers) {
-          await imageLayers(image, o);
-          image = resolveImage(image.id, o);
-        }
       } catch (err) {
         throw wrapError(`${ins.where}: FROM ${ref}`, err);
+      }
+      // An image made in one piece becomes one layer the first time it is a base: a digest of all its files,
+      // which runs while the steps do (it is awaited when the image is committed).
+      if (!image.layers && !baseLayers.has(image.id)) {
+        const p = imageLayers(image, o);
+        p.catch(() => undefined);
+        baseLayers.set(image.id, p);
       }
       snap = {
         base: image,
         layers: [],
         config: structuredClone(image.config),
-        history: image.history ?? [],
+        history: flatHistory(image),
         key: `image:${image.digest ?? image.id}`,
       };
     }
@@ -522,18 +524,22 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       done.set(stage.index, s);
       if (stage.index === target) result = s;
     }
+  } catch (err) {
+    // A base's layer being made is finished (or fails) before the error is reported: nothing half-made stays.
+    await Promise.allSettled(baseLayers.values());
+    throw err;
   } finally {
     for (const r of stageRoots.values()) await r.close();
   }
   const unused = Object.keys(o.buildArgs).filter((k) => !usedArgs.has(k));
   if (unused.length) o.log(`[Warning] one or more build args were not consumed: ${unused.join(', ')}`);
-  const image = await commitBuild(result!, o);
+  const image = await commitBuild(result!, o, baseLayers);
   return { image, cached, ran };
 }
 
 /** The target stage as an image: the one already in the store if identical (an unchanged rebuild), else a new one. */
-async function commitBuild(s: StageState, o: BuildOptions): Promise<ImageRecord> {
-  const baseLayers = s.base ? await imageLayers(s.base, o) : [];
+async function commitBuild(s: StageState, o: BuildOptions, pending: Map<string, Promise<LayerRef[]>>): Promise<ImageRecord> {
+  const baseLayers = s.base ? await (pending.get(s.base.id) ?? imageLayers(s.base, o)) : [];
   const layers = [...baseLayers, ...s.layers];
   const history = s.history;
   const created = history.at(-1)?.created ?? new Date().toISOString();

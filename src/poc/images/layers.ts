@@ -252,6 +252,11 @@ export async function flattenLayers(target: string, base: string | null, layers:
   }
 }
 
+/** The history of an image made in one piece (init, import, pull): one step, the one imageLayers records. */
+export function flatHistory(image: ImageRecord): HistoryEntry[] {
+  return image.history ?? [{ created: image.created, created_by: `poc ${image.source.kind === 'debian' || image.source.kind === 'busybox' ? 'init' : 'import'} ${image.source.kind}` }];
+}
+
 /**
  * An image's layers, each present in the layer store. An image that has none recorded (bootstrapped, built in
  * one piece or imported flat) becomes one layer, its rootfs, the first time: hashed as a tar, and put in the
@@ -280,7 +285,7 @@ export async function imageLayers(image: ImageRecord, opts: RootOptions = {}): P
       rmSync(scratch, { recursive: true, force: true });
     }
   }
-  const history: HistoryEntry[] = image.history ?? [{ created: image.created, created_by: `poc ${image.source.kind === 'debian' || image.source.kind === 'busybox' ? 'init' : 'import'} ${image.source.kind}` }];
+  const history = flatHistory(image);
   await withLock('images', () => {
     const current = resolveImage(image.id, opts);
     writeImageRecord({ ...current, layers: [ref], history }, opts);
