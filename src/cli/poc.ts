@@ -450,11 +450,12 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) => (await import('../poc/commands/top.js')).topCommand({ ...root, ref: p.args[0]! }),
   },
   wait: {
-    usage: 'wait CONTAINER...',
-    summary: 'wait for containers to stop; print their exit codes',
-    flags: {},
+    usage: 'wait [--condition not-running|next-exit|removed|running|healthy|unhealthy] CONTAINER...',
+    summary: 'wait for containers to stop (or the condition); print their exit codes',
+    flags: { string: ['condition'] },
     args: [1, Infinity],
-    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).waitCommand({ ...root, refs: p.args }),
+    run: async (p, root) =>
+      (await import('../poc/commands/lifecycle.js')).waitCommand({ ...root, refs: p.args, ...(stringFlag(p.flags, 'condition') ? { condition: stringFlag(p.flags, 'condition')! } : {}) }),
   },
   volume: {
     usage: 'volume create [--label K=V] [NAME] | ls [-q] [--format table|json] | inspect NAME... | rm NAME... | prune [-a]',

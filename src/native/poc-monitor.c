@@ -3,9 +3,11 @@
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
- *               [--foreground] [--systemd-cgroup]
+ *               [--foreground] [--systemd-cgroup] [--state-file FILE] [--stop-file FILE]
  *               [--slirp4netns PATH --api-socket PATH [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...]
- *               [-- EXIT-COMMAND...]
+ *               [--restart always|on-failure|unless-stopped --restart-max N]
+ *               [--health-file FILE --health-interval MS --health-timeout MS --health-start-period MS
+ *                --health-retries N --health-arg ARG...] [-- EXIT-COMMAND...]
  *   poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...
  *
  * 1. becomes a child subreaper; with --rootfs, mounts the overlayfs (OPTIONS are its lowerdir/upperdir/workdir)
@@ -22,6 +24,14 @@
  * 5. when the init exits: drains the output, unmounts the rootfs (--rootfs), writes
  *    {"exitCode":N,"finishedAt":"..."} to the exit file, runs the exit command (poc's cleanup: `pocrun delete`,
  *    network teardown, and removal for --rm) and exits with the container's status (128+n when a signal ended it).
+ *
+ * At every start it writes the state file (poc's RunState: init and own pid with their start times, restart count).
+ * With --restart it decides after each exit as docker's restart manager does, unless the stop file exists (poc
+ * stop, kill and rm make it): it runs the exit command (this run's cleanup), waits the back-off (100 ms, doubled
+ * after each restart, at most a minute, back to 100 ms after 10 s up; a forwarded signal ends the wait and the
+ * monitor) with `restarting` in the state file, and starts the container again from step 1.
+ * With --health-file it runs the health check (`pocrun exec ID ARG...`) on docker's schedule while the container
+ * runs and keeps docker's State.Health in that file (see health_done).
  *
  * With --foreground the caller (`poc run` without -d, whose stdio the monitor shares) is waiting anyway, so it does
  * the cleanup itself rather than pay for a second poc process: the sync fd (a socket) stays open after `ok`, the
@@ -71,7 +81,21 @@ static struct {
 	int sync_fd, npublish;
 	bool tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
 	char **exit_cmd;
+	/* state.json (written at every start), the stop marker of poc stop/kill/rm, the restart policy */
+	const char *state_file, *stop_file, *restart;
+	long restart_max;
+	/* health check: health.json, the schedule in ms, and the command run through `pocrun exec` */
+	const char *health_file;
+	long health_interval, health_timeout, health_start_period, health_retries;
+	char *health_args[64];
+	int health_nargs;
 } O = {.sync_fd = -1};
+
+static int devnull = -1;
+/* Set once the container has been restarted: a failure then is reported in the log and the exit file. */
+static bool restarted;
+static int restart_count;
+static void after_failed_restart(const char *msg);
 
 static int log_fd = -1;
 static bool raw_set;
@@ -99,6 +123,8 @@ static void fail(const char *fmt, ...)
 	restore_terminal();
 	if (O.console_socket)
 		unlink(O.console_socket);
+	if (restarted)
+		after_failed_restart(msg);
 	if (O.sync_fd >= 0) {
 		dprintf(O.sync_fd, "error %s\n", msg);
 		close(O.sync_fd);
@@ -497,7 +523,12 @@ static void parse_args(int argc, char **argv)
 		{"rootfs", required_argument, 0, 'm'}, {"overlay", required_argument, 0, 'o'},
 		{"systemd-cgroup", no_argument, 0, 'S'}, {"slirp4netns", required_argument, 0, 'N'},
 		{"api-socket", required_argument, 0, 'A'}, {"allow-host-loopback", no_argument, 0, 'L'},
-		{"publish", required_argument, 0, 'P'}, {0, 0, 0, 0},
+		{"publish", required_argument, 0, 'P'}, {"state-file", required_argument, 0, 'T'},
+		{"stop-file", required_argument, 0, 6}, {"restart", required_argument, 0, 'X'},
+		{"restart-max", required_argument, 0, 'M'}, {"health-file", required_argument, 0, 'H'},
+		{"health-interval", required_argument, 0, 1}, {"health-timeout", required_argument, 0, 2},
+		{"health-start-period", required_argument, 0, 3}, {"health-retries", required_argument, 0, 4},
+		{"health-arg", required_argument, 0, 5}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -526,6 +557,20 @@ static void parse_args(int argc, char **argv)
 				usage();
 			O.publish[O.npublish++] = optarg;
 			break;
+		case 'T': O.state_file = optarg; break;
+		case 6: O.stop_file = optarg; break;
+		case 'X': O.restart = optarg; break;
+		case 'M': O.restart_max = atol(optarg); break;
+		case 'H': O.health_file = optarg; break;
+		case 1: O.health_interval = atol(optarg); break;
+		case 2: O.health_timeout = atol(optarg); break;
+		case 3: O.health_start_period = atol(optarg); break;
+		case 4: O.health_retries = atol(optarg); break;
+		case 5:
+			if (O.health_nargs >= (int)(sizeof O.health_args / sizeof *O.health_args) - 1)
+				usage();
+			O.health_args[O.health_nargs++] = optarg;
+			break;
 		default: usage();
 		}
 	}
@@ -539,6 +584,11 @@ static void parse_args(int argc, char **argv)
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
 	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.npublish && !O.slirp))
+		usage();
+	if (O.restart && strcmp(O.restart, "always") != 0 && strcmp(O.restart, "on-failure") != 0 &&
+	    strcmp(O.restart, "unless-stopped") != 0)
+		usage();
+	if (O.health_file && (O.health_nargs == 0 || O.health_interval <= 0 || O.health_timeout <= 0 || O.health_retries <= 0))
 		usage();
 	fcntl(O.sync_fd, F_SETFD, FD_CLOEXEC);
 }
@@ -592,7 +642,7 @@ static int relay_main(void)
 {
 	int sigfd = signals_to_fd();
 	int listener = listen_console();
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t pid = spawn(O.exit_cmd, devnull, 1, 2);
 	int master = -1, status = -1;
 	bool relay_stdin = O.stdin_;
@@ -663,22 +713,309 @@ static int relay_main(void)
 	return status_code(status);
 }
 
-int main(int argc, char **argv)
+/* ---------------------------------------------------------------------------------------------------------
+ * Files poc reads: state.json (each start) and health.json, written whole (temporary file, rename).
+ */
+
+static long long mono_ms(void)
 {
-	parse_args(argc, argv);
-	signal(SIGPIPE, SIG_IGN);
-	if (O.relay)
-		return relay_main();
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-	int sigfd = signals_to_fd();
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-		fail("become a subreaper: %s", strerror(errno));
+static void write_file_atomic(const char *path, const char *text, size_t len)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return; /* the container was removed meanwhile */
+	write_all(fd, text, len);
+	close(fd);
+	if (rename(tmp, path) < 0)
+		unlink(tmp);
+}
 
-	log_fd = open(O.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (log_fd < 0)
-		fail("open log %s: %s", O.log, strerror(errno));
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+/* Field 22 of /proc/<pid>/stat, as poc's processStartTime reads it: the start time that tells a reused pid. */
+static void proc_start_time(pid_t pid, char *out, size_t size)
+{
+	char path[64], buf[1024];
+	out[0] = 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return;
+	p += 2; /* ") " then the state, field 3 */
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return;
+	size_t len = strcspn(p, " ");
+	if (len >= size)
+		len = size - 1;
+	memcpy(out, p, len);
+	out[len] = 0;
+}
 
+static void rfc3339_ms(char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static char started_at[64];
+
+/* state.json, in the shape of poc's RunState: written at every start, and with restarting set while backing off. */
+static void write_state(pid_t init_pid, bool restarting)
+{
+	if (!O.state_file)
+		return;
+	char init_start[64], self_start[64], text[1024];
+	proc_start_time(init_pid, init_start, sizeof init_start);
+	proc_start_time(getpid(), self_start, sizeof self_start);
+	int len = snprintf(text, sizeof text,
+			   "{\"startedAt\":\"%s\",\"pid\":%d,\"initStartTime\":\"%s\",\"monitorPid\":%d,\"monitorStartTime\":\"%s\","
+			   "\"restartCount\":%d,\"restarting\":%s}\n",
+			   started_at, (int)init_pid, init_start, (int)getpid(), self_start, restart_count, restarting ? "true" : "false");
+	write_file_atomic(O.state_file, text, (size_t)len);
+}
+
+/* A JSON string's content: quotes, backslashes and control characters escaped (bytes >= 0x80 pass as they are). */
+static size_t json_escape(char *out, size_t size, const char *in, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 7 < size; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(out + o, size - o, "\\u%04x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = 0;
+	return o;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Health checks, as docker runs them: the first after one interval, then one interval after each ends; a check
+ * past its timeout is killed (exit code -1); success makes the container healthy, and `retries` failures in a row
+ * unhealthy, except that failures in the start period do not count while it has never been healthy. The last 5
+ * results are kept, each output cut at 4096 bytes (docker's limits).
+ */
+#define HEALTH_LOG 5
+#define HEALTH_OUTPUT 4096
+
+static struct {
+	pid_t pid;	 /* the running check's `pocrun exec`, or 0 */
+	int out;	 /* its output, or -1 */
+	char buf[HEALTH_OUTPUT + 1];
+	size_t len;
+	bool timed_out;
+	char start[64];
+	long long run_start_ms, check_deadline_ms, next_ms;
+	const char *status;
+	int failing;
+	struct {
+		char start[64], end[64];
+		int code;
+		char output[HEALTH_OUTPUT + 1];
+	} log[HEALTH_LOG];
+	int nlog;
+} H = {.out = -1};
+
+static char health_pid_file[4096];
+
+static void write_health(void)
+{
+	static char text[HEALTH_LOG * (HEALTH_OUTPUT * 6 + 256) + 256];
+	size_t o = (size_t)snprintf(text, sizeof text, "{\"Status\":\"%s\",\"FailingStreak\":%d,\"Log\":[", H.status, H.failing);
+	for (int i = 0; i < H.nlog; i++) {
+		o += (size_t)snprintf(text + o, sizeof text - o, "%s{\"Start\":\"%s\",\"End\":\"%s\",\"ExitCode\":%d,\"Output\":\"", i ? "," : "",
+				      H.log[i].start, H.log[i].end, H.log[i].code);
+		o += json_escape(text + o, sizeof text - o - 8, H.log[i].output, strlen(H.log[i].output));
+		o += (size_t)snprintf(text + o, sizeof text - o, "\"}");
+	}
+	o += (size_t)snprintf(text + o, sizeof text - o, "]}\n");
+	write_file_atomic(O.health_file, text, o);
+}
+
+static void health_begin(void)
+{
+	if (!O.health_file)
+		return;
+	H.status = "starting";
+	H.failing = 0;
+	H.nlog = 0;
+	H.run_start_ms = mono_ms();
+	H.next_ms = H.run_start_ms + O.health_interval;
+	write_health();
+}
+
+static void health_read(void)
+{
+	if (H.out < 0)
+		return;
+	for (;;) {
+		char tmp[4096];
+		ssize_t n = read(H.out, tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(H.out);
+			H.out = -1;
+			return;
+		}
+		size_t take = (size_t)n;
+		if (H.len + take > HEALTH_OUTPUT)
+			take = HEALTH_OUTPUT - H.len;
+		memcpy(H.buf + H.len, tmp, take);
+		H.len += take;
+		H.buf[H.len] = 0;
+	}
+}
+
+static void health_spawn(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	char *argv[96];
+	int a = 0;
+	argv[a++] = (char *)O.runtime;
+	argv[a++] = "--root";
+	argv[a++] = (char *)O.root;
+	argv[a++] = "exec";
+	argv[a++] = "--pid-file";
+	argv[a++] = health_pid_file;
+	argv[a++] = (char *)O.id;
+	for (int i = 0; i < O.health_nargs; i++)
+		argv[a++] = O.health_args[i];
+	argv[a] = NULL;
+	unlink(health_pid_file);
+	rfc3339_now(H.start, sizeof H.start);
+	H.len = 0;
+	H.buf[0] = 0;
+	H.timed_out = false;
+	H.pid = spawn(argv, devnull, p[1], p[1]);
+	close(p[1]);
+	H.out = p[0];
+	fcntl(H.out, F_SETFL, O_NONBLOCK);
+	H.check_deadline_ms = mono_ms() + O.health_timeout;
+}
+
+/* The check's process in the container (its host pid from --pid-file) and the `pocrun exec` waiting for it. */
+static void health_kill(void)
+{
+	char buf[32] = {0};
+	int fd = open(health_pid_file, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof buf - 1) > 0 && atoi(buf) > 0)
+			kill(atoi(buf), SIGKILL);
+		close(fd);
+	}
+	if (H.pid > 0)
+		kill(H.pid, SIGKILL);
+}
+
+static void health_done(int status)
+{
+	health_read();
+	if (H.out >= 0) {
+		close(H.out);
+		H.out = -1;
+	}
+	H.pid = 0;
+	int code = H.timed_out ? -1 : status_code(status);
+	if (H.nlog == HEALTH_LOG) {
+		memmove(&H.log[0], &H.log[1], sizeof H.log[0] * (HEALTH_LOG - 1));
+		H.nlog--;
+	}
+	strcpy(H.log[H.nlog].start, H.start);
+	rfc3339_now(H.log[H.nlog].end, sizeof H.log[H.nlog].end);
+	H.log[H.nlog].code = code;
+	if (H.timed_out)
+		snprintf(H.log[H.nlog].output, sizeof H.log[H.nlog].output, "Health check exceeded timeout (%ldms)", O.health_timeout);
+	else
+		memcpy(H.log[H.nlog].output, H.buf, H.len + 1);
+	H.nlog++;
+	if (code == 0) {
+		H.failing = 0;
+		H.status = "healthy";
+	} else if (strcmp(H.status, "starting") != 0 || mono_ms() - H.run_start_ms >= O.health_start_period) {
+		if (++H.failing >= O.health_retries)
+			H.status = "unhealthy";
+	}
+	write_health();
+	H.next_ms = mono_ms() + O.health_interval;
+}
+
+/* Starts a check when one is due, kills one past its timeout; returns the poll timeout until the next event. */
+static int health_tick(void)
+{
+	if (!O.health_file)
+		return -1;
+	long long now = mono_ms();
+	if (H.pid == 0 && now >= H.next_ms)
+		health_spawn();
+	if (H.pid > 0 && !H.timed_out && now >= H.check_deadline_ms) {
+		H.timed_out = true;
+		health_kill();
+	}
+	long long until = H.pid > 0 ? (H.timed_out ? 100 : H.check_deadline_ms - now) : H.next_ms - now;
+	return until < 0 ? 0 : until > 60000 ? 60000 : (int)until;
+}
+
+/* The container is gone: a running check is ended, and the status is unhealthy, as docker leaves it. */
+static void health_end(void)
+{
+	if (!O.health_file)
+		return;
+	if (H.pid > 0) {
+		health_kill();
+		H.pid = 0;
+	}
+	if (H.out >= 0) {
+		close(H.out);
+		H.out = -1;
+	}
+	H.status = "unhealthy";
+	write_health();
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * One run of the container: mount, `pocrun create`, `pocrun start`; then the relay until the init has exited.
+ */
+
+static int run_fds[2] = {-1, -1}, run_master = -1;
+/* slirp4netns's exit fd while a rootless container runs (closed when its init has exited). */
+static int slirp_exit = -1;
+
+static pid_t launch(int sigfd)
+{
 	/* Output pipes: the init inherits the write ends from pocrun create (or gets a pty instead). */
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, cre[2] = {-1, -1};
 	int listener = -1, master = -1;
@@ -716,7 +1053,7 @@ int main(int argc, char **argv)
 	}
 	create_argv[a++] = (char *)O.id;
 	create_argv[a] = NULL;
-	int in = (O.stdin_ && !O.tty) ? 0 : devnull;
+	int in = (O.stdin_ && !O.tty && !restarted) ? 0 : devnull;
 	pid_t create_pid = O.tty ? spawn(create_argv, in, cre[1], cre[1]) : spawn(create_argv, in, out[1], err[1]);
 	close(cre[1]);
 	if (!O.tty) {
@@ -727,6 +1064,7 @@ int main(int argc, char **argv)
 	/* Until create exits, anything on the pipes is pocrun's own output: kept for the error report. */
 	static char create_out[8192];
 	size_t create_len = 0;
+	create_out[0] = 0;
 	int create_status = -1;
 	while (create_status < 0) {
 		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = cre[0], .events = POLLIN},
@@ -758,7 +1096,7 @@ int main(int argc, char **argv)
 					create_status = st;
 		}
 	}
-	drain_into(cre[0], create_out, sizeof create_out, &create_len);
+	close(cre[0]);
 	if (!O.tty) {
 		drain_into(out[0], create_out, sizeof create_out, &create_len);
 		drain_into(err[0], create_out, sizeof create_out, &create_len);
@@ -792,7 +1130,7 @@ int main(int argc, char **argv)
 	}
 
 	/* rootless networking, before the container's program runs */
-	int slirp_exit = -1;
+	slirp_exit = -1;
 	if (O.slirp) {
 		char err[2048];
 		slirp_exit = start_slirp(init_pid, err, sizeof err);
@@ -816,6 +1154,7 @@ int main(int argc, char **argv)
 	fcntl(sout[0], F_SETFL, O_NONBLOCK);
 	static char start_out[8192];
 	size_t start_len = 0;
+	start_out[0] = 0;
 	drain_into(sout[0], start_out, sizeof start_out, &start_len);
 	close(sout[0]);
 	if (status_code(start_status) != 0) {
@@ -826,24 +1165,36 @@ int main(int argc, char **argv)
 			;
 		fail("%s", runtime_message(start_out));
 	}
-	dprintf(O.sync_fd, "ok %d\n", (int)init_pid);
-	if (!O.foreground) {
-		close(O.sync_fd);
-		O.sync_fd = -1;
-	}
+	run_fds[0] = O.tty ? master : out[0];
+	run_fds[1] = O.tty ? -1 : err[0];
+	run_master = master;
+	return init_pid;
+}
 
-	bool relay_stdin = O.tty && O.stdin_;
+static bool stop_requested(void)
+{
+	return O.stop_file && access(O.stop_file, F_OK) == 0;
+}
+
+/* 3. relays until the init has exited and its output is drained; runs the health checks meanwhile. */
+static int relay(int sigfd, pid_t init_pid)
+{
+	bool relay_stdin = O.tty && O.stdin_ && !restarted;
 	if (relay_stdin && O.foreground)
 		set_raw();
-
-	/* 3. relay until the init has exited and its output is drained */
-	int fds[3] = {O.tty ? master : out[0], O.tty ? -1 : err[0], relay_stdin ? 0 : -1};
+	int master = run_master;
+	int fds[3] = {run_fds[0], run_fds[1], relay_stdin ? 0 : -1};
 	const char *streams[2] = {"stdout", "stderr"};
 	int init_status = -1;
 	struct timespec init_exit_at = {0, 0};
 	static char buf[65536];
+	health_begin();
+	/* A stop that came while this run was being started (it read the state of the last one): honoured now. */
+	if (restarted && stop_requested())
+		kill(init_pid, SIGKILL);
 	for (;;) {
 		bool outputs_open = fds[0] >= 0 || fds[1] >= 0;
+		int timeout = -1;
 		if (init_status >= 0) {
 			if (!outputs_open)
 				break;
@@ -852,12 +1203,15 @@ int main(int argc, char **argv)
 			/* Output still open 2 s after the init died belongs to something outside its pid namespace. */
 			if (now.tv_sec - init_exit_at.tv_sec >= 2)
 				break;
+			timeout = 100;
+		} else {
+			timeout = health_tick();
 		}
 		/* The sync fd is watched only for the caller's end: then the exit command will clean up. */
-		struct pollfd p[5] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
+		struct pollfd p[6] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
 				      {.fd = fds[1], .events = POLLIN}, {.fd = fds[2], .events = POLLIN},
-				      {.fd = O.sync_fd, .events = POLLIN}};
-		int r = poll(p, 5, init_status >= 0 ? 100 : -1);
+				      {.fd = O.sync_fd, .events = POLLIN}, {.fd = H.out, .events = POLLIN}};
+		int r = poll(p, 6, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2; i++) {
@@ -875,6 +1229,8 @@ int main(int argc, char **argv)
 				fds[i] = -1;
 			}
 		}
+		if (H.out >= 0 && (p[5].revents & (POLLIN | POLLHUP | POLLERR)))
+			health_read();
 		if (O.sync_fd >= 0 && (p[4].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = read(O.sync_fd, buf, sizeof buf);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -902,6 +1258,9 @@ int main(int argc, char **argv)
 						init_status = st;
 						clock_gettime(CLOCK_MONOTONIC, &init_exit_at);
 						fds[2] = -1;
+						health_end();
+					} else if (pid == H.pid && init_status < 0) {
+						health_done(st);
 					}
 				}
 			} else if (sig == SIGWINCH) {
@@ -916,24 +1275,140 @@ int main(int argc, char **argv)
 		close(master);
 	if (slirp_exit >= 0)
 		close(slirp_exit); /* slirp4netns ends; the monitor, its subreaper, reaps it */
+	slirp_exit = -1;
 	if (O.api_socket)
 		unlink(O.api_socket);
-	int code = status_code(init_status);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0 && fds[i] != master)
+			close(fds[i]);
+	return status_code(init_status);
+}
 
-	/* 4. record the exit, then the cleanup: the caller's, or the exit command's */
-	unmount_rootfs();
-	write_exit_file(code);
+/* The exit command (poc's cleanup: `pocrun delete`, network teardown, and removal for --rm), waited for. */
+static void run_exit_command(void)
+{
+	if (!O.exit_cmd)
+		return;
+	pid_t pid = spawn(O.exit_cmd, devnull, O.foreground ? 2 : devnull, O.foreground ? 2 : devnull);
+	int st;
+	for (;;) {
+		pid_t w = waitpid(-1, &st, 0);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+	}
+}
+
+/*
+ * The restart policy after an exit, as docker's restart manager decides: never after poc stop/kill/rm (the stop
+ * file); on-failure only for a non-zero status and at most restart_max times (0: no limit); always and
+ * unless-stopped whatever the status.
+ */
+static bool should_restart(int code)
+{
+	if (!O.restart || stop_requested())
+		return false;
+	if (strcmp(O.restart, "on-failure") == 0)
+		return code != 0 && (O.restart_max == 0 || restart_count < O.restart_max);
+	return true;
+}
+
+/*
+ * Waits the back-off; false when it was interrupted: a signal poc forwards (poc stop of a restarting container
+ * sends SIGTERM to the monitor) or the stop file.
+ */
+static bool backoff_wait(int sigfd, long ms)
+{
+	long long end = mono_ms() + ms;
+	for (;;) {
+		long long left = end - mono_ms();
+		if (stop_requested())
+			return false;
+		if (left <= 0)
+			return true;
+		struct pollfd p = {.fd = sigfd, .events = POLLIN};
+		if (poll(&p, 1, left > 100 ? 100 : (int)left) < 0 && errno != EINTR)
+			return false;
+		struct signalfd_siginfo si;
+		while (read(sigfd, &si, sizeof si) == sizeof si) {
+			if (si.ssi_signo == SIGCHLD) {
+				while (waitpid(-1, NULL, WNOHANG) > 0)
+					;
+			} else if (si.ssi_signo != SIGWINCH) {
+				return false;
+			}
+		}
+	}
+}
+
+static void after_failed_restart(const char *msg)
+{
+	char line[4200];
+	int n = snprintf(line, sizeof line, "poc-monitor: restart failed: %s\n", msg);
+	log_chunk("stderr", line, (size_t)n);
+	write_exit_file(EXIT_MONITOR_ERROR);
+	write_state(0, false);
+	if (O.sync_fd >= 0 && caller_cleaned_up(EXIT_MONITOR_ERROR))
+		exit(EXIT_MONITOR_ERROR);
+	run_exit_command();
+	exit(EXIT_MONITOR_ERROR);
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	if (O.relay)
+		return relay_main();
+
+	int sigfd = signals_to_fd();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		fail("become a subreaper: %s", strerror(errno));
+
+	log_fd = open(O.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (log_fd < 0)
+		fail("open log %s: %s", O.log, strerror(errno));
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (O.health_file)
+		snprintf(health_pid_file, sizeof health_pid_file, "%s.pid", O.health_file);
+
+	/* docker's back-off: 100 ms, doubled after each restart, at most a minute; back to 100 ms after 10 s up. */
+	long delay_ms = 0;
+	int code;
+	pid_t init_pid;
+	for (;;) {
+		init_pid = launch(sigfd);
+		long long up_since = mono_ms();
+		rfc3339_ms(started_at, sizeof started_at);
+		write_state(init_pid, false);
+		if (!restarted) {
+			dprintf(O.sync_fd, "ok %d\n", (int)init_pid);
+			if (!O.foreground) {
+				close(O.sync_fd);
+				O.sync_fd = -1;
+			}
+		}
+		code = relay(sigfd, init_pid);
+
+		/* 4. record the exit; restart, or the cleanup: the caller's, or the exit command's */
+		unmount_rootfs();
+		write_exit_file(code);
+		if (!should_restart(code))
+			break;
+		delay_ms = mono_ms() - up_since >= 10000 || delay_ms == 0 ? 100 : delay_ms * 2;
+		if (delay_ms > 60000)
+			delay_ms = 60000;
+		write_state(init_pid, true);
+		run_exit_command(); /* this run's runtime state, network and mount: the next run makes them anew */
+		if (!backoff_wait(sigfd, delay_ms))
+			break;
+		restarted = true;
+		restart_count++;
+		unlink(O.exit_file);
+	}
+	write_state(init_pid, false);
 	close(log_fd);
 	if (O.sync_fd >= 0 && caller_cleaned_up(code))
 		return code;
-	if (O.exit_cmd) {
-		pid_t pid = spawn(O.exit_cmd, devnull, O.foreground ? 2 : devnull, O.foreground ? 2 : devnull);
-		int st;
-		for (;;) {
-			pid_t w = waitpid(-1, &st, 0);
-			if (w == pid || (w < 0 && errno != EINTR))
-				break;
-		}
-	}
+	run_exit_command();
 	return code;
 }

@@ -281,11 +281,17 @@ t.test("the monitor's argv", async (t) => {
   t.same(monitorArgs(record, { ...base, foreground: false }, { root: '/r' }), [
     '--runtime', '/bin/pocrun', '--root', '/r/runtime', '--id', record.id, '--bundle', dir, '--log', `${dir}/container.log`,
     '--exit-file', `${dir}/exit.json`, '--pid-file', `${dir}/init.pid`, '--sync-fd', '3',
-    '--rootfs', `${dir}/rootfs`, '--overlay', 'lowerdir=/l,upperdir=/u,workdir=/w', '--', '/bin/poc', 'cleanup', record.id,
+    '--rootfs', `${dir}/rootfs`, '--overlay', 'lowerdir=/l,upperdir=/u,workdir=/w',
+    '--state-file', `${dir}/state.json`, '--stop-file', `${dir}/stopped`, '--', '/bin/poc', 'cleanup', record.id,
   ]);
+  const policed = monitorArgs({ ...record, options: { ...record.options, restart: { Name: 'on-failure', MaximumRetryCount: 2 } }, healthcheck: { Test: ['CMD', 'true'], Interval: 2e9 } }, { ...base, foreground: false }, { root: '/r' });
+  t.same(policed.slice(policed.indexOf(`${dir}/stopped`) + 1, policed.indexOf('--')), [
+    '--restart', 'on-failure', '--restart-max', '2', '--health-file', `${dir}/health.json`, '--health-interval', '2000', '--health-timeout', '30000',
+    '--health-start-period', '0', '--health-retries', '3', '--health-arg', 'true',
+  ], 'the restart policy and the health check');
   const it = { ...record, options: { ...record.options, tty: true, interactive: true } };
   const args = monitorArgs(it, { ...base, foreground: true, consoleSocket: '/r/sock/x.sock' }, { root: '/r' });
-  t.same(args.slice(args.indexOf('--overlay') + 2, args.indexOf('--')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
+  t.same(args.slice(args.indexOf('--overlay') + 2, args.indexOf('--state-file')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
   const detachedIt = monitorArgs(it, { ...base, foreground: false, consoleSocket: '/s' }, { root: '/r' });
   t.notOk(detachedIt.includes('--stdin'), 'a detached container has no stdin to relay');
 });
@@ -309,6 +315,10 @@ t.test('output formats', async (t) => {
   t.equal(statusText({ status: 'running', monitorAlive: true, run }, now), 'Up About a minute');
   t.equal(statusText({ status: 'exited', monitorAlive: false, run, exit: { exitCode: 3, finishedAt: '2026-01-01T00:00:30Z' } }, now), 'Exited (3) 30 seconds ago');
   t.equal(statusText({ status: 'exited', monitorAlive: false, run, exitUnknown: true }, now), 'Exited (unknown)');
+  const health = (Status: 'starting' | 'healthy' | 'unhealthy') => ({ Status, FailingStreak: 0, Log: [] });
+  t.equal(statusText({ status: 'running', monitorAlive: true, run }, now, health('starting')), 'Up About a minute (health: starting)');
+  t.equal(statusText({ status: 'running', monitorAlive: true, run }, now, health('healthy')), 'Up About a minute (healthy)');
+  t.equal(statusText({ status: 'restarting', monitorAlive: true, run, exit: { exitCode: 1, finishedAt: '2026-01-01T00:00:58Z' } }, now), 'Restarting (1) 2 seconds ago');
   t.same(parseNetDev('Inter-|...\n face |...\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 806 9 0 0 0 0 0 0 516 6 0 0 0 0 0 0\n'), { rx: 806, tx: 516 });
   t.equal(cpuTime(100 * 3725), '01:02:05');
   t.equal(cpuTime(100 * 90000), '1-01:00:00');

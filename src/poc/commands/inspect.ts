@@ -5,7 +5,7 @@ import type { Spec } from '../../spec/generated/config.js';
 import { listContainerNetworks } from '../network/index.js';
 import { CPU_PERIOD, DEFAULT_SHM_SIZE } from '../containers/bundle.js';
 import type { ContainerOptions } from '../containers/options.js';
-import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/store.js';
+import { containerPaths, containerStatus, readHealth, resolveContainer, type ContainerRecord } from '../containers/store.js';
 import { runtimeRoot } from '../containers/store.js';
 import { pocrun } from '../containers/runtime.js';
 import type { RootOptions } from '../store.js';
@@ -54,12 +54,15 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
     State: {
       Status: s.status,
       Running: s.status === 'running',
+      Restarting: s.status === 'restarting',
       Pid: s.pid ?? 0,
       ExitCode: s.exit?.exitCode ?? (s.exitUnknown ? -1 : 0),
       StartedAt: s.run?.startedAt ?? ZERO_TIME,
       FinishedAt: s.exit?.finishedAt ?? ZERO_TIME,
       MonitorPid: s.monitorAlive ? s.run!.monitorPid : 0,
+      ...(c.healthcheck && s.run ? { Health: readHealth(c.id, o) ?? { Status: 'starting', FailingStreak: 0, Log: [] } } : {}),
     },
+    RestartCount: s.run?.restartCount ?? 0,
     Image: c.image.id,
     ImageName: c.image.name,
     Config: {
@@ -75,6 +78,7 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       Labels: c.options.labels ?? {},
       StopSignal: c.options.stopSignal ?? 'SIGTERM',
       ...(c.options.stopTimeout !== undefined ? { StopTimeout: c.options.stopTimeout } : {}),
+      ...(c.healthcheck ? { Healthcheck: c.healthcheck } : {}),
     },
     HostConfig: {
       NetworkMode: c.options.network,
@@ -88,6 +92,7 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       CapAdd: c.options.capAdd,
       CapDrop: c.options.capDrop,
       AutoRemove: c.options.autoRemove,
+      RestartPolicy: c.options.restart ?? { Name: 'no', MaximumRetryCount: 0 },
       PortBindings: ports,
       Privileged: c.options.privileged ?? false,
       SecurityOpt: securityOpt(c.options),

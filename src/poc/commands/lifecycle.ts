@@ -1,7 +1,8 @@
 /** `poc start`, `poc stop [-t SECS]`, `poc kill [-s SIG]`, `poc rm [-f]`, `poc wait`: names or id prefixes. */
 import { stdout } from '../../cli/output.js';
 import { startContainer } from '../containers/start.js';
-import { killContainer, removeContainer, stopContainer, waitContainer } from '../containers/stop.js';
+import { PocError } from '../../errors.js';
+import { killContainer, removeContainer, stopContainer, waitContainer, WAIT_CONDITIONS, type WaitCondition } from '../containers/stop.js';
 import { resolveContainer } from '../containers/store.js';
 import type { RootOptions } from '../store.js';
 import { forEachRef } from './each.js';
@@ -52,8 +53,14 @@ export async function rmCommand(o: RmCommandOptions): Promise<number> {
   });
 }
 
-export async function waitCommand(o: RefsOptions): Promise<number> {
+export interface WaitCommandOptions extends RefsOptions {
+  condition?: string;
+}
+
+export async function waitCommand(o: WaitCommandOptions): Promise<number> {
+  const condition = (o.condition ?? 'not-running') as WaitCondition;
+  if (!WAIT_CONDITIONS.includes(condition)) throw new PocError(`wait: invalid --condition ${JSON.stringify(o.condition)}: use ${WAIT_CONDITIONS.join(', ')}`);
   return forEachRef(o.refs, async (ref) => {
-    stdout(`${await waitContainer(resolveContainer(ref, o), o)}\n`);
+    stdout(`${await waitContainer(resolveContainer(ref, o), o, condition)}\n`);
   });
 }

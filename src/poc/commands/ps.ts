@@ -1,7 +1,7 @@
 /** `poc ps [-a] [--format json]`: running containers (all with -a), newest first. */
 import { stdout } from '../../cli/output.js';
 import { formatPublish, getContainerNetwork } from '../network/index.js';
-import { containerStatus, listContainers, type ContainerRecord, type ContainerStatus } from '../containers/store.js';
+import { containerStatus, listContainers, readHealth, type ContainerRecord, type ContainerStatus, type HealthState } from '../containers/store.js';
 import { shortId, type RootOptions } from '../store.js';
 import { ago, humanDuration, table, truncate } from './format.js';
 
@@ -12,10 +12,14 @@ export interface PsOptions extends RootOptions {
   format: 'table' | 'json';
 }
 
-/** "Up 5 seconds", "Exited (0) 3 minutes ago", "Created", as docker words it. */
-export function statusText(s: ContainerStatus, now = Date.now()): string {
+/** "Up 5 seconds (healthy)", "Restarting (1) 2 seconds ago", "Exited (0) 3 minutes ago", as docker words it. */
+export function statusText(s: ContainerStatus, now = Date.now(), health?: HealthState): string {
   if (s.status === 'created') return 'Created';
-  if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.run!.startedAt))}`;
+  if (s.status === 'running') {
+    const h = health ? (health.Status === 'starting' ? ' (health: starting)' : ` (${health.Status})`) : '';
+    return `Up ${humanDuration(now - Date.parse(s.run!.startedAt))}${h}`;
+  }
+  if (s.status === 'restarting') return s.exit ? `Restarting (${s.exit.exitCode}) ${ago(s.exit.finishedAt, now)}` : 'Restarting';
   if (s.exit) return `Exited (${s.exit.exitCode}) ${ago(s.exit.finishedAt, now)}`;
   return 'Exited (unknown)';
 }
@@ -23,7 +27,8 @@ export function statusText(s: ContainerStatus, now = Date.now()): string {
 export function psCommand(o: PsOptions): number {
   const rows = listContainers(o)
     .map((c) => ({ c, s: containerStatus(c.id, o) }))
-    .filter(({ s }) => o.all || s.status === 'running');
+    .filter(({ s }) => o.all || s.status === 'running' || s.status === 'restarting');
+  const health = (c: ContainerRecord) => (c.healthcheck ? readHealth(c.id, o) : undefined);
   if (o.quiet) {
     stdout(rows.map(({ c }) => `${c.id}\n`).join(''));
     return 0;
@@ -37,7 +42,9 @@ export function psCommand(o: PsOptions): number {
       command: c.args,
       created: c.created,
       status: s.status,
-      statusText: statusText(s),
+      statusText: statusText(s, Date.now(), health(c)),
+      health: health(c)?.Status ?? null,
+      restartCount: s.run?.restartCount ?? 0,
       pid: s.pid ?? 0,
       exitCode: s.exit?.exitCode ?? null,
       ip: getContainerNetwork(c.id, o)?.ip ?? null,
@@ -54,7 +61,7 @@ export function psCommand(o: PsOptions): number {
         c.image.name ?? shortId(c.image.id),
         JSON.stringify(truncate(c.args.join(' '), 20)),
         ago(c.created),
-        statusText(s),
+        statusText(s, Date.now(), health(c)),
         ports(c).join(', '),
         c.name,
       ]),

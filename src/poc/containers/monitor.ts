@@ -12,6 +12,8 @@ import { spawnProgram, socketLines } from '../spawn.js';
 import { pocPaths, shortId, type RootOptions } from '../store.js';
 import { binaries, childEnv } from './runtime.js';
 import { containerPaths, runtimeRoot, type ContainerRecord } from './store.js';
+import { restartMonitorArgs } from './restart.js';
+import { healthMonitorArgs } from './health.js';
 
 export interface MonitorOptions extends RootOptions {
   foreground: boolean;
@@ -76,6 +78,7 @@ export function monitorArgs(
     if (c.options.rootless?.allowHostLoopback) args.push('--allow-host-loopback');
     for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
   }
+  args.push('--state-file', p.state, '--stop-file', p.stopped, ...restartMonitorArgs(c.options.restart), ...healthMonitorArgs(c.healthcheck, p.health));
   args.push('--', o.poc, 'cleanup', c.id);
   return args;
 }

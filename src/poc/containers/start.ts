@@ -7,12 +7,12 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { imageRootfs } from '../images/store.js';
-import { processStartTime, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { withLock, type RootOptions } from '../store.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
 import { removeContainerCgroup } from './cgroup.js';
 import { prepareRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
-import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord, type RunState } from './store.js';
+import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord } from './store.js';
 
 export interface StartOptions extends RootOptions {
   /** Share poc's stdio: `poc run` without -d. */
@@ -57,7 +57,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
     async () => {
       const paths = containerPaths(c.id, opts);
       const status = containerStatus(c.id, opts);
-      if (status.status === 'running') {
+      if (status.status === 'running' || status.status === 'restarting') {
         if (opts.foreground) throw new PocError(`container ${c.name} is already running`);
         return undefined;
       }
@@ -67,6 +67,8 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         rmSync(paths.exit, { force: true });
         rmSync(paths.state, { force: true });
       }
+      // A new start: the last stop no longer holds back the restart policy, and health starts over.
+      for (const f of [paths.stopped, paths.health]) rmSync(f, { force: true });
       if (c.options.network === 'bridge' && !c.options.networks) {
         // The default network's reservation again (dropped if `poc prune` removed the network meanwhile); a user
         // network's is kept from create or connect until rm or disconnect.
@@ -81,14 +83,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         await releaseRun(c, opts);
         throw err instanceof PocError ? err.wrap(`start container ${c.name}`) : err;
       }
-      const run: RunState = {
-        startedAt: new Date().toISOString(),
-        pid: started.pid,
-        initStartTime: processStartTime(started.pid) ?? '',
-        monitorPid: started.monitorPid,
-        monitorStartTime: processStartTime(started.monitorPid) ?? '',
-      };
-      writeJsonAtomic(paths.state, run);
+      // state.json is the monitor's: it wrote it before it reported the start, and writes it at every restart.
       return started;
     },
     opts,

@@ -3,7 +3,7 @@
  * a container's init exits, and rm. The monitor does the cleanup of every run that ends; stop and rm wait for
  * it, and do it themselves if the monitor is gone.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { PocError } from '../../errors.js';
 import { parseSignal } from '../../runtime/signals.js';
 import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../store.js';
@@ -12,7 +12,7 @@ import { anonymousVolumesOf, releaseVolumes } from '../volumes/store.js';
 import { isMounted } from './rootfs.js';
 import { pocrun } from './runtime.js';
 import { containerLock, releaseRun, waitFor, waitMonitorGone } from './start.js';
-import { containerPaths, containerStatus, isAlive, type ContainerRecord, type ExitState } from './store.js';
+import { containerPaths, containerStatus, isAlive, readHealth, type ContainerRecord, type ContainerStatus, type ExitState } from './store.js';
 
 const MONITOR_GRACE_MS = 15_000;
 
@@ -23,10 +23,34 @@ export interface StopOptions extends RootOptions {
 
 const DEFAULT_STOP_TIMEOUT = 10;
 
+/**
+ * poc stop, kill and rm are not undone by the restart policy: the monitor finds this file before it restarts
+ * (and, for a restart already under way, kills the new run at once).
+ */
+function markStopped(c: ContainerRecord, opts: RootOptions): void {
+  try {
+    writeFileSync(containerPaths(c.id, opts).stopped, '');
+  } catch {
+    // removed meanwhile
+  }
+}
+
+/** A monitor waiting its back-off before a restart: SIGTERM ends the wait, and the monitor with it. */
+function interruptRestart(s: ContainerStatus): void {
+  if (s.status !== 'restarting' || !s.run) return;
+  try {
+    process.kill(s.run.monitorPid, 'SIGTERM');
+  } catch {
+    // gone already
+  }
+}
+
 /** Returns false when the container was not running. */
 export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}): Promise<boolean> {
   const s = containerStatus(c.id, opts);
-  if (s.status !== 'running') return false;
+  if (s.status !== 'running' && s.status !== 'restarting') return false;
+  markStopped(c, opts);
+  interruptRestart(s);
   const run = s.run!;
   if (isAlive(run.pid, run.initStartTime)) {
     // --stop-signal (or the image's StopSignal), as docker sends it.
@@ -50,22 +74,54 @@ async function finishRun(c: ContainerRecord, opts: RootOptions): Promise<void> {
 
 export async function killContainer(c: ContainerRecord, signal: string, opts: RootOptions = {}): Promise<void> {
   const sig = parseSignal(signal);
-  if (containerStatus(c.id, opts).status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  const s = containerStatus(c.id, opts);
+  if (s.status === 'restarting') {
+    markStopped(c, opts);
+    interruptRestart(s);
+    return;
+  }
+  if (s.status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  markStopped(c, opts);
   const r = await pocrun(['kill', c.id, String(sig)], opts);
   if (r.code !== 0) throw new PocError(`kill container ${c.name}: ${r.stderr.trim().replace(/^pocrun: /, '')}`);
 }
 
-/** Waits until the container has exited (and its cleanup is done); returns its exit code (-1 if unknown). */
-export async function waitContainer(c: ContainerRecord, opts: RootOptions = {}): Promise<number> {
+/** `poc wait --condition`: docker's (not-running, next-exit, removed) and podman's (running, healthy, unhealthy). */
+export const WAIT_CONDITIONS = ['not-running', 'next-exit', 'removed', 'running', 'healthy', 'unhealthy'] as const;
+export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
+
+/**
+ * Waits until the condition holds: by default until the container has exited (and its cleanup is done, and no
+ * restart is coming). Returns its exit code for the exit conditions (-1 if unknown), and -1 for the others, as
+ * podman prints it. A health condition on a container without a health check, or that exits first, is an error.
+ */
+export async function waitContainer(c: ContainerRecord, opts: RootOptions = {}, condition: WaitCondition = 'not-running'): Promise<number> {
   const paths = containerPaths(c.id, opts);
   let exit: ExitState | undefined;
+  const firstExit = containerStatus(c.id, opts).exit?.finishedAt;
+  if ((condition === 'healthy' || condition === 'unhealthy') && !c.healthcheck) throw new PocError(`container ${c.name} has no health check: it never becomes ${condition}`);
+  let failure: string | undefined;
   await waitFor(() => {
     if (!existsSync(paths.record)) return true; // removed (--rm)
+    if (condition === 'removed') return false;
     const s = containerStatus(c.id, opts);
     if (s.exit) exit = s.exit;
-    return s.status === 'exited' && !s.monitorAlive;
+    const over = s.status === 'exited' && !s.monitorAlive;
+    switch (condition) {
+      case 'not-running':
+        return over;
+      case 'next-exit':
+        return s.exit !== undefined && s.exit.finishedAt !== firstExit;
+      case 'running':
+        if (over) failure = `container ${c.name} exited (${s.exit?.exitCode ?? 'unknown'}) before it was running`;
+        return over || s.status === 'running';
+      default:
+        if (over) failure = `container ${c.name} exited (${s.exit?.exitCode ?? 'unknown'}) before it was ${condition}`;
+        return over || (s.status === 'running' && readHealth(c.id, opts)?.Status === condition);
+    }
   }, Number.MAX_SAFE_INTEGER, 20);
-  return exit?.exitCode ?? -1;
+  if (failure) throw new PocError(failure);
+  return condition === 'not-running' || condition === 'next-exit' || condition === 'removed' ? (exit?.exitCode ?? -1) : -1;
 }
 
 /**
@@ -100,9 +156,11 @@ export interface RemoveOptions extends RootOptions {
 /** `poc rm`: refused while running unless force, which kills it first. */
 export async function removeContainer(c: ContainerRecord, opts: RemoveOptions = {}): Promise<void> {
   const s = containerStatus(c.id, opts);
-  if (s.status === 'running') {
-    if (!opts.force) throw new PocError(`container ${c.name} is running: stop it first, or use -f`);
-    await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
+  if (s.status === 'running' || s.status === 'restarting') {
+    if (!opts.force) throw new PocError(`container ${c.name} is ${s.status}: stop it first, or use -f`);
+    markStopped(c, opts);
+    interruptRestart(s);
+    if (s.status === 'running') await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
   }
   if (s.monitorAlive) await waitMonitorGone(c, opts, MONITOR_GRACE_MS);
   await withLock(

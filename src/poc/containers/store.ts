@@ -43,6 +43,17 @@ export interface RunState {
   initStartTime: string;
   monitorPid: number;
   monitorStartTime: string;
+  /** Restarts by the restart policy so far (written by the monitor at every start). */
+  restartCount?: number;
+  /** The monitor is waiting its back-off before the next restart. */
+  restarting?: boolean;
+}
+
+/** docker's State.Health: written by the monitor after each check (src/native/poc-monitor.c). */
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }
 
 export interface ExitState {
@@ -62,6 +73,10 @@ export interface ContainerPaths {
   exit: string;
   log: string;
   pidFile: string;
+  /** health.json: the health check's state (with a health check only). */
+  health: string;
+  /** Made by poc stop, kill and rm: the restart policy does not undo them. Removed by start. */
+  stopped: string;
 }
 
 export function containersDir(opts: RootOptions = {}): string {
@@ -86,6 +101,8 @@ export function containerPaths(id: string, opts: RootOptions = {}): ContainerPat
     exit: join(dir, 'exit.json'),
     log: join(dir, 'container.log'),
     pidFile: join(dir, 'init.pid'),
+    health: join(dir, 'health.json'),
+    stopped: join(dir, 'stopped'),
   };
 }
 
@@ -131,12 +148,20 @@ export function readExitState(id: string, opts: RootOptions = {}): ExitState | u
   }
 }
 
+export function readHealth(id: string, opts: RootOptions = {}): HealthState | undefined {
+  try {
+    return readJson<HealthState>(containerPaths(id, opts).health);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Alive and the same process (not a zombie, not a reused pid). */
 export function isAlive(pid: number, startTime: string): boolean {
   return pid > 0 && isSameLiveProcess(pid, startTime);
 }
 
-export type ContainerStatusName = 'created' | 'running' | 'exited';
+export type ContainerStatusName = 'created' | 'running' | 'restarting' | 'exited';
 
 export interface ContainerStatus {
   status: ContainerStatusName;
@@ -151,7 +176,7 @@ export interface ContainerStatus {
 }
 
 /**
- * created: never started; running: the init lives; exited: the monitor recorded an exit, or both the init and
+ * created: never started; running: the init lives; restarting: the monitor waits before it restarts the container; exited: the monitor recorded an exit, or both the init and
  * the monitor are gone.
  */
 export function containerStatus(id: string, opts: RootOptions = {}): ContainerStatus {
@@ -159,6 +184,7 @@ export function containerStatus(id: string, opts: RootOptions = {}): ContainerSt
   const exit = readExitState(id, opts);
   const monitorAlive = run ? isAlive(run.monitorPid, run.monitorStartTime) : false;
   if (!run) return { status: 'created', monitorAlive: false };
+  if (run.restarting && monitorAlive) return { status: 'restarting', monitorAlive, run, ...(exit ? { exit } : {}) };
   if (exit) return { status: 'exited', monitorAlive, run, exit };
   if (isAlive(run.pid, run.initStartTime)) return { status: 'running', pid: run.pid, monitorAlive, run };
   if (monitorAlive) return { status: 'running', monitorAlive, run }; // exiting: the monitor is about to record it
