@@ -32,6 +32,7 @@ t.test('-v: binds, named and anonymous volumes', async (t) => {
   for (const [spec, want] of cases) t.same(parseVolumeFlag(spec), want, spec);
   const bad: Array<[string, RegExp]> = [
     ['x:/a', /invalid volume name "x"/],
+    ['rel/path:/a', /the host path "rel\/path" is not absolute \(and a volume name has no "\/"\)/],
     ['-bad:/a', /invalid volume name "-bad"/],
     ['data:rel', /container path "rel" is not absolute/],
     ['data:/', /cannot be "\/"/],

@@ -62,6 +62,7 @@ export function parseVolumeFlag(spec: string): Volume {
   if (parts.length === 1) return { type: 'volume', source: '', destination: checkTarget(parts[0]!, where), readOnly: false, anonymous: true };
   const [source, destination, opts = ''] = parts as [string, string, string?];
   const bind = source.startsWith('/');
+  if (!bind && source.includes('/')) throw new PocError(`${where}: the host path ${JSON.stringify(source)} is not absolute (and a volume name has no "/")`);
   const v: Volume = bind
     ? { type: 'bind', source: normalize(source), destination: checkTarget(destination, where), readOnly: false }
     : { type: 'volume', source: checkVolumeName(source, where), destination: checkTarget(destination, where), readOnly: false };
