@@ -927,18 +927,23 @@ static void health_spawn(void)
 	H.check_deadline_ms = mono_ms() + O.health_timeout;
 }
 
-/* The check's process in the container (its host pid from --pid-file) and the `pocrun exec` waiting for it. */
-static void health_kill(void)
+/*
+ * Kills the check's process in the container (its host pid from --pid-file); `pocrun exec`, which waits for it, then
+ * ends by itself. True when it was found. With `exec_too` the `pocrun exec` is killed as well, found or not.
+ */
+static bool health_kill(bool exec_too)
 {
 	char buf[32] = {0};
+	bool found = false;
 	int fd = open(health_pid_file, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (read(fd, buf, sizeof buf - 1) > 0 && atoi(buf) > 0)
-			kill(atoi(buf), SIGKILL);
+			found = kill(atoi(buf), SIGKILL) == 0;
 		close(fd);
 	}
-	if (H.pid > 0)
+	if (exec_too && H.pid > 0)
 		kill(H.pid, SIGKILL);
+	return found;
 }
 
 static void health_done(int status)
@@ -981,11 +986,15 @@ static int health_tick(void)
 	long long now = mono_ms();
 	if (H.pid == 0 && now >= H.next_ms)
 		health_spawn();
-	if (H.pid > 0 && !H.timed_out && now >= H.check_deadline_ms) {
+	/*
+	 * Past the timeout the check's process is killed; `pocrun exec` itself only if it has not started the process
+	 * 10 s later (killed while it sets the process up, it could leave it running unseen).
+	 */
+	if (H.pid > 0 && now >= H.check_deadline_ms) {
 		H.timed_out = true;
-		health_kill();
+		health_kill(now >= H.check_deadline_ms + 10000);
 	}
-	long long until = H.pid > 0 ? (H.timed_out ? 100 : H.check_deadline_ms - now) : H.next_ms - now;
+	long long until = H.pid > 0 ? (H.timed_out ? 50 : H.check_deadline_ms - now) : H.next_ms - now;
 	return until < 0 ? 0 : until > 60000 ? 60000 : (int)until;
 }
 
@@ -995,7 +1004,7 @@ static void health_end(void)
 	if (!O.health_file)
 		return;
 	if (H.pid > 0) {
-		health_kill();
+		health_kill(true);
 		H.pid = 0;
 	}
 	if (H.out >= 0) {

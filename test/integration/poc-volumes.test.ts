@@ -259,12 +259,15 @@ t.test('health: the image HEALTHCHECK, status moving with the result, wait --con
   ok(['rm', '-v', 'hc']);
 
   // Flags over the image's check: a command that outlives its timeout, killed and recorded as -1.
-  ok(['run', '-d', '--name', 'slow', '--network', 'none', '--health-cmd', 'sleep 30', '--health-timeout', '100ms', '--health-retries', '1', 'volimg:1', 'sleep', '60']);
+  ok(['run', '-d', '--name', 'slow', '--network', 'none', '--health-cmd', 'sleep 30', '--health-timeout', '100ms', '--health-interval', '2s', '--health-retries', '1', 'volimg:1', 'sleep', '60']);
   ok(['wait', '--condition', 'unhealthy', 'slow']);
+  // The check's process (its host pid, from pocrun exec --pid-file), read before the next check 2 s later.
+  const slowId = inspect('slow').Id;
+  const checkPid = Number(readFileSync(join(root, 'containers', slowId, 'health.json.pid'), 'utf8'));
   t.match(inspect('slow').State.Health.Log[0], { ExitCode: -1, Output: 'Health check exceeded timeout (100ms)' });
-  // The next check is 30 s away (the default interval): a `sleep 30` still there would be the one that timed out.
-  await until('the timed-out check to be killed', () => !/sleep 30/.test(ok(['top', 'slow'])), 5000);
-  t.pass('the timed-out check was killed');
+  const gone = () => !existsSync(`/proc/${checkPid}`) || /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${checkPid}/stat`, 'utf8'));
+  await until('the timed-out check to be killed', gone, 5000);
+  t.pass(`the timed-out check (pid ${checkPid}) was killed`);
   ok(['rm', '-f', '-v', 'slow']);
 
   ok(['run', '-d', '--name', 'none', '--network', 'none', '--no-healthcheck', 'volimg:1', 'sleep', '60']);
