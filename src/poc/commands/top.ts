@@ -1,5 +1,5 @@
-/** `poc top CONTAINER`: the processes in the container's cgroup, as the host sees them. */
-import { readFileSync } from 'node:fs';
+/** `poc top CONTAINER`: the processes in the container's cgroup (rootless: its pid namespace), as the host sees them. */
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../../errors.js';
 import { detectCgroups } from '../../cgroups/index.js';
@@ -46,10 +46,26 @@ function processRow(pid: number): ProcessRow | undefined {
   }
 }
 
+/** The processes in the pid namespace of `pid` (its own, for a container's init), as the host numbers them. */
+function pidNamespaceMembers(pid: number): number[] {
+  const ns = (p: number | string) => {
+    try {
+      return readlinkSync(`/proc/${p}/ns/pid`);
+    } catch {
+      return undefined; // exited, or another user's
+    }
+  };
+  const want = ns(pid);
+  if (!want) return [];
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n) && ns(n) === want).map(Number).sort((a, b) => a - b);
+}
+
 export function topCommand(o: TopOptions): number {
   const c = resolveContainer(o.ref, o);
-  if (containerStatus(c.id, o).status !== 'running') throw new PocError(`container ${c.name} is not running`);
-  const pids = detectCgroups().pids(containerCgroupPath(c.id, c.options.cgroup));
+  const status = containerStatus(c.id, o);
+  if (status.status !== 'running') throw new PocError(`container ${c.name} is not running`);
+  // Rootless, the container has no cgroup of its own: its processes are those of its pid namespace.
+  const pids = c.options.rootless ? pidNamespaceMembers(status.pid!) : detectCgroups().pids(containerCgroupPath(c.id, c.options.cgroup));
   const rows = pids.map(processRow).filter((r): r is ProcessRow => r !== undefined);
   stdout(table(['UID', 'PID', 'PPID', 'TIME', 'CMD'], rows.map((r) => [r.uid, String(r.pid), String(r.ppid), r.time, r.cmd])));
   return 0;
