@@ -258,6 +258,16 @@ t.test('what skopeo pushes (an index, zstd layers, a whiteout), poc pulls by sho
   t.equal(run.stdout, '/data\nkeep\nnew\nfrom layer 2\nlayout\n', `short name found locally; whiteout applied; config kept ${run.stderr}`);
 });
 
+t.test('Docker v2 schema 2: a manifest list and its manifests, as skopeo converts them, pull and run', async (t) => {
+  execFileSync('skopeo', ['copy', '--all', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${join(work, 'layout')}:v1`, `docker://${plain.host}/dlist:v1`], { stdio: 'pipe' });
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/dlist:v1`], { encoding: 'utf8' }));
+  t.equal(raw.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json', 'the registry holds a Docker manifest list');
+  const r = poc(['pull', `${plain.host}/dlist:v1`]);
+  t.equal(r.status, 0, r.stderr);
+  const run = poc(['run', '--rm', '--network', 'none', `${plain.host}/dlist:v1`, 'cat', 'new']);
+  t.equal(run.stdout, 'from layer 2', run.stderr);
+});
+
 t.test('on a terminal, one progress line per layer, redrawn in place', async (t) => {
   // script(1) gives poc a pty; a fresh store so that every layer is fetched.
   const e = { ...env, POC_ROOT: join(work, 'poc-tty') };
