@@ -12,7 +12,7 @@
 // to an empty registry (stopped, wiped, started again between repetitions, untimed), so each tool sends every
 // blob. The tools take turns, so that the machine's drift falls on all of them alike.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -104,12 +104,21 @@ function makeLayout(dir) {
   return { unpacked, packed: layers.reduce((n, l) => n + l.size, 0), layers: layers.length };
 }
 
+/** CPU seconds (user + system) of this process's waited-for children so far: /proc/self/stat cutime + cstime. */
+function childCpu() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100; // USER_HZ is 100 on Linux
+}
+
+/** Wall time (ms) and CPU time (s) of one run: on a busy machine the CPU time is the steadier figure. */
 function timed(cmd, argv, env) {
+  const cpu0 = childCpu();
   const start = process.hrtime.bigint();
   const r = spawnSync(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return ms;
+  return { ms, cpu: childCpu() - cpu0 };
 }
 
 const median = (xs) => {
@@ -153,15 +162,16 @@ for (let i = 0; i < reps; i++) {
 }
 await reg.stop();
 
-const row = (label, ms, against) => `${label.padEnd(44)} ${ms.toFixed(0).padStart(7)} ms${against ? `   ratio ${(ms / against).toFixed(2)}` : ''}`;
-const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
-console.log('\npull (median)');
-console.log(row('skopeo copy docker:// → dir:', m.skopeo));
-console.log(row('podman pull (private store, overlay)', m.podman));
-console.log(row('poc pull', m.poc));
-console.log(`  poc pull / skopeo copy to dir: ${(m.poc / m.skopeo).toFixed(2)}    poc pull / podman pull: ${(m.poc / m.podman).toFixed(2)}`);
-console.log('\npush into an empty registry (median)');
-console.log(row('skopeo copy dir: → docker://', m.skopeoPush));
-console.log(row('poc push', m.pocPush));
-console.log(`  poc push / skopeo copy: ${(m.pocPush / m.skopeoPush).toFixed(2)}`);
-
+const row = (label, k) => `${label.padEnd(40)} ${m[k].toFixed(0).padStart(7)} ms  ${c[k].toFixed(2).padStart(6)} s CPU`;
+const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
+const c = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x.cpu))]));
+const ratio = (a, b) => `${(m[a] / m[b]).toFixed(2)} (CPU ${(c[a] / c[b]).toFixed(2)})`;
+console.log('\npull (medians: wall time, and CPU time of the tool and its children)');
+console.log(row('skopeo copy docker:// → dir:', 'skopeo'));
+console.log(row('podman pull (private store, overlay)', 'podman'));
+console.log(row('poc pull', 'poc'));
+console.log(`  poc pull / skopeo copy to dir: ${ratio('poc', 'skopeo')}    poc pull / podman pull: ${ratio('poc', 'podman')}`);
+console.log('\npush into an empty registry (medians)');
+console.log(row('skopeo copy dir: → docker://', 'skopeoPush'));
+console.log(row('poc push', 'pocPush'));
+console.log(`  poc push / skopeo copy: ${ratio('pocPush', 'skopeoPush')}`);
