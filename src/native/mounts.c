@@ -28,7 +28,9 @@
 
 #define PROPAGATION (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
 #define ATIME (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
-#define BIND_REMOUNT (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | ATIME)
+/* The per-mount flags a bind mount's remount applies (the others belong to the file system): all of them are
+ * re-applied, as runc re-applies every flag but MS_REC, MS_REMOUNT and MS_BIND. */
+#define BIND_REMOUNT (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | MS_NOSYMFOLLOW | ATIME)
 
 static void need_root(void)
 {

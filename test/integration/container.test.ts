@@ -72,6 +72,23 @@ t.test('mounts: proc, sysfs read-only, tmpfs options, devpts, mqueue, shm, cgrou
   t.match(line('/sys/fs/cgroup/memory'), /^cgroup \/sys\/fs\/cgroup\/memory cgroup ro,nosuid,nodev,noexec/);
 });
 
+t.test('mounts: a bind mount keeps every per-mount flag, nosymfollow included (re-applied on its remount, as runc)', async (t) => {
+  const data = join(work, 'symlinks');
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, 'target'), 'followed\n');
+  symlinkSync('target', join(data, 'link'));
+  const r = inContainer('grep " /nosym " /proc/self/mountinfo; cat /nosym/link 2>&1; cat /plain/link', (s) => {
+    s.mounts!.push(
+      { destination: '/nosym', type: 'bind', source: data, options: ['bind', 'nosymfollow', 'nodev'] },
+      { destination: '/plain', type: 'bind', source: data, options: ['bind'] },
+    );
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^\S+ \S+ \S+ \S+ \/nosym \S*\bnosymfollow\b/m, 'mountinfo shows nosymfollow on the bind mount');
+  t.match(r.stdout, /nosym\/link'?: Too many levels of symbolic links/, 'a symlink on it is not followed');
+  t.match(r.stdout, /followed\n$/, 'the same symlink is followed on a plain bind');
+});
+
 t.test('mounts: bind and rbind with ro; writes through a read-only bind fail', async (t) => {
   const data = join(work, 'data');
   mkdirSync(data, { recursive: true });
