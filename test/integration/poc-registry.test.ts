@@ -191,6 +191,16 @@ t.test('~/.docker/config.json is read when the containers auth files have nothin
   writeFileSync(join(home, '.docker/config.json'), JSON.stringify({ auths: { [`https://${secure.host}`]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
   const r = poc(['pull', ...tls, `${secure.host}/other/copy:v1`], { env: bare });
   t.equal(r.status, 0, r.stderr);
+  // A credential helper (credsStore): docker-credential-NAME get, the registry on stdin.
+  const bin = join(work, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'docker-credential-poctest'), `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${secure.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\necho '{"ServerURL":"'$server'","Username":"alice","Secret":"s3cret"}'\n`, { mode: 0o755 });
+  writeFileSync(join(home, '.docker/config.json'), JSON.stringify({ credsStore: 'poctest' }));
+  const viaHelper = poc(['pull', ...tls, `${secure.host}/other/copy:v1`], { env: { ...bare, PATH: `${bin}:${bare.PATH}` } });
+  t.equal(viaHelper.status, 0, viaHelper.stderr);
+  writeFileSync(join(home, '.docker/config.json'), JSON.stringify({ credHelpers: { [secure.host]: 'missing' } }));
+  const broken = poc(['pull', ...tls, `${secure.host}/other/copy:v1`], { env: bare });
+  t.match(broken.stderr, /names the credential helper "missing", but docker-credential-missing cannot run/);
   rmSync(join(home, '.docker'), { recursive: true });
 });
 

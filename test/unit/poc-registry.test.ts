@@ -20,6 +20,7 @@ import {
   rewrite,
   saveCredentials,
   isInsecure,
+  credentialHelper,
 } from '../../src/poc/registry/config.js';
 import { parseChallenge, registryErrorText } from '../../src/poc/registry/client.js';
 import { MEDIA, choosePlatform, diffIds, hostPlatform, parseManifest } from '../../src/poc/registry/manifest.js';
@@ -145,6 +146,12 @@ t.test('auth files: where they are, which key matches, login and logout', async 
   t.equal(removeCredentials(file, 'reg:5000'), false);
   t.same(loadCredentials({ read: [file, docker], write: file }, 'reg:5000'), { username: 'dan', password: 'd', file: docker }, 'then ~/.docker/config.json');
   t.match(JSON.parse(readFileSync(docker, 'utf8')), { credsStore: 'kept' }, 'other files are not touched');
+});
+
+t.test('credential helpers: credHelpers for its registry, else credsStore', async (t) => {
+  t.equal(credentialHelper({ credHelpers: { 'https://reg:5000': 'ecr' }, credsStore: 'desktop' }, 'reg:5000'), 'ecr');
+  t.equal(credentialHelper({ credHelpers: { 'reg:5000': 'ecr' }, credsStore: 'desktop' }, 'other.example'), 'desktop');
+  t.equal(credentialHelper({ auths: {} }, 'reg:5000'), undefined);
 });
 
 t.test('WWW-Authenticate challenges and registry errors', async (t) => {

@@ -5,17 +5,19 @@
  *   read instead of /etc/containers/registries.conf and its registries.conf.d/ drop-ins.
  * - credentials (containers-auth.json(5)): --authfile or REGISTRY_AUTH_FILE alone, else
  *   $XDG_RUNTIME_DIR/containers/auth.json, $XDG_CONFIG_HOME/containers/auth.json, ~/.docker/config.json
- *   ($DOCKER_CONFIG), the first that has the registry.
+ *   ($DOCKER_CONFIG), the first that has the registry; in each, a credHelpers entry, the auths, then a
+ *   credsStore (docker-credential-NAME get), as docker reads them.
  * - TLS: certs.d directories (containers-certs.d(5)): *.crt are CAs, *.cert + *.key a client certificate.
  *
  * Parsing and lookups are pure (tables in test/unit/poc-registry.test.ts); reading files is in the few
  * functions named load*.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { PocError, errnoCode, wrapError } from '../../errors.js';
+import { PocError, describeSystemError, errnoCode, wrapError } from '../../errors.js';
 import { writeFileAtomic } from '../store.js';
 import { DOCKER_HUB, parseReference, qualify, type Qualified, type Reference } from './reference.js';
 
@@ -205,7 +207,40 @@ export function authFiles(authfile: string | undefined, env: NodeJS.ProcessEnv =
 
 interface AuthJson {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  /** Docker's credential helpers: one per registry, and one for all the others. */
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
   [key: string]: unknown;
+}
+
+/**
+ * Which credential helper (`docker-credential-NAME`) an auth file names for a registry, if any: its credHelpers
+ * entry, else its credsStore when the file's auths have nothing for it (docker's order).
+ */
+export function credentialHelper(doc: AuthJson, registry: string): string | undefined {
+  for (const [k, v] of Object.entries(doc.credHelpers ?? {})) if (normalizeAuthKey(k) === registry && v) return v;
+  return doc.credsStore || undefined;
+}
+
+/** The server name a helper is asked about: Docker Hub's is its v1 URL, as docker stores it. */
+const helperServer = (registry: string) => (registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : registry);
+
+/** `docker-credential-NAME get`: the registry on stdin, `{"Username","Secret"}` on stdout; none: not found. */
+function runCredentialHelper(helper: string, registry: string, file: string): Credentials | undefined {
+  const program = `docker-credential-${helper}`;
+  const r = spawnSync(program, ['get'], { input: helperServer(registry), encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw new PocError(`${file} names the credential helper ${JSON.stringify(helper)}, but ${program} cannot run: ${describeSystemError(r.error)}`);
+  if (r.status !== 0) {
+    if (/credentials not found/i.test(`${r.stdout}${r.stderr}`)) return undefined;
+    throw new PocError(`${program} get ${registry} failed: ${(r.stderr || r.stdout).trim() || `exit ${r.status}`}`);
+  }
+  try {
+    const doc = JSON.parse(r.stdout) as { Username?: string; Secret?: string };
+    if (typeof doc.Username === 'string' && typeof doc.Secret === 'string' && doc.Secret !== '') return { username: doc.Username, password: doc.Secret };
+  } catch {
+    // below
+  }
+  throw new PocError(`${program} get ${registry}: not the {"Username","Secret"} JSON a credential helper prints`);
 }
 
 /** "https://index.docker.io/v1/" → "docker.io", "https://host:5000" → "host:5000". */
@@ -256,8 +291,13 @@ function readAuthJson(file: string): AuthJson | undefined {
 export function loadCredentials(files: AuthFiles, registry: string, repository = ''): (Credentials & { file: string }) | undefined {
   for (const file of files.read) {
     const doc = readAuthJson(file);
-    const c = doc && credentialsIn(doc, registry, repository, file);
+    if (!doc) continue;
+    const own = doc.credHelpers && Object.keys(doc.credHelpers).some((k) => normalizeAuthKey(k) === registry);
+    const c = own ? undefined : credentialsIn(doc, registry, repository, file);
     if (c) return { ...c, file };
+    const helper = credentialHelper(doc, registry);
+    const fromHelper = helper ? runCredentialHelper(helper, registry, file) : undefined;
+    if (fromHelper) return { ...fromHelper, file: `${file} (docker-credential-${helper})` };
   }
   return undefined;
 }
