@@ -189,7 +189,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
   build: {
-    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache] [--network none|host] [-q] CONTEXT',
+    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache] [--network none|bridge|host] [-q] CONTEXT',
     summary: 'build an image from a Dockerfile',
     flags: {
       string: ['tag', 'file', 'build-arg', 'target', 'network'],

@@ -293,3 +293,22 @@ t.test('a container: diff, commit (with -c), cp both ways, export; image prune, 
   ok(t, ['builder', 'prune']);
   t.equal(residue().join(', '), '');
 });
+
+t.test("--network bridge: a RUN step on poc's network, the address released after", async (t) => {
+  const netctx = join(work, 'netctx');
+  mkdirSync(netctx);
+  writeFileSync(
+    join(netctx, 'Dockerfile'),
+    'FROM busybox\nRUN ip -4 addr show eth0 | grep -q "inet 10\\." && GW=$(ip route | awk \'/default/ {print $3}\') && ping -c1 -W5 $GW >/dev/null && echo reached > /reached\n',
+  );
+  const r = poc(['build', '--network', 'bridge', '-t', 'net', netctx]);
+  t.equal(r.status, 0, r.stderr);
+  t.notMatch(r.stderr, /warning/);
+  t.equal(ok(t, ['run', '--rm', 'net', 'cat', '/reached']), 'reached\n', 'the step had an address and reached the gateway');
+  const state = JSON.parse(readFileSync(join(root, 'network/state.json'), 'utf8')) as { containers?: Record<string, unknown> };
+  t.same(Object.keys(state.containers ?? {}), [], 'no address left allocated');
+  const none = poc(['build', '--no-cache', '--network', 'none', '-t', 'net2', netctx]);
+  t.equal(none.status, 1, '--network none: no way out');
+  t.match(none.stderr, /^poc: Dockerfile:2: RUN .*: the command exited with status 1$/m);
+  t.equal(residue().join(', '), '');
+});

@@ -41,7 +41,7 @@ export interface BuildOptions extends RootOptions {
   buildArgs: Record<string, string>;
   target?: string;
   noCache?: boolean;
-  network?: 'none' | 'host';
+  network?: 'none' | 'host' | 'bridge';
   /** Progress lines (steps, cache hits); the commands' own output goes to stdout as it comes. */
   log: (line: string) => void;
 }
@@ -456,9 +456,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const runStep = async (s: StageState, ins: Instruction) => {
     const args = commandOf(ins, s.config.Shell ?? DEFAULT_SHELL);
     const env = runEnv(s);
-    const network = (ins.flags.network ?? o.network ?? 'none') as string;
-    if (network !== 'none' && network !== 'host' && network !== 'default') throw buildError(ins.where, `RUN --network=${network}: use none, host or default`);
-    const net = network === 'default' ? (o.network ?? 'none') : network;
+    const flag = ins.flags.network;
+    if (flag !== undefined && flag !== 'none' && flag !== 'host' && flag !== 'default') throw buildError(ins.where, `RUN --network=${flag}: use none, host or default (the build's --network)`);
+    const net = flag === undefined || flag === 'default' ? (o.network ?? 'none') : flag;
     const buildArgsShown = [...s.args].map(([k, v]) => `${k}=${v}`);
     const createdBy = `${buildArgsShown.length ? `|${buildArgsShown.length} ${buildArgsShown.join(' ')} ` : ''}${ins.json ? `RUN ${JSON.stringify(ins.json)}` : `RUN ${args.join(' ')}`}`;
     await step(
@@ -468,7 +468,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       () =>
         fsStep(lowersOf(s, o), async (merged, scratch) => {
           const cwd = s.config.WorkingDir || '/';
-          await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host', where: ins.where, source: ins.source }, o);
+          await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source }, o);
         }, o),
       createdBy,
     );

@@ -4,18 +4,18 @@
  * command there with pocrun; COPY, ADD and WORKDIR write into the mount. Everything the step made (the mount,
  * the container, the scratch directory) is gone when it returns or throws; only a stored layer stays.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import type { Spec } from '../../spec/generated/config.js';
 import { defaultSpec, OCI_VERSION } from '../../spec/default.js';
-import { DEFAULT_CAPABILITIES, type ProcessUser } from '../containers/bundle.js';
+import { CONTAINER_ID_ANNOTATION, DEFAULT_CAPABILITIES, type ProcessUser } from '../containers/bundle.js';
 import { unmountRootfs } from '../containers/rootfs.js';
 import { binaries, childEnv } from '../containers/runtime.js';
 import { runtimeRoot } from '../containers/store.js';
 import { layerScratch, storeLayer, type LayerRef } from '../images/layers.js';
 import { runProgram, spawnProgram } from '../spawn.js';
-import { randomHex, type RootOptions } from '../store.js';
+import { pocRoot, randomHex, type RootOptions } from '../store.js';
 
 /** What a step's overlay stacks: the lower directories, the topmost first. */
 export type Lowers = string[];
@@ -87,16 +87,25 @@ export interface RunCommand {
   env: string[];
   cwd: string;
   user: ProcessUser;
-  network: 'none' | 'host';
+  network: 'none' | 'host' | 'bridge';
   /** `Dockerfile:7`, for the error. */
   where: string;
   /** The instruction as written, for the error. */
   source: string;
 }
 
+/** On the bridge: poc's network hooks (as a container's), and the files the image has to hold /etc/resolv.conf. */
+export interface BridgeHooks {
+  poc: string;
+  env: string[];
+  /** Host files to bind over the image's (only where the image has the file: a mount point made would be in the layer). */
+  binds: Array<{ source: string; destination: string }>;
+}
+
 /** The config.json of a RUN step (pure): docker's capabilities for a build, no terminal, its own cgroup. */
-export function runSpec(rootfs: string, id: string, c: RunCommand): Spec {
+export function runSpec(rootfs: string, id: string, c: RunCommand, bridge?: BridgeHooks): Spec {
   const base = defaultSpec();
+  const hook = (action: string) => ({ path: bridge!.poc, args: ['poc', 'hook', 'network', action], env: bridge!.env, timeout: 60 });
   return {
     ...base,
     ociVersion: OCI_VERSION,
@@ -112,6 +121,14 @@ export function runSpec(rootfs: string, id: string, c: RunCommand): Spec {
     },
     root: { path: rootfs, readonly: false },
     hostname: 'poc-build',
+    ...(bridge
+      ? {
+          mounts: [...base.mounts!, ...bridge.binds.map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', 'ro'] }))],
+          // No teardown hook: the veth goes with the step's network namespace, and the address is released after.
+          hooks: { createRuntime: [hook('setup')] },
+          annotations: { [CONTAINER_ID_ANNOTATION]: id },
+        }
+      : {}),
     linux: {
       ...base.linux!,
       cgroupsPath: `/poc/${id}`, // beside the containers, in poc's own cgroup
@@ -125,13 +142,32 @@ export async function runCommand(merged: string, scratch: string, c: RunCommand,
   const id = `poc-build-${randomHex(8)}`;
   const bundle = join(scratch, 'bundle');
   mkdirSync(bundle);
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(runSpec(merged, id, c)));
-  const { pocrun } = binaries();
-  const p = spawnProgram([pocrun, '--root', runtimeRoot(opts), 'run', '--bundle', bundle, id], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: childEnv(opts),
-  });
-  const code = await p.exited;
+  const { pocrun, poc } = binaries();
+  let bridge: BridgeHooks | undefined;
+  let code: number;
+  if (c.network === 'bridge') {
+    // An address on poc's default network for the step's life, wired by the same hooks as a container's.
+    const { allocateContainerNetwork, writeContainerEtcFiles } = await import('../network/index.js');
+    await allocateContainerNetwork({ ...opts, containerId: id, hostname: 'poc-build' });
+    const etc = join(scratch, 'etc');
+    mkdirSync(etc);
+    writeContainerEtcFiles(etc, { hostname: 'poc-build', mode: 'bridge' });
+    bridge = {
+      poc,
+      env: [`POC_ROOT=${pocRoot(opts)}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`],
+      binds: ['resolv.conf', 'hosts'].filter((f) => existsSync(join(merged, 'etc', f))).map((f) => ({ source: join(etc, f), destination: `/etc/${f}` })),
+    };
+  }
+  try {
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(runSpec(merged, id, c, bridge)));
+    const p = spawnProgram([pocrun, '--root', runtimeRoot(opts), 'run', '--bundle', bundle, id], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: childEnv(opts),
+    });
+    code = await p.exited;
+  } finally {
+    if (bridge) await (await import('../network/index.js')).releaseContainerNetwork({ ...opts, containerId: id });
+  }
   if (code !== 0) {
     // pocrun run deletes its container as it exits; a pocrun that was killed may not have.
     await runProgram([pocrun, '--root', runtimeRoot(opts), 'delete', '--force', id], childEnv(opts)).catch(() => undefined);

@@ -30,13 +30,11 @@ export function parseBuildArgs(list: string[], env: NodeJS.ProcessEnv = process.
 }
 
 export async function buildCommand(o: BuildCommandOptions): Promise<number> {
-  let network: 'none' | 'host' | undefined;
+  let network: 'none' | 'host' | 'bridge' | undefined;
   if (o.network !== undefined) {
-    if (o.network === 'bridge' || o.network === 'default') {
-      throw new PocError('build: --network bridge is not supported yet: use none (the default) or host');
-    }
-    if (o.network !== 'none' && o.network !== 'host') throw new PocError(`build: invalid --network ${JSON.stringify(o.network)}: none or host`);
-    network = o.network;
+    const n = o.network === 'default' ? 'bridge' : o.network;
+    if (n !== 'none' && n !== 'host' && n !== 'bridge') throw new PocError(`build: invalid --network ${JSON.stringify(o.network)}: none, bridge or host`);
+    network = n;
   }
   const r = await build({
     root: o.root,
