@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential pkg-config libseccomp-dev libsystemd-dev busybox-static iproute2 nftables iptables runc crun \
   sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
   containernetworking-plugins catatonit librsvg2-bin libyajl-dev python3 qemu-system-x86 qemu-utils mmdebstrap e2fsprogs coreutils \
-  strace docker-registry apache2-utils openssl zstd uidmap buildah slirp4netns dnsmasq-base"
+  strace docker-registry apache2-utils openssl zstd uidmap buildah slirp4netns dnsmasq-base fuse-overlayfs"
 
 missing=""
 for p in $PACKAGES; do
@@ -22,12 +22,14 @@ if [ -n "$missing" ]; then
   $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# Rootless containers' networks (slirp4netns) open /dev/net/tun as their user: udev's default rule makes it 0666,
-# which a machine without udev (a container, some VMs) lacks.
-if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ] && [ -n "$SUDO$(id -u | grep -x 0)" ]; then
-  echo "setup: /dev/net/tun mode 0666, as udev's default rule makes it"
-  $SUDO chmod 0666 /dev/net/tun
-fi
+# Rootless containers open /dev/net/tun (slirp4netns) and /dev/fuse (fuse-overlayfs) as their user: udev's default
+# rules make both 0666, which a machine without udev (a container, some VMs) lacks.
+for dev in /dev/net/tun /dev/fuse; do
+  if [ -c $dev ] && [ "$(stat -c %a $dev)" != 666 ] && [ -n "${SUDO:-}$(id -u | grep -x 0)" ]; then
+    echo "setup: $dev mode 0666, as udev's default rule makes it"
+    ${SUDO:-} chmod 0666 $dev
+  fi
+done
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"

@@ -5,6 +5,7 @@
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
  *               [--foreground] [--systemd-cgroup] [--state-file FILE] [--stop-file FILE]
  *               [--slirp4netns PATH --api-socket PATH [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...]
+ *               [--mount-program PATH [--mount-program-only]]
  *               [--restart always|on-failure|unless-stopped --restart-max N]
  *               [--health-file FILE --health-interval MS --health-timeout MS --health-start-period MS
  *                --health-retries N --health-arg ARG...] [-- EXIT-COMMAND...]
@@ -47,6 +48,9 @@
  * API socket (add_hostfwd: the port listens in the host's network namespace), and holds its --exit-fd: slirp4netns
  * ends when the init has exited, or when the monitor dies.
  *
+ * --mount-program (fuse-overlayfs, as podman's storage.conf mount_program) mounts the rootfs where the kernel's
+ * overlayfs refuses to (a user namespace on a kernel before 5.11), or always with --mount-program-only.
+ *
  * If create or start fails nothing runs after the error report: the caller (poc) cleans up and reports it.
  * The monitor is plain C with no allocation beyond a few buffers: it costs well under a megabyte per container.
  */
@@ -77,9 +81,9 @@
 
 static struct {
 	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
-	const char *slirp, *api_socket, *publish[64];
+	const char *slirp, *api_socket, *publish[64], *mount_program;
 	int sync_fd, npublish;
-	bool tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
+	bool mount_program_only, tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
 	char **exit_cmd;
 	/* state.json (written at every start), the stop marker of poc stop/kill/rm, the restart policy */
 	const char *state_file, *stop_file, *restart;
@@ -302,6 +306,63 @@ static void write_exit_file(int code)
 	close(fd);
 	if (rename(tmp, O.exit_file) < 0)
 		unlink(tmp);
+}
+
+/*
+ * The rootfs: the kernel's overlayfs, or the mount program with the same options (userxattr is the kernel's alone):
+ * `PROGRAM -o OPTIONS ROOTFS`, which returns once mounted and serves the mount in the background.
+ */
+static void mount_rootfs(void)
+{
+	if (!O.mount_program_only && mount("overlay", O.rootfs, "overlay", 0, O.overlay) == 0)
+		return;
+	int err = errno;
+	if (!O.mount_program)
+		fail("mount the overlay rootfs on %s: %s", O.rootfs, strerror(err));
+	char opts[8192];
+	snprintf(opts, sizeof opts, "%s", O.overlay);
+	char *ux = strstr(opts, ",userxattr");
+	if (ux)
+		memmove(ux, ux + strlen(",userxattr"), strlen(ux + strlen(",userxattr")) + 1);
+	char *argv[] = {(char *)O.mount_program, "-o", opts, (char *)O.rootfs, NULL};
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0)
+		fail("pipe: %s", strerror(errno));
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid = spawn(argv, devnull, devnull, errp[1]);
+	close(errp[1]);
+	close(devnull);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char msg[1024] = {0};
+	size_t len = 0;
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	drain_into(errp[0], msg, sizeof msg, &len);
+	close(errp[0]);
+	if (status_code(st) != 0) {
+		if (O.mount_program_only)
+			fail("mount the rootfs on %s with %s: %s", O.rootfs, O.mount_program, *msg ? runtime_message(msg) : "failed");
+		fail("mount the rootfs on %s: the kernel's overlayfs: %s; %s: %s", O.rootfs, strerror(err), O.mount_program,
+		     *msg ? runtime_message(msg) : "failed");
+	}
+}
+
+/*
+ * slirp4netns (its exit fd closed) and a mount program's daemon (its mount gone) end now: reaped here, for at most
+ * a second, so that none outlives the monitor as a zombie that its new parent may never reap.
+ */
+static void reap_helpers(void)
+{
+	for (int i = 0; i < 100; i++) {
+		pid_t w;
+		while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (w < 0 && errno == ECHILD)
+			return;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* The init is gone, and with it every process of its namespaces: nothing needs the rootfs any more. */
@@ -528,7 +589,8 @@ static void parse_args(int argc, char **argv)
 		{"restart-max", required_argument, 0, 'M'}, {"health-file", required_argument, 0, 'H'},
 		{"health-interval", required_argument, 0, 1}, {"health-timeout", required_argument, 0, 2},
 		{"health-start-period", required_argument, 0, 3}, {"health-retries", required_argument, 0, 4},
-		{"health-arg", required_argument, 0, 5}, {0, 0, 0, 0},
+		{"health-arg", required_argument, 0, 5}, {"mount-program", required_argument, 0, 20},
+		{"mount-program-only", no_argument, 0, 21}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -552,6 +614,8 @@ static void parse_args(int argc, char **argv)
 		case 'N': O.slirp = optarg; break;
 		case 'A': O.api_socket = optarg; break;
 		case 'L': O.host_loopback = true; break;
+		case 20: O.mount_program = optarg; break;
+		case 21: O.mount_program_only = true; break;
 		case 'P':
 			if (O.npublish == (int)(sizeof O.publish / sizeof *O.publish))
 				usage();
@@ -1040,8 +1104,8 @@ static pid_t launch(int sigfd)
 		fcntl(err[0], F_SETFL, O_NONBLOCK);
 	}
 
-	if (O.rootfs && mount("overlay", O.rootfs, "overlay", 0, O.overlay) < 0)
-		fail("mount the overlay rootfs on %s: %s", O.rootfs, strerror(errno));
+	if (O.rootfs)
+		mount_rootfs();
 
 	/* 1. pocrun create */
 	char *create_argv[16];
@@ -1400,6 +1464,8 @@ int main(int argc, char **argv)
 
 		/* 4. record the exit; restart, or the cleanup: the caller's, or the exit command's */
 		unmount_rootfs();
+		if (O.slirp || O.mount_program)
+			reap_helpers();
 		write_exit_file(code);
 		if (!should_restart(code))
 			break;

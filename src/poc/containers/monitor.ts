@@ -54,6 +54,20 @@ export function findProgram(name: string, pkg: string): string {
   throw new PocError(`${name} is not installed (Debian package ${pkg}), which a rootless container needs${name === 'slirp4netns' ? ' for its network (or use --network none)' : ''}`);
 }
 
+/**
+ * fuse-overlayfs for a rootless rootfs: always when POC_OVERLAY_MOUNT_PROGRAM names it (as storage.conf's
+ * mount_program does for podman), else where the kernel refuses overlayfs in a user namespace (before 5.11) and
+ * fuse-overlayfs is installed.
+ */
+function mountProgramArgs(env: NodeJS.ProcessEnv): string[] {
+  if (env.POC_OVERLAY_MOUNT_PROGRAM) return ['--mount-program', env.POC_OVERLAY_MOUNT_PROGRAM, '--mount-program-only'];
+  try {
+    return ['--mount-program', findProgram('fuse-overlayfs', 'fuse-overlayfs')];
+  } catch {
+    return [];
+  }
+}
+
 /** The monitor's argv (pure, but for the paths it is given). */
 export function monitorArgs(
   c: ContainerRecord,
@@ -101,6 +115,7 @@ export async function startMonitor(c: ContainerRecord, opts: MonitorOptions): Pr
     // The monitor is root of poc's user namespace, in a mount namespace of its own: it mounts the overlay there,
     // and pocrun, run by it, is rootless (root in a user namespace), as under rootless podman's conmon.
     const { inUserns, usernsEnv } = await import('../userns.js');
+    argv = [...argv.slice(0, 1), ...mountProgramArgs(process.env), ...argv.slice(1)];
     argv = inUserns(argv, { mount: true });
     env = usernsEnv(env, pocPaths(opts).run);
   }
