@@ -220,6 +220,20 @@ t.test('connect and disconnect a running container', async (t) => {
   t.match(poc('network', 'disconnect', 'back', 'web').stderr, /container web is not connected to network back/);
 });
 
+t.test('a port published from a container on a user network', async (t) => {
+  ok('run', '-d', '--name', 'pub', '--network', 'back', '-p', '8080:80', 'busybox', 'sh', '-c', 'mkdir -p /www && echo from-back > /www/index.html && exec httpd -f -p 80 -h /www');
+  let body = '';
+  for (let i = 0; i < 50 && body === ''; i++) {
+    // From the uplink, as a client outside the host would.
+    const get = "require('http').get('http://198.51.100.2:8080/', { timeout: 2000 }, (r) => r.pipe(process.stdout)).on('error', () => {})";
+    body = spawnSync('ip', ['netns', 'exec', ns.uplink, process.execPath, '-e', get], { encoding: 'utf8' }).stdout.trim();
+    if (body === '') await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(body, 'from-back', 'DNAT to its address on back');
+  ok('rm', '-f', 'pub');
+  t.notMatch(inHost('nft', 'list', 'table', 'ip', 'poc'), /8080/, 'its rules are gone with it');
+});
+
 t.test('a network in use is not removed; -f stops its containers first', async (t) => {
   const r = poc('network', 'rm', 'front');
   t.not(r.status, 0);
@@ -249,12 +263,12 @@ t.test('concurrency: networks made and removed while containers start on them', 
   t.same(rmResults.slice(1).map((r) => r.status), [0, 0, 0], 'the idle networks are removed');
   const rm1 = rmResults[0]!;
   const started = runResults.filter((r) => r.status === 0).length;
-  for (const r of runResults) if (r.status !== 0) t.match(r.stderr, /no such network: c1/, 'a run that lost the race names the network');
+  for (const r of runResults) if (r.status !== 0) t.match(r.stderr, /no such network: c1/, `a run that lost the race names the network: ${r.stderr}`);
   if (rm1.status === 0) {
     t.notMatch(ok('network', 'ls', '-q'), /^c1$/m, 'c1 removed');
     t.equal(started, 0, 'so no container could have started on it');
   } else {
-    t.match(rm1.stderr, /network c1 is in use/);
+    t.match(rm1.stderr, /network c1 is in use/, `refused: ${rm1.stderr}`);
     t.ok(started > 0, 'refused because a container is on it');
     for (const n of ['r1', 'r2', 'r3']) {
       if (poc('inspect', n).status !== 0) continue;
