@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildTar } from '../../src/poc/images/tar.js';
+import { startRegistry } from '../helpers/registry.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'builds need root');
@@ -311,4 +312,28 @@ t.test("--network bridge: a RUN step on poc's network, the address released afte
   t.equal(none.status, 1, '--network none: no way out');
   t.match(none.stderr, /^poc: Dockerfile:2: RUN .*: the command exited with status 1$/m);
   t.equal(residue().join(', '), '');
+});
+
+t.test('build, push, pull, run: FROM an image that is pulled first, the result pushed and pulled elsewhere', async (t) => {
+  // A plain-HTTP registry of this test's own on 127.0.0.1, marked insecure in a registries.conf of its own.
+  const reg = await startRegistry(join(work, 'registry'));
+  t.teardown(() => reg.stop());
+  const conf = join(work, 'registries.conf');
+  writeFileSync(conf, `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
+  const renv = { ...env, CONTAINERS_REGISTRIES_CONF: conf, HOME: work, XDG_RUNTIME_DIR: join(work, 'xdg') };
+  const p = (args: string[], root2 = root) => spawnSync(POC, args, { encoding: 'utf8', timeout: 120_000, env: { ...renv, POC_ROOT: root2 } });
+  const push = p(['push', 'busybox', `${reg.host}/lib/base:1`]);
+  t.equal(push.status, 0, push.stderr);
+
+  const other = join(work, 'other-root');
+  const ctx2 = join(work, 'pushctx');
+  mkdirSync(ctx2);
+  writeFileSync(join(ctx2, 'Dockerfile'), `FROM ${reg.host}/lib/base:1\nRUN echo pushed > /pushed\nCMD ["cat", "/pushed"]\n`);
+  const b = p(['build', '-t', `${reg.host}/lib/app:1`, ctx2], other);
+  t.equal(b.status, 0, `the base is pulled by the build: ${b.stderr}`);
+  const up = p(['push', `${reg.host}/lib/app:1`], other);
+  t.equal(up.status, 0, up.stderr);
+  const third = join(work, 'third-root');
+  const run = p(['run', '--rm', `${reg.host}/lib/app:1`], third);
+  t.equal(run.stdout, 'pushed\n', `pulled on run: ${run.stderr}`);
 });
