@@ -51,6 +51,11 @@ export interface CreatePlanOptions {
   rootfsIsHostRoot?: boolean;
   /** Whether a namespace file is the runtime's own namespace (for net.* sysctls in a joined netns). */
   isHostNamespace?: (ns: string, path: string) => boolean;
+  /**
+   * Whether the runtime itself runs in a user namespace (rootless podman calls it from its own): there mknod is
+   * refused too, so devices are bound from the host's nodes, as runc does when userns.RunningInUserNS().
+   */
+  runtimeInUserNamespace?: boolean;
 }
 
 export interface CreatePlan {
@@ -187,8 +192,9 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     });
     const customPaths = new Set(custom.map((d) => d.path));
     const defaults = devices.filter((d) => !customPaths.has(d.path));
-    child.push(...deviceSteps(defaults, inUserNamespace, (i) => `default device ${defaults[i]!.path}`));
-    child.push(...deviceSteps(custom, inUserNamespace, (i) => `/linux/devices/${i}`));
+    const bindDevices = inUserNamespace || Boolean(opts.runtimeInUserNamespace);
+    child.push(...deviceSteps(defaults, bindDevices, (i) => `default device ${defaults[i]!.path}`));
+    child.push(...deviceSteps(custom, bindDevices, (i) => `/linux/devices/${i}`));
     for (const [target, link] of DEV_SYMLINKS) child.push(['symlink', target, link, '/dev']);
     if (opts.hasKcore) child.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
   }

@@ -18,7 +18,7 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
-import { euid, firstResourceField, isPermissionError, ownerName } from './rootless.js';
+import { euid, firstResourceField, isPermissionError, ownerName, runningInUserNs } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { sharedMountsBefore } from './shared-mounts.js';
@@ -135,6 +135,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       mode: opts.mode,
       hasKcore: existsSync('/proc/kcore'),
       rootfsIsHostRoot: record.sharedMounts?.root === '/',
+      runtimeInUserNamespace: runningInUserNs(),
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');

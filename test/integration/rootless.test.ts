@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { makeBundle, POCRUN, POCRUN_TS, Runtime, setup, stateDirs } from '../helpers/runtime.js';
 import { chownTree, makeTestUser, toRootless, userResidue, type TestUser } from '../helpers/rootless.js';
+import { cveRegressionTests } from '../helpers/cve.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const { work, residue } = setup();
@@ -276,6 +277,22 @@ t.test('what a user namespace does not allow is refused, naming the field', asyn
   t.not(host.status, 0, 'without a user namespace an unprivileged user can make none of the others');
   t.match(host.stderr, /Operation not permitted/);
   t.same(stateDirs(rt.root), []);
+});
+
+// The known runc escapes, attempted against a rootless pocrun; the observer is the user itself, whose own
+// process the waiting init is (only its being non-dumpable keeps the user's other processes out).
+cveRegressionTests(t, {
+  work: shared,
+  rt,
+  // With a network namespace of its own, so that /sys is sysfs as in the root tests (not runc's rootless bind).
+  makeBundle: (change) => bundle(user, (s) => {
+    s.linux!.namespaces!.push({ type: 'network' });
+    s.mounts = s.mounts!.map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] } : m));
+    change(s);
+  }),
+  observer: (script) => [...user.prefix(), 'sh', '-c', script],
+  own: (path) => void spawnSync('chown', ['-h', `${user.uid}:${user.gid}`, path]),
+  label: 'rootless: ',
 });
 
 t.test("nothing left behind: the users' processes, state, mounts; then the users themselves", async (t) => {

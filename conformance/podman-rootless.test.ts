@@ -1,0 +1,256 @@
+/**
+ * Rootless podman runs its containers with pocrun (`--runtime`), as an ordinary user the test makes, as it runs
+ * them with runc (POC_CONFORMANCE_RUNTIME=runc: the same steps with runc).
+ *
+ * podman re-executes itself in a user namespace of its own (newuidmap/newgidmap with the user's subuid and subgid
+ * ranges) and calls the runtime there, as root of that namespace. On this host (cgroup v1) a rootless container
+ * has no cgroup: podman's cgroupfs manager, and pause and limits are podman's own refusals. Everything is the
+ * test's: the user, its home (podman's store, overlay in the user namespace), its XDG_RUNTIME_DIR, podman's
+ * configuration files, and a network namespace it makes, in which podman runs: slirp4netns and rootlessport
+ * publish `-p` on that namespace's 127.0.0.1, never the host's.
+ */
+import t from 'tap';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { busyboxRootfs } from '../test/helpers/runtime.js';
+import { chownTree, makeTestUser, userResidue } from '../test/helpers/rootless.js';
+import { IS_POCRUN, RUNTIME, commandExists, mountsUnder, must, sh, waitFor, type Result } from '../test/helpers/engines.js';
+
+const IMAGE = 'localhost/busybox:rootless';
+const work = mkdtempSync(join(tmpdir(), 'pocrun-podman-rootless-'));
+chmodSync(work, 0o755);
+const netns = `pocrun-podman-rl-${process.pid}`;
+const missing = ['podman', 'conmon', 'nsenter', 'ip', 'newuidmap', 'slirp4netns', 'runuser', 'useradd'].filter((c) => !commandExists(c));
+const ready = missing.length === 0 && process.getuid?.() === 0;
+const user = ready ? makeTestUser(work, { prefix: 'pocpm' }) : undefined;
+const cgroupManager = 'cgroupfs';
+
+const conf = join(work, 'conf');
+const store = user ? { root: join(user.home, 'storage'), runroot: join(user.runtimeDir, 'containers') } : { root: '', runroot: '' };
+const hardNofile = Number(sh('sh', ['-c', 'ulimit -Hn']).stdout.trim()) || 1024;
+const hardNproc = Number(sh('sh', ['-c', 'ulimit -Hu']).stdout.trim()) || 4096;
+
+/** podman as the user, in the test's network namespace. */
+function podman(args: string[], timeout = 90_000): Result {
+  const extraEnv = {
+    CONTAINERS_CONF: join(conf, 'containers.conf'),
+    CONTAINERS_STORAGE_CONF: join(conf, 'storage.conf'),
+    CONTAINERS_REGISTRIES_CONF: join(conf, 'registries.conf'),
+  };
+  const flags = ['--runtime', RUNTIME, '--cgroup-manager', cgroupManager, '--events-backend', 'file'];
+  return sh('nsenter', [`--net=/run/netns/${netns}`, ...user!.prefix(extraEnv), 'podman', ...flags, ...args], { timeout });
+}
+
+function ok(args: string[]): string {
+  const r = podman(args);
+  if (r.status !== 0) throw new Error(`podman ${args.join(' ')}: exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+const status = (r: Result) => `exit status${r.status ? ` (${(r.stderr + r.stdout).trim().slice(-400)})` : ''}`;
+const inspect = (name: string, format: string) => ok(['inspect', '--format', format, name]).trim();
+const pidOf = (name: string) => Number(inspect(name, '{{.State.Pid}}'));
+
+t.before(() => {
+  if (!ready) return;
+  mkdirSync(conf);
+  writeFileSync(join(conf, 'containers.conf'), `[containers]
+default_ulimits = ["nofile=${Math.min(hardNofile, 1024)}:${Math.min(hardNofile, 1024)}", "nproc=${Math.min(hardNproc, 4096)}:${Math.min(hardNproc, 4096)}"]
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "${cgroupManager}"
+events_logger = "file"
+lock_type = "file"
+pull_policy = "never"
+runtime_supports_json = ["crun", "runc", "pocrun"]
+`);
+  writeFileSync(join(conf, 'storage.conf'), `[storage]
+driver = "overlay"
+graphroot = "${store.root}"
+runroot = "${store.runroot}"
+`);
+  writeFileSync(join(conf, 'registries.conf'), 'unqualified-search-registries = []\n');
+  chmodSync(conf, 0o755);
+  must('ip', ['netns', 'add', netns]);
+  must('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  const rootfs = join(work, 'rootfs');
+  busyboxRootfs(rootfs);
+  must('tar', ['-C', rootfs, '-cf', join(work, 'busybox.tar'), '.']);
+  rmSync(rootfs, { recursive: true, force: true });
+  chownTree(join(work, 'busybox.tar'), user!.uid, user!.gid);
+  ok(['import', join(work, 'busybox.tar'), IMAGE]);
+});
+
+t.test('engine and runtime', async (t) => {
+  t.same(missing, [], 'podman, conmon, newuidmap, slirp4netns... are installed (scripts/setup.sh installs them)');
+  t.equal(process.getuid?.(), 0, 'root, to make the user');
+  if (!ready) return;
+  t.comment(`runtime: ${RUNTIME}, user: ${user!.name} (${user!.uid}), ranges ${JSON.stringify(user!.subuid)}`);
+  t.equal(ok(['info', '--format', '{{.Host.Security.Rootless}}']).trim(), 'true', 'podman runs rootless');
+  t.equal(ok(['info', '--format', '{{.Host.CgroupManager}}']).trim(), cgroupManager);
+  t.match(ok(['info', '--format', '{{.Host.OCIRuntime.Path}}']), RUNTIME, 'podman uses the runtime given by --runtime');
+  t.match(ok(['images', '--format', '{{.Repository}}:{{.Tag}}']), IMAGE, 'the image was imported offline');
+});
+
+t.test('rootless podman', { skip: !ready }, async (t) => {
+  t.test("run --rm echo; the container's exit code; ids mapped from the user's ranges", async (t) => {
+    const r = podman(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'echo hello; id -u; cat /proc/self/uid_map']);
+    t.equal(r.status, 0, status(r));
+    const { uid, subuid } = user!;
+    t.match(r.stdout, new RegExp(`^hello\\n0\\n\\s+0\\s+${uid}\\s+1\\n\\s+1\\s+${subuid!.start}\\s+${subuid!.count}\\n$`), "root is the user, then the user's subuid range");
+    t.equal(podman(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'exit 7']).status, 7);
+    t.equal(ok(['ps', '-a', '-q']), '', '--rm removed the containers');
+  });
+
+  t.test("a failing container shows the runtime's error", async (t) => {
+    const r = podman(['run', '--rm', '--network', 'none', IMAGE, 'no-such-command']);
+    t.equal(r.status, 127, 'podman says: command not found');
+    t.match(r.stderr, /"no-such-command": executable file not found in \$PATH/);
+    if (IS_POCRUN) t.match(r.stderr, /config\.json \/process\/args/, "pocrun's message, with the config field");
+  });
+
+  t.test('run -d, ps, logs, exec, stop; a file of uid 1000 belongs to subuid + 999', async (t) => {
+    const vol = join(user!.home, 'vol');
+    mkdirSync(vol);
+    chownTree(vol, user!.uid, user!.gid);
+    chmodSync(vol, 0o1777); // for uid 1000 in the container too
+    const script = 'trap "echo got-TERM; exit 0" TERM; echo started; while :; do sleep 0.1; done';
+    ok(['run', '-d', '--network', 'none', '--name', 'd1', '-v', `${vol}:/vol`, IMAGE, 'sh', '-c', script]);
+    waitFor('the container to start', () => (ok(['logs', 'd1']).includes('started') ? true : undefined));
+    t.match(ok(['ps', '--format', '{{.Names}} {{.Status}}']), /^d1 Up/m, 'ps lists it, up');
+    t.equal(ok(['exec', 'd1', 'sh', '-c', 'echo exec as $(id -u)']), 'exec as 0\n', 'exec');
+    t.equal(ok(['exec', '--user', '1000', '--env', 'FOO=bar', '--workdir', '/tmp', 'd1', 'sh', '-c', 'echo $(id -u):$(id -g) $FOO $(pwd)']),
+      '1000:1000 bar /tmp\n', 'exec --user --env --workdir');
+    t.equal(podman(['exec', 'd1', 'sh', '-c', 'exit 5']).status, 5, "exec's exit code");
+    const tty = podman(['exec', '-t', 'd1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys']);
+    t.equal(tty.status, 0, status(tty));
+    t.match(tty.stdout, /^\/dev\/pts\/\d+\r\n/, 'exec -t: a terminal');
+    ok(['exec', '--user', '1000', 'd1', 'touch', '/vol/by-1000']);
+    ok(['exec', 'd1', 'touch', '/vol/by-root']);
+    const owner = (f: string) => ownerOf(join(vol, f));
+    t.same(owner('by-1000'), [user!.subuid!.start + 999, user!.subgid!.start + 999], 'uid 1000 in the container: subuid start + 999 on the host');
+    t.same(owner('by-root'), [user!.uid, user!.gid], 'root in the container: the user');
+
+    const stop = podman(['stop', '-t', '20', 'd1']);
+    t.equal(stop.status, 0, status(stop));
+    t.equal(inspect('d1', '{{.State.ExitCode}}'), '0', 'the container ended on SIGTERM by its own trap');
+    t.equal(ok(['logs', 'd1']), 'started\ngot-TERM\n', 'SIGTERM reached the container');
+    ok(['rm', 'd1']);
+  });
+
+  t.test('kill, kill --signal, rm -f', async (t) => {
+    ok(['run', '-d', '--network', 'none', '--name', 'k1', IMAGE, 'sleep', '1000']);
+    ok(['kill', 'k1']);
+    t.equal(ok(['wait', 'k1']).trim(), '137', 'kill: SIGKILL');
+    ok(['rm', 'k1']);
+    ok(['run', '-d', '--network', 'none', '--name', 'k2', IMAGE, 'sh', '-c', 'trap "exit 42" USR1; echo ready; while :; do sleep 0.1; done']);
+    waitFor('the trap', () => (ok(['logs', 'k2']).includes('ready') ? true : undefined));
+    ok(['kill', '--signal', 'USR1', 'k2']);
+    t.equal(ok(['wait', 'k2']).trim(), '42', 'kill --signal USR1 reached the trap');
+    ok(['rm', 'k2']);
+    ok(['run', '-d', '--network', 'none', '--name', 'k3', IMAGE, 'sleep', '1000']);
+    const pid = pidOf('k3');
+    ok(['rm', '-f', '-t', '0', 'k3']);
+    t.equal(ok(['ps', '-a', '-q']), '', 'rm -f removed a running container');
+    waitFor('the init to go', () => (existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z') ? undefined : true));
+    t.pass('its init is gone');
+  });
+
+  t.test('run -t', async (t) => {
+    const r = podman(['run', '--rm', '-t', '--network', 'none', IMAGE, 'sh', '-c', 'tty; stty size >/dev/null && echo has-size; exit 3']);
+    t.equal(r.status, 3, status(r));
+    t.match(r.stdout, /^\/dev\/pts\/\d+\r\n/, 'the container has a terminal');
+    t.match(r.stdout, /has-size/);
+  });
+
+  t.test('--network none: only lo, and it is up', async (t) => {
+    const r = ok(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'ls /sys/class/net; ip -o -4 addr show lo; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-ok']);
+    const [ifaces, ...rest] = r.split('\n');
+    t.equal(ifaces, 'lo', 'no interface but lo');
+    t.match(rest.join('\n'), /inet 127\.0\.0\.1\/8/);
+    t.match(r, /lo-ok/);
+  });
+
+  t.test("-p through slirp4netns and rootlessport: a published port reached on the namespace's 127.0.0.1", async (t) => {
+    const port = 18081;
+    ok(['run', '-d', '--name', 'web', '-p', `127.0.0.1:${port}:8080`, IMAGE, 'sh', '-c',
+      'mkdir -p /www && echo hello-rootless > /www/index.html && exec httpd -f -p 8080 -h /www']);
+    const body = waitFor('the published port', () => {
+      const r = sh('nsenter', [`--net=/run/netns/${netns}`, 'timeout', '5', 'busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`], { timeout: 10_000 });
+      return r.status === 0 ? r.stdout : undefined;
+    }, 20_000);
+    t.equal(body, 'hello-rootless\n');
+    ok(['rm', '-f', '-t', '0', 'web']);
+  });
+
+  t.test('--read-only, --user 1000, --cap-drop and --cap-add', async (t) => {
+    const ro = podman(['run', '--rm', '--network', 'none', '--read-only', IMAGE, 'sh', '-c', 'touch /x; echo tmp > /tmp/y && cat /tmp/y']);
+    t.equal(ro.status, 0, status(ro));
+    t.match(ro.stderr, /Read-only file system/);
+    t.equal(ro.stdout, 'tmp\n');
+    t.equal(ok(['run', '--rm', '--network', 'none', '--user', '1000', IMAGE, 'sh', '-c', 'echo $(id -u):$(id -g); touch /root/x 2>/dev/null || echo denied']),
+      '1000:1000\ndenied\n');
+    const capEff = 'grep CapEff /proc/self/status | cut -f2';
+    t.equal(ok(['run', '--rm', '--network', 'none', '--cap-drop', 'ALL', IMAGE, 'sh', '-c', capEff]), '0000000000000000\n');
+    const admin = ok(['run', '--rm', '--network', 'none', '--cap-add', 'NET_ADMIN', IMAGE, 'sh', '-c', 'ip link set lo mtu 1400 && echo set-mtu']);
+    t.equal(admin, 'set-mtu\n', 'NET_ADMIN in the container\'s own network namespace');
+  });
+
+  t.test('pause and limits: podman refuses them for a rootless container without cgroups (cgroup v1), whatever the runtime', async (t) => {
+    ok(['run', '-d', '--network', 'none', '--name', 'p1', IMAGE, 'sleep', '1000']);
+    const pause = podman(['pause', 'p1']);
+    t.not(pause.status, 0);
+    t.match(pause.stderr, /rootless|cgroup/i, `podman's reason: ${pause.stderr.trim()}`);
+    ok(['rm', '-f', '-t', '0', 'p1']);
+  });
+
+  t.equal(ok(['ps', '-a', '-q']), '', 'no container is left');
+});
+
+/** A file's owner and group on the host. */
+function ownerOf(path: string): [number, number] {
+  const r = sh('stat', ['-c', '%u %g', path]);
+  const [u, g] = r.stdout.trim().split(' ').map(Number);
+  return [u!, g!];
+}
+
+let cleaned = false;
+function cleanup(): { processes: string[]; mounts: string[]; users: string[] } {
+  cleaned = true;
+  let processes: string[] = [];
+  if (ready && user) {
+    podman(['rm', '-a', '-f', '-t', '0']);
+    podman(['system', 'reset', '-f'], 120_000);
+    // podman's pause process holds its user namespace for the user's next podman command, by design; conmon's
+    // exit commands may still be finishing. Anything else of the user's would be a container left behind.
+    try {
+      waitFor('the containers to end', () => (user.processes().filter((p) => !isPodmanPause(p)).length ? undefined : true), 20_000);
+    } catch {
+      /* reported */
+    }
+    processes = user.processes().filter((p) => !isPodmanPause(p) && !p.endsWith('<defunct>'));
+    for (const m of mountsUnder(work).reverse()) sh('umount', ['-l', m]);
+    if (existsSync(`/run/netns/${netns}`)) sh('ip', ['netns', 'del', netns]);
+    user.remove();
+  }
+  const left = { processes, mounts: mountsUnder(work), users: user ? userResidue(user.name) : [] };
+  rmSync(work, { recursive: true, force: true });
+  return left;
+}
+
+function isPodmanPause(line: string): boolean {
+  return /\bcatatonit -P\b|podman pause|\(podman pause\)/.test(line) || / \[?catatonit\]?$/.test(line);
+}
+
+t.test('nothing left behind: containers, processes, storage mounts, network namespace, the user', async (t) => {
+  const left = cleanup();
+  t.same(left, { processes: [], mounts: [], users: [] });
+  t.notOk(existsSync(`/run/netns/${netns}`), 'network namespace removed');
+  t.notOk(existsSync(work), 'work directory removed');
+});
+
+t.teardown(() => {
+  if (!cleaned) cleanup();
+});
