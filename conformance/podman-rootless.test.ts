@@ -144,15 +144,15 @@ t.test('rootless podman', { skip: !ready }, async (t) => {
   });
 
   t.test('kill, kill --signal, rm -f', async (t) => {
+    // Both killed before either is waited for: their waits overlap.
     ok(['run', '-d', '--network', 'none', '--name', 'k1', IMAGE, 'sleep', '1000']);
-    ok(['kill', 'k1']);
-    t.equal(ok(['wait', 'k1']).trim(), '137', 'kill: SIGKILL');
-    ok(['rm', 'k1']);
     ok(['run', '-d', '--network', 'none', '--name', 'k2', IMAGE, 'sh', '-c', 'trap "exit 42" USR1; echo ready; while :; do sleep 0.1; done']);
     waitFor('the trap', () => (ok(['logs', 'k2']).includes('ready') ? true : undefined));
+    ok(['kill', 'k1']);
     ok(['kill', '--signal', 'USR1', 'k2']);
+    t.equal(ok(['wait', 'k1']).trim(), '137', 'kill: SIGKILL');
     t.equal(ok(['wait', 'k2']).trim(), '42', 'kill --signal USR1 reached the trap');
-    ok(['rm', 'k2']);
+    ok(['rm', 'k1', 'k2']);
     ok(['run', '-d', '--network', 'none', '--name', 'k3', IMAGE, 'sleep', '1000']);
     const pid = pidOf('k3');
     ok(['rm', '-f', '-t', '0', 'k3']);

@@ -39,6 +39,12 @@ export class RuntimeContext {
    * systemd is not the init.
    */
   systemdCgroups(): SystemdCgroupDriver {
+    // runc's rootless systemd driver asks the user's own systemd (`systemd --user`, over the user bus) for a
+    // scope in its delegated subtree; pocrun-systemd speaks only to the system manager, which an unprivileged
+    // caller may not ask. Said plainly rather than left to a D-Bus "access denied".
+    if (this.rootless) {
+      throw new PocError('--systemd-cgroup: rootless, the scope would be the user\'s systemd instance\'s (systemd --user), which pocrun does not drive yet; without the flag a rootless container runs without a cgroup of its own (cgroupfs), or with podman use --cgroup-manager cgroupfs');
+    }
     if (!systemdRunning()) {
       throw new PocError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system, as sd_booted(3) checks); without the flag pocrun manages the cgroup itself (cgroupfs)');
     }
