@@ -11,7 +11,7 @@
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode } from '../../errors.js';
+import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { runProgram } from '../spawn.js';
 import { pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
 import { listContainers, type ContainerRecord } from '../containers/store.js';
@@ -173,8 +173,12 @@ async function populate(data: string, imageRootfs: string, destination: string):
     return; // nothing there in the image
   }
   if (!st.isDirectory() || readdirSafe(data).length > 0) return; // only a new, empty volume is filled
-  chownSync(data, st.uid, st.gid);
-  chmodSync(data, st.mode & 0o7777);
+  try {
+    chownSync(data, st.uid, st.gid);
+    chmodSync(data, st.mode & 0o7777);
+  } catch (err) {
+    throw wrapError(`give the volume ${data} the owner and mode of the image's ${destination}`, err);
+  }
   if (readdirSafe(from).length === 0) return;
   const r = await runProgram(['cp', '-a', '--', `${from}/.`, `${data}/`]);
   if (r.code !== 0) throw new PocError(`copy the image's ${destination} into its volume: ${r.stderr.trim() || `cp exit status ${r.code}`}`);
