@@ -78,14 +78,19 @@ export function usernsArgv(who: UsernsIdentity, o: { mount: boolean }): string[]
   return argv;
 }
 
-/** What an id that does not fit the user namespace means for the user (an import, a chown). */
-export function unmappedIdMessage(who: UsernsIdentity, kind: 'uid' | 'gid', id: number): string {
-  const ranges = kind === 'uid' ? who.subuids : who.subgids;
-  const file = kind === 'uid' ? '/etc/subuid' : '/etc/subgid';
-  if (ranges.length === 0) {
-    return `${kind} ${id} cannot be mapped: user ${who.name} has no range in ${file}, so only root exists in its containers (add one, e.g. "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who.name}")`;
+/**
+ * Why an owner cannot be given in poc's user namespace (an import as root there), from its uid_map and gid_map
+ * (/proc/self/uid_map's text): only root mapped means the user has no subordinate range.
+ */
+export function unmappedOwnerMessage(uid: number, gid: number, uidMap: string, gidMap: string): string {
+  const highest = (text: string) =>
+    Math.max(-1, ...text.trim().split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/).map(Number)).map(([inside, , count]) => inside! + count! - 1));
+  const [u, g] = [highest(uidMap), highest(gidMap)];
+  const what = `owner ${uid}:${gid} cannot be given in this user's namespace`;
+  if (u <= 0 || g <= 0) {
+    return `${what}: only root is mapped, as the user has no range in /etc/subuid and /etc/subgid (root can add one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)`;
   }
-  return `${kind} ${id} is beyond the ${ranges[0]!.count} ids of ${who.name}'s first range in ${file}`;
+  return `${what}: it maps uids 0-${u} and gids 0-${g} (root, then the user's first range in /etc/subuid and /etc/subgid)`;
 }
 
 /** The network modes a rootless container may have; the others need root. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { defaultStoreRoot, isRootless, parseRootlessFlags, runDirFor, unmappedIdMessage, usernsArgv, usernsMappings } from '../../src/poc/rootless.js';
+import { defaultStoreRoot, isRootless, parseRootlessFlags, runDirFor, unmappedOwnerMessage, usernsArgv, usernsMappings } from '../../src/poc/rootless.js';
 import { overlayOptions } from '../../src/poc/containers/rootfs.js';
 import { resolvConf } from '../../src/poc/network/etc-files.js';
 
@@ -33,8 +33,11 @@ t.test('the user namespace: root is the user, then the first subordinate range (
   t.same(usernsArgv(who, { mount: true }).slice(-4), ['--mount', '--propagation', 'private', '--']);
   const lone = { ...who, subuids: [], subgids: [] };
   t.same(usernsArgv(lone, { mount: false }), ['unshare', '--user', '--map-root-user', '--'], 'no ranges: the single-id mapping');
-  t.match(unmappedIdMessage(lone, 'uid', 1000), /has no range in \/etc\/subuid.*usermod --add-subuids/);
-  t.match(unmappedIdMessage(who, 'uid', 70000), /beyond the 65536 ids/);
+  t.match(unmappedOwnerMessage(1000, 1000, '         0       1000          1\n', '0 1000 1\n'), /^owner 1000:1000 cannot be given .*only root is mapped.*usermod --add-subuids/);
+  t.match(
+    unmappedOwnerMessage(70000, 0, '0 1000 1\n1 100000 65536\n', '0 1000 1\n1 200000 65536\n'),
+    /it maps uids 0-65536 and gids 0-65536/,
+  );
 });
 
 t.test('rootless run flags: slirp4netns or none; what needs root is refused naming the flag', async (t) => {

@@ -23,6 +23,7 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readdirSync,
   rmSync,
   symlinkSync,
@@ -32,7 +33,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
-import { USERNS_ENV } from '../rootless.js';
+import { USERNS_ENV, unmappedOwnerMessage } from '../rootless.js';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { readTar } from './tar.js';
 import { setXattrs } from './xattr.js';
@@ -212,7 +213,8 @@ export async function applyLayer(
         } catch (err) {
           // In poc's user namespace (rootless) an id beyond the user's subordinate range cannot be given.
           if (errnoCode(err) === 'EINVAL' && process.env[USERNS_ENV] === '1') {
-            throw new PocError(`owner ${entry.uid}:${entry.gid} is not mapped in this user's namespace (rootless: the ids of /etc/subuid and /etc/subgid; see "man subuid")`);
+            const map = (f: string) => readFileSync(`/proc/self/${f}`, 'utf8');
+            throw new PocError(unmappedOwnerMessage(entry.uid, entry.gid, map('uid_map'), map('gid_map')));
           }
           throw err;
         }
