@@ -129,6 +129,7 @@ t.test('bad input: one clear error each, and nothing made', async (t) => {
     [['network', 'create', '--subnet', '10.1.2.0/24', '--gateway', '10.1.3.1', 'x'], /--gateway 10\.1\.3\.1 is not a host address of 10\.1\.2\.0\/24/],
     [['network', 'create', '--ipv6', '--subnet', 'fd00:77::/56', 'x'], /overlaps fd00:77::\/64 of network front/],
     [['network', 'create', 'front'], /network front already exists/],
+    [['network', 'create', '--subnet', '198.51.100.0/25', 'x'], /--subnet 198\.51\.100\.0\/25 overlaps the host's route to 198\.51\.100\.0\/24 \(dev up0\)/],
     [['network', 'create', 'host'], /network name "host" is reserved/],
     [['network', 'create', '--bogus', 'x'], /network create: unknown flag --bogus/],
     [['network', 'rm', 'nosuch'], /no such network: nosuch/],

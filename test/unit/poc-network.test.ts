@@ -271,6 +271,9 @@ t.test('planning user networks: ranges, gateways and every bad input', async (t)
     [{ name: 'n', gateways: ['x.y'] }, /invalid --gateway "x\.y"/],
   ];
   for (const [r, re] of bad) t.throws(() => planNetwork(set, req(r)), re, JSON.stringify(r));
+  const hostRoutes = [{ dst: '10.90.0.0/23', dev: 'eth1' }, { dst: '192.0.2.9', dev: 'tun0' }];
+  t.throws(() => planNetwork(set, req({ name: 'n', subnets: ['192.0.2.0/24'], hostRoutes })), /--subnet 192\.0\.2\.0\/24 overlaps the host's route to 192\.0\.2\.9 \(dev tun0\)/);
+  t.equal(planNetwork({ default: emptyNetworkState(), user: {} }, req({ name: 'n', hostRoutes })).subnet, '10.90.2.0/24', 'the automatic range skips what the host routes');
   t.equal(findNetwork(set, 'abab').name, 'app', 'by id prefix');
   t.throws(() => findNetwork(set, 'nope'), /no such network: nope/);
 });

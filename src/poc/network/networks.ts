@@ -29,6 +29,32 @@ export interface CreateNetworkRequest {
   gateways: string[];
   internal: boolean;
   ipv6: boolean;
+  /** The host's own IPv4 routes (not poc's bridges'): a network's range must not hide any of them. */
+  hostRoutes?: HostRoute[];
+}
+
+export interface HostRoute {
+  /** "192.0.2.0/24", or an address alone for a host route. */
+  dst: string;
+  dev: string;
+}
+
+/** A route's destination as a range ("default" and unparsable ones: none). */
+function routeRange(dst: string): { network: number; broadcast: number } | undefined {
+  const m = /^([\d.]+)(?:\/(\d{1,2}))?$/.exec(dst);
+  if (!m || !isIpv4(m[1]!)) return undefined;
+  const prefix = m[2] === undefined ? 32 : Number(m[2]);
+  if (prefix < 1 || prefix > 32) return undefined;
+  const size = 2 ** (32 - prefix);
+  const network = ipToInt(m[1]!) - (ipToInt(m[1]!) % size);
+  return { network, broadcast: network + size - 1 };
+}
+
+function hostRouteClash(subnet: { network: number; broadcast: number }, routes: HostRoute[]): HostRoute | undefined {
+  return routes.find((r) => {
+    const range = routeRange(r.dst);
+    return range !== undefined && range.network <= subnet.broadcast && subnet.network <= range.broadcast;
+  });
 }
 
 export function checkNetworkName(name: string): void {
@@ -60,10 +86,12 @@ export function planNetwork(set: NetworkSet, req: CreateNetworkRequest): Network
     for (const o of others) {
       if (subnetsOverlap(subnet, parseSubnet(o.subnet))) throw new PocError(`--subnet ${subnet.cidr} overlaps ${o.subnet} of network ${o.name ?? DEFAULT_NETWORK}`);
     }
+    const clash = hostRouteClash(subnet, req.hostRoutes ?? []);
+    if (clash) throw new PocError(`--subnet ${subnet.cidr} overlaps the host's route to ${clash.dst} (dev ${clash.dev})`);
   } else {
     for (let i = 0; i < AUTO_COUNT && !subnet; i++) {
       const candidate = parseSubnet(`${intToIp(AUTO_BASE + i * 256)}/24`);
-      if (!others.some((o) => subnetsOverlap(candidate, parseSubnet(o.subnet)))) subnet = candidate;
+      if (!others.some((o) => subnetsOverlap(candidate, parseSubnet(o.subnet))) && !hostRouteClash(candidate, req.hostRoutes ?? [])) subnet = candidate;
     }
     if (!subnet) throw new PocError('no free subnet left in 10.90.0.0/12: give one with --subnet');
   }

@@ -11,16 +11,23 @@ import { allocateContainerNetwork, listContainerNetworks, setupContainerNetwork,
 import { dnsDir, stopDnsServer } from './dns.js';
 import { allNetworks, readNetworkSet, updateNetworkSet, type NetworkState } from './ipam.js';
 import { checkAlias } from './flags.js';
-import { findNetwork, planNetwork, type CreateNetworkRequest } from './networks.js';
+import { findNetwork, planNetwork, type CreateNetworkRequest, type HostRoute } from './networks.js';
 import { NFT_TABLE, nftBaseScript } from './nft.js';
-import { defaultUplink, deleteLink, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
+import { defaultUplink, deleteLink, linkExists, nftApply, nftTableExists, run, type NetnsOptions } from './system.js';
 
-export type CreateOptions = RootOptions & Omit<CreateNetworkRequest, 'id' | 'created'>;
+export type CreateOptions = RootOptions & NetnsOptions & Omit<CreateNetworkRequest, 'id' | 'created' | 'hostRoutes'>;
+
+/** The host's IPv4 routes in its main table, but those of poc's own bridges and the default route. */
+async function hostRoutes(o: NetnsOptions, bridges: string[]): Promise<HostRoute[]> {
+  const routes = JSON.parse((await run('ip', ['-4', '-j', 'route', 'show', 'table', 'main'], { netns: o.hostNetns })) || '[]') as Array<{ dst?: string; dev?: string }>;
+  return routes.filter((r) => r.dst && r.dst !== 'default' && !bridges.includes(r.dev ?? '')).map((r) => ({ dst: r.dst!, dev: r.dev ?? '' }));
+}
 
 export async function createNetwork(o: CreateOptions): Promise<NetworkState> {
   const id = randomBytes(32).toString('hex');
-  return updateNetworkSet(o, (set) => {
-    const state = planNetwork(set, { ...o, id, created: new Date().toISOString() });
+  return updateNetworkSet(o, async (set) => {
+    const routes = await hostRoutes(o, allNetworks(set).map((n) => n.bridge));
+    const state = planNetwork(set, { ...o, id, created: new Date().toISOString(), hostRoutes: routes });
     return { set: { ...set, user: { ...set.user, [state.name!]: state } }, result: state };
   });
 }
