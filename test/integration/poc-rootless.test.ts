@@ -1,0 +1,200 @@
+/**
+ * poc run by an ordinary user (rootless, as rootless podman): a user the test makes (with subuid and subgid
+ * ranges, and one without), its store in ~/.local/share/poc and its runtime directory in $XDG_RUNTIME_DIR/poc;
+ * images unpacked in its user namespace, rootfs on overlayfs there (or fuse-overlayfs when asked) (root of the image is the user, uid 1000 the 1000th id of its range);
+ * run, exec, logs, top, a published port on 127.0.0.1 and outbound traffic through slirp4netns (only to a server this
+ * test runs on the host's loopback), stop and rm; what needs root refused with a clear error; and nothing left of
+ * the user's: containers, runtime state, sockets, processes (slirp4netns, monitors), the user itself.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import t from 'tap';
+import { makeTestUser, userResidue, type TestUser } from '../helpers/rootless.js';
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'making a test user needs root');
+  process.exit(0);
+}
+
+const top = join(import.meta.dirname, '../..');
+const POC = join(top, 'dist/poc');
+// Short (unix socket paths hold 108 bytes) and traversable by the users, who keep their homes in it.
+const work = mkdtempSync('/tmp/poc-rl-');
+chmodSync(work, 0o755);
+const user = makeTestUser(work, { prefix: 'pocrlp' });
+const plain = makeTestUser(work, { prefix: 'pocrlq', subids: false });
+const PORT = 20002 + (process.pid % 10000) * 4;
+
+t.teardown(() => {
+  // Whatever a failed test left running: the user's containers are ended with the user's processes.
+  user.remove();
+  plain.remove();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function poc(who: TestUser, args: string[], input?: string) {
+  const r = who.run(POC, args, { timeout: 90_000, ...(input !== undefined ? { input } : {}) });
+  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+const store = (who: TestUser) => join(who.home, '.local/share/poc');
+const runDir = (who: TestUser) => join(who.runtimeDir, 'poc');
+/** A directory's entries but pocrun's admission file (.create-slots), which stays in its --root. */
+const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')) : []);
+
+/** The user's live processes (a zombie is not one: this host's pid 1 does not reap). */
+function liveProcesses(who: TestUser): string[] {
+  const r = spawnSync('ps', ['-u', String(who.uid), '-o', 'stat=,args='], { encoding: 'utf8' });
+  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('Z'));
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+/** A rootfs tarball made as root: a root-owned file, and a directory and file of uid and gid 1000. */
+function imageTarball(): string {
+  const rootfs = join(work, 'img-rootfs');
+  mkdirSync(join(rootfs, 'home/u'), { recursive: true });
+  writeFileSync(join(rootfs, 'root-file'), 'root\n');
+  writeFileSync(join(rootfs, 'home/u/file'), 'user\n');
+  spawnSync('chown', ['-R', '1000:1000', join(rootfs, 'home/u')]);
+  const tar = join(work, 'img.tar');
+  const r = spawnSync('tar', ['-C', rootfs, '--numeric-owner', '-cf', tar, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  chmodSync(tar, 0o644);
+  return tar;
+}
+
+t.test('init and import as the user: its store, files owned as its user namespace maps them', async (t) => {
+  t.ok(user.subuid && user.subgid, `${user.name} has subordinate ranges ${JSON.stringify(user.subuid)}`);
+  const init = poc(user, ['init', '--busybox']);
+  t.equal(init.status, 0, `init --busybox: ${init.stderr}`);
+  const tar = imageTarball();
+  const imp = poc(user, ['import', tar, 'owned']);
+  t.equal(imp.status, 0, `import: ${imp.stderr}`);
+  const images = poc(user, ['images', '--format', 'json']);
+  const list = JSON.parse(images.stdout) as Array<{ id: string; name: string | null }>;
+  const owned = list.find((i) => i.name?.startsWith('owned'));
+  t.ok(owned, 'the imported image is listed');
+  const rootfs = join(store(user), 'images', owned!.id, 'rootfs');
+  t.equal(statSync(join(rootfs, 'root-file')).uid, user.uid, "root's file is the user's own on the host");
+  const st = statSync(join(rootfs, 'home/u/file'));
+  t.equal(st.uid, user.subuid!.start + 999, 'uid 1000 is the 1000th id of the subuid range');
+  t.equal(st.gid, user.subgid!.start + 999, 'gid 1000 is the 1000th id of the subgid range');
+  t.same(entries(join('/var/lib/poc', 'images')).filter((n) => n.includes(owned!.id)), [], 'nothing in the root store');
+
+  // Without ranges only root exists in the namespace: an image with other owners cannot be unpacked.
+  const bad = poc(plain, ['import', tar, 'owned']);
+  t.not(bad.status, 0, 'import with uid 1000 fails for a user without ranges');
+  t.match(bad.stderr, /owner 1000:1000 cannot be given in this user's namespace: only root is mapped/);
+  t.equal(bad.stderr.trim().split('\n').length, 1, 'one line');
+  t.same(entries(join(store(plain), 'images')).filter((n) => !n.startsWith('images') && n !== '.lock'), [], 'nothing left in its store');
+  const bb = poc(plain, ['run', '--rm', '--network', 'none', 'busybox', 'id', '-u']);
+  t.equal(bb.status, 0, `a user without ranges still runs busybox (single-id mapping): ${bb.stderr}`);
+  t.equal(bb.stdout.trim(), '0');
+});
+
+t.test('run --rm: root inside is the user outside, the exit status, nothing left', async (t) => {
+  const r = poc(user, ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'id -u; cat /proc/self/uid_map; ip -o link | wc -l; exit 3']);
+  t.equal(r.status, 3, `exit status: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  t.equal(lines[0], '0', 'root in the container');
+  t.equal(lines[1], `0 ${user.uid} 1`, 'root is the user');
+  t.equal(lines[2], `1 ${user.subuid!.start} ${user.subuid!.count}`, 'then the subuid range');
+  t.equal(lines[3], '1', '--network none: only lo');
+  t.same(entries(join(store(user), 'containers')), [], 'no container left');
+  t.same(entries(join(runDir(user), 'runtime')), [], 'no runtime state left');
+
+  // fuse-overlayfs in the kernel's place (POC_OVERLAY_MOUNT_PROGRAM, as storage.conf's mount_program), writable.
+  const fuse = user.run(POC, ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'grep " / " /proc/mounts | cut -d" " -f3; echo w > /w; cat /w'], {
+    extraEnv: { POC_OVERLAY_MOUNT_PROGRAM: '/usr/bin/fuse-overlayfs' },
+  });
+  t.equal(fuse.status, 0, `run with fuse-overlayfs: ${fuse.stderr}`);
+  t.equal(fuse.stdout, 'fuse.fuse-overlayfs\nw\n', 'the rootfs is fuse-overlayfs, and takes writes');
+  t.same(liveProcesses(user), [], 'no fuse-overlayfs daemon left');
+});
+
+t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm', async (t) => {
+  // The outbound check's server: on the host's loopback, which allow_host_loopback lets the container reach.
+  // A process of its own: poc runs through spawnSync, which would hold this process's event loop.
+  const www = join(work, 'www');
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, 'index.html'), 'hello from a rootless container\n');
+  writeFileSync(join(www, 'pong'), 'pong\n');
+  chmodSync(www, 0o755);
+  const serverPort = PORT + 1;
+  const server = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${serverPort}`, '-h', www], { stdio: 'ignore' });
+  t.teardown(() => server.kill('SIGKILL'));
+  for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
+
+  const run = poc(user, [
+    'run', '-d', '--name', 'web', '--network', 'slirp4netns:allow_host_loopback=true', '-p', `127.0.0.1:${PORT}:80`,
+    '-v', `${www}:/www:ro`, 'busybox', 'sh', '-c', 'echo started; exec httpd -f -p 80 -h /www',
+  ]);
+  t.equal(run.status, 0, `run -d: ${run.stderr}`);
+  t.match(run.stdout, /^[0-9a-f]{64}\n$/);
+  t.ok(liveProcesses(user).some((p) => p.includes('slirp4netns')), 'slirp4netns runs as the user');
+
+  t.equal(await httpGet(`http://127.0.0.1:${PORT}/`), 'hello from a rootless container\n', 'the published port answers on 127.0.0.1');
+  const out = poc(user, ['exec', 'web', 'wget', '-qO-', `http://10.0.2.2:${serverPort}/pong`]);
+  t.equal(out.stdout, 'pong\n', `outbound through slirp4netns to the host's loopback: ${out.stderr}`);
+  const ex = poc(user, ['exec', 'web', 'sh', '-c', 'id -u; cat /etc/resolv.conf | grep nameserver; mkdir -p /data/d && touch /data/d/f && chown -R 1000:1000 /data']);
+  t.equal(ex.status, 0, `exec: ${ex.stderr}`);
+  t.match(ex.stdout, /^0\nnameserver 10\.0\.2\.3\n$/, 'exec as root, with the slirp4netns resolver');
+  t.match(poc(user, ['logs', 'web']).stdout, /^started$/m, 'logs');
+  t.match(poc(user, ['ps']).stdout, new RegExp(`127\\.0\\.0\\.1:${PORT}->80/tcp\\s+web`), 'ps shows the port');
+
+  t.match(poc(user, ['top', 'web']).stdout, /httpd -f -p 80 -h \/www/, 'top: the processes of its pid namespace (no cgroup)');
+  const stats = poc(user, ['stats', '--no-stream', 'web']);
+  t.not(stats.status, 0, 'stats: refused');
+  t.match(stats.stderr, /rootless container has none of its own on this host/);
+
+  const stop = poc(user, ['stop', '-t', '2', 'web']);
+  t.equal(stop.status, 0, `stop: ${stop.stderr}`);
+  t.match(poc(user, ['ps', '-a']).stdout, /Exited/);
+  t.same(liveProcesses(user).filter((p) => /slirp4netns|poc-monitor/.test(p)), [], 'slirp4netns and the monitor have ended');
+  // Its diff holds a directory of uid 1000 (a subordinate id on the host), which rm removes in the user namespace.
+  const rm = poc(user, ['rm', 'web']);
+  t.equal(rm.status, 0, `rm: ${rm.stderr}`);
+  t.same(entries(join(store(user), 'containers')), [], 'the container directory is gone');
+});
+
+t.test('what needs root is refused with one clear line, and leaves nothing', async (t) => {
+  const table: Array<[string[], RegExp]> = [
+    [['run', '--rm', '--network', 'bridge', 'busybox', 'true'], /--network bridge needs root \(the bridge pocbr0/],
+    [['run', '--rm', '--network', 'host', 'busybox', 'true'], /--network host needs root/],
+    [['run', '--rm', '-m', '64m', 'busybox', 'true'], /-m needs a cgroup of the container's own/],
+    [['run', '--rm', '--network', 'none', '-p', '8080:80', 'busybox', 'true'], /-p needs --network/],
+  ];
+  for (const [args, want] of table) {
+    const r = poc(user, args);
+    t.not(r.status, 0, `${args.join(' ')}: non-zero`);
+    t.match(r.stderr, want, args.join(' '));
+    t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
+  }
+  t.same(entries(join(store(user), 'containers')), [], 'no container left');
+});
+
+t.test("nothing of the users' is left", async (t) => {
+  for (const who of [user, plain]) {
+    t.same(entries(join(store(who), 'containers')), [], `${who.name}: containers`);
+    t.same(entries(join(runDir(who), 'runtime')), [], `${who.name}: runtime state`);
+    t.same(entries(join(runDir(who), 'sock')), [], `${who.name}: sockets`);
+    t.same(liveProcesses(who), [], `${who.name}: processes`);
+  }
+  const rmi = poc(user, ['rmi', 'owned']);
+  t.equal(rmi.status, 0, `rmi of an image with files of subordinate ids: ${rmi.stderr}`);
+  const names = [user.name, plain.name];
+  user.remove();
+  plain.remove();
+  for (const name of names) t.same(userResidue(name), [], `${name} is gone from passwd, group, subuid, subgid`);
+});
