@@ -13,6 +13,7 @@ import { defaultSeccompProfile } from '../../src/poc/containers/default-seccomp.
 import { checkUlimits, parseDevice, parseShmSize, parseTmpfs, parseUlimit, UNLIMITED } from '../../src/poc/containers/docker-options.js';
 import { resolveRunFlags, type ContainerOptions, type RunFlags } from '../../src/poc/containers/options.js';
 import { seccompFromProfile } from '../../src/poc/containers/seccomp-profile.js';
+import { stopPlan } from '../../src/poc/containers/stop.js';
 import { defaultImageConfig } from '../../src/poc/images/store.js';
 
 const RUN_SPEC: FlagSpec = { ...RUN_FLAGS, string: [...RUN_FLAGS.string!, '_'], boolean: [...RUN_FLAGS.boolean!, 'help'], repeat: [...RUN_FLAGS.repeat!, '_'] };
@@ -180,4 +181,13 @@ t.test('docker run\'s flags poc lacks are named as such; a typo stays an unknown
   t.throws(() => cli(['-P', 'img']), /run: -P is a docker run flag that poc does not support/);
   t.throws(() => cli(['--frobnicate', 'img']), /run: unknown flag --frobnicate/);
   for (const known of [['--privileged'], ['--init'], ['--device', '/dev/null'], ['--tmpfs', '/x'], ['-l', 'a=b']]) t.doesNotThrow(() => cli([...known, 'img']), known[0]);
+});
+
+t.test('poc stop: the stop signal, then SIGKILL after stop -t, else --stop-timeout, else 10 s', async (t) => {
+  t.same(stopPlan({}), { signal: 15, waitMs: 10_000 }, 'SIGTERM, 10 s');
+  t.same(stopPlan({ stopSignal: 'SIGUSR1', stopTimeout: 1 }), { signal: 10, waitMs: 1000 }, '--stop-signal, --stop-timeout');
+  t.same(stopPlan({ stopTimeout: 1 }, 3), { signal: 15, waitMs: 3000 }, 'stop -t wins');
+  t.same(stopPlan({ stopTimeout: 0 }), { signal: 15, waitMs: 0 }, '0: SIGKILL at once');
+  t.equal(stopPlan({ stopTimeout: -1 }).waitMs, Number.MAX_SAFE_INTEGER, '-1: for ever');
+  t.same(resolve(['--stop-signal', '9']).stopSignal, '9', 'a number is kept');
 });

@@ -10,6 +10,7 @@ import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../stor
 import { consoleSocketPath } from './monitor.js';
 import { anonymousVolumesOf, releaseVolumes } from '../volumes/store.js';
 import { isMounted } from './rootfs.js';
+import type { ContainerOptions } from './options.js';
 import { pocrun } from './runtime.js';
 import { containerLock, releaseRun, waitFor, waitMonitorGone } from './start.js';
 import { containerPaths, containerStatus, isAlive, readHealth, type ContainerRecord, type ContainerStatus, type ExitState } from './store.js';
@@ -45,6 +46,16 @@ function interruptRestart(s: ContainerStatus): void {
   }
 }
 
+/**
+ * What `poc stop` does to a container (pure): the signal it sends first (--stop-signal, which create set from
+ * the image's StopSignal when not given, else SIGTERM) and how long it then waits before SIGKILL (stop's -t,
+ * else --stop-timeout, else 10 s; -1: for ever).
+ */
+export function stopPlan(options: Pick<ContainerOptions, 'stopSignal' | 'stopTimeout'>, timeout?: number): { signal: number; waitMs: number } {
+  const seconds = timeout ?? options.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
+  return { signal: parseSignal(options.stopSignal ?? 'SIGTERM'), waitMs: seconds < 0 ? Number.MAX_SAFE_INTEGER : seconds * 1000 };
+}
+
 /** Returns false when the container was not running. */
 export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}): Promise<boolean> {
   const s = containerStatus(c.id, opts);
@@ -53,10 +64,9 @@ export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}):
   interruptRestart(s);
   const run = s.run!;
   if (isAlive(run.pid, run.initStartTime)) {
-    // --stop-signal (or the image's StopSignal), as docker sends it.
-    await pocrun(['kill', c.id, String(parseSignal(c.options.stopSignal ?? 'SIGTERM'))], opts); // fails only if it exited meanwhile
-    const timeout = opts.timeout ?? c.options.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
-    const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), timeout < 0 ? Number.MAX_SAFE_INTEGER : timeout * 1000, 20);
+    const plan = stopPlan(c.options, opts.timeout);
+    await pocrun(['kill', c.id, String(plan.signal)], opts); // fails only if it exited meanwhile
+    const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), plan.waitMs, 20);
     if (!gone) await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
   }
   await finishRun(c, opts);
