@@ -69,11 +69,11 @@ export function deviceFilterStep(filter: { dir: string; insns: Uint8Array }): St
   return ['device-filter', filter.dir, Buffer.from(filter.insns).toString('hex'), '/linux/resources/devices'];
 }
 
-/** The device cgroup rules for a container: its config's rules, the defaults, and its linux.devices. */
-export function deviceCgroupRules(configRules: readonly DeviceRule[] | undefined, devices: readonly { type: string; major?: number; minor?: number }[] = []): DeviceRule[] {
-  return [
-    ...(configRules ?? []),
-    ...DEFAULT_DEVICE_RULES,
-    ...devices.filter((d) => d.type !== 'p').map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' })),
-  ];
+/**
+ * The device cgroup rules for a container: its config's rules, then the defaults every container gets, as runc
+ * and crun append them. A node of linux.devices is only made: what it may do is what these rules say (runc 1.1
+ * and crun 1.8 refuse to open one the rules do not allow), so an engine's `--device HOST:CTR:r` holds.
+ */
+export function deviceCgroupRules(configRules: readonly DeviceRule[] | undefined): DeviceRule[] {
+  return [...(configRules ?? []), ...DEFAULT_DEVICE_RULES];
 }

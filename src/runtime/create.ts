@@ -78,7 +78,6 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     ...(unit ? { systemd: { unit: unit.unit, slice: unit.slice } } : {}),
     hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
     ...(sharesMountNamespace(spec) ? { sharedMounts: sharedMountsBefore(rootfs) } : {}),
-    ...(spec.linux?.devices?.length ? { devices: spec.linux.devices.map(({ type, major, minor }) => ({ type, major, minor })) } : {}),
     owner: ownerName(euid()),
   };
   ctx.store.makeDir(id);
@@ -118,7 +117,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     });
     // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
     // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
-    const devices = deviceCgroupRules(spec.linux?.resources?.devices, spec.linux?.devices);
+    const devices = deviceCgroupRules(spec.linux?.resources?.devices);
     const deviceFilter = cgroups.deviceFilter(cgroupPath, devices);
     const plan = compileCreatePlan(spec, {
       deviceFilter,

@@ -25,8 +25,6 @@ export interface ContainerRecord {
    * (src/native/front/) reads state, start and delete from this record without discovering mounts.
    */
   cgroupDirs: Record<string, string>;
-  /** linux.devices: their nodes stay allowed when `update` replaces the device rules. */
-  devices?: { type: string; major?: number; minor?: number }[];
   /**
    * Set when --systemd-cgroup made the cgroup a systemd scope: its unit and slice. Delete stops the unit (the
    * native front too, with dist/pocrun-systemd).

@@ -52,12 +52,12 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
 
 /**
  * New device rules replace the container's whole list, as crun's update does: with the devices every container
- * gets and its own linux.devices after them, as at create. On v2 the helper attaches them as a device filter
+ * gets after them, as at create. On v2 the helper attaches them as a device filter
  * here, and the rest goes to apply.
  */
 function replaceDevices(cgroups: CgroupDriver, record: ContainerRecord, resources: LinuxResources): LinuxResources {
   if (!resources.devices) return resources;
-  const rules = deviceCgroupRules(resources.devices, record.devices);
+  const rules = deviceCgroupRules(resources.devices);
   const filter = cgroups.deviceFilter(record.cgroupPath, rules);
   if (!filter) return { ...resources, devices: rules };
   runDeviceFilter(filter);

@@ -101,20 +101,23 @@ t.test('on this host\'s cgroup v1 too, update replaces the rules and keeps the d
   t.equal(hostRt.run(['exec', name, 'sh', '-c', script]).stdout, 'opened\nnull-ok\n');
 });
 
-t.test('linux.devices stay allowed after an update', async (t) => {
+t.test('a node of linux.devices may do what the device rules say, no more (as runc and crun), at create and after update', async (t) => {
   const name = id();
   const b = makeBundle(work, (s) => {
     s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666 }];
+    s.linux!.resources!.devices!.push({ allow: true, type: 'c', major: 10, minor: 229, access: 'r' });
     s.process!.args = ['sleep', '60'];
   });
   rt.ok(['run', '-d', '--bundle', b.dir, name]);
   t.teardown(() => void rt.run(['delete', '--force', name]));
-  const open = () => rt.run(['exec', name, 'sh', '-c', '(exec 3</dev/fuse) 2>/dev/null && echo opened || echo denied']).stdout;
-  t.equal(open(), 'opened\n', 'at create');
+  const open = (redirect: string) => rt.run(['exec', name, 'sh', '-c', `(exec 3${redirect}/dev/fuse) 2>/dev/null && echo opened || echo denied`]).stdout;
+  t.equal(open('<'), 'opened\n', 'read, as its rule allows');
+  t.equal(open('>'), 'denied\n', 'not written: no rule allows it');
   const resources = join(work, `${name}.json`);
   writeFileSync(resources, JSON.stringify({ devices: [{ allow: false, access: 'rwm' }] }));
   rt.ok(['update', '--resources', resources, name]);
-  t.equal(open(), 'opened\n', 'after update');
+  t.equal(open('<'), 'denied\n', 'after an update that no longer allows it, not read either');
+  t.equal(rt.run(['exec', name, 'sh', '-c', 'echo x > /dev/null && echo null-ok']).stdout, 'null-ok\n', 'the defaults stay');
 });
 
 t.test('engine configs (a deny-all, then a list) run; their devices open and others do not', async (t) => {

@@ -99,7 +99,7 @@ t.test('--privileged: the host\'s devices, every capability poc holds, nothing m
 
 t.test('each flag, seen from inside the container', async (t) => {
   const script = [
-    'ls -l /dev/myzero | cut -c1', 'head -c 4 /dev/myzero | wc -c', 'id -G', 'ulimit -n', 'ulimit -Hn', 'cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward',
+    'ls -l /dev/myzero | cut -c1', 'head -c 4 /dev/myzero | wc -c', '(exec 3>/dev/myzero) 2>/dev/null && echo written || echo write-denied', 'id -G', 'ulimit -n', 'ulimit -Hn', 'cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward',
     'grep " /run " /proc/self/mounts | cut -d" " -f4', 'grep " /dev/shm " /proc/self/mounts | grep -o "size=[0-9a-z]*"', 'cat /proc/1/cmdline | tr "\\0" " "; echo',
   ].join('; ');
   const out = inside(
@@ -109,7 +109,7 @@ t.test('each flag, seen from inside the container', async (t) => {
   );
   // Some kernels list tmpfs's inode64 (their default) among a tmpfs's options: not one of ours.
   t.equal(out.replace(',inode64', ''), [
-    'c', '4', '0 1234 65534', '500', '600', '1000000', '1', 'rw,nosuid,nodev,relatime,size=1024k', 'size=8192k', `/dev/init -- sh -c ${script} `, '',
+    'c', '4', 'write-denied', '0 1234 65534', '500', '600', '1000000', '1', 'rw,nosuid,nodev,relatime,size=1024k', 'size=8192k', `/dev/init -- sh -c ${script} `, '',
   ].join('\n'));
   const id = ok(['create', '--label', 'app=web', '-l', 'tier', '--stop-signal', 'USR1', '--stop-timeout', '7', 'busybox', 'true']).trim();
   const c = JSON.parse(ok(['inspect', id]))[0];
