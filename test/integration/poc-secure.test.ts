@@ -99,17 +99,18 @@ t.test('--privileged: the host\'s devices, every capability poc holds, nothing m
 
 t.test('each flag, seen from inside the container', async (t) => {
   const script = [
-    'ls -l /dev/myzero | cut -c1', 'head -c 4 /dev/myzero | wc -c', '(exec 3>/dev/myzero) 2>/dev/null && echo written || echo write-denied', 'id -G', 'ulimit -n', 'ulimit -Hn', 'cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward',
+    'ls -l /dev/myzero | cut -c1', 'head -c 4 /dev/myzero | wc -c', '(exec 3</dev/myfuse) 2>/dev/null && echo read || echo read-denied', '(exec 3>/dev/myfuse) 2>/dev/null && echo written || echo write-denied', 'id -G', 'ulimit -n', 'ulimit -Hn', 'cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward',
     'grep " /run " /proc/self/mounts | cut -d" " -f4', 'grep " /dev/shm " /proc/self/mounts | grep -o "size=[0-9a-z]*"', 'cat /proc/1/cmdline | tr "\\0" " "; echo',
   ].join('; ');
   const out = inside(
-    ['--device', '/dev/zero:/dev/myzero:r', '--group-add', '1234', '--group-add', 'nogroup', '--ulimit', 'nofile=500:600', '--sysctl', 'kernel.shmmax=1000000',
+    // /dev/zero is one of the devices every container may use; /dev/fuse is not, and :r lets it only be read.
+    ['--device', '/dev/zero:/dev/myzero:r', '--device', '/dev/fuse:/dev/myfuse:r', '--group-add', '1234', '--group-add', 'nogroup', '--ulimit', 'nofile=500:600', '--sysctl', 'kernel.shmmax=1000000',
       '--sysctl', 'net.ipv4.ip_forward=1', '--tmpfs', '/run:size=1m,exec', '--shm-size', '8m', '--init'],
     script,
   );
   // Some kernels list tmpfs's inode64 (their default) among a tmpfs's options: not one of ours.
   t.equal(out.replace(',inode64', ''), [
-    'c', '4', 'write-denied', '0 1234 65534', '500', '600', '1000000', '1', 'rw,nosuid,nodev,relatime,size=1024k', 'size=8192k', `/dev/init -- sh -c ${script} `, '',
+    'c', '4', 'read', 'write-denied', '0 1234 65534', '500', '600', '1000000', '1', 'rw,nosuid,nodev,relatime,size=1024k', 'size=8192k', `/dev/init -- sh -c ${script} `, '',
   ].join('\n'));
   const id = ok(['create', '--label', 'app=web', '-l', 'tier', '--stop-signal', 'USR1', '--stop-timeout', '7', 'busybox', 'true']).trim();
   const c = JSON.parse(ok(['inspect', id]))[0];
