@@ -8,8 +8,8 @@
 //
 // The base: the image NAME (default debian, made by `poc init`) of the default POC_ROOT, saved once with
 // `poc save` and loaded into each store: a fresh POC_ROOT and a fresh buildah --root for every repetition
-// (untimed), so that neither tool has a cache or a layer of the build's. poc's cold build includes making the
-// base's one layer (a digest of its files), which it does the first time an image is a base. Both run RUN steps
+// (untimed), so that neither tool has a cache or a layer of the build's; each store holds the base's layer as
+// its load left it (buildah's pull unpacks it; poc load takes the digest of the image's files). Both run RUN steps
 // with a runtime (pocrun; buildah's OCI isolation with runc: crun refuses this host's hybrid cgroups) and no network. The tools take turns.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,7 +70,7 @@ const baseArchive = join(work, 'base.tar');
 run([POC, 'save', '-o', baseArchive, image]);
 
 const results = { pocCold: [], pocRebuild: [], buildahCold: [], buildahRebuild: [] };
-for (let i = 0; i < reps; i++) {
+function pocRep(i) {
   // poc, in a fresh store with the base loaded.
   const root = join(work, `poc-${i}`);
   const env = { ...process.env, POC_ROOT: root };
@@ -80,7 +80,9 @@ for (let i = 0; i < reps; i++) {
   const out = run([POC, 'run', '--rm', 'bench'], { env });
   if (!/^40000\n[0-9a-f]{64}\n$/.test(out)) throw new Error(`poc's image gives ${JSON.stringify(out)}`);
   rmSync(root, { recursive: true, force: true });
+}
 
+function buildahRep() {
   // buildah, in a store of its own with the same base.
   const b = ['buildah', '--root', join(work, 'buildah', 'root'), '--runroot', join(work, 'buildah', 'run')];
   run([...b, 'pull', '-q', `docker-archive:${baseArchive}`]);
@@ -92,6 +94,17 @@ for (let i = 0; i < reps; i++) {
   run([...b, 'rmi', '-a', '-f']);
   spawnSync(b[0], [...b.slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
   rmSync(join(work, 'buildah'), { recursive: true, force: true });
+}
+
+for (let i = 0; i < reps; i++) {
+  // Taking turns, and each going first every other time, so that the machine's drift falls on both alike.
+  if (i % 2 === 0) {
+    pocRep(i);
+    buildahRep();
+  } else {
+    buildahRep();
+    pocRep(i);
+  }
   process.stderr.write(`rep ${i + 1}/${reps}: poc ${results.pocCold.at(-1).toFixed(2)} s cold, ${results.pocRebuild.at(-1).toFixed(2)} s rebuild; buildah ${results.buildahCold.at(-1).toFixed(2)} s, ${results.buildahRebuild.at(-1).toFixed(2)} s\n`);
 }
 

@@ -227,14 +227,13 @@ const COMMANDS: Record<string, Command> = {
       (await import('../poc/commands/image-workflow.js')).saveCommand({ ...root, refs: p.args, output: stringFlag(p.flags, 'output'), format: stringFlag(p.flags, 'format') ?? 'docker-archive' }),
   },
   load: {
-    usage: 'load -i FILE [-q]',
-    summary: 'load the images of a docker save archive or an OCI archive',
+    usage: 'load [-i FILE] [-q]',
+    summary: 'load the images of a docker save archive or an OCI archive (from standard input without -i)',
     flags: { string: ['input'], boolean: ['quiet'], alias: { i: 'input', q: 'quiet' } },
     args: [0, 0],
     run: async (p, root) => {
       const input = stringFlag(p.flags, 'input');
-      if (input === undefined) throw new PocError('load: -i FILE is needed (poc does not read an archive from standard input)');
-      return (await import('../poc/commands/image-workflow.js')).loadCommand({ ...root, input, quiet: Boolean(p.flags.quiet) });
+      return (await import('../poc/commands/image-workflow.js')).loadCommand({ ...root, ...(input !== undefined ? { input } : {}), quiet: Boolean(p.flags.quiet) });
     },
   },
   history: {

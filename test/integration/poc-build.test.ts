@@ -249,9 +249,13 @@ t.test('tag, save in both formats with several images, podman loads and runs it,
   // poc load, into a fresh store.
   const fresh = { ...env, POC_ROOT: join(work, 'fresh') };
   for (const archive of [dockerArchive, ociArchive]) {
-    const l = spawnSync(POC, ['load', '-i', archive], { encoding: 'utf8', env: fresh });
+    // The docker archive from a file, the OCI one on standard input.
+    const l =
+      archive === dockerArchive
+        ? spawnSync(POC, ['load', '-i', archive], { encoding: 'utf8', env: fresh })
+        : spawnSync(POC, ['load'], { encoding: 'utf8', env: fresh, input: readFileSync(archive) });
     t.equal(l.status, 0, l.stderr);
-    t.match(l.stdout, /Loaded image: demo:1\nLoaded image: builder-only\n/);
+    t.match(l.stdout, /Loaded image: demo:1\nLoaded image: builder-only\n/, `${archive}: ${l.stderr}`);
     const r = spawnSync(POC, ['run', '--rm', 'demo:1'], { encoding: 'utf8', env: fresh });
     t.equal(r.stdout, 'hi poc build\n', r.stderr);
   }

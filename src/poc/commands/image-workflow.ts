@@ -1,10 +1,14 @@
 /** `poc tag`, `poc save`, `poc load`, `poc history` and `poc image inspect`: images after they are made. */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../../errors.js';
 import { importImage, resolveImage, tagImage, type ImageRecord } from '../images/index.js';
+import { imageLayers } from '../images/layers.js';
 import { imageConfigOf, saveImages, type SaveFormat } from '../images/save.js';
 import { sha256 } from '../images/oci.js';
-import { shortId, type RootOptions } from '../store.js';
+import { pocPaths, shortId, type RootOptions } from '../store.js';
 import { forEachRef } from './each.js';
 import { ago, humanSize, table, truncate } from './format.js';
 import { imagesInUse } from './images.js';
@@ -24,15 +28,35 @@ export async function saveCommand(o: RootOptions & { refs: string[]; output?: st
 }
 
 /** Every image an archive holds is loaded (docker-archive: each manifest entry; OCI: each index entry). */
-export async function loadCommand(o: RootOptions & { input: string; quiet: boolean }): Promise<number> {
-  const { readArchiveNames } = await import('../images/load.js');
-  const names = await readArchiveNames(o.input);
-  const loaded: ImageRecord[] = [];
-  for (const name of names.length ? names : [undefined]) {
-    const img = await importImage(o.input, name, { ...o, replace: true, inUse: imagesInUse(o) });
-    loaded.push(img);
+export async function loadCommand(o: RootOptions & { input?: string; quiet: boolean }): Promise<number> {
+  let input = o.input;
+  let spool: string | undefined;
+  if (input === undefined) {
+    if (process.stdin.isTTY) throw new PocError('load: no archive: use -i FILE or give it on standard input');
+    // The archive is read twice (its names, then each image): standard input is kept in a file first.
+    const { mkdirSync, createWriteStream } = await import('node:fs');
+    const dir = join(pocPaths(o).images, `.tmp-${process.pid}-load`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    spool = dir;
+    input = join(dir, 'archive');
+    const out = createWriteStream(input);
+    await pipeline(process.stdin, out);
   }
-  if (!o.quiet) for (const img of loaded) stdout(`Loaded image: ${img.name ?? img.id}\n`);
+  try {
+    const { readArchiveNames } = await import('../images/load.js');
+    const names = await readArchiveNames(input);
+    const loaded: ImageRecord[] = [];
+    for (const name of names.length ? names : [undefined]) {
+      const img = await importImage(input, name, { ...o, replace: true, inUse: imagesInUse(o) });
+      // Its layer now (a digest of its files, once), as docker and buildah keep layers when they load: a build
+      // FROM it, a save or a push then starts at once.
+      await imageLayers(img, o);
+      loaded.push(img);
+    }
+    if (!o.quiet) for (const img of loaded) stdout(`Loaded image: ${img.name ?? img.id}\n`);
+  } finally {
+    if (spool) rmSync(spool, { recursive: true, force: true });
+  }
   return 0;
 }
 
