@@ -118,7 +118,9 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
     // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
     const devices = deviceCgroupRules(spec.linux?.resources?.devices);
-    const deviceFilter = cgroups.deviceFilter(cgroupPath, devices);
+    // Rootless, as runc: the device rules are not enforced (v1's devices.deny and v2's eBPF filter need
+    // CAP_SYS_ADMIN on the host; the container cannot make device nodes in its user namespace anyway).
+    const deviceFilter = ctx.rootless ? undefined : cgroups.deviceFilter(cgroupPath, devices);
     const plan = compileCreatePlan(spec, {
       deviceFilter,
       bundle,
@@ -138,7 +140,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');
-    const resources = { ...spec.linux?.resources, devices: deviceFilter ? undefined : devices } as LinuxResources;
+    const resources = { ...spec.linux?.resources, devices: deviceFilter || ctx.rootless ? undefined : devices } as LinuxResources;
     if (systemd) {
       trace('systemd scope starting');
       // systemd is told the device rules too (DevicePolicy, DeviceAllow: its own program, beside pocrun's filter).

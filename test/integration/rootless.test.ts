@@ -9,7 +9,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeBundle, POCRUN, POCRUN_TS, Runtime, setup, stateDirs } from '../helpers/runtime.js';
+import { makeBundle, POCRUN, POCRUN_TS, Runtime, setup, stateDirs, testCgroupParents, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
 import { chownTree, makeTestUser, toRootless, userResidue, type TestUser } from '../helpers/rootless.js';
 import { cveRegressionTests } from '../helpers/cve.js';
 import type { Spec } from '../../src/spec/generated/config.js';
@@ -191,6 +191,56 @@ t.test('resources need a cgroup: a clear error naming the field, nothing left be
   const devicesOnly = inContainer(user, 'echo ok', (s) => { s.linux!.resources = { devices: [{ allow: false, access: 'rwm' }] }; });
   t.equal(devicesOnly.stdout, 'ok\n', `device rules alone need no cgroup, as with runc: ${devicesOnly.stderr}`);
   t.same(stateDirs(rt.root), [], 'no state left');
+});
+
+t.test('a cgroup delegated to the user: limits, pause, update, events, ps and delete work rootless', async (t) => {
+  // Delegated as a user's login gets one: a subtree the user owns, with the user's commands running inside it
+  // (a leaf of it), so that the container's cgroup is made and joined within the user's own subtree.
+  const deleg = `${TEST_CGROUP_PARENT}/rootless-${n++}`;
+  // (Not the hybrid host's cgroup2 mount nor systemd's named hierarchy: pocrun's v1 driver uses neither.)
+  const dirs = testCgroupParents().filter((p) => !/\/(unified|systemd)\//.test(p)).map((p) => join(p, '..', '..', deleg));
+  for (const d of dirs) {
+    mkdirSync(join(d, 'leaf'), { recursive: true });
+    // v1 cpuset: a new cgroup has no CPUs and memory nodes (a process cannot join it) until given its parent's.
+    if (existsSync(join(d, 'cpuset.cpus'))) {
+      const parts = join(d, 'leaf').split('/');
+      for (let i = parts.indexOf('cpuset') + 2; i <= parts.length; i++) {
+        const dir = parts.slice(0, i).join('/');
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+          if (!readFileSync(join(dir, f), 'utf8').trim()) writeFileSync(join(dir, f), readFileSync(join(dir, '..', f), 'utf8'));
+        }
+      }
+    }
+    chownTree(d, user.uid, user.gid);
+  }
+  const into = dirs.map((d) => `echo $$ > ${join(d, 'leaf', 'cgroup.procs')}`).join(' && ');
+  const inDeleg = new Runtime(shared, POCRUN, ['sh', '-c', `${into} && exec "$@"`, 'sh', ...user.prefix()], rt.root);
+  t.teardown(() => {
+    for (const d of dirs) for (const sub of ['leaf', 'c1', '']) spawnSync('rmdir', [join(d, sub)]);
+  });
+  const b = bundle(user, (s) => {
+    s.process!.args = ['sleep', '100'];
+    s.linux!.cgroupsPath = `/${deleg}/c1`;
+    s.linux!.resources = { memory: { limit: 64 << 20 }, pids: { limit: 20 } };
+  });
+  const id = `deleg${n++}`;
+  inDeleg.ok(['run', '-d', '--bundle', b.dir, id]);
+  const pid = inDeleg.state(id).pid;
+  t.match(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), new RegExp(`:/${deleg}/c1\n`), 'the init is in the container\'s cgroup');
+  const memoryDir = dirs.find((d) => existsSync(join(d, 'c1', 'memory.limit_in_bytes')) || existsSync(join(d, 'c1', 'memory.max')))!;
+  const memFile = existsSync(join(memoryDir, 'c1', 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
+  t.equal(readFileSync(join(memoryDir, 'c1', memFile), 'utf8').trim(), String(64 << 20), 'the memory limit');
+  inDeleg.ok(['pause', id]);
+  t.equal(inDeleg.state(id).status, 'paused');
+  inDeleg.ok(['resume', id]);
+  t.equal(inDeleg.state(id).status, 'running');
+  inDeleg.ok(['update', '--memory', '32m', id]);
+  t.equal(readFileSync(join(memoryDir, 'c1', memFile), 'utf8').trim(), String(32 << 20), 'update');
+  const stats = JSON.parse(inDeleg.ok(['events', '--stats', id]));
+  t.match(stats, { type: 'stats', id, data: { memory: { usage: { limit: 32 << 20 } } } }, `events --stats: ${JSON.stringify(stats.data).slice(0, 300)}`);
+  t.same(JSON.parse(inDeleg.ok(['ps', '--format', 'json', id])), [pid], 'ps: the cgroup\'s processes');
+  inDeleg.ok(['delete', '--force', id]);
+  t.notOk(dirs.some((d) => existsSync(join(d, 'c1'))), 'the cgroup is removed');
 });
 
 t.test('subordinate ids: newuidmap and newgidmap map the ranges; files get the mapped owners', async (t) => {
