@@ -12,7 +12,7 @@
 // its load left it (buildah's pull unpacks it; poc load takes the digest of the image's files). Both run RUN steps
 // with a runtime (pocrun; buildah's OCI isolation with runc: crun refuses this host's hybrid cgroups) and no network. The tools take turns.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,8 +23,13 @@ const reps = Number(flag('--reps', 3));
 const image = flag('--image', 'debian');
 const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/var/tmp/poc-bench-build-');
+/** Every mount under dir (buildah's store mounts its overlay and its containers'), deepest first. */
+function unmountUnder(dir) {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(`${dir}/`));
+  for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+}
 process.on('exit', () => {
-  spawnSync('umount', ['-R', join(work, 'buildah')], { stdio: 'ignore' });
+  unmountUnder(work);
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -90,9 +95,9 @@ function buildahRep() {
   const bud = [...b, 'bud', '-q', '--layers', '--runtime', 'runc', '--network', 'none', '--ulimit', 'nofile=1024:1024', '-t', 'bench', ctx];
   results.buildahCold.push(timed(bud));
   results.buildahRebuild.push(timed(bud));
-  spawnSync('umount', ['-R', join(work, 'buildah')], { stdio: 'ignore' });
   run([...b, 'rmi', '-a', '-f']);
   spawnSync(b[0], [...b.slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
+  unmountUnder(join(work, 'buildah'));
   rmSync(join(work, 'buildah'), { recursive: true, force: true });
 }
 
