@@ -350,11 +350,20 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) => (await import('../poc/commands/run.js')).runCommand({ ...root, flags: runFlags(p) }),
   },
   start: {
-    usage: 'start CONTAINER...',
-    summary: 'start created or stopped containers',
-    flags: {},
+    usage: 'start [--checkpoint NAME] CONTAINER...',
+    summary: 'start created or stopped containers; --checkpoint: restore one from its checkpoint NAME',
+    flags: { string: ['checkpoint'] },
     args: [1, Infinity],
-    run: async (p, root) => (await import('../poc/commands/lifecycle.js')).startCommand({ ...root, refs: p.args }),
+    run: async (p, root) =>
+      (await import('../poc/commands/lifecycle.js')).startCommand({ ...root, refs: p.args, ...(p.flags.checkpoint !== undefined ? { checkpoint: String(p.flags.checkpoint) } : {}) }),
+  },
+  checkpoint: {
+    usage: 'checkpoint create [--leave-running] CONTAINER NAME | checkpoint ls CONTAINER | checkpoint rm CONTAINER NAME',
+    summary: 'checkpoint a running container with criu (it stops unless --leave-running), list or remove its checkpoints',
+    flags: { boolean: ['leave-running'] },
+    args: [2, 3],
+    run: async (p, root) =>
+      (await import('../poc/commands/checkpoint.js')).checkpointCommand({ ...root, args: p.args, leaveRunning: Boolean(p.flags['leave-running']) }),
   },
   stop: {
     usage: 'stop [-t SECS] CONTAINER...',

@@ -19,6 +19,8 @@ interface Command {
   run: (ctx: RuntimeContext, p: Parsed) => Promise<number | void> | number | void;
   /** The exit status of the command's own failures, when not 1 (exec: 255). */
   failureStatus?: number;
+  /** Not listed by --help: run by pocrun itself. */
+  hidden?: boolean;
 }
 
 const CREATE_FLAGS: FlagSpec = {
@@ -215,6 +217,68 @@ const COMMANDS: Record<string, Command> = {
       stdout(psContainer(ctx, { id: p.args[0]!, format, psArgs }));
     },
   },
+  checkpoint: {
+    usage:
+      'checkpoint [--image-path DIR] [--work-path DIR] [--parent-path DIR] [--leave-running] [--pre-dump] [--tcp-established] ' +
+      '[--ext-unix-sk] [--shell-job] [--file-locks] [--manage-cgroups-mode soft|full|strict|ignore] [--empty-ns network] [--auto-dedup] ID',
+    summary: 'checkpoint a running container with criu into --image-path (default ./checkpoint); it is deleted unless --leave-running or --pre-dump',
+    flags: {
+      string: ['image-path', 'work-path', 'parent-path', 'manage-cgroups-mode', 'empty-ns', 'page-server', 'status-fd'],
+      boolean: ['leave-running', 'pre-dump', 'tcp-established', 'ext-unix-sk', 'shell-job', 'file-locks', 'auto-dedup', 'lazy-pages', 'tcp-skip-in-flight', 'link-remap'],
+      repeat: ['empty-ns'],
+    },
+    args: [1, 1],
+    run: async (ctx, p) => {
+      unsupportedCriuFlags(p, ['page-server', 'status-fd', 'lazy-pages', 'tcp-skip-in-flight', 'link-remap']);
+      const { checkpointContainer } = await import('../runtime/checkpoint/checkpoint.js');
+      checkpointContainer(ctx, {
+        ...criuFlags(p),
+        id: p.args[0]!,
+        imagePath: stringFlag(p.flags, 'image-path'),
+        workPath: stringFlag(p.flags, 'work-path'),
+        parentPath: stringFlag(p.flags, 'parent-path'),
+        leaveRunning: Boolean(p.flags['leave-running']),
+        preDump: Boolean(p.flags['pre-dump']),
+      });
+    },
+  },
+  restore: {
+    usage:
+      'restore [--bundle DIR] [--image-path DIR] [--work-path DIR] [--detach] [--pid-file FILE] [--tcp-established] [--ext-unix-sk] ' +
+      '[--shell-job] [--file-locks] [--manage-cgroups-mode MODE] [--empty-ns network] [--auto-dedup] [--no-pivot] [--no-subreaper] ID',
+    summary: 'restore a container from a checkpoint as ID; without --detach wait for it, delete it and exit',
+    flags: {
+      string: ['bundle', 'image-path', 'work-path', 'pid-file', 'console-socket', 'manage-cgroups-mode', 'empty-ns', 'lsm-profile', 'lsm-mount-context'],
+      boolean: ['detach', 'tcp-established', 'ext-unix-sk', 'shell-job', 'file-locks', 'auto-dedup', 'no-pivot', 'no-subreaper', 'lazy-pages'],
+      alias: { b: 'bundle', d: 'detach' },
+      repeat: ['empty-ns'],
+    },
+    args: [1, 1],
+    run: async (ctx, p) => {
+      unsupportedCriuFlags(p, ['lazy-pages', 'lsm-profile', 'lsm-mount-context']);
+      const { restoreContainer } = await import('../runtime/checkpoint/restore.js');
+      // --no-pivot and --no-subreaper change nothing here: criu restores the mount namespace itself, and the
+      // restored init is adopted by the caller's subreaper (detached) or criu (in the foreground).
+      return restoreContainer(ctx, {
+        ...criuFlags(p),
+        id: p.args[0]!,
+        bundle: stringFlag(p.flags, 'bundle') ?? '.',
+        imagePath: stringFlag(p.flags, 'image-path'),
+        workPath: stringFlag(p.flags, 'work-path'),
+        detach: Boolean(p.flags.detach),
+        pidFile: stringFlag(p.flags, 'pid-file'),
+        consoleSocket: stringFlag(p.flags, 'console-socket'),
+      });
+    },
+  },
+  'restore-hooks': {
+    usage: 'restore-hooks ID PID',
+    summary: "internal: criu's action script runs it to run the prestart and createRuntime hooks during restore",
+    flags: {},
+    args: [2, 2],
+    hidden: true,
+    run: async (ctx, p) => (await import('../runtime/checkpoint/restore.js')).runRestoreHooks(ctx, p.args[0]!, Number(p.args[1])),
+  },
   features: {
     usage: 'features',
     summary: 'print what this runtime supports, as JSON (features-schema.json)',
@@ -229,7 +293,10 @@ const COMMANDS: Record<string, Command> = {
       } catch {
         // no cgroups mounted: nothing to say about them
       }
-      stdout(`${JSON.stringify(features(seccompFeatures(undefined, knownSeccompArchs()), cgroups), null, '    ')}\n`);
+      const { checkpointFacts } = await import('../runtime/checkpoint/criu.js');
+      const report = features(seccompFeatures(undefined, knownSeccompArchs()), cgroups);
+      Object.assign(report.annotations as Record<string, string>, checkpointFacts(ctx.criuPath));
+      stdout(`${JSON.stringify(report, null, '    ')}\n`);
     },
   },
   spec: {
@@ -241,6 +308,26 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** runc's flags that go to criu as they are, common to checkpoint and restore. */
+function criuFlags(p: Parsed) {
+  return {
+    tcpEstablished: Boolean(p.flags['tcp-established']),
+    extUnixSk: Boolean(p.flags['ext-unix-sk']),
+    shellJob: Boolean(p.flags['shell-job']),
+    fileLocks: Boolean(p.flags['file-locks']),
+    autoDedup: Boolean(p.flags['auto-dedup']),
+    manageCgroupsMode: stringFlag(p.flags, 'manage-cgroups-mode'),
+    emptyNs: listFlag(p.flags, 'empty-ns').flatMap((v) => v.split(',')).filter(Boolean),
+  };
+}
+
+/** runc flags pocrun knows but does not implement: an error naming the flag, never silently ignored. */
+function unsupportedCriuFlags(p: Parsed, names: string[]): void {
+  for (const name of names) {
+    if (p.flags[name] !== undefined && p.flags[name] !== false && p.flags[name] !== '') throw new PocError(`--${name} is not supported by pocrun's checkpoint/restore`);
+  }
+}
+
 const GLOBAL_FLAGS: FlagSpec = {
   string: ['root', 'log', 'log-format', 'criu', 'rootless'],
   boolean: ['debug', 'help', 'version', 'systemd-cgroup'],
@@ -248,7 +335,7 @@ const GLOBAL_FLAGS: FlagSpec = {
 };
 
 function usage(): string {
-  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join('\n');
+  const commands = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`).join('\n');
   return `pocrun: an OCI container runtime
 
 Usage: pocrun [global flags] COMMAND [flags] [arguments]
@@ -264,6 +351,7 @@ Global flags:
   --systemd-cgroup      create the container's cgroup as a systemd scope (linux.cgroupsPath: slice:prefix:name)
   --rootless MODE       true, false or auto (default): cgroups as for an unprivileged user, who may have none;
                         auto is true for a user other than root and for root in a user namespace
+  --criu PATH           the criu binary for checkpoint and restore (default: criu on $PATH)
   --version, -v         print the version
   --help, -h            print this help; "pocrun COMMAND --help" for a command
 `;
@@ -301,6 +389,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
       debug,
       Boolean(global.flags['systemd-cgroup']),
       rootlessMode(parseRootlessFlag(stringFlag(global.flags, 'rootless')), uid, runningInUserNs),
+      stringFlag(global.flags, 'criu'),
     );
     command = COMMANDS[name];
     if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);

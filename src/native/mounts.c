@@ -682,6 +682,28 @@ void step_symlink(const struct step *s)
 	close(dir);
 }
 
+/*
+ * The init's stdio that is the host's /dev/null (engines give it as stdin: conmon, the shim) is opened again on
+ * the container's own /dev/null once its root is entered, as runc's reOpenDevNull: a file on a mount outside
+ * the container's mount namespace is what criu cannot checkpoint ("Can't lookup mount=N for fd=0
+ * path=/dev/null"). Without a usable /dev/null in the rootfs nothing changes.
+ */
+static void reopen_dev_null(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	struct stat null_st, st;
+	if (fstat(fd, &null_st) == 0 && S_ISCHR(null_st.st_mode) && null_st.st_rdev == makedev(1, 3)) {
+		for (int i = 0; i < 3; i++) {
+			if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null_st.st_rdev &&
+			    (st.st_dev != null_st.st_dev || st.st_ino != null_st.st_ino) && dup3(fd, i, 0) < 0)
+				die(errno, "reopen /dev/null as fd %d: %s", i, strerror(errno));
+		}
+	}
+	close(fd);
+}
+
 void step_pivot_root(const struct step *s)
 {
 	(void)s;
@@ -704,6 +726,7 @@ void step_pivot_root(const struct step *s)
 		die(errno, "chdir /: %s", strerror(errno));
 	close(old);
 	strcpy(G.root_path, "/");
+	reopen_dev_null();
 }
 
 /* Makes the working directory (the rootfs) this process's root, and goes to it. */
@@ -725,6 +748,7 @@ void step_chroot(const struct step *s)
 	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 		die(errno, "move %s to /: %s", G.root_path, strerror(errno));
 	chroot_cwd();
+	reopen_dev_null();
 }
 
 /*

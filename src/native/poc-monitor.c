@@ -88,6 +88,11 @@ static struct {
 	/* state.json (written at every start), the stop marker of poc stop/kill/rm, the restart policy */
 	const char *state_file, *stop_file, *restart;
 	long restart_max;
+	/* --restore DIR: the first run is `pocrun restore` from the checkpoint in DIR instead of create and start (poc
+	 * start --checkpoint); --restore-flag FLAG (repeated): its flags, which poc chooses by the container's network */
+	const char *restore;
+	char *restore_flags[8];
+	int n_restore_flags;
 	/* health check: health.json, the schedule in ms, and the command run through `pocrun exec` */
 	const char *health_file;
 	long health_interval, health_timeout, health_start_period, health_retries;
@@ -567,7 +572,8 @@ static void usage(void)
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
 			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
 			"                   [--foreground] [--systemd-cgroup] [--slirp4netns PATH --api-socket PATH\n"
-			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [-- EXIT-COMMAND...]\n"
+			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [--restore DIR [--restore-flag F]...]\n"
+			"                   [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
 	exit(EXIT_MONITOR_ERROR);
 }
@@ -586,7 +592,8 @@ static void parse_args(int argc, char **argv)
 		{"api-socket", required_argument, 0, 'A'}, {"allow-host-loopback", no_argument, 0, 'L'},
 		{"publish", required_argument, 0, 'P'}, {"state-file", required_argument, 0, 'T'},
 		{"stop-file", required_argument, 0, 6}, {"restart", required_argument, 0, 'X'},
-		{"restart-max", required_argument, 0, 'M'}, {"health-file", required_argument, 0, 'H'},
+		{"restart-max", required_argument, 0, 'M'}, {"restore", required_argument, 0, 'C'},
+		{"restore-flag", required_argument, 0, 'F'}, {"health-file", required_argument, 0, 'H'},
 		{"health-interval", required_argument, 0, 1}, {"health-timeout", required_argument, 0, 2},
 		{"health-start-period", required_argument, 0, 3}, {"health-retries", required_argument, 0, 4},
 		{"health-arg", required_argument, 0, 5}, {"mount-program", required_argument, 0, 20},
@@ -624,6 +631,12 @@ static void parse_args(int argc, char **argv)
 		case 'T': O.state_file = optarg; break;
 		case 6: O.stop_file = optarg; break;
 		case 'X': O.restart = optarg; break;
+		case 'C': O.restore = optarg; break;
+		case 'F':
+			if (O.n_restore_flags == (int)(sizeof O.restore_flags / sizeof O.restore_flags[0]))
+				usage();
+			O.restore_flags[O.n_restore_flags++] = optarg;
+			break;
 		case 'M': O.restart_max = atol(optarg); break;
 		case 'H': O.health_file = optarg; break;
 		case 1: O.health_interval = atol(optarg); break;
@@ -647,7 +660,8 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
-	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.npublish && !O.slirp))
+	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.npublish && !O.slirp) ||
+	    (O.restore && (O.tty || O.slirp)))
 		usage();
 	if (O.restart && strcmp(O.restart, "always") != 0 && strcmp(O.restart, "on-failure") != 0 &&
 	    strcmp(O.restart, "unless-stopped") != 0)
@@ -1107,15 +1121,28 @@ static pid_t launch(int sigfd)
 	if (O.rootfs)
 		mount_rootfs();
 
-	/* 1. pocrun create */
-	char *create_argv[16];
+	/* 1. pocrun create; or restore at the first run of a start from a checkpoint, which leaves the container
+	 * running (no start; a restart after it creates anew) */
+	bool restoring = O.restore && !restarted;
+	char *create_argv[24];
 	int a = 0;
 	create_argv[a++] = (char *)O.runtime;
 	create_argv[a++] = "--root";
 	create_argv[a++] = (char *)O.root;
 	if (O.systemd_cgroup) /* the cgroup is a systemd scope; later commands find that in pocrun's state */
 		create_argv[a++] = "--systemd-cgroup";
-	create_argv[a++] = "create";
+	if (restoring) {
+		/* Detached: the restored init is pocrun's child, and this monitor's (a subreaper) once pocrun exits.
+		 * Its stdout and stderr are the pipes below, handed on by criu in place of the checkpointed ones. */
+		create_argv[a++] = "restore";
+		create_argv[a++] = "--detach";
+		for (int i = 0; i < O.n_restore_flags; i++)
+			create_argv[a++] = O.restore_flags[i];
+		create_argv[a++] = "--image-path";
+		create_argv[a++] = (char *)O.restore;
+	} else {
+		create_argv[a++] = "create";
+	}
 	create_argv[a++] = "--bundle";
 	create_argv[a++] = (char *)O.bundle;
 	create_argv[a++] = "--pid-file";
@@ -1214,29 +1241,31 @@ static pid_t launch(int sigfd)
 				fail_created(init_pid, err);
 	}
 
-	/* 2. pocrun start */
-	char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
-	int sout[2];
-	if (pipe2(sout, O_CLOEXEC) < 0)
-		fail("pipe: %s", strerror(errno));
-	pid_t start_pid = spawn(start_argv, devnull, sout[1], sout[1]);
-	close(sout[1]);
-	int start_status;
-	while (waitpid(start_pid, &start_status, 0) < 0 && errno == EINTR)
-		;
-	fcntl(sout[0], F_SETFL, O_NONBLOCK);
-	static char start_out[8192];
-	size_t start_len = 0;
-	start_out[0] = 0;
-	drain_into(sout[0], start_out, sizeof start_out, &start_len);
-	close(sout[0]);
-	if (status_code(start_status) != 0) {
-		kill(init_pid, SIGKILL);
-		char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
-		pid_t d = spawn(del_argv, devnull, devnull, devnull);
-		while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
+	/* 2. pocrun start (a restored container runs already) */
+	if (!restoring) {
+		char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
+		int sout[2];
+		if (pipe2(sout, O_CLOEXEC) < 0)
+			fail("pipe: %s", strerror(errno));
+		pid_t start_pid = spawn(start_argv, devnull, sout[1], sout[1]);
+		close(sout[1]);
+		int start_status;
+		while (waitpid(start_pid, &start_status, 0) < 0 && errno == EINTR)
 			;
-		fail("%s", runtime_message(start_out));
+		fcntl(sout[0], F_SETFL, O_NONBLOCK);
+		static char start_out[8192];
+		size_t start_len = 0;
+		start_out[0] = 0;
+		drain_into(sout[0], start_out, sizeof start_out, &start_len);
+		close(sout[0]);
+		if (status_code(start_status) != 0) {
+			kill(init_pid, SIGKILL);
+			char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
+			pid_t d = spawn(del_argv, devnull, devnull, devnull);
+			while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
+				;
+			fail("%s", runtime_message(start_out));
+		}
 	}
 	run_fds[0] = O.tty ? master : out[0];
 	run_fds[1] = O.tty ? -1 : err[0];

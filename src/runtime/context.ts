@@ -27,6 +27,8 @@ export class RuntimeContext {
      * resources then runs without one of its own; one that asks for limits fails naming the field.
      */
     readonly rootless = false,
+    /** --criu PATH (runc's global flag): the criu binary for checkpoint and restore; else criu on $PATH. */
+    readonly criuPath?: string,
   ) {
     this.store = new Store(root);
   }

@@ -64,22 +64,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id) : undefined;
   let cgroups: CgroupDriver = systemd ?? ctx.cgroups();
   let cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
-  const record: ContainerRecord = {
-    ociVersion: spec.ociVersion,
-    id,
-    pid: 0,
-    bundle,
-    annotations: spec.annotations,
-    initStartTime: '',
-    created: new Date().toISOString(),
-    rootfs,
-    cgroupPath,
-    cgroupDirs: cgroups.dirs(cgroupPath),
-    ...(unit ? { systemd: { unit: unit.unit, slice: unit.slice } } : {}),
-    hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
-    ...(sharesMountNamespace(spec) ? { sharedMounts: sharedMountsBefore(rootfs) } : {}),
-    owner: ownerName(euid()),
-  };
+  const record = newRecord(spec, { id, bundle, rootfs, cgroupPath, cgroupDirs: cgroups.dirs(cgroupPath), unit });
   ctx.store.makeDir(id);
   let helper: HelperSession | undefined;
   try {
@@ -184,6 +169,30 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   }
 }
 
+/** The state record of a container about to be made (create, restore): pid 0 until its init exists. */
+export function newRecord(
+  spec: Spec,
+  c: { id: string; bundle: string; rootfs: string; cgroupPath: string; cgroupDirs: Record<string, string>; unit?: { unit: string; slice: string } },
+): ContainerRecord {
+  const { id, bundle, rootfs, cgroupPath, unit } = c;
+  return {
+    ociVersion: spec.ociVersion,
+    id,
+    pid: 0,
+    bundle,
+    annotations: spec.annotations,
+    initStartTime: '',
+    created: new Date().toISOString(),
+    rootfs,
+    cgroupPath,
+    cgroupDirs: c.cgroupDirs,
+    ...(unit ? { systemd: { unit: unit.unit, slice: unit.slice } } : {}),
+    hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+    ...(sharesMountNamespace(spec) ? { sharedMounts: sharedMountsBefore(rootfs) } : {}),
+    owner: ownerName(euid()),
+  };
+}
+
 /**
  * The cgroup v2 directory the init is cloned into, or undefined to move the helper instead: on v1 (a process
  * is in one cgroup per hierarchy; CLONE_INTO_CGROUP names one), and when the helper joins an existing user
@@ -215,7 +224,7 @@ function sharesMountNamespace(spec: Spec): boolean {
 }
 
 /** The rootfs's absolute path, once it is known to be a directory. */
-function checkRootfs(spec: Spec, bundle: string): string {
+export function checkRootfs(spec: Spec, bundle: string): string {
   const path = resolve(bundle, spec.root?.path ?? '');
   let isDir = false;
   try {

@@ -13,7 +13,7 @@ export function helperPath(): string {
   return path;
 }
 
-interface BunSubprocess {
+export interface BunSubprocess {
   pid: number;
   stdio: (number | null | undefined)[];
   exited: Promise<number>;
@@ -22,7 +22,7 @@ interface BunSubprocess {
   kill(signal?: number | string): void;
 }
 
-interface BunRuntime {
+export interface BunRuntime {
   spawnSync(cmd: string[], opts: { stdio: string[] }): { exitCode: number | null; stdout: Uint8Array };
   spawn(
     cmd: string[],
@@ -230,7 +230,7 @@ export class HelperSession {
   }
 }
 
-function bunRuntime(): BunRuntime {
+export function bunRuntime(): BunRuntime {
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
   if (!bun) throw new PocError('pocrun runs as the compiled binary (dist/pocrun); under Node it cannot start containers');
   return bun;

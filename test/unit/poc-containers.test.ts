@@ -9,6 +9,7 @@ import type { Spec } from '../../src/spec/generated/config.js';
 import { capabilitySet, containerArgs, DEFAULT_CAPABILITIES, planBundle, resolveUser, type BundleContext } from '../../src/poc/containers/bundle.js';
 import { flushPending, formatLine, parseLog, splitComplete } from '../../src/poc/containers/logs.js';
 import { monitorArgs } from '../../src/poc/containers/monitor.js';
+import { checkpointDir, networkCriuFlags } from '../../src/poc/containers/checkpoint.js';
 import {
   mergeEnv,
   parseCpus,
@@ -294,6 +295,19 @@ t.test("the monitor's argv", async (t) => {
   t.same(args.slice(args.indexOf('--overlay') + 2, args.indexOf('--state-file')), ['--tty', '--console-socket', '/r/sock/x.sock', '--stdin', '--foreground']);
   const detachedIt = monitorArgs(it, { ...base, foreground: false, consoleSocket: '/s' }, { root: '/r' });
   t.notOk(detachedIt.includes('--stdin'), 'a detached container has no stdin to relay');
+  const restored = monitorArgs(record, { ...base, foreground: false, restore: { dir: '/cp/one', flags: ['--file-locks', '--empty-ns', 'network'] } }, { root: '/r' });
+  t.same(restored.slice(restored.indexOf('--overlay') + 2, restored.indexOf('--')), [
+    '--restore', '/cp/one', '--restore-flag', '--file-locks', '--restore-flag', '--empty-ns', '--restore-flag', 'network',
+  ], 'start --checkpoint: pocrun restore, with its flags');
+});
+
+t.test('checkpoints: names, places, and the flags by network', async (t) => {
+  const opts = { root: '/nonexistent-poc-root' };
+  t.equal(checkpointDir(record, 'one', opts, false), `/nonexistent-poc-root/containers/${record.id}/checkpoints/one`);
+  for (const bad of ['', '.hidden', 'a/b', '..', 'x'.repeat(129)]) t.throws(() => checkpointDir(record, bad, opts, false), /invalid checkpoint name/, JSON.stringify(bad));
+  t.throws(() => checkpointDir(record, 'one', opts, true), /container web has no checkpoint "one"/);
+  t.same(networkCriuFlags(record), ['--empty-ns', 'network'], 'bridge: the namespace is wired again by the hook');
+  t.same(networkCriuFlags({ ...record, options: { ...record.options, network: 'none' } }), ['--tcp-established']);
 });
 
 t.test("pocrun exec's argv", async (t) => {

@@ -1,5 +1,6 @@
 /** `poc start`, `poc stop [-t SECS]`, `poc kill [-s SIG]`, `poc rm [-f]`, `poc wait`: names or id prefixes. */
 import { stdout } from '../../cli/output.js';
+import { PocError } from '../../errors.js';
 import { startContainer } from '../containers/start.js';
 import { PocError } from '../../errors.js';
 import { killContainer, removeContainer, stopContainer, waitContainer, WAIT_CONDITIONS, type WaitCondition } from '../containers/stop.js';
@@ -11,7 +12,8 @@ export interface RefsOptions extends RootOptions {
   refs: string[];
 }
 
-export async function startCommand(o: RefsOptions): Promise<number> {
+export async function startCommand(o: RefsOptions & { checkpoint?: string }): Promise<number> {
+  if (o.checkpoint !== undefined && o.refs.length > 1) throw new PocError('start --checkpoint: one container at a time');
   return forEachRef(o.refs, async (ref) => {
     await startContainer(resolveContainer(ref, o), o);
     stdout(`${ref}\n`);

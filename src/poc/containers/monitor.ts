@@ -19,6 +19,8 @@ export interface MonitorOptions extends RootOptions {
   foreground: boolean;
   /** The overlayfs options of the rootfs, which the monitor mounts (see rootfs.ts). */
   overlay: string;
+  /** Restore from this checkpoint (`pocrun restore` with these flags) instead of create and start. */
+  restore?: { dir: string; flags: string[] };
 }
 
 export interface StartedMonitor {
@@ -75,6 +77,8 @@ export function monitorArgs(
     pocrun: string; poc: string; runtimeRoot: string; overlay: string; consoleSocket?: string; foreground: boolean;
     /** Rootless with slirp4netns: its program and API socket. */
     slirp?: { path: string; apiSocket: string };
+    /** Restore from this checkpoint (`pocrun restore` with these flags) instead of create and start. */
+    restore?: { dir: string; flags: string[] };
   },
   opts: RootOptions,
 ): string[] {
@@ -92,6 +96,7 @@ export function monitorArgs(
     if (c.options.rootless?.allowHostLoopback) args.push('--allow-host-loopback');
     for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
   }
+  if (o.restore) args.push('--restore', o.restore.dir, ...o.restore.flags.flatMap((f) => ['--restore-flag', f]));
   args.push('--state-file', p.state, '--stop-file', p.stopped, ...restartMonitorArgs(c.options.restart), ...healthMonitorArgs(c.healthcheck, p.health));
   args.push('--', o.poc, 'cleanup', c.id);
   return args;
@@ -104,6 +109,7 @@ export async function startMonitor(c: ContainerRecord, opts: MonitorOptions): Pr
     c,
     {
       pocrun: b.pocrun, poc: b.poc, runtimeRoot: runtimeRoot(opts), overlay: opts.overlay, foreground: opts.foreground,
+      ...(opts.restore ? { restore: opts.restore } : {}),
       ...(c.options.tty ? { consoleSocket: consoleSocketPath(shortId(c.id), opts) } : {}),
       ...(rootless && c.options.network === 'slirp4netns' ? { slirp: { path: findProgram('slirp4netns', 'slirp4netns'), apiSocket: consoleSocketPath(`${shortId(c.id)}-slirp`, opts) } } : {}),
     },

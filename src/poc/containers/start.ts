@@ -17,6 +17,8 @@ import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord } fr
 export interface StartOptions extends RootOptions {
   /** Share poc's stdio: `poc run` without -d. */
   foreground?: boolean;
+  /** `poc start --checkpoint NAME`: restore the container from that checkpoint (checkpoint.ts). */
+  checkpoint?: string;
 }
 
 export const containerLock = (id: string) => `container-${id.slice(0, 32)}`;
@@ -75,10 +77,15 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         const { allocateContainerNetwork } = await import('../network/container.js'); // loaded for the bridge only
         await allocateContainerNetwork({ ...opts, containerId: c.id, hostname: c.hostname, publish: c.options.publish });
       }
+      let restore: { dir: string; flags: string[] } | undefined;
+      if (opts.checkpoint !== undefined) {
+        const { checkpointDir, networkCriuFlags } = await import('./checkpoint.js');
+        restore = { dir: checkpointDir(c, opts.checkpoint, opts, true), flags: ['--file-locks', ...networkCriuFlags(c)] };
+      }
       let started: StartedMonitor;
       try {
         const overlay = await prepareRootfs({ lower: imageRootfs(c.image, opts), upper: paths.upper, work: paths.work, target: paths.rootfs, rootless: c.options.rootless !== undefined });
-        started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false, overlay });
+        started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false, overlay, ...(restore ? { restore } : {}) });
       } catch (err) {
         await releaseRun(c, opts);
         throw err instanceof PocError ? err.wrap(`start container ${c.name}`) : err;

@@ -1,0 +1,119 @@
+/**
+ * pocrun checkpoint: criu dumps the running container into --image-path, with what criu cannot see alone
+ * written beside its images (descriptors.json, as runc's) and passed as options (plan.ts). Without
+ * --leave-running or --pre-dump the container is gone afterwards (criu killed its processes) and is deleted, as
+ * runc destroys it.
+ */
+import { existsSync, mkdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Spec } from '../../spec/generated/config.js';
+import { PocError, wrapError } from '../../errors.js';
+import { loadConfig } from '../../spec/validate.js';
+import type { RuntimeContext } from '../context.js';
+import { removeContainer } from '../delete.js';
+import { containerStatus } from '../status.js';
+import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
+import { criuFailure, findCriu } from './criu.js';
+
+export interface CheckpointOptions extends CriuCommonOptions {
+  id: string;
+  imagePath?: string;
+  workPath?: string;
+  parentPath?: string;
+  leaveRunning: boolean;
+  preDump: boolean;
+}
+
+/** The file runc writes beside criu's images: the init's fds 0-2 as /proc/<pid>/fd shows them. */
+export const DESCRIPTORS_FILE = 'descriptors.json';
+
+export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions): void {
+  checkCommonOptions(opts);
+  const criu = findCriu(ctx.criuPath);
+  const unlock = ctx.store.lock(opts.id);
+  try {
+    const record = ctx.store.read(opts.id);
+    const status = containerStatus(ctx.store, record, ctx.cgroups);
+    if (status !== 'running' && status !== 'paused') throw new PocError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
+    if (record.sharedMounts) {
+      throw new PocError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
+    }
+    const spec = bundleConfig(record.bundle, opts.id);
+    // runc's default: ./checkpoint; the work directory (logs, stats) is the image directory unless given.
+    const imagePath = resolve(opts.imagePath ?? 'checkpoint');
+    const workPath = resolve(opts.workPath ?? imagePath);
+    const made = [imagePath, workPath].filter((dir) => !existsSync(dir));
+    try {
+      for (const dir of made) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (!opts.preDump) writeFileSync(join(imagePath, DESCRIPTORS_FILE), JSON.stringify(initDescriptors(record.pid)), { mode: 0o600 });
+      const cgroups = ctx.cgroupsOf(record);
+      const dirs = record.cgroupDirs;
+      const args = dumpArgs(spec, {
+        ...opts,
+        pid: record.pid,
+        imagePath,
+        workPath,
+        freezeCgroup: cgroups.version === 2 ? dirs.unified : dirs.freezer,
+        externalNsInodes: nsInodes(externalNamespacePaths(spec)),
+      }, maskedFiles(spec, record.pid));
+      ctx.log('debug', `${criu} ${args.join(' ')}`);
+      const { spawnSync } = process.getBuiltinModule('node:child_process');
+      const r = spawnSync(criu, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      if (r.status !== 0) {
+        const logFile = join(workPath, opts.preDump ? 'pre-dump.log' : 'dump.log');
+        const err = criuFailure(criu, `checkpoint container "${opts.id}"`, { status: r.status, output: `${r.stdout}${r.stderr}` }, logFile, made.length === 0);
+        throw err;
+      }
+    } catch (err) {
+      // Directories this command made are removed again: a failed checkpoint leaves nothing (criu's log is
+      // quoted in the error; kept only in a directory the caller gave that existed before).
+      for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
+      throw err instanceof PocError ? err : wrapError(`checkpoint container "${opts.id}"`, err);
+    }
+    if (!opts.leaveRunning && !opts.preDump) removeContainer(ctx, record, { runPoststop: true });
+  } finally {
+    unlock();
+  }
+}
+
+/** The container's config.json from its bundle (the record keeps what later commands need, not the whole config). */
+function bundleConfig(bundle: string, id: string): Spec {
+  if (!existsSync(join(bundle, 'config.json'))) {
+    throw new PocError(`cannot checkpoint container "${id}": its bundle's config.json (${bundle}) is gone, and criu needs its mounts and namespaces`);
+  }
+  return loadConfig(bundle);
+}
+
+/** What the init's fds 0-2 point to ("pipe:[123]", "/dev/null", ...); a closed one is "". */
+function initDescriptors(pid: number): string[] {
+  return [0, 1, 2].map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+}
+
+/** The masked paths that are files (bound over with /dev/null) in the running container; directories get a tmpfs. */
+function maskedFiles(spec: Spec, pid: number): string[] {
+  return (spec.linux?.maskedPaths ?? []).filter((path) => {
+    try {
+      return !statSync(`/proc/${pid}/root${path}`).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
+
+function nsInodes(paths: Partial<Record<ExternalNs, string>>): Partial<Record<ExternalNs, number>> {
+  const out: Partial<Record<ExternalNs, number>> = {};
+  for (const [ns, path] of Object.entries(paths) as [ExternalNs, string][]) {
+    try {
+      out[ns] = statSync(path).ino;
+    } catch (err) {
+      throw wrapError(`config.json /linux/namespaces (${ns}): ${path}`, err);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,200 @@
+/**
+ * What criu is told, as a pure function of the container's config and the command's flags: the arguments of
+ * `criu dump|pre-dump` and `criu restore`. They are the criu command-line spellings of the options runc sets
+ * through criu's RPC (libcontainer's Checkpoint and Restore), so a checkpoint taken by one can be reasoned about
+ * like the other's. Unit-tested without root (test/unit/checkpoint-plan.test.ts).
+ */
+import type { Spec } from '../../spec/generated/config.js';
+import { PocError } from '../../errors.js';
+
+/** runc's checkpoint flags that go to criu as they are. */
+export interface CriuCommonOptions {
+  tcpEstablished: boolean;
+  extUnixSk: boolean;
+  shellJob: boolean;
+  fileLocks: boolean;
+  /** --manage-cgroups-mode: soft (criu's default), full, strict or ignore. */
+  manageCgroupsMode?: string;
+  /** --empty-ns network: the namespace is made, its contents (interfaces, addresses) are not restored. */
+  emptyNs: string[];
+  autoDedup: boolean;
+}
+
+export interface DumpOptions extends CriuCommonOptions {
+  pid: number;
+  imagePath: string;
+  workPath: string;
+  /** --parent-path: the pre-dump's images, relative to the image path (criu's --prev-images-dir). */
+  parentPath?: string;
+  leaveRunning: boolean;
+  preDump: boolean;
+  /** The freezer's directory (v1) or the cgroup's (v2): criu freezes the tree there instead of seizing it. */
+  freezeCgroup?: string;
+  /** Inode of each namespace the config joins by path, for the kinds criu takes as external (net, pid). */
+  externalNsInodes: Partial<Record<ExternalNs, number>>;
+}
+
+export interface RestoreOptions extends CriuCommonOptions {
+  imagePath: string;
+  workPath: string;
+  /** Where the rootfs is bind-mounted for criu (it needs a mount point whose parent is not over-mounted). */
+  root: string;
+  /** The cgroup every controller's tasks are restored under (criu's --cgroup-root), e.g. /pocrun/c1. */
+  cgroupRoot: string;
+  detach: boolean;
+  pidFile: string;
+  /** descriptors.json: what the init's fds 0-2 were at checkpoint ("pipe:[123]", "/dev/null", ...). */
+  descriptors: string[];
+  /** The fd criu inherits for each external namespace (see restoreFds). */
+  externalNsFds: Partial<Record<ExternalNs, number>>;
+  /** A shell command criu runs at each step (criu's --action-script), for the hooks (hooksScript). */
+  actionScript?: string;
+}
+
+/** The namespaces runc hands to criu as external when the config joins them by path. */
+export type ExternalNs = 'net' | 'pid';
+const EXTERNAL_NS: Record<ExternalNs, { type: string; key: string }> = {
+  net: { type: 'network', key: 'extRootNetNS' },
+  pid: { type: 'pid', key: 'extRootPidNS' },
+};
+
+export const MANAGE_CGROUPS_MODES = ['soft', 'full', 'strict', 'ignore'] as const;
+/** runc's --empty-ns takes the namespace's config name; criu's the kernel's. */
+const EMPTY_NS: Record<string, string> = { network: 'net' };
+
+/** The paths of the namespaces the config joins by path and criu must take as external. */
+export function externalNamespacePaths(spec: Spec): Partial<Record<ExternalNs, string>> {
+  const out: Partial<Record<ExternalNs, string>> = {};
+  for (const [ns, { type }] of Object.entries(EXTERNAL_NS) as [ExternalNs, { type: string }][]) {
+    const path = spec.linux?.namespaces?.find((n) => n.type === type)?.path;
+    if (path) out[ns] = path;
+  }
+  return out;
+}
+
+/** The bind mounts of the config: criu cannot see where their sources are, so they are external mounts. */
+function bindMounts(spec: Spec): { destination: string; source: string }[] {
+  return (spec.mounts ?? [])
+    .filter((m) => m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'))
+    .map((m) => ({ destination: m.destination, source: m.source ?? '' }));
+}
+
+/**
+ * Checks runc's flags before anything is made: a bad mode or namespace name is an error naming the flag.
+ */
+export function checkCommonOptions(o: CriuCommonOptions): void {
+  if (o.manageCgroupsMode !== undefined && !(MANAGE_CGROUPS_MODES as readonly string[]).includes(o.manageCgroupsMode)) {
+    throw new PocError(`--manage-cgroups-mode ${JSON.stringify(o.manageCgroupsMode)}: use ${MANAGE_CGROUPS_MODES.join(', ')}`);
+  }
+  for (const ns of o.emptyNs) {
+    if (!EMPTY_NS[ns]) throw new PocError(`--empty-ns ${JSON.stringify(ns)}: only "network" can be left empty`);
+  }
+}
+
+function commonArgs(o: CriuCommonOptions): string[] {
+  return [
+    ...(o.tcpEstablished ? ['--tcp-established'] : []),
+    ...(o.extUnixSk ? ['--ext-unix-sk'] : []),
+    ...(o.shellJob ? ['--shell-job'] : []),
+    ...(o.fileLocks ? ['--file-locks'] : []),
+    ...(o.autoDedup ? ['--auto-dedup'] : []),
+    ...o.emptyNs.flatMap((ns) => ['--empty-ns', EMPTY_NS[ns]!]),
+    // runc always asks criu to manage cgroups (ManageCgroups: true), in criu's default mode unless told.
+    o.manageCgroupsMode ? `--manage-cgroups=${o.manageCgroupsMode}` : '--manage-cgroups',
+  ];
+}
+
+/**
+ * `criu dump` (or `pre-dump`): the init's tree, frozen through its cgroup, with the config's bind mounts, the
+ * masked files (bound over with /dev/null), the device nodes and the joined namespaces marked external, as runc
+ * marks them. A pre-dump saves memory only: no mounts, no external resources.
+ */
+export function dumpArgs(spec: Spec, o: DumpOptions, maskedFiles: string[]): string[] {
+  const args = [
+    o.preDump ? 'pre-dump' : 'dump',
+    '--tree', String(o.pid),
+    '--images-dir', o.imagePath,
+    '--work-dir', o.workPath,
+    '--log-file', o.preDump ? 'pre-dump.log' : 'dump.log',
+    '-v4',
+    ...commonArgs(o),
+  ];
+  if (o.leaveRunning) args.push('--leave-running');
+  if (o.freezeCgroup) args.push('--freeze-cgroup', o.freezeCgroup);
+  // Dumps after a pre-dump take only the memory changed since (soft-dirty tracking).
+  if (o.parentPath) args.push('--prev-images-dir', o.parentPath, '--track-mem');
+  else if (o.preDump) args.push('--track-mem');
+  if (o.preDump) return args;
+  for (const m of bindMounts(spec)) args.push('--ext-mount-map', `${m.destination}:${m.destination}`);
+  for (const path of maskedFiles) args.push('--ext-mount-map', `${path}:/dev/null`);
+  for (const d of spec.linux?.devices ?? []) args.push('--ext-mount-map', `${d.path}:${d.path}`);
+  for (const [ns, inode] of Object.entries(o.externalNsInodes) as [ExternalNs, number][]) {
+    args.push('--external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`);
+  }
+  return args;
+}
+
+/**
+ * The fds criu is started with: 0-2 are pocrun's own stdio (the engine's pipes), handed on for the init's
+ * external pipes as runc hands them (descriptors.json); 3 is pocrun's go-ahead; the opened namespaces follow.
+ */
+export const FIRST_NS_FD = 4;
+
+/**
+ * `criu restore`: the tree under the rootfs, the bind mounts back onto their sources, /dev/null for the masked
+ * files, the init's stdio pipes from pocrun's own fds, the joined namespaces from opened fds, all the cgroups
+ * under the container's.
+ */
+export function restoreArgs(spec: Spec, o: RestoreOptions): string[] {
+  const args = [
+    'restore',
+    '--images-dir', o.imagePath,
+    '--work-dir', o.workPath,
+    '--log-file', 'restore.log',
+    '-v4',
+    '--root', o.root,
+    '--pidfile', o.pidFile,
+    // Device files of a container are those of the host; their numbers may change between hosts.
+    '--evasive-devices',
+    ...commonArgs(o),
+    '--cgroup-root', o.cgroupRoot,
+  ];
+  // Detached: the init is restored as criu's sibling, so it is not criu's child but pocrun's, and is adopted by
+  // the engine's subreaper (conmon, the shim) when pocrun exits, as runc's RstSibling. Else criu stays its
+  // parent and waits for it.
+  if (o.detach) args.push('--restore-detached', '--restore-sibling');
+  if (o.actionScript) args.push('--action-script', o.actionScript);
+  for (const m of bindMounts(spec)) args.push('--ext-mount-map', `${m.destination}:${m.source}`);
+  if (spec.linux?.maskedPaths?.length) args.push('--ext-mount-map', '/dev/null:/dev/null');
+  for (const d of spec.linux?.devices ?? []) args.push('--ext-mount-map', `${d.path}:${d.path}`);
+  o.descriptors.forEach((d, fd) => {
+    if (fd < 3 && d.includes('pipe:')) args.push('--inherit-fd', `fd[${fd}]:${d}`);
+  });
+  for (const [ns, fd] of Object.entries(o.externalNsFds) as [ExternalNs, number][]) {
+    args.push('--inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`);
+  }
+  return args;
+}
+
+/**
+ * The prestart and createRuntime hooks run where runc runs them at a restore: at criu's setup-namespaces step,
+ * when the namespaces exist and the tasks are not yet restored, with the init's pid. criu's command line has
+ * no notification but its action script (run as `sh -c SCRIPT`, with CRTOOLS_SCRIPT_ACTION and
+ * CRTOOLS_INIT_PID): this one ignores the other steps and runs `pocrun restore-hooks ID PID` at that one.
+ */
+export function hooksScript(pocrunTs: string, root: string, id: string): string {
+  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  return `[ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] || exit 0; exec ${q(pocrunTs)} --root ${q(root)} restore-hooks ${q(id)} "$CRTOOLS_INIT_PID"`;
+}
+
+/**
+ * criu's own words about why it failed: the log's error lines (criu writes `Error (file:line): text`), the last
+ * few of them, which name the cause far better than its exit status.
+ */
+export function criuLogErrors(log: string, max = 4): string[] {
+  const all = log.split('\n');
+  // criu's own error lines first; other complaints (its notices are not prefixed) only when it printed none.
+  let lines = all.filter((l) => /\bError \(/.test(l));
+  if (lines.length === 0) lines = all.filter((l) => /\berror\b|Can't|Unexpected/i.test(l) && !/\bWarn/.test(l));
+  return lines.slice(-max).map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, '').trim());
+}

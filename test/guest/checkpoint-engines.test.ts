@@ -1,0 +1,138 @@
+/**
+ * Checkpoint and restore through the engines that use pocrun (guest only, where criu works): podman's
+ * `container checkpoint` and `restore` with `--runtime pocrun` (through conmon, with systemd's cgroup manager, the
+ * guest's default), in place and exported to a tarball and imported under a new name; and poc's `checkpoint
+ * create`, `ls`, `rm` and `start --checkpoint`, on its bridge (the container keeps its address). One container
+ * each: a counter in memory written to a file every 0.2 s.
+ */
+import t from 'tap';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { busyboxRootfs, POCRUN } from '../helpers/runtime.js';
+
+const work = mkdtempSync('/tmp/pocrun-cr-engines-');
+const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; sleep 0.2; done';
+
+function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180_000, ...opts });
+  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+function must(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
+  const r = run(cmd, args, opts);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+async function until<T>(what: string, check: () => T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const v = check();
+      if (v !== undefined) return v;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// podman, private to the test: its store, its configuration, the image imported from the busybox rootfs.
+const P = { root: join(work, 'podman/root'), runroot: join(work, 'podman/runroot'), tmp: join(work, 'podman/tmp') };
+mkdirSync(P.tmp, { recursive: true });
+writeFileSync(join(work, 'containers.conf'), `[containers]
+default_ulimits = ["nofile=1024:1024"]
+log_driver = "k8s-file"
+[engine]
+events_logger = "file"
+lock_type = "file"
+pull_policy = "never"
+runtime_supports_json = ["crun", "runc", "pocrun"]
+`);
+writeFileSync(join(work, 'storage.conf'), `[storage]\ndriver = "overlay"\ngraphroot = "${P.root}"\nrunroot = "${P.runroot}"\n`);
+const podmanEnv = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(work, 'storage.conf') };
+const podman = (args: string[]) =>
+  run('podman', ['--root', P.root, '--runroot', P.runroot, '--tmpdir', P.tmp, '--runtime', POCRUN, '--events-backend', 'file', ...args], { env: podmanEnv });
+const podmanOk = (args: string[]) => {
+  const r = podman(args);
+  if (r.status !== 0) throw new Error(`podman ${args.join(' ')}: exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout.trim();
+};
+const IMAGE = 'localhost/busybox:checkpoint';
+
+/** The counter of a podman container, read through its merged rootfs. */
+const podmanCount = (name: string) => Number(podmanOk(['exec', name, 'cat', '/count']));
+
+t.teardown(() => {
+  podman(['rm', '-a', '-f', '-t', '0']);
+  podman(['rmi', '-a', '-f']);
+  spawnSync(join(import.meta.dirname, '../../dist/poc'), ['rm', '-f', 'cr'], { env: pocEnv, stdio: 'ignore' });
+  spawnSync(join(import.meta.dirname, '../../dist/poc'), ['prune'], { env: pocEnv, stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+});
+
+t.test('podman container checkpoint/restore --runtime pocrun: in place, and --export/--import under a new name', async (t) => {
+  t.equal(process.env.POC_GUEST, '1', 'runs in the guest');
+  const rootfs = join(work, 'rootfs');
+  busyboxRootfs(rootfs);
+  must('tar', ['-C', rootfs, '-cf', join(work, 'busybox.tar'), '.']);
+  podmanOk(['import', join(work, 'busybox.tar'), IMAGE]);
+  podmanOk(['run', '-d', '--name', 'ctr', '--network', 'none', IMAGE, 'sh', '-c', COUNTER]);
+  await until('the counter', () => (podmanCount('ctr') > 2 ? true : undefined));
+
+  const exported = join(work, 'ctr.tar.gz');
+  const before = podmanCount('ctr');
+  podmanOk(['container', 'checkpoint', '--export', exported, 'ctr']);
+  t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'ctr']), 'exited', 'checkpointed: the container stopped');
+  t.ok(existsSync(exported), 'exported to a tarball');
+
+  podmanOk(['container', 'restore', 'ctr']);
+  t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'ctr']), 'running', 'restored in place');
+  const inPlace = podmanCount('ctr');
+  t.ok(inPlace >= before, `the counter went on from ${before} (${inPlace}), not from 1`);
+
+  podmanOk(['container', 'restore', '--import', exported, '--name', 'ctr2']);
+  t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'ctr2']), 'running', 'imported under a new name, beside the original');
+  const imported = podmanCount('ctr2');
+  t.ok(imported >= before, `its counter went on from the checkpoint's ${before} (${imported})`);
+  t.match(podmanOk(['logs', 'ctr2']), '', 'logs work');
+  podmanOk(['rm', '-f', '-t', '0', 'ctr', 'ctr2']);
+});
+
+// poc, private to the test: POC_ROOT under the work directory, the busybox image built offline.
+const POC = join(import.meta.dirname, '../../dist/poc');
+const pocEnv: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: join(work, 'poc') };
+const poc = (args: string[]) => run(POC, args, { env: pocEnv });
+const pocOk = (args: string[]) => {
+  const r = poc(args);
+  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+};
+
+t.test('poc checkpoint create/ls/rm and start --checkpoint, on the bridge: the counter and the address are kept', async (t) => {
+  pocOk(['init', '--busybox']);
+  pocOk(['run', '-d', '--name', 'cr', 'busybox', 'sh', '-c', COUNTER]);
+  const count = () => Number(pocOk(['exec', 'cr', 'cat', '/count']));
+  const address = () => /inet (\d+\.\d+\.\d+\.\d+)/.exec(pocOk(['exec', 'cr', 'ip', '-4', 'addr', 'show', 'eth0']))?.[1];
+  await until('the counter', () => (count() > 2 ? true : undefined));
+  const ip = address();
+  t.ok(ip, `the container has an address on the bridge (${ip})`);
+
+  t.equal(pocOk(['checkpoint', 'create', '--leave-running', 'cr', 'one']), 'one\n');
+  t.match(pocOk(['ps']), /cr/, '--leave-running: still running');
+  const before = count();
+  pocOk(['checkpoint', 'create', 'cr', 'two']);
+  t.notMatch(pocOk(['ps']), / cr\b/, 'without --leave-running it stopped');
+  t.same(pocOk(['checkpoint', 'ls', 'cr']).trim().split('\n'), ['CHECKPOINT NAME', 'one', 'two']);
+  t.match(poc(['checkpoint', 'create', 'cr', 'three']).stderr, /not running/);
+
+  pocOk(['start', '--checkpoint', 'two', 'cr']);
+  const after = count();
+  t.ok(after >= before, `restored: the counter went on from ${before} (${after}), not from 1`);
+  t.equal(address(), ip, 'the same address on the bridge');
+  pocOk(['checkpoint', 'rm', 'cr', 'one']);
+  t.same(pocOk(['checkpoint', 'ls', 'cr']).trim().split('\n'), ['CHECKPOINT NAME', 'two']);
+  t.match(poc(['start', '--checkpoint', 'nope', 'cr']).stderr, /running|no checkpoint "nope"/);
+  pocOk(['rm', '-f', 'cr']);
+});
