@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { busyboxRootfs, POCRUN } from '../helpers/runtime.js';
 
 const work = mkdtempSync('/tmp/pocrun-cr-engines-');
-const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; sleep 0.2; done';
+const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; echo "tick $i"; sleep 0.2; done';
+/** The last "tick N" of a container's log: its stdout after a restore is the engine's new pipe. */
+const lastTick = (log: string) => Math.max(0, ...[...log.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
 
 function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180_000, ...opts });
@@ -96,7 +98,8 @@ t.test('podman container checkpoint/restore --runtime pocrun: in place, and --ex
   t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'ctr2']), 'running', 'imported under a new name, beside the original');
   const imported = podmanCount('ctr2');
   t.ok(imported >= before, `its counter went on from the checkpoint's ${before} (${imported})`);
-  t.match(podmanOk(['logs', 'ctr2']), '', 'logs work');
+  const ticked = await until('ticks in the log', () => (lastTick(podmanOk(['logs', 'ctr2'])) > before ? true : undefined));
+  t.ok(ticked, "its output after the restore reaches podman's log (criu handed conmon's new pipe over)");
   podmanOk(['rm', '-f', '-t', '0', 'ctr', 'ctr2']);
 });
 
@@ -131,6 +134,8 @@ t.test('poc checkpoint create/ls/rm and start --checkpoint, on the bridge: the c
   const after = count();
   t.ok(after >= before, `restored: the counter went on from ${before} (${after}), not from 1`);
   t.equal(address(), ip, 'the same address on the bridge');
+  await until('ticks in the log', () => (lastTick(pocOk(['logs', 'cr'])) > after ? true : undefined));
+  t.pass("its output after the restore reaches poc's log (the monitor's new pipe)");
   pocOk(['checkpoint', 'rm', 'cr', 'one']);
   t.same(pocOk(['checkpoint', 'ls', 'cr']).trim().split('\n'), ['CHECKPOINT NAME', 'two']);
   t.match(poc(['start', '--checkpoint', 'nope', 'cr']).stderr, /running|no checkpoint "nope"/);

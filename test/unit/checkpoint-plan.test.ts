@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkCommonOptions, criuLogErrors, dumpArgs, externalNamespacePaths, restoreArgs, type CriuCommonOptions } from '../../src/runtime/checkpoint/plan.js';
+import { checkCommonOptions, criuLogErrors, dumpArgs, externalNamespacePaths, hooksScript, restoreArgs, type CriuCommonOptions } from '../../src/runtime/checkpoint/plan.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const spec: Spec = {
@@ -93,4 +93,11 @@ t.test("criu's log: its error lines, last ones", async (t) => {
     '(00.030000) Error (criu/cr-restore.c:2500): Restoring FAILED.',
   ].join('\n');
   t.same(criuLogErrors(log), ["Error (criu/cr-restore.c:1234): Can't open core image", 'Error (criu/cr-restore.c:2500): Restoring FAILED.']);
+});
+
+t.test('the hooks script: runs restore-hooks at setup-namespaces only, names quoted', async (t) => {
+  const script = hooksScript('/opt/poc run/pocrun-ts', "/run/it's", 'c1');
+  t.match(script, /^#!\/bin\/sh\n/);
+  t.match(script, /\[ "\$CRTOOLS_SCRIPT_ACTION" = setup-namespaces \] \|\| exit 0\n/);
+  t.match(script, /exec '\/opt\/poc run\/pocrun-ts' --root '\/run\/it'\\''s' restore-hooks 'c1' "\$CRTOOLS_INIT_PID"\n$/);
 });

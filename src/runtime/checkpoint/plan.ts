@@ -47,7 +47,7 @@ export interface RestoreOptions extends CriuCommonOptions {
   descriptors: string[];
   /** The fd criu inherits for each external namespace (see restoreFds). */
   externalNsFds: Partial<Record<ExternalNs, number>>;
-  /** A shell command criu runs at each step (criu's --action-script), for the hooks (hooksScript). */
+  /** An executable criu runs at each step (criu's --action-script), for the hooks (hooksScript). */
   actionScript?: string;
 }
 
@@ -179,12 +179,13 @@ export function restoreArgs(spec: Spec, o: RestoreOptions): string[] {
 /**
  * The prestart and createRuntime hooks run where runc runs them at a restore: at criu's setup-namespaces step,
  * when the namespaces exist and the tasks are not yet restored, with the init's pid. criu's command line has
- * no notification but its action script (run as `sh -c SCRIPT`, with CRTOOLS_SCRIPT_ACTION and
- * CRTOOLS_INIT_PID): this one ignores the other steps and runs `pocrun restore-hooks ID PID` at that one.
+ * no notification but its action script (an executable it runs at every step, with CRTOOLS_SCRIPT_ACTION and
+ * CRTOOLS_INIT_PID in its environment): this shell script, written into the state directory, ignores the other
+ * steps and runs `pocrun restore-hooks ID PID` at that one.
  */
 export function hooksScript(pocrunTs: string, root: string, id: string): string {
   const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  return `[ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] || exit 0; exec ${q(pocrunTs)} --root ${q(root)} restore-hooks ${q(id)} "$CRTOOLS_INIT_PID"`;
+  return `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] || exit 0\nexec ${q(pocrunTs)} --root ${q(root)} restore-hooks ${q(id)} "$CRTOOLS_INIT_PID"\n`;
 }
 
 /**

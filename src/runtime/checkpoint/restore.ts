@@ -78,6 +78,8 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
   const workPath = resolve(opts.workPath ?? join(stateDir, 'criu.work'));
   const criuRoot = join(stateDir, 'criu-root');
   const criuPidFile = join(stateDir, 'restore.pid');
+  const hookScriptFile = join(stateDir, 'criu-hooks.sh');
+  const hasRestoreHooks = Boolean(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length);
   const nsFds: number[] = [];
   let proc: BunSubprocess | undefined;
   let initPid = 0;
@@ -92,6 +94,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       if (filter) runDeviceFilter(filter);
     }
     mkdirSync(workPath, { recursive: true, mode: 0o700 });
+    if (hasRestoreHooks) writeFileSync(hookScriptFile, hooksScript(process.execPath, ctx.root, id), { mode: 0o700 });
     mkdirSync(criuRoot, { mode: 0o755 });
     makeMountpoints(spec, rootfs);
     const externalNsFds: Partial<Record<ExternalNs, number>> = {};
@@ -113,7 +116,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       pidFile: criuPidFile,
       descriptors,
       externalNsFds,
-      ...(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length ? { actionScript: hooksScript(process.execPath, ctx.root, id) } : {}),
+      ...(hasRestoreHooks ? { actionScript: hookScriptFile } : {}),
     });
     ctx.log('debug', `${criu} ${args.join(' ')}`);
     proc = bunRuntime().spawn(['unshare', '--mount', '--propagation', 'slave', 'sh', '-c', LAUNCH, 'pocrun-criu', rootfs, criuRoot, criu, ...args], {
