@@ -6,7 +6,7 @@
  * setup-namespaces step): the container keeps its address, which stays reserved for it while it is stopped.
  * Elsewhere established TCP connections are kept (`--tcp-established`).
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../../errors.js';
 import type { RootOptions } from '../store.js';
@@ -38,10 +38,14 @@ export async function createCheckpoint(c: ContainerRecord, name: string, leaveRu
   if (containerStatus(c.id, opts).status !== 'running') throw new PocError(`container ${c.name} is not running`);
   if (c.options.tty) throw new PocError(`container ${c.name} has a terminal (-t): pocrun cannot restore one, so it is not checkpointed`);
   const dir = checkpointDir(c, name, opts, false);
+  // A checkpoint that stops the container is a stop: the restart policy must not start it again (as poc stop).
+  const stopped = containerPaths(c.id, opts).stopped;
+  if (!leaveRunning) writeFileSync(stopped, '');
   try {
     await pocrunOk(['checkpoint', '--image-path', dir, '--file-locks', ...networkCriuFlags(c), ...(leaveRunning ? ['--leave-running'] : []), c.id], opts);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    if (!leaveRunning) rmSync(stopped, { force: true });
     throw err instanceof PocError ? err.wrap(`checkpoint ${name} of container ${c.name}`) : err;
   }
   if (!leaveRunning) {
