@@ -296,7 +296,7 @@ t.test("the monitor's argv", async (t) => {
   const detachedIt = monitorArgs(it, { ...base, foreground: false, consoleSocket: '/s' }, { root: '/r' });
   t.notOk(detachedIt.includes('--stdin'), 'a detached container has no stdin to relay');
   const restored = monitorArgs(record, { ...base, foreground: false, restore: { dir: '/cp/one', flags: ['--file-locks', '--empty-ns', 'network'] } }, { root: '/r' });
-  t.same(restored.slice(restored.indexOf('--overlay') + 2, restored.indexOf('--')), [
+  t.same(restored.slice(restored.indexOf('--restore'), restored.indexOf('--restore') + 8), [
     '--restore', '/cp/one', '--restore-flag', '--file-locks', '--restore-flag', '--empty-ns', '--restore-flag', 'network',
   ], 'start --checkpoint: pocrun restore, with its flags');
 });
