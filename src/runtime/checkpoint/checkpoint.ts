@@ -13,7 +13,7 @@ import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
 import { containerStatus } from '../status.js';
 import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
-import { criuFailure, findCriu } from './criu.js';
+import { criuFailure, findCriu, needRoot } from './criu.js';
 
 export interface CheckpointOptions extends CriuCommonOptions {
   id: string;
@@ -28,6 +28,7 @@ export interface CheckpointOptions extends CriuCommonOptions {
 export const DESCRIPTORS_FILE = 'descriptors.json';
 
 export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions): void {
+  needRoot('checkpoint');
   checkCommonOptions(opts);
   const criu = findCriu(ctx.criuPath);
   const unlock = ctx.store.lock(opts.id);

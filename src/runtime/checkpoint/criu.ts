@@ -7,6 +7,11 @@ import { delimiter, join } from 'node:path';
 import { PocError } from '../../errors.js';
 import { criuLogErrors } from './plan.js';
 
+/** criu dumps and restores as root only: one clear error before anything else. */
+export function needRoot(what: string): void {
+  if (process.geteuid?.() !== 0) throw new PocError(`${what} needs root: criu cannot checkpoint or restore as an unprivileged user`);
+}
+
 /** The criu binary: --criu PATH (runc's global flag), else `criu` on $PATH. */
 export function findCriu(flag: string | undefined): string {
   const candidates = flag ? [flag] : (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter).map((d) => join(d, 'criu'));

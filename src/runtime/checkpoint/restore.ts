@@ -24,7 +24,7 @@ import { checkId } from '../id.js';
 import { bunRuntime, runDeviceFilter, type BunSubprocess } from '../init-helper.js';
 import { killQuietly, readProcStat, sleepMs } from '../proc.js';
 import { checkCommonOptions, externalNamespacePaths, FIRST_NS_FD, hooksScript, restoreArgs, type CriuCommonOptions, type ExternalNs } from './plan.js';
-import { criuFailure, findCriu } from './criu.js';
+import { criuFailure, findCriu, needRoot } from './criu.js';
 import { DESCRIPTORS_FILE } from './checkpoint.js';
 
 export interface RestoreCommandOptions extends CriuCommonOptions {
@@ -51,6 +51,7 @@ const LAUNCH = 'read -r go <&3 && exec 3<&- && [ "$go" = go ] && mount --rbind -
 
 /** Returns the exit status: 0 once restored with --detach; without it, criu's once the restored init is gone. */
 export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommandOptions): Promise<number> {
+  needRoot('restore');
   checkCommonOptions(opts);
   const id = checkId(opts.id);
   const bundle = resolve(opts.bundle);
