@@ -61,6 +61,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
       const status = containerStatus(c.id, opts);
       if (status.status === 'running' || status.status === 'restarting') {
         if (opts.foreground) throw new PocError(`container ${c.name} is already running`);
+        if (opts.checkpoint !== undefined) throw new PocError(`container ${c.name} is running: a checkpoint is restored into a stopped container`);
         return undefined;
       }
       if (status.status === 'exited') {
