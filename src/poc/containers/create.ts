@@ -61,12 +61,6 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
     const who = userIdentity();
     if (who.subuids.length === 0 || who.subgids.length === 0) options.rootless.singleId = true;
   }
-  // Volumes hold files owned by the image's ids, which a rootless user can neither copy with their owners nor
-  // remove outside poc's user namespace: not there yet for rootless poc (binds and tmpfs are).
-  const unsupported = options.rootless ? options.volumes.find((v) => volumeType(v) === 'volume') : undefined;
-  if (unsupported) {
-    throw new PocError(`volume ${unsupported.source || unsupported.destination}: named and anonymous volumes are not supported by rootless poc yet; bind a directory of yours (-v /home/you/dir:${unsupported.destination})`);
-  }
   for (const v of options.volumes) {
     if (volumeType(v) !== 'bind') continue;
     let st;
@@ -88,9 +82,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}): 
   const args = containerArgs(image.config, options);
   const healthcheck = effectiveHealthcheck(image.config.Healthcheck, options.healthcheck);
   // The image's VOLUMEs get anonymous volumes, and every anonymous volume its name now: the record keeps it.
-  // (Rootless: an image's VOLUME paths stay in the container's own layer, as before volumes; see above.)
-  const fromImage = options.rootless ? [] : imageVolumes(image.config.Volumes, options.volumes);
-  options.volumes = [...options.volumes, ...fromImage].map((v) =>
+  options.volumes = [...options.volumes, ...imageVolumes(image.config.Volumes, options.volumes)].map((v) =>
     v.anonymous && v.source === '' ? { ...v, source: anonymousVolumeName() } : v,
   );
   if (options.stopSignal === undefined && image.config.StopSignal) {

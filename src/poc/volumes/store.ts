@@ -13,7 +13,8 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { join } from 'node:path';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { runProgram } from '../spawn.js';
-import { pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { pocPaths, pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { inPocUserns, inUserns, removeTree, rootless, usernsEnv } from '../userns.js';
 import { listContainers, type ContainerRecord } from '../containers/store.js';
 import { checkVolumeName, volumeType, type Volume } from './spec.js';
 
@@ -108,7 +109,7 @@ export async function createVolume(name: string | undefined, o: { labels?: Recor
   return withLock(LOCK, () => ensureUnlocked(n, { anonymous: name === undefined, ...o }, opts).record, opts);
 }
 
-function removeUnlocked(name: string, opts: RootOptions, containers: ContainerRecord[]): void {
+async function removeUnlocked(name: string, opts: RootOptions, containers: ContainerRecord[]): Promise<void> {
   const users = volumeUsers(name, opts, containers);
   if (users.length > 0) {
     throw new PocError(`volume ${name} is in use by container ${users.map((c) => c.name).join(', ')}: remove the container first`);
@@ -116,15 +117,15 @@ function removeUnlocked(name: string, opts: RootOptions, containers: ContainerRe
   // Renamed away first, so that no half-removed volume is ever seen under its name.
   const gone = join(volumesDir(opts), `.rm-${randomHex(6)}`);
   renameSync(join(volumesDir(opts), name), gone);
-  rmSync(gone, { recursive: true, force: true });
+  await removeTree(gone, pocPaths(opts).run); // rootless: in the user namespace if it holds files of other ids
 }
 
 export async function removeVolume(name: string, opts: RootOptions = {}): Promise<void> {
   await withLock(
     LOCK,
-    () => {
+    async () => {
       getVolume(name, opts);
-      removeUnlocked(name, opts, listContainers(opts));
+      await removeUnlocked(name, opts, listContainers(opts));
     },
     opts,
   );
@@ -134,17 +135,17 @@ export async function removeVolume(name: string, opts: RootOptions = {}): Promis
 export async function pruneVolumes(all: boolean, opts: RootOptions = {}): Promise<string[]> {
   return withLock(
     LOCK,
-    () => {
+    async () => {
       const containers = listContainers(opts);
       const removed: string[] = [];
       for (const v of listVolumes(opts)) {
         if (!all && !v.Anonymous) continue;
         if (volumeUsers(v.Name, opts, containers).length > 0) continue;
-        removeUnlocked(v.Name, opts, containers);
+        await removeUnlocked(v.Name, opts, containers);
         removed.push(v.Name);
       }
       // Staging and removal leftovers of an interrupted poc.
-      for (const n of readdirSafe(volumesDir(opts))) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) rmSync(join(volumesDir(opts), n), { recursive: true, force: true });
+      for (const n of readdirSafe(volumesDir(opts))) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) await removeTree(join(volumesDir(opts), n), pocPaths(opts).run);
       return removed;
     },
     opts,
@@ -164,7 +165,7 @@ function readdirSafe(dir: string): string[] {
  * The image's content at the mount point, copied into a new (empty) volume, as docker does on first use: the
  * files with their owners, modes and extended attributes, and the directory's own owner and mode.
  */
-async function populate(data: string, imageRootfs: string, destination: string): Promise<void> {
+async function populate(data: string, imageRootfs: string, destination: string, opts: RootOptions): Promise<void> {
   const from = join(imageRootfs, destination);
   let st;
   try {
@@ -173,14 +174,21 @@ async function populate(data: string, imageRootfs: string, destination: string):
     return; // nothing there in the image
   }
   if (!st.isDirectory() || readdirSafe(data).length > 0) return; // only a new, empty volume is filled
-  try {
-    chownSync(data, st.uid, st.gid);
-    chmodSync(data, st.mode & 0o7777);
-  } catch (err) {
-    throw wrapError(`give the volume ${data} the owner and mode of the image's ${destination}`, err);
+  // Rootless: the image's files are owned by the user's subordinate ids, and only root of poc's user namespace
+  // can give the copies those owners (as the container sees them); there cp -a of "from/." also gives the
+  // volume's directory the owner and mode of the image's.
+  const viaUserns = rootless() && !inPocUserns();
+  if (!viaUserns) {
+    try {
+      chownSync(data, st.uid, st.gid);
+      chmodSync(data, st.mode & 0o7777);
+    } catch (err) {
+      throw wrapError(`give the volume ${data} the owner and mode of the image's ${destination}`, err);
+    }
+    if (readdirSafe(from).length === 0) return;
   }
-  if (readdirSafe(from).length === 0) return;
-  const r = await runProgram(['cp', '-a', '--', `${from}/.`, `${data}/`]);
+  const cp = ['cp', '-a', '--', `${from}/.`, `${data}/`];
+  const r = viaUserns ? await runProgram(inUserns(cp, { mount: false }), usernsEnv(process.env, pocPaths(opts).run)) : await runProgram(cp);
   if (r.code !== 0) throw new PocError(`copy the image's ${destination} into its volume: ${r.stderr.trim() || `cp exit status ${r.code}`}`);
 }
 
@@ -198,7 +206,7 @@ export async function prepareContainerVolumes(containerId: string, volumes: Volu
           if (volumeType(v) !== 'volume') continue;
           const r = ensureUnlocked(v.source, { anonymous: v.anonymous ?? false }, opts);
           if (r.made) made.push(v.source);
-          if (!v.noCopy) await populate(r.record.Mountpoint, imageRootfs, v.destination);
+          if (!v.noCopy) await populate(r.record.Mountpoint, imageRootfs, v.destination, opts);
         }
       },
       opts,
@@ -218,11 +226,11 @@ export async function releaseVolumes(names: string[], opts: RootOptions = {}, ig
   if (names.length === 0) return;
   await withLock(
     LOCK,
-    () => {
+    async () => {
       const containers = listContainers(opts).filter((c) => c.id !== ignoring);
       for (const n of names) {
         if (!existsSync(recordPath(n, opts)) || volumeUsers(n, opts, containers).length > 0) continue;
-        removeUnlocked(n, opts, containers);
+        await removeUnlocked(n, opts, containers);
       }
     },
     opts,
