@@ -3,7 +3,7 @@
  * ranges, and one without), its store in ~/.local/share/poc and its runtime directory in $XDG_RUNTIME_DIR/poc;
  * images unpacked in its user namespace, rootfs on overlayfs there (or fuse-overlayfs when asked) (root of the image is the user, uid 1000 the 1000th id of its range);
  * run, exec, logs, top, a published port on 127.0.0.1 and outbound traffic through slirp4netns (only to a server this
- * test runs on the host's loopback), stop and rm; what needs root refused with a clear error; and nothing left of
+ * test runs on the host's loopback), stop and rm; volumes (named, anonymous, filled from the image with its owners); what needs root refused with a clear error; and nothing left of
  * the user's: containers, runtime state, sockets, processes (slirp4netns, monitors), the user itself.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -166,6 +166,39 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   const rm = poc(user, ['rm', 'web']);
   t.equal(rm.status, 0, `rm: ${rm.stderr}`);
   t.same(entries(join(store(user), 'containers')), [], 'the container directory is gone');
+});
+
+t.test('volumes: a named one filled from the image with its owners, kept past rm; an anonymous one gone with rm -v', async (t) => {
+  const vols = join(store(user), 'volumes');
+  const cr = poc(user, ['volume', 'create', 'spare']);
+  t.equal(cr.status, 0, `volume create: ${cr.stderr}`);
+  const ins = JSON.parse(poc(user, ['volume', 'inspect', 'spare']).stdout) as Array<{ Mountpoint: string }>;
+  t.equal(ins[0]!.Mountpoint, join(vols, 'spare/_data'), "in the user's store");
+  // The image "owned" has /home/u of uid and gid 1000 and no shell: the host's static busybox is bound in.
+  const run = poc(user, [
+    'run', '--name', 'vol', '--network', 'none', '-v', 'data:/home/u', '-v', '/anon', '-v', '/usr/bin/busybox:/busybox:ro',
+    'owned', '/busybox', 'sh', '-c', '/busybox stat -c %u:%g /home/u /home/u/file; /busybox cat /home/u/file; echo kept > /home/u/new; echo a > /anon/a',
+  ]);
+  t.equal(run.status, 0, `run with volumes: ${run.stderr}`);
+  t.equal(run.stdout, '1000:1000\n1000:1000\nuser\n', "the volume holds the image's /home/u with its owners, as the container sees them");
+  const host = statSync(join(vols, 'data/_data/file'));
+  t.same([host.uid, host.gid], [user.subuid!.start + 999, user.subgid!.start + 999], 'on the host: range start + 999');
+  const ls = poc(user, ['volume', 'ls', '-q']).stdout.trim().split('\n').sort();
+  const anon = ls.filter((n) => /^[0-9a-f]{64}$/.test(n));
+  t.equal(anon.length, 1, `one anonymous volume: ${ls.join(' ')}`);
+  t.same(ls.filter((n) => !anon.includes(n)), ['data', 'spare'], 'and the named ones');
+
+  const rm = poc(user, ['rm', '-v', 'vol']);
+  t.equal(rm.status, 0, `rm -v: ${rm.stderr}`);
+  t.same(entries(vols).sort(), ['data', 'spare'], 'rm -v removed the anonymous volume (files of uid 0 only) and kept the named one');
+  const again = poc(user, ['run', '--rm', '--network', 'none', '-v', 'data:/d', 'busybox', 'sh', '-c', 'cat /d/new; stat -c %u /d/file']);
+  t.equal(again.stdout, 'kept\n1000\n', `the data survived rm: ${again.stderr}`);
+  const vrm = poc(user, ['volume', 'rm', 'data']);
+  t.equal(vrm.status, 0, `volume rm of a volume holding files of uid 1000: ${vrm.stderr}`);
+  const prune = poc(user, ['volume', 'prune', '-a']);
+  t.equal(prune.status, 0, `volume prune -a: ${prune.stderr}`);
+  t.same(entries(vols), [], 'no volume left');
+  t.same(entries(join(store(user), 'containers')), [], 'no container left');
 });
 
 t.test('what needs root is refused with one clear line, and leaves nothing', async (t) => {
