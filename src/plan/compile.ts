@@ -56,6 +56,8 @@ export interface CreatePlanOptions {
    * refused too, so devices are bound from the host's nodes, as runc does when userns.RunningInUserNS().
    */
   runtimeInUserNamespace?: boolean;
+  /** --rootless: cgroup v2 is bound into the container, not mounted (see cgroupMountSteps). */
+  runtimeRootless?: boolean;
 }
 
 export interface CreatePlan {
@@ -417,7 +419,10 @@ function cgroupMountSteps(target: string, flags: number, ref: string, opts: Crea
   const mountFlags = flags | MS.NOSUID | MS.NODEV | MS.NOEXEC;
   if (opts.cgroupVersion === 2) {
     const m = opts.cgroupMounts[0];
-    return cgroupNamespace || !m
+    // In a user namespace the runtime's cgroup2 mount is refused (EBUSY or EPERM, without a cgroup of the
+    // user's own at the namespace's root): runc falls back to binding the cgroup's directory, which a rootless
+    // pocrun does from the start.
+    return (cgroupNamespace && !opts.runtimeRootless) || !m
       ? [['mount', 'cgroup2', target, 'cgroup2', String(mountFlags), '', 'dir', ref]]
       : [['mount', m.hostPath, target, '', String(mountFlags | MS.BIND | MS.REC), '', 'dir', ref]];
   }

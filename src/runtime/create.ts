@@ -122,6 +122,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       hasKcore: existsSync('/proc/kcore'),
       rootfsIsHostRoot: record.sharedMounts?.root === '/',
       runtimeInUserNamespace: runningInUserNs(),
+      runtimeRootless: ctx.rootless,
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');
