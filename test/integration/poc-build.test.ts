@@ -306,8 +306,12 @@ t.test("--network bridge: a RUN step on poc's network, the address released afte
     join(netctx, 'Dockerfile'),
     'FROM busybox\nRUN ip -4 addr show eth0 | grep -q "inet 10\\." && GW=$(ip route | awk \'/default/ {print $3}\') && ping -c1 -W5 $GW >/dev/null && echo reached > /reached\n',
   );
+  // A container's rules live in its nftables chain ctr_<hash>: the step's must go with it.
+  const chains = () => (spawnSync('nft', ['list', 'table', 'ip', 'poc'], { encoding: 'utf8' }).stdout.match(/chain ctr_[0-9a-f]+/g) ?? []).sort();
+  const before = chains();
   const r = poc(['build', '--network', 'bridge', '-t', 'net', netctx]);
   t.equal(r.status, 0, r.stderr);
+  t.same(chains(), before, "no nftables chain of the step's left");
   t.notMatch(r.stderr, /warning/);
   t.equal(ok(t, ['run', '--rm', 'net', 'cat', '/reached']), 'reached\n', 'the step had an address and reached the gateway');
   const state = JSON.parse(readFileSync(join(root, 'network/state.json'), 'utf8')) as { containers?: Record<string, unknown> };

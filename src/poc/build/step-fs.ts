@@ -166,7 +166,8 @@ export async function runCommand(merged: string, scratch: string, c: RunCommand,
     });
     code = await p.exited;
   } finally {
-    if (bridge) await (await import('../network/index.js')).releaseContainerNetwork({ ...opts, containerId: id });
+    // As a removed container's: its nftables chain too (the veth went with the step's network namespace).
+    if (bridge) await (await import('../network/index.js')).teardownContainerNetwork({ ...opts, containerId: id, release: true });
   }
   if (code !== 0) {
     // pocrun run deletes its container as it exits; a pocrun that was killed may not have.
