@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDead, makeBundle, setup } from '../helpers/runtime.js';
+import { show, systemctl, unitsNamed } from '../helpers/systemd.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const MB = 1024 * 1024;
@@ -22,24 +23,7 @@ const { work, rt, residue } = setup();
 let n = 0;
 const newId = () => `sd1${process.pid}-${n++}`;
 
-function systemctl(...args: string[]): string {
-  return spawnSync('systemctl', ['--no-pager', ...args], { encoding: 'utf8' }).stdout;
-}
-
-function show(unit: string, ...props: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of systemctl('show', unit, ...props.flatMap((p) => ['-p', p])).split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return out;
-}
-
-const testUnits = () =>
-  systemctl('list-units', '--all', '--plain', '--no-legend')
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[0]!)
-    .filter((u) => u.startsWith(`${PREFIX}-`));
+const testUnits = () => unitsNamed(`${PREFIX}-`);
 
 function bundle(id: string, args: string[], change: (s: Spec) => void = () => {}) {
   return makeBundle(work, (s) => {

@@ -5,11 +5,12 @@
  * The last test prunes everything and checks that nothing of poc is left: containers, runtime state, mounts,
  * cgroups, veths, nftables rules, monitors.
  */
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
+import { POC, pocIn, type PocResult } from '../helpers/poc.js';
 import { buildBusyboxImage } from '../../src/poc/images/index.js';
 import { containerChain, vethName } from '../../src/poc/network/index.js';
 import { stateDirs } from '../helpers/runtime.js';
@@ -19,35 +20,14 @@ if (process.getuid?.() !== 0) {
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 // Short: console sockets live under it (a unix socket path holds 108 bytes).
 const work = mkdtempSync('/tmp/poc-it-');
 const root = join(work, 'root');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
+const { env, poc, ok } = pocIn(root);
 // Host ports of this run: the nftables table is the host's, and another run of this suite may be publishing too.
 const PORT = 20000 + (process.pid % 10000) * 4;
-delete env.POC_PROGRAM;
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
-  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 60_000, env, ...opts });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-
-/** Runs poc and insists on success; returns stdout. */
-function ok(args: string[], opts: SpawnSyncOptions = {}): string {
-  const r = poc(args, opts);
-  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function pocAsync(args: string[]): Promise<Result> {
+function pocAsync(args: string[]): Promise<PocResult> {
   return new Promise((resolve) => {
     const child = spawn(POC, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

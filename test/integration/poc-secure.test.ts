@@ -4,10 +4,11 @@
  * seccomp=unconfined lets it through; --privileged sees the host's devices and every capability poc holds; each
  * flag as seen from inside the container; bad values are one clear error and leave nothing behind.
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { pocIn } from '../helpers/poc.js';
 import { buildBusyboxImage } from '../../src/poc/images/index.js';
 import { stateDirs } from '../helpers/runtime.js';
 
@@ -16,29 +17,9 @@ if (process.getuid?.() !== 0) {
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-sec-');
 const root = join(work, 'root');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
-delete env.POC_PROGRAM;
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
-  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 60_000, env, ...opts });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-
-function ok(args: string[]): string {
-  const r = poc(args);
-  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
+const { poc, ok } = pocIn(root);
 
 /** A shell script in a fresh busybox container (--rm, no network) with these flags: its output. */
 const inside = (flags: string[], script: string) => ok(['run', '--rm', '--network', 'none', ...flags, 'busybox', 'sh', '-c', script]);

@@ -4,10 +4,11 @@
  * save archive: the busybox rootfs, a directory /srv/data owned by 1000:1000 with a file in it, a VOLUME there and
  * a HEALTHCHECK, as a Dockerfile would leave them in Config.
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { pocIn } from '../helpers/poc.js';
 import { buildBusyboxImage, imageRootfs } from '../../src/poc/images/index.js';
 
 if (process.getuid?.() !== 0) {
@@ -15,29 +16,9 @@ if (process.getuid?.() !== 0) {
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-vol-');
 const root = join(work, 'root');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
-delete env.POC_PROGRAM;
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
-  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 60_000, env, ...opts });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-
-function ok(args: string[]): string {
-  const r = poc(args);
-  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
+const { poc, ok } = pocIn(root);
 
 const inspect = (ref: string) => JSON.parse(ok(['inspect', ref]))[0];
 const volumes = () => ok(['volume', 'ls', '-q']).split('\n').filter(Boolean);
