@@ -1,40 +1,49 @@
 #!/bin/sh
-# Rootless quick start, as root: install what is missing and build (setup.sh), then, as an ordinary user (the one
-# named, or a user pocrun-demo made for it and removed afterwards), write a rootless config (pocrun spec --rootless)
-# and run a busybox container with pocrun.
-#   ./scripts/quickstart-rootless.sh [USER]
+# Rootless quick start, run as root: install what is missing and build (setup.sh), then, as an ordinary user, run
+# a busybox container with pocrun (pocrun spec --rootless, then pocrun run) and one with poc (as rootless podman).
+# The user is USER if named, else "pocdemo", made here (useradd gives it subuid and subgid ranges) and kept for
+# you to go on with (remove it with "userdel -r pocdemo").
+# usage: scripts/quickstart-rootless.sh [USER]
 set -eu
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "quickstart-rootless: run it as root (it installs packages and runs the demo as USER)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "$0: run it as root (it installs packages and may make the user)" >&2; exit 1; }
 ./scripts/setup.sh
-user=${1:-}
-made=
-if [ -z "$user" ]; then
-  user=pocrun-demo
-  if ! id "$user" >/dev/null 2>&1; then useradd -M -d /nonexistent -s /bin/sh -U "$user"; made=1; fi
+user=${1:-pocdemo}
+if ! id "$user" >/dev/null 2>&1; then
+  [ -z "${1:-}" ] || { echo "$0: no such user: $user" >&2; exit 1; }
+  echo "quickstart: making the user $user"
+  useradd -m -s /bin/sh "$user"
 fi
-id "$user" >/dev/null
-dir=$(mktemp -d /tmp/pocrun-quickstart-rootless.XXXXXX)
-cleanup() {
-  rm -rf "$dir"
-  [ -z "$made" ] || userdel -f "$user"
-}
-trap cleanup EXIT
-chmod 755 "$dir"
-# The binaries where the user can run them (this checkout may be in root's home): the front finds the TypeScript
-# program and the helper beside itself.
-mkdir "$dir/bin" && install -m 755 dist/pocrun dist/pocrun-ts dist/pocrun-init "$dir/bin/"
-mkdir -m 700 "$dir/run" "$dir/bundle"
-bundles/make-busybox-rootfs.sh "$dir/bundle/rootfs" >/dev/null
-chown -R "$user:" "$dir/run" "$dir/bundle"
+grep -q "^$user:" /etc/subuid 2>/dev/null || echo "quickstart: $user has no range in /etc/subuid: only root will exist in its containers"
 uid=$(id -u "$user")
-runtime_dir=/run/user/$uid
-[ -d "$runtime_dir" ] && [ "$(stat -c %u "$runtime_dir")" = "$uid" ] || runtime_dir=$dir/run
-echo "quickstart: as $user: pocrun spec --rootless; pocrun run (state under $runtime_dir/pocrun)"
-runuser -u "$user" -- env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME="$dir" USER="$user" XDG_RUNTIME_DIR="$runtime_dir" sh -c '
+home=$(getent passwd "$user" | cut -d: -f6)
+# A login session's runtime directory, as logind would make it.
+run=/run/user/$uid
+mkdir -p "$run" && chown "$user:" "$run" && chmod 700 "$run"
+# The binaries where the user can run them (a checkout under /root is not reachable by others): the front finds
+# the TypeScript program and the helpers beside itself.
+bin=$PWD/dist
+if ! runuser -u "$user" -- test -x "$bin/poc"; then
+  bin=/usr/local/lib/pocrun
+  mkdir -p "$bin" && cp -a dist/. "$bin/"
+  echo "quickstart: installed the binaries in $bin"
+fi
+as_user() { runuser -u "$user" -- env -i HOME="$home" USER="$user" XDG_RUNTIME_DIR="$run" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+bundle=$(mktemp -d /tmp/pocrun-quickstart-rootless.XXXXXX)
+trap 'rm -rf "$bundle"' EXIT
+chmod 755 "$bundle"
+bundles/make-busybox-rootfs.sh "$bundle/rootfs" >/dev/null
+chown -R "$user:" "$bundle"
+echo "quickstart: as $user: pocrun spec --rootless; pocrun run (state under $run/pocrun)"
+as_user sh -c '
   set -e
-  cd "$1/bundle"
-  "$1/bin/pocrun" spec --rootless
+  cd "$2"
+  "$1/pocrun" spec --rootless
   sed -i "s/\"terminal\": true/\"terminal\": false/; s/\"sh\"$/\"sh\", \"-c\", \"echo Hello from a rootless pocrun container: uid \$(id -u) inside, uid_map \$(cat \/proc\/self\/uid_map)\"/" config.json
-  "$1/bin/pocrun" run "quickstart-$$"
-' sh "$dir"
+  "$1/pocrun" run "quickstart-$$"
+' sh "$bin" "$bundle"
+
+echo "quickstart: poc run as $user (store $home/.local/share/poc, runtime directory $run/poc)"
+as_user "$bin/poc" run --rm busybox sh -c 'echo Hello from a rootless poc container: uid $(id -u) inside, $(cat /proc/self/uid_map | head -1 | tr -s " " | cut -d" " -f3) outside, address $(ip -4 -o addr show tap0 | tr -s " " | cut -d" " -f4)'
+echo "quickstart: as $user, with XDG_RUNTIME_DIR=$run: $bin/poc run -d -p 8080:80 busybox httpd -f -p 80"
