@@ -40,12 +40,21 @@ export function expandSlice(slice: string): string {
 }
 
 /**
+ * The cgroup of the systemd instance a scope is asked of: the system manager's is the hierarchy's root; an
+ * unprivileged user's own (`systemd --user`) is the one logind starts for it, user@UID.service in user-UID.slice,
+ * whose subtree is delegated to the user.
+ */
+export function managerCgroup(uid: number | undefined): string {
+  return uid === undefined ? '' : `/user.slice/user-${uid}.slice/user@${uid}.service`;
+}
+
+/**
  * The unit for a container: `linux.cgroupsPath` (`slice:prefix:name`; an empty slice is system.slice, or
  * user.slice for a rootless runtime) or, without one, runc's default under pocrun's name
- * (`system.slice:pocrun:<id>`).
+ * (`system.slice:pocrun:<id>`). Rootless (`userUid`), the slice is in the user's manager (managerCgroup).
  */
-export function systemdUnitFor(cgroupsPath: string | undefined, id: string, rootless = false): SystemdUnit {
-  const defaultSlice = rootless ? 'user.slice' : 'system.slice';
+export function systemdUnitFor(cgroupsPath: string | undefined, id: string, userUid?: number): SystemdUnit {
+  const defaultSlice = userUid === undefined ? 'system.slice' : 'user.slice';
   let [slice, prefix, name] = [defaultSlice, DEFAULT_SCOPE_PREFIX, id];
   if (cgroupsPath !== undefined && cgroupsPath !== '') {
     const parts = cgroupsPath.split(':');
@@ -62,7 +71,7 @@ export function systemdUnitFor(cgroupsPath: string | undefined, id: string, root
   if (name.endsWith('.slice')) throw new PocError(`${FIELD}: ${JSON.stringify(cgroupsPath)}: the name is a slice; pocrun makes a scope for a container (slice:prefix:name)`);
   const unit = prefix === '' ? `${name}.scope` : `${prefix}-${name}.scope`;
   const parent = expandSlice(slice);
-  return { slice, unit, cgroupPath: `${parent === '/' ? '' : parent}/${unit}` };
+  return { slice, unit, cgroupPath: `${managerCgroup(userUid)}${parent === '/' ? '' : parent}/${unit}` };
 }
 
 /**

@@ -80,6 +80,12 @@ static sd_bus *connect_systemd(bool *direct)
 		bus = NULL;
 	}
 	*direct = false;
+	/* An unprivileged caller asks its own manager (systemd --user) on the user's bus, as runc's rootless driver. */
+	if (geteuid() != 0) {
+		if ((r = sd_bus_open_user(&bus)) < 0)
+			die_bus("connect to the user's bus (systemd --user, $XDG_RUNTIME_DIR/bus)", NULL, r);
+		return bus;
+	}
 	if ((r = sd_bus_open_system(&bus)) < 0)
 		die_bus("connect to the system bus", NULL, r);
 	return bus;

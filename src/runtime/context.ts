@@ -1,5 +1,6 @@
 import { stderr } from '../cli/output.js';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 // Small modules (the D-Bus calls are pocrun-systemd's, a program run only for a container that uses systemd).
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
@@ -41,16 +42,20 @@ export class RuntimeContext {
    * systemd is not the init.
    */
   systemdCgroups(): SystemdCgroupDriver {
-    // runc's rootless systemd driver asks the user's own systemd (`systemd --user`, over the user bus) for a
-    // scope in its delegated subtree; pocrun-systemd speaks only to the system manager, which an unprivileged
-    // caller may not ask. Said plainly rather than left to a D-Bus "access denied".
-    if (this.rootless) {
-      throw new PocError('--systemd-cgroup: rootless, the scope would be the user\'s systemd instance\'s (systemd --user), which pocrun does not drive yet; without the flag a rootless container runs without a cgroup of its own (cgroupfs), or with podman use --cgroup-manager cgroupfs');
-    }
     if (!systemdRunning()) {
       throw new PocError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system, as sd_booted(3) checks); without the flag pocrun manages the cgroup itself (cgroupfs)');
     }
-    return new SystemdCgroupDriver(this.cgroups());
+    const driver = new SystemdCgroupDriver(this.cgroups());
+    if (this.rootless) {
+      // As runc's rootless driver: the scope is asked of the user's own systemd (`systemd --user`, on the user's
+      // bus), in the subtree logind delegates to it, which only cgroup v2 has.
+      if (driver.version !== 2) throw new PocError('--systemd-cgroup: rootless, a systemd scope needs cgroup v2 (the user\'s delegated subtree); on cgroup v1 run without the flag');
+      const runtimeDir = process.env.XDG_RUNTIME_DIR;
+      if (!process.env.DBUS_SESSION_BUS_ADDRESS && !(runtimeDir && existsSync(join(runtimeDir, 'bus')))) {
+        throw new PocError(`--systemd-cgroup: rootless, the user's systemd (systemd --user) is asked on its bus, and there is none (${runtimeDir ? `no ${join(runtimeDir, 'bus')}` : 'XDG_RUNTIME_DIR is not set'}): log in, or have root run "loginctl enable-linger ${process.env.USER ?? 'USER'}"`);
+      }
+    }
+    return driver;
   }
 
   /** The driver that made a container's cgroup, as its record says (engines pass --systemd-cgroup to create only). */

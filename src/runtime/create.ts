@@ -61,7 +61,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   // --systemd-cgroup: the cgroup is a systemd scope, named from linux.cgroupsPath (slice:prefix:name). Both
   // checks come before anything is made: without systemd, or with a malformed path, nothing is left behind.
   const systemd = ctx.systemdCgroup ? ctx.systemdCgroups() : undefined;
-  const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id) : undefined;
+  const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id, ctx.rootless ? euid() : undefined) : undefined;
   let cgroups: CgroupDriver = systemd ?? ctx.cgroups();
   let cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
   const record = newRecord(spec, { id, bundle, rootfs, cgroupPath, cgroupDirs: cgroups.dirs(cgroupPath), unit });
@@ -130,7 +130,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     if (systemd) {
       trace('systemd scope starting');
       // systemd is told the device rules too (DevicePolicy, DeviceAllow: its own program, beside pocrun's filter).
-      systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: helper.pid, resources: { ...resources, devices } });
+      // Rootless, none: the user's manager cannot attach a device program (as runc's rootless driver).
+      systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: helper.pid, resources: { ...resources, devices: ctx.rootless ? undefined : devices } });
       trace('systemd scope started');
     } else {
       cgroups.apply(cgroupPath, resources);

@@ -37,8 +37,9 @@ export function features(
       namespaces: Object.keys(NAMESPACE_NAMES).sort(),
       capabilities: [...CAPABILITIES],
       // What pocrun can drive, whatever the host (as the spec says); the annotations say what this host has.
-      // systemd: where --systemd-cgroup works (systemd is the init, pocrun-systemd is built); as root only.
-      cgroup: { v1: true, v2: true, systemd, systemdUser: false, rdma: true },
+      // systemd: where --systemd-cgroup works (systemd is the init, pocrun-systemd is built); systemdUser: where
+      // it works rootless too (the user's own systemd, in the subtree delegated to it, which only v2 has).
+      cgroup: { v1: true, v2: true, systemd, systemdUser: systemd && hostCgroups['io.github.pocrun.cgroup.version'] === '2', rdma: true },
       seccomp: seccomp ? { enabled: true, ...seccomp } : { enabled: false },
       // Profiles and process labels are applied where the host has the LSM (config.json names one the host lacks:
       // a clear error); SELinux mount labels are refused.

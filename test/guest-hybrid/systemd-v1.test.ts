@@ -53,6 +53,7 @@ t.test('the guest is a v1 host with systemd as its init', async (t) => {
   t.ok(existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes'), 'the memory controller is on cgroup v1');
   const features = JSON.parse(rt.ok(['features']));
   t.equal(features.linux.cgroup.systemd, true);
+  t.equal(features.linux.cgroup.systemdUser, false, 'not rootless: a user has no delegated subtree on v1');
   t.equal(features.annotations['io.github.pocrun.cgroup.version'], '1');
 });
 

@@ -43,7 +43,12 @@ t.test('slice:prefix:name gives the scope prefix-name.scope in the slice; the de
     ['-.slice:p:n', { slice: '-.slice', unit: 'p-n.scope', cgroupPath: '/p-n.scope' }],
   ];
   for (const [path, want] of cases) t.same(systemdUnitFor(path, 'c1'), want, String(path));
-  t.equal(systemdUnitFor(undefined, 'c1', true).slice, 'user.slice', 'rootless: user.slice');
+  t.same(
+    systemdUnitFor(undefined, 'c1', 1000),
+    { slice: 'user.slice', unit: 'pocrun-c1.scope', cgroupPath: '/user.slice/user-1000.slice/user@1000.service/user.slice/pocrun-c1.scope' },
+    "rootless: user.slice, in the user's own manager (user@UID.service)",
+  );
+  t.equal(systemdUnitFor(':libpod:c1', 'c1', 1000).cgroupPath, '/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-c1.scope', "rootless podman's path");
 });
 
 t.test('a cgroupsPath not of the form slice:prefix:name is an error naming the field', async (t) => {
