@@ -162,14 +162,19 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-static void rfc3339_now(char *out, size_t size)
+/* Now, as RFC 3339 in UTC with `digits` of the second's fraction: 9 (nanoseconds) for log lines and health
+ * results, as docker writes them; 3 for the state's StartedAt, as poc's TypeScript writes its own times. */
+static void rfc3339_now(char *out, size_t size, int digits)
 {
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
+	long fraction = ts.tv_nsec;
+	for (int i = digits; i < 9; i++)
+		fraction /= 10;
+	snprintf(out + n, size - n, ".%0*ldZ", digits, fraction);
 }
 
 /* One chunk of output as CRI log lines: complete lines are F, a trailing piece without newline is P. */
@@ -178,7 +183,7 @@ static void log_chunk(const char *stream, const char *buf, size_t len)
 	if (log_fd < 0)
 		return;
 	char stamp[64];
-	rfc3339_now(stamp, sizeof stamp);
+	rfc3339_now(stamp, sizeof stamp, 9);
 	static char line[65536 + 128];
 	size_t start = 0;
 	while (start < len) {
@@ -300,7 +305,7 @@ static void send_eof(int master)
 static void write_exit_file(int code)
 {
 	char stamp[64], tmp[4096], text[256];
-	rfc3339_now(stamp, sizeof stamp);
+	rfc3339_now(stamp, sizeof stamp, 9);
 	int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, stamp);
 	snprintf(tmp, sizeof tmp, "%s.tmp", O.exit_file);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -847,16 +852,6 @@ static void proc_start_time(pid_t pid, char *out, size_t size)
 	out[len] = 0;
 }
 
-static void rfc3339_ms(char *out, size_t size)
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 static char started_at[64];
 
 /* state.json, in the shape of poc's RunState: written at every start, and with restarting set while backing off. */
@@ -994,7 +989,7 @@ static void health_spawn(void)
 		argv[a++] = O.health_args[i];
 	argv[a] = NULL;
 	unlink(health_pid_file);
-	rfc3339_now(H.start, sizeof H.start);
+	rfc3339_now(H.start, sizeof H.start, 9);
 	H.len = 0;
 	H.buf[0] = 0;
 	H.timed_out = false;
@@ -1038,7 +1033,7 @@ static void health_done(int status)
 		H.nlog--;
 	}
 	strcpy(H.log[H.nlog].start, H.start);
-	rfc3339_now(H.log[H.nlog].end, sizeof H.log[H.nlog].end);
+	rfc3339_now(H.log[H.nlog].end, sizeof H.log[H.nlog].end, 9);
 	H.log[H.nlog].code = code;
 	if (H.timed_out)
 		snprintf(H.log[H.nlog].output, sizeof H.log[H.nlog].output, "Health check exceeded timeout (%ldms)", O.health_timeout);
@@ -1480,7 +1475,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		init_pid = launch(sigfd);
 		long long up_since = mono_ms();
-		rfc3339_ms(started_at, sizeof started_at);
+		rfc3339_now(started_at, sizeof started_at, 3);
 		write_state(init_pid, false);
 		if (!restarted) {
 			dprintf(O.sync_fd, "ok %d\n", (int)init_pid);
