@@ -405,19 +405,31 @@ enum outcome cmd_kill(const struct front *f, const char *id, const char *signal,
 	return out;
 }
 
-/* Removes the state directory when it holds only files. */
+/*
+ * Removes the state directory when it holds only files; false, with nothing removed, when it holds anything
+ * else (restore leaves criu's work directory there): the TypeScript program then removes it whole. state.json
+ * goes last, so that a failure part way still leaves a container that delete finds.
+ */
 static bool remove_dir(const char *path)
 {
 	DIR *d = opendir(path);
 	if (!d)
 		return errno == ENOENT;
 	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && unlinkat(dirfd(d), e->d_name, 0) != 0 &&
-		    errno != ENOENT)
-			break;
+	struct stat st;
+	bool plain = true;
+	while (plain && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			plain = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? !S_ISDIR(st.st_mode) : errno == ENOENT;
+	rewinddir(d);
+	while (plain && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strcmp(e->d_name, "state.json") != 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+			plain = false;
+	if (plain && unlinkat(dirfd(d), "state.json", 0) != 0 && errno != ENOENT)
+		plain = false;
 	closedir(d);
-	return rmdir(path) == 0 || errno == ENOENT;
+	return plain && (rmdir(path) == 0 || errno == ENOENT);
 }
 
 /* Removes the cgroup in each hierarchy; false when one is still busy (processes, or cgroups below it). */
