@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSy
 import { get } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { POC, pocIn, type PocResult } from '../helpers/poc.js';
+import { POC, pocIn } from '../helpers/poc.js';
 import { buildBusyboxImage } from '../../src/poc/images/index.js';
 import { containerChain, vethName } from '../../src/poc/network/index.js';
 import { stateDirs } from '../helpers/runtime.js';
@@ -23,20 +23,9 @@ if (process.getuid?.() !== 0) {
 // Short: console sockets live under it (a unix socket path holds 108 bytes).
 const work = mkdtempSync('/tmp/poc-it-');
 const root = join(work, 'root');
-const { env, poc, ok } = pocIn(root);
+const { env, poc, ok, pocAsync } = pocIn(root);
 // Host ports of this run: the nftables table is the host's, and another run of this suite may be publishing too.
 const PORT = 20000 + (process.pid % 10000) * 4;
-
-function pocAsync(args: string[]): Promise<PocResult> {
-  return new Promise((resolve) => {
-    const child = spawn(POC, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 function inspect(ref: string): any {
   return JSON.parse(ok(['inspect', ref]))[0];

@@ -10,11 +10,12 @@
  * host's links, rules and resolvers are never touched: poc's bridges, veths, tables and DNS servers are all in
  * the "host" namespace, and traffic goes only between these namespaces.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { pocIn } from '../helpers/poc.js';
 import { buildBusyboxImage } from '../../src/poc/images/index.js';
 
 if (process.getuid?.() !== 0) {
@@ -22,8 +23,6 @@ if (process.getuid?.() !== 0) {
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-un-');
 const root = join(work, 'root');
 const tag = `pocun-${randomBytes(3).toString('hex')}`;
@@ -31,26 +30,12 @@ const ns = { host: `${tag}-host`, uplink: `${tag}-up` };
 const hostNetns = `/run/netns/${ns.host}`;
 const resolvConf = join(work, 'resolv.conf');
 const upstreamPid = join(work, 'upstream.pid');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root, POC_RESOLV_CONF: resolvConf };
-delete env.POC_PROGRAM;
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** poc, run in the simulated host's network namespace. */
-function poc(...args: string[]): Result {
-  const r = spawnSync('nsenter', [`--net=${hostNetns}`, '--', POC, ...args], { encoding: 'utf8', timeout: 60_000, env });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-
-function ok(...args: string[]): string {
-  const r = poc(...args);
-  if (r.status !== 0) throw new Error(`poc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = pocIn(root, { POC_RESOLV_CONF: resolvConf }, ['nsenter', `--net=${hostNetns}`, '--']);
+const poc = (...args: string[]) => cli.poc(args);
+const ok = (...args: string[]) => cli.ok(args);
+const pocAsync = (...args: string[]) => cli.pocAsync(args);
 
 const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...(input !== undefined ? { input } : {}) });
 const inHost = (cmd: string, ...args: string[]) => sh('nsenter', [`--net=${hostNetns}`, '--', cmd, ...args]);
@@ -69,17 +54,6 @@ function lookup(container: string, name: string): string[] {
 /** Whether one ping from a container to an address is answered. */
 function pings(container: string, address: string): boolean {
   return poc('exec', container, 'ping', '-c', '1', '-W', '1', address).status === 0;
-}
-
-function pocAsync(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn('nsenter', [`--net=${hostNetns}`, '--', POC, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
 }
 
 function inspect(ref: string): any {
