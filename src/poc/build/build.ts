@@ -11,12 +11,9 @@ import { PocError, wrapError } from '../../errors.js';
 import { resolveUser } from '../containers/bundle.js';
 import { findImage } from '../containers/create.js';
 import { applyLayer } from '../images/layer.js';
-import { flatHistory, flattenLayers, imageLayers, layerDir, type LayerRef } from '../images/layers.js';
+import { commitLayeredImage, flatHistory, imageLayers, layerDir, layeredImageDigest, type LayerRef } from '../images/layers.js';
 import { openDecompressed } from '../images/import.js';
-import { ociConfigJson, sha256 } from '../images/oci.js';
 import {
-  commitImage,
-  createStaging,
   imageRootfs,
   listImages,
   ociArchitecture,
@@ -544,28 +541,21 @@ async function commitBuild(s: StageState, o: BuildOptions, pending: Map<string, 
   const history = s.history;
   const created = history.at(-1)?.created ?? new Date().toISOString();
   const architecture = s.base?.architecture ?? ociArchitecture();
-  const digest = sha256(ociConfigJson({ created, architecture, os: 'linux', config: s.config, layers, history }));
+  const digest = layeredImageDigest({ created, architecture, config: s.config, layers, history });
   let image = listImages(o).find((i) => i.digest === digest && i.source.kind === 'build');
   if (!image) {
-    const staging = createStaging(o);
-    try {
-      await flattenLayers(staging.rootfs, s.base ? imageRootfs(s.base, o) : null, s.layers.map((l) => layerDir(l.diffID, o)));
-      image = await commitImage(staging, {
-        ...o,
-        name: o.tags[0] ?? null,
-        untagOld: true,
-        source: { kind: 'build' },
-        config: s.config,
-        digest,
-        architecture,
-        layers,
-        history,
-        created,
-      });
-    } catch (err) {
-      staging.discard();
-      throw err;
-    }
+    image = await commitLayeredImage(o, {
+      name: o.tags[0] ?? null,
+      source: { kind: 'build' },
+      config: s.config,
+      base: s.base ?? null,
+      added: s.layers,
+      digest,
+      architecture,
+      layers,
+      history,
+      created,
+    });
   } else if (o.tags[0] !== undefined) {
     image = await tagImage(image, o.tags[0], o);
   }

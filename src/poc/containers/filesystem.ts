@@ -12,9 +12,8 @@ import { resolveInRoot } from '../build/build.js';
 import { copyTar } from '../build/context.js';
 import { mountOverlay, overlayMountOptions } from '../build/step-fs.js';
 import { applyLayer } from '../images/layer.js';
-import { flattenLayers, imageLayers, layerDir, layerScratch, storeLayer } from '../images/layers.js';
-import { ociConfigJson, sha256 } from '../images/oci.js';
-import { commitImage, createStaging, imageRootfs, resolveImage, type ImageConfig, type ImageRecord } from '../images/store.js';
+import { commitLayeredImage, imageLayers, layeredImageDigest, layerScratch, storeLayer } from '../images/layers.js';
+import { imageRootfs, resolveImage, type ImageConfig, type ImageRecord } from '../images/store.js';
 import { getXattr } from '../images/xattr.js';
 import { runProgram } from '../spawn.js';
 import type { RootOptions } from '../store.js';
@@ -135,26 +134,18 @@ export async function commitContainer(c: ContainerRecord, o: CommitContainerOpti
     ...(fresh.history ?? []),
     { created, created_by: `poc commit ${c.name}`, ...(o.comment ? { comment: o.comment } : {}), ...(layer ? {} : { empty_layer: true }) },
   ];
-  const digest = sha256(ociConfigJson({ created, architecture: base.architecture, os: 'linux', config: o.config, layers, history }));
-  const staging = createStaging(o);
-  try {
-    await flattenLayers(staging.rootfs, imageRootfs(base, o), layer ? [layerDir(layer.diffID, o)] : []);
-    return await commitImage(staging, {
-      ...o,
-      name: o.name,
-      untagOld: true,
-      source: { kind: 'commit' },
-      config: o.config,
-      digest,
-      architecture: base.architecture,
-      layers,
-      history,
-      created,
-    });
-  } catch (err) {
-    staging.discard();
-    throw err;
-  }
+  return commitLayeredImage(o, {
+    name: o.name,
+    source: { kind: 'commit' },
+    config: o.config,
+    base,
+    added: layer ? [layer] : [],
+    digest: layeredImageDigest({ created, architecture: base.architecture, config: o.config, layers, history }),
+    architecture: base.architecture,
+    layers,
+    history,
+    created,
+  });
 }
 
 /** The container's user-visible path inside `root`, its symbolic links resolved within it. */

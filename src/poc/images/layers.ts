@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { PocError, errnoCode, wrapError } from '../../errors.js';
 import { runProgram } from '../spawn.js';
 import { pidAlive, pocPaths, randomHex, withLock, type RootOptions } from '../store.js';
-import { imageRootfs, resolveImage, writeImageRecord, type HistoryEntry, type ImageRecord } from './store.js';
+import { ociConfigJson, sha256 } from './oci.js';
+import { commitImage, createStaging, imageRootfs, resolveImage, writeImageRecord, type CommitOptions, type HistoryEntry, type ImageRecord } from './store.js';
 import { TAR_END, entryHeader, tarPadding, type TarEntryType } from './tar.js';
 import { getXattr, readXattrs } from './xattr.js';
 
@@ -349,4 +350,29 @@ export function directorySize(dir: string): number {
   };
   walk(dir);
   return total;
+}
+
+/** The OCI config digest of a layered image: what identifies it (an unchanged rebuild finds its image by it). */
+export function layeredImageDigest(p: { created: string; architecture: string; config: CommitOptions['config']; layers: LayerRef[]; history: HistoryEntry[] }): string {
+  return sha256(ociConfigJson({ ...p, os: 'linux' }));
+}
+
+/**
+ * A layered image into the store, as `poc build` and `poc commit` make one: `base`'s files (or scratch) with
+ * `added` (stored layers, oldest first) flattened on top, under `name` (an older image of that name keeps its
+ * files and loses the name). A failure leaves nothing staged.
+ */
+export async function commitLayeredImage(
+  o: RootOptions,
+  p: Pick<CommitOptions, 'name' | 'source' | 'config'> & { base: ImageRecord | null; added: LayerRef[]; digest: string; architecture: string; layers: LayerRef[]; history: HistoryEntry[]; created: string },
+): Promise<ImageRecord> {
+  const staging = createStaging(o);
+  try {
+    await flattenLayers(staging.rootfs, p.base ? imageRootfs(p.base, o) : null, p.added.map((l) => layerDir(l.diffID, o)));
+    const { base: _base, added: _added, ...rest } = p;
+    return await commitImage(staging, { ...o, ...rest, untagOld: true });
+  } catch (err) {
+    staging.discard();
+    throw err;
+  }
 }
