@@ -10,12 +10,12 @@
  * publish `-p` on that namespace's 127.0.0.1, never the host's.
  */
 import t from 'tap';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import { chownTree, makeTestUser, userResidue } from '../test/helpers/rootless.js';
-import { IS_POCRUN, RUNTIME, commandExists, mountsUnder, must, sh, waitFor, type Result } from '../test/helpers/engines.js';
+import { IS_POCRUN, RUNTIME, commandExists, mountsUnder, must, sh, waitFor, writePodmanConfig, type Result } from '../test/helpers/engines.js';
 
 const IMAGE = 'localhost/busybox:rootless';
 const work = mkdtempSync(join(tmpdir(), 'pocrun-podman-rootless-'));
@@ -28,18 +28,12 @@ const cgroupManager = 'cgroupfs';
 
 const conf = join(work, 'conf');
 const store = user ? { root: join(user.home, 'storage'), runroot: join(user.runtimeDir, 'containers') } : { root: '', runroot: '' };
-const hardNofile = Number(sh('sh', ['-c', 'ulimit -Hn']).stdout.trim()) || 1024;
-const hardNproc = Number(sh('sh', ['-c', 'ulimit -Hu']).stdout.trim()) || 4096;
+let podmanEnv: Record<string, string> = {};
 
 /** podman as the user, in the test's network namespace. */
 function podman(args: string[], timeout = 90_000): Result {
-  const extraEnv = {
-    CONTAINERS_CONF: join(conf, 'containers.conf'),
-    CONTAINERS_STORAGE_CONF: join(conf, 'storage.conf'),
-    CONTAINERS_REGISTRIES_CONF: join(conf, 'registries.conf'),
-  };
   const flags = ['--runtime', RUNTIME, '--cgroup-manager', cgroupManager, '--events-backend', 'file'];
-  return sh('nsenter', [`--net=/run/netns/${netns}`, ...user!.prefix(extraEnv), 'podman', ...flags, ...args], { timeout });
+  return sh('nsenter', [`--net=/run/netns/${netns}`, ...user!.prefix(podmanEnv), 'podman', ...flags, ...args], { timeout });
 }
 
 function ok(args: string[]): string {
@@ -55,23 +49,7 @@ const pidOf = (name: string) => Number(inspect(name, '{{.State.Pid}}'));
 t.before(() => {
   if (!ready) return;
   mkdirSync(conf);
-  writeFileSync(join(conf, 'containers.conf'), `[containers]
-default_ulimits = ["nofile=${Math.min(hardNofile, 1024)}:${Math.min(hardNofile, 1024)}", "nproc=${Math.min(hardNproc, 4096)}:${Math.min(hardNproc, 4096)}"]
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "${cgroupManager}"
-events_logger = "file"
-lock_type = "file"
-pull_policy = "never"
-runtime_supports_json = ["crun", "runc", "pocrun"]
-`);
-  writeFileSync(join(conf, 'storage.conf'), `[storage]
-driver = "overlay"
-graphroot = "${store.root}"
-runroot = "${store.runroot}"
-`);
-  writeFileSync(join(conf, 'registries.conf'), 'unqualified-search-registries = []\n');
+  podmanEnv = writePodmanConfig(conf, { graphroot: store.root, runroot: store.runroot, cgroupManager });
   chmodSync(conf, 0o755);
   must('ip', ['netns', 'add', netns]);
   must('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);

@@ -13,13 +13,13 @@
  * containers.conf sets default_ulimits within the hard limits.
  */
 import t from 'tap';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, rmdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import {
   CGROUP_MANAGER, IS_POCRUN, RUNTIME, SYSTEMD, commandExists, hostCgroupDir, must, mountsUnder, processesMentioning, removeCgroupTree, sh,
-  stopSlice, unitsMentioning, waitFor, type Result,
+  stopSlice, unitsMentioning, waitFor, writePodmanConfig, type Result,
 } from '../test/helpers/engines.js';
 
 const IMAGE = 'localhost/busybox:conformance';
@@ -29,39 +29,10 @@ const netns = `pocrun-podman-${process.pid}`;
 const cgroupParent = SYSTEMD ? `pocrunconformance${process.pid}.slice` : `pocrun-conformance-${process.pid}`;
 const dirs = { root: join(work, 'root'), runroot: join(work, 'runroot'), tmp: join(work, 'tmp'), net: join(work, 'net') };
 
-const hardNofile = Number(sh('sh', ['-c', 'ulimit -Hn']).stdout.trim()) || 1024;
-const hardNproc = Number(sh('sh', ['-c', 'ulimit -Hu']).stdout.trim()) || 4096;
-const ulimit = (hard: number, want: number) => Math.min(hard, want);
-
 mkdirSync(dirs.net, { recursive: true });
-writeFileSync(join(work, 'containers.conf'), `[containers]
-default_ulimits = ["nofile=${ulimit(hardNofile, 1024)}:${ulimit(hardNofile, 1024)}", "nproc=${ulimit(hardNproc, 4096)}:${ulimit(hardNproc, 4096)}"]
-log_driver = "k8s-file"
-
-[network]
-network_backend = "netavark"
-network_config_dir = "${dirs.net}"
-
-[engine]
-cgroup_manager = "${CGROUP_MANAGER}"
-events_logger = "file"
-lock_type = "file"
-pull_policy = "never"
-# podman passes --log-format=json --log FILE to the runtimes named here, and shows the error they log.
-runtime_supports_json = ["crun", "runc", "pocrun"]
-`);
-writeFileSync(join(work, 'storage.conf'), `[storage]
-driver = "overlay"
-graphroot = "${dirs.root}"
-runroot = "${dirs.runroot}"
-`);
-writeFileSync(join(work, 'registries.conf'), 'unqualified-search-registries = []\n');
-
 const env = {
   ...process.env,
-  CONTAINERS_CONF: join(work, 'containers.conf'),
-  CONTAINERS_STORAGE_CONF: join(work, 'storage.conf'),
-  CONTAINERS_REGISTRIES_CONF: join(work, 'registries.conf'),
+  ...writePodmanConfig(work, { graphroot: dirs.root, runroot: dirs.runroot, cgroupManager: CGROUP_MANAGER, networkConfigDir: dirs.net }),
 };
 const globalFlags = [
   '--root', dirs.root, '--runroot', dirs.runroot, '--tmpdir', dirs.tmp, '--network-config-dir', dirs.net,

@@ -10,7 +10,7 @@
  * runtime with --systemd-cgroup and a `slice:prefix:name` cgroupsPath, in a slice of the test's own.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 
 export const top = join(import.meta.dirname, '../..');
@@ -150,4 +150,51 @@ export function processesMentioning(text: string): string[] {
     }
   }
   return out;
+}
+
+/** Where a podman of the test's own keeps its store, and how it manages cgroups. */
+export interface PodmanConfig {
+  graphroot: string;
+  runroot: string;
+  cgroupManager: string;
+  /** netavark's configuration directory, for a podman that makes networks (root). */
+  networkConfigDir?: string;
+}
+
+/**
+ * Writes podman's containers.conf, storage.conf and registries.conf into DIR, private to the test: no registry
+ * (images are imported, pull_policy never), file events and locks, k8s-file logs, default ulimits within the
+ * host's hard limits (CAP_SYS_RESOURCE may be missing), and the runtimes that log JSON. Returns the environment
+ * that points podman at them.
+ */
+export function writePodmanConfig(dir: string, c: PodmanConfig): Record<string, string> {
+  const hard = (flag: string, fallback: number) => Number(sh('sh', ['-c', `ulimit -H${flag}`]).stdout.trim()) || fallback;
+  const nofile = Math.min(hard('n', 1024), 1024);
+  const nproc = Math.min(hard('u', 4096), 4096);
+  const network = c.networkConfigDir
+    ? `\n[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "${c.networkConfigDir}"\n`
+    : '';
+  writeFileSync(join(dir, 'containers.conf'), `[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
+log_driver = "k8s-file"
+${network}
+[engine]
+cgroup_manager = "${c.cgroupManager}"
+events_logger = "file"
+lock_type = "file"
+pull_policy = "never"
+# podman passes --log-format=json --log FILE to the runtimes named here, and shows the error they log.
+runtime_supports_json = ["crun", "runc", "pocrun"]
+`);
+  writeFileSync(join(dir, 'storage.conf'), `[storage]
+driver = "overlay"
+graphroot = "${c.graphroot}"
+runroot = "${c.runroot}"
+`);
+  writeFileSync(join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
+  return {
+    CONTAINERS_CONF: join(dir, 'containers.conf'),
+    CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'),
+    CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf'),
+  };
 }
