@@ -1,29 +1,51 @@
 /**
- * The one error type shown to users. Its message says what failed and because of which input; context is
- * added with `wrap` as the error rises, so the final message reads like a path ("create c1: config.json
- * /mounts/2: ..."). src/cli/report.ts is the one place that prints it and chooses the exit code.
+ * The errors shown to users, one class per program that speaks: PocrunError for the runtime's layers (spec, plan,
+ * cgroups, runtime, pocrun's command line), PocError for poc's (src/poc/errors.ts), and their base UserError for
+ * the code both share (argument parsing, subids). Each message says what failed and because of which input;
+ * context is added with `wrap` as the error rises, so the final message reads like a path ("create c1: config.json
+ * /mounts/2: ..."), and the error keeps its class. src/cli/report.ts is the one place that prints any UserError
+ * and chooses the exit code; code that only asks "is this the user's problem?" tests `instanceof UserError`.
  */
-export class PocError extends Error {
+export class UserError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'PocError';
+    // Set by hand: the compiled binary's minifier renames classes.
+    this.name = 'UserError';
   }
 
-  wrap(context: string): PocError {
-    return new PocError(`${context}: ${this.message}`, this.exitCode, { cause: this });
+  wrap(context: string): UserError {
+    return new UserError(`${context}: ${this.message}`, this.exitCode, { cause: this });
   }
 }
 
-/** Adds context to any error: a PocError keeps its exit code, a system error becomes a PocError. */
-export function wrapError(context: string, err: unknown): PocError {
-  if (err instanceof PocError) return err.wrap(context);
-  return new PocError(`${context}: ${describeSystemError(err)}`, 1, { cause: err });
+/** An error of pocrun: its spec, plan, cgroups and runtime layers, and its command line. */
+export class PocrunError extends UserError {
+  constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
+    super(message, exitCode, options);
+    this.name = 'PocrunError';
+  }
+
+  override wrap(context: string): PocrunError {
+    return new PocrunError(`${context}: ${this.message}`, this.exitCode, { cause: this });
+  }
 }
 
+export type UserErrorClass = new (message: string, exitCode?: number, options?: { cause?: unknown }) => UserError;
+
+/** Adds context to any error: a UserError keeps its class and exit code, a system error becomes a `Kind`. */
+export function wrapErrorAs(Kind: UserErrorClass, context: string, err: unknown): UserError {
+  if (err instanceof UserError) return err.wrap(context);
+  return new Kind(`${context}: ${describeSystemError(err)}`, 1, { cause: err });
+}
+
+/** pocrun's wrapError: a system error becomes a PocrunError. */
+export function wrapError(context: string, err: unknown): UserError {
+  return wrapErrorAs(PocrunError, context, err);
+}
 /** "No such file or directory" rather than Node's "ENOENT: no such file or directory, open '/x'". */
 export function describeSystemError(err: unknown): string {
   if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {

@@ -6,7 +6,7 @@
  * the same way.
  */
 import { readFileSync } from 'node:fs';
-import { PocError, errnoCode } from './errors.js';
+import { UserError, errnoCode } from './errors.js';
 
 export interface SubidRange {
   /** The first host id of the range. */
@@ -86,7 +86,7 @@ export function readSubids(path: string, owner: SubidOwner): SubidRange[] {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return [];
-    throw new PocError(`read ${path}: ${(err as Error).message}`);
+    throw new UserError(`read ${path}: ${(err as Error).message}`);
   }
   return parseSubids(text, owner);
 }

@@ -2,12 +2,12 @@
  * Pure conversions from config.json values to what cgroup files take. Where cgroup v2 differs from v1, the
  * formulas are runc's (libcontainer/cgroups/utils.go), so that a config means the same under both runtimes.
  */
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { LinuxDeviceCgroup } from './resources.js';
 
 /** An integer as decimal text, never in exponent form (int64 values above 2^53 come from JSON as floats). */
 export function intText(n: number, field: string): string {
-  if (typeof n !== 'number' || !Number.isInteger(n)) throw new PocError(`${field}: ${String(n)} is not an integer`);
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw new PocrunError(`${field}: ${String(n)} is not an integer`);
   return Number.isSafeInteger(n) ? String(n) : BigInt(n).toString();
 }
 
@@ -51,8 +51,8 @@ export function memorySwapToV2(swap: number | undefined, limit: number | undefin
   if (m === -1 && s === 0) return -1;
   if (s === 0) return undefined;
   if (s < 0) return -1;
-  if (m === 0 || m < 0) throw new PocError('memory.swap: a swap limit needs a memory limit');
-  if (s < m) throw new PocError(`memory.swap: ${s} is below memory.limit ${m} (swap is memory+swap)`);
+  if (m === 0 || m < 0) throw new PocrunError('memory.swap: a swap limit needs a memory limit');
+  if (s < m) throw new PocrunError(`memory.swap: ${s} is below memory.limit ${m} (swap is memory+swap)`);
   return s - m;
 }
 
@@ -74,9 +74,9 @@ const DEVICE_TYPES = new Set(['a', 'c', 'b']);
 /** A v1 devices.allow/deny line: `c 1:3 rwm`, with `*` for unset numbers. */
 export function deviceRule(rule: LinuxDeviceCgroup, field = 'devices'): string {
   const type = rule.type ?? 'a';
-  if (!DEVICE_TYPES.has(type)) throw new PocError(`${field}: type ${JSON.stringify(type)} is not a, c or b`);
+  if (!DEVICE_TYPES.has(type)) throw new PocrunError(`${field}: type ${JSON.stringify(type)} is not a, c or b`);
   const access = rule.access ?? 'rwm';
-  if (!/^[rwm]{1,3}$/.test(access)) throw new PocError(`${field}: access ${JSON.stringify(access)} is not made of r, w and m`);
+  if (!/^[rwm]{1,3}$/.test(access)) throw new PocrunError(`${field}: access ${JSON.stringify(access)} is not made of r, w and m`);
   const num = (n: number | undefined, name: string) =>
     n === undefined || n === -1 ? '*' : intText(n, `${field}.${name}`);
   return `${type} ${num(rule.major, 'major')}:${num(rule.minor, 'minor')} ${access}`;
@@ -87,7 +87,7 @@ const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
 /** Checks an OCI `pageSize` ("2MB", "64KB", "1GB"): the same text names the cgroup files on v1 and v2. */
 export function checkPageSize(pageSize: string): string {
   if (!/^[1-9][0-9]*(B|KB|MB|GB|TB|PB)$/.test(pageSize)) {
-    throw new PocError(`hugepageLimits: pageSize ${JSON.stringify(pageSize)} is not <size><KB|MB|GB...>`);
+    throw new PocrunError(`hugepageLimits: pageSize ${JSON.stringify(pageSize)} is not <size><KB|MB|GB...>`);
   }
   return pageSize;
 }

@@ -29,7 +29,7 @@
  * Each rule costs one instruction per part it sets and one or two for its decision: fewer than runc's and
  * crun's layout, and the verifier's time follows their number (~0.3 ms for pocrun's default list).
  */
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { LinuxDeviceCgroup } from './resources.js';
 
 // include/uapi/linux/bpf.h
@@ -70,17 +70,17 @@ const ALL_ACCESS = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNO
 function checkRule(rule: LinuxDeviceCgroup, i: number): Rule {
   const field = `linux.resources.devices/${i}`;
   const typeName = rule.type ?? 'a';
-  if (!(typeName in TYPES)) throw new PocError(`${field}/type: ${JSON.stringify(typeName)} is not a, b or c`);
+  if (!(typeName in TYPES)) throw new PocrunError(`${field}/type: ${JSON.stringify(typeName)} is not a, b or c`);
   const accessText = rule.access ?? 'rwm';
   let access = 0;
   for (const ch of accessText) {
     const bit = ACCESS[ch];
-    if (bit === undefined) throw new PocError(`${field}/access: ${JSON.stringify(accessText)} is not made of r, w and m`);
+    if (bit === undefined) throw new PocrunError(`${field}/access: ${JSON.stringify(accessText)} is not made of r, w and m`);
     access |= bit;
   }
   const num = (n: number | undefined, name: string) => {
     if (n === undefined || n === -1) return undefined;
-    if (!Number.isInteger(n) || n < 0 || n > U32_MAX) throw new PocError(`${field}/${name}: ${n} is not -1 or a number from 0 to ${U32_MAX}`);
+    if (!Number.isInteger(n) || n < 0 || n > U32_MAX) throw new PocrunError(`${field}/${name}: ${n} is not -1 or a number from 0 to ${U32_MAX}`);
     return n;
   };
   return { allow: rule.allow, type: TYPES[typeName], major: num(rule.major, 'major'), minor: num(rule.minor, 'minor'), access };

@@ -4,7 +4,7 @@
  * name the cgroup, the file, the value and the errno. Synchronous on purpose: the runtime is a short-lived CLI.
  */
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, writeSync } from 'node:fs';
-import { PocError, describeSystemError, errnoCode } from '../errors.js';
+import { PocrunError, describeSystemError, errnoCode } from '../errors.js';
 
 const MORE_ERRNO_TEXT: Record<string, string> = {
   EOPNOTSUPP: 'Operation not supported',
@@ -27,7 +27,7 @@ export function errnoText(err: unknown): string {
   return text;
 }
 
-/** The errno code of a system error or of the system error a PocError wraps. */
+/** The errno code of a system error or of the system error a PocrunError wraps. */
 export function causeCode(err: unknown): string | undefined {
   return errnoCode(err) ?? (err instanceof Error ? errnoCode(err.cause) : undefined);
 }
@@ -60,8 +60,8 @@ export function writeCgroupFile(cgroup: string, dir: string, file: string, value
   }
 }
 
-export function writeError(cgroup: string, file: string, value: string, err: unknown, hint = ''): PocError {
-  return new PocError(`cgroup ${cgroup}: write ${file}=${shown(value)}: ${errnoText(err)}${hint}`, 1, { cause: err });
+export function writeError(cgroup: string, file: string, value: string, err: unknown, hint = ''): PocrunError {
+  return new PocrunError(`cgroup ${cgroup}: write ${file}=${shown(value)}: ${errnoText(err)}${hint}`, 1, { cause: err });
 }
 
 /** The file's text, or undefined when it does not exist. */
@@ -182,7 +182,7 @@ export function removeCgroupTree(cgroup: string, dir: string): void {
       }
       const left = [...readPidsRecursive(dir)];
       const why = left.length ? ` (processes still in it: ${left.join(', ')})` : '';
-      throw new PocError(`cgroup ${cgroup}: rmdir ${dir}: ${errnoText(err)}${why}`, 1, { cause: err });
+      throw new PocrunError(`cgroup ${cgroup}: rmdir ${dir}: ${errnoText(err)}${why}`, 1, { cause: err });
     }
   }
 }
@@ -193,7 +193,7 @@ export function signalPid(pid: number, signal: NodeJS.Signals | number): void {
   try {
     process.kill(pid, signal);
   } catch (err) {
-    if (errnoCode(err) !== 'ESRCH') throw new PocError(`kill ${pid}: ${errnoText(err)}`, 1, { cause: err });
+    if (errnoCode(err) !== 'ESRCH') throw new PocrunError(`kill ${pid}: ${errnoText(err)}`, 1, { cause: err });
   }
 }
 

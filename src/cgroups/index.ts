@@ -4,7 +4,7 @@
  * root (the mount point), as `resolveCgroupPath` returns them; the driver maps them onto its mounts.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
 import type { CgroupStats } from './stats.js';
 import { CgroupV1Driver } from './v1.js';
@@ -120,7 +120,7 @@ export function detectCgroups(fsRoot = '/sys/fs/cgroup', mountinfoFile = '/proc/
   if (existsSync(`${root}/cgroup.controllers`)) return new CgroupV2Driver(root);
   const mounts = v1MountsFrom(parseCgroupMounts(readFileSync(mountinfoFile, 'utf8')), root);
   if (Object.keys(mounts).length === 0) {
-    throw new PocError(`cgroups: neither a cgroup v2 hierarchy at ${root} nor cgroup v1 controllers are mounted`);
+    throw new PocrunError(`cgroups: neither a cgroup v2 hierarchy at ${root} nor cgroup v1 controllers are mounted`);
   }
   return new CgroupV1Driver(root, mounts);
 }

@@ -1,6 +1,6 @@
 import { realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, wrapError } from '../errors.js';
+import { PocrunError, wrapError } from '../errors.js';
 import { isDir } from './fs.js';
 import type { CgroupDriver } from './index.js';
 
@@ -26,21 +26,21 @@ export function subCgroupProcsFiles(driver: CgroupDriver, cgroupPath: string, sp
     const [controller, sub] = colon < 0 ? ['', spec] : [spec.slice(0, colon), spec.slice(colon + 1)];
     const parts = sub.split('/').filter((p) => p !== '' && p !== '.');
     if (sub.startsWith('/') || parts.length === 0 || parts.includes('..')) {
-      throw new PocError(`exec --cgroup ${JSON.stringify(spec)}: the sub-cgroup must be a path inside the container's cgroup`);
+      throw new PocrunError(`exec --cgroup ${JSON.stringify(spec)}: the sub-cgroup must be a path inside the container's cgroup`);
     }
-    if (controller && driver.version === 2) throw new PocError(`exec --cgroup ${JSON.stringify(spec)}: cgroup v2 has one hierarchy: give the path alone`);
+    if (controller && driver.version === 2) throw new PocrunError(`exec --cgroup ${JSON.stringify(spec)}: cgroup v2 has one hierarchy: give the path alone`);
     subs.set(controller, parts.join('/'));
   }
   const dirs = driver.dirs(cgroupPath);
   for (const controller of subs.keys()) {
-    if (controller && !(controller in dirs)) throw new PocError(`exec --cgroup ${controller}:${subs.get(controller)}: this host has no ${controller} controller mounted`);
+    if (controller && !(controller in dirs)) throw new PocrunError(`exec --cgroup ${controller}:${subs.get(controller)}: this host has no ${controller} controller mounted`);
   }
   // One file per hierarchy: controllers that share one (cpu and cpuacct) name the same directory.
   const files = new Map<string, string>();
   for (const [controller, dir] of Object.entries(dirs)) {
     const sub = subs.get(controller) ?? subs.get('');
     const target = sub === undefined ? dir : join(dir, sub);
-    if (sub !== undefined && !isDir(target)) throw new PocError(`exec --cgroup: the sub-cgroup ${target} does not exist`);
+    if (sub !== undefined && !isDir(target)) throw new PocrunError(`exec --cgroup: the sub-cgroup ${target} does not exist`);
     const hierarchy = realpathSync(dir);
     if (!files.has(hierarchy) || subs.has(controller)) files.set(hierarchy, join(target, 'cgroup.procs'));
   }

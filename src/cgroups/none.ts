@@ -5,7 +5,7 @@
  * /proc/PID/ns/pid is the init's. What needs a cgroup (pause, update, stats) is a clear error.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { signalPid } from './fs.js';
 import type { CgroupDriver, CgroupStats, DeviceFilter, FreezerState, LinuxResources } from './index.js';
 
@@ -31,7 +31,7 @@ export class NoCgroupDriver implements CgroupDriver {
     return undefined;
   }
   apply(_path: string, resources: LinuxResources): void {
-    if (Object.keys(resources).some((k) => k !== 'devices')) throw new PocError(`cannot set resources: ${WHY}`);
+    if (Object.keys(resources).some((k) => k !== 'devices')) throw new PocrunError(`cannot set resources: ${WHY}`);
   }
   deviceFilter(): DeviceFilter | undefined {
     return undefined;
@@ -51,14 +51,14 @@ export class NoCgroupDriver implements CgroupDriver {
   }
 
   freeze(): void {
-    throw new PocError(`no freezer: ${WHY}`);
+    throw new PocrunError(`no freezer: ${WHY}`);
   }
   thaw(): void {}
   state(): FreezerState {
     return 'thawed';
   }
   stats(): CgroupStats {
-    throw new PocError(`no statistics: ${WHY}`);
+    throw new PocrunError(`no statistics: ${WHY}`);
   }
   /** Signals every process of the pid namespace; without a freezer one may escape by forking, as with runc there. */
   killAll(_path: string, signal: NodeJS.Signals | number = 'SIGKILL'): void {

@@ -1,6 +1,6 @@
 /** Cgroup paths: `linux.cgroupsPath` resolved once at create time, and the checks every driver call makes. */
 import { readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /**
  * Checks a cgroup path given to a driver: absolute, no `..`, not the root cgroup. Returns it normalised
@@ -8,17 +8,17 @@ import { PocError } from '../errors.js';
  */
 export function checkCgroupPath(path: string): string {
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new PocError(`cgroup path ${JSON.stringify(path)}: not absolute`);
+    throw new PocrunError(`cgroup path ${JSON.stringify(path)}: not absolute`);
   }
   const parts = splitPath(path, path);
-  if (parts.length === 0) throw new PocError(`cgroup path ${JSON.stringify(path)}: the root cgroup cannot be a container's`);
+  if (parts.length === 0) throw new PocrunError(`cgroup path ${JSON.stringify(path)}: the root cgroup cannot be a container's`);
   return '/' + parts.join('/');
 }
 
 function splitPath(path: string, shown: string): string[] {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) {
-    throw new PocError(`cgroupsPath ${JSON.stringify(shown)}: ".." components are not allowed`);
+    throw new PocrunError(`cgroupsPath ${JSON.stringify(shown)}: ".." components are not allowed`);
   }
   return parts;
 }
@@ -35,13 +35,13 @@ export function resolveCgroupPath(
   ownCgroup: () => string = readOwnCgroup,
 ): string {
   if (cgroupsPath === undefined || cgroupsPath === '') {
-    if (!id || id.includes('/') || id === '.' || id === '..') throw new PocError(`container id ${JSON.stringify(id)}: not usable in a cgroup path`);
+    if (!id || id.includes('/') || id === '.' || id === '..') throw new PocrunError(`container id ${JSON.stringify(id)}: not usable in a cgroup path`);
     return `/pocrun/${id}`;
   }
   const parts = splitPath(cgroupsPath, cgroupsPath);
   const base = cgroupsPath.startsWith('/') ? [] : splitPath(ownCgroup(), cgroupsPath);
   if (parts.length === 0) {
-    throw new PocError(`cgroupsPath ${JSON.stringify(cgroupsPath)}: the root cgroup cannot be a container's`);
+    throw new PocrunError(`cgroupsPath ${JSON.stringify(cgroupsPath)}: the root cgroup cannot be a container's`);
   }
   return '/' + [...base, ...parts].join('/');
 }
@@ -64,6 +64,6 @@ export function readOwnCgroup(text: string = readFileSync('/proc/self/cgroup', '
     entries.find((e) => e.id === '0' && e.controllers === '') ??
     entries.find((e) => e.controllers.split(',').includes('name=systemd')) ??
     entries[0];
-  if (!pick) throw new PocError('/proc/self/cgroup: no cgroup found for the runtime');
+  if (!pick) throw new PocrunError('/proc/self/cgroup: no cgroup found for the runtime');
   return pick.path || '/';
 }

@@ -7,7 +7,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { encodeProperties, type UnitProperty } from './systemd-properties.js';
 
 /** systemd is the init (sd_booted(3): /run/systemd/system is a directory), so it has a manager to ask. */
@@ -22,7 +22,7 @@ export function systemdRunning(runDir = '/run/systemd/system'): boolean {
 /** Where pocrun-systemd lives: beside the pocrun binary, or where POCRUN_SYSTEMD says (tests, development). */
 export function busProgram(): string {
   const path = process.env.POCRUN_SYSTEMD ?? join(dirname(process.execPath), 'pocrun-systemd');
-  if (!existsSync(path)) throw new PocError(`${path} is missing: run "npm run build" (or set POCRUN_SYSTEMD)`);
+  if (!existsSync(path)) throw new PocrunError(`${path} is missing: run "npm run build" (or set POCRUN_SYSTEMD)`);
   return path;
 }
 
@@ -33,11 +33,11 @@ interface SpawnSyncResult {
 
 function runBus(args: string[]): void {
   const bun = (globalThis as { Bun?: { spawnSync(cmd: string[], opts: object): SpawnSyncResult } }).Bun;
-  if (!bun) throw new PocError('the systemd driver runs in the compiled binary (dist/pocrun)');
+  if (!bun) throw new PocrunError('the systemd driver runs in the compiled binary (dist/pocrun)');
   const res = bun.spawnSync([busProgram(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   if (res.exitCode === 0) return;
   const text = new TextDecoder().decode(res.stderr).trim() || `pocrun-systemd exited with status ${res.exitCode}`;
-  throw new PocError(text.split('\n').join('; '));
+  throw new PocrunError(text.split('\n').join('; '));
 }
 
 /** StartTransientUnit, then waits for its job (30 s at most, runc's bound): an error names the unit and systemd's reason. */
@@ -45,7 +45,7 @@ export function startUnit(unit: string, props: readonly UnitProperty[]): void {
   try {
     runBus(['start', unit, ...encodeProperties(props)]);
   } catch (err) {
-    throw (err as PocError).wrap(`systemd: start unit ${unit}`);
+    throw (err as PocrunError).wrap(`systemd: start unit ${unit}`);
   }
 }
 
@@ -55,7 +55,7 @@ export function setUnitProperties(unit: string, props: readonly UnitProperty[]):
   try {
     runBus(['set', unit, ...encodeProperties(props)]);
   } catch (err) {
-    throw (err as PocError).wrap(`systemd: set properties of unit ${unit}`);
+    throw (err as PocrunError).wrap(`systemd: set properties of unit ${unit}`);
   }
 }
 
@@ -64,6 +64,6 @@ export function stopUnit(unit: string): void {
   try {
     runBus(['stop', unit]);
   } catch (err) {
-    throw (err as PocError).wrap(`systemd: stop unit ${unit}`);
+    throw (err as PocrunError).wrap(`systemd: stop unit ${unit}`);
   }
 }

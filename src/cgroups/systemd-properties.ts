@@ -5,7 +5,7 @@
  * for, the cgroupfs driver then writes to the delegated cgroup's files, as runc's does after SetUnitProperties.
  * Pure: values in, properties out; systemd-bus.ts sends them.
  */
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { blkioWeightToIOWeight, cpuSharesToWeight, intText, memorySwapToV2, parseCpuList } from './convert.js';
 import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
 
@@ -49,7 +49,7 @@ const limit = (n: number, field: string) => (n < 0 ? UINT64_MAX : intText(n, fie
  * lowest bit of the first byte (runc's RangeToBits).
  */
 export function rangeToBits(list: string, field: string): string[] {
-  if (!/^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$/.test(list)) throw new PocError(`${field}: ${JSON.stringify(list)} is not a list such as "0-3,8"`);
+  if (!/^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$/.test(list)) throw new PocrunError(`${field}: ${JSON.stringify(list)} is not a list such as "0-3,8"`);
   const bytes: number[] = [];
   for (const n of parseCpuList(list)) {
     const i = Math.floor(n / 8);
@@ -141,7 +141,7 @@ export function resourceProperties(r: LinuxResources, version: 1 | 2): UnitPrope
     try {
       swap = memorySwapToV2(m.swap, m.limit);
     } catch (err) {
-      throw (err as PocError).wrap('/linux/resources');
+      throw (err as PocrunError).wrap('/linux/resources');
     }
     if (swap !== undefined) out.push(t('MemorySwapMax', limit(swap, '/linux/resources/memory/swap')));
   }
@@ -170,7 +170,7 @@ function unifiedProperties(unified: Record<string, string>): UnitProperty[] {
   const out: UnitProperty[] = [];
   const num = (key: string, v: string) => {
     if (v === 'max') return UINT64_MAX;
-    if (!/^\d+$/.test(v)) throw new PocError(`/linux/resources/unified/${key}: ${JSON.stringify(v)} is not a number or "max"`);
+    if (!/^\d+$/.test(v)) throw new PocrunError(`/linux/resources/unified/${key}: ${JSON.stringify(v)} is not a number or "max"`);
     return v;
   };
   const memory: Record<string, string> = {

@@ -4,7 +4,7 @@
  * `prefix-name.scope` placed in `slice`, and its cgroup is the slice's path (systemd's nesting of dashed names,
  * ExpandSlice) followed by the unit. Pure: no system call.
  */
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** runc's default without linux.cgroupsPath is `runc-<id>.scope` in system.slice; pocrun's, by its own name. */
 export const DEFAULT_SCOPE_PREFIX = 'pocrun';
@@ -25,7 +25,7 @@ const FIELD = 'config.json /linux/cgroupsPath';
  * Errors (an empty component, a slash, no `.slice` suffix) are those of runc's ExpandSlice.
  */
 export function expandSlice(slice: string): string {
-  const bad = () => new PocError(`${FIELD}: ${JSON.stringify(slice)} is not a slice name (NAME.slice, dash-separated parents, no "/" and no empty part)`);
+  const bad = () => new PocrunError(`${FIELD}: ${JSON.stringify(slice)} is not a slice name (NAME.slice, dash-separated parents, no "/" and no empty part)`);
   if (!slice.endsWith('.slice') || slice.length <= '.slice'.length || slice.includes('/')) throw bad();
   const name = slice.slice(0, -'.slice'.length);
   if (name === '-') return '/';
@@ -59,16 +59,16 @@ export function systemdUnitFor(cgroupsPath: string | undefined, id: string, user
   if (cgroupsPath !== undefined && cgroupsPath !== '') {
     const parts = cgroupsPath.split(':');
     if (parts.length !== 3) {
-      throw new PocError(
+      throw new PocrunError(
         `${FIELD}: ${JSON.stringify(cgroupsPath)} is not of the form "slice:prefix:name", which --systemd-cgroup needs (for example "system.slice:pocrun:${id}")`,
       );
     }
     [slice, prefix, name] = [parts[0] || defaultSlice, parts[1]!, parts[2]!];
   }
-  if (name === '') throw new PocError(`${FIELD}: ${JSON.stringify(cgroupsPath)} has an empty unit name (slice:prefix:name)`);
-  if (name.includes('/') || prefix.includes('/')) throw new PocError(`${FIELD}: ${JSON.stringify(cgroupsPath)}: a unit name cannot hold "/"`);
+  if (name === '') throw new PocrunError(`${FIELD}: ${JSON.stringify(cgroupsPath)} has an empty unit name (slice:prefix:name)`);
+  if (name.includes('/') || prefix.includes('/')) throw new PocrunError(`${FIELD}: ${JSON.stringify(cgroupsPath)}: a unit name cannot hold "/"`);
   // runc: a name ending in .slice would be a slice unit of its own; pocrun makes scopes only.
-  if (name.endsWith('.slice')) throw new PocError(`${FIELD}: ${JSON.stringify(cgroupsPath)}: the name is a slice; pocrun makes a scope for a container (slice:prefix:name)`);
+  if (name.endsWith('.slice')) throw new PocrunError(`${FIELD}: ${JSON.stringify(cgroupsPath)}: the name is a slice; pocrun makes a scope for a container (slice:prefix:name)`);
   const unit = prefix === '' ? `${name}.scope` : `${prefix}-${name}.scope`;
   const parent = expandSlice(slice);
   return { slice, unit, cgroupPath: `${managerCgroup(userUid)}${parent === '/' ? '' : parent}/${unit}` };
@@ -81,6 +81,6 @@ export function systemdUnitFor(cgroupsPath: string | undefined, id: string, user
 export function unitOfCgroupPath(cgroupPath: string): { unit: string; slice: string } {
   const parts = cgroupPath.split('/').filter(Boolean);
   const unit = parts.at(-1);
-  if (!unit?.endsWith('.scope')) throw new PocError(`cgroup ${cgroupPath}: not a systemd scope's cgroup`);
+  if (!unit?.endsWith('.scope')) throw new PocrunError(`cgroup ${cgroupPath}: not a systemd scope's cgroup`);
   return { unit, slice: parts.at(-2) ?? '-.slice' };
 }

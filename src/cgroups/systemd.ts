@@ -6,7 +6,7 @@
  * is delegated. On cgroup v1 (a hybrid host booted with systemd), systemd makes the scope in the controllers it
  * manages and the cgroupfs driver adds the others at the same path, as runc's legacy manager does.
  */
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { CgroupDriver, DeviceFilter, FreezerState } from './index.js';
 import { joinCgroupSync } from './join.js';
 import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
@@ -33,7 +33,7 @@ export class SystemdCgroupDriver implements CgroupDriver {
 
   /** A scope can only be made with a process in it: see startScope. */
   create(path: string): void {
-    throw new PocError(`cgroup ${path}: a systemd scope is made with its first process (startScope)`);
+    throw new PocrunError(`cgroup ${path}: a systemd scope is made with its first process (startScope)`);
   }
 
   /**

@@ -4,7 +4,7 @@
  * workarounds for inter-dependent files (memory/memsw, cfs period/quota/burst, rt period/runtime).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { UserError, PocrunError } from '../errors.js';
 import { checkPageSize, deviceRule, intText, parseCpuList } from './convert.js';
 import {
   RETRY_DELAYS_MS,
@@ -65,7 +65,7 @@ export class CgroupV1Driver implements CgroupDriver {
   private need(path: string, controller: string, what: string): string {
     const dir = this.dir(controller, path);
     if (dir === undefined) {
-      throw new PocError(`cgroup ${path}: ${what} needs the ${controller} controller, which is not mounted (cgroup v1)`);
+      throw new PocrunError(`cgroup ${path}: ${what} needs the ${controller} controller, which is not mounted (cgroup v1)`);
     }
     return dir;
   }
@@ -79,7 +79,7 @@ export class CgroupV1Driver implements CgroupDriver {
         try {
           created.push(...mkdirs(m + path, m));
         } catch (err) {
-          throw new PocError(`cgroup ${path}: mkdir in ${m}: ${errnoText(err)}`, 1, { cause: err });
+          throw new PocrunError(`cgroup ${path}: mkdir in ${m}: ${errnoText(err)}`, 1, { cause: err });
         }
       }
       if (this.mounts.cpuset) this.fillCpuset(path);
@@ -122,7 +122,7 @@ export class CgroupV1Driver implements CgroupDriver {
   /** Fails before any write when a resource cannot be applied on this host. */
   private check(path: string, r: LinuxResources): void {
     if (r.unified && Object.keys(r.unified).length > 0) {
-      throw new PocError(`cgroup ${path}: unified resources need cgroup v2 (this host uses cgroup v1)`);
+      throw new PocrunError(`cgroup ${path}: unified resources need cgroup v2 (this host uses cgroup v1)`);
     }
     const m = r.memory;
     if (m) {
@@ -233,7 +233,7 @@ export class CgroupV1Driver implements CgroupDriver {
     const setSwap = () => {
       if (swap === 0) return;
       if (readCgroupFile(dir, 'memory.memsw.limit_in_bytes') === undefined) {
-        throw new PocError(`cgroup ${path}: memory.swap: the kernel has no swap accounting (memory.memsw.limit_in_bytes is missing)`);
+        throw new PocrunError(`cgroup ${path}: memory.swap: the kernel has no swap accounting (memory.memsw.limit_in_bytes is missing)`);
       }
       writeLimit('memory.memsw.limit_in_bytes', 'memory.memsw.usage_in_bytes', swap, 'memory.swap');
     };
@@ -250,7 +250,7 @@ export class CgroupV1Driver implements CgroupDriver {
     if (m.kernelTCP) write('memory.kmem.tcp.limit_in_bytes', intText(m.kernelTCP, 'memory.kernelTCP'));
     if (m.swappiness !== undefined && m.swappiness !== -1) {
       if (m.swappiness < 0 || m.swappiness > 100) {
-        throw new PocError(`cgroup ${path}: memory.swappiness ${m.swappiness} is not in 0..100`);
+        throw new PocrunError(`cgroup ${path}: memory.swappiness ${m.swappiness} is not in 0..100`);
       }
       write('memory.swappiness', intText(m.swappiness, 'memory.swappiness'));
     }
@@ -290,8 +290,8 @@ export class CgroupV1Driver implements CgroupDriver {
     if (c.shares) {
       write('cpu.shares', intText(c.shares, 'cpu.shares'));
       const got = readNumber(dir, 'cpu.shares');
-      if (c.shares > got) throw new PocError(`cgroup ${path}: cpu.shares ${c.shares}: the maximum allowed is ${got}`);
-      if (c.shares < got) throw new PocError(`cgroup ${path}: cpu.shares ${c.shares}: the minimum allowed is ${got}`);
+      if (c.shares > got) throw new PocrunError(`cgroup ${path}: cpu.shares ${c.shares}: the maximum allowed is ${got}`);
+      if (c.shares < got) throw new PocrunError(`cgroup ${path}: cpu.shares ${c.shares}: the minimum allowed is ${got}`);
     }
 
     // CFS: a period or burst the kernel rejects against the old quota is retried after the quota is written.
@@ -301,7 +301,7 @@ export class CgroupV1Driver implements CgroupDriver {
     let burstPending = false;
     if (period !== 0) periodPending = !tryWrite('cpu.cfs_period_us', intText(period, 'cpu.period'), quota !== 0);
     if (c.burst !== undefined) {
-      if (quota > 0 && c.burst > quota) throw new PocError(`cgroup ${path}: cpu.burst ${c.burst} is larger than cpu.quota ${quota}`);
+      if (quota > 0 && c.burst > quota) throw new PocrunError(`cgroup ${path}: cpu.burst ${c.burst} is larger than cpu.quota ${quota}`);
       burstPending = !tryWrite('cpu.cfs_burst_us', intText(c.burst, 'cpu.burst'), quota !== 0);
     }
     if (quota !== 0) {
@@ -369,10 +369,10 @@ export class CgroupV1Driver implements CgroupDriver {
       if (i % 25 === 24) sleepMs(1);
       const state = (readCgroupFile(dir, 'freezer.state') ?? '').trim();
       if (state === 'FROZEN') return;
-      if (state !== 'FREEZING') throw new PocError(`cgroup ${path}: freezer.state is ${JSON.stringify(state)} after writing FROZEN`);
+      if (state !== 'FREEZING') throw new PocrunError(`cgroup ${path}: freezer.state is ${JSON.stringify(state)} after writing FROZEN`);
     }
     write('THAWED');
-    throw new PocError(`cgroup ${path}: could not freeze (processes stayed in FREEZING); thawed again`);
+    throw new PocrunError(`cgroup ${path}: could not freeze (processes stayed in FREEZING); thawed again`);
   }
 
   /** Nothing to do (no error) when there is no freezer or no such cgroup in it: nothing can be frozen. */
@@ -498,16 +498,16 @@ export class CgroupV1Driver implements CgroupDriver {
 
   destroy(path: string): void {
     path = checkCgroupPath(path);
-    const errors: PocError[] = [];
+    const errors: PocrunError[] = [];
     for (const m of this.hierarchies()) {
       try {
         removeCgroupTree(path, m + path);
       } catch (err) {
-        errors.push(err instanceof PocError ? err : new PocError(`cgroup ${path}: ${errnoText(err)}`, 1, { cause: err }));
+        errors.push(err instanceof UserError ? err : new PocrunError(`cgroup ${path}: ${errnoText(err)}`, 1, { cause: err }));
       }
     }
     if (errors.length === 1) throw errors[0]!;
-    if (errors.length > 1) throw new PocError(errors.map((e) => e.message).join('; '), 1, { cause: errors[0] });
+    if (errors.length > 1) throw new PocrunError(errors.map((e) => e.message).join('; '), 1, { cause: errors[0] });
   }
 
   exists(path: string): boolean {

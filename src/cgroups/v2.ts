@@ -4,7 +4,7 @@
  * written). v1-style values are converted with runc's formulas (see convert.ts).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import {
   blkioWeightToIOWeight,
   checkPageSize,
@@ -75,11 +75,11 @@ export class CgroupV2Driver implements CgroupDriver {
       writeCgroupFile(path, dir, file, value);
     } catch (err) {
       // The kernel's word on a value (EINVAL, ERANGE, EBUSY...) names the config field it came from.
-      if (field && causeCode(err) !== 'ENOENT') throw (err as PocError).wrap(field);
+      if (field && causeCode(err) !== 'ENOENT') throw (err as PocrunError).wrap(field);
       if (causeCode(err) !== 'ENOENT' || !isDir(dir)) throw err;
       const controller = file.split('.')[0]!;
       const available = words(readCgroupFile(dir, 'cgroup.controllers'));
-      if (controller === 'cgroup' || available.includes(controller)) throw field ? (err as PocError).wrap(field) : err;
+      if (controller === 'cgroup' || available.includes(controller)) throw field ? (err as PocrunError).wrap(field) : err;
       const missing = writeError(
         path,
         file,
@@ -103,7 +103,7 @@ export class CgroupV2Driver implements CgroupDriver {
         try {
           created.push(...mkdirs(next, cur));
         } catch (err) {
-          throw new PocError(`cgroup ${path}: mkdir ${next}: ${errnoText(err)}`, 1, { cause: err });
+          throw new PocrunError(`cgroup ${path}: mkdir ${next}: ${errnoText(err)}`, 1, { cause: err });
         }
         cur = next;
       }
@@ -146,18 +146,18 @@ export class CgroupV2Driver implements CgroupDriver {
   /** Fails before any write on what cgroup v2 cannot do. */
   private check(path: string, r: LinuxResources, where: string): void {
     const fail = (what: string) => {
-      throw new PocError(`cgroup ${path}: ${what}`);
+      throw new PocrunError(`cgroup ${path}: ${what}`);
     };
     /** A field that cgroup v2 cannot honour: named by its JSON pointer. */
     const refuse = (pointer: string, why: string) => {
-      throw new PocError(`${where} ${RESOURCES}${pointer}: ${why} (cgroup ${path})`);
+      throw new PocrunError(`${where} ${RESOURCES}${pointer}: ${why} (cgroup ${path})`);
     };
     const m = r.memory;
     if (m) {
       try {
         memorySwapToV2(m.swap, m.limit);
       } catch (err) {
-        throw (err as PocError).wrap(`${where} ${RESOURCES}/memory/swap`);
+        throw (err as PocrunError).wrap(`${where} ${RESOURCES}/memory/swap`);
       }
       if (m.disableOOMKiller) refuse('/memory/disableOOMKiller', 'cgroup v2 has no way to disable the OOM killer');
       if (m.swappiness !== undefined && m.swappiness !== -1) refuse('/memory/swappiness', 'cgroup v2 has no per-cgroup swappiness');
@@ -199,7 +199,7 @@ export class CgroupV2Driver implements CgroupDriver {
       if (m.checkBeforeUpdate && m.limit !== undefined && m.limit > 0) {
         const usage = readNumber(dir, 'memory.current');
         if (m.limit < usage) {
-          throw new PocError(`${where} ${RESOURCES}/memory/limit: ${m.limit} is below the current usage (${usage} bytes) and checkBeforeUpdate is set (cgroup ${path})`);
+          throw new PocrunError(`${where} ${RESOURCES}/memory/limit: ${m.limit} is below the current usage (${usage} bytes) and checkBeforeUpdate is set (cgroup ${path})`);
         }
       }
       const swap = memorySwapToV2(m.swap, m.limit);
@@ -290,7 +290,7 @@ export class CgroupV2Driver implements CgroupDriver {
     try {
       return { dir: this.dir(path), insns: deviceFilter(rules) };
     } catch (err) {
-      throw (err as PocError).wrap(`cgroup ${path}`);
+      throw (err as PocrunError).wrap(`cgroup ${path}`);
     }
   }
 
@@ -318,7 +318,7 @@ export class CgroupV2Driver implements CgroupDriver {
     const timeout = this.options.freezeTimeoutMs ?? FREEZE_TIMEOUT_MS;
     if (this.waitFrozen(dir, true, timeout)) return;
     this.write(path, 'cgroup.freeze', '0');
-    throw new PocError(`cgroup ${path}: not frozen after ${timeout} ms; thawed again`);
+    throw new PocrunError(`cgroup ${path}: not frozen after ${timeout} ms; thawed again`);
   }
 
   /** Nothing to do (no error) for a cgroup that does not exist or has no freezer. */

@@ -1,5 +1,5 @@
 import minimist from 'minimist';
-import { PocError } from '../errors.js';
+import { UserError } from '../errors.js';
 
 export interface FlagSpec {
   string?: string[];
@@ -49,19 +49,19 @@ export function parseFlags(argv: string[], spec: FlagSpec, where: string, stopEa
     },
   });
   if (unknown && spec.unsupported?.flags.has(unknown.replace(/^--?/, ''))) {
-    throw new PocError(`${where ? `${where}: ` : ''}${unknown} is a ${spec.unsupported.program} flag that poc does not support`);
+    throw new UserError(`${where ? `${where}: ` : ''}${unknown} is a ${spec.unsupported.program} flag that poc does not support`);
   }
-  if (unknown) throw new PocError(`${where ? `${where}: ` : ""}unknown flag ${unknown}`);
+  if (unknown) throw new UserError(`${where ? `${where}: ` : ""}unknown flag ${unknown}`);
   for (const name of spec.string ?? []) {
     const value = parsed[name];
     if (Array.isArray(value) && !spec.repeat?.includes(name)) {
-      throw new PocError(`${where ? `${where}: ` : ""}flag --${name} given more than once`);
+      throw new UserError(`${where ? `${where}: ` : ""}flag --${name} given more than once`);
     }
   }
   const valued = new Set([...(spec.string ?? []), ...Object.entries(spec.alias ?? {}).filter(([, to]) => spec.string?.includes(to)).map(([from]) => from)]);
   const last = argv.at(-1);
   if (last && /^--?[^-=]/.test(last) && valued.has(last.replace(/^--?/, ''))) {
-    throw new PocError(`${where ? `${where}: ` : ""}flag ${last} needs a value`);
+    throw new UserError(`${where ? `${where}: ` : ""}flag ${last} needs a value`);
   }
   return { flags: parsed, args: parsed._.map(String) };
 }
@@ -81,7 +81,7 @@ export function listFlag(flags: Record<string, unknown>, name: string): string[]
 export function intFlag(flags: Record<string, unknown>, name: string, fallback: number): number {
   const v = stringFlag(flags, name);
   if (v === undefined) return fallback;
-  if (!/^\d+$/.test(v)) throw new PocError(`flag --${name}: ${JSON.stringify(v)} is not a non-negative integer`);
+  if (!/^\d+$/.test(v)) throw new UserError(`flag --${name}: ${JSON.stringify(v)} is not a non-negative integer`);
   return Number(v);
 }
 

@@ -1,11 +1,11 @@
 import { stdout, stderr } from './output.js';
-import { PocError } from '../errors.js';
+import { PocError } from '../poc/errors.js';
 import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
 import { VERSION } from '../spec/generated/version.js';
 import type { RunFlags } from '../poc/containers/options.js';
 import { DOCKER_RUN_FLAGS } from '../poc/containers/docker-flags.js';
-import { pocPaths, pocRoot, type RootOptions } from '../poc/store.js';
+import { pocPaths, pocRoot, type RootOptions } from '../poc/poc-root.js';
 import { resolve } from 'node:path';
 
 interface Command {

@@ -1,5 +1,5 @@
 import { stdout, stderr } from './output.js';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
 import { defaultRoot, euid, parseRootlessFlag, rootlessMode, runningInUserNs } from '../runtime/rootless.js';
 import { OCI_VERSION } from '../spec/default.js';
@@ -50,7 +50,7 @@ const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: async (ctx, p) => {
       startCgroupMoveGracePeriod(ctx.cgroups(), { create: true });
-      const { createContainer } = await import('../runtime/create.js');
+      const { createContainer } = await import('../runtime/create-container.js');
       await createContainer(ctx, { ...createOptions(p), mode: 'detach' });
     },
   },
@@ -106,7 +106,7 @@ const COMMANDS: Record<string, Command> = {
     args: [0, 0],
     run: async (ctx, p) => {
       const format = stringFlag(p.flags, 'format') ?? 'table';
-      if (format !== 'table' && format !== 'json') throw new PocError(`list: invalid --format ${JSON.stringify(format)}: use table or json`);
+      if (format !== 'table' && format !== 'json') throw new PocrunError(`list: invalid --format ${JSON.stringify(format)}: use table or json`);
       const { listContainers } = await import('../runtime/list.js');
       stdout(listContainers(ctx, { format, quiet: Boolean(p.flags.quiet) }));
     },
@@ -198,7 +198,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx, p) => {
       const { containerEvents, parseDuration } = await import('../runtime/events.js');
       const intervalMs = parseDuration(stringFlag(p.flags, 'interval') ?? '5s');
-      if (!(intervalMs > 0)) throw new PocError('events: --interval must be greater than 0');
+      if (!(intervalMs > 0)) throw new PocrunError('events: --interval must be greater than 0');
       await containerEvents(ctx, { id: p.args[0]!, stats: Boolean(p.flags.stats), intervalMs });
     },
   },
@@ -210,7 +210,7 @@ const COMMANDS: Record<string, Command> = {
     passThrough: true,
     run: async (ctx, p) => {
       const format = stringFlag(p.flags, 'format') ?? 'table';
-      if (format !== 'table' && format !== 'json') throw new PocError(`ps: invalid --format ${JSON.stringify(format)}: use table or json`);
+      if (format !== 'table' && format !== 'json') throw new PocrunError(`ps: invalid --format ${JSON.stringify(format)}: use table or json`);
       const psArgs = p.args.slice(1);
       if (psArgs[0] === '--') psArgs.shift();
       const { psContainer } = await import('../runtime/ps.js');
@@ -324,7 +324,7 @@ function criuFlags(p: Parsed) {
 /** runc flags pocrun knows but does not implement: an error naming the flag, never silently ignored. */
 function unsupportedCriuFlags(p: Parsed, names: string[]): void {
   for (const name of names) {
-    if (p.flags[name] !== undefined && p.flags[name] !== false && p.flags[name] !== '') throw new PocError(`--${name} is not supported by pocrun's checkpoint/restore`);
+    if (p.flags[name] !== undefined && p.flags[name] !== false && p.flags[name] !== '') throw new PocrunError(`--${name} is not supported by pocrun's checkpoint/restore`);
   }
 }
 
@@ -380,7 +380,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
       return name || global.flags.help ? 0 : 1;
     }
     const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
-    if (logFormat !== 'text' && logFormat !== 'json') throw new PocError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
+    if (logFormat !== 'text' && logFormat !== 'json') throw new PocrunError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
     const uid = euid();
     ctx = new RuntimeContext(
       stringFlag(global.flags, 'root') ?? defaultRoot(process.env, uid, runningInUserNs),
@@ -392,7 +392,7 @@ export async function runPocrun(argv: string[]): Promise<number> {
       stringFlag(global.flags, 'criu'),
     );
     command = COMMANDS[name];
-    if (!command) throw new PocError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
+    if (!command) throw new PocrunError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
     const flagSpec = { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] };
     const [flagArgs, positional] = command.passThrough ? splitAtFirstArg(rest, flagSpec) : [rest, undefined];
     const parsed = parseFlags(flagArgs, flagSpec, name);
@@ -402,8 +402,8 @@ export async function runPocrun(argv: string[]): Promise<number> {
       return 0;
     }
     const [min, max] = command.args;
-    if (parsed.args.length < min) throw new PocError(`${name}: missing argument; usage: pocrun ${command.usage}`);
-    if (parsed.args.length > max) throw new PocError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: pocrun ${command.usage}`);
+    if (parsed.args.length < min) throw new PocrunError(`${name}: missing argument; usage: pocrun ${command.usage}`);
+    if (parsed.args.length > max) throw new PocrunError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: pocrun ${command.usage}`);
     ctx.log('debug', `${name} ${rest.join(' ')}`);
     return (await command.run(ctx, parsed)) ?? 0;
   } catch (err) {

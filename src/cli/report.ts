@@ -1,12 +1,12 @@
 import { stderr } from './output.js';
-import { PocError } from '../errors.js';
+import { UserError } from '../errors.js';
 
 /**
- * The one place that turns an error into output and an exit code: a PocError is the user's problem, shown as
+ * The one place that turns an error into output and an exit code: a UserError is the user's problem, shown as
  * one line; anything else is our bug, shown with its stack and an invitation to report it.
  */
 export function reportError(program: string, err: unknown, opts: { debug: boolean; log?: (msg: string) => void }): number {
-  if (err instanceof PocError) {
+  if (err instanceof UserError) {
     opts.log?.(err.message);
     stderr(`${program}: ${err.message}\n`);
     if (opts.debug && err.stack) stderr(`${err.stack}\n`);

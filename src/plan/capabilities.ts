@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** Capability numbers from <linux/capability.h>, in order: the index is the number. */
 export const CAPABILITIES = [
@@ -26,7 +26,7 @@ export function capabilityMask(names: readonly string[] = [], where: string): st
   let mask = 0n;
   for (const name of names) {
     const n = capabilityNumber(name);
-    if (n === undefined) throw new PocError(`${where}: unknown capability ${JSON.stringify(name)}`);
+    if (n === undefined) throw new PocrunError(`${where}: unknown capability ${JSON.stringify(name)}`);
     mask |= 1n << BigInt(n);
   }
   return mask.toString(16);

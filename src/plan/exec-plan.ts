@@ -6,7 +6,7 @@ import { posix } from 'node:path';
 import type { Spec } from '../spec/generated/config.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { capabilityNumber } from './capabilities.js';
 import { consoleStep, processSteps } from './compile.js';
 import { execAffinitySteps, type HostSecurity } from './process-attrs.js';
@@ -41,12 +41,12 @@ export function parseProcessFile(text: string, where: string): Process {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new PocError(`${where}: not valid JSON: ${(err as Error).message}`);
+    throw new PocrunError(`${where}: not valid JSON: ${(err as Error).message}`);
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocError(`${where}: must be a JSON object`);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocrunError(`${where}: must be a JSON object`);
   if (!validate_config({ ociVersion: '1.0.0', process: doc })) {
     const rest = describeValidationError(validate_config.errors ?? []).replace(/^\/process/, '');
-    throw new PocError(`${where} ${rest.startsWith(': ') ? `/${rest}` : rest}`);
+    throw new PocrunError(`${where} ${rest.startsWith(': ') ? `/${rest}` : rest}`);
   }
   const p = doc as Process;
   const user = p.user ?? {};
@@ -66,7 +66,7 @@ export function processFromFlags(base: Process, f: ExecFlags): Process {
   if (f.caps.length) {
     const caps = (p.capabilities ??= {});
     for (const cap of f.caps) {
-      if (capabilityNumber(cap) === undefined) throw new PocError(`exec --cap: unknown capability ${JSON.stringify(cap)}`);
+      if (capabilityNumber(cap) === undefined) throw new PocrunError(`exec --cap: unknown capability ${JSON.stringify(cap)}`);
       const name = canonicalCap(cap);
       // Not inheritable (CVE-2022-29162): a capability in the inheritable set would survive an execve of a
       // program with file capabilities; and not ambient, which needs inheritable.
@@ -82,12 +82,12 @@ export function processFromFlags(base: Process, f: ExecFlags): Process {
   const user = (p.user ??= { uid: 0, gid: 0 });
   if (f.user !== undefined && f.user !== '') {
     const m = /^(\d+)(?::(\d+))?$/.exec(f.user);
-    if (!m) throw new PocError(`exec --user: ${JSON.stringify(f.user)} is not UID or UID:GID (numbers)`);
+    if (!m) throw new PocrunError(`exec --user: ${JSON.stringify(f.user)} is not UID or UID:GID (numbers)`);
     user.uid = Number(m[1]);
     if (m[2] !== undefined) user.gid = Number(m[2]);
   }
   for (const g of f.additionalGids) {
-    if (!/^\d+$/.test(g)) throw new PocError(`exec --additional-gids: ${JSON.stringify(g)} is not a number`);
+    if (!/^\d+$/.test(g)) throw new PocrunError(`exec --additional-gids: ${JSON.stringify(g)} is not a number`);
     (user.additionalGids ??= []).push(Number(g));
   }
   checkProcess(p, 'exec');
@@ -101,9 +101,9 @@ function canonicalCap(name: string): string {
 
 /** runc's validateProcessSpec (an AppArmor profile or SELinux label is checked against the host by processSteps). */
 function checkProcess(p: Process, where: string): void {
-  if (!p.cwd) throw new PocError(`${where}: the process's cwd must not be empty`);
-  if (!posix.isAbsolute(p.cwd)) throw new PocError(`${where}: the process's cwd must be an absolute path, got ${JSON.stringify(p.cwd)}`);
-  if (!p.args?.length) throw new PocError(`${where}: the process's args must not be empty`);
+  if (!p.cwd) throw new PocrunError(`${where}: the process's cwd must not be empty`);
+  if (!posix.isAbsolute(p.cwd)) throw new PocrunError(`${where}: the process's cwd must be an absolute path, got ${JSON.stringify(p.cwd)}`);
+  if (!p.args?.length) throw new PocrunError(`${where}: the process's args must not be empty`);
 }
 
 /** Keeps the last value of each variable, where its first one was (runc: the last one wins). */
@@ -111,7 +111,7 @@ export function dedupeEnv(env: readonly string[]): string[] {
   const last = new Map<string, string>();
   for (const kv of env) {
     const eq = kv.indexOf('=');
-    if (eq <= 0) throw new PocError(`environment variable ${JSON.stringify(kv)}: not NAME=VALUE`);
+    if (eq <= 0) throw new PocrunError(`environment variable ${JSON.stringify(kv)}: not NAME=VALUE`);
     last.set(kv.slice(0, eq), kv);
   }
   return [...last.values()];
@@ -149,7 +149,7 @@ export interface ExecPlanOptions {
  */
 export function compileExecPlan(container: Spec, process: Process, opts: ExecPlanOptions): Step[] {
   if (process.terminal && !opts.consoleSocket) {
-    throw new PocError('exec: a terminal (--tty or process.terminal) needs --console-socket');
+    throw new PocrunError('exec: a terminal (--tty or process.terminal) needs --console-socket');
   }
   const steps: Step[] = [];
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
@@ -161,7 +161,7 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   const rank = (name: string) => (opts.userNamespaceFirst && name === 'user' ? -1 : JOIN_ORDER.indexOf(name));
   const join = [...opts.namespaces].sort((a, b) => rank(a[0]) - rank(b[0]));
   for (const [name, path] of join) {
-    if (!JOIN_ORDER.includes(name)) throw new PocError(`exec: unknown namespace type ${JSON.stringify(name)}`);
+    if (!JOIN_ORDER.includes(name)) throw new PocrunError(`exec: unknown namespace type ${JSON.stringify(name)}`);
     steps.push(['setns', path, name, '-']);
   }
   const affinity = execAffinitySteps(process.execCPUAffinity);

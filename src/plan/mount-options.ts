@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 // mount(2) flags, from <linux/mount.h>.
 export const MS = {
@@ -111,7 +111,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
     } else if (option === 'idmap' || option === 'ridmap') {
       idmap = idmap === 'ridmap' ? idmap : option;
     } else if (option === '') {
-      throw new PocError('empty mount option');
+      throw new PocrunError('empty mount option');
     } else {
       data.push(option);
     }

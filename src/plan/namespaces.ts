@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** config.json's namespace types and the names the helper and /proc/<pid>/ns use. */
 export const NAMESPACE_NAMES: Record<string, string> = {
@@ -16,7 +16,7 @@ export const JOIN_ORDER = ['ipc', 'uts', 'net', 'pid', 'cgroup', 'time', 'user',
 
 export function namespaceName(type: string, where: string): string {
   const name = NAMESPACE_NAMES[type];
-  if (!name) throw new PocError(`${where}: unknown namespace type ${JSON.stringify(type)}`);
+  if (!name) throw new PocrunError(`${where}: unknown namespace type ${JSON.stringify(type)}`);
   return name;
 }
 

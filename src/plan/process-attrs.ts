@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Spec } from '../spec/generated/config.js';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { Step } from './wire.js';
 
 type Process = NonNullable<Spec['process']>;
@@ -25,38 +25,38 @@ export const SCHED_FLAGS: Record<string, number> = {
 /** `scheduler policy nice priority flags runtime deadline period ref` (sched_setattr). */
 export function schedulerStep(s: NonNullable<Process['scheduler']>): Step {
   const ref = '/process/scheduler';
-  if (s.policy === 'SCHED_ISO') throw new PocError(`config.json ${ref}/policy: SCHED_ISO is not implemented by Linux`);
+  if (s.policy === 'SCHED_ISO') throw new PocrunError(`config.json ${ref}/policy: SCHED_ISO is not implemented by Linux`);
   const policy = SCHED_POLICIES[s.policy];
-  if (policy === undefined) throw new PocError(`config.json ${ref}/policy: unknown scheduling policy ${JSON.stringify(s.policy)}`);
+  if (policy === undefined) throw new PocrunError(`config.json ${ref}/policy: unknown scheduling policy ${JSON.stringify(s.policy)}`);
   const nice = s.nice ?? 0;
-  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PocError(`config.json ${ref}/nice: must be from -20 to 19, got ${nice}`);
+  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PocrunError(`config.json ${ref}/nice: must be from -20 to 19, got ${nice}`);
   const priority = s.priority ?? 0;
   const realtime = s.policy === 'SCHED_FIFO' || s.policy === 'SCHED_RR';
   if (realtime && (!Number.isInteger(priority) || priority < 1 || priority > 99)) {
-    throw new PocError(`config.json ${ref}/priority: ${s.policy} needs a priority from 1 to 99, got ${priority}`);
+    throw new PocrunError(`config.json ${ref}/priority: ${s.policy} needs a priority from 1 to 99, got ${priority}`);
   }
   if (!realtime && priority !== 0) {
-    throw new PocError(`config.json ${ref}/priority: only SCHED_FIFO and SCHED_RR have a priority (${s.policy} must have 0)`);
+    throw new PocrunError(`config.json ${ref}/priority: only SCHED_FIFO and SCHED_RR have a priority (${s.policy} must have 0)`);
   }
   let flags = 0;
   (s.flags ?? []).forEach((f, i) => {
     const bit = SCHED_FLAGS[f];
-    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown scheduler flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown scheduler flag ${JSON.stringify(f)}`);
     flags |= bit;
   });
   const runtime = s.runtime ?? 0;
   const deadline = s.deadline ?? 0;
   const period = s.period ?? 0;
   for (const [name, v] of [['runtime', runtime], ['deadline', deadline], ['period', period]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new PocError(`config.json ${ref}/${name}: must be a non-negative integer (nanoseconds), got ${v}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new PocrunError(`config.json ${ref}/${name}: must be a non-negative integer (nanoseconds), got ${v}`);
   }
   if (s.policy === 'SCHED_DEADLINE') {
-    if (runtime === 0 || deadline === 0) throw new PocError(`config.json ${ref}: SCHED_DEADLINE needs runtime and deadline`);
+    if (runtime === 0 || deadline === 0) throw new PocrunError(`config.json ${ref}: SCHED_DEADLINE needs runtime and deadline`);
     if (runtime > deadline || (period !== 0 && deadline > period)) {
-      throw new PocError(`config.json ${ref}: SCHED_DEADLINE needs runtime <= deadline <= period, got ${runtime}, ${deadline}, ${period}`);
+      throw new PocrunError(`config.json ${ref}: SCHED_DEADLINE needs runtime <= deadline <= period, got ${runtime}, ${deadline}, ${period}`);
     }
   } else if (runtime || deadline || period) {
-    throw new PocError(`config.json ${ref}: runtime, deadline and period are for SCHED_DEADLINE only`);
+    throw new PocrunError(`config.json ${ref}: runtime, deadline and period are for SCHED_DEADLINE only`);
   }
   return ['scheduler', String(policy), String(nice), String(priority), String(flags), String(runtime), String(deadline), String(period), ref];
 }
@@ -67,9 +67,9 @@ const IOPRIO_CLASSES: Record<string, number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLAS
 export function ioPriorityStep(io: NonNullable<Process['ioPriority']>): Step {
   const ref = '/process/ioPriority';
   const cls = IOPRIO_CLASSES[io.class];
-  if (cls === undefined) throw new PocError(`config.json ${ref}/class: unknown I/O priority class ${JSON.stringify(io.class)}`);
+  if (cls === undefined) throw new PocrunError(`config.json ${ref}/class: unknown I/O priority class ${JSON.stringify(io.class)}`);
   const prio = io.priority ?? 0;
-  if (!Number.isInteger(prio) || prio < 0 || prio > 7) throw new PocError(`config.json ${ref}/priority: must be from 0 to 7, got ${prio}`);
+  if (!Number.isInteger(prio) || prio < 0 || prio > 7) throw new PocrunError(`config.json ${ref}/priority: must be from 0 to 7, got ${prio}`);
   return ['ioprio', String(cls), String(prio), ref];
 }
 
@@ -85,11 +85,11 @@ export const PERSONALITY_FLAGS: Record<string, number> = {
 export function personalityStep(p: NonNullable<Linux['personality']>): Step {
   const ref = '/linux/personality';
   const domain = PERSONALITY_DOMAINS[p.domain ?? 'LINUX'];
-  if (domain === undefined) throw new PocError(`config.json ${ref}/domain: unknown execution domain ${JSON.stringify(p.domain)} (LINUX or LINUX32)`);
+  if (domain === undefined) throw new PocrunError(`config.json ${ref}/domain: unknown execution domain ${JSON.stringify(p.domain)} (LINUX or LINUX32)`);
   let value = domain;
   (p.flags ?? []).forEach((f, i) => {
     const bit = PERSONALITY_FLAGS[f];
-    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown personality flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown personality flag ${JSON.stringify(f)}`);
     value |= bit;
   });
   return ['personality', String(value), ref];
@@ -113,17 +113,17 @@ const MAX_MEMORY_NODE = 1023;
 export function memoryPolicyStep(p: NonNullable<Linux['memoryPolicy']>): Step {
   const ref = '/linux/memoryPolicy';
   const name = p.mode;
-  if (name === undefined) throw new PocError(`config.json ${ref}/mode: required`);
+  if (name === undefined) throw new PocrunError(`config.json ${ref}/mode: required`);
   let mode = MEMPOLICY_MODES[name];
-  if (mode === undefined) throw new PocError(`config.json ${ref}/mode: unknown memory policy mode ${JSON.stringify(name)}`);
+  if (mode === undefined) throw new PocrunError(`config.json ${ref}/mode: unknown memory policy mode ${JSON.stringify(name)}`);
   (p.flags ?? []).forEach((f, i) => {
     const bit = MEMPOLICY_FLAGS[f];
-    if (bit === undefined) throw new PocError(`config.json ${ref}/flags/${i}: unknown memory policy flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown memory policy flag ${JSON.stringify(f)}`);
     mode! |= bit;
   });
   const nodes = numberList(p.nodes ?? '', MAX_MEMORY_NODE, 'a node or a range of nodes', `config.json ${ref}/nodes`);
-  if (NODELESS_MODES.has(name) && nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} takes no nodes`);
-  if (NODE_MODES.has(name) && !nodes.length) throw new PocError(`config.json ${ref}/nodes: ${name} needs at least one node`);
+  if (NODELESS_MODES.has(name) && nodes.length) throw new PocrunError(`config.json ${ref}/nodes: ${name} takes no nodes`);
+  if (NODE_MODES.has(name) && !nodes.length) throw new PocrunError(`config.json ${ref}/nodes: ${name} needs at least one node`);
   return ['mempolicy', String(mode), nodes.join(','), ref];
 }
 
@@ -134,7 +134,7 @@ function numberList(text: string, max: number, what: string, where: string): num
   for (const part of text.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const [from, to] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
-    if (!m || from > to || to > max) throw new PocError(`${where}: ${JSON.stringify(part)} is not ${what} from 0 to ${max} (as in "0-3,7")`);
+    if (!m || from > to || to > max) throw new PocrunError(`${where}: ${JSON.stringify(part)} is not ${what} from 0 to ${max} (as in "0-3,7")`);
     for (let n = from; n <= to; n++) out.add(n);
   }
   return [...out].sort((a, b) => a - b);
@@ -181,13 +181,13 @@ export function securityLabelSteps(spec: Spec, host: () => HostSecurity): Step[]
   const steps: Step[] = [];
   if (process.apparmorProfile) {
     if (!host().apparmor) {
-      throw new PocError(`config.json /process/apparmorProfile: AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile ${JSON.stringify(process.apparmorProfile)} cannot be applied`);
+      throw new PocrunError(`config.json /process/apparmorProfile: AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile ${JSON.stringify(process.apparmorProfile)} cannot be applied`);
     }
     steps.push(['apparmor', process.apparmorProfile, '/process/apparmorProfile']);
   }
   if (process.selinuxLabel) {
     if (!host().selinux) {
-      throw new PocError(`config.json /process/selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so label ${JSON.stringify(process.selinuxLabel)} cannot be applied`);
+      throw new PocrunError(`config.json /process/selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so label ${JSON.stringify(process.selinuxLabel)} cannot be applied`);
     }
     steps.push(['selinux', process.selinuxLabel, '/process/selinuxLabel']);
   }
@@ -199,9 +199,9 @@ export function checkMountLabel(spec: Spec, host: () => HostSecurity): void {
   const label = spec.linux?.mountLabel;
   if (!label) return;
   if (!host().selinux) {
-    throw new PocError(`config.json /linux/mountLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so mount label ${JSON.stringify(label)} cannot be applied`);
+    throw new PocrunError(`config.json /linux/mountLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so mount label ${JSON.stringify(label)} cannot be applied`);
   }
-  throw new PocError('config.json /linux/mountLabel: SELinux mount labels are not supported by pocrun yet');
+  throw new PocrunError('config.json /linux/mountLabel: SELinux mount labels are not supported by pocrun yet');
 }
 
 /** IPC-namespaced sysctls (runc's list), besides fs.mqueue.*. */
@@ -230,14 +230,14 @@ export interface SysctlContext {
 export function checkSysctl(key: string, ctx: SysctlContext): void {
   const where = ctx.where ?? `config.json /linux/sysctl/${key}`;
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.\/:@+-]*$/.test(key) || key.split(/[./]/).some((part) => part === '' || part === '..')) {
-    throw new PocError(`${where}: ${JSON.stringify(key)} is not a sysctl name`);
+    throw new PocrunError(`${where}: ${JSON.stringify(key)} is not a sysctl name`);
   }
   const dotted = key.includes('/') ? key.replaceAll('/', '.') : key;
   const own = (ns: string, what: string) => {
-    if (!ctx.has(ns)) throw new PocError(`${where}: sysctl ${key} belongs to the ${what} namespace, and the container has none of its own`);
+    if (!ctx.has(ns)) throw new PocrunError(`${where}: sysctl ${key} belongs to the ${what} namespace, and the container has none of its own`);
     const path = ctx.joinPath(ns);
     if (path && ctx.isHostNamespace(ns, path)) {
-      throw new PocError(`${where}: sysctl ${key} would change the host: the container joins the host's ${what} namespace (${path})`);
+      throw new PocrunError(`${where}: sysctl ${key} would change the host: the container joins the host's ${what} namespace (${path})`);
     }
   };
   if (IPC_SYSCTLS.has(dotted) || dotted.startsWith('fs.mqueue.')) return own('ipc', 'IPC');
@@ -245,11 +245,11 @@ export function checkSysctl(key: string, ctx: SysctlContext): void {
   if (dotted === 'kernel.hostname' || dotted === 'kernel.domainname') {
     own('uts', 'UTS');
     if (dotted === 'kernel.hostname' && ctx.hostnameSet) {
-      throw new PocError(`${where}: conflicts with /hostname: set the hostname there`);
+      throw new PocrunError(`${where}: conflicts with /hostname: set the hostname there`);
     }
     return;
   }
-  throw new PocError(`${where}: sysctl ${key} is not namespaced: setting it would change the host (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname)`);
+  throw new PocrunError(`${where}: sysctl ${key} is not namespaced: setting it would change the host (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname)`);
 }
 
 /** By device and inode, as /proc/self/ns/<type> of the runtime. */
@@ -267,17 +267,17 @@ export function isHostNamespace(ns: string, path: string): boolean {
 export function timeOffsetSteps(linux: Linux, timeNamespace: 'new' | 'joined' | 'none'): Step[] {
   const offsets = linux.timeOffsets;
   if (!offsets || Object.keys(offsets).length === 0) return [];
-  if (timeNamespace === 'none') throw new PocError('config.json /linux/timeOffsets: time offsets need a time namespace (linux.namespaces type "time")');
-  if (timeNamespace === 'joined') throw new PocError('config.json /linux/timeOffsets: the offsets of a joined time namespace cannot be changed');
+  if (timeNamespace === 'none') throw new PocrunError('config.json /linux/timeOffsets: time offsets need a time namespace (linux.namespaces type "time")');
+  if (timeNamespace === 'joined') throw new PocrunError('config.json /linux/timeOffsets: the offsets of a joined time namespace cannot be changed');
   const steps: Step[] = [];
   for (const [clock, off] of Object.entries(offsets)) {
     const ref = `/linux/timeOffsets/${clock}`;
-    if (clock !== 'monotonic' && clock !== 'boottime') throw new PocError(`config.json ${ref}: unknown clock ${JSON.stringify(clock)} (monotonic or boottime)`);
+    if (clock !== 'monotonic' && clock !== 'boottime') throw new PocrunError(`config.json ${ref}: unknown clock ${JSON.stringify(clock)} (monotonic or boottime)`);
     const secs = off?.secs ?? 0;
     const nanos = off?.nanosecs ?? 0;
-    if (!Number.isSafeInteger(secs)) throw new PocError(`config.json ${ref}/secs: must be an integer, got ${secs}`);
+    if (!Number.isSafeInteger(secs)) throw new PocrunError(`config.json ${ref}/secs: must be an integer, got ${secs}`);
     if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) {
-      throw new PocError(`config.json ${ref}/nanosecs: must be from 0 to 999999999, got ${nanos}`);
+      throw new PocrunError(`config.json ${ref}/nanosecs: must be from 0 to 999999999, got ${nanos}`);
     }
     steps.push(['time-offset', clock, String(secs), String(nanos), ref]);
   }

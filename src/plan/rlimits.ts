@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** RLIMIT_* numbers from <asm-generic/resource.h>. */
 export const RLIMITS: Record<string, number> = {
@@ -14,6 +14,6 @@ export function rlimitValue(value: number): string {
 
 export function rlimitNumber(type: string, where: string): number {
   const n = RLIMITS[type];
-  if (n === undefined) throw new PocError(`${where}: unknown rlimit type ${JSON.stringify(type)}`);
+  if (n === undefined) throw new PocrunError(`${where}: unknown rlimit type ${JSON.stringify(type)}`);
   return n;
 }

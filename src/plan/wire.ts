@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** Encodes a plan for pocrun-init (PROTOCOL.md): each step is u32le nfields, then u32le length + bytes each. */
 export type Step = readonly string[];
@@ -15,7 +15,7 @@ export function encodePlan(steps: readonly Step[]): Buffer {
   for (const step of steps) {
     at = out.writeUInt32LE(step.length, at);
     for (const field of step) {
-      if (field.includes('\0')) throw new PocError(`${step.at(-1)}: a string contains a NUL byte`);
+      if (field.includes('\0')) throw new PocrunError(`${step.at(-1)}: a string contains a NUL byte`);
       const length = out.write(field, at + 4, 'utf8');
       out.writeUInt32LE(length, at);
       at += 4 + length;

@@ -9,7 +9,7 @@
  *   run again inside that namespace (as its root), and every container's monitor runs in one of its own, where it
  *   mounts the overlayfs and runs pocrun (which, root in a user namespace, runs rootless).
  */
-import { PocError } from '../errors.js';
+import { PocError } from './errors.js';
 import { rootlessMappings, type IdMapping, type SubidRange } from '../subids.js';
 
 /** Set (to "1") in the environment of a poc running in its own user namespace: the command re-run, the monitor. */

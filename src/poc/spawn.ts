@@ -2,7 +2,7 @@
  * Starting programs: Bun.spawn, not node:child_process, which costs ~5 ms a spawn in the Bun binary and ~20 ms
  * for the first (the module loads), against ~1 ms. `poc run` starts the monitor and, to clean up, pocrun.
  */
-import { PocError } from '../errors.js';
+import { UserError, PocError } from './errors.js';
 
 type Stdio = 'inherit' | 'ignore' | 'pipe';
 
@@ -42,7 +42,7 @@ export function spawnProgram(argv: string[], opts: SpawnOptions): Subprocess {
   try {
     return bun().spawn(argv, { stdio: opts.stdio, ...(opts.env ? { env: opts.env } : {}), detached: opts.detached ?? false });
   } catch (err) {
-    if (err instanceof PocError) throw err;
+    if (err instanceof UserError) throw err;
     throw new PocError(`cannot run ${argv[0]}: ${(err as Error).message}`);
   }
 }

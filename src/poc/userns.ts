@@ -4,7 +4,7 @@
  */
 import { lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { PocError, errnoCode } from '../errors.js';
+import { PocError, errnoCode } from './errors.js';
 import { SUBGID_FILE, SUBUID_FILE, readSubids } from '../subids.js';
 import { RUN_DIR_ENV, USERNS_ENV, isRootless, usernsArgv, type UsernsIdentity } from './rootless.js';
 import { runProgram, spawnProgram } from './spawn.js';

@@ -6,8 +6,8 @@ import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { NoCgroupDriver } from '../cgroups/none.js';
 import { systemdRunning } from '../cgroups/systemd-bus.js';
-import { PocError } from '../errors.js';
-import { Store, type ContainerRecord } from './store.js';
+import { PocrunError } from '../errors.js';
+import { Store, type ContainerRecord } from './state-store.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -43,16 +43,16 @@ export class RuntimeContext {
    */
   systemdCgroups(): SystemdCgroupDriver {
     if (!systemdRunning()) {
-      throw new PocError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system, as sd_booted(3) checks); without the flag pocrun manages the cgroup itself (cgroupfs)');
+      throw new PocrunError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system, as sd_booted(3) checks); without the flag pocrun manages the cgroup itself (cgroupfs)');
     }
     const driver = new SystemdCgroupDriver(this.cgroups());
     if (this.rootless) {
       // As runc's rootless driver: the scope is asked of the user's own systemd (`systemd --user`, on the user's
       // bus), in the subtree logind delegates to it, which only cgroup v2 has.
-      if (driver.version !== 2) throw new PocError('--systemd-cgroup: rootless, a systemd scope needs cgroup v2 (the user\'s delegated subtree); on cgroup v1 run without the flag');
+      if (driver.version !== 2) throw new PocrunError('--systemd-cgroup: rootless, a systemd scope needs cgroup v2 (the user\'s delegated subtree); on cgroup v1 run without the flag');
       const runtimeDir = process.env.XDG_RUNTIME_DIR;
       if (!process.env.DBUS_SESSION_BUS_ADDRESS && !(runtimeDir && existsSync(join(runtimeDir, 'bus')))) {
-        throw new PocError(`--systemd-cgroup: rootless, the user's systemd (systemd --user) is asked on its bus, and there is none (${runtimeDir ? `no ${join(runtimeDir, 'bus')}` : 'XDG_RUNTIME_DIR is not set'}): log in, or have root run "loginctl enable-linger ${process.env.USER ?? 'USER'}"`);
+        throw new PocrunError(`--systemd-cgroup: rootless, the user's systemd (systemd --user) is asked on its bus, and there is none (${runtimeDir ? `no ${join(runtimeDir, 'bus')}` : 'XDG_RUNTIME_DIR is not set'}): log in, or have root run "loginctl enable-linger ${process.env.USER ?? 'USER'}"`);
       }
     }
     return driver;
@@ -60,7 +60,7 @@ export class RuntimeContext {
 
   /** The driver that made a container's cgroup, as its record says (engines pass --systemd-cgroup to create only). */
   cgroupsOf(record: ContainerRecord): CgroupDriver {
-    // A rootless container without a cgroup of its own (create.ts) records none.
+    // A rootless container without a cgroup of its own (create-container.ts) records none.
     if (!record.cgroupPath) return new NoCgroupDriver(this.cgroups, record.pid);
     return record.systemd ? new SystemdCgroupDriver(this.cgroups()) : this.cgroups();
   }

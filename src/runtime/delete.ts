@@ -1,9 +1,9 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { unmountShared } from './shared-mounts.js';
 import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
 import { containerStatus, ociState } from './status.js';
-import type { ContainerRecord } from './store.js';
+import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
 
 export interface DeleteOptions {
@@ -21,7 +21,7 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
       ctx.store.remove(opts.id); // a directory left by a create killed before it wrote state.json
       return;
     }
-    throw new PocError(`container "${opts.id}" does not exist`);
+    throw new PocrunError(`container "${opts.id}" does not exist`);
   }
   let unlock: () => void;
   try {
@@ -33,12 +33,12 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
   try {
     if (!ctx.store.exists(opts.id)) {
       if (opts.force) return;
-      throw new PocError(`container "${opts.id}" does not exist`);
+      throw new PocrunError(`container "${opts.id}" does not exist`);
     }
     const record = ctx.store.read(opts.id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     if ((status === 'running' || status === 'paused') && !opts.force) {
-      throw new PocError(`cannot delete container "${opts.id}" that is not stopped: ${status} (use --force)`);
+      throw new PocrunError(`cannot delete container "${opts.id}" that is not stopped: ${status} (use --force)`);
     }
     removeContainer(ctx, record, { runPoststop: status !== 'creating' });
   } finally {

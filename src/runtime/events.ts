@@ -1,5 +1,5 @@
 import { readFileSync, writeSync } from 'node:fs';
-import { PocError, errnoCode } from '../errors.js';
+import { PocrunError, errnoCode } from '../errors.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
@@ -20,7 +20,7 @@ export interface EventsOptions {
 export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions): Promise<void> {
   const record = ctx.store.read(opts.id);
   const status = () => containerStatus(ctx.store, record, ctx.cgroups);
-  if (status() === 'stopped') throw new PocError(`container "${opts.id}" is not running`);
+  if (status() === 'stopped') throw new PocrunError(`container "${opts.id}" is not running`);
   const cgroups = ctx.cgroupsOf(record);
   const statsEvent = () => `${JSON.stringify({ type: 'stats', id: opts.id, data: cgroups.stats(record.cgroupPath) })}\n`;
   if (opts.stats) {
@@ -105,10 +105,10 @@ export function parseDuration(text: string): number {
   while (at < t.length) {
     re.lastIndex = at;
     const m = re.exec(t);
-    if (!m) throw new PocError(`invalid duration ${JSON.stringify(text)}: use a number with a unit, such as 5s or 500ms`);
+    if (!m) throw new PocrunError(`invalid duration ${JSON.stringify(text)}: use a number with a unit, such as 5s or 500ms`);
     ms += Number(m[1]) * units[m[2]!]!;
     at = re.lastIndex;
   }
-  if (t.length === 0) throw new PocError('invalid duration "": use a number with a unit, such as 5s or 500ms');
+  if (t.length === 0) throw new PocrunError('invalid duration "": use a number with a unit, such as 5s or 500ms');
   return ms;
 }

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PocError, wrapError } from '../errors.js';
+import { UserError, PocrunError, wrapError } from '../errors.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, type Process } from '../plan/exec-plan.js';
 import { JOIN_ORDER } from '../plan/namespaces.js';
@@ -8,7 +8,7 @@ import { encodePlan } from '../plan/wire.js';
 import { HelperSession, helperError } from './init-helper.js';
 import { isSameLiveProcess, killQuietly } from './proc.js';
 import { containerStatus, ociState } from './status.js';
-import { writePidFile } from './create.js';
+import { writePidFile } from './create-container.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { forwardSignals } from './signals.js';
@@ -36,8 +36,8 @@ export interface ExecOptions extends ExecFlags {
  * status (128+n when signal n ended it), forwarding signals to it.
  */
 export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): Promise<number> {
-  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('exec: --preserve-fds must be a non-negative integer');
-  if (!opts.processFile && opts.args.length === 0) throw new PocError('exec: no command given (args or --process FILE)');
+  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocrunError('exec: --preserve-fds must be a non-negative integer');
+  if (!opts.processFile && opts.args.length === 0) throw new PocrunError('exec: no command given (args or --process FILE)');
   const record = ctx.store.read(opts.id);
   const container = loadConfig(record.bundle);
   const proc: Process = opts.processFile
@@ -95,7 +95,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     pid = await converse(helper, (child) => {
       if (!helperJoins) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
-      if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocError(`cannot exec in container "${opts.id}": it stopped`);
+      if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocrunError(`cannot exec in container "${opts.id}": it stopped`);
       return JSON.stringify(ociState(record, status));
     });
     helper.close();
@@ -106,15 +106,15 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     const child = pid || (err as { execPid?: number }).execPid || 0;
     if (child > 0) killQuietly(child);
     helper?.kill('SIGKILL');
-    if (err instanceof PocError && (err as { plain?: boolean }).plain) throw err;
+    if (err instanceof UserError && (err as { plain?: boolean }).plain) throw err;
     // The plan's and the helper's messages name config.json pointers; for exec, /process/... is the exec'd process
     // (process.json or the flags).
     const where = opts.processFile ?? 'process';
-    const message = (err instanceof PocError ? err.message : String(err)).replace(
+    const message = (err instanceof UserError ? err.message : String(err)).replace(
       /config\.json \/process(\/[^\s):]*)?/g,
       (_, ptr: string | undefined) => `${where} ${ptr ?? '/'}`,
     );
-    throw err instanceof PocError ? new PocError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
+    throw err instanceof UserError ? new PocrunError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
   } finally {
     unlock();
     releaseSlot();
@@ -128,8 +128,8 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
 }
 
 /** An error about the container's state: shown as it is. */
-function notNow(message: string): PocError {
-  return Object.assign(new PocError(message), { plain: true });
+function notNow(message: string): PocrunError {
+  return Object.assign(new PocrunError(message), { plain: true });
 }
 
 /**
@@ -150,7 +150,7 @@ async function converse(helper: HelperSession, onCgroup: (pid: number) => string
       if (word === 'pid') pid = Number(arg);
       else if (word === 'error') throw helperError(arg);
       else if (word === 'sync') {
-        if (arg !== 'cgroup') throw new PocError(`the helper asked for an unknown sync point "${arg}"`);
+        if (arg !== 'cgroup') throw new PocrunError(`the helper asked for an unknown sync point "${arg}"`);
         let state: string;
         try {
           state = onCgroup(pid);
@@ -165,7 +165,7 @@ async function converse(helper: HelperSession, onCgroup: (pid: number) => string
   } catch (err) {
     throw Object.assign(err as object, { execPid: pid });
   }
-  if (!pid || !synced) throw new PocError('the process exited before it was started');
+  if (!pid || !synced) throw new PocrunError('the process exited before it was started');
   return pid;
 }
 

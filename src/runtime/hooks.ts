@@ -1,5 +1,5 @@
 import type { Hook } from '../spec/generated/config.js';
-import { PocError } from '../errors.js';
+import { UserError, PocrunError } from '../errors.js';
 
 export type RuntimeHookPhase = 'prestart' | 'createRuntime' | 'poststart' | 'poststop';
 
@@ -10,7 +10,7 @@ export type RuntimeHookPhase = 'prestart' | 'createRuntime' | 'poststart' | 'pos
  * stops the container; a failing poststop hook is a warning, "but the remaining hooks and lifecycle continue as
  * if the hook had succeeded".
  */
-export function runHooks(phase: RuntimeHookPhase, hooks: readonly Hook[] | undefined, state: object, warn?: (err: PocError) => void): void {
+export function runHooks(phase: RuntimeHookPhase, hooks: readonly Hook[] | undefined, state: object, warn?: (err: PocrunError) => void): void {
   if (!hooks?.length) return;
   // Loaded when a hook runs: node:child_process costs every pocrun process ~0.2 MB, and most configs have none.
   const { spawnSync } = process.getBuiltinModule('node:child_process');
@@ -19,7 +19,7 @@ export function runHooks(phase: RuntimeHookPhase, hooks: readonly Hook[] | undef
     try {
       runHook(phase, hook, i, input, spawnSync);
     } catch (err) {
-      if (!warn || !(err instanceof PocError)) throw err;
+      if (!warn || !(err instanceof UserError)) throw err;
       warn(err);
     }
   });
@@ -38,13 +38,13 @@ function runHook(phase: RuntimeHookPhase, hook: Hook, i: number, input: string, 
   const where = `${phase} hook ${i} (${hook.path})`;
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;
-    if (code === 'ETIMEDOUT') throw new PocError(`${where}: timed out after ${hook.timeout}s`);
-    throw new PocError(`${where}: ${result.error.message}`);
+    if (code === 'ETIMEDOUT') throw new PocrunError(`${where}: timed out after ${hook.timeout}s`);
+    throw new PocrunError(`${where}: ${result.error.message}`);
   }
-  if (result.signal) throw new PocError(`${where}: killed by ${result.signal}`);
+  if (result.signal) throw new PocrunError(`${where}: killed by ${result.signal}`);
   if (result.status !== 0) {
     const stderr = result.stderr?.toString().trim();
-    throw new PocError(`${where}: exit status ${result.status}${stderr ? `: ${stderr}` : ''}`);
+    throw new PocrunError(`${where}: exit status ${result.status}${stderr ? `: ${stderr}` : ''}`);
   }
 }
 

@@ -2,14 +2,14 @@ import { closeSync, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
 import { deviceFilterStep } from '../plan/devices.js';
-import { PocError, errnoCode } from '../errors.js';
+import { PocrunError, errnoCode } from '../errors.js';
 import { sleepMs } from './proc.js';
 import { trace } from './trace.js';
 
 /** Where pocrun-init lives: beside the pocrun binary, or where POCRUN_INIT says (tests, development). */
 export function helperPath(): string {
   const path = process.env.POCRUN_INIT ?? join(dirname(process.execPath), 'pocrun-init');
-  if (!existsSync(path)) throw new PocError(`the helper ${path} is missing: run "npm run build" (or set POCRUN_INIT)`);
+  if (!existsSync(path)) throw new PocrunError(`the helper ${path} is missing: run "npm run build" (or set POCRUN_INIT)`);
   return path;
 }
 
@@ -69,7 +69,7 @@ export function runDeviceFilter(filter: DeviceFilter): void {
   if (r.exitCode === 0) return;
   const line = Buffer.from(r.stdout).toString('utf8').trim();
   if (line.startsWith('error ')) throw helperError(line.slice('error '.length));
-  throw new PocError(`attach device filter (config.json /linux/resources/devices): the helper exited with ${r.exitCode ?? 'a signal'}`);
+  throw new PocrunError(`attach device filter (config.json /linux/resources/devices): the helper exited with ${r.exitCode ?? 'a signal'}`);
 }
 
 /**
@@ -123,7 +123,7 @@ export class HelperSession {
         onDisconnect: () => session.received(undefined),
       });
     } catch (err) {
-      throw new PocError(`cannot run the helper ${helperPath()}: ${(err as Error).message}`);
+      throw new PocrunError(`cannot run the helper ${helperPath()}: ${(err as Error).message}`);
     }
     session.planFd = session.proc.stdio[planIndex] as number;
     session.syncFd = session.proc.stdio[syncIndex] as number;
@@ -200,12 +200,12 @@ export class HelperSession {
 
   /**
    * Answers sync points until the message `until` (`created` for create, `pid` for exec) and returns the init's
-   * pid. A helper error becomes a PocError worded for the user.
+   * pid. A helper error becomes a PocrunError worded for the user.
    */
   async converse(until: 'created' | 'pid', onSync: (name: string, pid: number) => string | undefined): Promise<number> {
     for (;;) {
       const line = await this.next();
-      if (line === undefined) throw new PocError('the container init exited before it was created');
+      if (line === undefined) throw new PocrunError('the container init exited before it was created');
       const space = line.indexOf(' ');
       const word = space < 0 ? line : line.slice(0, space);
       const arg = space < 0 ? '' : line.slice(space + 1);
@@ -232,7 +232,7 @@ export class HelperSession {
 
 export function bunRuntime(): BunRuntime {
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
-  if (!bun) throw new PocError('pocrun runs as the compiled binary (dist/pocrun); under Node it cannot start containers');
+  if (!bun) throw new PocrunError('pocrun runs as the compiled binary (dist/pocrun); under Node it cannot start containers');
   return bun;
 }
 
@@ -265,11 +265,11 @@ const STEP_PURPOSE: Record<string, string> = {
   'seccomp-load': 'load seccomp filter',
 };
 
-export function helperError(text: string): PocError {
+export function helperError(text: string): PocrunError {
   const [step = '?', ref = '-', errno = '0', ...message] = text.split('\t');
   const where = ref && ref !== '-' ? ` (config.json ${ref})` : '';
   // The executable's message already reads like runc's: `exec: "foo": executable file not found in $PATH`.
   const purpose = step === 'exec' ? '' : `${STEP_PURPOSE[step] ?? step}${where}: `;
-  const err = new PocError(`${purpose}${message.join('\t')}${step === 'exec' ? where : ''}`);
+  const err = new PocrunError(`${purpose}${message.join('\t')}${step === 'exec' ? where : ''}`);
   return Object.assign(err, { step, errno: Number(errno) });
 }

@@ -1,4 +1,4 @@
-import { PocError, errnoCode, wrapError } from '../errors.js';
+import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { parseSignal } from './signals.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
@@ -31,8 +31,8 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
     return;
   }
   const status = containerStatus(ctx.store, record, ctx.cgroups);
-  if (status === 'creating') throw new PocError(`cannot kill container "${opts.id}": it is still being created`);
-  if (status === 'stopped') throw new PocError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
+  if (status === 'creating') throw new PocrunError(`cannot kill container "${opts.id}": it is still being created`);
+  if (status === 'stopped') throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
   try {
     process.kill(record.pid, signal);
     // As runc: a frozen process only dies once thawed (cgroup v1), so SIGKILL to a paused container thaws it;
@@ -40,7 +40,7 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
     if (status === 'paused' && signal === 9 /* SIGKILL */) ctx.cgroupsOf(record).thaw(record.cgroupPath);
   } catch (err) {
     // The init exited since its status was read: runc's words again (its "no such process" would do as well).
-    if (errnoCode(err) === 'ESRCH') throw new PocError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
+    if (errnoCode(err) === 'ESRCH') throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
     throw wrapError(`kill container "${opts.id}"`, err);
   }
 }

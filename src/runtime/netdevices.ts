@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import type { NetDeviceMove } from '../plan/netdevices.js';
 
 interface Address {
@@ -24,8 +24,8 @@ export function moveNetDevices(pid: number, moves: readonly NetDeviceMove[]): vo
   const { spawnSync } = process.getBuiltinModule('node:child_process');
   const run = (argv: string[], what: string): string => {
     const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-    if (r.error) throw new PocError(`${what}: cannot run ${argv[0]}: ${r.error.message}`);
-    if (r.status !== 0) throw new PocError(`${what}: ${r.stderr.trim() || `${argv[0]} exited with ${r.status}`}`);
+    if (r.error) throw new PocrunError(`${what}: cannot run ${argv[0]}: ${r.error.message}`);
+    if (r.status !== 0) throw new PocrunError(`${what}: ${r.stderr.trim() || `${argv[0]} exited with ${r.status}`}`);
     return r.stdout;
   };
   const inside = (argv: string[]) => ['nsenter', `--net=/proc/${pid}/ns/net`, ...argv];
@@ -33,14 +33,14 @@ export function moveNetDevices(pid: number, moves: readonly NetDeviceMove[]): vo
 
   for (const { host, name, ref } of moves) {
     const what = `config.json ${ref}`;
-    if (!existsSync(`/sys/class/net/${host}`)) throw new PocError(`${what}: there is no network device ${JSON.stringify(host)} on the host`);
+    if (!existsSync(`/sys/class/net/${host}`)) throw new PocrunError(`${what}: there is no network device ${JSON.stringify(host)} on the host`);
     const shown = JSON.parse(run(['ip', '-j', 'addr', 'show', 'dev', host], `${what}: read the addresses of ${host}`)) as { addr_info?: Address[] }[];
     const permanent = (shown[0]?.addr_info ?? []).filter((a) => a.scope === 'global' && !a.dynamic);
     const before = links();
     run(['ip', 'link', 'set', 'dev', host, 'netns', String(pid), 'name', name], `${what}: move ${host} into the container as ${name}`);
     // With a "%d" template the kernel chose the name: the one device that was not there before.
     const [moved] = [...links()].filter((l) => !before.has(l));
-    if (!moved) throw new PocError(`${what}: ${host} was moved but is not in the container's network namespace`);
+    if (!moved) throw new PocrunError(`${what}: ${host} was moved but is not in the container's network namespace`);
     for (const a of permanent) {
       const address = [`${a.local}/${a.prefixlen}`, ...(a.broadcast ? ['brd', a.broadcast] : []), ...(a.nodad ? ['nodad'] : [])];
       run(inside(['ip', 'addr', 'add', ...address, 'dev', moved]), `${what}: add ${a.local}/${a.prefixlen} to ${moved}`);

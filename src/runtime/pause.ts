@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
 
@@ -10,7 +10,7 @@ export function pauseContainer(ctx: RuntimeContext, id: string): void {
     const status = containerStatus(ctx.store, record, ctx.cgroups);
     // As runc: a created container can be paused too (its init waits on exec.fifo).
     if (status !== 'running' && status !== 'created') {
-      throw new PocError(`cannot pause container "${id}": ${status === 'paused' ? 'it is paused already' : `${NOT_RUNNING} (it is ${status})`}`);
+      throw new PocrunError(`cannot pause container "${id}": ${status === 'paused' ? 'it is paused already' : `${NOT_RUNNING} (it is ${status})`}`);
     }
     ctx.cgroupsOf(record).freeze(record.cgroupPath);
   } finally {
@@ -24,10 +24,10 @@ export function resumeContainer(ctx: RuntimeContext, id: string): void {
   try {
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status !== 'paused') throw new PocError(`cannot resume container "${id}": it is ${status}, not paused`);
+    if (status !== 'paused') throw new PocrunError(`cannot resume container "${id}": it is ${status}, not paused`);
     const cgroups = ctx.cgroupsOf(record);
     cgroups.thaw(record.cgroupPath);
-    if (cgroups.state(record.cgroupPath) !== 'thawed') throw new PocError(`cannot resume container "${id}": the cgroup did not thaw`);
+    if (cgroups.state(record.cgroupPath) !== 'thawed') throw new PocrunError(`cannot resume container "${id}": the cgroup did not thaw`);
   } finally {
     unlock();
   }

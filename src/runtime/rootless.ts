@@ -4,7 +4,7 @@
  * few reads of the process's own facts are at the bottom.
  */
 import { readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 export type RootlessFlag = boolean | 'auto';
 
@@ -13,7 +13,7 @@ export function parseRootlessFlag(value: string | undefined): RootlessFlag {
   if (value === undefined || value === '' || value === 'auto') return 'auto';
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
-  throw new PocError(`invalid --rootless ${JSON.stringify(value)}: use true, false or auto`);
+  throw new PocrunError(`invalid --rootless ${JSON.stringify(value)}: use true, false or auto`);
 }
 
 /**

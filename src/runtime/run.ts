@@ -1,4 +1,4 @@
-import { createContainer, type CreateOptions } from './create.js';
+import { createContainer, type CreateOptions } from './create-container.js';
 import { deleteContainer } from './delete.js';
 import { startContainer } from './start.js';
 import type { RuntimeContext } from './context.js';

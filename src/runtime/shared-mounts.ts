@@ -1,5 +1,5 @@
 import { realpathSync, readFileSync } from 'node:fs';
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /**
  * The mounts of a container that has no mount namespace of its own: they are made in the runtime's namespace,
@@ -45,5 +45,5 @@ export function unmountShared(mounts: SharedMounts): void {
     // A mount under one just unmounted (lazily) goes with it.
     if (r.status !== 0 && mountPointsUnder(mounts.root).includes(m)) failed.push(`${m}: ${r.stderr.trim()}`);
   }
-  if (failed.length) throw new PocError(`unmount the container's mounts: ${failed.join('; ')}`);
+  if (failed.length) throw new PocrunError(`unmount the container's mounts: ${failed.join('; ')}`);
 }

@@ -1,4 +1,4 @@
-import { PocError } from '../errors.js';
+import { PocrunError } from '../errors.js';
 
 /** node:os, loaded when a signal name is needed: forwarding signals (run, exec) needs none of it. */
 const signalNumbers = (): Record<string, number> => process.getBuiltinModule('node:os').constants.signals as Record<string, number>;
@@ -9,7 +9,7 @@ export function parseSignal(text: string): number {
   if (/^\d+$/.test(raw)) {
     const n = Number(raw);
     if (n >= 1 && n <= 64) return n;
-    throw new PocError(`invalid signal ${JSON.stringify(text)}: numbers go from 1 to 64`);
+    throw new PocrunError(`invalid signal ${JSON.stringify(text)}: numbers go from 1 to 64`);
   }
   const name = raw.toUpperCase().replace(/^SIG/, '');
   const rt = /^RTMIN(?:\+(\d+))?$/.exec(name) ?? /^RTMAX(?:-(\d+))?$/.exec(name);
@@ -20,7 +20,7 @@ export function parseSignal(text: string): number {
   }
   const n = signalNumbers()[`SIG${name}`];
   if (n !== undefined) return n;
-  throw new PocError(`unknown signal ${JSON.stringify(text)}`);
+  throw new PocrunError(`unknown signal ${JSON.stringify(text)}`);
 }
 
 export function signalName(n: number): string {

@@ -1,10 +1,10 @@
 import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
-import { PocError, errnoCode, wrapError } from '../errors.js';
+import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { RuntimeContext } from './context.js';
-import type { ContainerRecord } from './store.js';
+import type { ContainerRecord } from './state-store.js';
 
 /** pocrun start: releases the init blocked on exec.fifo, exactly once, then runs poststart hooks. */
 export function startContainer(ctx: RuntimeContext, id: string): void {
@@ -12,7 +12,7 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
   try {
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status !== 'created') throw new PocError(`cannot start container "${id}": it is ${status}, not created`);
+    if (status !== 'created') throw new PocrunError(`cannot start container "${id}": it is ${status}, not created`);
     const fifo = ctx.store.fifoPath(id);
     let fd: number;
     try {
@@ -30,7 +30,7 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
           // A short-lived process may have passed the fifo, run and exited between the read and this check:
           // its byte is still in the fifo then, so it is looked for once more before the init is called dead.
           if (readFifo(fd, byte, id) === 1) break;
-          throw new PocError(`cannot start container "${id}": its init exited before start`);
+          throw new PocrunError(`cannot start container "${id}": its init exited before start`);
         }
         sleepMs(1);
       }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { isSameLiveProcess } from './proc.js';
-import type { ContainerRecord, Status, Store } from './store.js';
+import type { ContainerRecord, Status, Store } from './state-store.js';
 
 export interface StatusFacts {
   /** pid 0 means the init was never reported: create did not finish. */

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { PocError, wrapError } from '../errors.js';
+import { PocrunError, wrapError } from '../errors.js';
 import type { CgroupDriver, LinuxResources } from '../cgroups/index.js';
 import { deviceCgroupRules } from '../plan/devices.js';
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { runDeviceFilter } from './init-helper.js';
-import type { ContainerRecord } from './store.js';
+import type { ContainerRecord } from './state-store.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
@@ -41,7 +41,7 @@ export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFl
   try {
     const record = ctx.store.read(id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status === 'stopped' || status === 'creating') throw new PocError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
+    if (status === 'stopped' || status === 'creating') throw new PocrunError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
     const where = flags.resources !== undefined ? `update --resources ${flags.resources}` : 'update';
     const cgroups = ctx.cgroupsOf(record);
     cgroups.apply(record.cgroupPath, replaceDevices(cgroups, record, resources), where);
@@ -78,17 +78,17 @@ export function readResources(file: string, readStdin: () => Buffer): LinuxResou
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new PocError(`${where}: not valid JSON: ${(err as Error).message}`);
+    throw new PocrunError(`${where}: not valid JSON: ${(err as Error).message}`);
   }
   return checkResources(doc, where);
 }
 
 /** Validated as the `linux.resources` of a config; errors point into the resources document. */
 export function checkResources(doc: unknown, where: string): LinuxResources {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocError(`${where}: must be a JSON object`);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocrunError(`${where}: must be a JSON object`);
   if (!validate_config({ ociVersion: '1.0.0', linux: { resources: doc } })) {
     const rest = describeValidationError(validate_config.errors ?? []).replace(/^\/linux\/resources/, '');
-    throw new PocError(`${where}: ${rest.startsWith(': ') ? rest.slice(2) : rest}`);
+    throw new PocrunError(`${where}: ${rest.startsWith(': ') ? rest.slice(2) : rest}`);
   }
   return withoutZeros(doc as LinuxResources);
 }
@@ -140,7 +140,7 @@ export function resourcesFromFlags(f: UpdateFlags): LinuxResources {
   if (pids !== undefined && pids !== 0) r.pids = { limit: pids };
   const weight = uint(f['blkio-weight'], '--blkio-weight');
   if (weight !== undefined && weight !== 0) {
-    if (weight < 10 || weight > 1000) throw new PocError(`--blkio-weight: ${weight} is not in 10..1000`);
+    if (weight < 10 || weight > 1000) throw new PocrunError(`--blkio-weight: ${weight} is not in 10..1000`);
     r.blockIO = { weight };
   }
   return r;
@@ -148,13 +148,13 @@ export function resourcesFromFlags(f: UpdateFlags): LinuxResources {
 
 function int(v: string | undefined, flag: string): number | undefined {
   if (v === undefined || v === '') return undefined;
-  if (!/^-?\d+$/.test(v.trim())) throw new PocError(`invalid value for ${flag}: ${JSON.stringify(v)} is not an integer`);
+  if (!/^-?\d+$/.test(v.trim())) throw new PocrunError(`invalid value for ${flag}: ${JSON.stringify(v)} is not an integer`);
   return Number(v.trim());
 }
 
 function uint(v: string | undefined, flag: string): number | undefined {
   if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v.trim())) throw new PocError(`invalid value for ${flag}: ${JSON.stringify(v)} is not a non-negative integer`);
+  if (!/^\d+$/.test(v.trim())) throw new PocrunError(`invalid value for ${flag}: ${JSON.stringify(v)} is not a non-negative integer`);
   return Number(v.trim());
 }
 
@@ -166,8 +166,8 @@ const RAM_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 102
  */
 export function parseBytes(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text.trim());
-  if (!m) throw new PocError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
+  if (!m) throw new PocrunError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
   const value = Number(m[1]);
-  if (!Number.isFinite(value)) throw new PocError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
+  if (!Number.isFinite(value)) throw new PocrunError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
   return Math.trunc(value * RAM_UNITS[(m[2] ?? '').toLowerCase()]!);
 }

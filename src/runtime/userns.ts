@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Spec } from '../spec/generated/config.js';
-import { PocError, wrapError } from '../errors.js';
+import { PocrunError, wrapError } from '../errors.js';
 import { idMapText } from '../plan/namespaces.js';
 import { egid, euid } from './rootless.js';
 
@@ -43,13 +43,13 @@ function writeMap(pid: number, kind: 'uid' | 'gid', maps: readonly IdMap[] | und
   const r = spawnSync(tool, args, { encoding: 'utf8' });
   const file = kind === 'uid' ? '/etc/subuid' : '/etc/subgid';
   if (r.error) {
-    throw new PocError(
+    throw new PocrunError(
       `${field}: rootless: mapping more than this user's own ${kind} needs ${tool} (Debian's uidmap package) and ranges in ${file}: ${r.error.message}`,
     );
   }
   if (r.status !== 0) {
     const said = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().replace(/\s+/g, ' ');
-    throw new PocError(
+    throw new PocrunError(
       `${field}: rootless: ${tool} ${args.join(' ')} failed (exit status ${r.status}${said ? `: ${said}` : ''}); the ranges must be this user's in ${file}, or the map only the user's own ${kind}`,
     );
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Spec } from './generated/config.js';
 import { validate_config, type ValidationError } from './generated/validators.js';
-import { PocError, wrapError } from '../errors.js';
+import { PocrunError, wrapError } from '../errors.js';
 
 /** Bigger than any real config; a limit keeps a runaway document from eating the runtime's memory. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -21,27 +21,27 @@ export function loadConfig(bundle: string): Spec {
 
 export function parseConfig(bytes: Buffer): Spec {
   if (bytes.length > MAX_CONFIG_BYTES) {
-    throw new PocError(`config.json is too large: ${bytes.length} bytes, the limit is ${MAX_CONFIG_BYTES}`);
+    throw new PocrunError(`config.json is too large: ${bytes.length} bytes, the limit is ${MAX_CONFIG_BYTES}`);
   }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new PocError('config.json is not valid UTF-8');
+    throw new PocrunError('config.json is not valid UTF-8');
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
     const reason = err instanceof RangeError ? 'nested too deeply' : (err as Error).message;
-    throw new PocError(`config.json is not valid JSON: ${reason}`);
+    throw new PocrunError(`config.json is not valid JSON: ${reason}`);
   }
   return validateConfig(doc);
 }
 
 export function validateConfig(doc: unknown): Spec {
   if (validate_config(doc)) return doc as Spec;
-  throw new PocError(`config.json ${describeValidationError(validate_config.errors ?? [])}`);
+  throw new PocrunError(`config.json ${describeValidationError(validate_config.errors ?? [])}`);
 }
 
 /** The most specific of ajv's errors, in words: "/process/args: must be a non-empty array". */

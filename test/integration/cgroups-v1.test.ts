@@ -110,7 +110,7 @@ function run(driver: CgroupV1Driver) {
 
   t.test('a memory limit below the usage is refused with EBUSY, named', async (t) => {
     t.throws(() => driver.apply(path, { memory: { limit: 1 << 20 } }), {
-      name: 'PocError',
+      name: 'PocrunError',
       message: new RegExp(
         `^cgroup ${path}: write memory.limit_in_bytes=1048576: Device or resource busy: the new limit is below the current usage \\(\\d+ bytes\\)$`,
       ),

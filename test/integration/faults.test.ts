@@ -6,7 +6,7 @@ import { isDead, makeBundle, POCRUN, Runtime, setup, stateDirs, TEST_CGROUP_PARE
 
 const { work, rt, residue } = setup();
 
-/** The steps of create at which pocrun can be killed (src/runtime/create.ts, init-helper.ts). */
+/** The steps of create at which pocrun can be killed (src/runtime/create-container.ts, init-helper.ts). */
 const CREATE_STEPS = [
   'config loaded and validated', 'state directory made', 'cgroup made', 'helper spawned', 'plan compiled',
   'resources applied', 'plan sent', 'helper: sync hooks', 'created', 'state written',

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { makeCertificates, startDyingProxy, startRegistry, startTokenServer, type Registry } from '../helpers/registry.js';
 import { top } from '../helpers/runtime.js';
-import { pruneImages } from '../../src/poc/images/store.js';
+import { pruneImages } from '../../src/poc/images/image-store.js';
 
 if (process.getuid?.() !== 0) {
   t.fail('poc-registry: needs root (images keep owners; containers run)');

@@ -26,7 +26,7 @@ t.test('cgroupsPath resolution', async (t) => {
 
 t.test('cgroupsPath with .. or naming the root is refused', async (t) => {
   for (const bad of ['/a/../b', '../x', 'a/..', '/..']) {
-    t.throws(() => resolveCgroupPath(bad, 'c1', () => '/'), { name: 'PocError', message: /".." components are not allowed/ }, bad);
+    t.throws(() => resolveCgroupPath(bad, 'c1', () => '/'), { name: 'PocrunError', message: /".." components are not allowed/ }, bad);
   }
   t.throws(() => resolveCgroupPath('/', 'c1'), /the root cgroup cannot be a container's/);
   t.throws(() => resolveCgroupPath(undefined, 'a/b'), /container id/);

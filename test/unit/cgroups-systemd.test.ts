@@ -22,7 +22,7 @@ t.test('slices expand as systemd nests dashed names (runc ExpandSlice)', async (
   ];
   for (const [slice, path] of cases) t.equal(expandSlice(slice), path, slice);
   for (const bad of ['system', '.slice', 'a--b.slice', '-a.slice', 'a-.slice', 'a/b.slice', 'kubepods.slice.x']) {
-    t.throws(() => expandSlice(bad), { name: 'PocError', message: /^config.json \/linux\/cgroupsPath: .* is not a slice name/ }, bad);
+    t.throws(() => expandSlice(bad), { name: 'PocrunError', message: /^config.json \/linux\/cgroupsPath: .* is not a slice name/ }, bad);
   }
 });
 
@@ -61,7 +61,7 @@ t.test('a cgroupsPath not of the form slice:prefix:name is an error naming the f
     ['system:p:n', /"system" is not a slice name/],
     ['system.slice:p:x.slice', /the name is a slice/],
   ];
-  for (const [path, message] of cases) t.throws(() => systemdUnitFor(path, 'c1'), { name: 'PocError', message }, path);
+  for (const [path, message] of cases) t.throws(() => systemdUnitFor(path, 'c1'), { name: 'PocrunError', message }, path);
 });
 
 t.test('the unit and slice are found again from the recorded cgroup path', async (t) => {

@@ -179,7 +179,7 @@ t.test('a resource whose controller is not mounted is an error naming it', async
   ];
   for (const [resources, message] of cases) {
     writeTrace.writes = [];
-    t.throws(() => driver.apply('/pocrun/c1', { pids: { limit: 1 }, ...resources }), { name: 'PocError', message });
+    t.throws(() => driver.apply('/pocrun/c1', { pids: { limit: 1 }, ...resources }), { name: 'PocrunError', message });
     t.same(writeTrace.writes, [], 'nothing written');
   }
   writeTrace.writes = undefined;

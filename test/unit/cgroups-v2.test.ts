@@ -117,7 +117,7 @@ t.test('what cgroup v2 cannot do is refused before anything is written', async (
   for (const [resources, message] of cases) {
     const { driver } = fixture(t);
     writeTrace.writes = [];
-    t.throws(() => driver.apply('/pocrun/c1', { pids: { limit: 1 }, ...resources }), { name: 'PocError', message }, String(message));
+    t.throws(() => driver.apply('/pocrun/c1', { pids: { limit: 1 }, ...resources }), { name: 'PocrunError', message }, String(message));
     t.same(writeTrace.writes, [], 'no write');
   }
   writeTrace.writes = undefined;

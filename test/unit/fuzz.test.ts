@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../src/errors.js';
+import { UserError } from '../../src/errors.js';
 import { validateConfig } from '../../src/spec/validate.js';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import { encodePlan } from '../../src/plan/wire.js';
@@ -12,7 +12,7 @@ import { RUN_FLAGS, joinNegativeValues, runFlags } from '../../src/cli/poc.js';
 import { resolveRunFlags } from '../../src/poc/containers/options.js';
 
 /**
- * Bounded fuzzing: every input ends in a valid result or a PocError (a clean message), never another exception
+ * Bounded fuzzing: every input ends in a valid result or a UserError (a clean message), never another exception
  * (a crash with a stack trace). Seeds are fixed so that a failure is reproducible; POC_FUZZ_RUNS scales the run.
  */
 const RUNS = Number(process.env.POC_FUZZ_RUNS ?? 1500);
@@ -60,7 +60,7 @@ function cleanOutcome(fn: () => unknown): boolean {
     fn();
     return true;
   } catch (err) {
-    if (err instanceof PocError) return true;
+    if (err instanceof UserError) return true;
     throw err;
   }
 }

@@ -162,7 +162,7 @@ t.test('config that cannot be honoured is refused naming the field', async (t) =
     ['NUL in an argument', (s) => { s.process!.args = ['sh\u0000x']; }, /NUL/],
   ];
   for (const [name, change, re] of cases) {
-    t.throws(() => encodePlan(compileCreatePlan(spec(change), opts).steps), { name: 'PocError', message: re }, name);
+    t.throws(() => encodePlan(compileCreatePlan(spec(change), opts).steps), { name: 'PocrunError', message: re }, name);
   }
 });
 

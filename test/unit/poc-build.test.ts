@@ -8,7 +8,7 @@ import { stepKey } from '../../src/poc/build/cache.js';
 import { parseDockerfile } from '../../src/poc/build/dockerfile.js';
 import { envLookup, expandWord, setEnv } from '../../src/poc/build/expand.js';
 import { overlayMountOptions, runSpec } from '../../src/poc/build/step-fs.js';
-import type { ImageConfig } from '../../src/poc/images/store.js';
+import type { ImageConfig } from '../../src/poc/images/image-store.js';
 
 t.test('the parser: stages, names, global ARGs, exec and shell forms, flags, continuations', async (t) => {
   const df = parseDockerfile(

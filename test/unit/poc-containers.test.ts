@@ -23,13 +23,13 @@ import {
 } from '../../src/poc/containers/options.js';
 import { overlayOptions } from '../../src/poc/containers/rootfs.js';
 import { cgroupsPathOf, containerCgroupPath } from '../../src/poc/containers/cgroup.js';
-import type { ContainerRecord } from '../../src/poc/containers/store.js';
+import type { ContainerRecord } from '../../src/poc/containers/container-store.js';
 import { execArgs } from '../../src/poc/commands/exec.js';
 import { humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
 import { statusText } from '../../src/poc/commands/ps.js';
 import { parseNetDev } from '../../src/poc/commands/stats.js';
 import { cpuTime } from '../../src/poc/commands/top.js';
-import { defaultImageConfig } from '../../src/poc/images/store.js';
+import { defaultImageConfig } from '../../src/poc/images/image-store.js';
 
 /** poc's own run flags, with what its command parser adds to every command. */
 const RUN_SPEC: FlagSpec = {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { checkName } from '../../src/poc/store.js';
+import { checkName } from '../../src/poc/poc-root.js';
 import { formatReference, parseReference, qualify, storeName } from '../../src/poc/registry/reference.js';
 import {
   authFiles,

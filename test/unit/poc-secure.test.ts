@@ -14,7 +14,7 @@ import { checkUlimits, parseDevice, parseShmSize, parseTmpfs, parseUlimit, UNLIM
 import { resolveRunFlags, type ContainerOptions, type RunFlags } from '../../src/poc/containers/options.js';
 import { seccompFromProfile } from '../../src/poc/containers/seccomp-profile.js';
 import { stopPlan } from '../../src/poc/containers/stop.js';
-import { defaultImageConfig } from '../../src/poc/images/store.js';
+import { defaultImageConfig } from '../../src/poc/images/image-store.js';
 
 const RUN_SPEC: FlagSpec = { ...RUN_FLAGS, string: [...RUN_FLAGS.string!, '_'], boolean: [...RUN_FLAGS.boolean!, 'help'], repeat: [...RUN_FLAGS.repeat!, '_'] };
 

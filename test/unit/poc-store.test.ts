@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { checkName, isStaleHolder, newId, pocPaths, processStartTime, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/store.js';
+import { checkName, isStaleHolder, newId, pocPaths, processStartTime, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
 
 const work = mkdtempSync(join(tmpdir(), 'poc-store-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));

@@ -10,7 +10,7 @@ import { planBundle, type BundleContext } from '../../src/poc/containers/bundle.
 import { resolveRunFlags } from '../../src/poc/containers/options.js';
 import { parseRestart, restartMonitorArgs } from '../../src/poc/containers/restart.js';
 import { effectiveHealthcheck, healthMonitorArgs, parseDuration, parseHealthFlags } from '../../src/poc/containers/health.js';
-import { defaultImageConfig } from '../../src/poc/images/store.js';
+import { defaultImageConfig } from '../../src/poc/images/image-store.js';
 import { checkDuplicateTargets, describeMount, imageVolumes, parseMountFlag, parseVolumeFlag, tmpfsOptions } from '../../src/poc/volumes/spec.js';
 
 const ctx = { readFile: () => '', hostEnv: {}, cpuCount: 2, systemdRunning: false };

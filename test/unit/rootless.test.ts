@@ -5,7 +5,7 @@ import {
 import { idMapMethod } from '../../src/runtime/userns.js';
 import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
 import { compileExecPlan } from '../../src/plan/exec-plan.js';
-import { PocError, wrapError } from '../../src/errors.js';
+import { PocrunError, wrapError } from '../../src/errors.js';
 
 t.test('--rootless: true, false, auto and the spellings Go accepts', async (t) => {
   for (const v of ['true', '1', 't', 'TRUE', 'True']) t.equal(parseRootlessFlag(v), true, v);
@@ -54,9 +54,9 @@ t.test('the first resource asked for, as a JSON pointer; device rules are not on
 t.test('permission errors are found through the causes that wrap them', async (t) => {
   const eacces = Object.assign(new Error('x'), { code: 'EACCES' });
   t.ok(isPermissionError(wrapError('cgroup', eacces)));
-  t.ok(isPermissionError(new PocError('a', 1, { cause: wrapError('b', Object.assign(new Error(), { code: 'EROFS' })) })));
+  t.ok(isPermissionError(new PocrunError('a', 1, { cause: wrapError('b', Object.assign(new Error(), { code: 'EROFS' })) })));
   t.notOk(isPermissionError(wrapError('cgroup', Object.assign(new Error('x'), { code: 'ENOENT' }))));
-  t.notOk(isPermissionError(new PocError('plain')));
+  t.notOk(isPermissionError(new PocrunError('plain')));
 });
 
 t.test('id maps: root and the one-id map of the caller are written directly, the rest by newuidmap', async (t) => {

@@ -11,7 +11,7 @@ t.test('ids are checked before any path is built from them', async (t) => {
     ['a/b', /invalid container id/], ['../etc', /invalid container id/], ['-a', /invalid container id/],
     ['a\u0000b', /invalid container id/], ['with space', /invalid container id/], ['x'.repeat(2000), /too long \(2000 characters/],
   ];
-  for (const [id, re] of bad) t.throws(() => checkId(id), { name: 'PocError', message: re }, JSON.stringify(id));
+  for (const [id, re] of bad) t.throws(() => checkId(id), { name: 'PocrunError', message: re }, JSON.stringify(id));
 });
 
 t.test('status is derived from what the kernel says', async (t) => {

@@ -21,7 +21,7 @@ t.test('every bad example of the spec is refused with a JSON pointer', async (t)
     'linux-rdma.json': /^config\.json \/linux\/resources\/rdma\/mlx5_1\/hcaHandles: must be an integer/,
   };
   for (const f of readdirSync(join(dir, 'bad'))) {
-    t.throws(() => parseConfig(readFileSync(join(dir, 'bad', f))), { name: 'PocError', message: expected[f] ?? /^config\.json / }, f);
+    t.throws(() => parseConfig(readFileSync(join(dir, 'bad', f))), { name: 'PocrunError', message: expected[f] ?? /^config\.json / }, f);
   }
 });
 

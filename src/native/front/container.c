@@ -26,7 +26,7 @@ struct record {
 	yajl_val doc;
 	long pid;
 	const char *init_start_time;
-	yajl_val cgroup_dirs; /* controller -> directory (src/runtime/store.ts) */
+	yajl_val cgroup_dirs; /* controller -> directory (src/runtime/state-store.ts) */
 };
 
 static char *read_file(const char *path, size_t max)
@@ -198,7 +198,7 @@ static void sleep_ms(long ms)
 
 /*
  * No state directory at all: the container does not exist, which the TypeScript program would say in the same
- * words (store.ts). Engines ask often (containerd's shim deletes a task twice; podman reads the state of a
+ * words (state-store.ts). Engines ask often (containerd's shim deletes a task twice; podman reads the state of a
  * container it lost), and "does not exist" is what they match. A directory without a readable record defers.
  */
 static bool unknown(const struct front *f, const char *id)

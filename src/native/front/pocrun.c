@@ -4,13 +4,13 @@
  * The runtime is a TypeScript program compiled with Bun (dist/pocrun-ts). A Bun process needs ~850 page faults
  * and ~10 ms before its first line runs, more than all of runc's `state`; engines call state, start, kill and
  * delete many times per container. So those four commands' ordinary cases run here, reading the state record
- * create wrote (src/runtime/store.ts, ContainerRecord), and everything else is handed to the TypeScript program
+ * create wrote (src/runtime/state-store.ts, ContainerRecord), and everything else is handed to the TypeScript program
  * by execve with the same argv: other commands, --help, --debug, bad input, errors worth explaining, hooks.
  * The TypeScript program is complete on its own; this file only answers earlier where the answer is plain.
  * create, run and exec first wait here for an admission slot (admission.c), so that many at once do not all
  * wait inside big Bun processes.
  *
- * Keep in step with: the record (store.ts), status derivation (status.ts), the lock (Store.lock), the state
+ * Keep in step with: the record (state-store.ts), status derivation (status.ts), the lock (Store.lock), the state
  * output (ociState), and the log line format (context.ts). test/integration/front.test.ts runs the same cases
  * through both and compares.
  */

@@ -1,4 +1,4 @@
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 /** The figures a sysbench 1.0 run prints, by key: events_per_second, mib_per_second, latency.avg, ... */
 export type SysbenchFigures = Record<string, number>;

@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statfsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
+import { UserError, PocError } from '../errors.js';
 import { resolveImage, DEBIAN_IMAGE } from '../images/index.js';
-import { pocPaths, type RootOptions } from '../store.js';
+import { pocPaths, type RootOptions } from '../poc-root.js';
 import { parseSysbench, type SysbenchFigures } from './parse.js';
 import { compare, type Comparison } from './stats.js';
 import { benchSuite, checkTests, testScript, type BenchTest, type Machine, type Metric } from './suite.js';
@@ -61,7 +61,7 @@ export function runBench(opts: BenchOptions): BenchResult {
   try {
     image = resolveImage(imageName, opts);
   } catch (err) {
-    if (!(err instanceof PocError) || imageName !== DEBIAN_IMAGE) throw err;
+    if (!(err instanceof UserError) || imageName !== DEBIAN_IMAGE) throw err;
     throw new PocError(`bench: no image "${imageName}": run "poc init" first (it builds the Debian image with sysbench)`);
   }
   const paths = pocPaths(opts);

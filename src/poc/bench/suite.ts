@@ -1,4 +1,4 @@
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 /**
  * The Bash proof of concept's sysbench suite, as data: which sysbench commands run for each test and which

@@ -7,9 +7,9 @@
  */
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
-import { PocError, wrapError } from '../../errors.js';
+import { PocError, wrapError } from '../errors.js';
 import { resolveUser } from '../containers/bundle.js';
-import { findImage } from '../containers/create.js';
+import { findImage } from '../containers/provision.js';
 import { applyLayer } from '../images/layer.js';
 import { commitLayeredImage, flatHistory, imageLayers, layerDir, layeredImageDigest, type LayerRef } from '../images/layers.js';
 import { openDecompressed } from '../images/import.js';
@@ -21,8 +21,8 @@ import {
   type HistoryEntry,
   type ImageConfig,
   type ImageRecord,
-} from '../images/store.js';
-import { checkName, type RootOptions } from '../store.js';
+} from '../images/image-store.js';
+import { checkName, type RootOptions } from '../poc-root.js';
 import { cacheGet, cachePut, stepKey } from './cache.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
 import { buildError, parseDockerfile, type Instruction, type Stage } from './dockerfile.js';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerDir, type LayerRef } from '../images/layers.js';
-import { pocPaths, readJson, writeJsonAtomic, type RootOptions } from '../store.js';
+import { pocPaths, readJson, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 
 export interface CacheEntry {
   layer: LayerRef | null;

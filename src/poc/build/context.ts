@@ -9,7 +9,7 @@ import picomatch from 'picomatch';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { PocError, errnoCode } from '../../errors.js';
+import { PocError, errnoCode } from '../errors.js';
 import { TAR_END } from '../images/tar.js';
 import { openDecompressed } from '../images/import.js';
 import { tarNode } from '../images/layers.js';

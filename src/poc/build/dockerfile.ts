@@ -4,7 +4,7 @@
  * what each instruction means and which forms are errors is ours, with the file and line in every message.
  */
 import { DockerfileParser } from 'dockerfile-ast';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type Keyword =
   | 'FROM' | 'RUN' | 'COPY' | 'ADD' | 'ENV' | 'ARG' | 'WORKDIR' | 'USER' | 'CMD' | 'ENTRYPOINT' | 'EXPOSE' | 'LABEL'

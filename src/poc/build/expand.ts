@@ -4,7 +4,7 @@
  * `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`, `\$` for a literal dollar; single quotes keep their content as
  * it is, double quotes expand inside; quotes are removed. RUN, CMD and ENTRYPOINT are left to the shell.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type Lookup = (name: string) => string | undefined;
 

@@ -6,16 +6,16 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import type { Spec } from '../../spec/generated/config.js';
 import { defaultSpec, OCI_VERSION } from '../../spec/default.js';
 import { CONTAINER_ID_ANNOTATION, DEFAULT_CAPABILITIES, type ProcessUser } from '../containers/bundle.js';
 import { unmountRootfs } from '../containers/rootfs.js';
 import { binaries, childEnv } from '../containers/runtime.js';
-import { runtimeRoot } from '../containers/store.js';
+import { runtimeRoot } from '../containers/container-store.js';
 import { layerScratch, storeLayer, type LayerRef } from '../images/layers.js';
 import { runProgram, spawnProgram } from '../spawn.js';
-import { pocRoot, randomHex, type RootOptions } from '../store.js';
+import { pocRoot, randomHex, type RootOptions } from '../poc-root.js';
 
 /** What a step's overlay stacks: the lower directories, the topmost first. */
 export type Lowers = string[];

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isatty } from 'node:tty';
 import { stderr, stdout } from '../../cli/output.js';
-import { wrapError } from '../../errors.js';
+import { wrapError } from '../errors.js';
 import { ratioChart } from '../bench/chart.js';
 import { markdown, textTable } from '../bench/report.js';
 import { runBench, type BenchOptions } from '../bench/run.js';

@@ -1,8 +1,8 @@
 /** `poc build`: a Dockerfile → an image (src/poc/build/). Steps and cache hits on stderr, the image id on stdout. */
 import { stderr, stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { build } from '../build/build.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface BuildCommandOptions extends RootOptions {
   context: string;

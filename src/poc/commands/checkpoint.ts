@@ -1,9 +1,9 @@
 /** `poc checkpoint create [--leave-running] CONTAINER NAME`, `poc checkpoint ls CONTAINER`, `poc checkpoint rm CONTAINER NAME`. */
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { createCheckpoint, listCheckpoints, removeCheckpoint } from '../containers/checkpoint.js';
-import { resolveContainer } from '../containers/store.js';
-import type { RootOptions } from '../store.js';
+import { resolveContainer } from '../containers/container-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { table } from './format.js';
 
 export interface CheckpointCommandOptions extends RootOptions {

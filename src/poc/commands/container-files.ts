@@ -3,17 +3,17 @@
  * containers' files and the space images, layers, containers and the build cache take.
  */
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { applyConfigInstruction } from '../build/build.js';
 import { cacheClear, cachedLayers } from '../build/cache.js';
 import { parseDockerfile } from '../build/dockerfile.js';
 import { envLookup } from '../build/expand.js';
 import { commitContainer, containerChanges, copyFromContainer, copyToContainer, withContainerView } from '../containers/filesystem.js';
-import { containerPaths, containerStatus, listContainers, resolveContainer } from '../containers/store.js';
+import { containerPaths, containerStatus, listContainers, resolveContainer } from '../containers/container-store.js';
 import { directorySize, layersRoot, pruneLayers, tarDirectory } from '../images/layers.js';
 import { writeArchive } from '../images/save.js';
-import { listImages, pruneImages, removeImage, resolveImage } from '../images/store.js';
-import type { RootOptions } from '../store.js';
+import { listImages, pruneImages, removeImage, resolveImage } from '../images/image-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { humanSize, table } from './format.js';
 import { imagesInUse } from './images.js';
 

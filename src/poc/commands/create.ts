@@ -1,8 +1,8 @@
 /** `poc create [flags] IMAGE [CMD...]`: makes the container without starting it; prints its id. */
 import { stdout } from '../../cli/output.js';
-import { createContainer } from '../containers/create.js';
+import { createContainer } from '../containers/provision.js';
 import type { RunFlags } from '../containers/options.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface CreateCommandOptions extends RootOptions {
   flags: RunFlags;

@@ -1,6 +1,6 @@
 /** Commands that take several names (rm, stop, kill, start, rmi): each is tried; errors are shown per name. */
 import { stderr } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { UserError } from '../errors.js';
 
 /** Runs fn for each ref; a user error is printed and the others go on; the exit status is 1 if any failed. */
 export async function forEachRef(refs: string[], fn: (ref: string) => Promise<void>): Promise<number> {
@@ -13,7 +13,7 @@ export async function forEachRef(refs: string[], fn: (ref: string) => Promise<vo
     try {
       await fn(ref);
     } catch (err) {
-      if (!(err instanceof PocError)) throw err;
+      if (!(err instanceof UserError)) throw err;
       stderr(`poc: ${err.message}\n`);
       failed++;
     }

@@ -5,14 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { imageRootfs } from '../images/index.js';
 import { resolveUser } from '../containers/bundle.js';
 import { consoleSocketPath, findProgram } from '../containers/monitor.js';
 import { binaries, childEnv } from '../containers/runtime.js';
-import { containerStatus, resolveContainer, runtimeRoot } from '../containers/store.js';
+import { containerStatus, resolveContainer, runtimeRoot } from '../containers/container-store.js';
 import { parseEnvSetting } from '../containers/options.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface ExecCommandOptions extends RootOptions {
   ref: string;

@@ -3,11 +3,11 @@
  *   poc hook network setup|teardown   OCI hooks in config.json, the container state on stdin
  *   poc cleanup ID                      the monitor's exit command when a container's init exited
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { cleanupContainer } from '../containers/stop.js';
 import { runNetworkHook } from '../network/index.js';
 import { readFileSync } from 'node:fs';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface HookOptions extends RootOptions {
   kind: string;

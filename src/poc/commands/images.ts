@@ -1,8 +1,8 @@
 /** `poc images [--format json]` and `poc rmi [-f] IMAGE...`. */
 import { stdout } from '../../cli/output.js';
 import { listImages, removeImage, type ImageRecord, type InUse } from '../images/index.js';
-import { listContainers } from '../containers/store.js';
-import { shortId, type RootOptions } from '../store.js';
+import { listContainers } from '../containers/container-store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { forEachRef } from './each.js';
 import { ago, humanSize, table } from './format.js';
 

@@ -2,7 +2,7 @@
 import { isatty } from 'node:tty';
 import { stderr, stdout } from '../../cli/output.js';
 import { buildBusyboxImage, initDebianImage, type DebianProgress } from '../images/index.js';
-import { shortId, type RootOptions } from '../store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { humanSize } from './format.js';
 
 export interface InitOptions extends RootOptions {

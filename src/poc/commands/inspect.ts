@@ -5,12 +5,12 @@ import type { Spec } from '../../spec/generated/config.js';
 import { listContainerNetworks } from '../network/index.js';
 import { CPU_PERIOD, DEFAULT_SHM_SIZE } from '../containers/bundle.js';
 import type { ContainerOptions } from '../containers/options.js';
-import { containerPaths, containerStatus, readHealth, resolveContainer, type ContainerRecord } from '../containers/store.js';
-import { runtimeRoot } from '../containers/store.js';
+import { containerPaths, containerStatus, readHealth, resolveContainer, type ContainerRecord } from '../containers/container-store.js';
+import { runtimeRoot } from '../containers/container-store.js';
 import { pocrun } from '../containers/runtime.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 import { describeMount, volumeType } from '../volumes/spec.js';
-import { volumeDataPath } from '../volumes/store.js';
+import { volumeDataPath } from '../volumes/volume-store.js';
 
 export interface InspectOptions extends RootOptions {
   refs: string[];

@@ -1,10 +1,10 @@
 /** `poc start`, `poc stop [-t SECS]`, `poc kill [-s SIG]`, `poc rm [-f]`, `poc wait`: names or id prefixes. */
 import { stdout } from '../../cli/output.js';
 import { startContainer } from '../containers/start.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { killContainer, removeContainer, stopContainer, waitContainer, WAIT_CONDITIONS, type WaitCondition } from '../containers/stop.js';
-import { resolveContainer } from '../containers/store.js';
-import type { RootOptions } from '../store.js';
+import { resolveContainer } from '../containers/container-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { forEachRef } from './each.js';
 
 export interface RefsOptions extends RootOptions {

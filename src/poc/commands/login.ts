@@ -1,7 +1,7 @@
 /** `poc login [-u USER] [-p PASSWORD | --password-stdin] REGISTRY` and `poc logout REGISTRY`. */
 import { readFileSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { login, logout } from '../registry/login.js';
 
 export interface LoginCommandOptions {

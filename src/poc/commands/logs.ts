@@ -5,8 +5,8 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { stderr, stdout } from '../../cli/output.js';
 import { flushPending, formatLine, parseLog, splitComplete, type LogLine, type Stream } from '../containers/logs.js';
-import { containerPaths, containerStatus, resolveContainer } from '../containers/store.js';
-import type { RootOptions } from '../store.js';
+import { containerPaths, containerStatus, resolveContainer } from '../containers/container-store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface LogsOptions extends RootOptions {
   ref: string;

@@ -2,8 +2,8 @@
  * `poc network create|ls|inspect|rm|prune|connect|disconnect`: user networks (src/poc/network/user-networks.ts).
  */
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
-import { containerStatus, listContainers, resolveContainer } from '../containers/store.js';
+import { UserError, PocError } from '../errors.js';
+import { containerStatus, listContainers, resolveContainer } from '../containers/container-store.js';
 import { stopContainer } from '../containers/stop.js';
 import {
   connectContainer,
@@ -14,7 +14,7 @@ import {
   removeNetwork,
   type NetworkState,
 } from '../network/index.js';
-import { shortId, type RootOptions } from '../store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { forEachRef } from './each.js';
 import { table } from './format.js';
 
@@ -119,7 +119,7 @@ export async function networkPruneCommand(o: RootOptions): Promise<number> {
       stdout(`Deleted network: ${await removeNetwork(n.name, o)}\n`);
     } catch (err) {
       // attached to meanwhile: it is in use, which is what prune leaves alone
-      if (!(err instanceof PocError) || !/is in use/.test(err.message)) throw err;
+      if (!(err instanceof UserError) || !/is in use/.test(err.message)) throw err;
     }
   }
   return 0;

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { stdout } from '../../cli/output.js';
 import { pruneImages } from '../images/index.js';
 import { destroyNetwork, readNetworkState, run } from '../network/index.js';
-import { containerStatus, listContainers } from '../containers/store.js';
+import { containerStatus, listContainers } from '../containers/container-store.js';
 import { removeContainer } from '../containers/stop.js';
-import { shortId, type RootOptions } from '../store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { isRootless } from '../rootless.js';
 import { imagesInUse } from './images.js';
 

@@ -1,8 +1,8 @@
 /** `poc ps [-a] [--format json]`: running containers (all with -a), newest first. */
 import { stdout } from '../../cli/output.js';
 import { formatPublish, getContainerNetwork } from '../network/index.js';
-import { containerStatus, listContainers, readHealth, type ContainerRecord, type ContainerStatus, type HealthState } from '../containers/store.js';
-import { shortId, type RootOptions } from '../store.js';
+import { containerStatus, listContainers, readHealth, type ContainerRecord, type ContainerStatus, type HealthState } from '../containers/container-store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { ago, humanDuration, table, truncate } from './format.js';
 
 export interface PsOptions extends RootOptions {

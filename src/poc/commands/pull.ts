@@ -3,7 +3,7 @@ import { stderr, stdout } from '../../cli/output.js';
 import type { ConnectOptions } from '../registry/connect.js';
 import { progressFor } from '../registry/progress.js';
 import { pullImage } from '../registry/pull.js';
-import { shortId, type RootOptions } from '../store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { imagesInUse } from './images.js';
 
 export interface PullCommandOptions extends RootOptions, ConnectOptions {

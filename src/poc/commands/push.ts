@@ -3,7 +3,7 @@ import { stderr, stdout } from '../../cli/output.js';
 import type { ConnectOptions } from '../registry/connect.js';
 import { progressFor } from '../registry/progress.js';
 import { pushImage } from '../registry/push.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface PushCommandOptions extends RootOptions, ConnectOptions {
   image: string;

@@ -5,12 +5,12 @@
  * foreground poc does the cleanup of the exit itself (the monitor's `poc cleanup`, without a second process).
  */
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
-import { createContainer } from '../containers/create.js';
+import { PocError } from '../errors.js';
+import { createContainer } from '../containers/provision.js';
 import type { RunFlags } from '../containers/options.js';
 import { startContainer } from '../containers/start.js';
 import { cleanupContainer, removeContainer } from '../containers/stop.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 
 export interface RunCommandOptions extends RootOptions {
   flags: RunFlags;

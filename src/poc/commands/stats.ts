@@ -6,12 +6,12 @@ import { isatty } from 'node:tty';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { isRootless } from '../rootless.js';
 import { detectCgroups, type CgroupDriver } from '../../cgroups/index.js';
 import { containerCgroupPath } from '../containers/cgroup.js';
-import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/store.js';
-import { shortId, type RootOptions } from '../store.js';
+import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/container-store.js';
+import { shortId, type RootOptions } from '../poc-root.js';
 import { binarySize, humanSize, table } from './format.js';
 
 export interface StatsOptions extends RootOptions {

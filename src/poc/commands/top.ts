@@ -1,11 +1,11 @@
 /** `poc top CONTAINER`: the processes in the container's cgroup (rootless: its pid namespace), as the host sees them. */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { detectCgroups } from '../../cgroups/index.js';
 import { containerCgroupPath } from '../containers/cgroup.js';
-import { containerStatus, resolveContainer } from '../containers/store.js';
-import type { RootOptions } from '../store.js';
+import { containerStatus, resolveContainer } from '../containers/container-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { table } from './format.js';
 
 export interface TopOptions extends RootOptions {

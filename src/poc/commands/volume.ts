@@ -1,8 +1,8 @@
 /** `poc volume create [--label K=V] [NAME]`, `ls [-q] [--format]`, `inspect NAME...`, `rm NAME...`, `prune [-a]`. */
 import { stdout } from '../../cli/output.js';
-import { PocError } from '../../errors.js';
-import { createVolume, getVolume, listVolumes, pruneVolumes, removeVolume } from '../volumes/store.js';
-import type { RootOptions } from '../store.js';
+import { PocError } from '../errors.js';
+import { createVolume, getVolume, listVolumes, pruneVolumes, removeVolume } from '../volumes/volume-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { forEachRef } from './each.js';
 import { table } from './format.js';
 

@@ -7,7 +7,7 @@
 import { detectCgroups, resolveCgroupPath } from '../../cgroups/index.js';
 import { systemdUnitFor } from '../../cgroups/systemd-unit.js';
 import { sleepMs } from '../../runtime/proc.js';
-import { PocError } from '../../errors.js';
+import { UserError } from '../errors.js';
 import type { CgroupOptions } from './options.js';
 
 /** Containers made before --cgroup-manager existed: cgroupfs under /poc. */
@@ -43,7 +43,7 @@ export function removeContainerCgroup(id: string, cgroup: CgroupOptions = LEGACY
       driver.destroy(path);
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw err instanceof PocError ? err.wrap(`remove the cgroup of container ${id.slice(0, 12)}`) : err;
+      if (Date.now() > deadline) throw err instanceof UserError ? err.wrap(`remove the cgroup of container ${id.slice(0, 12)}`) : err;
       sleepMs(50);
     }
   }

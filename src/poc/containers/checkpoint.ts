@@ -8,10 +8,10 @@
  */
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
-import type { RootOptions } from '../store.js';
+import { UserError, PocError } from '../errors.js';
+import type { RootOptions } from '../poc-root.js';
 import { pocrunOk } from './runtime.js';
-import { containerPaths, containerStatus, type ContainerRecord } from './store.js';
+import { containerPaths, containerStatus, type ContainerRecord } from './container-store.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -46,7 +46,7 @@ export async function createCheckpoint(c: ContainerRecord, name: string, leaveRu
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     if (!leaveRunning) rmSync(stopped, { force: true });
-    throw err instanceof PocError ? err.wrap(`checkpoint ${name} of container ${c.name}`) : err;
+    throw err instanceof UserError ? err.wrap(`checkpoint ${name} of container ${c.name}`) : err;
   }
   if (!leaveRunning) {
     // criu ended its processes: the monitor cleans up as after any exit; wait for that, so that a start (from

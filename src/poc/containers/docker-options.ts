@@ -4,7 +4,7 @@
  * flag and the value). The host facts some of them need (a device's node, the host's limits) are read by the
  * caller and passed in.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { RLIMITS } from '../../plan/rlimits.js';
 import { checkSysctl } from '../../plan/process-attrs.js';
 import { parseSignal } from '../../runtime/signals.js';

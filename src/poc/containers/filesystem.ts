@@ -7,18 +7,18 @@
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
-import { PocError, wrapError } from '../../errors.js';
+import { PocError, wrapError } from '../errors.js';
 import { resolveInRoot } from '../build/build.js';
 import { copyTar } from '../build/context.js';
 import { mountOverlay, overlayMountOptions } from '../build/step-fs.js';
 import { applyLayer } from '../images/layer.js';
 import { commitLayeredImage, imageLayers, layeredImageDigest, layerScratch, storeLayer } from '../images/layers.js';
-import { imageRootfs, resolveImage, type ImageConfig, type ImageRecord } from '../images/store.js';
+import { imageRootfs, resolveImage, type ImageConfig, type ImageRecord } from '../images/image-store.js';
 import { getXattr } from '../images/xattr.js';
 import { runProgram } from '../spawn.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 import { isMounted, unmountRootfs } from './rootfs.js';
-import { containerPaths, type ContainerRecord } from './store.js';
+import { containerPaths, type ContainerRecord } from './container-store.js';
 
 /** The image a container was made from (its files are still there: rmi of a used image only untags it). */
 function imageOf(c: ContainerRecord, opts: RootOptions): ImageRecord {

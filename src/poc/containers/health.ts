@@ -4,7 +4,7 @@
  * and the monitor's flags for the result. The monitor (src/native/poc-monitor.c) runs the command through
  * `pocrun exec` on its schedule and keeps State.Health (health.json) as docker shapes it.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 /** docker's Config.Healthcheck: durations in nanoseconds; 0 or absent means the default. */
 export interface HealthConfig {

@@ -7,11 +7,11 @@
  */
 import { closeSync, existsSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { spawnProgram, socketLines } from '../spawn.js';
-import { pocPaths, shortId, type RootOptions } from '../store.js';
+import { pocPaths, shortId, type RootOptions } from '../poc-root.js';
 import { binaries, childEnv } from './runtime.js';
-import { containerPaths, runtimeRoot, type ContainerRecord } from './store.js';
+import { containerPaths, runtimeRoot, type ContainerRecord } from './container-store.js';
 import { restartMonitorArgs } from './restart.js';
 import { healthMonitorArgs } from './health.js';
 

@@ -2,9 +2,9 @@
  * `poc create` / `poc run` flags → a checked container configuration (pure). Every bad value is an error that
  * names the flag and the value; nothing here touches the system (files are read through `readFile`).
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { CAPABILITIES, capabilityNumber } from '../../plan/capabilities.js';
-import { checkName } from '../store.js';
+import { checkName } from '../poc-root.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { parseRootlessFlags, type RootlessOptions } from '../rootless.js';

@@ -2,7 +2,7 @@
  * `--restart no|on-failure[:N]|always|unless-stopped` (pure). The policy is carried out by the container's
  * monitor (src/native/poc-monitor.c), which decides after each exit and waits docker's growing back-off.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type RestartPolicyName = 'no' | 'always' | 'on-failure' | 'unless-stopped';
 

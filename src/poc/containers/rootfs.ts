@@ -5,7 +5,7 @@
  * unmounts what a monitor that died or failed left mounted.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { runProgram } from '../spawn.js';
 
 async function run(argv: string[]): Promise<void> {

@@ -4,11 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { runProgram, type ProgramResult } from '../spawn.js';
-import { pocPaths, pocRoot, type RootOptions } from '../store.js';
+import { pocPaths, pocRoot, type RootOptions } from '../poc-root.js';
 import { RUN_DIR_ENV } from '../rootless.js';
-import { runtimeRoot } from './store.js';
+import { runtimeRoot } from './container-store.js';
 
 function beside(name: string, override: string | undefined): string {
   return override || join(dirname(process.execPath), name);

@@ -8,7 +8,7 @@
  * is wrong.
  */
 import type { Spec } from '../../spec/generated/config.js';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 type Seccomp = NonNullable<NonNullable<Spec['linux']>['seccomp']>;
 type Rule = NonNullable<Seccomp['syscalls']>[number];

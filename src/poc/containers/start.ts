@@ -5,14 +5,14 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
-import { imageRootfs } from '../images/store.js';
-import { withLock, type RootOptions } from '../store.js';
+import { UserError, PocError } from '../errors.js';
+import { imageRootfs } from '../images/image-store.js';
+import { withLock, type RootOptions } from '../poc-root.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
 import { removeContainerCgroup } from './cgroup.js';
 import { prepareRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
-import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord } from './store.js';
+import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord } from './container-store.js';
 
 export interface StartOptions extends RootOptions {
   /** Share poc's stdio: `poc run` without -d. */
@@ -89,7 +89,7 @@ export async function startContainer(c: ContainerRecord, opts: StartOptions = {}
         started = await startMonitor(c, { ...opts, foreground: opts.foreground ?? false, overlay, ...(restore ? { restore } : {}) });
       } catch (err) {
         await releaseRun(c, opts);
-        throw err instanceof PocError ? err.wrap(`start container ${c.name}`) : err;
+        throw err instanceof UserError ? err.wrap(`start container ${c.name}`) : err;
       }
       // state.json is the monitor's: it wrote it before it reported the start, and writes it at every restart.
       return started;

@@ -4,16 +4,16 @@
  * it, and do it themselves if the monitor is gone.
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { parseSignal } from '../../runtime/signals.js';
-import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../store.js';
+import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../poc-root.js';
 import { consoleSocketPath } from './monitor.js';
-import { anonymousVolumesOf, releaseVolumes } from '../volumes/store.js';
+import { anonymousVolumesOf, releaseVolumes } from '../volumes/volume-store.js';
 import { isMounted } from './rootfs.js';
 import type { ContainerOptions } from './options.js';
 import { pocrun } from './runtime.js';
 import { containerLock, releaseRun, waitFor, waitMonitorGone } from './start.js';
-import { containerPaths, containerStatus, isAlive, readHealth, type ContainerRecord, type ContainerStatus, type ExitState } from './store.js';
+import { containerPaths, containerStatus, isAlive, readHealth, type ContainerRecord, type ContainerStatus, type ExitState } from './container-store.js';
 
 const MONITOR_GRACE_MS = 15_000;
 

@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode } from '../../errors.js';
-import { pidAlive, pocPaths, randomHex, type RootOptions } from '../store.js';
+import { PocError, errnoCode } from '../errors.js';
+import { pidAlive, pocPaths, randomHex, type RootOptions } from '../poc-root.js';
 
 const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
 

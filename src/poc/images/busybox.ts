@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, wrapError } from '../../errors.js';
-import type { RootOptions } from '../store.js';
-import { commitImage, createStaging, defaultImageConfig, findImageByName, type ImageRecord } from './store.js';
+import { PocError, wrapError } from '../errors.js';
+import type { RootOptions } from '../poc-root.js';
+import { commitImage, createStaging, defaultImageConfig, findImageByName, type ImageRecord } from './image-store.js';
 
 export const BUSYBOX_IMAGE = 'busybox';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/usr/sbin/busybox', '/sbin/busybox'];

@@ -8,9 +8,9 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PocError, wrapError } from '../../errors.js';
-import type { RootOptions } from '../store.js';
-import { commitImage, createStaging, defaultImageConfig, findImageByName, type ImageRecord } from './store.js';
+import { PocError, wrapError } from '../errors.js';
+import type { RootOptions } from '../poc-root.js';
+import { commitImage, createStaging, defaultImageConfig, findImageByName, type ImageRecord } from './image-store.js';
 
 export const DEBIAN_IMAGE = 'debian';
 export const DEBIAN_PACKAGES = ['sysbench', 'python3', 'iputils-ping', 'iproute2'];

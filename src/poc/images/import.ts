@@ -13,8 +13,8 @@ import { closeSync, createReadStream, existsSync, openSync, readFileSync, readSy
 import { basename, join } from 'node:path';
 import { PassThrough, Transform, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { PocError, wrapError } from '../../errors.js';
-import { checkName, type RootOptions } from '../store.js';
+import { UserError, PocError, wrapError } from '../errors.js';
+import { checkName, type RootOptions } from '../poc-root.js';
 import { applyLayer } from './layer.js';
 import {
   commitImage,
@@ -25,7 +25,7 @@ import {
   type ImageRecord,
   type ImageSourceKind,
   type InUse,
-} from './store.js';
+} from './image-store.js';
 
 export interface ImportProgress {
   layer: number;
@@ -85,7 +85,7 @@ export async function* openDecompressed(path: string, hash?: Hash): AsyncGenerat
     try {
       for await (const chunk of out) yield chunk as Buffer;
     } catch (err) {
-      if (err instanceof PocError) throw err;
+      if (err instanceof UserError) throw err;
       if (kind === 'gzip') throw new PocError(`${path}: truncated or damaged gzip data (${(err as Error).message})`);
       throw wrapError(`read ${path}`, err);
     } finally {

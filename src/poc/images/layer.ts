@@ -34,7 +34,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { USERNS_ENV, unmappedOwnerMessage } from '../rootless.js';
-import { PocError, errnoCode, wrapError } from '../../errors.js';
+import { UserError, PocError, errnoCode, wrapError } from '../errors.js';
 import { readTar } from './tar.js';
 import { setXattrs } from './xattr.js';
 
@@ -227,8 +227,8 @@ export async function applyLayer(
       else if (entry.type === 'symlink') lutimesSync(path, entry.mtime, entry.mtime);
       else utimesSync(path, entry.mtime, entry.mtime);
     } catch (err) {
-      if (err instanceof PocError && err.message.startsWith('tar entry ')) throw err;
-      if (err instanceof PocError && err.message.startsWith('truncated tar archive')) throw err;
+      if (err instanceof UserError && err.message.startsWith('tar entry ')) throw err;
+      if (err instanceof UserError && err.message.startsWith('truncated tar archive')) throw err;
       throw wrapError(`tar entry ${JSON.stringify(entry.name)}`, err);
     }
   }

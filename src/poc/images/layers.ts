@@ -13,11 +13,11 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, lchownSync, utimesSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, unlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode, wrapError } from '../../errors.js';
+import { PocError, errnoCode, wrapError } from '../errors.js';
 import { runProgram } from '../spawn.js';
-import { pidAlive, pocPaths, randomHex, withLock, type RootOptions } from '../store.js';
+import { pidAlive, pocPaths, randomHex, withLock, type RootOptions } from '../poc-root.js';
 import { ociConfigJson, sha256 } from './oci.js';
-import { commitImage, createStaging, imageRootfs, resolveImage, writeImageRecord, type CommitOptions, type HistoryEntry, type ImageRecord } from './store.js';
+import { commitImage, createStaging, imageRootfs, resolveImage, writeImageRecord, type CommitOptions, type HistoryEntry, type ImageRecord } from './image-store.js';
 import { TAR_END, entryHeader, tarPadding, type TarEntryType } from './tar.js';
 import { getXattr, readXattrs } from './xattr.js';
 

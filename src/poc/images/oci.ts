@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { LayerRef } from './layers.js';
-import type { HistoryEntry, ImageConfig } from './store.js';
+import type { HistoryEntry, ImageConfig } from './image-store.js';
 
 export const MEDIA_TYPES = {
   manifest: 'application/vnd.oci.image.manifest.v1+json',

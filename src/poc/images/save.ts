@@ -6,11 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { PocError, wrapError } from '../../errors.js';
-import { randomHex, type RootOptions } from '../store.js';
+import { PocError, wrapError } from '../errors.js';
+import { randomHex, type RootOptions } from '../poc-root.js';
 import { imageLayers, layerDir, tarDirectory, type LayerRef } from './layers.js';
 import { MEDIA_TYPES, ociConfigJson, ociManifestJson, sha256 } from './oci.js';
-import type { ImageRecord } from './store.js';
+import type { ImageRecord } from './image-store.js';
 import { TAR_END, entryHeader, tarPadding } from './tar.js';
 
 export type SaveFormat = 'docker-archive' | 'oci-archive';

@@ -10,7 +10,7 @@
  * parsing it to pre-validate names is itself the fragile part. Reading the format is ~200 lines, and the
  * compiled binary then needs no tar on the host.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 

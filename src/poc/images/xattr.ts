@@ -5,7 +5,7 @@
  * file is labelled slow to import. libc is opened the first time an archive has an attribute.
  */
 import { getSystemErrorName } from 'node:util';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 interface Libc {
   lsetxattr(path: Buffer, name: Buffer, value: Buffer, size: number, flags: number): number;

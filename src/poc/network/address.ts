@@ -1,5 +1,5 @@
 /** IPv4 addresses and subnets as numbers (pure). */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 

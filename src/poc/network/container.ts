@@ -10,9 +10,9 @@
  *
  * Every step is idempotent, so a hook that runs twice or a cleanup after a crash does no harm.
  */
-import { PocError, wrapError } from '../../errors.js';
+import { PocError, wrapError } from '../errors.js';
 import { CONTAINER_ID_ANNOTATION } from '../containers/bundle.js';
-import type { RootOptions } from '../store.js';
+import type { RootOptions } from '../poc-root.js';
 import { parseSubnet, parseSubnet6 } from './address.js';
 import { dnsDir, ensureDnsServer, stopDnsServer, upstreamServers } from './dns.js';
 import { readHostResolvConf } from './etc-files.js';

@@ -8,8 +8,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
-import { pocPaths, writeFileAtomic, type RootOptions } from '../store.js';
+import { PocError } from '../errors.js';
+import { pocPaths, writeFileAtomic, type RootOptions } from '../poc-root.js';
 import { isIpv4, isIpv6 } from './address.js';
 import { run, type NetnsOptions } from './system.js';
 

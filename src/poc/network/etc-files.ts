@@ -1,7 +1,7 @@
 /** /etc/hosts, /etc/hostname and /etc/resolv.conf for a container (pure), and writing them (system). */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store.js';
+import { writeFileAtomic } from '../poc-root.js';
 import { isIpv4, isLoopback } from './address.js';
 
 /** slirp4netns: a rootless container's user-mode network (src/poc/rootless.ts). */

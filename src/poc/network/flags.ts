@@ -3,7 +3,7 @@
  * none, host or user networks), `--network-alias`, `--ip`, `--dns`, `--add-host`. Whether a named network
  * exists is checked when the container's address is reserved. Imports nothing heavy: every `poc run` loads it.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { isIpv4, isIpv6 } from './address.js';
 import type { NetworkMode } from './etc-files.js';
 

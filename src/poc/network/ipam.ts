@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError } from '../../errors.js';
-import { pocPaths, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { PocError } from '../errors.js';
+import { pocPaths, readJson, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { intToIp, ip6At, ipToInt, inSubnet, parseSubnet, parseSubnet6 } from './address.js';
 import { formatPublish, type PortMapping } from './publish.js';
 

@@ -3,8 +3,8 @@
  * against every other network; and the attachments of containers to networks (which interface, which names).
  * The default network "bridge" (pocbr0, 10.89.0.0/16) is not one of them and stays as it always was.
  */
-import { PocError } from '../../errors.js';
-import { shortId } from '../store.js';
+import { PocError } from '../errors.js';
+import { shortId } from '../poc-root.js';
 import { intToIp, ipToInt, inSubnet, isIpv4, parseSubnet, parseSubnet6, subnets6Overlap, subnetsOverlap, ip6At } from './address.js';
 import { allNetworks, type ContainerNetwork, type NetworkSet, type NetworkState } from './ipam.js';
 import { DEFAULT_NETWORK } from './flags.js';

@@ -1,5 +1,5 @@
 /** `-p [IP:]HOST:CONTAINER[/tcp|/udp]` (pure). */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { isIpv4 } from './address.js';
 
 export type Protocol = 'tcp' | 'udp';

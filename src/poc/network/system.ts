@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { defaultRouteInterface, parseProcNetRoute } from './routes.js';
 
 export interface NetnsOptions {

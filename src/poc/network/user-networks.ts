@@ -5,8 +5,8 @@
  * so it never interleaves with a container being wired into a network.
  */
 import { randomBytes } from 'node:crypto';
-import { PocError } from '../../errors.js';
-import type { RootOptions } from '../store.js';
+import { PocError } from '../errors.js';
+import type { RootOptions } from '../poc-root.js';
 import { allocateContainerNetwork, listContainerNetworks, setupContainerNetwork, teardownContainerNetwork, type Attachment, type ContainerNetworkInfo, type NetworkOptions } from './container.js';
 import { dnsDir, stopDnsServer } from './dns.js';
 import { allNetworks, readNetworkSet, updateNetworkSet, type NetworkState } from './ipam.js';

@@ -7,7 +7,7 @@
  * Errors are PocErrors that name the registry and what was asked; the registry's own error code and message
  * (`{"errors":[{"code","message"}]}`) are kept.
  */
-import { PocError } from '../../errors.js';
+import { UserError, PocError } from '../errors.js';
 import type { Credentials, TlsFiles } from './config.js';
 
 export interface ClientOptions {
@@ -138,7 +138,7 @@ export class RegistryClient {
       res = await this.rawFetch(this.url('/v2/'), { method: 'GET' });
     } catch (err) {
       if (!this.opts.insecure) {
-        const why = err instanceof PocError ? err.message : String(err);
+        const why = err instanceof UserError ? err.message : String(err);
         throw new PocError(`${why} (HTTPS; if ${this.registry} speaks only plain HTTP, mark it insecure in registries.conf or use --tls-verify=false)`);
       }
       this.scheme = 'http';

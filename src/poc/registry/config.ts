@@ -17,8 +17,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { PocError, describeSystemError, errnoCode, wrapError } from '../../errors.js';
-import { writeFileAtomic } from '../store.js';
+import { PocError, describeSystemError, errnoCode, wrapError } from '../errors.js';
+import { writeFileAtomic } from '../poc-root.js';
 import { DOCKER_HUB, parseReference, qualify, type Qualified, type Reference } from './reference.js';
 
 // ---------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * uses ($XDG_RUNTIME_DIR/containers/auth.json; --authfile or REGISTRY_AUTH_FILE instead), where pull and push
  * (and podman, skopeo) find them.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { authFiles, isInsecure, loadCredentials, loadRegistriesConf, normalizeAuthKey, removeCredentials, saveCredentials, type Credentials } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
 

@@ -2,7 +2,7 @@
  * Manifests and indexes (image-spec v1.1 and Docker's v2 schema 2), pure: which media types poc reads, checking
  * a manifest's shape, and choosing the host's platform from an index or a manifest list.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export const MEDIA = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',

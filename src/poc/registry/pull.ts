@@ -13,12 +13,12 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { PocError, wrapError } from '../../errors.js';
+import { UserError, PocError, wrapError } from '../errors.js';
 import { blobFile, blobSize, blobTempFile, commitBlob, holdBlobs, sha256, writeBlob } from '../images/blobs.js';
 import { openDecompressed, imageConfigFrom } from '../images/import.js';
 import { applyLayer } from '../images/layer.js';
-import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/store.js';
-import type { RootOptions } from '../store.js';
+import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/image-store.js';
+import type { RootOptions } from '../poc-root.js';
 import { describeFetchError, type RegistryClient } from './client.js';
 import { candidates, loadRegistriesConf, rewrite, type RegistriesConf } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
@@ -133,7 +133,7 @@ async function downloadBlob(client: RegistryClient, repository: string, desc: De
         progress.layer(desc.digest, 'downloading', n, desc.size);
       }
     } catch (err) {
-      if (err instanceof PocError) throw err;
+      if (err instanceof UserError) throw err;
       throw new PocError(`${what}: the download from ${client.registry} was interrupted after ${n} of ${desc.size} bytes (${describeFetchError(err)})`);
     }
     if (n < desc.size) throw new PocError(`${what}: the download from ${client.registry} ended after ${n} of ${desc.size} bytes`);

@@ -5,7 +5,7 @@
  * A first component is a registry host when it has a "." or a ":" or is "localhost", as docker decides; otherwise
  * the name is short and registries.conf says where to look (config.ts).
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export interface Reference {
   /** The registry host (and port), as written; undefined for a short name. */

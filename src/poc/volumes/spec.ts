@@ -2,7 +2,7 @@
  * `-v` and `--mount` → the container's mounts (pure, table-tested): docker's two syntaxes for binds, named and
  * anonymous volumes, and tmpfs. Every bad value is one error naming the flag, the value and the rule.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type Propagation = 'private' | 'rprivate' | 'shared' | 'rshared' | 'slave' | 'rslave';
 const PROPAGATIONS: readonly Propagation[] = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];

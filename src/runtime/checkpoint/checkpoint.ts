@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Spec } from '../../spec/generated/config.js';
-import { PocError, wrapError } from '../../errors.js';
+import { UserError, PocrunError, wrapError } from '../../errors.js';
 import { loadConfig } from '../../spec/validate.js';
 import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
@@ -35,9 +35,9 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
   try {
     const record = ctx.store.read(opts.id);
     const status = containerStatus(ctx.store, record, ctx.cgroups);
-    if (status !== 'running' && status !== 'paused') throw new PocError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
+    if (status !== 'running' && status !== 'paused') throw new PocrunError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
     if (record.sharedMounts) {
-      throw new PocError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
+      throw new PocrunError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
     }
     const spec = bundleConfig(record.bundle, opts.id);
     // runc's default: ./checkpoint; the work directory (logs, stats) is the image directory unless given.
@@ -69,7 +69,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       // Directories this command made are removed again: a failed checkpoint leaves nothing (criu's log is
       // quoted in the error; kept only in a directory the caller gave that existed before).
       for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
-      throw err instanceof PocError ? err : wrapError(`checkpoint container "${opts.id}"`, err);
+      throw err instanceof UserError ? err : wrapError(`checkpoint container "${opts.id}"`, err);
     }
     if (!opts.leaveRunning && !opts.preDump) removeContainer(ctx, record, { runPoststop: true });
   } finally {
@@ -80,7 +80,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
 /** The container's config.json from its bundle (the record keeps what later commands need, not the whole config). */
 function bundleConfig(bundle: string, id: string): Spec {
   if (!existsSync(join(bundle, 'config.json'))) {
-    throw new PocError(`cannot checkpoint container "${id}": its bundle's config.json (${bundle}) is gone, and criu needs its mounts and namespaces`);
+    throw new PocrunError(`cannot checkpoint container "${id}": its bundle's config.json (${bundle}) is gone, and criu needs its mounts and namespaces`);
   }
   return loadConfig(bundle);
 }

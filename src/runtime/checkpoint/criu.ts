@@ -4,12 +4,12 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { PocError } from '../../errors.js';
+import { PocrunError } from '../../errors.js';
 import { criuLogErrors } from './plan.js';
 
 /** criu dumps and restores as root only: one clear error before anything else. */
 export function needRoot(what: string): void {
-  if (process.geteuid?.() !== 0) throw new PocError(`${what} needs root: criu cannot checkpoint or restore as an unprivileged user`);
+  if (process.geteuid?.() !== 0) throw new PocrunError(`${what} needs root: criu cannot checkpoint or restore as an unprivileged user`);
 }
 
 /** The criu binary: --criu PATH (runc's global flag), else `criu` on $PATH. */
@@ -23,7 +23,7 @@ export function findCriu(flag: string | undefined): string {
       /* next */
     }
   }
-  throw new PocError(
+  throw new PocrunError(
     flag
       ? `checkpoint/restore needs criu: --criu ${flag} is not an executable`
       : 'checkpoint/restore needs criu (https://criu.org), which is not installed: no criu on $PATH (apt-get install criu, or --criu PATH)',
@@ -79,9 +79,9 @@ export function criuCheckProblem(criu: string): string | undefined {
  * The error for a failed criu run: when `criu check` fails too, that is the cause (this host cannot run criu);
  * else the error lines of the run's log, and where the whole log is (when it is kept).
  */
-export function criuFailure(criu: string, what: string, result: CriuResult, logFile: string, logKept: boolean): PocError {
+export function criuFailure(criu: string, what: string, result: CriuResult, logFile: string, logKept: boolean): PocrunError {
   const check = criuCheckProblem(criu);
-  if (check !== undefined) return new PocError(`${what}: criu cannot work on this host: "criu check" fails: ${check}`);
+  if (check !== undefined) return new PocrunError(`${what}: criu cannot work on this host: "criu check" fails: ${check}`);
   let log = '';
   try {
     log = readFileSync(logFile, 'utf8');
@@ -90,5 +90,5 @@ export function criuFailure(criu: string, what: string, result: CriuResult, logF
   }
   const errors = criuLogErrors(log);
   const detail = errors.length ? errors.join('; ') : (result.output.trim().split('\n').slice(-3).join('; ') || `exit status ${result.status}`);
-  return new PocError(`${what}: criu failed: ${detail}${logKept ? ` (log: ${logFile})` : ''}`);
+  return new PocrunError(`${what}: criu failed: ${detail}${logKept ? ` (log: ${logFile})` : ''}`);
 }

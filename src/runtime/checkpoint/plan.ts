@@ -5,7 +5,7 @@
  * like the other's. Unit-tested without root (test/unit/checkpoint-plan.test.ts).
  */
 import type { Spec } from '../../spec/generated/config.js';
-import { PocError } from '../../errors.js';
+import { PocrunError } from '../../errors.js';
 
 /** runc's checkpoint flags that go to criu as they are. */
 export interface CriuCommonOptions {
@@ -84,10 +84,10 @@ function bindMounts(spec: Spec): { destination: string; source: string }[] {
  */
 export function checkCommonOptions(o: CriuCommonOptions): void {
   if (o.manageCgroupsMode !== undefined && !(MANAGE_CGROUPS_MODES as readonly string[]).includes(o.manageCgroupsMode)) {
-    throw new PocError(`--manage-cgroups-mode ${JSON.stringify(o.manageCgroupsMode)}: use ${MANAGE_CGROUPS_MODES.join(', ')}`);
+    throw new PocrunError(`--manage-cgroups-mode ${JSON.stringify(o.manageCgroupsMode)}: use ${MANAGE_CGROUPS_MODES.join(', ')}`);
   }
   for (const ns of o.emptyNs) {
-    if (!EMPTY_NS[ns]) throw new PocError(`--empty-ns ${JSON.stringify(ns)}: only "network" can be left empty`);
+    if (!EMPTY_NS[ns]) throw new PocrunError(`--empty-ns ${JSON.stringify(ns)}: only "network" can be left empty`);
   }
 }
 

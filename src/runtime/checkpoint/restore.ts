@@ -9,14 +9,14 @@
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Spec } from '../../spec/generated/config.js';
-import { PocError, wrapError } from '../../errors.js';
+import { UserError, PocrunError, wrapError } from '../../errors.js';
 import { loadConfig } from '../../spec/validate.js';
 import { resolveCgroupPath, type LinuxResources } from '../../cgroups/index.js';
 import { joinCgroupSync } from '../../cgroups/join.js';
 import { systemdUnitFor } from '../../cgroups/systemd-unit.js';
 import { deviceCgroupRules } from '../../plan/devices.js';
 import type { RuntimeContext } from '../context.js';
-import { checkRootfs, newRecord, writePidFile } from '../create.js';
+import { checkRootfs, newRecord, writePidFile } from '../create-container.js';
 import { removeContainer } from '../delete.js';
 import { runHooks } from '../hooks.js';
 import { ociState } from '../status.js';
@@ -55,17 +55,17 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
   checkCommonOptions(opts);
   const id = checkId(opts.id);
   const bundle = resolve(opts.bundle);
-  if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocError(`bundle ${bundle} is not a directory`);
+  if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocrunError(`bundle ${bundle} is not a directory`);
   const spec = loadConfig(bundle);
   if (opts.consoleSocket || spec.process?.terminal) {
-    throw new PocError('restore of a container with a terminal (config.json /process/terminal, --console-socket) is not supported: criu\'s command line cannot hand the new pty master back');
+    throw new PocrunError('restore of a container with a terminal (config.json /process/terminal, --console-socket) is not supported: criu\'s command line cannot hand the new pty master back');
   }
   if (!spec.linux?.namespaces?.some((ns) => ns.type === 'mount')) {
-    throw new PocError('restore: config.json /linux/namespaces has no mount namespace, which criu needs to restore the mounts');
+    throw new PocrunError('restore: config.json /linux/namespaces has no mount namespace, which criu needs to restore the mounts');
   }
   const rootfs = checkRootfs(spec, bundle);
   const imagePath = resolve(opts.imagePath ?? 'checkpoint');
-  if (!existsSync(join(imagePath, 'inventory.img'))) throw new PocError(`restore: ${imagePath} holds no checkpoint (no inventory.img)`);
+  if (!existsSync(join(imagePath, 'inventory.img'))) throw new PocrunError(`restore: ${imagePath} holds no checkpoint (no inventory.img)`);
   const descriptors = readDescriptors(imagePath);
   const criu = findCriu(ctx.criuPath);
 
@@ -142,7 +142,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     }
     initPid = readPid(criuPidFile);
     const stat = readProcStat(initPid);
-    if (!stat) throw new PocError(`restore container "${id}": the restored init (pid ${initPid}) exited at once`);
+    if (!stat) throw new PocrunError(`restore container "${id}": the restored init (pid ${initPid}) exited at once`);
     record.pid = initPid;
     record.initStartTime = stat.startTime;
     record.created = new Date().toISOString();
@@ -154,7 +154,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     for (const fd of nsFds) closeSync(fd);
     if (proc) await proc.exited;
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
-    throw err instanceof PocError ? err : wrapError(`restore container "${id}"`, err);
+    throw err instanceof UserError ? err : wrapError(`restore container "${id}"`, err);
   } finally {
     try {
       rmdirSync(criuRoot);
@@ -177,7 +177,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
  */
 export function runRestoreHooks(ctx: RuntimeContext, id: string, pid: number): void {
   const record = ctx.store.read(id);
-  if (record.pid !== 0) throw new PocError(`restore-hooks: container "${id}" is not being restored`);
+  if (record.pid !== 0) throw new PocrunError(`restore-hooks: container "${id}" is not being restored`);
   const spec = loadConfig(record.bundle);
   const state = ociState({ ...record, pid }, 'creating');
   runHooks('prestart', spec.hooks?.prestart, state);
@@ -192,12 +192,12 @@ function readDescriptors(imagePath: string): string[] {
   } catch (err) {
     throw wrapError(`restore: ${file} (written by checkpoint)`, err);
   }
-  throw new PocError(`restore: ${file} is not a list of the init's descriptors`);
+  throw new PocrunError(`restore: ${file} is not a list of the init's descriptors`);
 }
 
 function readPid(file: string): number {
   const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new PocError(`restore: criu's pid file ${file} holds no pid`);
+  if (!Number.isInteger(pid) || pid <= 0) throw new PocrunError(`restore: criu's pid file ${file} holds no pid`);
   return pid;
 }
 

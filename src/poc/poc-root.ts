@@ -14,7 +14,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PocError, errnoCode, wrapError } from '../errors.js';
+import { PocError, errnoCode, wrapError } from './errors.js';
 import { ROOT_STORE, defaultStoreRoot, runDirFor } from './rootless.js';
 
 export const DEFAULT_POC_ROOT = ROOT_STORE;

@@ -6,11 +6,11 @@
 import type { HealthConfig } from '../containers/health.js';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode } from '../../errors.js';
+import { PocError, errnoCode } from '../errors.js';
 import { pruneBlobs } from './blobs.js';
 import type { LayerRef } from './layers.js';
 import { runProgram } from '../spawn.js';
-import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 
 /** The part of an OCI/docker image config that poc uses to run a container. */
 export interface ImageConfig {

@@ -11,13 +11,13 @@
  *     exit.json        the last exit: code and time (written by the monitor)
  *     container.log    the output, one CRI line each (written by the monitor)
  *     init.pid         pocrun's --pid-file
- *   <run>/runtime/      pocrun's --root (<run>: POC_ROOT, or $XDG_RUNTIME_DIR/poc rootless; store.ts)
+ *   <run>/runtime/      pocrun's --root (<run>: POC_ROOT, or $XDG_RUNTIME_DIR/poc rootless; poc-root.ts)
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode } from '../../errors.js';
+import { errnoCode } from '../errors.js';
 import { isSameLiveProcess } from '../../runtime/proc.js';
-import { pocPaths, readJson, resolveRef, type RootOptions } from '../store.js';
+import { pocPaths, readJson, resolveRef, type RootOptions } from '../poc-root.js';
 import type { ContainerOptions } from './options.js';
 import type { ProcessUser } from './bundle.js';
 import type { HealthConfig } from './health.js';

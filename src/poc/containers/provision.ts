@@ -6,10 +6,10 @@
 import { systemdRunning } from '../../cgroups/systemd-bus.js';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname as osHostname, release as osRelease } from 'node:os';
-import { PocError, errnoCode, wrapError } from '../../errors.js';
-import { imageRootfs, resolveImage, type ImageRecord } from '../images/store.js';
+import { UserError, PocError, errnoCode, wrapError } from '../errors.js';
+import { imageRootfs, resolveImage, type ImageRecord } from '../images/image-store.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
-import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
 import { containerDevices } from './devices.js';
 import { CAPABILITIES } from '../../plan/capabilities.js';
@@ -18,10 +18,10 @@ import { randomName } from './names.js';
 import { resolveRunFlags, type RunFlags } from './options.js';
 import { goArch } from './seccomp-profile.js';
 import { binaries } from './runtime.js';
-import { containerPaths, listContainers, type ContainerRecord } from './store.js';
-import { pocRoot } from '../store.js';
+import { containerPaths, listContainers, type ContainerRecord } from './container-store.js';
+import { pocRoot } from '../poc-root.js';
 import { imageVolumes, volumeType } from '../volumes/spec.js';
-import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/store.js';
+import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/volume-store.js';
 import { effectiveHealthcheck } from './health.js';
 import { isRootless } from '../rootless.js';
 
@@ -43,7 +43,7 @@ export async function findImage(ref: string, opts: RootOptions): Promise<ImageRe
   } catch (err) {
     const { buildBusyboxImage, BUSYBOX_IMAGE } = await import('../images/busybox.js'); // the builder, when needed
     if (ref === BUSYBOX_IMAGE || ref === `${BUSYBOX_IMAGE}:latest`) return buildBusyboxImage(opts);
-    if (err instanceof PocError && /^no such image/.test(err.message)) return (await import('../registry/pull.js')).pullMissing(ref, opts);
+    if (err instanceof UserError && /^no such image/.test(err.message)) return (await import('../registry/pull.js')).pullMissing(ref, opts);
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hook } from '../spec/generated/config.js';
-import { PocError, errnoCode, wrapError } from '../errors.js';
+import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { isSameLiveProcess, readProcStat, sleepMs } from './proc.js';
 import type { SharedMounts } from './shared-mounts.js';
@@ -57,7 +57,7 @@ export class Store {
       mkdirSync(this.root, { recursive: true, mode: 0o711 });
       mkdirSync(dir, { mode: 0o711 });
     } catch (err) {
-      if (errnoCode(err) === 'EEXIST') throw new PocError(`container "${id}" already exists`);
+      if (errnoCode(err) === 'EEXIST') throw new PocrunError(`container "${id}" already exists`);
       throw wrapError(`create state directory ${dir}`, err);
     }
     return dir;
@@ -73,13 +73,13 @@ export class Store {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new PocError(`container "${id}" does not exist`);
+      if (errnoCode(err) === 'ENOENT') throw new PocrunError(`container "${id}" does not exist`);
       throw wrapError(`read ${file}`, err);
     }
     try {
       return JSON.parse(text) as ContainerRecord;
     } catch {
-      throw new PocError(`container "${id}": ${file} is corrupt; "pocrun delete --force ${id}" removes it`);
+      throw new PocrunError(`container "${id}": ${file} is corrupt; "pocrun delete --force ${id}" removes it`);
     }
   }
 
@@ -138,7 +138,7 @@ export class Store {
         };
       } catch (err) {
         const code = errnoCode(err);
-        if (code === 'ENOENT') throw new PocError(`container "${id}" does not exist`);
+        if (code === 'ENOENT') throw new PocrunError(`container "${id}" does not exist`);
         if (code !== 'EEXIST') throw wrapError(`lock container "${id}"`, err);
       }
       const [pid, start] = safeRead(file).split(' ');
@@ -150,7 +150,7 @@ export class Store {
         }
         continue;
       }
-      if (Date.now() > deadline) throw new PocError(`container "${id}" is busy: another pocrun command (pid ${pid}) holds its lock`);
+      if (Date.now() > deadline) throw new PocrunError(`container "${id}" is busy: another pocrun command (pid ${pid}) holds its lock`);
       sleepMs(5);
     }
   }

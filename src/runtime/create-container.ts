@@ -9,13 +9,13 @@ import { readOwnCgroup, resolveCgroupPath, type CgroupDriver, type LinuxResource
 import { NoCgroupDriver } from '../cgroups/none.js';
 import { containerCgroupMounts } from '../cgroups/container-view.js';
 import { systemdUnitFor } from '../cgroups/systemd-unit.js';
-import { PocError, wrapError } from '../errors.js';
+import { UserError, PocrunError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
 import { HelperSession } from './init-helper.js';
 import { killQuietly, readProcStat } from './proc.js';
 import { ociState } from './status.js';
-import type { ContainerRecord } from './store.js';
+import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
 import { euid, firstResourceField, isPermissionError, ownerName, runningInUserNs } from './rootless.js';
@@ -49,14 +49,14 @@ export interface Created {
 export async function createContainer(ctx: RuntimeContext, opts: CreateOptions): Promise<Created> {
   const id = checkId(opts.id);
   const bundle = resolve(opts.bundle);
-  if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocError(`bundle ${bundle} is not a directory`);
+  if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocrunError(`bundle ${bundle} is not a directory`);
   trace('create');
   const spec = loadConfig(bundle);
   trace('config loaded and validated');
   const { prestart, createRuntime, createContainer: inContainer } = spec.hooks ?? {};
   if (prestart?.length || createRuntime?.length || inContainer?.length) releaseSlot();
   const rootfs = checkRootfs(spec, bundle);
-  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocError('--preserve-fds must be a non-negative integer');
+  if (opts.preserveFds < 0 || !Number.isInteger(opts.preserveFds)) throw new PocrunError('--preserve-fds must be a non-negative integer');
 
   // --systemd-cgroup: the cgroup is a systemd scope, named from linux.cgroupsPath (slice:prefix:name). Both
   // checks come before anything is made: without systemd, or with a malformed path, nothing is left behind.
@@ -149,13 +149,13 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
         runHooks('createRuntime', spec.hooks?.createRuntime, state);
         return JSON.stringify(ociState({ ...record, pid }, 'created'));
       }
-      throw new PocError(`the helper asked for an unknown sync point "${name}"`);
+      throw new PocrunError(`the helper asked for an unknown sync point "${name}"`);
     });
     session.close();
     releaseSlot();
     trace('created');
     const stat = readProcStat(initPid);
-    if (!stat) throw new PocError('the container init exited during create');
+    if (!stat) throw new PocrunError('the container init exited during create');
     record.pid = initPid;
     record.initStartTime = stat.startTime;
     ctx.store.write(record);
@@ -167,7 +167,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     if (initPid > 0) killQuietly(initPid);
     helper?.kill('SIGKILL');
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
-    throw err instanceof PocError ? err : wrapError('create', err);
+    throw err instanceof UserError ? err : wrapError('create', err);
   }
 }
 
@@ -215,9 +215,9 @@ function rootlessWithoutCgroup(spec: Spec, err: unknown): void {
   const why = `rootless: this user cannot make the container's cgroup (${(err as Error).message})`;
   const field = firstResourceField(spec.linux?.resources);
   if (field) {
-    throw new PocError(`config.json ${field}: cannot set this limit: ${why}; a rootless container gets limits only from a cgroup delegated to its user (cgroup v2 with systemd: --systemd-cgroup)`, 1, { cause: err });
+    throw new PocrunError(`config.json ${field}: cannot set this limit: ${why}; a rootless container gets limits only from a cgroup delegated to its user (cgroup v2 with systemd: --systemd-cgroup)`, 1, { cause: err });
   }
-  if (spec.linux?.cgroupsPath) throw new PocError(`config.json /linux/cgroupsPath: ${why}`, 1, { cause: err });
+  if (spec.linux?.cgroupsPath) throw new PocrunError(`config.json /linux/cgroupsPath: ${why}`, 1, { cause: err });
 }
 
 /** No mount namespace of its own: the container shares the runtime's (config-linux.md). */
@@ -232,9 +232,9 @@ export function checkRootfs(spec: Spec, bundle: string): string {
   try {
     isDir = statSync(path).isDirectory();
   } catch {
-    throw new PocError(`config.json /root/path: rootfs ${path} does not exist`);
+    throw new PocrunError(`config.json /root/path: rootfs ${path} does not exist`);
   }
-  if (!isDir) throw new PocError(`config.json /root/path: rootfs ${path} is not a directory`);
+  if (!isDir) throw new PocrunError(`config.json /root/path: rootfs ${path} is not a directory`);
   return path;
 }
 

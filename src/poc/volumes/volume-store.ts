@@ -11,11 +11,11 @@
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode, wrapError } from '../../errors.js';
+import { PocError, errnoCode, wrapError } from '../errors.js';
 import { runProgram } from '../spawn.js';
-import { pocPaths, pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../store.js';
+import { pocPaths, pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { inPocUserns, inUserns, removeTree, rootless, usernsEnv } from '../userns.js';
-import { listContainers, type ContainerRecord } from '../containers/store.js';
+import { listContainers, type ContainerRecord } from '../containers/container-store.js';
 import { checkVolumeName, volumeType, type Volume } from './spec.js';
 
 export interface VolumeRecord {
