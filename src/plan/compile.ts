@@ -7,8 +7,8 @@ import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import {
-  checkMountLabel, checkSysctl, detectHostSecurity, ioPriorityStep, isHostNamespace, memoryPolicyStep, personalityStep, schedulerStep,
-  securityLabelSteps, timeOffsetSteps, type HostSecurity,
+  checkMountLabel, checkSysctl, ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep,
+  securityLabelSteps, timeOffsetSteps, type HostFacts, type HostSecurity,
 } from './process-attrs.js';
 import { seccompSteps } from './seccomp.js';
 import { netDeviceMoves, type NetDeviceMove } from './netdevices.js';
@@ -43,19 +43,10 @@ export interface CreatePlanOptions {
   mode: 'detach' | 'wait';
   /** cgroup v2's device filter, which the helper attaches in its parent stage (`device-filter` step). */
   deviceFilter?: { dir: string; insns: Uint8Array };
-  /** Whether /proc/kcore exists on the host (runc links /dev/core to it). */
-  hasKcore?: boolean;
-  /** Which LSMs the host has (probed when the config sets a label and this is not given). */
-  hostSecurity?: () => HostSecurity;
+  /** What the plan needs to know about the host: given, never probed here. */
+  host: HostFacts;
   /** Whether the rootfs is the runtime's own "/" (without a mount namespace, mounts would cover the host's). */
   rootfsIsHostRoot?: boolean;
-  /** Whether a namespace file is the runtime's own namespace (for net.* sysctls in a joined netns). */
-  isHostNamespace?: (ns: string, path: string) => boolean;
-  /**
-   * Whether the runtime itself runs in a user namespace (rootless podman calls it from its own): there mknod is
-   * refused too, so devices are bound from the host's nodes, as runc does when userns.RunningInUserNS().
-   */
-  runtimeInUserNamespace?: boolean;
   /** --rootless: cgroup v2 is bound into the container, not mounted (see cgroupMountSteps). */
   runtimeRootless?: boolean;
 }
@@ -194,11 +185,11 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     });
     const customPaths = new Set(custom.map((d) => d.path));
     const defaults = devices.filter((d) => !customPaths.has(d.path));
-    const bindDevices = inUserNamespace || Boolean(opts.runtimeInUserNamespace);
+    const bindDevices = inUserNamespace || opts.host.runtimeInUserNamespace;
     child.push(...deviceSteps(defaults, bindDevices, (i) => `default device ${defaults[i]!.path}`));
     child.push(...deviceSteps(custom, bindDevices, (i) => `/linux/devices/${i}`));
     for (const [target, link] of DEV_SYMLINKS) child.push(['symlink', target, link, '/dev']);
-    if (opts.hasKcore) child.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
+    if (opts.host.hasKcore) child.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
   }
 
   const hooks = spec.hooks ?? {};
@@ -228,7 +219,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   const sysctlContext = {
     has: (ns: string) => seen.has(ns),
     joinPath: (ns: string) => joinPaths.get(ns),
-    isHostNamespace: opts.isHostNamespace ?? isHostNamespace,
+    isHostNamespace: opts.host.isHostNamespace,
     hostnameSet: Boolean(spec.hostname),
   };
   // A new network namespace: its lo is brought up, as runc and crun do (engines count on it for --network none).
@@ -250,8 +241,8 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     const ref = `/process/rlimits/${i}`;
     child.push(['rlimit', String(rlimitNumber(r.type, `config.json ${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
   });
-  checkMountLabel(spec, opts.hostSecurity ?? detectHostSecurity);
-  child.push(...processSteps(spec, opts.preserveFds, false, opts.hostSecurity));
+  checkMountLabel(spec, opts.host.security);
+  child.push(...processSteps(spec, opts.preserveFds, false, opts.host.security));
 
   return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks, netDevices };
 }
@@ -266,7 +257,7 @@ export function consoleStep(process: NonNullable<Spec['process']>): Step {
  * The part of the plan shared by create and exec: credentials, environment, the executable, start. For exec
  * (`forExec`) there is no exec.fifo to wait on and no startContainer hook: the process runs once it is ready.
  */
-export function processSteps(spec: Spec, preserveFds: number, forExec = false, hostSecurity: () => HostSecurity = detectHostSecurity): Step[] {
+export function processSteps(spec: Spec, preserveFds: number, forExec: boolean, hostSecurity: () => HostSecurity): Step[] {
   const process = spec.process!;
   const user = process.user!;
   const steps: Step[] = [];

@@ -9,7 +9,7 @@ import { describeValidationError } from '../spec/validate.js';
 import { PocrunError } from '../errors.js';
 import { capabilityNumber } from './capabilities.js';
 import { consoleStep, processSteps } from './compile.js';
-import { execAffinitySteps, type HostSecurity } from './process-attrs.js';
+import { execAffinitySteps, type HostFacts } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import { seccompListenerSteps } from './seccomp.js';
@@ -135,8 +135,8 @@ export interface ExecPlanOptions {
   userNamespaceFirst?: boolean;
   /** `fork`: --detach (the process is reparented to the caller's subreaper); `wait`: the helper waits for it. */
   mode: 'fork' | 'wait';
-  /** Whether the host has AppArmor and SELinux (default: detected); tests pass their own. */
-  hostSecurity?: () => HostSecurity;
+  /** What the plan needs to know about the host (which LSMs it has): given, never probed here. */
+  host: Pick<HostFacts, 'security'>;
 }
 
 /**
@@ -182,6 +182,6 @@ export function compileExecPlan(container: Spec, process: Process, opts: ExecPla
   const spec: Spec = { ...container, process: { ...process, env }, hooks: undefined };
   // No `created`: the runtime reads the sync socket to EOF, which comes with the execve (close-fds makes it
   // close-on-exec), so that a detached exec returns once the process runs and an execve failure is an error.
-  steps.push(...processSteps(spec, opts.preserveFds, true, opts.hostSecurity).filter((s) => s[0] !== 'created'));
+  steps.push(...processSteps(spec, opts.preserveFds, true, opts.host.security).filter((s) => s[0] !== 'created'));
   return steps;
 }

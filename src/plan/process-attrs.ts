@@ -3,7 +3,6 @@
  * I/O priority, personality, LSM labels) and the checks on sysctl keys and time offsets. Pure, except for the
  * default host probes, which run only when the config asks for what they decide.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Spec } from '../spec/generated/config.js';
 import { PocrunError } from '../errors.js';
 import type { Step } from './wire.js';
@@ -164,15 +163,22 @@ export interface HostSecurity {
   selinux: boolean;
 }
 
-export function detectHostSecurity(): HostSecurity {
-  let apparmor = false;
-  try {
-    apparmor = existsSync('/sys/kernel/security/apparmor') && readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y');
-  } catch {
-    apparmor = false;
-  }
-  const selinux = existsSync('/sys/fs/selinux/enforce');
-  return { apparmor, selinux };
+/**
+ * What a plan needs to know about the host. A plan never looks: src/runtime/host-probes.ts gathers these for
+ * pocrun, and the tests give their own.
+ */
+export interface HostFacts {
+  /** Which LSMs the host has: asked only when the config sets a label (the probe reads /sys). */
+  security: () => HostSecurity;
+  /** Whether a namespace file is the runtime's own (the host's) namespace of that type. */
+  isHostNamespace: (ns: string, path: string) => boolean;
+  /** Whether /proc/kcore exists on the host (runc links /dev/core to it). */
+  hasKcore: boolean;
+  /**
+   * Whether the runtime itself runs in a user namespace (rootless podman calls it from its own): there mknod is
+   * refused too, so devices are bound from the host's nodes, as runc does when userns.RunningInUserNS().
+   */
+  runtimeInUserNamespace: boolean;
 }
 
 /** `apparmor profile ref` and `selinux label ref`: applied on execve, through /proc/self/attr. */
@@ -250,17 +256,6 @@ export function checkSysctl(key: string, ctx: SysctlContext): void {
     return;
   }
   throw new PocrunError(`${where}: sysctl ${key} is not namespaced: setting it would change the host (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname)`);
-}
-
-/** By device and inode, as /proc/self/ns/<type> of the runtime. */
-export function isHostNamespace(ns: string, path: string): boolean {
-  try {
-    const a = statSync(path);
-    const b = statSync(`/proc/self/ns/${ns}`);
-    return a.dev === b.dev && a.ino === b.ino;
-  } catch {
-    return false;
-  }
 }
 
 /** `time-offset clock seconds nanoseconds ref` for each of linux.timeOffsets (parent stage, before clone). */

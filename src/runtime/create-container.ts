@@ -18,11 +18,12 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
-import { euid, firstResourceField, isPermissionError, ownerName, runningInUserNs } from './rootless.js';
+import { euid, firstResourceField, isPermissionError, ownerName } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { sharedMountsBefore } from './shared-mounts.js';
 import { trace } from './trace.js';
+import { probeHostFacts } from './host-probes.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface CreateOptions {
@@ -119,9 +120,8 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       cgroupMounts: containerCgroupMounts(cgroupPath ? cgroups : ctx.cgroups(), cgroupPath || readOwnCgroup()),
       cgroupVersion: cgroups.version,
       mode: opts.mode,
-      hasKcore: existsSync('/proc/kcore'),
+      host: probeHostFacts(),
       rootfsIsHostRoot: record.sharedMounts?.root === '/',
-      runtimeInUserNamespace: runningInUserNs(),
       runtimeRootless: ctx.rootless,
     });
     const planBytes = encodePlan(plan.steps);

@@ -11,6 +11,7 @@ import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create-container.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
+import { detectHostSecurity } from './host-probes.js';
 import { forwardSignals } from './signals.js';
 import { joinCgroupSync, subCgroupProcsFiles } from '../cgroups/join.js';
 import { euid } from './rootless.js';
@@ -74,6 +75,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
         preserveFds: opts.preserveFds,
         mode,
         userNamespaceFirst: euid() !== 0,
+        host: { security: detectHostSecurity },
       }),
     );
     trace('exec plan compiled');

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { UserError } from '../../src/errors.js';
 import { validateConfig } from '../../src/spec/validate.js';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
+import type { HostFacts } from '../../src/plan/process-attrs.js';
 import { encodePlan } from '../../src/plan/wire.js';
 import { defaultSpec } from '../../src/spec/default.js';
 import { parseFlags } from '../../src/cli/args.js';
 import { RUN_FLAGS, joinNegativeValues, runFlags } from '../../src/cli/poc.js';
 import { resolveRunFlags } from '../../src/poc/containers/options.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 
 /**
  * Bounded fuzzing: every input ends in a valid result or a UserError (a clean message), never another exception
@@ -19,11 +21,16 @@ const RUNS = Number(process.env.POC_FUZZ_RUNS ?? 1500);
 const planOptions: CreatePlanOptions = {
   bundle: '/b', stateDir: '/run/pocrun/f', noPivot: false, preserveFds: 0, cgroupProcsFiles: [],
   cgroupMounts: [{ name: 'memory', controllers: 'memory', hostPath: '/sys/fs/cgroup/memory/x', links: [] }],
-  cgroupVersion: 1, mode: 'detach',
+  cgroupVersion: 1, mode: 'detach', host: PLAIN_HOST,
 };
 
 const goodDir = join(import.meta.dirname, '../../schema/test/config/good');
 const seeds: unknown[] = [defaultSpec(), ...readdirSync(goodDir).map((f) => JSON.parse(readFileSync(join(goodDir, f), 'utf8')))];
+
+/** The host is an input of the plan too (it never probes): every combination of what it may say. */
+const hostFacts = fc.record({
+  apparmor: fc.boolean(), selinux: fc.boolean(), hasKcore: fc.boolean(), runtimeInUserNamespace: fc.boolean(), joinsHostNamespaces: fc.boolean(),
+});
 
 type Json = unknown;
 /** A mutation at a random path: delete it, replace it with arbitrary JSON, or add a key next to it. */
@@ -67,9 +74,15 @@ function cleanOutcome(fn: () => unknown): boolean {
 
 t.test('config.json → validation → plan: a valid plan or a clean error, for mutated spec documents', async (t) => {
   fc.assert(
-    fc.property(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 4 }), (seed, ms) => {
+    fc.property(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 4 }), hostFacts, (seed, ms, facts) => {
       const doc = ms.reduce(mutate, seed);
-      return cleanOutcome(() => encodePlan(compileCreatePlan(validateConfig(doc), planOptions).steps));
+      const host: HostFacts = {
+        security: () => ({ apparmor: facts.apparmor, selinux: facts.selinux }),
+        isHostNamespace: () => facts.joinsHostNamespaces,
+        hasKcore: facts.hasKcore,
+        runtimeInUserNamespace: facts.runtimeInUserNamespace,
+      };
+      return cleanOutcome(() => encodePlan(compileCreatePlan(validateConfig(doc), { ...planOptions, host }).steps));
     }),
     { numRuns: RUNS, seed: 20261129 },
   );

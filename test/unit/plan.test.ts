@@ -4,6 +4,7 @@ import { decodePlan, encodePlan } from '../../src/plan/wire.js';
 import { parseMountOptions, MS, MOUNT_ATTR } from '../../src/plan/mount-options.js';
 import { defaultSpec } from '../../src/spec/default.js';
 import type { Spec } from '../../src/spec/generated/config.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 
 const opts: CreatePlanOptions = {
   bundle: '/b', stateDir: '/run/pocrun/c1', noPivot: false, preserveFds: 0,
@@ -12,7 +13,7 @@ const opts: CreatePlanOptions = {
     { name: 'memory', controllers: 'memory', hostPath: '/sys/fs/cgroup/memory/pocrun/c1', links: [] },
     { name: 'cpu,cpuacct', controllers: 'cpu,cpuacct', hostPath: '/sys/fs/cgroup/cpu,cpuacct/pocrun/c1', links: ['cpu', 'cpuacct'] },
   ],
-  cgroupVersion: 1, mode: 'detach',
+  cgroupVersion: 1, mode: 'detach', host: PLAIN_HOST,
 };
 
 function spec(change: (s: Spec) => void = () => {}): Spec {
@@ -239,4 +240,33 @@ t.test('tmpcopyup: a tmpfs mount of kind copyup (podman --read-only); lo is brou
 t.test('the wire encoding round-trips', async (t) => {
   const steps = [['mount', 'a', 'ü', ''], ['execve'], []];
   t.same(decodePlan(encodePlan(steps)), steps);
+});
+
+t.test('host facts are inputs of the plan, never probed by it: each one given changes the plan so', async (t) => {
+  const asked: string[] = [];
+  const host = {
+    ...PLAIN_HOST,
+    security: () => (asked.push('security'), { apparmor: false, selinux: false }),
+    isHostNamespace: (ns: string, path: string) => (asked.push(`${ns} ${path}`), path === '/proc/1/ns/net'),
+  };
+  const plain = compileCreatePlan(spec(), { ...opts, host }).steps;
+  t.same(asked, [], 'neither the LSMs nor the namespaces are asked about for a config without labels or sysctls');
+  t.notOk(plain.some((s) => s[0] === 'symlink' && s[2] === '/dev/core'), 'no /dev/core without /proc/kcore');
+  t.ok(plain.some((s) => s[0] === 'mknod'), 'device nodes made with mknod');
+  const kcore = compileCreatePlan(spec(), { ...opts, host: { ...host, hasKcore: true } }).steps;
+  t.same(kcore.filter((s) => s[2] === '/dev/core'), [['symlink', '/proc/kcore', '/dev/core', '/dev']], '/dev/core with /proc/kcore');
+  const nested = compileCreatePlan(spec(), { ...opts, host: { ...host, runtimeInUserNamespace: true } }).steps;
+  t.notOk(nested.some((s) => s[0] === 'mknod'), 'a runtime in a user namespace makes no nodes');
+  t.equal(nested.filter((s) => s[0] === 'bind-dev').length, 6, 'it binds the host\'s');
+  const joinNet = (path: string) => spec((s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path } : n));
+    s.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+  });
+  t.ok(compileCreatePlan(joinNet('/var/run/netns/x'), { ...opts, host }).steps.some((s) => s[0] === 'sysctl'), 'a sysctl in a joined netns');
+  t.throws(() => compileCreatePlan(joinNet('/proc/1/ns/net'), { ...opts, host }), /would change the host: the container joins the host's network namespace/);
+  t.same(asked, ['net /var/run/netns/x', 'net /proc/1/ns/net'], 'the namespace asked about is the joined one');
+  const labelled = spec((s) => { s.process!.apparmorProfile = 'p'; });
+  t.throws(() => compileCreatePlan(labelled, { ...opts, host }), /AppArmor is not enabled on this host/);
+  const withLsm = { ...host, security: () => ({ apparmor: true, selinux: true }) };
+  t.same(compileCreatePlan(labelled, { ...opts, host: withLsm }).steps.filter((s) => s[0] === 'apparmor'), [['apparmor', 'p', '/process/apparmorProfile']]);
 });

@@ -6,6 +6,7 @@ import {
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import { defaultSpec } from '../../src/spec/default.js';
 import type { Spec } from '../../src/spec/generated/config.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 
 type Sched = NonNullable<NonNullable<Spec['process']>['scheduler']>;
 
@@ -87,7 +88,7 @@ t.test('AppArmor and SELinux: a clear error on a host without them, a step with 
 
 const opts: CreatePlanOptions = {
   bundle: '/b', stateDir: '/run/pocrun/c1', noPivot: false, preserveFds: 0, cgroupProcsFiles: [], cgroupMounts: [],
-  cgroupVersion: 2, mode: 'detach', hostSecurity: () => ({ apparmor: false, selinux: false }), isHostNamespace: () => false,
+  cgroupVersion: 2, mode: 'detach', host: PLAIN_HOST,
 };
 function plan(change: (s: Spec) => void) {
   const s = defaultSpec();

@@ -6,6 +6,7 @@ import { idMapMethod } from '../../src/runtime/userns.js';
 import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
 import { compileExecPlan } from '../../src/plan/exec-plan.js';
 import { PocrunError, wrapError } from '../../src/errors.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 
 t.test('--rootless: true, false, auto and the spellings Go accepts', async (t) => {
   for (const v of ['true', '1', 't', 'TRUE', 'True']) t.equal(parseRootlessFlag(v), true, v);
@@ -93,7 +94,7 @@ t.test('exec: a rootless caller joins the user namespace first; root after the o
   const ns: [string, string][] = [['net', '/n'], ['user', '/u'], ['mnt', '/m'], ['ipc', '/i']];
   const order = (userNamespaceFirst: boolean) =>
     compileExecPlan(defaultSpec(), { cwd: '/', args: ['true'], user: { uid: 0, gid: 0 } }, {
-      namespaces: ns, preserveFds: 0, mode: 'wait', userNamespaceFirst, hostSecurity: () => ({ apparmor: false, selinux: false }),
+      namespaces: ns, preserveFds: 0, mode: 'wait', userNamespaceFirst, host: PLAIN_HOST,
     }).filter((s) => s[0] === 'setns').map((s) => s[2]);
   t.same(order(true), ['user', 'ipc', 'net', 'mnt']);
   t.same(order(false), ['ipc', 'net', 'user', 'mnt']);

@@ -3,6 +3,7 @@ import { seccompSteps, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS } from
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import { defaultSpec } from '../../src/spec/default.js';
 import type { Spec } from '../../src/spec/generated/config.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 
 type Seccomp = NonNullable<NonNullable<Spec['linux']>['seccomp']>;
 const steps = (s: Seccomp) => seccompSteps(s, '1.3.0');
@@ -141,7 +142,7 @@ t.test('notify: listener with the state head; needs listenerPath; refused as def
 
 const opts: CreatePlanOptions = {
   bundle: '/b', stateDir: '/run/pocrun/c1', noPivot: false, preserveFds: 0, cgroupProcsFiles: [], cgroupMounts: [],
-  cgroupVersion: 2, mode: 'detach',
+  cgroupVersion: 2, mode: 'detach', host: PLAIN_HOST,
 };
 function plan(change: (s: Spec) => void) {
   const s = defaultSpec();
