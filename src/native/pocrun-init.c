@@ -387,83 +387,7 @@ struct stepdef {
 	void (*run)(const struct step *);
 };
 
-static void step_setns(const struct step *);
-static void step_cgroup_join(const struct step *);
-static void step_exec_fifo(const struct step *);
-static void step_console_connect(const struct step *);
-static void step_time_offset(const struct step *);
-static void step_clone(const struct step *);
-static void step_sync(const struct step *);
-static void step_setsid(const struct step *);
-static void step_created(const struct step *);
-static void step_wait_start(const struct step *);
-static void step_close_fds(const struct step *);
-
-static const struct stepdef stepdefs[] = {
-	{"setns", 3, 3, 1, step_setns},
-	{"cgroup-join", 2, 2, 1, step_cgroup_join},
-	{"device-filter", 3, 3, 1, step_device_filter},
-	{"exec-fifo", 3, 3, 0, step_exec_fifo},
-	{"console-connect", 2, 2, 1, step_console_connect},
-	{"time-offset", 4, 4, 1, step_time_offset},
-	{"clone", 1, -1, 0, step_clone},
-	{"sync", 1, 1, 0, step_sync},
-	{"setsid", 0, 0, 0, step_setsid},
-	{"propagation", 3, 3, 1, step_propagation},
-	{"rootfs", 2, 2, 1, step_rootfs},
-	{"root-open", 2, 2, 1, step_root_open},
-	{"mount", 7, 7, 1, step_mount},
-	{"idmap-tree", 6, 6, 1, step_idmap_tree},
-	{"move-tree", 4, 4, 1, step_move_tree},
-	{"setattr", 4, 4, 1, step_setattr},
-	{"remount", 3, 3, 1, step_remount},
-	{"mknod", 8, 8, 1, step_mknod},
-	{"bind-dev", 3, 3, 1, step_bind_dev},
-	{"symlink", 3, 3, 1, step_symlink},
-	{"hook", 6, -1, 1, step_hook},
-	{"run-hooks", 1, 1, 0, step_run_hooks},
-	{"pivot-root", 1, 1, 1, step_pivot_root},
-	{"chroot", 1, 1, 1, step_chroot},
-	{"chroot-only", 1, 1, 1, step_chroot_only},
-	{"mask", 2, 2, 1, step_mask},
-	{"readonly", 2, 2, 1, step_readonly},
-	{"remount-root", 2, 2, 1, step_remount_root},
-	{"sysctl", 3, 3, 1, step_sysctl},
-	{"loopback", 1, 1, 1, step_loopback},
-	{"hostname", 2, 2, 1, step_hostname},
-	{"session-keyring", 2, 2, 1, step_session_keyring},
-	{"domainname", 2, 2, 1, step_domainname},
-	{"oom-score-adj", 2, 2, 1, step_oom_score_adj},
-	{"rlimit", 4, 4, 1, step_rlimit},
-	{"console", 1, 3, 1, step_console},
-	{"chdir", 2, 2, 1, step_chdir},
-	{"umask", 2, 2, 1, step_umask},
-	{"groups", 0, -1, 0, step_groups},
-	{"keep-caps", 0, 0, 0, step_keep_caps},
-	{"user", 3, 3, 1, step_user},
-	{"caps", 6, 6, 1, step_caps},
-	{"no-new-privs", 1, 1, 1, step_no_new_privs},
-	{"scheduler", 8, 8, 1, step_scheduler},
-	{"ioprio", 3, 3, 1, step_ioprio},
-	{"personality", 2, 2, 1, step_personality},
-	{"mempolicy", 3, 3, 1, step_mempolicy},
-	{"affinity", 2, 2, 1, step_affinity},
-	{"apparmor", 2, 2, 1, step_apparmor},
-	{"selinux", 2, 2, 1, step_selinux},
-	{"seccomp-listener", 3, 3, 1, step_seccomp_listener},
-	{"seccomp-init", 4, 4, 1, step_seccomp_init},
-	{"seccomp-arch", 2, 2, 1, step_seccomp_arch},
-	{"seccomp-rule", 4, 10, 1, step_seccomp_rule},
-	{"seccomp-enosys", 1, -1, 1, step_seccomp_enosys},
-	{"seccomp-compile", 1, 1, 1, step_seccomp_compile},
-	{"seccomp-load", 1, 4, 1, step_seccomp_load},
-	{"env", 1, 1, 0, step_env},
-	{"exec", 2, -1, 1, step_exec},
-	{"created", 0, 0, 0, step_created},
-	{"wait-start", 0, 0, 0, step_wait_start},
-	{"close-fds", 1, 1, 0, step_close_fds},
-	{"execve", 0, 0, 0, step_execve},
-};
+#include "generated/step-table.h"
 
 struct planned {
 	struct step step;
@@ -580,7 +504,7 @@ static int ns_flag(const char *name)
 	die(EINVAL, "unknown namespace type \"%s\"", name);
 }
 
-static void step_setns(const struct step *s)
+void step_setns(const struct step *s)
 {
 	const char *path = s->argv[1], *type = s->argv[2];
 	int flag = ns_flag(type);
@@ -600,7 +524,7 @@ static void step_setns(const struct step *s)
 	}
 }
 
-static void step_cgroup_join(const struct step *s)
+void step_cgroup_join(const struct step *s)
 {
 	char pid[32];
 	int fd = open(s->argv[1], O_WRONLY | O_CLOEXEC);
@@ -612,7 +536,7 @@ static void step_cgroup_join(const struct step *s)
 	close(fd);
 }
 
-static void step_exec_fifo(const struct step *s)
+void step_exec_fifo(const struct step *s)
 {
 	const char *dir = s->argv[1];
 	uid_t uid = (uid_t)parse_s64(s->argv[2], "uid");
@@ -634,7 +558,7 @@ static void step_exec_fifo(const struct step *s)
 		die(errno, "open %s/exec.fifo: %s", dir, strerror(errno));
 }
 
-static void step_console_connect(const struct step *s)
+void step_console_connect(const struct step *s)
 {
 	const char *path = s->argv[1];
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -664,7 +588,7 @@ static void step_console_connect(const struct step *s)
 	G.console_sock = fd;
 }
 
-static void step_time_offset(const struct step *s)
+void step_time_offset(const struct step *s)
 {
 	int clock;
 	if (!strcmp(s->argv[1], "monotonic"))
@@ -743,7 +667,7 @@ static pid_t clone_init(uint64_t flags)
 	return syscall(SYS_clone3, &args, CLONE_ARGS_SIZE_VER0);
 }
 
-static void step_clone(const struct step *s)
+void step_clone(const struct step *s)
 {
 	const char *mode = s->argv[1];
 	bool wait = !strcmp(mode, "wait");
@@ -825,7 +749,7 @@ static void step_clone(const struct step *s)
 
 /* ---- child stage: sync, create/start ---- */
 
-static void step_sync(const struct step *s)
+void step_sync(const struct step *s)
 {
 	bool maps = !strcmp(s->argv[1], "maps") && G.new_userns;
 	/* While the runtime writes the maps, as runc: dumpable, or /proc/PID/uid_map belongs to root and neither an
@@ -852,14 +776,14 @@ static void step_sync(const struct step *s)
 	}
 }
 
-static void step_setsid(const struct step *s)
+void step_setsid(const struct step *s)
 {
 	(void)s;
 	if (setsid() < 0)
 		die(errno, "setsid: %s", strerror(errno));
 }
 
-static void step_created(const struct step *s)
+void step_created(const struct step *s)
 {
 	(void)s;
 	say("created");
@@ -869,7 +793,7 @@ static void step_created(const struct step *s)
 	G.sync_in = -1;
 }
 
-static void step_wait_start(const struct step *s)
+void step_wait_start(const struct step *s)
 {
 	(void)s;
 	char p[32];
@@ -897,7 +821,7 @@ static void step_wait_start(const struct step *s)
 	xclose(&G.state_dir_fd);
 }
 
-static void step_close_fds(const struct step *s)
+void step_close_fds(const struct step *s)
 {
 	unsigned first = (unsigned)parse_u64(s->argv[1], 10, "fd number");
 	if (first < 3)

@@ -65,66 +65,14 @@ void xclose(int *fd);
 void write_all(int fd, const char *buf, size_t len, const char *what);
 void reset_signals(void);
 
-/* mounts.c */
-void step_propagation(const struct step *);
-void step_rootfs(const struct step *);
-void step_root_open(const struct step *);
-void step_mount(const struct step *);
-void step_idmap_tree(const struct step *);
-void step_move_tree(const struct step *);
-void step_setattr(const struct step *);
-void step_remount(const struct step *);
-void step_mknod(const struct step *);
-void step_bind_dev(const struct step *);
-void step_symlink(const struct step *);
-void step_pivot_root(const struct step *);
-void step_chroot(const struct step *);
-void step_chroot_only(const struct step *);
-void step_mask(const struct step *);
-void step_readonly(const struct step *);
-void step_remount_root(const struct step *);
-void step_console(const struct step *);
-
-/* process.c */
-void step_hook(const struct step *);
-void step_run_hooks(const struct step *);
-void step_sysctl(const struct step *);
-void step_loopback(const struct step *);
-void step_hostname(const struct step *);
-void step_session_keyring(const struct step *);
-void step_domainname(const struct step *);
-void step_oom_score_adj(const struct step *);
-void step_rlimit(const struct step *);
-void step_chdir(const struct step *);
-void step_umask(const struct step *);
-void step_groups(const struct step *);
-void step_keep_caps(const struct step *);
-void step_user(const struct step *);
-void step_caps(const struct step *);
-void step_no_new_privs(const struct step *);
-void step_scheduler(const struct step *);
-void step_ioprio(const struct step *);
-void step_personality(const struct step *);
-void step_mempolicy(const struct step *);
-void step_affinity(const struct step *);
-void step_apparmor(const struct step *);
-void step_selinux(const struct step *);
-void step_env(const struct step *);
-void step_exec(const struct step *);
-void step_execve(const struct step *);
+/* The step_* functions of mounts.c, process.c, seccomp.c, device-filter.c and pocrun-init.c, one per step of
+ * src/vocabulary/steps.ts. */
+#include "generated/step-functions.h"
 
 /* seccomp.c */
-void step_seccomp_listener(const struct step *);
-void step_seccomp_init(const struct step *);
-void step_seccomp_arch(const struct step *);
-void step_seccomp_rule(const struct step *);
-void step_seccomp_enosys(const struct step *);
-void step_seccomp_compile(const struct step *);
-void step_seccomp_load(const struct step *);
 int print_known_seccomp_archs(int argc, char **argv);
 
 /* device-filter.c */
-void step_device_filter(const struct step *);
 int device_filter_mode(char *dir, char *hex);
 
 #endif

@@ -287,7 +287,8 @@ export function processSteps(spec: Spec, preserveFds: number, forExec: boolean, 
   const keepSysAdmin = Boolean(seccomp) && !process.noNewPrivileges && !(masks[1]! & SYS_ADMIN);
   const finalCaps = keepSysAdmin ? { effective: masks[1]!, permitted: masks[2]!, inheritable: masks[3]! } : undefined;
   const capsNow = keepSysAdmin ? masks.map((m, i) => (i === 1 || i === 2 ? m | SYS_ADMIN : m)) : masks;
-  steps.push(['caps', ...capsNow.map((m) => m.toString(16)), '/process/capabilities']);
+  const [b, e, p, i, a] = capsNow.map((m) => m.toString(16)) as [string, string, string, string, string];
+  steps.push(['caps', b, e, p, i, a, '/process/capabilities']);
   if (process.noNewPrivileges) steps.push(['no-new-privs', '/process/noNewPrivileges']);
   if (spec.linux?.personality) steps.push(personalityStep(spec.linux.personality));
   if (spec.linux?.memoryPolicy) steps.push(memoryPolicyStep(spec.linux.memoryPolicy));

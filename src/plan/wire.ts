@@ -1,9 +1,11 @@
 import { PocrunError } from '../errors.js';
 
-/** Encodes a plan for pocrun-init (PROTOCOL.md): each step is u32le nfields, then u32le length + bytes each. */
-export type Step = readonly string[];
+import type { Step } from '../vocabulary/steps.js';
 
-export function encodePlan(steps: readonly Step[]): Buffer {
+export type { Step };
+
+/** Encodes a plan for pocrun-init (PROTOCOL.md): each step is u32le nfields, then u32le length + bytes each. */
+export function encodePlan(steps: readonly (readonly string[])[]): Buffer {
   // Measured first and written into one buffer: a buffer per field would be ~1000 small allocations per plan.
   let size = 0;
   for (const step of steps) {

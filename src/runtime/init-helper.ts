@@ -2,6 +2,7 @@ import { closeSync, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
 import { deviceFilterStep } from '../plan/devices.js';
+import { stepPurpose } from '../vocabulary/steps.js';
 import { PocrunError, errnoCode } from '../errors.js';
 import { sleepMs } from './proc.js';
 import { trace } from './trace.js';
@@ -248,28 +249,11 @@ function writeAll(fd: number, data: Buffer): void {
   }
 }
 
-/** What each step is for, so that the message names the purpose and the config field. */
-const STEP_PURPOSE: Record<string, string> = {
-  setns: 'join namespace', 'exec-fifo': 'make exec.fifo', 'console-connect': 'connect console socket',
-  'cgroup-join': 'join cgroup', 'device-filter': 'attach device filter', clone: 'create namespaces', rootfs: 'prepare rootfs', 'root-open': 'open rootfs', mount: 'mount',
-  setattr: 'set mount attributes', propagation: 'set mount propagation', remount: 'remount', mknod: 'create device',
-  'bind-dev': 'bind device', symlink: 'create symlink', 'run-hooks': 'run hook', 'pivot-root': 'pivot_root',
-  chroot: 'chroot', 'chroot-only': 'chroot', 'idmap-tree': 'prepare id-mapped mount', 'move-tree': 'mount', mask: 'mask path', readonly: 'make path read-only', 'remount-root': 'make rootfs read-only',
-  sysctl: 'set sysctl', hostname: 'set hostname', domainname: 'set domainname', 'oom-score-adj': 'set oom_score_adj',
-  rlimit: 'set rlimit', console: 'set up console', chdir: 'change to cwd', umask: 'set umask',
-  groups: 'set additional groups', user: 'set user', caps: 'set capabilities', 'no-new-privs': 'set no_new_privs',
-  'wait-start': 'wait for start', 'time-offset': 'set time namespace offset', scheduler: 'set scheduler',
-  ioprio: 'set I/O priority', personality: 'set personality', mempolicy: 'set memory policy', affinity: 'set CPU affinity', apparmor: 'apply AppArmor profile',
-  selinux: 'apply SELinux label', 'seccomp-listener': 'connect to seccomp agent', 'seccomp-init': 'build seccomp filter',
-  'seccomp-arch': 'build seccomp filter', 'seccomp-rule': 'build seccomp filter', 'seccomp-compile': 'build seccomp filter',
-  'seccomp-load': 'load seccomp filter',
-};
-
 export function helperError(text: string): PocrunError {
   const [step = '?', ref = '-', errno = '0', ...message] = text.split('\t');
   const where = ref && ref !== '-' ? ` (config.json ${ref})` : '';
   // The executable's message already reads like runc's: `exec: "foo": executable file not found in $PATH`.
-  const purpose = step === 'exec' ? '' : `${STEP_PURPOSE[step] ?? step}${where}: `;
+  const purpose = step === 'exec' ? '' : `${stepPurpose(step)}${where}: `;
   const err = new PocrunError(`${purpose}${message.join('\t')}${step === 'exec' ? where : ''}`);
   return Object.assign(err, { step, errno: Number(errno) });
 }

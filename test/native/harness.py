@@ -1,5 +1,6 @@
 """Plays the runtime's side of src/plan/PROTOCOL.md against dist/pocrun-init (tests only; run as root)."""
 import ctypes
+import json
 import os
 import select
 import shutil
@@ -30,9 +31,30 @@ def become_subreaper():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def encode(steps):
+# Each step's field counts, from src/vocabulary/steps.ts (written by scripts/gen-native.ts when the helper is built).
+with open(os.path.join(REPO, 'src', 'native', 'generated', 'step-counts.json')) as f:
+    STEP_COUNTS = json.load(f)
+
+
+def misfit(step):
+    """Why a step does not fit the one definition of steps, or None; a plan of these tests must fit it."""
+    counts = STEP_COUNTS.get(step[0]) if step else None
+    if counts is None:
+        return 'unknown step %r' % (step[:1],)
+    n = len(step) - 1
+    if n < counts['min'] or (counts['max'] >= 0 and n > counts['max']):
+        return '%s: %d fields, expected %d to %d' % (step[0], n, counts['min'], counts['max'])
+    return None
+
+
+def encode(steps, malformed=False):
+    """The plan's bytes. Unless `malformed` (a test of the helper's own check), a step that does not fit the table
+    is the test's mistake, reported here rather than as the helper's `plan` error."""
     out = bytearray()
     for step in steps:
+        bad = None if malformed else misfit(step)
+        if bad:
+            raise ValueError('test plan: ' + bad)
         out += struct.pack('<I', len(step))
         for field in step:
             b = str(field).encode()
@@ -100,7 +122,7 @@ class Result:
 
 
 def run(steps, *, state_dir, mode='detach', on_sync=None, preserve=(), start=True, timeout=15,
-        after_created=None, stdin=None, stdio=True):
+        after_created=None, stdin=None, stdio=True, malformed=False):
     """Runs one plan. on_sync(name, pid) returns None (ok) or a JSON string. after_created(result) runs
     between created and start."""
     res = Result()
@@ -122,7 +144,7 @@ def run(steps, *, state_dir, mode='detach', on_sync=None, preserve=(), start=Tru
     os.close(out_w)
     if stdin is None:
         os.close(in_fd)
-    plan_w.sendall(encode(steps))
+    plan_w.sendall(encode(steps, malformed))
     plan_w.shutdown(socket.SHUT_WR)
     plan_w.close()
 

@@ -16,7 +16,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (ALL_CAPS, DEFAULT_CAPS, MS, Workdir, become_subreaper, capmask, kill_started, make_rootfs,  # noqa: E402
+from harness import (ALL_CAPS, DEFAULT_CAPS, MS, Workdir, become_subreaper, capmask, kill_started, make_rootfs, misfit,  # noqa: E402
                      reap_all, run, start_container)
 
 APPLETS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -242,10 +242,10 @@ def t_errors(w):
     root = make_rootfs(w.sub('errors'))
     state = w.sub('errors-state')
 
-    def expect(steps, step, ref, err, message, regex=False):
+    def expect(steps, step, ref, err, message, regex=False, malformed=False):
         for name in os.listdir(state):
             os.unlink(os.path.join(state, name))
-        res = run(steps, state_dir=state)
+        res = run(steps, state_dir=state, malformed=malformed)
         check(res.error is not None, 'an error line for ' + message, res.lines)
         check(res.error[0] == step and res.error[1] == ref and res.error[2] == str(err), 'error fields', res.error)
         ok = re.search(message, res.error[3]) if regex else res.error[3] == message
@@ -277,9 +277,11 @@ def t_errors(w):
     expect(plan(root, state, 'true', after_pivot=[['sysctl', 'kernel.nosuchkey', '1', '/linux/sysctl/kernel.nosuchkey']]),
            'sysctl', '/linux/sysctl/kernel.nosuchkey', errno.ENOENT,
            'sysctl kernel.nosuchkey=1: open /proc/sys/kernel/nosuchkey: No such file or directory')
-    expect([['clone', 'detach'], ['bogus-step', 'x']], 'plan', '-', errno.EINVAL, 'step 1: unknown step "bogus-step"')
+    expect([['clone', 'detach'], ['bogus-step', 'x']], 'plan', '-', errno.EINVAL, 'step 1: unknown step "bogus-step"',
+           malformed=True)
     expect([['clone', 'detach'], ['mount', 'a', 'b']], 'plan', '-', errno.EINVAL,
-           'step 1 (mount): 2 fields, expected 7')
+           'step 1 (mount): 2 fields, expected 7', malformed=True)
+    check(misfit(['mount', 'a', 'b']) == 'mount: 2 fields, expected 7 to 7', 'the harness checks plans', misfit(['mount', 'a', 'b']))
     # a failure in the parent stage, before clone: no pid line
     res = run([['exec-fifo', '/nonexistent-dir', '0', '0'], ['clone', 'detach'], ['execve']], state_dir=state)
     check(res.error and res.error[0] == 'exec-fifo' and res.pid is None, 'parent-stage error', res.lines)

@@ -6,6 +6,7 @@ import { UserError } from '../../src/errors.js';
 import { validateConfig } from '../../src/spec/validate.js';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import type { HostFacts } from '../../src/plan/process-attrs.js';
+import { stepMisfit } from '../../src/vocabulary/steps.js';
 import { encodePlan } from '../../src/plan/wire.js';
 import { defaultSpec } from '../../src/spec/default.js';
 import { parseFlags } from '../../src/cli/args.js';
@@ -82,7 +83,13 @@ t.test('config.json → validation → plan: a valid plan or a clean error, for 
         hasKcore: facts.hasKcore,
         runtimeInUserNamespace: facts.runtimeInUserNamespace,
       };
-      return cleanOutcome(() => encodePlan(compileCreatePlan(validateConfig(doc), { ...planOptions, host }).steps));
+      return cleanOutcome(() => {
+        const { steps } = compileCreatePlan(validateConfig(doc), { ...planOptions, host });
+        // Every step as pocrun-init's table (from the same definition) would take it.
+        const misfits = steps.map(stepMisfit).filter(Boolean);
+        if (misfits.length) throw new Error(`steps that do not fit src/vocabulary/steps.ts: ${misfits.join('; ')}`);
+        encodePlan(steps);
+      });
     }),
     { numRuns: RUNS, seed: 20261129 },
   );
