@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { runPocrun } from './pocrun.js';
-import { trace } from '../runtime/trace.js';
+import { trace, traceTo } from '../runtime/trace.js';
+import { stderr } from './output.js';
 
 /**
  * One binary, two programs: `poc` and `pocrun` are links to it and it dispatches on the name it was called by
@@ -16,5 +17,6 @@ async function main(): Promise<number> {
   return runPocrun(argv);
 }
 
+traceTo(stderr);
 trace('main');
 main().then((code) => process.exit(code));

@@ -382,15 +382,16 @@ export async function runPocrun(argv: string[]): Promise<number> {
     const logFormat = stringFlag(global.flags, 'log-format') ?? 'text';
     if (logFormat !== 'text' && logFormat !== 'json') throw new PocrunError(`invalid --log-format ${JSON.stringify(logFormat)}: use text or json`);
     const uid = euid();
-    ctx = new RuntimeContext(
-      stringFlag(global.flags, 'root') ?? defaultRoot(process.env, uid, runningInUserNs),
-      stringFlag(global.flags, 'log'),
-      logFormat as LogFormat,
+    ctx = new RuntimeContext({
+      root: stringFlag(global.flags, 'root') ?? defaultRoot(process.env, uid, runningInUserNs),
+      logFile: stringFlag(global.flags, 'log'),
+      logFormat: logFormat as LogFormat,
       debug,
-      Boolean(global.flags['systemd-cgroup']),
-      rootlessMode(parseRootlessFlag(stringFlag(global.flags, 'rootless')), uid, runningInUserNs),
-      stringFlag(global.flags, 'criu'),
-    );
+      systemdCgroup: Boolean(global.flags['systemd-cgroup']),
+      rootless: rootlessMode(parseRootlessFlag(stringFlag(global.flags, 'rootless')), uid, runningInUserNs),
+      criuPath: stringFlag(global.flags, 'criu'),
+      output: { stdout, stderr },
+    });
     command = COMMANDS[name];
     if (!command) throw new PocrunError(`unknown command ${JSON.stringify(name)}; "pocrun --help" lists them`);
     const flagSpec = { ...command.flags, boolean: [...(command.flags.boolean ?? []), 'help'] };

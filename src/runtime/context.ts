@@ -1,4 +1,3 @@
-import { stderr } from '../cli/output.js';
 import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
@@ -11,27 +10,55 @@ import { Store, type ContainerRecord } from './state-store.js';
 
 export type LogFormat = 'text' | 'json';
 
-/** What every command gets from the global flags: where state lives and where to log. */
+/**
+ * Where a command's output goes: the command line hands its writers in (src/cli/output.ts), so that the runtime
+ * never reaches up into the CLI. Each returns false once nobody reads any more (EPIPE).
+ */
+export interface Output {
+  stdout(text: string): boolean;
+  stderr(text: string): boolean;
+}
+
+export interface RuntimeOptions {
+  root: string;
+  logFile?: string;
+  logFormat: LogFormat;
+  debug: boolean;
+  /** --systemd-cgroup: create makes the container's cgroup a systemd scope. Later commands go by the record. */
+  systemdCgroup?: boolean;
+  /**
+   * --rootless (src/runtime/rootless.ts): the cgroup may be out of reach. A container that asks for no
+   * resources then runs without one of its own; one that asks for limits fails naming the field.
+   */
+  rootless?: boolean;
+  /** --criu PATH (runc's global flag): the criu binary for checkpoint and restore; else criu on $PATH. */
+  criuPath?: string;
+  output: Output;
+}
+
+/** What every command gets from the global flags and the command line: where state lives, where to log and print. */
 export class RuntimeContext {
   readonly store: Store;
+  readonly root: string;
+  readonly logFile: string | undefined;
+  readonly logFormat: LogFormat;
+  readonly debugEnabled: boolean;
+  readonly systemdCgroup: boolean;
+  readonly rootless: boolean;
+  readonly criuPath: string | undefined;
+  readonly output: Output;
   private driver?: CgroupDriver;
 
-  constructor(
-    readonly root: string,
-    readonly logFile: string | undefined,
-    readonly logFormat: LogFormat,
-    readonly debugEnabled: boolean,
-    /** --systemd-cgroup: create makes the container's cgroup a systemd scope. Later commands go by the record. */
-    readonly systemdCgroup = false,
-    /**
-     * --rootless (src/runtime/rootless.ts): the cgroup may be out of reach. A container that asks for no
-     * resources then runs without one of its own; one that asks for limits fails naming the field.
-     */
-    readonly rootless = false,
-    /** --criu PATH (runc's global flag): the criu binary for checkpoint and restore; else criu on $PATH. */
-    readonly criuPath?: string,
-  ) {
-    this.store = new Store(root);
+  constructor(o: RuntimeOptions) {
+    this.root = o.root;
+    this.logFile = o.logFile;
+    this.logFormat = o.logFormat;
+    this.debugEnabled = o.debug;
+    this.systemdCgroup = o.systemdCgroup ?? false;
+    this.rootless = o.rootless ?? false;
+    this.criuPath = o.criuPath;
+    this.output = o.output;
+    this.store = new Store(o.root);
   }
 
   /** Detected on first use: state, start and kill of a container rarely need it. */
@@ -67,7 +94,7 @@ export class RuntimeContext {
 
   log(level: 'debug' | 'info' | 'warning' | 'error', msg: string): void {
     if (level === 'debug' && !this.debugEnabled) return;
-    if (level !== 'error' && (level !== 'debug' || !this.logFile)) stderr(`pocrun: ${level}: ${msg}\n`);
+    if (level !== 'error' && (level !== 'debug' || !this.logFile)) this.output.stderr(`pocrun: ${level}: ${msg}\n`);
     if (!this.logFile) return;
     const time = new Date().toISOString();
     const line = this.logFormat === 'json'

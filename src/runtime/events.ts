@@ -1,5 +1,5 @@
-import { readFileSync, writeSync } from 'node:fs';
-import { PocrunError, errnoCode } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { PocrunError } from '../errors.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
@@ -22,6 +22,8 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
   const status = () => containerStatus(ctx.store, record, ctx.cgroups);
   if (status() === 'stopped') throw new PocrunError(`container "${opts.id}" is not running`);
   const cgroups = ctx.cgroupsOf(record);
+  // The stream ends once nobody reads it any more.
+  const emit = (text: string): boolean => ctx.output.stdout(text);
   const statsEvent = () => `${JSON.stringify({ type: 'stats', id: opts.id, data: cgroups.stats(record.cgroupPath) })}\n`;
   if (opts.stats) {
     emit(statsEvent());
@@ -59,21 +61,6 @@ export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions):
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-/** Writes an event to stdout; false once nobody reads it any more (EPIPE: the stream ends). */
-function emit(text: string): boolean {
-  let buf = Buffer.from(text);
-  while (buf.length > 0) {
-    try {
-      buf = buf.subarray(writeSync(1, buf));
-    } catch (err) {
-      if (errnoCode(err) === 'EAGAIN') continue;
-      if (errnoCode(err) === 'EPIPE') return false;
-      throw err;
-    }
-  }
-  return true;
 }
 
 /** How many processes the OOM killer took in the cgroup (v1 memory.oom_control, v2 memory.events); 0 if unknown. */

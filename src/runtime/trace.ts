@@ -1,9 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { stderr } from '../cli/output.js';
 
 const enabled = process.env.POCRUN_TRACE === '1';
 const killAt = process.env.POCRUN_DEBUG_KILL_AT;
 const t0 = performance.now();
+let sink: ((text: string) => unknown) | undefined;
+
+/** Where trace lines go: the command line hands in its stderr writer (the runtime does not reach up into it). */
+export function traceTo(write: (text: string) => unknown): void {
+  sink = write;
+}
 
 /**
  * A named point in a command. POCRUN_TRACE=1 prints the milliseconds since start-up at each and the process's
@@ -11,7 +16,7 @@ const t0 = performance.now();
  * runtime killed at any step leaves a state that `delete --force` recovers from.
  */
 export function trace(label: string): void {
-  if (enabled) stderr(`pocrun trace ${(performance.now() - t0).toFixed(2)} ms ${anonKiB()} kB: ${label}\n`);
+  if (enabled) sink?.(`pocrun trace ${(performance.now() - t0).toFixed(2)} ms ${anonKiB()} kB: ${label}\n`);
   if (killAt !== undefined && killAt === label) process.kill(process.pid, 'SIGKILL');
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { RuntimeContext } from '../../src/runtime/context.js';
 import { checkId, MAX_ID_LENGTH } from '../../src/runtime/id.js';
 import { deriveStatus } from '../../src/runtime/status.js';
 import { helperError } from '../../src/runtime/init-helper.js';
@@ -51,4 +52,19 @@ t.test("the cgroup.procs file of pocrun's own cgroup, for the grace-period head 
   t.equal(new CgroupV1Driver('/sys/fs/cgroup', { freezer: '/f' }).ownProcsFile(self), undefined, 'none mounted: no head start');
   t.equal(new CgroupV2Driver('/sys/fs/cgroup').ownProcsFile('0::/system.slice/x.service\n'), '/sys/fs/cgroup/system.slice/x.service/cgroup.procs');
   t.equal(new CgroupV2Driver('/sys/fs/cgroup').ownProcsFile('0::/\n'), '/sys/fs/cgroup/cgroup.procs');
+});
+
+t.test('the runtime prints only through the output the command line hands in', async (t) => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const output = { stdout: (s: string) => (out.push(s), true), stderr: (s: string) => (err.push(s), true) };
+  const ctx = new RuntimeContext({ root: '/nonexistent-root', logFormat: 'text', debug: false, output });
+  ctx.log('warning', 'w1');
+  ctx.log('debug', 'not shown without --debug');
+  ctx.log('error', 'errors go to the log only: report.ts prints them');
+  t.same(err, ['pocrun: warning: w1\n']);
+  const debugging = new RuntimeContext({ root: '/nonexistent-root', logFormat: 'text', debug: true, output });
+  debugging.log('debug', 'd1');
+  t.same(err.slice(1), ['pocrun: debug: d1\n']);
+  t.same(out, []);
 });
