@@ -358,6 +358,33 @@ static bool exe_is_sealed(const char *how)
 	return ok;
 }
 
+/*
+ * `--new-userns` (a runtime that is not root: rootless): the container's user namespace is made here, before the
+ * sealed re-exec, not by `clone`. The kernel gives a process's memory the user namespace its execve ran in
+ * (mm->user_ns), and a non-dumpable process is reachable through /proc (its ns files, fds, exe) and ptrace only
+ * with CAP_SYS_PTRACE over that namespace. Made in the host's, the waiting init would be out of its own user's
+ * reach too (`exec` into a created container, `ps` by its pid namespace: they open the files in /proc/PID/ns). Made in the
+ * container's, it is as root's: its owner, the user, reaches it (as root does in the host's namespace), and a
+ * process in the container without CAP_SYS_PTRACE does not. The runtime writes the maps at `sync maps`, for this
+ * process's pid; the re-exec then runs as the namespace's root.
+ */
+static const struct step userns_step = {2, (char *[]){"clone", "user", NULL}, "/linux/namespaces"};
+static void enter_user_namespace(void)
+{
+	cur = &userns_step;
+	if (unshare(CLONE_NEWUSER) < 0)
+		die(errno, "unshare user namespace: %s", strerror(errno));
+	say("sync maps");
+	char *reply = read_line();
+	if (!reply || strcmp(reply, "ok"))
+		_exit(1);
+	if (setresgid(0, 0, 0) < 0)
+		die(errno, "setresgid 0 in the new user namespace: %s (is gid 0 mapped?)", strerror(errno));
+	if (setresuid(0, 0, 0) < 0)
+		die(errno, "setresuid 0 in the new user namespace: %s (is uid 0 mapped?)", strerror(errno));
+	cur = &init_step;
+}
+
 static void sealed_reexec(char **argv)
 {
 	const char *how = getenv(SEALED_ENV);
@@ -884,10 +911,16 @@ int main(int argc, char **argv)
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;
 		static const char usage[] =
-			"usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [--clone-into-cgroup DIR] [cgroup.procs ...]\n";
+			"usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [--new-userns] [--clone-into-cgroup DIR] [cgroup.procs ...]\n";
 		if (write(2, usage, sizeof usage - 1) < 0) { /* nothing to do */ }
 		return 1;
 	}
+	int opt = 4;
+	bool new_userns = argc > opt && !strcmp(argv[opt], "--new-userns");
+	if (new_userns)
+		opt++;
+	if (new_userns && !getenv(SEALED_ENV))
+		enter_user_namespace();
 	sealed_reexec(argv);
 	unsetenv(CHANNEL_FD_ENV);
 	unsetenv(CHANNEL_MODE_ENV);
@@ -897,15 +930,15 @@ int main(int argc, char **argv)
 
 	/* `--clone-into-cgroup DIR` (cgroup v2): the helper stays where it is and `clone` places the container's init
 	 * in DIR (see clone_init). Opened now, before a `setns` into a user namespace could take the right away. */
-	int first_procs = 4;
-	if (argc >= 6 && !strcmp(argv[4], "--clone-into-cgroup")) {
-		G.cgroup_dir = argv[5];
+	int first_procs = opt;
+	if (argc >= opt + 2 && !strcmp(argv[opt], "--clone-into-cgroup")) {
+		G.cgroup_dir = argv[opt + 1];
 		G.cgroup_fd = open(G.cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (G.cgroup_fd < 0) {
 			cur = &join_step;
 			die(errno, "open %s: %s", G.cgroup_dir, strerror(errno));
 		}
-		first_procs = 6;
+		first_procs = opt + 2;
 	}
 	/* Or join the container's cgroup first: the kernel's wait for a first move overlaps with the runtime's
 	 * planning, and everything the helper makes is charged to the container. */

@@ -49,6 +49,11 @@ export interface CreatePlanOptions {
   rootfsIsHostRoot?: boolean;
   /** --rootless: cgroup v2 is bound into the container, not mounted (see cgroupMountSteps). */
   runtimeRootless?: boolean;
+  /**
+   * The helper makes the user namespace before its re-exec (`--new-userns`; userNamespaceFirst in namespaces.ts):
+   * `clone` then makes the others, and the parent stage's ids are the namespace's.
+   */
+  userNamespaceFirst?: boolean;
 }
 
 export interface CreatePlan {
@@ -138,15 +143,20 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (opts.deviceFilter) steps.push(deviceFilterStep(opts.deviceFilter));
   const rootUid = hostId(linux.uidMappings, 0);
   const rootGid = hostId(linux.gidMappings, 0);
-  steps.push(['exec-fifo', opts.stateDir, String(rootUid), String(rootGid)]);
+  // The fifo belongs to the container's root: as the host sees it, or as the helper does in the namespace.
+  const fifoOwner = opts.userNamespaceFirst ? [0, 0] : [rootUid, rootGid];
+  steps.push(['exec-fifo', opts.stateDir, ...fifoOwner.map(String)]);
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
   steps.push(...idmapTrees);
   for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
   steps.push(...timeOffsetSteps(linux, fresh.includes('time') ? 'new' : seen.has('time') ? 'joined' : 'none'));
-  steps.push(['clone', opts.mode, ...fresh]);
+  if (opts.userNamespaceFirst && (!newUserNamespace || join.length)) {
+    throw new PocrunError('internal: userNamespaceFirst needs a new user namespace and no joined namespace');
+  }
+  steps.push(['clone', opts.mode, ...(opts.userNamespaceFirst ? fresh.filter((n) => n !== 'user') : fresh)]);
 
   // The container's init, before pivot_root.
-  if (newUserNamespace) child.push(['sync', 'maps']);
+  if (newUserNamespace && !opts.userNamespaceFirst) child.push(['sync', 'maps']);
   if (netDevices.length) child.push(['sync', 'netdevices']);
   child.push(['setsid']);
   const rootPropagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;

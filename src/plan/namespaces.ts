@@ -24,3 +24,15 @@ export function namespaceName(type: string, where: string): string {
 export function idMapText(maps: readonly { containerID: number; hostID: number; size: number }[] = []): string {
   return maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 }
+
+/**
+ * Whether the helper makes the container's user namespace itself before its sealed re-exec (`--new-userns`, see
+ * PROTOCOL.md), rather than `clone` making it: for a runtime that is not root (it lacks CAP_SYS_PTRACE over a
+ * helper whose memory belongs to the host's user namespace, so it could not open the waiting init's namespace
+ * files), when the config makes a new user namespace and joins no namespace (joined ones may be owned by
+ * another user namespace of the user's, which only the host's namespace may enter).
+ */
+export function userNamespaceFirst(namespaces: readonly { type: string; path?: string }[] | undefined, runtimeIsRoot: boolean): boolean {
+  const list = namespaces ?? [];
+  return !runtimeIsRoot && list.some((ns) => ns.type === 'user' && !ns.path) && !list.some((ns) => ns.path);
+}

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Spec } from '../spec/generated/config.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileCreatePlan } from '../plan/compile.js';
+import { userNamespaceFirst } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
 import { deviceCgroupRules } from '../plan/devices.js';
 import { readOwnCgroup, resolveCgroupPath, type CgroupDriver, type LinuxResources } from '../cgroups/index.js';
@@ -96,8 +97,10 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // systemd moves it), before the helper clones the init.
     releaseSlotIfPreserved(opts.preserveFds);
     const into = systemd ? undefined : cloneIntoCgroup(cgroups, cgroupPath, spec);
+    const newUserNamespace = userNamespaceFirst(spec.linux?.namespaces, euid() === 0);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
+      newUserNamespace,
       ownProcessGroup: opts.mode === 'wait',
       ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: systemd ? [] : cgroups.procsFiles(cgroupPath) }),
     });
@@ -123,6 +126,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       host: probeHostFacts(),
       rootfsIsHostRoot: record.sharedMounts?.root === '/',
       runtimeRootless: ctx.rootless,
+      userNamespaceFirst: newUserNamespace,
     });
     const planBytes = encodePlan(plan.steps);
     trace('plan compiled');

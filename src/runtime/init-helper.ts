@@ -108,6 +108,8 @@ export class HelperSession {
     cgroupProcsFiles?: readonly string[];
     /** A cgroup v2 directory that the helper's `clone` puts the container's init straight into (CLONE_INTO_CGROUP). */
     cloneIntoCgroup?: string;
+    /** The helper makes the user namespace before its re-exec (`--new-userns`, PROTOCOL.md), asking `sync maps`. */
+    newUserNamespace?: boolean;
   }): HelperSession {
     const bun = bunRuntime();
     const preserved = Array.from({ length: opts.preserveFds }, (_, i) => 3 + i);
@@ -115,7 +117,7 @@ export class HelperSession {
     const syncIndex = planIndex + 1;
     const session = new HelperSession();
     try {
-      const cgroupArgs = [...(opts.cloneIntoCgroup ? ['--clone-into-cgroup', opts.cloneIntoCgroup] : []), ...(opts.cgroupProcsFiles ?? [])];
+      const cgroupArgs = [...(opts.newUserNamespace ? ['--new-userns'] : []), ...(opts.cloneIntoCgroup ? ['--clone-into-cgroup', opts.cloneIntoCgroup] : []), ...(opts.cgroupProcsFiles ?? [])];
       session.proc = bun.spawn([helperPath(), String(planIndex), 'ipc', String(syncIndex), ...cgroupArgs], {
         stdio: ['inherit', 'inherit', 'inherit', ...preserved, 'pipe', 'pipe'],
         detached: opts.ownProcessGroup ?? false,
@@ -216,7 +218,8 @@ export class HelperSession {
       } else if (word === 'sync') {
         let payload: string | undefined;
         try {
-          payload = onSync(arg, this.initPid);
+          // Before a `pid` line (`--new-userns`'s `sync maps`) the one asking is the helper itself.
+          payload = onSync(arg, this.initPid || this.pid);
         } catch (err) {
           this.reply('abort');
           throw err;

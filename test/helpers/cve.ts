@@ -18,10 +18,11 @@ export interface CveEnv {
   /** A bundle whose config is the test spec (rootless: made rootless, and the user's), changed by `change`. */
   makeBundle(change: (s: Spec) => void): Bundle;
   /**
-   * The argv that runs `sh -c SCRIPT` as an unprivileged observer on the host: one without CAP_SYS_PTRACE, as
-   * a container process is (root: CAP_SYS_PTRACE dropped), or the rootless user itself.
+   * The argv that runs `sh -c SCRIPT` as an observer with what a container process has, on the host's /proc
+   * (`pid`: the waiting init's): root without CAP_SYS_PTRACE; rootless, root of the container's user namespace
+   * without CAP_SYS_PTRACE there.
    */
-  observer(script: string): string[];
+  observer(script: string, pid: number): string[];
   /** Gives a path the test made to whoever runs the runtime (rootless: the user), so an attack could use it. */
   own(path: string): void;
   /** Prefix of the tests' names. */
@@ -155,7 +156,7 @@ export function cveRegressionTests(tap: { test(name: string, fn: (t: Test) => Pr
     t.match(inside.stdout, /^(\/pocrun-init|\/memfd:pocrun-init \(deleted\))\nrc=1\nrc=1\n/, inside.stderr);
     // Without CAP_SYS_PTRACE (a container process's lot) nothing of the waiting init is reachable through /proc:
     // not its exe, and not its fds (O_PATH fds of the host state directory, CVE-2024-21626).
-    const [bin, ...args] = env.observer(`readlink /proc/${pid}/exe || echo exe-denied; ls /proc/${pid}/fd/3/ || echo fd-denied; cd /proc/${pid}/cwd || echo cwd-denied`);
+    const [bin, ...args] = env.observer(`readlink /proc/${pid}/exe || echo exe-denied; ls /proc/${pid}/fd/3/ || echo fd-denied; cd /proc/${pid}/cwd || echo cwd-denied`, pid);
     const probe = spawnSync(bin!, args, { encoding: 'utf8' });
     t.equal(probe.stdout, 'exe-denied\nfd-denied\ncwd-denied\n', probe.stderr);
     env.rt.ok(['start', id]);

@@ -112,6 +112,13 @@ t.test('lifecycle as the user: create, state, start, exec, ps, kill, delete; no 
   t.equal(Number(readFileSync(join(user.runtimeDir, 'pid'), 'utf8')), created.pid, 'pid file');
   t.equal(statSync(`/proc/${created.pid}`).uid, user.uid, "the init runs as the user's uid on the host");
   t.notOk(existsSync(join(b.rootfs, 'tmp/started')), 'not started yet');
+  // The waiting init is non-dumpable, its memory the container's user namespace's: the user who owns that
+  // namespace reaches its namespace files, as root reaches a root container's (runc and crun allow this too).
+  const early = rt.run(['exec', id, 'sh', '-c', 'echo $$; id -u; cat /proc/1/cmdline | tr "\\0" " "']);
+  t.equal(early.status, 0, `exec into the created container: ${early.stderr}`);
+  t.match(early.stdout, /^\d+\n0\n\S*pocrun-init/, 'exec into the created container: in its pid namespace, root, beside the waiting init');
+  t.same(JSON.parse(rt.ok(['ps', '--format', 'json', id])), [created.pid], 'ps of the created container (its pid namespace)');
+  t.equal(rt.state(id).status, 'created', 'still created');
   rt.ok(['start', id]);
   t.equal(rt.state(id).status, 'running');
   for (let i = 0; i < 100 && !existsSync(join(b.rootfs, 'tmp/started')); i++) spawnSync('sleep', ['0.02']);
@@ -333,8 +340,9 @@ t.test('what a user namespace does not allow is refused, naming the field', asyn
   t.same(stateDirs(rt.root), []);
 });
 
-// The known runc escapes, attempted against a rootless pocrun; the observer is the user itself, whose own
-// process the waiting init is (only its being non-dumpable keeps the user's other processes out).
+// The known runc escapes, attempted against a rootless pocrun. The observer is what a process in the container
+// is: root of its user namespace without CAP_SYS_PTRACE there (the user itself, who owns that namespace, reaches
+// the waiting init, as root reaches a root container's: the lifecycle test's exec before start).
 cveRegressionTests(t, {
   work: shared,
   rt,
@@ -344,7 +352,10 @@ cveRegressionTests(t, {
     s.mounts = s.mounts!.map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] } : m));
     change(s);
   }),
-  observer: (script) => [...user.prefix(), 'sh', '-c', script],
+  observer: (script, pid) => [
+    ...user.prefix(), 'nsenter', '--user', '--preserve-credentials', '--target', String(pid), '--',
+    'setpriv', '--bounding-set=-sys_ptrace', '--inh-caps=-sys_ptrace', 'sh', '-c', script,
+  ],
   own: (path) => void spawnSync('chown', ['-h', `${user.uid}:${user.gid}`, path]),
   label: 'rootless: ',
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
+import { userNamespaceFirst } from '../../src/plan/namespaces.js';
 import { decodePlan, encodePlan } from '../../src/plan/wire.js';
 import { parseMountOptions, MS, MOUNT_ATTR } from '../../src/plan/mount-options.js';
 import { defaultSpec } from '../../src/spec/default.js';
@@ -206,6 +207,28 @@ t.test('a user namespace asks the runtime for maps first and binds devices inste
   t.same(find(plan.steps, 'exec-fifo')[0], ['exec-fifo', '/run/pocrun/c1', '100000', '100000']);
   t.equal(find(plan.steps, 'mknod').length, 0);
   t.equal(find(plan.steps, 'bind-dev').length, 6);
+});
+
+t.test('rootless: the helper makes the user namespace first (--new-userns) when it joins none', async (t) => {
+  const userns = (s: Spec) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+  };
+  const table: [string, { type: string; path?: string }[], boolean, boolean][] = [
+    ['a new user namespace, not root', [{ type: 'user' }, { type: 'mount' }], false, true],
+    ['the same, as root', [{ type: 'user' }, { type: 'mount' }], true, false],
+    ['no user namespace', [{ type: 'mount' }], false, false],
+    ['a joined user namespace', [{ type: 'user', path: '/proc/1/ns/user' }], false, false],
+    ['a new one beside a joined network namespace', [{ type: 'user' }, { type: 'network', path: '/run/netns/x' }], false, false],
+  ];
+  for (const [name, namespaces, isRoot, want] of table) t.equal(userNamespaceFirst(namespaces, isRoot), want, name);
+  const plan = compileCreatePlan(spec(userns), { ...opts, userNamespaceFirst: true });
+  const clone = find(plan.steps, 'clone')[0]!;
+  t.notOk(clone.includes('user'), `clone makes the others only: ${clone.join(' ')}`);
+  t.equal(find(plan.steps, 'sync').filter((s) => s[1] === 'maps').length, 0, 'no sync maps in the child: the helper asked before its re-exec');
+  t.same(find(plan.steps, 'exec-fifo')[0], ['exec-fifo', '/run/pocrun/c1', '0', '0'], "the fifo's owner as the namespace sees it");
+  t.throws(() => compileCreatePlan(spec(), { ...opts, userNamespaceFirst: true }), /userNamespaceFirst needs a new user namespace/);
 });
 
 t.test('mount options', async (t) => {
