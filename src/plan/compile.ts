@@ -144,8 +144,8 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   const rootUid = hostId(linux.uidMappings, 0);
   const rootGid = hostId(linux.gidMappings, 0);
   // The fifo belongs to the container's root: as the host sees it, or as the helper does in the namespace.
-  const fifoOwner = opts.userNamespaceFirst ? [0, 0] : [rootUid, rootGid];
-  steps.push(['exec-fifo', opts.stateDir, ...fifoOwner.map(String)]);
+  const [fifoUid, fifoGid] = opts.userNamespaceFirst ? [0, 0] : [rootUid, rootGid];
+  steps.push(['exec-fifo', opts.stateDir, String(fifoUid), String(fifoGid)]);
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
   steps.push(...idmapTrees);
   for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
