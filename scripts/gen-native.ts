@@ -4,6 +4,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CAPABILITIES } from '../src/vocabulary/capabilities.js';
+import { ID_PUNCTUATION, MAX_ID_LENGTH } from '../src/vocabulary/container-id.js';
+import { FORWARDED_SIGNALS, SIGNALS } from '../src/vocabulary/signals.js';
 import { STEPS, fieldCounts, fieldsText, type StepDef } from '../src/vocabulary/steps.js';
 
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,6 +39,42 @@ export function stepCounts(): string {
   return `${JSON.stringify(Object.fromEntries(steps.map(([name, def]) => [name, fieldCounts(def)])), null, 1)}\n`;
 }
 
+/** The front's table of signal names, each number checked against <signal.h>, and the forwarded ones. */
+export function signalsHeader(): string {
+  const names = Object.entries(SIGNALS);
+  return `${banner('src/vocabulary/signals.ts')}#ifndef POCRUN_SIGNALS_H
+#define POCRUN_SIGNALS_H
+#include <signal.h>
+${names.map(([name, n]) => `_Static_assert(SIG${name} == ${n}, "SIG${name} is ${n} in src/vocabulary/signals.ts");`).join('\n')}
+/* { name without SIG, number } for each signal kill takes by name. */
+#define SIGNAL_NAMES ${names.map(([name]) => `{"${name}", SIG${name}}`).join(', ')}
+/* The signals a foreground command passes on to its container's process. */
+#define FORWARDED_SIGNALS ${FORWARDED_SIGNALS.map((name) => `SIG${name}`).join(', ')}
+#endif
+`;
+}
+
+/** The capabilities' names by number, each checked against <linux/capability.h> where the header has it. */
+export function capabilitiesHeader(): string {
+  return `${banner('src/vocabulary/capabilities.ts')}#ifndef POCRUN_CAPABILITIES_H
+#define POCRUN_CAPABILITIES_H
+#include <linux/capability.h>
+${CAPABILITIES.map((name, n) => `#ifdef ${name}\n_Static_assert(${name} == ${n}, "${name} is ${n} in src/vocabulary/capabilities.ts");\n#endif`).join('\n')}
+#define CAPABILITY_NAMES ${CAPABILITIES.map((name) => `"${name}"`).join(', ')}
+#endif
+`;
+}
+
+/** The container id rule's constants (the first character is a letter or a digit). */
+export function containerIdHeader(): string {
+  return `${banner('src/vocabulary/container-id.ts')}#ifndef POCRUN_CONTAINER_ID_H
+#define POCRUN_CONTAINER_ID_H
+#define ID_MAX_LENGTH ${MAX_ID_LENGTH}
+#define ID_PUNCTUATION ${JSON.stringify(ID_PUNCTUATION)}
+#endif
+`;
+}
+
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** PROTOCOL.md with each `<!-- steps:STAGE -->` table rewritten from STEPS. */
@@ -54,6 +93,9 @@ if ((import.meta as { main?: boolean }).main) {
   writeFileSync(join(out, 'step-functions.h'), stepFunctions());
   writeFileSync(join(out, 'step-table.h'), stepTable());
   writeFileSync(join(out, 'step-counts.json'), stepCounts());
+  writeFileSync(join(out, 'signals.h'), signalsHeader());
+  writeFileSync(join(out, 'capabilities.h'), capabilitiesHeader());
+  writeFileSync(join(out, 'container-id.h'), containerIdHeader());
   const protocol = join(top, 'src/plan/PROTOCOL.md');
   const before = readFileSync(protocol, 'utf8');
   const after = protocolWithTables(before);

@@ -77,6 +77,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "generated/signals.h"
+
 #define EXIT_MONITOR_ERROR 125
 
 static struct {
@@ -699,16 +701,16 @@ static void set_raw(void)
 	}
 }
 
-/* The signals the monitor passes on (and SIGCHLD, SIGWINCH), blocked and read from a signalfd instead. */
+/* The signals the monitor passes on (SIGWINCH among them: it copies the window size instead) and SIGCHLD, blocked
+ * and read from a signalfd instead. */
 static int signals_to_fd(void)
 {
 	sigset_t mask;
 	sigemptyset(&mask);
-	int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	static const int forwarded[] = {FORWARDED_SIGNALS};
 	for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
 		sigaddset(&mask, forwarded[i]);
 	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0)

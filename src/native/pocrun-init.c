@@ -6,6 +6,7 @@
  * create/start handshake. mounts.c: everything about the filesystem; process.c: credentials, hooks, exec.
  */
 #include "pocrun-init.h"
+#include "generated/signals.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -641,7 +642,7 @@ void step_time_offset(const struct step *s)
 	close(fd);
 }
 
-static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+static const int forwarded[] = {FORWARDED_SIGNALS};
 
 static __attribute__((noreturn)) void wait_for(pid_t child, const sigset_t *set)
 {

@@ -7,7 +7,7 @@ import type { Spec } from '../spec/generated/config.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError } from '../spec/validate.js';
 import { PocrunError } from '../errors.js';
-import { capabilityNumber } from './capabilities.js';
+import { capabilityNumber } from '../vocabulary/capabilities.js';
 import { consoleStep, processSteps } from './compile.js';
 import { execAffinitySteps, type HostFacts } from './process-attrs.js';
 import { JOIN_ORDER } from './namespaces.js';

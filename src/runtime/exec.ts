@@ -12,7 +12,7 @@ import { writePidFile } from './create-container.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
 import { detectHostSecurity } from './host-probes.js';
-import { forwardSignals } from './signals.js';
+import { forwardSignals } from '../vocabulary/signals.js';
 import { joinCgroupSync, subCgroupProcsFiles } from '../cgroups/join.js';
 import { euid } from './rootless.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';

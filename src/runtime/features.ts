@@ -1,4 +1,4 @@
-import { CAPABILITIES } from '../plan/capabilities.js';
+import { CAPABILITIES } from '../vocabulary/capabilities.js';
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { helperPath } from './init-helper.js';

@@ -3,7 +3,7 @@ import { deleteContainer } from './delete.js';
 import { startContainer } from './start.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
-import { forwardSignals } from './signals.js';
+import { forwardSignals } from '../vocabulary/signals.js';
 import type { HelperSession } from './init-helper.js';
 
 /**

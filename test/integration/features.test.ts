@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle, setup } from '../helpers/runtime.js';
 import { validate_features } from '../../src/spec/generated/validators.js';
-import { CAPABILITIES } from '../../src/plan/capabilities.js';
+import { CAPABILITIES } from '../../src/vocabulary/capabilities.js';
 import { knownMountOptions, parseMountOptions } from '../../src/plan/mount-options.js';
 import { SECCOMP_ACTIONS, SECCOMP_OPERATORS } from '../../src/plan/seccomp.js';
 import { V1_CONTROLLERS } from '../../src/cgroups/index.js';

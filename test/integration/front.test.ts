@@ -6,6 +6,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { isDead, makeBundle, POCRUN, POCRUN_TS, Runtime, setup } from '../helpers/runtime.js';
+import { SIGNALS } from '../../src/vocabulary/signals.js';
+import { MAX_ID_LENGTH } from '../../src/vocabulary/container-id.js';
 
 const { work, rt, residue } = setup();
 const ts = new Runtime(work, POCRUN_TS);
@@ -114,6 +116,22 @@ t.test('a state directory holding a directory (restore leaves criu\'s there) is 
   t.ok(existsSync(join(rt.root, 'f9', 'state.json')), 'with the record still there (it was removed first, and delete then said "does not exist")');
   rt.ok(['delete', 'f9']);
   t.notOk(existsSync(join(rt.root, 'f9')), 'the TypeScript program removes it whole');
+});
+
+t.test('the front and the TypeScript program share the signal names and the id rule (src/vocabulary)', async (t) => {
+  for (const name of Object.keys(SIGNALS)) {
+    for (const text of [name, `SIG${name}`, name.toLowerCase()]) {
+      t.match(lone.run(['kill', 'nope', text]).stderr, /container "nope" does not exist/, `kill ${text} answered natively`);
+    }
+  }
+  // (An id of MAX_ID_LENGTH would make a state path longer than the front's buffers here: that it hands over.)
+  for (const id of ['a+b.c_d-e', '0', 'x'.repeat(200)]) {
+    t.match(lone.run(['state', id]).stderr, /does not exist/, `the id ${id.slice(0, 12)} is answered natively`);
+  }
+  for (const id of ['x'.repeat(MAX_ID_LENGTH + 1), '_a', 'a/b', 'a b']) {
+    t.match(lone.run(['state', id]).stderr, HANDED_OVER, `the id ${id.slice(0, 12)} is handed over`);
+    t.match(ts.run(['state', id]).stderr, /invalid container id|too long/, 'and refused there');
+  }
 });
 
 t.test('what the front does not answer reaches the TypeScript program', async (t) => {

@@ -7,7 +7,7 @@ import t from 'tap';
 import { joinNegativeValues, RUN_FLAGS, runFlags } from '../../src/cli/poc.js';
 import { parseFlags, splitAtFirstArg, type FlagSpec } from '../../src/cli/args.js';
 import type { Spec } from '../../src/spec/generated/config.js';
-import { CAPABILITIES } from '../../src/plan/capabilities.js';
+import { CAPABILITIES } from '../../src/vocabulary/capabilities.js';
 import { planBundle, resolveGroups, type BundleContext } from '../../src/poc/containers/bundle.js';
 import { defaultSeccompProfile } from '../../src/poc/containers/default-seccomp.js';
 import { checkUlimits, parseDevice, parseShmSize, parseTmpfs, parseUlimit, UNLIMITED } from '../../src/poc/containers/docker-options.js';

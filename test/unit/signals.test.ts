@@ -20,3 +20,13 @@ t.test('numbers are named back', async (t) => {
   t.equal(signalName(15), 'SIGTERM');
   t.equal(signalName(9), 'SIGKILL');
 });
+
+t.test("every name Node knows on Linux is parsed to Node's number, and shared numbers are named by the first name", async (t) => {
+  for (const [name, n] of Object.entries((await import('node:os')).constants.signals)) {
+    t.equal(parseSignal(name), n, name);
+    t.equal(parseSignal(name.slice(3).toLowerCase()), n, name);
+  }
+  t.equal(signalName(6), 'SIGABRT');
+  t.equal(signalName(29), 'SIGIO');
+  t.equal(signalName(40), '40');
+});

@@ -4,7 +4,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STEPS, fieldCounts, fieldsText, stepMisfit, stepPurpose } from '../../src/vocabulary/steps.js';
-import { protocolWithTables, stepTable, stepFunctions } from '../../scripts/gen-native.js';
+import { capabilitiesHeader, containerIdHeader, protocolWithTables, signalsHeader, stepTable, stepFunctions } from '../../scripts/gen-native.js';
+import { ID_PATTERN } from '../../src/vocabulary/container-id.js';
 import { compileCreatePlan } from '../../src/plan/compile.js';
 import { compileExecPlan, processFromFlags } from '../../src/plan/exec-plan.js';
 import { defaultSpec } from '../../src/spec/default.js';
@@ -67,4 +68,15 @@ t.test('create and exec plans fit the table, with every optional part the planne
     namespaces: [['mnt', '/proc/9/ns/mnt']], preserveFds: 0, mode: 'wait', consoleSocket: '/tmp/console.sock', host: PLAIN_HOST,
   });
   t.same(exec.map(stepMisfit).filter(Boolean), []);
+});
+
+t.test('the C headers of signals, capabilities and the id rule', async (t) => {
+  t.match(signalsHeader(), '#define FORWARDED_SIGNALS SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH\n');
+  t.match(signalsHeader(), '_Static_assert(SIGKILL == 9, ');
+  t.match(signalsHeader(), '{"WINCH", SIGWINCH}');
+  t.match(capabilitiesHeader(), '#define CAPABILITY_NAMES "CAP_CHOWN", "CAP_DAC_OVERRIDE", ');
+  t.match(capabilitiesHeader(), '_Static_assert(CAP_SYS_ADMIN == 21, ');
+  t.match(containerIdHeader(), '#define ID_MAX_LENGTH 1024\n#define ID_PUNCTUATION "_.+-"\n');
+  for (const id of ['a', 'A-b_c.d+e', '0x']) t.ok(ID_PATTERN.test(id), id);
+  for (const id of ['-a', '.', '..', 'a/b', 'a b', 'a]b', 'a^b', 'a\\b']) t.notOk(ID_PATTERN.test(id), id);
 });

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "../generated/signals.h"
 
 struct record {
 	char dir[4096];
@@ -326,17 +327,10 @@ out:
 	return out;
 }
 
-/* runc's signal names, as signals.ts parses them: "KILL", "SIGKILL", "kill" or "9". Others defer. */
+/* runc's signal names (src/vocabulary/signals.ts): "KILL", "SIGKILL", "kill" or "9". Others (RTMIN+n) defer. */
 static int parse_signal(const char *text)
 {
-	static const struct { const char *name; int n; } names[] = {
-		{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL}, {"TRAP", SIGTRAP},
-		{"ABRT", SIGABRT}, {"BUS", SIGBUS}, {"FPE", SIGFPE}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-		{"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
-		{"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-		{"TTOU", SIGTTOU}, {"URG", SIGURG}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
-		{"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO}, {"PWR", SIGPWR}, {"SYS", SIGSYS},
-	};
+	static const struct { const char *name; int n; } names[] = {SIGNAL_NAMES};
 	char *end;
 	long n = strtol(text, &end, 10);
 	if (*text >= '0' && *text <= '9' && *end == '\0')

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "../generated/container-id.h"
 
 #define TS_PROGRAM "pocrun-ts"
 
@@ -171,16 +172,16 @@ static bool rootless_value(const char *v)
 	return false;
 }
 
-/* The container id, when it is one the TypeScript program would accept (id.ts). */
+/* The container id, when it is one the TypeScript program would accept (src/vocabulary/container-id.ts). */
 static bool plain_id(const char *id)
 {
 	size_t len = strlen(id);
-	if (len == 0 || len > 1024 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+	if (len == 0 || len > ID_MAX_LENGTH || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = id[i];
 		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-		if (!alnum && (i == 0 || !strchr("_.+-", c)))
+		if (!alnum && (i == 0 || !strchr(ID_PUNCTUATION, c)))
 			return false;
 	}
 	return true;

@@ -13,6 +13,7 @@ import { binaries, childEnv } from '../containers/runtime.js';
 import { containerStatus, resolveContainer, runtimeRoot } from '../containers/container-store.js';
 import { parseEnvSetting } from '../containers/options.js';
 import type { RootOptions } from '../poc-root.js';
+import { forwardSignals } from '../../vocabulary/signals.js';
 
 export interface ExecCommandOptions extends RootOptions {
   ref: string;
@@ -24,8 +25,6 @@ export interface ExecCommandOptions extends RootOptions {
   user?: string;
   workdir?: string;
 }
-
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
 function readOr(path: string): string {
   try {
@@ -74,20 +73,21 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
     detached: true, // its own session: only the signals we pass on reach it
     env: childEnv(o),
   });
-  const forward = (signal: NodeJS.Signals) => {
-    try {
-      child.kill(signal);
-    } catch {
-      // gone
-    }
-  };
-  for (const s of FORWARDED) process.on(s, forward);
+  const stopForwarding = forwardSignals(() => ({
+    kill: (signal: NodeJS.Signals) => {
+      try {
+        child.kill(signal);
+      } catch {
+        // gone
+      }
+    },
+  }));
   try {
     return await new Promise<number>((resolve, reject) => {
       child.on('error', (err) => reject(new PocError(`exec: cannot run ${file}: ${err.message}`)));
       child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128)));
     });
   } finally {
-    for (const s of FORWARDED) process.off(s, forward);
+    stopForwarding();
   }
 }

@@ -11,12 +11,11 @@ import type { RunFlags } from '../containers/options.js';
 import { startContainer } from '../containers/start.js';
 import { cleanupContainer, removeContainer } from '../containers/stop.js';
 import type { RootOptions } from '../poc-root.js';
+import { forwardSignals } from '../../vocabulary/signals.js';
 
 export interface RunCommandOptions extends RootOptions {
   flags: RunFlags;
 }
-
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
   const c = await createContainer(o.flags, o);
@@ -34,11 +33,10 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     return 0;
   }
   // Forwarded until the monitor is gone: a ^C during the cleanup must not leave it half done.
-  const forward = (signal: NodeJS.Signals) => started.kill(signal);
-  for (const s of FORWARDED) process.on(s, forward);
+  const stopForwarding = forwardSignals(() => started);
   try {
     return await started.finish(() => cleanupContainer(c.id, o));
   } finally {
-    for (const s of FORWARDED) process.off(s, forward);
+    stopForwarding();
   }
 }

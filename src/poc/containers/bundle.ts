@@ -7,7 +7,7 @@ import { cgroupsPathOf } from './cgroup.js';
 import type { Hook, Mount, Spec } from '../../spec/generated/config.js';
 import { OCI_VERSION, defaultSpec } from '../../spec/default.js';
 import { PocError } from '../errors.js';
-import { CAPABILITIES } from '../../plan/capabilities.js';
+import { CAPABILITIES } from '../../vocabulary/capabilities.js';
 import type { ImageConfig } from '../images/image-store.js';
 import { mergeEnv, type ContainerOptions } from './options.js';
 import { seccompFromProfile } from './seccomp-profile.js';

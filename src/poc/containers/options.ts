@@ -3,7 +3,7 @@
  * names the flag and the value; nothing here touches the system (files are read through `readFile`).
  */
 import { PocError } from '../errors.js';
-import { CAPABILITIES, capabilityNumber } from '../../plan/capabilities.js';
+import { CAPABILITIES, capabilityNumber } from '../../vocabulary/capabilities.js';
 import { checkName } from '../poc-root.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';

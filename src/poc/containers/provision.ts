@@ -12,7 +12,7 @@ import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
 import { containerDevices } from './devices.js';
-import { CAPABILITIES } from '../../plan/capabilities.js';
+import { CAPABILITIES } from '../../vocabulary/capabilities.js';
 import { checkUlimits, parseStopSignal, UNLIMITED } from './docker-options.js';
 import { randomName } from './names.js';
 import { resolveRunFlags, type RunFlags } from './options.js';
