@@ -417,6 +417,26 @@ t.test('the monitor SIGKILLed: the container is still removable and nothing is l
   t.same(residue(), clean);
 });
 
+t.test('a foreground run and a foreground exec pass SIGTERM on to their process (FORWARDED_SIGNALS)', async (t) => {
+  const script = (code: number) => `trap "exit ${code}" TERM; echo ready; while :; do sleep 0.05; done`;
+  const foreground = (args: string[]) => {
+    const child = spawn(POC, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const code = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    const ready = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.includes('ready') && resolve()));
+    return { child, code, ready };
+  };
+  const run = foreground(['run', '--name', 'fwd', 'busybox', 'sh', '-c', script(43)]);
+  await run.ready;
+  const exec = foreground(['exec', 'fwd', 'sh', '-c', script(42)]);
+  await exec.ready;
+  exec.child.kill('SIGTERM');
+  t.equal(await exec.code, 42, 'exec: the trap ran and its status came back');
+  run.child.kill('SIGTERM');
+  t.equal(await run.code, 43, 'run: the trap ran and its status came back');
+  t.equal(poc(['rm', 'fwd']).status, 0);
+  t.same(residue(), clean);
+});
+
 t.test('poc SIGKILLed in the middle of a foreground run: rm -f recovers', async (t) => {
   const child = spawn(POC, ['run', '--name', 'killed', 'busybox', 'sleep', '1000'], { env, stdio: 'ignore' });
   await until('the container to run', () => poc(['inspect', 'killed']).status === 0 && inspect('killed').State.Running === true, 20_000);
