@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Registry benchmark, in one run: `poc pull` of a ~100 MB multi-layer image from a local registry against
-// `skopeo copy` of it to a directory and against `podman pull` into a private store; `poc push` against
+// `skopeo copy` of it to a directory and against `podman pull` into a private store; then, since poc's pull
+// leaves the unpacking of the layers to the image's first use (README: "Pull: blobs now, files on first use"),
+// the pull and the first `run` of the image together, against podman's pull and run; `poc push` against
 // `skopeo copy` from a directory to the registry. Prints medians and ratios (target: ≤ 1.0 for each).
 //
 // usage: node bench/pull.mjs [--reps N]
@@ -10,7 +12,8 @@
 // /usr/share/perl, /usr/lib/x86_64-linux-gnu/perl: ~100 MB unpacked, many small files, as real images are).
 // Every pull starts from an empty store (poc's POC_ROOT, podman's --root, skopeo's directory); every push goes
 // to an empty registry (stopped, wiped, started again between repetitions, untimed), so each tool sends every
-// blob. The tools take turns, so that the machine's drift falls on all of them alike.
+// blob. The tools take turns, so that the machine's drift falls on all of them alike. The runs: `true` with no
+// network, podman with crun (its default here) nofile 1024 and nproc 4096 (this host has no CAP_SYS_RESOURCE).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -140,13 +143,17 @@ const image = `${reg.host}/bench:v1`;
 console.log(`image: ${size.layers} layers, ${(size.packed / 1e6).toFixed(1)} MB compressed, ${(size.unpacked / 1e6).toFixed(1)} MB unpacked; ${reps} repetitions each`);
 
 const podmanBase = (d) => ['--root', join(d, 'root'), '--runroot', join(d, 'run'), '--tmpdir', join(d, 'tmp'), '--storage-driver', 'overlay', '--events-backend', 'file', '--cgroup-manager', 'cgroupfs'];
-const t = { poc: [], skopeo: [], podman: [], pocPush: [], skopeoPush: [] };
+const t = { poc: [], skopeo: [], podman: [], pocRun: [], podmanRun: [], pocPush: [], skopeoPush: [] };
+const runArgs = ['run', '--rm', '--network', 'none', image, 'true'];
 for (let i = 0; i < reps; i++) {
   const d = join(work, `rep${i}`);
   mkdirSync(d);
   t.poc.push(timed(POC, ['pull', '-q', image], { ...env, POC_ROOT: join(d, 'poc') }));
   t.skopeo.push(timed('skopeo', ['copy', '--src-tls-verify=false', `docker://${image}`, `dir:${join(d, 'dir')}`], env));
   t.podman.push(timed('podman', [...podmanBase(join(d, 'podman')), 'pull', '-q', image], env));
+  // The first run of the image each tool pulled: poc's unpacks the layers here.
+  t.pocRun.push(timed(POC, runArgs, { ...env, POC_ROOT: join(d, 'poc') }));
+  t.podmanRun.push(timed('podman', [...podmanBase(join(d, 'podman')), 'run', '--runtime', 'runc', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', ...runArgs.slice(1)], env));
   // Push: each tool into an empty registry.
   for (const [name, argv] of [
     ['pocPush', [POC, ['push', '-q', image, `127.0.0.1:${pushPort}/bench:v1`], { ...env, POC_ROOT: join(d, 'poc') }]],
@@ -163,6 +170,9 @@ for (let i = 0; i < reps; i++) {
 await reg.stop();
 
 const row = (label, k) => `${label.padEnd(40)} ${m[k].toFixed(0).padStart(7)} ms  ${c[k].toFixed(2).padStart(6)} s CPU`;
+// Pull and first run: each repetition's sum, then the median of the sums.
+t.pocBoth = t.poc.map((x, i) => ({ ms: x.ms + t.pocRun[i].ms, cpu: x.cpu + t.pocRun[i].cpu }));
+t.podmanBoth = t.podman.map((x, i) => ({ ms: x.ms + t.podmanRun[i].ms, cpu: x.cpu + t.podmanRun[i].cpu }));
 const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
 const c = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x.cpu))]));
 const ratio = (a, b) => `${(m[a] / m[b]).toFixed(2)} (CPU ${(c[a] / c[b]).toFixed(2)})`;
@@ -171,6 +181,12 @@ console.log(row('skopeo copy docker:// → dir:', 'skopeo'));
 console.log(row('podman pull (private store, overlay)', 'podman'));
 console.log(row('poc pull', 'poc'));
 console.log(`  poc pull / skopeo copy to dir: ${ratio('poc', 'skopeo')}    poc pull / podman pull: ${ratio('poc', 'podman')}`);
+console.log('\nthe first run of the pulled image (poc unpacks its layers here), and pull + first run');
+console.log(row('podman run --rm (first)', 'podmanRun'));
+console.log(row('poc run --rm (first: unpacks)', 'pocRun'));
+console.log(row('podman pull + run', 'podmanBoth'));
+console.log(row('poc pull + run', 'pocBoth'));
+console.log(`  poc pull + run / podman pull + run: ${ratio('pocBoth', 'podmanBoth')}`);
 console.log('\npush into an empty registry (medians)');
 console.log(row('skopeo copy dir: → docker://', 'skopeoPush'));
 console.log(row('poc push', 'pocPush'));

@@ -300,6 +300,88 @@ t.test('layers shared by digest are downloaded once', async (t) => {
   t.ok(imageNames().includes(`${plain.host}/multi:v2`));
 });
 
+/** An OCI layout with the first layout's amd64 manifest, its config's diff_ids replaced by `diffIds(real)`. */
+function lyingLayout(dir: string, diffIds: (real: string[]) => string[]): void {
+  const src = join(work, 'layout');
+  const blobs = join(dir, 'blobs/sha256');
+  mkdirSync(blobs, { recursive: true });
+  const read = (d: string) => readFileSync(join(src, 'blobs/sha256', d.slice(7)));
+  const put = (data: Buffer) => {
+    writeFileSync(join(blobs, sha(data).slice(7)), data);
+    return { digest: sha(data), size: data.length };
+  };
+  const index = JSON.parse(read(JSON.parse(readFileSync(join(src, 'index.json'), 'utf8')).manifests[0].digest).toString());
+  const manifest = JSON.parse(read(index.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'amd64').digest).toString());
+  for (const l of manifest.layers) put(read(l.digest));
+  const config = JSON.parse(read(manifest.config.digest).toString());
+  config.rootfs.diff_ids = diffIds(config.rootfs.diff_ids);
+  manifest.config = { ...manifest.config, ...put(Buffer.from(JSON.stringify(config))) };
+  const m = put(Buffer.from(JSON.stringify(manifest)));
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: manifest.mediaType, ...m, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
+}
+
+t.test('a pull keeps the verified blobs; the files are made on first use, once, whole', async (t) => {
+  // A fresh store: nothing unpacked yet.
+  const root3 = join(work, 'poc3');
+  const env3 = { ...env, POC_ROOT: root3 };
+  const record = (name: string) => {
+    const id = (JSON.parse(poc(['images', '--format', 'json'], { env: env3 }).stdout) as Array<{ id: string; name: string }>).find((i) => i.name === name)!.id;
+    return { id, rootfs: join(root3, 'images', id, 'rootfs'), json: JSON.parse(readFileSync(join(root3, 'images', id, 'image.json'), 'utf8')) };
+  };
+  const litter3 = () => ['images', 'blobs/sha256'].flatMap((sub) => (existsSync(join(root3, sub)) ? readdirSync(join(root3, sub)).filter((n) => n.startsWith('.')) : []));
+  const name = `${plain.host}/multi:v1`;
+  let r = poc(['pull', name], { env: env3 });
+  t.equal(r.status, 0, r.stderr);
+  let img = record(name);
+  t.notOk(existsSync(img.rootfs), 'no files yet');
+  t.equal(img.json.unpack.length, 2, 'its two layers to unpack, with their diff_ids');
+  t.ok(img.json.size > 0, 'a size (the layers\' tars) for poc images');
+  t.equal(poc(['tag', name, 'copy'], { env: env3 }).status, 0);
+  t.notOk(existsSync(record('copy').rootfs), 'a tag of it copies the record alone');
+
+  // Two first runs at once: one unpacks, the other waits for it; both see the whole image.
+  const runs = await Promise.all([1, 2].map(() => pocAsync(['run', '--rm', '--network', 'none', name, 'sh', '-c', 'cat /data/new; ls /data'], env3)));
+  for (const run of runs) t.equal(run.stdout, 'from layer 2keep\nnew\n', run.stderr);
+  img = record(name);
+  t.ok(existsSync(img.rootfs), 'unpacked');
+  t.notOk('unpack' in img.json, 'the record says so');
+  t.same(litter3(), [], 'no staging directory left');
+
+  // A layer blob damaged on disk after the pull: the first use of the tag says so and removes it; a pull
+  // fetches it again; then the tag runs.
+  const layer = img.json.blobs[2] as string;
+  const blob = join(root3, 'blobs/sha256', layer.slice(7));
+  const fd = openSync(blob, 'r+');
+  writeSync(fd, Buffer.from('damaged!'), 0, 8, 200);
+  closeSync(fd);
+  r = poc(['run', '--rm', '--network', 'none', 'copy', 'true'], { env: env3 });
+  t.equal(r.status, 1);
+  t.match(r.stderr, new RegExp(`^poc: unpack image copy: layer 1 of 2 \\(${layer}\\): the blob in the store no longer matches its digest .*it was removed: pull the image again`));
+  t.notOk(existsSync(record('copy').rootfs), 'nothing half-unpacked');
+  t.same(litter3(), [], 'no staging directory left');
+  r = poc(['pull', name], { env: env3 });
+  t.match(r.stderr, /Downloaded newer image/, 'the pull fetched the removed blob');
+  r = poc(['run', '--rm', '--network', 'none', 'copy', 'cat', '/data/keep'], { env: env3 });
+  t.equal(r.stdout, 'kept', r.stderr);
+
+  // An image whose config lies about its layers' content: the blobs are right, so the pull succeeds; its first
+  // use checks each layer's tar against the config's diff_id and fails, leaving nothing.
+  const lying = join(work, 'lying');
+  lyingLayout(lying, (ids) => [ids[1]!, ids[0]!]);
+  execFileSync('skopeo', ['copy', '--dest-tls-verify=false', `oci:${lying}:v1`, `docker://${plain.host}/lying:v1`], { stdio: 'pipe' });
+  r = poc(['pull', `${plain.host}/lying:v1`], { env: env3 });
+  t.equal(r.status, 0, r.stderr);
+  r = poc(['run', '--rm', '--network', 'none', `${plain.host}/lying:v1`, 'true'], { env: env3 });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^poc: unpack image 127\.0\.0\.1:\d+\/lying:v1: layer 1 of 2 \(sha256:[a-f0-9]+\): its content's digest is sha256:[a-f0-9]+, the image config says sha256:/);
+  t.notOk(existsSync(record(`${plain.host}/lying:v1`).rootfs), 'no rootfs');
+  t.same(litter3(), [], 'no staging directory left');
+  // The built-in save of a pulled image unpacks it too (its layers come from its files).
+  r = poc(['save', '-o', join(work, 'multi.tar'), 'copy'], { env: env3 });
+  t.equal(r.status, 0, r.stderr);
+});
+
 t.test('pull-on-run of an image that is not there yet (by digest)', async (t) => {
   const digest = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${plain.host}/multi:v1`], { encoding: 'utf8' })).Digest;
   const r = poc(['run', '--rm', '--network', 'none', `${plain.host}/multi@${digest}`, 'cat', 'keep']);

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { cpus, hostname as osHostname, release as osRelease } from 'node:os';
 import { UserError, PocError, errnoCode, wrapError } from '../errors.js';
 import { imageRootfs, resolveImage, type ImageRecord } from '../images/image-store.js';
+import { unpackImage } from '../images/unpack.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
@@ -34,18 +35,21 @@ function readOr(path: string, fallback: string): string {
 }
 
 /**
- * An image by reference; `busybox` is built from the host's busybox-static on first use; any other image that is
- * not in the store is pulled, as docker does (registry/pull.ts: pullMissing).
+ * An image by reference, with its files: `busybox` is built from the host's busybox-static on first use; any other
+ * image that is not in the store is pulled, as docker does (registry/pull.ts: pullMissing); a pulled image is
+ * unpacked the first time it is used (images/unpack.ts).
  */
 export async function findImage(ref: string, opts: RootOptions): Promise<ImageRecord> {
+  let image: ImageRecord;
   try {
-    return resolveImage(ref, opts);
+    image = resolveImage(ref, opts);
   } catch (err) {
     const { buildBusyboxImage, BUSYBOX_IMAGE } = await import('../images/busybox.js'); // the builder, when needed
     if (ref === BUSYBOX_IMAGE || ref === `${BUSYBOX_IMAGE}:latest`) return buildBusyboxImage(opts);
-    if (err instanceof UserError && /^no such image/.test(err.message)) return (await import('../registry/pull.js')).pullMissing(ref, opts);
-    throw err;
+    if (!(err instanceof UserError && /^no such image/.test(err.message))) throw err;
+    image = await (await import('../registry/pull.js')).pullMissing(ref, opts);
   }
+  return unpackImage(image, opts);
 }
 
 export async function createContainer(flags: RunFlags, opts: RootOptions = {}): Promise<ContainerRecord> {

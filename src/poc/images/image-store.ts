@@ -4,11 +4,12 @@
  * leaves no image behind (and `pruneImages` removes staging directories whose process is gone).
  */
 import type { HealthConfig } from '../containers/health.js';
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode } from '../errors.js';
 import { pruneBlobs } from './blobs.js';
 import type { LayerRef } from './layers.js';
+import type { PackedLayer } from './unpack.js';
 import { runProgram } from '../spawn.js';
 import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 
@@ -46,7 +47,10 @@ export interface ImageRecord {
   name: string | null;
   /** ISO 8601. */
   created: string;
-  /** Bytes of file data in rootfs/. */
+  /**
+   * Bytes of file data in rootfs/; for a pulled image not yet unpacked (`unpack`), the size of its layers'
+   * uncompressed tars as the blobs tell it, until its first use.
+   */
   size: number;
   architecture: string;
   os: string;
@@ -61,6 +65,11 @@ export interface ImageRecord {
   blobs?: string[];
   /** Where a pulled image came from, as `registry/repository@manifest-digest` (docker's RepoDigests). */
   repoDigests?: string[];
+  /**
+   * A pulled image whose files are made on first use (images/unpack.ts): its layers' blobs, oldest first, each
+   * with the digest its uncompressed tar must have. Present while rootfs/ does not exist yet.
+   */
+  unpack?: PackedLayer[];
   config: ImageConfig;
   /**
    * The layers (src/poc/images/layers.ts), oldest first, once known: a built or committed image has them from
@@ -127,12 +136,13 @@ export interface Staging {
   discard(): void;
 }
 
-export function createStaging(opts: RootOptions = {}): Staging {
+/** A staging directory; `withRootfs` false for an image whose files come later (a pulled one: unpack.ts). */
+export function createStaging(opts: RootOptions = {}, withRootfs = true): Staging {
   const images = pocPaths(opts).images;
   mkdirSync(images, { recursive: true, mode: 0o700 });
   const dir = join(images, `.tmp-${process.pid}-${randomHex(6)}`);
   const rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+  mkdirSync(withRootfs ? rootfs : dir, { recursive: true, mode: withRootfs ? 0o755 : 0o700 });
   return { dir, rootfs, discard: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -171,6 +181,9 @@ export interface CommitOptions extends RootOptions {
   manifest?: string;
   blobs?: string[];
   repoDigests?: string[];
+  /** The layers of an image committed without its files (a pull), and the estimate of its size. */
+  unpack?: PackedLayer[];
+  size?: number;
   architecture?: string;
   /** Replace an image of the same name (else that is an error). */
   replace?: boolean;
@@ -189,7 +202,7 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     id: newId(),
     name: opts.name,
     created: opts.created ?? new Date().toISOString(),
-    size: treeSize(staging.rootfs),
+    size: opts.unpack ? (opts.size ?? 0) : treeSize(staging.rootfs),
     architecture: opts.architecture ?? ociArchitecture(),
     os: 'linux',
     source: opts.source,
@@ -197,6 +210,7 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     ...(opts.manifest ? { manifest: opts.manifest } : {}),
     ...(opts.blobs ? { blobs: opts.blobs } : {}),
     ...(opts.repoDigests ? { repoDigests: opts.repoDigests } : {}),
+    ...(opts.unpack ? { unpack: opts.unpack } : {}),
     config: opts.config,
     ...(opts.layers ? { layers: opts.layers } : {}),
     ...(opts.history ? { history: opts.history } : {}),
@@ -256,15 +270,18 @@ export async function tagImage(image: ImageRecord, name: string, opts: RootOptio
       opts,
     );
   }
-  const staging = createStaging(opts);
+  // A pulled image not unpacked yet: the copy is one too (its record alone), and makes its own files when used.
+  const packed = image.unpack !== undefined && !existsSync(imageRootfs(image, opts));
+  const staging = createStaging(opts, !packed);
   try {
-    const r = await runProgram(['cp', '-a', '-l', `${imageRootfs(image, opts)}/.`, `${staging.rootfs}/`]);
-    if (r.code !== 0) throw new PocError(`copy the files of image ${image.id.slice(0, 12)}: ${r.stderr.trim()}`);
-    const { id: _id, name: _name, size: _size, ...rest } = image;
+    if (!packed) {
+      const r = await runProgram(['cp', '-a', '-l', `${imageRootfs(image, opts)}/.`, `${staging.rootfs}/`]);
+      if (r.code !== 0) throw new PocError(`copy the files of image ${image.id.slice(0, 12)}: ${r.stderr.trim()}`);
+    }
+    const { id: _id, name: _name, size, unpack, ...rest } = image;
     void _id;
     void _name;
-    void _size;
-    return await commitImage(staging, { ...opts, ...rest, name, untagOld: true });
+    return await commitImage(staging, { ...opts, ...rest, ...(packed ? { unpack, size } : {}), name, untagOld: true });
   } catch (err) {
     staging.discard();
     throw err;

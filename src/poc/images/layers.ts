@@ -18,6 +18,7 @@ import { runProgram } from '../spawn.js';
 import { pidAlive, pocPaths, randomHex, withLock, type RootOptions } from '../poc-root.js';
 import { ociConfigJson, sha256 } from './oci.js';
 import { commitImage, createStaging, imageRootfs, resolveImage, writeImageRecord, type CommitOptions, type HistoryEntry, type ImageRecord } from './image-store.js';
+import { unpackImage } from './unpack.js';
 import { TAR_END, entryHeader, tarPadding, type TarEntryType } from './tar.js';
 import { getXattr, readXattrs } from './xattr.js';
 
@@ -270,6 +271,7 @@ export async function imageLayers(image: ImageRecord, opts: RootOptions = {}): P
     }
     return image.layers;
   }
+  image = await unpackImage(image, opts);
   const rootfs = imageRootfs(image, opts);
   const ref = await digestDirectory(rootfs);
   const dest = layerDir(ref.diffID, opts);

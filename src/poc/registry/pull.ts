@@ -5,18 +5,18 @@
  *    by its [[registry]] entry.
  * 2. The manifest (an index or manifest list → the host's platform), its digest checked.
  * 3. The config and the layers into the blob store (images/blobs.ts), up to 3 at once; a layer already there is
- *    not fetched again. Each blob is checked against its digest and size before it gets its name.
- * 4. The layers applied in order into a staging rootfs as they arrive (the next one downloads meanwhile), each
- *    checked against its diff_id; then the image is committed under its name.
+ *    not fetched again. Each blob is checked against its digest and size before it gets its name, and the
+ *    config's diff_ids against the manifest's layers.
+ * 4. The image committed under its name with its layers to unpack: its files are made on first use
+ *    (images/unpack.ts), where each layer's tar is checked against its diff_id (the README says why).
  * Any failure leaves no image, no staging directory and no partial blob (only whole, verified blobs, which a
  * retry uses and `poc prune` removes when no image needs them).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { UserError, PocError, wrapError } from '../errors.js';
 import { blobFile, blobSize, blobTempFile, commitBlob, holdBlobs, sha256, writeBlob } from '../images/blobs.js';
-import { openDecompressed, imageConfigFrom } from '../images/import.js';
-import { applyLayer } from '../images/layer.js';
+import { imageConfigFrom } from '../images/import.js';
 import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/image-store.js';
 import type { RootOptions } from '../poc-root.js';
 import { describeFetchError, type RegistryClient } from './client.js';
@@ -155,14 +155,6 @@ async function downloadBlob(client: RegistryClient, repository: string, desc: De
   }
 }
 
-/** Passes a stream on while hashing it (a layer's diff_id is the digest of its uncompressed tar). */
-async function* hashing(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    hash.update(chunk);
-    yield chunk;
-  }
-}
-
 /** Runs fns with at most `limit` at once; the promises settle in their own time, in order of the array. */
 function limited<T>(fns: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
   let next = 0;
@@ -223,36 +215,33 @@ interface Naming {
   repoDigest: string;
 }
 
-/** The config and layers into the blob store, the layers onto a staging rootfs, and the image committed. */
+/**
+ * The config and the layers into the blob store, and the image committed without its files: they are made from
+ * the blobs on its first use (images/unpack.ts), as containerd's content store keeps a pull. Every blob was
+ * checked against its digest and size on the way in, and the config's diff_ids against the manifest's layers.
+ */
 async function unpack(client: RegistryClient, repository: string, m: ImageManifest, manifest: { body: Buffer; digest: string }, n: Naming, o: PullOptions): Promise<ImageRecord> {
   const progress = o.progress ?? quietProgress;
   const abort = new AbortController();
-  await downloadBlob(client, repository, m.config, { ...o, progress: quietProgress }, abort.signal);
+  for (const l of m.layers) progress.layer(l.digest, 'waiting');
+  // The config with the layers (it is one more blob); its diff_ids are checked once it is in.
+  const downloads = limited(
+    [m.config, ...m.layers].map((d, i) => () => downloadBlob(client, repository, d, i === 0 ? { ...o, progress: quietProgress } : o, abort.signal)),
+    PARALLEL,
+  );
+  try {
+    await Promise.all(downloads);
+  } catch (err) {
+    abort.abort();
+    await Promise.allSettled(downloads);
+    throw err;
+  }
   const configDoc = JSON.parse(readFileSync(blobFile(m.config.digest, o), 'utf8')) as Record<string, unknown>;
   const ids = diffIds(configDoc, m.layers.length, n.reference);
   writeBlob(manifest.body, o);
-
-  for (const l of m.layers) progress.layer(l.digest, 'waiting');
-  const downloads = limited(
-    m.layers.map((l) => () => downloadBlob(client, repository, l, o, abort.signal)),
-    PARALLEL,
-  );
-  const settled = Promise.allSettled(downloads);
-  const staging = createStaging(o);
+  for (const l of m.layers) progress.layer(l.digest, 'done');
+  const staging = createStaging(o, false);
   try {
-    for (const [i, layer] of m.layers.entries()) {
-      await downloads[i];
-      progress.layer(layer.digest, 'extracting');
-      const hash = createHash('sha256');
-      try {
-        await applyLayer(staging.rootfs, hashing(openDecompressed(blobFile(layer.digest, o)), hash));
-      } catch (err) {
-        throw wrapError(`layer ${i + 1} of ${m.layers.length} (${layer.digest})`, err);
-      }
-      const diff = `sha256:${hash.digest('hex')}`;
-      if (diff !== ids[i]) throw new PocError(`layer ${layer.digest}: its content's digest is ${diff}, the image config says ${ids[i]}`);
-      progress.layer(layer.digest, 'done');
-    }
     return await commitImage(staging, {
       ...o,
       name: n.name,
@@ -263,13 +252,28 @@ async function unpack(client: RegistryClient, repository: string, m: ImageManife
       manifest: manifest.digest,
       blobs: n.blobs,
       repoDigests: [n.repoDigest],
+      unpack: m.layers.map((l, i) => ({ digest: l.digest, diffID: ids[i]! })),
+      size: m.layers.reduce((sum, l) => sum + uncompressedSize(blobFile(l.digest, o), l.size), 0),
       ...(typeof configDoc.architecture === 'string' ? { architecture: configDoc.architecture } : {}),
     });
   } catch (err) {
-    abort.abort();
-    await settled;
     staging.discard();
     throw err;
+  }
+}
+
+/**
+ * The size of a layer's tar, before it is unpacked: a gzip stream's last 4 bytes hold it (modulo 2^32, RFC 1952's
+ * ISIZE, for a one-member stream as layers are); another compression: the blob's own size.
+ */
+function uncompressedSize(path: string, size: number): number {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    if (size < 18 || readSync(fd, b, 0, 2, 0) !== 2 || b[0] !== 0x1f || b[1] !== 0x8b) return size;
+    return readSync(fd, b, 0, 4, size - 4) === 4 ? b.readUInt32LE(0) : size;
+  } finally {
+    closeSync(fd);
   }
 }
 
