@@ -167,6 +167,8 @@ export interface TokenServer {
   cert: string;
   /** The scopes asked for, one entry per token request. */
   requests: string[][];
+  /** How each token was asked for: "basic" (GET with the password) or "refresh_token" (an OAuth2 POST). */
+  grants: string[];
   stop: () => void;
 }
 
@@ -175,9 +177,11 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 /**
  * A token server as docker's registry expects one (distribution's token auth): GET realm?service=&scope=... with
  * basic auth → `{"token": JWT}`, the JWT signed RS256 with a key whose certificate (in x5c) is the registry's
- * rootcertbundle. Only `user`:`password` gets a token; it grants whatever repository actions were asked.
+ * rootcertbundle. Only `user`:`password` gets a token; it grants whatever repository actions were asked. With
+ * `refreshToken`, also the OAuth2 flow of the same spec (what docker's `identitytoken` is for): POST realm with
+ * the form grant_type=refresh_token&refresh_token=...&service=...&scope=A B → `{"access_token": JWT}`.
  */
-export async function startTokenServer(dir: string, user: string, password: string): Promise<TokenServer> {
+export async function startTokenServer(dir: string, user: string, password: string, refreshToken?: string): Promise<TokenServer> {
   mkdirSync(dir, { recursive: true });
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=poc test token signer', '-keyout', 'token.key', '-out', 'token.crt'], {
     cwd: dir,
@@ -186,16 +190,9 @@ export async function startTokenServer(dir: string, user: string, password: stri
   const key = readFileSync(join(dir, 'token.key'), 'utf8');
   const der = new X509Certificate(readFileSync(join(dir, 'token.crt'))).raw;
   const requests: string[][] = [];
+  const grants: string[] = [];
   const port = await freePort();
-  const server = createHttpServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const want = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-    if (req.headers.authorization !== want) {
-      res.writeHead(401, { 'content-type': 'application/json' });
-      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
-      return;
-    }
-    const scopes = url.searchParams.getAll('scope');
+  const issue = (res: import('node:http').ServerResponse, service: string | null, scopes: string[], field: 'token' | 'access_token') => {
     requests.push(scopes);
     const access = scopes.map((s) => {
       const [type, ...rest] = s.split(':');
@@ -204,17 +201,46 @@ export async function startTokenServer(dir: string, user: string, password: stri
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'RS256', typ: 'JWT', x5c: [der.toString('base64')] };
-    const claims = { iss: TOKEN_ISSUER, sub: user, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: `${now}-${requests.length}`, access };
+    const claims = { iss: TOKEN_ISSUER, sub: user, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: `${now}-${requests.length}`, access };
     const body = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const signature = createSign('RSA-SHA256').update(body).sign(key);
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token: `${body}.${b64url(signature)}`, expires_in: 300 }));
+    res.end(JSON.stringify({ [field]: `${body}.${b64url(signature)}`, expires_in: 300 }));
+  };
+  const refuse = (res: import('node:http').ServerResponse, status: number, body: string) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(body);
+  };
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST') {
+      let text = '';
+      req.on('data', (d: Buffer) => (text += d));
+      req.on('end', () => {
+        const form = new URLSearchParams(text);
+        if (!refreshToken || form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== refreshToken || !form.get('client_id')) {
+          refuse(res, 400, '{"error":"invalid_grant"}');
+          return;
+        }
+        grants.push('refresh_token');
+        issue(res, form.get('service'), (form.get('scope') ?? '').split(' ').filter(Boolean), 'access_token');
+      });
+      return;
+    }
+    const want = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    if (req.headers.authorization !== want) {
+      refuse(res, 401, '{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
+      return;
+    }
+    grants.push('basic');
+    issue(res, url.searchParams.get('service'), url.searchParams.getAll('scope'), 'token');
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     realm: `http://127.0.0.1:${port}/token`,
     cert: join(dir, 'token.crt'),
     requests,
+    grants,
     stop: () => {
       server.close();
       server.closeAllConnections();

@@ -47,7 +47,7 @@ writeFileSync(join(work, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', 'alice',
 
 const secure = await startRegistry(join(work, 'secure'), { htpasswd: join(work, 'htpasswd'), tls: certs });
 const plain = await startRegistry(join(work, 'plain'));
-const tokens = await startTokenServer(join(work, 'token'), 'bob', 't0ken-pw');
+const tokens = await startTokenServer(join(work, 'token'), 'bob', 't0ken-pw', 'refresh-4b1d');
 const tokenReg = await startRegistry(join(work, 'tokenreg'), { token: tokens });
 registries.push(secure, plain, tokenReg);
 t.teardown(() => tokens.stop());
@@ -474,6 +474,33 @@ t.test('bearer tokens: login, push, a mount with two scopes, pull; skopeo reads 
     c.on('close', () => resolve(out));
   });
   t.equal(JSON.parse(inspect).Digest, pushedDigest, 'skopeo reads it through the same token server');
+});
+
+t.test("docker's identitytoken: an OAuth2 refresh token exchanged at the token server; skopeo reads the same file", async (t) => {
+  const bare = { ...env };
+  delete bare.REGISTRY_AUTH_FILE;
+  const docker = join(home, '.docker');
+  mkdirSync(docker, { recursive: true });
+  const config = (token: string) =>
+    writeFileSync(join(docker, 'config.json'), JSON.stringify({ auths: { [tokenReg.host]: { auth: Buffer.from('bob:').toString('base64'), identitytoken: token } } }));
+  config('refresh-4b1d');
+  const before = tokens.grants.length;
+  let r = await pocAsync(['pull', `${tokenReg.host}/tok/copy:v1`], bare);
+  t.equal(r.status, 0, r.stderr);
+  t.ok(tokens.grants.slice(before).length > 0 && tokens.grants.slice(before).every((g) => g === 'refresh_token'), 'every token came from the refresh token, none from a password');
+  const skopeo = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn('skopeo', ['inspect', '--tls-verify=false', '--authfile', join(docker, 'config.json'), `docker://${tokenReg.host}/tok/copy:v1`], { env: bare });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (out += d));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+  t.equal(skopeo.code, 0, `skopeo takes the same identity token from the same file: ${skopeo.out}`);
+  config('revoked');
+  r = await pocAsync(['pull', `${tokenReg.host}/tok/copy:v1`], bare);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /authentication failed with the credentials for 127\.0\.0\.1:\d+ in .*config\.json: the identity token was refused .*invalid_grant/);
+  rmSync(docker, { recursive: true });
 });
 
 t.test('logout', async (t) => {

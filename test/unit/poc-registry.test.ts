@@ -135,6 +135,8 @@ t.test('auth files: where they are, which key matches, login and logout', async 
   t.same(credentialsIn(doc, 'other.example'), { username: 'carol', password: 'pw' });
   t.equal(credentialsIn(doc, 'nowhere.example'), undefined);
   t.throws(() => credentialsIn({ auths: { r: { auth: b64('nocolon') } } }, 'r', '', 'f.json'), /f\.json: the "auth" of r is not base64 of user:password/);
+  t.same(credentialsIn({ auths: { r: { auth: b64('frank:'), identitytoken: 'rt' } } }, 'r'), { username: 'frank', password: '', identityToken: 'rt' }, "docker's identitytoken, the user name beside it");
+  t.same(credentialsIn({ auths: { r: { identitytoken: 'rt' } } }, 'r'), { username: '', password: '', identityToken: 'rt' }, 'an identitytoken alone');
 
   const file = join(work, 'sub', 'auth.json');
   const docker = join(work, 'docker.json');

@@ -184,12 +184,24 @@ export class RegistryClient {
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     for (const s of scopes) url.searchParams.append('scope', s);
-    const headers: Record<string, string> = {};
-    if (this.opts.credentials) headers.authorization = basicHeader(this.opts.credentials);
-    const res = await this.rawFetch(url.toString(), { headers });
+    const creds = this.opts.credentials;
+    let res: Response;
+    if (creds?.identityToken) {
+      // An identity token is an OAuth2 refresh token: exchanged at the realm by a POST form (distribution's
+      // token spec, "OAuth2 token": grant_type=refresh_token), as docker and containers/image do.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'poc', service: params.service ?? '' });
+      if (scopes.length > 0) form.set('scope', scopes.join(' '));
+      res = await this.rawFetch(params.realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+    } else {
+      const headers: Record<string, string> = {};
+      if (creds) headers.authorization = basicHeader(creds);
+      res = await this.rawFetch(url.toString(), { headers });
+    }
     const body = await res.text();
-    if (res.status === 401 || res.status === 403) {
-      throw new PocError(`registry ${this.registry}: authentication failed with ${this.credentialsText()}: wrong username or password? (${registryErrorText(res.status, body)})`);
+    // OAuth2 answers a bad refresh token with 400 invalid_grant; the GET flow with 401 or 403.
+    if (res.status === 401 || res.status === 403 || (creds?.identityToken && res.status === 400)) {
+      const why = creds?.identityToken ? 'the identity token was refused (expired or revoked? log in again with docker)' : 'wrong username or password?';
+      throw new PocError(`registry ${this.registry}: authentication failed with ${this.credentialsText()}: ${why} (${registryErrorText(res.status, body)})`);
     }
     if (!res.ok) throw new PocError(`registry ${this.registry}: token server ${url.origin} answered ${registryErrorText(res.status, body)}`);
     let token: string | undefined;
@@ -208,6 +220,9 @@ export class RegistryClient {
     if (!this.challenge) return undefined;
     if (this.challenge.scheme === 'basic') {
       if (!this.opts.credentials) throw new PocError(`registry ${this.registry} requires a login ("poc login ${this.registry}")`);
+      if (this.opts.credentials.identityToken) {
+        throw new PocError(`registry ${this.registry} asks for a user name and password, and ${this.credentialsText()} are an identity token, which only a token server takes ("poc login ${this.registry}")`);
+      }
       return basicHeader(this.opts.credentials);
     }
     return `Bearer ${await this.token([`repository:${o.repository}:${o.actions}`, ...(o.extraScopes ?? [])])}`;

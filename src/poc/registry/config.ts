@@ -186,6 +186,11 @@ export function candidates(ref: Reference, conf: RegistriesConf): Qualified[] {
 export interface Credentials {
   username: string;
   password: string;
+  /**
+   * Docker's `identitytoken` (an OAuth2 refresh token, as `docker login` keeps for registries that give one, or a
+   * credential helper's secret for the user "<token>"): exchanged for bearer tokens instead of the password.
+   */
+  identityToken?: string;
 }
 
 export interface AuthFiles {
@@ -236,7 +241,11 @@ function runCredentialHelper(helper: string, registry: string, file: string): Cr
   }
   try {
     const doc = JSON.parse(r.stdout) as { Username?: string; Secret?: string };
-    if (typeof doc.Username === 'string' && typeof doc.Secret === 'string' && doc.Secret !== '') return { username: doc.Username, password: doc.Secret };
+    if (typeof doc.Username === 'string' && typeof doc.Secret === 'string' && doc.Secret !== '') {
+      // docker's convention: the user "<token>" means the secret is an identity token.
+      if (doc.Username === '<token>') return { username: '', password: '', identityToken: doc.Secret };
+      return { username: doc.Username, password: doc.Secret };
+    }
   } catch {
     // below
   }
@@ -260,6 +269,11 @@ export function credentialsIn(doc: AuthJson, registry: string, repository = '', 
     const key = n > 0 ? `${registry}/${parts.slice(0, n).join('/')}` : registry;
     const entry = byKey.get(key);
     if (!entry) continue;
+    if (typeof entry.identitytoken === 'string' && entry.identitytoken !== '') {
+      // The "auth" beside it, if any, holds the user name alone ("user:").
+      const user = typeof entry.auth === 'string' ? Buffer.from(entry.auth, 'base64').toString('utf8').split(':')[0]! : (entry.username ?? '');
+      return { username: user, password: '', identityToken: entry.identitytoken };
+    }
     if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
     if (typeof entry.auth === 'string' && entry.auth !== '') {
       const text = Buffer.from(entry.auth, 'base64').toString('utf8');

@@ -19,7 +19,7 @@ export function connect(registry: string, repository: string, insecure: boolean,
     registry,
     insecure: insecure || o.tlsVerify === false,
     tls: loadTls(registry, o.certDir),
-    credentials: o.credentials ?? (found ? { username: found.username, password: found.password } : undefined),
+    credentials: o.credentials ?? (found ? { username: found.username, password: found.password, ...(found.identityToken ? { identityToken: found.identityToken } : {}) } : undefined),
     credentialsFile: found?.file,
   });
 }
