@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeCertificates, startDyingProxy, startRegistry, startTokenServer, type Registry } from '../helpers/registry.js';
+import { freePort, makeCertificates, startDyingProxy, startRegistry, startTokenServer, type Registry } from '../helpers/registry.js';
 import { top } from '../helpers/runtime.js';
 import { pruneImages } from '../../src/poc/images/image-store.js';
 
@@ -380,6 +380,43 @@ t.test('a pull keeps the verified blobs; the files are made on first use, once, 
   // The built-in save of a pulled image unpacks it too (its layers come from its files).
   r = poc(['save', '-o', join(work, 'multi.tar'), 'copy'], { env: env3 });
   t.equal(r.status, 0, r.stderr);
+});
+
+t.test('registries.conf mirrors: tried first, in order; one that fails is passed over; a digest-only one not asked for a tag', async (t) => {
+  const dead = `127.0.0.1:${await freePort()}`; // nothing listens there
+  const conf = join(work, 'mirrors.conf');
+  writeFileSync(
+    conf,
+    [
+      // A registry that is down, served by its mirror.
+      '[[registry]]', `location = "${dead}"`, 'insecure = true',
+      '[[registry.mirror]]', `location = "${plain.host}"`, 'insecure = true',
+      // The plain registry itself: a digest-only mirror, then one without the image, then the location.
+      '[[registry]]', `location = "${plain.host}"`, 'insecure = true',
+      '[[registry.mirror]]', `location = "${plain.host}/by-digest"`, 'insecure = true', 'pull-from-mirror = "digest-only"',
+      '[[registry.mirror]]', `location = "${plain.host}/empty"`, 'insecure = true',
+    ].join('\n'),
+  );
+  const envM = { ...env, POC_ROOT: join(work, 'poc-mirrors'), CONTAINERS_REGISTRIES_CONF: conf };
+  let before = plain.log().length;
+  let r = poc(['pull', `${dead}/multi:v1`], { env: envM });
+  t.equal(r.status, 0, r.stderr);
+  t.match(plain.log().slice(before), /"GET \/v2\/multi\/manifests\/v1 HTTP\/1\.1" 200/, 'the mirror served it');
+  r = poc(['run', '--rm', '--network', 'none', `${dead}/multi:v1`, 'cat', '/data/keep'], { env: envM });
+  t.equal(r.stdout, 'kept', `stored under the name asked for: ${r.stderr}`);
+
+  before = plain.log().length;
+  r = poc(['pull', `${plain.host}/multi:v2`], { env: envM });
+  t.equal(r.status, 0, r.stderr);
+  const log = plain.log().slice(before);
+  t.notMatch(log, /\/v2\/by-digest\//, 'the digest-only mirror is not asked for a tag');
+  t.match(log, /"GET \/v2\/empty\/multi\/manifests\/v2 HTTP\/1\.1" 404/, 'the mirror without it was asked first');
+  t.match(log, /"GET \/v2\/multi\/manifests\/v2 HTTP\/1\.1" 200/, 'then the location');
+
+  r = poc(['pull', `${dead}/nosuch:v1`], { env: envM });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /cannot reach registry 127\.0\.0\.1:\d+.* \(and before it mirror 127\.0\.0\.1:\d+\/nosuch: .*not found in the registry/, 'the location\'s error, the mirror\'s beside it');
+  rmSync(join(work, 'poc-mirrors'), { recursive: true, force: true });
 });
 
 t.test('pull-on-run of an image that is not there yet (by digest)', async (t) => {

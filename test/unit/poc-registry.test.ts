@@ -18,6 +18,7 @@ import {
   parseRegistriesConf,
   removeCredentials,
   rewrite,
+  pullSources,
   saveCredentials,
   isInsecure,
   credentialHelper,
@@ -109,6 +110,35 @@ t.test('registries.conf: search list, aliases, insecure, blocked, prefix rewrite
   t.equal(isInsecure(v1, 'b.example:5000'), true);
   t.throws(() => parseRegistriesConf('unqualified-search-registries = [', 'broken.conf'), /broken\.conf: invalid TOML/);
   t.throws(() => parseRegistriesConf('unqualified-search-registries = "x"', 'bad.conf'), /bad\.conf: unqualified-search-registries: expected a list of strings/);
+});
+
+t.test('registries.conf mirrors: which sources a pull tries, in order', async (t) => {
+  const conf = parseRegistriesConf(
+    [
+      '[[registry]]', 'prefix = "example.com/foo"', 'location = "real.example/bar"',
+      '[[registry.mirror]]', 'location = "m1.example/mirror-of-foo"', 'insecure = true',
+      '[[registry.mirror]]', 'location = "m2.example"', 'pull-from-mirror = "digest-only"',
+      '[[registry.mirror]]', 'location = "m3.example"', 'pull-from-mirror = "tag-only"',
+      '[[registry]]', 'location = "old.example"', 'mirror-by-digest-only = true',
+      '[[registry.mirror]]', 'location = "m4.example"',
+      '[[registry]]', 'prefix = "*.wild.example"',
+      '[[registry.mirror]]', 'location = "m5.example"',
+    ].join('\n'),
+    'mirrors.conf',
+  );
+  const sources = (text: string) => {
+    const r = parseReference(text);
+    return pullSources(conf, qualify(r, r.registry!)).map((s) => `${formatReference(s.ref)}${s.insecure ? ' insecure' : ''}${s.mirror ? ' mirror' : ''}`);
+  };
+  const digest = `sha256:${'a'.repeat(64)}`;
+  t.same(sources('example.com/foo/app:1'), ['m1.example/mirror-of-foo/app:1 insecure mirror', 'm3.example/app:1 mirror', 'real.example/bar/app:1'], 'by tag: all and tag-only mirrors, then the location');
+  t.same(sources(`example.com/foo/app@${digest}`), [`m1.example/mirror-of-foo/app@${digest} insecure mirror`, `m2.example/app@${digest} mirror`, `real.example/bar/app@${digest}`], 'by digest: all and digest-only');
+  t.same(sources('old.example/x:1'), ['old.example/x:1'], 'mirror-by-digest-only: a tag goes to the location alone');
+  t.same(sources(`old.example/x@${digest}`), [`m4.example/x@${digest} mirror`, `old.example/x@${digest}`]);
+  t.same(sources('a.wild.example/p/q:1'), ['m5.example/p/q:1 mirror', 'a.wild.example/p/q:1'], 'a wildcard prefix: the host is replaced');
+  t.same(sources('elsewhere.example/x:1'), ['elsewhere.example/x:1'], 'no entry: the registry itself');
+  t.throws(() => parseRegistriesConf('[[registry]]\nlocation = "r"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "some"\n', 'bad.conf'), /bad\.conf: registry\[0\]\.mirror\[0\]: pull-from-mirror is "some"; it must be "all", "digest-only" or "tag-only"/);
+  t.throws(() => parseRegistriesConf('[[registry]]\nlocation = "r"\n[[registry.mirror]]\ninsecure = true\n', 'bad.conf'), /bad\.conf: registry\[0\]\.mirror\[0\]: needs a location/);
 });
 
 t.test('auth files: where they are, which key matches, login and logout', async (t) => {

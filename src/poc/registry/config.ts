@@ -31,6 +31,17 @@ export interface RegistryEntry {
   location: string;
   insecure: boolean;
   blocked: boolean;
+  /** `[[registry.mirror]]`: where a pull tries first, in order, before the location. */
+  mirrors: Mirror[];
+}
+
+/** Which references a mirror serves (`pull-from-mirror`; the older `mirror-by-digest-only = true` is "digest-only"). */
+export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
+
+export interface Mirror {
+  location: string;
+  insecure: boolean;
+  pullFrom: PullFromMirror;
 }
 
 export interface RegistriesConf {
@@ -79,7 +90,16 @@ export function mergeRegistriesConf(conf: RegistriesConf, text: string, file: st
       const location = r.location ?? '';
       const prefix = r.prefix ?? location;
       if (typeof location !== 'string' || typeof prefix !== 'string' || prefix === '') throw new PocError(`${where}: needs a location or a prefix`);
-      put({ prefix, location: location === '' ? prefix : location, insecure: r.insecure === true, blocked: r.blocked === true });
+      const byDigestOnly = r['mirror-by-digest-only'] === true;
+      const mirrors = r.mirror === undefined ? [] : r.mirror;
+      if (!Array.isArray(mirrors)) throw new PocError(`${where}: [[registry.mirror]] must be an array of tables`);
+      put({
+        prefix,
+        location: location === '' ? prefix : location,
+        insecure: r.insecure === true,
+        blocked: r.blocked === true,
+        mirrors: mirrors.map((m: Record<string, unknown>, j) => parseMirror(m, `${where}.mirror[${j}]`, byDigestOnly)),
+      });
     });
   }
   // The v1 format: [registries.search] registries = [...], [registries.insecure], [registries.block].
@@ -87,13 +107,22 @@ export function mergeRegistriesConf(conf: RegistriesConf, text: string, file: st
   if (v1 && typeof v1 === 'object') {
     if (v1.search) out.search = asStrings(v1.search.registries, `${file}: registries.search.registries`);
     for (const host of asStrings(v1.insecure?.registries, `${file}: registries.insecure.registries`)) {
-      put({ prefix: host, location: host, insecure: true, blocked: false });
+      put({ prefix: host, location: host, insecure: true, blocked: false, mirrors: [] });
     }
     for (const host of asStrings(v1.block?.registries, `${file}: registries.block.registries`)) {
-      put({ prefix: host, location: host, insecure: false, blocked: true });
+      put({ prefix: host, location: host, insecure: false, blocked: true, mirrors: [] });
     }
   }
   return out;
+}
+
+function parseMirror(m: Record<string, unknown>, where: string, byDigestOnly: boolean): Mirror {
+  if (typeof m !== 'object' || m === null || typeof m.location !== 'string' || m.location === '') throw new PocError(`${where}: needs a location`);
+  const pullFrom = m['pull-from-mirror'] ?? (byDigestOnly ? 'digest-only' : 'all');
+  if (pullFrom !== 'all' && pullFrom !== 'digest-only' && pullFrom !== 'tag-only') {
+    throw new PocError(`${where}: pull-from-mirror is ${JSON.stringify(pullFrom)}; it must be "all", "digest-only" or "tag-only"`);
+  }
+  return { location: m.location, insecure: m.insecure === true, pullFrom };
 }
 
 export function parseRegistriesConf(text: string, file = 'registries.conf'): RegistriesConf {
@@ -155,9 +184,32 @@ export function rewrite(conf: RegistriesConf, ref: Qualified): { ref: Qualified;
   if (!e) return { ref, insecure: false };
   if (e.blocked) throw new PocError(`registry ${ref.registry} is blocked in ${conf.files.join(', ') || 'registries.conf'}`);
   if (e.location === e.prefix || e.prefix.startsWith('*.')) return { ref, insecure: e.insecure };
-  const full = `${ref.registry}/${ref.repository}`.replace(e.prefix, e.location);
+  return { ref: relocate(e, ref, e.location), insecure: e.insecure };
+}
+
+/** A reference with the part its entry's prefix matched replaced by `location`. */
+function relocate(e: RegistryEntry, ref: Qualified, location: string): Qualified {
+  // A wildcard prefix (*.example.com) matches the host alone.
+  const matched = e.prefix.startsWith('*.') ? ref.registry : e.prefix;
+  const full = `${location}${`${ref.registry}/${ref.repository}`.slice(matched.length)}`;
   const slash = full.indexOf('/');
-  return { ref: { ...ref, registry: full.slice(0, slash), repository: full.slice(slash + 1) }, insecure: e.insecure };
+  return { ...ref, registry: full.slice(0, slash), repository: full.slice(slash + 1) };
+}
+
+/**
+ * Where a pull of a qualified reference may come from, in the order to try: the mirrors of its [[registry]]
+ * entry that serve this kind of reference (by digest or by tag), then its location, as containers/image tries
+ * them. A push never goes to a mirror.
+ */
+export function pullSources(conf: RegistriesConf, ref: Qualified): Array<{ ref: Qualified; insecure: boolean; mirror: boolean }> {
+  const primary = { ...rewrite(conf, ref), mirror: false };
+  const e = registryEntry(conf, ref.registry, ref.repository);
+  if (!e) return [primary];
+  const byDigest = ref.digest !== undefined;
+  const mirrors = e.mirrors
+    .filter((m) => m.pullFrom === 'all' || (m.pullFrom === 'digest-only') === byDigest)
+    .map((m) => ({ ref: relocate(e, ref, m.location), insecure: m.insecure, mirror: true }));
+  return [...mirrors, primary];
 }
 
 export function isInsecure(conf: RegistriesConf, registry: string): boolean {

@@ -20,7 +20,7 @@ import { imageConfigFrom } from '../images/import.js';
 import { commitImage, createStaging, findImageByName, type ImageRecord, type InUse } from '../images/image-store.js';
 import type { RootOptions } from '../poc-root.js';
 import { describeFetchError, type RegistryClient } from './client.js';
-import { candidates, loadRegistriesConf, rewrite, type RegistriesConf } from './config.js';
+import { candidates, loadRegistriesConf, pullSources, type RegistriesConf } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
 import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type ImageManifest, type Platform } from './manifest.js';
 import { progressFor, quietProgress, type Progress } from './progress.js';
@@ -169,14 +169,37 @@ function limited<T>(fns: Array<() => Promise<T>>, limit: number): Array<Promise<
   return results;
 }
 
-async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): Promise<PullResult> {
-  const { ref: where, insecure } = rewrite(conf, cand);
-  const reference = formatReference(cand);
-  const repository = where.repository;
-  const client = connect(where.registry, repository, insecure, o);
-  const progress = o.progress ?? quietProgress;
+/**
+ * The top manifest from the first source that has it (registries.conf: the mirrors, then the location), and the
+ * client of that source, which then serves every blob. A mirror that fails (down, refusing, without the image) is
+ * passed over, as containers/image passes over it; the location's failure is the error, the mirrors' beside it.
+ */
+async function firstSource(cand: Qualified, conf: RegistriesConf, reference: string, o: PullOptions): Promise<{ client: RegistryClient; where: Qualified; top: Awaited<ReturnType<typeof fetchManifest>> }> {
+  const missed: string[] = [];
+  for (const source of pullSources(conf, cand)) {
+    const where = source.ref;
+    const client = connect(where.registry, where.repository, source.insecure, o);
+    try {
+      return { client, where, top: await fetchManifest(client, where.repository, manifestReference(where), reference) };
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      if (source.mirror) {
+        missed.push(`mirror ${where.registry}/${where.repository}: ${err.message}`);
+        continue;
+      }
+      if (missed.length === 0) throw err;
+      const message = `${err.message} (and before it ${missed.join('; ')})`;
+      throw err instanceof NotFound ? new NotFound(message) : new PocError(message, 1, { cause: err });
+    }
+  }
+  throw new Error('unreachable: the location is the last source');
+}
 
-  const top = await fetchManifest(client, repository, manifestReference(where), reference);
+async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): Promise<PullResult> {
+  const reference = formatReference(cand);
+  const progress = o.progress ?? quietProgress;
+  const { client, where, top } = await firstSource(cand, conf, reference, o);
+  const repository = where.repository;
   let parsed = parseManifest(top.body, top.contentType, reference);
   let manifest = top;
   if (parsed.kind === 'index') {
