@@ -822,7 +822,7 @@ static void write_file_atomic(const char *path, const char *text, size_t len)
 		unlink(tmp);
 }
 
-/* Field 22 of /proc/<pid>/stat, as poc's processStartTime reads it: the start time that tells a reused pid. */
+/* Field 22 of /proc/<pid>/stat, as src/common/proc.ts readProcStat reads it: the start time that tells a reused pid. */
 static void proc_start_time(pid_t pid, char *out, size_t size)
 {
 	char path[64], buf[1024];

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PocError, errnoCode, wrapError } from './errors.js';
 import { ROOT_STORE, defaultStoreRoot, runDirFor } from './rootless.js';
+import { readProcStat } from '../common/proc.js';
 
 export const DEFAULT_POC_ROOT = ROOT_STORE;
 
@@ -195,7 +196,7 @@ export async function withLock<T>(name: string, fn: () => Promise<T> | T, opts: 
 
 async function acquireLock(path: string, timeoutMs: number): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const me = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
+  const me = `${process.pid} ${readProcStat(process.pid)?.startTime ?? ''}\n`;
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   for (;;) {
@@ -239,19 +240,9 @@ export function isStaleHolder(holder: string): boolean {
   const [pidText, start] = holder.trim().split(' ');
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return true;
-  const now = processStartTime(pid);
+  const now = readProcStat(pid)?.startTime;
   if (now === undefined) return true;
   return start !== undefined && start !== '' && start !== now;
-}
-
-/** Field 22 of /proc/<pid>/stat (after the parenthesised command, which may hold spaces). */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 /** Whether a process exists (EPERM: it does, and is someone else's). */

@@ -14,7 +14,7 @@ import { UserError, PocrunError, wrapError } from '../errors.js';
 import { checkId } from './id.js';
 import { runHooks } from './hooks.js';
 import { HelperSession } from './init-helper.js';
-import { killQuietly, readProcStat } from './proc.js';
+import { killQuietly, readProcStat } from '../common/proc.js';
 import { ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';

@@ -1,9 +1,10 @@
 import { PocrunError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { unmountShared } from './shared-mounts.js';
-import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
+import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
+import type { CgroupDriver } from '../cgroups/index.js';
 import type { RuntimeContext } from './context.js';
 
 export interface DeleteOptions {
@@ -70,7 +71,7 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
     }
   }
   try {
-    cgroups.destroy(record.cgroupPath);
+    destroyCgroup(cgroups, record.cgroupPath);
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
@@ -84,5 +85,31 @@ function waitGone(record: ContainerRecord): void {
   for (let i = 0; i < 2000; i++) {
     if (!isSameLiveProcess(record.pid, record.initStartTime)) return;
     sleepMs(1);
+  }
+}
+
+/** How long delete keeps killing and removing a cgroup that is still busy before it gives up with a warning. */
+export const CGROUP_REMOVE_TIMEOUT_MS = 10_000;
+
+/**
+ * Removes the cgroup; while rmdir still finds processes (killed, but still exiting on a loaded machine, or forked
+ * meanwhile), kills what is left and tries again, up to CGROUP_REMOVE_TIMEOUT_MS. Engines, and poc, count on a
+ * deleted container leaving no cgroup behind.
+ */
+export function destroyCgroup(cgroups: Pick<CgroupDriver, 'destroy' | 'exists' | 'killAll'>, path: string, timeoutMs = CGROUP_REMOVE_TIMEOUT_MS): void {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      cgroups.destroy(path);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline || !cgroups.exists(path)) throw err;
+    }
+    try {
+      cgroups.killAll(path, 'SIGKILL');
+    } catch {
+      // frozen or half gone: the next destroy says what is wrong
+    }
+    sleepMs(50);
   }
 }

@@ -6,7 +6,7 @@ import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, ty
 import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
 import { HelperSession, helperError } from './init-helper.js';
-import { isSameLiveProcess, killQuietly } from './proc.js';
+import { isSameLiveProcess, killQuietly } from '../common/proc.js';
 import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create-container.js';
 import type { RuntimeContext } from './context.js';

@@ -4,7 +4,7 @@ import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
 import { deviceFilterStep } from '../plan/devices.js';
 import { stepPurpose } from '../vocabulary/steps.js';
 import { PocrunError, errnoCode } from '../errors.js';
-import { sleepMs } from './proc.js';
+import { sleepMs } from '../common/proc.js';
 import { trace } from './trace.js';
 
 /** Where pocrun-init lives: beside the pocrun binary, or where POCRUN_INIT says (tests, development). */

@@ -1,7 +1,7 @@
 import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { runHooks } from './hooks.js';
-import { isSameLiveProcess, killQuietly, sleepMs } from './proc.js';
+import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
 import { containerStatus, ociState } from './status.js';
 import type { RuntimeContext } from './context.js';
 import type { ContainerRecord } from './state-store.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Hook } from '../spec/generated/config.js';
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { checkId } from './id.js';
-import { isSameLiveProcess, readProcStat, sleepMs } from './proc.js';
+import { isSameLiveProcess, readProcStat, sleepMs } from '../common/proc.js';
 import type { SharedMounts } from './shared-mounts.js';
 
 export const DEFAULT_ROOT = '/run/pocrun';

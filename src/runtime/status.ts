@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { CgroupDriver } from '../cgroups/index.js';
-import { isSameLiveProcess } from './proc.js';
+import { isSameLiveProcess } from '../common/proc.js';
 import type { ContainerRecord, Status, Store } from './state-store.js';
 
 export interface StatusFacts {

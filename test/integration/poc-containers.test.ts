@@ -554,12 +554,16 @@ t.test('prune: nothing of poc is left on the host', async (t) => {
   ok(['create', 'busybox', 'true']);
   const stopped = ok(['run', '-d', 'busybox', 'true']).trim();
   ok(['wait', stopped]);
+  // Other roots' containers (other tests on this host) may be on the default bridge, or only on their own networks.
+  const foreign = foreignIds();
+  const bridgePorts = sh('ip', ['-o', 'link', 'show', 'master', 'pocbr0']);
+  const foreignOnBridge = [...foreign].some((id) => bridgePorts.includes(vethName(id)));
   const out = ok(['prune']);
   t.match(out, /Deleted container: /);
   t.same(readdirSync(join(root, 'containers')), []);
   t.same(residue(), clean);
-  if (foreignIds().size > 0) {
-    t.match(out, /Kept network pocbr0: other containers are attached to it/, "another root's containers keep the bridge");
+  if (foreign.size > 0) {
+    if (foreignOnBridge) t.match(out, /Kept network pocbr0: other containers are attached to it/, "another root's containers keep the bridge");
     return;
   }
   t.equal(sh('nft', ['list', 'table', 'ip', 'poc']), '', "poc's nftables table is gone");

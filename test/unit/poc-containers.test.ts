@@ -22,7 +22,7 @@ import {
   type RunFlags,
 } from '../../src/poc/containers/options.js';
 import { overlayOptions } from '../../src/poc/containers/rootfs.js';
-import { cgroupsPathOf, containerCgroupPath } from '../../src/poc/containers/cgroup.js';
+import { cgroupsPathOf } from '../../src/poc/containers/cgroup.js';
 import type { ContainerRecord } from '../../src/poc/containers/container-store.js';
 import { execArgs } from '../../src/poc/commands/exec.js';
 import { humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
@@ -414,8 +414,6 @@ t.test('the cgroup in config.json and where stats and top read it', async (t) =>
   const sd = { manager: 'systemd', parent: 'machine.slice' } as const;
   t.equal(cgroupsPathOf('abc'), '/poc/abc', 'containers made before the flags: /poc');
   t.equal(cgroupsPathOf('abc', sd), 'machine.slice:poc:abc', 'systemd: slice:prefix:name for pocrun --systemd-cgroup');
-  t.equal(containerCgroupPath('abc', sd), '/machine.slice/poc-abc.scope');
-  t.equal(containerCgroupPath('abc', { manager: 'cgroupfs', parent: '/x/y' }), '/x/y/abc');
   const spec = planBundle(defaultImageConfig({ Cmd: ['sh'] }), { ...resolve(['img']), cgroup: sd } as ContainerOptions, CTX);
   t.equal(spec.linux!.cgroupsPath, `machine.slice:poc:${CTX.containerId}`);
   const args = monitorArgs({ ...record, options: { ...record.options, cgroup: sd } }, { pocrun: '/p', poc: '/q', runtimeRoot: '/r', overlay: 'o', foreground: false }, { root: '/r' });

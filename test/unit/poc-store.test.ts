@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { checkName, isStaleHolder, newId, pocPaths, processStartTime, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
+import { readProcStat } from '../../src/common/proc.js';
+import { checkName, isStaleHolder, newId, pocPaths, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
 
 const work = mkdtempSync(join(tmpdir(), 'poc-store-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -98,10 +99,10 @@ t.test('a lock left by a dead process is taken over; a live holder makes us wait
   const path = join(root, 'locks/y.lock');
   t.ok(isStaleHolder('999999999 1\n'), 'no such pid');
   t.ok(isStaleHolder(`${process.pid} 1\n`), 'pid reused: other start time');
-  t.notOk(isStaleHolder(`${process.pid} ${processStartTime(process.pid)}\n`));
+  t.notOk(isStaleHolder(`${process.pid} ${readProcStat(process.pid)!.startTime}\n`));
   writeFileSync(path, '999999999 12345\n');
   t.equal(await withLock('y', () => 'got it', { root }), 'got it');
-  writeFileSync(path, `${process.ppid} ${processStartTime(process.ppid)}\n`);
+  writeFileSync(path, `${process.ppid} ${readProcStat(process.ppid)!.startTime}\n`);
   await t.rejects(withLock('y', () => 1, { root, timeoutMs: 100 }), new RegExp(`timed out waiting for lock .*y\\.lock \\(held by pid ${process.ppid}\\)`));
   t.equal(readFileSync(path, 'utf8').split(' ')[0], String(process.ppid), 'a live holder\'s lock is left alone');
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { destroyCgroup } from '../../src/runtime/delete.js';
 import { RuntimeContext } from '../../src/runtime/context.js';
 import { checkId, MAX_ID_LENGTH } from '../../src/runtime/id.js';
 import { deriveStatus } from '../../src/runtime/status.js';
@@ -67,4 +68,25 @@ t.test('the runtime prints only through the output the command line hands in', a
   debugging.log('debug', 'd1');
   t.same(err.slice(1), ['pocrun: debug: d1\n']);
   t.same(out, []);
+});
+
+t.test('delete removes a busy cgroup by killing what is left and trying again, then gives up with the error', async (t) => {
+  const calls: string[] = [];
+  let busy = 2;
+  const cgroups = {
+    destroy: () => {
+      calls.push('destroy');
+      if (busy-- > 0) throw new Error('EBUSY');
+    },
+    exists: () => true,
+    killAll: () => void calls.push('kill'),
+  };
+  destroyCgroup(cgroups, '/poc/x');
+  t.same(calls, ['destroy', 'kill', 'destroy', 'kill', 'destroy'], 'killed again before each new try');
+  const gone = { ...cgroups, destroy: () => { throw new Error('ENOENT-ish'); }, exists: () => false };
+  t.throws(() => destroyCgroup(gone, '/poc/x'), /ENOENT-ish/, 'a cgroup that is gone is not waited for');
+  const stuck = { ...cgroups, destroy: () => { throw new Error('still busy'); } };
+  const started = Date.now();
+  t.throws(() => destroyCgroup(stuck, '/poc/x', 120), /still busy/, 'after the time allowed, the last error');
+  t.ok(Date.now() - started >= 120, 'not before');
 });

@@ -1,6 +1,7 @@
 /**
  * `poc stats [--no-stream] [--format json] [CONTAINER...]`: CPU %, memory usage/limit, network and block I/O,
- * pids, read from each container's cgroup and network namespace; refreshed in place every second.
+ * pids, as the runtime reports each container's cgroup (`pocrun events --stats`, as engines ask runc) and the
+ * network namespace counts; refreshed in place every second.
  */
 import { isatty } from 'node:tty';
 import { readFileSync } from 'node:fs';
@@ -8,8 +9,7 @@ import { totalmem } from 'node:os';
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../errors.js';
 import { isRootless } from '../rootless.js';
-import { detectCgroups, type CgroupDriver } from '../../cgroups/index.js';
-import { containerCgroupPath } from '../containers/cgroup.js';
+import { pocrun } from '../containers/runtime.js';
 import { containerStatus, listContainers, resolveContainer, type ContainerRecord } from '../containers/container-store.js';
 import { shortId, type RootOptions } from '../poc-root.js';
 import { binarySize, humanSize, table } from './format.js';
@@ -46,10 +46,25 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
   return { rx, tx };
 }
 
-function sample(driver: CgroupDriver, c: ContainerRecord, pid: number | undefined): Sample | undefined {
-  const path = containerCgroupPath(c.id, c.options.cgroup);
-  if (!driver.exists(path)) return undefined;
-  const st = driver.stats(path);
+/** The part of `pocrun events --stats`'s data (runc's events JSON) that poc shows. */
+interface RuntimeStats {
+  cpu?: { usage?: { total?: number } };
+  memory?: { usage?: { usage?: number; limit?: number } };
+  pids?: { current?: number };
+  blkio?: { ioServiceBytesRecursive?: { op?: string; value?: number }[] };
+}
+
+/** One look at a running container; undefined when the runtime has nothing to say (it stopped meanwhile). */
+async function sample(c: ContainerRecord, pid: number | undefined, opts: RootOptions): Promise<Sample | undefined> {
+  const r = await pocrun(['events', '--stats', c.id], opts);
+  if (r.code !== 0) return undefined;
+  let st: RuntimeStats;
+  try {
+    st = (JSON.parse(r.stdout) as { data?: RuntimeStats }).data ?? {};
+  } catch {
+    return undefined;
+  }
+  const at = Number(process.hrtime.bigint());
   let net = { rx: 0, tx: 0 };
   if (pid && c.options.network !== 'host') {
     try {
@@ -58,15 +73,15 @@ function sample(driver: CgroupDriver, c: ContainerRecord, pid: number | undefine
       // exited meanwhile
     }
   }
-  const io = st.blkio.ioServiceBytesRecursive ?? [];
+  const io = st.blkio?.ioServiceBytesRecursive ?? [];
   const sum = (op: string) => io.filter((e) => e.op?.toLowerCase() === op).reduce((a, e) => a + (e.value ?? 0), 0);
-  const rawLimit = st.memory.usage.limit;
+  const rawLimit = st.memory?.usage?.limit ?? 0;
   return {
-    cpuNs: st.cpu.usage.total ?? 0,
-    at: Number(process.hrtime.bigint()),
-    memory: st.memory.usage.usage ?? 0,
+    cpuNs: st.cpu?.usage?.total ?? 0,
+    at,
+    memory: st.memory?.usage?.usage ?? 0,
     limit: rawLimit > 0 && rawLimit < totalmem() ? rawLimit : totalmem(),
-    pids: st.pids.current ?? 0,
+    pids: st.pids?.current ?? 0,
     netRx: net.rx,
     netTx: net.tx,
     blockRead: sum('read'),
@@ -84,24 +99,21 @@ export async function statsCommand(o: StatsOptions): Promise<number> {
     // As podman's "stats is not supported in rootless mode without cgroups v2": the figures are the cgroup's.
     throw new PocError("stats reads each container's cgroup, and a rootless container has none of its own on this host (no cgroup is delegated to the user)");
   }
-  const driver = detectCgroups();
   const pick = () => {
     const all = o.refs.length > 0 ? o.refs.map((r) => resolveContainer(r, o)) : listContainers(o);
     return all.map((c) => ({ c, s: containerStatus(c.id, o) })).filter(({ s }) => o.refs.length > 0 || s.status === 'running');
   };
   let previous = new Map<string, Sample>();
-  const measure = () => {
-    const now = new Map<string, Sample>();
-    for (const { c, s } of pick()) {
-      const x = s.status === 'running' ? sample(driver, c, s.pid) : undefined;
-      if (x) now.set(c.id, x);
-    }
-    return now;
+  // The containers are asked at once: one pocrun each, in parallel.
+  const measure = async () => {
+    const running = pick().filter(({ s }) => s.status === 'running');
+    const samples = await Promise.all(running.map(({ c, s }) => sample(c, s.pid, o)));
+    return new Map(running.flatMap(({ c }, i) => (samples[i] ? [[c.id, samples[i]] as const] : [])));
   };
-  previous = measure();
+  previous = await measure();
   await new Promise((r) => setTimeout(r, o.stream ? 1000 : 500));
   for (;;) {
-    const current = measure();
+    const current = await measure();
     const rows = pick().map(({ c }) => {
       const b = current.get(c.id);
       const a = previous.get(c.id);

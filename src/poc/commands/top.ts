@@ -1,9 +1,11 @@
-/** `poc top CONTAINER`: the processes in the container's cgroup (rootless: its pid namespace), as the host sees them. */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+/**
+ * `poc top CONTAINER`: the container's processes, as docker's: their pids from the runtime (`pocrun ps --format
+ * json`: its cgroup's, or rootless its pid namespace's), described from the host's /proc.
+ */
+import { readFileSync } from 'node:fs';
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../errors.js';
-import { detectCgroups } from '../../cgroups/index.js';
-import { containerCgroupPath } from '../containers/cgroup.js';
+import { pocrunOk } from '../containers/runtime.js';
 import { containerStatus, resolveContainer } from '../containers/container-store.js';
 import type { RootOptions } from '../poc-root.js';
 import { table } from './format.js';
@@ -46,26 +48,11 @@ function processRow(pid: number): ProcessRow | undefined {
   }
 }
 
-/** The processes in the pid namespace of `pid` (its own, for a container's init), as the host numbers them. */
-function pidNamespaceMembers(pid: number): number[] {
-  const ns = (p: number | string) => {
-    try {
-      return readlinkSync(`/proc/${p}/ns/pid`);
-    } catch {
-      return undefined; // exited, or another user's
-    }
-  };
-  const want = ns(pid);
-  if (!want) return [];
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n) && ns(n) === want).map(Number).sort((a, b) => a - b);
-}
-
-export function topCommand(o: TopOptions): number {
+export async function topCommand(o: TopOptions): Promise<number> {
   const c = resolveContainer(o.ref, o);
   const status = containerStatus(c.id, o);
   if (status.status !== 'running') throw new PocError(`container ${c.name} is not running`);
-  // Rootless, the container has no cgroup of its own: its processes are those of its pid namespace.
-  const pids = c.options.rootless ? pidNamespaceMembers(status.pid!) : detectCgroups().pids(containerCgroupPath(c.id, c.options.cgroup));
+  const pids = JSON.parse(await pocrunOk(['ps', '--format', 'json', c.id], o)) as number[];
   const rows = pids.map(processRow).filter((r): r is ProcessRow => r !== undefined);
   stdout(table(['UID', 'PID', 'PPID', 'TIME', 'CMD'], rows.map((r) => [r.uid, String(r.pid), String(r.ppid), r.time, r.cmd])));
   return 0;

@@ -16,7 +16,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import { isSameLiveProcess } from '../../runtime/proc.js';
+import { isSameLiveProcess } from '../../common/proc.js';
 import { pocPaths, readJson, resolveRef, type RootOptions } from '../poc-root.js';
 import type { ContainerOptions } from './options.js';
 import type { ProcessUser } from './bundle.js';

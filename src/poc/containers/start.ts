@@ -3,16 +3,14 @@
  * create` (whose createRuntime hook wires the network) and `pocrun start`, and record the run. If anything fails,
  * what this start made is undone: runtime state, network wiring, the mount.
  */
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { UserError, PocError } from '../errors.js';
 import { imageRootfs } from '../images/image-store.js';
 import { withLock, type RootOptions } from '../poc-root.js';
 import { startMonitor, type StartedMonitor } from './monitor.js';
-import { removeContainerCgroup } from './cgroup.js';
 import { prepareRootfs, unmountRootfs } from './rootfs.js';
 import { pocrun } from './runtime.js';
-import { containerPaths, containerStatus, runtimeRoot, type ContainerRecord } from './container-store.js';
+import { containerPaths, containerStatus, type ContainerRecord } from './container-store.js';
 
 export interface StartOptions extends RootOptions {
   /** Share poc's stdio: `poc run` without -d. */
@@ -35,10 +33,12 @@ export async function waitFor(done: () => boolean, timeoutMs: number, stepMs = 1
 
 /** Undoes a start that failed half-way, or what a dead monitor left: every step is a no-op when not needed. */
 export async function releaseRun(c: ContainerRecord, opts: RootOptions, release = false): Promise<void> {
-  if (existsSync(join(runtimeRoot(opts), c.id))) await pocrun(['delete', '--force', c.id], opts);
-  // Rootless: no cgroup, and the overlay lives in the monitor's own mount namespace, gone with it.
+  // As an engine cleans up: whatever is left of the container in the runtime (its processes, cgroup, state) goes
+  // with `delete --force`, which succeeds for a container the runtime no longer knows (pocrun's front answers that
+  // at once). Its failure (a lock held too long) is not this cleanup's to report: the next start or rm tries again.
+  await pocrun(['delete', '--force', c.id], opts);
+  // Rootless: the overlay lives in the monitor's own mount namespace, gone with it.
   if (c.options.rootless) return;
-  removeContainerCgroup(c.id, c.options.cgroup);
   if (c.options.network === 'bridge') {
     // The poststop hook has usually done it already; when removing, a failure must be heard (the address and
     // ports would stay reserved), otherwise the next start or rm tries again.

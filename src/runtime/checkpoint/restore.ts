@@ -22,7 +22,7 @@ import { runHooks } from '../hooks.js';
 import { ociState } from '../status.js';
 import { checkId } from '../id.js';
 import { bunRuntime, runDeviceFilter, type BunSubprocess } from '../init-helper.js';
-import { killQuietly, readProcStat, sleepMs } from '../proc.js';
+import { killQuietly, readProcStat, sleepMs } from '../../common/proc.js';
 import { checkCommonOptions, externalNamespacePaths, FIRST_NS_FD, hooksScript, restoreArgs, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
 import { DESCRIPTORS_FILE } from './checkpoint.js';

@@ -1,3 +1,4 @@
+/** Processes as /proc shows them, for pocrun and poc alike: identity by start time, waiting without an event loop. */
 import { readFileSync } from 'node:fs';
 
 export interface ProcStat {
