@@ -34,6 +34,33 @@ export class PocrunError extends UserError {
   }
 }
 
+/**
+ * A field of an input document that cannot be used: `<document> <pointer>: <detail>`, config.json's JSON pointer by
+ * default. Structured, so that a caller who knows better where the field came from moves it there without
+ * reading the message: exec's process is process.json (or the flags), not config.json's /process.
+ */
+export class ConfigFieldError extends PocrunError {
+  constructor(
+    readonly pointer: string,
+    readonly detail: string,
+    readonly document = 'config.json',
+  ) {
+    super(`${document} ${pointer}: ${detail}`);
+  }
+
+  /** The same error with a pointer under `prefix` re-rooted in `document`; any other is returned as it is. */
+  movedUnder(prefix: string, document: string): ConfigFieldError {
+    const rest = pointerUnder(this.pointer, prefix);
+    return rest === undefined ? this : new ConfigFieldError(rest, this.detail, document);
+  }
+}
+
+/** The rest of a JSON pointer below `prefix` ("/" for the prefix itself), or undefined when it is not below it. */
+export function pointerUnder(pointer: string, prefix: string): string | undefined {
+  if (pointer === prefix) return '/';
+  return pointer.startsWith(`${prefix}/`) ? pointer.slice(prefix.length) : undefined;
+}
+
 export type UserErrorClass = new (message: string, exitCode?: number, options?: { cause?: unknown }) => UserError;
 
 /** Adds context to any error: a UserError keeps its class and exit code, a system error becomes a `Kind`. */

@@ -1,6 +1,6 @@
 import { basename, isAbsolute, resolve as resolvePath, posix } from 'node:path';
 import type { Spec, Mount } from '../spec/generated/config.js';
-import { UserError, PocrunError } from '../errors.js';
+import { ConfigFieldError, PocrunError, UserError } from '../errors.js';
 import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
 import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceFilterStep, deviceSteps, type DeviceNode } from './devices.js';
 import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
@@ -77,11 +77,11 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePlan {
   const linux = spec.linux ?? {};
   const process = spec.process;
-  if (!process) throw new PocrunError('config.json /process: required to create a container');
-  if (!process.args || process.args.length === 0) throw new PocrunError('config.json /process/args: must be a non-empty array');
-  if (!spec.root?.path) throw new PocrunError('config.json /root/path: required');
-  if (!process.user) throw new PocrunError('config.json /process/user: required on Linux');
-  if (!posix.isAbsolute(process.cwd)) throw new PocrunError(`config.json /process/cwd: must be an absolute path, got ${JSON.stringify(process.cwd)}`);
+  if (!process) throw new ConfigFieldError('/process', 'required to create a container');
+  if (!process.args || process.args.length === 0) throw new ConfigFieldError('/process/args', 'must be a non-empty array');
+  if (!spec.root?.path) throw new ConfigFieldError('/root/path', 'required');
+  if (!process.user) throw new ConfigFieldError('/process/user', 'required on Linux');
+  if (!posix.isAbsolute(process.cwd)) throw new ConfigFieldError('/process/cwd', `must be an absolute path, got ${JSON.stringify(process.cwd)}`);
 
   const rootfs = isAbsolute(spec.root.path) ? spec.root.path : resolvePath(opts.bundle, spec.root.path);
   const steps: Step[] = [];
@@ -94,8 +94,8 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   const fresh: string[] = [];
   namespaces.forEach((ns, i) => {
     const ref = `/linux/namespaces/${i}`;
-    const name = namespaceName(ns.type, `config.json ${ref}/type`);
-    if (seen.has(name)) throw new PocrunError(`config.json ${ref}: namespace type "${ns.type}" is listed twice`);
+    const name = namespaceName(ns.type, `${ref}/type`);
+    if (seen.has(name)) throw new ConfigFieldError(ref, `namespace type "${ns.type}" is listed twice`);
     seen.add(name);
     if (ns.path) join.push([name, ns.path, ref]);
     else fresh.push(name);
@@ -108,21 +108,21 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   const newUserNamespace = fresh.includes('user');
   const inUserNamespace = seen.has('user');
   if (!inUserNamespace && (linux.uidMappings?.length || linux.gidMappings?.length)) {
-    throw new PocrunError('config.json /linux/uidMappings: uid and gid mappings need a user namespace');
+    throw new ConfigFieldError('/linux/uidMappings', 'uid and gid mappings need a user namespace');
   }
   if (newUserNamespace && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
-    throw new PocrunError('config.json /linux/uidMappings: a new user namespace needs uidMappings and gidMappings');
+    throw new ConfigFieldError('/linux/uidMappings', 'a new user namespace needs uidMappings and gidMappings');
   }
   if (spec.hostname !== undefined && spec.hostname !== '' && !seen.has('uts')) {
-    throw new PocrunError('config.json /hostname: setting the hostname needs a UTS namespace');
+    throw new ConfigFieldError('/hostname', 'setting the hostname needs a UTS namespace');
   }
   if (spec.domainname && !seen.has('uts')) {
-    throw new PocrunError('config.json /domainname: setting the domainname needs a UTS namespace');
+    throw new ConfigFieldError('/domainname', 'setting the domainname needs a UTS namespace');
   }
-  if (linux.intelRdt) throw new PocrunError('config.json /linux/intelRdt: Intel RDT (resctrl) is not supported by pocrun');
+  if (linux.intelRdt) throw new ConfigFieldError('/linux/intelRdt', 'Intel RDT (resctrl) is not supported by pocrun');
   const netDevices = netDeviceMoves(linux.netDevices, seen.has('net'));
   if (process.terminal && !opts.consoleSocket) {
-    throw new PocrunError('config.json /process/terminal: a terminal needs --console-socket');
+    throw new ConfigFieldError('/process/terminal', 'a terminal needs --console-socket');
   }
 
   // Id-mapped mounts are prepared in the parent stage (a detached tree and a user namespace made in the host's),
@@ -161,7 +161,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   child.push(['setsid']);
   const rootPropagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;
   if (linux.rootfsPropagation && rootPropagation === undefined) {
-    throw new PocrunError(`config.json /linux/rootfsPropagation: unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
+    throw new ConfigFieldError('/linux/rootfsPropagation', `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
   }
   if (ownMountNamespace) {
     // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
@@ -183,10 +183,10 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     const custom = (linux.devices ?? []).map((d, i) => {
       const ref = `/linux/devices/${i}`;
       if (!posix.isAbsolute(d.path) || !posix.normalize(d.path).startsWith('/dev/')) {
-        throw new PocrunError(`config.json ${ref}/path: device path must be under /dev, got ${JSON.stringify(d.path)}`);
+        throw new ConfigFieldError(`${ref}/path`, `device path must be under /dev, got ${JSON.stringify(d.path)}`);
       }
       if (d.type !== 'p' && (d.major === undefined || d.minor === undefined)) {
-        throw new PocrunError(`config.json ${ref}: major and minor are required for device type "${d.type}"`);
+        throw new ConfigFieldError(ref, `major and minor are required for device type "${d.type}"`);
       }
       return {
         path: posix.normalize(d.path), type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
@@ -212,7 +212,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   for (const phase of ['createContainer', 'startContainer'] as const) {
     (hooks[phase] ?? []).forEach((h, i) => {
       const ref = `/hooks/${phase}/${i}`;
-      if (!posix.isAbsolute(h.path)) throw new PocrunError(`config.json ${ref}/path: must be absolute, got ${JSON.stringify(h.path)}`);
+      if (!posix.isAbsolute(h.path)) throw new ConfigFieldError(`${ref}/path`, `must be absolute, got ${JSON.stringify(h.path)}`);
       const args = h.args ?? [h.path];
       const env = h.env ?? [];
       child.push(['hook', phase, String(h.timeout ?? 0), h.path, String(args.length), ...args, String(env.length), ...env, ref]);
@@ -249,7 +249,7 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
   if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);
   (process.rlimits ?? []).forEach((r, i) => {
     const ref = `/process/rlimits/${i}`;
-    child.push(['rlimit', String(rlimitNumber(r.type, `config.json ${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
+    child.push(['rlimit', String(rlimitNumber(r.type, `${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
   });
   checkMountLabel(spec, opts.host.security);
   child.push(...processSteps(spec, opts.preserveFds, false, opts.host.security));
@@ -279,7 +279,7 @@ export function processSteps(spec: Spec, preserveFds: number, forExec: boolean, 
   if (process.ioPriority) steps.push(ioPriorityStep(process.ioPriority));
   steps.push(...securityLabelSteps(spec, hostSecurity));
   const caps = process.capabilities ?? {};
-  const masks = CAPABILITY_SETS.map((set) => BigInt(`0x${capabilityMask(caps[set], `config.json /process/capabilities/${set}`)}`));
+  const masks = CAPABILITY_SETS.map((set) => BigInt(`0x${capabilityMask(caps[set], `/process/capabilities/${set}`)}`));
   // The kernel raises an ambient capability only if it is permitted and inheritable. runc's default spec lists
   // ambient capabilities without inheritable ones; like runc, the ones the kernel would refuse are left out.
   const [, , permitted, inheritable] = masks;
@@ -329,10 +329,10 @@ interface IdmapContext {
 function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean, idmap: IdmapContext): Step[] {
   const dest = m.destination;
   if (!posix.isAbsolute(dest)) {
-    throw new PocrunError(`config.json ${ref}/destination: must be an absolute path, got ${JSON.stringify(dest)}`);
+    throw new ConfigFieldError(`${ref}/destination`, `must be an absolute path, got ${JSON.stringify(dest)}`);
   }
   if (dest.split('/').includes('..')) {
-    throw new PocrunError(`config.json ${ref}/destination: must not contain "..", got ${JSON.stringify(dest)}`);
+    throw new ConfigFieldError(`${ref}/destination`, `must not contain "..", got ${JSON.stringify(dest)}`);
   }
   const target = posix.normalize(dest);
   let parsed;
@@ -343,9 +343,9 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
   }
   const bind = isBind(m);
   const type = bind ? 'bind' : (m.type ?? '');
-  if (!bind && !type) throw new PocrunError(`config.json ${ref}/type: required for a mount that is not a bind mount`);
+  if (!bind && !type) throw new ConfigFieldError(`${ref}/type`, 'required for a mount that is not a bind mount');
   if (!bind && !KNOWN_FILESYSTEMS.has(type)) {
-    throw new PocrunError(`config.json ${ref}/type: unknown filesystem type ${JSON.stringify(type)}`);
+    throw new ConfigFieldError(`${ref}/type`, `unknown filesystem type ${JSON.stringify(type)}`);
   }
   const steps: Step[] = [];
   if (type === 'cgroup' || type === 'cgroup2') return cgroupMountSteps(target, parsed.flags, ref, opts, cgroupNamespace);
@@ -353,14 +353,14 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
   let source = m.source ?? '';
   let flags = parsed.flags;
   if (bind) {
-    if (!source) throw new PocrunError(`config.json ${ref}/source: a bind mount needs a source`);
+    if (!source) throw new ConfigFieldError(`${ref}/source`, 'a bind mount needs a source');
     source = posix.isAbsolute(source) ? source : resolvePath(opts.bundle, source);
     flags |= MS.BIND;
   }
-  if (parsed.copyUp && type !== 'tmpfs') throw new PocrunError(`config.json ${ref}/options: tmpcopyup is only for tmpfs mounts`);
+  if (parsed.copyUp && type !== 'tmpfs') throw new ConfigFieldError(`${ref}/options`, 'tmpcopyup is only for tmpfs mounts');
   const kind = bind ? 'auto' : parsed.copyUp ? 'copyup' : 'dir';
   if (parsed.idmap || m.uidMappings || m.gidMappings) {
-    if (!bind) throw new PocrunError(`config.json ${ref}/options: an id-mapped mount must be a bind mount`);
+    if (!bind) throw new ConfigFieldError(`${ref}/options`, 'an id-mapped mount must be a bind mount');
     const [uidMap, gidMap] = idmappedMappings(m, ref, idmap);
     const index = idmap.idmapTrees.length;
     const recursive = (flags & MS.REC) !== 0;
@@ -385,16 +385,16 @@ function mountSteps(m: Mount, ref: string, opts: CreatePlanOptions, cgroupNamesp
 function checkSharedMountNamespace(spec: Spec, opts: CreatePlanOptions): void {
   const need = 'needs a mount namespace (linux.namespaces has no "mount": the container shares the runtime\'s)';
   const linux = spec.linux ?? {};
-  if (linux.maskedPaths?.length) throw new PocrunError(`config.json /linux/maskedPaths: masking paths ${need}`);
-  if (linux.readonlyPaths?.length) throw new PocrunError(`config.json /linux/readonlyPaths: read-only paths ${need}`);
-  if (spec.root?.readonly) throw new PocrunError(`config.json /root/readonly: a read-only root ${need}; it would remount the host's filesystem`);
-  if (linux.rootfsPropagation) throw new PocrunError(`config.json /linux/rootfsPropagation: ${need}; it would change the host's mounts`);
+  if (linux.maskedPaths?.length) throw new ConfigFieldError('/linux/maskedPaths', `masking paths ${need}`);
+  if (linux.readonlyPaths?.length) throw new ConfigFieldError('/linux/readonlyPaths', `read-only paths ${need}`);
+  if (spec.root?.readonly) throw new ConfigFieldError('/root/readonly', `a read-only root ${need}; it would remount the host's filesystem`);
+  if (linux.rootfsPropagation) throw new ConfigFieldError('/linux/rootfsPropagation', `${need}; it would change the host's mounts`);
   if (opts.rootfsIsHostRoot && spec.mounts?.length) {
-    throw new PocrunError(`config.json /mounts/0: the rootfs is the host's own root, so without a mount namespace every mount would cover the host's own directories`);
+    throw new ConfigFieldError('/mounts/0', `the rootfs is the host's own root, so without a mount namespace every mount would cover the host's own directories`);
   }
   const dev = (spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev');
   if (linux.devices?.length && !dev) {
-    throw new PocrunError(`config.json /linux/devices: device nodes ${need} or a /dev mount of the container's own; they would be made in the rootfs's own /dev`);
+    throw new ConfigFieldError('/linux/devices', `device nodes ${need} or a /dev mount of the container's own; they would be made in the rootfs's own /dev`);
   }
 }
 
@@ -408,13 +408,13 @@ function checkSharedMountNamespace(spec: Spec, opts: CreatePlanOptions): void {
  */
 function idmappedMappings(m: Mount, ref: string, idmap: IdmapContext): [string, string] {
   if (!m.uidMappings !== !m.gidMappings) {
-    throw new PocrunError(`config.json ${ref}: uidMappings and gidMappings go together (one is missing)`);
+    throw new ConfigFieldError(ref, 'uidMappings and gidMappings go together (one is missing)');
   }
   if (m.uidMappings?.length && m.gidMappings?.length) return [idMapText(m.uidMappings), idMapText(m.gidMappings)];
   if (idmap.inUserNamespace && idmap.linux.uidMappings?.length && idmap.linux.gidMappings?.length) {
     return [idMapText(idmap.linux.uidMappings), idMapText(idmap.linux.gidMappings)];
   }
-  throw new PocrunError(`config.json ${ref}: an id-mapped mount needs uidMappings and gidMappings, or the container's user namespace mappings`);
+  throw new ConfigFieldError(ref, `an id-mapped mount needs uidMappings and gidMappings, or the container's user namespace mappings`);
 }
 
 function cgroupMountSteps(target: string, flags: number, ref: string, opts: CreatePlanOptions, cgroupNamespace: boolean): Step[] {
@@ -447,7 +447,7 @@ function isBind(m: Mount): boolean {
 }
 
 function checkedPath(path: string, ref: string): string {
-  if (!posix.isAbsolute(path)) throw new PocrunError(`config.json ${ref}: must be an absolute path, got ${JSON.stringify(path)}`);
+  if (!posix.isAbsolute(path)) throw new ConfigFieldError(ref, `must be an absolute path, got ${JSON.stringify(path)}`);
   return posix.normalize(path);
 }
 

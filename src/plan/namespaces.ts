@@ -1,4 +1,4 @@
-import { PocrunError } from '../errors.js';
+import { ConfigFieldError } from '../errors.js';
 
 /** config.json's namespace types and the names the helper and /proc/<pid>/ns use. */
 export const NAMESPACE_NAMES: Record<string, string> = {
@@ -14,9 +14,9 @@ export const NAMESPACE_NAMES: Record<string, string> = {
  */
 export const JOIN_ORDER = ['ipc', 'uts', 'net', 'pid', 'cgroup', 'time', 'user', 'mnt'];
 
-export function namespaceName(type: string, where: string): string {
+export function namespaceName(type: string, pointer: string): string {
   const name = NAMESPACE_NAMES[type];
-  if (!name) throw new PocrunError(`${where}: unknown namespace type ${JSON.stringify(type)}`);
+  if (!name) throw new ConfigFieldError(pointer, `unknown namespace type ${JSON.stringify(type)}`);
   return name;
 }
 

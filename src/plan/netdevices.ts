@@ -1,5 +1,5 @@
 import type { Spec } from '../spec/generated/config.js';
-import { PocrunError } from '../errors.js';
+import { ConfigFieldError } from '../errors.js';
 
 /** A host network device to move into the container's network namespace, and its name there. */
 export interface NetDeviceMove {
@@ -14,7 +14,7 @@ const IFNAME = /^[^/:\s]{1,15}$/;
 
 function checkName(name: string, where: string): string {
   if (!IFNAME.test(name) || name === '.' || name === '..' || Buffer.byteLength(name) > 15) {
-    throw new PocrunError(`config.json ${where}: ${JSON.stringify(name)} is not a network interface name (1 to 15 characters, no "/", ":" or spaces)`);
+    throw new ConfigFieldError(where, `${JSON.stringify(name)} is not a network interface name (1 to 15 characters, no "/", ":" or spaces)`);
   }
   return name;
 }
@@ -26,7 +26,7 @@ function checkName(name: string, where: string): string {
 export function netDeviceMoves(netDevices: NonNullable<Spec['linux']>['netDevices'], hasNetNamespace: boolean): NetDeviceMove[] {
   const entries = Object.entries(netDevices ?? {});
   if (entries.length && !hasNetNamespace) {
-    throw new PocrunError('config.json /linux/netDevices: moving network devices needs a network namespace in /linux/namespaces');
+    throw new ConfigFieldError('/linux/netDevices', 'moving network devices needs a network namespace in /linux/namespaces');
   }
   return entries.map(([host, device]) => {
     const ref = `/linux/netDevices/${host.replace(/~/g, '~0').replace(/\//g, '~1')}`;

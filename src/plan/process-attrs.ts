@@ -4,7 +4,7 @@
  * default host probes, which run only when the config asks for what they decide.
  */
 import type { Spec } from '../spec/generated/config.js';
-import { PocrunError } from '../errors.js';
+import { ConfigFieldError, PocrunError } from '../errors.js';
 import type { Step } from './wire.js';
 
 type Process = NonNullable<Spec['process']>;
@@ -24,38 +24,38 @@ export const SCHED_FLAGS: Record<string, number> = {
 /** `scheduler policy nice priority flags runtime deadline period ref` (sched_setattr). */
 export function schedulerStep(s: NonNullable<Process['scheduler']>): Step {
   const ref = '/process/scheduler';
-  if (s.policy === 'SCHED_ISO') throw new PocrunError(`config.json ${ref}/policy: SCHED_ISO is not implemented by Linux`);
+  if (s.policy === 'SCHED_ISO') throw new ConfigFieldError(`${ref}/policy`, 'SCHED_ISO is not implemented by Linux');
   const policy = SCHED_POLICIES[s.policy];
-  if (policy === undefined) throw new PocrunError(`config.json ${ref}/policy: unknown scheduling policy ${JSON.stringify(s.policy)}`);
+  if (policy === undefined) throw new ConfigFieldError(`${ref}/policy`, `unknown scheduling policy ${JSON.stringify(s.policy)}`);
   const nice = s.nice ?? 0;
-  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PocrunError(`config.json ${ref}/nice: must be from -20 to 19, got ${nice}`);
+  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new ConfigFieldError(`${ref}/nice`, `must be from -20 to 19, got ${nice}`);
   const priority = s.priority ?? 0;
   const realtime = s.policy === 'SCHED_FIFO' || s.policy === 'SCHED_RR';
   if (realtime && (!Number.isInteger(priority) || priority < 1 || priority > 99)) {
-    throw new PocrunError(`config.json ${ref}/priority: ${s.policy} needs a priority from 1 to 99, got ${priority}`);
+    throw new ConfigFieldError(`${ref}/priority`, `${s.policy} needs a priority from 1 to 99, got ${priority}`);
   }
   if (!realtime && priority !== 0) {
-    throw new PocrunError(`config.json ${ref}/priority: only SCHED_FIFO and SCHED_RR have a priority (${s.policy} must have 0)`);
+    throw new ConfigFieldError(`${ref}/priority`, `only SCHED_FIFO and SCHED_RR have a priority (${s.policy} must have 0)`);
   }
   let flags = 0;
   (s.flags ?? []).forEach((f, i) => {
     const bit = SCHED_FLAGS[f];
-    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown scheduler flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new ConfigFieldError(`${ref}/flags/${i}`, `unknown scheduler flag ${JSON.stringify(f)}`);
     flags |= bit;
   });
   const runtime = s.runtime ?? 0;
   const deadline = s.deadline ?? 0;
   const period = s.period ?? 0;
   for (const [name, v] of [['runtime', runtime], ['deadline', deadline], ['period', period]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new PocrunError(`config.json ${ref}/${name}: must be a non-negative integer (nanoseconds), got ${v}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new ConfigFieldError(`${ref}/${name}`, `must be a non-negative integer (nanoseconds), got ${v}`);
   }
   if (s.policy === 'SCHED_DEADLINE') {
-    if (runtime === 0 || deadline === 0) throw new PocrunError(`config.json ${ref}: SCHED_DEADLINE needs runtime and deadline`);
+    if (runtime === 0 || deadline === 0) throw new ConfigFieldError(ref, 'SCHED_DEADLINE needs runtime and deadline');
     if (runtime > deadline || (period !== 0 && deadline > period)) {
-      throw new PocrunError(`config.json ${ref}: SCHED_DEADLINE needs runtime <= deadline <= period, got ${runtime}, ${deadline}, ${period}`);
+      throw new ConfigFieldError(ref, `SCHED_DEADLINE needs runtime <= deadline <= period, got ${runtime}, ${deadline}, ${period}`);
     }
   } else if (runtime || deadline || period) {
-    throw new PocrunError(`config.json ${ref}: runtime, deadline and period are for SCHED_DEADLINE only`);
+    throw new ConfigFieldError(ref, 'runtime, deadline and period are for SCHED_DEADLINE only');
   }
   return ['scheduler', String(policy), String(nice), String(priority), String(flags), String(runtime), String(deadline), String(period), ref];
 }
@@ -66,9 +66,9 @@ const IOPRIO_CLASSES: Record<string, number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLAS
 export function ioPriorityStep(io: NonNullable<Process['ioPriority']>): Step {
   const ref = '/process/ioPriority';
   const cls = IOPRIO_CLASSES[io.class];
-  if (cls === undefined) throw new PocrunError(`config.json ${ref}/class: unknown I/O priority class ${JSON.stringify(io.class)}`);
+  if (cls === undefined) throw new ConfigFieldError(`${ref}/class`, `unknown I/O priority class ${JSON.stringify(io.class)}`);
   const prio = io.priority ?? 0;
-  if (!Number.isInteger(prio) || prio < 0 || prio > 7) throw new PocrunError(`config.json ${ref}/priority: must be from 0 to 7, got ${prio}`);
+  if (!Number.isInteger(prio) || prio < 0 || prio > 7) throw new ConfigFieldError(`${ref}/priority`, `must be from 0 to 7, got ${prio}`);
   return ['ioprio', String(cls), String(prio), ref];
 }
 
@@ -84,11 +84,11 @@ export const PERSONALITY_FLAGS: Record<string, number> = {
 export function personalityStep(p: NonNullable<Linux['personality']>): Step {
   const ref = '/linux/personality';
   const domain = PERSONALITY_DOMAINS[p.domain ?? 'LINUX'];
-  if (domain === undefined) throw new PocrunError(`config.json ${ref}/domain: unknown execution domain ${JSON.stringify(p.domain)} (LINUX or LINUX32)`);
+  if (domain === undefined) throw new ConfigFieldError(`${ref}/domain`, `unknown execution domain ${JSON.stringify(p.domain)} (LINUX or LINUX32)`);
   let value = domain;
   (p.flags ?? []).forEach((f, i) => {
     const bit = PERSONALITY_FLAGS[f];
-    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown personality flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new ConfigFieldError(`${ref}/flags/${i}`, `unknown personality flag ${JSON.stringify(f)}`);
     value |= bit;
   });
   return ['personality', String(value), ref];
@@ -112,28 +112,28 @@ const MAX_MEMORY_NODE = 1023;
 export function memoryPolicyStep(p: NonNullable<Linux['memoryPolicy']>): Step {
   const ref = '/linux/memoryPolicy';
   const name = p.mode;
-  if (name === undefined) throw new PocrunError(`config.json ${ref}/mode: required`);
+  if (name === undefined) throw new ConfigFieldError(`${ref}/mode`, 'required');
   let mode = MEMPOLICY_MODES[name];
-  if (mode === undefined) throw new PocrunError(`config.json ${ref}/mode: unknown memory policy mode ${JSON.stringify(name)}`);
+  if (mode === undefined) throw new ConfigFieldError(`${ref}/mode`, `unknown memory policy mode ${JSON.stringify(name)}`);
   (p.flags ?? []).forEach((f, i) => {
     const bit = MEMPOLICY_FLAGS[f];
-    if (bit === undefined) throw new PocrunError(`config.json ${ref}/flags/${i}: unknown memory policy flag ${JSON.stringify(f)}`);
+    if (bit === undefined) throw new ConfigFieldError(`${ref}/flags/${i}`, `unknown memory policy flag ${JSON.stringify(f)}`);
     mode! |= bit;
   });
-  const nodes = numberList(p.nodes ?? '', MAX_MEMORY_NODE, 'a node or a range of nodes', `config.json ${ref}/nodes`);
-  if (NODELESS_MODES.has(name) && nodes.length) throw new PocrunError(`config.json ${ref}/nodes: ${name} takes no nodes`);
-  if (NODE_MODES.has(name) && !nodes.length) throw new PocrunError(`config.json ${ref}/nodes: ${name} needs at least one node`);
+  const nodes = numberList(p.nodes ?? '', MAX_MEMORY_NODE, 'a node or a range of nodes', `${ref}/nodes`);
+  if (NODELESS_MODES.has(name) && nodes.length) throw new ConfigFieldError(`${ref}/nodes`, `${name} takes no nodes`);
+  if (NODE_MODES.has(name) && !nodes.length) throw new ConfigFieldError(`${ref}/nodes`, `${name} needs at least one node`);
   return ['mempolicy', String(mode), nodes.join(','), ref];
 }
 
 /** A list of memory nodes or CPUs, "0-3,7" → [0, 1, 2, 3, 7]; anything else is an error naming the field. */
-function numberList(text: string, max: number, what: string, where: string): number[] {
+function numberList(text: string, max: number, what: string, pointer: string): number[] {
   if (text === '') return [];
   const out = new Set<number>();
   for (const part of text.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const [from, to] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
-    if (!m || from > to || to > max) throw new PocrunError(`${where}: ${JSON.stringify(part)} is not ${what} from 0 to ${max} (as in "0-3,7")`);
+    if (!m || from > to || to > max) throw new ConfigFieldError(pointer, `${JSON.stringify(part)} is not ${what} from 0 to ${max} (as in "0-3,7")`);
     for (let n = from; n <= to; n++) out.add(n);
   }
   return [...out].sort((a, b) => a - b);
@@ -151,7 +151,7 @@ export function execAffinitySteps(affinity: Process['execCPUAffinity']): { initi
     const text = affinity?.[which];
     if (!text) return undefined;
     const ref = `/process/execCPUAffinity/${which}`;
-    return ['affinity', numberList(text, MAX_CPU, 'a CPU or a range of CPUs', `config.json ${ref}`).join(','), ref];
+    return ['affinity', numberList(text, MAX_CPU, 'a CPU or a range of CPUs', ref).join(','), ref];
   };
   const [initial, final] = [step('initial'), step('final')];
   return { ...(initial ? { initial } : {}), ...(final ? { final } : {}) };
@@ -187,13 +187,13 @@ export function securityLabelSteps(spec: Spec, host: () => HostSecurity): Step[]
   const steps: Step[] = [];
   if (process.apparmorProfile) {
     if (!host().apparmor) {
-      throw new PocrunError(`config.json /process/apparmorProfile: AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile ${JSON.stringify(process.apparmorProfile)} cannot be applied`);
+      throw new ConfigFieldError('/process/apparmorProfile', `AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile ${JSON.stringify(process.apparmorProfile)} cannot be applied`);
     }
     steps.push(['apparmor', process.apparmorProfile, '/process/apparmorProfile']);
   }
   if (process.selinuxLabel) {
     if (!host().selinux) {
-      throw new PocrunError(`config.json /process/selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so label ${JSON.stringify(process.selinuxLabel)} cannot be applied`);
+      throw new ConfigFieldError('/process/selinuxLabel', `SELinux is not enabled on this host (no /sys/fs/selinux), so label ${JSON.stringify(process.selinuxLabel)} cannot be applied`);
     }
     steps.push(['selinux', process.selinuxLabel, '/process/selinuxLabel']);
   }
@@ -205,9 +205,9 @@ export function checkMountLabel(spec: Spec, host: () => HostSecurity): void {
   const label = spec.linux?.mountLabel;
   if (!label) return;
   if (!host().selinux) {
-    throw new PocrunError(`config.json /linux/mountLabel: SELinux is not enabled on this host (no /sys/fs/selinux), so mount label ${JSON.stringify(label)} cannot be applied`);
+    throw new ConfigFieldError('/linux/mountLabel', `SELinux is not enabled on this host (no /sys/fs/selinux), so mount label ${JSON.stringify(label)} cannot be applied`);
   }
-  throw new PocrunError('config.json /linux/mountLabel: SELinux mount labels are not supported by pocrun yet');
+  throw new ConfigFieldError('/linux/mountLabel', 'SELinux mount labels are not supported by pocrun yet');
 }
 
 /** IPC-namespaced sysctls (runc's list), besides fs.mqueue.*. */
@@ -262,17 +262,17 @@ export function checkSysctl(key: string, ctx: SysctlContext): void {
 export function timeOffsetSteps(linux: Linux, timeNamespace: 'new' | 'joined' | 'none'): Step[] {
   const offsets = linux.timeOffsets;
   if (!offsets || Object.keys(offsets).length === 0) return [];
-  if (timeNamespace === 'none') throw new PocrunError('config.json /linux/timeOffsets: time offsets need a time namespace (linux.namespaces type "time")');
-  if (timeNamespace === 'joined') throw new PocrunError('config.json /linux/timeOffsets: the offsets of a joined time namespace cannot be changed');
+  if (timeNamespace === 'none') throw new ConfigFieldError('/linux/timeOffsets', 'time offsets need a time namespace (linux.namespaces type "time")');
+  if (timeNamespace === 'joined') throw new ConfigFieldError('/linux/timeOffsets', 'the offsets of a joined time namespace cannot be changed');
   const steps: Step[] = [];
   for (const [clock, off] of Object.entries(offsets)) {
     const ref = `/linux/timeOffsets/${clock}`;
-    if (clock !== 'monotonic' && clock !== 'boottime') throw new PocrunError(`config.json ${ref}: unknown clock ${JSON.stringify(clock)} (monotonic or boottime)`);
+    if (clock !== 'monotonic' && clock !== 'boottime') throw new ConfigFieldError(ref, `unknown clock ${JSON.stringify(clock)} (monotonic or boottime)`);
     const secs = off?.secs ?? 0;
     const nanos = off?.nanosecs ?? 0;
-    if (!Number.isSafeInteger(secs)) throw new PocrunError(`config.json ${ref}/secs: must be an integer, got ${secs}`);
+    if (!Number.isSafeInteger(secs)) throw new ConfigFieldError(`${ref}/secs`, `must be an integer, got ${secs}`);
     if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) {
-      throw new PocrunError(`config.json ${ref}/nanosecs: must be from 0 to 999999999, got ${nanos}`);
+      throw new ConfigFieldError(`${ref}/nanosecs`, `must be from 0 to 999999999, got ${nanos}`);
     }
     steps.push(['time-offset', clock, String(secs), String(nanos), ref]);
   }

@@ -1,4 +1,4 @@
-import { PocrunError } from '../errors.js';
+import { ConfigFieldError } from '../errors.js';
 
 /** RLIMIT_* numbers from <asm-generic/resource.h>. */
 export const RLIMITS: Record<string, number> = {
@@ -12,8 +12,8 @@ export function rlimitValue(value: number): string {
   return value >= Number.MAX_SAFE_INTEGER ? '-1' : String(value);
 }
 
-export function rlimitNumber(type: string, where: string): number {
+export function rlimitNumber(type: string, pointer: string): number {
   const n = RLIMITS[type];
-  if (n === undefined) throw new PocrunError(`${where}: unknown rlimit type ${JSON.stringify(type)}`);
+  if (n === undefined) throw new ConfigFieldError(pointer, `unknown rlimit type ${JSON.stringify(type)}`);
   return n;
 }

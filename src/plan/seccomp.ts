@@ -1,5 +1,5 @@
 import type { Spec } from '../spec/generated/config.js';
-import { PocrunError } from '../errors.js';
+import { ConfigFieldError } from '../errors.js';
 import type { Step } from './wire.js';
 
 type Seccomp = NonNullable<NonNullable<Spec['linux']>['seccomp']>;
@@ -72,16 +72,16 @@ export interface SeccompSteps {
 /** An action as the helper's two fields: word and errno (`-` for an action without one). */
 function action(name: string, errnoRet: number | undefined, where: string, errnoWhere: string): [string, string] {
   const word = SECCOMP_ACTIONS[name];
-  if (!word) throw new PocrunError(`config.json ${where}: unknown seccomp action ${JSON.stringify(name)}`);
+  if (!word) throw new ConfigFieldError(where, `unknown seccomp action ${JSON.stringify(name)}`);
   if (word === 'errno' || word === 'trace') {
     const value = errnoRet ?? EPERM;
     if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
-      throw new PocrunError(`config.json ${errnoWhere}: must be an integer from 0 to 65535, got ${value}`);
+      throw new ConfigFieldError(errnoWhere, `must be an integer from 0 to 65535, got ${value}`);
     }
     return [word, String(value)];
   }
   if (errnoRet !== undefined) {
-    throw new PocrunError(`config.json ${errnoWhere}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not ${name}`);
+    throw new ConfigFieldError(errnoWhere, `only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not ${name}`);
   }
   return [word, '-'];
 }
@@ -89,11 +89,11 @@ function action(name: string, errnoRet: number | undefined, where: string, errno
 /** A JSON number as a uint64 in decimal. Above 2^53 JSON has already rounded it; 2^64 is taken as 2^64-1. */
 function u64(value: number, where: string): string {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || !Number.isInteger(value)) {
-    throw new PocrunError(`config.json ${where}: must be an unsigned 64-bit integer, got ${JSON.stringify(value)}`);
+    throw new ConfigFieldError(where, `must be an unsigned 64-bit integer, got ${JSON.stringify(value)}`);
   }
   let big = BigInt(value);
   if (big > U64_MAX) {
-    if (big > U64_MAX + 1n) throw new PocrunError(`config.json ${where}: ${value} is larger than 2^64-1`);
+    if (big > U64_MAX + 1n) throw new ConfigFieldError(where, `${value} is larger than 2^64-1`);
     big = U64_MAX;
   }
   return big.toString();
@@ -114,17 +114,17 @@ export function seccompSteps(
   const base = '/linux/seccomp';
   const [defWord, defErrno] = action(seccomp.defaultAction, seccomp.defaultErrnoRet, `${base}/defaultAction`, `${base}/defaultErrnoRet`);
   if (defWord === 'notify') {
-    throw new PocrunError(`config.json ${base}/defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the helper's own syscalls would wait for the agent)`);
+    throw new ConfigFieldError(`${base}/defaultAction`, `SCMP_ACT_NOTIFY cannot be the default action (the helper's own syscalls would wait for the agent)`);
   }
   const flags = (seccomp.flags ?? []).map((f, i) => {
     const word = SECCOMP_FLAGS[f];
-    if (!word) throw new PocrunError(`config.json ${base}/flags/${i}: unknown seccomp flag ${JSON.stringify(f)}`);
+    if (!word) throw new ConfigFieldError(`${base}/flags/${i}`, `unknown seccomp flag ${JSON.stringify(f)}`);
     return word;
   });
   const build: Step[] = [['seccomp-init', defWord, defErrno, [...new Set(flags)].join(','), `${base}/defaultAction`]];
   (seccomp.architectures ?? []).forEach((a, i) => {
     const arch = SECCOMP_ARCHES[a];
-    if (!arch) throw new PocrunError(`config.json ${base}/architectures/${i}: unknown architecture ${JSON.stringify(a)}`);
+    if (!arch) throw new ConfigFieldError(`${base}/architectures/${i}`, `unknown architecture ${JSON.stringify(a)}`);
     build.push(['seccomp-arch', arch, `${base}/architectures/${i}`]);
   });
 
@@ -133,13 +133,13 @@ export function seccompSteps(
   (seccomp.syscalls ?? []).forEach((rule, i) => {
     const ref = `${base}/syscalls/${i}`;
     const [word, errno] = action(rule.action, rule.errnoRet, `${ref}/action`, `${ref}/errnoRet`);
-    if (!rule.names?.length) throw new PocrunError(`config.json ${ref}/names: must name at least one syscall`);
+    if (!rule.names?.length) throw new ConfigFieldError(`${ref}/names`, 'must name at least one syscall');
     rule.names.forEach((name, j) => {
       if (typeof name !== 'string' || !SYSCALL_NAME.test(name)) {
-        throw new PocrunError(`config.json ${ref}/names/${j}: ${JSON.stringify(name)} is not a syscall name`);
+        throw new ConfigFieldError(`${ref}/names/${j}`, `${JSON.stringify(name)} is not a syscall name`);
       }
       if (word === 'notify' && NOTIFY_FORBIDDEN.has(name)) {
-        throw new PocrunError(`config.json ${ref}/names/${j}: SCMP_ACT_NOTIFY cannot be used for ${name}: the runtime needs it to hand the notify fd to the agent`);
+        throw new ConfigFieldError(`${ref}/names/${j}`, `SCMP_ACT_NOTIFY cannot be used for ${name}: the runtime needs it to hand the notify fd to the agent`);
       }
     });
     for (const name of rule.names) named.add(name);
@@ -149,9 +149,9 @@ export function seccompSteps(
     const conds = (rule.args ?? []).map((arg, k) => {
       const where = `${ref}/args/${k}`;
       const op = SECCOMP_OPERATORS[arg.op];
-      if (!op) throw new PocrunError(`config.json ${where}/op: unknown seccomp operator ${JSON.stringify(arg.op)}`);
+      if (!op) throw new ConfigFieldError(`${where}/op`, `unknown seccomp operator ${JSON.stringify(arg.op)}`);
       if (!Number.isInteger(arg.index) || arg.index < 0 || arg.index > 5) {
-        throw new PocrunError(`config.json ${where}/index: a syscall has arguments 0 to 5, got ${arg.index}`);
+        throw new ConfigFieldError(`${where}/index`, `a syscall has arguments 0 to 5, got ${arg.index}`);
       }
       return { index: arg.index, text: `${arg.index}:${op}:${u64(arg.value, `${where}/value`)}:${u64(arg.valueTwo ?? 0, `${where}/valueTwo`)}` };
     });
@@ -165,12 +165,12 @@ export function seccompSteps(
 
   const listener: Step[] = [];
   if (seccomp.listenerMetadata !== undefined && !seccomp.listenerPath) {
-    throw new PocrunError(`config.json ${base}/listenerMetadata: needs listenerPath`);
+    throw new ConfigFieldError(`${base}/listenerMetadata`, 'needs listenerPath');
   }
   if (notify) {
-    if (!seccomp.listenerPath) throw new PocrunError(`config.json ${base}/listenerPath: required when a rule uses SCMP_ACT_NOTIFY`);
+    if (!seccomp.listenerPath) throw new ConfigFieldError(`${base}/listenerPath`, 'required when a rule uses SCMP_ACT_NOTIFY');
     if (!seccomp.listenerPath.startsWith('/')) {
-      throw new PocrunError(`config.json ${base}/listenerPath: must be an absolute path, got ${JSON.stringify(seccomp.listenerPath)}`);
+      throw new ConfigFieldError(`${base}/listenerPath`, `must be an absolute path, got ${JSON.stringify(seccomp.listenerPath)}`);
     }
     // The container process state (config-linux.md) without pid and state, which the helper adds.
     const head = JSON.stringify({

@@ -1,11 +1,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { UserError, PocrunError, wrapError } from '../errors.js';
+import { ConfigFieldError, PocrunError, wrapError } from '../errors.js';
 import { loadConfig } from '../spec/validate.js';
 import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, type Process } from '../plan/exec-plan.js';
 import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
-import { HelperSession, helperError } from './init-helper.js';
+import { HelperSession, HelperStepError } from './init-helper.js';
 import { isSameLiveProcess, killQuietly } from '../common/proc.js';
 import { containerStatus, ociState } from './status.js';
 import { writePidFile } from './create-container.js';
@@ -49,6 +49,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   const unlock = ctx.store.lock(opts.id);
   let helper: HelperSession | undefined;
   let pid = 0;
+  let synced = false;
   // In the foreground the helper passes each signal on to the process.
   const stopForwarding = opts.detach ? () => {} : forwardSignals(() => helper);
   try {
@@ -94,29 +95,31 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
       cgroupProcsFiles: helperJoins ? procsFiles : undefined,
     });
     helper.sendPlan(plan);
-    pid = await converse(helper, (child) => {
+    // An exec plan's one sync point: `cgroup`, answered with the container state (which a seccomp agent gets). Then
+    // the channel's end means the process runs; a failure up to and including the execve is an `error` line.
+    pid = await helper.converse('end', (name, child) => {
+      if (name !== 'cgroup') throw new PocrunError(`the helper asked for an unknown sync point "${name}"`);
       if (!helperJoins) joinCgroupSync(procsFiles, child);
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocrunError(`cannot exec in container "${opts.id}": it stopped`);
+      synced = true;
       return JSON.stringify(ociState(record, status));
     });
+    if (!pid || !synced) throw new PocrunError('the process exited before it was started');
     helper.close();
     trace('exec created');
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
   } catch (err) {
     stopForwarding();
-    const child = pid || (err as { execPid?: number }).execPid || 0;
+    const child = pid || helper?.initPid || 0;
     if (child > 0) killQuietly(child);
     helper?.kill('SIGKILL');
-    if (err instanceof UserError && (err as { plain?: boolean }).plain) throw err;
-    // The plan's and the helper's messages name config.json pointers; for exec, /process/... is the exec'd process
+    if (err instanceof NotNowError) throw err;
+    // The plan's and the helper's errors name config.json fields; for exec, /process/... is the exec'd process
     // (process.json or the flags).
     const where = opts.processFile ?? 'process';
-    const message = (err instanceof UserError ? err.message : String(err)).replace(
-      /config\.json \/process(\/[^\s):]*)?/g,
-      (_, ptr: string | undefined) => `${where} ${ptr ?? '/'}`,
-    );
-    throw err instanceof UserError ? new PocrunError(`exec failed: ${message}`, err.exitCode, { cause: err }) : wrapError('exec failed', err);
+    const moved = err instanceof ConfigFieldError || err instanceof HelperStepError ? err.movedUnder('/process', where) : err;
+    throw wrapError('exec failed', moved);
   } finally {
     unlock();
     releaseSlot();
@@ -129,46 +132,11 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   }
 }
 
-/** An error about the container's state: shown as it is. */
-function notNow(message: string): PocrunError {
-  return Object.assign(new PocrunError(message), { plain: true });
-}
+/** An error about the container's state (stopped, paused, ...): shown as it is, not as a failed exec. */
+class NotNowError extends PocrunError {}
 
-/**
- * The runtime's side of an exec plan: answer `sync cgroup` (with the container state), then read to EOF. An exec plan has no `created`: the
- * sync fds stay open (close-on-exec) until the execve, so EOF means the process runs, and a failure up to and
- * including the execve itself arrives as an `error` line. Returns the process's pid.
- */
-async function converse(helper: HelperSession, onCgroup: (pid: number) => string): Promise<number> {
-  let pid = 0;
-  let synced = false;
-  try {
-    for (;;) {
-      const line = await helper.next();
-      if (line === undefined) break;
-      const space = line.indexOf(' ');
-      const word = space < 0 ? line : line.slice(0, space);
-      const arg = space < 0 ? '' : line.slice(space + 1);
-      if (word === 'pid') pid = Number(arg);
-      else if (word === 'error') throw helperError(arg);
-      else if (word === 'sync') {
-        if (arg !== 'cgroup') throw new PocrunError(`the helper asked for an unknown sync point "${arg}"`);
-        let state: string;
-        try {
-          state = onCgroup(pid);
-        } catch (err) {
-          helper.reply('abort');
-          throw err;
-        }
-        helper.reply(`ok ${state}`);
-        synced = true;
-      }
-    }
-  } catch (err) {
-    throw Object.assign(err as object, { execPid: pid });
-  }
-  if (!pid || !synced) throw new PocrunError('the process exited before it was started');
-  return pid;
+function notNow(message: string): NotNowError {
+  return new NotNowError(message);
 }
 
 function readProcessFile(file: string): string {

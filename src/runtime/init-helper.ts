@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
 import { deviceFilterStep } from '../plan/devices.js';
 import { stepPurpose } from '../vocabulary/steps.js';
-import { PocrunError, errnoCode } from '../errors.js';
+import { PocrunError, errnoCode, pointerUnder } from '../errors.js';
 import { sleepMs } from '../common/proc.js';
 import { trace } from './trace.js';
 
@@ -68,8 +68,8 @@ export function runDeviceFilter(filter: DeviceFilter): void {
   const [, dir, program] = deviceFilterStep(filter);
   const r = bunRuntime().spawnSync([helperPath(), '--device-filter', dir!, program!], { stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.exitCode === 0) return;
-  const line = Buffer.from(r.stdout).toString('utf8').trim();
-  if (line.startsWith('error ')) throw helperError(line.slice('error '.length));
+  const message = parseHelperMessage(Buffer.from(r.stdout).toString('utf8').trim());
+  if (message.kind === 'error') throw message.error;
   throw new PocrunError(`attach device filter (config.json /linux/resources/devices): the helper exited with ${r.exitCode ?? 'a signal'}`);
 }
 
@@ -202,33 +202,35 @@ export class HelperSession {
   }
 
   /**
-   * Answers sync points until the message `until` (`created` for create, `pid` for exec) and returns the init's
-   * pid. A helper error becomes a PocrunError worded for the user.
+   * Answers sync points until the message `until` and returns the init's pid: `created` for create; `pid`; `end`,
+   * the channel's end, for exec (an exec plan has no `created`: the sync fds stay open until the execve closes
+   * them), which returns 0 if no pid came. A helper error is thrown as a HelperStepError.
    */
-  async converse(until: 'created' | 'pid', onSync: (name: string, pid: number) => string | undefined): Promise<number> {
+  async converse(until: 'created' | 'pid' | 'end', onSync: (name: string, pid: number) => string | undefined): Promise<number> {
     for (;;) {
       const line = await this.next();
-      if (line === undefined) throw new PocrunError('the container init exited before it was created');
-      const space = line.indexOf(' ');
-      const word = space < 0 ? line : line.slice(0, space);
-      const arg = space < 0 ? '' : line.slice(space + 1);
-      if (word === 'pid') {
-        this.initPid = Number(arg);
+      if (line === undefined) {
+        if (until === 'end') return this.initPid;
+        throw new PocrunError('the container init exited before it was created');
+      }
+      const message = parseHelperMessage(line);
+      if (message.kind === 'pid') {
+        this.initPid = message.pid;
         if (until === 'pid') return this.initPid;
-      } else if (word === 'sync') {
+      } else if (message.kind === 'sync') {
         let payload: string | undefined;
         try {
           // Before a `pid` line (`--new-userns`'s `sync maps`) the one asking is the helper itself.
-          payload = onSync(arg, this.initPid || this.pid);
+          payload = onSync(message.name, this.initPid || this.pid);
         } catch (err) {
           this.reply('abort');
           throw err;
         }
         this.reply(payload === undefined ? 'ok' : `ok ${payload}`);
-      } else if (word === 'created') {
+      } else if (message.kind === 'created') {
         if (until === 'created') return this.initPid;
-      } else if (word === 'error') {
-        throw helperError(arg);
+      } else if (message.kind === 'error') {
+        throw message.error;
       }
     }
   }
@@ -252,11 +254,51 @@ function writeAll(fd: number, data: Buffer): void {
   }
 }
 
-export function helperError(text: string): PocrunError {
-  const [step = '?', ref = '-', errno = '0', ...message] = text.split('\t');
-  const where = ref && ref !== '-' ? ` (config.json ${ref})` : '';
-  // The executable's message already reads like runc's: `exec: "foo": executable file not found in $PATH`.
-  const purpose = step === 'exec' ? '' : `${stepPurpose(step)}${where}: `;
-  const err = new PocrunError(`${purpose}${message.join('\t')}${step === 'exec' ? where : ''}`);
-  return Object.assign(err, { step, errno: Number(errno) });
+/** One message of the helper on sync-out (PROTOCOL.md, "Messages from the helper"). */
+export type HelperMessage =
+  | { kind: 'pid'; pid: number }
+  | { kind: 'sync'; name: string }
+  | { kind: 'created' }
+  | { kind: 'error'; error: HelperStepError }
+  | { kind: 'unknown'; line: string };
+
+/** The one parser of the helper's lines: create's, exec's and the device filter's. */
+export function parseHelperMessage(line: string): HelperMessage {
+  const space = line.indexOf(' ');
+  const word = space < 0 ? line : line.slice(0, space);
+  const arg = space < 0 ? '' : line.slice(space + 1);
+  if (word === 'pid') return { kind: 'pid', pid: Number(arg) };
+  if (word === 'sync') return { kind: 'sync', name: arg };
+  if (word === 'created') return { kind: 'created' };
+  if (word === 'error') {
+    const [step = '?', ref = '-', errno = '0', ...message] = arg.split('\t');
+    return { kind: 'error', error: new HelperStepError(step, ref, Number(errno), message.join('\t')) };
+  }
+  return { kind: 'unknown', line };
+}
+
+/**
+ * A step of the helper failed (`error <step>\t<ref>\t<errno>\t<message>`), worded for the user as
+ * `<what the step was for> (<document> <ref>): <message>`; the step, the config field and the errno stay
+ * fields, so that a caller can move the field to the document it came from (exec: process.json) without
+ * reading the message.
+ */
+export class HelperStepError extends PocrunError {
+  constructor(
+    readonly step: string,
+    readonly ref: string,
+    readonly errno: number,
+    readonly detail: string,
+    readonly document = 'config.json',
+  ) {
+    const where = ref && ref !== '-' ? ` (${document} ${ref})` : '';
+    // The executable's message already reads like runc's: `exec: "foo": executable file not found in $PATH`.
+    super(step === 'exec' ? `${detail}${where}` : `${stepPurpose(step)}${where}: ${detail}`);
+  }
+
+  /** The same error with a ref under `prefix` re-rooted in `document`; any other is returned as it is. */
+  movedUnder(prefix: string, document: string): HelperStepError {
+    const rest = pointerUnder(this.ref, prefix);
+    return rest === undefined ? this : new HelperStepError(this.step, rest, this.errno, this.detail, document);
+  }
 }

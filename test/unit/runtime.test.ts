@@ -3,7 +3,11 @@ import { destroyCgroup } from '../../src/runtime/delete.js';
 import { RuntimeContext } from '../../src/runtime/context.js';
 import { checkId, MAX_ID_LENGTH } from '../../src/runtime/id.js';
 import { deriveStatus } from '../../src/runtime/status.js';
-import { helperError } from '../../src/runtime/init-helper.js';
+import { HelperStepError, parseHelperMessage } from '../../src/runtime/init-helper.js';
+import { ConfigFieldError } from '../../src/errors.js';
+import { compileExecPlan } from '../../src/plan/exec-plan.js';
+import { defaultSpec } from '../../src/spec/default.js';
+import { PLAIN_HOST } from '../helpers/host-facts.js';
 import { parseFlags } from '../../src/cli/args.js';
 
 t.test('ids are checked before any path is built from them', async (t) => {
@@ -28,11 +32,51 @@ t.test('status is derived from what the kernel says', async (t) => {
   for (const [facts, want] of cases) t.equal(deriveStatus(facts), want, JSON.stringify(facts));
 });
 
+const helperError = (line: string): HelperStepError => {
+  const m = parseHelperMessage(`error ${line}`);
+  if (m.kind !== 'error') throw new Error(`not an error: ${line}`);
+  return m.error;
+};
+
 t.test("the helper's errors name the purpose and the config field", async (t) => {
   t.equal(helperError('mount\t/mounts/3\t19\tmount nosuchfs on /x: No such device').message,
     'mount (config.json /mounts/3): mount nosuchfs on /x: No such device');
   t.equal(helperError('exec\t/process/args\t2\texec: "foo": executable file not found in $PATH').message,
     'exec: "foo": executable file not found in $PATH (config.json /process/args)');
+  t.equal(helperError('plan\t-\t22\tstep 1: unknown step "x"').message, 'plan: step 1: unknown step "x"', 'no ref: no field');
+  const e = helperError('sysctl\t/linux/sysctl/a\t2\tno\tsuch');
+  t.same([e.step, e.ref, e.errno, e.detail, e.name], ['sysctl', '/linux/sysctl/a', 2, 'no\tsuch', 'PocrunError'], 'the fields stay fields');
+});
+
+t.test("the one parser of the helper's lines", async (t) => {
+  t.same(parseHelperMessage('pid 4242'), { kind: 'pid', pid: 4242 });
+  t.same(parseHelperMessage('sync maps'), { kind: 'sync', name: 'maps' });
+  t.same(parseHelperMessage('created'), { kind: 'created' });
+  t.same(parseHelperMessage('hello there'), { kind: 'unknown', line: 'hello there' });
+  t.ok(parseHelperMessage('error x\t-\t0\tm').kind === 'error');
+});
+
+t.test("exec moves a field of /process to the exec'd process's document, by the error's fields, not its words", async (t) => {
+  const moved = helperError('affinity\t/process/execCPUAffinity/final\t22\tsched_setaffinity: Invalid argument').movedUnder('/process', '/tmp/p.json');
+  t.equal(moved.message, 'set CPU affinity (/tmp/p.json /execCPUAffinity/final): sched_setaffinity: Invalid argument');
+  const exec = helperError('exec\t/process/args\t2\texec: "foo": not found').movedUnder('/process', 'process');
+  t.equal(exec.message, 'exec: "foo": not found (process /args)');
+  const other = helperError('mount\t/mounts/3\t19\tx');
+  t.equal(other.movedUnder('/process', 'process'), other, 'a field elsewhere stays in config.json');
+  const spec = defaultSpec();
+  spec.process!.terminal = false;
+  const process = { ...spec.process!, capabilities: { bounding: ['CAP_BOGUS'] } };
+  let err: unknown;
+  try {
+    compileExecPlan(spec, process, { namespaces: [], preserveFds: 0, mode: 'wait', host: PLAIN_HOST });
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof ConfigFieldError, 'the plan throws a ConfigFieldError');
+  t.equal((err as ConfigFieldError).movedUnder('/process', 'process').message, 'process /capabilities/bounding: unknown capability "CAP_BOGUS"');
+  const field = new ConfigFieldError('/process', 'required');
+  t.equal(field.movedUnder('/process', 'p.json').message, 'p.json /: required');
+  t.equal(new ConfigFieldError('/processes/0', 'x').movedUnder('/process', 'p.json').message, 'config.json /processes/0: x', 'a prefix is whole segments');
 });
 
 t.test('flags: both forms, unknown flags and missing values are errors', async (t) => {
