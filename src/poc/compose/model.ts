@@ -1,0 +1,179 @@
+/**
+ * A compose project as poc runs it: every service, network and volume with the file's short forms made long
+ * (ports, volumes, depends_on, environment, ...), relative paths resolved, and the names the host will see
+ * (`<project>_<network>`, `<project>_<volume>`, `<project>-<service>-1`). Built by normalize.ts and merge.ts,
+ * turned into containers by plan.ts.
+ */
+
+export interface BuildSpec {
+  /** Absolute. */
+  context: string;
+  dockerfile?: string;
+  args: Record<string, string | null>;
+  target?: string;
+}
+
+export interface PortSpec {
+  target: number;
+  published: number;
+  hostIp?: string;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface MountSpec {
+  type: 'bind' | 'volume' | 'tmpfs';
+  /** bind: an absolute host path; volume: the key of a top-level volume (absent: an anonymous volume). */
+  source?: string;
+  target: string;
+  readOnly: boolean;
+  nocopy?: boolean;
+  propagation?: string;
+  /** A missing bind source is made as a directory (the short syntax's rule, and `bind.create_host_path`). */
+  createHostPath?: boolean;
+  tmpfsSize?: string;
+  tmpfsMode?: number;
+}
+
+export interface ServiceNetwork {
+  aliases: string[];
+  ipv4Address?: string;
+}
+
+export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
+
+export interface DependsOn {
+  condition: DependsCondition;
+  required: boolean;
+  restart: boolean;
+}
+
+export interface HealthSpec {
+  /** ["NONE"], ["CMD", ...], ["CMD-SHELL", command]. */
+  test?: string[];
+  interval?: string;
+  timeout?: string;
+  startPeriod?: string;
+  retries?: number;
+  disable?: boolean;
+}
+
+export interface Limits {
+  cpus?: string;
+  memory?: string;
+  pids?: number;
+}
+
+export interface Ulimit {
+  soft: number;
+  hard: number;
+}
+
+/** One service; a field absent means the image's or poc's default. Lists and maps are empty rather than absent. */
+export interface ServiceSpec {
+  image?: string;
+  build?: BuildSpec;
+  pullPolicy?: string;
+  command?: string[];
+  entrypoint?: string[];
+  /** null: the value of the variable where poc runs (left out when it has none). */
+  environment: Record<string, string | null>;
+  envFiles: Array<{ path: string; required: boolean }>;
+  workingDir?: string;
+  user?: string;
+  ports: PortSpec[];
+  expose: string[];
+  networks: Record<string, ServiceNetwork>;
+  /** host or none (bridge: the default network); absent: the project's networks. */
+  networkMode?: string;
+  volumes: MountSpec[];
+  dependsOn: Record<string, DependsOn>;
+  healthcheck?: HealthSpec;
+  restart?: string;
+  limits: Limits;
+  capAdd: string[];
+  capDrop: string[];
+  securityOpt: string[];
+  privileged?: boolean;
+  devices: string[];
+  ulimits: Record<string, Ulimit>;
+  sysctls: Record<string, string>;
+  tmpfs: string[];
+  init?: boolean;
+  labels: Record<string, string>;
+  hostname?: string;
+  extraHosts: string[];
+  dns: string[];
+  stopSignal?: string;
+  stopGracePeriod?: string;
+  profiles: string[];
+  containerName?: string;
+  readOnly?: boolean;
+  shmSize?: string;
+  groupAdd: string[];
+  stdinOpen?: boolean;
+  tty?: boolean;
+}
+
+export interface NetworkSpec {
+  /** The name on the host: `name:`, else `<project>_<key>` (external: `name:`, else the key). */
+  name: string;
+  external: boolean;
+  internal: boolean;
+  enableIpv6: boolean;
+  subnets: string[];
+  gateways: string[];
+  labels: Record<string, string>;
+}
+
+export interface VolumeSpec {
+  name: string;
+  external: boolean;
+  labels: Record<string, string>;
+}
+
+export interface Project {
+  name: string;
+  workingDir: string;
+  files: string[];
+  services: Record<string, ServiceSpec>;
+  networks: Record<string, NetworkSpec>;
+  volumes: Record<string, VolumeSpec>;
+}
+
+/** The network every service without `networks:` joins, as compose's. */
+export const DEFAULT_NETWORK_KEY = 'default';
+
+export function emptyService(): ServiceSpec {
+  return {
+    environment: {},
+    envFiles: [],
+    ports: [],
+    expose: [],
+    networks: {},
+    volumes: [],
+    dependsOn: {},
+    limits: {},
+    capAdd: [],
+    capDrop: [],
+    securityOpt: [],
+    devices: [],
+    ulimits: {},
+    sysctls: {},
+    tmpfs: [],
+    labels: {},
+    extraHosts: [],
+    dns: [],
+    profiles: [],
+    groupAdd: [],
+  };
+}
+
+/** The name of a service's container: container_name, else `<project>-<service>-1` (compose v2's). */
+export function containerName(project: string, service: string, spec: Pick<ServiceSpec, 'containerName'>): string {
+  return spec.containerName ?? `${project}-${service}-1`;
+}
+
+/** The image a service runs: `image:`, else the one its build makes, `<project>-<service>` (compose v2's). */
+export function serviceImage(project: string, service: string, spec: Pick<ServiceSpec, 'image'>): string {
+  return spec.image ?? `${project}-${service}`;
+}

@@ -1,0 +1,390 @@
+/**
+ * One compose file, already checked against the Compose Specification's schema, → the long forms of model.ts
+ * (pure). Only the keys the file gives are set, so that merge.ts can lay a later file over an earlier one. A key
+ * the specification has and poc does not carry out is an error naming the file, the key's path and the key,
+ * never ignored. `x-` keys are the specification's extensions, free for users, and skipped.
+ */
+import { PocError } from '../../errors.js';
+import { splitCommand } from './interpolate.js';
+import { resolvePath } from './files.js';
+import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, Ulimit, VolumeSpec } from './model.js';
+
+export type Where = (path: Array<string | number>) => string;
+
+export interface NormalizeContext {
+  project: string;
+  workingDir: string;
+  home?: string;
+  /** "FILE:LINE: /pointer" for a path in this file. */
+  where: Where;
+}
+
+export interface FileModel {
+  name?: string;
+  services: Record<string, Partial<ServiceSpec>>;
+  networks: Record<string, NetworkSpec>;
+  volumes: Record<string, VolumeSpec>;
+}
+
+type Raw = Record<string, any>;
+
+const TOP_KEYS = new Set(['version', 'name', 'services', 'networks', 'volumes']);
+const SERVICE_KEYS = new Set([
+  'image', 'build', 'pull_policy', 'command', 'entrypoint', 'environment', 'env_file', 'working_dir', 'user', 'ports', 'expose',
+  'networks', 'network_mode', 'volumes', 'depends_on', 'healthcheck', 'restart', 'deploy', 'cap_add', 'cap_drop', 'security_opt',
+  'privileged', 'devices', 'ulimits', 'sysctls', 'tmpfs', 'init', 'labels', 'hostname', 'extra_hosts', 'dns', 'stop_signal',
+  'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty',
+]);
+
+function unsupported(ctx: NormalizeContext, path: Array<string | number>, why = ''): PocError {
+  const key = path[path.length - 1];
+  return new PocError(`${ctx.where(path)}: poc compose does not support the key ${JSON.stringify(key)}${why ? ` (${why})` : ''}`);
+}
+
+/** Any key of `obj` outside `allowed` (and not an x- extension) is an error. */
+function onlyKeys(obj: Raw, allowed: Set<string> | string[], ctx: NormalizeContext, path: Array<string | number>): void {
+  const set = allowed instanceof Set ? allowed : new Set(allowed);
+  for (const k of Object.keys(obj)) if (!set.has(k) && !k.startsWith('x-')) throw unsupported(ctx, [...path, k]);
+}
+
+const str = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+
+/** A list of K=V (or K alone: null) or a mapping → a mapping; `nullable` keeps null values (environment). */
+function keyValues(v: unknown, nullable: boolean, sep = '='): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const s = String(item);
+      const i = s.indexOf(sep);
+      if (i < 0) out[s] = nullable ? null : '';
+      else out[s.slice(0, i)] = s.slice(i + 1);
+    }
+  } else if (v && typeof v === 'object') {
+    for (const [k, val] of Object.entries(v)) out[k] = val === null || val === undefined ? (nullable ? null : '') : String(val);
+  }
+  return out;
+}
+
+const strings = (v: unknown) => (v === null || v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+function commandList(v: unknown, ctx: NormalizeContext, path: Array<string | number>): string[] {
+  if (v === null) return [];
+  if (Array.isArray(v)) return v.map(String);
+  return splitCommand(String(v), ctx.where(path));
+}
+
+export function normalizeFile(raw: Raw, ctx: NormalizeContext): FileModel {
+  onlyKeys(raw, TOP_KEYS, ctx, []);
+  const services: Record<string, Partial<ServiceSpec>> = {};
+  for (const [name, svc] of Object.entries((raw.services ?? {}) as Raw)) services[name] = normalizeService(svc ?? {}, ctx, ['services', name]);
+  const networks: Record<string, NetworkSpec> = {};
+  for (const [key, net] of Object.entries((raw.networks ?? {}) as Raw)) networks[key] = normalizeNetwork(key, net ?? {}, ctx, ['networks', key]);
+  const volumes: Record<string, VolumeSpec> = {};
+  for (const [key, vol] of Object.entries((raw.volumes ?? {}) as Raw)) volumes[key] = normalizeVolume(key, vol ?? {}, ctx, ['volumes', key]);
+  return { ...(raw.name !== undefined ? { name: String(raw.name) } : {}), services, networks, volumes };
+}
+
+function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string | number>): Partial<ServiceSpec> {
+  onlyKeys(s, SERVICE_KEYS, ctx, at);
+  const o: Partial<ServiceSpec> = {};
+  const p = (...rest: Array<string | number>) => [...at, ...rest];
+  if (s.image !== undefined) o.image = str(s.image);
+  if (s.build !== undefined) o.build = normalizeBuild(s.build, ctx, p('build'));
+  if (s.pull_policy !== undefined) {
+    const v = str(s.pull_policy);
+    if (!['always', 'never', 'missing', 'if_not_present', 'build'].includes(v)) throw new PocError(`${ctx.where(p('pull_policy'))}: pull_policy ${JSON.stringify(v)} is not supported: always, never, missing or build`);
+    o.pullPolicy = v === 'if_not_present' ? 'missing' : v;
+  }
+  if (s.command !== undefined) o.command = commandList(s.command, ctx, p('command'));
+  if (s.entrypoint !== undefined) o.entrypoint = commandList(s.entrypoint, ctx, p('entrypoint'));
+  if (s.environment !== undefined) o.environment = keyValues(s.environment, true);
+  if (s.env_file !== undefined) o.envFiles = envFiles(s.env_file, ctx);
+  for (const [key, field] of [['working_dir', 'workingDir'], ['user', 'user'], ['hostname', 'hostname'], ['stop_signal', 'stopSignal'], ['stop_grace_period', 'stopGracePeriod'], ['container_name', 'containerName'], ['restart', 'restart']] as const) {
+    if (s[key] !== undefined) o[field] = str(s[key]);
+  }
+  if (s.shm_size !== undefined) o.shmSize = str(s.shm_size);
+  for (const [key, field] of [['privileged', 'privileged'], ['init', 'init'], ['read_only', 'readOnly'], ['stdin_open', 'stdinOpen'], ['tty', 'tty']] as const) {
+    if (s[key] !== undefined) o[field] = asBool(s[key], ctx, p(key));
+  }
+  if (s.ports !== undefined) o.ports = (s.ports as unknown[]).map((x, i) => normalizePort(x, ctx, p('ports', i))).flat();
+  if (s.expose !== undefined) o.expose = strings(s.expose);
+  if (s.networks !== undefined) o.networks = serviceNetworks(s.networks, ctx, p('networks'));
+  if (s.network_mode !== undefined) {
+    const m = str(s.network_mode);
+    if (m !== 'host' && m !== 'none' && m !== 'bridge') throw unsupported(ctx, p('network_mode'), `${JSON.stringify(m)}: poc takes host, none and bridge`);
+    o.networkMode = m;
+  }
+  if (s.volumes !== undefined) o.volumes = (s.volumes as unknown[]).map((v, i) => normalizeMount(v, ctx, p('volumes', i)));
+  if (s.depends_on !== undefined) o.dependsOn = dependsOn(s.depends_on, ctx, p('depends_on'));
+  if (s.healthcheck !== undefined) o.healthcheck = healthcheck(s.healthcheck, ctx, p('healthcheck'));
+  if (s.deploy !== undefined) o.limits = deployLimits(s.deploy, ctx, p('deploy'));
+  for (const [key, field] of [['cap_add', 'capAdd'], ['cap_drop', 'capDrop'], ['security_opt', 'securityOpt'], ['dns', 'dns'], ['tmpfs', 'tmpfs'], ['profiles', 'profiles'], ['group_add', 'groupAdd']] as const) {
+    if (s[key] !== undefined) o[field] = strings(s[key]);
+  }
+  if (s.devices !== undefined) o.devices = (s.devices as unknown[]).map((d, i) => device(d, ctx, p('devices', i)));
+  if (s.ulimits !== undefined) o.ulimits = ulimits(s.ulimits, ctx, p('ulimits'));
+  if (s.sysctls !== undefined) o.sysctls = keyValues(s.sysctls, false) as Record<string, string>;
+  if (s.labels !== undefined) o.labels = keyValues(s.labels, false) as Record<string, string>;
+  if (s.extra_hosts !== undefined) o.extraHosts = extraHosts(s.extra_hosts);
+  return o;
+}
+
+function asBool(v: unknown, ctx: NormalizeContext, path: Array<string | number>): boolean {
+  if (typeof v === 'boolean') return v;
+  const s = str(v).toLowerCase();
+  if (['true', 'yes', 'y', 'on', '1'].includes(s)) return true;
+  if (['false', 'no', 'n', 'off', '0'].includes(s)) return false;
+  throw new PocError(`${ctx.where(path)}: ${JSON.stringify(v)} is not a boolean`);
+}
+
+function normalizeBuild(b: unknown, ctx: NormalizeContext, at: Array<string | number>): BuildSpec {
+  if (typeof b === 'string') return { context: resolvePath(b, ctx.workingDir, ctx.home), args: {} };
+  const r = b as Raw;
+  onlyKeys(r, ['context', 'dockerfile', 'args', 'target'], ctx, at);
+  if (r.dockerfile_inline !== undefined) throw unsupported(ctx, [...at, 'dockerfile_inline']);
+  return {
+    context: resolvePath(str(r.context ?? '.'), ctx.workingDir, ctx.home),
+    ...(r.dockerfile !== undefined ? { dockerfile: str(r.dockerfile) } : {}),
+    args: r.args !== undefined ? keyValues(r.args, true) : {},
+    ...(r.target !== undefined ? { target: str(r.target) } : {}),
+  };
+}
+
+function envFiles(v: unknown, ctx: NormalizeContext): Array<{ path: string; required: boolean }> {
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((e) => {
+    if (typeof e === 'string') return { path: resolvePath(e, ctx.workingDir, ctx.home), required: true };
+    const r = e as Raw;
+    return { path: resolvePath(str(r.path), ctx.workingDir, ctx.home), required: r.required === undefined ? true : Boolean(r.required) };
+  });
+}
+
+function portNumber(text: string, what: string, ctx: NormalizeContext, path: Array<string | number>): number {
+  if (/^\d+-\d+$/.test(text)) throw new PocError(`${ctx.where(path)}: port ranges (${text}) are not supported by poc`);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new PocError(`${ctx.where(path)}: invalid ${what} port ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function normalizePort(x: unknown, ctx: NormalizeContext, path: Array<string | number>): PortSpec {
+  const noHostPort = () =>
+    new PocError(`${ctx.where(path)}: a port without a host port (${JSON.stringify(x)}: an ephemeral one) is not supported by poc; give HOST:CONTAINER`);
+  if (x && typeof x === 'object') {
+    const r = x as Raw;
+    onlyKeys(r, ['target', 'published', 'host_ip', 'protocol', 'mode', 'name', 'app_protocol'], ctx, path);
+    if (r.published === undefined || r.published === '') throw noHostPort();
+    const protocol = str(r.protocol || 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp') throw new PocError(`${ctx.where([...path, 'protocol'])}: protocol ${JSON.stringify(protocol)} is not tcp or udp`);
+    return {
+      target: portNumber(str(r.target), 'container', ctx, [...path, 'target']),
+      published: portNumber(str(r.published), 'host', ctx, [...path, 'published']),
+      ...(r.host_ip ? { hostIp: str(r.host_ip) } : {}),
+      protocol,
+    };
+  }
+  let rest = str(x);
+  let protocol: 'tcp' | 'udp' = 'tcp';
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    const proto = rest.slice(slash + 1).toLowerCase();
+    if (proto !== 'tcp' && proto !== 'udp') throw new PocError(`${ctx.where(path)}: protocol ${JSON.stringify(proto)} is not tcp or udp`);
+    protocol = proto;
+    rest = rest.slice(0, slash);
+  }
+  // [HOST_IP:]HOST:CONTAINER; an IPv6 host address is bracketed.
+  const m = /^(?:(\[[^\]]+\]|[^:]*):)?([^:]*):([^:]+)$/.exec(rest);
+  if (!m) {
+    if (/^[\d-]+$/.test(rest)) throw noHostPort();
+    throw new PocError(`${ctx.where(path)}: invalid port ${JSON.stringify(x)}: use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL]`);
+  }
+  if (m[2] === '') throw noHostPort();
+  const hostIp = m[1]?.replace(/^\[(.*)\]$/, '$1');
+  return {
+    target: portNumber(m[3]!, 'container', ctx, path),
+    published: portNumber(m[2]!, 'host', ctx, path),
+    ...(hostIp ? { hostIp } : {}),
+    protocol,
+  };
+}
+
+function serviceNetworks(v: unknown, ctx: NormalizeContext, at: Array<string | number>): Record<string, ServiceNetwork> {
+  const out: Record<string, ServiceNetwork> = {};
+  if (Array.isArray(v)) {
+    for (const n of v) out[String(n)] = { aliases: [] };
+    return out;
+  }
+  for (const [name, cfg] of Object.entries((v ?? {}) as Raw)) {
+    const r = (cfg ?? {}) as Raw;
+    onlyKeys(r, ['aliases', 'ipv4_address'], ctx, [...at, name]);
+    out[name] = { aliases: strings(r.aliases), ...(r.ipv4_address ? { ipv4Address: str(r.ipv4_address) } : {}) };
+  }
+  return out;
+}
+
+const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
+
+function isPathSource(s: string): boolean {
+  return s.startsWith('/') || s.startsWith('.') || s.startsWith('~');
+}
+
+function normalizeMount(v: unknown, ctx: NormalizeContext, path: Array<string | number>): MountSpec {
+  if (typeof v === 'string') return shortMount(v, ctx, path);
+  const r = v as Raw;
+  onlyKeys(r, ['type', 'source', 'target', 'read_only', 'bind', 'volume', 'tmpfs', 'consistency'], ctx, path);
+  const type = str(r.type);
+  if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw unsupported(ctx, [...path, 'type'], `type ${JSON.stringify(type)}: poc takes bind, volume and tmpfs`);
+  const target = str(r.target);
+  if (!target.startsWith('/')) throw new PocError(`${ctx.where([...path, 'target'])}: the container path ${JSON.stringify(target)} is not absolute`);
+  const m: MountSpec = { type, target, readOnly: Boolean(r.read_only) };
+  if (type === 'bind') {
+    if (!r.source) throw new PocError(`${ctx.where(path)}: a bind mount needs a source`);
+    m.source = resolvePath(str(r.source), ctx.workingDir, ctx.home);
+    const b = (r.bind ?? {}) as Raw;
+    onlyKeys(b, ['propagation', 'create_host_path'], ctx, [...path, 'bind']);
+    if (b.propagation !== undefined) m.propagation = str(b.propagation);
+    m.createHostPath = b.create_host_path === undefined ? true : Boolean(b.create_host_path);
+  } else if (type === 'volume') {
+    if (r.source) m.source = str(r.source);
+    const vol = (r.volume ?? {}) as Raw;
+    onlyKeys(vol, ['nocopy'], ctx, [...path, 'volume']);
+    if (vol.nocopy) m.nocopy = true;
+  } else {
+    if (r.source) throw new PocError(`${ctx.where([...path, 'source'])}: a tmpfs mount has no source`);
+    const t = (r.tmpfs ?? {}) as Raw;
+    onlyKeys(t, ['size', 'mode'], ctx, [...path, 'tmpfs']);
+    if (t.size !== undefined) m.tmpfsSize = str(t.size);
+    if (t.mode !== undefined) m.tmpfsMode = Number(t.mode);
+  }
+  return m;
+}
+
+function shortMount(spec: string, ctx: NormalizeContext, path: Array<string | number>): MountSpec {
+  const parts = spec.split(':');
+  if (parts.length === 1) return { type: 'volume', target: parts[0]!, readOnly: false };
+  if (parts.length > 3) throw new PocError(`${ctx.where(path)}: invalid volume ${JSON.stringify(spec)}: use SOURCE:TARGET[:MODE]`);
+  const [source, target, mode = ''] = parts as [string, string, string?];
+  if (!target.startsWith('/')) throw new PocError(`${ctx.where(path)}: invalid volume ${JSON.stringify(spec)}: the container path ${JSON.stringify(target)} is not absolute`);
+  const m: MountSpec = isPathSource(source)
+    ? { type: 'bind', source: resolvePath(source, ctx.workingDir, ctx.home), target, readOnly: false, createHostPath: true }
+    : { type: 'volume', source, target, readOnly: false };
+  for (const opt of mode.split(',').filter(Boolean)) {
+    if (opt === 'ro') m.readOnly = true;
+    else if (opt === 'rw') m.readOnly = false;
+    else if (opt === 'nocopy' && m.type === 'volume') m.nocopy = true;
+    else if (PROPAGATIONS.includes(opt) && m.type === 'bind') m.propagation = opt;
+    else throw new PocError(`${ctx.where(path)}: volume ${JSON.stringify(spec)}: the mode ${JSON.stringify(opt)} is not supported by poc (ro, rw, nocopy, a propagation)`);
+  }
+  return m;
+}
+
+const CONDITIONS: DependsCondition[] = ['service_started', 'service_healthy', 'service_completed_successfully'];
+
+function dependsOn(v: unknown, ctx: NormalizeContext, at: Array<string | number>): Record<string, DependsOn> {
+  const out: Record<string, DependsOn> = {};
+  if (Array.isArray(v)) {
+    for (const s of v) out[String(s)] = { condition: 'service_started', required: true, restart: false };
+    return out;
+  }
+  for (const [name, cfg] of Object.entries((v ?? {}) as Raw)) {
+    const r = (cfg ?? {}) as Raw;
+    onlyKeys(r, ['condition', 'required', 'restart'], ctx, [...at, name]);
+    const condition = str(r.condition || 'service_started') as DependsCondition;
+    if (!CONDITIONS.includes(condition)) throw new PocError(`${ctx.where([...at, name, 'condition'])}: unknown condition ${JSON.stringify(condition)}: ${CONDITIONS.join(', ')}`);
+    out[name] = { condition, required: r.required === undefined ? true : Boolean(r.required), restart: Boolean(r.restart) };
+  }
+  return out;
+}
+
+function healthcheck(v: unknown, ctx: NormalizeContext, at: Array<string | number>): HealthSpec {
+  const r = (v ?? {}) as Raw;
+  onlyKeys(r, ['test', 'interval', 'timeout', 'start_period', 'retries', 'disable'], ctx, at);
+  const h: HealthSpec = {};
+  if (r.test !== undefined) {
+    if (typeof r.test === 'string') h.test = ['CMD-SHELL', r.test];
+    else {
+      h.test = (r.test as unknown[]).map(String);
+      if (!['NONE', 'CMD', 'CMD-SHELL'].includes(h.test[0] ?? '')) throw new PocError(`${ctx.where([...at, 'test'])}: a test list starts with NONE, CMD or CMD-SHELL (given ${JSON.stringify(h.test[0])})`);
+    }
+  }
+  if (r.interval !== undefined) h.interval = str(r.interval);
+  if (r.timeout !== undefined) h.timeout = str(r.timeout);
+  if (r.start_period !== undefined) h.startPeriod = str(r.start_period);
+  if (r.retries !== undefined) h.retries = Number(r.retries);
+  if (r.disable !== undefined) h.disable = Boolean(r.disable);
+  return h;
+}
+
+function deployLimits(v: unknown, ctx: NormalizeContext, at: Array<string | number>): ServiceSpec['limits'] {
+  const d = (v ?? {}) as Raw;
+  onlyKeys(d, ['resources'], ctx, at);
+  const res = (d.resources ?? {}) as Raw;
+  onlyKeys(res, ['limits'], ctx, [...at, 'resources']);
+  const l = (res.limits ?? {}) as Raw;
+  onlyKeys(l, ['cpus', 'memory', 'pids'], ctx, [...at, 'resources', 'limits']);
+  return {
+    ...(l.cpus !== undefined ? { cpus: str(l.cpus) } : {}),
+    ...(l.memory !== undefined ? { memory: str(l.memory) } : {}),
+    ...(l.pids !== undefined ? { pids: Number(l.pids) } : {}),
+  };
+}
+
+function device(d: unknown, ctx: NormalizeContext, path: Array<string | number>): string {
+  if (typeof d === 'string') return d;
+  const r = d as Raw;
+  onlyKeys(r, ['source', 'target', 'permissions'], ctx, path);
+  return [str(r.source), ...(r.target ? [str(r.target)] : []), ...(r.permissions ? [str(r.permissions)] : [])].join(':');
+}
+
+function ulimits(v: unknown, ctx: NormalizeContext, at: Array<string | number>): Record<string, Ulimit> {
+  const out: Record<string, Ulimit> = {};
+  for (const [name, val] of Object.entries((v ?? {}) as Raw)) {
+    if (val && typeof val === 'object') {
+      onlyKeys(val as Raw, ['soft', 'hard'], ctx, [...at, name]);
+      out[name] = { soft: Number((val as Raw).soft), hard: Number((val as Raw).hard) };
+    } else out[name] = { soft: Number(val), hard: Number(val) };
+  }
+  return out;
+}
+
+/** `HOST:IP`, `HOST=IP` or a mapping of HOST to an address (or a list of them), as --add-host lines. */
+function extraHosts(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(String);
+  return Object.entries((v ?? {}) as Raw).flatMap(([host, ip]) => strings(ip).map((a) => `${host}:${a}`));
+}
+
+function normalizeNetwork(key: string, n: Raw, ctx: NormalizeContext, at: Array<string | number>): NetworkSpec {
+  onlyKeys(n, ['name', 'external', 'driver', 'internal', 'ipam', 'enable_ipv6', 'labels', 'attachable'], ctx, at);
+  if (n.driver !== undefined && n.driver !== 'bridge') throw unsupported(ctx, [...at, 'driver'], `driver ${JSON.stringify(n.driver)}: poc's networks are bridges`);
+  const external = typeof n.external === 'object' && n.external !== null ? true : Boolean(n.external);
+  const subnets: string[] = [];
+  const gateways: string[] = [];
+  if (n.ipam !== undefined) {
+    onlyKeys(n.ipam, ['driver', 'config'], ctx, [...at, 'ipam']);
+    if (n.ipam.driver !== undefined && n.ipam.driver !== 'default') throw unsupported(ctx, [...at, 'ipam', 'driver'], `ipam driver ${JSON.stringify(n.ipam.driver)}`);
+    ((n.ipam.config ?? []) as Raw[]).forEach((c, i) => {
+      onlyKeys(c, ['subnet', 'gateway'], ctx, [...at, 'ipam', 'config', i]);
+      if (c.subnet) subnets.push(str(c.subnet));
+      if (c.gateway) gateways.push(str(c.gateway));
+    });
+  }
+  const name = n.name !== undefined ? str(n.name) : external ? key : `${ctx.project}_${key}`;
+  return {
+    name,
+    external,
+    internal: Boolean(n.internal),
+    enableIpv6: Boolean(n.enable_ipv6),
+    subnets,
+    gateways,
+    labels: keyValues(n.labels, false) as Record<string, string>,
+  };
+}
+
+function normalizeVolume(key: string, v: Raw, ctx: NormalizeContext, at: Array<string | number>): VolumeSpec {
+  onlyKeys(v, ['name', 'external', 'driver', 'labels'], ctx, at);
+  if (v.driver !== undefined && v.driver !== 'local') throw unsupported(ctx, [...at, 'driver'], `driver ${JSON.stringify(v.driver)}: poc's volumes are local`);
+  const external = typeof v.external === 'object' && v.external !== null ? true : Boolean(v.external);
+  return {
+    name: v.name !== undefined ? str(v.name) : external ? key : `${ctx.project}_${key}`,
+    external,
+    labels: keyValues(v.labels, false) as Record<string, string>,
+  };
+}
