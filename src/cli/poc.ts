@@ -6,6 +6,7 @@ import { VERSION } from '../spec/generated/version.js';
 import type { RunFlags } from '../poc/containers/options.js';
 import { DOCKER_RUN_FLAGS } from '../poc/containers/docker-flags.js';
 import { pocPaths, pocRoot, type RootOptions } from '../poc/poc-root.js';
+import { COMPOSE_FLAGS, COMPOSE_USAGE } from './compose.js';
 import { resolve } from 'node:path';
 
 interface Command {
@@ -508,6 +509,14 @@ const COMMANDS: Record<string, Command> = {
     args: [1, Infinity],
     stopEarly: true,
     run: async (p, root) => networkCommand(p.args[0]!, p.args.slice(1), root),
+  },
+  compose: {
+    usage: COMPOSE_USAGE,
+    summary: 'run multi-container applications from compose files (the Compose Specification)',
+    flags: COMPOSE_FLAGS,
+    args: [1, Infinity],
+    stopEarly: true,
+    run: async (p, root) => (await import('./compose.js')).composeCommand(p, root),
   },
   hook: {
     usage: 'hook network setup|teardown',

@@ -5,7 +5,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { stderr, stdout } from '../../cli/output.js';
 import { flushPending, formatLine, parseLog, splitComplete, type LogLine, type Stream } from '../containers/logs.js';
-import { containerPaths, containerStatus, resolveContainer } from '../containers/container-store.js';
+import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/container-store.js';
 import type { RootOptions } from '../poc-root.js';
 
 export interface LogsOptions extends RootOptions {
@@ -36,10 +36,17 @@ function readFrom(path: string, offset: number): { text: string; end: number } {
 
 export async function logsCommand(o: LogsOptions): Promise<number> {
   const c = resolveContainer(o.ref, o);
+  await printContainerLog(c, o, (l) => (l.stream === 'stderr' ? stderr : stdout)(formatLine(l, o.timestamps)));
+  return 0;
+}
+
+/**
+ * A container's log line by line to `print` (the last `tail` lines, or all); with `follow`, then what it writes
+ * until it has stopped and its monitor has finished. poc compose logs prints several at once, each line prefixed.
+ */
+export async function printContainerLog(c: ContainerRecord, o: RootOptions & Pick<LogsOptions, 'follow' | 'tail'>, print1: (l: LogLine) => void): Promise<void> {
   const paths = containerPaths(c.id, o);
-  const print = (lines: LogLine[]) => {
-    for (const l of lines) (l.stream === 'stderr' ? stderr : stdout)(formatLine(l, o.timestamps));
-  };
+  const print = (lines: LogLine[]) => lines.forEach(print1);
   const first = readFrom(paths.log, 0);
   let [complete, torn] = splitComplete(first.text);
   let offset = first.end - Buffer.byteLength(torn);
@@ -61,5 +68,4 @@ export async function logsCommand(o: LogsOptions): Promise<number> {
     }
   }
   print(flushPending(pending));
-  return 0;
 }

@@ -7,7 +7,7 @@
 import { stdout } from '../../cli/output.js';
 import { PocError } from '../errors.js';
 import { createContainer } from '../containers/provision.js';
-import type { RunFlags } from '../containers/options.js';
+import type { ContainerOptions, RunFlags } from '../containers/options.js';
 import { startContainer } from '../containers/start.js';
 import { cleanupContainer, removeContainer } from '../containers/stop.js';
 import type { RootOptions } from '../poc-root.js';
@@ -15,10 +15,12 @@ import { forwardSignals } from '../../vocabulary/signals.js';
 
 export interface RunCommandOptions extends RootOptions {
   flags: RunFlags;
+  /** What a flag cannot say (poc compose run: the service's entrypoint, health check, networks). */
+  overrides?: Partial<ContainerOptions>;
 }
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
-  const c = await createContainer(o.flags, o);
+  const c = await createContainer(o.flags, o, o.overrides);
   let started;
   try {
     started = await startContainer(c, { ...o, foreground: !o.flags.detach });

@@ -10,7 +10,7 @@
  *   made lower-case with what a name cannot hold removed.
  */
 import { dirname, basename, isAbsolute, join, resolve } from 'node:path';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export const COMPOSE_FILE_NAMES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
 const OVERRIDE_NAMES: Record<string, string[]> = {

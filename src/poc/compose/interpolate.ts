@@ -3,7 +3,7 @@
  * `.env` and `env_file` lines, and the substitution of `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
  * `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}` and `$$` in every value of a file (never in keys).
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 
 export type Lookup = (name: string) => string | undefined;
 

@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { interpolateTree, parseDotenv, type Lookup } from './interpolate.js';
 import { checkComposeSchema } from './schema.js';
 import { normalizeFile, type FileModel, type Where } from './normalize.js';

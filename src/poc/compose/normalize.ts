@@ -4,7 +4,7 @@
  * the specification has and poc does not carry out is an error naming the file, the key's path and the key,
  * never ignored. `x-` keys are the specification's extensions, free for users, and skipped.
  */
-import { PocError } from '../../errors.js';
+import { PocError } from '../errors.js';
 import { splitCommand } from './interpolate.js';
 import { resolvePath } from './files.js';
 import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, Ulimit, VolumeSpec } from './model.js';

@@ -16,7 +16,7 @@ import { containerDevices } from './devices.js';
 import { CAPABILITIES } from '../../vocabulary/capabilities.js';
 import { checkUlimits, parseStopSignal, UNLIMITED } from './docker-options.js';
 import { randomName } from './names.js';
-import { resolveRunFlags, type RunFlags } from './options.js';
+import { resolveRunFlags, type ContainerOptions, type RunFlags } from './options.js';
 import { goArch } from './seccomp-profile.js';
 import { binaries } from './runtime.js';
 import { containerPaths, listContainers, type ContainerRecord } from './container-store.js';
@@ -52,14 +52,21 @@ export async function findImage(ref: string, opts: RootOptions): Promise<ImageRe
   return unpackImage(image, opts);
 }
 
-export async function createContainer(flags: RunFlags, opts: RootOptions = {}): Promise<ContainerRecord> {
-  const options = resolveRunFlags(flags, {
-    readFile: (p) => readFileSync(p, 'utf8'),
-    hostEnv: process.env,
-    cpuCount: cpus().length,
-    systemdRunning: systemdRunning(),
-    rootless: isRootless(process.env, process.geteuid?.() ?? 0),
-  });
+/**
+ * `overrides`: what a flag cannot say, laid over the checked flags (poc compose: an entrypoint of several words,
+ * a health check's CMD list, per-network aliases and addresses).
+ */
+export async function createContainer(flags: RunFlags, opts: RootOptions = {}, overrides: Partial<ContainerOptions> = {}): Promise<ContainerRecord> {
+  const options: ContainerOptions = {
+    ...resolveRunFlags(flags, {
+      readFile: (p) => readFileSync(p, 'utf8'),
+      hostEnv: process.env,
+      cpuCount: cpus().length,
+      systemdRunning: systemdRunning(),
+      rootless: isRootless(process.env, process.geteuid?.() ?? 0),
+    }),
+    ...overrides,
+  };
   if (options.rootless) {
     const { userIdentity } = await import('../userns.js'); // rootless only
     const who = userIdentity();

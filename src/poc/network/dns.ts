@@ -49,6 +49,10 @@ export function dnsmasqArgs(s: DnsServerSpec): string[] {
     '--no-resolv',
     ...s.upstreams.map((u) => `--server=${u}`),
     '--no-negcache', // a name asked for before its container started must resolve once it has
+    // A plain name (a container's or service's, "api") is never sent upstream: its AAAA query, which getaddrinfo
+    // asks with the A one, is answered "not found" at once instead of waiting on the host's resolvers (seconds
+    // where they do not answer), as docker's embedded DNS answers it.
+    '--domain-needed',
     '--user=root', // it reads the hosts file under poc's root (mode 0700) again on every SIGHUP
   ];
 }

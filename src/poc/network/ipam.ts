@@ -48,6 +48,7 @@ export interface NetworkState {
   internal?: boolean;
   subnet6?: string;
   gateway6?: string;
+  labels?: Record<string, string>;
 }
 
 export interface BridgeConfig {

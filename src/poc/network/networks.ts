@@ -31,6 +31,8 @@ export interface CreateNetworkRequest {
   ipv6: boolean;
   /** The host's own IPv4 routes (not poc's bridges'): a network's range must not hide any of them. */
   hostRoutes?: HostRoute[];
+  /** Kept in the record (poc compose marks its networks with the project's labels). */
+  labels?: Record<string, string>;
 }
 
 export interface HostRoute {
@@ -142,6 +144,7 @@ export function planNetwork(set: NetworkSet, req: CreateNetworkRequest): Network
     containers: {},
   };
   if (req.internal) state.internal = true;
+  if (req.labels && Object.keys(req.labels).length > 0) state.labels = { ...req.labels };
   if (subnet6) {
     state.subnet6 = subnet6.cidr;
     state.gateway6 = ip6At(subnet6, ipToInt(gateway) - subnet.network);

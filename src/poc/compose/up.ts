@@ -1,0 +1,312 @@
+/**
+ * `poc compose up` and `down`, carried out in-process through poc's own modules: networks (user-networks.ts),
+ * volumes (volumes/store.ts), images (build, pull), containers (create, start, stop, rm). Everything that can be
+ * checked is checked before anything is made: the files (load.ts), every container's flags (resolveRunFlags
+ * through plan.ts), the images; so a bad file leaves nothing behind.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { stderr } from '../../cli/output.js';
+import { PocError } from '../errors.js';
+import { VERSION } from '../../spec/generated/version.js';
+import { systemdRunning } from '../../cgroups/systemd-bus.js';
+import { createContainer, findImage } from '../containers/provision.js';
+import { resolveRunFlags } from '../containers/options.js';
+import { startContainer } from '../containers/start.js';
+import { removeContainer, stopContainer, waitContainer } from '../containers/stop.js';
+import { containerStatus, listContainers, readHealth, type ContainerRecord } from '../containers/container-store.js';
+import { resolveImage, type ImageRecord } from '../images/image-store.js';
+import { createNetwork, inspectNetwork, listNetworks, removeNetwork } from '../network/user-networks.js';
+import { isRootless } from '../rootless.js';
+import { createVolume, listVolumes, removeVolume } from '../volumes/volume-store.js';
+import type { RootOptions } from '../poc-root.js';
+import type { LoadedProject } from './load.js';
+import { dependencyOrder } from './load.js';
+import { serviceImage } from './model.js';
+import { LABELS, planContainer, serviceNetworkKeys, type ContainerPlan } from './plan.js';
+import { decide, orphans, type ExistingContainer } from './reconcile.js';
+
+/** One progress line on stderr, as docker compose prints them. */
+export function progress(kind: string, name: string, what: string): void {
+  stderr(` \u2714 ${kind} ${name}  ${what}\n`);
+}
+
+export function planContext(p: LoadedProject) {
+  return { readFile: (f: string) => readFileSync(f, 'utf8'), lookup: p.lookup, version: VERSION };
+}
+
+/** The project's containers, newest first (one-off `run` containers too). */
+export function projectContainers(project: string, opts: RootOptions): ContainerRecord[] {
+  return listContainers(opts).filter((c) => c.options.labels?.[LABELS.project] === project);
+}
+
+export function asExisting(c: ContainerRecord, opts: RootOptions): ExistingContainer {
+  const s = containerStatus(c.id, opts).status;
+  return { id: c.id, name: c.name, labels: c.options.labels ?? {}, imageId: c.image.id, running: s === 'running' || s === 'restarting' };
+}
+
+/** The service's container: by the labels (docker compose's way), so a renamed service is an orphan. */
+export function serviceContainer(project: string, service: string, opts: RootOptions): ContainerRecord | undefined {
+  return projectContainers(project, opts).find((c) => c.options.labels?.[LABELS.service] === service && c.options.labels?.[LABELS.oneoff] !== 'True');
+}
+
+export interface UpOptions extends RootOptions {
+  services: string[];
+  build: boolean;
+  forceRecreate: boolean;
+  noRecreate: boolean;
+  removeOrphans: boolean;
+}
+
+/** Build, or find (pulling what is missing), each service's image. */
+export async function ensureImages(p: LoadedProject, services: string[], o: RootOptions & { build: boolean }): Promise<Map<string, ImageRecord>> {
+  const images = new Map<string, ImageRecord>();
+  for (const name of services) {
+    const s = p.services[name]!;
+    const ref = serviceImage(p.name, name, s);
+    let image: ImageRecord | undefined;
+    if (s.build && !o.build && s.pullPolicy !== 'build') {
+      try {
+        image = resolveImage(ref, o);
+      } catch {
+        // not built yet
+      }
+    }
+    if (!image && s.build) image = await buildService(p, name, o);
+    if (!image) {
+      if (s.pullPolicy === 'never') image = resolveImage(ref, o);
+      else if (s.pullPolicy === 'always') image = await pullService(ref, o);
+      else image = await findImage(ref, o);
+    }
+    images.set(name, image);
+  }
+  return images;
+}
+
+/** A pull, as `poc pull` does it (images in use are kept when a tag moves). */
+export async function pullService(ref: string, o: RootOptions): Promise<ImageRecord> {
+  const { pullImage } = await import('../registry/pull.js');
+  const { imagesInUse } = await import('../commands/images.js');
+  const r = await pullImage(ref, { ...o, inUse: imagesInUse(o) });
+  progress('Image', ref, r.upToDate ? 'Up to date' : 'Pulled');
+  return r.image;
+}
+
+export async function buildService(p: LoadedProject, name: string, o: RootOptions): Promise<ImageRecord> {
+  const s = p.services[name]!;
+  const b = s.build!;
+  if (!existsSync(b.context) || !statSync(b.context).isDirectory()) throw new PocError(`service ${name}: build context ${b.context}: No such directory`);
+  const args = Object.fromEntries(
+    Object.entries(b.args)
+      .map(([k, v]) => [k, v ?? p.lookup(k)] as const)
+      .filter((e): e is readonly [string, string] => e[1] !== undefined),
+  );
+  const { build } = await import('../build/build.js');
+  const r = await build({
+    ...o,
+    context: b.context,
+    ...(b.dockerfile !== undefined ? { file: b.dockerfile.startsWith('/') ? b.dockerfile : `${b.context}/${b.dockerfile}` } : {}),
+    tags: [serviceImage(p.name, name, s)],
+    buildArgs: args,
+    ...(b.target !== undefined ? { target: b.target } : {}),
+    log: (line) => stderr(`${name}: ${line}\n`),
+  });
+  progress('Image', serviceImage(p.name, name, s), 'Built');
+  return r.image;
+}
+
+/** Every container's flags checked as `poc run` checks them, before anything is made. */
+function checkPlans(plans: ContainerPlan[]): void {
+  const ctx = {
+    readFile: (f: string) => readFileSync(f, 'utf8'),
+    hostEnv: process.env,
+    cpuCount: cpus().length,
+    systemdRunning: systemdRunning(),
+    rootless: isRootless(process.env, process.geteuid?.() ?? 0),
+  };
+  for (const plan of plans) {
+    try {
+      resolveRunFlags(plan.flags, ctx);
+    } catch (err) {
+      throw err instanceof PocError ? err.wrap(`service ${plan.service}`) : err;
+    }
+  }
+}
+
+/** The networks and volumes the services need: external ones must exist; the project's are made when missing. */
+async function ensureNetworksAndVolumes(p: LoadedProject, services: string[], o: RootOptions): Promise<void> {
+  const netKeys = new Set(services.flatMap((n) => serviceNetworkKeys(p.services[n]!)));
+  const volKeys = new Set(services.flatMap((n) => p.services[n]!.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => m.source!)));
+  // Checks first: an external network or volume that is missing stops `up` before anything is made.
+  for (const key of netKeys) {
+    const n = p.networks[key];
+    if (n?.external && !listNetworks(o).some((x) => x.name === n.name)) throw new PocError(`network ${n.name} declared as external, but could not be found: make it with "poc network create ${n.name}"`);
+  }
+  for (const key of volKeys) {
+    const v = p.volumes[key]!;
+    if (v.external && !listVolumes(o).some((x) => x.Name === v.name)) throw new PocError(`volume ${JSON.stringify(v.name)} declared as external, but could not be found: make it with "poc volume create ${v.name}"`);
+  }
+  for (const key of netKeys) {
+    const n = p.networks[key] ?? { name: `${p.name}_${key}`, external: false, internal: false, enableIpv6: false, subnets: [], gateways: [], labels: {} };
+    if (n.external) continue;
+    const existing = listNetworks(o).find((x) => x.name === n.name);
+    if (existing) {
+      if (existing.labels?.[LABELS.project] !== p.name) stderr(`WARN: a network with name ${n.name} exists but was not created by poc compose for project "${p.name}": it is used as it is\n`);
+      continue;
+    }
+    await createNetwork({
+      ...o,
+      name: n.name,
+      subnets: n.subnets,
+      gateways: n.gateways,
+      internal: n.internal,
+      ipv6: n.enableIpv6,
+      labels: { ...n.labels, [LABELS.project]: p.name, [LABELS.network]: key, [LABELS.version]: VERSION },
+    });
+    progress('Network', n.name, 'Created');
+  }
+  for (const key of volKeys) {
+    const v = p.volumes[key]!;
+    if (v.external || listVolumes(o).some((x) => x.Name === v.name)) continue;
+    await createVolume(v.name, { labels: { ...v.labels, [LABELS.project]: p.name, [LABELS.volume]: key, [LABELS.version]: VERSION } }, o);
+    progress('Volume', JSON.stringify(v.name), 'Created');
+  }
+}
+
+/** Waits for what a service's depends_on asks of each dependency's container. */
+async function waitDependencies(p: LoadedProject, service: string, o: RootOptions): Promise<void> {
+  for (const [dep, d] of Object.entries(p.services[service]!.dependsOn)) {
+    const c = serviceContainer(p.name, dep, o);
+    if (!c) {
+      if (d.required) throw new PocError(`service ${service} depends on ${dep}, which has no container`);
+      continue;
+    }
+    if (d.condition === 'service_healthy') {
+      if (!c.healthcheck) throw new PocError(`dependency failed to start: container ${c.name} has no healthcheck configured`);
+      if (readHealth(c.id, o)?.Status !== 'healthy') {
+        progress('Container', c.name, 'Waiting');
+        try {
+          await waitContainer(c, o, 'healthy');
+        } catch (err) {
+          throw err instanceof PocError ? err.wrap('dependency failed to start') : err;
+        }
+        if (readHealth(c.id, o)?.Status !== 'healthy') throw new PocError(`dependency failed to start: container ${c.name} is unhealthy`);
+        progress('Container', c.name, 'Healthy');
+      }
+    } else if (d.condition === 'service_completed_successfully') {
+      const code = await waitContainer(c, o, 'not-running');
+      if (code !== 0) throw new PocError(`service ${dep} didn't complete successfully: exit ${code}`);
+    }
+  }
+}
+
+/** Bind sources the short syntax (or create_host_path) may make, made as docker compose makes them. */
+function makeBindSources(p: LoadedProject, service: string): void {
+  for (const m of p.services[service]!.volumes) {
+    if (m.type === 'bind' && m.createHostPath && m.source && !existsSync(m.source)) mkdirSync(m.source, { recursive: true });
+  }
+}
+
+export async function up(p: LoadedProject, services: string[], o: UpOptions): Promise<void> {
+  const order = dependencyOrder(p.services).filter((n) => services.includes(n));
+  const plans = new Map(order.map((n) => [n, planContainer(p, n, planContext(p))]));
+  checkPlans([...plans.values()]);
+  const images = await ensureImages(p, order, o);
+  const existing = projectContainers(p.name, o).map((c) => asExisting(c, o));
+  const strays = orphans(existing, Object.keys(p.services));
+  for (const c of strays) {
+    if (o.removeOrphans) {
+      await removeContainer(listContainers(o).find((x) => x.id === c.id)!, { ...o, force: true });
+      progress('Container', c.name, 'Removed');
+    } else {
+      stderr(`WARN: found orphan containers (${c.name}) for this project; run with --remove-orphans to remove them\n`);
+    }
+  }
+  await ensureNetworksAndVolumes(p, order, o);
+  for (const service of order) {
+    const plan = plans.get(service)!;
+    const record = serviceContainer(p.name, service, o);
+    const current = record ? asExisting(record, o) : undefined;
+    const action = decide({ service, configHash: plan.configHash, imageId: images.get(service)!.id }, current, o);
+    await waitDependencies(p, service, o);
+    if (action === 'keep') {
+      progress('Container', plan.name, 'Running');
+      continue;
+    }
+    if (action === 'start') {
+      await startContainer(record!, o);
+      progress('Container', plan.name, 'Started');
+      continue;
+    }
+    if (action === 'recreate') {
+      await stopContainer(record!, o);
+      await removeContainer(record!, { ...o, force: true });
+      progress('Container', plan.name, 'Recreated');
+    }
+    makeBindSources(p, service);
+    const c = await createContainer({ ...plan.flags, labels: [...plan.flags.labels, `${LABELS.image}=${images.get(service)!.id}`] }, o, plan.overrides);
+    if (action === 'create') progress('Container', plan.name, 'Created');
+    try {
+      await startContainer(c, o);
+    } catch (err) {
+      await removeContainer(c, { ...o, force: true }).catch(() => {});
+      throw err;
+    }
+    progress('Container', plan.name, 'Started');
+  }
+}
+
+export interface DownOptions extends RootOptions {
+  volumes: boolean;
+  removeOrphans: boolean;
+  /** Seconds before SIGKILL (default: each container's stop_grace_period, or 10). */
+  timeout?: number;
+}
+
+/**
+ * Stops and removes the project's containers (dependents first), then its networks; with -v its named volumes
+ * and the containers' anonymous ones. Without the files (`p` only has a name), what the labels find.
+ */
+export async function down(p: Pick<LoadedProject, 'name'> & Partial<Pick<LoadedProject, 'services' | 'networks' | 'volumes'>>, o: DownOptions): Promise<void> {
+  const all = projectContainers(p.name, o);
+  const known = p.services ? Object.keys(p.services) : undefined;
+  const order = p.services ? dependencyOrder(p.services).reverse() : [];
+  const rank = (c: ContainerRecord) => {
+    const i = order.indexOf(c.options.labels?.[LABELS.service] ?? '');
+    return i < 0 ? -1 : i;
+  };
+  const doomed = all
+    .filter((c) => !known || o.removeOrphans || known.includes(c.options.labels?.[LABELS.service] ?? '') || c.options.labels?.[LABELS.oneoff] === 'True')
+    .sort((a, b) => rank(a) - rank(b));
+  for (const c of all) if (!doomed.includes(c)) stderr(`WARN: found orphan containers (${c.name}) for this project; run with --remove-orphans to remove them\n`);
+  for (const c of doomed) {
+    if (containerStatus(c.id, o).status === 'running') {
+      await stopContainer(c, { ...o, ...(o.timeout !== undefined ? { timeout: o.timeout } : {}) });
+      progress('Container', c.name, 'Stopped');
+    }
+    await removeContainer(c, { ...o, force: true, volumes: o.volumes });
+    progress('Container', c.name, 'Removed');
+  }
+  const networks = listNetworks(o).filter((n) => {
+    if (!n.name) return false;
+    if (p.networks) return Object.values(p.networks).some((x) => !x.external && x.name === n.name) || (n.name === `${p.name}_default` && n.labels?.[LABELS.project] === p.name);
+    return n.labels?.[LABELS.project] === p.name;
+  });
+  for (const n of networks) {
+    if (Object.keys(inspectNetwork(n.name!, o).containers).length > 0) {
+      stderr(`WARN: network ${n.name} is still in use: kept\n`);
+      continue;
+    }
+    await removeNetwork(n.name!, o);
+    progress('Network', n.name!, 'Removed');
+  }
+  if (!o.volumes) return;
+  const volumes = listVolumes(o).filter((v) => {
+    if (p.volumes) return Object.values(p.volumes).some((x) => !x.external && x.name === v.Name);
+    return v.Labels[LABELS.project] === p.name;
+  });
+  for (const v of volumes) {
+    await removeVolume(v.Name, o);
+    progress('Volume', v.Name, 'Removed');
+  }
+}
