@@ -297,7 +297,7 @@ t.test('a container on several networks: interfaces, addresses, DNS names', asyn
 t.test('the DNS server: upstreams and command line', async (t) => {
   t.same(upstreamServers('# x\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver 192.0.2.1\nnameserver bogus\nsearch lan\n'), ['127.0.0.53', 'fe80::1%eth0', '192.0.2.1']);
   const args = dnsmasqArgs({ dir: '/d', listen: ['10.90.0.1', 'fd00::1'], upstreams: ['192.0.2.1'] });
-  for (const a of ['--bind-interfaces', '--listen-address=10.90.0.1', '--listen-address=fd00::1', '--no-resolv', '--server=192.0.2.1', '--addn-hosts=/d/hosts', '--no-hosts', '--pid-file=/d/dnsmasq.pid']) {
+  for (const a of ['--domain-needed', '--bind-interfaces', '--listen-address=10.90.0.1', '--listen-address=fd00::1', '--no-resolv', '--server=192.0.2.1', '--addn-hosts=/d/hosts', '--no-hosts', '--pid-file=/d/dnsmasq.pid']) {
     t.ok(args.includes(a), a);
   }
 });

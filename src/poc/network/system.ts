@@ -116,6 +116,16 @@ export function bridgeMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/**
+ * The container's MAC, from its address as docker makes it (02:42 and the four bytes of the IPv4 address): a
+ * container started again with the address it kept (a user network's) has the same MAC, so the host's neighbour
+ * entry for the address stays right. A random one left the old MAC in that entry, REACHABLE, and the host's
+ * packets went nowhere for the half minute it took to go stale.
+ */
+export function containerMac(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':');
+}
+
 /** Whether the namespace has a default IPv4 route (a container attached to a second network keeps its first). */
 export async function hasDefaultRoute(netnsPath: string): Promise<boolean> {
   return (await run('ip', ['-4', 'route', 'show', 'default'], { netns: netnsPath })).trim() !== '';
@@ -156,7 +166,7 @@ export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promis
   const dev = v.ifname ?? 'eth0';
   const route = v.defaultRoute ?? true;
   await deleteLink(v.vethHost, o); // a leftover from a run that died half-way
-  await run('ip', ['link', 'add', v.vethHost, 'type', 'veth', 'peer', 'name', dev, 'netns', v.containerNetns], { netns });
+  await run('ip', ['link', 'add', v.vethHost, 'type', 'veth', 'peer', 'name', dev, 'address', containerMac(v.ip), 'netns', v.containerNetns], { netns });
   try {
     await run('ip', ['link', 'set', v.vethHost, 'master', v.bridge, 'up'], { netns });
     const lines = ['link set lo up', `addr add ${v.ip}/${v.prefix} dev ${dev}`];

@@ -1,0 +1,180 @@
+/**
+ * poc compose through the built poc, with the README's three-service application (examples/compose-app: web on a
+ * published port, api reached by its service name, store with a named volume and a health check the api waits
+ * for) on the Debian image, inside a simulated host as the user-network tests build it:
+ *
+ *   uplink netns  198.51.100.1/24 ── veth ── 198.51.100.2/24  "host" netns: poc runs here (nsenter --net)
+ *   a resolver (dnsmasq, NXDOMAIN for everything)               └─ the project's network and its containers
+ *
+ * The real host's links, rules and resolvers are never touched.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { pocIn } from '../helpers/poc.js';
+import { linkDebianImage } from '../helpers/debian-image.js';
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'containers and network namespaces need root');
+  process.exit(0);
+}
+
+const work = mkdtempSync('/tmp/poc-compose-');
+const root = join(work, 'root');
+const app = join(work, 'app');
+const tag = `poccmp-${randomBytes(3).toString('hex')}`;
+const ns = { host: `${tag}-host`, uplink: `${tag}-up` };
+const hostNetns = `/run/netns/${ns.host}`;
+const resolvConf = join(work, 'resolv.conf');
+const upstreamPid = join(work, 'upstream.pid');
+const PROJECT = 'demo';
+
+const cli = pocIn(root, { POC_RESOLV_CONF: resolvConf }, ['nsenter', `--net=${hostNetns}`, '--']);
+/** poc compose in the application's directory, in the simulated host. */
+const compose = (...args: string[]) => cli.poc(['compose', '-p', PROJECT, ...args], { cwd: app, timeout: 120_000 });
+const ok = (...args: string[]) => {
+  const r = compose(...args);
+  if (r.status !== 0) throw new Error(`poc compose ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r;
+};
+const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...(input !== undefined ? { input } : {}) });
+const inNs = (n: string, cmd: string, ...args: string[]) => spawnSync('nsenter', [`--net=/run/netns/${n}`, '--', cmd, ...args], { encoding: 'utf8' });
+
+/** GET through the published port; the web front needs a moment to listen after `up -d` returns, as with docker. */
+async function get(from: string, address: string): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    const r = inNs(from, 'curl', '-s', '-m', '5', `http://${address}:8080/`);
+    if (r.status === 0 && r.stdout) return r.stdout;
+    last = `${r.status} ${r.stderr}`;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return `ERROR ${last}`;
+}
+
+function containers(): Array<{ id: string; name: string; service: string; running: boolean }> {
+  return JSON.parse(cli.ok(['ps', '-a', '--format', 'json'])).map((c: any) => ({ id: c.id, name: c.name, service: c.name.split('-')[1], running: c.status === 'running' }));
+}
+const idsByService = () => Object.fromEntries(containers().map((c) => [c.service, c.id]));
+
+/** What the project can leave on the simulated host: containers, bridges, volumes, nftables chains, mounts, DNS servers. */
+function residue() {
+  const links = inNs(ns.host, 'ip', '-o', 'link', 'show').stdout.split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => n.startsWith('pocbr') && n !== 'pocbr0');
+  const nft = inNs(ns.host, 'nft', 'list', 'table', 'ip', 'poc').stdout;
+  return {
+    containers: existsSync(join(root, 'containers')) ? readdirSync(join(root, 'containers')) : [],
+    networks: JSON.parse(cli.ok(['network', 'ls', '--format', 'json'])).map((n: any) => n.name ?? n.Name).filter((n: string) => n !== 'bridge'),
+    volumes: existsSync(join(root, 'volumes')) ? readdirSync(join(root, 'volumes')).filter((v) => !v.startsWith('.')) : [],
+    bridges: links,
+    chains: [...nft.matchAll(/chain (ctr_\w+)/g)].map((m) => m[1]),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)),
+    dns: sh('ps', ['-eo', 'args=']).split('\n').filter((l) => l.startsWith('dnsmasq') && l.includes(root)),
+  };
+}
+const NOTHING = { containers: [], networks: [], volumes: [], bridges: [], chains: [], mounts: [], dns: [] };
+
+t.before(async () => {
+  for (const n of Object.values(ns)) sh('ip', ['netns', 'add', n]);
+  sh('ip', ['-n', ns.host, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0', 'netns', ns.uplink]);
+  sh('ip', ['-n', ns.host, '-batch', '-'], 'link set lo up\naddr add 198.51.100.2/24 dev up0\nlink set up0 up\nroute add default via 198.51.100.1\n');
+  sh('ip', ['-n', ns.uplink, '-batch', '-'], 'link set lo up\naddr add 198.51.100.1/24 dev up0\nlink set up0 up\n');
+  sh('ip', ['netns', 'exec', ns.uplink, 'dnsmasq', '--conf-file=/dev/null', `--pid-file=${upstreamPid}`, '--bind-interfaces', '--listen-address=198.51.100.1', '--no-hosts', '--no-resolv', '--local=//']);
+  writeFileSync(resolvConf, 'nameserver 198.51.100.1\n');
+  cpSync(join(import.meta.dirname, '../../examples/compose-app'), app, { recursive: true });
+  linkDebianImage(root);
+});
+
+t.teardown(() => {
+  compose('down', '-v', '--remove-orphans');
+  for (const id of existsSync(join(root, 'containers')) ? readdirSync(join(root, 'containers')) : []) cli.poc(['rm', '-f', id]);
+  cli.poc(['network', 'prune']);
+  cli.poc(['prune']);
+  try {
+    process.kill(Number(readFileSync(upstreamPid, 'utf8')), 'SIGTERM');
+  } catch {
+    // not started
+  }
+  for (const n of Object.values(ns)) spawnSync('ip', ['netns', 'del', n]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+t.test('bad files: a clear error each, and nothing left behind', async (t) => {
+  const bad: Array<[string, string, RegExp]> = [
+    ['unsupported key', 'services:\n  web:\n    image: debian\n    links: [db]\n', /bad\.yaml:4: \/services\/web\/links: poc compose does not support the key "links"/],
+    ['schema', 'services:\n  web:\n    image: debian\n    ports: {a: 1}\n', /bad\.yaml:4: \/services\/web\/ports: must be an array/],
+    ['undefined volume', 'services:\n  web:\n    image: debian\n    volumes: [nope:/d]\n', /\/services\/web\/volumes\/0: the service refers to the undefined volume "nope"/],
+    ['YAML', 'services:\n  web:\n    image: debian\n  - x\n', /bad\.yaml:\d+: invalid YAML/],
+    ['a flag poc run refuses', 'services:\n  web:\n    image: debian\n    deploy: {resources: {limits: {cpus: "999"}}}\nvolumes:\n  v: {}\n', /service web: invalid --cpus 999: this machine has \d+ CPUs?/],
+    ['missing external network', 'services:\n  web:\n    image: debian\n    networks: [ext]\nnetworks:\n  ext: {external: true}\n', /network ext declared as external, but could not be found/],
+    ['no such image', 'services:\n  a:\n    image: debian\n    command: sleep 1\n    volumes: [v:/v]\n  b:\n    image: nosuchimage-here\nvolumes:\n  v: {}\n', /no such image|nosuchimage-here/],
+  ];
+  for (const [what, text, re] of bad) {
+    writeFileSync(join(app, 'bad.yaml'), text);
+    const r = compose('-f', 'bad.yaml', 'up', '-d');
+    t.not(r.status, 0, `${what}: fails`);
+    t.match(r.stderr, re, what);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+    t.same(residue(), NOTHING, `${what}: nothing left behind`);
+  }
+  rmSync(join(app, 'bad.yaml'));
+});
+
+t.test('up -d: three services, the web front answers through the published port', async (t) => {
+  const r = ok('up', '-d');
+  t.match(r.stderr, /Network demo_default {2}Created/);
+  t.match(r.stderr, /Volume "demo_data" {2}Created/);
+  t.match(r.stderr, /Container demo-store-1 {2}Healthy[\s\S]*Container demo-api-1 {2}Started/, 'the api started once the store was healthy');
+  const cs = containers();
+  t.same(cs.map((c) => c.name).sort(), ['demo-api-1', 'demo-store-1', 'demo-web-1']);
+  t.ok(cs.every((c) => c.running), 'all running');
+  const labels = JSON.parse(cli.ok(['inspect', 'demo-web-1']))[0].Config.Labels;
+  t.match(labels, { 'com.docker.compose.project': 'demo', 'com.docker.compose.service': 'web', 'com.docker.compose.oneoff': 'False', 'com.docker.compose.config-hash': /^[0-9a-f]{64}$/ });
+  t.equal(await get(ns.host, '127.0.0.1'), 'hello from web, visits: 1\n', 'from the host on 127.0.0.1');
+  t.equal(await get(ns.uplink, '198.51.100.2'), 'hello from web, visits: 2\n', 'from outside, on the host address');
+  t.match(ok('ps').stdout, /demo-store-1 .* store .* Up .*\(healthy\)/);
+  t.match(ok('ps', '--format', 'json').stdout, /"Service": "web"/);
+  t.match(ok('logs', 'store').stdout, /demo-store-1 {2}\| store: listening on 6000/);
+  t.equal(ok('exec', '-T', 'store', 'cat', '/data/count').stdout, '2');
+  const one = ok('run', '--rm', '--no-deps', 'store', 'python3', '-c', 'print(open("/data/count").read())');
+  t.equal(one.stdout, '2\n', 'run --rm: a one-off container with the service\'s volume');
+  t.equal(containers().length, 3, 'and it is gone');
+  t.match(ok('config').stdout, /name: demo\nservices:\n {2}api:/);
+});
+
+t.test('up again is idempotent; a changed service is recreated alone', async (t) => {
+  const before = idsByService();
+  const again = ok('up', '-d');
+  t.match(again.stderr, /demo-web-1 {2}Running/);
+  t.same(idsByService(), before, 'nothing recreated');
+  writeFileSync(join(app, 'change.yaml'), 'services:\n  web:\n    environment:\n      GREETING: changed\n');
+  const r = ok('-f', 'compose.yaml', '-f', 'change.yaml', 'up', '-d');
+  t.match(r.stderr, /demo-web-1 {2}Recreated/);
+  t.match(r.stderr, /demo-api-1 {2}Running/);
+  const after = idsByService();
+  t.not(after.web, before.web, 'web recreated');
+  t.equal(after.api, before.api, 'api kept');
+  t.equal(after.store, before.store, 'store kept');
+  t.match(cli.ok(['exec', 'demo-web-1', 'printenv', 'GREETING']), /changed/);
+  t.equal(await get(ns.host, '127.0.0.1'), 'hello from web, visits: 3\n');
+  ok('stop', 'web');
+  t.equal(containers().find((c) => c.service === 'web')?.running, false, 'stop');
+  ok('start', 'web');
+  t.equal(await get(ns.host, '127.0.0.1'), 'hello from web, visits: 4\n', 'start');
+});
+
+t.test('down keeps the data, up brings it back; down -v removes it and everything else', async (t) => {
+  const d = ok('down');
+  t.match(d.stderr, /Container demo-web-1 {2}Removed[\s\S]*Container demo-store-1 {2}Removed[\s\S]*Network demo_default {2}Removed/, 'dependents first');
+  t.same({ ...residue(), volumes: [] }, NOTHING, 'no container, network, chain, mount or DNS server left');
+  t.same(residue().volumes, ['demo_data'], 'the named volume stays');
+  ok('up', '-d');
+  t.equal(await get(ns.host, '127.0.0.1'), 'hello from web, visits: 5\n', 'the count went on');
+  ok('down', '-v');
+  t.same(residue(), NOTHING, 'down -v: nothing left at all');
+  ok('up', '-d');
+  t.equal(await get(ns.host, '127.0.0.1'), 'hello from web, visits: 1\n', 'a new volume starts from nothing');
+  ok('down', '-v');
+  t.same(residue(), NOTHING);
+});

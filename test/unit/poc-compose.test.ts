@@ -1,0 +1,309 @@
+/**
+ * poc compose's pure parts: interpolation and .env files, file discovery and the project name, loading with the
+ * Compose Specification's schema and poc's refusals (each error naming the file, line and key), the merge of
+ * several files, a service's container plan (the flags `poc run` checks, labels, config hash), profiles, and
+ * what `up` decides for an existing container.
+ */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { interpolateString, parseDotenv, splitCommand } from '../../src/poc/compose/interpolate.js';
+import { checkProjectName, discoverFiles, normalizeProjectName, projectName } from '../../src/poc/compose/files.js';
+import { loadProject, type LoadOptions } from '../../src/poc/compose/load.js';
+import { LABELS, planContainer, selectServices } from '../../src/poc/compose/plan.js';
+import { decide, orphans } from '../../src/poc/compose/reconcile.js';
+import { projectYaml } from '../../src/poc/compose/config.js';
+import { resolveRunFlags } from '../../src/poc/containers/options.js';
+
+const vars: Record<string, string> = { A: 'a', EMPTY: '', PORT: '8080' };
+const lookup = (n: string) => vars[n];
+
+t.test('interpolation: docker compose v2 forms', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['$A', 'a'],
+    ['${A}', 'a'],
+    ['x${A}y$A', 'xaya'],
+    ['${UNSET}', ''],
+    ['${UNSET:-d}', 'd'],
+    ['${EMPTY:-d}', 'd'],
+    ['${EMPTY-d}', ''],
+    ['${UNSET-d}', 'd'],
+    ['${A:-d}', 'a'],
+    ['${A:+alt}', 'alt'],
+    ['${EMPTY:+alt}', ''],
+    ['${EMPTY+alt}', 'alt'],
+    ['${UNSET+alt}', ''],
+    ['$$A', '$A'],
+    ['$${A}', '${A}'],
+    ['${UNSET:-${A}-${PORT}}', 'a-8080'],
+    ['cost: 5$', 'cost: 5$'],
+    ['${PORT:-80}:80', '8080:80'],
+  ];
+  for (const [text, want] of cases) t.equal(interpolateString(text, lookup, 'f: /x'), want, text);
+  const bad: Array<[string, RegExp]> = [
+    ['${', /f: \/x: invalid interpolation format "\$\{": you may need to escape any \$ with another \$/],
+    ['${1A}', /invalid interpolation format/],
+    ['${A!}', /invalid interpolation format/],
+    ['${UNSET:?set it please}', /f: \/x: required variable UNSET is missing a value: set it please/],
+    ['${EMPTY:?}', /required variable EMPTY is missing a value: EMPTY is unset or empty/],
+    ['${UNSET?no}', /required variable UNSET is missing a value: no/],
+  ];
+  for (const [text, re] of bad) t.throws(() => interpolateString(text, lookup, 'f: /x'), re, text);
+  t.equal(interpolateString('${EMPTY?no}', lookup, 'f'), '', '? accepts an empty value');
+});
+
+t.test('.env files: export, quotes, comments, earlier variables', async (t) => {
+  const env = parseDotenv(
+    [
+      '# comment',
+      'export A=1',
+      'B = two words # a comment',
+      "C='${A} literal'",
+      'D="line\\nnext ${A}"',
+      'E=${A}${B}',
+      'F="multi',
+      'line"',
+      'FROM_HOST',
+      'NOT_SET',
+      'G=a#b',
+      '',
+    ].join('\n'),
+    '.env',
+    (n) => (n === 'FROM_HOST' ? 'h' : undefined),
+  );
+  t.same(env, { A: '1', B: 'two words', C: '${A} literal', D: 'line\nnext 1', E: '1two words', F: 'multi\nline', FROM_HOST: 'h', G: 'a#b' });
+  t.throws(() => parseDotenv('A=1\n=x\n', '/p/.env'), /\/p\/\.env:2: invalid line "=x": use NAME=VALUE/);
+  t.throws(() => parseDotenv('A="open\n', '/p/.env'), /\/p\/\.env:1: unterminated double-quoted value of A/);
+});
+
+t.test('a command given as a string is split as compose splits it', async (t) => {
+  t.same(splitCommand(`sh -c 'echo "hi there"' x\\ y "a\\"b"`, 'w'), ['sh', '-c', 'echo "hi there"', 'x y', 'a"b']);
+  t.same(splitCommand('  ', 'w'), []);
+  t.throws(() => splitCommand("echo 'open", 'f: /services/a/command'), /f: \/services\/a\/command: unterminated quote/);
+});
+
+t.test('files and the project name', async (t) => {
+  const present = new Set(['/w/app/compose.yaml', '/w/app/compose.override.yaml', '/w/other/docker-compose.yml', '/w/x.yml']);
+  const fs = { exists: (p: string) => present.has(p) };
+  t.same(discoverFiles({ files: [], cwd: '/w/app', env: {} }, fs), { files: ['/w/app/compose.yaml', '/w/app/compose.override.yaml'], workingDir: '/w/app' });
+  t.same(discoverFiles({ files: [], cwd: '/w/app/src/deep', env: {} }, { exists: (p) => p === '/w/app/compose.yaml' }).files, ['/w/app/compose.yaml'], 'found in a parent');
+  t.same(discoverFiles({ files: [], cwd: '/w/other', env: {} }, fs).files, ['/w/other/docker-compose.yml']);
+  t.same(discoverFiles({ files: ['../x.yml'], cwd: '/w/app', env: {} }, fs), { files: ['/w/x.yml'], workingDir: '/w' }, '-f: its directory is the project directory');
+  t.same(discoverFiles({ files: [], cwd: '/', env: { COMPOSE_FILE: '/w/x.yml:/w/app/compose.yaml' } }, fs).files, ['/w/x.yml', '/w/app/compose.yaml']);
+  t.throws(() => discoverFiles({ files: [], cwd: '/w', env: {} }, fs), /no configuration file provided: none of compose\.yaml, compose\.yml, docker-compose\.yaml, docker-compose\.yml in \/w/);
+  t.throws(() => discoverFiles({ files: ['nope.yaml'], cwd: '/w', env: {} }, fs), /compose file \/w\/nope\.yaml: No such file or directory/);
+  t.equal(normalizeProjectName('My App.v2'), 'myappv2');
+  t.equal(normalizeProjectName('_x-Y'), 'x-y');
+  t.equal(projectName({ env: {}, workingDir: '/srv/Web Shop' }), 'webshop');
+  t.equal(projectName({ env: { COMPOSE_PROJECT_NAME: 'envname' }, fileName: 'filename', workingDir: '/x' }), 'envname');
+  t.equal(projectName({ flag: 'flag', env: { COMPOSE_PROJECT_NAME: 'envname' }, workingDir: '/x' }), 'flag');
+  t.equal(projectName({ env: {}, fileName: 'from-file', workingDir: '/x' }), 'from-file');
+  t.throws(() => checkProjectName('Bad Name', '-p'), /invalid project name "Bad Name" \(-p\): lower-case letters/);
+});
+
+/** A project from files in memory. */
+function load(files: Record<string, string>, o: Partial<LoadOptions> = {}) {
+  return loadProject({
+    files: Object.keys(files).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')),
+    workingDir: '/p',
+    env: {},
+    readFile: (p) => {
+      if (!(p in files)) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+      return files[p]!;
+    },
+    ...o,
+  });
+}
+
+const APP = readFileSync(join(import.meta.dirname, '../../examples/compose-app/compose.yaml'), 'utf8');
+
+t.test('the example application loads, with .env and the environment over it', async (t) => {
+  const p = load({ '/p/compose.yaml': APP }, { dotenv: { path: '/p/.env', text: 'WEB_PORT=9000\nIMAGE=fromdotenv\n' }, env: { IMAGE: 'fromenv' } });
+  t.equal(p.name, 'p');
+  t.same(Object.keys(p.services).sort(), ['api', 'store', 'web']);
+  t.same(p.services.web!.ports, [{ target: 8000, published: 9000, protocol: 'tcp' }], '.env gives WEB_PORT');
+  t.equal(p.services.web!.image, 'fromenv', 'the environment wins over .env');
+  t.same(p.services.api!.dependsOn, { store: { condition: 'service_healthy', required: true, restart: false } });
+  t.same(p.services.web!.dependsOn, { api: { condition: 'service_started', required: true, restart: false } });
+  t.same(p.services.store!.volumes, [
+    { type: 'bind', source: '/p/app', target: '/app', readOnly: true, createHostPath: true },
+    { type: 'volume', source: 'data', target: '/data', readOnly: false },
+  ]);
+  t.same(p.services.store!.healthcheck, { test: ['CMD', 'python3', '/app/health.py'], interval: '500ms', retries: 60 });
+  t.same(p.services.store!.limits, { memory: '128m', pids: 64 });
+  t.same(p.volumes, { data: { name: 'p_data', external: false, labels: {} } });
+  t.match(projectYaml(p), /name: p\nservices:\n {2}api:/, 'config prints it back');
+});
+
+t.test('bad files: one error each, naming the file, the line and the key', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['services:\n  web:\n    image: x\n    links: [db]\n', /^\/p\/compose\.yaml:4: \/services\/web\/links: poc compose does not support the key "links"$/],
+    ['services:\n  web:\n    image: x\n    bogus: 1\n', /^\/p\/compose\.yaml:4: \/services\/web\/bogus: unknown key "bogus" in services\.web \(not in the Compose Specification\)$/],
+    ['services:\n  web:\n    image: x\n    healthcheck:\n      interval: 5\n', /^\/p\/compose\.yaml:5: \/services\/web\/healthcheck\/interval: must be a string$/],
+    ['services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n', /:5: \/services\/web\/deploy\/replicas: poc compose does not support the key "replicas"/],
+    ['services:\n  web:\n    image: x\n    deploy:\n      resources:\n        reservations: {memory: 1g}\n', /:6: \/services\/web\/deploy\/resources\/reservations: poc compose does not support/],
+    ['services:\n  web:\n    image: x\n    healthcheck:\n      test: [CMD, "true"]\n      start_interval: 1s\n', /:6: \/services\/web\/healthcheck\/start_interval: poc compose does not support the key/],
+    ['services:\n  web:\n    image: x\n    ports: ["80"]\n', /:4: \/services\/web\/ports\/0: a port without a host port \("80": an ephemeral one\) is not supported/],
+    ['services:\n  web:\n    image: x\n    ports: ["8000-8010:8000-8010"]\n', /\/services\/web\/ports\/0: port ranges \(8000-8010\) are not supported by poc/],
+    ['services:\n  web:\n    image: x\n    network_mode: "service:db"\n', /\/services\/web\/network_mode: poc compose does not support the key "network_mode" \("service:db": poc takes host, none and bridge\)/],
+    ['services:\n  web:\n    image: x\n    volumes: [data:/d]\n', /\/services\/web\/volumes\/0: the service refers to the undefined volume "data"/],
+    ['services:\n  web:\n    image: x\n    networks: [back]\n', /\/services\/web\/networks\/back: the service refers to the undefined network "back"/],
+    ['services:\n  web:\n    image: x\n    depends_on: [db]\n', /\/services\/web\/depends_on: the service depends on the undefined service "db"/],
+    ['services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n', /the services depend on each other in a cycle: a -> b -> a/],
+    ['services:\n  web:\n    command: x\n', /\/services\/web: the service has neither an image nor a build/],
+    ['services:\n  web:\n    image: x\nnetworks:\n  n:\n    driver: overlay\n', /:6: \/networks\/n\/driver: poc compose does not support the key "driver" \(driver "overlay": poc's networks are bridges\)/],
+    ['services:\n  web:\n    image: x\nsecrets:\n  s:\n    file: ./s\n', /:4: \/secrets: poc compose does not support the key "secrets"/],
+    ['services:\n  web:\n    image: ${TAG:?give a TAG}\n', /^\/p\/compose\.yaml:3: \/services\/web\/image: required variable TAG is missing a value: give a TAG$/],
+    ['services:\n  web:\n    image: x\n   bad: indent\n', /^\/p\/compose\.yaml:4: invalid YAML: /],
+    ['services:\n  web:\n    image: x\n    image: y\n', /^\/p\/compose\.yaml:4: invalid YAML: Map keys must be unique/],
+    ['', /\/p\/compose\.yaml: the file is empty/],
+    ['- a\n', /the top level must be a mapping/],
+    ['services: {}\n', /no service is defined/],
+    ['services:\n  "bad name":\n    image: x\n', /:2: \/services\/bad name: unknown key "bad name" in services/],
+    ['services:\n  web:\n    image: x\n    volumes: ["./a:/a:z"]\n', /\/services\/web\/volumes\/0: volume "\.\/a:\/a:z": the mode "z" is not supported by poc/],
+  ];
+  for (const [text, re] of cases) t.throws(() => load({ '/p/compose.yaml': text }), re, text.split('\n').slice(-3).join(' '));
+  t.throws(() => load({ '/p/compose.yaml': 'services:\n  web: {image: x}\n' }, { projectName: 'Bad' }), /invalid project name "Bad" \(-p\)/);
+});
+
+t.test('several files: the later one over the earlier, by the merge rules', async (t) => {
+  const p = load({
+    '/p/compose.yaml': [
+      'services:',
+      '  web:',
+      '    image: a',
+      '    command: [one, two]',
+      '    environment: {A: "1", B: "2"}',
+      '    ports: ["8080:80"]',
+      '    volumes: ["./x:/x", "data:/data"]',
+      '    healthcheck: {test: [CMD, "true"], interval: 1s}',
+      '    depends_on: [db]',
+      '    labels: [l1=a]',
+      '  db:',
+      '    image: db',
+      'volumes:',
+      '  data: {}',
+    ].join('\n'),
+    '/p/compose.override.yaml': [
+      'services:',
+      '  web:',
+      '    image: b',
+      '    command: three',
+      '    environment: [B=20, C=3]',
+      '    ports: ["8080:80", "9090:90"]',
+      '    volumes: ["./y:/x:ro"]',
+      '    healthcheck: {retries: 5}',
+      '    depends_on: {db: {condition: service_healthy}}',
+      '    labels: {l2: b}',
+      '  extra:',
+      '    image: e',
+    ].join('\n'),
+  });
+  const web = p.services.web!;
+  t.equal(web.image, 'b', 'scalars replace');
+  t.same(web.command, ['three'], 'command replaces');
+  t.same(web.environment, { A: '1', B: '20', C: '3' }, 'environment merges by name, list and map alike');
+  t.same(web.ports.map((x) => x.published), [8080, 9090], 'ports append what is new');
+  t.same(web.volumes.map((v) => [v.target, v.source, v.readOnly]), [['/x', '/p/y', true], ['/data', 'data', false]], 'volumes merge by their container path');
+  t.same(web.healthcheck, { test: ['CMD', 'true'], interval: '1s', retries: 5 });
+  t.same(web.dependsOn.db!.condition, 'service_healthy');
+  t.same(web.labels, { l1: 'a', l2: 'b' });
+  t.ok(p.services.extra, 'a service of the later file alone');
+});
+
+t.test('a service as the container poc makes: flags checked as poc run checks them, labels, config hash', async (t) => {
+  const files = {
+    '/p/compose.yaml': [
+      'name: shop',
+      'services:',
+      '  web:',
+      '    image: debian',
+      '    entrypoint: ["/bin/sh", "-c"]',
+      '    command: "echo hi"',
+      '    env_file: [./web.env, {path: ./missing.env, required: false}]',
+      '    environment: [FROM_FILE=overridden, FROM_HOST, NOT_SET]',
+      '    ports: ["127.0.0.1:8080:80/tcp"]',
+      '    volumes: ["data:/data:ro", "/srv:/srv", {type: tmpfs, target: /run/t, tmpfs: {size: 1m}}]',
+      '    networks:',
+      '      front: {aliases: [www], ipv4_address: 10.77.0.9}',
+      '      default: {}',
+      '    healthcheck: {test: "wget -q localhost", interval: 2s, timeout: 1s, retries: 2}',
+      '    restart: on-failure:3',
+      '    deploy: {resources: {limits: {cpus: "0.5", memory: 64m, pids: 50}}}',
+      '    cap_add: [NET_ADMIN]',
+      '    cap_drop: [MKNOD]',
+      '    ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 100}',
+      '    sysctls: {net.core.somaxconn: 1024}',
+      '    extra_hosts: {db.local: 10.0.0.5}',
+      '    stop_grace_period: 1m30s',
+      '    labels: {team: a}',
+      'networks:',
+      '  front:',
+      '    ipam: {config: [{subnet: 10.77.0.0/24}]}',
+      'volumes:',
+      '  data: {}',
+    ].join('\n'),
+    '/p/web.env': 'FROM_FILE=file\nONLY_FILE="x y"\n',
+  };
+  const p = load(files);
+  const contextOf = (fs: Record<string, string>) => ({
+    readFile: (f: string) => fs[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })(),
+    lookup: (n: string) => (n === 'FROM_HOST' ? 'host' : undefined),
+    version: 'test',
+  });
+  const ctx = contextOf(files);
+  const plan = planContainer(p, 'web', ctx);
+  t.equal(plan.name, 'shop-web-1');
+  t.same(plan.flags.env, ['FROM_FILE=overridden', 'ONLY_FILE=x y', 'FROM_HOST=host']);
+  t.same(plan.flags.mounts, ['type=volume,source=shop_data,target=/data,readonly', 'type=bind,source=/srv,target=/srv', 'type=tmpfs,target=/run/t,tmpfs-size=1m']);
+  t.same(plan.flags.publish, ['127.0.0.1:8080:80/tcp']);
+  t.same(plan.flags.network, ['shop_front', 'shop_default']);
+  t.same(plan.overrides.networks, [{ network: 'shop_front', aliases: ['web', 'www'], ip: '10.77.0.9' }, { network: 'shop_default', aliases: ['web'] }]);
+  t.same(plan.overrides.entrypoint, ['/bin/sh', '-c']);
+  t.same(plan.flags.command, ['echo', 'hi']);
+  t.same(plan.overrides.healthcheck, { Test: ['CMD-SHELL', 'wget -q localhost'], Interval: 2e9, Timeout: 1e9, Retries: 2 });
+  t.equal(plan.flags.stopTimeout, '90');
+  t.same(plan.flags.ulimits, ['nofile=1024:2048', 'nproc=100:100']);
+  t.same(plan.flags.addHosts, ['db.local:10.0.0.5']);
+  for (const l of [`${LABELS.project}=shop`, `${LABELS.service}=web`, `${LABELS.oneoff}=False`, `${LABELS.configHash}=${plan.configHash}`, 'team=a', `${LABELS.workingDir}=/p`]) t.ok(plan.flags.labels.includes(l), l);
+  const options = resolveRunFlags(plan.flags, { readFile: () => '', hostEnv: {}, cpuCount: 2, systemdRunning: false });
+  t.same(options.resources, { memory: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 50 }, 'poc run accepts every flag');
+  t.same(options.restart, { Name: 'on-failure', MaximumRetryCount: 3 });
+  t.same(planContainer(load(files), 'web', ctx).configHash, plan.configHash, 'the same service, the same hash');
+  const changed = { ...files, '/p/web.env': 'FROM_FILE=file\nONLY_FILE=changed\n' };
+  t.not(planContainer(load(changed), 'web', contextOf(changed)).configHash, plan.configHash, 'an env_file change is a change');
+});
+
+t.test('profiles: which services a command acts on', async (t) => {
+  const p = load({
+    '/p/compose.yaml': [
+      'services:',
+      '  web: {image: x, depends_on: [db]}',
+      '  db: {image: x}',
+      '  debug: {image: x, profiles: [debug], depends_on: [tools]}',
+      '  tools: {image: x, profiles: [tools]}',
+      '  lonely: {image: x, profiles: [debug], depends_on: [web]}',
+    ].join('\n'),
+  });
+  t.same(selectServices(p, [], []).sort(), ['db', 'web']);
+  t.throws(() => selectServices(p, [], ['debug']), /service debug depends on tools, whose profiles \(tools\) are not enabled: add --profile/);
+  t.same(selectServices(p, [], ['debug', 'tools']).sort(), ['db', 'debug', 'lonely', 'tools', 'web']);
+  t.same(selectServices(p, ['debug'], []).sort(), ['debug', 'tools'], 'a named service brings its dependencies');
+  t.same(selectServices(p, [], ['*']).length, 5);
+  t.throws(() => selectServices(p, ['nope'], []), /no such service: nope/);
+});
+
+t.test('up decides per container: create, recreate, start, keep; orphans', async (t) => {
+  const labels = { [LABELS.configHash]: 'h1', [LABELS.service]: 'web', [LABELS.oneoff]: 'False' };
+  const c = { id: 'i', name: 'p-web-1', labels, imageId: 'img', running: true };
+  const d = { service: 'web', configHash: 'h1', imageId: 'img' };
+  t.equal(decide(d, undefined), 'create');
+  t.equal(decide(d, c), 'keep');
+  t.equal(decide(d, { ...c, running: false }), 'start');
+  t.equal(decide({ ...d, configHash: 'h2' }, c), 'recreate');
+  t.equal(decide({ ...d, imageId: 'new' }, c), 'recreate', 'a rebuilt or pulled image');
+  t.equal(decide(d, c, { forceRecreate: true }), 'recreate');
+  t.equal(decide({ ...d, configHash: 'h2' }, c, { noRecreate: true }), 'keep');
+  const one = { ...c, labels: { ...labels, [LABELS.oneoff]: 'True', [LABELS.service]: 'gone' } };
+  t.same(orphans([c, { ...c, labels: { ...labels, [LABELS.service]: 'gone' } }, one], ['web']).length, 1);
+});
