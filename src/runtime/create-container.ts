@@ -45,8 +45,9 @@ export interface Created {
 }
 
 /**
- * pocrun create: validate, plan, make the cgroup, run the helper through the sync points, record the state.
- * A failure at any step undoes every earlier one: no state directory, cgroup, mount or process is left.
+ * pocrun create: validate and plan first, then make the state directory, the cgroup and the helper, run the helper
+ * through the sync points, record the state. A config that cannot be planned changes nothing; a failure at any
+ * later step undoes every earlier one: no state directory, cgroup, mount or process is left.
  */
 export async function createContainer(ctx: RuntimeContext, opts: CreateOptions): Promise<Created> {
   const id = checkId(opts.id);
@@ -67,6 +68,39 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   let cgroups: CgroupDriver = systemd ?? ctx.cgroups();
   let cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
   const record = newRecord(spec, { id, bundle, rootfs, cgroupPath, cgroupDirs: cgroups.dirs(cgroupPath), unit });
+  // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
+  // cloned (a step of its plan: no process of its own), on v1 written with the other resources. Rootless, as
+  // runc: not enforced (v1's devices.deny and v2's eBPF filter need CAP_SYS_ADMIN on the host; the container
+  // cannot make device nodes in its user namespace anyway).
+  const devices = deviceCgroupRules(spec.linux?.resources?.devices);
+  const deviceFilter = ctx.rootless ? undefined : cgroups.deviceFilter(cgroupPath, devices);
+  const newUserNamespace = userNamespaceFirst(spec.linux?.namespaces, euid() === 0);
+  const host = probeHostFacts();
+  // The plan, from paths computed, not made: whatever it refuses, nothing exists yet.
+  const planWith = (driver: CgroupDriver, path: string) => {
+    const plan = compileCreatePlan(spec, {
+      deviceFilter,
+      bundle,
+      stateDir: ctx.store.dir(id),
+      noPivot: opts.noPivot,
+      noNewKeyring: opts.noNewKeyring,
+      consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
+      preserveFds: opts.preserveFds,
+      cgroupProcsFiles: [],
+      // Without a cgroup of its own the container sees its caller's, as with runc.
+      cgroupMounts: containerCgroupMounts(path ? driver : ctx.cgroups(), path || readOwnCgroup()),
+      cgroupVersion: driver.version,
+      mode: opts.mode,
+      host,
+      rootfsIsHostRoot: record.sharedMounts?.root === '/',
+      runtimeRootless: ctx.rootless,
+      userNamespaceFirst: newUserNamespace,
+    });
+    return { plan, bytes: encodePlan(plan.steps) };
+  };
+  let { plan, bytes: planBytes } = planWith(cgroups, cgroupPath);
+  trace('plan compiled');
+
   ctx.store.makeDir(id);
   let helper: HelperSession | undefined;
   try {
@@ -88,48 +122,22 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
         record.cgroupPath = '';
         record.cgroupDirs = {};
         ctx.store.write(record);
+        ({ plan, bytes: planBytes } = planWith(cgroups, cgroupPath));
       }
     }
     // On cgroup v2 the helper's clone3 puts the init straight into the cgroup (CLONE_INTO_CGROUP): no process
     // is moved. Otherwise the helper moves itself into the cgroup first thing: the kernel's wait for a first
-    // move (5-25 ms on v1) overlaps with planning and applying the resources here. It reads its plan only after
-    // that move, so the plan has no cgroup-join steps. A systemd scope is made with the helper in it (below,
-    // systemd moves it), before the helper clones the init.
+    // move (5-25 ms on v1) overlaps with applying the resources here. It reads its plan only after that move,
+    // so the plan has no cgroup-join steps. A systemd scope is made with the helper in it (below, systemd moves
+    // it), before the helper clones the init.
     releaseSlotIfPreserved(opts.preserveFds);
     const into = systemd ? undefined : cloneIntoCgroup(cgroups, cgroupPath, spec);
-    const newUserNamespace = userNamespaceFirst(spec.linux?.namespaces, euid() === 0);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       newUserNamespace,
       ownProcessGroup: opts.mode === 'wait',
       ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: systemd ? [] : cgroups.procsFiles(cgroupPath) }),
     });
-    // The rules every container gets, whole; on v2 an eBPF program that the helper attaches before the init is
-    // cloned (a step of its plan: no process of its own), on v1 written with the other resources.
-    const devices = deviceCgroupRules(spec.linux?.resources?.devices);
-    // Rootless, as runc: the device rules are not enforced (v1's devices.deny and v2's eBPF filter need
-    // CAP_SYS_ADMIN on the host; the container cannot make device nodes in its user namespace anyway).
-    const deviceFilter = ctx.rootless ? undefined : cgroups.deviceFilter(cgroupPath, devices);
-    const plan = compileCreatePlan(spec, {
-      deviceFilter,
-      bundle,
-      stateDir: ctx.store.dir(id),
-      noPivot: opts.noPivot,
-      noNewKeyring: opts.noNewKeyring,
-      consoleSocket: opts.consoleSocket && resolve(opts.consoleSocket),
-      preserveFds: opts.preserveFds,
-      cgroupProcsFiles: [],
-      // Without a cgroup of its own the container sees its caller's, as with runc.
-      cgroupMounts: containerCgroupMounts(cgroupPath ? cgroups : ctx.cgroups(), cgroupPath || readOwnCgroup()),
-      cgroupVersion: cgroups.version,
-      mode: opts.mode,
-      host: probeHostFacts(),
-      rootfsIsHostRoot: record.sharedMounts?.root === '/',
-      runtimeRootless: ctx.rootless,
-      userNamespaceFirst: newUserNamespace,
-    });
-    const planBytes = encodePlan(plan.steps);
-    trace('plan compiled');
     const resources = { ...spec.linux?.resources, devices: deviceFilter || ctx.rootless ? undefined : devices } as LinuxResources;
     if (systemd) {
       trace('systemd scope starting');

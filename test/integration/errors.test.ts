@@ -1,5 +1,6 @@
 import t from 'tap';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle, setup, Runtime } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
@@ -31,6 +32,31 @@ t.test('bad configs are refused before anything is made', async (t) => {
   for (const [name, change, re] of cases) {
     const b = makeBundle(work, change);
     fails(t, ['create', '--bundle', b.dir, `bad${n++}`], re, name);
+  }
+});
+
+t.test('a config that cannot be planned changes nothing: no state directory or cgroup is made', async (t) => {
+  // A fresh --root, and a cgroup below parents that do not exist: making the cgroup makes them.
+  mkdirSync(join(work, 'unplanned'));
+  const fresh = new Runtime(join(work, 'unplanned'));
+  const parent = `pocrun-test-unplanned-${process.pid}`;
+  const parents = existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? [join('/sys/fs/cgroup', parent)]
+    : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, parent));
+  t.teardown(() => { for (const dir of parents) spawnSync('rmdir', [join(dir, 'x'), dir]); });
+  const cases: [string, (s: Spec) => void, RegExp][] = [
+    ['hostname without a UTS namespace', (s) => { s.linux!.namespaces = s.linux!.namespaces!.filter((ns) => ns.type !== 'uts'); s.hostname = 'h'; }, /config\.json \/hostname: setting the hostname needs a UTS namespace/],
+    ['a sysctl that is not namespaced', (s) => { s.linux!.sysctl = { 'vm.swappiness': '1' }; }, /\/linux\/sysctl\/vm\.swappiness: sysctl vm\.swappiness is not namespaced/],
+    ['an unknown capability', (s) => { s.process!.capabilities!.bounding = ['CAP_NOPE']; }, /\/process\/capabilities\/bounding: unknown capability "CAP_NOPE"/],
+    ['a NUL in an argument', (s) => { s.process!.args = ['sh', 'a\u0000b']; }, /\/process\/args/],
+  ];
+  for (const [name, change, re] of cases) {
+    const id = `unplanned${n++}`;
+    const b = makeBundle(work, (s) => { change(s); s.linux!.cgroupsPath = `/${parent}/x/${id}`; });
+    fails(t, ['create', '--bundle', b.dir, id], re, name, fresh);
+    // The root holds only the native front's admission slots (made before the TypeScript program runs).
+    t.same(readdirSync(fresh.root).filter((e) => e !== '.create-slots'), [], `${name}: no state directory made`);
+    for (const dir of parents) t.notOk(existsSync(dir), `${name}: no cgroup made (${dir})`);
   }
 });
 

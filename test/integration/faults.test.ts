@@ -8,7 +8,7 @@ const { work, rt, residue } = setup();
 
 /** The steps of create at which pocrun can be killed (src/runtime/create-container.ts, init-helper.ts). */
 const CREATE_STEPS = [
-  'config loaded and validated', 'state directory made', 'cgroup made', 'helper spawned', 'plan compiled',
+  'config loaded and validated', 'plan compiled', 'state directory made', 'cgroup made', 'helper spawned',
   'resources applied', 'plan sent', 'helper: sync hooks', 'created', 'state written',
 ];
 
@@ -21,6 +21,8 @@ t.test('pocrun SIGKILLed at each step of create: delete --force recovers and not
     const id = `k${i}`;
     const r = rt.run(['create', '--bundle', b.dir, id], { env: { ...process.env, POCRUN_DEBUG_KILL_AT: step }, stdio: ['ignore', 'ignore', 'ignore'] });
     t.equal(r.signal, 'SIGKILL', `${step}: pocrun was killed there`);
+    // Validated and planned before anything is made.
+    if (i < CREATE_STEPS.indexOf('state directory made')) t.notOk(existsSync(join(rt.root, id)), `${step}: nothing made yet`);
     const state = rt.run(['state', id]);
     if (existsSync(join(rt.root, id, 'state.json'))) {
       t.equal(state.status, 0, `${step}: state reads`);
