@@ -190,13 +190,13 @@ const COMMANDS: Record<string, Command> = {
     run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
   build: {
-    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache] [--network none|bridge|host] [-q] CONTEXT',
+    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--secret id=ID,src=FILE|env=VAR]... [--target STAGE] [--no-cache] [--network none|bridge|host] [-q] CONTEXT',
     summary: 'build an image from a Dockerfile',
     flags: {
-      string: ['tag', 'file', 'build-arg', 'target', 'network'],
+      string: ['tag', 'file', 'build-arg', 'secret', 'target', 'network'],
       boolean: ['no-cache', 'quiet'],
       alias: { t: 'tag', f: 'file', q: 'quiet' },
-      repeat: ['tag', 'build-arg'],
+      repeat: ['tag', 'build-arg', 'secret'],
     },
     args: [1, 1],
     run: async (p, root) =>
@@ -206,6 +206,7 @@ const COMMANDS: Record<string, Command> = {
         file: stringFlag(p.flags, 'file'),
         tags: listFlag(p.flags, 'tag'),
         buildArgs: listFlag(p.flags, 'build-arg'),
+        secrets: listFlag(p.flags, 'secret'),
         target: stringFlag(p.flags, 'target'),
         noCache: Boolean(p.flags['no-cache']),
         network: stringFlag(p.flags, 'network'),

@@ -185,6 +185,68 @@ t.test('--target builds a stage; history lists the steps', async (t) => {
   t.match(ok(t, ['history', 'builder-only']), /CREATED BY/);
 });
 
+t.test("buildkit's additions: RUN heredocs, RUN --mount (bind, cache, secret), ONBUILD", async (t) => {
+  const secret = join(work, 'token.txt');
+  writeFileSync(secret, 's3cr3t');
+  writeFileSync(
+    join(ctx, 'Dockerfile.kit'),
+    [
+      'FROM busybox AS parent',
+      'ONBUILD RUN echo "trigger ran" > /onbuild',
+      'ONBUILD COPY src/a.txt /from-trigger',
+      'FROM busybox',
+      'RUN <<EOF',
+      'echo one > /heredoc',
+      'echo two >> /heredoc',
+      'EOF',
+      'RUN <<-EOT',
+      '\t#!/bin/sh',
+      '\techo "script $0" > /script',
+      '\tEOT',
+      'RUN <<A cat > /a && <<B cat > /b',
+      'first',
+      'A',
+      'second',
+      'B',
+      // The bind shows the context as a COPY reads it (.dockerignore applies); nothing of the mounts stays.
+      'RUN --mount=type=bind,source=src,target=/mnt/src --mount=type=cache,target=/var/cache/kit --mount=type=secret,id=tok \\',
+      '    ls /mnt/src > /bound && echo x >> /var/cache/kit/runs && wc -l < /var/cache/kit/runs > /runs && cat /run/secrets/tok > /secret-seen',
+    ].join('\n') + '\n',
+  );
+  const b = poc(['build', '--network', 'none', '-t', 'kit', '-f', join(ctx, 'Dockerfile.kit'), '--secret', `id=tok,src=${secret}`, ctx]);
+  t.equal(b.status, 0, b.stderr);
+  const r = poc(['run', '--rm', '--network', 'none', 'kit', 'sh', '-c', 'cat /heredoc /script /a /b /bound /runs /secret-seen; echo; ls -d /mnt /var/cache /run/secrets 2>&1']);
+  t.equal(
+    r.stdout,
+    'one\ntwo\nscript /dev/pipes/EOT\nfirst\nsecond\na.txt\nsub\n1\ns3cr3t\n' +
+      'ls: /mnt: No such file or directory\nls: /var/cache: No such file or directory\nls: /run/secrets: No such file or directory\n',
+    `the heredocs ran; the bind skipped the ignored log; no mount point left in the image: ${r.stderr}`,
+  );
+  // --no-cache runs the RUN again: the cache mount kept its file from the first build.
+  const again = poc(['build', '--network', 'none', '--no-cache', '-t', 'kit2', '-f', join(ctx, 'Dockerfile.kit'), '--secret', `id=tok,src=${secret}`, ctx]);
+  t.equal(again.status, 0, again.stderr);
+  t.equal(poc(['run', '--rm', '--network', 'none', 'kit2', 'cat', '/runs']).stdout, '2\n', 'the cache mount persists between builds');
+
+  // ONBUILD: recorded in the parent's config, run by a build FROM it (not by the parent's own stage), not passed on.
+  t.equal(poc(['build', '--network', 'none', '-t', 'kit-parent', '--target', 'parent', '-f', join(ctx, 'Dockerfile.kit'), ctx]).status, 0);
+  const inspect = JSON.parse(ok(t, ['image', 'inspect', 'kit-parent']))[0];
+  t.same(inspect.Config.OnBuild, ['RUN echo "trigger ran" > /onbuild', 'COPY src/a.txt /from-trigger']);
+  writeFileSync(join(ctx, 'Dockerfile.child'), 'FROM kit-parent\nRUN cat /onbuild /from-trigger > /seen\n');
+  const child = poc(['build', '--network', 'none', '-t', 'kit-child', '-f', join(ctx, 'Dockerfile.child'), ctx]);
+  t.equal(child.status, 0, child.stderr);
+  t.match(child.stderr, /ONBUILD trigger 1 of image kit-parent: RUN echo/);
+  t.equal(poc(['run', '--rm', '--network', 'none', 'kit-child', 'cat', '/seen']).stdout, 'trigger ran\nalpha\n');
+  t.notOk(JSON.parse(ok(t, ['image', 'inspect', 'kit-child']))[0].Config.OnBuild, 'the triggers are not passed on');
+
+  const missing = poc(['build', '-f', join(ctx, 'Dockerfile.kit'), ctx]);
+  t.equal(missing.status, 0, `an absent secret that is not required is skipped: ${missing.stderr}`);
+  writeFileSync(join(ctx, 'Dockerfile.req'), 'FROM busybox\nRUN --mount=type=secret,id=tok,required=true true\n');
+  const req = poc(['build', '-f', join(ctx, 'Dockerfile.req'), ctx]);
+  t.equal(req.status, 1);
+  t.match(req.stderr, /^poc: .*\/Dockerfile\.req:2: RUN --mount=type=secret,id=tok,required=true: no secret "tok" was given \(poc build --secret id=tok,src=FILE\)$/m);
+  t.equal(residue().join(', '), '', 'nothing left');
+});
+
 t.test('bad Dockerfiles: one clear error with file:line, and nothing left', async (t) => {
   const cases: Array<[string, string, RegExp]> = [
     ['unknown instruction', 'FROM busybox\nRUNN true\n', /^poc: Dockerfile:2: unknown instruction RUNN$/m],

@@ -5,7 +5,8 @@
 import t from 'tap';
 import { applyConfigInstruction, resolveInRoot } from '../../src/poc/build/build.js';
 import { stepKey } from '../../src/poc/build/cache.js';
-import { parseDockerfile } from '../../src/poc/build/dockerfile.js';
+import { parseSecrets } from '../../src/poc/commands/build.js';
+import { onBuildTrigger, parseDockerfile, soleHeredoc } from '../../src/poc/build/dockerfile.js';
 import { envLookup, expandWord, setEnv } from '../../src/poc/build/expand.js';
 import { overlayMountOptions, runSpec } from '../../src/poc/build/step-fs.js';
 import type { ImageConfig } from '../../src/poc/images/image-store.js';
@@ -35,16 +36,58 @@ t.test('bad Dockerfiles: one error naming the file and line', async (t) => {
     ['FROM a b c d\n', /^Dockerfile:1: FROM takes an image/],
     ['FROM a AS x\nFROM b AS x\n', /^Dockerfile:2: stage name "x" is used twice$/],
     ['FROM a\nCOPY only\n', /^Dockerfile:2: COPY needs at least one source and a destination$/],
-    ['FROM a\nRUN --mount=type=cache,target=/x true\n', /^Dockerfile:2: RUN does not take the flag --mount$/],
+    ['FROM a\nRUN --mount=type=tmpfs,target=/x true\n', /^Dockerfile:2: RUN --mount=type=tmpfs,target=\/x: type=tmpfs is not supported by poc build \(bind, cache or secret\)$/],
+    ['FROM a\nRUN --mount=type=cache true\n', /^Dockerfile:2: RUN --mount=type=cache: needs a target \(target=\/PATH\)$/],
+    ['FROM a\nRUN --mount=type=cache,target=x true\n', /the target x must be an absolute path/],
+    ['FROM a\nRUN --mount=type=bind,target=/x,rw true\n', /a writable bind mount \(rw\) is not supported by poc build; use a cache mount$/],
+    ['FROM a\nRUN --mount=type=cache,target=/x,sharing=locked true\n', /sharing=locked is not supported by poc build/],
+    ['FROM a\nRUN --mount=type=secret,target=/x,from=y true\n', /from is not an option of a secret mount \(target, id, required, mode, uid, gid\)$/],
+    ['FROM a\nRUN --mount=type=cache,target=/x,mode=999 true\n', /mode=999 is not an octal mode$/],
+    ['FROM a\nCOPY --mount=type=cache,target=/x a b\n', /^Dockerfile:2: COPY does not take the flag --mount$/],
     ['FROM a\nSHELL /bin/bash\n', /^Dockerfile:2: SHELL needs a JSON array/],
     ['FROM a\nENV\n', /^Dockerfile:2: ENV needs at least one KEY=VALUE$/],
     ['FROM a\nARG 1x\n', /^Dockerfile:2: ARG invalid name "1x"$/],
     ['FROM a\nWORKDIR a b\n', /^Dockerfile:2: WORKDIR takes exactly one argument$/],
     ['FROM a\nHEALTHCHECK sometimes\n', /^Dockerfile:2: HEALTHCHECK takes NONE or CMD COMMAND$/],
-    ['FROM a\nONBUILD RUN x\n', /^Dockerfile:2: ONBUILD is not supported/],
-    ['FROM a\nRUN <<EOF\nx\nEOF\n', /^Dockerfile:2: RUN with a heredoc is not supported/],
+    ['FROM a\nONBUILD ONBUILD RUN x\n', /^Dockerfile:2: ONBUILD ONBUILD is not allowed$/],
+    ['FROM a\nONBUILD FROM b\n', /^Dockerfile:2: ONBUILD FROM is not allowed$/],
+    ['FROM a\nONBUILD COPY only\n', /^Dockerfile:2: ONBUILD COPY needs at least one source and a destination$/],
+    ['FROM a\nONBUILD\n', /^Dockerfile:2: ONBUILD needs an instruction$/],
+    ['FROM a\nCOPY <<EOF /x\ny\nEOF\n', /^Dockerfile:2: COPY with a heredoc is not supported by poc build \(RUN takes one\)$/],
   ];
   for (const [text, re] of cases) t.throws(() => parseDockerfile(text, 'Dockerfile'), re, JSON.stringify(text));
+});
+
+t.test('RUN --mount, heredocs and ONBUILD as the parser reads them', async (t) => {
+  const run = (line: string) => parseDockerfile(`FROM a\n${line}\n`, 'Dockerfile').stages[0]!.instructions[0]!;
+  const spec = (s: string) => ({ spec: s });
+  t.same(run('RUN --mount=type=bind,source=src,target=/s --mount=type=cache,dst=/c,id=pip,mode=0700,uid=1 --mount=type=secret,id=tok make').mounts, [
+    { type: 'bind', ...spec('type=bind,source=src,target=/s'), target: '/s', source: 'src' },
+    { type: 'cache', ...spec('type=cache,dst=/c,id=pip,mode=0700,uid=1'), target: '/c', id: 'pip', readonly: false, mode: 0o700, uid: 1, gid: 0 },
+    { type: 'secret', ...spec('type=secret,id=tok'), target: '/run/secrets/tok', id: 'tok', required: false, mode: 0o400, uid: 0, gid: 0 },
+  ], 'several --mount flags, buildkit defaults (a bind of the context root, a cache keyed by its target, secrets under /run/secrets)');
+  t.same(run('RUN --mount=target=/x,from=build,ro true').mounts, [{ type: 'bind', spec: 'target=/x,from=build,ro', target: '/x', source: '.', from: 'build' }], 'type defaults to bind');
+  t.match(run('RUN --mount=type=cache,target=/c true').mounts[0], { id: '/c' });
+  t.match(run('RUN --mount=type=secret,target=/etc/key,required true').mounts[0], { id: 'key', target: '/etc/key', required: true });
+  t.equal(run('RUN --network=none --mount=type=cache,target=/c true').source, 'RUN --network=none --mount=type=cache,target=/c true');
+  const cases: Array<[string, { name: string; content: string } | null]> = [
+    ['<<EOF\necho a\necho b\nEOF', { name: 'EOF', content: 'echo a\necho b\n' }],
+    ['<<-"EOT"\n\t\techo tabbed\n\tEOT', { name: 'EOT', content: 'echo tabbed\n' }],
+    ["<<'X'\n#!/bin/sh\necho $0\nX", { name: 'X', content: '#!/bin/sh\necho $0\n' }],
+    ['<<EOF bash\necho a\nEOF', null],
+    ['<<A cat > a && <<B cat > b\n1\nA\n2\nB', null],
+    ['echo <<EOF', null],
+    ['<<EOF\necho a\n\tEOF', null],
+  ];
+  for (const [text, want] of cases) t.same(soleHeredoc(text), want, JSON.stringify(text));
+  t.equal(run('RUN <<EOF\necho a\nEOF').text, '<<EOF\necho a\nEOF', 'the heredoc is part of the RUN (dockerfile-ast joins the lines)');
+  const trigger = onBuildTrigger('COPY --chown=1:1 a /b', 'Dockerfile:1: ONBUILD trigger 1 of image x');
+  t.match(trigger, { keyword: 'COPY', flags: { chown: '1:1' }, words: ['a', '/b'], where: 'Dockerfile:1: ONBUILD trigger 1 of image x' });
+  t.throws(() => onBuildTrigger('RUN --bogus=1 x', 'Dockerfile:1: ONBUILD trigger 1 of image x'), /^Dockerfile:1: ONBUILD trigger 1 of image x: ONBUILD RUN does not take the flag --bogus$/);
+  const config: ImageConfig = { Env: [], Cmd: null, Entrypoint: null, WorkingDir: '/', User: '' };
+  const ins = parseDockerfile('FROM x\nONBUILD RUN echo $HOME\n', 'Dockerfile').stages[0]!.instructions[0]!;
+  const r = applyConfigInstruction(config, ins, envLookup([]), false);
+  t.same(r.config.OnBuild, ['RUN echo $HOME'], 'kept as written, for the child build to expand');
 });
 
 t.test("variable substitution, as docker's shell lexer", async (t) => {
@@ -135,4 +178,23 @@ t.test('paths inside an image: symbolic links stay inside', async (t) => {
   t.equal(resolveInRoot(root, '/up/x'), join(root, 'x'), '.. stops at the root');
   t.equal(resolveInRoot(root, '/hostetc/passwd'), join(root, 'etc/passwd'), "an absolute link is the image's, not the host's");
   t.throws(() => resolveInRoot(root, '/loop/x'), /too many levels of symbolic links/);
+});
+
+t.test('--secret: id=ID,src=FILE or env=VAR, read before any step; each mistake named', async (t) => {
+  const files: Record<string, string> = { '/s/key': 'k3y' };
+  const read = (p: string) => {
+    if (!(p in files)) throw Object.assign(new Error('no'), { code: 'ENOENT' });
+    return Buffer.from(files[p]!);
+  };
+  const got = parseSecrets(['id=a,src=/s/key', 'id=b,env=TOKEN', 'id=TOKEN,type=env', 'id=c,type=file,source=/s/key'], { TOKEN: 'tok' }, read);
+  t.same(Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v.toString()])), { a: 'k3y', b: 'tok', TOKEN: 'tok', c: 'k3y' });
+  const bad: Array<[string, RegExp]> = [
+    ['src=/s/key', /^build: --secret src=\/s\/key: needs an id/],
+    ['id=a,src=/nope', /cannot read \/nope: ENOENT$/],
+    ['id=a,env=UNSET', /the environment variable UNSET is not set$/],
+    ['id=a', /needs src=FILE$/],
+    ['id=a,src=/s/key,mode=1', /unknown field mode \(id, src, env, type\)$/],
+    ['id=a,type=ssh', /type=ssh: file or env$/],
+  ];
+  for (const [spec, re] of bad) t.throws(() => parseSecrets([spec], {}, read), re, spec);
 });

@@ -5,7 +5,7 @@
  * store: its layers (the base's, then its own), its history, and a flattened rootfs/ for containers. An
  * unchanged rebuild finds every step cached and its config identical, and so the very image built before.
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
 import { resolveUser } from '../containers/bundle.js';
@@ -23,11 +23,11 @@ import {
   type ImageRecord,
 } from '../images/image-store.js';
 import { checkName, type RootOptions } from '../poc-root.js';
-import { cacheGet, cachePut, stepKey } from './cache.js';
+import { cacheGet, cachePut, cacheMountDir, stepKey } from './cache.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
-import { buildError, parseDockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { buildError, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
 import { envLookup, expandWord, setEnv } from './expand.js';
-import { fsStep, readOnlyView, runCommand, type Lowers } from './step-fs.js';
+import { fsStep, readOnlyView, runCommand, type Lowers, type RunCommand } from './step-fs.js';
 
 export interface BuildOptions extends RootOptions {
   context: string;
@@ -36,6 +36,8 @@ export interface BuildOptions extends RootOptions {
   /** -t NAME[:TAG], each. */
   tags: string[];
   buildArgs: Record<string, string>;
+  /** --secret: what RUN --mount=type=secret reads, by id. */
+  secrets?: Record<string, Buffer>;
   target?: string;
   noCache?: boolean;
   network?: 'none' | 'host' | 'bridge';
@@ -62,6 +64,8 @@ interface Snapshot {
 
 interface StageState extends Snapshot {
   stage: Stage;
+  /** The base image's ONBUILD triggers, run before the stage's own instructions. */
+  triggers: Instruction[];
   /** ARGs declared in this stage, with their values. */
   args: Map<string, string>;
   /** CMD set in this stage (ENTRYPOINT then keeps it). */
@@ -158,6 +162,32 @@ export function resolveInRoot(root: string, p: string): string {
 }
 
 
+/** The paths from the first missing component of `target` down (inside the mount), the deepest last. */
+function missingPaths(merged: string, target: string): string[] {
+  const parts = target.split('/').filter((p) => p !== '' && p !== '.');
+  const out: string[] = [];
+  let path = merged;
+  for (const part of parts) {
+    path = join(path, part);
+    if (out.length === 0 && existsSync(path)) continue;
+    out.push(path);
+  }
+  return out;
+}
+
+/** Removes the mount points a RUN's mounts made, deepest first, if they are still empty (the command left them). */
+function removeStubs(stubs: string[]): void {
+  for (const p of [...stubs].reverse()) {
+    try {
+      const st = lstatSync(p);
+      if (st.isDirectory()) rmdirSync(p);
+      else if (st.isFile() && st.size === 0) unlinkSync(p);
+    } catch {
+      // not there, or not empty: the command's own
+    }
+  }
+}
+
 /**
  * A config-only instruction applied to a config (pure): ENV, LABEL, USER, CMD, ENTRYPOINT, EXPOSE, VOLUME,
  * SHELL, STOPSIGNAL, HEALTHCHECK, MAINTAINER. Used by the build and by `poc commit -c`. `cmdSet`: a CMD was
@@ -180,6 +210,11 @@ export function applyConfigInstruction(config: ImageConfig, ins: Instruction, lo
       break;
     case 'MAINTAINER':
       c.Labels = { ...(c.Labels ?? {}), maintainer: ins.text };
+      break;
+    case 'ONBUILD':
+      // Kept as written: the build FROM this image expands it in its own scope.
+      c.OnBuild = [...(c.OnBuild ?? []), ins.text.trim()];
+      shown = `ONBUILD ${ins.text.trim()}`;
       break;
     case 'USER':
       c.User = x(ins.words[0]!);
@@ -303,6 +338,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     o.log(`STEP ${++stepNo}/${total}: ${ins.source}`);
     const fromStage = byName(ref.toLowerCase());
     let snap: Snapshot;
+    let onBuild: string[] = [];
     if (fromStage !== undefined && fromStage < stage.index && done.has(fromStage)) {
       const s = done.get(fromStage)!;
       snap = { base: s.base, layers: [...s.layers], config: structuredClone(s.config), history: [...s.history], key: s.key };
@@ -329,13 +365,17 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
         history: flatHistory(image),
         key: `image:${image.digest ?? image.id}`,
       };
+      // An image's ONBUILD triggers run here, first in this stage, and are not passed on (docker's rule).
+      onBuild = snap.config.OnBuild ?? [];
+      delete snap.config.OnBuild;
     }
-    return { ...snap, stage, args: new Map(), cmdSet: false };
+    const triggers = onBuild.map((text, i) => onBuildTrigger(text, `${ins.where}: ONBUILD trigger ${i + 1} of image ${ref}`));
+    return { ...snap, stage, args: new Map(), cmdSet: false, triggers };
   };
 
   const stageRoots = new Map<number, { path: string; close: () => Promise<void> }>();
-  const sourceRootFor = async (ins: Instruction, s: StageState): Promise<SourceRoot> => {
-    const from = ins.flags.from;
+  /** What COPY --from or RUN --mount=type=bind,from= reads: the context, an earlier stage or an image. */
+  const sourceRootFor = async (ins: Instruction, s: StageState, from = ins.flags.from): Promise<SourceRoot> => {
     if (from === undefined) return context;
     const ref = expandWord(from, lookupFor(s), ins.where);
     const j = byName(ref.toLowerCase());
@@ -451,24 +491,85 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   const runStep = async (s: StageState, ins: Instruction) => {
-    const args = commandOf(ins, s.config.Shell ?? DEFAULT_SHELL);
+    const shell = s.config.Shell ?? DEFAULT_SHELL;
+    // A command that is one heredoc: its text through the shell, or, with a #! line, run as a script (mounted at
+    // /dev/pipes/NAME, where buildkit puts it). Any other heredoc is the shell's to read (commandOf).
+    const doc = ins.json ? null : soleHeredoc(ins.text);
+    const script = doc?.content.startsWith('#!') ? doc : null;
+    const args = script ? [`/dev/pipes/${script.name}`] : doc ? [...shell, doc.content] : commandOf(ins, shell);
     const env = runEnv(s);
+    // The files a bind mount shows are part of the step's key, as a COPY's (a cache or secret mount's are not).
+    const binds = new Map<RunMount, { root: SourceRoot; items: CopyItem[] }>();
+    for (const m of ins.mounts) {
+      if (m.type !== 'bind') continue;
+      const root = await sourceRootFor(ins, s, m.from === undefined ? undefined : m.from);
+      const sources = resolveSources(root, expandWord(m.source, lookupFor(s), ins.where), ins.where);
+      binds.set(m, { root, items: sources.map((src) => ({ source: src, name: src.isDir ? '' : basename(src.path) })) });
+    }
+    const bindInputs = await Promise.all([...binds.values()].map((b) => digestStream(copyTar(b.items, { root: b.root, mtime: 0 }))));
     const flag = ins.flags.network;
     if (flag !== undefined && flag !== 'none' && flag !== 'host' && flag !== 'default') throw buildError(ins.where, `RUN --network=${flag}: use none, host or default (the build's --network)`);
     const net = flag === undefined || flag === 'default' ? (o.network ?? 'none') : flag;
     const buildArgsShown = [...s.args].map(([k, v]) => `${k}=${v}`);
-    const createdBy = `${buildArgsShown.length ? `|${buildArgsShown.length} ${buildArgsShown.join(' ')} ` : ''}${ins.json ? `RUN ${JSON.stringify(ins.json)}` : `RUN ${args.join(' ')}`}`;
+    const mountsShown = ins.mounts.map((m) => `--mount=${m.spec} `).join('');
+    const createdBy = `${buildArgsShown.length ? `|${buildArgsShown.length} ${buildArgsShown.join(' ')} ` : ''}RUN ${mountsShown}${ins.json ? JSON.stringify(ins.json) : args.join(' ')}`;
     await step(
       s,
       ins,
-      { env, user: s.config.User, cwd: s.config.WorkingDir, net },
+      { env, user: s.config.User, cwd: s.config.WorkingDir, net, ...(ins.mounts.length ? { mounts: ins.mounts.map((m) => m.spec), bindInputs } : {}) },
       () =>
         fsStep(lowersOf(s, o), async (merged, scratch) => {
           const cwd = s.config.WorkingDir || '/';
-          await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source }, o);
+          const mounts = await runMounts(ins, scratch, binds, script);
+          // The mount points the runtime makes in the image for them are not the step's to keep, as buildkit.
+          const stubs = ins.mounts.flatMap((m) => missingPaths(merged, m.target));
+          try {
+            await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source, mounts }, o);
+          } finally {
+            removeStubs(stubs);
+          }
         }, o),
       createdBy,
     );
+  };
+
+  /** The OCI mounts of a RUN's --mount flags and heredoc script, made in the step's scratch directory. */
+  const runMounts = async (
+    ins: Instruction,
+    scratch: string,
+    binds: Map<RunMount, { root: SourceRoot; items: CopyItem[] }>,
+    script: { name: string; content: string } | null,
+  ): Promise<NonNullable<RunCommand['mounts']>> => {
+    const out: NonNullable<RunCommand['mounts']> = [];
+    for (const [i, m] of ins.mounts.entries()) {
+      const where = join(scratch, `mount-${i}`);
+      if (m.type === 'bind') {
+        // A copy of what it names (the context's .dockerignore applies), read-only.
+        const b = binds.get(m)!;
+        mkdirSync(where);
+        await applyLayer(where, copyTar(b.items, { root: b.root }), { chown: true });
+        const single = b.items.length === 1 && !b.items[0]!.source.isDir;
+        out.push({ destination: m.target, type: 'bind', source: single ? join(where, b.items[0]!.name) : where, options: ['rbind', 'ro'] });
+      } else if (m.type === 'cache') {
+        out.push({ destination: m.target, type: 'bind', source: cacheMountDir(m.id, m, o), options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+      } else {
+        const data = o.secrets?.[m.id];
+        if (data === undefined) {
+          if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no secret ${JSON.stringify(m.id)} was given (poc build --secret id=${m.id},src=FILE)`);
+          continue;
+        }
+        writeFileSync(where, data, { mode: 0o600 });
+        chownSync(where, m.uid, m.gid);
+        chmodSync(where, m.mode);
+        out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
+      }
+    }
+    if (script) {
+      const file = join(scratch, `heredoc-${script.name}`);
+      writeFileSync(file, script.content, { mode: 0o755 });
+      out.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['bind', 'ro'] });
+    }
+    return out;
   };
 
   const workdirStep = async (s: StageState, ins: Instruction) => {
@@ -501,8 +602,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     for (const stage of stages) {
       if (!need.has(stage.index)) continue;
       const s = await startStage(stage);
-      for (const ins of stage.instructions) {
-        o.log(`STEP ${++stepNo}/${total}: ${ins.source}`);
+      for (const ins of [...s.triggers, ...stage.instructions]) {
+        o.log(s.triggers.includes(ins) ? ` --> ${ins.where.replace(/^.*: /, '')}: ${ins.source}` : `STEP ${++stepNo}/${total}: ${ins.source}`);
         switch (ins.keyword) {
           case 'RUN':
             await runStep(s, ins);

@@ -18,7 +18,7 @@ export const KEYWORDS: ReadonlySet<string> = new Set<Keyword>([
 /** Which flags each instruction takes (buildkit's names); any other is an error. */
 const FLAGS: Partial<Record<Keyword, readonly string[]>> = {
   FROM: ['platform'],
-  RUN: ['network'],
+  RUN: ['network', 'mount'],
   COPY: ['chown', 'chmod', 'from', 'link'],
   ADD: ['chown', 'chmod', 'link'],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'retries'],
@@ -37,6 +37,8 @@ export interface Instruction {
   /** The exec form's strings when `text` is a JSON array of strings. */
   json: string[] | null;
   flags: Record<string, string>;
+  /** RUN's --mount flags, each parsed (the one flag that may be given more than once). */
+  mounts: RunMount[];
   /** ENV, LABEL, ARG: name/value pairs (ARG's value null when it has none). */
   pairs: Array<[string, string | null]>;
   /** The instruction as written, for history and cache keys: `RUN apt-get update`. */
@@ -73,6 +75,81 @@ function parseJsonArray(text: string): string[] | null {
   return null;
 }
 
+/** `RUN --mount=...`, as buildkit reads it (bind, cache and secret; the rest are refused by name). */
+export type RunMount =
+  | { type: 'bind'; spec: string; target: string; source: string; from?: string }
+  | { type: 'cache'; spec: string; target: string; id: string; readonly: boolean; mode: number; uid: number; gid: number }
+  | { type: 'secret'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+
+/** Parses one --mount value: comma-separated KEY=VALUE (and the bare ro, rw, required), buildkit's names. */
+export function parseRunMount(spec: string, where: string): RunMount {
+  const bad = (why: string) => buildError(where, `RUN --mount=${spec}: ${why}`);
+  const kv = new Map<string, string>();
+  for (const field of spec.split(',')) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? 'true' : field.slice(eq + 1);
+    const name = ({ dst: 'target', destination: 'target', src: 'source', readonly: 'ro', readwrite: 'rw' } as Record<string, string>)[key] ?? key;
+    if (name === '') throw bad('an empty field');
+    kv.set(name, value);
+  }
+  const type = kv.get('type') ?? 'bind';
+  const known: Record<string, string[]> = {
+    bind: ['type', 'target', 'source', 'from', 'ro', 'rw'],
+    cache: ['type', 'target', 'id', 'ro', 'rw', 'sharing', 'mode', 'uid', 'gid'],
+    secret: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
+  };
+  if (!known[type]) throw bad(`type=${type} is not supported by poc build (bind, cache or secret)`);
+  for (const k of kv.keys()) if (!known[type]!.includes(k)) throw bad(`${k} is not an option of a ${type} mount (${known[type]!.slice(1).join(', ')})`);
+  const bool = (k: string) => {
+    const v = kv.get(k);
+    if (v === undefined) return undefined;
+    if (v !== 'true' && v !== 'false') throw bad(`${k} is true or false, not ${JSON.stringify(v)}`);
+    return v === 'true';
+  };
+  const num = (k: string, dflt: number, base = 10) => {
+    const v = kv.get(k);
+    if (v === undefined) return dflt;
+    if (!(base === 8 ? /^[0-7]{1,4}$/ : /^\d+$/).test(v)) throw bad(`${k}=${v} is not ${base === 8 ? 'an octal mode' : 'a number'}`);
+    return parseInt(v, base);
+  };
+  const target = kv.get('target');
+  const absolute = (t: string | undefined) => {
+    if (t === undefined || t === '') throw bad('needs a target (target=/PATH)');
+    if (!t.startsWith('/')) throw bad(`the target ${t} must be an absolute path`);
+    return t;
+  };
+  switch (type) {
+    case 'bind':
+      if (bool('rw') === true || bool('ro') === false) throw bad('a writable bind mount (rw) is not supported by poc build; use a cache mount');
+      return { type, spec, target: absolute(target), source: kv.get('source') ?? '.', ...(kv.has('from') ? { from: kv.get('from')! } : {}) };
+    case 'cache': {
+      const sharing = kv.get('sharing') ?? 'shared';
+      if (sharing !== 'shared') throw bad(`sharing=${sharing} is not supported by poc build (its cache mounts are shared)`);
+      const t = absolute(target);
+      return { type, spec, target: t, id: kv.get('id') ?? t, readonly: bool('ro') === true || bool('rw') === false, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
+    }
+    default: {
+      const id = kv.get('id') ?? (target ? target.slice(target.lastIndexOf('/') + 1) : undefined);
+      if (!id) throw bad('needs an id (id=NAME) or a target');
+      return { type: 'secret', spec, target: target ? absolute(target) : `/run/secrets/${id}`, id, required: bool('required') ?? false, mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0) };
+    }
+  }
+}
+
+/**
+ * A RUN whose command is one here-document alone (`RUN <<EOT` ... `EOT`): its content, with leading tabs
+ * stripped for `<<-`; null for any other RUN. (A heredoc inside a longer command, `RUN <<EOT bash` or
+ * `RUN <<A cat > a`, is the shell's to read: the whole text goes to it, as buildkit does.)
+ */
+export function soleHeredoc(text: string): { name: string; content: string } | null {
+  const m = /^<<(-?)(["']?)([A-Za-z0-9_]+)\2[ \t]*\n([\s\S]*?)\n?\t*\3[ \t]*$/.exec(text.trim());
+  // Only <<- lets the closing delimiter be indented with tabs.
+  if (!m || (m[1] !== '-' && new RegExp(`\\t${m[3]}[ \\t]*$`).test(text.trim()))) return null;
+  const body = m[4]!;
+  return { name: m[3]!, content: `${m[1] === '-' ? body.replace(/^\t+/gm, '') : body}\n` };
+}
+
 /** Parses and checks a Dockerfile; `file` names it in errors. */
 export function parseDockerfile(content: string, file: string): ParsedDockerfile {
   const df = DockerfileParser.parse(content);
@@ -87,13 +164,15 @@ export function parseDockerfile(content: string, file: string): ParsedDockerfile
     const k = keyword as Keyword;
     const allowed = FLAGS[k] ?? [];
     const flags: Record<string, string> = {};
+    const mounts: RunMount[] = [];
     const anyIns = ins as unknown as { getFlags?: () => Array<{ getName(): string; getValue(): string | null }> };
     for (const f of anyIns.getFlags?.() ?? []) {
       const name = f.getName();
       if (!allowed.includes(name)) throw buildError(where, `${k} does not take the flag --${name}`);
       const value = f.getValue();
       if (value === null) throw buildError(where, `${k} --${name} needs a value (--${name}=VALUE)`);
-      flags[name] = value;
+      if (name === 'mount') mounts.push(parseRunMount(value, where));
+      else flags[name] = value;
     }
     // dockerfile-ast leaves the flags out of the arguments of the instructions that take flags.
     const text = ins.getArgumentsContent() ?? '';
@@ -109,8 +188,9 @@ export function parseDockerfile(content: string, file: string): ParsedDockerfile
       words,
       json: parseJsonArray(text),
       flags,
+      mounts,
       pairs,
-      source: `${k} ${Object.entries(flags).map(([n, v]) => `--${n}=${v} `).join('')}${text}`.trim(),
+      source: `${k} ${[...Object.entries(flags), ...mounts.map((m) => ['mount', m.spec] as const)].map(([n, v]) => `--${n}=${v} `).join('')}${text}`.trim(),
     };
     check(instruction);
     if (k === 'FROM') {
@@ -134,6 +214,26 @@ export function parseDockerfile(content: string, file: string): ParsedDockerfile
   return { globalArgs, stages };
 }
 
+/**
+ * An ONBUILD trigger (`RUN make`, as written) as the instruction a build FROM the image runs, checked: any
+ * instruction but ONBUILD, FROM and MAINTAINER, as docker allows. `where` names it in errors.
+ */
+export function onBuildTrigger(text: string, where: string): Instruction {
+  const keyword = /^\s*(\S+)/.exec(text)?.[1]?.toUpperCase();
+  if (!keyword) throw buildError(where, 'ONBUILD needs an instruction');
+  if (keyword === 'ONBUILD' || keyword === 'FROM' || keyword === 'MAINTAINER') throw buildError(where, `ONBUILD ${keyword} is not allowed`);
+  let parsed: ParsedDockerfile;
+  try {
+    parsed = parseDockerfile(`FROM scratch\n${text}\n`, where);
+  } catch (err) {
+    // The message names "WHERE:2" (the line in the one-instruction file made here): the trigger is WHERE.
+    throw buildError(where, `ONBUILD ${(err as Error).message.replace(/^.*?:2: /, '')}`);
+  }
+  const ins = parsed.stages[0]!.instructions;
+  if (ins.length !== 1) throw buildError(where, `ONBUILD takes one instruction: ${JSON.stringify(text)}`);
+  return { ...ins[0]!, where, line: 0 };
+}
+
 /** What each instruction needs, checked before anything runs. */
 function check(i: Instruction): void {
   const need = (ok: boolean, what: string) => {
@@ -153,12 +253,12 @@ function check(i: Instruction): void {
     case 'CMD':
     case 'ENTRYPOINT':
       need(t !== '' || i.keyword !== 'RUN', 'needs a command');
-      if (/^<<-?["']?\w+/.test(t)) throw buildError(i.where, `${i.keyword} with a heredoc is not supported by poc build`);
+      if (i.keyword !== 'RUN' && /^<<-?["']?\w+/.test(t)) throw buildError(i.where, `${i.keyword} with a heredoc is not supported by poc build (RUN takes one)`);
       if (t.startsWith('[') && i.json === null && /^\[\s*"/.test(t)) throw buildError(i.where, `${i.keyword}: invalid JSON array ${t}`);
       break;
     case 'COPY':
     case 'ADD':
-      if (/(^|\s)<<-?["']?\w+/.test(t)) throw buildError(i.where, `${i.keyword} with a heredoc is not supported by poc build`);
+      if (/(^|\s)<<-?["']?\w+/.test(t)) throw buildError(i.where, `${i.keyword} with a heredoc is not supported by poc build (RUN takes one)`);
       need((i.json ?? i.words).length >= 2, 'needs at least one source and a destination');
       break;
     case 'SHELL':
@@ -189,6 +289,7 @@ function check(i: Instruction): void {
       break;
     }
     case 'ONBUILD':
-      throw buildError(i.where, 'ONBUILD is not supported by poc build');
+      onBuildTrigger(i.text, i.where);
+      break;
   }
 }

@@ -92,6 +92,8 @@ export interface RunCommand {
   where: string;
   /** The instruction as written, for the error. */
   source: string;
+  /** More mounts for the command (RUN --mount, a heredoc script), after the default ones. */
+  mounts?: NonNullable<Spec['mounts']>;
 }
 
 /** On the bridge: poc's network hooks (as a container's), and the files the image has to hold /etc/resolv.conf. */
@@ -121,9 +123,13 @@ export function runSpec(rootfs: string, id: string, c: RunCommand, bridge?: Brid
     },
     root: { path: rootfs, readonly: false },
     hostname: 'poc-build',
+    mounts: [
+      ...base.mounts!,
+      ...(bridge?.binds ?? []).map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', 'ro'] })),
+      ...(c.mounts ?? []),
+    ],
     ...(bridge
       ? {
-          mounts: [...base.mounts!, ...bridge.binds.map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', 'ro'] }))],
           // No teardown hook: the veth goes with the step's network namespace, and the address is released after.
           hooks: { createRuntime: [hook('setup')] },
           annotations: { [CONTAINER_ID_ANNOTATION]: id },

@@ -1,4 +1,5 @@
 /** `poc build`: a Dockerfile → an image (src/poc/build/). Steps and cache hits on stderr, the image id on stdout. */
+import { readFileSync } from 'node:fs';
 import { stderr, stdout } from '../../cli/output.js';
 import { PocError } from '../errors.js';
 import { build } from '../build/build.js';
@@ -9,6 +10,8 @@ export interface BuildCommandOptions extends RootOptions {
   file?: string;
   tags: string[];
   buildArgs: string[];
+  /** --secret id=ID,src=FILE (or env=VAR), as docker buildx takes them. */
+  secrets?: string[];
   target?: string;
   noCache: boolean;
   network?: string;
@@ -29,6 +32,36 @@ export function parseBuildArgs(list: string[], env: NodeJS.ProcessEnv = process.
   return out;
 }
 
+/**
+ * `--secret id=ID,src=FILE` or `id=ID,env=VAR` (`type=file|env`, `source` for src, as buildx): the secrets a
+ * RUN --mount=type=secret may read, by id. Read now, so that a missing file is an error before any step runs.
+ */
+export function parseSecrets(list: string[], env: NodeJS.ProcessEnv = process.env, readFile = (p: string) => readFileSync(p)): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const spec of list) {
+    const kv = new Map(spec.split(',').map((f) => [f.slice(0, f.indexOf('=') < 0 ? f.length : f.indexOf('=')), f.slice(f.indexOf('=') + 1)] as const));
+    const id = kv.get('id');
+    const bad = (why: string) => new PocError(`build: --secret ${spec}: ${why}`);
+    if (!id) throw bad('needs an id (id=ID,src=FILE or id=ID,env=VAR)');
+    for (const k of kv.keys()) if (!['id', 'src', 'source', 'env', 'type'].includes(k)) throw bad(`unknown field ${k} (id, src, env, type)`);
+    const type = kv.get('type') ?? (kv.has('env') ? 'env' : 'file');
+    if (type === 'env') {
+      const name = kv.get('env') ?? id;
+      if (env[name] === undefined) throw bad(`the environment variable ${name} is not set`);
+      out[id] = Buffer.from(env[name]!);
+    } else if (type === 'file') {
+      const src = kv.get('src') ?? kv.get('source');
+      if (!src) throw bad('needs src=FILE');
+      try {
+        out[id] = readFile(src);
+      } catch (err) {
+        throw bad(`cannot read ${src}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else throw bad(`type=${type}: file or env`);
+  }
+  return out;
+}
+
 export async function buildCommand(o: BuildCommandOptions): Promise<number> {
   let network: 'none' | 'host' | 'bridge' | undefined;
   if (o.network !== undefined) {
@@ -42,6 +75,7 @@ export async function buildCommand(o: BuildCommandOptions): Promise<number> {
     ...(o.file !== undefined ? { file: o.file } : {}),
     tags: o.tags,
     buildArgs: parseBuildArgs(o.buildArgs),
+    secrets: parseSecrets(o.secrets ?? []),
     ...(o.target !== undefined ? { target: o.target } : {}),
     noCache: o.noCache,
     ...(network ? { network } : {}),

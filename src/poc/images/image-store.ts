@@ -28,6 +28,8 @@ export interface ImageConfig {
   /** HEALTHCHECK, as docker writes it (durations in ns). */
   Healthcheck?: HealthConfig;
   Shell?: string[];
+  /** ONBUILD: instructions, as written, that a build FROM this image runs first (and does not pass on). */
+  OnBuild?: string[];
 }
 
 /** One entry of the image config's history: the step that made a layer (or, empty_layer, only config). */

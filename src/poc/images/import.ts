@@ -154,6 +154,10 @@ export function imageConfigFrom(config: unknown): ImageConfig {
   if (c.Volumes && typeof c.Volumes === 'object') out.Volumes = c.Volumes as Record<string, unknown>;
   const hc = c.Healthcheck as Record<string, unknown> | undefined;
   if (hc && typeof hc === 'object' && stringArray(hc.Test)) out.Healthcheck = hc as unknown as HealthConfig;
+  const shell = stringArray(c.Shell);
+  if (shell?.length) out.Shell = shell;
+  const onBuild = stringArray(c.OnBuild);
+  if (onBuild?.length) out.OnBuild = onBuild;
   return out;
 }
 

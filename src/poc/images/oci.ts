@@ -38,6 +38,7 @@ export function ociConfigJson(p: OciImageParts): string {
   if (c.StopSignal) config.StopSignal = c.StopSignal;
   if (c.Healthcheck) config.Healthcheck = c.Healthcheck;
   if (c.Shell) config.Shell = c.Shell;
+  if (c.OnBuild?.length) config.OnBuild = c.OnBuild;
   return JSON.stringify({
     created: p.created,
     architecture: p.architecture,
