@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { CAPABILITIES } from '../src/vocabulary/capabilities.js';
 import { ID_PUNCTUATION, MAX_ID_LENGTH } from '../src/vocabulary/container-id.js';
 import { FORWARDED_SIGNALS, SIGNALS } from '../src/vocabulary/signals.js';
+import { FRONT_RECORD_FIELDS, OCI_STATE_FIELDS, STATE_FILES, STATUSES } from '../src/vocabulary/state-record.js';
 import { STEPS, fieldCounts, fieldsText, type StepDef } from '../src/vocabulary/steps.js';
 
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -75,6 +76,23 @@ export function containerIdHeader(): string {
 `;
 }
 
+const macro = (name: string) => name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** The state directory's file names, the OCI state's fields in their order, the record's fields, the statuses. */
+export function stateRecordHeader(): string {
+  const defines = [
+    ...Object.entries(STATE_FILES).map(([k, v]) => `#define STATE_${macro(k)} "${v}"`),
+    `#define OCI_STATE_FIELDS ${OCI_STATE_FIELDS.map((f) => `"${f}"`).join(', ')}`,
+    ...FRONT_RECORD_FIELDS.map((f) => `#define RECORD_${macro(f)} "${f}"`),
+    ...STATUSES.map((s) => `#define STATUS_${macro(s)} "${s}"`),
+  ];
+  return `${banner('src/vocabulary/state-record.ts')}#ifndef POCRUN_STATE_RECORD_H
+#define POCRUN_STATE_RECORD_H
+${defines.join('\n')}
+#endif
+`;
+}
+
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** PROTOCOL.md with each `<!-- steps:STAGE -->` table rewritten from STEPS. */
@@ -96,6 +114,7 @@ if ((import.meta as { main?: boolean }).main) {
   writeFileSync(join(out, 'signals.h'), signalsHeader());
   writeFileSync(join(out, 'capabilities.h'), capabilitiesHeader());
   writeFileSync(join(out, 'container-id.h'), containerIdHeader());
+  writeFileSync(join(out, 'state-record.h'), stateRecordHeader());
   const protocol = join(top, 'src/plan/PROTOCOL.md');
   const before = readFileSync(protocol, 'utf8');
   const after = protocolWithTables(before);

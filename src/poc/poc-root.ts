@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PocError, errnoCode, wrapError } from './errors.js';
 import { ROOT_STORE, defaultStoreRoot, runDirFor } from './rootless.js';
-import { readProcStat } from '../common/proc.js';
+import { lockFileHolder, takeOverStale, tryLockFile } from '../common/lock-file.js';
 
 export const DEFAULT_POC_ROOT = ROOT_STORE;
 
@@ -196,36 +196,16 @@ export async function withLock<T>(name: string, fn: () => Promise<T> | T, opts: 
 
 async function acquireLock(path: string, timeoutMs: number): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const me = `${process.pid} ${readProcStat(process.pid)?.startTime ?? ''}\n`;
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   for (;;) {
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      try {
-        writeSync(fd, me);
-      } finally {
-        closeSync(fd);
-      }
-      return;
+      if (tryLockFile(path)) return;
     } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw wrapError(`lock ${path}`, err);
+      throw wrapError(`lock ${path}`, err);
     }
-    let holder = '';
-    try {
-      holder = readFileSync(path, 'utf8');
-    } catch {
-      continue; // released between our open and read: try again at once
-    }
-    if (holder !== '' && isStaleHolder(holder)) {
-      // Re-read right before removing so that a lock taken over by someone else meanwhile is left alone.
-      try {
-        if (readFileSync(path, 'utf8') === holder) unlinkSync(path);
-      } catch {
-        // gone already
-      }
-      continue;
-    }
+    const holder = lockFileHolder(path);
+    if (takeOverStale(path, holder)) continue; // released, or its holder is gone: try again at once
     if (Date.now() > deadline) {
       const pid = holder.split(' ')[0] || 'unknown';
       throw new PocError(`timed out waiting for lock ${path} (held by pid ${pid}); remove it if that process is gone`);
@@ -233,16 +213,6 @@ async function acquireLock(path: string, timeoutMs: number): Promise<void> {
     await sleep(delay);
     delay = Math.min(delay * 2, 100);
   }
-}
-
-/** "pid starttime": stale when the pid is gone or now belongs to a process started at another time. */
-export function isStaleHolder(holder: string): boolean {
-  const [pidText, start] = holder.trim().split(' ');
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return true;
-  const now = readProcStat(pid)?.startTime;
-  if (now === undefined) return true;
-  return start !== undefined && start !== '' && start !== now;
 }
 
 /** Whether a process exists (EPERM: it does, and is someone else's). */

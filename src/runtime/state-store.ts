@@ -1,10 +1,12 @@
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hook } from '../spec/generated/config.js';
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { checkId } from './id.js';
-import { isSameLiveProcess, readProcStat, sleepMs } from '../common/proc.js';
+import { sleepMs } from '../common/proc.js';
 import type { SharedMounts } from './shared-mounts.js';
+import { FRONT_RECORD_FIELDS, STATE_FILES, type Status } from '../vocabulary/state-record.js';
+import { lockFileHolder, takeOverStale, tryLockFile } from '../common/lock-file.js';
 
 export const DEFAULT_ROOT = '/run/pocrun';
 
@@ -37,7 +39,10 @@ export interface ContainerRecord {
   owner: string;
 }
 
-export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+export type { Status };
+
+// The fields the native front reads are the record's (a rename here without src/vocabulary/state-record.ts fails).
+FRONT_RECORD_FIELDS satisfies readonly (keyof ContainerRecord)[];
 
 export class Store {
   constructor(readonly root: string = DEFAULT_ROOT) {}
@@ -47,7 +52,7 @@ export class Store {
   }
 
   fifoPath(id: string): string {
-    return join(this.dir(id), 'exec.fifo');
+    return join(this.dir(id), STATE_FILES.execFifo);
   }
 
   /** Makes the state directory; the mkdir is what makes two creates of one id exclusive. */
@@ -64,11 +69,11 @@ export class Store {
   }
 
   exists(id: string): boolean {
-    return existsSync(join(this.dir(id), 'state.json'));
+    return existsSync(join(this.dir(id), STATE_FILES.record));
   }
 
   read(id: string): ContainerRecord {
-    const file = join(this.dir(id), 'state.json');
+    const file = join(this.dir(id), STATE_FILES.record);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -89,7 +94,7 @@ export class Store {
    */
   write(record: ContainerRecord): void {
     const dir = this.dir(record.id);
-    const tmp = join(dir, `.state.json.${process.pid}`);
+    const tmp = join(dir, `.${STATE_FILES.record}.${process.pid}`);
     try {
       const fd = openSync(tmp, 'w', 0o600);
       try {
@@ -97,7 +102,7 @@ export class Store {
       } finally {
         closeSync(fd);
       }
-      renameSync(tmp, join(dir, 'state.json'));
+      renameSync(tmp, join(dir, STATE_FILES.record));
     } catch (err) {
       rmSync(tmp, { force: true });
       throw wrapError(`write state of container "${record.id}"`, err);
@@ -110,7 +115,7 @@ export class Store {
 
   ids(): string[] {
     try {
-      return readdirSync(this.root).filter((name) => !name.startsWith('.') && existsSync(join(this.root, name, 'state.json')));
+      return readdirSync(this.root).filter((name) => !name.startsWith('.') && existsSync(join(this.root, name, STATE_FILES.record)));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return [];
       throw wrapError(`list ${this.root}`, err);
@@ -122,44 +127,28 @@ export class Store {
    * so a lock left by a killed command is recognised as stale and taken over.
    */
   lock(id: string, timeoutMs = 10_000): () => void {
-    const file = join(this.dir(id), 'lock');
-    const me = readProcStat(process.pid)!.startTime;
+    const file = join(this.dir(id), STATE_FILES.lock);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      let taken: boolean;
       try {
-        const fd = openSync(file, 'wx', 0o600);
-        writeSync(fd, `${process.pid} ${me}`);
-        closeSync(fd);
+        taken = tryLockFile(file);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw new PocrunError(`container "${id}" does not exist`);
+        throw wrapError(`lock container "${id}"`, err);
+      }
+      if (taken) {
         // Idempotent: a second call must not remove a lock another command took meanwhile.
         let held = true;
         return () => {
           if (held) rmSync(file, { force: true });
           held = false;
         };
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code === 'ENOENT') throw new PocrunError(`container "${id}" does not exist`);
-        if (code !== 'EEXIST') throw wrapError(`lock container "${id}"`, err);
       }
-      const [pid, start] = safeRead(file).split(' ');
-      if (pid && start && !isSameLiveProcess(Number(pid), start)) {
-        try {
-          unlinkSync(file);
-        } catch {
-          /* another waiter took it over first */
-        }
-        continue;
-      }
-      if (Date.now() > deadline) throw new PocrunError(`container "${id}" is busy: another pocrun command (pid ${pid}) holds its lock`);
+      const holder = lockFileHolder(file);
+      if (takeOverStale(file, holder)) continue;
+      if (Date.now() > deadline) throw new PocrunError(`container "${id}" is busy: another pocrun command (pid ${holder.split(' ')[0]}) holds its lock`);
       sleepMs(5);
     }
-  }
-}
-
-function safeRead(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
   }
 }

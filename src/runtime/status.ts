@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { isSameLiveProcess } from '../common/proc.js';
-import type { ContainerRecord, Status, Store } from './state-store.js';
+import type { ContainerRecord, Store } from './state-store.js';
+import { OCI_STATE_FIELDS, type OciStateField, type Status } from '../vocabulary/state-record.js';
 
 export interface StatusFacts {
   /** pid 0 means the init was never reported: create did not finish. */
@@ -46,15 +47,9 @@ export function containerStatus(store: Store, record: ContainerRecord, cgroups: 
  * as runc passes it.
  */
 export function ociState(record: ContainerRecord, status: Status): Record<string, unknown> {
-  return {
-    ociVersion: record.ociVersion,
-    id: record.id,
-    status,
-    pid: status === 'stopped' ? 0 : record.pid,
-    bundle: record.bundle,
-    rootfs: record.rootfs,
-    created: record.created,
-    owner: record.owner,
-    ...(record.annotations && Object.keys(record.annotations).length ? { annotations: record.annotations } : {}),
-  };
+  const value = (field: OciStateField) => (field === 'status' ? status : field === 'pid' && status === 'stopped' ? 0 : record[field]);
+  // In OCI_STATE_FIELDS' order, which the native front prints too.
+  const state: Record<string, unknown> = Object.fromEntries(OCI_STATE_FIELDS.map((field) => [field, value(field)]));
+  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
+  return state;
 }

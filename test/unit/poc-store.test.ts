@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { readProcStat } from '../../src/common/proc.js';
-import { checkName, isStaleHolder, newId, pocPaths, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
+import { checkName, newId, pocPaths, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
+import { isStaleHolder } from '../../src/common/lock-file.js';
 
 const work = mkdtempSync(join(tmpdir(), 'poc-store-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));

@@ -134,3 +134,26 @@ t.test('delete removes a busy cgroup by killing what is left and trying again, t
   t.throws(() => destroyCgroup(stuck, '/poc/x', 120), /still busy/, 'after the time allowed, the last error');
   t.ok(Date.now() - started >= 120, 'not before');
 });
+
+t.test("the state directory's lock: one rule with poc's (common/lock-file.ts), the holder's pid and start time", async (t) => {
+  const { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { Store } = await import('../../src/runtime/state-store.js');
+  const { readProcStat } = await import('../../src/common/proc.js');
+  const { lockHolder, STATE_FILES } = await import('../../src/vocabulary/state-record.js');
+  const root = mkdtempSync('/tmp/pocrun-lock-test-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const store = new Store(root);
+  mkdirSync(join(root, 'c1'));
+  const file = join(root, 'c1', STATE_FILES.lock);
+  const unlock = store.lock('c1');
+  t.equal(readFileSync(file, 'utf8'), lockHolder(process.pid, readProcStat(process.pid)!.startTime), 'what the front writes too ("%d %s")');
+  t.throws(() => store.lock('c1', 30), /container "c1" is busy: another pocrun command \(pid \d+\) holds its lock/);
+  unlock();
+  unlock();
+  t.notOk(existsSync(file), 'released once');
+  writeFileSync(file, '999999999 12345');
+  store.lock('c1')();
+  t.notOk(existsSync(file), 'a dead holder\'s lock is taken over');
+  t.throws(() => store.lock('nope'), /container "nope" does not exist/);
+});

@@ -4,7 +4,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STEPS, fieldCounts, fieldsText, stepMisfit, stepPurpose } from '../../src/vocabulary/steps.js';
-import { capabilitiesHeader, containerIdHeader, protocolWithTables, signalsHeader, stepTable, stepFunctions } from '../../scripts/gen-native.js';
+import { capabilitiesHeader, containerIdHeader, protocolWithTables, signalsHeader, stateRecordHeader, stepTable, stepFunctions } from '../../scripts/gen-native.js';
+import { OCI_STATE_FIELDS } from '../../src/vocabulary/state-record.js';
+import { ociState } from '../../src/runtime/status.js';
 import { ID_PATTERN } from '../../src/vocabulary/container-id.js';
 import { compileCreatePlan } from '../../src/plan/compile.js';
 import { compileExecPlan, processFromFlags } from '../../src/plan/exec-plan.js';
@@ -79,4 +81,20 @@ t.test('the C headers of signals, capabilities and the id rule', async (t) => {
   t.match(containerIdHeader(), '#define ID_MAX_LENGTH 1024\n#define ID_PUNCTUATION "_.+-"\n');
   for (const id of ['a', 'A-b_c.d+e', '0x']) t.ok(ID_PATTERN.test(id), id);
   for (const id of ['-a', '.', '..', 'a/b', 'a b', 'a]b', 'a^b', 'a\\b']) t.notOk(ID_PATTERN.test(id), id);
+});
+
+t.test("the state record: the OCI state's fields in the one order both sides print, the names the front reads", async (t) => {
+  const record = {
+    ociVersion: '1.3.0', id: 'c1', pid: 42, bundle: '/b', initStartTime: '1', created: 'now', rootfs: '/b/rootfs', cgroupPath: '/p',
+    cgroupDirs: {}, hooks: {}, owner: 'root', annotations: { a: 'b' },
+  };
+  t.same(Object.keys(ociState(record, 'running')), [...OCI_STATE_FIELDS, 'annotations']);
+  t.equal(ociState(record, 'stopped').pid, 0, 'a stopped container has no pid');
+  t.notOk('annotations' in ociState({ ...record, annotations: {} }, 'created'), 'no empty annotations');
+  const header = stateRecordHeader();
+  t.match(header, '#define OCI_STATE_FIELDS "ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner"\n');
+  for (const line of ['#define STATE_RECORD "state.json"', '#define STATE_LOCK "lock"', '#define STATE_EXEC_FIFO "exec.fifo"',
+    '#define RECORD_INIT_START_TIME "initStartTime"', '#define RECORD_CGROUP_DIRS "cgroupDirs"', '#define STATUS_PAUSED "paused"']) {
+    t.match(header, `${line}\n`);
+  }
 });

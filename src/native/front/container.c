@@ -21,6 +21,7 @@
 
 #include "front.h"
 #include "../generated/signals.h"
+#include "../generated/state-record.h"
 
 struct record {
 	char dir[4096];
@@ -61,7 +62,7 @@ static bool load(const struct front *f, const char *id, struct record *r)
 {
 	snprintf(r->dir, sizeof(r->dir), "%s/%s", f->root, id);
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/state.json", r->dir);
+	snprintf(path, sizeof(path), "%s/" STATE_RECORD, r->dir);
 	char *text = read_file(path, 1 << 20);
 	if (!text)
 		return false;
@@ -69,10 +70,10 @@ static bool load(const struct front *f, const char *id, struct record *r)
 	free(text);
 	if (!r->doc)
 		return false;
-	const char *pid_path[] = {"pid", NULL}, *dirs_path[] = {"cgroupDirs", NULL};
+	const char *pid_path[] = {RECORD_PID, NULL}, *dirs_path[] = {RECORD_CGROUP_DIRS, NULL};
 	yajl_val pid = yajl_tree_get(r->doc, pid_path, yajl_t_number);
 	r->cgroup_dirs = yajl_tree_get(r->doc, dirs_path, yajl_t_object);
-	r->init_start_time = str_at(r->doc, "initStartTime");
+	r->init_start_time = str_at(r->doc, RECORD_INIT_START_TIME);
 	if (!pid || !YAJL_IS_INTEGER(pid) || !r->cgroup_dirs || !r->init_start_time) {
 		yajl_tree_free(r->doc);
 		return false;
@@ -83,7 +84,7 @@ static bool load(const struct front *f, const char *id, struct record *r)
 
 static bool has_hooks(const struct record *r, const char *phase)
 {
-	const char *path[] = {"hooks", phase, NULL};
+	const char *path[] = {RECORD_HOOKS, phase, NULL};
 	yajl_val hooks = yajl_tree_get(r->doc, path, yajl_t_array);
 	return hooks && YAJL_GET_ARRAY(hooks)->len > 0;
 }
@@ -166,14 +167,14 @@ static bool frozen(const struct record *r)
 static const char *status_of(const struct record *r)
 {
 	if (r->pid == 0)
-		return "creating";
+		return STATUS_CREATING;
 	if (!same_live_process(r->pid, r->init_start_time))
-		return "stopped";
+		return STATUS_STOPPED;
 	if (frozen(r))
-		return "paused";
+		return STATUS_PAUSED;
 	char fifo[4200];
-	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", r->dir);
-	return access(fifo, F_OK) == 0 ? "created" : "running";
+	snprintf(fifo, sizeof(fifo), "%s/" STATE_EXEC_FIFO, r->dir);
+	return access(fifo, F_OK) == 0 ? STATUS_CREATED : STATUS_RUNNING;
 }
 
 /* Store.lock's protocol: a file made with O_EXCL holding "<pid> <start time>". A held lock defers. */
@@ -182,7 +183,7 @@ static bool lock(const struct record *r, char *lock_path, size_t size)
 	char state, me[32];
 	if (!proc_stat(getpid(), &state, me, sizeof(me)))
 		return false;
-	snprintf(lock_path, size, "%s/lock", r->dir);
+	snprintf(lock_path, size, "%s/" STATE_LOCK, r->dir);
 	int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return false;
@@ -221,15 +222,15 @@ enum outcome cmd_state(const struct front *f, const char *id)
 	if (!load(f, id, &r))
 		return DEFER;
 	const char *status = status_of(&r);
-	/* ociState's fields in its order; JSON.stringify(state, null, '  ') */
-	static const char *const fields[] = {"ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner"};
+	/* ociState's fields in its order (src/vocabulary/state-record.ts); JSON.stringify(state, null, '  ') */
+	static const char *const fields[] = {OCI_STATE_FIELDS};
 	printf("{");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		printf("%s\n  \"%s\": ", i ? "," : "", fields[i]);
 		if (strcmp(fields[i], "status") == 0) {
 			json_string(stdout, status);
 		} else if (strcmp(fields[i], "pid") == 0) {
-			printf("%ld", strcmp(status, "stopped") == 0 ? 0 : r.pid);
+			printf("%ld", strcmp(status, STATUS_STOPPED) == 0 ? 0 : r.pid);
 		} else {
 			const char *v = str_at(r.doc, fields[i]);
 			if (!v) {
@@ -239,7 +240,7 @@ enum outcome cmd_state(const struct front *f, const char *id)
 			json_string(stdout, v);
 		}
 	}
-	const char *ann_path[] = {"annotations", NULL};
+	const char *ann_path[] = {RECORD_ANNOTATIONS, NULL};
 	yajl_val ann = yajl_tree_get(r.doc, ann_path, yajl_t_object);
 	if (ann && YAJL_GET_OBJECT(ann)->len > 0) {
 		printf(",\n  \"annotations\": {");
@@ -281,9 +282,9 @@ enum outcome cmd_start(const struct front *f, const char *id)
 		yajl_tree_free(r.doc);
 		return DEFER;
 	}
-	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", r.dir);
+	snprintf(fifo, sizeof(fifo), "%s/" STATE_EXEC_FIFO, r.dir);
 	int fd = -1;
-	if (strcmp(status_of(&r), "created") != 0)
+	if (strcmp(status_of(&r), STATUS_CREATED) != 0)
 		goto out;
 	/* Non-blocking: if the init died, a blocking open would wait forever for a writer. */
 	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -385,14 +386,14 @@ enum outcome cmd_kill(const struct front *f, const char *id, const char *signal,
 	const char *status = status_of(&r);
 	enum outcome out = DEFER; /* a kill that failed, or a case for the TypeScript program */
 	if (all) {
-		if (strcmp(status, "stopped") == 0 && cgroups_empty(&r))
+		if (strcmp(status, STATUS_STOPPED) == 0 && cgroups_empty(&r))
 			out = DONE;
-	} else if (strcmp(status, "stopped") == 0) {
+	} else if (strcmp(status, STATUS_STOPPED) == 0) {
 		report_error(f, "cannot kill container \"%s\": container not running", id);
 		out = FAILED;
-	} else if (strcmp(status, "paused") == 0 && sig == SIGKILL) {
+	} else if (strcmp(status, STATUS_PAUSED) == 0 && sig == SIGKILL) {
 		/* the TypeScript program thaws it after the signal, as runc does */
-	} else if (strcmp(status, "creating") != 0 && kill(r.pid, sig) == 0) {
+	} else if (strcmp(status, STATUS_CREATING) != 0 && kill(r.pid, sig) == 0) {
 		out = DONE;
 	}
 	yajl_tree_free(r.doc);
@@ -417,10 +418,10 @@ static bool remove_dir(const char *path)
 			plain = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? !S_ISDIR(st.st_mode) : errno == ENOENT;
 	rewinddir(d);
 	while (plain && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strcmp(e->d_name, "state.json") != 0 &&
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strcmp(e->d_name, STATE_RECORD) != 0 &&
 		    unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
 			plain = false;
-	if (plain && unlinkat(dirfd(d), "state.json", 0) != 0 && errno != ENOENT)
+	if (plain && unlinkat(dirfd(d), STATE_RECORD, 0) != 0 && errno != ENOENT)
 		plain = false;
 	closedir(d);
 	return plain && (rmdir(path) == 0 || errno == ENOENT);
@@ -488,7 +489,7 @@ enum outcome cmd_delete(const struct front *f, const char *id, bool force)
 		return DEFER;
 	/* Mounts made in the runtime's mount namespace (no namespace of the container's own) are unmounted
 	 * (shared-mounts.ts): not plain. A systemd scope (--systemd-cgroup) is stopped by pocrun-systemd, below. */
-	const char *unit_path[] = {"systemd", "unit", NULL}, *shared_path[] = {"sharedMounts", NULL};
+	const char *unit_path[] = {RECORD_SYSTEMD, "unit", NULL}, *shared_path[] = {RECORD_SHARED_MOUNTS, NULL};
 	yajl_val unit = yajl_tree_get(r.doc, unit_path, yajl_t_string);
 	if (has_hooks(&r, "poststop") || yajl_tree_get(r.doc, shared_path, yajl_t_object) ||
 	    !lock(&r, lock_path, sizeof(lock_path))) {
@@ -497,8 +498,8 @@ enum outcome cmd_delete(const struct front *f, const char *id, bool force)
 	}
 	enum outcome out = DEFER;
 	const char *status = status_of(&r);
-	bool created = strcmp(status, "created") == 0;
-	if (!created && strcmp(status, "stopped") != 0)
+	bool created = strcmp(status, STATUS_CREATED) == 0;
+	if (!created && strcmp(status, STATUS_STOPPED) != 0)
 		goto out;
 	if (created) {
 		kill(r.pid, SIGKILL);
