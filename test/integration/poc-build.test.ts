@@ -185,7 +185,7 @@ t.test('--target builds a stage; history lists the steps', async (t) => {
   t.match(ok(t, ['history', 'builder-only']), /CREATED BY/);
 });
 
-t.test("buildkit's additions: RUN heredocs, RUN --mount (bind, cache, secret), ONBUILD", async (t) => {
+t.test("buildkit's additions: RUN and COPY heredocs, RUN --mount (bind, cache, secret), ONBUILD", async (t) => {
   const secret = join(work, 'token.txt');
   writeFileSync(secret, 's3cr3t');
   writeFileSync(
@@ -203,6 +203,15 @@ t.test("buildkit's additions: RUN heredocs, RUN --mount (bind, cache, secret), O
       '\t#!/bin/sh',
       '\techo "script $0" > /script',
       '\tEOT',
+      'ARG WHO=world',
+      'COPY <<EOF /etc/greeting',
+      'hello $WHO',
+      'EOF',
+      'COPY <<-"RAW" <<B /files/',
+      '\traw $WHO',
+      '\tRAW',
+      'b',
+      'B',
       'RUN <<A cat > /a && <<B cat > /b',
       'first',
       'A',
@@ -215,10 +224,10 @@ t.test("buildkit's additions: RUN heredocs, RUN --mount (bind, cache, secret), O
   );
   const b = poc(['build', '--network', 'none', '-t', 'kit', '-f', join(ctx, 'Dockerfile.kit'), '--secret', `id=tok,src=${secret}`, ctx]);
   t.equal(b.status, 0, b.stderr);
-  const r = poc(['run', '--rm', '--network', 'none', 'kit', 'sh', '-c', 'cat /heredoc /script /a /b /bound /runs /secret-seen; echo; ls -d /mnt /var/cache /run/secrets 2>&1']);
+  const r = poc(['run', '--rm', '--network', 'none', 'kit', 'sh', '-c', 'cat /heredoc /script /etc/greeting /files/RAW /files/B /a /b /bound /runs /secret-seen; echo; ls -d /mnt /var/cache /run/secrets 2>&1']);
   t.equal(
     r.stdout,
-    'one\ntwo\nscript /dev/pipes/EOT\nfirst\nsecond\na.txt\nsub\n1\ns3cr3t\n' +
+    'one\ntwo\nscript /dev/pipes/EOT\nhello world\nraw $WHO\nb\nfirst\nsecond\na.txt\nsub\n1\ns3cr3t\n' +
       'ls: /mnt: No such file or directory\nls: /var/cache: No such file or directory\nls: /run/secrets: No such file or directory\n',
     `the heredocs ran; the bind skipped the ignored log; no mount point left in the image: ${r.stderr}`,
   );

@@ -6,8 +6,8 @@ import t from 'tap';
 import { applyConfigInstruction, resolveInRoot } from '../../src/poc/build/build.js';
 import { stepKey } from '../../src/poc/build/cache.js';
 import { parseSecrets } from '../../src/poc/commands/build.js';
-import { onBuildTrigger, parseDockerfile, soleHeredoc } from '../../src/poc/build/dockerfile.js';
-import { envLookup, expandWord, setEnv } from '../../src/poc/build/expand.js';
+import { copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc } from '../../src/poc/build/dockerfile.js';
+import { envLookup, expandText, expandWord, setEnv } from '../../src/poc/build/expand.js';
 import { overlayMountOptions, runSpec } from '../../src/poc/build/step-fs.js';
 import type { ImageConfig } from '../../src/poc/images/image-store.js';
 
@@ -53,7 +53,8 @@ t.test('bad Dockerfiles: one error naming the file and line', async (t) => {
     ['FROM a\nONBUILD FROM b\n', /^Dockerfile:2: ONBUILD FROM is not allowed$/],
     ['FROM a\nONBUILD COPY only\n', /^Dockerfile:2: ONBUILD COPY needs at least one source and a destination$/],
     ['FROM a\nONBUILD\n', /^Dockerfile:2: ONBUILD needs an instruction$/],
-    ['FROM a\nCOPY <<EOF /x\ny\nEOF\n', /^Dockerfile:2: COPY with a heredoc is not supported by poc build \(RUN takes one\)$/],
+    ['FROM a\nCOPY <<EOF other /x\ny\nEOF\n', /^Dockerfile:2: COPY with here-documents takes no other sources$/],
+    ['FROM a\nCOPY <<EOF /x\ny\n', /^Dockerfile:2: here-document EOF has no closing EOF line$/],
   ];
   for (const [text, re] of cases) t.throws(() => parseDockerfile(text, 'Dockerfile'), re, JSON.stringify(text));
 });
@@ -81,6 +82,10 @@ t.test('RUN --mount, heredocs and ONBUILD as the parser reads them', async (t) =
   ];
   for (const [text, want] of cases) t.same(soleHeredoc(text), want, JSON.stringify(text));
   t.equal(run('RUN <<EOF\necho a\nEOF').text, '<<EOF\necho a\nEOF', 'the heredoc is part of the RUN (dockerfile-ast joins the lines)');
+  const copy = copyHeredocs('<<A <<-"B" /dir/\na $X\nA\n\tb\n\tB', 'Dockerfile:3');
+  t.same(copy && { words: copy.words, docs: [...copy.docs] }, { words: ['A', 'B', '/dir/'], docs: [['A', { content: 'a $X\n', expand: true }], ['B', { content: 'b\n', expand: false }]] });
+  t.equal(copyHeredocs('a /b', 'Dockerfile:3'), null);
+  t.equal(expandText('say "$X" \'${Y:-y}\' \\$X \\n', envLookup(['X=1'])), 'say "1" \'y\' $X \\n', 'quotes and other backslashes are the text\'s own');
   const trigger = onBuildTrigger('COPY --chown=1:1 a /b', 'Dockerfile:1: ONBUILD trigger 1 of image x');
   t.match(trigger, { keyword: 'COPY', flags: { chown: '1:1' }, words: ['a', '/b'], where: 'Dockerfile:1: ONBUILD trigger 1 of image x' });
   t.throws(() => onBuildTrigger('RUN --bogus=1 x', 'Dockerfile:1: ONBUILD trigger 1 of image x'), /^Dockerfile:1: ONBUILD trigger 1 of image x: ONBUILD RUN does not take the flag --bogus$/);

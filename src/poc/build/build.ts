@@ -5,13 +5,13 @@
  * store: its layers (the base's, then its own), its history, and a flattened rootfs/ for containers. An
  * unchanged rebuild finds every step cached and its config identical, and so the very image built before.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
 import { resolveUser } from '../containers/bundle.js';
 import { findImage } from '../containers/provision.js';
 import { applyLayer } from '../images/layer.js';
-import { commitLayeredImage, flatHistory, imageLayers, layerDir, layeredImageDigest, type LayerRef } from '../images/layers.js';
+import { commitLayeredImage, flatHistory, imageLayers, layerDir, layerScratch, layeredImageDigest, type LayerRef } from '../images/layers.js';
 import { openDecompressed } from '../images/import.js';
 import {
   imageRootfs,
@@ -25,8 +25,8 @@ import {
 import { checkName, type RootOptions } from '../poc-root.js';
 import { cacheGet, cachePut, cacheMountDir, stepKey } from './cache.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
-import { buildError, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
-import { envLookup, expandWord, setEnv } from './expand.js';
+import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
+import { envLookup, expandText, expandWord, setEnv } from './expand.js';
 import { fsStep, readOnlyView, runCommand, type Lowers, type RunCommand } from './step-fs.js';
 
 export interface BuildOptions extends RootOptions {
@@ -453,10 +453,24 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   const copyStep = async (s: StageState, ins: Instruction) => {
-    const words = (ins.json ?? ins.words).map((w) => expandWord(w, lookupFor(s), ins.where));
+    const docs = ins.json ? null : copyHeredocs(ins.text, ins.where);
+    if (!docs) return copyFrom(s, ins, (ins.json ?? ins.words).map((w) => expandWord(w, lookupFor(s), ins.where)), await sourceRootFor(ins, s));
+    // Here-documents: each a file named after it (variables expanded unless its name was quoted), copied as a
+    // context file would be (the file's bytes in the step's key).
+    const dir = layerScratch(o);
+    try {
+      for (const [name, d] of docs.docs) writeFileSync(join(dir, name), d.expand ? expandText(d.content, lookupFor(s), ins.where) : d.content, { mode: 0o644 });
+      const words = [...docs.words.slice(0, -1), expandWord(docs.words.at(-1)!, lookupFor(s), ins.where)];
+      await copyFrom(s, ins, words, { dir, what: 'the here-documents' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  /** COPY and ADD of `words` (sources, then the destination; variables expanded) from `root`. */
+  const copyFrom = async (s: StageState, ins: Instruction, words: string[], root: SourceRoot) => {
     const dest0 = words.pop()!;
     for (const w of words) if (/^[a-z][a-z0-9+.-]*:\/\//i.test(w)) throw buildError(ins.where, `${ins.keyword} from a URL (${w}) is not supported: poc build fetches nothing; download it into the context`);
-    const root = await sourceRootFor(ins, s);
     const sources = words.flatMap((w) => resolveSources(root, w, ins.where));
     const dest = posix.resolve(s.config.WorkingDir || '/', dest0);
     const many = sources.length > 1 || words.some((w) => /[*?[]/.test(w));

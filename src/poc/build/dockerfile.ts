@@ -150,6 +150,46 @@ export function soleHeredoc(text: string): { name: string; content: string } | n
   return { name: m[3]!, content: `${m[1] === '-' ? body.replace(/^\t+/gm, '') : body}\n` };
 }
 
+/** A here-document given as a COPY or ADD source: its text, and whether variables expand in it (an unquoted name). */
+export interface HeredocSource {
+  content: string;
+  expand: boolean;
+}
+
+/**
+ * The here-documents of a COPY or ADD (`COPY <<A <<B /dir/`, then A's lines, then B's): the first line's words
+ * with each `<<NAME` as NAME, and each body by name; null when there is none.
+ */
+export function copyHeredocs(text: string, where: string): { words: string[]; docs: Map<string, HeredocSource> } | null {
+  const lines = text.split('\n');
+  const words: string[] = [];
+  const order: Array<{ name: string; dash: boolean; expand: boolean }> = [];
+  for (const w of lines[0]!.trim().split(/\s+/)) {
+    const m = /^<<(-?)(["']?)([A-Za-z0-9_]+)\2$/.exec(w);
+    if (!m) {
+      words.push(w);
+      continue;
+    }
+    order.push({ name: m[3]!, dash: m[1] === '-', expand: m[2] === '' });
+    words.push(m[3]!);
+  }
+  if (order.length === 0) return null;
+  const docs = new Map<string, HeredocSource>();
+  let at = 1;
+  for (const d of order) {
+    const body: string[] = [];
+    for (;;) {
+      if (at >= lines.length) throw buildError(where, `here-document ${d.name} has no closing ${d.name} line`);
+      const line = d.dash ? lines[at]!.replace(/^\t+/, '') : lines[at]!;
+      at++;
+      if (line.trimEnd() === d.name) break;
+      body.push(line);
+    }
+    docs.set(d.name, { content: body.length ? `${body.join('\n')}\n` : '', expand: d.expand });
+  }
+  return { words, docs };
+}
+
 /** Parses and checks a Dockerfile; `file` names it in errors. */
 export function parseDockerfile(content: string, file: string): ParsedDockerfile {
   const df = DockerfileParser.parse(content);
@@ -257,10 +297,12 @@ function check(i: Instruction): void {
       if (t.startsWith('[') && i.json === null && /^\[\s*"/.test(t)) throw buildError(i.where, `${i.keyword}: invalid JSON array ${t}`);
       break;
     case 'COPY':
-    case 'ADD':
-      if (/(^|\s)<<-?["']?\w+/.test(t)) throw buildError(i.where, `${i.keyword} with a heredoc is not supported by poc build (RUN takes one)`);
-      need((i.json ?? i.words).length >= 2, 'needs at least one source and a destination');
+    case 'ADD': {
+      const docs = i.json ? null : copyHeredocs(i.text, i.where);
+      if (docs && docs.words.slice(0, -1).some((w) => !docs.docs.has(w))) throw buildError(i.where, `${i.keyword} with here-documents takes no other sources`);
+      need((docs?.words ?? i.json ?? i.words).length >= 2, 'needs at least one source and a destination');
       break;
+    }
     case 'SHELL':
       need(i.json !== null && i.json.length > 0, 'needs a JSON array: SHELL ["/bin/sh", "-c"]');
       break;

@@ -55,6 +55,30 @@ export function expandWord(word: string, lookup: Lookup, where = 'Dockerfile'): 
   return out;
 }
 
+/**
+ * Variables in a here-document's text (COPY <<EOF): `$VAR` and `${VAR...}` as in a word, `\$` a literal dollar;
+ * quotes and other backslashes are the text's own, as buildkit expands a heredoc.
+ */
+export function expandText(text: string, lookup: Lookup, where = 'Dockerfile'): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '\\' && text[i + 1] === '$') {
+      out += '$';
+      i += 2;
+    } else if (c === '$') {
+      const [value, next] = variable(text, i, lookup, where);
+      out += value;
+      i = next;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
 /** The value of the variable reference at word[i] ("$") and the index after it. */
 function variable(word: string, i: number, lookup: Lookup, where: string): [string, number] {
   const rest = word.slice(i + 1);
