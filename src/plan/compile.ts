@@ -2,6 +2,7 @@ import { basename, isAbsolute, resolve as resolvePath, posix } from 'node:path';
 import type { Spec, Mount } from '../spec/generated/config.js';
 import { ConfigFieldError, PocrunError, UserError } from '../errors.js';
 import { CAPABILITY_SETS, capabilityMask } from './capabilities.js';
+import { capabilityNumber } from '../vocabulary/capabilities.js';
 import { DEFAULT_DEVICES, DEV_SYMLINKS, deviceFilterStep, deviceSteps, type DeviceNode } from './devices.js';
 import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
@@ -293,7 +294,7 @@ export function processSteps(spec: Spec, preserveFds: number, forExec: boolean, 
   // a notify fd). Loading first instead would run the runtime's own steps (exec.fifo, startContainer hooks,
   // capset, setuid) under the container's filter.
   const seccomp = spec.linux?.seccomp;
-  const SYS_ADMIN = 1n << 21n;
+  const SYS_ADMIN = 1n << BigInt(capabilityNumber('CAP_SYS_ADMIN')!);
   const keepSysAdmin = Boolean(seccomp) && !process.noNewPrivileges && !(masks[1]! & SYS_ADMIN);
   const finalCaps = keepSysAdmin ? { effective: masks[1]!, permitted: masks[2]!, inheritable: masks[3]! } : undefined;
   const capsNow = keepSysAdmin ? masks.map((m, i) => (i === 1 || i === 2 ? m | SYS_ADMIN : m)) : masks;
