@@ -146,12 +146,18 @@ const COMMANDS: Record<string, Command> = {
       (await import('../poc/commands/import.js')).importCommand({ ...root, path: p.args[0]!, ...(p.args[1] ? { name: p.args[1] } : {}), force: Boolean(p.flags.force) }),
   },
   pull: {
-    usage: 'pull [-q] [--authfile F] [--cert-dir D] [--tls-verify=false] NAME[:TAG|@DIGEST]',
+    usage: 'pull [-q] [--all-platforms] [--authfile F] [--cert-dir D] [--tls-verify=false] NAME[:TAG|@DIGEST]',
     summary: 'pull an image from a registry',
-    flags: { string: REGISTRY_FLAGS, boolean: ['quiet'], alias: { q: 'quiet' } },
+    flags: { string: REGISTRY_FLAGS, boolean: ['quiet', 'all-platforms'], alias: { q: 'quiet' } },
     args: [1, 1],
     run: async (p, root) =>
-      (await import('../poc/commands/pull.js')).pullCommand({ ...root, ...registryFlags(p), reference: p.args[0]!, quiet: Boolean(p.flags.quiet) }),
+      (await import('../poc/commands/pull.js')).pullCommand({
+        ...root,
+        ...registryFlags(p),
+        reference: p.args[0]!,
+        quiet: Boolean(p.flags.quiet),
+        allPlatforms: Boolean(p.flags['all-platforms']),
+      }),
   },
   push: {
     usage: 'push [-q] [--authfile F] [--cert-dir D] [--tls-verify=false] [--chunk-size BYTES] IMAGE [DESTINATION]',

@@ -278,6 +278,28 @@ t.test('Docker v2 schema 2: a manifest list and its manifests, as skopeo convert
   t.equal(run.stdout, 'from layer 2', run.stderr);
 });
 
+t.test('--all-platforms: every platform of the index pulled; the push sends the whole index, same digest', async (t) => {
+  const envA = { ...env, POC_ROOT: join(work, 'poc-all') };
+  const index = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/multi:v1`], { encoding: 'utf8' }));
+  const indexDigest = sha(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/multi:v1`]));
+  let r = poc(['pull', '--all-platforms', `${plain.host}/multi:v1`], { env: envA });
+  t.equal(r.status, 0, r.stderr);
+  r = poc(['push', `${plain.host}/multi:v1`, `${plain.host}/multi-copy:v1`], { env: envA });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), indexDigest, 'the index pushed as it was pulled');
+  const copied = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/multi-copy:v1`], { encoding: 'utf8' }));
+  t.same(copied, index);
+  const arm = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${plain.host}/multi-copy:v1`], { encoding: 'utf8' }));
+  t.equal(arm.Architecture, 'arm64', "the other platform's manifest and config are there too");
+  const dir = join(work, 'multi-copy-dir');
+  const all = spawnSync('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${plain.host}/multi-copy:v1`, `dir:${dir}`], { encoding: 'utf8' });
+  t.equal(all.status, 0, `skopeo copies every platform of it (each blob is there): ${all.stderr}`);
+  r = poc(['run', '--rm', '--network', 'none', `${plain.host}/multi:v1`, 'cat', '/data/keep'], { env: envA });
+  t.equal(r.stdout, 'kept', `and the image is the host's platform: ${r.stderr}`);
+  rmSync(join(work, 'poc-all'), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
 t.test('on a terminal, one progress line per layer, redrawn in place', async (t) => {
   // script(1) gives poc a pty; a fresh store so that every layer is fetched.
   const e = { ...env, POC_ROOT: join(work, 'poc-tty') };

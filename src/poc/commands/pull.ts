@@ -9,6 +9,8 @@ import { imagesInUse } from './images.js';
 export interface PullCommandOptions extends RootOptions, ConnectOptions {
   reference: string;
   quiet: boolean;
+  /** Every platform of an index (for a push of the whole index). */
+  allPlatforms?: boolean;
 }
 
 export async function pullCommand(o: PullCommandOptions): Promise<number> {

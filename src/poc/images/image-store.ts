@@ -68,6 +68,11 @@ export interface ImageRecord {
   /** Where a pulled image came from, as `registry/repository@manifest-digest` (docker's RepoDigests). */
   repoDigests?: string[];
   /**
+   * Pulled with --all-platforms: the digest of the index it came from; the index, every platform's manifest and
+   * their blobs are in the store (listed in `blobs`), and a push sends the whole index.
+   */
+  index?: string;
+  /**
    * A pulled image whose files are made on first use (images/unpack.ts): its layers' blobs, oldest first, each
    * with the digest its uncompressed tar must have. Present while rootfs/ does not exist yet.
    */
@@ -183,6 +188,7 @@ export interface CommitOptions extends RootOptions {
   manifest?: string;
   blobs?: string[];
   repoDigests?: string[];
+  index?: string;
   /** The layers of an image committed without its files (a pull), and the estimate of its size. */
   unpack?: PackedLayer[];
   size?: number;
@@ -212,6 +218,7 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     ...(opts.manifest ? { manifest: opts.manifest } : {}),
     ...(opts.blobs ? { blobs: opts.blobs } : {}),
     ...(opts.repoDigests ? { repoDigests: opts.repoDigests } : {}),
+    ...(opts.index ? { index: opts.index } : {}),
     ...(opts.unpack ? { unpack: opts.unpack } : {}),
     config: opts.config,
     ...(opts.layers ? { layers: opts.layers } : {}),

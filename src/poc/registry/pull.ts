@@ -22,7 +22,7 @@ import type { RootOptions } from '../poc-root.js';
 import { describeFetchError, type RegistryClient } from './client.js';
 import { candidates, loadRegistriesConf, pullSources, type RegistriesConf } from './config.js';
 import { connect, type ConnectOptions } from './connect.js';
-import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type ImageManifest, type Platform } from './manifest.js';
+import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type ImageIndex, type ImageManifest, type Platform } from './manifest.js';
 import { progressFor, quietProgress, type Progress } from './progress.js';
 import { stderr } from '../../cli/output.js';
 import { formatReference, manifestReference, parseReference, storeName, type Qualified } from './reference.js';
@@ -33,6 +33,11 @@ export interface PullOptions extends RootOptions, ConnectOptions {
   platform?: Platform;
   /** registries.conf, when the caller has read it already. */
   conf?: RegistriesConf;
+  /**
+   * --all-platforms: every manifest of an index and its blobs too (as `skopeo copy --all`), so that a push sends
+   * the whole index; the image itself is still the host platform's.
+   */
+  allPlatforms?: boolean;
   /** "Trying to pull ..." lines (one per candidate registry, as podman prints them). */
   onTry?: (reference: string) => void;
 }
@@ -202,6 +207,9 @@ async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): 
   const repository = where.repository;
   let parsed = parseManifest(top.body, top.contentType, reference);
   let manifest = top;
+  /** --all-platforms: the index, and every other manifest of it with the blobs it names. */
+  let others: { manifests: Array<{ body: Buffer; digest: string }>; blobs: Descriptor[] } | null = null;
+  if (parsed.kind === 'index' && o.allPlatforms) others = await otherManifests(client, repository, parsed.index, reference, o.platform ?? hostPlatform());
   if (parsed.kind === 'index') {
     const chosen = choosePlatform(parsed.index, o.platform ?? hostPlatform(), reference);
     manifest = await fetchManifest(client, repository, chosen.digest, `${reference} (${chosen.platform!.os}/${chosen.platform!.architecture})`);
@@ -212,16 +220,31 @@ async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): 
   const m = parsed.manifest;
   const name = storeName(cand);
   const repoDigest = `${cand.registry}/${cand.repository}@${top.digest}`;
-  const blobs = [manifest.digest, m.config.digest, ...m.layers.map((l) => l.digest)];
+  const own = [manifest.digest, m.config.digest, ...m.layers.map((l) => l.digest)];
+  const blobs = others ? [...new Set([top.digest, ...own, ...others.manifests.map((x) => x.digest), ...others.blobs.map((d) => d.digest)])] : own;
 
   const existing = findImageByName(name, o);
-  if (existing && existing.manifest === manifest.digest && blobs.every((d) => blobSize(d, o) !== undefined)) {
+  if (existing && existing.manifest === manifest.digest && (existing.index ?? null) === (others ? top.digest : null) && blobs.every((d) => blobSize(d, o) !== undefined)) {
     return { image: existing, reference, digest: top.digest, upToDate: true };
   }
 
   const release = holdBlobs(o);
   try {
-    const image = await unpack(client, repository, m, manifest, { name, reference, blobs, repoDigest }, o);
+    if (others) {
+      // The other platforms' configs and layers first (verified as any blob), then their manifests and the index.
+      const abort = new AbortController();
+      const fetches = limited(others.blobs.map((d) => () => downloadBlob(client, repository, d, { ...o, progress: quietProgress }, abort.signal)), PARALLEL);
+      try {
+        await Promise.all(fetches);
+      } catch (err) {
+        abort.abort();
+        await Promise.allSettled(fetches);
+        throw err;
+      }
+      for (const x of others.manifests) writeBlob(x.body, o);
+      writeBlob(top.body, o);
+    }
+    const image = await unpack(client, repository, m, manifest, { name, reference, blobs, repoDigest, ...(others ? { index: top.digest } : {}) }, o);
     return { image, reference, digest: top.digest, upToDate: false };
   } catch (err) {
     throw wrapError(`pull ${reference}`, err);
@@ -236,6 +259,37 @@ interface Naming {
   reference: string;
   blobs: string[];
   repoDigest: string;
+  index?: string;
+}
+
+/**
+ * Every manifest of an index but the one for `host` (which the pull fetches as always), each checked against its
+ * digest, and the blobs they name. Read as plain manifests (a config and layers), whatever their media types: an
+ * attestation's layers are blobs to keep like any other, so that the index pushes whole.
+ */
+async function otherManifests(client: RegistryClient, repository: string, index: ImageIndex, reference: string, host: Platform): Promise<{ manifests: Array<{ body: Buffer; digest: string }>; blobs: Descriptor[] }> {
+  const mine = choosePlatform(index, host, reference).digest;
+  const manifests: Array<{ body: Buffer; digest: string }> = [];
+  const blobs = new Map<string, Descriptor>();
+  for (const d of index.manifests) {
+    if (d.digest === mine || manifests.some((x) => x.digest === d.digest)) continue;
+    const what = `${reference} (${d.platform ? `${d.platform.os}/${d.platform.architecture}` : d.digest})`;
+    const got = await fetchManifest(client, repository, d.digest, what);
+    let doc: { manifests?: unknown; config?: Descriptor; layers?: Descriptor[] };
+    try {
+      doc = JSON.parse(got.body.toString()) as typeof doc;
+    } catch {
+      throw new PocError(`${what}: the manifest is not valid JSON`);
+    }
+    if (doc.manifests !== undefined) throw new PocError(`${what}: an index inside an index is not supported`);
+    for (const b of [doc.config, ...(doc.layers ?? [])]) {
+      if (!b || typeof b.digest !== 'string' || typeof b.size !== 'number') throw new PocError(`${what}: a config or layer without a digest and size`);
+      blobFile(b.digest); // a sha256 digest, or an error naming it
+      blobs.set(b.digest, b);
+    }
+    manifests.push({ body: got.body, digest: got.digest });
+  }
+  return { manifests, blobs: [...blobs.values()] };
 }
 
 /**
@@ -275,6 +329,7 @@ async function unpack(client: RegistryClient, repository: string, m: ImageManife
       manifest: manifest.digest,
       blobs: n.blobs,
       repoDigests: [n.repoDigest],
+      ...(n.index ? { index: n.index } : {}),
       unpack: m.layers.map((l, i) => ({ digest: l.digest, diffID: ids[i]! })),
       size: m.layers.reduce((sum, l) => sum + uncompressedSize(blobFile(l.digest, o), l.size), 0),
       ...(typeof configDoc.architecture === 'string' ? { architecture: configDoc.architecture } : {}),

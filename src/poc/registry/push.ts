@@ -215,6 +215,24 @@ async function uploadBlob(client: RegistryClient, repository: string, desc: Desc
   }
 }
 
+/** Blobs up to the registry, up to PARALLEL at once; the first failure stops the rest and is thrown. */
+async function uploadAll(client: RegistryClient, repository: string, blobs: Descriptor[], o: PushOptions): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < blobs.length) {
+      const d = blobs[next++]!;
+      try {
+        await uploadBlob(client, repository, d, o);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, blobs.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
 export async function pushImage(imageText: string, destText: string, o: PushOptions = {}): Promise<PushResult> {
   const image = localImage(imageText, o);
   const dest = parseReference(destText);
@@ -225,30 +243,35 @@ export async function pushImage(imageText: string, destText: string, o: PushOpti
   const reference = formatReference(qualify(dest, dest.registry));
   const progress = o.progress ?? quietProgress;
   try {
-    const { manifest, body, mediaType } = await manifestOf(image, o);
     const client = connect(where.registry, where.repository, insecure, o);
-    const blobs = [...manifest.layers, manifest.config];
-    let next = 0;
-    let failed: unknown;
-    const worker = async () => {
-      while (failed === undefined && next < blobs.length) {
-        const d = blobs[next++]!;
-        try {
-          await uploadBlob(client, where.repository, d, o);
-        } catch (err) {
-          failed ??= err;
-        }
-      }
+    const putManifest = async (ref: string, body: Buffer, mediaType: string) => {
+      const res = await client.request(
+        `/v2/${where.repository}/manifests/${ref}`,
+        { repository: where.repository, actions: 'pull,push', method: 'PUT', headers: { 'content-type': mediaType }, body },
+        `push manifest ${ref === manifestReference(where) ? `of ${reference}` : ref}`,
+      );
+      await res.arrayBuffer().catch(() => undefined);
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, blobs.length) }, worker));
-    if (failed !== undefined) throw failed;
-    const tag = manifestReference(where);
-    const res = await client.request(
-      `/v2/${where.repository}/manifests/${tag}`,
-      { repository: where.repository, actions: 'pull,push', method: 'PUT', headers: { 'content-type': mediaType }, body },
-      `push manifest of ${reference}`,
-    );
-    await res.arrayBuffer().catch(() => undefined);
+    if (image.index && (image.blobs ?? []).every((d) => blobSize(d, o) !== undefined)) {
+      // Pulled with --all-platforms: every platform's blobs, then each manifest by its digest, then the index
+      // under the tag, all as they were pulled (the same digests).
+      const body = readBlob(image.index, o);
+      const parsed = parseManifest(body, null, `image ${image.name ?? image.id}`);
+      if (parsed.kind !== 'index') throw new PocError(`image ${image.name ?? image.id}: its recorded index ${image.index} is not an index`);
+      const manifests = parsed.index.manifests.map((d) => ({ d, body: readBlob(d.digest, o) }));
+      const blobs = new Map<string, Descriptor>();
+      for (const { body: mb } of manifests) {
+        const doc = JSON.parse(mb.toString()) as { config: Descriptor; layers?: Descriptor[] };
+        for (const b of [...(doc.layers ?? []), doc.config]) blobs.set(b.digest, b);
+      }
+      await uploadAll(client, where.repository, [...blobs.values()], o);
+      for (const { d, body: mb } of manifests) await putManifest(d.digest, mb, d.mediaType);
+      await putManifest(manifestReference(where), body, parsed.index.mediaType);
+      return { reference, digest: sha256(body) };
+    }
+    const { manifest, body, mediaType } = await manifestOf(image, o);
+    await uploadAll(client, where.repository, [...manifest.layers, manifest.config], o);
+    await putManifest(manifestReference(where), body, mediaType);
     return { reference, digest: sha256(body) };
   } catch (err) {
     throw wrapError(`push ${reference}`, err);
