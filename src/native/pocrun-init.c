@@ -408,10 +408,11 @@ static void sealed_reexec(char **argv)
 
 /* ---- the plan ---- */
 
+/* One row of the table src/vocabulary/steps.ts defines (generated/step-table.h). */
 struct stepdef {
 	const char *name;
 	int min, max; /* fields after the name; max -1 = any */
-	int ref;      /* 1: the last field is the ref; 2: the last field if there is one */
+	int ref;      /* 1: the last field is the ref */
 	void (*run)(const struct step *);
 };
 
@@ -504,7 +505,7 @@ static struct planned *decode_plan(const unsigned char *buf, size_t len, int *co
 			die(EINVAL, "step %d (%s): %d fields, expected %s", n, argv[0], nargs, want);
 		}
 		const char *ref = "-";
-		if (def->ref == 1 || (def->ref == 2 && nargs > 0))
+		if (def->ref)
 			ref = argv[nf - 1];
 		steps[n].step = (struct step){(int)nf, argv, ref};
 		steps[n].def = def;

@@ -202,11 +202,11 @@ export class HelperSession {
   }
 
   /**
-   * Answers sync points until the message `until` and returns the init's pid: `created` for create; `pid`; `end`,
-   * the channel's end, for exec (an exec plan has no `created`: the sync fds stay open until the execve closes
-   * them), which returns 0 if no pid came. A helper error is thrown as a HelperStepError.
+   * Answers sync points until the message `until` and returns the init's pid: `created` for create; `end`, the
+   * channel's end, for exec (an exec plan has no `created`: the sync fds stay open until the execve closes them),
+   * which returns 0 if no pid came. A helper error is thrown as a HelperStepError.
    */
-  async converse(until: 'created' | 'pid' | 'end', onSync: (name: string, pid: number) => string | undefined): Promise<number> {
+  async converse(until: 'created' | 'end', onSync: (name: string, pid: number) => string | undefined): Promise<number> {
     for (;;) {
       const line = await this.next();
       if (line === undefined) {
@@ -216,7 +216,6 @@ export class HelperSession {
       const message = parseHelperMessage(line);
       if (message.kind === 'pid') {
         this.initPid = message.pid;
-        if (until === 'pid') return this.initPid;
       } else if (message.kind === 'sync') {
         let payload: string | undefined;
         try {
