@@ -5,19 +5,11 @@
  * and say Hello, against ~2 ms for the whole run of pocrun-systemd; and nothing of it is loaded by a container
  * that does not use systemd.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PocrunError } from '../errors.js';
 import { encodeProperties, type UnitProperty } from './systemd-properties.js';
 
-/** systemd is the init (sd_booted(3): /run/systemd/system is a directory), so it has a manager to ask. */
-export function systemdRunning(runDir = '/run/systemd/system'): boolean {
-  try {
-    return statSync(runDir).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 /** Where pocrun-systemd lives: beside the pocrun binary, or where POCRUN_SYSTEMD says (tests, development). */
 export function busProgram(): string {

@@ -5,6 +5,7 @@
  * ExpandSlice) followed by the unit. Pure: no system call.
  */
 import { PocrunError } from '../errors.js';
+import { slicePath } from '../vocabulary/systemd-slice.js';
 
 /** runc's default without linux.cgroupsPath is `runc-<id>.scope` in system.slice; pocrun's, by its own name. */
 export const DEFAULT_SCOPE_PREFIX = 'pocrun';
@@ -25,17 +26,8 @@ const FIELD = 'config.json /linux/cgroupsPath';
  * Errors (an empty component, a slash, no `.slice` suffix) are those of runc's ExpandSlice.
  */
 export function expandSlice(slice: string): string {
-  const bad = () => new PocrunError(`${FIELD}: ${JSON.stringify(slice)} is not a slice name (NAME.slice, dash-separated parents, no "/" and no empty part)`);
-  if (!slice.endsWith('.slice') || slice.length <= '.slice'.length || slice.includes('/')) throw bad();
-  const name = slice.slice(0, -'.slice'.length);
-  if (name === '-') return '/';
-  let path = '';
-  let prefix = '';
-  for (const part of name.split('-')) {
-    if (part === '') throw bad();
-    path += `/${prefix}${part}.slice`;
-    prefix += `${part}-`;
-  }
+  const path = slicePath(slice);
+  if (path === undefined) throw new PocrunError(`${FIELD}: ${JSON.stringify(slice)} is not a slice name (NAME.slice, dash-separated parents, no "/" and no empty part)`);
   return path;
 }
 

@@ -142,7 +142,7 @@ export async function composeCommand(global: Parsed, root: RootOptions): Promise
     p.args = [...p.args, ...positional];
   } else p = parseFlags(argv, spec, where);
   if (p.flags.help) {
-    const { stdout } = await import('./output.js');
+    const { stdout } = await import('../common/output.js');
     stdout(`Usage: poc compose ${def.usage}\n`);
     return 0;
   }

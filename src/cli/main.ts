@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { runPocrun } from './pocrun.js';
 import { trace, traceTo } from '../runtime/trace.js';
-import { stderr } from './output.js';
+import { stderr } from '../common/output.js';
 
 /**
  * One binary, two programs: `poc` and `pocrun` are links to it and it dispatches on the name it was called by

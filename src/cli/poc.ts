@@ -1,4 +1,4 @@
-import { stdout, stderr } from './output.js';
+import { stdout, stderr } from '../common/output.js';
 import { PocError } from '../poc/errors.js';
 import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';

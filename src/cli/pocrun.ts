@@ -1,4 +1,4 @@
-import { stdout, stderr } from './output.js';
+import { stdout, stderr } from '../common/output.js';
 import { PocrunError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
 import { defaultRoot, euid, parseRootlessFlag, rootlessMode, runningInUserNs } from '../runtime/rootless.js';

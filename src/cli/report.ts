@@ -1,4 +1,4 @@
-import { stderr } from './output.js';
+import { stderr } from '../common/output.js';
 import { UserError } from '../errors.js';
 
 /**

@@ -8,9 +8,10 @@ import { MS, parseMountOptions, propagationFlags } from './mount-options.js';
 import { JOIN_ORDER, idMapText, namespaceName } from './namespaces.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 import {
-  checkMountLabel, checkSysctl, ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep,
+  checkMountLabel, ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep,
   securityLabelSteps, timeOffsetSteps, type HostFacts, type HostSecurity,
 } from './process-attrs.js';
+import { checkSysctl } from '../vocabulary/sysctls.js';
 import { seccompSteps } from './seccomp.js';
 import { netDeviceMoves, type NetDeviceMove } from './netdevices.js';
 import type { Step } from './wire.js';

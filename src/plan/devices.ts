@@ -1,14 +1,8 @@
 import type { Step } from './wire.js';
 
-export interface DeviceNode {
-  path: string;
-  type: string;
-  major: number;
-  minor: number;
-  fileMode: number;
-  uid: number;
-  gid: number;
-}
+import type { DeviceNode } from '../vocabulary/device-node.js';
+
+export type { DeviceNode };
 
 /** The devices config-linux.md says every container gets ("Default Devices"). */
 export const DEFAULT_DEVICES: readonly Omit<DeviceNode, 'uid' | 'gid'>[] = [

@@ -4,14 +4,14 @@ import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 // Small modules (the D-Bus calls are pocrun-systemd's, a program run only for a container that uses systemd).
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { NoCgroupDriver } from '../cgroups/none.js';
-import { systemdRunning } from '../cgroups/systemd-bus.js';
+import { systemdRunning } from '../common/systemd.js';
 import { PocrunError } from '../errors.js';
 import { Store, type ContainerRecord } from './state-store.js';
 
 export type LogFormat = 'text' | 'json';
 
 /**
- * Where a command's output goes: the command line hands its writers in (src/cli/output.ts), so that the runtime
+ * Where a command's output goes: the command line hands its writers in (src/common/output.ts), so that the runtime
  * never reaches up into the CLI. Each returns false once nobody reads any more (EPIPE).
  */
 export interface Output {

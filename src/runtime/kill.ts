@@ -1,5 +1,5 @@
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
-import { parseSignal } from './signals.js';
+import { parseSignal } from '../vocabulary/signals.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
 

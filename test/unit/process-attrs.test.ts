@@ -1,7 +1,7 @@
 import t from 'tap';
+import { checkSysctl, type SysctlContext } from '../../src/vocabulary/sysctls.js';
 import {
-  checkSysctl, ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep, securityLabelSteps, timeOffsetSteps,
-  type SysctlContext,
+  ioPriorityStep, memoryPolicyStep, personalityStep, schedulerStep, securityLabelSteps, timeOffsetSteps,
 } from '../../src/plan/process-attrs.js';
 import { compileCreatePlan, type CreatePlanOptions } from '../../src/plan/compile.js';
 import { defaultSpec } from '../../src/spec/default.js';

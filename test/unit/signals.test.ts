@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseSignal, signalName } from '../../src/runtime/signals.js';
+import { parseSignal, signalName } from '../../src/vocabulary/signals.js';
 
 t.test('signals are accepted as runc accepts them', async (t) => {
   const cases: [string, number][] = [
@@ -11,7 +11,7 @@ t.test('signals are accepted as runc accepts them', async (t) => {
 
 t.test('a signal that does not exist is refused with its name', async (t) => {
   for (const text of ['SIGFOO', 'FOO', '0', '65', '-1', '', 'RTMIN+40', '1.5']) {
-    t.throws(() => parseSignal(text), { name: 'PocrunError' }, JSON.stringify(text));
+    t.throws(() => parseSignal(text), { name: 'UserError' }, JSON.stringify(text));
   }
   t.throws(() => parseSignal('SIGFOO'), /unknown signal "SIGFOO"/);
 });

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { wrapError } from '../errors.js';
 import { ratioChart } from '../bench/chart.js';
 import { markdown, textTable } from '../bench/report.js';

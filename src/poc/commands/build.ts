@@ -1,6 +1,6 @@
 /** `poc build`: a Dockerfile → an image (src/poc/build/). Steps and cache hits on stderr, the image id on stdout. */
 import { readFileSync } from 'node:fs';
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { build } from '../build/build.js';
 import type { RootOptions } from '../poc-root.js';

@@ -1,5 +1,5 @@
 /** `poc checkpoint create [--leave-running] CONTAINER NAME`, `poc checkpoint ls CONTAINER`, `poc checkpoint rm CONTAINER NAME`. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { createCheckpoint, listCheckpoints, removeCheckpoint } from '../containers/checkpoint.js';
 import { resolveContainer } from '../containers/container-store.js';

@@ -2,7 +2,7 @@
  * `poc commit`, `poc diff`, `poc export`, `poc cp`, `poc image prune`, `poc builder prune` and `poc system df`:
  * containers' files and the space images, layers, containers and the build cache take.
  */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { applyConfigInstruction } from '../build/build.js';
 import { cacheClear, cachedLayers } from '../build/cache.js';

@@ -1,5 +1,5 @@
 /** `poc create [flags] IMAGE [CMD...]`: makes the container without starting it; prints its id. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { createContainer } from '../containers/provision.js';
 import type { RunFlags } from '../containers/options.js';
 import type { RootOptions } from '../poc-root.js';

@@ -1,5 +1,5 @@
 /** Commands that take several names (rm, stop, kill, start, rmi): each is tried; errors are shown per name. */
-import { stderr } from '../../cli/output.js';
+import { stderr } from '../../common/output.js';
 import { UserError } from '../errors.js';
 
 /** Runs fn for each ref; a user error is printed and the others go on; the exit status is 1 if any failed. */

@@ -2,7 +2,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { importImage, resolveImage, tagImage, type ImageRecord } from '../images/index.js';
 import { imageLayers } from '../images/layers.js';

@@ -1,5 +1,5 @@
 /** `poc images [--format json]` and `poc rmi [-f] IMAGE...`. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { listImages, removeImage, type ImageRecord, type InUse } from '../images/index.js';
 import { listContainers } from '../containers/container-store.js';
 import { shortId, type RootOptions } from '../poc-root.js';

@@ -1,5 +1,5 @@
 /** `poc import FILE|DIR [NAME]`: a rootfs tarball, a `docker save` archive or an OCI image layout. */
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { importImage } from '../images/index.js';
 import { shortId, type RootOptions } from '../poc-root.js';
 import { humanSize } from './format.js';

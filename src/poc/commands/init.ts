@@ -1,6 +1,6 @@
 /** `poc init [--busybox] [--force]`: the default Debian image (or the busybox one), reused unless --force. */
 import { isatty } from 'node:tty';
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { buildBusyboxImage, initDebianImage, type DebianProgress } from '../images/index.js';
 import { shortId, type RootOptions } from '../poc-root.js';
 import { humanSize } from './format.js';

@@ -1,6 +1,6 @@
 /** `poc inspect CONTAINER...`: a JSON array, one object per container, in docker's shape where it has one. */
 import { readFileSync } from 'node:fs';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import type { Spec } from '../../spec/generated/config.js';
 import { listContainerNetworks } from '../network/index.js';
 import { CPU_PERIOD, DEFAULT_SHM_SIZE } from '../containers/bundle.js';

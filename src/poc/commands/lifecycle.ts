@@ -1,5 +1,5 @@
 /** `poc start`, `poc stop [-t SECS]`, `poc kill [-s SIG]`, `poc rm [-f]`, `poc wait`: names or id prefixes. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { startContainer } from '../containers/start.js';
 import { PocError } from '../errors.js';
 import { killContainer, removeContainer, stopContainer, waitContainer, WAIT_CONDITIONS, type WaitCondition } from '../containers/stop.js';

@@ -1,6 +1,6 @@
 /** `poc login [-u USER] [-p PASSWORD | --password-stdin] REGISTRY` and `poc logout REGISTRY`. */
 import { readFileSync } from 'node:fs';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { login, logout } from '../registry/login.js';
 

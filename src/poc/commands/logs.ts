@@ -3,7 +3,7 @@
  * stderr lines to stderr; -f follows until the container has stopped and its monitor has finished.
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { flushPending, formatLine, parseLog, splitComplete, type LogLine, type Stream } from '../containers/logs.js';
 import { containerPaths, containerStatus, resolveContainer, type ContainerRecord } from '../containers/container-store.js';
 import type { RootOptions } from '../poc-root.js';

@@ -1,7 +1,7 @@
 /**
  * `poc network create|ls|inspect|rm|prune|connect|disconnect`: user networks (src/poc/network/user-networks.ts).
  */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { UserError, PocError } from '../errors.js';
 import { containerStatus, listContainers, resolveContainer } from '../containers/container-store.js';
 import { stopContainer } from '../containers/stop.js';

@@ -4,7 +4,7 @@
  */
 import { readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { pruneImages } from '../images/index.js';
 import { destroyNetwork, readNetworkState, run } from '../network/index.js';
 import { containerStatus, listContainers } from '../containers/container-store.js';

@@ -1,5 +1,5 @@
 /** `poc ps [-a] [--format json]`: running containers (all with -a), newest first. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { formatPublish, getContainerNetwork } from '../network/index.js';
 import { containerStatus, listContainers, readHealth, type ContainerRecord, type ContainerStatus, type HealthState } from '../containers/container-store.js';
 import { shortId, type RootOptions } from '../poc-root.js';

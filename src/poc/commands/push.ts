@@ -1,5 +1,5 @@
 /** `poc push IMAGE [DESTINATION]`. */
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import type { ConnectOptions } from '../registry/connect.js';
 import { progressFor } from '../registry/progress.js';
 import { pushImage } from '../registry/push.js';

@@ -4,7 +4,7 @@
  * forwarding signals (and window size changes) to the monitor, which passes them on to the container. In the
  * foreground poc does the cleanup of the exit itself (the monitor's `poc cleanup`, without a second process).
  */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { createContainer } from '../containers/provision.js';
 import type { ContainerOptions, RunFlags } from '../containers/options.js';

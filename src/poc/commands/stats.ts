@@ -6,7 +6,7 @@
 import { isatty } from 'node:tty';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { isRootless } from '../rootless.js';
 import { pocrun } from '../containers/runtime.js';

@@ -3,7 +3,7 @@
  * json`: its cgroup's, or rootless its pid namespace's), described from the host's /proc.
  */
 import { readFileSync } from 'node:fs';
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { pocrunOk } from '../containers/runtime.js';
 import { containerStatus, resolveContainer } from '../containers/container-store.js';

@@ -1,5 +1,5 @@
 /** `poc volume create [--label K=V] [NAME]`, `ls [-q] [--format]`, `inspect NAME...`, `rm NAME...`, `prune [-a]`. */
-import { stdout } from '../../cli/output.js';
+import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { createVolume, getVolume, listVolumes, pruneVolumes, removeVolume } from '../volumes/volume-store.js';
 import type { RootOptions } from '../poc-root.js';

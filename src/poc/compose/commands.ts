@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { stderr, stdout } from '../../cli/output.js';
+import { stderr, stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { formatLine } from '../containers/logs.js';
 import { startContainer } from '../containers/start.js';

@@ -6,10 +6,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { stderr } from '../../cli/output.js';
+import { stderr } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { VERSION } from '../../spec/generated/version.js';
-import { systemdRunning } from '../../cgroups/systemd-bus.js';
+import { systemdRunning } from '../../common/systemd.js';
 import { createContainer, findImage } from '../containers/provision.js';
 import { resolveRunFlags } from '../containers/options.js';
 import { startContainer } from '../containers/start.js';

@@ -13,7 +13,7 @@ import { mergeEnv, type ContainerOptions } from './options.js';
 import { seccompFromProfile } from './seccomp-profile.js';
 import { tmpfsOptions, volumeType, type Volume } from '../volumes/spec.js';
 import { defaultSeccompProfile } from './default-seccomp.js';
-import type { DeviceNode } from '../../plan/devices.js';
+import type { DeviceNode } from '../../vocabulary/device-node.js';
 
 /** Docker's default set: enough for ordinary programs (ping needs NET_RAW), nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [

@@ -5,7 +5,7 @@
 import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { PocError, errnoCode, wrapError } from '../errors.js';
-import type { DeviceNode } from '../../plan/devices.js';
+import type { DeviceNode } from '../../vocabulary/device-node.js';
 import type { DeviceRequest } from './docker-options.js';
 
 export type ContainerDevice = DeviceNode & { access?: string };

@@ -5,9 +5,9 @@
  * caller and passed in.
  */
 import { PocError } from '../errors.js';
-import { RLIMITS } from '../../plan/rlimits.js';
-import { checkSysctl } from '../../plan/process-attrs.js';
-import { parseSignal } from '../../runtime/signals.js';
+import { RLIMITS } from '../../vocabulary/rlimits.js';
+import { checkSysctl } from '../../vocabulary/sysctls.js';
+import { parseSignal } from '../../vocabulary/signals.js';
 import type { NetworkMode } from '../network/etc-files.js';
 
 /** `--device HOST[:CONTAINER][:PERMISSIONS]`: the host's node, where it appears, and the cgroup access (rwm). */

@@ -10,7 +10,7 @@ import type { NetworkMode } from '../network/etc-files.js';
 import { parseRootlessFlags, type RootlessOptions } from '../rootless.js';
 import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
 import { parseProfile } from './seccomp-profile.js';
-import { expandSlice } from '../../cgroups/systemd-unit.js';
+import { slicePath } from '../../vocabulary/systemd-slice.js';
 import { checkDuplicateTargets, parseMountFlag, parseVolumeFlag, type Volume } from '../volumes/spec.js';
 import { parseRestart, type RestartPolicy } from './restart.js';
 import { parseHealthFlags, type HealthConfig, type HealthFlags } from './health.js';
@@ -175,9 +175,7 @@ export function parseCgroupOptions(manager: string | undefined, parent: string |
   if (m === 'systemd') {
     if (!systemdRunning) throw new PocError('--cgroup-manager systemd: systemd is not running on this host; use --cgroup-manager cgroupfs');
     const slice = parent ?? 'machine.slice';
-    try {
-      expandSlice(slice);
-    } catch {
+    if (slicePath(slice) === undefined) {
       throw new PocError(`invalid --cgroup-parent ${JSON.stringify(slice)}: with the systemd cgroup manager it is a slice, such as machine.slice`);
     }
     return { manager: m, parent: slice };

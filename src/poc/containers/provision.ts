@@ -3,7 +3,7 @@
  * directory, reserves the name, the address and the published ports, and writes the /etc files and config.json.
  * A failure at any step removes what the earlier ones made. The runtime is not called yet: `poc start` does.
  */
-import { systemdRunning } from '../../cgroups/systemd-bus.js';
+import { systemdRunning } from '../../common/systemd.js';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname as osHostname, release as osRelease } from 'node:os';
 import { UserError, PocError, errnoCode, wrapError } from '../errors.js';

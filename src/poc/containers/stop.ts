@@ -5,7 +5,7 @@
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
-import { parseSignal } from '../../runtime/signals.js';
+import { parseSignal } from '../../vocabulary/signals.js';
 import { pocPaths, readJson, shortId, withLock, type RootOptions } from '../poc-root.js';
 import { consoleSocketPath } from './monitor.js';
 import { anonymousVolumesOf, releaseVolumes } from '../volumes/volume-store.js';

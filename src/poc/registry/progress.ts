@@ -3,7 +3,7 @@
  * second), as docker draws them; elsewhere (a pipe, a log, CI) nothing per layer: the command prints its result.
  */
 import { isatty } from 'node:tty';
-import { stderr } from '../../cli/output.js';
+import { stderr } from '../../common/output.js';
 
 export type LayerStatus = 'waiting' | 'downloading' | 'verifying' | 'extracting' | 'done' | 'exists' | 'uploading' | 'pushed' | 'mounted';
 
@@ -78,7 +78,7 @@ export function terminalProgress(): Progress {
 
 /** Bars on a terminal (stderr), nothing elsewhere. */
 export function progressFor(fd = 2): Progress {
-  // isatty from node:tty costs little; process.stderr would build a stream (see cli/output.ts).
+  // isatty from node:tty costs little; process.stderr would build a stream (see common/output.ts).
   return isTerminal(fd) ? terminalProgress() : quietProgress;
 }
 

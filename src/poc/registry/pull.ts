@@ -24,7 +24,7 @@ import { candidates, loadRegistriesConf, pullSources, type RegistriesConf } from
 import { connect, type ConnectOptions } from './connect.js';
 import { MANIFEST_ACCEPT, choosePlatform, diffIds, hostPlatform, parseManifest, type Descriptor, type ImageIndex, type ImageManifest, type Platform } from './manifest.js';
 import { progressFor, quietProgress, type Progress } from './progress.js';
-import { stderr } from '../../cli/output.js';
+import { stderr } from '../../common/output.js';
 import { formatReference, manifestReference, parseReference, storeName, type Qualified } from './reference.js';
 
 export interface PullOptions extends RootOptions, ConnectOptions {
