@@ -12,7 +12,7 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: top, stdio: 'inherit' 
 mkdirSync(join(top, 'dist'), { recursive: true });
 run('node', ['scripts/gen-spec.mjs']);
 run('make', ['-s', '-C', 'src/native']);
-// --minify --bytecode: the plain build spends 9-18 ms parsing its bundle before the first line runs (DESIGN.md).
+// --minify --bytecode: the plain build spends 9-18 ms parsing its bundle before the first line runs (README, Architecture).
 // ESM with --splitting: each command's code (and poc bench's charting library) is a chunk loaded when used.
 // No .env or bunfig.toml autoloading: engines run the runtime in the bundle directory, and a file there must
 // never change how pocrun behaves (POCRUN_INIT, for one, names the helper it executes).

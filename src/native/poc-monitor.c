@@ -1,5 +1,6 @@
 /*
- * poc-monitor: the parent and subreaper of one poc container (the role conmon plays for podman). DESIGN.md, "poc".
+ * poc-monitor: the parent and subreaper of one poc container (the role conmon plays for podman). README.md,
+ * Architecture: the `poc run` diagram and what follows it.
  *
  *   poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE --pid-file FILE
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]

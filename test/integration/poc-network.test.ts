@@ -1,5 +1,6 @@
 /**
- * poc's bridge networking, proven inside a simulated host (DESIGN.md, "Tests never leave the machine"):
+ * poc's bridge networking, proven inside a simulated host (its traffic stays in network namespaces the test
+ * makes: nothing leaves the machine):
  *
  *   uplink netns  198.51.100.1/24 ── veth ── 198.51.100.2/24  "host" netns  (default route via .1)
  *                                                         └─ pocbr0 10.89.0.1/16, nftables table ip poc

@@ -1,6 +1,6 @@
 /**
  * `poc compose up` and `down`, carried out in-process through poc's own modules: networks (user-networks.ts),
- * volumes (volumes/store.ts), images (build, pull), containers (create, start, stop, rm). Everything that can be
+ * volumes (volumes/volume-store.ts), images (build, pull), containers (create, start, stop, rm). Everything that can be
  * checked is checked before anything is made: the files (load.ts), every container's flags (resolveRunFlags
  * through plan.ts), the images; so a bad file leaves nothing behind.
  */
