@@ -74,27 +74,77 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 /**
  * config.json → the steps pocrun-init executes (PROTOCOL.md). Pure: every decision about the container is made
  * here, where it is tested without root; the helper only carries the steps out. Throws PocrunError naming the
- * config field for anything that cannot be honoured.
+ * config field for anything that cannot be honoured. The steps come in the helper's order: the parent stage
+ * (host paths, namespaces joined, clone), then the init's: its root, mounts, /dev, hooks, pivot_root, the
+ * container's settings, and the process.
  */
 export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePlan {
   const linux = spec.linux ?? {};
+  const process = checkProcess(spec);
+  const rootfs = isAbsolute(spec.root!.path) ? spec.root!.path : resolvePath(opts.bundle, spec.root!.path);
+  const ns = namespacesOf(linux);
+  const netDevices = checkNamespaceNeeds(spec, ns, opts);
+  const inUserNamespace = ns.seen.has('user');
+  const ownMountNamespace = ns.seen.has('mnt');
+
+  // Id-mapped mounts are prepared in the parent stage (a detached tree and a user namespace made in the host's),
+  // and attached where they belong in the child's: see mountSteps.
+  const mounts = spec.mounts ?? [];
+  const idmapTrees: Step[] = [];
+  const mountChildSteps = mounts.flatMap((m, i) => mountSteps(m, `/mounts/${i}`, opts, ns.seen.has('cgroup'), { idmapTrees, linux, inUserNamespace }));
+  const seccomp = linux.seccomp ? seccompSteps(linux.seccomp, spec.ociVersion) : undefined;
+  const root = { uid: hostId(linux.uidMappings, 0), gid: hostId(linux.gidMappings, 0) };
+  const steps = parentStageSteps(spec, opts, ns, { seccomp, idmapTrees, root });
+
+  // The container's init, before pivot_root.
+  const child: Step[] = [];
+  if (ns.fresh.includes('user') && !opts.userNamespaceFirst) child.push(['sync', 'maps']);
+  if (netDevices.length) child.push(['sync', 'netdevices']);
+  child.push(['setsid']);
+  const { steps: rootSteps, propagation: rootPropagation } = rootfsSteps(linux, rootfs, ownMountNamespace);
+  child.push(...rootSteps);
+  child.push(...mountChildSteps);
+  child.push(...devSteps(linux, mounts, ownMountNamespace, inUserNamespace || opts.host.runtimeInUserNamespace, opts.host.hasKcore, root));
+  const hooks = hookSteps(spec, Boolean(seccomp?.notify));
+  child.push(...hooks.steps);
+  child.push(!ownMountNamespace ? ['chroot-only', '/root/path'] : opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
+  if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
+  if (process.terminal) child.push(consoleStep(process));
+
+  // Inside the container's root: its settings, then the process.
+  child.push(...settingSteps(spec, opts, ns));
+  checkMountLabel(spec, opts.host.security);
+  child.push(...processSteps(spec, opts.preserveFds, false, opts.host.security));
+
+  return { steps: [...steps, ...child], rootfs, newUserNamespace: ns.fresh.includes('user'), syncHooks: hooks.syncHooks, netDevices };
+}
+
+/** What config.json must say for a container to be made at all. */
+function checkProcess(spec: Spec): NonNullable<Spec['process']> {
   const process = spec.process;
   if (!process) throw new ConfigFieldError('/process', 'required to create a container');
   if (!process.args || process.args.length === 0) throw new ConfigFieldError('/process/args', 'must be a non-empty array');
   if (!spec.root?.path) throw new ConfigFieldError('/root/path', 'required');
   if (!process.user) throw new ConfigFieldError('/process/user', 'required on Linux');
   if (!posix.isAbsolute(process.cwd)) throw new ConfigFieldError('/process/cwd', `must be an absolute path, got ${JSON.stringify(process.cwd)}`);
+  return process;
+}
 
-  const rootfs = isAbsolute(spec.root.path) ? spec.root.path : resolvePath(opts.bundle, spec.root.path);
-  const steps: Step[] = [];
-  const child: Step[] = [];
+/** linux.namespaces sorted out: those with a path are joined in the parent stage, the others made by clone. */
+interface Namespaces {
+  /** Every namespace the container has, new or joined. */
+  seen: Set<string>;
+  /** The joined ones, in the order they are entered (JOIN_ORDER: user first, mount last). */
+  join: [name: string, path: string, ref: string][];
+  /** The ones clone makes. */
+  fresh: string[];
+}
 
-  // Namespaces: those with a path are joined in the parent stage, the others are made by clone.
-  const namespaces = linux.namespaces ?? [];
+function namespacesOf(linux: NonNullable<Spec['linux']>): Namespaces {
   const seen = new Set<string>();
-  const join: [name: string, path: string, ref: string][] = [];
+  const join: Namespaces['join'] = [];
   const fresh: string[] = [];
-  namespaces.forEach((ns, i) => {
+  (linux.namespaces ?? []).forEach((ns, i) => {
     const ref = `/linux/namespaces/${i}`;
     const name = namespaceName(ns.type, `${ref}/type`);
     if (seen.has(name)) throw new ConfigFieldError(ref, `namespace type "${ns.type}" is listed twice`);
@@ -103,160 +153,184 @@ export function compileCreatePlan(spec: Spec, opts: CreatePlanOptions): CreatePl
     else fresh.push(name);
   });
   join.sort((a, b) => JOIN_ORDER.indexOf(a[0]) - JOIN_ORDER.indexOf(b[0]));
+  return { seen, join, fresh };
+}
+
+/** What the config asks that needs a namespace it lacks, or a flag not given; the network devices to move. */
+function checkNamespaceNeeds(spec: Spec, ns: Namespaces, opts: CreatePlanOptions): NetDeviceMove[] {
+  const linux = spec.linux ?? {};
   // Without a mount namespace of its own the container shares the runtime's (config-linux.md): see
   // checkSharedMountNamespace for what pocrun does then, and why.
-  const ownMountNamespace = seen.has('mnt');
-  if (!ownMountNamespace) checkSharedMountNamespace(spec, opts);
-  const newUserNamespace = fresh.includes('user');
-  const inUserNamespace = seen.has('user');
-  if (!inUserNamespace && (linux.uidMappings?.length || linux.gidMappings?.length)) {
+  if (!ns.seen.has('mnt')) checkSharedMountNamespace(spec, opts);
+  if (!ns.seen.has('user') && (linux.uidMappings?.length || linux.gidMappings?.length)) {
     throw new ConfigFieldError('/linux/uidMappings', 'uid and gid mappings need a user namespace');
   }
-  if (newUserNamespace && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
+  if (ns.fresh.includes('user') && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
     throw new ConfigFieldError('/linux/uidMappings', 'a new user namespace needs uidMappings and gidMappings');
   }
-  if (spec.hostname !== undefined && spec.hostname !== '' && !seen.has('uts')) {
+  if (spec.hostname !== undefined && spec.hostname !== '' && !ns.seen.has('uts')) {
     throw new ConfigFieldError('/hostname', 'setting the hostname needs a UTS namespace');
   }
-  if (spec.domainname && !seen.has('uts')) {
+  if (spec.domainname && !ns.seen.has('uts')) {
     throw new ConfigFieldError('/domainname', 'setting the domainname needs a UTS namespace');
   }
   if (linux.intelRdt) throw new ConfigFieldError('/linux/intelRdt', 'Intel RDT (resctrl) is not supported by pocrun');
-  const netDevices = netDeviceMoves(linux.netDevices, seen.has('net'));
-  if (process.terminal && !opts.consoleSocket) {
+  const netDevices = netDeviceMoves(linux.netDevices, ns.seen.has('net'));
+  if (spec.process!.terminal && !opts.consoleSocket) {
     throw new ConfigFieldError('/process/terminal', 'a terminal needs --console-socket');
   }
+  return netDevices;
+}
 
-  // Id-mapped mounts are prepared in the parent stage (a detached tree and a user namespace made in the host's),
-  // and attached where they belong in the child's: see mountSteps.
-  const mounts = spec.mounts ?? [];
-  const idmapTrees: Step[] = [];
-  const mountChildSteps = mounts.flatMap((m, i) => mountSteps(m, `/mounts/${i}`, opts, seen.has('cgroup'), { idmapTrees, linux, inUserNamespace }));
-
-  // In the parent stage, before any setns: in a new or joined user namespace the init could not lower it (that
-  // needs CAP_SYS_RESOURCE in the initial user namespace); the child inherits it.
+/**
+ * The parent stage, up to clone: what needs the host's paths and the runtime's namespaces (the seccomp agent's
+ * socket, the cgroup, the device filter, exec.fifo, the console socket, id-mapped trees), then the joins.
+ */
+function parentStageSteps(
+  spec: Spec,
+  opts: CreatePlanOptions,
+  ns: Namespaces,
+  c: { seccomp: ReturnType<typeof seccompSteps> | undefined; idmapTrees: Step[]; root: { uid: number; gid: number } },
+): Step[] {
+  const process = spec.process!;
+  const linux = spec.linux ?? {};
+  const steps: Step[] = [];
+  // Before any setns: in a new or joined user namespace the init could not lower it (that needs
+  // CAP_SYS_RESOURCE in the initial user namespace); the child inherits it.
   if (process.oomScoreAdj !== undefined) steps.push(['oom-score-adj', String(process.oomScoreAdj), '/process/oomScoreAdj']);
   // The seccomp agent's socket is a host path: connected before any namespace is joined.
-  const seccomp = linux.seccomp ? seccompSteps(linux.seccomp, spec.ociVersion) : undefined;
-  if (seccomp) steps.push(...seccomp.listener);
+  if (c.seccomp) steps.push(...c.seccomp.listener);
   // Host paths first, while the helper is still in the runtime's namespaces (after joining a user namespace it
   // is that namespace's root, which may not create or chown the fifo in the state directory).
   for (const file of opts.cgroupProcsFiles) steps.push(['cgroup-join', file, '/linux/cgroupsPath']);
   if (opts.deviceFilter) steps.push(deviceFilterStep(opts.deviceFilter));
-  const rootUid = hostId(linux.uidMappings, 0);
-  const rootGid = hostId(linux.gidMappings, 0);
   // The fifo belongs to the container's root: as the host sees it, or as the helper does in the namespace.
-  const [fifoUid, fifoGid] = opts.userNamespaceFirst ? [0, 0] : [rootUid, rootGid];
+  const [fifoUid, fifoGid] = opts.userNamespaceFirst ? [0, 0] : [c.root.uid, c.root.gid];
   steps.push(['exec-fifo', opts.stateDir, String(fifoUid), String(fifoGid)]);
   if (process.terminal) steps.push(['console-connect', opts.consoleSocket!, '/process/terminal']);
-  steps.push(...idmapTrees);
-  for (const [name, path, ref] of join) steps.push(['setns', path, name, ref]);
-  steps.push(...timeOffsetSteps(linux, fresh.includes('time') ? 'new' : seen.has('time') ? 'joined' : 'none'));
-  if (opts.userNamespaceFirst && (!newUserNamespace || join.length)) {
+  steps.push(...c.idmapTrees);
+  for (const [name, path, ref] of ns.join) steps.push(['setns', path, name, ref]);
+  steps.push(...timeOffsetSteps(linux, ns.fresh.includes('time') ? 'new' : ns.seen.has('time') ? 'joined' : 'none'));
+  if (opts.userNamespaceFirst && (!ns.fresh.includes('user') || ns.join.length)) {
     throw new PocrunError('internal: userNamespaceFirst needs a new user namespace and no joined namespace');
   }
-  steps.push(['clone', opts.mode, ...(opts.userNamespaceFirst ? fresh.filter((n) => n !== 'user') : fresh)]);
+  steps.push(['clone', opts.mode, ...(opts.userNamespaceFirst ? ns.fresh.filter((n) => n !== 'user') : ns.fresh)]);
+  return steps;
+}
 
-  // The container's init, before pivot_root.
-  if (newUserNamespace && !opts.userNamespaceFirst) child.push(['sync', 'maps']);
-  if (netDevices.length) child.push(['sync', 'netdevices']);
-  child.push(['setsid']);
-  const rootPropagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;
-  if (linux.rootfsPropagation && rootPropagation === undefined) {
+/** The init's root: its own mount namespace made a slave (or private) view first, or the rootfs opened to chroot. */
+function rootfsSteps(linux: NonNullable<Spec['linux']>, rootfs: string, ownMountNamespace: boolean): { steps: Step[]; propagation: number | undefined } {
+  const propagation = linux.rootfsPropagation ? propagationFlags(linux.rootfsPropagation) : undefined;
+  if (linux.rootfsPropagation && propagation === undefined) {
     throw new ConfigFieldError('/linux/rootfsPropagation', `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
   }
-  if (ownMountNamespace) {
-    // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
-    const startPropagation = rootPropagation !== undefined && (rootPropagation & MS.PRIVATE) ? MS.PRIVATE : MS.SLAVE;
-    child.push(['propagation', '/', String(startPropagation | MS.REC), '/linux/rootfsPropagation']);
-    child.push(['rootfs', rootfs, '/root/path']);
-  } else {
-    child.push(['root-open', rootfs, '/root/path']);
-  }
+  if (!ownMountNamespace) return { steps: [['root-open', rootfs, '/root/path']], propagation };
+  // Nothing the container mounts may propagate back to the host: start from a slave (or private) view.
+  const start = propagation !== undefined && (propagation & MS.PRIVATE) ? MS.PRIVATE : MS.SLAVE;
+  return { steps: [['propagation', '/', String(start | MS.REC), '/linux/rootfsPropagation'], ['rootfs', rootfs, '/root/path']], propagation };
+}
 
-  child.push(...mountChildSteps);
-
+/**
+ * /dev: the default devices and linux.devices (made, or bound from the host's where mknod is refused), its links.
+ * Not on a /dev bound from elsewhere; without a mount namespace, only on a /dev the config mounts (a tmpfs of
+ * the container's own): otherwise the nodes and links would be made in the bundle's or, with the host's root, in
+ * the host's /dev.
+ */
+function devSteps(
+  linux: NonNullable<Spec['linux']>,
+  mounts: readonly Mount[],
+  ownMountNamespace: boolean,
+  bindDevices: boolean,
+  hasKcore: boolean,
+  root: { uid: number; gid: number },
+): Step[] {
   const devBound = mounts.some((m) => posix.normalize(m.destination) === '/dev' && isBind(m));
-  // Without a mount namespace, /dev is set up only on a /dev the config mounts (a tmpfs of the container's own):
-  // otherwise the nodes and links would be made in the bundle's or, with the host's root, in the host's /dev.
   const devOfItsOwn = ownMountNamespace || mounts.some((m) => posix.normalize(m.destination) === '/dev');
-  if (!devBound && devOfItsOwn) {
-    const devices: DeviceNode[] = DEFAULT_DEVICES.map((d) => ({ ...d, uid: rootUid, gid: rootGid }));
-    const custom = (linux.devices ?? []).map((d, i) => {
-      const ref = `/linux/devices/${i}`;
-      if (!posix.isAbsolute(d.path) || !posix.normalize(d.path).startsWith('/dev/')) {
-        throw new ConfigFieldError(`${ref}/path`, `device path must be under /dev, got ${JSON.stringify(d.path)}`);
-      }
-      if (d.type !== 'p' && (d.major === undefined || d.minor === undefined)) {
-        throw new ConfigFieldError(ref, `major and minor are required for device type "${d.type}"`);
-      }
-      return {
-        path: posix.normalize(d.path), type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
-        fileMode: d.fileMode ?? 0o666, uid: d.uid ?? rootUid, gid: d.gid ?? rootGid,
-      };
-    });
-    const customPaths = new Set(custom.map((d) => d.path));
-    const defaults = devices.filter((d) => !customPaths.has(d.path));
-    const bindDevices = inUserNamespace || opts.host.runtimeInUserNamespace;
-    child.push(...deviceSteps(defaults, bindDevices, (i) => `default device ${defaults[i]!.path}`));
-    child.push(...deviceSteps(custom, bindDevices, (i) => `/linux/devices/${i}`));
-    for (const [target, link] of DEV_SYMLINKS) child.push(['symlink', target, link, '/dev']);
-    if (opts.host.hasKcore) child.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
-  }
+  if (devBound || !devOfItsOwn) return [];
+  const devices: DeviceNode[] = DEFAULT_DEVICES.map((d) => ({ ...d, uid: root.uid, gid: root.gid }));
+  const custom = (linux.devices ?? []).map((d, i) => {
+    const ref = `/linux/devices/${i}`;
+    if (!posix.isAbsolute(d.path) || !posix.normalize(d.path).startsWith('/dev/')) {
+      throw new ConfigFieldError(`${ref}/path`, `device path must be under /dev, got ${JSON.stringify(d.path)}`);
+    }
+    if (d.type !== 'p' && (d.major === undefined || d.minor === undefined)) {
+      throw new ConfigFieldError(ref, `major and minor are required for device type "${d.type}"`);
+    }
+    return {
+      path: posix.normalize(d.path), type: d.type, major: d.major ?? 0, minor: d.minor ?? 0,
+      fileMode: d.fileMode ?? 0o666, uid: d.uid ?? root.uid, gid: d.gid ?? root.gid,
+    };
+  });
+  const customPaths = new Set(custom.map((d) => d.path));
+  const defaults = devices.filter((d) => !customPaths.has(d.path));
+  const steps: Step[] = [
+    ...deviceSteps(defaults, bindDevices, (i) => `default device ${defaults[i]!.path}`),
+    ...deviceSteps(custom, bindDevices, (i) => `/linux/devices/${i}`),
+  ];
+  for (const [target, link] of DEV_SYMLINKS) steps.push(['symlink', target, link, '/dev']);
+  if (hasKcore) steps.push(['symlink', '/proc/kcore', '/dev/core', '/dev']);
+  return steps;
+}
 
+/**
+ * `sync hooks` when the runtime has hooks to run or state to give (a seccomp agent gets the container state,
+ * which the helper has from the reply), then the hooks the helper runs itself; createContainer's run here.
+ */
+function hookSteps(spec: Spec, seccompNotify: boolean): { steps: Step[]; syncHooks: boolean } {
   const hooks = spec.hooks ?? {};
-  // A seccomp agent gets the container state, which the helper has from the reply to `sync hooks`.
+  const steps: Step[] = [];
   const syncHooks = Boolean(
     hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length || hooks.startContainer?.length ||
-      seccomp?.notify,
+      seccompNotify,
   );
-  if (syncHooks) child.push(['sync', 'hooks']);
+  if (syncHooks) steps.push(['sync', 'hooks']);
   for (const phase of ['createContainer', 'startContainer'] as const) {
     (hooks[phase] ?? []).forEach((h, i) => {
       const ref = `/hooks/${phase}/${i}`;
       if (!posix.isAbsolute(h.path)) throw new ConfigFieldError(`${ref}/path`, `must be absolute, got ${JSON.stringify(h.path)}`);
       const args = h.args ?? [h.path];
       const env = h.env ?? [];
-      child.push(['hook', phase, String(h.timeout ?? 0), h.path, String(args.length), ...args, String(env.length), ...env, ref]);
+      steps.push(['hook', phase, String(h.timeout ?? 0), h.path, String(args.length), ...args, String(env.length), ...env, ref]);
     });
   }
-  if (hooks.createContainer?.length) child.push(['run-hooks', 'createContainer']);
+  if (hooks.createContainer?.length) steps.push(['run-hooks', 'createContainer']);
+  return { steps, syncHooks };
+}
 
-  child.push(!ownMountNamespace ? ['chroot-only', '/root/path'] : opts.noPivot ? ['chroot', '/root/path'] : ['pivot-root', '/root/path']);
-  if (rootPropagation !== undefined) child.push(['propagation', '/', String(rootPropagation), '/linux/rootfsPropagation']);
-  if (process.terminal) child.push(consoleStep(process));
-
-
-  const joinPaths = new Map(join.map(([name, path]) => [name, path]));
+/**
+ * The container's settings, once inside its root: lo, sysctls, masked and read-only paths, a read-only root, the
+ * session keyring, hostname and domainname, rlimits.
+ */
+function settingSteps(spec: Spec, opts: CreatePlanOptions, ns: Namespaces): Step[] {
+  const linux = spec.linux ?? {};
+  const steps: Step[] = [];
+  const joinPaths = new Map(ns.join.map(([name, path]) => [name, path]));
   const sysctlContext = {
-    has: (ns: string) => seen.has(ns),
-    joinPath: (ns: string) => joinPaths.get(ns),
+    has: (name: string) => ns.seen.has(name),
+    joinPath: (name: string) => joinPaths.get(name),
     isHostNamespace: opts.host.isHostNamespace,
     hostnameSet: Boolean(spec.hostname),
   };
   // A new network namespace: its lo is brought up, as runc and crun do (engines count on it for --network none).
-  if (fresh.includes('net')) child.push(['loopback', '/linux/namespaces']);
+  if (ns.fresh.includes('net')) steps.push(['loopback', '/linux/namespaces']);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     checkSysctl(key, sysctlContext);
-    child.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
+    steps.push(['sysctl', key, value, `/linux/sysctl/${key}`]);
   }
   // After the sysctls, as runc: /proc/sys is among the read-only paths.
-  (linux.maskedPaths ?? []).forEach((p, i) => child.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
+  (linux.maskedPaths ?? []).forEach((p, i) => steps.push(['mask', checkedPath(p, `/linux/maskedPaths/${i}`), `/linux/maskedPaths/${i}`]));
   (linux.readonlyPaths ?? []).forEach((p, i) =>
-    child.push(['readonly', checkedPath(p, `/linux/readonlyPaths/${i}`), `/linux/readonlyPaths/${i}`]),
+    steps.push(['readonly', checkedPath(p, `/linux/readonlyPaths/${i}`), `/linux/readonlyPaths/${i}`]),
   );
-  if (spec.root.readonly) child.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
-  if (!opts.noNewKeyring) child.push(['session-keyring', `_ses.${basename(opts.stateDir)}`, '-']);
-  if (spec.hostname !== undefined && seen.has('uts') && fresh.includes('uts')) child.push(['hostname', spec.hostname, '/hostname']);
-  if (spec.domainname && fresh.includes('uts')) child.push(['domainname', spec.domainname, '/domainname']);
-  (process.rlimits ?? []).forEach((r, i) => {
+  if (spec.root!.readonly) steps.push(['remount-root', String(MS.RDONLY), '/root/readonly']);
+  if (!opts.noNewKeyring) steps.push(['session-keyring', `_ses.${basename(opts.stateDir)}`, '-']);
+  if (spec.hostname !== undefined && ns.seen.has('uts') && ns.fresh.includes('uts')) steps.push(['hostname', spec.hostname, '/hostname']);
+  if (spec.domainname && ns.fresh.includes('uts')) steps.push(['domainname', spec.domainname, '/domainname']);
+  (spec.process!.rlimits ?? []).forEach((r, i) => {
     const ref = `/process/rlimits/${i}`;
-    child.push(['rlimit', String(rlimitNumber(r.type, `${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
+    steps.push(['rlimit', String(rlimitNumber(r.type, `${ref}/type`)), rlimitValue(r.soft), rlimitValue(r.hard), ref]);
   });
-  checkMountLabel(spec, opts.host.security);
-  child.push(...processSteps(spec, opts.preserveFds, false, opts.host.security));
-
-  return { steps: [...steps, ...child], rootfs, newUserNamespace, syncHooks, netDevices };
+  return steps;
 }
 
 /** `console [height width] ref`: the pty, at process.consoleSize when the config gives one. */
