@@ -31,6 +31,9 @@ const work = mkdtempSync(join(tmpdir(), 'poc-bench-pull-'));
 const children = [];
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill();
+  // A repetition that failed before its `podman system reset` leaves podman's overlay mount in the work directory.
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${work}/`));
+  for (const m of mounts.reverse()) spawnSync('umount', [m]);
   rmSync(work, { recursive: true, force: true });
 });
 // Interrupted: the same cleanup (the registries are this process's children).
