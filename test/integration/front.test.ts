@@ -163,6 +163,20 @@ t.test('what the front does not answer reaches the TypeScript program', async (t
   t.match(rt.run(['--version']).stdout, /^pocrun version /);
 });
 
+t.test("a creating container's state (pid 0 in the record) is the same from both: the one status rule", async (t) => {
+  const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+  rt.ok(['create', '--bundle', b.dir, 'f8']);
+  const file = join(rt.root, 'f8', 'state.json');
+  const record = JSON.parse(readFileSync(file, 'utf8'));
+  const pid = record.pid as number;
+  writeFileSync(file, JSON.stringify({ ...record, pid: 0 }));
+  sameState(t, 'f8', 'creating');
+  writeFileSync(file, JSON.stringify(record));
+  sameState(t, 'f8', 'created');
+  rt.ok(['delete', '--force', 'f8']);
+  t.ok(isDead(pid));
+});
+
 t.test('a record from before cgroupDirs is handled by the TypeScript program', async (t) => {
   const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
   rt.ok(['create', '--bundle', b.dir, 'f4']);
