@@ -1099,6 +1099,150 @@ static int run_fds[2] = {-1, -1}, run_master = -1;
 /* slirp4netns's exit fd while a rootless container runs (closed when its init has exited). */
 static int slirp_exit = -1;
 
+/* pocrun create's argv, or restore's at the first run of a start from a checkpoint; `argv` holds 24. */
+static void create_argv(char **argv, bool restoring)
+{
+	int a = 0;
+	argv[a++] = (char *)O.runtime;
+	argv[a++] = "--root";
+	argv[a++] = (char *)O.root;
+	if (O.systemd_cgroup) /* the cgroup is a systemd scope; later commands find that in pocrun's state */
+		argv[a++] = "--systemd-cgroup";
+	if (restoring) {
+		/* Detached: the restored init is pocrun's child, and this monitor's (a subreaper) once pocrun exits.
+		 * Its stdout and stderr are the pipes below, handed on by criu in place of the checkpointed ones. */
+		argv[a++] = "restore";
+		argv[a++] = "--detach";
+		for (int i = 0; i < O.n_restore_flags; i++)
+			argv[a++] = O.restore_flags[i];
+		argv[a++] = "--image-path";
+		argv[a++] = (char *)O.restore;
+	} else {
+		argv[a++] = "create";
+	}
+	argv[a++] = "--bundle";
+	argv[a++] = (char *)O.bundle;
+	argv[a++] = "--pid-file";
+	argv[a++] = (char *)O.pid_file;
+	if (O.tty) {
+		argv[a++] = "--console-socket";
+		argv[a++] = (char *)O.console_socket;
+	}
+	argv[a++] = (char *)O.id;
+	argv[a] = NULL;
+}
+
+/*
+ * Waits for pocrun create (`create_pid`) to exit. Until then, anything on the pipes is pocrun's own output, kept
+ * in `create_out` for the error report; with a terminal, the pty master comes on `listener` meanwhile.
+ * Returns create's wait status.
+ */
+static int wait_create(int sigfd, pid_t create_pid, int cre, int out, int err, int listener, int *master,
+		       char *create_out, size_t create_size)
+{
+	size_t create_len = 0;
+	create_out[0] = 0;
+	int create_status = -1;
+	while (create_status < 0) {
+		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = cre, .events = POLLIN},
+				      {.fd = O.tty ? listener : out, .events = POLLIN}, {.fd = O.tty ? -1 : err, .events = POLLIN}};
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
+			fail("poll: %s", strerror(errno));
+		if (p[1].revents & POLLIN)
+			drain_into(cre, create_out, create_size, &create_len);
+		if (!O.tty) {
+			if (p[2].revents & POLLIN)
+				drain_into(out, create_out, create_size, &create_len);
+			if (p[3].revents & POLLIN)
+				drain_into(err, create_out, create_size, &create_len);
+		} else if ((p[2].revents & POLLIN) && *master < 0) {
+			int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+			if (conn >= 0) {
+				*master = recv_master(conn);
+				close(conn);
+			}
+		}
+		struct signalfd_siginfo si;
+		while (read(sigfd, &si, sizeof si) == sizeof si) {
+			if (si.ssi_signo != SIGCHLD)
+				continue; /* nothing to forward to yet */
+			int st;
+			pid_t pid;
+			while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+				if (pid == create_pid)
+					create_status = st;
+		}
+	}
+	if (!O.tty) {
+		drain_into(out, create_out, create_size, &create_len);
+		drain_into(err, create_out, create_size, &create_len);
+	}
+	return create_status;
+}
+
+/* The init's pid, as pocrun create (or restore) wrote it to --pid-file. */
+static pid_t read_pid_file(void)
+{
+	char buf[32] = {0};
+	int fd = open(O.pid_file, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof buf - 1) < 0)
+			buf[0] = 0;
+		close(fd);
+	}
+	pid_t pid = atoi(buf);
+	if (pid <= 0)
+		fail("pocrun create wrote no pid to %s", O.pid_file);
+	return pid;
+}
+
+/* Rootless networking (slirp4netns and the published ports), before the container's program runs. */
+static void start_rootless_network(pid_t init_pid)
+{
+	slirp_exit = -1;
+	if (!O.slirp)
+		return;
+	char err[2048];
+	slirp_exit = start_slirp(init_pid, err, sizeof err);
+	if (slirp_exit < 0)
+		fail_created(init_pid, err);
+	for (int i = 0; i < O.npublish; i++)
+		if (!publish_port(O.publish[i], err, sizeof err))
+			fail_created(init_pid, err);
+}
+
+/* pocrun start; if it fails, the created container is killed and deleted, and the monitor fails with its words. */
+static void start_created(pid_t init_pid)
+{
+	char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
+	int sout[2];
+	if (pipe2(sout, O_CLOEXEC) < 0)
+		fail("pipe: %s", strerror(errno));
+	pid_t start_pid = spawn(start_argv, devnull, sout[1], sout[1]);
+	close(sout[1]);
+	int start_status;
+	while (waitpid(start_pid, &start_status, 0) < 0 && errno == EINTR)
+		;
+	fcntl(sout[0], F_SETFL, O_NONBLOCK);
+	static char start_out[8192];
+	size_t start_len = 0;
+	start_out[0] = 0;
+	drain_into(sout[0], start_out, sizeof start_out, &start_len);
+	close(sout[0]);
+	if (status_code(start_status) != 0) {
+		kill(init_pid, SIGKILL);
+		char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
+		pid_t d = spawn(del_argv, devnull, devnull, devnull);
+		while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
+			;
+		fail("%s", runtime_message(start_out));
+	}
+}
+
+/*
+ * One run of the container: the output pipes (or the console socket), the rootfs mounted, pocrun create (or
+ * restore), the rootless network, pocrun start. Returns the init's pid, with run_fds set for relay().
+ */
 static pid_t launch(int sigfd)
 {
 	/* Output pipes: the init inherits the write ends from pocrun create (or gets a pty instead). */
@@ -1122,83 +1266,18 @@ static pid_t launch(int sigfd)
 	/* 1. pocrun create; or restore at the first run of a start from a checkpoint, which leaves the container
 	 * running (no start; a restart after it creates anew) */
 	bool restoring = O.restore && !restarted;
-	char *create_argv[24];
-	int a = 0;
-	create_argv[a++] = (char *)O.runtime;
-	create_argv[a++] = "--root";
-	create_argv[a++] = (char *)O.root;
-	if (O.systemd_cgroup) /* the cgroup is a systemd scope; later commands find that in pocrun's state */
-		create_argv[a++] = "--systemd-cgroup";
-	if (restoring) {
-		/* Detached: the restored init is pocrun's child, and this monitor's (a subreaper) once pocrun exits.
-		 * Its stdout and stderr are the pipes below, handed on by criu in place of the checkpointed ones. */
-		create_argv[a++] = "restore";
-		create_argv[a++] = "--detach";
-		for (int i = 0; i < O.n_restore_flags; i++)
-			create_argv[a++] = O.restore_flags[i];
-		create_argv[a++] = "--image-path";
-		create_argv[a++] = (char *)O.restore;
-	} else {
-		create_argv[a++] = "create";
-	}
-	create_argv[a++] = "--bundle";
-	create_argv[a++] = (char *)O.bundle;
-	create_argv[a++] = "--pid-file";
-	create_argv[a++] = (char *)O.pid_file;
-	if (O.tty) {
-		create_argv[a++] = "--console-socket";
-		create_argv[a++] = (char *)O.console_socket;
-	}
-	create_argv[a++] = (char *)O.id;
-	create_argv[a] = NULL;
+	char *argv[24];
+	create_argv(argv, restoring);
 	int in = (O.stdin_ && !O.tty && !restarted) ? 0 : devnull;
-	pid_t create_pid = O.tty ? spawn(create_argv, in, cre[1], cre[1]) : spawn(create_argv, in, out[1], err[1]);
+	pid_t create_pid = O.tty ? spawn(argv, in, cre[1], cre[1]) : spawn(argv, in, out[1], err[1]);
 	close(cre[1]);
 	if (!O.tty) {
 		close(out[1]);
 		close(err[1]);
 	}
-
-	/* Until create exits, anything on the pipes is pocrun's own output: kept for the error report. */
 	static char create_out[8192];
-	size_t create_len = 0;
-	create_out[0] = 0;
-	int create_status = -1;
-	while (create_status < 0) {
-		struct pollfd p[4] = {{.fd = sigfd, .events = POLLIN}, {.fd = cre[0], .events = POLLIN},
-				      {.fd = O.tty ? listener : out[0], .events = POLLIN}, {.fd = O.tty ? -1 : err[0], .events = POLLIN}};
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
-			fail("poll: %s", strerror(errno));
-		if (p[1].revents & POLLIN)
-			drain_into(cre[0], create_out, sizeof create_out, &create_len);
-		if (!O.tty) {
-			if (p[2].revents & POLLIN)
-				drain_into(out[0], create_out, sizeof create_out, &create_len);
-			if (p[3].revents & POLLIN)
-				drain_into(err[0], create_out, sizeof create_out, &create_len);
-		} else if ((p[2].revents & POLLIN) && master < 0) {
-			int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-			if (conn >= 0) {
-				master = recv_master(conn);
-				close(conn);
-			}
-		}
-		struct signalfd_siginfo si;
-		while (read(sigfd, &si, sizeof si) == sizeof si) {
-			if (si.ssi_signo != SIGCHLD)
-				continue; /* nothing to forward to yet */
-			int st;
-			pid_t pid;
-			while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-				if (pid == create_pid)
-					create_status = st;
-		}
-	}
+	int create_status = wait_create(sigfd, create_pid, cre[0], out[0], err[0], listener, &master, create_out, sizeof create_out);
 	close(cre[0]);
-	if (!O.tty) {
-		drain_into(out[0], create_out, sizeof create_out, &create_len);
-		drain_into(err[0], create_out, sizeof create_out, &create_len);
-	}
 	if (status_code(create_status) != 0)
 		fail("%s", runtime_message(create_out));
 	if (listener >= 0) {
@@ -1208,63 +1287,17 @@ static pid_t launch(int sigfd)
 	if (O.tty && master < 0)
 		fail("pocrun create did not send the container's terminal");
 
-	pid_t init_pid = 0;
-	{
-		char buf[32] = {0};
-		int fd = open(O.pid_file, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			if (read(fd, buf, sizeof buf - 1) < 0)
-				buf[0] = 0;
-			close(fd);
-		}
-		init_pid = atoi(buf);
-		if (init_pid <= 0)
-			fail("pocrun create wrote no pid to %s", O.pid_file);
-	}
+	pid_t init_pid = read_pid_file();
 	if (master >= 0) {
 		fcntl(master, F_SETFL, O_NONBLOCK);
 		if (O.foreground && isatty(0))
 			copy_window_size(master);
 	}
-
-	/* rootless networking, before the container's program runs */
-	slirp_exit = -1;
-	if (O.slirp) {
-		char err[2048];
-		slirp_exit = start_slirp(init_pid, err, sizeof err);
-		if (slirp_exit < 0)
-			fail_created(init_pid, err);
-		for (int i = 0; i < O.npublish; i++)
-			if (!publish_port(O.publish[i], err, sizeof err))
-				fail_created(init_pid, err);
-	}
+	start_rootless_network(init_pid);
 
 	/* 2. pocrun start (a restored container runs already) */
-	if (!restoring) {
-		char *start_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "start", (char *)O.id, NULL};
-		int sout[2];
-		if (pipe2(sout, O_CLOEXEC) < 0)
-			fail("pipe: %s", strerror(errno));
-		pid_t start_pid = spawn(start_argv, devnull, sout[1], sout[1]);
-		close(sout[1]);
-		int start_status;
-		while (waitpid(start_pid, &start_status, 0) < 0 && errno == EINTR)
-			;
-		fcntl(sout[0], F_SETFL, O_NONBLOCK);
-		static char start_out[8192];
-		size_t start_len = 0;
-		start_out[0] = 0;
-		drain_into(sout[0], start_out, sizeof start_out, &start_len);
-		close(sout[0]);
-		if (status_code(start_status) != 0) {
-			kill(init_pid, SIGKILL);
-			char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
-			pid_t d = spawn(del_argv, devnull, devnull, devnull);
-			while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
-				;
-			fail("%s", runtime_message(start_out));
-		}
-	}
+	if (!restoring)
+		start_created(init_pid);
 	run_fds[0] = O.tty ? master : out[0];
 	run_fds[1] = O.tty ? -1 : err[0];
 	run_master = master;
