@@ -2,7 +2,9 @@
 // Checkpoint and restore time of a container holding 256 MiB of touched memory: pocrun against runc, in one run,
 // the two alternating, in the cgroup v2 test guest (where criu works; it fails on the host's 6.18 kernel).
 // Prints the medians and the ratios pocrun/runc. Both drive the same criu (Debian's 3.17): the difference is
-// each runtime's own work around it (runc: criu's RPC over swrk; pocrun: criu's command line, see README).
+// each runtime's own work around it (runc: criu's RPC over swrk; pocrun: criu's command line, see README). That
+// work is also shown alone: the wall time less criu's own (the last timestamp of criu's log, dump.log or
+// restore.log), which the guest's load moves far less than the wall time.
 //
 // usage: node bench/checkpoint.mjs [--reps N] [--mib M]    (boots the guest and runs there; POC_GUEST=1: here)
 import { spawnSync } from 'node:child_process';
@@ -65,18 +67,28 @@ function waitTouched(bin, root, id) {
   throw new Error(`${id}: the process never held ${mib} MiB`);
 }
 
-const times = { pocrun: { checkpoint: [], restore: [] }, runc: { checkpoint: [], restore: [] } };
+/** criu's own time in ms: the last "(SS.ssssss)" timestamp of its log. */
+const criuOwn = (log) => Number([...readFileSync(log, 'utf8').matchAll(/^\(\s*([\d.]+)\)/gm)].at(-1)?.[1] ?? NaN) * 1000;
+
+const metrics = ['checkpoint', 'restore', 'checkpoint overhead', 'restore overhead'];
+const times = Object.fromEntries(Object.keys(RUNTIMES).map((name) => [name, Object.fromEntries(metrics.map((m) => [m, []]))]));
 for (let rep = 0; rep < reps; rep++) {
   for (const [name, bin] of Object.entries(RUNTIMES)) {
     const root = join(work, `root-${name}`);
     const bundle = bundleFor(name);
     const id = `bench-${name}`;
     const images = join(work, `images-${name}`);
+    const restoreWork = join(work, `restore-work-${name}`);
     rmSync(images, { recursive: true, force: true });
+    rmSync(restoreWork, { recursive: true, force: true });
     must('sh', ['-c', `"$0" --root "$1" run -d --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, bin, root, bundle, id]);
     waitTouched(bin, root, id);
-    times[name].checkpoint.push(timed(bin, ['--root', root, 'checkpoint', '--image-path', images, id]));
-    times[name].restore.push(timed('sh', ['-c', `"$0" --root "$1" restore -d --bundle "$2" --image-path "$3" "$4" </dev/null >/dev/null 2>&1`, bin, root, bundle, images, id]));
+    const checkpoint = timed(bin, ['--root', root, 'checkpoint', '--image-path', images, id]);
+    const restore = timed('sh', ['-c', `"$0" --root "$1" restore -d --work-path "$5" --bundle "$2" --image-path "$3" "$4" </dev/null >/dev/null 2>&1`, bin, root, bundle, images, id, restoreWork]);
+    times[name].checkpoint.push(checkpoint);
+    times[name].restore.push(restore);
+    times[name]['checkpoint overhead'].push(checkpoint - criuOwn(join(images, 'dump.log')));
+    times[name]['restore overhead'].push(restore - criuOwn(join(restoreWork, 'restore.log')));
     must(bin, ['--root', root, 'delete', '--force', id]);
   }
 }
@@ -84,11 +96,13 @@ for (let rep = 0; rep < reps; rep++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`checkpoint and restore of a container with ${mib} MiB touched, ${reps} repetitions, runtimes alternating,`);
 console.log(`in the cgroup v2 guest (${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, ${must('criu', ['--version']).split('\n')[0]}, ${must('runc', ['--version']).split('\n')[0]}); medians in ms (emulated: the ratios are what counts)`);
-console.log('metric       pocrun      runc   pocrun/runc');
-for (const metric of ['checkpoint', 'restore']) {
+console.log('metric                 pocrun      runc   pocrun/runc');
+for (const metric of metrics) {
   const p = median(times.pocrun[metric]);
   const r = median(times.runc[metric]);
-  console.log(`${metric.padEnd(10)} ${p.toFixed(0).padStart(8)} ${r.toFixed(0).padStart(9)} ${(p / r).toFixed(2).padStart(13)}`);
+  console.log(`${metric.padEnd(20)} ${p.toFixed(0).padStart(8)} ${r.toFixed(0).padStart(9)} ${(p / r).toFixed(2).padStart(13)}`);
 }
+console.log('(overhead: the wall time less criu\'s own, from its log: what each runtime adds around criu)');
+console.log(`all runs (ms): ${JSON.stringify(times)}`);
 rmSync(work, { recursive: true, force: true });
 spawnSync('rmdir', ['/sys/fs/cgroup/bench-checkpoint']);

@@ -843,21 +843,11 @@ void step_remount_root(const struct step *s)
 		die(errno, "remount /%s: %s", fl & MS_RDONLY ? " read-only" : "", strerror(errno));
 }
 
-void step_console(const struct step *s)
+int console_pty(bool container_ptmx, unsigned short rows, unsigned short cols, unsigned *ptn_out, int *master_out)
 {
-	unsigned short rows = 0, cols = 0;
-	if (s->argc == 3)
-		die(EINVAL, "console takes ref, or rows, cols and ref");
-	if (s->argc == 4) {
-		rows = parse_u64(s->argv[1], 10, "rows");
-		cols = parse_u64(s->argv[2], 10, "columns");
-	}
 	if (G.console_sock < 0)
 		die(EINVAL, "no console-connect step before console");
-	/* exec (no rootfs step): setns has already put us in the container's mount namespace and root; its
-	 * /dev/console belongs to the init and is left alone. */
-	bool exec = G.root_fd < 0;
-	int master = exec ? open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) : in_root("/dev/ptmx", O_RDWR | O_NOCTTY);
+	int master = container_ptmx ? in_root("/dev/ptmx", O_RDWR | O_NOCTTY) : open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
 		die(errno, "open /dev/ptmx: %s", strerror(errno));
 	int unlock = 0;
@@ -874,7 +864,13 @@ void step_console(const struct step *s)
 		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
 			die(errno, "set the console size: %s", strerror(errno));
 	}
+	*ptn_out = ptn;
+	*master_out = master;
+	return slave;
+}
 
+void console_send_master(int master, unsigned ptn)
+{
 	/* The master goes to the console socket with the slave's name as the payload, as runc sends it. */
 	char name[32];
 	int len = snprintf(name, sizeof name, "/dev/pts/%u", ptn);
@@ -898,6 +894,26 @@ void step_console(const struct step *s)
 		die(errno, "send the pty master to the console socket: %s", strerror(errno));
 	close(master);
 	xclose(&G.console_sock);
+}
+
+void step_console(const struct step *s)
+{
+	unsigned short rows = 0, cols = 0;
+	if (s->argc == 3)
+		die(EINVAL, "console takes ref, or rows, cols and ref");
+	if (s->argc == 4) {
+		rows = parse_u64(s->argv[1], 10, "rows");
+		cols = parse_u64(s->argv[2], 10, "columns");
+	}
+	/* exec (no rootfs step): setns has already put us in the container's mount namespace and root; its
+	 * /dev/console belongs to the init and is left alone. */
+	bool exec = G.root_fd < 0;
+	unsigned ptn;
+	int master;
+	int slave = console_pty(!exec, rows, cols, &ptn, &master);
+	console_send_master(master, ptn);
+	char name[32];
+	snprintf(name, sizeof name, "/dev/pts/%u", ptn);
 
 	if (!exec) {
 		char p[32], q[32];

@@ -899,6 +899,82 @@ static int sync_out_arg(const char *s)
 	return fd_arg(fd);
 }
 
+/* `pocrun-init --console-pair SOCKET`: the restore of a container with a terminal (src/runtime/checkpoint/
+ * restore.ts). criu's command line cannot hand back a pty it makes, so the runtime makes one: a new pair on
+ * the caller's /dev/ptmx. The slave's name is printed ("pts /dev/pts/N"); once the runtime has opened the slave
+ * (to give criu in place of the checkpointed one) it closes our stdin, and the master goes to SOCKET as create
+ * sends it: the engine never sees a pty without a slave. A failure is an `error` line, as the steps report. */
+static int console_pair_mode(char *socket_path)
+{
+	/* Reported as create reports it: "connect console socket (config.json /process/terminal): ...". */
+	const struct step connect_step = {2, (char *[]){"console-connect", socket_path, NULL}, "/process/terminal"};
+	cur = &connect_step;
+	G.sync_out = 1;
+	step_console_connect(&connect_step);
+	unsigned ptn;
+	int master;
+	close(console_pty(false, 0, 0, &ptn, &master));
+	char line[64], go;
+	int n = snprintf(line, sizeof line, "pts /dev/pts/%u", ptn);
+	if (send_line(line, n) < 0)
+		return 1;
+	while (read(0, &go, 1) > 0) { /* until the runtime closes it */ }
+	console_send_master(master, ptn);
+	return 0;
+}
+
+/* `pocrun-init --criu-launch ROOTFS CRIU_ROOT [CGROUP_DIR FILTER] -- CRIU ARGS...`: how restore starts criu
+ * (src/runtime/checkpoint/restore.ts), one exec where a shell took four (unshare, sh, mount, and the helper for
+ * the device filter). In a mount namespace of its own whose mounts are slaves of the caller's (nothing propagates
+ * back, and the rootfs's bind keeps the peer group that criu 3.17 copies to the restored root: from a private
+ * mount MOVE_MOUNT_SET_GROUP fails with EINVAL), it attaches the container's device filter (cgroup v2, as the
+ * `device-filter` step does at create), waits for the runtime's "go" on fd 3 (meanwhile the runtime moves it into
+ * the container's cgroup, or starts the systemd scope with it, so that criu and what it forks are born there, as
+ * runc applies the cgroup to criu), binds the rootfs on CRIU_ROOT (criu's --root must be a mount point; the
+ * host's mount table never holds it) and becomes criu. A failure is an `error` line on fd 4, which closes at
+ * the exec: the runtime reads it to its end. */
+static int criu_launch_mode(int argc, char **argv)
+{
+	const struct step launch = {1, (char *[]){"criu-launch", NULL}, "-"};
+	cur = &launch;
+	G.sync_out = 4;
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
+		die(errno, "fds 3 and 4: %s", strerror(errno));
+	int sep = 0;
+	for (int i = 2; i < argc && !sep; i++)
+		if (!strcmp(argv[i], "--"))
+			sep = i;
+	if ((sep != 4 && sep != 6) || sep + 1 >= argc)
+		die(EINVAL, "usage: pocrun-init --criu-launch ROOTFS CRIU_ROOT [CGROUP_DIR FILTER] -- CRIU ARGS...");
+	if (unshare(CLONE_NEWNS) < 0)
+		die(errno, "unshare the mount namespace: %s", strerror(errno));
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		die(errno, "make the mounts slaves of the host's: %s", strerror(errno));
+	if (sep == 6) {
+		const struct step filter = {4, (char *[]){"device-filter", argv[4], argv[5], "/linux/resources/devices", NULL},
+					    "/linux/resources/devices"};
+		cur = &filter;
+		step_device_filter(&filter);
+		cur = &launch;
+	}
+	char go[3];
+	ssize_t n;
+	do
+		n = read(3, go, sizeof go);
+	while (n < 0 && errno == EINTR);
+	if (n != 3 || memcmp(go, "go\n", 3))
+		_exit(1); /* the runtime gave up */
+	close(3);
+	const struct step root = {2, (char *[]){"rootfs", argv[2], NULL}, "/root/path"};
+	cur = &root;
+	if (mount(argv[2], argv[3], NULL, MS_BIND | MS_REC, NULL) < 0)
+		die(errno, "bind %s on %s for criu: %s", argv[2], argv[3], strerror(errno));
+	const struct step exec = {2, (char *[]){"exec", argv[sep + 1], NULL}, "-"};
+	cur = &exec;
+	execv(argv[sep + 1], argv + sep + 1);
+	die(errno, "exec %s: %s", argv[sep + 1], strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	int plan_fd;
@@ -910,6 +986,10 @@ int main(int argc, char **argv)
 		return move_self(argv[2]) < 0;
 	if (argc == 4 && !strcmp(argv[1], "--device-filter"))
 		return device_filter_mode(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "--console-pair"))
+		return console_pair_mode(argv[2]);
+	if (argc >= 2 && !strcmp(argv[1], "--criu-launch"))
+		return criu_launch_mode(argc, argv);
 	if (argc < 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = sync_out_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;

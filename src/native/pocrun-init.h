@@ -69,6 +69,12 @@ void reset_signals(void);
  * src/vocabulary/steps.ts. */
 #include "generated/step-functions.h"
 
+/* mounts.c: a new pty pair from the container's /dev/ptmx (through the rootfs) or the caller's: returns the
+ * slave (O_CLOEXEC), its number in *ptn and the master in *master; console_send_master sends the master to the
+ * console socket of `console-connect` and closes both. */
+int console_pty(bool container_ptmx, unsigned short rows, unsigned short cols, unsigned *ptn, int *master);
+void console_send_master(int master, unsigned ptn);
+
 /* seccomp.c */
 int print_known_seccomp_archs(int argc, char **argv);
 

@@ -10,6 +10,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfs, POCRUN } from '../helpers/runtime.js';
+import { BUSYBOX_IMAGE, startContainerd } from '../helpers/containerd.js';
 
 const work = mkdtempSync('/tmp/pocrun-cr-engines-');
 const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; echo "tick $i"; sleep 0.2; done';
@@ -103,6 +104,22 @@ t.test('podman container checkpoint/restore --runtime pocrun: in place, and --ex
   podmanOk(['rm', '-f', '-t', '0', 'ctr', 'ctr2']);
 });
 
+t.test('podman run -t: checkpoint and restore of a container with a terminal (a new pty on conmon\'s console socket)', async (t) => {
+  podmanOk(['run', '-d', '-t', '--name', 'tty', '--network', 'none', IMAGE, 'sh', '-c', COUNTER]);
+  await until('the counter', () => (podmanCount('tty') > 2 ? true : undefined));
+  const before = podmanCount('tty');
+  podmanOk(['container', 'checkpoint', 'tty']);
+  t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'tty']), 'exited', 'checkpointed');
+  podmanOk(['container', 'restore', 'tty']);
+  t.equal(podmanOk(['inspect', '--format', '{{.State.Status}}', 'tty']), 'running', 'restored');
+  const after = podmanCount('tty');
+  t.ok(after >= before, `the counter went on from ${before} (${after}), not from 1`);
+  await until('ticks in the log after the restore', () => (lastTick(podmanOk(['logs', 'tty'])) > after ? true : undefined));
+  t.pass("its output after the restore reaches podman's log through the new pty");
+  t.match(podmanOk(['exec', 'tty', 'readlink', '/proc/1/fd/1']), /^\/dev\/pts\/\d+$/, "the init's stdout is a pty");
+  podmanOk(['rm', '-f', '-t', '0', 'tty']);
+});
+
 // poc, private to the test: POC_ROOT under the work directory, the busybox image built offline.
 const POC = join(import.meta.dirname, '../../dist/poc');
 const pocEnv: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: join(work, 'poc') };
@@ -140,4 +157,47 @@ t.test('poc checkpoint create/ls/rm and start --checkpoint, on the bridge: the c
   t.same(pocOk(['checkpoint', 'ls', 'cr']).trim().split('\n'), ['CHECKPOINT NAME', 'two']);
   t.match(poc(['start', '--checkpoint', 'two', 'cr']).stderr, /container cr is running: a checkpoint is restored into a stopped container/);
   pocOk(['rm', '-f', 'cr']);
+});
+
+t.test('containerd: ctr container checkpoint --task and ctr container restore --live, the runc shim running pocrun', async (t) => {
+  const cd = startContainerd(join(work, 'containerd'));
+  const runcRoot = join(work, 'containerd/runc-root');
+  let execs = 0;
+  const count = (id: string) => Number(cd.ok(['task', 'exec', '--exec-id', `count${execs++}`, id, 'cat', '/count']).trim());
+  const status = (id: string) => cd.tasks().get(id)?.[1];
+  try {
+    // The counter writes only to /count: nobody reads the task's stdout once ctr has gone.
+    cd.ok(['run', '-d', '--runc-binary', POCRUN, '--runc-root', runcRoot, BUSYBOX_IMAGE, 'cr1', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i >/count; sleep 0.2; done']);
+    await until('the counter', () => (count('cr1') > 2 ? true : undefined));
+    const before = count('cr1');
+    // ctr pauses the task, the shim runs `pocrun checkpoint --image-path TMP --work-path BUNDLE/work/criu-work
+    // --file-locks --leave-running cr1`, containerd keeps the images in its content store, ctr resumes the task.
+    cd.ok(['container', 'checkpoint', '--task', 'cr1', 'localhost/cr1:checkpoint']);
+    t.equal(status('cr1'), 'RUNNING', 'checkpointed and resumed: still running');
+    t.match(cd.ok(['images', 'ls', '-q']), /localhost\/cr1:checkpoint/, 'the checkpoint is an image in the content store');
+    cd.ok(['task', 'kill', '-s', 'KILL', 'cr1']);
+    await until('cr1 to stop', () => (status('cr1') === 'STOPPED' ? true : undefined));
+    cd.ok(['task', 'rm', 'cr1']);
+    cd.ok(['container', 'rm', 'cr1']);
+
+    // A new container from the checkpoint; --live restores its task: `pocrun restore --image-path ... --detach
+    // --pid-file BUNDLE/init.pid -no-subreaper --bundle BUNDLE cr2`, with the shim's new pipes as its stdio.
+    cd.ok(['container', 'restore', '--live', 'cr2', 'localhost/cr1:checkpoint']);
+    t.equal(status('cr2'), 'RUNNING', 'the restored task runs');
+    const pid = cd.tasks().get('cr2')![0];
+    t.ok(existsSync(`/proc/${pid}`), `its pid (${pid}) is the restored init`);
+    t.ok(existsSync(join(runcRoot, cd.ns, 'cr2', 'state.json')), "pocrun's state of the restored container");
+    const after = count('cr2');
+    t.ok(after >= before && after < before + 100, `the counter went on from ${before} (${after}), not from 1`);
+    await until('the restored counter to go on', () => (count('cr2') > after ? true : undefined));
+    t.pass('and keeps counting');
+    cd.ok(['task', 'kill', '-s', 'KILL', 'cr2']);
+    await until('cr2 to stop', () => (status('cr2') === 'STOPPED' ? true : undefined));
+    cd.ok(['task', 'rm', 'cr2']);
+    cd.ok(['container', 'rm', 'cr2']);
+    cd.ok(['images', 'rm', 'localhost/cr1:checkpoint']);
+    t.notOk(existsSync(join(runcRoot, cd.ns, 'cr2')), "pocrun's state is gone");
+  } finally {
+    t.same(cd.stop(), { processes: [], mounts: [], cgroups: [] }, 'nothing left: containerd, shims, containers, mounts, cgroups');
+  }
 });

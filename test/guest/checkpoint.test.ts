@@ -6,6 +6,7 @@
  * each tick to a server writing them to /recv).
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle, setup, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
@@ -143,6 +144,66 @@ t.test('one container: pre-dump, dump, restore, --leave-running, a second restor
   t.equal(rt.run(['state', 'cr3']).status, 1, 'no container is left');
   rmSync(join(broken, 'inventory.img'));
   t.match(rt.run(['restore', '-d', '--bundle', twin, '--image-path', broken, 'cr3']).stderr, /holds no checkpoint \(no inventory\.img\)/);
+});
+
+/**
+ * An engine's end of a container's terminal (test/helpers/console-socket.py): listens on a socket, writes `input`
+ * to the pty master it receives and copies what the container prints to a file until the pty closes.
+ */
+async function consoleListener(name: string, input: string) {
+  const sock = join(work, `${name}.sock`);
+  const output = join(work, `${name}.out`);
+  writeFileSync(join(work, `${name}.in`), input);
+  const listener = spawn('python3', [join(import.meta.dirname, '../helpers/console-socket.py'), sock, join(work, `${name}.in`), output, '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise((resolve) => listener.stdout!.once('data', resolve));
+  const exited = new Promise((resolve) => listener.once('exit', resolve));
+  return { sock, output, exited, text: () => (existsSync(output) ? readFileSync(output, 'utf8') : ''), stop: () => listener.kill() };
+}
+
+const lastTick = (text: string) => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+
+async function until(what: string, check: () => boolean) {
+  for (let i = 0; i < 300; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+t.test('a container with a terminal: checkpointed, and restored on a new pty sent to --console-socket', async (t) => {
+  // A counter printing to the terminal, and a reader answering what is typed on it.
+  const tty = makeBundle(work, (s) => {
+    s.process!.terminal = true;
+    s.process!.args = ['sh', '-c', '(i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done) & while read l; do echo "got $l"; done'];
+  }, 'tty');
+  const first = await consoleListener('console1', 'hello\n');
+  rt.ok(['run', '-d', '--console-socket', first.sock, '--bundle', tty.dir, 'crtty']);
+  await until('ticks on the first terminal', () => lastTick(first.text()) > 3 && /got hello/.test(first.text()));
+
+  const img = join(work, 'img-tty');
+  rt.ok(['checkpoint', '--image-path', img, 'crtty']);
+  t.ok(existsSync(join(img, 'terminal.json')), "the pty slave's key is kept beside the images");
+  await first.exited;
+  const atDump = lastTick(first.text());
+
+  const missing = rt.run(['restore', '-d', '--bundle', tty.dir, '--image-path', img, 'crtty']);
+  t.match(missing.stderr, /with a terminal: its new one goes to --console-socket, which is missing/, 'without --console-socket: a clear error');
+  t.equal(rt.run(['state', 'crtty']).status, 1, 'and no container');
+
+  const second = await consoleListener('console2', 'again\n');
+  rt.ok(['restore', '-d', '--console-socket', second.sock, '--bundle', tty.dir, '--image-path', img, 'crtty']);
+  t.equal(rt.state('crtty').status, 'running', 'restored: running');
+  await until('ticks on the new terminal', () => lastTick(second.text()) > atDump + 2 && /got again/.test(second.text()));
+  const firstAfter = Math.min(...[...second.text().matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+  t.ok(firstAfter > atDump - 10 && firstAfter <= atDump + 10, `the counter goes on on the new pty from ${atDump} (first tick there: ${firstAfter})`);
+  t.match(second.text(), /got again/, 'what is typed on the new pty reaches the restored reader');
+  t.match(rt.ok(['exec', 'crtty', 'sh', '-c', 'readlink /proc/1/fd/0']), /^\/dev\/pts\/\d+\n$/, "the restored init's stdin is a pty");
+
+  rt.ok(['kill', 'crtty', 'KILL']);
+  rt.waitStatus('crtty', 'stopped');
+  rt.ok(['delete', 'crtty']);
+  second.stop();
+  await second.exited;
 });
 
 t.test('nothing left behind', async (t) => residue(t));

@@ -69,6 +69,17 @@ t.test('restore where criu check fails: one clear error, no container, cgroup or
   t.match(none.stderr, /nowhere holds no checkpoint \(no inventory\.img\)/);
   const noCriu = rt.run(['restore', '-d', '--bundle', bundle.dir, '--image-path', images, 'c2'], { env: { ...process.env, PATH: join(work, 'no-such-dir') } });
   t.match(noCriu.stderr, /needs criu/);
+
+  // A checkpoint of a container with a terminal (its pty slave's key beside the images) needs --console-socket
+  // for its new pty, and one without a terminal refuses it; a socket nobody listens on is create's error.
+  const socketFor = rt.run(['--criu', fakeCriu, 'restore', '-d', '--console-socket', join(work, 'none.sock'), '--bundle', bundle.dir, '--image-path', images, 'c2']);
+  t.match(socketFor.stderr, /--console-socket: the checkpoint in .* is of a container without a terminal/);
+  writeFileSync(join(images, 'terminal.json'), '{"key":"tty[8800:2a]"}');
+  const noSocket = rt.run(['--criu', fakeCriu, 'restore', '-d', '--bundle', bundle.dir, '--image-path', images, 'c2']);
+  t.match(noSocket.stderr, /is of a container with a terminal: its new one goes to --console-socket, which is missing/);
+  const deaf = rt.run(['--criu', fakeCriu, 'restore', '-d', '--console-socket', join(work, 'none.sock'), '--bundle', bundle.dir, '--image-path', images, 'c2']);
+  t.match(deaf.stderr, /connect console socket \(config\.json \/process\/terminal\): connect .*none\.sock: No such file or directory/);
+  t.equal(rt.run(['state', 'c2']).status, 1, 'no container c2 after any of them');
 });
 
 t.test('nothing left behind', async (t) => residue(t));

@@ -74,6 +74,20 @@ t.test('restore: rootfs root, bind mounts back to their sources, stdio pipes and
   t.notOk(fg.includes('--restore-detached'), 'in the foreground criu stays the parent');
 });
 
+t.test('a terminal: the pty slave and /dev/console external at dump, the new slave inherited at restore', async (t) => {
+  const dump = dumpArgs(spec, { ...common, pid: 7, imagePath: '/i', workPath: '/w', leaveRunning: false, preDump: false, externalNsInodes: {}, externalTty: 'tty[8800:2a]' }, []);
+  t.same(values(dump, '--external'), ['tty[8800:2a]']);
+  t.ok(values(dump, '--ext-mount-map').includes('/dev/console:/dev/console'), '/dev/console, bound from the slave, is external');
+  const restore = restoreArgs(spec, {
+    ...common, imagePath: '/i', workPath: '/w', root: '/r', cgroupRoot: '/c', detach: true, pidFile: '/p', descriptors: ['/dev/pts/0', '/dev/pts/0', '/dev/pts/0'],
+    externalNsFds: {}, terminal: { fd: 5, key: 'tty[8800:2a]', path: '/dev/pts/3' },
+  });
+  t.same(values(restore, '--inherit-fd'), ['fd[5]:tty[8800:2a]'], 'only the new slave: no stdio pipe');
+  t.ok(values(restore, '--ext-mount-map').includes('/dev/console:/dev/pts/3'), 'the new slave bound on /dev/console');
+  const plain = dumpArgs(spec, { ...common, pid: 7, imagePath: '/i', workPath: '/w', leaveRunning: false, preDump: false, externalNsInodes: {} }, []);
+  t.notOk(values(plain, '--ext-mount-map').includes('/dev/console:/dev/console'), 'without a terminal /dev/console is left alone');
+});
+
 t.test('the namespaces criu takes as external: net and pid joined by path', async (t) => {
   t.same(externalNamespacePaths(spec), { net: '/run/netns/n1' });
   t.same(externalNamespacePaths({ ...spec, linux: { namespaces: [{ type: 'pid', path: '/proc/9/ns/pid' }, { type: 'ipc', path: '/x' }] } }), { pid: '/proc/9/ns/pid' });

@@ -14,6 +14,7 @@ import { removeContainer } from '../delete.js';
 import { containerStatus } from '../status.js';
 import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
+import { initTerminalKey, writeTerminalKey } from './terminal.js';
 
 export interface CheckpointOptions extends CriuCommonOptions {
   id: string;
@@ -47,6 +48,8 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
     try {
       for (const dir of made) mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (!opts.preDump) writeFileSync(join(imagePath, DESCRIPTORS_FILE), JSON.stringify(initDescriptors(record.pid)), { mode: 0o600 });
+      const externalTty = opts.preDump ? undefined : initTerminalKey(record.pid);
+      if (externalTty) writeTerminalKey(imagePath, externalTty);
       const cgroups = ctx.cgroupsOf(record);
       const dirs = record.cgroupDirs;
       const args = dumpArgs(spec, {
@@ -56,6 +59,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
         workPath,
         freezeCgroup: cgroups.version === 2 ? dirs.unified : dirs.freezer,
         externalNsInodes: nsInodes(externalNamespacePaths(spec)),
+        externalTty,
       }, maskedFiles(spec, record.pid));
       ctx.log('debug', `${criu} ${args.join(' ')}`);
       const { spawnSync } = process.getBuiltinModule('node:child_process');

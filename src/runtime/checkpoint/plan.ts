@@ -32,6 +32,8 @@ export interface DumpOptions extends CriuCommonOptions {
   freezeCgroup?: string;
   /** Inode of each namespace the config joins by path, for the kinds criu takes as external (net, pid). */
   externalNsInodes: Partial<Record<ExternalNs, number>>;
+  /** criu's key (tty[RDEV:DEV]) of the pty slave that is the init's stdio, when it has a terminal (terminal.ts). */
+  externalTty?: string;
 }
 
 export interface RestoreOptions extends CriuCommonOptions {
@@ -49,6 +51,9 @@ export interface RestoreOptions extends CriuCommonOptions {
   externalNsFds: Partial<Record<ExternalNs, number>>;
   /** An executable criu runs at each step (criu's --action-script), for the hooks (hooksScript). */
   actionScript?: string;
+  /** The new terminal given in place of the checkpointed one (terminal.ts): criu's fd of its slave, the old
+   * slave's key, and the slave's path (bound on /dev/console). */
+  terminal?: { fd: number; key: string; path: string };
 }
 
 /** The namespaces runc hands to criu as external when the config joins them by path. */
@@ -57,6 +62,9 @@ const EXTERNAL_NS: Record<ExternalNs, { type: string; key: string }> = {
   net: { type: 'network', key: 'extRootNetNS' },
   pid: { type: 'pid', key: 'extRootPidNS' },
 };
+
+/** Where create binds the terminal's slave in the container. */
+const CONSOLE = '/dev/console';
 
 export const MANAGE_CGROUPS_MODES = ['soft', 'full', 'strict', 'ignore'] as const;
 /** runc's --empty-ns takes the namespace's config name; criu's the kernel's. */
@@ -131,14 +139,17 @@ export function dumpArgs(spec: Spec, o: DumpOptions, maskedFiles: string[]): str
   for (const [ns, inode] of Object.entries(o.externalNsInodes) as [ExternalNs, number][]) {
     args.push('--external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`);
   }
+  // The engine holds the pty's master: its slave is external, and so is /dev/console, which create bound from it.
+  if (o.externalTty) args.push('--external', o.externalTty, '--ext-mount-map', `${CONSOLE}:${CONSOLE}`);
   return args;
 }
 
 /**
  * The fds criu is started with: 0-2 are pocrun's own stdio (the engine's pipes), handed on for the init's
- * external pipes as runc hands them (descriptors.json); 3 is pocrun's go-ahead; the opened namespaces follow.
+ * external pipes as runc hands them (descriptors.json); 3 is pocrun's go-ahead and 4 the launcher's error line
+ * (restore.ts); the opened namespaces follow, then the new terminal's slave (terminal.ts).
  */
-export const FIRST_NS_FD = 4;
+export const FIRST_NS_FD = 5;
 
 /**
  * `criu restore`: the tree under the rootfs, the bind mounts back onto their sources, /dev/null for the masked
@@ -173,6 +184,7 @@ export function restoreArgs(spec: Spec, o: RestoreOptions): string[] {
   for (const [ns, fd] of Object.entries(o.externalNsFds) as [ExternalNs, number][]) {
     args.push('--inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`);
   }
+  if (o.terminal) args.push('--inherit-fd', `fd[${o.terminal.fd}]:${o.terminal.key}`, '--ext-mount-map', `${CONSOLE}:${o.terminal.path}`);
   return args;
 }
 

@@ -14,18 +14,20 @@ import { loadConfig } from '../../spec/validate.js';
 import { resolveCgroupPath, type LinuxResources } from '../../cgroups/index.js';
 import { joinCgroupSync } from '../../cgroups/join.js';
 import { systemdUnitFor } from '../../cgroups/systemd-unit.js';
-import { deviceCgroupRules } from '../../plan/devices.js';
+import { deviceCgroupRules, deviceFilterStep } from '../../plan/devices.js';
 import type { RuntimeContext } from '../context.js';
 import { checkRootfs, newRecord, writePidFile } from '../create-container.js';
 import { removeContainer } from '../delete.js';
 import { runHooks } from '../hooks.js';
 import { ociState } from '../status.js';
 import { checkId } from '../id.js';
-import { bunRuntime, runDeviceFilter, type BunSubprocess } from '../init-helper.js';
+import { bunRuntime, helperPath, parseHelperMessage, type BunSubprocess } from '../init-helper.js';
 import { killQuietly, readProcStat, sleepMs } from '../../common/proc.js';
+import { trace } from '../trace.js';
 import { checkCommonOptions, externalNamespacePaths, FIRST_NS_FD, hooksScript, restoreArgs, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
 import { DESCRIPTORS_FILE } from './checkpoint.js';
+import { newConsole, readTerminalKey, type NewConsole } from './terminal.js';
 
 export interface RestoreCommandOptions extends CriuCommonOptions {
   id: string;
@@ -37,29 +39,16 @@ export interface RestoreCommandOptions extends CriuCommonOptions {
   consoleSocket?: string;
 }
 
-/**
- * criu is started through `unshare --mount` and a shell that waits for pocrun's go-ahead on fd 3: meanwhile
- * pocrun puts it into the container's cgroup (or starts the systemd scope with it), so that criu and the tasks
- * it forks are born there, as runc applies the cgroup to criu before the restore. The shell then bind-mounts
- * the rootfs where criu wants its root (a mount point of its own, as runc's criu-root) in that mount namespace,
- * so the host's mount table never holds it, and becomes criu. The namespace's mounts are slaves of the host's
- * (`--propagation slave`), not private: nothing propagates back to the host, and the bind mount keeps the
- * rootfs's peer group as its master, which criu 3.17 copies to the restored root (MOVE_MOUNT_SET_GROUP fails
- * with EINVAL from a private mount: "mnt-v2: Failed to copy sharing").
- */
-const LAUNCH = 'read -r go <&3 && exec 3<&- && [ "$go" = go ] && mount --rbind -- "$1" "$2" && shift 2 && exec "$@"';
 
 /** Returns the exit status: 0 once restored with --detach; without it, criu's once the restored init is gone. */
 export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommandOptions): Promise<number> {
+  trace('restore');
   needRoot('restore');
   checkCommonOptions(opts);
   const id = checkId(opts.id);
   const bundle = resolve(opts.bundle);
   if (!existsSync(bundle) || !statSync(bundle).isDirectory()) throw new PocrunError(`bundle ${bundle} is not a directory`);
   const spec = loadConfig(bundle);
-  if (opts.consoleSocket || spec.process?.terminal) {
-    throw new PocrunError('restore of a container with a terminal (config.json /process/terminal, --console-socket) is not supported: criu\'s command line cannot hand the new pty master back');
-  }
   if (!spec.linux?.namespaces?.some((ns) => ns.type === 'mount')) {
     throw new PocrunError('restore: config.json /linux/namespaces has no mount namespace, which criu needs to restore the mounts');
   }
@@ -67,7 +56,15 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
   const imagePath = resolve(opts.imagePath ?? 'checkpoint');
   if (!existsSync(join(imagePath, 'inventory.img'))) throw new PocrunError(`restore: ${imagePath} holds no checkpoint (no inventory.img)`);
   const descriptors = readDescriptors(imagePath);
+  const terminalKey = readTerminalKey(imagePath);
+  if (terminalKey && !opts.consoleSocket) {
+    throw new PocrunError(`restore: the checkpoint in ${imagePath} is of a container with a terminal: its new one goes to --console-socket, which is missing`);
+  }
+  if (!terminalKey && opts.consoleSocket) {
+    throw new PocrunError(`restore: --console-socket: the checkpoint in ${imagePath} is of a container without a terminal (its stdio is restored as it was)`);
+  }
   const criu = findCriu(ctx.criuPath);
+  trace('config loaded and checked');
 
   const systemd = ctx.systemdCgroup ? ctx.systemdCgroups() : undefined;
   const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id) : undefined;
@@ -82,18 +79,17 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
   const hookScriptFile = join(stateDir, 'criu-hooks.sh');
   const hasRestoreHooks = Boolean(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length);
   const nsFds: number[] = [];
+  let tty: NewConsole | undefined;
   let proc: BunSubprocess | undefined;
   let initPid = 0;
   try {
     ctx.store.write(record);
     const devices = deviceCgroupRules(spec.linux?.resources?.devices);
     const resources = { ...spec.linux?.resources, devices } as LinuxResources;
-    if (!systemd) {
-      cgroups.create(cgroupPath);
-      const filter = cgroups.deviceFilter(cgroupPath, devices);
-      cgroups.apply(cgroupPath, { ...resources, devices: filter ? undefined : devices });
-      if (filter) runDeviceFilter(filter);
-    }
+    // cgroupfs: the cgroup now; its device filter (v2) is attached by the launcher, its other limits are written
+    // while the launcher starts.
+    if (!systemd) cgroups.create(cgroupPath);
+    const filter = systemd ? undefined : cgroups.deviceFilter(cgroupPath, devices);
     mkdirSync(workPath, { recursive: true, mode: 0o700 });
     if (hasRestoreHooks) writeFileSync(hookScriptFile, hooksScript(process.execPath, ctx.root, id), { mode: 0o700 });
     mkdirSync(criuRoot, { mode: 0o755 });
@@ -107,6 +103,8 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       }
       externalNsFds[ns] = FIRST_NS_FD + nsFds.length - 1;
     }
+    if (terminalKey) tty = await newConsole(opts.consoleSocket!);
+    const extraFds = [...nsFds, ...(tty ? [tty.fd] : [])];
     const args = restoreArgs(spec, {
       ...opts,
       imagePath,
@@ -118,28 +116,51 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       descriptors,
       externalNsFds,
       ...(hasRestoreHooks ? { actionScript: hookScriptFile } : {}),
+      ...(tty ? { terminal: { fd: FIRST_NS_FD + nsFds.length, key: terminalKey!, path: tty.path } } : {}),
     });
     ctx.log('debug', `${criu} ${args.join(' ')}`);
-    proc = bunRuntime().spawn(['unshare', '--mount', '--propagation', 'slave', 'sh', '-c', LAUNCH, 'pocrun-criu', rootfs, criuRoot, criu, ...args], {
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...nsFds],
+    // criu through the helper's launcher (pocrun-init --criu-launch, see there): fd 3 is pocrun's go-ahead, fd 4
+    // the launcher's error line, closed at its exec of criu.
+    const filterArgs = filter ? deviceFilterStep(filter).slice(1, 3) : [];
+    proc = bunRuntime().spawn([helperPath(), '--criu-launch', rootfs, criuRoot, ...filterArgs, '--', criu, ...args], {
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', ...extraFds],
     });
-    const gate = proc.stdio[3] as number;
+    trace('criu launcher spawned');
+    const [gate, status] = [proc.stdio[3] as number, proc.stdio[4] as number];
     if (systemd) systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: proc.pid, resources });
-    else joinCgroupSync(cgroups.procsFiles(cgroupPath), proc.pid);
-    writeFileSync(gate, 'go\n');
+    else {
+      cgroups.apply(cgroupPath, { ...resources, devices: filter ? undefined : devices });
+      joinCgroupSync(cgroups.procsFiles(cgroupPath), proc.pid);
+    }
+    trace('criu launcher in the cgroup');
+    try {
+      writeFileSync(gate, 'go\n');
+    } catch {
+      /* the launcher failed: its error line says why */
+    }
     closeSync(gate);
     for (const fd of nsFds.splice(0)) closeSync(fd);
+    if (tty) closeSync(tty.fd);
+    tty = undefined;
+    const launchError = await readToEnd(status);
+    if (launchError) {
+      const message = parseHelperMessage(launchError.trim());
+      throw message.kind === 'error' ? message.error : new PocrunError(`restore container "${id}": criu's launcher said ${JSON.stringify(launchError.trim())}`);
+    }
 
     const exited = proc.exited;
     let done: number | undefined;
-    void exited.then((code) => (done = code));
     // Detached, criu exits once the tree runs; in the foreground it stays the init's parent, so the pid file
     // (written once the tree is restored) is awaited while criu runs.
-    while (!existsSync(criuPidFile) && done === undefined) await new Promise((r) => setTimeout(r, 5));
     if (opts.detach) done = await exited;
+    else {
+      void exited.then((code) => (done = code));
+      while (!existsSync(criuPidFile) && done === undefined) await new Promise((r) => setTimeout(r, 5));
+    }
     if ((done !== undefined && done !== 0) || !existsSync(criuPidFile)) {
       throw criuFailure(criu, `restore container "${id}"`, { status: done ?? null, output: '' }, join(workPath, 'restore.log'), opts.workPath !== undefined);
     }
+    trace('criu done');
     initPid = readPid(criuPidFile);
     const stat = readProcStat(initPid);
     if (!stat) throw new PocrunError(`restore container "${id}": the restored init (pid ${initPid}) exited at once`);
@@ -148,10 +169,12 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     record.created = new Date().toISOString();
     ctx.store.write(record);
     if (opts.pidFile) writePidFile(opts.pidFile, initPid);
+    trace('recorded');
   } catch (err) {
     proc?.kill('SIGKILL');
     if (initPid > 0) killQuietly(initPid);
     for (const fd of nsFds) closeSync(fd);
+    if (tty) closeSync(tty.fd);
     if (proc) await proc.exited;
     removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
     throw err instanceof UserError ? err : wrapError(`restore container "${id}"`, err);
@@ -193,6 +216,16 @@ function readDescriptors(imagePath: string): string[] {
     throw wrapError(`restore: ${file} (written by checkpoint)`, err);
   }
   throw new PocrunError(`restore: ${file} is not a list of the init's descriptors`);
+}
+
+/** Everything on a pipe until its writer closes it (the launcher's error line, or nothing once criu runs). */
+async function readToEnd(fd: number): Promise<string> {
+  try {
+    // Bun's pipes to a child are non-blocking: its file reader waits in the event loop.
+    return await (globalThis as unknown as { Bun: { file(fd: number): { text(): Promise<string> } } }).Bun.file(fd).text();
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function readPid(file: string): number {
