@@ -22,17 +22,26 @@ export class UserError extends Error {
   }
 }
 
-/** An error of pocrun: its spec, plan, cgroups and runtime layers, and its command line. */
-export class PocrunError extends UserError {
-  constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
-    super(message, exitCode, options);
-    this.name = 'PocrunError';
-  }
+/**
+ * The class of one layer's errors: a UserError named after the program that speaks, whose `wrap` keeps the class.
+ * One definition for PocrunError here and PocError (src/poc/errors.ts).
+ */
+export function layerErrorClass(name: string) {
+  return class LayerError extends UserError {
+    constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
+      super(message, exitCode, options);
+      this.name = name;
+    }
 
-  override wrap(context: string): PocrunError {
-    return new PocrunError(`${context}: ${this.message}`, this.exitCode, { cause: this });
-  }
+    override wrap(context: string): LayerError {
+      return new LayerError(`${context}: ${this.message}`, this.exitCode, { cause: this });
+    }
+  };
 }
+
+/** An error of pocrun: its spec, plan, cgroups and runtime layers, and its command line. */
+export const PocrunError = layerErrorClass('PocrunError');
+export type PocrunError = InstanceType<typeof PocrunError>;
 
 /**
  * A field of an input document that cannot be used: `<document> <pointer>: <detail>`, config.json's JSON pointer by
