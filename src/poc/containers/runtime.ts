@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PocError } from '../errors.js';
-import { runProgram, type ProgramResult } from '../spawn.js';
+import { runProgram, spawnProgram, type ProgramResult, type Subprocess } from '../spawn.js';
 import { pocPaths, pocRoot, type RootOptions } from '../poc-root.js';
 import { RUN_DIR_ENV } from '../rootless.js';
 import { runtimeRoot } from './container-store.js';
@@ -47,6 +47,11 @@ export function childEnv(opts: RootOptions = {}): NodeJS.ProcessEnv {
 /** Runs `pocrun --root <POC_ROOT>/runtime ARGS...`. */
 export function pocrun(args: string[], opts: RootOptions = {}): Promise<ProgramResult> {
   return runProgram([binaries().pocrun, '--root', runtimeRoot(opts), ...args], childEnv(opts));
+}
+
+/** Starts `pocrun --root <POC_ROOT>/runtime ARGS...` with its stdout a pipe, for a command that streams (events). */
+export function spawnPocrun(args: string[], opts: RootOptions = {}): Subprocess {
+  return spawnProgram([binaries().pocrun, '--root', runtimeRoot(opts), ...args], { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv(opts) });
 }
 
 /** As `pocrun`, failing with pocrun's own message. */
