@@ -4,7 +4,9 @@
  *
  * podman re-executes itself in a user namespace of its own (newuidmap/newgidmap with the user's subuid and subgid
  * ranges) and calls the runtime there, as root of that namespace. On this host (cgroup v1) a rootless container
- * has no cgroup: podman's cgroupfs manager, and pause and limits are podman's own refusals. Everything is the
+ * has no cgroup: podman's cgroupfs manager, and pause and limits are podman's own refusals. In the guest with
+ * POC_CONFORMANCE_CGROUP_MANAGER=systemd, podman's systemd manager: the user lingers, and its own systemd gives
+ * each container a scope with its limits, and pause. Everything is the
  * test's: the user, its home (podman's store, overlay in the user namespace), its XDG_RUNTIME_DIR, podman's
  * configuration files, and a network namespace it makes, in which podman runs: slirp4netns and rootlessport
  * publish `-p` on that namespace's 127.0.0.1, never the host's.
@@ -15,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxRootfs } from '../test/helpers/runtime.js';
 import { chownTree, makeTestUser, userResidue } from '../test/helpers/rootless.js';
-import { IS_POCRUN, RUNTIME, commandExists, mountsUnder, must, sh, waitFor, writePodmanConfig, type Result } from '../test/helpers/engines.js';
+import { CGROUP_MANAGER, IS_POCRUN, RUNTIME, SYSTEMD, commandExists, mountsUnder, must, sh, waitFor, writePodmanConfig, type Result } from '../test/helpers/engines.js';
 
 const IMAGE = 'localhost/busybox:rootless';
 const work = mkdtempSync(join(tmpdir(), 'pocrun-podman-rootless-'));
@@ -24,16 +26,26 @@ const netns = `pocrun-podman-rl-${process.pid}`;
 const missing = ['podman', 'conmon', 'nsenter', 'ip', 'newuidmap', 'slirp4netns', 'runuser', 'useradd'].filter((c) => !commandExists(c));
 const ready = missing.length === 0 && process.getuid?.() === 0;
 const user = ready ? makeTestUser(work, { prefix: 'pocpm' }) : undefined;
-const cgroupManager = 'cgroupfs';
+// POC_CONFORMANCE_CGROUP_MANAGER=systemd (in the guest): podman's systemd manager, as rootless podman runs on a
+// systemd host: the user lingers, so logind starts its own systemd (user@UID.service, cpu, memory and pids
+// delegated), and podman and the runtime ask it for scopes on the user's bus.
+const cgroupManager = CGROUP_MANAGER;
+const runtimeDir = user && SYSTEMD ? `/run/user/${user.uid}` : user?.runtimeDir ?? '';
 
 const conf = join(work, 'conf');
-const store = user ? { root: join(user.home, 'storage'), runroot: join(user.runtimeDir, 'containers') } : { root: '', runroot: '' };
+const store = user ? { root: join(user.home, 'storage'), runroot: join(runtimeDir, 'containers') } : { root: '', runroot: '' };
 let podmanEnv: Record<string, string> = {};
+if (user && SYSTEMD) {
+  sh('loginctl', ['enable-linger', user.name]);
+  sh('systemctl', ['start', `user@${user.uid}.service`]);
+  waitFor("the user's bus", () => (existsSync(`${runtimeDir}/bus`) ? true : undefined), 60_000);
+}
+const userEnv = () => (SYSTEMD ? { ...podmanEnv, XDG_RUNTIME_DIR: runtimeDir, DBUS_SESSION_BUS_ADDRESS: `unix:path=${runtimeDir}/bus` } : podmanEnv);
 
 /** podman as the user, in the test's network namespace. */
 function podman(args: string[], timeout = 90_000): Result {
   const flags = ['--runtime', RUNTIME, '--cgroup-manager', cgroupManager, '--events-backend', 'file'];
-  return sh('nsenter', [`--net=/run/netns/${netns}`, ...user!.prefix(podmanEnv), 'podman', ...flags, ...args], { timeout });
+  return sh('nsenter', [`--net=/run/netns/${netns}`, ...user!.prefix(userEnv()), 'podman', ...flags, ...args], { timeout });
 }
 
 function ok(args: string[]): string {
@@ -165,13 +177,32 @@ t.test('rootless podman', { skip: !ready }, async (t) => {
     ok(['rm', '-f', '-t', '0', 'c1']);
   });
 
-  t.test('pause and limits: podman refuses them for a rootless container without cgroups (cgroup v1), whatever the runtime', async (t) => {
-    ok(['run', '-d', '--network', 'none', '--name', 'p1', IMAGE, 'sleep', '1000']);
-    const pause = podman(['pause', 'p1']);
-    t.not(pause.status, 0);
-    t.match(pause.stderr, /rootless|cgroup/i, `podman's reason: ${pause.stderr.trim()}`);
-    ok(['rm', '-f', '-t', '0', 'p1']);
-  });
+  if (SYSTEMD) {
+    t.test("systemd manager: limits in a scope of the user's systemd; pause and unpause", async (t) => {
+      ok(['run', '-d', '--network', 'none', '--memory', '64m', '--pids-limit', '20', '--name', 'p1', IMAGE, 'sleep', '1000']);
+      const pid = pidOf('p1');
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().replace(/^0::/, '');
+      t.match(cgroup, new RegExp(`^/user\\.slice/user-${user!.uid}\\.slice/user@${user!.uid}\\.service/user\\.slice/libpod-[0-9a-f]{64}\\.scope(/|$)`), "a scope of the user's manager");
+      // The scope's directory, or its container/ sub-cgroup (crun's layout) where the init is.
+      const dir = `/sys/fs/cgroup${cgroup}`;
+      const read = (f: string) => (existsSync(`${dir}/${f}`) ? readFileSync(`${dir}/${f}`, 'utf8') : readFileSync(`${dir}/../${f}`, 'utf8')).trim();
+      t.same([read('memory.max'), read('pids.max')], [String(64 << 20), '20'], 'the limits hold');
+      ok(['pause', 'p1']);
+      t.equal(inspect('p1', '{{.State.Status}}'), 'paused');
+      t.equal(read('cgroup.freeze'), '1', 'frozen');
+      ok(['unpause', 'p1']);
+      t.equal(inspect('p1', '{{.State.Status}}'), 'running');
+      ok(['rm', '-f', '-t', '0', 'p1']);
+    });
+  } else {
+    t.test('pause and limits: podman refuses them for a rootless container without cgroups (cgroup v1), whatever the runtime', async (t) => {
+      ok(['run', '-d', '--network', 'none', '--name', 'p1', IMAGE, 'sleep', '1000']);
+      const pause = podman(['pause', 'p1']);
+      t.not(pause.status, 0);
+      t.match(pause.stderr, /rootless|cgroup/i, `podman's reason: ${pause.stderr.trim()}`);
+      ok(['rm', '-f', '-t', '0', 'p1']);
+    });
+  }
 
   t.equal(ok(['ps', '-a', '-q']), '', 'no container is left');
 });
@@ -200,6 +231,10 @@ function cleanup(): { processes: string[]; mounts: string[]; users: string[] } {
     processes = user.processes().filter((p) => !isPodmanPause(p) && !p.endsWith('<defunct>'));
     for (const m of mountsUnder(work).reverse()) sh('umount', ['-l', m]);
     if (existsSync(`/run/netns/${netns}`)) sh('ip', ['netns', 'del', netns]);
+    if (SYSTEMD) {
+      sh('loginctl', ['disable-linger', user.name]);
+      sh('systemctl', ['stop', `user@${user.uid}.service`]);
+    }
     user.remove();
   }
   const left = { processes, mounts: mountsUnder(work), users: user ? userResidue(user.name) : [] };
@@ -208,6 +243,8 @@ function cleanup(): { processes: string[]; mounts: string[]; users: string[] } {
 }
 
 function isPodmanPause(line: string): boolean {
+  // (And, with the systemd manager, the user's own systemd and its bus, which logind starts and stops.)
+  if (SYSTEMD && /systemd --user|\(sd-pam\)|dbus-daemon/.test(line)) return true;
   return /\bcatatonit -P\b|podman pause|\(podman pause\)/.test(line) || / \[?catatonit\]?$/.test(line);
 }
 

@@ -6,6 +6,7 @@
  */
 import { PocrunError } from '../errors.js';
 import { slicePath } from '../vocabulary/systemd-slice.js';
+import { managerCgroup } from '../common/systemd.js';
 
 /** runc's default without linux.cgroupsPath is `runc-<id>.scope` in system.slice; pocrun's, by its own name. */
 export const DEFAULT_SCOPE_PREFIX = 'pocrun';
@@ -31,14 +32,6 @@ export function expandSlice(slice: string): string {
   return path;
 }
 
-/**
- * The cgroup of the systemd instance a scope is asked of: the system manager's is the hierarchy's root; an
- * unprivileged user's own (`systemd --user`) is the one logind starts for it, user@UID.service in user-UID.slice,
- * whose subtree is delegated to the user.
- */
-export function managerCgroup(uid: number | undefined): string {
-  return uid === undefined ? '' : `/user.slice/user-${uid}.slice/user@${uid}.service`;
-}
 
 /**
  * The unit for a container: `linux.cgroupsPath` (`slice:prefix:name`; an empty slice is system.slice, or

@@ -8,3 +8,12 @@ export function systemdRunning(runDir = '/run/systemd/system'): boolean {
     return false;
   }
 }
+
+/**
+ * The cgroup of the systemd instance a scope is asked of: the system manager's is the hierarchy's root; an
+ * unprivileged user's own (`systemd --user`) is the one logind starts for it, user@UID.service in user-UID.slice,
+ * whose subtree is delegated to the user. (pocrun's systemd driver and rootless poc's delegation check.)
+ */
+export function managerCgroup(uid: number | undefined): string {
+  return uid === undefined ? '' : `/user.slice/user-${uid}.slice/user@${uid}.service`;
+}

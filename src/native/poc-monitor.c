@@ -6,6 +6,7 @@
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
  *               [--foreground] [--systemd-cgroup] [--state-file FILE] [--stop-file FILE]
  *               [--slirp4netns PATH --api-socket PATH [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...]
+ *               [--pasta PATH [--publish PROTO:IP:PORT:PORT]...]
  *               [--mount-program PATH [--mount-program-only]]
  *               [--restart always|on-failure|unless-stopped --restart-max N]
  *               [--health-file FILE --health-interval MS --health-timeout MS --health-start-period MS
@@ -49,6 +50,13 @@
  * API socket (add_hostfwd: the port listens in the host's network namespace), and holds its --exit-fd: slirp4netns
  * ends when the init has exited, or when the monitor dies.
  *
+ * With --pasta (passt's pasta, podman 5's rootless network) it starts pasta on the container's network namespace
+ * instead, in the foreground as its child: the namespace gets the host's addresses and routes (--config-net), DNS
+ * through 169.254.1.1 (--dns-forward), each --publish as a port forward (-t/-u ADDR/PORT:PORT, bound in the host's
+ * network namespace), and nothing else (no forwards out of the namespace, no mapping of the gateway to the
+ * host). It is ready when it has written its pid (--pid, to a pipe); it is ended when the init has exited, or with
+ * the monitor (PR_SET_PDEATHSIG).
+ *
  * --mount-program (fuse-overlayfs, as podman's storage.conf mount_program) mounts the rootfs where the kernel's
  * overlayfs refuses to (a user namespace on a kernel before 5.11), or always with --mount-program-only.
  *
@@ -84,7 +92,7 @@
 
 static struct {
 	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
-	const char *slirp, *api_socket, *publish[64], *mount_program;
+	const char *slirp, *api_socket, *publish[64], *mount_program, *pasta;
 	int sync_fd, npublish;
 	bool mount_program_only, tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
 	char **exit_cmd;
@@ -504,6 +512,124 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 	return exitp[1];
 }
 
+static long long mono_ms(void);
+
+/* pasta's -t or -u argument: its --publish specs of that protocol (ADDR/HOSTPORT:CONTAINERPORT, comma-separated). */
+static bool pasta_ports(const char *proto, char *out, size_t outlen, char *err, size_t errlen)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (int i = 0; i < O.npublish; i++) {
+		char p[8], ip[64];
+		unsigned host_port, ctr_port;
+		if (sscanf(O.publish[i], "%7[a-z]:%63[0-9.]:%u:%u", p, ip, &host_port, &ctr_port) != 4) {
+			snprintf(err, errlen, "invalid --publish %s", O.publish[i]);
+			return false;
+		}
+		if (strcmp(p, proto))
+			continue;
+		int n = snprintf(out + len, outlen - len, "%s%s/%u:%u", len ? "," : "", ip, host_port, ctr_port);
+		if (n < 0 || (size_t)n >= outlen - len) {
+			snprintf(err, errlen, "too many ports to publish");
+			return false;
+		}
+		len += (size_t)n;
+	}
+	if (!len)
+		snprintf(out, outlen, "none");
+	return true;
+}
+
+/* Starts pasta on the init's network namespace and waits until it is ready. Its pid, or -1 with the error. */
+static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
+{
+	char tcp[2048], udp[2048], netns[64], pidarg[32];
+	if (!pasta_ports("tcp", tcp, sizeof tcp, err, errlen) || !pasta_ports("udp", udp, sizeof udp, err, errlen))
+		return -1;
+	int readyp[2], errp[2];
+	if (pipe2(readyp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	/* The namespace through an fd of the monitor's: the created init is not dumpable, and pasta drops the
+	 * capability that would let it open that init's /proc files itself. */
+	snprintf(netns, sizeof netns, "/proc/%d/ns/net", (int)init_pid);
+	int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		snprintf(err, errlen, "open %s: %s", netns, strerror(errno));
+		return -1;
+	}
+	snprintf(netns, sizeof netns, "/proc/self/fd/%d", nsfd);
+	/* Its pid file is the pipe: pasta writes it once it is set up, before its loop. */
+	snprintf(pidarg, sizeof pidarg, "/proc/self/fd/%d", readyp[1]);
+	char *argv[] = {(char *)O.pasta, "--config-net", "--foreground", "--quiet", "--dns-forward", "169.254.1.1", "--no-map-gw",
+			"-t", tcp, "-u", udp, "-T", "none", "-U", "none", "--pid", pidarg, "--netns", netns, NULL};
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t monitor = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != monitor)
+			_exit(1);
+		/* An ignored SIGPIPE (the monitor's) stays ignored across execve, and pasta takes that for a failure
+		 * to install its handlers. */
+		signal(SIGPIPE, SIG_DFL);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(errp[1], 2);
+		fcntl(readyp[1], F_SETFD, 0);
+		fcntl(nsfd, F_SETFD, 0);
+		setsid(); /* not in the monitor's group: the terminal's signals are the container's */
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(devnull);
+	close(nsfd);
+	close(readyp[1]);
+	close(errp[1]);
+	/* Ready: its pid on the pipe. An exit first (its stderr ends) says why. 10 s at most. */
+	struct pollfd p[2] = {{.fd = readyp[0], .events = POLLIN}, {.fd = errp[0], .events = 0}};
+	char buf[32];
+	bool ready = false;
+	long long deadline = mono_ms() + 10000;
+	for (;;) {
+		long long left = deadline - mono_ms();
+		int r = left > 0 ? poll(p, 2, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			ready = read(readyp[0], buf, sizeof buf) > 0;
+			break;
+		}
+		if (r <= 0 || (p[1].revents & (POLLHUP | POLLERR)) || (p[0].revents & POLLHUP))
+			break;
+	}
+	close(readyp[0]);
+	if (!ready) {
+		char msg[1024] = {0};
+		size_t len = 0;
+		fcntl(errp[0], F_SETFL, O_NONBLOCK);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			; /* reaped here: a monitor that fails exits at once, and its zombie must not outlive it */
+		drain_into(errp[0], msg, sizeof msg, &len);
+		close(errp[0]);
+		snprintf(err, errlen, "pasta %s: %s", mono_ms() >= deadline ? "did not set up the network within 10 s" : "failed",
+			 *msg ? runtime_message(msg) : "(no message)");
+		return -1;
+	}
+	close(errp[0]);
+	return pid;
+}
+
 /* One request on slirp4netns's API socket (a connection each, as slirp4netnsctl); false with its error. */
 static bool slirp_api(const char *request, char *err, size_t errlen)
 {
@@ -580,7 +706,8 @@ static void usage(void)
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
 			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
 			"                   [--foreground] [--systemd-cgroup] [--slirp4netns PATH --api-socket PATH\n"
-			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [--restore DIR [--restore-flag F]...]\n"
+			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [--pasta PATH [--publish ...]...]\n"
+			"                   [--restore DIR [--restore-flag F]...]\n"
 			"                   [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
 	exit(EXIT_MONITOR_ERROR);
@@ -605,7 +732,7 @@ static void parse_args(int argc, char **argv)
 		{"health-interval", required_argument, 0, 1}, {"health-timeout", required_argument, 0, 2},
 		{"health-start-period", required_argument, 0, 3}, {"health-retries", required_argument, 0, 4},
 		{"health-arg", required_argument, 0, 5}, {"mount-program", required_argument, 0, 20},
-		{"mount-program-only", no_argument, 0, 21}, {0, 0, 0, 0},
+		{"mount-program-only", no_argument, 0, 21}, {"pasta", required_argument, 0, 22}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -631,6 +758,7 @@ static void parse_args(int argc, char **argv)
 		case 'L': O.host_loopback = true; break;
 		case 20: O.mount_program = optarg; break;
 		case 21: O.mount_program_only = true; break;
+		case 22: O.pasta = optarg; break;
 		case 'P':
 			if (O.npublish == (int)(sizeof O.publish / sizeof *O.publish))
 				usage();
@@ -668,8 +796,8 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
-	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.npublish && !O.slirp) ||
-	    (O.restore && (O.tty || O.slirp)))
+	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.slirp && O.pasta) ||
+	    (O.npublish && !O.slirp && !O.pasta) || (O.restore && (O.tty || O.slirp || O.pasta)))
 		usage();
 	if (O.restart && strcmp(O.restart, "always") != 0 && strcmp(O.restart, "on-failure") != 0 &&
 	    strcmp(O.restart, "unless-stopped") != 0)
@@ -1096,8 +1224,9 @@ static void health_end(void)
  */
 
 static int run_fds[2] = {-1, -1}, run_master = -1;
-/* slirp4netns's exit fd while a rootless container runs (closed when its init has exited). */
+/* slirp4netns's exit fd while a rootless container runs (closed when its init has exited); pasta's pid. */
 static int slirp_exit = -1;
+static pid_t pasta_pid = -1;
 
 /* pocrun create's argv, or restore's at the first run of a start from a checkpoint; `argv` holds 24. */
 static void create_argv(char **argv, bool restoring)
@@ -1200,9 +1329,16 @@ static pid_t read_pid_file(void)
 static void start_rootless_network(pid_t init_pid)
 {
 	slirp_exit = -1;
+	pasta_pid = -1;
+	char err[2048];
+	if (O.pasta) {
+		pasta_pid = start_pasta(init_pid, err, sizeof err);
+		if (pasta_pid < 0)
+			fail_created(init_pid, err);
+		return;
+	}
 	if (!O.slirp)
 		return;
-	char err[2048];
 	slirp_exit = start_slirp(init_pid, err, sizeof err);
 	if (slirp_exit < 0)
 		fail_created(init_pid, err);
@@ -1409,6 +1545,9 @@ static int relay(int sigfd, pid_t init_pid)
 	if (slirp_exit >= 0)
 		close(slirp_exit); /* slirp4netns ends; the monitor, its subreaper, reaps it */
 	slirp_exit = -1;
+	if (pasta_pid > 0)
+		kill(pasta_pid, SIGTERM); /* reaped with the other helpers */
+	pasta_pid = -1;
 	if (O.api_socket)
 		unlink(O.api_socket);
 	for (int i = 0; i < 2; i++)
@@ -1524,7 +1663,7 @@ int main(int argc, char **argv)
 
 		/* 4. record the exit; restart, or the cleanup: the caller's, or the exit command's */
 		unmount_rootfs();
-		if (O.slirp || O.mount_program)
+		if (O.slirp || O.pasta || O.mount_program)
 			reap_helpers();
 		write_exit_file(code);
 		if (!should_restart(code))

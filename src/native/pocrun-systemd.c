@@ -65,11 +65,26 @@ static uint64_t now_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* Whether this process runs in a user namespace other than the initial one (uid_map not `0 0 4294967295`). */
+static bool in_user_namespace(void)
+{
+	FILE *f = fopen("/proc/self/uid_map", "re");
+	if (!f)
+		return false;
+	unsigned long inside, outside, count;
+	int n = fscanf(f, "%lu %lu %lu", &inside, &outside, &count);
+	fclose(f);
+	return !(n == 3 && inside == 0 && outside == 0 && count == 4294967295UL);
+}
+
 static sd_bus *connect_systemd(bool *direct)
 {
 	sd_bus *bus = NULL;
 	int r;
-	if (geteuid() == 0 && access("/run/systemd/private", F_OK) == 0) {
+	/* Rootless: not root, or root of a user namespace (rootless podman's, poc's; runc's userns.RunningInUserNS):
+	 * the system's manager would refuse such a caller. */
+	bool rootless = geteuid() != 0 || in_user_namespace();
+	if (!rootless && access("/run/systemd/private", F_OK) == 0) {
 		if ((r = sd_bus_new(&bus)) < 0)
 			die_bus("sd_bus_new", NULL, r);
 		if ((r = sd_bus_set_address(bus, "unix:path=/run/systemd/private")) >= 0 && (r = sd_bus_start(bus)) >= 0) {
@@ -81,7 +96,7 @@ static sd_bus *connect_systemd(bool *direct)
 	}
 	*direct = false;
 	/* An unprivileged caller asks its own manager (systemd --user) on the user's bus, as runc's rootless driver. */
-	if (geteuid() != 0) {
+	if (rootless) {
 		if ((r = sd_bus_open_user(&bus)) < 0)
 			die_bus("connect to the user's bus (systemd --user, $XDG_RUNTIME_DIR/bus)", NULL, r);
 		return bus;

@@ -11,6 +11,7 @@
  */
 import { PocError } from './errors.js';
 import { rootlessMappings, type IdMapping, type SubidRange } from '../subids.js';
+import type { CgroupOptions } from './containers/options.js';
 
 /** Set (to "1") in the environment of a poc running in its own user namespace: the command re-run, the monitor. */
 export const USERNS_ENV = 'POC_USERNS';
@@ -94,7 +95,7 @@ export function unmappedOwnerMessage(uid: number, gid: number, uidMap: string, g
 }
 
 /** The network modes a rootless container may have; the others need root. */
-export const ROOTLESS_NETWORKS = ['slirp4netns', 'none'] as const;
+export const ROOTLESS_NETWORKS = ['slirp4netns', 'pasta', 'none'] as const;
 
 /** What a rootless container has instead of the bridge and a cgroup (stored in its options). */
 export interface RootlessOptions {
@@ -108,40 +109,77 @@ export interface RootlessOptions {
 }
 
 export interface RootlessNetwork {
-  network: 'slirp4netns' | 'none';
+  network: (typeof ROOTLESS_NETWORKS)[number];
   rootless: RootlessOptions;
+  /** The container's cgroup: a scope of the user's own systemd, where it delegates one (see userDelegation). */
+  cgroup?: CgroupOptions;
 }
 
 /**
- * The flags of a rootless `poc run`/`create` that differ from root's: the network is slirp4netns (the default, with
- * podman's `slirp4netns:allow_host_loopback=true`) or none; what needs root, or a cgroup of the container's own
- * (which this user is not delegated), is refused, naming the flag.
+ * What the user's own systemd (`systemd --user`, user@UID.service, started by logind for a login or a lingering
+ * user) delegates to it on cgroup v2: the controllers of its subtree (cpu, memory and pids on Debian 12). A host
+ * fact (userns.ts reads it); undefined where there is none (cgroup v1, no systemd, no user's bus).
  */
-export function parseRootlessFlags(f: { network?: string; memory?: string; cpus?: string; pidsLimit?: string; cgroupManager?: string; cgroupParent?: string }): RootlessNetwork {
+export interface UserDelegation {
+  uid: number;
+  controllers: readonly string[];
+}
+
+/** The controller each limit flag needs. */
+const LIMIT_CONTROLLERS = [['-m', 'memory'], ['--cpus', 'cpu'], ['--pids-limit', 'pids']] as const;
+
+/**
+ * The flags of a rootless `poc run`/`create` that differ from root's: the network is slirp4netns (the default, with
+ * podman's `slirp4netns:allow_host_loopback=true`) or none; what needs root is refused, naming the flag. Where
+ * the user's systemd delegates a subtree (`delegation`), every container gets a scope of its own there, as
+ * rootless podman's with its systemd cgroup manager (`user.slice:poc:<id>`, pocrun --systemd-cgroup), and the
+ * limits whose controller is delegated; elsewhere a limit is refused, naming the flag and what is missing.
+ */
+export function parseRootlessFlags(
+  f: { network?: string; memory?: string; cpus?: string; pidsLimit?: string; cgroupManager?: string; cgroupParent?: string },
+  delegation?: UserDelegation,
+): RootlessNetwork {
   const given = f.network ?? 'slirp4netns';
   const [mode, optText] = given.split(/:(.*)/s) as [string, string?];
-  if (mode !== 'slirp4netns' && mode !== 'none') {
+  if (!(ROOTLESS_NETWORKS as readonly string[]).includes(mode)) {
     const why =
       mode === 'bridge'
         ? "the bridge pocbr0 and its nftables rules are the host's"
         : mode === 'host'
           ? "sharing the host's network namespace is not supported rootless yet"
           : 'networks of their own are the bridge\'s, which is the host\'s';
-    throw new PocError(`--network ${given} needs root (${why}); a rootless container has slirp4netns (the default) or none`);
+    throw new PocError(`--network ${given} needs root (${why}); a rootless container has slirp4netns (the default), pasta or none`);
   }
   const rootless: RootlessOptions = { allowHostLoopback: false };
   if (optText !== undefined) {
-    if (mode !== 'slirp4netns') throw new PocError(`invalid --network ${JSON.stringify(given)}: none takes no options`);
+    if (mode !== 'slirp4netns') throw new PocError(`invalid --network ${JSON.stringify(given)}: ${mode} takes no options`);
     for (const opt of optText.split(',')) {
       const m = /^allow_host_loopback=(true|false)$/.exec(opt);
       if (!m) throw new PocError(`unsupported --network slirp4netns option ${JSON.stringify(opt)}: poc takes allow_host_loopback=true|false`);
       rootless.allowHostLoopback = m[1] === 'true';
     }
   }
-  for (const [flag, value] of [['-m', f.memory], ['--cpus', f.cpus], ['--pids-limit', f.pidsLimit], ['--cgroup-manager', f.cgroupManager], ['--cgroup-parent', f.cgroupParent]] as const) {
-    if (value !== undefined) {
-      throw new PocError(`${flag} needs a cgroup of the container's own, which a rootless container does not get on this host (no cgroup is delegated to the user): run it as root`);
+  const values: Record<string, string | undefined> = { '-m': f.memory, '--cpus': f.cpus, '--pids-limit': f.pidsLimit };
+  if (!delegation) {
+    for (const [flag, value] of [...Object.entries(values), ['--cgroup-manager', f.cgroupManager], ['--cgroup-parent', f.cgroupParent]] as const) {
+      if (value !== undefined) {
+        throw new PocError(
+          `${flag} needs a cgroup of the container's own, which a rootless container does not get on this host (no cgroup is delegated to the user: that takes cgroup v2 and the user's own systemd, for a login or after "loginctl enable-linger USER"): run it as root`,
+        );
+      }
+    }
+    return { network: mode as RootlessNetwork['network'], rootless };
+  }
+  for (const [flag, controller] of LIMIT_CONTROLLERS) {
+    if (values[flag] !== undefined && !delegation.controllers.includes(controller)) {
+      throw new PocError(
+        `${flag} needs the ${controller} controller, which the user's systemd does not delegate (user@${delegation.uid}.service has ${delegation.controllers.join(' ') || 'none'}): run it as root, or have root delegate it (Delegate= in user@.service)`,
+      );
     }
   }
-  return { network: mode, rootless };
+  if (f.cgroupManager !== undefined && f.cgroupManager !== 'systemd') {
+    throw new PocError(`--cgroup-manager ${f.cgroupManager}: a rootless container's cgroup is a scope of the user's systemd (--cgroup-manager systemd)`);
+  }
+  if (f.cgroupParent !== undefined) throw new PocError("--cgroup-parent needs root: a rootless container's scope is in the user's own user.slice");
+  return { network: mode as RootlessNetwork['network'], rootless, cgroup: { manager: 'systemd', parent: 'user.slice', user: delegation.uid } };
 }

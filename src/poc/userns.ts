@@ -2,11 +2,12 @@
  * The system side of rootless poc (the rules are in rootless.ts): the user's identity and ranges, running a
  * program or poc itself in the user namespace, and removing trees that hold files of the user's subordinate ids.
  */
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { PocError, errnoCode } from './errors.js';
 import { SUBGID_FILE, SUBUID_FILE, readSubids } from '../subids.js';
-import { RUN_DIR_ENV, USERNS_ENV, isRootless, usernsArgv, type UsernsIdentity } from './rootless.js';
+import { RUN_DIR_ENV, USERNS_ENV, isRootless, usernsArgv, type UserDelegation, type UsernsIdentity } from './rootless.js';
+import { managerCgroup, systemdRunning } from '../common/systemd.js';
 import { runProgram, spawnProgram } from './spawn.js';
 
 const euid = (): number => process.geteuid?.() ?? 0;
@@ -37,6 +38,23 @@ export function userIdentity(): UsernsIdentity {
     };
   }
   return identity;
+}
+
+/**
+ * What the user's own systemd delegates to it (rootless.ts, UserDelegation): on cgroup v2 with systemd as the init,
+ * the user's bus there (as pocrun --systemd-cgroup asks it, $DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus), and
+ * the controllers of user@UID.service's cgroup; undefined otherwise.
+ */
+export function userDelegation(env: NodeJS.ProcessEnv = process.env, fsRoot = '/sys/fs/cgroup'): UserDelegation | undefined {
+  if (!systemdRunning() || !existsSync(`${fsRoot}/cgroup.controllers`)) return undefined;
+  if (!env.DBUS_SESSION_BUS_ADDRESS && !(env.XDG_RUNTIME_DIR && existsSync(`${env.XDG_RUNTIME_DIR}/bus`))) return undefined;
+  const uid = euid();
+  try {
+    const controllers = readFileSync(`${fsRoot}${managerCgroup(uid)}/cgroup.controllers`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return { uid, controllers };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The environment of a program in the user namespace: it knows it is rootless although its uid is 0. */

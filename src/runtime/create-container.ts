@@ -19,7 +19,7 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
-import { euid, firstResourceField, isPermissionError, ownerName } from './rootless.js';
+import { euid, firstResourceField, hostEuid, isPermissionError, ownerName } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { sharedMountsBefore } from './shared-mounts.js';
@@ -64,7 +64,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
   // --systemd-cgroup: the cgroup is a systemd scope, named from linux.cgroupsPath (slice:prefix:name). Both
   // checks come before anything is made: without systemd, or with a malformed path, nothing is left behind.
   const systemd = ctx.systemdCgroup ? ctx.systemdCgroups() : undefined;
-  const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id, ctx.rootless ? euid() : undefined) : undefined;
+  const unit = systemd ? systemdUnitFor(spec.linux?.cgroupsPath, id, ctx.rootless ? hostEuid() : undefined) : undefined;
   let cgroups: CgroupDriver = systemd ?? ctx.cgroups();
   let cgroupPath = unit ? unit.cgroupPath : resolveCgroupPath(spec.linux?.cgroupsPath, id);
   const record = newRecord(spec, { id, bundle, rootfs, cgroupPath, cgroupDirs: cgroups.dirs(cgroupPath), unit });

@@ -14,7 +14,7 @@ import { trace } from './trace.js';
 import { detectHostSecurity } from './host-probes.js';
 import { forwardSignals } from '../vocabulary/signals.js';
 import { joinCgroupSync, subCgroupProcsFiles } from '../cgroups/join.js';
-import { euid } from './rootless.js';
+import { euid, isPermissionError } from './rootless.js';
 import { releaseSlot, releaseSlotIfPreserved } from './admission.js';
 
 export interface ExecOptions extends ExecFlags {
@@ -86,8 +86,9 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
       : cgroups.procsFiles(record.cgroupPath);
     // --detach: the helper's parent exits right after the fork, so it may join the cgroup first, moving itself
     // as it starts (as for create). In the foreground it stays, as the process's parent: only the child is
-    // moved, at its `sync cgroup`. So is it with an initial CPU affinity, which is for before the move.
-    const helperJoins = opts.detach && !proc.execCPUAffinity?.initial;
+    // moved, at its `sync cgroup`. So is it with an initial CPU affinity, which is for before the move. Rootless
+    // too: a move the user may not make is then left out (below).
+    const helperJoins = opts.detach && !proc.execCPUAffinity?.initial && !ctx.rootless;
     releaseSlotIfPreserved(opts.preserveFds);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
@@ -99,7 +100,17 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     // the channel's end means the process runs; a failure up to and including the execve is an `error` line.
     pid = await helper.converse('end', (name, child) => {
       if (name !== 'cgroup') throw new PocrunError(`the helper asked for an unknown sync point "${name}"`);
-      if (!helperJoins) joinCgroupSync(procsFiles, child);
+      if (!helperJoins) {
+        try {
+          joinCgroupSync(procsFiles, child);
+        } catch (err) {
+          // Rootless, as runc (its setnsProcess with rootless cgroups): where the caller's cgroup is outside the
+          // user's delegated subtree, cgroup v2 refuses the move (write access to the common ancestor's
+          // cgroup.procs), and the process stays in its caller's cgroup.
+          if (!ctx.rootless || !isPermissionError(err)) throw err;
+          ctx.log('debug', `rootless: the exec'd process stays in its caller's cgroup (${(err as Error).message})`);
+        }
+      }
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
       if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocrunError(`cannot exec in container "${opts.id}": it stopped`);
       synced = true;

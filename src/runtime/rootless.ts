@@ -58,6 +58,24 @@ export function runningInUserNs(): boolean {
 }
 
 export const euid = (): number => process.geteuid?.() ?? 0;
+
+/** An id of a user namespace as its parent sees it, through that namespace's uid_map text; undefined if unmapped. */
+export function outsideId(idMap: string, id: number): number | undefined {
+  for (const line of idMap.trim().split('\n')) {
+    const [inside, outside, count] = line.trim().split(/\s+/).map(Number);
+    if (inside !== undefined && outside !== undefined && count !== undefined && id >= inside && id < inside + count) return outside + (id - inside);
+  }
+  return undefined;
+}
+
+/**
+ * The effective uid as the parent user namespace sees it: the user whose own systemd a rootless runtime asks
+ * for a scope, also when it runs as root of a user namespace of that user's (rootless podman's, poc's).
+ */
+export function hostEuid(): number {
+  if (!runningInUserNs()) return euid();
+  return outsideId(readFileSync('/proc/self/uid_map', 'utf8'), euid()) ?? euid();
+}
 export const egid = (): number => process.getegid?.() ?? 0;
 
 /**

@@ -1,7 +1,9 @@
 /**
- * Rootless --systemd-cgroup, as runc's rootless systemd driver: an unprivileged user's container gets a scope from
- * the user's own systemd (systemd --user, started by logind for a lingering user, asked on the user's bus), in
- * the subtree logind delegates to it (cpu, memory and pids on Debian 12), and its limits hold there. Runs only in
+ * Rootless on cgroup v2 with systemd's delegation, for a lingering user (logind starts its own systemd,
+ * user@UID.service, with cpu, memory and pids delegated on Debian 12): pocrun --systemd-cgroup, as runc's rootless
+ * systemd driver (a scope of the user's systemd, asked on the user's bus); pocrun's cgroupfs driver in a scope the
+ * user's systemd delegates (limits, pause, update, events, ps; exec into a created container); poc's limits
+ * (-m, --cpus, --pids-limit) in a scope of the user's systemd, and their refusal by name without it. Runs only in
  * the guest, where systemd is the init: scripts/test.sh test/guest/systemd-rootless.test.ts.
  */
 import t from 'tap';
@@ -10,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle, POCRUN, Runtime, setup, stateDirs } from '../helpers/runtime.js';
 import { chownTree, makeTestUser, toRootless } from '../helpers/rootless.js';
+import { POC } from '../helpers/poc.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const MB = 1024 * 1024;
@@ -91,6 +94,79 @@ t.test("run -d: a scope of the user's manager in user.slice, with its limits; up
   rt.ok(['delete', '-f', id]);
   t.equal(show(unit, 'LoadState').LoadState, 'not-found', 'delete stopped the unit');
   t.notOk(existsSync(dir), 'and its cgroup is gone');
+});
+
+t.test("the cgroupfs driver in a cgroup the user's systemd delegates: limits, exec before start, pause, update, events, ps", async (t) => {
+  // As a command of the user's runs in a scope with Delegate=yes (`systemd-run --user --scope`): the caller moves to
+  // a leaf of it (cgroup v2 has no processes beside children with controllers), the container's cgroup is the
+  // leaf's sibling, named in config.json once the scope is known.
+  const id = newId();
+  const b = bundle((s) => {
+    s.process!.args = ['sleep', '1000'];
+    s.linux!.cgroupsPath = '@DELEG@/c1';
+    s.linux!.resources = { memory: { limit: 64 * MB }, pids: { limit: 20 } };
+  });
+  const script = [
+    'D=$(sed -n "s/^0:://p" /proc/self/cgroup)',
+    'mkdir /sys/fs/cgroup$D/leaf && echo $$ > /sys/fs/cgroup$D/leaf/cgroup.procs',
+    `sed -i "s|@DELEG@|$D|" ${b.dir}/config.json`,
+    `exec ${POCRUN} --root ${rt.root} create --bundle ${b.dir} ${id}`,
+  ].join(' && ');
+  // (The init inherits create's stdio: not a pipe, which would stay open while it lives.)
+  const created = user.run('systemd-run', ['--user', '--scope', '--quiet', '-p', 'Delegate=yes', '--', 'sh', '-c', script], { extraEnv: busEnv, stdio: 'ignore' });
+  t.equal(created.status, 0, 'create in the delegated scope');
+  t.teardown(() => void rt.run(['delete', '-f', id]));
+  const cgroup = JSON.parse(readFileSync(join(b.dir, 'config.json'), 'utf8')).linux.cgroupsPath as string;
+  t.match(cgroup, new RegExp(`^${manager.replace(/[.]/g, '\\.')}/.*\\.scope/c1$`), "the container's cgroup, in the user's delegated scope");
+  const pid = rt.state(id).pid;
+  t.equal(read(`/proc/${pid}/cgroup`), `0::${cgroup}`, 'the init is in it');
+  const dir = `/sys/fs/cgroup${cgroup}`;
+  t.same([read(`${dir}/memory.max`), read(`${dir}/pids.max`)], [String(64 * MB), '20'], 'the limits');
+  const early = rt.run(['exec', id, 'sh', '-c', 'echo exec-before-start $(id -u)']);
+  t.equal(early.stdout, 'exec-before-start 0\n', `exec into the created container: ${early.stderr}`);
+  rt.ok(['start', id]);
+  rt.ok(['pause', id]);
+  t.equal(read(`${dir}/cgroup.freeze`), '1', 'pause freezes it');
+  t.equal(rt.state(id).status, 'paused');
+  rt.ok(['resume', id]);
+  rt.ok(['update', '--memory', '32m', id]);
+  t.equal(read(`${dir}/memory.max`), String(32 * MB), 'update');
+  t.match(JSON.parse(rt.ok(['events', '--stats', id])), { type: 'stats', data: { memory: { usage: { limit: 32 * MB } } } }, 'events --stats');
+  t.same(JSON.parse(rt.ok(['ps', '--format', 'json', id])), [pid], "ps: the cgroup's processes");
+  rt.ok(['delete', '-f', id]);
+  t.notOk(existsSync(dir), 'delete removed the cgroup');
+});
+
+t.test("poc: -m, --cpus and --pids-limit in a scope of the user's systemd, stats; refused by name without its bus", async (t) => {
+  const poc = (args: string[], extraEnv: Record<string, string> = busEnv) => {
+    const r = user.run(POC, args, { extraEnv, timeout: 300_000 });
+    return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  };
+  const init = poc(['init', '--busybox']);
+  t.equal(init.status, 0, `init --busybox: ${init.stderr}`);
+  const run = poc(['run', '-d', '--name', 'lim', '--network', 'none', '-m', '64m', '--cpus', '0.5', '--pids-limit', '20', 'busybox', 'sleep', '1000']);
+  t.equal(run.status, 0, `run -d with limits: ${run.stderr}`);
+  const id = run.stdout.trim();
+  const unit = `poc-${id}.scope`;
+  t.teardown(() => void poc(['rm', '-f', 'lim']));
+  t.same(
+    show(unit, 'ActiveState', 'Slice', 'MemoryMax', 'TasksMax', 'CPUQuotaPerSecUSec'),
+    { ActiveState: 'active', Slice: 'user.slice', MemoryMax: String(64 * MB), TasksMax: '20', CPUQuotaPerSecUSec: '500ms' },
+    "systemctl --user show: the container's scope, with its limits",
+  );
+  const dir = `/sys/fs/cgroup${manager}/user.slice/${unit}`;
+  t.same([read(`${dir}/memory.max`), read(`${dir}/pids.max`), read(`${dir}/cpu.max`)], [String(64 * MB), '20', '50000 100000'], 'in the files');
+  const stats = poc(['stats', '--no-stream', '--format', 'json', 'lim']);
+  t.equal(stats.status, 0, `stats reads the scope: ${stats.stderr}`);
+  t.match(JSON.parse(stats.stdout || '[]'), [{ name: 'lim', memoryLimit: 64 * MB, pids: 1 }], 'stats: the limit, and the one process');
+  const rm = poc(['rm', '-f', 'lim']);
+  t.equal(rm.status, 0, `rm -f: ${rm.stderr}`);
+  t.equal(show(unit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+  // Without the user's bus nothing is delegated: the flag is refused by name, and nothing is made.
+  const refused = poc(['run', '--rm', '--network', 'none', '--pids-limit', '5', 'busybox', 'true'], { XDG_RUNTIME_DIR: user.runtimeDir });
+  t.not(refused.status, 0);
+  t.match(refused.stderr, /^poc: --pids-limit needs a cgroup of the container's own, .*no cgroup is delegated to the user/);
+  t.equal(poc(['ps', '-a', '-q']).stdout, '', 'no container is left');
 });
 
 t.test("without the user's bus: one clear error, and nothing is made", async (t) => {

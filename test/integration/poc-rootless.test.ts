@@ -168,6 +168,28 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   t.same(entries(join(store(user), 'containers')), [], 'the container directory is gone');
 });
 
+t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta, a published port on 127.0.0.1; gone with the container', async (t) => {
+  const port = PORT + 2;
+  const run = poc(user, [
+    'run', '-d', '--name', 'pst', '--network', 'pasta', '-p', `127.0.0.1:${port}:8080`, 'busybox', 'sh', '-c',
+    'mkdir /www && echo hello through pasta > /www/index.html && exec httpd -f -p 8080 -h /www',
+  ]);
+  t.equal(run.status, 0, `run -d --network pasta: ${run.stderr}`);
+  t.ok(liveProcesses(user).some((p) => /\bpasta\b/.test(p)), 'pasta runs as the user');
+  let body = '';
+  for (let i = 0; i < 100 && !body; i++) {
+    body = await httpGet(`http://127.0.0.1:${port}/`).catch(() => '');
+    if (!body) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(body, 'hello through pasta\n', 'the published port answers on the host\'s 127.0.0.1');
+  const ex = poc(user, ['exec', 'pst', 'sh', '-c', 'grep nameserver /etc/resolv.conf; ip -o -4 addr show | grep -v " lo " | wc -l; ip route | grep -c ^default']);
+  t.equal(ex.stdout, 'nameserver 169.254.1.1\n1\n1\n', `an interface with the host's address and a default route; DNS through pasta: ${ex.stderr}`);
+  const bad = poc(user, ['run', '--rm', '--network', 'pasta:-T,auto', 'busybox', 'true']);
+  t.match(bad.stderr, /invalid --network "pasta:-T,auto": pasta takes no options/, 'options: refused by name');
+  t.equal(poc(user, ['rm', '-f', 'pst']).status, 0);
+  t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
+});
+
 t.test('volumes: a named one filled from the image with its owners, kept past rm; an anonymous one gone with rm -v', async (t) => {
   const vols = join(store(user), 'volumes');
   const cr = poc(user, ['volume', 'create', 'spare']);

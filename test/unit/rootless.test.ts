@@ -1,6 +1,6 @@
 import t from 'tap';
 import {
-  defaultRoot, firstResourceField, isPermissionError, ownerName, parseRootlessFlag, rootlessMode, uidMapIsUserNs,
+  defaultRoot, firstResourceField, isPermissionError, outsideId, ownerName, parseRootlessFlag, rootlessMode, uidMapIsUserNs,
 } from '../../src/runtime/rootless.js';
 import { idMapMethod } from '../../src/runtime/userns.js';
 import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
@@ -98,4 +98,12 @@ t.test('exec: a rootless caller joins the user namespace first; root after the o
     }).filter((s) => s[0] === 'setns').map((s) => s[2]);
   t.same(order(true), ['user', 'ipc', 'net', 'mnt']);
   t.same(order(false), ['ipc', 'net', 'user', 'mnt']);
+});
+
+t.test("an id as the parent user namespace sees it (a rootless runtime in podman's or poc's asks the user's systemd)", async (t) => {
+  const map = '         0       1001          1\n         1     100000      65536\n';
+  t.equal(outsideId(map, 0), 1001, 'root is the user');
+  t.equal(outsideId(map, 1000), 100999, 'then the range');
+  t.equal(outsideId(map, 65537), undefined, 'unmapped');
+  t.equal(outsideId('0 0 4294967295', 1001), 1001, 'the initial namespace: itself');
 });

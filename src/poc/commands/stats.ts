@@ -127,7 +127,7 @@ export function cpuPercent(a: Sample, b: Sample): number {
 }
 
 export async function statsCommand(o: StatsOptions): Promise<number> {
-  if (isRootless(process.env, process.geteuid?.() ?? 0)) {
+  if (isRootless(process.env, process.geteuid?.() ?? 0) && !(await import('../userns.js')).userDelegation()) {
     // As podman's "stats is not supported in rootless mode without cgroups v2": the figures are the cgroup's.
     throw new PocError("stats reads each container's cgroup, and a rootless container has none of its own on this host (no cgroup is delegated to the user)");
   }

@@ -240,9 +240,9 @@ export function planBundle(image: ImageConfig, o: ContainerOptions, ctx: BundleC
     annotations: { [CONTAINER_ID_ANNOTATION]: ctx.containerId, [NAME_ANNOTATION]: ctx.name },
     linux: {
       ...base.linux,
-      // Rootless: no cgroup of its own (none is delegated to the user); pocrun, root in poc's user namespace,
-      // runs it without one as it asks for no resources.
-      ...(o.rootless ? {} : { cgroupsPath: cgroupsPathOf(ctx.containerId, o.cgroup) }),
+      // Rootless without a delegated cgroup (o.cgroup unset): none of its own; pocrun, root in poc's user
+      // namespace, runs it without one as it asks for no resources. With one: a scope of the user's systemd.
+      ...(o.rootless && !o.cgroup ? {} : { cgroupsPath: cgroupsPathOf(ctx.containerId, o.cgroup) }),
       resources,
       namespaces,
       ...(devices.length > 0 ? { devices: devices.map(({ access: _a, ...d }) => d) } : {}),

@@ -53,7 +53,7 @@ export function findProgram(name: string, pkg: string): string {
   for (const dir of (process.env.PATH || '/usr/local/bin:/usr/bin:/bin').split(':')) {
     if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
-  throw new PocError(`${name} is not installed (Debian package ${pkg}), which a rootless container needs${name === 'slirp4netns' ? ' for its network (or use --network none)' : ''}`);
+  throw new PocError(`${name} is not installed (Debian package ${pkg}), which a rootless container needs${name === 'slirp4netns' || name === 'pasta' ? ' for its network (or use --network none)' : ''}`);
 }
 
 /**
@@ -77,6 +77,8 @@ export function monitorArgs(
     pocrun: string; poc: string; runtimeRoot: string; overlay: string; consoleSocket?: string; foreground: boolean;
     /** Rootless with slirp4netns: its program and API socket. */
     slirp?: { path: string; apiSocket: string };
+    /** Rootless with pasta: its program. */
+    pasta?: string;
     /** Restore from this checkpoint (`pocrun restore` with these flags) instead of create and start. */
     restore?: { dir: string; flags: string[] };
   },
@@ -96,6 +98,10 @@ export function monitorArgs(
     if (c.options.rootless?.allowHostLoopback) args.push('--allow-host-loopback');
     for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
   }
+  if (o.pasta) {
+    args.push('--pasta', o.pasta);
+    for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
+  }
   if (o.restore) args.push('--restore', o.restore.dir, ...o.restore.flags.flatMap((f) => ['--restore-flag', f]));
   args.push('--state-file', p.state, '--stop-file', p.stopped, ...restartMonitorArgs(c.options.restart), ...healthMonitorArgs(c.healthcheck, p.health));
   args.push('--', o.poc, 'cleanup', c.id);
@@ -112,6 +118,7 @@ export async function startMonitor(c: ContainerRecord, opts: MonitorOptions): Pr
       ...(opts.restore ? { restore: opts.restore } : {}),
       ...(c.options.tty ? { consoleSocket: consoleSocketPath(shortId(c.id), opts) } : {}),
       ...(rootless && c.options.network === 'slirp4netns' ? { slirp: { path: findProgram('slirp4netns', 'slirp4netns'), apiSocket: consoleSocketPath(`${shortId(c.id)}-slirp`, opts) } } : {}),
+      ...(rootless && c.options.network === 'pasta' ? { pasta: findProgram('pasta', 'passt') } : {}),
     },
     opts,
   );

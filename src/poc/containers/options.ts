@@ -7,7 +7,7 @@ import { CAPABILITIES, capabilityNumber } from '../../vocabulary/capabilities.js
 import { checkName } from '../poc-root.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
-import { parseRootlessFlags, type RootlessOptions } from '../rootless.js';
+import { parseRootlessFlags, type RootlessOptions, type UserDelegation } from '../rootless.js';
 import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
 import { parseProfile } from './seccomp-profile.js';
 import { slicePath } from '../../vocabulary/systemd-slice.js';
@@ -153,6 +153,8 @@ export interface ContainerOptions {
 export interface CgroupOptions {
   manager: 'systemd' | 'cgroupfs';
   parent: string;
+  /** Rootless: the uid whose own systemd (user@UID.service) holds the scope. */
+  user?: number;
 }
 
 export interface ResolveContext {
@@ -166,6 +168,8 @@ export interface ResolveContext {
   systemdRunning: boolean;
   /** poc runs as an ordinary user (src/poc/rootless.ts). */
   rootless?: boolean;
+  /** Rootless: what the user's own systemd delegates to it, where it does (rootless.ts). */
+  userDelegation?: UserDelegation;
 }
 
 /** --cgroup-manager and --cgroup-parent, checked; systemd is the default where it runs, as with podman. */
@@ -301,13 +305,15 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   if (f.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(f.hostname)) {
     throw new PocError(`invalid --hostname ${JSON.stringify(f.hostname)}: letters, digits, "." and "-", at most 63`);
   }
-  if (ctx.rootless && f.network.length > 1) throw new PocError(`--network ${f.network.join(', ')}: a rootless container has one network, slirp4netns or none`);
-  const rootless = ctx.rootless ? parseRootlessFlags({ ...f, network: f.network[0] }) : undefined;
+  if (ctx.rootless && f.network.length > 1) throw new PocError(`--network ${f.network.join(', ')}: a rootless container has one network, slirp4netns, pasta or none`);
+  const rootless = ctx.rootless ? parseRootlessFlags({ ...f, network: f.network[0] }, ctx.userDelegation) : undefined;
   // Rootless: slirp4netns or none (rootless.ts); --dns and --add-host still apply, user networks need root.
   const net = rootless ? { ...parseNetworkFlags({ ...f, network: [] }), network: rootless.network } : parseNetworkFlags(f);
   const network = net.network;
   const publish = f.publish.map(parsePublish);
-  if (publish.length > 0 && network !== 'bridge' && network !== 'slirp4netns') throw new PocError(`-p needs --network bridge (the network is ${network})`);
+  if (publish.length > 0 && !['bridge', 'slirp4netns', 'pasta'].includes(network)) {
+    throw new PocError(`-p needs --network bridge${rootless ? ', slirp4netns or pasta' : ''} (the network is ${network})`);
+  }
   const fromFiles = f.envFiles.flatMap((path) => {
     let text: string;
     try {
@@ -323,7 +329,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
     throw new PocError(`invalid -u ${JSON.stringify(f.user)}: use UID[:GID] or NAME[:GROUP]`);
   }
   const security = parseSecurityOpts(f.securityOpts, ctx);
-  const cgroup = rootless ? undefined : parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
+  const cgroup = rootless ? rootless.cgroup : parseCgroupOptions(f.cgroupManager, f.cgroupParent, ctx.systemdRunning);
   const volumes = [...f.volumes.map(parseVolumeFlag), ...(f.mounts ?? []).map(parseMountFlag)];
   checkDuplicateTargets(volumes);
   const restart = f.restart !== undefined ? parseRestart(f.restart) : undefined;

@@ -57,13 +57,15 @@ export async function findImage(ref: string, opts: RootOptions): Promise<ImageRe
  * a health check's CMD list, per-network aliases and addresses).
  */
 export async function createContainer(flags: RunFlags, opts: RootOptions = {}, overrides: Partial<ContainerOptions> = {}): Promise<ContainerRecord> {
+  const rootless = isRootless(process.env, process.geteuid?.() ?? 0);
   const options: ContainerOptions = {
     ...resolveRunFlags(flags, {
       readFile: (p) => readFileSync(p, 'utf8'),
       hostEnv: process.env,
       cpuCount: cpus().length,
       systemdRunning: systemdRunning(),
-      rootless: isRootless(process.env, process.geteuid?.() ?? 0),
+      rootless,
+      ...(rootless ? { userDelegation: (await import('../userns.js')).userDelegation() } : {}),
     }),
     ...overrides,
   };
