@@ -166,7 +166,7 @@ t.test('up again is idempotent; a changed service is recreated alone', async (t)
 
 t.test('down keeps the data, up brings it back; down -v removes it and everything else', async (t) => {
   const d = ok('down');
-  t.match(d.stderr, /Container demo-web-1 {2}Removed[\s\S]*Container demo-store-1 {2}Removed[\s\S]*Network demo_default {2}Removed/, 'dependents first');
+  t.match(d.stderr, /Container demo-web-1 {2}Stopped[\s\S]*Container demo-api-1 {2}Stopped[\s\S]*Container demo-store-1 {2}Stopped[\s\S]*Network demo_default {2}Removed/, 'dependents first');
   t.same({ ...residue(), volumes: [] }, NOTHING, 'no container, network, chain, mount or DNS server left');
   t.same(residue().volumes, ['demo_data'], 'the named volume stays');
   ok('up', '-d');

@@ -129,7 +129,7 @@ t.test('the example application loads, with .env and the environment over it', a
     { type: 'bind', source: '/p/app', target: '/app', readOnly: true, createHostPath: true },
     { type: 'volume', source: 'data', target: '/data', readOnly: false },
   ]);
-  t.same(p.services.store!.healthcheck, { test: ['CMD', 'python3', '/app/health.py'], interval: '500ms', retries: 60 });
+  t.same(p.services.store!.healthcheck, { test: ['CMD', 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/6000'], interval: '500ms', retries: 60 });
   t.same(p.services.store!.limits, { memory: '128m', pids: 64 });
   t.same(p.volumes, { data: { name: 'p_data', external: false, labels: {} } });
   t.match(projectYaml(p), /name: p\nservices:\n {2}api:/, 'config prints it back');

@@ -279,14 +279,21 @@ export async function down(p: Pick<LoadedProject, 'name'> & Partial<Pick<LoadedP
     .filter((c) => !known || o.removeOrphans || known.includes(c.options.labels?.[LABELS.service] ?? '') || c.options.labels?.[LABELS.oneoff] === 'True')
     .sort((a, b) => rank(a) - rank(b));
   for (const c of all) if (!doomed.includes(c)) stderr(`WARN: found orphan containers (${c.name}) for this project; run with --remove-orphans to remove them\n`);
+  // Stopped one at a time, dependents first (a service never outlives what it depends on); once all are
+  // stopped, removed together, as docker compose removes them.
   for (const c of doomed) {
     if (containerStatus(c.id, o).status === 'running') {
-      await stopContainer(c, { ...o, ...(o.timeout !== undefined ? { timeout: o.timeout } : {}) });
+      // Its cleanup (runtime state, network, mount) goes on while the next one stops; rm waits for it.
+      await stopContainer(c, { ...o, noWaitCleanup: true, ...(o.timeout !== undefined ? { timeout: o.timeout } : {}) });
       progress('Container', c.name, 'Stopped');
     }
-    await removeContainer(c, { ...o, force: true, volumes: o.volumes });
-    progress('Container', c.name, 'Removed');
   }
+  await Promise.all(
+    doomed.map(async (c) => {
+      await removeContainer(c, { ...o, force: true, volumes: o.volumes });
+      progress('Container', c.name, 'Removed');
+    }),
+  );
   const networks = listNetworks(o).filter((n) => {
     if (!n.name) return false;
     if (p.networks) return Object.values(p.networks).some((x) => !x.external && x.name === n.name) || (n.name === `${p.name}_default` && n.labels?.[LABELS.project] === p.name);

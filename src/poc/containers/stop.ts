@@ -20,6 +20,11 @@ const MONITOR_GRACE_MS = 15_000;
 export interface StopOptions extends RootOptions {
   /** Seconds between the stop signal and KILL (default: the container's --stop-timeout, or 10; -1: no KILL). */
   timeout?: number;
+  /**
+   * Return once the container's processes are gone, leaving the monitor's cleanup to go on (poc compose down:
+   * the next service stops meanwhile, and rm waits for the cleanup). Default: wait for it.
+   */
+  noWaitCleanup?: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT = 10;
@@ -69,7 +74,7 @@ export async function stopContainer(c: ContainerRecord, opts: StopOptions = {}):
     const gone = await waitFor(() => !isAlive(run.pid, run.initStartTime), plan.waitMs, 20);
     if (!gone) await pocrun(['kill', '--all', c.id, 'SIGKILL'], opts);
   }
-  await finishRun(c, opts);
+  if (!opts.noWaitCleanup) await finishRun(c, opts);
   return true;
 }
 

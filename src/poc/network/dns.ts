@@ -12,6 +12,7 @@ import { PocError } from '../errors.js';
 import { pocPaths, writeFileAtomic, type RootOptions } from '../poc-root.js';
 import { isIpv4, isIpv6 } from './address.js';
 import { run, type NetnsOptions } from './system.js';
+import { readProcStat } from '../../common/proc.js';
 
 export interface DnsServerSpec {
   /** Directory of this network's server: hosts, dnsmasq.pid, dnsmasq.log. */
@@ -108,12 +109,11 @@ export async function stopDnsServer(dir: string): Promise<void> {
     } catch {
       // gone meanwhile
     }
+    // Gone, or a zombie: dnsmasq is reparented to whoever reaps orphans here (a monitor is a subreaper), which
+    // may not reap it at once; waiting for the pid to vanish cost the full 2 s each time.
     for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
+      const st = readProcStat(pid);
+      if (!st || st.state === 'Z' || st.state === 'X') break;
       await new Promise((r) => setTimeout(r, 10));
     }
   }
