@@ -151,7 +151,8 @@ for (let i = 0; i < reps; i++) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (s) => `${(s * 1000).toFixed(0).padStart(6)} ms`;
-const versions = `poc ${run([POC, '--version']).trim()}; ${run(['podman-compose', 'version'], { env: podmanEnv }).split('\n').filter(Boolean).join(', ')}; runc ${run(['runc', '--version']).split('\n')[0]}`;
+const pcVersion = /podman-composer? version\s+(\S+)/.exec(run(['podman-compose', 'version'], { env: podmanEnv }))?.[1] ?? '?';
+const versions = `${run([POC, '--version']).trim()}; podman-compose ${pcVersion}, ${run(['podman', '--version']).trim()}; ${run(['runc', '--version']).split('\n')[0]}`;
 const lines = [
   `compose benchmark: examples/compose-app (3 services, Debian image), ${reps} repetitions, medians; ${new Date().toISOString()}`,
   versions,
