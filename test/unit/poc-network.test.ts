@@ -3,6 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import {
+  DEFAULT_EPHEMERAL_RANGE,
+  EPHEMERAL,
+  formatPublish,
+  parsePortRange,
+  parseProcNetPorts,
+  pickHostPorts,
   allocate,
   allocateContainerNetwork,
   configureNetwork,
@@ -61,30 +67,67 @@ t.test('addresses and subnets', async (t) => {
 });
 
 t.test('parsePublish', async (t) => {
-  const ok: Array<[string, PortMapping]> = [
-    ['8080:80', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    ['8080:80/tcp', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    ['5353:53/udp', { hostPort: 5353, containerPort: 53, protocol: 'udp' }],
-    ['5353:53/UDP', { hostPort: 5353, containerPort: 53, protocol: 'udp' }],
-    ['127.0.0.1:8080:80', { hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    ['0.0.0.0:8080:80', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    ['65535:1', { hostPort: 65535, containerPort: 1, protocol: 'tcp' }],
+  const ok: Array<[string, PortMapping[]]> = [
+    ['8080:80', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]],
+    ['8080:80/tcp', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]],
+    ['5353:53/udp', [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }]],
+    ['5353:53/UDP', [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }]],
+    ['127.0.0.1:8080:80', [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }]],
+    ['0.0.0.0:8080:80', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]],
+    ['65535:1', [{ hostPort: 65535, containerPort: 1, protocol: 'tcp' }]],
+    // Ephemeral: poc picks the host port (EPHEMERAL until then), as docker does.
+    ['80', [{ hostPort: EPHEMERAL, containerPort: 80, protocol: 'tcp' }]],
+    ['53/udp', [{ hostPort: EPHEMERAL, containerPort: 53, protocol: 'udp' }]],
+    [':80', [{ hostPort: EPHEMERAL, containerPort: 80, protocol: 'tcp' }]],
+    ['127.0.0.1::80', [{ hostIp: '127.0.0.1', hostPort: EPHEMERAL, containerPort: 80, protocol: 'tcp' }]],
+    // Ranges of equal length: one mapping per port.
+    ['8000-8001:80-81', [{ hostPort: 8000, containerPort: 80, protocol: 'tcp' }, { hostPort: 8001, containerPort: 81, protocol: 'tcp' }]],
+    ['127.0.0.1:8000-8001:80-81/udp', [
+      { hostIp: '127.0.0.1', hostPort: 8000, containerPort: 80, protocol: 'udp' },
+      { hostIp: '127.0.0.1', hostPort: 8001, containerPort: 81, protocol: 'udp' },
+    ]],
+    ['80-81', [{ hostPort: EPHEMERAL, containerPort: 80, protocol: 'tcp' }, { hostPort: EPHEMERAL, containerPort: 81, protocol: 'tcp' }]],
+    ['8080-8080:80', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]],
   ];
   for (const [spec, want] of ok) t.same(parsePublish(spec), want, spec);
   const bad: Array<[string, RegExp]> = [
     ['0:80', /"0:80": host port 0 is out of range 1-65535/],
     ['8080:70000', /container port 70000 is out of range/],
     ['8080:0', /container port 0 is out of range/],
-    ['garbage', /"garbage": expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+    ['garbage', /"garbage": container port "garbage" is not a number or a range N-M/],
     ['a:80', /host port "a" is not a number/],
     ['8080:80/sctp', /protocol "sctp" is not tcp or udp/],
     ['1.2.3:8080:80', /host address "1\.2\.3" is not an IPv4 address/],
-    ['80', /expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
-    [':80', /the host port is missing/],
-    ['8000-8010:80', /port ranges are not supported/],
-    ['1:2:3:4', /expected/],
+    ['', /container port "" is not a number/],
+    ['8000-8010:80', /"8000-8010:80": the host range 8000-8010 has 11 port\(s\) and the container range 80 1: they must be the same length/],
+    ['8000-8001:80-82', /host range 8000-8001 has 2 port\(s\) and the container range 80-82 3/],
+    ['8001-8000:80-81', /host port range 8001-8000 ends before it starts/],
+    ['8000-70000:1-62001', /host port 70000 is out of range/],
+    ['1:2:3:4', /expected \[\[IP:\]\[HOST_PORT\]:\]CONTAINER_PORT/],
   ];
   for (const [spec, message] of bad) t.throws(() => parsePublish(spec), { name: 'PocError', message }, spec);
+  t.equal(formatPublish(parsePublish('80')[0]!), '80/tcp');
+  t.equal(formatPublish(parsePublish('127.0.0.1::80/udp')[0]!), '127.0.0.1::80/udp');
+});
+
+t.test('ephemeral host ports: the range, the host\'s sockets, the picking', async (t) => {
+  t.same(parsePortRange('32768\t60999\n'), [32768, 60999]);
+  t.same(parsePortRange(undefined), DEFAULT_EPHEMERAL_RANGE, 'unreadable: docker\'s default');
+  t.same(parsePortRange('9 5'), DEFAULT_EPHEMERAL_RANGE, 'nonsense: the default');
+  const tcp = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:8000 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0',
+    '   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0',
+    '',
+  ].join('\n');
+  t.same(parseProcNetPorts(tcp), [0x8000, 22]);
+  t.same(parseProcNetPorts('  sl  local_address rem_address\n'), [], 'header only');
+  const facts = { range: [40000, 40002] as [number, number], taken: new Set(['40000/tcp', '40002/tcp']) };
+  const picked = pickHostPorts([...parsePublish('80-81'), ...parsePublish('40001:90'), ...parsePublish('53/udp'), ...parsePublish('127.0.0.1::8080')], { ...facts, range: [40000, 40010] });
+  t.same(picked.map(formatPublish), ['40003:80/tcp', '40004:81/tcp', '40001:90/tcp', '40000:53/udp', '127.0.0.1:40005:8080/tcp'],
+    'the lowest free port of the range, never a taken one or one given explicitly, udp apart from tcp');
+  t.throws(() => pickHostPorts(parsePublish('80-81'), facts), { name: 'PocError', message: /no free host port for 81\/tcp: every port of 40000-40002\/tcp is in use/ });
+  t.same(pickHostPorts(parsePublish('8080:80'), facts), parsePublish('8080:80'), 'nothing to pick: unchanged');
 });
 
 t.test('IPAM: sequential, skips the gateway, same address again for the same container', async (t) => {
@@ -114,10 +157,10 @@ t.test('IPAM: wraps around and runs out', async (t) => {
 
 t.test('IPAM: requested addresses and port clashes', async (t) => {
   let s = emptyNetworkState();
-  s = allocate(s, { containerId: 'web', hostname: 'web', publish: [parsePublish('8080:80')] }).state;
-  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('127.0.0.1:8080:80')] }), /port 8080\/tcp is already published by container web \(8080:80\/tcp\)/);
-  t.doesNotThrow(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('8080:80/udp')] }), 'udp and tcp are separate');
-  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [parsePublish('1:1'), parsePublish('1:2')] }), /port 1\/tcp is published twice/);
+  s = allocate(s, { containerId: 'web', hostname: 'web', publish: parsePublish('8080:80') }).state;
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: parsePublish('127.0.0.1:8080:80') }), /port 8080\/tcp is already published by container web \(8080:80\/tcp\)/);
+  t.doesNotThrow(() => allocate(s, { containerId: 'x', hostname: 'x', publish: parsePublish('8080:80/udp') }), 'udp and tcp are separate');
+  t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', publish: [...parsePublish('1:1'), ...parsePublish('1:2')] }), /port 1\/tcp is published twice/);
   t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.89.0.2' }), /address 10\.89\.0\.2 is already in use/);
   t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.89.0.1' }), /already in use/, 'the gateway');
   t.throws(() => allocate(s, { containerId: 'x', hostname: 'x', ip: '10.90.0.1' }), /not a host address of 10\.89\.0\.0\/16/);
@@ -306,7 +349,7 @@ t.test('nftables container scripts: setup and exact teardown', async (t) => {
   const c = {
     containerId: 'web',
     ip: '10.89.0.7',
-    publish: [parsePublish('8080:80'), parsePublish('127.0.0.1:9090:90'), parsePublish('5353:53/udp')],
+    publish: [...parsePublish("8080:80"), ...parsePublish("127.0.0.1:9090:90"), ...parsePublish("5353:53/udp")],
   };
   const chain = containerChain('web');
   t.equal(

@@ -10,6 +10,7 @@ import { UserError, PocError, errnoCode, wrapError } from '../errors.js';
 import { imageRootfs, resolveImage, type ImageRecord } from '../images/image-store.js';
 import { unpackImage } from '../images/unpack.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
+import { EPHEMERAL } from '../network/publish.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
 import { containerDevices } from './devices.js';
@@ -155,6 +156,11 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
       const net = await allocateContainerNetwork({ ...opts, containerId: id, hostname, name: record.name, publish: options.publish, ...(options.networks ? { networks: options.networks } : {}) });
       ip = net.ip;
       gateway = net.gateway;
+      // Ephemeral ports (`-p 80`) were picked now: the record keeps them, for ps, inspect and the next start.
+      if (options.publish.some((p) => p.hostPort === EPHEMERAL)) {
+        options.publish = net.publish;
+        writeJsonAtomic(paths.record, record);
+      }
       networkDns = listContainerNetworks(id, opts).find((n) => n.network !== 'bridge')?.gateway;
     }
     const extraHosts = options.extraHosts?.map((h) => {

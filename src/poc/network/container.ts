@@ -31,8 +31,8 @@ import {
 import { DEFAULT_NETWORK } from './flags.js';
 import { containerAttachments, dnsHostsFile, dnsNames, findNetwork, nextIfname } from './networks.js';
 import { NFT_TABLE, nftBaseScript, nftContainerScript, nftContainerTeardownScript, nftDeleteTableScript } from './nft.js';
-import { formatPublish, parsePublish, type PortMapping } from './publish.js';
-import { attachContainer, defaultUplink, deleteLink, ensureBridge, hasDefaultRoute, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
+import { EPHEMERAL, formatPublish, parsePublish, pickHostPorts, type PortMapping } from './publish.js';
+import { attachContainer, defaultUplink, deleteLink, ensureBridge, hasDefaultRoute, hostPortUse, linkExists, nftApply, nftTableExists, type NetnsOptions } from './system.js';
 
 export interface NetworkOptions extends RootOptions, NetnsOptions, BridgeConfig {
   /** resolv.conf text whose nameservers a user network's DNS forwards to (default: the host's). */
@@ -99,6 +99,7 @@ function withNetwork(set: NetworkSet, state: NetworkState): NetworkSet {
 /** Ports are the host's: one published by a container on another network clashes too. */
 function checkPortsFree(set: NetworkSet, containerId: string, publish: PortMapping[]): void {
   for (const p of publish) {
+    if (p.hostPort === EPHEMERAL) continue;
     for (const n of allNetworks(set)) {
       for (const other of Object.values(n.containers)) {
         if (other.containerId === containerId) continue;
@@ -107,6 +108,11 @@ function checkPortsFree(set: NetworkSet, containerId: string, publish: PortMappi
       }
     }
   }
+}
+
+/** "PORT/PROTOCOL" of every port published by a container other than this one (pure). */
+function publishedByOthers(set: NetworkSet, containerId: string): string[] {
+  return allNetworks(set).flatMap((n) => Object.values(n.containers).filter((c) => c.containerId !== containerId).flatMap((c) => c.publish.map((q) => `${q.hostPort}/${q.protocol}`)));
 }
 
 /** Pure: the container on one more network (the same address again if it is on it already). */
@@ -128,14 +134,19 @@ function allocateIn(set: NetworkSet, o: { containerId: string; hostname: string;
 
 /**
  * Reserves an address on each of the container's networks and its published ports (on the first); the same
- * container asking again gets the same addresses. Returns the first network's.
+ * container asking again gets the same addresses. An ephemeral port (`-p 80`) is picked here, under the lock,
+ * around the host's bound sockets and the other containers' ports; the result's `publish` holds the picked ones.
+ * Returns the first network's.
  */
 export async function allocateContainerNetwork(o: AllocateOptions): Promise<ContainerNetworkInfo> {
-  const publish = (o.publish ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : p));
+  const asked = (o.publish ?? []).flatMap((p) => (typeof p === 'string' ? parsePublish(p) : [p]));
   const atts = o.networks && o.networks.length > 0 ? o.networks : [{ network: DEFAULT_NETWORK }];
+  // Read outside the lock: the host's sockets, only when a port is to be picked.
+  const host = asked.some((p) => p.hostPort === EPHEMERAL) ? await hostPortUse(o) : undefined;
   return updateNetworkSet(o, (set) => {
     if (o.bridge !== undefined || o.subnet !== undefined) set = { ...set, default: configureNetwork(set.default, o) };
-    checkPortsFree(set, o.containerId, publish);
+    checkPortsFree(set, o.containerId, asked);
+    const publish = host ? pickHostPorts(asked, { range: host.range, taken: new Set([...host.bound, ...publishedByOthers(set, o.containerId)]) }) : asked;
     let next = set;
     atts.forEach((att, i) => {
       next = allocateIn(next, { containerId: o.containerId, hostname: o.hostname, ...(o.name ? { name: o.name } : {}), publish: i === 0 ? publish : [], ...(i === 0 && o.ip ? { ip: o.ip } : {}) }, att);

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
 import { defaultRouteInterface, parseProcNetRoute } from './routes.js';
+import { parsePortRange, parseProcNetPorts } from './publish.js';
 
 export interface NetnsOptions {
   /** Act inside this network namespace instead of the caller's (path of a netns file). */
@@ -180,4 +181,19 @@ export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promis
     await deleteLink(v.vethHost, o).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The ports bound on the host (in its namespace) and the kernel's ephemeral range: what an ephemeral `-p` port
+ * is picked around. A socket bound there (any state) makes the port unusable for the published one.
+ */
+export async function hostPortUse(o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
+  const files = { tcp: ['/proc/net/tcp', '/proc/net/tcp6'], udp: ['/proc/net/udp', '/proc/net/udp6'] };
+  const read = (f: string) => run('cat', [f], { netns: o.hostNetns }).catch(() => '');
+  const range = parsePortRange(await read('/proc/sys/net/ipv4/ip_local_port_range'));
+  const bound: string[] = [];
+  for (const [proto, paths] of Object.entries(files)) {
+    for (const f of paths) for (const port of parseProcNetPorts(await read(f))) bound.push(`${port}/${proto}`);
+  }
+  return { range, bound };
 }
