@@ -143,8 +143,14 @@ t.test('bad files: one error each, naming the file, the line and the key', async
     ['services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n', /:5: \/services\/web\/deploy\/replicas: poc compose does not support the key "replicas"/],
     ['services:\n  web:\n    image: x\n    deploy:\n      resources:\n        reservations: {memory: 1g}\n', /:6: \/services\/web\/deploy\/resources\/reservations: poc compose does not support/],
     ['services:\n  web:\n    image: x\n    healthcheck:\n      test: [CMD, "true"]\n      start_interval: 1s\n', /:6: \/services\/web\/healthcheck\/start_interval: poc compose does not support the key/],
-    ['services:\n  web:\n    image: x\n    ports: ["80"]\n', /:4: \/services\/web\/ports\/0: a port without a host port \("80": an ephemeral one\) is not supported/],
-    ['services:\n  web:\n    image: x\n    ports: ["8000-8010:8000-8010"]\n', /\/services\/web\/ports\/0: port ranges \(8000-8010\) are not supported by poc/],
+    ['services:\n  web:\n    image: x\n    ports: ["8000-8010:80-81"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "8000-8010:80-81": the host range 8000-8010 has 11 port\(s\) and the container range 80-81 2: they must be the same length$/],
+    ['services:\n  web:\n    image: x\n    ports: ["8080:80/sctp"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "8080:80\/sctp": protocol "sctp" is not tcp or udp$/],
+    ['services:\n  web:\n    image: x\n    ports:\n      - {target: 80, published: "99999"}\n', /:5: \/services\/web\/ports\/0: invalid port mapping "99999:80\/tcp": host port 99999 is out of range 1-65535$/],
+    ['services:\n  web:\n    image: x\n    deploy: {resources: {limits: {cpus: "999"}}}\n', /^\/p\/compose\.yaml:4: \/services\/web\/deploy\/resources\/limits\/cpus: invalid cpus 999: this machine has 2 CPUs$/],
+    ['services:\n  web:\n    image: x\n    deploy: {resources: {limits: {cpus: "lots"}}}\n', /:4: \/services\/web\/deploy\/resources\/limits\/cpus: invalid cpus "lots": use a positive number/],
+    ['services:\n  web:\n    image: x\n    deploy:\n      resources:\n        limits:\n          memory: 1k\n', /^\/p\/compose\.yaml:7: \/services\/web\/deploy\/resources\/limits\/memory: memory limit 1k for memory is too small: at least 6m$/],
+    ['services:\n  web:\n    image: x\n    deploy: {resources: {limits: {memory: 12qb}}}\n', /\/services\/web\/deploy\/resources\/limits\/memory: invalid memory size "12qb" for memory/],
+    ['services:\n  web:\n    image: x\n    deploy: {resources: {limits: {pids: 0}}}\n', /\/services\/web\/deploy\/resources\/limits\/pids: invalid pids "0": use a positive integer$/],
     ['services:\n  web:\n    image: x\n    network_mode: "service:db"\n', /\/services\/web\/network_mode: poc compose does not support the key "network_mode" \("service:db": poc takes host, none and bridge\)/],
     ['services:\n  web:\n    image: x\n    volumes: [data:/d]\n', /\/services\/web\/volumes\/0: the service refers to the undefined volume "data"/],
     ['services:\n  web:\n    image: x\n    networks: [back]\n', /\/services\/web\/networks\/back: the service refers to the undefined network "back"/],
@@ -162,8 +168,41 @@ t.test('bad files: one error each, naming the file, the line and the key', async
     ['services:\n  "bad name":\n    image: x\n', /:2: \/services\/bad name: unknown key "bad name" in services/],
     ['services:\n  web:\n    image: x\n    volumes: ["./a:/a:z"]\n', /\/services\/web\/volumes\/0: volume "\.\/a:\/a:z": the mode "z" is not supported by poc/],
   ];
-  for (const [text, re] of cases) t.throws(() => load({ '/p/compose.yaml': text }), re, text.split('\n').slice(-3).join(' '));
+  for (const [text, re] of cases) t.throws(() => load({ '/p/compose.yaml': text }, { cpuCount: 2 }), re, text.split('\n').slice(-3).join(' '));
   t.throws(() => load({ '/p/compose.yaml': 'services:\n  web: {image: x}\n' }, { projectName: 'Bad' }), /invalid project name "Bad" \(-p\)/);
+});
+
+t.test('ports: ephemeral (no published port) and ranges, short and long syntax, as poc run -p reads them', async (t) => {
+  const p = load({
+    '/p/compose.yaml': [
+      'services:',
+      '  web:',
+      '    image: x',
+      '    ports:',
+      '      - "80"',
+      '      - "127.0.0.1::81/udp"',
+      '      - "8000-8001:90-91"',
+      '      - {target: 100}',
+      '      - {target: 101, host_ip: 127.0.0.1, protocol: udp}',
+      '      - {target: 102, published: "9000-9000"}',
+      '      - {target: 103, published: 9103}',
+      '',
+    ].join('\n'),
+  });
+  t.same(p.services.web!.ports, [
+    { target: 80, published: 0, protocol: 'tcp' },
+    { target: 81, published: 0, hostIp: '127.0.0.1', protocol: 'udp' },
+    { target: 90, published: 8000, protocol: 'tcp' },
+    { target: 91, published: 8001, protocol: 'tcp' },
+    { target: 100, published: 0, protocol: 'tcp' },
+    { target: 101, published: 0, hostIp: '127.0.0.1', protocol: 'udp' },
+    { target: 102, published: 9000, protocol: 'tcp' },
+    { target: 103, published: 9103, protocol: 'tcp' },
+  ]);
+  const flags = planContainer(p, 'web', { readFile: () => '', lookup: () => undefined, version: 'test' }).flags;
+  t.same(flags.publish, ['80/tcp', '127.0.0.1::81/udp', '8000:90/tcp', '8001:91/tcp', '100/tcp', '127.0.0.1::101/udp', '9000:102/tcp', '9103:103/tcp'], 'the -p flags poc run gets');
+  t.match(projectYaml(p), /- target: 80\n {8}protocol: tcp\n/, 'config prints an ephemeral port without published');
+  t.notMatch(projectYaml(p), /published: "0"/);
 });
 
 t.test('several files: the later one over the earlier, by the merge rules', async (t) => {

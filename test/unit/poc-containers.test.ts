@@ -75,7 +75,7 @@ t.test('flags → options: each bad value is one clear error', async (t) => {
     [['--pids-limit', '0', 'img'], /invalid --pids-limit "0"/],
     [['--pids-limit', 'x', 'img'], /invalid --pids-limit/],
     [['-p', '99999:80', 'img'], /host port 99999 is out of range/],
-    [['-p', '80', 'img'], /expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+    [['-p', '80-81:90', 'img'], /the host range 80-81 has 2 port\(s\) and the container range 90 1/],
     [['-p', '80:80/sctp', 'img'], /protocol "sctp" is not tcp or udp/],
     [['-p', '80:80', '--network', 'none', 'img'], /-p needs --network bridge/],
     [['-v', 'r:/x', 'img'], /invalid volume name "r"/],

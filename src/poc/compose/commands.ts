@@ -4,6 +4,7 @@
  * load.ts) and acts through poc's own modules in this process (up.ts and the container modules).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stderr, stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
@@ -41,6 +42,7 @@ export function loadFromCli(o: ProjectOptions): LoadedProject {
     env,
     ...(existsSync(envPath) ? { dotenv: { path: envPath, text: readFileSync(envPath, 'utf8') } } : {}),
     readFile: (f) => readFileSync(f, 'utf8'),
+    cpuCount: cpus().length,
   });
   p.profiles = [...new Set([...p.profiles, ...o.profiles])];
   return p;

@@ -4,6 +4,7 @@
  */
 import { stringify } from 'yaml';
 import type { Project, ServiceSpec } from './model.js';
+import { EPHEMERAL } from '../network/publish.js';
 
 function service(s: ServiceSpec): Record<string, unknown> {
   const o: Record<string, unknown> = {};
@@ -22,7 +23,7 @@ function service(s: ServiceSpec): Record<string, unknown> {
   set('env_file', s.envFiles.map((f) => ({ path: f.path, required: f.required })));
   set('working_dir', s.workingDir);
   set('user', s.user);
-  set('ports', s.ports.map((p) => ({ target: p.target, published: String(p.published), ...(p.hostIp ? { host_ip: p.hostIp } : {}), protocol: p.protocol })));
+  set('ports', s.ports.map((p) => ({ target: p.target, ...(p.published !== EPHEMERAL ? { published: String(p.published) } : {}), ...(p.hostIp ? { host_ip: p.hostIp } : {}), protocol: p.protocol })));
   set('expose', s.expose);
   set('network_mode', s.networkMode);
   set('networks', Object.fromEntries(Object.entries(s.networks).map(([k, n]) => [k, n.aliases.length || n.ipv4Address ? { ...(n.aliases.length ? { aliases: n.aliases } : {}), ...(n.ipv4Address ? { ipv4_address: n.ipv4Address } : {}) } : null])));

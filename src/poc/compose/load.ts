@@ -24,6 +24,8 @@ export interface LoadOptions {
   /** The .env file's text (absent: none). */
   dotenv?: { path: string; text: string };
   readFile: (path: string) => string;
+  /** The host's CPUs (deploy.resources.limits.cpus is checked against them). */
+  cpuCount?: number;
 }
 
 export interface LoadedProject extends Project {
@@ -104,7 +106,7 @@ export function loadProject(o: LoadOptions): LoadedProject {
   const fileName = [...parsed].reverse().find((f) => typeof f.value.name === 'string')?.value.name as string | undefined;
   const env = { ...dotenv, ...o.env };
   const name = projectName({ ...(o.projectName !== undefined ? { flag: o.projectName } : {}), env, ...(fileName !== undefined ? { fileName } : {}), workingDir: o.workingDir });
-  const models: FileModel[] = parsed.map((f) => normalizeFile(f.value, { project: name, workingDir: o.workingDir, ...(env.HOME ? { home: env.HOME } : {}), where: locator(f) }));
+  const models: FileModel[] = parsed.map((f) => normalizeFile(f.value, { project: name, workingDir: o.workingDir, ...(env.HOME ? { home: env.HOME } : {}), where: locator(f), ...(o.cpuCount !== undefined ? { cpuCount: o.cpuCount } : {}) }));
   const merged = mergeFiles(models);
   const first = o.files.map((f) => basename(f)).join(', ');
   const project: LoadedProject = {

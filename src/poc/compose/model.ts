@@ -15,6 +15,7 @@ export interface BuildSpec {
 
 export interface PortSpec {
   target: number;
+  /** EPHEMERAL (0): none given, poc picks one at create. */
   published: number;
   hostIp?: string;
   protocol: 'tcp' | 'udp';

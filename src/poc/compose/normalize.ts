@@ -5,6 +5,8 @@
  * never ignored. `x-` keys are the specification's extensions, free for users, and skipped.
  */
 import { PocError } from '../errors.js';
+import { parsePublish } from '../network/publish.js';
+import { parseCpus, parseMemory, parsePidsLimit } from '../containers/options.js';
 import { splitCommand } from './interpolate.js';
 import { resolvePath } from './files.js';
 import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, Ulimit, VolumeSpec } from './model.js';
@@ -17,6 +19,8 @@ export interface NormalizeContext {
   home?: string;
   /** "FILE:LINE: /pointer" for a path in this file. */
   where: Where;
+  /** The host's CPUs, which deploy.resources.limits.cpus may not exceed (absent: not checked). */
+  cpuCount?: number;
 }
 
 export interface FileModel {
@@ -159,51 +163,30 @@ function envFiles(v: unknown, ctx: NormalizeContext): Array<{ path: string; requ
   });
 }
 
-function portNumber(text: string, what: string, ctx: NormalizeContext, path: Array<string | number>): number {
-  if (/^\d+-\d+$/.test(text)) throw new PocError(`${ctx.where(path)}: port ranges (${text}) are not supported by poc`);
-  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new PocError(`${ctx.where(path)}: invalid ${what} port ${JSON.stringify(text)}`);
-  return Number(text);
-}
-
-function normalizePort(x: unknown, ctx: NormalizeContext, path: Array<string | number>): PortSpec {
-  const noHostPort = () =>
-    new PocError(`${ctx.where(path)}: a port without a host port (${JSON.stringify(x)}: an ephemeral one) is not supported by poc; give HOST:CONTAINER`);
+/**
+ * A service's port, short (`[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]`, ranges too) or long syntax, read by `poc run -p`'s
+ * parser (one definition of the syntax), its errors pointed at the key. A port without a published one is
+ * ephemeral (published 0: poc picks it at create).
+ */
+function normalizePort(x: unknown, ctx: NormalizeContext, path: Array<string | number>): PortSpec[] {
+  let spec: string;
   if (x && typeof x === 'object') {
     const r = x as Raw;
     onlyKeys(r, ['target', 'published', 'host_ip', 'protocol', 'mode', 'name', 'app_protocol'], ctx, path);
-    if (r.published === undefined || r.published === '') throw noHostPort();
-    const protocol = str(r.protocol || 'tcp').toLowerCase();
-    if (protocol !== 'tcp' && protocol !== 'udp') throw new PocError(`${ctx.where([...path, 'protocol'])}: protocol ${JSON.stringify(protocol)} is not tcp or udp`);
-    return {
-      target: portNumber(str(r.target), 'container', ctx, [...path, 'target']),
-      published: portNumber(str(r.published), 'host', ctx, [...path, 'published']),
-      ...(r.host_ip ? { hostIp: str(r.host_ip) } : {}),
-      protocol,
-    };
+    if (r.target === undefined) throw new PocError(`${ctx.where(path)}: a port needs its target (the container port)`);
+    for (const k of ['target', 'published', 'host_ip', 'protocol'] as const) {
+      if (r[k] !== undefined && /[:/]/.test(str(r[k]))) throw new PocError(`${ctx.where([...path, k])}: invalid ${k} ${JSON.stringify(r[k])}`);
+    }
+    const published = r.published === undefined ? '' : str(r.published);
+    spec = `${r.host_ip ? `${str(r.host_ip)}:` : ''}${published}:${str(r.target)}/${str(r.protocol || 'tcp')}`;
+  } else {
+    spec = str(x);
   }
-  let rest = str(x);
-  let protocol: 'tcp' | 'udp' = 'tcp';
-  const slash = rest.lastIndexOf('/');
-  if (slash >= 0) {
-    const proto = rest.slice(slash + 1).toLowerCase();
-    if (proto !== 'tcp' && proto !== 'udp') throw new PocError(`${ctx.where(path)}: protocol ${JSON.stringify(proto)} is not tcp or udp`);
-    protocol = proto;
-    rest = rest.slice(0, slash);
+  try {
+    return parsePublish(spec).map((m) => ({ target: m.containerPort, published: m.hostPort, ...(m.hostIp ? { hostIp: m.hostIp } : {}), protocol: m.protocol }));
+  } catch (err) {
+    throw err instanceof PocError ? new PocError(`${ctx.where(path)}: ${err.message}`) : err;
   }
-  // [HOST_IP:]HOST:CONTAINER; an IPv6 host address is bracketed.
-  const m = /^(?:(\[[^\]]+\]|[^:]*):)?([^:]*):([^:]+)$/.exec(rest);
-  if (!m) {
-    if (/^[\d-]+$/.test(rest)) throw noHostPort();
-    throw new PocError(`${ctx.where(path)}: invalid port ${JSON.stringify(x)}: use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL]`);
-  }
-  if (m[2] === '') throw noHostPort();
-  const hostIp = m[1]?.replace(/^\[(.*)\]$/, '$1');
-  return {
-    target: portNumber(m[3]!, 'container', ctx, path),
-    published: portNumber(m[2]!, 'host', ctx, path),
-    ...(hostIp ? { hostIp } : {}),
-    protocol,
-  };
 }
 
 function serviceNetworks(v: unknown, ctx: NormalizeContext, at: Array<string | number>): Record<string, ServiceNetwork> {
@@ -320,6 +303,18 @@ function deployLimits(v: unknown, ctx: NormalizeContext, at: Array<string | numb
   onlyKeys(res, ['limits'], ctx, [...at, 'resources']);
   const l = (res.limits ?? {}) as Raw;
   onlyKeys(l, ['cpus', 'memory', 'pids'], ctx, [...at, 'resources', 'limits']);
+  // Checked here as `poc run` checks its flags, so that the error points at the key, not at a flag.
+  const check = (key: string, parse: (text: string) => unknown) => {
+    if (l[key] === undefined) return;
+    try {
+      parse(str(l[key]));
+    } catch (err) {
+      throw err instanceof PocError ? new PocError(`${ctx.where([...at, 'resources', 'limits', key])}: ${err.message}`) : err;
+    }
+  };
+  check('cpus', (x) => parseCpus(x, ctx.cpuCount ?? Infinity, 'cpus'));
+  check('memory', (x) => parseMemory(x, 'memory'));
+  check('pids', (x) => parsePidsLimit(x, 'pids'));
   return {
     ...(l.cpus !== undefined ? { cpus: str(l.cpus) } : {}),
     ...(l.memory !== undefined ? { memory: str(l.memory) } : {}),

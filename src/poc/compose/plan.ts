@@ -9,6 +9,7 @@ import { PocError } from '../errors.js';
 import type { ContainerOptions, RunFlags } from '../containers/options.js';
 import { parseDuration, type HealthConfig } from '../containers/health.js';
 import { checkAlias } from '../network/flags.js';
+import { formatPublish } from '../network/publish.js';
 import { parseDotenv, type Lookup } from './interpolate.js';
 import { containerName, DEFAULT_NETWORK_KEY, serviceImage, type MountSpec, type Project, type ServiceSpec } from './model.js';
 
@@ -114,7 +115,7 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
     envFiles: [],
     volumes: [],
     mounts: s.volumes.map((m) => mountFlag(m, p, service)),
-    publish: s.ports.map((x) => `${x.hostIp ? `${x.hostIp}:` : ''}${x.published}:${x.target}/${x.protocol}`),
+    publish: s.ports.map((x) => formatPublish({ ...(x.hostIp ? { hostIp: x.hostIp } : {}), hostPort: x.published, containerPort: x.target, protocol: x.protocol })),
     network: s.networkMode ? [s.networkMode] : serviceNetworkKeys(s).map((k) => p.networks[k]?.name ?? `${p.name}_${k}`),
     networkAliases: [],
     dns: s.dns,

@@ -197,24 +197,25 @@ const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1
 export const MIN_MEMORY = 6 * 1024 * 1024;
 
 /** `512m`, `1g`, `1.5g`, `1048576`, `64MB` → bytes. */
-export function parseMemory(text: string): number {
+/** `what`: the flag (or compose key) named in the errors. */
+export function parseMemory(text: string, what = '-m'): number {
   const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(text.trim());
-  if (!m) throw new PocError(`invalid memory size ${JSON.stringify(text)} for -m: use a number with an optional unit b, k, m or g (512m, 1g)`);
+  if (!m) throw new PocError(`invalid memory size ${JSON.stringify(text)} for ${what}: use a number with an optional unit b, k, m or g (512m, 1g)`);
   const bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
-  if (bytes < MIN_MEMORY) throw new PocError(`memory limit ${text} for -m is too small: at least 6m`);
+  if (bytes < MIN_MEMORY) throw new PocError(`memory limit ${text} for ${what} is too small: at least 6m`);
   return bytes;
 }
 
-export function parseCpus(text: string, cpuCount: number): number {
-  if (!/^\d*\.?\d+$/.test(text.trim())) throw new PocError(`invalid --cpus ${JSON.stringify(text)}: use a positive number such as 1.5`);
+export function parseCpus(text: string, cpuCount: number, what = '--cpus'): number {
+  if (!/^\d*\.?\d+$/.test(text.trim())) throw new PocError(`invalid ${what} ${JSON.stringify(text)}: use a positive number such as 1.5`);
   const n = Number(text);
-  if (n < 0.01) throw new PocError(`invalid --cpus ${text}: at least 0.01`);
-  if (n > cpuCount) throw new PocError(`invalid --cpus ${text}: this machine has ${cpuCount} CPU${cpuCount > 1 ? 's' : ''}`);
+  if (n < 0.01) throw new PocError(`invalid ${what} ${text}: at least 0.01`);
+  if (n > cpuCount) throw new PocError(`invalid ${what} ${text}: this machine has ${cpuCount} CPU${cpuCount > 1 ? 's' : ''}`);
   return n;
 }
 
-export function parsePidsLimit(text: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new PocError(`invalid --pids-limit ${JSON.stringify(text)}: use a positive integer`);
+export function parsePidsLimit(text: string, what = '--pids-limit'): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new PocError(`invalid ${what} ${JSON.stringify(text)}: use a positive integer`);
   return Number(text);
 }
 
