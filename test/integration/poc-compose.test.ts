@@ -106,7 +106,7 @@ t.test('bad files: a clear error each, and nothing left behind', async (t) => {
     ['schema', 'services:\n  web:\n    image: debian\n    ports: {a: 1}\n', /bad\.yaml:4: \/services\/web\/ports: must be an array/],
     ['undefined volume', 'services:\n  web:\n    image: debian\n    volumes: [nope:/d]\n', /\/services\/web\/volumes\/0: the service refers to the undefined volume "nope"/],
     ['YAML', 'services:\n  web:\n    image: debian\n  - x\n', /bad\.yaml:\d+: invalid YAML/],
-    ['a flag poc run refuses', 'services:\n  web:\n    image: debian\n    deploy: {resources: {limits: {cpus: "999"}}}\nvolumes:\n  v: {}\n', /service web: invalid --cpus 999: this machine has \d+ CPUs?/],
+    ['a limit beyond the host', 'services:\n  web:\n    image: debian\n    deploy: {resources: {limits: {cpus: "999"}}}\nvolumes:\n  v: {}\n', /bad\.yaml:4: \/services\/web\/deploy\/resources\/limits\/cpus: invalid cpus 999: this machine has \d+ CPUs?/],
     ['missing external network', 'services:\n  web:\n    image: debian\n    networks: [ext]\nnetworks:\n  ext: {external: true}\n', /network ext declared as external, but could not be found/],
     ['no such image', 'services:\n  a:\n    image: debian\n    command: sleep 1\n    volumes: [v:/v]\n  b:\n    image: nosuchimage-here\nvolumes:\n  v: {}\n', /no such image|nosuchimage-here/],
   ];

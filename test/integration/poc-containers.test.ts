@@ -273,8 +273,23 @@ t.test('-p: a published port answers on the host 127.0.0.1', async (t) => {
   const clash = poc(['run', '-d', '-p', `${port}:80`, 'busybox', 'true']);
   t.equal(clash.status, 1);
   t.match(clash.stderr, new RegExp(`^poc: port ${port}/tcp is already published by container`));
-  ok(['rm', '-f', id]);
-  t.same(residue(), clean, 'its DNAT rule is gone with it');
+  // Ephemeral: poc picks the host port (docker's -p IP::PORT), keeps it and shows it; it answers there.
+  const eph = ok(['run', '-d', '-p', `127.0.0.1::8080`, 'busybox', 'sh', '-c', 'mkdir /www; echo ephemeral > /www/index.html; exec httpd -f -p 8080 -h /www']).trim();
+  const shown = inspect(eph).NetworkSettings.Ports;
+  t.equal(shown.length, 1);
+  const picked = shown[0].HostPort as number;
+  const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  t.ok(picked >= lo! && picked <= hi! && picked !== port, `picked ${picked} in the kernel's ephemeral range ${lo}-${hi}`);
+  t.same(shown, [{ ContainerPort: 8080, Protocol: 'tcp', HostIp: '127.0.0.1', HostPort: picked }]);
+  t.match(ok(['ps']), new RegExp(`127\\.0\\.0\\.1:${picked}->8080/tcp`));
+  let answer = '';
+  for (let i = 0; i < 50 && answer === ''; i++) {
+    answer = await fetchLocal(picked, '/index.html').catch(() => '');
+    if (answer === '') await sleep(100);
+  }
+  t.equal(answer, 'ephemeral\n', 'the container answers on the port poc reports');
+  ok(['rm', '-f', id, eph]);
+  t.same(residue(), clean, 'their DNAT rules are gone with them');
 });
 
 t.test('stop -t, kill -s, wait', async (t) => {
@@ -522,6 +537,8 @@ t.test('bad input: one clear line, a non-zero status, nothing left behind', asyn
     [['run', '-p', '70000:80', 'busybox', 'true'], /^poc: invalid port mapping "70000:80": host port 70000 is out of range 1-65535/],
     [['run', '-p', 'x:y', 'busybox', 'true'], /^poc: invalid port mapping "x:y"/],
     [['run', '-p', '0:80', 'busybox', 'true'], /^poc: invalid port mapping "0:80"/],
+    [['run', '-p', '8000-8002:80-81', 'busybox', 'true'], /^poc: invalid port mapping "8000-8002:80-81": the host range 8000-8002 has 3 port\(s\) and the container range 80-81 2: they must be the same length/],
+    [['run', '-p', '80', '--network', 'none', 'busybox', 'true'], /^poc: -p needs --network bridge/],
     [['run', '-p', `${PORT + 3}:80`, 'busybox', 'true'], new RegExp(`^poc: port ${PORT + 3}/tcp is already published by container`)],
     [['run', '-v', 'rel/path:/x', 'busybox', 'true'], /^poc: invalid volume "rel\/path:\/x" for -v: the host path "rel\/path" is not absolute/],
     [['run', '-v', '/no/such/dir:/x', 'busybox', 'true'], /^poc: -v \/no\/such\/dir:\/x: the host path \/no\/such\/dir does not exist/],

@@ -8,6 +8,7 @@ import {
   formatPublish,
   parsePortRange,
   parseProcNetPorts,
+  parseNftPortsMap,
   pickHostPorts,
   allocate,
   allocateContainerNetwork,
@@ -122,6 +123,9 @@ t.test('ephemeral host ports: the range, the host\'s sockets, the picking', asyn
   ].join('\n');
   t.same(parseProcNetPorts(tcp), [0x8000, 22]);
   t.same(parseProcNetPorts('  sl  local_address rem_address\n'), [], 'header only');
+  const map = 'table ip poc {\n\tmap ports {\n\t\ttype inet_proto . inet_service : verdict\n\t\telements = { tcp . 8080 : jump ctr_abc,\n\t\t\t     udp . 5353 : jump ctr_def }\n\t}\n}\n';
+  t.same(parseNftPortsMap(map), ['8080/tcp', '5353/udp'], 'ports other poc roots publish');
+  t.same(parseNftPortsMap(''), [], 'no table yet');
   const facts = { range: [40000, 40002] as [number, number], taken: new Set(['40000/tcp', '40002/tcp']) };
   const picked = pickHostPorts([...parsePublish('80-81'), ...parsePublish('40001:90'), ...parsePublish('53/udp'), ...parsePublish('127.0.0.1::8080')], { ...facts, range: [40000, 40010] });
   t.same(picked.map(formatPublish), ['40003:80/tcp', '40004:81/tcp', '40001:90/tcp', '40000:53/udp', '127.0.0.1:40005:8080/tcp'],

@@ -142,7 +142,7 @@ export async function allocateContainerNetwork(o: AllocateOptions): Promise<Cont
   const asked = (o.publish ?? []).flatMap((p) => (typeof p === 'string' ? parsePublish(p) : [p]));
   const atts = o.networks && o.networks.length > 0 ? o.networks : [{ network: DEFAULT_NETWORK }];
   // Read outside the lock: the host's sockets, only when a port is to be picked.
-  const host = asked.some((p) => p.hostPort === EPHEMERAL) ? await hostPortUse(o) : undefined;
+  const host = asked.some((p) => p.hostPort === EPHEMERAL) ? await hostPortUse(NFT_TABLE, o) : undefined;
   return updateNetworkSet(o, (set) => {
     if (o.bridge !== undefined || o.subnet !== undefined) set = { ...set, default: configureNetwork(set.default, o) };
     checkPortsFree(set, o.containerId, asked);

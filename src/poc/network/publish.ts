@@ -105,6 +105,14 @@ export function parseProcNetPorts(text: string): number[] {
   return out;
 }
 
+/**
+ * "PORT/PROTOCOL" of the elements of poc's nftables `ports` map (`nft list map ip poc ports`): the ports every poc
+ * root on this host publishes, which one root's records alone do not show.
+ */
+export function parseNftPortsMap(text: string): string[] {
+  return [...text.matchAll(/\b(tcp|udp) \. (\d+) :/g)].map((m) => `${m[2]}/${m[1]}`);
+}
+
 export interface HostPortFacts {
   /** The ephemeral range (parsePortRange). */
   range: [number, number];

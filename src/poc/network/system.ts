@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
 import { defaultRouteInterface, parseProcNetRoute } from './routes.js';
-import { parsePortRange, parseProcNetPorts } from './publish.js';
+import { parseNftPortsMap, parsePortRange, parseProcNetPorts } from './publish.js';
 
 export interface NetnsOptions {
   /** Act inside this network namespace instead of the caller's (path of a netns file). */
@@ -185,13 +185,15 @@ export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promis
 
 /**
  * The ports bound on the host (in its namespace) and the kernel's ephemeral range: what an ephemeral `-p` port
- * is picked around. A socket bound there (any state) makes the port unusable for the published one.
+ * is picked around. A socket bound there (any state) makes the port unusable for the published one, and so does
+ * a port another poc root publishes (in poc's nftables map).
  */
-export async function hostPortUse(o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
+export async function hostPortUse(table: string, o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
   const files = { tcp: ['/proc/net/tcp', '/proc/net/tcp6'], udp: ['/proc/net/udp', '/proc/net/udp6'] };
   const read = (f: string) => run('cat', [f], { netns: o.hostNetns }).catch(() => '');
   const range = parsePortRange(await read('/proc/sys/net/ipv4/ip_local_port_range'));
-  const bound: string[] = [];
+  // Published by any poc root (no table yet: none).
+  const bound = parseNftPortsMap(await run('nft', ['list', 'map', 'ip', table, 'ports'], { netns: o.hostNetns }).catch(() => ''));
   for (const [proto, paths] of Object.entries(files)) {
     for (const f of paths) for (const port of parseProcNetPorts(await read(f))) bound.push(`${port}/${proto}`);
   }
