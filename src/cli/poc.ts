@@ -458,6 +458,14 @@ const COMMANDS: Record<string, Command> = {
     run: async (p, root) =>
       (await import('../poc/commands/stats.js')).statsCommand({ ...root, refs: p.args, stream: !p.flags['no-stream'], format: format(p, 'stats') }),
   },
+  port: {
+    usage: 'port CONTAINER [PRIVATE_PORT[/PROTO]]',
+    summary: 'list the published ports of a container (the host ports poc picked for -p PORT too)',
+    flags: {},
+    args: [1, 2],
+    run: async (p, root) =>
+      (await import('../poc/commands/port.js')).portCommand({ ...root, ref: p.args[0]!, ...(p.args[1] !== undefined ? { privatePort: p.args[1] } : {}) }),
+  },
   top: {
     usage: 'top CONTAINER',
     summary: 'list the processes of a container',

@@ -288,6 +288,9 @@ t.test('-p: a published port answers on the host 127.0.0.1', async (t) => {
     if (answer === '') await sleep(100);
   }
   t.equal(answer, 'ephemeral\n', 'the container answers on the port poc reports');
+  t.equal(ok(['port', eph]), `8080/tcp -> 127.0.0.1:${picked}\n`, 'poc port shows the picked port');
+  t.equal(ok(['port', eph, '8080/tcp']), `127.0.0.1:${picked}\n`);
+  t.match(poc(['port', eph, '81']).stderr, /^poc: no public port 81\/tcp published for /);
   ok(['rm', '-f', id, eph]);
   t.same(residue(), clean, 'their DNAT rules are gone with them');
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { portLines } from '../../src/poc/commands/port.js';
 import {
   DEFAULT_EPHEMERAL_RANGE,
   EPHEMERAL,
@@ -132,6 +133,16 @@ t.test('ephemeral host ports: the range, the host\'s sockets, the picking', asyn
     'the lowest free port of the range, never a taken one or one given explicitly, udp apart from tcp');
   t.throws(() => pickHostPorts(parsePublish('80-81'), facts), { name: 'PocError', message: /no free host port for 81\/tcp: every port of 40000-40002\/tcp is in use/ });
   t.same(pickHostPorts(parsePublish('8080:80'), facts), parsePublish('8080:80'), 'nothing to pick: unchanged');
+});
+
+t.test('poc port: docker\'s lines', async (t) => {
+  const publish = [...parsePublish('32768:80'), ...parsePublish('127.0.0.1:40000:53/udp'), ...parsePublish('127.0.0.1:40001:80')];
+  t.same(portLines(publish, 'web'), ['80/tcp -> 0.0.0.0:32768', '53/udp -> 127.0.0.1:40000', '80/tcp -> 127.0.0.1:40001']);
+  t.same(portLines(publish, 'web', '80'), ['0.0.0.0:32768', '127.0.0.1:40001'], 'tcp when no protocol is given');
+  t.same(portLines(publish, 'web', '53/UDP'), ['127.0.0.1:40000']);
+  t.same(portLines([], 'web'), [], 'nothing published: nothing printed');
+  t.throws(() => portLines(publish, 'web', '53'), { name: 'PocError', message: /^no public port 53\/tcp published for web$/ });
+  t.throws(() => portLines(publish, 'web', '80/sctp'), { name: 'PocError', message: /^invalid port "80\/sctp": use PORT or PORT\/tcp\|udp$/ });
 });
 
 t.test('IPAM: sequential, skips the gateway, same address again for the same container', async (t) => {
