@@ -178,3 +178,32 @@ t.test('down keeps the data, up brings it back; down -v removes it and everythin
   ok('down', '-v');
   t.same(residue(), NOTHING);
 });
+
+t.test('ports without a published one: poc picks them, keeps them across up, and ps and port show them', async (t) => {
+  writeFileSync(join(app, 'eph.yaml'), [
+    'services:',
+    '  one:',
+    '    image: debian',
+    '    command: sleep 1000',
+    '    ports: ["127.0.0.1::80", {target: 53, protocol: udp}, "127.0.0.1:18000-18001:90-91"]',
+    '',
+  ].join('\n'));
+  const eph = (...args: string[]) => {
+    const r = cli.poc(['compose', '-p', 'eph', '-f', 'eph.yaml', ...args], { cwd: app, timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`poc compose ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r;
+  };
+  eph('up', '-d');
+  const [lo, hi] = inNs(ns.host, 'cat', '/proc/sys/net/ipv4/ip_local_port_range').stdout.trim().split(/\s+/).map(Number);
+  const pubs = () => JSON.parse(eph('ps', '--format', 'json').stdout)[0].Publishers as Array<{ URL: string; TargetPort: number; PublishedPort: number; Protocol: string }>;
+  const first = pubs();
+  t.same(first.map((p) => [p.URL, p.TargetPort, p.Protocol]), [['127.0.0.1', 80, 'tcp'], ['0.0.0.0', 53, 'udp'], ['127.0.0.1', 90, 'tcp'], ['127.0.0.1', 91, 'tcp']]);
+  t.same(first.slice(2).map((p) => p.PublishedPort), [18000, 18001], 'the range');
+  for (const p of first.slice(0, 2)) t.ok(p.PublishedPort >= lo! && p.PublishedPort <= hi!, `${p.TargetPort}/${p.Protocol} on ${p.PublishedPort}, in ${lo}-${hi}`);
+  t.equal(cli.ok(['port', 'eph-one-1', '80']), `127.0.0.1:${first[0]!.PublishedPort}\n`);
+  t.match(eph('up', '-d').stderr, /eph-one-1 {2}Running/, 'unchanged: left running');
+  t.same(pubs(), first, 'the same ports');
+  eph('down');
+  rmSync(join(app, 'eph.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});
