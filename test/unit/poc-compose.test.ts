@@ -144,6 +144,7 @@ t.test('bad files: one error each, naming the file, the line and the key', async
     ['services:\n  web:\n    image: x\n    deploy:\n      resources:\n        reservations: {memory: 1g}\n', /:6: \/services\/web\/deploy\/resources\/reservations: poc compose does not support/],
     ['services:\n  web:\n    image: x\n    healthcheck:\n      test: [CMD, "true"]\n      start_interval: 1s\n', /:6: \/services\/web\/healthcheck\/start_interval: poc compose does not support the key/],
     ['services:\n  web:\n    image: x\n    ports: ["8000-8010:80-81"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "8000-8010:80-81": the host range 8000-8010 has 11 port\(s\) and the container range 80-81 2: they must be the same length$/],
+    ['services:\n  web:\n    image: x\n    ports: ["[::1]:8080:80"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "\[::1\]:8080:80": host address "::1" is not an IPv4 address/],
     ['services:\n  web:\n    image: x\n    ports: ["8080:80/sctp"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "8080:80\/sctp": protocol "sctp" is not tcp or udp$/],
     ['services:\n  web:\n    image: x\n    ports:\n      - {target: 80, published: "99999"}\n', /:5: \/services\/web\/ports\/0: invalid port mapping "99999:80\/tcp": host port 99999 is out of range 1-65535$/],
     ['services:\n  web:\n    image: x\n    deploy: {resources: {limits: {cpus: "999"}}}\n', /^\/p\/compose\.yaml:4: \/services\/web\/deploy\/resources\/limits\/cpus: invalid cpus 999: this machine has 2 CPUs$/],

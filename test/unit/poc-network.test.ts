@@ -105,6 +105,7 @@ t.test('parsePublish', async (t) => {
     ['8000-8001:80-82', /host range 8000-8001 has 2 port\(s\) and the container range 80-82 3/],
     ['8001-8000:80-81', /host port range 8001-8000 ends before it starts/],
     ['8000-70000:1-62001', /host port 70000 is out of range/],
+    ['[::1]:8080:80', /host address "::1" is not an IPv4 address \(poc publishes ports on IPv4\)/],
     ['1:2:3:4', /expected \[\[IP:\]\[HOST_PORT\]:\]CONTAINER_PORT/],
   ];
   for (const [spec, message] of bad) t.throws(() => parsePublish(spec), { name: 'PocError', message }, spec);

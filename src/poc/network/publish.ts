@@ -47,6 +47,9 @@ export function parsePublish(spec: string): PortMapping[] {
     protocol = proto;
     rest = rest.slice(0, slash);
   }
+  // docker's bracketed IPv6 host address: named as such (poc publishes on IPv4 only), not a confusing split.
+  const v6 = /^\[([^\]]*)\]:/.exec(rest);
+  if (v6) throw new PocError(`invalid port mapping ${JSON.stringify(spec)}: host address ${JSON.stringify(v6[1])} is not an IPv4 address (poc publishes ports on IPv4)`);
   const parts = rest.split(':');
   let hostIp: string | undefined;
   let hostPort = '';

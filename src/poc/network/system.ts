@@ -191,11 +191,12 @@ export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promis
 export async function hostPortUse(table: string, o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
   const files = { tcp: ['/proc/net/tcp', '/proc/net/tcp6'], udp: ['/proc/net/udp', '/proc/net/udp6'] };
   const read = (f: string) => run('cat', [f], { netns: o.hostNetns }).catch(() => '');
-  const range = parsePortRange(await read('/proc/sys/net/ipv4/ip_local_port_range'));
-  // Published by any poc root (no table yet: none).
-  const bound = parseNftPortsMap(await run('nft', ['list', 'map', 'ip', table, 'ports'], { netns: o.hostNetns }).catch(() => ''));
-  for (const [proto, paths] of Object.entries(files)) {
-    for (const f of paths) for (const port of parseProcNetPorts(await read(f))) bound.push(`${port}/${proto}`);
-  }
-  return { range, bound };
+  const tables = Object.entries(files).flatMap(([proto, paths]) => paths.map(async (f) => parseProcNetPorts(await read(f)).map((port) => `${port}/${proto}`)));
+  const [range, published, ...sockets] = await Promise.all([
+    read('/proc/sys/net/ipv4/ip_local_port_range').then(parsePortRange),
+    // Published by any poc root (no table yet: none).
+    run('nft', ['list', 'map', 'ip', table, 'ports'], { netns: o.hostNetns }).then(parseNftPortsMap, () => []),
+    ...tables,
+  ]);
+  return { range, bound: [...published, ...sockets.flat()] };
 }
