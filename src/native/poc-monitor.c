@@ -427,6 +427,23 @@ static bool caller_cleaned_up(int code)
 }
 
 /*
+ * A network helper (slirp4netns, pasta) that did not come up: killed and reaped here (a monitor that fails exits
+ * at once, and the helper's zombie must not outlive it), and its stderr, read from ERRFD, quoted in ERR.
+ */
+static void network_helper_failed(pid_t pid, int errfd, const char *name, const char *why, char *err, size_t errlen)
+{
+	char msg[1024] = {0};
+	size_t len = 0;
+	fcntl(errfd, F_SETFL, O_NONBLOCK);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	drain_into(errfd, msg, sizeof msg, &len);
+	close(errfd);
+	snprintf(err, errlen, "%s %s: %s", name, why, *msg ? runtime_message(msg) : "(no message)");
+}
+
+/*
  * Starts slirp4netns on the init's network namespace (it joins it as root of the user namespace both share) and
  * waits until tap0 is configured. Returns the write end of its exit fd: closing it ends slirp4netns.
  */
@@ -495,17 +512,8 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 	bool ready = r > 0 && read(readyp[0], &c, 1) == 1 && c == '1';
 	close(readyp[0]);
 	if (!ready) {
-		char msg[1024] = {0};
-		size_t len = 0;
-		fcntl(errp[0], F_SETFL, O_NONBLOCK);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			; /* reaped here: a monitor that fails exits at once, and its zombie must not outlive it */
-		drain_into(errp[0], msg, sizeof msg, &len);
-		close(errp[0]);
 		close(exitp[1]);
-		snprintf(err, errlen, "slirp4netns %s: %s", r == 0 ? "did not configure the network within 10 s" : "failed",
-			 *msg ? runtime_message(msg) : "(no message)");
+		network_helper_failed(pid, errp[0], "slirp4netns", r == 0 ? "did not configure the network within 10 s" : "failed", err, errlen);
 		return -1;
 	}
 	close(errp[0]);
@@ -614,16 +622,7 @@ static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 	}
 	close(readyp[0]);
 	if (!ready) {
-		char msg[1024] = {0};
-		size_t len = 0;
-		fcntl(errp[0], F_SETFL, O_NONBLOCK);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			; /* reaped here: a monitor that fails exits at once, and its zombie must not outlive it */
-		drain_into(errp[0], msg, sizeof msg, &len);
-		close(errp[0]);
-		snprintf(err, errlen, "pasta %s: %s", mono_ms() >= deadline ? "did not set up the network within 10 s" : "failed",
-			 *msg ? runtime_message(msg) : "(no message)");
+		network_helper_failed(pid, errp[0], "pasta", mono_ms() >= deadline ? "did not set up the network within 10 s" : "failed", err, errlen);
 		return -1;
 	}
 	close(errp[0]);
