@@ -321,12 +321,19 @@ export class CgroupV2Driver implements CgroupDriver {
     throw new PocrunError(`cgroup ${path}: not frozen after ${timeout} ms; thawed again`);
   }
 
-  /** Nothing to do (no error) for a cgroup that does not exist or has no freezer. */
+  /** Nothing to do (no error) for a cgroup that does not exist or has no freezer, or that goes meanwhile. */
   thaw(path: string): void {
     path = checkCgroupPath(path);
-    if (!existsSync(`${this.dir(path)}/cgroup.freeze`)) return;
-    this.write(path, 'cgroup.freeze', '0');
-    this.waitFrozen(this.dir(path), false, 500);
+    const dir = this.dir(path);
+    if (!existsSync(`${dir}/cgroup.freeze`)) return;
+    try {
+      this.write(path, 'cgroup.freeze', '0');
+    } catch (err) {
+      // systemd removes an emptied scope itself: its cgroup can go between the check and the write.
+      if (!existsSync(dir)) return;
+      throw err;
+    }
+    this.waitFrozen(dir, false, 500);
   }
 
   state(path: string): FreezerState {

@@ -57,7 +57,9 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
       cgroups.killAll(record.cgroupPath, 'SIGKILL');
     }
   } catch (err) {
-    ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
+    // A cgroup that went meanwhile (systemd removes an emptied scope itself) is what delete wants: no warning,
+    // whose line would be taken for the error by engines that show the runtime's last line (podman).
+    if (cgroups.exists(record.cgroupPath)) ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
   if (alive) {
     killQuietly(record.pid);

@@ -223,6 +223,19 @@ t.test('freeze, thaw and state follow cgroup.freeze and cgroup.events', async (t
   driver.thaw('/pocrun/none');
 });
 
+t.test('thaw of a cgroup that goes meanwhile (systemd removes an emptied scope) is not an error; a failed write is', async (t) => {
+  const { driver, root } = fixture(t);
+  const failingWrite = (remove: boolean) => () => {
+    if (remove) rmSync(`${root}/pocrun/c1`, { recursive: true });
+    throw new Error('cgroup /pocrun/c1: write cgroup.freeze=0: No such file or directory');
+  };
+  const patched = driver as unknown as { write: () => void };
+  patched.write = failingWrite(false);
+  t.throws(() => driver.thaw('/pocrun/c1'), /write cgroup\.freeze=0/, 'the cgroup is still there: the error stands');
+  patched.write = failingWrite(true);
+  t.doesNotThrow(() => driver.thaw('/pocrun/c1'), 'gone between the check and the write: nothing to thaw');
+});
+
 t.test('stats in the shape of runc events --stats', async (t) => {
   const { driver } = fixture(t, {
     'cpu.stat': 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 2\nthrottled_usec 30\n',
