@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { CAPABILITIES } from '../src/vocabulary/capabilities.js';
 import { ID_PUNCTUATION, MAX_ID_LENGTH } from '../src/vocabulary/container-id.js';
 import { FORWARDED_SIGNALS, SIGNALS } from '../src/vocabulary/signals.js';
-import { FRONT_RECORD_FIELDS, OCI_STATE_FIELDS, STATE_FILES, STATUSES } from '../src/vocabulary/state-record.js';
+import { FRONT_RECORD_FIELDS, OCI_STATE_FIELDS, STATE_FILES, STATUSES, STATUS_FACTS, STATUS_RULE, type StatusFact, type StatusRule } from '../src/vocabulary/state-record.js';
 import { STEPS, fieldCounts, fieldsText, type StepDef } from '../src/vocabulary/steps.js';
 
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -93,6 +93,36 @@ ${defines.join('\n')}
 `;
 }
 
+/** The C function that answers a fact of the status rule: initAlive → fact_init_alive. */
+export const factFunction = (fact: StatusFact) => `fact_${macro(fact).toLowerCase()}`;
+
+/**
+ * The status rule as C: status_of(record) over the includer's fact_* functions, which the header declares static.
+ * A fact the rule gains is then a function the includer lacks, and one it loses a function nobody calls: with
+ * -Wall -Werror either fails the front's build. In the rule's order: the same reads, as lazily, as the
+ * function written by hand before it.
+ */
+export function statusRuleHeader(rule: StatusRule = STATUS_RULE): string {
+  const facts = [...new Set(rule.rows.map((row) => row.fact))];
+  const test = (fact: StatusFact, is: boolean) => `${is ? '' : '!'}${factFunction(fact)}(r)`;
+  return `${banner('src/vocabulary/state-record.ts (STATUS_RULE)')}#ifndef POCRUN_STATUS_RULE_H
+#define POCRUN_STATUS_RULE_H
+#include <stdbool.h>
+#include "state-record.h"
+
+struct record;
+${facts.map((fact) => `/* ${STATUS_FACTS[fact]} */\nstatic bool ${factFunction(fact)}(const struct record *r);`).join('\n')}
+
+/* The first fact that is as the rule says decides; the facts after it are not read. */
+static const char *status_of(const struct record *r)
+{
+${rule.rows.map((row) => `\tif (${test(row.fact, row.is)})\n\t\treturn STATUS_${macro(row.status)};`).join('\n')}
+\treturn STATUS_${macro(rule.otherwise)};
+}
+#endif
+`;
+}
+
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** PROTOCOL.md with each `<!-- steps:STAGE -->` table rewritten from STEPS. */
@@ -115,6 +145,7 @@ if ((import.meta as { main?: boolean }).main) {
   writeFileSync(join(out, 'capabilities.h'), capabilitiesHeader());
   writeFileSync(join(out, 'container-id.h'), containerIdHeader());
   writeFileSync(join(out, 'state-record.h'), stateRecordHeader());
+  writeFileSync(join(out, 'status-rule.h'), statusRuleHeader());
   const protocol = join(top, 'src/plan/PROTOCOL.md');
   const before = readFileSync(protocol, 'utf8');
   const after = protocolWithTables(before);

@@ -2,15 +2,10 @@ import { existsSync } from 'node:fs';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { isSameLiveProcess } from '../common/proc.js';
 import type { ContainerRecord, Store } from './state-store.js';
-import { OCI_STATE_FIELDS, type OciStateField, type Status } from '../vocabulary/state-record.js';
+import { OCI_STATE_FIELDS, STATUS_RULE, type OciStateField, type Status, type StatusFact, type StatusRule } from '../vocabulary/state-record.js';
 
-export interface StatusFacts {
-  /** pid 0 means the init was never reported: create did not finish. */
-  pid: number;
-  alive: boolean;
-  fifoExists: boolean;
-  frozen: boolean;
-}
+/** How to learn each fact the status rule reads; asked only when the rule comes to it. */
+export type StatusFacts = { readonly [F in StatusFact]: () => boolean };
 
 /**
  * runc's ErrNotRunning text, which engines match in a kill's error to mean "already gone" rather than a failure:
@@ -20,25 +15,25 @@ export interface StatusFacts {
  */
 export const NOT_RUNNING = 'container not running';
 
-/** The status is derived, never stored: a stored one would be wrong the moment the init exits. */
-export function deriveStatus(f: StatusFacts): Status {
-  if (f.pid === 0) return 'creating';
-  if (!f.alive) return 'stopped';
-  if (f.frozen) return 'paused';
-  return f.fifoExists ? 'created' : 'running';
+/** The status by the rule in src/vocabulary/state-record.ts, which the native front's status_of is generated from. */
+export function deriveStatus(facts: StatusFacts, rule: StatusRule = STATUS_RULE): Status {
+  for (const row of rule.rows) if (facts[row.fact]() === row.is) return row.status;
+  return rule.otherwise;
 }
 
 export function containerStatus(store: Store, record: ContainerRecord, cgroups: () => CgroupDriver): Status {
-  const alive = record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime);
-  let frozen = false;
-  if (alive) {
-    try {
-      frozen = cgroups().state(record.cgroupPath) !== 'thawed';
-    } catch {
-      frozen = false;
-    }
-  }
-  return deriveStatus({ pid: record.pid, alive, fifoExists: existsSync(store.fifoPath(record.id)), frozen });
+  return deriveStatus({
+    initReported: () => record.pid !== 0,
+    initAlive: () => record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime),
+    frozen: () => {
+      try {
+        return cgroups().state(record.cgroupPath) !== 'thawed';
+      } catch {
+        return false;
+      }
+    },
+    execFifoExists: () => existsSync(store.fifoPath(record.id)),
+  });
 }
 
 /**

@@ -20,13 +20,45 @@ export type OciStateField = (typeof OCI_STATE_FIELDS)[number];
  */
 export const FRONT_RECORD_FIELDS = ['pid', 'initStartTime', 'cgroupDirs', 'hooks', 'systemd', 'sharedMounts', 'annotations'] as const;
 
-/**
- * The statuses. Derived, never stored, by one rule both sides follow (status.ts deriveStatus, container.c
- * status_of): pid 0 is `creating`; an init that is gone (or a reused pid) `stopped`; a frozen cgroup `paused`;
- * exec.fifo still there `created`; else `running`.
- */
+/** The statuses: derived when read, by STATUS_RULE, never stored (a stored one is wrong once the init exits). */
 export const STATUSES = ['creating', 'created', 'running', 'paused', 'stopped'] as const;
 export type Status = (typeof STATUSES)[number];
+
+/**
+ * What the status rule reads: each a yes or no about the container as it is now, which both sides answer from the
+ * record, /proc and the cgroup (status.ts containerStatus; container.c, a function fact_<snake_case name> each).
+ */
+export const STATUS_FACTS = {
+  initReported: "the record has the init's pid (pid 0: create has not got as far as reporting it)",
+  initAlive: 'that pid is the init still: alive, not a zombie, started when the record says (not a reused pid)',
+  frozen: "the container's cgroup is frozen or freezing (no freezer: thawed)",
+  execFifoExists: 'exec.fifo is still in the state directory: start has not released the init',
+} as const;
+export type StatusFact = keyof typeof STATUS_FACTS;
+
+export interface StatusRule {
+  /** In order: the first whose fact is as given decides. */
+  readonly rows: readonly { readonly fact: StatusFact; readonly is: boolean; readonly status: Status }[];
+  /** The status when no row decides. */
+  readonly otherwise: Status;
+}
+
+/**
+ * The status rule, one definition for both sides: the first row whose fact is as given decides, and the facts of
+ * later rows are not read (a dead init's cgroup is not opened: the front answers `state` in ~1 ms). As with runc,
+ * a frozen container that was never started is paused, not created. The TypeScript side walks the rows
+ * (status.ts, deriveStatus); the C side is generated from them (scripts/gen-native.ts writes
+ * src/native/generated/status-rule.h, which container.c includes).
+ */
+export const STATUS_RULE: StatusRule = {
+  rows: [
+    { fact: 'initReported', is: false, status: 'creating' },
+    { fact: 'initAlive', is: false, status: 'stopped' },
+    { fact: 'frozen', is: true, status: 'paused' },
+    { fact: 'execFifoExists', is: true, status: 'created' },
+  ],
+  otherwise: 'running',
+};
 
 /** A lock file's content: the holder's pid and its start time (/proc/<pid>/stat field 22), so a stale one is told. */
 export function lockHolder(pid: number, startTime: string): string {

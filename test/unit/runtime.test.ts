@@ -2,7 +2,6 @@ import t from 'tap';
 import { destroyCgroup } from '../../src/runtime/delete.js';
 import { RuntimeContext } from '../../src/runtime/context.js';
 import { checkId, MAX_ID_LENGTH } from '../../src/runtime/id.js';
-import { deriveStatus } from '../../src/runtime/status.js';
 import { HelperStepError, parseHelperMessage } from '../../src/runtime/init-helper.js';
 import { ConfigFieldError } from '../../src/errors.js';
 import { compileExecPlan } from '../../src/plan/exec-plan.js';
@@ -18,18 +17,6 @@ t.test('ids are checked before any path is built from them', async (t) => {
     ['a\u0000b', /invalid container id/], ['with space', /invalid container id/], ['x'.repeat(2000), /too long \(2000 characters/],
   ];
   for (const [id, re] of bad) t.throws(() => checkId(id), { name: 'PocrunError', message: re }, JSON.stringify(id));
-});
-
-t.test('status is derived from what the kernel says', async (t) => {
-  const cases: [Parameters<typeof deriveStatus>[0], string][] = [
-    [{ pid: 0, alive: false, fifoExists: true, frozen: false }, 'creating'],
-    [{ pid: 10, alive: true, fifoExists: true, frozen: false }, 'created'],
-    [{ pid: 10, alive: true, fifoExists: false, frozen: false }, 'running'],
-    [{ pid: 10, alive: true, fifoExists: false, frozen: true }, 'paused'],
-    [{ pid: 10, alive: false, fifoExists: true, frozen: false }, 'stopped'],
-    [{ pid: 10, alive: false, fifoExists: false, frozen: true }, 'stopped'],
-  ];
-  for (const [facts, want] of cases) t.equal(deriveStatus(facts), want, JSON.stringify(facts));
 });
 
 const helperError = (line: string): HelperStepError => {

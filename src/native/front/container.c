@@ -22,6 +22,7 @@
 #include "front.h"
 #include "../generated/signals.h"
 #include "../generated/state-record.h"
+#include "../generated/status-rule.h" /* status_of, from the rule in src/vocabulary/state-record.ts */
 
 struct record {
 	char dir[4096];
@@ -140,8 +141,19 @@ static char *read_in(const char *dir, const char *file)
 	return read_file(path, 4096);
 }
 
-/* Frozen or freezing, as the cgroup drivers' state() tells it; no freezer means thawed. */
-static bool frozen(const struct record *r)
+/* The facts status_of reads (status-rule.h says what each is); status.ts, containerStatus, answers the same. */
+static bool fact_init_reported(const struct record *r)
+{
+	return r->pid != 0;
+}
+
+static bool fact_init_alive(const struct record *r)
+{
+	return same_live_process(r->pid, r->init_start_time);
+}
+
+/* As the cgroup drivers' state() tells it. */
+static bool fact_frozen(const struct record *r)
 {
 	const char *v1 = cgroup_dir(r, "freezer"), *v2 = cgroup_dir(r, "unified");
 	char *text;
@@ -163,18 +175,11 @@ static bool frozen(const struct record *r)
 	return yes;
 }
 
-/* status.ts, deriveStatus: the status is derived from the process and the files, never stored. */
-static const char *status_of(const struct record *r)
+static bool fact_exec_fifo_exists(const struct record *r)
 {
-	if (r->pid == 0)
-		return STATUS_CREATING;
-	if (!same_live_process(r->pid, r->init_start_time))
-		return STATUS_STOPPED;
-	if (frozen(r))
-		return STATUS_PAUSED;
 	char fifo[4200];
 	snprintf(fifo, sizeof(fifo), "%s/" STATE_EXEC_FIFO, r->dir);
-	return access(fifo, F_OK) == 0 ? STATUS_CREATED : STATUS_RUNNING;
+	return access(fifo, F_OK) == 0;
 }
 
 /* Store.lock's protocol: a file made with O_EXCL holding "<pid> <start time>". A held lock defers. */
