@@ -6,7 +6,7 @@
  *               --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]
  *               [--foreground] [--systemd-cgroup] [--state-file FILE] [--stop-file FILE]
  *               [--slirp4netns PATH --api-socket PATH [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...]
- *               [--pasta PATH [--publish PROTO:IP:PORT:PORT]...]
+ *               [--pasta PATH [--pasta-arg ARG]...]
  *               [--mount-program PATH [--mount-program-only]]
  *               [--restart always|on-failure|unless-stopped --restart-max N]
  *               [--health-file FILE --health-interval MS --health-timeout MS --health-start-period MS
@@ -51,11 +51,10 @@
  * ends when the init has exited, or when the monitor dies.
  *
  * With --pasta (passt's pasta, podman 5's rootless network) it starts pasta on the container's network namespace
- * instead, in the foreground as its child: the namespace gets the host's addresses and routes (--config-net), DNS
- * through 169.254.1.1 (--dns-forward), each --publish as a port forward (-t/-u ADDR/PORT:PORT, bound in the host's
- * network namespace), and nothing else (no forwards out of the namespace, no mapping of the gateway to the
- * host). It is ready when it has written its pid (--pid, to a pipe); it is ended when the init has exited, or with
- * the monitor (PR_SET_PDEATHSIG).
+ * instead, in the foreground as its child, with the arguments poc planned (--pasta-arg, src/poc/network/pasta.ts:
+ * --config-net, DNS through --dns-forward, each published port as -t/-u ADDR/PORT:PORT, the user's pasta options)
+ * and the two that name fds of the monitor's: --pid and --netns. It is ready when it has written its pid (--pid,
+ * to a pipe); it is ended when the init has exited, or with the monitor (PR_SET_PDEATHSIG).
  *
  * --mount-program (fuse-overlayfs, as podman's storage.conf mount_program) mounts the rootfs where the kernel's
  * overlayfs refuses to (a user namespace on a kernel before 5.11), or always with --mount-program-only.
@@ -92,8 +91,8 @@
 
 static struct {
 	const char *runtime, *root, *id, *bundle, *log, *exit_file, *pid_file, *console_socket, *rootfs, *overlay;
-	const char *slirp, *api_socket, *publish[64], *mount_program, *pasta;
-	int sync_fd, npublish;
+	const char *slirp, *api_socket, *publish[64], *mount_program, *pasta, *pasta_args[128];
+	int sync_fd, npublish, npasta_args;
 	bool mount_program_only, tty, stdin_, foreground, relay, systemd_cgroup, host_loopback;
 	char **exit_cmd;
 	/* state.json (written at every start), the stop marker of poc stop/kill/rm, the restart policy */
@@ -440,6 +439,15 @@ static void network_helper_failed(pid_t pid, int errfd, const char *name, const 
 		;
 	drain_into(errfd, msg, sizeof msg, &len);
 	close(errfd);
+	/* pasta says on stderr that it cannot reach the system logger (none here) before each of its messages: noise. */
+	for (char *line = msg, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (strncmp(line, "Failed to send ", 15) == 0 && strstr(line, " bytes to syslog") && strstr(line, " bytes to syslog") < next) {
+			memmove(line, next, strlen(next) + 1);
+			next = line;
+		}
+	}
 	snprintf(err, errlen, "%s %s: %s", name, why, *msg ? runtime_message(msg) : "(no message)");
 }
 
@@ -522,38 +530,10 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 
 static long long mono_ms(void);
 
-/* pasta's -t or -u argument: its --publish specs of that protocol (ADDR/HOSTPORT:CONTAINERPORT, comma-separated). */
-static bool pasta_ports(const char *proto, char *out, size_t outlen, char *err, size_t errlen)
-{
-	size_t len = 0;
-	out[0] = 0;
-	for (int i = 0; i < O.npublish; i++) {
-		char p[8], ip[64];
-		unsigned host_port, ctr_port;
-		if (sscanf(O.publish[i], "%7[a-z]:%63[0-9.]:%u:%u", p, ip, &host_port, &ctr_port) != 4) {
-			snprintf(err, errlen, "invalid --publish %s", O.publish[i]);
-			return false;
-		}
-		if (strcmp(p, proto))
-			continue;
-		int n = snprintf(out + len, outlen - len, "%s%s/%u:%u", len ? "," : "", ip, host_port, ctr_port);
-		if (n < 0 || (size_t)n >= outlen - len) {
-			snprintf(err, errlen, "too many ports to publish");
-			return false;
-		}
-		len += (size_t)n;
-	}
-	if (!len)
-		snprintf(out, outlen, "none");
-	return true;
-}
-
 /* Starts pasta on the init's network namespace and waits until it is ready. Its pid, or -1 with the error. */
 static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 {
-	char tcp[2048], udp[2048], netns[64], pidarg[32];
-	if (!pasta_ports("tcp", tcp, sizeof tcp, err, errlen) || !pasta_ports("udp", udp, sizeof udp, err, errlen))
-		return -1;
+	char netns[64], pidarg[32];
 	int readyp[2], errp[2];
 	if (pipe2(readyp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -570,8 +550,16 @@ static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 	snprintf(netns, sizeof netns, "/proc/self/fd/%d", nsfd);
 	/* Its pid file is the pipe: pasta writes it once it is set up, before its loop. */
 	snprintf(pidarg, sizeof pidarg, "/proc/self/fd/%d", readyp[1]);
-	char *argv[] = {(char *)O.pasta, "--config-net", "--foreground", "--quiet", "--dns-forward", "169.254.1.1", "--no-map-gw",
-			"-t", tcp, "-u", udp, "-T", "none", "-U", "none", "--pid", pidarg, "--netns", netns, NULL};
+	char *argv[sizeof O.pasta_args / sizeof *O.pasta_args + 6];
+	int a = 0;
+	argv[a++] = (char *)O.pasta;
+	for (int i = 0; i < O.npasta_args; i++)
+		argv[a++] = (char *)O.pasta_args[i];
+	argv[a++] = "--pid";
+	argv[a++] = pidarg;
+	argv[a++] = "--netns";
+	argv[a++] = netns;
+	argv[a] = NULL;
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t monitor = getpid();
 	pid_t pid = fork();
@@ -705,7 +693,7 @@ static void usage(void)
 	fprintf(stderr, "usage: poc-monitor --runtime PATH --root DIR --id ID --bundle DIR --log FILE --exit-file FILE "
 			"--pid-file FILE --sync-fd N [--rootfs DIR --overlay OPTIONS] [--tty --console-socket PATH] [--stdin]\n"
 			"                   [--foreground] [--systemd-cgroup] [--slirp4netns PATH --api-socket PATH\n"
-			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [--pasta PATH [--publish ...]...]\n"
+			"                   [--allow-host-loopback] [--publish PROTO:IP:PORT:PORT]...] [--pasta PATH [--pasta-arg ARG]...]\n"
 			"                   [--restore DIR [--restore-flag F]...]\n"
 			"                   [-- EXIT-COMMAND...]\n"
 			"       poc-monitor --relay --console-socket PATH [--stdin] -- COMMAND...\n");
@@ -731,7 +719,8 @@ static void parse_args(int argc, char **argv)
 		{"health-interval", required_argument, 0, 1}, {"health-timeout", required_argument, 0, 2},
 		{"health-start-period", required_argument, 0, 3}, {"health-retries", required_argument, 0, 4},
 		{"health-arg", required_argument, 0, 5}, {"mount-program", required_argument, 0, 20},
-		{"mount-program-only", no_argument, 0, 21}, {"pasta", required_argument, 0, 22}, {0, 0, 0, 0},
+		{"mount-program-only", no_argument, 0, 21}, {"pasta", required_argument, 0, 22},
+		{"pasta-arg", required_argument, 0, 23}, {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -758,6 +747,11 @@ static void parse_args(int argc, char **argv)
 		case 20: O.mount_program = optarg; break;
 		case 21: O.mount_program_only = true; break;
 		case 22: O.pasta = optarg; break;
+		case 23:
+			if (O.npasta_args == (int)(sizeof O.pasta_args / sizeof *O.pasta_args))
+				usage();
+			O.pasta_args[O.npasta_args++] = optarg;
+			break;
 		case 'P':
 			if (O.npublish == (int)(sizeof O.publish / sizeof *O.publish))
 				usage();
@@ -796,7 +790,7 @@ static void parse_args(int argc, char **argv)
 	if (!O.runtime || !O.root || !O.id || !O.bundle || !O.log || !O.exit_file || !O.pid_file || O.sync_fd < 0)
 		usage();
 	if ((O.tty && !O.console_socket) || !O.rootfs != !O.overlay || !O.slirp != !O.api_socket || (O.slirp && O.pasta) ||
-	    (O.npublish && !O.slirp && !O.pasta) || (O.restore && (O.tty || O.slirp || O.pasta)))
+	    (O.npublish && !O.slirp) || (O.npasta_args && !O.pasta) || (O.restore && (O.tty || O.slirp || O.pasta)))
 		usage();
 	if (O.restart && strcmp(O.restart, "always") != 0 && strcmp(O.restart, "on-failure") != 0 &&
 	    strcmp(O.restart, "unless-stopped") != 0)

@@ -12,6 +12,8 @@
 import { PocError } from './errors.js';
 import { rootlessMappings, type IdMapping, type SubidRange } from '../subids.js';
 import type { CgroupOptions } from './containers/options.js';
+import { parsePastaOptions } from './network/pasta.js';
+import { slicePath } from '../vocabulary/systemd-slice.js';
 
 /** Set (to "1") in the environment of a poc running in its own user namespace: the command re-run, the monitor. */
 export const USERNS_ENV = 'POC_USERNS';
@@ -106,6 +108,8 @@ export interface RootlessOptions {
    * are left out, as runc's spec --rootless leaves them out.
    */
   singleId?: boolean;
+  /** `--network pasta:OPT,...`: pasta(1)'s options, as given (checked by network/pasta.ts, planned at each start). */
+  pastaOptions?: string[];
 }
 
 export interface RootlessNetwork {
@@ -130,10 +134,13 @@ const LIMIT_CONTROLLERS = [['-m', 'memory'], ['--cpus', 'cpu'], ['--pids-limit',
 
 /**
  * The flags of a rootless `poc run`/`create` that differ from root's: the network is slirp4netns (the default, with
- * podman's `slirp4netns:allow_host_loopback=true`) or none; what needs root is refused, naming the flag. Where
- * the user's systemd delegates a subtree (`delegation`), every container gets a scope of its own there, as
- * rootless podman's with its systemd cgroup manager (`user.slice:poc:<id>`, pocrun --systemd-cgroup), and the
- * limits whose controller is delegated; elsewhere a limit is refused, naming the flag and what is missing.
+ * podman's `slirp4netns:allow_host_loopback=true`), pasta (with pasta(1)'s options: `pasta:-t,8080`, network/pasta.ts) or
+ * none; what needs root is refused, naming the flag. Cgroups, as rootless podman's two managers: where the user's
+ * systemd delegates a subtree (`delegation`) the default is systemd, and every container gets a scope of it
+ * (`user.slice:poc:<id>`, or in the slice --cgroup-parent names; pocrun --systemd-cgroup), with the limits whose
+ * controller is delegated; with cgroupfs (the default elsewhere) a container gets a cgroup only below a
+ * --cgroup-parent, which must be a cgroup the user owns (cgroupParentProblem checks it on the host), and none
+ * otherwise. A limit that no cgroup can hold is refused, naming the flag and what is missing.
  */
 export function parseRootlessFlags(
   f: { network?: string; memory?: string; cpus?: string; pidsLimit?: string; cgroupManager?: string; cgroupParent?: string },
@@ -151,7 +158,10 @@ export function parseRootlessFlags(
     throw new PocError(`--network ${given} needs root (${why}); a rootless container has slirp4netns (the default), pasta or none`);
   }
   const rootless: RootlessOptions = { allowHostLoopback: false };
-  if (optText !== undefined) {
+  if (optText !== undefined && mode === 'pasta') {
+    parsePastaOptions(optText);
+    rootless.pastaOptions = optText.split(',');
+  } else if (optText !== undefined) {
     if (mode !== 'slirp4netns') throw new PocError(`invalid --network ${JSON.stringify(given)}: ${mode} takes no options`);
     for (const opt of optText.split(',')) {
       const m = /^allow_host_loopback=(true|false)$/.exec(opt);
@@ -159,16 +169,35 @@ export function parseRootlessFlags(
       rootless.allowHostLoopback = m[1] === 'true';
     }
   }
+  const network = mode as RootlessNetwork['network'];
   const values: Record<string, string | undefined> = { '-m': f.memory, '--cpus': f.cpus, '--pids-limit': f.pidsLimit };
-  if (!delegation) {
-    for (const [flag, value] of [...Object.entries(values), ['--cgroup-manager', f.cgroupManager], ['--cgroup-parent', f.cgroupParent]] as const) {
-      if (value !== undefined) {
-        throw new PocError(
-          `${flag} needs a cgroup of the container's own, which a rootless container does not get on this host (no cgroup is delegated to the user: that takes cgroup v2 and the user's own systemd, for a login or after "loginctl enable-linger USER"): run it as root`,
-        );
+  const manager = f.cgroupManager ?? (delegation ? 'systemd' : 'cgroupfs');
+  if (manager !== 'systemd' && manager !== 'cgroupfs') throw new PocError(`invalid --cgroup-manager ${JSON.stringify(manager)}: use systemd or cgroupfs`);
+  if (manager === 'cgroupfs') {
+    // As rootless podman's cgroupfs manager: a cgroup only below a --cgroup-parent the user names, which must be
+    // delegated to it (a cgroup it owns, in every hierarchy; checked on the host at create: cgroupParentProblem).
+    if (f.cgroupParent === undefined) {
+      for (const [flag, value] of Object.entries(values)) {
+        if (value !== undefined) {
+          throw new PocError(
+            `${flag} needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user: ${
+              delegation ? 'a scope of its own systemd (--cgroup-manager systemd)' : "on this host none is (that takes cgroup v2 and the user's own systemd, for a login or after \"loginctl enable-linger USER\")"
+            }, or below --cgroup-parent, a cgroup the user owns (give it with --cgroup-manager cgroupfs); or run it as root`,
+          );
+        }
       }
+      return { network, rootless };
     }
-    return { network: mode as RootlessNetwork['network'], rootless };
+    const parts = f.cgroupParent.split('/').filter((x) => x !== '' && x !== '.');
+    if (!f.cgroupParent.startsWith('/') || parts.length === 0 || parts.includes('..')) {
+      throw new PocError(`invalid --cgroup-parent ${JSON.stringify(f.cgroupParent)}: with the cgroupfs manager it is an absolute cgroup path, delegated to the user (a cgroup it owns)`);
+    }
+    return { network, rootless, cgroup: { manager: 'cgroupfs', parent: `/${parts.join('/')}` } };
+  }
+  if (!delegation) {
+    throw new PocError(
+      `--cgroup-manager systemd: a rootless container's scope is the user's own systemd's, and on this host there is none to ask (that takes cgroup v2, systemd as the init and the user's bus: a login, or "loginctl enable-linger USER"); use --cgroup-manager cgroupfs with a --cgroup-parent the user owns`,
+    );
   }
   for (const [flag, controller] of LIMIT_CONTROLLERS) {
     if (values[flag] !== undefined && !delegation.controllers.includes(controller)) {
@@ -177,9 +206,9 @@ export function parseRootlessFlags(
       );
     }
   }
-  if (f.cgroupManager !== undefined && f.cgroupManager !== 'systemd') {
-    throw new PocError(`--cgroup-manager ${f.cgroupManager}: a rootless container's cgroup is a scope of the user's systemd (--cgroup-manager systemd)`);
+  const slice = f.cgroupParent ?? 'user.slice';
+  if (slicePath(slice) === undefined) {
+    throw new PocError(`invalid --cgroup-parent ${JSON.stringify(slice)}: with the systemd cgroup manager it is a slice of the user's systemd, such as user.slice`);
   }
-  if (f.cgroupParent !== undefined) throw new PocError("--cgroup-parent needs root: a rootless container's scope is in the user's own user.slice");
-  return { network: mode as RootlessNetwork['network'], rootless, cgroup: { manager: 'systemd', parent: 'user.slice', user: delegation.uid } };
+  return { network, rootless, cgroup: { manager: 'systemd', parent: slice, user: delegation.uid } };
 }

@@ -2,7 +2,7 @@
  * The system side of rootless poc (the rules are in rootless.ts): the user's identity and ranges, running a
  * program or poc itself in the user namespace, and removing trees that hold files of the user's subordinate ids.
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { PocError, errnoCode } from './errors.js';
 import { SUBGID_FILE, SUBUID_FILE, readSubids } from '../subids.js';
@@ -55,6 +55,24 @@ export function userDelegation(env: NodeJS.ProcessEnv = process.env, fsRoot = '/
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Why the user cannot make a container's cgroup below `parent` with the cgroupfs manager, or undefined where it
+ * can: the parent must be in every hierarchy pocrun makes a cgroup in (its driver's dirs), writable by the user, as
+ * root delegates one by giving it to the user (chown). pocrun itself is the judge of the rest (a controller that
+ * is not enabled there, a limit the kernel refuses), naming the config field.
+ */
+export async function cgroupParentProblem(parent: string): Promise<string | undefined> {
+  const { detectCgroups } = await import('../cgroups/index.js'); // rootless with --cgroup-parent only
+  for (const dir of new Set(Object.values(detectCgroups().dirs(parent)))) {
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch (err) {
+      return `${dir}: ${errnoCode(err) === 'ENOENT' ? 'no such cgroup' : 'not writable by this user'}`;
+    }
+  }
+  return undefined;
 }
 
 /** The environment of a program in the user namespace: it knows it is rootless although its uid is 0. */

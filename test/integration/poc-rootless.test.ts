@@ -7,11 +7,12 @@
  * the user's: containers, runtime state, sockets, processes (slirp4netns, monitors), the user itself.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { makeTestUser, userResidue, type TestUser } from '../helpers/rootless.js';
+import { detectCgroups } from '../../src/cgroups/index.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'making a test user needs root');
@@ -26,6 +27,8 @@ chmodSync(work, 0o755);
 const user = makeTestUser(work, { prefix: 'pocrlp' });
 const plain = makeTestUser(work, { prefix: 'pocrlq', subids: false });
 const PORT = 20002 + (process.pid % 10000) * 4;
+/** The kernel's ephemeral port range, which poc picks a port of for `-p 80`. */
+const localRange = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
 
 t.teardown(() => {
   // Whatever a failed test left running: the user's containers are ended with the user's processes.
@@ -137,7 +140,7 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
 
   const run = poc(user, [
-    'run', '-d', '--name', 'web', '--network', 'slirp4netns:allow_host_loopback=true', '-p', `127.0.0.1:${PORT}:80`,
+    'run', '-d', '--name', 'web', '--network', 'slirp4netns:allow_host_loopback=true', '-p', `127.0.0.1:${PORT}:80`, '-p', '127.0.0.1::80',
     '-v', `${www}:/www:ro`, 'busybox', 'sh', '-c', 'echo started; exec httpd -f -p 80 -h /www',
   ]);
   t.equal(run.status, 0, `run -d: ${run.stderr}`);
@@ -145,23 +148,34 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   t.ok(liveProcesses(user).some((p) => p.includes('slirp4netns')), 'slirp4netns runs as the user');
 
   t.equal(await httpGet(`http://127.0.0.1:${PORT}/`), 'hello from a rootless container\n', 'the published port answers on 127.0.0.1');
+  // -p 127.0.0.1::80: an ephemeral port, picked by poc from the kernel's ephemeral range, kept in the record.
+  const ports = poc(user, ['port', 'web']);
+  const eph = Number(new RegExp(`^80/tcp -> 127\\.0\\.0\\.1:${PORT}\n80/tcp -> 127\\.0\\.0\\.1:(\\d+)\n$`).exec(ports.stdout)?.[1]);
+  t.ok(eph >= localRange[0] && eph <= localRange[1] && eph !== PORT, `poc port: the ephemeral port ${eph} is of ip_local_port_range ${localRange.join('-')}: ${ports.stdout}${ports.stderr}`);
+  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'the ephemeral port answers (slirp4netns forwards it)');
   const out = poc(user, ['exec', 'web', 'wget', '-qO-', `http://10.0.2.2:${serverPort}/pong`]);
   t.equal(out.stdout, 'pong\n', `outbound through slirp4netns to the host's loopback: ${out.stderr}`);
   const ex = poc(user, ['exec', 'web', 'sh', '-c', 'id -u; cat /etc/resolv.conf | grep nameserver; mkdir -p /data/d && touch /data/d/f && chown -R 1000:1000 /data']);
   t.equal(ex.status, 0, `exec: ${ex.stderr}`);
   t.match(ex.stdout, /^0\nnameserver 10\.0\.2\.3\n$/, 'exec as root, with the slirp4netns resolver');
   t.match(poc(user, ['logs', 'web']).stdout, /^started$/m, 'logs');
-  t.match(poc(user, ['ps']).stdout, new RegExp(`127\\.0\\.0\\.1:${PORT}->80/tcp\\s+web`), 'ps shows the port');
+  t.match(poc(user, ['ps']).stdout, new RegExp(`127\\.0\\.0\\.1:${PORT}->80/tcp, 127\\.0\\.0\\.1:${eph}->80/tcp\\s+web`), 'ps shows the ports');
 
   t.match(poc(user, ['top', 'web']).stdout, /httpd -f -p 80 -h \/www/, 'top: the processes of its pid namespace (no cgroup)');
   const stats = poc(user, ['stats', '--no-stream', 'web']);
   t.not(stats.status, 0, 'stats: refused');
-  t.match(stats.stderr, /rootless container has none of its own on this host/);
+  t.match(stats.stderr, /^poc: stats reads each container's cgroup, and the rootless container web has none of its own \(it gets one only from a cgroup delegated to the user/);
 
   const stop = poc(user, ['stop', '-t', '2', 'web']);
   t.equal(stop.status, 0, `stop: ${stop.stderr}`);
   t.match(poc(user, ['ps', '-a']).stdout, /Exited/);
   t.same(liveProcesses(user).filter((p) => /slirp4netns|poc-monitor/.test(p)), [], 'slirp4netns and the monitor have ended');
+  // Started again, it has the port it was given, as podman's containers keep theirs.
+  const again = poc(user, ['start', 'web']);
+  t.equal(again.status, 0, `start again: ${again.stderr}`);
+  t.equal(poc(user, ['port', 'web', '80']).stdout, `127.0.0.1:${PORT}\n127.0.0.1:${eph}\n`, 'the same ephemeral port after a restart');
+  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'and it answers');
+  t.equal(poc(user, ['stop', '-t', '2', 'web']).status, 0);
   // Its diff holds a directory of uid 1000 (a subordinate id on the host), which rm removes in the user namespace.
   const rm = poc(user, ['rm', 'web']);
   t.equal(rm.status, 0, `rm: ${rm.stderr}`);
@@ -171,7 +185,7 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
 t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta, a published port on 127.0.0.1; gone with the container', async (t) => {
   const port = PORT + 2;
   const run = poc(user, [
-    'run', '-d', '--name', 'pst', '--network', 'pasta', '-p', `127.0.0.1:${port}:8080`, 'busybox', 'sh', '-c',
+    'run', '-d', '--name', 'pst', '--network', 'pasta', '-p', `127.0.0.1:${port}:8080`, '-p', '127.0.0.1::8080', 'busybox', 'sh', '-c',
     'mkdir /www && echo hello through pasta > /www/index.html && exec httpd -f -p 8080 -h /www',
   ]);
   t.equal(run.status, 0, `run -d --network pasta: ${run.stderr}`);
@@ -182,12 +196,96 @@ t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta,
     if (!body) await new Promise((r) => setTimeout(r, 50));
   }
   t.equal(body, 'hello through pasta\n', 'the published port answers on the host\'s 127.0.0.1');
+  const eph = Number(/^127\.0\.0\.1:(\d+)$/m.exec(poc(user, ['port', 'pst', '8080/tcp']).stdout.split('\n')[1] ?? '')?.[1]);
+  t.ok(eph >= localRange[0] && eph <= localRange[1] && eph !== port, `an ephemeral port of ip_local_port_range: ${eph}`);
+  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello through pasta\n', 'the ephemeral port answers (pasta forwards it)');
+  const second = poc(user, ['create', '--name', 'pst2', '--network', 'pasta', '-p', '127.0.0.1::8080', 'busybox', 'true']);
+  t.equal(second.status, 0, `create: ${second.stderr}`);
+  const eph2 = Number(/:(\d+)\n$/.exec(poc(user, ['port', 'pst2']).stdout)?.[1]);
+  t.ok(eph2 >= localRange[0] && eph2 !== eph, `a second container gets another port (${eph2}; ${eph} is bound)`);
+  t.equal(poc(user, ['rm', 'pst2']).status, 0);
   const ex = poc(user, ['exec', 'pst', 'sh', '-c', 'grep nameserver /etc/resolv.conf; ip -o -4 addr show | grep -v " lo " | wc -l; ip route | grep -c ^default']);
   t.equal(ex.stdout, 'nameserver 169.254.1.1\n1\n1\n', `an interface with the host's address and a default route; DNS through pasta: ${ex.stderr}`);
-  const bad = poc(user, ['run', '--rm', '--network', 'pasta:-T,auto', 'busybox', 'true']);
-  t.match(bad.stderr, /invalid --network "pasta:-T,auto": pasta takes no options/, 'options: refused by name');
   t.equal(poc(user, ['rm', '-f', 'pst']).status, 0);
   t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
+});
+
+t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each seen in the container", async (t) => {
+  // A server on the host's loopback: reached from the container through the gateway (--map-gw) and through the
+  // container's own 127.0.0.1 (-T, forwarded to the host's).
+  const www = join(work, 'www-pasta');
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, 'pong'), 'pong from the host\n');
+  chmodSync(www, 0o755);
+  const [serverPort, inPort] = [PORT + 3, PORT + 2];
+  const server = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${serverPort}`, '-h', www], { stdio: 'ignore' });
+  t.teardown(() => server.kill('SIGKILL'));
+  for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
+  const pcap = join(user.home, 'pasta.pcap');
+  const opts = [
+    '--ipv4-only', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '--dns-forward', '10.0.2.3', '-I', 'tap0', '--mtu', '1500',
+    '--no-dhcp', '--no-ndp', '--no-dhcpv6', '--no-ra', '--map-gw', '-T', String(serverPort), `--tcp-ports=127.0.0.1/${inPort}:8081`, '-p', pcap,
+  ];
+  const run = poc(user, [
+    'run', '-d', '--name', 'popt', '--network', `pasta:${opts.join(',')}`, 'busybox', 'sh', '-c',
+    'mkdir /www && echo hello through a pasta option > /www/index.html && exec httpd -f -p 8081 -h /www',
+  ]);
+  t.equal(run.status, 0, `run -d --network pasta:${opts.join(',')}: ${run.stderr}`);
+  const ex = poc(user, ['exec', 'popt', 'sh', '-c', [
+    'ip -o -4 addr show tap0 | awk \'{print $4}\'', 'ip route | grep ^default', 'grep nameserver /etc/resolv.conf',
+    'ip -o -6 addr show scope global | wc -l', 'ls /sys/class/net | grep -v lo',
+    `wget -qO- http://10.0.2.2:${serverPort}/pong`, `wget -qO- http://127.0.0.1:${serverPort}/pong`,
+  ].join('; ')]);
+  t.equal(ex.stdout, [
+    '10.0.2.100/24', 'default via 10.0.2.2 dev tap0 ', 'nameserver 10.0.2.3', '0', 'tap0', 'pong from the host', 'pong from the host', '',
+  ].join('\n'), `-a/-n, -g, --dns-forward in resolv.conf, --ipv4-only, -I, --map-gw, -T: ${ex.stderr}`);
+  let body = '';
+  for (let i = 0; i < 100 && !body; i++) {
+    body = await httpGet(`http://127.0.0.1:${inPort}/`).catch(() => '');
+    if (!body) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(body, 'hello through a pasta option\n', "--tcp-ports: the host's 127.0.0.1 port reaches the container");
+  t.ok(existsSync(pcap) && readFileSync(pcap).readUInt32LE(0) === 0xa1b2c3d4, '-p (--pcap): pasta writes the capture as the user');
+  t.equal(poc(user, ['rm', '-f', 'popt']).status, 0);
+  t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
+});
+
+t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, top; the cgroup gone with rm', async (t) => {
+  // Delegated as root delegates a cgroup to a user: a parent it owns in every hierarchy pocrun makes cgroups in
+  // (this host: cgroup v1; cpuset's CPUs and memory nodes given to it, or nothing could join it).
+  const parent = `/poc-rl-${process.pid}`;
+  const dirs = [...new Set(Object.values(detectCgroups().dirs(parent)))];
+  t.teardown(() => {
+    for (const d of dirs) spawnSync('rmdir', [d]);
+  });
+  for (const d of dirs) {
+    mkdirSync(d, { recursive: true });
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) if (existsSync(join(d, f)) && !readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f), 'utf8'));
+    chownSync(d, user.uid, user.gid);
+    for (const f of ['cgroup.procs', 'tasks']) if (existsSync(join(d, f))) chownSync(join(d, f), user.uid, user.gid);
+  }
+  const run = poc(user, ['run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100']);
+  t.equal(run.status, 0, `run -d --cgroup-parent ${parent} -m 64m --pids-limit 20: ${run.stderr}`);
+  const id = run.stdout.trim();
+  const pid = (JSON.parse(poc(user, ['inspect', 'lim']).stdout) as Array<{ State: { Pid: number } }>)[0]!.State.Pid;
+  const memory = Object.entries(detectCgroups().dirs(`${parent}/${id}`)).find(([c]) => c === 'memory' || c === 'unified')![1];
+  t.match(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), new RegExp(`:memory:${parent}/${id}\n|^0::${parent}/${id}\n`, 'm'), "the init is in the container's cgroup below the parent");
+  const memFile = existsSync(join(memory, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
+  t.equal(readFileSync(join(memory, memFile), 'utf8').trim(), String(64 << 20), '-m');
+  const stats = poc(user, ['stats', '--no-stream', '--format', 'json', 'lim']);
+  t.equal(stats.status, 0, `stats: ${stats.stderr}`);
+  t.match(JSON.parse(stats.stdout), [{ name: 'lim', memoryLimit: 64 << 20, pids: 1 }], 'stats reads its cgroup');
+  t.match(poc(user, ['top', 'lim']).stdout, /sleep 100/, 'top');
+  t.equal(poc(user, ['rm', '-f', 'lim']).status, 0);
+  t.notOk(existsSync(memory), 'the cgroup is gone with the container');
+  // A parent that is not the user's: refused before anything is made, naming the flag.
+  const theirs = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-parent', '/', 'busybox', 'true']);
+  t.match(theirs.stderr, /^poc: (run: )?invalid --cgroup-parent "\/"|--cgroup-parent \/[^ ]*: this user cannot make cgroups there/);
+  const none = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-parent', `/poc-rl-none-${process.pid}`, 'busybox', 'true']);
+  t.not(none.status, 0);
+  t.match(none.stderr, new RegExp(`--cgroup-parent /poc-rl-none-${process.pid}: this user cannot make cgroups there \\(/sys/fs/cgroup/[^:]+: no such cgroup\\): a rootless container's cgroup parent must be delegated to the user`));
+  t.equal(none.stderr.trim().split('\n').length, 1, 'one line');
+  t.same(entries(join(store(user), 'containers')), [], 'no container left');
 });
 
 t.test('volumes: a named one filled from the image with its owners, kept past rm; an anonymous one gone with rm -v', async (t) => {
@@ -227,16 +325,27 @@ t.test('what needs root is refused with one clear line, and leaves nothing', asy
   const table: Array<[string[], RegExp]> = [
     [['run', '--rm', '--network', 'bridge', 'busybox', 'true'], /--network bridge needs root \(the bridge pocbr0/],
     [['run', '--rm', '--network', 'host', 'busybox', 'true'], /--network host needs root/],
-    [['run', '--rm', '-m', '64m', 'busybox', 'true'], /-m needs a cgroup of the container's own/],
+    [['run', '--rm', '-m', '64m', 'busybox', 'true'], /-m needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user/],
     [['run', '--rm', '--network', 'none', '-p', '8080:80', 'busybox', 'true'], /-p needs --network/],
+    [['run', '--rm', '--cgroup-manager', 'systemd', 'busybox', 'true'], /--cgroup-manager systemd: a rootless container's scope is the user's own systemd's, and on this host there is none/],
+    [['run', '--rm', '--network', 'pasta:--netns,/run/netns/x', 'busybox', 'true'], /invalid --network pasta:--netns,\/run\/netns\/x: --netns is not for poc's pasta: poc runs pasta on the container's network namespace/],
+    [['run', '--rm', '--network', 'pasta:-P,/tmp/pid', 'busybox', 'true'], /-P is not for poc's pasta/],
+    [['run', '--rm', '--network', 'pasta:--debug', 'busybox', 'true'], /--debug is not for poc's pasta: poc reads pasta's messages only while it starts/],
+    [['run', '--rm', '--network', 'pasta:--no-such-option', 'busybox', 'true'], /"--no-such-option" is not an option of pasta\(1\)/],
+    [['run', '--rm', '--network', 'pasta:8080', 'busybox', 'true'], /"8080" is not an option \(pasta would take it for a PID or a command to run\)/],
+    [['run', '--rm', '--network', 'pasta:-t', 'busybox', 'true'], /-t needs a value/],
+    // Well-formed, and refused by pasta itself: its message, pasta and the container gone.
+    [['run', '--rm', '--network', 'pasta:-a,not-an-address', 'busybox', 'true'], /pasta failed: Invalid address: not-an-address$/m],
   ];
   for (const [args, want] of table) {
     const r = poc(user, args);
     t.not(r.status, 0, `${args.join(' ')}: non-zero`);
-    t.match(r.stderr, want, args.join(' '));
+    t.match(r.stderr, want, `${args.join(' ')}: ${r.stderr.trim()}`);
     t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
   }
   t.same(entries(join(store(user), 'containers')), [], 'no container left');
+  t.same(liveProcesses(user), [], 'no process left (pasta, monitors)');
+  t.same(entries(join(runDir(user), 'runtime')), [], 'no runtime state left');
 });
 
 t.test("nothing of the users' is left", async (t) => {

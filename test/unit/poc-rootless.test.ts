@@ -50,14 +50,26 @@ t.test('rootless run flags: slirp4netns or none; what needs root is refused nami
     [{ network: 'host' }, /^--network host needs root/],
     [{ network: 'mynet' }, /^--network mynet needs root/],
     [{ network: 'none:x=1' }, /none takes no options/],
-    [{ network: 'pasta:-T,auto' }, /pasta takes no options/],
+    [{ network: 'pasta:--netns,/x' }, /^invalid --network pasta:--netns,\/x: --netns is not for poc's pasta: poc runs pasta on the container's network namespace/],
     [{ network: 'slirp4netns:mtu=1500' }, /unsupported --network slirp4netns option "mtu=1500"/],
     [{ memory: '64m' }, /^-m needs a cgroup/],
     [{ cpus: '1' }, /^--cpus needs a cgroup/],
     [{ pidsLimit: '10' }, /^--pids-limit needs a cgroup/],
-    [{ cgroupParent: '/x' }, /^--cgroup-parent needs a cgroup/],
+    [{ cgroupManager: 'systemd' }, /^--cgroup-manager systemd: a rootless container's scope is the user's own systemd's, and on this host there is none/],
+    [{ cgroupManager: 'cgroupfs', cgroupParent: 'x' }, /^invalid --cgroup-parent "x": with the cgroupfs manager it is an absolute cgroup path/],
+    [{ cgroupParent: '/a/../b' }, /^invalid --cgroup-parent/],
+    [{ cgroupManager: 'lxc' }, /^invalid --cgroup-manager "lxc"/],
   ];
   for (const [flags, want] of bad) t.throws(() => parseRootlessFlags(flags), want, JSON.stringify(flags));
+  t.same(parseRootlessFlags({ network: 'pasta:-t,8080,--ipv4-only' }).rootless, { allowHostLoopback: false, pastaOptions: ['-t', '8080', '--ipv4-only'] }, "pasta's options kept as given");
+});
+
+t.test('rootless cgroupfs (podman\'s rule): a cgroup only below a --cgroup-parent the user names; limits then allowed', async (t) => {
+  const cgroupfs = { manager: 'cgroupfs', parent: '/deleg/poc' };
+  t.same(parseRootlessFlags({ cgroupParent: '/deleg//poc/', memory: '64m', cpus: '1', pidsLimit: '20' }).cgroup, cgroupfs, 'no systemd: cgroupfs, the parent normalised');
+  t.same(parseRootlessFlags({ cgroupManager: 'cgroupfs', cgroupParent: '/deleg/poc' }, { uid: 1001, controllers: [] }).cgroup, cgroupfs, 'also where systemd delegates');
+  t.equal(parseRootlessFlags({ cgroupManager: 'cgroupfs' }, { uid: 1001, controllers: ['memory'] }).cgroup, undefined, 'cgroupfs without a parent: none, as podman');
+  t.throws(() => parseRootlessFlags({ cgroupManager: 'cgroupfs', memory: '64m' }, { uid: 1001, controllers: ['memory'] }), /^-m needs a cgroup of the container's own, .*a scope of its own systemd \(--cgroup-manager systemd\), or below --cgroup-parent/);
 });
 
 t.test("rootless limits where the user's systemd delegates: a scope in its user.slice; a missing controller named", async (t) => {
@@ -67,11 +79,12 @@ t.test("rootless limits where the user's systemd delegates: a scope in its user.
   t.same(parseRootlessFlags({ memory: '64m', cpus: '0.5', pidsLimit: '20', cgroupManager: 'systemd' }, all).cgroup, scope, 'the limits are allowed');
   const bad: Array<[Parameters<typeof parseRootlessFlags>[0], RegExp]> = [
     [{ memory: '64m' }, /^-m needs the memory controller, which the user's systemd does not delegate \(user@1001\.service has cpu pids\)/],
-    [{ cgroupManager: 'cgroupfs' }, /^--cgroup-manager cgroupfs: a rootless container's cgroup is a scope of the user's systemd/],
-    [{ cgroupParent: 'machine.slice' }, /^--cgroup-parent needs root/],
+    [{ cgroupManager: 'cgroupfs', memory: '64m' }, /^-m needs a cgroup of the container's own/],
+    [{ cgroupParent: '/user.slice' }, /^invalid --cgroup-parent "\/user.slice": with the systemd cgroup manager it is a slice of the user's systemd/],
   ];
   for (const [flags, want] of bad) t.throws(() => parseRootlessFlags(flags, { uid: 1001, controllers: ['cpu', 'pids'] }), want, JSON.stringify(flags));
-  t.throws(() => parseRootlessFlags({ memory: '64m' }), /^-m needs a cgroup of the container's own, .*no cgroup is delegated to the user: that takes cgroup v2 and the user's own systemd/, 'none delegated');
+  t.same(parseRootlessFlags({ cgroupParent: 'mine.slice' }, all).cgroup, { ...scope, parent: 'mine.slice' }, "--cgroup-parent: a slice of the user's systemd");
+  t.throws(() => parseRootlessFlags({ memory: '64m' }), /^-m needs a cgroup of the container's own, .*on this host none is \(that takes cgroup v2 and the user's own systemd/, 'none delegated');
 });
 
 t.test('overlay in a user namespace keeps its attributes in user.overlay.* (userxattr)', async (t) => {

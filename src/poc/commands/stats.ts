@@ -127,14 +127,20 @@ export function cpuPercent(a: Sample, b: Sample): number {
 }
 
 export async function statsCommand(o: StatsOptions): Promise<number> {
-  if (isRootless(process.env, process.geteuid?.() ?? 0) && !(await import('../userns.js')).userDelegation()) {
-    // As podman's "stats is not supported in rootless mode without cgroups v2": the figures are the cgroup's.
-    throw new PocError("stats reads each container's cgroup, and a rootless container has none of its own on this host (no cgroup is delegated to the user)");
-  }
   const pick = () => {
     const all = o.refs.length > 0 ? o.refs.map((r) => resolveContainer(r, o)) : listContainers(o);
     return all.map((c) => ({ c, s: containerStatus(c.id, o) })).filter(({ s }) => o.refs.length > 0 || s.status === 'running');
   };
+  if (isRootless(process.env, process.geteuid?.() ?? 0)) {
+    // As podman's "stats is not supported in rootless mode without cgroups v2": the figures are the cgroup's, and a
+    // rootless container has one only where one is delegated to the user (rootless.ts).
+    const none = pick().find(({ c }) => !c.options.cgroup);
+    if (none) {
+      throw new PocError(
+        `stats reads each container's cgroup, and the rootless container ${none.c.name} has none of its own (it gets one only from a cgroup delegated to the user: its systemd's scope, or --cgroup-parent with the cgroupfs manager)`,
+      );
+    }
+  }
   // Each running container is watched by one `pocrun events` (every second; every half second for --no-stream),
   // and the list drawn from each one's two latest samples: at first once two have come (CPU % needs two), then
   // every second.

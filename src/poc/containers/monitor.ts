@@ -14,6 +14,7 @@ import { binaries, childEnv } from './runtime.js';
 import { containerPaths, runtimeRoot, type ContainerRecord } from './container-store.js';
 import { restartMonitorArgs } from './restart.js';
 import { healthMonitorArgs } from './health.js';
+import { pastaPlan } from '../network/pasta.js';
 
 export interface MonitorOptions extends RootOptions {
   foreground: boolean;
@@ -77,7 +78,7 @@ export function monitorArgs(
     pocrun: string; poc: string; runtimeRoot: string; overlay: string; consoleSocket?: string; foreground: boolean;
     /** Rootless with slirp4netns: its program and API socket. */
     slirp?: { path: string; apiSocket: string };
-    /** Rootless with pasta: its program. */
+    /** Rootless with pasta: its program (its arguments are planned from the record: network/pasta.ts). */
     pasta?: string;
     /** Restore from this checkpoint (`pocrun restore` with these flags) instead of create and start. */
     restore?: { dir: string; flags: string[] };
@@ -100,7 +101,7 @@ export function monitorArgs(
   }
   if (o.pasta) {
     args.push('--pasta', o.pasta);
-    for (const p of c.options.publish) args.push('--publish', `${p.protocol}:${p.hostIp ?? '0.0.0.0'}:${p.hostPort}:${p.containerPort}`);
+    for (const a of pastaPlan(c.options.rootless?.pastaOptions ?? [], c.options.publish).args) args.push(`--pasta-arg=${a}`);
   }
   if (o.restore) args.push('--restore', o.restore.dir, ...o.restore.flags.flatMap((f) => ['--restore-flag', f]));
   args.push('--state-file', p.state, '--stop-file', p.stopped, ...restartMonitorArgs(c.options.restart), ...healthMonitorArgs(c.healthcheck, p.health));

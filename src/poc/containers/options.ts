@@ -5,7 +5,7 @@
 import { PocError } from '../errors.js';
 import { CAPABILITIES, capabilityNumber } from '../../vocabulary/capabilities.js';
 import { checkName } from '../poc-root.js';
-import { EPHEMERAL, formatPublish, parsePublish, type PortMapping } from '../network/publish.js';
+import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { parseRootlessFlags, type RootlessOptions, type UserDelegation } from '../rootless.js';
 import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
@@ -314,10 +314,6 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   const publish = f.publish.flatMap(parsePublish);
   if (publish.length > 0 && !['bridge', 'slirp4netns', 'pasta'].includes(network)) {
     throw new PocError(`-p needs --network bridge${rootless ? ', slirp4netns or pasta' : ''} (the network is ${network})`);
-  }
-  const ephemeral = publish.find((p) => p.hostPort === EPHEMERAL);
-  if (ephemeral && network !== 'bridge') {
-    throw new PocError(`-p ${formatPublish(ephemeral)}: a port without a host port needs --network bridge (the network is ${network}): give HOST:CONTAINER`);
   }
   const fromFiles = f.envFiles.flatMap((path) => {
     let text: string;

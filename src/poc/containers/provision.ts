@@ -10,7 +10,8 @@ import { UserError, PocError, errnoCode, wrapError } from '../errors.js';
 import { imageRootfs, resolveImage, type ImageRecord } from '../images/image-store.js';
 import { unpackImage } from '../images/unpack.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
-import { EPHEMERAL } from '../network/publish.js';
+import { EPHEMERAL, pickHostPorts } from '../network/publish.js';
+import { pastaPlan } from '../network/pasta.js';
 import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
 import { containerDevices } from './devices.js';
@@ -71,9 +72,14 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
     ...overrides,
   };
   if (options.rootless) {
-    const { userIdentity } = await import('../userns.js'); // rootless only
+    const { cgroupParentProblem, userIdentity } = await import('../userns.js'); // rootless only
     const who = userIdentity();
     if (who.subuids.length === 0 || who.subgids.length === 0) options.rootless.singleId = true;
+    const parent = options.cgroup?.manager === 'cgroupfs' ? options.cgroup.parent : undefined;
+    const problem = parent && (await cgroupParentProblem(parent));
+    if (problem) {
+      throw new PocError(`--cgroup-parent ${parent}: this user cannot make cgroups there (${problem}): a rootless container's cgroup parent must be delegated to the user (a cgroup it owns)`);
+    }
   }
   for (const v of options.volumes) {
     if (volumeType(v) !== 'bind') continue;
@@ -112,18 +118,29 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
   const hostname = options.hostname ?? (options.network === 'host' ? osHostname() : shortId(id));
   const root = pocRoot(opts);
   const { poc } = binaries();
+  // Rootless ephemeral ports (`-p 80`): picked as root's are (pickHostPorts: the lowest port of ip_local_port_range
+  // that is free), around the host's sockets, read here (a rootless container's published ports are sockets of
+  // the host's, slirp4netns's or pasta's), and the ports the user's other containers keep in their records (read
+  // under the lock below, so that two creates cannot pick the same one).
+  const hostPorts =
+    options.rootless && options.publish.some((p) => p.hostPort === EPHEMERAL) ? await (await import('../network/system.js')).hostPortUse(undefined) : undefined;
 
   // Name reserved and directory made under one lock, so that two creates of one name cannot both succeed.
   const record = await withLock(
     'containers',
     () => {
-      const taken = new Set(listContainers(opts).map((c) => c.name));
+      const others = listContainers(opts);
+      const taken = new Set(others.map((c) => c.name));
       let name = options.name;
       if (name !== undefined && taken.has(name)) {
-        const other = listContainers(opts).find((c) => c.name === name)!;
+        const other = others.find((c) => c.name === name)!;
         throw new PocError(`the container name "${name}" is already in use by container ${shortId(other.id)}: remove it or pick another name`);
       }
       for (let i = 0; name === undefined || taken.has(name); i++) name = i < 20 ? randomName() : `${randomName()}_${i}`;
+      if (hostPorts) {
+        const kept = others.flatMap((c) => c.options.publish.map((p) => `${p.hostPort}/${p.protocol}`));
+        options.publish = pickHostPorts(options.publish, { range: hostPorts.range, taken: new Set([...hostPorts.bound, ...kept]) });
+      }
       const rec: ContainerRecord = {
         id,
         name,
@@ -175,6 +192,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
       ...(extraHosts ? { extraHosts } : {}),
       ...(options.dns ? { dns: options.dns } : {}),
       ...(networkDns ? { networkDns } : {}),
+      ...(options.rootless?.pastaOptions ? { pastaDns: pastaPlan(options.rootless.pastaOptions, []).dns } : {}),
     });
     for (const d of [paths.rootfs, paths.upper, paths.work]) mkdirSync(d, { recursive: true, mode: 0o755 });
     const spec = planBundle(image.config, options, {

@@ -186,16 +186,17 @@ export async function attachContainer(v: VethSpec, o: NetnsOptions = {}): Promis
 /**
  * The ports bound on the host (in its namespace) and the kernel's ephemeral range: what an ephemeral `-p` port
  * is picked around. A socket bound there (any state) makes the port unusable for the published one, and so does
- * a port another poc root publishes (in poc's nftables map).
+ * a port another poc root publishes (in poc's nftables map `table`). Rootless poc gives no table: it cannot read
+ * root's nftables, and its own containers' ports are sockets of the host's (slirp4netns's, pasta's).
  */
-export async function hostPortUse(table: string, o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
+export async function hostPortUse(table: string | undefined, o: NetnsOptions = {}): Promise<{ range: [number, number]; bound: string[] }> {
   const files = { tcp: ['/proc/net/tcp', '/proc/net/tcp6'], udp: ['/proc/net/udp', '/proc/net/udp6'] };
   const read = (f: string) => run('cat', [f], { netns: o.hostNetns }).catch(() => '');
   const tables = Object.entries(files).flatMap(([proto, paths]) => paths.map(async (f) => parseProcNetPorts(await read(f)).map((port) => `${port}/${proto}`)));
   const [range, published, ...sockets] = await Promise.all([
     read('/proc/sys/net/ipv4/ip_local_port_range').then(parsePortRange),
     // Published by any poc root (no table yet: none).
-    run('nft', ['list', 'map', 'ip', table, 'ports'], { netns: o.hostNetns }).then(parseNftPortsMap, () => []),
+    table ? run('nft', ['list', 'map', 'ip', table, 'ports'], { netns: o.hostNetns }).then(parseNftPortsMap, () => []) : [],
     ...tables,
   ]);
   return { range, bound: [...published, ...sockets.flat()] };
