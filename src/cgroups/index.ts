@@ -3,7 +3,6 @@
  * a pure unified hierarchy. Paths given to a driver are cgroup paths ("/pocrun/c1"), relative to the hierarchy's
  * root (the mount point), as `resolveCgroupPath` returns them; the driver maps them onto its mounts.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { PocrunError } from '../errors.js';
 import type { LinuxDeviceCgroup, LinuxResources } from './resources.js';
 import type { CgroupStats } from './stats.js';
@@ -15,6 +14,8 @@ export type { CgroupStats } from './stats.js';
 export { CgroupV1Driver } from './v1.js';
 export { CgroupV2Driver } from './v2.js';
 export { checkCgroupPath, readOwnCgroup, resolveCgroupPath } from './path.js';
+export { parseCgroupMounts, v1MountsFrom, V1_CONTROLLERS, type CgroupMount } from '../common/cgroup-mounts.js';
+import { cgroupHierarchies } from '../common/cgroup-mounts.js';
 
 export type FreezerState = 'frozen' | 'thawed' | 'freezing';
 
@@ -65,63 +66,16 @@ export interface CgroupDriver {
   dirs(path: string): Record<string, string>;
 }
 
-export interface CgroupMount {
-  root: string;
-  mountpoint: string;
-  fstype: string;
-  superOptions: string[];
-}
-
-const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-
-/** The cgroup and cgroup2 mounts listed in /proc/self/mountinfo. */
-export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
-  const out: CgroupMount[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const f = line.split(' ');
-    const sep = f.indexOf('-', 6);
-    if (sep < 0) continue;
-    const fstype = f[sep + 1];
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({
-      root: unescapeMount(f[3]!),
-      mountpoint: unescapeMount(f[4]!),
-      fstype,
-      superOptions: (f[sep + 3] ?? '').split(','),
-    });
-  }
-  return out;
-}
-
-/** The v1 controllers a container's cgroup is made in (named hierarchies such as name=systemd are left alone). */
-export const V1_CONTROLLERS = [
-  'cpuset', 'devices', 'memory', 'cpu', 'cpuacct', 'pids', 'blkio', 'hugetlb',
-  'net_cls', 'net_prio', 'perf_event', 'freezer', 'rdma', 'misc',
-] as const;
-
-/** controller → mount point of the v1 hierarchies, preferring mounts under `fsRoot`. */
-export function v1MountsFrom(mounts: readonly CgroupMount[], fsRoot: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const known = new Set<string>(V1_CONTROLLERS);
-  const v1 = mounts.filter((m) => m.fstype === 'cgroup');
-  const under = (m: CgroupMount) => m.mountpoint.startsWith(fsRoot + '/');
-  for (const m of [...v1.filter(under), ...v1.filter((x) => !under(x))]) {
-    for (const opt of m.superOptions) if (known.has(opt) && !(opt in out)) out[opt] = m.mountpoint;
-  }
-  return out;
-}
-
 /**
  * The driver for this host: v2 when `fsRoot` itself is a cgroup2 hierarchy (it has cgroup.controllers), v1
  * otherwise, with the controllers' mount points read from mountinfo.
  */
 export function detectCgroups(fsRoot = '/sys/fs/cgroup', mountinfoFile = '/proc/self/mountinfo'): CgroupDriver {
-  const root = fsRoot.replace(/\/+$/, '') || '/';
-  if (existsSync(`${root}/cgroup.controllers`)) return new CgroupV2Driver(root);
-  const mounts = v1MountsFrom(parseCgroupMounts(readFileSync(mountinfoFile, 'utf8')), root);
-  if (Object.keys(mounts).length === 0) {
-    throw new PocrunError(`cgroups: neither a cgroup v2 hierarchy at ${root} nor cgroup v1 controllers are mounted`);
+  const h = cgroupHierarchies(fsRoot, mountinfoFile);
+  if (h.version === 2) return new CgroupV2Driver(h.root);
+  if (Object.keys(h.mounts).length === 0) {
+    throw new PocrunError(`cgroups: neither a cgroup v2 hierarchy at ${h.root} nor cgroup v1 controllers are mounted`);
   }
-  return new CgroupV1Driver(root, mounts);
+  return new CgroupV1Driver(h.root, h.mounts);
 }
 

@@ -8,6 +8,7 @@ import { PocError, errnoCode } from './errors.js';
 import { SUBGID_FILE, SUBUID_FILE, readSubids } from '../subids.js';
 import { RUN_DIR_ENV, USERNS_ENV, isRootless, usernsArgv, type UserDelegation, type UsernsIdentity } from './rootless.js';
 import { managerCgroup, systemdRunning } from '../common/systemd.js';
+import { cgroupDirsOf } from '../common/cgroup-mounts.js';
 import { runProgram, spawnProgram } from './spawn.js';
 
 const euid = (): number => process.geteuid?.() ?? 0;
@@ -60,12 +61,11 @@ export function userDelegation(env: NodeJS.ProcessEnv = process.env, fsRoot = '/
 /**
  * Why the user cannot make a container's cgroup below `parent` with the cgroupfs manager, or undefined where it
  * can: the parent must be in every hierarchy pocrun makes a cgroup in (its driver's dirs), writable by the user, as
- * root delegates one by giving it to the user (chown). pocrun itself is the judge of the rest (a controller that
+ * root delegates one by giving it to the user (chown); the hierarchies are those pocrun's driver uses (cgroupDirsOf). pocrun itself is the judge of the rest (a controller that
  * is not enabled there, a limit the kernel refuses), naming the config field.
  */
-export async function cgroupParentProblem(parent: string): Promise<string | undefined> {
-  const { detectCgroups } = await import('../cgroups/index.js'); // rootless with --cgroup-parent only
-  for (const dir of new Set(Object.values(detectCgroups().dirs(parent)))) {
+export function cgroupParentProblem(parent: string): string | undefined {
+  for (const dir of cgroupDirsOf(parent)) {
     try {
       accessSync(dir, constants.W_OK);
     } catch (err) {

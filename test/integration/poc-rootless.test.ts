@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { makeTestUser, userResidue, type TestUser } from '../helpers/rootless.js';
 import { detectCgroups } from '../../src/cgroups/index.js';
+import { cgroupDirsOf } from '../../src/common/cgroup-mounts.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'making a test user needs root');
@@ -251,20 +252,27 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
 });
 
 t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, top; the cgroup gone with rm', async (t) => {
-  // Delegated as root delegates a cgroup to a user: a parent it owns in every hierarchy pocrun makes cgroups in
-  // (this host: cgroup v1; cpuset's CPUs and memory nodes given to it, or nothing could join it).
+  // Delegated as root delegates a cgroup to a user (cgroup v2's rules, which v1 allows too): a parent it owns, with
+  // its cgroup.procs (and v2's cgroup.subtree_control), in every hierarchy pocrun makes cgroups in, and the user's
+  // command running in a leaf of it, so that a process moves only within the user's subtree (v2 asks that of the
+  // common ancestor). v1's cpuset: CPUs and memory nodes given, or nothing could join it.
   const parent = `/poc-rl-${process.pid}`;
-  const dirs = [...new Set(Object.values(detectCgroups().dirs(parent)))];
+  const dirs = cgroupDirsOf(parent);
   t.teardown(() => {
-    for (const d of dirs) spawnSync('rmdir', [d]);
+    for (const d of dirs) for (const sub of ['leaf', '']) spawnSync('rmdir', [join(d, sub)]);
   });
   for (const d of dirs) {
-    mkdirSync(d, { recursive: true });
-    for (const f of ['cpuset.cpus', 'cpuset.mems']) if (existsSync(join(d, f)) && !readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f), 'utf8'));
-    chownSync(d, user.uid, user.gid);
-    for (const f of ['cgroup.procs', 'tasks']) if (existsSync(join(d, f))) chownSync(join(d, f), user.uid, user.gid);
+    mkdirSync(join(d, 'leaf'), { recursive: true });
+    for (const dir of [d, join(d, 'leaf')]) {
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) if (existsSync(join(dir, f)) && !readFileSync(join(dir, f), 'utf8').trim()) writeFileSync(join(dir, f), readFileSync(join(dir, '..', f), 'utf8'));
+      for (const f of ['', 'cgroup.procs', 'tasks', 'cgroup.subtree_control', 'cgroup.threads']) if (existsSync(join(dir, f))) chownSync(join(dir, f), user.uid, user.gid);
+    }
+    // v2: the limits' controllers enabled for the container's cgroup below the parent.
+    if (existsSync(join(d, 'cgroup.subtree_control'))) writeFileSync(join(d, 'cgroup.subtree_control'), '+memory +pids');
   }
-  const run = poc(user, ['run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100']);
+  const inLeaf = dirs.map((d) => `echo $$ > ${join(d, 'leaf', 'cgroup.procs')}`).join(' && ');
+  const r = user.run('sh', ['-c', `${inLeaf} && exec "$@"`, 'sh', POC, 'run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100'], { timeout: 90_000 });
+  const run = { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
   t.equal(run.status, 0, `run -d --cgroup-parent ${parent} -m 64m --pids-limit 20: ${run.stderr}`);
   const id = run.stdout.trim();
   const pid = (JSON.parse(poc(user, ['inspect', 'lim']).stdout) as Array<{ State: { Pid: number } }>)[0]!.State.Pid;

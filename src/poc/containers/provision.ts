@@ -76,7 +76,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
     const who = userIdentity();
     if (who.subuids.length === 0 || who.subgids.length === 0) options.rootless.singleId = true;
     const parent = options.cgroup?.manager === 'cgroupfs' ? options.cgroup.parent : undefined;
-    const problem = parent && (await cgroupParentProblem(parent));
+    const problem = parent && cgroupParentProblem(parent);
     if (problem) {
       throw new PocError(`--cgroup-parent ${parent}: this user cannot make cgroups there (${problem}): a rootless container's cgroup parent must be delegated to the user (a cgroup it owns)`);
     }
