@@ -3,7 +3,9 @@
  * user@UID.service, with cpu, memory and pids delegated on Debian 12): pocrun --systemd-cgroup, as runc's rootless
  * systemd driver (a scope of the user's systemd, asked on the user's bus); pocrun's cgroupfs driver in a scope the
  * user's systemd delegates (limits, pause, update, events, ps; exec into a created container); poc's limits
- * (-m, --cpus, --pids-limit) in a scope of the user's systemd, and their refusal by name without it. Runs only in
+ * (-m, --cpus, --pids-limit) in a scope of the user's systemd (in user.slice, or the slice --cgroup-parent names),
+ * with the cgroupfs manager below a --cgroup-parent the user's systemd delegates, and their refusal by name without
+ * it. Runs only in
  * the guest, where systemd is the init: scripts/test.sh test/guest/systemd-rootless.test.ts.
  */
 import t from 'tap';
@@ -162,6 +164,37 @@ t.test("poc: -m, --cpus and --pids-limit in a scope of the user's systemd, stats
   const rm = poc(['rm', '-f', 'lim']);
   t.equal(rm.status, 0, `rm -f: ${rm.stderr}`);
   t.equal(show(unit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+
+  // --cgroup-parent with the systemd manager: a slice of the user's systemd, which makes it for the scope.
+  const sliced = poc(['run', '-d', '--name', 'sliced', '--network', 'none', '--cgroup-parent', 'mine.slice', '-m', '32m', 'busybox', 'sleep', '1000']);
+  t.equal(sliced.status, 0, `run -d --cgroup-parent mine.slice: ${sliced.stderr}`);
+  const slicedUnit = `poc-${sliced.stdout.trim()}.scope`;
+  t.teardown(() => void poc(['rm', '-f', 'sliced']));
+  t.same(show(slicedUnit, 'ActiveState', 'Slice', 'MemoryMax'), { ActiveState: 'active', Slice: 'mine.slice', MemoryMax: String(32 * MB) }, 'the scope is in mine.slice, with its limit');
+  t.equal(read(`/sys/fs/cgroup${manager}/mine.slice/${slicedUnit}/memory.max`), String(32 * MB), 'in the files');
+  t.equal(poc(['rm', '-f', 'sliced']).status, 0);
+  t.equal(show(slicedUnit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+
+  // The cgroupfs manager, as rootless podman's: a cgroup below a --cgroup-parent the user owns, here a scope its
+  // systemd delegates (`systemd-run --user --scope -p Delegate=yes`), poc run from a leaf of it (cgroup v2 lets a
+  // process move only below a cgroup the mover may write).
+  const script = [
+    'D=$(sed -n "s/^0:://p" /proc/self/cgroup)',
+    'mkdir /sys/fs/cgroup$D/leaf && echo $$ > /sys/fs/cgroup$D/leaf/cgroup.procs',
+    `exec ${POC} run -d --name cfs --network none --cgroup-manager cgroupfs --cgroup-parent $D -m 48m --pids-limit 10 busybox sleep 1000`,
+  ].join(' && ');
+  const cfs = user.run('systemd-run', ['--user', '--scope', '--quiet', '-p', 'Delegate=yes', '--', 'sh', '-c', script], { extraEnv: busEnv, timeout: 300_000 });
+  t.equal(cfs.status, 0, `run -d --cgroup-manager cgroupfs --cgroup-parent (a delegated scope): ${cfs.stderr}`);
+  t.teardown(() => void poc(['rm', '-f', 'cfs']));
+  const cfsId = String(cfs.stdout).trim();
+  const cfsPid = (JSON.parse(poc(['inspect', 'cfs']).stdout) as Array<{ State: { Pid: number } }>)[0]!.State.Pid;
+  const cgroup = read(`/proc/${cfsPid}/cgroup`).replace(/^0::/, '');
+  t.match(cgroup, new RegExp(`^${manager.replace(/[.]/g, '\\.')}/.*\\.scope/${cfsId}$`), "the container's cgroup: PARENT/ID, in the user's delegated scope");
+  t.same([read(`/sys/fs/cgroup${cgroup}/memory.max`), read(`/sys/fs/cgroup${cgroup}/pids.max`)], [String(48 * MB), '10'], 'the limits');
+  const cfsStats = poc(['stats', '--no-stream', '--format', 'json', 'cfs']);
+  t.match(JSON.parse(cfsStats.stdout || '[]'), [{ name: 'cfs', memoryLimit: 48 * MB }], `stats reads it: ${cfsStats.stderr}`);
+  t.equal(poc(['rm', '-f', 'cfs']).status, 0);
+  t.notOk(existsSync(`/sys/fs/cgroup${cgroup}`), 'rm removed the cgroup');
   // Without the user's bus nothing is delegated: the flag is refused by name, and nothing is made.
   const refused = poc(['run', '--rm', '--network', 'none', '--pids-limit', '5', 'busybox', 'true'], { XDG_RUNTIME_DIR: user.runtimeDir });
   t.not(refused.status, 0);
