@@ -45,7 +45,8 @@ const RUN_USAGE =
   '[--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]...] [--restart no|on-failure[:N]|always|unless-stopped] ' +
   '[--health-cmd CMD] [--health-interval D] [--health-timeout D] [--health-retries N] [--health-start-period D] [--no-healthcheck] ' +
   '[-w DIR] [-u UID[:GID]] ' +
-  '[-p [IP:]HOST:CTR[/tcp|/udp]] [--network bridge|none|host|NAME]... [--network-alias A] [--ip IP] [--dns IP] ' +
+  '[-p [[IP:][HOST]:]CTR[/tcp|/udp]] [--network bridge|none|host|NAME]... [--network-alias A] [--ip IP] [--dns IP] ' +
+  '(rootless: [--network slirp4netns[:allow_host_loopback=true]|pasta[:OPT,...]|none]) ' +
   '[--add-host NAME:IP] [-m 512m] [--cpus 1.5] [--pids-limit N] [--read-only] ' +
   '[--cap-add C] [--cap-drop C] [--security-opt no-new-privileges|seccomp=unconfined|seccomp=FILE] [--entrypoint E] ' +
   '[--cgroup-manager systemd|cgroupfs] [--cgroup-parent SLICE|PATH] [--privileged] [--device HOST[:CTR][:rwm]] ' +

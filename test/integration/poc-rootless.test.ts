@@ -270,8 +270,9 @@ t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, t
     // v2: the limits' controllers enabled for the container's cgroup below the parent.
     if (existsSync(join(d, 'cgroup.subtree_control'))) writeFileSync(join(d, 'cgroup.subtree_control'), '+memory +pids');
   }
+  // Moved by root (on v2 the user may not move a process out of a cgroup of root's), then run as the user.
   const inLeaf = dirs.map((d) => `echo $$ > ${join(d, 'leaf', 'cgroup.procs')}`).join(' && ');
-  const r = user.run('sh', ['-c', `${inLeaf} && exec "$@"`, 'sh', POC, 'run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100'], { timeout: 90_000 });
+  const r = spawnSync('sh', ['-c', `${inLeaf} && exec "$@"`, 'sh', ...user.prefix(), POC, 'run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100'], { encoding: 'utf8', timeout: 90_000 });
   const run = { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
   t.equal(run.status, 0, `run -d --cgroup-parent ${parent} -m 64m --pids-limit 20: ${run.stderr}`);
   const id = run.stdout.trim();
