@@ -1,6 +1,7 @@
 import type { Step } from './wire.js';
 
 import type { DeviceNode } from '../vocabulary/device-node.js';
+import type { DeviceCgroup } from '../spec/generated/config.js';
 
 export type { DeviceNode };
 
@@ -32,19 +33,11 @@ export function deviceSteps(devices: readonly DeviceNode[], inUserNamespace: boo
   );
 }
 
-export interface DeviceRule {
-  allow: boolean;
-  type?: string;
-  major?: number;
-  minor?: number;
-  access?: string;
-}
-
 /**
  * What every container may use whatever its config says, appended after the config's own rules as runc does:
  * mknod of any node (the cgroup still guards reads and writes), the default devices, the pty devices.
  */
-export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+export const DEFAULT_DEVICE_RULES: readonly DeviceCgroup[] = [
   { allow: true, type: 'c', access: 'm' },
   { allow: true, type: 'b', access: 'm' },
   ...DEFAULT_DEVICES.map((d) => ({ allow: true, type: 'c', major: d.major, minor: d.minor, access: 'rwm' })),
@@ -68,6 +61,6 @@ export function deviceFilterStep(filter: { dir: string; insns: Uint8Array }): St
  * and crun append them. A node of linux.devices is only made: what it may do is what these rules say (runc 1.1
  * and crun 1.8 refuse to open one the rules do not allow), so an engine's `--device HOST:CTR:r` holds.
  */
-export function deviceCgroupRules(configRules: readonly DeviceRule[] | undefined): DeviceRule[] {
+export function deviceCgroupRules(configRules: readonly DeviceCgroup[] | undefined): DeviceCgroup[] {
   return [...(configRules ?? []), ...DEFAULT_DEVICE_RULES];
 }

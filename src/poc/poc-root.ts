@@ -11,7 +11,7 @@
  *   <run>/runtime/, <run>/sock/                 pocrun's --root, sockets; <run> is POC_ROOT for root,
  *                                               $XDG_RUNTIME_DIR/poc for a user (rootless.ts)
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PocError, errnoCode, wrapError } from './errors.js';
@@ -165,6 +165,49 @@ export function readJson<T>(path: string, fallback?: T): T {
   } catch (err) {
     throw new PocError(`${path} is not valid JSON (${(err as Error).message}); it may have been damaged`);
   }
+}
+
+/** A file's text, or `fallback` when it cannot be read (a file of an image or the host that may be missing). */
+export function readTextOr(path: string, fallback = ''): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** A directory's entries, or none when it cannot be read. */
+export function readdirOr(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The records of a store (images, containers, volumes): `<dir>/<entry>/<file>` for each entry of `dir` (none while
+ * it does not exist), in no order. An entry whose name starts with a dot (one being made or removed: `.tmp-`,
+ * `.rm-`) is not a record, nor is one whose file cannot be read yet or any more.
+ */
+export function readRecords<T>(dir: string, file: string): T[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: T[] = [];
+  for (const name of names) {
+    if (name.startsWith('.')) continue;
+    try {
+      out.push(readJson<T>(join(dir, name, file)));
+    } catch {
+      // being made or removed
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

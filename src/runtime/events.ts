@@ -3,6 +3,7 @@ import { PocrunError } from '../errors.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import { containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
+import { goDurationNs } from '../common/duration.js';
 
 export interface EventsOptions {
   id: string;
@@ -81,21 +82,11 @@ function oomKills(cgroups: CgroupDriver, path: string): number {
   }
 }
 
-/** Go's time.ParseDuration for what people write: "5s", "100ms", "1m30s", "1.5s", "2h". Bare numbers are seconds. */
+/** `--interval` in ms: a Go duration (runc's flag: "5s", "100ms", "1m30s", "1.5s"), or a bare number of seconds. */
 export function parseDuration(text: string): number {
   const t = text.trim();
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
-  let ms = 0;
-  let at = 0;
-  while (at < t.length) {
-    re.lastIndex = at;
-    const m = re.exec(t);
-    if (!m) throw new PocrunError(`invalid duration ${JSON.stringify(text)}: use a number with a unit, such as 5s or 500ms`);
-    ms += Number(m[1]) * units[m[2]!]!;
-    at = re.lastIndex;
-  }
-  if (t.length === 0) throw new PocrunError('invalid duration "": use a number with a unit, such as 5s or 500ms');
-  return ms;
+  const ns = goDurationNs(t);
+  if (ns === undefined) throw new PocrunError(`invalid duration ${JSON.stringify(text)}: use a number with a unit, such as 5s or 500ms`);
+  return ns / 1e6;
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { checkResources, parseBytes, resourcesFromFlags } from '../../src/runtime/update.js';
 import { parseDuration } from '../../src/runtime/events.js';
+import { goDurationNs } from '../../src/common/duration.js';
 import { filterPsOutput } from '../../src/runtime/ps.js';
 import { features, seccompFeatures } from '../../src/runtime/features.js';
 import { validate_features } from '../../src/spec/generated/validators.js';
@@ -49,6 +50,15 @@ t.test('durations as Go writes them', async (t) => {
   t.equal(parseDuration('2'), 2000);
   t.throws(() => parseDuration('5 parsecs'), /invalid duration/);
   t.throws(() => parseDuration(''), /invalid duration/);
+});
+
+t.test("Go's duration syntax, one parser for pocrun's --interval and poc's health checks (src/common/duration.ts)", async (t) => {
+  const good: [string, number][] = [
+    ['0', 0], ['30s', 30e9], ['1m30s', 90e9], ['1.5h', 5400e9], ['500ms', 500e6], ['.5s', 500e6], ['1.s', 1e9],
+    ['10us', 10e3], ['10µs', 10e3], ['7ns', 7], ['1h2m3s4ms', 3723004e6],
+  ];
+  for (const [text, ns] of good) t.equal(goDurationNs(text), ns, text);
+  for (const bad of ['', '10', 's', '1x', '1s junk', '-1s', ' 1s', '1 s', '.s']) t.equal(goDurationNs(bad), undefined, JSON.stringify(bad));
 });
 
 t.test("ps keeps the header and the container's lines", async (t) => {

@@ -22,12 +22,13 @@ import {
   type ImageConfig,
   type ImageRecord,
 } from '../images/image-store.js';
-import { checkName, type RootOptions } from '../poc-root.js';
+import { checkName, readTextOr, type RootOptions } from '../poc-root.js';
 import { cacheGet, cachePut, cacheMountDir, stepKey } from './cache.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
 import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
 import { envLookup, expandText, expandWord, setEnv } from './expand.js';
 import { fsStep, readOnlyView, runCommand, type Lowers, type RunCommand } from './step-fs.js';
+import { goDurationNs } from '../../common/duration.js';
 
 export interface BuildOptions extends RootOptions {
   context: string;
@@ -113,19 +114,9 @@ function commandOf(ins: Instruction, shell: string[]): string[] {
 
 /** A Go duration, as docker reads HEALTHCHECK's flags: 30s, 1m30s, 1.5h, 500ms (ns). */
 export function parseDuration(value: string, where: string, flag: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < value.length) {
-    re.lastIndex = pos;
-    const m = re.exec(value);
-    if (!m) break;
-    total += Number(m[1]) * units[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  if (value === '' || pos !== value.length) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
-  return Math.round(total);
+  const ns = goDurationNs(value);
+  if (ns === undefined) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
+  return ns;
 }
 
 /**
@@ -422,13 +413,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   const userOf = (s: StageState, merged: string) => {
-    const read = (p: string) => {
-      try {
-        return readFileSync(resolveInRoot(merged, p), 'utf8');
-      } catch {
-        return '';
-      }
-    };
+    const read = (p: string) => readTextOr(resolveInRoot(merged, p));
     return resolveUser(s.config.User, read('/etc/passwd'), read('/etc/group'));
   };
 
@@ -436,13 +421,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     const spec = ins.flags.chown;
     if (spec === undefined) return undefined;
     const v = expandWord(spec, lookupFor(s), ins.where);
-    const read = (p: string) => {
-      try {
-        return readFileSync(resolveInRoot(merged, p), 'utf8');
-      } catch {
-        return '';
-      }
-    };
+    const read = (p: string) => readTextOr(resolveInRoot(merged, p));
     try {
       const u = resolveUser(v, read('/etc/passwd'), read('/etc/group'));
       // --chown=USER alone: the user's primary group, as docker (resolveUser gives it).

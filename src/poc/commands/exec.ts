@@ -4,7 +4,6 @@
  * socket, which only C can receive. Signals are passed on; the exit status is the command's.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { PocError } from '../errors.js';
 import { imageRootfs } from '../images/index.js';
 import { resolveUser } from '../containers/bundle.js';
@@ -12,7 +11,7 @@ import { consoleSocketPath, findProgram } from '../containers/monitor.js';
 import { binaries, childEnv } from '../containers/runtime.js';
 import { containerStatus, resolveContainer, runtimeRoot } from '../containers/container-store.js';
 import { parseEnvSetting } from '../containers/options.js';
-import type { RootOptions } from '../poc-root.js';
+import { readTextOr, type RootOptions } from '../poc-root.js';
 import { forwardSignals } from '../../vocabulary/signals.js';
 
 export interface ExecCommandOptions extends RootOptions {
@@ -24,14 +23,6 @@ export interface ExecCommandOptions extends RootOptions {
   env: string[];
   user?: string;
   workdir?: string;
-}
-
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** pocrun exec's arguments (pure but for the user lookup, which the caller does). */
@@ -55,7 +46,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
   let uidGid: string | undefined;
   if (o.user !== undefined) {
     const lower = imageRootfs(c.image, o);
-    const u = resolveUser(o.user, readOr(`${lower}/etc/passwd`), readOr(`${lower}/etc/group`));
+    const u = resolveUser(o.user, readTextOr(`${lower}/etc/passwd`), readTextOr(`${lower}/etc/group`));
     uidGid = `${u.uid}:${u.gid}`;
   }
   const b = binaries();

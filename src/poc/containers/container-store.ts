@@ -13,11 +13,10 @@
  *     init.pid         pocrun's --pid-file
  *   <run>/runtime/      pocrun's --root (<run>: POC_ROOT, or $XDG_RUNTIME_DIR/poc rootless; poc-root.ts)
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
 import { isSameLiveProcess } from '../../common/proc.js';
-import { pocPaths, readJson, resolveRef, type RootOptions } from '../poc-root.js';
+import { pocPaths, readJson, readRecords, resolveRef, type RootOptions } from '../poc-root.js';
 import type { ContainerOptions } from './options.js';
 import type { ProcessUser } from './bundle.js';
 import type { HealthConfig } from './health.js';
@@ -79,6 +78,9 @@ export interface ContainerPaths {
   stopped: string;
 }
 
+/** A container's record in its directory. */
+const RECORD = 'container.json';
+
 export function containersDir(opts: RootOptions = {}): string {
   return pocPaths(opts).containers;
 }
@@ -91,7 +93,7 @@ export function containerPaths(id: string, opts: RootOptions = {}): ContainerPat
   const dir = join(containersDir(opts), id);
   return {
     dir,
-    record: join(dir, 'container.json'),
+    record: join(dir, RECORD),
     config: join(dir, 'config.json'),
     rootfs: join(dir, 'rootfs'),
     upper: join(dir, 'diff'),
@@ -107,22 +109,7 @@ export function containerPaths(id: string, opts: RootOptions = {}): ContainerPat
 }
 
 export function listContainers(opts: RootOptions = {}): ContainerRecord[] {
-  let names: string[];
-  try {
-    names = readdirSync(containersDir(opts));
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
-  const out: ContainerRecord[] = [];
-  for (const id of names) {
-    try {
-      out.push(readJson<ContainerRecord>(containerPaths(id, opts).record));
-    } catch {
-      // being created or removed
-    }
-  }
-  return out.sort((a, b) => b.created.localeCompare(a.created));
+  return readRecords<ContainerRecord>(containersDir(opts), RECORD).sort((a, b) => b.created.localeCompare(a.created));
 }
 
 /** A container by name, full id or unique id prefix. */

@@ -16,7 +16,7 @@ import { commitLayeredImage, imageLayers, layeredImageDigest, layerScratch, stor
 import { imageRootfs, resolveImage, type ImageConfig, type ImageRecord } from '../images/image-store.js';
 import { getXattr } from '../images/xattr.js';
 import { runProgram } from '../spawn.js';
-import type { RootOptions } from '../poc-root.js';
+import { readdirOr, type RootOptions } from '../poc-root.js';
 import { isMounted, unmountRootfs } from './rootfs.js';
 import { containerPaths, type ContainerRecord } from './container-store.js';
 
@@ -79,7 +79,7 @@ export async function containerChanges(c: ContainerRecord, opts: RootOptions = {
       if (st.isDirectory()) {
         if ((await getXattr(join(upper, r), 'trusted.overlay.opaque'))?.toString() === 'y') {
           // Emptied and made again: what the image had there is gone.
-          for (const gone of safeReaddir(join(lower, r))) if (!existsSync(join(upper, r, gone))) out.push({ kind: 'D', path: `${r}/${gone}` });
+          for (const gone of readdirOr(join(lower, r))) if (!existsSync(join(upper, r, gone))) out.push({ kind: 'D', path: `${r}/${gone}` });
         }
         await walk(r);
       }
@@ -94,14 +94,6 @@ function lstatOrNull(p: string) {
     return lstatSync(p);
   } catch {
     return null;
-  }
-}
-
-function safeReaddir(p: string): string[] {
-  try {
-    return readdirSync(p);
-  } catch {
-    return [];
   }
 }
 

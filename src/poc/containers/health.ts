@@ -5,6 +5,7 @@
  * `pocrun exec` on its schedule and keeps State.Health (health.json) as docker shapes it.
  */
 import { PocError } from '../errors.js';
+import { goDurationNs } from '../../common/duration.js';
 
 /** docker's Config.Healthcheck: durations in nanoseconds; 0 or absent means the default. */
 export interface HealthConfig {
@@ -28,20 +29,11 @@ export interface HealthFlags {
   noHealthcheck?: boolean;
 }
 
-const NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
 /** A Go duration ("30s", "1m30s", "500ms") → nanoseconds. */
 export function parseDuration(text: string, flag: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let end = 0;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * NS[m[2]!]!;
-    end = re.lastIndex;
-  }
-  if (text === '' || end !== text.length) throw new PocError(`invalid ${flag} ${JSON.stringify(text)}: use a duration such as 30s, 1m30s or 500ms`);
-  return Math.round(total);
+  const ns = goDurationNs(text);
+  if (ns === undefined) throw new PocError(`invalid ${flag} ${JSON.stringify(text)}: use a duration such as 30s, 1m30s or 500ms`);
+  return ns;
 }
 
 /** The flags' part of the health check (undefined: none given; the image's applies). */

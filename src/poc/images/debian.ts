@@ -5,11 +5,11 @@
  * "I: Retrieving/Unpacking/Configuring <pkg>" lines into a package counter.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PocError, wrapError } from '../errors.js';
-import type { RootOptions } from '../poc-root.js';
+import { readTextOr, readdirOr, type RootOptions } from '../poc-root.js';
 import { commitImage, createStaging, defaultImageConfig, findImageByName, type ImageRecord } from './image-store.js';
 
 export const DEBIAN_IMAGE = 'debian';
@@ -111,24 +111,11 @@ export function pickMirror(sources: AptSource[]): DebianMirror {
 /** Reads the host's apt sources (system side). */
 export function readHostAptSources(etcApt = '/etc/apt'): AptSource[] {
   const out: AptSource[] = [];
-  const read = (p: string) => {
-    try {
-      return readFileSync(p, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  out.push(...parseSourcesList(read(join(etcApt, 'sources.list'))));
-  let names: string[] = [];
-  try {
-    names = readdirSync(join(etcApt, 'sources.list.d')).sort();
-  } catch {
-    // none
-  }
-  for (const n of names) {
+  out.push(...parseSourcesList(readTextOr(join(etcApt, 'sources.list'))));
+  for (const n of readdirOr(join(etcApt, 'sources.list.d')).sort()) {
     const p = join(etcApt, 'sources.list.d', n);
-    if (n.endsWith('.list')) out.push(...parseSourcesList(read(p)));
-    else if (n.endsWith('.sources')) out.push(...parseDeb822Sources(read(p)));
+    if (n.endsWith('.list')) out.push(...parseSourcesList(readTextOr(p)));
+    else if (n.endsWith('.sources')) out.push(...parseDeb822Sources(readTextOr(p)));
   }
   return out;
 }
@@ -230,7 +217,7 @@ export async function initDebianImage(opts: InitDebianOptions = {}): Promise<Ima
     await runWithProgress(cmd, args, opts.onProgress);
     // The downloaded .debs and package lists are not part of the image.
     for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
-      for (const f of safeReaddir(join(staging.rootfs, d))) {
+      for (const f of readdirOr(join(staging.rootfs, d))) {
         if (f !== 'partial' && f !== 'lock') rmSync(join(staging.rootfs, d, f), { recursive: true, force: true });
       }
     }
@@ -245,14 +232,6 @@ export async function initDebianImage(opts: InitDebianOptions = {}): Promise<Ima
   } catch (err) {
     staging.discard();
     throw wrapError(`build ${name} image`, err);
-  }
-}
-
-function safeReaddir(p: string): string[] {
-  try {
-    return readdirSync(p);
-  } catch {
-    return [];
   }
 }
 

@@ -6,12 +6,12 @@
 import type { HealthConfig } from '../containers/health.js';
 import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode } from '../errors.js';
+import { PocError } from '../errors.js';
 import { pruneBlobs } from './blobs.js';
 import type { LayerRef } from './layers.js';
 import type { PackedLayer } from './unpack.js';
 import { runProgram } from '../spawn.js';
-import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
+import { checkName, newId, pidAlive, pocPaths, randomHex, readJson, readRecords, readdirOr, resolveRef, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 
 /** The part of an OCI/docker image config that poc uses to run a container. */
 export interface ImageConfig {
@@ -98,6 +98,9 @@ export function ociArchitecture(arch: string = process.arch): string {
   return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[arch] ?? arch;
 }
 
+/** An image's record in its directory. */
+const RECORD = 'image.json';
+
 export function imageDir(id: string, opts: RootOptions = {}): string {
   return join(pocPaths(opts).images, id);
 }
@@ -108,24 +111,7 @@ export function imageRootfs(image: Pick<ImageRecord, 'id'>, opts: RootOptions = 
 }
 
 export function listImages(opts: RootOptions = {}): ImageRecord[] {
-  const dir = pocPaths(opts).images;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
-  const out: ImageRecord[] = [];
-  for (const n of names) {
-    if (n.startsWith('.')) continue;
-    try {
-      out.push(readJson<ImageRecord>(join(dir, n, 'image.json')));
-    } catch {
-      // not (yet) an image: skip
-    }
-  }
-  return out.sort((a, b) => b.created.localeCompare(a.created));
+  return readRecords<ImageRecord>(pocPaths(opts).images, RECORD).sort((a, b) => b.created.localeCompare(a.created));
 }
 
 /** An image by name, full id or unique id prefix. */
@@ -179,28 +165,20 @@ export function treeSize(dir: string): number {
 /** Which containers use an image (supplied by the container side); refuses removal while non-empty. */
 export type InUse = (image: ImageRecord) => string[] | Promise<string[]>;
 
-export interface CommitOptions extends RootOptions {
-  /** null: an untagged image (a build without -t). */
-  name: string | null;
-  source: ImageRecord['source'];
-  config: ImageConfig;
-  digest?: string;
-  manifest?: string;
-  blobs?: string[];
-  repoDigests?: string[];
-  index?: string;
-  /** The layers of an image committed without its files (a pull), and the estimate of its size. */
-  unpack?: PackedLayer[];
-  size?: number;
-  architecture?: string;
+/**
+ * What commitImage takes of the record it writes: the record's own fields (`unpack` and `size` for an image
+ * committed without its files, a pull), then what it does with a name already taken. It makes the id; created,
+ * size and architecture default to now, the files' size and this machine's.
+ */
+export interface CommitOptions
+  extends RootOptions,
+    Pick<ImageRecord, 'name' | 'source' | 'config' | 'digest' | 'manifest' | 'blobs' | 'repoDigests' | 'index' | 'unpack' | 'layers' | 'history'>,
+    Partial<Pick<ImageRecord, 'created' | 'size' | 'architecture'>> {
   /** Replace an image of the same name (else that is an error). */
   replace?: boolean;
   /** As docker build and commit: an image of the same name keeps its files and loses the name. */
   untagOld?: boolean;
   inUse?: InUse;
-  layers?: LayerRef[];
-  history?: HistoryEntry[];
-  created?: string;
 }
 
 /** Moves a finished staging directory into the store as a named image. */
@@ -224,7 +202,7 @@ export async function commitImage(staging: Staging, opts: CommitOptions): Promis
     ...(opts.layers ? { layers: opts.layers } : {}),
     ...(opts.history ? { history: opts.history } : {}),
   };
-  writeJsonAtomic(join(staging.dir, 'image.json'), record);
+  writeJsonAtomic(join(staging.dir, RECORD), record);
   await withLock(
     'images',
     async () => {
@@ -244,7 +222,7 @@ export async function recordBlobs(id: string, manifest: string, blobs: string[],
   await withLock(
     'images',
     () => {
-      const file = join(imageDir(id, opts), 'image.json');
+      const file = join(imageDir(id, opts), RECORD);
       writeJsonAtomic(file, { ...readJson<ImageRecord>(file), manifest, blobs });
     },
     opts,
@@ -253,7 +231,7 @@ export async function recordBlobs(id: string, manifest: string, blobs: string[],
 
 /** Rewrites an image's image.json (a new name, layers found). */
 export function writeImageRecord(record: ImageRecord, opts: RootOptions = {}): void {
-  writeJsonAtomic(join(imageDir(record.id, opts), 'image.json'), record);
+  writeJsonAtomic(join(imageDir(record.id, opts), RECORD), record);
 }
 
 /**
@@ -330,7 +308,7 @@ async function dropImage(image: ImageRecord, force: boolean, inUse: InUse | unde
       );
     }
     // Its rootfs is a mounted lower layer: keep the files, drop the name.
-    writeJsonAtomic(join(imageDir(image.id, opts), 'image.json'), { ...image, name: null });
+    writeJsonAtomic(join(imageDir(image.id, opts), RECORD), { ...image, name: null });
     return { id: image.id, action: 'untagged' };
   }
   // Rename first so that a half-deleted image is never listed.
@@ -354,13 +332,7 @@ export async function pruneImages(opts: RootOptions & { inUse?: InUse } = {}): P
         if ((await dropImage(image, false, opts.inUse, opts).catch(() => null))?.action === 'deleted') removed.push(image.id);
       }
       const dir = pocPaths(opts).images;
-      let names: string[] = [];
-      try {
-        names = readdirSync(dir);
-      } catch {
-        // no images yet
-      }
-      for (const n of names) {
+      for (const n of readdirOr(dir)) {
         const m = /^\.tmp-(\d+)-/.exec(n);
         if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
       }

@@ -160,6 +160,22 @@ async function downloadBlob(client: RegistryClient, repository: string, desc: De
   }
 }
 
+/**
+ * Downloads blobs (each with the options, and so the progress, it reports with), PARALLEL at once. The first
+ * failure cancels the others, and is thrown once they have all stopped (a cancelled download removes its file).
+ */
+async function downloadBlobs(client: RegistryClient, repository: string, blobs: Array<[Descriptor, PullOptions]>): Promise<void> {
+  const abort = new AbortController();
+  const downloads = limited(blobs.map(([d, opts]) => () => downloadBlob(client, repository, d, opts, abort.signal)), PARALLEL);
+  try {
+    await Promise.all(downloads);
+  } catch (err) {
+    abort.abort();
+    await Promise.allSettled(downloads);
+    throw err;
+  }
+}
+
 /** Runs fns with at most `limit` at once; the promises settle in their own time, in order of the array. */
 function limited<T>(fns: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
   let next = 0;
@@ -232,15 +248,7 @@ async function pullFrom(cand: Qualified, conf: RegistriesConf, o: PullOptions): 
   try {
     if (others) {
       // The other platforms' configs and layers first (verified as any blob), then their manifests and the index.
-      const abort = new AbortController();
-      const fetches = limited(others.blobs.map((d) => () => downloadBlob(client, repository, d, { ...o, progress: quietProgress }, abort.signal)), PARALLEL);
-      try {
-        await Promise.all(fetches);
-      } catch (err) {
-        abort.abort();
-        await Promise.allSettled(fetches);
-        throw err;
-      }
+      await downloadBlobs(client, repository, others.blobs.map((d) => [d, { ...o, progress: quietProgress }]));
       for (const x of others.manifests) writeBlob(x.body, o);
       writeBlob(top.body, o);
     }
@@ -299,20 +307,9 @@ async function otherManifests(client: RegistryClient, repository: string, index:
  */
 async function unpack(client: RegistryClient, repository: string, m: ImageManifest, manifest: { body: Buffer; digest: string }, n: Naming, o: PullOptions): Promise<ImageRecord> {
   const progress = o.progress ?? quietProgress;
-  const abort = new AbortController();
   for (const l of m.layers) progress.layer(l.digest, 'waiting');
   // The config with the layers (it is one more blob); its diff_ids are checked once it is in.
-  const downloads = limited(
-    [m.config, ...m.layers].map((d, i) => () => downloadBlob(client, repository, d, i === 0 ? { ...o, progress: quietProgress } : o, abort.signal)),
-    PARALLEL,
-  );
-  try {
-    await Promise.all(downloads);
-  } catch (err) {
-    abort.abort();
-    await Promise.allSettled(downloads);
-    throw err;
-  }
+  await downloadBlobs(client, repository, [[m.config, { ...o, progress: quietProgress }], ...m.layers.map((d): [Descriptor, PullOptions] => [d, o])]);
   const configDoc = JSON.parse(readFileSync(blobFile(m.config.digest, o), 'utf8')) as Record<string, unknown>;
   const ids = diffIds(configDoc, m.layers.length, n.reference);
   writeBlob(manifest.body, o);

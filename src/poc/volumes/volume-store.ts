@@ -9,11 +9,11 @@
  * Creating, removing and the in-use check happen under the lock `volumes`; a container's record is written
  * before its volumes are made, so a concurrent `volume rm` either sees the container or ran entirely before.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PocError, errnoCode, wrapError } from '../errors.js';
+import { PocError, wrapError } from '../errors.js';
 import { runProgram } from '../spawn.js';
-import { pocPaths, pocRoot, randomHex, readJson, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
+import { pocPaths, pocRoot, randomHex, readJson, readRecords, readdirOr, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { inPocUserns, inUserns, removeTree, rootless, usernsEnv } from '../userns.js';
 import { listContainers, type ContainerRecord } from '../containers/container-store.js';
 import { checkVolumeName, volumeType, type Volume } from './spec.js';
@@ -42,28 +42,15 @@ export function volumeDataPath(name: string, opts: RootOptions = {}): string {
   return join(volumesDir(opts), name, '_data');
 }
 
-const recordPath = (name: string, opts: RootOptions) => join(volumesDir(opts), name, 'volume.json');
+/** A volume's record in its directory. */
+const RECORD = 'volume.json';
+const recordPath = (name: string, opts: RootOptions) => join(volumesDir(opts), name, RECORD);
 
 /** A new anonymous volume's name: 64 hex digits, as docker's. */
 export const anonymousVolumeName = () => randomHex(32);
 
 export function listVolumes(opts: RootOptions = {}): VolumeRecord[] {
-  let names: string[];
-  try {
-    names = readdirSync(volumesDir(opts));
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
-  const out: VolumeRecord[] = [];
-  for (const n of names) {
-    try {
-      out.push(readJson<VolumeRecord>(recordPath(n, opts)));
-    } catch {
-      // being made or removed
-    }
-  }
-  return out.sort((a, b) => a.Name.localeCompare(b.Name));
+  return readRecords<VolumeRecord>(volumesDir(opts), RECORD).sort((a, b) => a.Name.localeCompare(b.Name));
 }
 
 export function getVolume(name: string, opts: RootOptions = {}): VolumeRecord {
@@ -95,7 +82,7 @@ function ensureUnlocked(name: string, o: { anonymous: boolean; labels?: Record<s
   mkdirSync(join(staging, '_data'), { recursive: true, mode: 0o755 });
   chmodSync(staging, 0o701);
   try {
-    writeJsonAtomic(join(staging, 'volume.json'), record);
+    writeJsonAtomic(join(staging, RECORD), record);
     renameSync(staging, dir);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
@@ -145,19 +132,11 @@ export async function pruneVolumes(all: boolean, opts: RootOptions = {}): Promis
         removed.push(v.Name);
       }
       // Staging and removal leftovers of an interrupted poc.
-      for (const n of readdirSafe(volumesDir(opts))) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) await removeTree(join(volumesDir(opts), n), pocPaths(opts).run);
+      for (const n of readdirOr(volumesDir(opts))) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) await removeTree(join(volumesDir(opts), n), pocPaths(opts).run);
       return removed;
     },
     opts,
   );
-}
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 
@@ -173,7 +152,7 @@ async function populate(data: string, imageRootfs: string, destination: string, 
   } catch {
     return; // nothing there in the image
   }
-  if (!st.isDirectory() || readdirSafe(data).length > 0) return; // only a new, empty volume is filled
+  if (!st.isDirectory() || readdirOr(data).length > 0) return; // only a new, empty volume is filled
   // Rootless: the image's files are owned by the user's subordinate ids, and only root of poc's user namespace
   // can give the copies those owners (as the container sees them); there cp -a of "from/." also gives the
   // volume's directory the owner and mode of the image's.
@@ -185,7 +164,7 @@ async function populate(data: string, imageRootfs: string, destination: string, 
     } catch (err) {
       throw wrapError(`give the volume ${data} the owner and mode of the image's ${destination}`, err);
     }
-    if (readdirSafe(from).length === 0) return;
+    if (readdirOr(from).length === 0) return;
   }
   const cp = ['cp', '-a', '--', `${from}/.`, `${data}/`];
   const r = viaUserns ? await runProgram(inUserns(cp, { mount: false }), usernsEnv(process.env, pocPaths(opts).run)) : await runProgram(cp);
