@@ -16,6 +16,27 @@ export interface Parsed {
   args: string[];
 }
 
+/** What a command line says of one of its commands: its --help text and how many arguments it takes. */
+export interface CommandShape {
+  usage: string;
+  summary: string;
+  /** Positional arguments: how many at least and at most. */
+  args: [min: number, max: number];
+}
+
+/**
+ * A command's --help text when it was asked for (the command then prints it and does nothing else), else
+ * undefined once the number of arguments is checked: too few or too many is the error `fail` makes, naming
+ * the command and its usage.
+ */
+export function helpOrCheckArgs(program: string, name: string, command: CommandShape, parsed: Parsed, fail: new (message: string) => Error): string | undefined {
+  if (parsed.flags.help) return `Usage: ${program} ${command.usage}\n\n${command.summary}\n`;
+  const [min, max] = command.args;
+  if (parsed.args.length < min) throw new fail(`${name}: missing argument; usage: ${program} ${command.usage}`);
+  if (parsed.args.length > max) throw new fail(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: ${program} ${command.usage}`);
+  return undefined;
+}
+
 /**
  * minimist with the strictness a runtime needs: an unknown flag is an error, not a silent positional.
  * Both `--flag value` and `--flag=value` work.

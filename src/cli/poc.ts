@@ -1,6 +1,6 @@
 import { stdout, stderr } from '../common/output.js';
 import { PocError } from '../poc/errors.js';
-import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
+import { helpOrCheckArgs, intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type CommandShape, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
 import { VERSION } from '../spec/generated/version.js';
 import type { RunFlags } from '../poc/containers/options.js';
@@ -9,12 +9,8 @@ import { pocPaths, pocRoot, type RootOptions } from '../poc/poc-root.js';
 import { COMPOSE_FLAGS, COMPOSE_USAGE } from './compose.js';
 import { resolve } from 'node:path';
 
-interface Command {
-  usage: string;
-  summary: string;
+interface Command extends CommandShape {
   flags: FlagSpec;
-  /** Positional arguments: how many at least and at most. */
-  args: [min: number, max: number];
   /** Flags stop at the first argument (run, create, exec: the rest is the container's command). */
   stopEarly?: boolean;
   hidden?: boolean;
@@ -669,13 +665,11 @@ export async function runPoc(argv: string[]): Promise<number> {
     } else {
       parsed = parseFlags(args, spec, name);
     }
-    if (parsed.flags.help) {
-      stdout(`Usage: poc ${command.usage}\n\n${command.summary}\n`);
+    const help = helpOrCheckArgs('poc', name, command, parsed, PocError);
+    if (help !== undefined) {
+      stdout(help);
       return 0;
     }
-    const [min, max] = command.args;
-    if (parsed.args.length < min) throw new PocError(`${name}: missing argument; usage: poc ${command.usage}`);
-    if (parsed.args.length > max) throw new PocError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: poc ${command.usage}`);
     // Absolute: it goes into hooks and the monitor's exit command, which run elsewhere.
     const root = resolve(stringFlag(global.flags, 'root') ?? pocRoot());
     const run = pocPaths({ root }).run;

@@ -3,17 +3,13 @@ import { PocrunError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
 import { defaultRoot, euid, parseRootlessFlag, rootlessMode, runningInUserNs } from '../runtime/rootless.js';
 import { OCI_VERSION } from '../spec/default.js';
-import { intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type FlagSpec, type Parsed } from './args.js';
+import { helpOrCheckArgs, intFlag, listFlag, parseFlags, splitAtFirstArg, stringFlag, type CommandShape, type FlagSpec, type Parsed } from './args.js';
 import { reportError } from './report.js';
 import { startCgroupMoveGracePeriod } from '../runtime/init-helper.js';
 import { VERSION, COMMIT } from '../spec/generated/version.js';
 
-interface Command {
-  usage: string;
-  summary: string;
+interface Command extends CommandShape {
   flags: FlagSpec;
-  /** Positional arguments: how many at least and at most. */
-  args: [min: number, max: number];
   /** Flags end at the first argument: what follows it is a command line of its own (exec, ps). */
   passThrough?: boolean;
   run: (ctx: RuntimeContext, p: Parsed) => Promise<number | void> | number | void;
@@ -398,13 +394,11 @@ export async function runPocrun(argv: string[]): Promise<number> {
     const [flagArgs, positional] = command.passThrough ? splitAtFirstArg(rest, flagSpec) : [rest, undefined];
     const parsed = parseFlags(flagArgs, flagSpec, name);
     if (positional) parsed.args = positional;
-    if (parsed.flags.help) {
-      stdout(`Usage: pocrun ${command.usage}\n\n${command.summary}\n`);
+    const help = helpOrCheckArgs('pocrun', name, command, parsed, PocrunError);
+    if (help !== undefined) {
+      stdout(help);
       return 0;
     }
-    const [min, max] = command.args;
-    if (parsed.args.length < min) throw new PocrunError(`${name}: missing argument; usage: pocrun ${command.usage}`);
-    if (parsed.args.length > max) throw new PocrunError(`${name}: unexpected argument ${JSON.stringify(parsed.args[max])}; usage: pocrun ${command.usage}`);
     ctx.log('debug', `${name} ${rest.join(' ')}`);
     return (await command.run(ctx, parsed)) ?? 0;
   } catch (err) {

@@ -1,11 +1,12 @@
 import t from 'tap';
+import { PocrunError } from '../../src/errors.js';
 import { checkResources, parseBytes, resourcesFromFlags } from '../../src/runtime/update.js';
 import { parseDuration } from '../../src/runtime/events.js';
 import { goDurationNs } from '../../src/common/duration.js';
 import { filterPsOutput } from '../../src/runtime/ps.js';
 import { features, seccompFeatures } from '../../src/runtime/features.js';
 import { validate_features } from '../../src/spec/generated/validators.js';
-import { splitAtFirstArg, parseFlags } from '../../src/cli/args.js';
+import { helpOrCheckArgs, splitAtFirstArg, parseFlags } from '../../src/cli/args.js';
 
 t.test('sizes as runc (go-units RAMInBytes) reads them', async (t) => {
   t.equal(parseBytes('512m', '--memory'), 512 * 1024 * 1024);
@@ -110,4 +111,15 @@ t.test('a flag named --no-X is true when given (minimist would read it as X=fals
   t.same(p.args, ['c1']);
   t.equal(parseFlags(['c1'], { boolean: ['no-pivot'] }, 'x').flags['no-pivot'], false);
   t.throws(() => parseFlags(['--no-such'], { boolean: ['no-pivot'] }, 'x'), /unknown flag --no-such/);
+});
+
+t.test("a command's --help and argument count, one rule for pocrun's and poc's command lines", async (t) => {
+  const state = { usage: 'state ID', summary: 'print the state', args: [1, 1] as [number, number] };
+  const spec = { boolean: ['help'] };
+  const check = (argv: string[]) => helpOrCheckArgs('pocrun', 'state', state, parseFlags(argv, spec, 'state'), PocrunError);
+  t.equal(check(['--help']), 'Usage: pocrun state ID\n\nprint the state\n');
+  t.equal(check(['--help', 'a', 'b']), 'Usage: pocrun state ID\n\nprint the state\n', 'help wins over a wrong count');
+  t.equal(check(['c1']), undefined);
+  t.throws(() => check([]), { name: 'PocrunError', message: 'state: missing argument; usage: pocrun state ID' });
+  t.throws(() => check(['c1', 'c2']), { name: 'PocrunError', message: 'state: unexpected argument "c2"; usage: pocrun state ID' });
 });

@@ -58,29 +58,40 @@ static const char *str_at(yajl_val v, const char *key)
 	return s ? YAJL_GET_STRING(s) : NULL;
 }
 
-/* Loads <root>/<id>/state.json; false when it is missing, corrupt or from an older pocrun. */
-static bool load(const struct front *f, const char *id, struct record *r)
+/*
+ * Loads <root>/<id>/state.json: DONE, with r->doc to free. FAILED when there is no state directory at all: the
+ * container does not exist, which the TypeScript program would say in the same words (state-store.ts); engines
+ * ask often (containerd's shim deletes a task twice; podman reads the state of a container it lost), and "does
+ * not exist" is what they match. DEFER when the directory holds no record the front reads (missing, corrupt, or
+ * from an older pocrun): the TypeScript program says what it is.
+ */
+static enum outcome load(const struct front *f, const char *id, struct record *r)
 {
+	struct stat st;
 	snprintf(r->dir, sizeof(r->dir), "%s/%s", f->root, id);
+	if (lstat(r->dir, &st) != 0 && errno == ENOENT) {
+		report_error(f, "container \"%s\" does not exist", id);
+		return FAILED;
+	}
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/" STATE_RECORD, r->dir);
 	char *text = read_file(path, 1 << 20);
 	if (!text)
-		return false;
+		return DEFER;
 	r->doc = yajl_tree_parse(text, NULL, 0);
 	free(text);
 	if (!r->doc)
-		return false;
+		return DEFER;
 	const char *pid_path[] = {RECORD_PID, NULL}, *dirs_path[] = {RECORD_CGROUP_DIRS, NULL};
 	yajl_val pid = yajl_tree_get(r->doc, pid_path, yajl_t_number);
 	r->cgroup_dirs = yajl_tree_get(r->doc, dirs_path, yajl_t_object);
 	r->init_start_time = str_at(r->doc, RECORD_INIT_START_TIME);
 	if (!pid || !YAJL_IS_INTEGER(pid) || !r->cgroup_dirs || !r->init_start_time) {
 		yajl_tree_free(r->doc);
-		return false;
+		return DEFER;
 	}
 	r->pid = YAJL_GET_INTEGER(pid);
-	return true;
+	return DONE;
 }
 
 static bool has_hooks(const struct record *r, const char *phase)
@@ -203,29 +214,12 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/*
- * No state directory at all: the container does not exist, which the TypeScript program would say in the same
- * words (state-store.ts). Engines ask often (containerd's shim deletes a task twice; podman reads the state of a
- * container it lost), and "does not exist" is what they match. A directory without a readable record defers.
- */
-static bool unknown(const struct front *f, const char *id)
-{
-	char dir[4200];
-	struct stat st;
-	snprintf(dir, sizeof(dir), "%s/%s", f->root, id);
-	if (lstat(dir, &st) == 0 || errno != ENOENT)
-		return false;
-	report_error(f, "container \"%s\" does not exist", id);
-	return true;
-}
-
 enum outcome cmd_state(const struct front *f, const char *id)
 {
 	struct record r;
-	if (unknown(f, id))
-		return FAILED;
-	if (!load(f, id, &r))
-		return DEFER;
+	enum outcome loaded = load(f, id, &r);
+	if (loaded != DONE)
+		return loaded;
 	const char *status = status_of(&r);
 	/* ociState's fields in its order (src/vocabulary/state-record.ts); JSON.stringify(state, null, '  ') */
 	static const char *const fields[] = {OCI_STATE_FIELDS};
@@ -277,10 +271,9 @@ static int read_fifo(int fd)
 enum outcome cmd_start(const struct front *f, const char *id)
 {
 	struct record r;
-	if (unknown(f, id))
-		return FAILED;
-	if (!load(f, id, &r))
-		return DEFER;
+	enum outcome loaded = load(f, id, &r);
+	if (loaded != DONE)
+		return loaded;
 	char lock_path[4200], fifo[4200];
 	enum outcome out = DEFER;
 	if (has_hooks(&r, "poststart") || !lock(&r, lock_path, sizeof(lock_path))) {
@@ -384,10 +377,9 @@ enum outcome cmd_kill(const struct front *f, const char *id, const char *signal,
 	struct record r;
 	if (sig < 0)
 		return DEFER;
-	if (unknown(f, id))
-		return FAILED;
-	if (!load(f, id, &r))
-		return DEFER;
+	enum outcome loaded = load(f, id, &r);
+	if (loaded != DONE)
+		return loaded;
 	const char *status = status_of(&r);
 	enum outcome out = DEFER; /* a kill that failed, or a case for the TypeScript program */
 	if (all) {
@@ -488,10 +480,9 @@ enum outcome cmd_delete(const struct front *f, const char *id, bool force)
 	/* delete --force of an unknown container succeeds quietly (engines' cleanup), as delete.ts. */
 	if (force && lstat(dir, &st) != 0 && errno == ENOENT)
 		return DONE;
-	if (unknown(f, id))
-		return FAILED;
-	if (!load(f, id, &r))
-		return DEFER;
+	enum outcome loaded = load(f, id, &r);
+	if (loaded != DONE)
+		return loaded;
 	/* Mounts made in the runtime's mount namespace (no namespace of the container's own) are unmounted
 	 * (shared-mounts.ts): not plain. A systemd scope (--systemd-cgroup) is stopped by pocrun-systemd, below. */
 	const char *unit_path[] = {RECORD_SYSTEMD, "unit", NULL}, *shared_path[] = {RECORD_SHARED_MOUNTS, NULL};

@@ -30,28 +30,27 @@ export function ago(iso: string, now = Date.now()): string {
   return `${humanDuration(now - Date.parse(iso))} ago`;
 }
 
-/** 1000-based units, as docker shows sizes: "4.2MB", "1.1GB". */
-export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+/** `bytes` in the largest of `units` (each `base` times the one before) in which it is at least 1; i 0: bytes. */
+function scaled(bytes: number, base: number, units: readonly string[]): { v: number; unit: string; i: number } {
   let v = bytes;
   let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= base && i < units.length - 1) {
+    v /= base;
     i++;
   }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0).replace(/\.0+$/, '')}${units[i]}`;
+  return { v, unit: units[i]!, i };
+}
+
+/** 1000-based units, as docker shows sizes: "4.2MB", "1.1GB". */
+export function humanSize(bytes: number): string {
+  const { v, unit, i } = scaled(bytes, 1000, ['B', 'kB', 'MB', 'GB', 'TB']);
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0).replace(/\.0+$/, '')}${unit}`;
 }
 
 /** 1024-based units, as docker stats shows memory: "1.5MiB". */
 export function binarySize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(2)}${units[i]}`;
+  const { v, unit, i } = scaled(bytes, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']);
+  return `${i === 0 ? v : v.toFixed(2)}${unit}`;
 }
 
 export function truncate(text: string, max: number): string {
