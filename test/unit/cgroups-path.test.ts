@@ -10,6 +10,7 @@ import {
   resolveCgroupPath,
   v1MountsFrom,
 } from '../../src/cgroups/index.js';
+import { cgroupDirsOf } from '../../src/common/cgroup-mounts.js';
 
 t.test('cgroupsPath resolution', async (t) => {
   const own = () => '/user.slice/session-1.scope';
@@ -85,4 +86,8 @@ t.test('detection: v2 when the root is a cgroup2 hierarchy, v1 otherwise', async
   mkdirSync(`${dir}/x`);
   writeFileSync(`${dir}/x/cgroup.controllers`, '');
   t.equal(detectCgroups(`${dir}/x/`, `${dir}/empty`).version, 2, 'trailing slash');
+  // The same fact for rootless poc's check of a --cgroup-parent: the directories the driver would make it in.
+  t.same(cgroupDirsOf('/deleg', `${dir}/hybrid`, `${dir}/mountinfo`).sort(), Object.values(v1.dirs('/deleg')).sort(), 'v1: each hierarchy the driver uses');
+  t.same(cgroupDirsOf('/deleg', `${dir}/v2`, `${dir}/mountinfo`), [`${dir}/v2/deleg`], 'v2: the one');
+  t.same(cgroupDirsOf('/deleg', `${dir}/hybrid`, `${dir}/empty`), [], 'no hierarchy: none');
 });

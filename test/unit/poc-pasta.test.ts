@@ -43,6 +43,10 @@ t.test("pasta's command line: poc's, the -p ports, the user's options, as podman
   t.same(pastaPlan([], publish).args, [
     '--config-net', '--foreground', '--quiet', '-t', '127.0.0.1/8080:80', '-u', '40000:53', '--dns-forward', '169.254.1.1', '-T', 'none', '-U', 'none', '--no-map-gw',
   ], '-p: a forward each, bound where -p says');
+  const many = [...parsePublish('127.0.0.1:8000-8009:80-89'), ...parsePublish('127.0.0.1:9000:90'), ...parsePublish('7000:70'), ...parsePublish('7001:72')];
+  t.same(pastaPlan([], many).args.slice(3, 7), ['-t', '127.0.0.1/8000-8009:80-89,9000:90', '-t', '7000:70,7001:72'],
+    'one forward per address, its ports as a list, consecutive ones as a range (a spec has one address)');
+  t.throws(() => pastaPlan(Array.from({ length: 120 }, () => '--no-ra'), []), /more than poc passes \(120\)/);
   const user = pastaPlan(['-T', '5201', '--map-gw', '--dns-forward', '10.0.2.3', '--ipv4-only', '--config-net', '-q', '--no-map-gw', '-t', '9090'], []);
   t.same(user.args, ['--config-net', '--foreground', '--quiet', '-T', '5201', '--dns-forward', '10.0.2.3', '--ipv4-only', '-t', '9090', '-u', 'none', '-U', 'none'],
     "the user's forwards replace poc's none, --map-gw drops --no-map-gw (podman's, not pasta's), what poc passes anyway is not repeated");

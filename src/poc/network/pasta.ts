@@ -148,8 +148,7 @@ export interface PastaPlan {
 export function pastaPlan(options: readonly string[], publish: readonly PortMapping[]): PastaPlan {
   const given = options.length > 0 ? parsePastaOptions(options.join(',')) : [];
   const has = (name: string) => given.some((g) => g.name === name);
-  const args = ['--config-net', '--foreground', '--quiet'];
-  for (const p of publish) args.push(p.protocol === 'tcp' ? '-t' : '-u', `${p.hostIp ? `${p.hostIp}/` : ''}${p.hostPort}:${p.containerPort}`);
+  const args = ['--config-net', '--foreground', '--quiet', ...forwardArgs(publish)];
   for (const g of given) if (!ALWAYS.includes(g.name.slice(2)) && g.name !== '--map-gw' && g.name !== '--no-map-gw') args.push(...g.words);
   const dnsForward = given.find((g) => g.name === '--dns-forward')?.value;
   if (!dnsForward) args.push('--dns-forward', PASTA_DNS);
@@ -161,5 +160,33 @@ export function pastaPlan(options: readonly string[], publish: readonly PortMapp
   ];
   for (const [flag, name, published] of forwards) if (!published && !has(name)) args.push(flag, 'none');
   if (!has('--map-gw')) args.push('--no-map-gw');
+  // The monitor takes 128 (--pasta-arg); a list that long is no real configuration.
+  if (args.length > 120) throw new PocError(`--network pasta: ${args.length} arguments for pasta, more than poc passes (120): give fewer options`);
   return { args, dns: dnsForward ?? PASTA_DNS };
+}
+
+/**
+ * `-p` as pasta's forwards: one `-t`/`-u` per protocol and host address (pasta's spec takes one address, before
+ * its list: `-t 127.0.0.1/8080:80,8443:443`; none: every address), consecutive ports as one range (`8000-8009:80-89`).
+ */
+function forwardArgs(publish: readonly PortMapping[]): string[] {
+  const groups = new Map<string, PortMapping[]>();
+  for (const p of publish) {
+    const key = `${p.protocol} ${p.hostIp ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  const out: string[] = [];
+  for (const [key, ports] of groups) {
+    const [protocol, ip] = key.split(' ') as [string, string];
+    const items: string[] = [];
+    for (let i = 0; i < ports.length; ) {
+      let j = i;
+      while (j + 1 < ports.length && ports[j + 1]!.hostPort === ports[j]!.hostPort + 1 && ports[j + 1]!.containerPort === ports[j]!.containerPort + 1) j++;
+      const [a, b] = [ports[i]!, ports[j]!];
+      items.push(i === j ? `${a.hostPort}:${a.containerPort}` : `${a.hostPort}-${b.hostPort}:${a.containerPort}-${b.containerPort}`);
+      i = j + 1;
+    }
+    out.push(protocol === 'tcp' ? '-t' : '-u', `${ip ? `${ip}/` : ''}${items.join(',')}`);
+  }
+  return out;
 }
