@@ -75,6 +75,9 @@ void reset_signals(void);
 int console_pty(bool container_ptmx, unsigned short rows, unsigned short cols, unsigned *ptn, int *master);
 void console_send_master(int master, unsigned ptn);
 
+/* process.c: capset(2) of the three 64-bit sets; -1 with errno on failure (each caller says what it was doing). */
+int set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+
 /* seccomp.c */
 int print_known_seccomp_archs(int argc, char **argv);
 

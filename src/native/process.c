@@ -369,14 +369,19 @@ static int last_cap(void)
 	return c;
 }
 
-static void capset_(uint64_t eff, uint64_t prm, uint64_t inh)
+int set_capabilities(uint64_t eff, uint64_t prm, uint64_t inh)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2] = {
 		{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
 		{(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)},
 	};
-	if (syscall(SYS_capset, &hdr, d) < 0)
+	return syscall(SYS_capset, &hdr, d);
+}
+
+static void capset_(uint64_t eff, uint64_t prm, uint64_t inh)
+{
+	if (set_capabilities(eff, prm, inh) < 0)
 		die(errno, "capset (effective %llx, permitted %llx, inheritable %llx): %s", (unsigned long long)eff,
 		    (unsigned long long)prm, (unsigned long long)inh, strerror(errno));
 }

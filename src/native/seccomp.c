@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
-#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -483,12 +482,7 @@ void step_seccomp_load(const struct step *s)
 	}
 	if (set_caps) {
 		/* Drop the CAP_SYS_ADMIN the caps step kept for the load. */
-		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-		struct __user_cap_data_struct d[2] = {
-			{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
-			{(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)},
-		};
-		if (syscall(SYS_capset, &hdr, d) < 0)
+		if (set_capabilities(eff, prm, inh) < 0)
 			die(errno, "capset after loading the seccomp filter: %s (without noNewPrivileges the filter must allow capset)",
 			    strerror(errno));
 	}

@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { Spec } from '../spec/generated/config.js';
 import { validate_config } from '../spec/generated/validators.js';
-import { describeValidationError } from '../spec/validate.js';
+import { describeValidationError, parseUserJson } from '../spec/validate.js';
 import { PocrunError } from '../errors.js';
 import { capabilityNumber } from '../vocabulary/capabilities.js';
 import { consoleStep, processSteps } from './compile.js';
@@ -37,12 +37,7 @@ export interface ExecFlags {
  * errors), then runc's own checks. A missing `user` is root, as runc's decoder leaves it.
  */
 export function parseProcessFile(text: string, where: string): Process {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new PocrunError(`${where}: not valid JSON: ${(err as Error).message}`);
-  }
+  const doc = parseUserJson(text, where);
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new PocrunError(`${where}: must be a JSON object`);
   if (!validate_config({ ociVersion: '1.0.0', process: doc })) {
     const rest = describeValidationError(validate_config.errors ?? []).replace(/^\/process/, '');

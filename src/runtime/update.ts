@@ -6,7 +6,7 @@ import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { runDeviceFilter } from './init-helper.js';
 import type { ContainerRecord } from './state-store.js';
 import { validate_config } from '../spec/generated/validators.js';
-import { describeValidationError } from '../spec/validate.js';
+import { describeValidationError, parseUserJson } from '../spec/validate.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
 import type { RuntimeContext } from './context.js';
 
@@ -74,13 +74,7 @@ export function readResources(file: string, readStdin: () => Buffer): LinuxResou
   } catch (err) {
     throw wrapError(where, err);
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new PocrunError(`${where}: not valid JSON: ${(err as Error).message}`);
-  }
-  return checkResources(doc, where);
+  return checkResources(parseUserJson(text, where), where);
 }
 
 /** Validated as the `linux.resources` of a config; errors point into the resources document. */

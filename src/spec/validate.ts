@@ -39,6 +39,15 @@ export function parseConfig(bytes: Buffer): Spec {
   return validateConfig(doc);
 }
 
+/** A JSON document the user gave besides config.json (`where` names it: process.json, update's resources). */
+export function parseUserJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new PocrunError(`${where}: not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 export function validateConfig(doc: unknown): Spec {
   if (validate_config(doc)) return doc as Spec;
   throw new PocrunError(`config.json ${describeValidationError(validate_config.errors ?? [])}`);

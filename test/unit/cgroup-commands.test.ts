@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PocrunError } from '../../src/errors.js';
-import { checkResources, parseBytes, resourcesFromFlags } from '../../src/runtime/update.js';
+import { checkResources, parseBytes, readResources, resourcesFromFlags } from '../../src/runtime/update.js';
 import { parseDuration } from '../../src/runtime/events.js';
 import { goDurationNs } from '../../src/common/duration.js';
 import { filterPsOutput } from '../../src/runtime/ps.js';
@@ -41,6 +41,8 @@ t.test('--resources is checked as linux.resources', async (t) => {
   t.same(checkResources({ memory: { limit: 1000, swap: 0 }, pids: { limit: 5 } }, 'r'), { memory: { limit: 1000 }, pids: { limit: 5 } });
   t.throws(() => checkResources({ memory: { limit: 'x' } }, 'update --resources f'), /update --resources f: \/memory\/limit: must be an integer/);
   t.throws(() => checkResources([], 'r'), /must be a JSON object/);
+  t.same(readResources('-', () => Buffer.from('{"pids":{"limit":7}}')), { pids: { limit: 7 } });
+  t.throws(() => readResources('-', () => Buffer.from('{"pids":')), { name: 'PocrunError', message: /^update --resources \(stdin\): not valid JSON: / });
 });
 
 t.test('durations as Go writes them', async (t) => {
