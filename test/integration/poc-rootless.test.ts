@@ -28,6 +28,8 @@ chmodSync(work, 0o755);
 const user = makeTestUser(work, { prefix: 'pocrlp' });
 const plain = makeTestUser(work, { prefix: 'pocrlq', subids: false });
 const PORT = 20002 + (process.pid % 10000) * 4;
+/** Whether the host has an IPv6 default route: then pasta gives the container an IPv6 address too. */
+const HOST_HAS_IPV6 = spawnSync('ip', ['-6', 'route', 'show', 'default'], { encoding: 'utf8' }).stdout.trim() !== '';
 /** The kernel's ephemeral port range, which poc picks a port of for `-p 80`. */
 const localRange = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
 
@@ -207,6 +209,9 @@ t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta,
   t.equal(poc(user, ['rm', 'pst2']).status, 0);
   const ex = poc(user, ['exec', 'pst', 'sh', '-c', 'grep nameserver /etc/resolv.conf; ip -o -4 addr show | grep -v " lo " | wc -l; ip route | grep -c ^default']);
   t.equal(ex.stdout, 'nameserver 169.254.1.1\n1\n1\n', `an interface with the host's address and a default route; DNS through pasta: ${ex.stderr}`);
+  // IPv6 too where the host has it (the option test below turns it off with --ipv4-only).
+  const v6 = Number(poc(user, ['exec', 'pst', 'sh', '-c', 'ip -o -6 addr show scope global | wc -l']).stdout.trim());
+  t.equal(v6 > 0, HOST_HAS_IPV6, `global IPv6 addresses as the host has them: ${v6}`);
   t.equal(poc(user, ['rm', '-f', 'pst']).status, 0);
   t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
 });
@@ -222,10 +227,10 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   const server = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${serverPort}`, '-h', www], { stdio: 'ignore' });
   t.teardown(() => server.kill('SIGKILL'));
   for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
-  const pcap = join(user.home, 'pasta.pcap');
+  const [pcap, log] = [join(user.home, 'pasta.pcap'), join(user.home, 'pasta.log')];
   const opts = [
     '--ipv4-only', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '--dns-forward', '10.0.2.3', '-I', 'tap0', '--mtu', '1500',
-    '--no-dhcp', '--no-ndp', '--no-dhcpv6', '--no-ra', '--map-gw', '-T', String(serverPort), `--tcp-ports=127.0.0.1/${inPort}:8081`, '-p', pcap,
+    '--no-dhcp', '--no-ndp', '--no-dhcpv6', '--no-ra', '--map-gw', '-T', String(serverPort), `--tcp-ports=127.0.0.1/${inPort}:8081`, '-p', pcap, `--log-file=${log}`,
   ];
   const run = poc(user, [
     'run', '-d', '--name', 'popt', '--network', `pasta:${opts.join(',')}`, 'busybox', 'sh', '-c',
@@ -234,12 +239,12 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   t.equal(run.status, 0, `run -d --network pasta:${opts.join(',')}: ${run.stderr}`);
   const ex = poc(user, ['exec', 'popt', 'sh', '-c', [
     'ip -o -4 addr show tap0 | awk \'{print $4}\'', 'ip route | grep ^default', 'grep nameserver /etc/resolv.conf',
-    'ip -o -6 addr show scope global | wc -l', 'ls /sys/class/net | grep -v lo',
+    'ip -o -6 addr show scope global | wc -l', 'ls /sys/class/net | grep -v lo', 'cat /sys/class/net/tap0/mtu',
     `wget -qO- http://10.0.2.2:${serverPort}/pong`, `wget -qO- http://127.0.0.1:${serverPort}/pong`,
   ].join('; ')]);
   t.equal(ex.stdout, [
-    '10.0.2.100/24', 'default via 10.0.2.2 dev tap0 ', 'nameserver 10.0.2.3', '0', 'tap0', 'pong from the host', 'pong from the host', '',
-  ].join('\n'), `-a/-n, -g, --dns-forward in resolv.conf, --ipv4-only, -I, --map-gw, -T: ${ex.stderr}`);
+    '10.0.2.100/24', 'default via 10.0.2.2 dev tap0 ', 'nameserver 10.0.2.3', '0', 'tap0', '1500', 'pong from the host', 'pong from the host', '',
+  ].join('\n'), `-a/-n, -g, --dns-forward in resolv.conf, --ipv4-only, -I, --mtu, --map-gw, -T: ${ex.stderr}`);
   let body = '';
   for (let i = 0; i < 100 && !body; i++) {
     body = await httpGet(`http://127.0.0.1:${inPort}/`).catch(() => '');
@@ -247,6 +252,7 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   }
   t.equal(body, 'hello through a pasta option\n', "--tcp-ports: the host's 127.0.0.1 port reaches the container");
   t.ok(existsSync(pcap) && readFileSync(pcap).readUInt32LE(0) === 0xa1b2c3d4, '-p (--pcap): pasta writes the capture as the user');
+  t.ok(existsSync(log) && statSync(log).uid === user.uid, `--log-file: pasta logs to the user's file: ${existsSync(log) ? readFileSync(log, 'utf8').slice(0, 200) : 'none'}`);
   t.equal(poc(user, ['rm', '-f', 'popt']).status, 0);
   t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
 });
