@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { readProcStat } from '../../src/common/proc.js';
-import { checkName, newId, pocPaths, readJson, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
+import { checkName, newId, pocPaths, readJson, readRecords, readTextOr, readdirOr, resolveRef, shortId, withLock, writeJsonAtomic } from '../../src/poc/poc-root.js';
+import { listVolumes } from '../../src/poc/volumes/volume-store.js';
 import { isStaleHolder } from '../../src/common/lock-file.js';
 
 const work = mkdtempSync(join(tmpdir(), 'poc-store-'));
@@ -69,6 +70,31 @@ t.test('JSON files are written whole', async (t) => {
   t.same(readJson(join(work, 'missing.json'), { d: 1 }), { d: 1 });
   writeFileSync(p, '{broken');
   t.throws(() => readJson(p), /x\.json is not valid JSON/);
+});
+
+t.test("a store's records: one per entry, not those being made or removed, nor one not readable yet", async (t) => {
+  const dir = join(work, 'records');
+  t.same(readRecords(dir, 'r.json'), [], 'no directory yet: no records');
+  for (const name of ['a', 'b', '.tmp-1', '.rm-2']) {
+    mkdirSync(join(dir, name), { recursive: true });
+    writeJsonAtomic(join(dir, name, 'r.json'), { name });
+  }
+  mkdirSync(join(dir, 'half'));
+  writeFileSync(join(dir, 'half', 'r.json'), '{"na');
+  mkdirSync(join(dir, 'empty'));
+  t.same(readRecords<{ name: string }>(dir, 'r.json').map((r) => r.name).sort(), ['a', 'b']);
+  // As a volume is while `poc volume rm` removes its tree: renamed .rm-<random>, its record still inside.
+  const root = join(work, 'vol-root');
+  for (const [entry, Name] of [['v1', 'v1'], ['.rm-0a1b2c', 'v2']]) {
+    mkdirSync(join(root, 'volumes', entry!, '_data'), { recursive: true });
+    writeJsonAtomic(join(root, 'volumes', entry!, 'volume.json'), { Name, Driver: 'local' });
+  }
+  t.same(listVolumes({ root }).map((v) => v.Name), ['v1'], 'a volume being removed is not listed');
+  t.equal(readTextOr(join(dir, 'a', 'r.json')), '{\n  "name": "a"\n}\n');
+  t.equal(readTextOr(join(dir, 'nope')), '');
+  t.equal(readTextOr(join(dir, 'nope'), 'x'), 'x');
+  t.same(readdirOr(join(dir, 'nope')), []);
+  t.same(readdirOr(join(dir, 'a')), ['r.json']);
 });
 
 t.test('the lock serialises its holders', async (t) => {
