@@ -19,6 +19,8 @@ const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 20;
 const inner = args.includes('--inner') ? args[args.indexOf('--inner') + 1] : undefined;
+// --runtimes pocrun,crun: only these (profiling a change against one of them; the ratios need all three).
+const only = args.includes('--runtimes') ? args[args.indexOf('--runtimes') + 1].split(',') : undefined;
 
 if (!inner) outer();
 else measure(inner);
@@ -52,7 +54,7 @@ function outer() {
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
     const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
       'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh',
-      'runuser', '-u', user, '--', ...env, process.execPath, fileURLToPath(import.meta.url), '--inner', work, '--reps', String(reps)], { stdio: 'inherit' });
+      'runuser', '-u', user, '--', ...env, process.execPath, fileURLToPath(import.meta.url), '--inner', work, '--reps', String(reps), ...(only ? ['--runtimes', only.join(',')] : [])], { stdio: 'inherit' });
     status = r.status ?? 1;
   } finally {
     // Whatever a failed run left: the user's processes (by pid), the user and its ranges, the files.
@@ -83,7 +85,7 @@ function measure(work) {
     { name: 'pocrun', bin: join(top, 'dist/pocrun'), flags: [] },
     { name: 'runc', bin: 'runc', flags: ['--rootless', 'true'] },
     { name: 'crun', bin: 'crun', flags: ['--rootless', 'true'] },
-  ].filter((r) => (r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0));
+  ].filter((r) => !only || only.includes(r.name)).filter((r) => (r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0));
   const errFile = join(work, 'run', 'stderr');
   const call = (rt, argv) => {
     const fd = openSync(errFile, 'w');

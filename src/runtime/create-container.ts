@@ -19,7 +19,7 @@ import { ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
 import { writeIdMaps } from './userns.js';
-import { euid, firstResourceField, hostEuid, isPermissionError, ownerName } from './rootless.js';
+import { cgroupOutOfReach, euid, firstResourceField, hostEuid, isPermissionError, ownerName } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
 import { sharedMountsBefore } from './shared-mounts.js';
@@ -98,6 +98,20 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     });
     return { plan, bytes: encodePlan(plan.steps) };
   };
+  // Rootless, as runc: where this user may not make the cgroup (cgroup v1, v2 without a delegated subtree) a
+  // container that needs none runs without one (in its caller's cgroups), and one that asks for limits fails
+  // naming the field. Mostly known before anything is made (mkdir's own check, by access(2)): the plan is then
+  // made once, and no mkdir is tried; a refusal the check did not foresee is handled at the mkdir below.
+  const withoutCgroup = (err: unknown) => {
+    rootlessWithoutCgroup(spec, err);
+    ctx.log('debug', `rootless: no cgroup of its own (${(err as Error).message})`);
+    cgroups = new NoCgroupDriver(ctx.cgroups, 0);
+    cgroupPath = '';
+    record.cgroupPath = '';
+    record.cgroupDirs = {};
+  };
+  const outOfReach = ctx.rootless && !systemd ? cgroupOutOfReach(cgroupPath, Object.values(record.cgroupDirs)) : undefined;
+  if (outOfReach) withoutCgroup(outOfReach);
   let { plan, bytes: planBytes } = planWith(cgroups, cgroupPath);
   trace('plan compiled');
 
@@ -107,20 +121,14 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
     trace('state directory made');
-    if (!systemd) {
+    if (!systemd && cgroupPath) {
       try {
         cgroups.create(cgroupPath);
         trace('cgroup made');
       } catch (err) {
         if (!ctx.rootless || !isPermissionError(err)) throw err;
-        // Rootless, and this user may not make the cgroup: as runc, run without one (in the caller's cgroups)
-        // when nothing needs it; the record then names none, and later commands go by the pid namespace.
-        rootlessWithoutCgroup(spec, err);
-        ctx.log('debug', `rootless: no cgroup of its own (${(err as Error).message})`);
-        cgroups = new NoCgroupDriver(ctx.cgroups, 0);
-        cgroupPath = '';
-        record.cgroupPath = '';
-        record.cgroupDirs = {};
+        // The record then names no cgroup, and later commands go by the pid namespace.
+        withoutCgroup(err);
         ctx.store.write(record);
         ({ plan, bytes: planBytes } = planWith(cgroups, cgroupPath));
       }

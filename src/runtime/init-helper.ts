@@ -1,4 +1,4 @@
-import { closeSync, existsSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CgroupDriver, DeviceFilter } from '../cgroups/index.js';
 import { deviceFilterStep } from '../plan/devices.js';
@@ -53,9 +53,19 @@ export function startCgroupMoveGracePeriod(driver: CgroupDriver, opts: { create?
   if (opts.create && driver.version === 2) return;
   try {
     const file = driver.ownProcsFile();
-    if (file) bunRuntime().spawn([helperPath(), '--cgroup-move', file], { stdio: ['ignore', 'ignore', 'ignore'] });
+    // A user who may not write it (rootless, its cgroup not delegated) would spawn a helper only to fail: ~3 ms.
+    if (file && canWrite(file)) bunRuntime().spawn([helperPath(), '--cgroup-move', file], { stdio: ['ignore', 'ignore', 'ignore'] });
   } catch {
     /* no head start */
+  }
+}
+
+function canWrite(file: string): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

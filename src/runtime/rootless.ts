@@ -3,8 +3,10 @@
  * (runc's main.go and rootless_linux.go). The pure rules take their inputs as arguments and are unit-tested; the
  * few reads of the process's own facts are at the bottom.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { PocrunError } from '../errors.js';
+import { errnoText } from '../cgroups/fs.js';
 
 export type RootlessFlag = boolean | 'auto';
 
@@ -116,4 +118,25 @@ export function ownerName(uid: number, passwd = (): string => readFileSync('/etc
     /* no passwd file: the number then */
   }
   return `#${uid}`;
+}
+
+/**
+ * The refusal that making the cgroup `path` (its directories `dirs`, one per hierarchy) would meet for lack of
+ * rights, found without making anything: mkdir needs write and search rights on the nearest directory that
+ * exists, which access(2) checks with the same ids (pocrun is never set-uid: its real ids are its effective
+ * ones). Undefined when every directory may be made; mkdir still has the last word then.
+ */
+export function cgroupOutOfReach(path: string, dirs: readonly string[]): PocrunError | undefined {
+  if (process.getuid?.() !== euid()) return undefined;
+  for (const dir of dirs) {
+    if (existsSync(dir)) continue; // nothing to make there: what it holds decides later
+    let existing = dirname(dir);
+    while (existing !== '/' && !existsSync(existing)) existing = dirname(existing);
+    try {
+      accessSync(existing, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      return new PocrunError(`cgroup ${path}: mkdir in ${existing}: ${errnoText(err)}`, 1, { cause: err });
+    }
+  }
+  return undefined;
 }

@@ -23,6 +23,9 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     }
     try {
       const byte = Buffer.alloc(1);
+      // Polled (Bun has no poll(2) without its JIT or thread pool), first at short intervals: the init is
+      // woken by this open and writes at once, and each millisecond slept here is one more of `pocrun run`.
+      const pause = backoff();
       // The byte: the init passed exec.fifo and runs the startContainer hooks, then its execve.
       for (;;) {
         if (readFifo(fd, byte, id) === 1) break;
@@ -32,12 +35,13 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
           if (readFifo(fd, byte, id) === 1) break;
           throw new PocrunError(`cannot start container "${id}": its init exited before start`);
         }
-        sleepMs(1);
+        pause();
       }
       unlinkSync(fifo);
       // The end of the file: the init's end closed at its execve (or it died). Poststart hooks run after the
       // user's process started (config.md), never beside the startContainer hooks.
-      while (readFifo(fd, byte, id) !== 0) sleepMs(0.2);
+      const pauseEnd = backoff();
+      while (readFifo(fd, byte, id) !== 0) pauseEnd();
     } finally {
       closeSync(fd);
     }
@@ -64,6 +68,15 @@ function stopContainer(ctx: RuntimeContext, record: ContainerRecord): void {
   }
   if (isSameLiveProcess(record.pid, record.initStartTime)) killQuietly(record.pid);
   for (let i = 0; i < 2000 && isSameLiveProcess(record.pid, record.initStartTime); i++) sleepMs(1);
+}
+
+/** A sleep of 0.05 ms, then twice as long each time up to 1 ms: a short wait costs little, a long one little CPU. */
+function backoff(): () => void {
+  let ms = 0.05;
+  return () => {
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 1);
+  };
 }
 
 /** One read of the non-blocking fifo: bytes read, 0 at the end of the file, -1 when nothing is there yet. */
