@@ -3,7 +3,9 @@
 // bundle (runc's own `spec --rootless`: a user namespace mapping the user's uid and gid, no cgroup), in one run,
 // alternating runtimes. Prints medians and the ratios to runc and crun.
 //
-// usage (as root): node bench/rootless.mjs [--reps N]
+// usage (as root): node bench/rootless.mjs [--reps N] [--also NAME=BIN] [--runtimes pocrun,crun,...]
+// --also NAME=BIN measures one more pocrun binary beside them (another build: its dist/pocrun, whose directory,
+// readable by the user, holds its pocrun-ts and pocrun-init), in the same run, alternating with the others.
 //
 // Run as root, it makes a user of its own (useradd; removed at the end), the bundle and an XDG_RUNTIME_DIR for it,
 // then runs itself as that user (runuser) inside a private mount namespace where the cgroup2 mount of this hybrid
@@ -21,6 +23,7 @@ const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 20;
 const inner = args.includes('--inner') ? args[args.indexOf('--inner') + 1] : undefined;
 // --runtimes pocrun,crun: only these (profiling a change against one of them; the ratios need all three).
 const only = args.includes('--runtimes') ? args[args.indexOf('--runtimes') + 1].split(',') : undefined;
+const also = args.includes('--also') ? args[args.indexOf('--also') + 1].split('=') : undefined;
 
 if (!inner) outer();
 else measure(inner);
@@ -54,7 +57,7 @@ function outer() {
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
     const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
       'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh',
-      'runuser', '-u', user, '--', ...env, process.execPath, fileURLToPath(import.meta.url), '--inner', work, '--reps', String(reps), ...(only ? ['--runtimes', only.join(',')] : [])], { stdio: 'inherit' });
+      'runuser', '-u', user, '--', ...env, process.execPath, fileURLToPath(import.meta.url), '--inner', work, '--reps', String(reps), ...(only ? ['--runtimes', only.join(',')] : []), ...(also ? ['--also', also.join('=')] : [])], { stdio: 'inherit' });
     status = r.status ?? 1;
   } finally {
     // Whatever a failed run left: the user's processes (by pid), the user and its ranges, the files.
@@ -85,6 +88,7 @@ function measure(work) {
     { name: 'pocrun', bin: join(top, 'dist/pocrun'), flags: [] },
     { name: 'runc', bin: 'runc', flags: ['--rootless', 'true'] },
     { name: 'crun', bin: 'crun', flags: ['--rootless', 'true'] },
+    ...(also ? [{ name: also[0], bin: also[1], flags: [] }] : []),
   ].filter((r) => !only || only.includes(r.name)).filter((r) => (r.bin.startsWith('/') ? existsSync(r.bin) : spawnSync('which', [r.bin]).status === 0));
   const errFile = join(work, 'run', 'stderr');
   const call = (rt, argv) => {
