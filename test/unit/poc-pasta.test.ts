@@ -29,6 +29,7 @@ t.test("pasta's options: each with its value, in any of getopt's spellings", asy
     ['', /an empty option/],
     ['-t', /^invalid --network pasta:-t: -t needs a value \(pasta:-t,VALUE\)$/],
     ['--mtu=', /--mtu= needs a value/],
+    ['-t,--ipv4-only', /^invalid --network pasta:-t,--ipv4-only: -t needs a value \(pasta:-t,VALUE\)$/],
     ['--ipv4-only=yes', /--ipv4-only takes no value/],
   ];
   for (const [text, want] of bad) t.throws(() => parsePastaOptions(text), { name: 'PocError', message: want }, text);

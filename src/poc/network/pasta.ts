@@ -124,7 +124,10 @@ export function parsePastaOptions(text: string): GivenOption[] {
     const attached = long ? long[2] : short![2] || undefined;
     if (opt.value) {
       value = attached ?? words[++i];
-      if (value === undefined || value === '') throw new PocError(`invalid ${given}: ${word} needs a value (pasta:${word},VALUE)`);
+      // (No value of pasta's starts with "--": that is the next option, the value left out.)
+      if (value === undefined || value === '' || (attached === undefined && value.startsWith('--'))) {
+        throw new PocError(`invalid ${given}: ${word} needs a value (pasta:${word},VALUE)`);
+      }
     } else if (attached !== undefined) {
       throw new PocError(`invalid ${given}: ${name} takes no value`);
     }
