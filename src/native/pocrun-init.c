@@ -267,18 +267,15 @@ static char *read_line(void)
  * change dist/pocrun-init. Two ways, as runc's libcontainer/exeseal:
  *
  * - overlay: a private overlayfs made with fsopen/fsmount and never attached anywhere, whose only layers are
- *   read-only lower layers (the binary's directory, and an empty tmpfs, as detached, as the second layer that a
- *   lower-only overlay needs). There is no upper layer to write to and no mount to remount: a zero-copy, read-only
- *   view of the binary. Root makes it where it is; a rootless helper that made the container's user namespace
- *   (`--new-userns`) has a child make it in a mount namespace that namespace owns (overlay_exe_in_own_mount_ns).
+ *   read-only lower layers (the binary's directory, and /dev as the second layer that a lower-only overlay needs).
+ *   There is no upper layer to write to and no mount to remount: a zero-copy, read-only view of the binary.
  * - memfd: a sealed memfd copy of the binary (page cache charged to the container's creator, ~1 MB: the helper is
  *   linked statically), when the kernel or the runtime's privileges do not allow the first (no overlayfs, no new
- *   mount API, no right to mount: an ordinary user's helper joining an existing user namespace).
+ *   mount API, not root).
  */
 
-/* The binary through a private read-only overlayfs, over `second` (the second layer a lower-only overlay needs):
- * an O_PATH fd, or -1. */
-static int overlay_exe(const char *second)
+/* The binary through a private read-only overlayfs: an O_PATH fd, or -1. */
+static int overlay_exe(void)
 {
 	char exe[PATH_MAX];
 	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -290,12 +287,12 @@ static int overlay_exe(const char *second)
 		return -1;
 	*slash = 0;
 	const char *dir = exe, *name = slash + 1;
-	/* The binary's layer on top: nothing in the second layer can hide it. ':' and '\' separate and escape
-	 * layers; a directory that holds them is left to the memfd. */
+	/* The binary's layer on top: a file of that name in the second layer cannot hide it. ':' and '\' separate
+	 * and escape layers; a directory that holds them is left to the memfd. */
 	if (strpbrk(dir, ":\\,") || !strncmp(dir, "/dev/", 5) || !strcmp(dir, "/dev"))
 		return -1;
-	char lower[2 * PATH_MAX];
-	snprintf(lower, sizeof lower, "%s:%s", dir, second);
+	char lower[PATH_MAX + 8];
+	snprintf(lower, sizeof lower, "%s:/dev", dir);
 	int ctx = syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
 	if (ctx < 0)
 		return -1;
@@ -314,60 +311,6 @@ out:
 		close(mnt);
 	close(ctx);
 	return fd;
-}
-
-/*
- * overlay_exe() for a helper that is root of a user namespace that owns no mount namespace (`--new-userns`, below:
- * the host's mount namespace is not its to mount in): a child makes a mount namespace of its own, which its user
- * namespace owns, and the overlayfs there (overlayfs mounts in a user namespace since Linux 5.11). The fd is ours:
- * the child shares our fd table (CLONE_FILES), and a mount that fsmount made belongs to no namespace, so the file
- * outlives the child and its namespace. Nothing of ours changes namespace: the container's mount namespace is still
- * copied from the host's. -1 where it cannot be made.
- */
-struct overlay_child {
-	int fd;
-};
-
-/* overlay_exe() over an empty tmpfs of our own, detached too: the second layer a lower-only overlay needs. Not
- * /dev, whose mounts (pts, shm, mqueue) are locked in a mount namespace copied into a user namespace (rootless
- * podman's, poc's), and overlayfs refuses a layer with locked mounts under it. */
-static int overlay_exe_over_empty(void)
-{
-	int ctx = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
-	if (ctx < 0)
-		return -1;
-	int empty = -1, fd = -1;
-	if (syscall(SYS_fsconfig, ctx, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-		empty = syscall(SYS_fsmount, ctx, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-	close(ctx);
-	if (empty >= 0) {
-		char second[32];
-		snprintf(second, sizeof second, "/proc/self/fd/%d", empty);
-		fd = overlay_exe(second);
-		close(empty);
-	}
-	return fd;
-}
-
-static int overlay_child_main(void *arg)
-{
-	struct overlay_child *c = arg;
-	if (unshare(CLONE_NEWNS) == 0)
-		c->fd = overlay_exe_over_empty();
-	_exit(0);
-}
-
-static int overlay_exe_in_own_mount_ns(void)
-{
-	/* CLONE_VM | CLONE_VFORK, as vfork: we wait while it runs on this stack and writes c. */
-	static char stack[64 * 1024] __attribute__((aligned(16)));
-	struct overlay_child c = {.fd = -1};
-	pid_t pid = clone(overlay_child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &c);
-	if (pid < 0)
-		return -1;
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	return c.fd;
 }
 
 /* A sealed memfd copy of the binary. */
@@ -444,7 +387,7 @@ static void enter_user_namespace(void)
 	cur = &init_step;
 }
 
-static void sealed_reexec(char **argv, bool own_userns)
+static void sealed_reexec(char **argv)
 {
 	const char *how = getenv(SEALED_ENV);
 	if (how) {
@@ -455,9 +398,7 @@ static void sealed_reexec(char **argv, bool own_userns)
 			die(EPERM, "re-executed but /proc/self/exe is not a sealed copy (%s)", mode);
 		return;
 	}
-	int fd = overlay_exe_over_empty();
-	if (fd < 0 && own_userns)
-		fd = overlay_exe_in_own_mount_ns();
+	int fd = overlay_exe();
 	setenv(SEALED_ENV, fd >= 0 ? "overlay" : "memfd", 1);
 	if (fd < 0)
 		fd = memfd_exe();
@@ -1063,7 +1004,7 @@ int main(int argc, char **argv)
 		opt++;
 	if (new_userns && !getenv(SEALED_ENV))
 		enter_user_namespace();
-	sealed_reexec(argv, new_userns);
+	sealed_reexec(argv);
 	unsetenv(CHANNEL_FD_ENV);
 	unsetenv(CHANNEL_MODE_ENV);
 	signal(SIGPIPE, SIG_IGN);
