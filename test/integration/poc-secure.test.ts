@@ -5,7 +5,7 @@
  * flag as seen from inside the container; bad values are one clear error and leave nothing behind.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { pocIn } from '../helpers/poc.js';
@@ -138,4 +138,51 @@ t.test('bad values: one clear error naming the flag, nothing left behind', async
     t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr.trim()}`);
     t.same(residue(), clean, `${flags.join(' ')}: nothing left`);
   }
+});
+
+t.test("--user NAME and USER NAME: an image's /etc/passwd linking out of it never reads the host's file", async (t) => {
+  // The host's file, with a user no image has; the images link their /etc/passwd and /etc/group at it, once by
+  // an absolute link and once by a relative one that climbs with `..`.
+  const hostEtc = join(work, 'host-etc');
+  mkdirSync(hostEtc);
+  writeFileSync(join(hostEtc, 'passwd'), 'hostonly:x:4242:4343::/home/hostonly:/bin/sh\n');
+  writeFileSync(join(hostEtc, 'group'), 'hostgroup:x:4343:\n');
+  const ctx = join(work, 'passwd-ctx');
+  mkdirSync(ctx);
+  const up = '../'.repeat(16);
+  const links = { abs: hostEtc, rel: `..${join('/', up, hostEtc)}` };
+  for (const [tag, dir] of Object.entries(links)) {
+    writeFileSync(join(ctx, `Dockerfile.${tag}`), `FROM busybox\nRUN ln -sf ${dir}/passwd /etc/passwd && ln -sf ${dir}/group /etc/group\n`);
+    const b = poc(['build', '--network', 'none', '-q', '-t', `linked-${tag}`, '-f', join(ctx, `Dockerfile.${tag}`), ctx]);
+    t.equal(b.status, 0, b.stderr);
+  }
+  const unknown = /^poc: unable to find user hostonly: no matching entries in passwd file\n$/;
+  for (const tag of Object.keys(links)) {
+    const image = `linked-${tag}`;
+    t.equal(ok(['run', '--rm', '--network', 'none', image, 'readlink', '/etc/passwd']).trim(), `${links[tag as keyof typeof links]}/passwd`, `${tag}: the image's link`);
+    const run = poc(['run', '--rm', '--network', 'none', '--user', 'hostonly', image, 'id']);
+    t.equal(run.status, 1, `${tag}: poc run --user hostonly fails`);
+    t.match(run.stderr, unknown, `${tag}: run names the unknown user`);
+    t.same(residue(), clean, `${tag}: nothing left`);
+    // A numeric uid with no entry runs with gid 0, as docker: the host's entry (gid 4343) is not it either.
+    t.equal(ok(['run', '--rm', '--network', 'none', '--user', '4242', image, 'sh', '-c', 'echo $(id -u) $(id -g)']), '4242 0\n', `${tag}: --user 4242`);
+    const group = poc(['run', '--rm', '--network', 'none', '--user', '0:hostgroup', image, 'id']);
+    t.match(group.stderr, /^poc: unable to find group hostgroup: no matching entries in group file\n$/, `${tag}: --user 0:hostgroup`);
+    const id = ok(['run', '-d', '--network', 'none', image, 'sleep', '60']).trim();
+    const exec = poc(['exec', '--user', 'hostonly', id, 'id']);
+    t.equal(exec.status, 1, `${tag}: poc exec --user hostonly fails`);
+    t.match(exec.stderr, unknown, `${tag}: exec names the unknown user`);
+    ok(['rm', '-f', id]);
+  }
+  // The image's USER: taken at run time, and by a later build step (RUN, COPY --chown), from the image's files too.
+  writeFileSync(join(ctx, 'Dockerfile.user'), 'FROM linked-rel\nUSER hostonly\n');
+  t.equal(poc(['build', '--network', 'none', '-q', '-t', 'linked-user', '-f', join(ctx, 'Dockerfile.user'), ctx]).status, 0);
+  const user = poc(['run', '--rm', '--network', 'none', 'linked-user', 'id']);
+  t.equal(user.status, 1, 'USER hostonly: run fails');
+  t.match(user.stderr, unknown, 'USER hostonly: the unknown user named');
+  writeFileSync(join(ctx, 'Dockerfile.user-run'), 'FROM linked-abs\nUSER hostonly\nRUN id\n');
+  const built = poc(['build', '--network', 'none', '-q', '-t', 'linked-user-run', '-f', join(ctx, 'Dockerfile.user-run'), ctx]);
+  t.not(built.status, 0, 'USER hostonly then RUN: the build fails');
+  t.match(built.stderr, /unable to find user hostonly: no matching entries in passwd file/, 'the build names the unknown user');
+  t.same(residue(), clean, 'nothing left');
 });

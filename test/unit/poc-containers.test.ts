@@ -3,6 +3,9 @@
  * capabilities, the log format, the monitor's and pocrun exec's argv, and the output formats.
  */
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { joinNegativeValues, RUN_FLAGS, runFlags } from '../../src/cli/poc.js';
 import { parseFlags, splitAtFirstArg, type FlagSpec } from '../../src/cli/args.js';
 import type { Spec } from '../../src/spec/generated/config.js';
@@ -25,6 +28,7 @@ import { overlayOptions } from '../../src/poc/containers/rootfs.js';
 import { cgroupsPathOf } from '../../src/poc/containers/cgroup.js';
 import type { ContainerRecord } from '../../src/poc/containers/container-store.js';
 import { execArgs } from '../../src/poc/commands/exec.js';
+import { idFilesIn, readTextInRoot, resolveInRoot } from '../../src/poc/root-path.js';
 import { binarySize, humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
 import { statusText } from '../../src/poc/commands/ps.js';
 import { parseNetDev } from '../../src/poc/commands/stats.js';
@@ -146,8 +150,72 @@ t.test('users from the image', async (t) => {
     ['4242:7', { uid: 4242, gid: 7 }],
   ];
   for (const [spec, want] of cases) t.same(resolveUser(spec, passwd, group), want, JSON.stringify(spec));
-  t.throws(() => resolveUser('nobody', passwd, group), { message: /user "nobody" not found in the image's \/etc\/passwd/ });
-  t.throws(() => resolveUser('user:wheel', passwd, group), { message: /group "wheel" not found/ });
+  t.throws(() => resolveUser('nobody', passwd, group), { message: 'unable to find user nobody: no matching entries in passwd file' });
+  t.throws(() => resolveUser('user:wheel', passwd, group), { message: 'unable to find group wheel: no matching entries in group file' });
+});
+
+t.test('paths inside an image: symbolic links stay inside', async (t) => {
+  const root = mkdtempSync('/tmp/poc-root-path-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'real'));
+  symlinkSync('/real', join(root, 'abs'));
+  symlinkSync('../../../..', join(root, 'up'));
+  mkdirSync(join(root, 'etc'));
+  symlinkSync('/etc', join(root, 'hostetc'));
+  symlinkSync('loop', join(root, 'loop'));
+  t.equal(resolveInRoot(root, '/abs/x'), join(root, 'real/x'));
+  t.equal(resolveInRoot(root, '/up/x'), join(root, 'x'), '.. stops at the root');
+  t.equal(resolveInRoot(root, '/hostetc/passwd'), join(root, 'etc/passwd'), "an absolute link is the image's, not the host's");
+  t.equal(resolveInRoot(root, '/missing/../../../../etc/passwd'), join(root, 'etc/passwd'), '.. after a missing component stops at the root too');
+  symlinkSync('missing/../../../../../../etc', join(root, 'through-missing'));
+  t.equal(resolveInRoot(root, '/through-missing/passwd'), join(root, 'etc/passwd'), "a link through a missing directory stays inside");
+  t.throws(() => resolveInRoot(root, '/loop/x'), /too many levels of symbolic links/);
+});
+
+t.test("--user NAME: an image's /etc/passwd or /etc/group that links out reads the image's file, never the host's", async (t) => {
+  // The host file: a user no image has, at a path outside every root below.
+  const host = mkdtempSync('/tmp/poc-host-etc-');
+  t.teardown(() => rmSync(host, { recursive: true, force: true }));
+  writeFileSync(join(host, 'passwd'), 'hostonly:x:4242:4343::/home/hostonly:/bin/sh\n');
+  writeFileSync(join(host, 'group'), 'hostgroup:x:4343:\n');
+  const up = '../'.repeat(20);
+  const image = (name: string, make: (root: string) => void) => {
+    const root = mkdtempSync(`/tmp/poc-image-${name}-`);
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    mkdirSync(join(root, 'etc'));
+    make(root);
+    return root;
+  };
+  const roots = {
+    'absolute links': image('abs', (r) => {
+      symlinkSync(join(host, 'passwd'), join(r, 'etc/passwd'));
+      symlinkSync(join(host, 'group'), join(r, 'etc/group'));
+    }),
+    'relative .. links': image('rel', (r) => {
+      symlinkSync(`..${join('/', up, host, 'passwd')}`, join(r, 'etc/passwd'));
+      symlinkSync(`${up}${host.slice(1)}/group`, join(r, 'etc/group'));
+    }),
+    '/etc a link to the host directory': image('dir', (r) => {
+      rmSync(join(r, 'etc'), { recursive: true });
+      symlinkSync(`${up}${host.slice(1)}`, join(r, 'etc'));
+    }),
+  };
+  for (const [what, root] of Object.entries(roots)) {
+    t.same(idFilesIn(root), { passwd: '', group: '' }, `${what}: nothing of the host's is read`);
+    const { passwd, group } = idFilesIn(root);
+    t.throws(() => resolveUser('hostonly', passwd, group), { message: 'unable to find user hostonly: no matching entries in passwd file' }, what);
+    t.throws(() => resolveUser('0:hostgroup', passwd, group), { message: 'unable to find group hostgroup: no matching entries in group file' }, what);
+  }
+  // The same links land on the image's own copy when it has one there.
+  const own = image('own', (r) => {
+    mkdirSync(join(r, host), { recursive: true });
+    writeFileSync(join(r, host, 'passwd'), 'imageuser:x:1234:1234::/:/bin/sh\n');
+    symlinkSync(`..${join('/', up, host, 'passwd')}`, join(r, 'etc/passwd'));
+  });
+  t.same(resolveUser('imageuser', idFilesIn(own).passwd, ''), { uid: 1234, gid: 1234 }, "a relative link's target in the image is read");
+  // Anything but a regular file reads as absent (a FIFO would block the read, /dev/zero never end it).
+  const fifo = image('fifo', (r) => execFileSync('mkfifo', [join(r, 'etc/passwd')]));
+  t.equal(readTextInRoot(fifo, '/etc/passwd'), '', 'a FIFO is not read');
 });
 
 t.test('capabilities: docker defaults, --cap-add, --cap-drop, ALL', async (t) => {

@@ -5,7 +5,7 @@
  * store: its layers (the base's, then its own), its history, and a flattened rootfs/ for containers. An
  * unchanged rebuild finds every step cached and its config identical, and so the very image built before.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
 import { resolveUser } from '../containers/bundle.js';
@@ -22,7 +22,8 @@ import {
   type ImageConfig,
   type ImageRecord,
 } from '../images/image-store.js';
-import { checkName, readTextOr, type RootOptions } from '../poc-root.js';
+import { checkName, type RootOptions } from '../poc-root.js';
+import { idFilesIn, resolveInRoot } from '../root-path.js';
 import { cacheGet, cachePut, cacheMountDir, stepKey } from './cache.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
 import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
@@ -118,40 +119,6 @@ export function parseDuration(value: string, where: string, flag: string): numbe
   if (ns === undefined) throw buildError(where, `HEALTHCHECK --${flag}: invalid duration ${JSON.stringify(value)} (as 30s, 1m30s, 500ms)`);
   return ns;
 }
-
-/**
- * Inside the mount: the path `p` (absolute in the image) with its symbolic links resolved within the image, as
- * if the image were the root; the part that does not exist yet is appended as it is.
- */
-export function resolveInRoot(root: string, p: string): string {
-  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
-  let current: string[] = [];
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      current.pop();
-      continue;
-    }
-    const candidate = join(root, ...current, part);
-    let st;
-    try {
-      st = lstatSync(candidate);
-    } catch {
-      return join(root, ...current, part, ...parts);
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new PocError(`too many levels of symbolic links in ${p}`);
-      const target = readlinkSync(candidate);
-      if (target.startsWith('/')) current = [];
-      parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    current.push(part);
-  }
-  return join(root, ...current);
-}
-
 
 /** The paths from the first missing component of `target` down (inside the mount), the deepest last. */
 function missingPaths(merged: string, target: string): string[] {
@@ -413,17 +380,17 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   const userOf = (s: StageState, merged: string) => {
-    const read = (p: string) => readTextOr(resolveInRoot(merged, p));
-    return resolveUser(s.config.User, read('/etc/passwd'), read('/etc/group'));
+    const ids = idFilesIn(merged);
+    return resolveUser(s.config.User, ids.passwd, ids.group);
   };
 
   const chownOf = (ins: Instruction, s: StageState, merged: string): { uid: number; gid: number } | undefined => {
     const spec = ins.flags.chown;
     if (spec === undefined) return undefined;
     const v = expandWord(spec, lookupFor(s), ins.where);
-    const read = (p: string) => readTextOr(resolveInRoot(merged, p));
     try {
-      const u = resolveUser(v, read('/etc/passwd'), read('/etc/group'));
+      const ids = idFilesIn(merged);
+      const u = resolveUser(v, ids.passwd, ids.group);
       // --chown=USER alone: the user's primary group, as docker (resolveUser gives it).
       return { uid: u.uid, gid: u.gid };
     } catch (err) {

@@ -11,7 +11,8 @@ import { consoleSocketPath, findProgram } from '../containers/monitor.js';
 import { binaries, childEnv } from '../containers/runtime.js';
 import { containerStatus, resolveContainer, runtimeRoot } from '../containers/container-store.js';
 import { parseEnvSetting } from '../containers/options.js';
-import { readTextOr, type RootOptions } from '../poc-root.js';
+import type { RootOptions } from '../poc-root.js';
+import { idFilesIn } from '../root-path.js';
 import { forwardSignals } from '../../vocabulary/signals.js';
 
 export interface ExecCommandOptions extends RootOptions {
@@ -46,7 +47,8 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
   let uidGid: string | undefined;
   if (o.user !== undefined) {
     const lower = imageRootfs(c.image, o);
-    const u = resolveUser(o.user, readTextOr(`${lower}/etc/passwd`), readTextOr(`${lower}/etc/group`));
+    const ids = idFilesIn(lower);
+    const u = resolveUser(o.user, ids.passwd, ids.group);
     uidGid = `${u.uid}:${u.gid}`;
   }
   const b = binaries();

@@ -49,7 +49,8 @@ function parseIdFile(text: string): PasswdEntry[] {
 
 /**
  * `-u` (or the image's User): `UID`, `NAME`, `UID:GID`, `NAME:GROUP`, looked up in the image's /etc/passwd and
- * /etc/group. A numeric uid not in passwd runs with gid 0, as with docker; an unknown name is an error.
+ * /etc/group. A numeric uid not in passwd runs with gid 0, as with docker; an unknown name is an error, in
+ * docker's words (moby/sys/user's GetExecUser).
  */
 export function resolveUser(spec: string, passwd: string, group: string): ProcessUser {
   if (spec === '') return { uid: 0, gid: 0 };
@@ -63,7 +64,7 @@ export function resolveUser(spec: string, passwd: string, group: string): Proces
     if (entry) gid = entry.gid;
   } else {
     const entry = users.find((e) => e.name === u);
-    if (!entry) throw new PocError(`user ${JSON.stringify(u)} not found in the image's /etc/passwd`);
+    if (!entry) throw new PocError(`unable to find user ${u}: no matching entries in passwd file`);
     uid = entry.uid;
     gid = entry.gid;
   }
@@ -72,7 +73,7 @@ export function resolveUser(spec: string, passwd: string, group: string): Proces
     else {
       // group file: name:x:gid:members, so the "uid" field of the parse is the gid
       const entry = parseIdFile(group).find((e) => e.name === g);
-      if (!entry) throw new PocError(`group ${JSON.stringify(g)} not found in the image's /etc/group`);
+      if (!entry) throw new PocError(`unable to find group ${g}: no matching entries in group file`);
       gid = entry.uid;
     }
   }

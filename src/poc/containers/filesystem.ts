@@ -8,7 +8,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
-import { resolveInRoot } from '../build/build.js';
+import { resolveInRoot } from '../root-path.js';
 import { copyTar } from '../build/context.js';
 import { mountOverlay, overlayMountOptions } from '../build/step-fs.js';
 import { applyLayer } from '../images/layer.js';

@@ -12,7 +12,7 @@ import { unpackImage } from '../images/unpack.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { EPHEMERAL, pickHostPorts } from '../network/publish.js';
 import { pastaPlan } from '../network/pasta.js';
-import { newId, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
+import { newId, readTextOr, shortId, withLock, writeJsonAtomic, type RootOptions } from '../poc-root.js';
 import { containerArgs, planBundle, resolveGroups, resolveUser } from './bundle.js';
 import { containerDevices } from './devices.js';
 import { CAPABILITIES } from '../../vocabulary/capabilities.js';
@@ -23,18 +23,11 @@ import { goArch } from './seccomp-profile.js';
 import { binaries } from './runtime.js';
 import { containerPaths, listContainers, type ContainerRecord } from './container-store.js';
 import { pocRoot } from '../poc-root.js';
+import { idFilesIn } from '../root-path.js';
 import { imageVolumes, volumeType } from '../volumes/spec.js';
 import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/volume-store.js';
 import { effectiveHealthcheck } from './health.js';
 import { isRootless } from '../rootless.js';
-
-function readOr(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
 
 /**
  * An image by reference, with its files: `busybox` is built from the host's busybox-static on first use; any other
@@ -97,8 +90,9 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
   const initBinary = options.init ? findInit() : undefined;
   const image = await findImage(flags.image, opts);
   const lower = imageRootfs(image, opts);
-  const user = resolveUser(options.user ?? image.config.User ?? '', readOr(`${lower}/etc/passwd`, ''), readOr(`${lower}/etc/group`, ''));
-  if (options.groupAdd) user.additionalGids = resolveGroups(options.groupAdd, readOr(`${lower}/etc/group`, ''));
+  const ids = idFilesIn(lower);
+  const user = resolveUser(options.user ?? image.config.User ?? '', ids.passwd, ids.group);
+  if (options.groupAdd) user.additionalGids = resolveGroups(options.groupAdd, ids.group);
   const args = containerArgs(image.config, options);
   const healthcheck = effectiveHealthcheck(image.config.Healthcheck, options.healthcheck);
   // The image's VOLUMEs get anonymous volumes, and every anonymous volume its name now: the record keeps it.
@@ -240,19 +234,19 @@ function hostLimits(): { hard: (type: string) => number; sysResource: boolean } 
     'Max msgqueue size': 'RLIMIT_MSGQUEUE', 'Max nice priority': 'RLIMIT_NICE', 'Max realtime priority': 'RLIMIT_RTPRIO', 'Max realtime timeout': 'RLIMIT_RTTIME',
   };
   const hard = new Map<string, number>();
-  for (const line of readOr('/proc/self/limits', '').split('\n')) {
+  for (const line of readTextOr('/proc/self/limits').split('\n')) {
     const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
     const type = m && names[m[1]!];
     if (type) hard.set(type, m[3] === 'unlimited' ? UNLIMITED : Number(m[3]));
   }
-  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readOr('/proc/self/status', ''))?.[1] ?? '0';
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readTextOr('/proc/self/status'))?.[1] ?? '0';
   const CAP_SYS_RESOURCE = 24n;
   return { hard: (type) => hard.get(type) ?? UNLIMITED, sysResource: ((BigInt(`0x${capEff}`) >> CAP_SYS_RESOURCE) & 1n) === 1n };
 }
 
 /** poc's bounding set (CAP_SYS_RESOURCE is missing on some hosts): what --cap-add ALL and --privileged can give. */
 function boundingCapabilities(): string[] {
-  const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(readOr('/proc/self/status', ''))?.[1] ?? '0'}`);
+  const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(readTextOr('/proc/self/status'))?.[1] ?? '0'}`);
   return CAPABILITIES.filter((_, i) => ((bnd >> BigInt(i)) & 1n) === 1n);
 }
 

@@ -1,7 +1,7 @@
 /** /etc/hosts, /etc/hostname and /etc/resolv.conf for a container (pure), and writing them (system). */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../poc-root.js';
+import { readTextOr, writeFileAtomic } from '../poc-root.js';
 import { isIpv4, isLoopback } from './address.js';
 import { PASTA_DNS } from './pasta.js';
 
@@ -94,19 +94,12 @@ export function resolvConf(hostResolv: string, mode: NetworkMode, servers: Resol
  * list that resolved keeps in /run/systemd/resolve/resolv.conf.
  */
 export function readHostResolvConf(): string {
-  const read = (p: string) => {
-    try {
-      return readFileSync(p, 'utf8');
-    } catch {
-      return '';
-    }
-  };
   // POC_RESOLV_CONF: another file to take as the host's (a simulated host in the tests, a host whose resolver
   // config lives elsewhere); it is passed on to the network hooks.
-  if (process.env.POC_RESOLV_CONF) return read(process.env.POC_RESOLV_CONF);
-  const main = read('/etc/resolv.conf');
+  if (process.env.POC_RESOLV_CONF) return readTextOr(process.env.POC_RESOLV_CONF);
+  const main = readTextOr('/etc/resolv.conf');
   if (/^nameserver\s+127\.0\.0\.53\s*$/m.test(main)) {
-    const upstream = read('/run/systemd/resolve/resolv.conf');
+    const upstream = readTextOr('/run/systemd/resolve/resolv.conf');
     if (/^nameserver\s/m.test(upstream)) return upstream;
   }
   return main;
@@ -129,17 +122,9 @@ export function writeContainerEtcFiles(dir: string, o: EtcFilesOptions): { hosts
   mkdirSync(dir, { recursive: true });
   const paths = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
   const hostsOpts: HostsOptions = { hostname: o.hostname, ...(o.mode === 'bridge' && o.ip ? { ip: o.ip } : o.mode === 'slirp4netns' ? { ip: SLIRP_ADDRESS } : {}), ...(o.extraHosts ? { extra: o.extraHosts } : {}) };
-  writeFileAtomic(paths.hosts, o.mode === 'host' ? readHostFile('/etc/hosts', hostsFile(hostsOpts)) : hostsFile(hostsOpts));
+  writeFileAtomic(paths.hosts, o.mode === 'host' ? readTextOr('/etc/hosts', hostsFile(hostsOpts)) : hostsFile(hostsOpts));
   writeFileAtomic(paths.hostname, hostnameFile(o.hostname));
   const servers: ResolvServers = { ...(o.dns ? { dns: o.dns } : {}), ...(o.networkDns ? { networkDns: o.networkDns } : {}), ...(o.pastaDns ? { pastaDns: o.pastaDns } : {}) };
   writeFileAtomic(paths.resolvConf, resolvConf(o.hostResolvConf ?? readHostResolvConf(), o.mode, servers));
   return paths;
-}
-
-function readHostFile(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return fallback;
-  }
 }
