@@ -46,8 +46,9 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const env = o.env.map((e) => parseEnvSetting(e, process.env, 'exec -e')).filter((e): e is string => e !== undefined);
   let uidGid: string | undefined;
   if (o.user !== undefined) {
-    const lower = imageRootfs(c.image, o);
-    const ids = idFilesIn(lower);
+    // The image's files, which no container writes: the running container's view could have its links swapped
+    // while the walk looks at them (docker cp's CVE-2018-15664). A user the container added itself is not seen.
+    const ids = idFilesIn(imageRootfs(c.image, o));
     const u = resolveUser(o.user, ids.passwd, ids.group);
     uidGid = `${u.uid}:${u.gid}`;
   }
