@@ -56,6 +56,24 @@ function liveProcesses(who: TestUser): string[] {
   return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('Z'));
 }
 
+/**
+ * A server's answer, asked until it comes (5 s at most): a published port listens before the program in the
+ * container does, and a connection made before that is closed (the error, or '', is the answer then).
+ */
+async function answer(url: string): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    try {
+      const body = await httpGet(url);
+      if (body) return body;
+    } catch (err) {
+      last = `(${(err as Error).message})`;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return last;
+}
+
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     get(url, (res) => {
@@ -140,22 +158,23 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   const serverPort = PORT + 1;
   const server = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${serverPort}`, '-h', www], { stdio: 'ignore' });
   t.teardown(() => server.kill('SIGKILL'));
-  for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
+  await answer(`http://127.0.0.1:${serverPort}/pong`);
 
   const run = poc(user, [
     'run', '-d', '--name', 'web', '--network', 'slirp4netns:allow_host_loopback=true', '-p', `127.0.0.1:${PORT}:80`, '-p', '127.0.0.1::80',
     '-v', `${www}:/www:ro`, 'busybox', 'sh', '-c', 'echo started; exec httpd -f -p 80 -h /www',
   ]);
   t.equal(run.status, 0, `run -d: ${run.stderr}`);
+  t.teardown(() => void poc(user, ['rm', '-f', 'web'])); // a failed check must not leave it to the next test
   t.match(run.stdout, /^[0-9a-f]{64}\n$/);
   t.ok(liveProcesses(user).some((p) => p.includes('slirp4netns')), 'slirp4netns runs as the user');
 
-  t.equal(await httpGet(`http://127.0.0.1:${PORT}/`), 'hello from a rootless container\n', 'the published port answers on 127.0.0.1');
+  t.equal(await answer(`http://127.0.0.1:${PORT}/`), 'hello from a rootless container\n', 'the published port answers on 127.0.0.1');
   // -p 127.0.0.1::80: an ephemeral port, picked by poc from the kernel's ephemeral range, kept in the record.
   const ports = poc(user, ['port', 'web']);
   const eph = Number(new RegExp(`^80/tcp -> 127\\.0\\.0\\.1:${PORT}\n80/tcp -> 127\\.0\\.0\\.1:(\\d+)\n$`).exec(ports.stdout)?.[1]);
   t.ok(eph >= localRange[0] && eph <= localRange[1] && eph !== PORT, `poc port: the ephemeral port ${eph} is of ip_local_port_range ${localRange.join('-')}: ${ports.stdout}${ports.stderr}`);
-  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'the ephemeral port answers (slirp4netns forwards it)');
+  t.equal(await answer(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'the ephemeral port answers (slirp4netns forwards it)');
   const out = poc(user, ['exec', 'web', 'wget', '-qO-', `http://10.0.2.2:${serverPort}/pong`]);
   t.equal(out.stdout, 'pong\n', `outbound through slirp4netns to the host's loopback: ${out.stderr}`);
   const ex = poc(user, ['exec', 'web', 'sh', '-c', 'id -u; cat /etc/resolv.conf | grep nameserver; mkdir -p /data/d && touch /data/d/f && chown -R 1000:1000 /data']);
@@ -177,7 +196,7 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   const again = poc(user, ['start', 'web']);
   t.equal(again.status, 0, `start again: ${again.stderr}`);
   t.equal(poc(user, ['port', 'web', '80']).stdout, `127.0.0.1:${PORT}\n127.0.0.1:${eph}\n`, 'the same ephemeral port after a restart');
-  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'and it answers');
+  t.equal(await answer(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'and it answers');
   t.equal(poc(user, ['stop', '-t', '2', 'web']).status, 0);
   // Its diff holds a directory of uid 1000 (a subordinate id on the host), which rm removes in the user namespace.
   const rm = poc(user, ['rm', 'web']);
@@ -192,16 +211,13 @@ t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta,
     'mkdir /www && echo hello through pasta > /www/index.html && exec httpd -f -p 8080 -h /www',
   ]);
   t.equal(run.status, 0, `run -d --network pasta: ${run.stderr}`);
+  t.teardown(() => void poc(user, ['rm', '-f', 'pst'])); // a failed check must not leave it to the next test
   t.ok(liveProcesses(user).some((p) => /\bpasta\b/.test(p)), 'pasta runs as the user');
-  let body = '';
-  for (let i = 0; i < 100 && !body; i++) {
-    body = await httpGet(`http://127.0.0.1:${port}/`).catch(() => '');
-    if (!body) await new Promise((r) => setTimeout(r, 50));
-  }
+  const body = await answer(`http://127.0.0.1:${port}/`);
   t.equal(body, 'hello through pasta\n', 'the published port answers on the host\'s 127.0.0.1');
   const eph = Number(/^127\.0\.0\.1:(\d+)$/m.exec(poc(user, ['port', 'pst', '8080/tcp']).stdout.split('\n')[1] ?? '')?.[1]);
   t.ok(eph >= localRange[0] && eph <= localRange[1] && eph !== port, `an ephemeral port of ip_local_port_range: ${eph}`);
-  t.equal(await httpGet(`http://127.0.0.1:${eph}/`), 'hello through pasta\n', 'the ephemeral port answers (pasta forwards it)');
+  t.equal(await answer(`http://127.0.0.1:${eph}/`), 'hello through pasta\n', 'the ephemeral port answers (pasta forwards it)');
   const second = poc(user, ['create', '--name', 'pst2', '--network', 'pasta', '-p', '127.0.0.1::8080', 'busybox', 'true']);
   t.equal(second.status, 0, `create: ${second.stderr}`);
   const eph2 = Number(/:(\d+)\n$/.exec(poc(user, ['port', 'pst2']).stdout)?.[1]);
@@ -226,7 +242,7 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   const [serverPort, inPort] = [PORT + 3, PORT + 2];
   const server = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${serverPort}`, '-h', www], { stdio: 'ignore' });
   t.teardown(() => server.kill('SIGKILL'));
-  for (let i = 0; i < 100 && !(await httpGet(`http://127.0.0.1:${serverPort}/pong`).catch(() => '')); i++) await new Promise((r) => setTimeout(r, 50));
+  await answer(`http://127.0.0.1:${serverPort}/pong`);
   const [pcap, log] = [join(user.home, 'pasta.pcap'), join(user.home, 'pasta.log')];
   const opts = [
     '--ipv4-only', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '--dns-forward', '10.0.2.3', '-I', 'tap0', '--mtu', '1500',
@@ -237,6 +253,7 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
     'mkdir /www && echo hello through a pasta option > /www/index.html && exec httpd -f -p 8081 -h /www',
   ]);
   t.equal(run.status, 0, `run -d --network pasta:${opts.join(',')}: ${run.stderr}`);
+  t.teardown(() => void poc(user, ['rm', '-f', 'popt'])); // a failed check must not leave it to the next test
   const ex = poc(user, ['exec', 'popt', 'sh', '-c', [
     'ip -o -4 addr show tap0 | awk \'{print $4}\'', 'ip route | grep ^default', 'grep nameserver /etc/resolv.conf',
     'ip -o -6 addr show scope global | wc -l', 'ls /sys/class/net | grep -v lo', 'cat /sys/class/net/tap0/mtu',
@@ -245,11 +262,7 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   t.equal(ex.stdout, [
     '10.0.2.100/24', 'default via 10.0.2.2 dev tap0 ', 'nameserver 10.0.2.3', '0', 'tap0', '1500', 'pong from the host', 'pong from the host', '',
   ].join('\n'), `-a/-n, -g, --dns-forward in resolv.conf, --ipv4-only, -I, --mtu, --map-gw, -T: ${ex.stderr}`);
-  let body = '';
-  for (let i = 0; i < 100 && !body; i++) {
-    body = await httpGet(`http://127.0.0.1:${inPort}/`).catch(() => '');
-    if (!body) await new Promise((r) => setTimeout(r, 50));
-  }
+  const body = await answer(`http://127.0.0.1:${inPort}/`);
   t.equal(body, 'hello through a pasta option\n', "--tcp-ports: the host's 127.0.0.1 port reaches the container");
   t.ok(existsSync(pcap) && readFileSync(pcap).readUInt32LE(0) === 0xa1b2c3d4, '-p (--pcap): pasta writes the capture as the user');
   t.ok(existsSync(log) && statSync(log).uid === user.uid, `--log-file: pasta logs to the user's file: ${existsSync(log) ? readFileSync(log, 'utf8').slice(0, 200) : 'none'}`);
@@ -265,6 +278,7 @@ t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, t
   const parent = `/poc-rl-${process.pid}`;
   const dirs = cgroupDirsOf(parent);
   t.teardown(() => {
+    poc(user, ['rm', '-f', 'lim']); // a failed check must not leave it, nor its cgroup
     for (const d of dirs) for (const sub of ['leaf', '']) spawnSync('rmdir', [join(d, sub)]);
   });
   for (const d of dirs) {

@@ -155,6 +155,9 @@ export async function startMonitor(c: ContainerRecord, opts: MonitorOptions): Pr
   }
   if (!first.value.startsWith('ok ')) {
     hangUp();
+    // After an error the monitor exits at once (poc cleans up): reaped here, so that no part of it outlives the
+    // failed command (a rootless one is the user's process). Bounded, should it hang.
+    await Promise.race([monitor.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
     throw new PocError(first.value.replace(/^error /, ''));
   }
   if (!opts.foreground) {
