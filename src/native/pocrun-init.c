@@ -371,15 +371,28 @@ static bool exe_is_sealed(const char *how)
  * process's pid; the re-exec then runs as the namespace's root.
  */
 static const struct step userns_step = {2, (char *[]){"clone", "user", NULL}, "/linux/namespaces"};
-static void enter_user_namespace(void)
+static const struct step uid_map_step = {2, (char *[]){"clone", "user", NULL}, "/linux/uidMappings"};
+static const struct step gid_map_step = {2, (char *[]){"clone", "user", NULL}, "/linux/gidMappings"};
+static void enter_user_namespace(const char *uid_map, const char *gid_map)
 {
 	cur = &userns_step;
 	if (unshare(CLONE_NEWUSER) < 0)
 		die(errno, "unshare user namespace: %s", strerror(errno));
-	say("sync maps");
-	char *reply = read_line();
-	if (!reply || strcmp(reply, "ok"))
-		_exit(1);
+	if (uid_map) {
+		/* `--own-maps`: each map is only our own id, which the kernel lets a process write for its own
+		 * namespace (the gid after setgroups is denied), as `unshare -r` does: no round trip to the runtime. */
+		cur = &uid_map_step;
+		write_file(AT_FDCWD, "/proc/self/uid_map", uid_map, "write uid_map");
+		cur = &gid_map_step;
+		write_file(AT_FDCWD, "/proc/self/setgroups", "deny", "deny setgroups");
+		write_file(AT_FDCWD, "/proc/self/gid_map", gid_map, "write gid_map");
+		cur = &userns_step;
+	} else {
+		say("sync maps");
+		char *reply = read_line();
+		if (!reply || strcmp(reply, "ok"))
+			_exit(1);
+	}
 	if (setresgid(0, 0, 0) < 0)
 		die(errno, "setresgid 0 in the new user namespace: %s (is gid 0 mapped?)", strerror(errno));
 	if (setresuid(0, 0, 0) < 0)
@@ -994,7 +1007,7 @@ int main(int argc, char **argv)
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;
 		static const char usage[] =
-			"usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [--new-userns] [--clone-into-cgroup DIR] [cgroup.procs ...]\n";
+			"usage: pocrun-init <plan-fd> <sync-out-fd>|ipc <sync-in-fd> [--new-userns [--own-maps UID_MAP GID_MAP]] [--clone-into-cgroup DIR] [cgroup.procs ...]\n";
 		if (write(2, usage, sizeof usage - 1) < 0) { /* nothing to do */ }
 		return 1;
 	}
@@ -1002,8 +1015,14 @@ int main(int argc, char **argv)
 	bool new_userns = argc > opt && !strcmp(argv[opt], "--new-userns");
 	if (new_userns)
 		opt++;
+	const char *uid_map = NULL, *gid_map = NULL;
+	if (new_userns && argc >= opt + 3 && !strcmp(argv[opt], "--own-maps")) {
+		uid_map = argv[opt + 1];
+		gid_map = argv[opt + 2];
+		opt += 3;
+	}
 	if (new_userns && !getenv(SEALED_ENV))
-		enter_user_namespace();
+		enter_user_namespace(uid_map, gid_map);
 	sealed_reexec(argv);
 	unsetenv(CHANNEL_FD_ENV);
 	unsetenv(CHANNEL_MODE_ENV);

@@ -54,6 +54,8 @@ extern const struct step *cur;
 /* Reports the failure of the current step and exits: `error <step>\t<ref>\t<errno>\t<msg>` on sync-out and
  * exit 1, or (after `created`) a line on stderr and exit 127. */
 __attribute__((noreturn, format(printf, 2, 3))) void die(int err, const char *fmt, ...);
+/* Writes `value` to `path` (relative to dirfd) whole, or dies naming `what`. */
+void write_file(int dirfd, const char *path, const char *value, const char *what);
 
 /* Number parsing; a malformed number fails the step. */
 unsigned long long parse_u64(const char *s, int base, const char *what);

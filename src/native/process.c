@@ -155,7 +155,7 @@ void step_run_hooks(const struct step *s)
 
 /* ---- kernel settings ---- */
 
-static void write_file(int dirfd, const char *path, const char *value, const char *what)
+void write_file(int dirfd, const char *path, const char *value, const char *what)
 {
 	int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)

@@ -18,7 +18,7 @@ import { killQuietly, readProcStat } from '../common/proc.js';
 import { ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { RuntimeContext } from './context.js';
-import { writeIdMaps } from './userns.js';
+import { ownMaps, writeIdMaps } from './userns.js';
 import { cgroupOutOfReach, euid, firstResourceField, hostEuid, isPermissionError, ownerName } from './rootless.js';
 import { moveNetDevices } from './netdevices.js';
 import { removeContainer } from './delete.js';
@@ -138,11 +138,14 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     // move (5-25 ms on v1) overlaps with applying the resources here. It reads its plan only after that move,
     // so the plan has no cgroup-join steps. A systemd scope is made with the helper in it (below, systemd moves
     // it), before the helper clones the init.
+    // Before the helper exists: the slot's fd must not be among the fds it passes on.
     releaseSlotIfPreserved(opts.preserveFds);
     const into = systemd ? undefined : cloneIntoCgroup(cgroups, cgroupPath, spec);
     helper = HelperSession.spawn({
       preserveFds: opts.preserveFds,
       newUserNamespace,
+      // The maps the helper may write itself (each only the user's own id): no round trip at `sync maps`.
+      ownMaps: newUserNamespace ? ownMaps(spec) : undefined,
       ownProcessGroup: opts.mode === 'wait',
       ...(into ? { cloneIntoCgroup: into } : { cgroupProcsFiles: systemd ? [] : cgroups.procsFiles(cgroupPath) }),
     });

@@ -120,6 +120,8 @@ export class HelperSession {
     cloneIntoCgroup?: string;
     /** The helper makes the user namespace before its re-exec (`--new-userns`, PROTOCOL.md), asking `sync maps`. */
     newUserNamespace?: boolean;
+    /** With newUserNamespace: the uid_map and gid_map texts, each only the caller's own id, which the helper writes itself. */
+    ownMaps?: readonly [uidMap: string, gidMap: string];
   }): HelperSession {
     const bun = bunRuntime();
     const preserved = Array.from({ length: opts.preserveFds }, (_, i) => 3 + i);
@@ -127,7 +129,8 @@ export class HelperSession {
     const syncIndex = planIndex + 1;
     const session = new HelperSession();
     try {
-      const cgroupArgs = [...(opts.newUserNamespace ? ['--new-userns'] : []), ...(opts.cloneIntoCgroup ? ['--clone-into-cgroup', opts.cloneIntoCgroup] : []), ...(opts.cgroupProcsFiles ?? [])];
+      const userns = opts.newUserNamespace ? ['--new-userns', ...(opts.ownMaps ? ['--own-maps', ...opts.ownMaps] : [])] : [];
+      const cgroupArgs = [...userns, ...(opts.cloneIntoCgroup ? ['--clone-into-cgroup', opts.cloneIntoCgroup] : []), ...(opts.cgroupProcsFiles ?? [])];
       session.proc = bun.spawn([helperPath(), String(planIndex), 'ipc', String(syncIndex), ...cgroupArgs], {
         stdio: ['inherit', 'inherit', 'inherit', ...preserved, 'pipe', 'pipe'],
         detached: opts.ownProcessGroup ?? false,

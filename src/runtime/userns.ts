@@ -17,6 +17,16 @@ export function idMapMethod(maps: readonly IdMap[] | undefined, ownId: number, i
   return maps?.length === 1 && maps[0]!.hostID === ownId && maps[0]!.size === 1 ? 'direct' : 'helper';
 }
 
+/**
+ * The maps a helper that makes the user namespace itself (`--new-userns`) may write for itself, without the
+ * runtime's round trip (`--own-maps`): an unprivileged user's maps that are each only its own id. Else undefined.
+ */
+export function ownMaps(spec: Spec, uid = euid(), gid = egid()): [uidMap: string, gidMap: string] | undefined {
+  const { uidMappings, gidMappings } = spec.linux ?? {};
+  if (uid === 0 || idMapMethod(uidMappings, uid, false) !== 'direct' || idMapMethod(gidMappings, gid, false) !== 'direct') return undefined;
+  return [idMapText(uidMappings), idMapText(gidMappings)];
+}
+
 /** Written by the runtime between the helper's sync points, while the new user namespace waits for them. */
 export function writeIdMaps(pid: number, spec: Spec): void {
   const isRoot = euid() === 0;

@@ -2,7 +2,7 @@ import t from 'tap';
 import {
   defaultRoot, firstResourceField, isPermissionError, outsideId, ownerName, parseRootlessFlag, rootlessMode, uidMapIsUserNs,
 } from '../../src/runtime/rootless.js';
-import { idMapMethod } from '../../src/runtime/userns.js';
+import { idMapMethod, ownMaps } from '../../src/runtime/userns.js';
 import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
 import { compileExecPlan } from '../../src/plan/exec-plan.js';
 import { PocrunError, wrapError } from '../../src/errors.js';
@@ -67,6 +67,15 @@ t.test('id maps: root and the one-id map of the caller are written directly, the
   t.equal(idMapMethod([{ containerID: 0, hostID: 1000, size: 2 }], 1000, false), 'helper');
   t.equal(idMapMethod([...own, { containerID: 1, hostID: 100000, size: 65536 }], 1000, false), 'helper');
   t.equal(idMapMethod([{ containerID: 0, hostID: 100000, size: 65536 }], 0, true), 'direct', 'root');
+});
+
+t.test('--own-maps: the helper writes its maps itself only when each is the user\'s own id', async (t) => {
+  const spec = rootlessSpec(defaultSpec(), 1000, 1001);
+  t.same(ownMaps(spec, 1000, 1001), ['0 1000 1\n', '0 1001 1\n'], 'runc\'s rootless spec');
+  t.equal(ownMaps(spec, 1000, 1002), undefined, 'another gid: newgidmap');
+  t.equal(ownMaps({ ...spec, linux: { ...spec.linux, uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }] } }, 1000, 1001), undefined, 'subordinate ids: newuidmap');
+  t.equal(ownMaps({ ...spec, linux: { ...spec.linux, gidMappings: undefined } }, 1000, 1001), undefined, 'no gid map');
+  t.equal(ownMaps(spec, 0, 0), undefined, 'root writes from outside, at its sync point');
 });
 
 t.test('spec --rootless: runc specconv.ToRootless applied to the default spec', async (t) => {
