@@ -146,7 +146,7 @@ export interface ContainerOptions {
    * before it: cgroupfs under /poc.
    */
   cgroup?: CgroupOptions;
-  /** A rootless container (src/poc/rootless.ts): no cgroup, slirp4netns or none, poc's user namespace. */
+  /** A rootless container (src/poc/rootless.ts): slirp4netns, pasta or none, poc's user namespace, a cgroup only where delegated. */
   rootless?: RootlessOptions;
 }
 
@@ -308,7 +308,7 @@ export function resolveRunFlags(f: RunFlags, ctx: ResolveContext): ContainerOpti
   }
   if (ctx.rootless && f.network.length > 1) throw new PocError(`--network ${f.network.join(', ')}: a rootless container has one network, slirp4netns, pasta or none`);
   const rootless = ctx.rootless ? parseRootlessFlags({ ...f, network: f.network[0] }, ctx.userDelegation) : undefined;
-  // Rootless: slirp4netns or none (rootless.ts); --dns and --add-host still apply, user networks need root.
+  // Rootless: slirp4netns, pasta or none (rootless.ts); --dns and --add-host still apply, user networks need root.
   const net = rootless ? { ...parseNetworkFlags({ ...f, network: [] }), network: rootless.network } : parseNetworkFlags(f);
   const network = net.network;
   const publish = f.publish.flatMap(parsePublish);
