@@ -443,7 +443,14 @@ export class CgroupV2Driver implements CgroupDriver {
     if (!isDir(dir)) return;
     // cgroup.kill (Linux 5.14+) kills the whole subtree at once, racing with no fork.
     if ((signal === 'SIGKILL' || signal === 9) && existsSync(`${dir}/cgroup.kill`)) {
-      this.write(path, 'cgroup.kill', '1');
+      try {
+        this.write(path, 'cgroup.kill', '1');
+      } catch (err) {
+        // A cgroup being removed meanwhile (systemd removes an emptied scope itself) refuses the write with ENODEV
+        // while its directory may still be seen: nothing is left in it to kill.
+        if (causeCode(err) === 'ENODEV' || !existsSync(dir)) return;
+        throw err;
+      }
       return;
     }
     signalAllFrozen(this, path, signal, existsSync(`${dir}/cgroup.freeze`));

@@ -236,6 +236,18 @@ t.test('thaw of a cgroup that goes meanwhile (systemd removes an emptied scope) 
   t.doesNotThrow(() => driver.thaw('/pocrun/c1'), 'gone between the check and the write: nothing to thaw');
 });
 
+t.test('a SIGKILL through cgroup.kill of a cgroup being removed (ENODEV) is not an error; another failure is', async (t) => {
+  const { driver } = fixture(t, { 'cgroup.kill': '' });
+  const failingWrite = (code: string) => () => {
+    throw new Error('cgroup /pocrun/c1: write cgroup.kill=1: failed', { cause: Object.assign(new Error(code), { code }) });
+  };
+  const patched = driver as unknown as { write: () => void };
+  patched.write = failingWrite('EACCES');
+  t.throws(() => driver.killAll('/pocrun/c1', 'SIGKILL'), /write cgroup\.kill=1/, 'EACCES: the error stands');
+  patched.write = failingWrite('ENODEV');
+  t.doesNotThrow(() => driver.killAll('/pocrun/c1', 'SIGKILL'), 'ENODEV: the kernel is removing it (its directory still seen): nothing to kill');
+});
+
 t.test('stats in the shape of runc events --stats', async (t) => {
   const { driver } = fixture(t, {
     'cpu.stat': 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 2\nthrottled_usec 30\n',
