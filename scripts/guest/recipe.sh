@@ -15,7 +15,7 @@ die() { echo "guest image: $*" >&2; exit 1; }
 # What the guest holds. Recommends are not installed: everything the tests use is named here.
 PACKAGES="systemd systemd-sysv udev dbus libpam-systemd dbus-user-session kmod initramfs-tools linux-image-amd64 e2fsprogs mount util-linux \
   procps psmisc iproute2 nftables iptables file tar gzip xz-utils zstd python3 libstdc++6 ca-certificates \
-  runc crun podman conmon golang-github-containers-common netavark aardvark-dns catatonit uidmap slirp4netns \
+  runc crun podman conmon golang-github-containers-common netavark aardvark-dns catatonit uidmap slirp4netns passt fuse-overlayfs \
   containerd containernetworking-plugins umoci skopeo libseccomp2 libyajl2 criu busybox-static \
   sysbench hyperfine"
 # The initramfs needs only what mounts the root disk (MODULES=list: 7 MB instead of 36).

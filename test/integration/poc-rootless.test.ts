@@ -5,6 +5,12 @@
  * run, exec, logs, top, a published port on 127.0.0.1 and outbound traffic through slirp4netns (only to a server this
  * test runs on the host's loopback), stop and rm; volumes (named, anonymous, filled from the image with its owners); what needs root refused with a clear error; and nothing left of
  * the user's: containers, runtime state, sockets, processes (slirp4netns, monitors), the user itself.
+ *
+ * It runs on the host and in the cgroup v2 guest (scripts/test.sh runs it there too). Where the host delegates a
+ * cgroup to users (USER_DELEGATION: systemd, cgroup v2; the guest) the user lingers, so its own systemd runs, and
+ * as with rootless podman there every container gets a scope of it: stats reads it, and -m, --cpus and
+ * --pids-limit hold; the user without subordinate ids does not linger and shows the refusals. On the host
+ * (cgroup v1, no systemd) a container has a cgroup only below a --cgroup-parent root delegated.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,7 +31,7 @@ const POC = join(top, 'dist/poc');
 // Short (unix socket paths hold 108 bytes) and traversable by the users, who keep their homes in it.
 const work = mkdtempSync('/tmp/poc-rl-');
 chmodSync(work, 0o755);
-const user = makeTestUser(work, { prefix: 'pocrlp' });
+const user = makeTestUser(work, { prefix: 'pocrlp', linger: true });
 const plain = makeTestUser(work, { prefix: 'pocrlq', subids: false });
 const PORT = 20002 + (process.pid % 10000) * 4;
 /** Whether the host has an IPv6 default route: then pasta gives the container an IPv6 address too. */
@@ -50,10 +56,15 @@ const runDir = (who: TestUser) => join(who.runtimeDir, 'poc');
 /** A directory's entries but pocrun's admission file (.create-slots), which stays in its --root. */
 const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')) : []);
 
-/** The user's live processes (a zombie is not one: this host's pid 1 does not reap). */
+/** The user's live processes but its own systemd's (a zombie is not one: this host's pid 1 does not reap). */
 function liveProcesses(who: TestUser): string[] {
-  const r = spawnSync('ps', ['-u', String(who.uid), '-o', 'stat=,args='], { encoding: 'utf8' });
-  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('Z'));
+  return who.processes().filter((p) => !p.endsWith('<defunct>'));
+}
+
+/** `systemctl --user show` of a unit of the user's systemd, as an object. */
+function showUnit(unit: string, ...props: string[]): Record<string, string> {
+  const r = user.run('systemctl', ['--user', '--no-pager', 'show', unit, ...props.flatMap((p) => ['-p', p])]);
+  return Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
 /**
@@ -183,10 +194,16 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   t.match(poc(user, ['logs', 'web']).stdout, /^started$/m, 'logs');
   t.match(poc(user, ['ps']).stdout, new RegExp(`127\\.0\\.0\\.1:${PORT}->80/tcp, 127\\.0\\.0\\.1:${eph}->80/tcp\\s+web`), 'ps shows the ports');
 
-  t.match(poc(user, ['top', 'web']).stdout, /httpd -f -p 80 -h \/www/, 'top: the processes of its pid namespace (no cgroup)');
-  const stats = poc(user, ['stats', '--no-stream', 'web']);
-  t.not(stats.status, 0, 'stats: refused');
-  t.match(stats.stderr, /^poc: stats reads each container's cgroup, and the rootless container web has none of its own \(it gets one only from a cgroup delegated to the user/);
+  t.match(poc(user, ['top', 'web']).stdout, /httpd -f -p 80 -h \/www/, `top: the processes of its ${user.manager ? 'scope' : 'pid namespace (no cgroup)'}`);
+  if (user.manager) {
+    const stats = poc(user, ['stats', '--no-stream', '--format', 'json', 'web']);
+    t.equal(stats.status, 0, `stats reads its scope: ${stats.stderr}`);
+    t.match(JSON.parse(stats.stdout || '[]'), [{ name: 'web', pids: 1 }], 'stats: its one process');
+  } else {
+    const stats = poc(user, ['stats', '--no-stream', 'web']);
+    t.not(stats.status, 0, 'stats: refused');
+    t.match(stats.stderr, /^poc: stats reads each container's cgroup, and the rootless container web has none of its own \(it gets one only from a cgroup delegated to the user/);
+  }
 
   const stop = poc(user, ['stop', '-t', '2', 'web']);
   t.equal(stop.status, 0, `stop: ${stop.stderr}`);
@@ -292,7 +309,7 @@ t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, t
   }
   // Moved by root (on v2 the user may not move a process out of a cgroup of root's), then run as the user.
   const inLeaf = dirs.map((d) => `echo $$ > ${join(d, 'leaf', 'cgroup.procs')}`).join(' && ');
-  const r = spawnSync('sh', ['-c', `${inLeaf} && exec "$@"`, 'sh', ...user.prefix(), POC, 'run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100'], { encoding: 'utf8', timeout: 90_000 });
+  const r = spawnSync('sh', ['-c', `${inLeaf} && exec "$@"`, 'sh', ...user.prefix(), POC, 'run', '-d', '--name', 'lim', '--network', 'none', '--cgroup-manager', 'cgroupfs', '--cgroup-parent', parent, '-m', '64m', '--pids-limit', '20', 'busybox', 'sleep', '100'], { encoding: 'utf8', timeout: 90_000 });
   const run = { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
   t.equal(run.status, 0, `run -d --cgroup-parent ${parent} -m 64m --pids-limit 20: ${run.stderr}`);
   const id = run.stdout.trim();
@@ -308,9 +325,9 @@ t.test('cgroupfs below a --cgroup-parent delegated to the user: limits, stats, t
   t.equal(poc(user, ['rm', '-f', 'lim']).status, 0);
   t.notOk(existsSync(memory), 'the cgroup is gone with the container');
   // A parent that is not the user's: refused before anything is made, naming the flag.
-  const theirs = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-parent', '/', 'busybox', 'true']);
+  const theirs = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-manager', 'cgroupfs', '--cgroup-parent', '/', 'busybox', 'true']);
   t.match(theirs.stderr, /^poc: (run: )?invalid --cgroup-parent "\/"|--cgroup-parent \/[^ ]*: this user cannot make cgroups there/);
-  const none = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-parent', `/poc-rl-none-${process.pid}`, 'busybox', 'true']);
+  const none = poc(user, ['run', '--rm', '--network', 'none', '--cgroup-manager', 'cgroupfs', '--cgroup-parent', `/poc-rl-none-${process.pid}`, 'busybox', 'true']);
   t.not(none.status, 0);
   t.match(none.stderr, new RegExp(`--cgroup-parent /poc-rl-none-${process.pid}: this user cannot make cgroups there \\(/sys/fs/cgroup/[^:]+: no such cgroup\\): a rootless container's cgroup parent must be delegated to the user`));
   t.equal(none.stderr.trim().split('\n').length, 1, 'one line');
@@ -350,13 +367,56 @@ t.test('volumes: a named one filled from the image with its owners, kept past rm
   t.same(entries(join(store(user), 'containers')), [], 'no container left');
 });
 
+t.test(`limits: ${user.manager ? "-m, --cpus and --pids-limit in a scope of the user's systemd, stats; " : ''}refused by name without a cgroup delegated to the user`, async (t) => {
+  // Where the host delegates, the user without subordinate ids (who does not linger) has none.
+  const none = user.manager ? plain : user;
+  for (const [args, want] of [
+    [['run', '--rm', '--network', 'none', '-m', '64m', 'busybox', 'true'], /^poc: -m needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user: on this host none is/],
+    [['run', '--rm', '--network', 'none', '--cgroup-manager', 'systemd', 'busybox', 'true'], /^poc: --cgroup-manager systemd: a rootless container's scope is the user's own systemd's, and on this host there is none/],
+  ] as const) {
+    const r = poc(none, [...args]);
+    t.not(r.status, 0, `${args.join(' ')}: non-zero`);
+    t.match(r.stderr, want, `${args.join(' ')}: ${r.stderr.trim()}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
+  }
+  t.same(entries(join(store(none), 'containers')), [], 'no container left');
+  if (!user.manager) return;
+
+  const run = poc(user, ['run', '-d', '--name', 'lim', '--network', 'none', '-m', '64m', '--cpus', '0.5', '--pids-limit', '20', 'busybox', 'sleep', '1000']);
+  t.equal(run.status, 0, `run -d with limits: ${run.stderr}`);
+  const unit = `poc-${run.stdout.trim()}.scope`;
+  t.teardown(() => void poc(user, ['rm', '-f', 'lim']));
+  t.same(
+    showUnit(unit, 'ActiveState', 'Slice', 'MemoryMax', 'TasksMax', 'CPUQuotaPerSecUSec'),
+    { ActiveState: 'active', Slice: 'user.slice', MemoryMax: String(64 << 20), TasksMax: '20', CPUQuotaPerSecUSec: '500ms' },
+    "systemctl --user show: the container's scope, with its limits",
+  );
+  const dir = `/sys/fs/cgroup${user.manager.cgroup}/user.slice/${unit}`;
+  const read = (f: string) => readFileSync(join(dir, f), 'utf8').trim();
+  t.same([read('memory.max'), read('pids.max'), read('cpu.max')], [String(64 << 20), '20', '50000 100000'], 'in the files');
+  const stats = poc(user, ['stats', '--no-stream', '--format', 'json', 'lim']);
+  t.equal(stats.status, 0, `stats reads the scope: ${stats.stderr}`);
+  t.match(JSON.parse(stats.stdout || '[]'), [{ name: 'lim', memoryLimit: 64 << 20, pids: 1 }], 'stats: the limit, and the one process');
+  const rm = poc(user, ['rm', '-f', 'lim']);
+  t.equal(rm.status, 0, `rm -f: ${rm.stderr}`);
+  t.equal(showUnit(unit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+
+  // --cgroup-parent with the systemd manager: a slice of the user's systemd, which makes it for the scope.
+  const sliced = poc(user, ['run', '-d', '--name', 'sliced', '--network', 'none', '--cgroup-parent', 'mine.slice', '-m', '32m', 'busybox', 'sleep', '1000']);
+  t.equal(sliced.status, 0, `run -d --cgroup-parent mine.slice: ${sliced.stderr}`);
+  const slicedUnit = `poc-${sliced.stdout.trim()}.scope`;
+  t.teardown(() => void poc(user, ['rm', '-f', 'sliced']));
+  t.same(showUnit(slicedUnit, 'ActiveState', 'Slice', 'MemoryMax'), { ActiveState: 'active', Slice: 'mine.slice', MemoryMax: String(32 << 20) }, 'the scope is in mine.slice, with its limit');
+  t.equal(readFileSync(`/sys/fs/cgroup${user.manager.cgroup}/mine.slice/${slicedUnit}/memory.max`, 'utf8').trim(), String(32 << 20), 'in the files');
+  t.equal(poc(user, ['rm', '-f', 'sliced']).status, 0);
+  t.equal(showUnit(slicedUnit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+});
+
 t.test('what needs root is refused with one clear line, and leaves nothing', async (t) => {
   const table: Array<[string[], RegExp]> = [
     [['run', '--rm', '--network', 'bridge', 'busybox', 'true'], /--network bridge needs root \(the bridge pocbr0/],
     [['run', '--rm', '--network', 'host', 'busybox', 'true'], /--network host needs root/],
-    [['run', '--rm', '-m', '64m', 'busybox', 'true'], /-m needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user/],
     [['run', '--rm', '--network', 'none', '-p', '8080:80', 'busybox', 'true'], /-p needs --network/],
-    [['run', '--rm', '--cgroup-manager', 'systemd', 'busybox', 'true'], /--cgroup-manager systemd: a rootless container's scope is the user's own systemd's, and on this host there is none/],
     [['run', '--rm', '--network', 'pasta:--netns,/run/netns/x', 'busybox', 'true'], /invalid --network pasta:--netns,\/run\/netns\/x: --netns is not for poc's pasta: poc runs pasta on the container's network namespace/],
     [['run', '--rm', '--network', 'pasta:-P,/tmp/pid', 'busybox', 'true'], /-P is not for poc's pasta/],
     [['run', '--rm', '--network', 'pasta:--debug', 'busybox', 'true'], /--debug is not for poc's pasta: poc reads pasta's messages only while it starts/],
@@ -383,6 +443,10 @@ t.test("nothing of the users' is left", async (t) => {
     t.same(entries(join(runDir(who), 'runtime')), [], `${who.name}: runtime state`);
     t.same(entries(join(runDir(who), 'sock')), [], `${who.name}: sockets`);
     t.same(liveProcesses(who), [], `${who.name}: processes`);
+  }
+  if (user.manager) {
+    const units = user.run('systemctl', ['--user', '--no-pager', 'list-units', '--all', '--plain', '--no-legend', 'poc-*']).stdout.trim();
+    t.equal(units, '', "no unit of poc's left in the user's systemd");
   }
   const rmi = poc(user, ['rmi', 'owned']);
   t.equal(rmi.status, 0, `rmi of an image with files of subordinate ids: ${rmi.stderr}`);
