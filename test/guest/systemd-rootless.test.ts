@@ -90,10 +90,11 @@ t.test("poc: -m, --cpus and --pids-limit in a scope of the user's systemd, stats
   t.equal(poc(['rm', '-f', 'cfs']).status, 0);
   t.notOk(existsSync(`/sys/fs/cgroup${cgroup}`), 'rm removed the cgroup');
   // Without the user's bus nothing is delegated: the flag is refused by name, and nothing is made.
+  // (A runtime directory without a bus, and no bus address: empty is unset for poc and pocrun.)
   const elsewhere = join(work, `nobus-${user.name}`);
   mkdirSync(elsewhere, { mode: 0o700 });
   chownSync(elsewhere, user.uid, user.gid);
-  const refused = poc(['run', '--rm', '--network', 'none', '--pids-limit', '5', 'busybox', 'true'], { XDG_RUNTIME_DIR: elsewhere, DBUS_SESSION_BUS_ADDRESS: `unix:path=${elsewhere}/bus` });
+  const refused = poc(['run', '--rm', '--network', 'none', '--pids-limit', '5', 'busybox', 'true'], { XDG_RUNTIME_DIR: elsewhere, DBUS_SESSION_BUS_ADDRESS: '' });
   t.not(refused.status, 0);
   t.match(refused.stderr, /^poc: --pids-limit needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user: on this host none is/);
   t.equal(poc(['ps', '-a', '-q']).stdout, '', 'no container is left');
