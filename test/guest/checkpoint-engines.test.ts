@@ -6,11 +6,12 @@
  * each: a counter in memory written to a file every 0.2 s.
  */
 import t from 'tap';
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfs, POCRUN } from '../helpers/runtime.js';
 import { BUSYBOX_IMAGE, startContainerd } from '../helpers/containerd.js';
+import { inTerminal, processesMentioning, quote } from '../helpers/engines.js';
 
 const work = mkdtempSync('/tmp/pocrun-cr-engines-');
 const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; echo "tick $i"; sleep 0.2; done';
@@ -161,43 +162,87 @@ t.test('poc checkpoint create/ls/rm and start --checkpoint, on the bridge: the c
 
 t.test('containerd: ctr container checkpoint --task and ctr container restore --live, the runc shim running pocrun', async (t) => {
   const cd = startContainerd(join(work, 'containerd'));
-  const runcRoot = join(work, 'containerd/runc-root');
   let execs = 0;
   const count = (id: string) => Number(cd.ok(['task', 'exec', '--exec-id', `count${execs++}`, id, 'cat', '/count']).trim());
   const status = (id: string) => cd.tasks().get(id)?.[1];
+  const runFlags = ['--runc-binary', POCRUN, '--runc-root', cd.runcRoot, '--fifo-dir', cd.fifoDir];
+  const killAndRemove = async (id: string) => {
+    cd.ok(['task', 'kill', '-s', 'KILL', id]);
+    await until(`${id} to stop`, () => (status(id) === 'STOPPED' || status(id) === undefined ? true : undefined));
+    if (status(id) !== undefined) cd.ok(['task', 'rm', id]);
+    cd.ok(['container', 'rm', id]);
+  };
   try {
-    // The counter writes only to /count: nobody reads the task's stdout once ctr has gone.
-    cd.ok(['run', '-d', '--runc-binary', POCRUN, '--runc-root', runcRoot, BUSYBOX_IMAGE, 'cr1', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i >/count; sleep 0.2; done']);
-    await until('the counter', () => (count('cr1') > 2 ? true : undefined));
-    const before = count('cr1');
-    // ctr pauses the task, the shim runs `pocrun checkpoint --image-path TMP --work-path BUNDLE/work/criu-work
-    // --file-locks --leave-running cr1`, containerd keeps the images in its content store, ctr resumes the task.
-    cd.ok(['container', 'checkpoint', '--task', 'cr1', 'localhost/cr1:checkpoint']);
-    t.equal(status('cr1'), 'RUNNING', 'checkpointed and resumed: still running');
-    t.match(cd.ok(['images', 'ls', '-q']), /localhost\/cr1:checkpoint/, 'the checkpoint is an image in the content store');
-    cd.ok(['task', 'kill', '-s', 'KILL', 'cr1']);
-    await until('cr1 to stop', () => (status('cr1') === 'STOPPED' ? true : undefined));
-    cd.ok(['task', 'rm', 'cr1']);
-    cd.ok(['container', 'rm', 'cr1']);
+    await t.test('pipes', async (t) => {
+      // The counter writes only to /count: nobody reads the task's stdout once ctr has gone.
+      cd.ok(['run', '-d', ...runFlags, BUSYBOX_IMAGE, 'cr1', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i >/count; sleep 0.2; done']);
+      await until('the counter', () => (count('cr1') > 2 ? true : undefined));
+      const before = count('cr1');
+      // ctr pauses the task, the shim runs `pocrun checkpoint --image-path TMP --work-path BUNDLE/work/criu-work
+      // --file-locks --leave-running cr1`, containerd keeps the images in its content store, ctr resumes the task.
+      cd.ok(['container', 'checkpoint', '--task', 'cr1', 'localhost/cr1:checkpoint']);
+      t.equal(status('cr1'), 'RUNNING', 'checkpointed and resumed: still running');
+      t.match(cd.ok(['images', 'ls', '-q']), /localhost\/cr1:checkpoint/, 'the checkpoint is an image in the content store');
+      await killAndRemove('cr1');
 
-    // A new container from the checkpoint; --live restores its task: `pocrun restore --image-path ... --detach
-    // --pid-file BUNDLE/init.pid -no-subreaper --bundle BUNDLE cr2`, with the shim's new pipes as its stdio.
-    cd.ok(['container', 'restore', '--live', 'cr2', 'localhost/cr1:checkpoint']);
-    t.equal(status('cr2'), 'RUNNING', 'the restored task runs');
-    const pid = cd.tasks().get('cr2')![0];
-    t.ok(existsSync(`/proc/${pid}`), `its pid (${pid}) is the restored init`);
-    t.ok(existsSync(join(runcRoot, cd.ns, 'cr2', 'state.json')), "pocrun's state of the restored container");
-    const after = count('cr2');
-    t.ok(after >= before && after < before + 100, `the counter went on from ${before} (${after}), not from 1`);
-    await until('the restored counter to go on', () => (count('cr2') > after ? true : undefined));
-    t.pass('and keeps counting');
-    cd.ok(['task', 'kill', '-s', 'KILL', 'cr2']);
-    await until('cr2 to stop', () => (status('cr2') === 'STOPPED' ? true : undefined));
-    cd.ok(['task', 'rm', 'cr2']);
-    cd.ok(['container', 'rm', 'cr2']);
-    cd.ok(['images', 'rm', 'localhost/cr1:checkpoint']);
-    t.notOk(existsSync(join(runcRoot, cd.ns, 'cr2')), "pocrun's state is gone");
+      // A new container from the checkpoint; --live restores its task: `pocrun restore --image-path ... --detach
+      // --pid-file BUNDLE/init.pid -no-subreaper --bundle BUNDLE cr2`, with the shim's new pipes as its stdio.
+      cd.ok(['container', 'restore', '--live', 'cr2', 'localhost/cr1:checkpoint']);
+      t.equal(status('cr2'), 'RUNNING', 'the restored task runs');
+      const pid = cd.tasks().get('cr2')![0];
+      t.ok(existsSync(`/proc/${pid}`), `its pid (${pid}) is the restored init`);
+      t.ok(existsSync(join(cd.runcRoot, cd.ns, 'cr2', 'state.json')), "pocrun's state of the restored container");
+      const after = count('cr2');
+      t.ok(after >= before && after < before + 100, `the counter went on from ${before} (${after}), not from 1`);
+      await until('the restored counter to go on', () => (count('cr2') > after ? true : undefined));
+      t.pass('and keeps counting');
+      await killAndRemove('cr2');
+      cd.ok(['images', 'rm', 'localhost/cr1:checkpoint']);
+      t.notOk(existsSync(join(cd.runcRoot, cd.ns, 'cr2')), "pocrun's state is gone");
+    });
+
+    await t.test('a terminal (ctr run -t): the restored task gets a new pty through the shim\'s console socket', async (t) => {
+      // ctr -t wants a terminal of its own: under script(1). Detached, the shim keeps the console's master.
+      const run = inTerminal(['ctr', '--address', cd.address, '--namespace', cd.ns, 'run', '-d', '-t', ...runFlags, BUSYBOX_IMAGE, 'tty1', 'sh', '-c', COUNTER]);
+      t.equal(run.status, 0, `ctr run -d -t: ${run.stderr}${run.stdout}`);
+      await until('the counter', () => (count('tty1') > 2 ? true : undefined));
+      t.match(cd.ok(['task', 'exec', '--exec-id', 'fd1', 'tty1', 'readlink', '/proc/1/fd/1']).trim(), /^\/dev\/pts\/\d+$/, "the init's stdout is the container's pty");
+      const before = count('tty1');
+      // The shim runs `pocrun checkpoint ... --leave-running tty1`: the pty's slave is criu's external tty.
+      cd.ok(['container', 'checkpoint', '--task', 'tty1', 'localhost/tty1:checkpoint']);
+      t.equal(status('tty1'), 'RUNNING', 'checkpointed and resumed: still running');
+      await killAndRemove('tty1');
+
+      // The spec says terminal: ctr restore stays attached to the task's console, as ctr run -t does. The shim
+      // runs `pocrun restore --console-socket SOCKET --detach ...` and takes the new master from its socket
+      // once pocrun has exited; what the restored init writes to its terminal reaches ctr through it.
+      let output = '';
+      const attached = spawn('script', ['-qec', ['ctr', '--address', cd.address, '--namespace', cd.ns, 'container', 'restore', '--live', 'tty2', 'localhost/tty1:checkpoint'].map(quote).join(' '), '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      attached.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      attached.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => attached.on('close', (code) => resolve(code)));
+      try {
+        await until('the restored task', () => (status('tty2') === 'RUNNING' ? true : undefined), 120_000);
+        const after = count('tty2');
+        t.ok(after >= before && after < before + 100, `the counter went on from ${before} (${after}), not from 1`);
+        await until("ticks after the restore on ctr's terminal", () => (lastTick(output) > after ? true : undefined));
+        t.pass("the restored init's terminal output reaches ctr through the shim's console (the new pty's master)");
+        const fd = cd.ok(['task', 'exec', '--exec-id', 'fd2', 'tty2', 'sh', '-c', 'readlink /proc/1/fd/1; [ -t 1 ] && echo tty']).trim().split('\n');
+        t.match(fd[0], /^\/dev\/pts\/\d+$/, "the restored init's stdout is a pty");
+        cd.ok(['task', 'kill', '-s', 'KILL', 'tty2']);
+        // ctr, attached, sees the task end, deletes it and exits with its status (128 + SIGKILL).
+        t.equal(await exited, 137, `ctr restore ends with the task's status: ${output.slice(-300)}`);
+      } finally {
+        // A ctr still attached (a failure above) is script(1)'s child in a session of its own: killed by its pid.
+        for (const line of processesMentioning(cd.address)) if (line.includes(' restore ')) process.kill(Number(line.split(' ')[0]), 'SIGKILL');
+        attached.kill('SIGKILL');
+      }
+      if (status('tty2') !== undefined) cd.ctr(['task', 'rm', '--force', 'tty2']);
+      cd.ok(['container', 'rm', 'tty2']);
+      cd.ok(['images', 'rm', 'localhost/tty1:checkpoint']);
+      t.notOk(existsSync(join(cd.runcRoot, cd.ns, 'tty2')), "pocrun's state is gone");
+    });
   } finally {
-    t.same(cd.stop(), { processes: [], mounts: [], cgroups: [] }, 'nothing left: containerd, shims, containers, mounts, cgroups');
+    t.same(cd.stop(), { processes: [], mounts: [], cgroups: [], units: [] }, 'nothing left: containerd, shims, containers, mounts, cgroups');
   }
 });
