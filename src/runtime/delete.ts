@@ -6,6 +6,7 @@ import { containerStatus, ociState } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import type { RuntimeContext } from './context.js';
+import { trace } from './trace.js';
 
 export interface DeleteOptions {
   id: string;
@@ -61,10 +62,12 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
     // whose line would be taken for the error by engines that show the runtime's last line (podman).
     if (cgroups.exists(record.cgroupPath)) ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
+  trace('delete: killed');
   if (alive) {
     killQuietly(record.pid);
     waitGone(record);
   }
+  trace('delete: init gone');
   if (record.sharedMounts) {
     try {
       unmountShared(record.sharedMounts);
@@ -77,6 +80,7 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
+  trace('delete: cgroup removed');
   // A failing poststop hook is a warning, and the others still run (runtime.md, lifecycle step 13).
   if (opts.runPoststop) runHooks('poststop', record.hooks.poststop, ociState(record, 'stopped'), (err) => ctx.log('warning', err.message));
   ctx.store.remove(record.id);

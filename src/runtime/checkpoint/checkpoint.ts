@@ -15,6 +15,7 @@ import { containerStatus } from '../status.js';
 import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
 import { initTerminalKey, writeTerminalKey } from './terminal.js';
+import { trace } from '../trace.js';
 
 export interface CheckpointOptions extends CriuCommonOptions {
   id: string;
@@ -29,6 +30,7 @@ export interface CheckpointOptions extends CriuCommonOptions {
 export const DESCRIPTORS_FILE = 'descriptors.json';
 
 export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions): void {
+  trace('checkpoint');
   needRoot('checkpoint');
   checkCommonOptions(opts);
   const criu = findCriu(ctx.criuPath);
@@ -41,6 +43,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       throw new PocrunError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
     }
     const spec = bundleConfig(record.bundle, opts.id);
+    trace('config loaded');
     // runc's default: ./checkpoint; the work directory (logs, stats) is the image directory unless given.
     const imagePath = resolve(opts.imagePath ?? 'checkpoint');
     const workPath = resolve(opts.workPath ?? imagePath);
@@ -63,7 +66,9 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       }, maskedFiles(spec, record.pid));
       ctx.log('debug', `${criu} ${args.join(' ')}`);
       const { spawnSync } = process.getBuiltinModule('node:child_process');
+      trace('criu starting');
       const r = spawnSync(criu, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      trace('criu done');
       if (r.status !== 0) {
         const logFile = join(workPath, opts.preDump ? 'pre-dump.log' : 'dump.log');
         const err = criuFailure(criu, `checkpoint container "${opts.id}"`, { status: r.status, output: `${r.stdout}${r.stderr}` }, logFile, made.length === 0);
@@ -75,7 +80,10 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
       throw err instanceof UserError ? err : wrapError(`checkpoint container "${opts.id}"`, err);
     }
-    if (!opts.leaveRunning && !opts.preDump) removeContainer(ctx, record, { runPoststop: true });
+    if (!opts.leaveRunning && !opts.preDump) {
+      removeContainer(ctx, record, { runPoststop: true });
+      trace('deleted');
+    }
   } finally {
     unlock();
   }
