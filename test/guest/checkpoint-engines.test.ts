@@ -2,16 +2,17 @@
  * Checkpoint and restore through the engines that use pocrun (guest only, where criu works): podman's
  * `container checkpoint` and `restore` with `--runtime pocrun` (through conmon, with systemd's cgroup manager, the
  * guest's default), in place and exported to a tarball and imported under a new name; and poc's `checkpoint
- * create`, `ls`, `rm` and `start --checkpoint`, on its bridge (the container keeps its address). One container
- * each: a counter in memory written to a file every 0.2 s.
+ * create`, `ls`, `rm` and `start --checkpoint`, on its bridge (the container keeps its address); containerd's
+ * `ctr container checkpoint --task` and `restore --live` through its runc shim (test/helpers/containerd.ts), with
+ * pipes and with a terminal. One container each: a counter in memory written to a file every 0.2 s.
  */
 import t from 'tap';
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfs, POCRUN } from '../helpers/runtime.js';
 import { BUSYBOX_IMAGE, startContainerd } from '../helpers/containerd.js';
-import { inTerminal, processesMentioning, quote } from '../helpers/engines.js';
+import { inTerminal } from '../helpers/engines.js';
 
 const work = mkdtempSync('/tmp/pocrun-cr-engines-');
 const COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >/count; echo "tick $i"; sleep 0.2; done';
@@ -201,46 +202,31 @@ t.test('containerd: ctr container checkpoint --task and ctr container restore --
       t.notOk(existsSync(join(cd.runcRoot, cd.ns, 'cr2')), "pocrun's state is gone");
     });
 
-    await t.test('a terminal (ctr run -t): the restored task gets a new pty through the shim\'s console socket', async (t) => {
+    await t.test("a terminal (ctr run -t): checkpointed; containerd 1.6's shim restores it without a console socket, which pocrun refuses clearly, as runc does", async (t) => {
       // ctr -t wants a terminal of its own: under script(1). Detached, the shim keeps the console's master.
       const run = inTerminal(['ctr', '--address', cd.address, '--namespace', cd.ns, 'run', '-d', '-t', ...runFlags, BUSYBOX_IMAGE, 'tty1', 'sh', '-c', COUNTER]);
       t.equal(run.status, 0, `ctr run -d -t: ${run.stderr}${run.stdout}`);
       await until('the counter', () => (count('tty1') > 2 ? true : undefined));
       t.match(cd.ok(['task', 'exec', '--exec-id', 'fd1', 'tty1', 'readlink', '/proc/1/fd/1']).trim(), /^\/dev\/pts\/\d+$/, "the init's stdout is the container's pty");
-      const before = count('tty1');
       // The shim runs `pocrun checkpoint ... --leave-running tty1`: the pty's slave is criu's external tty.
       cd.ok(['container', 'checkpoint', '--task', 'tty1', 'localhost/tty1:checkpoint']);
       t.equal(status('tty1'), 'RUNNING', 'checkpointed and resumed: still running');
       await killAndRemove('tty1');
 
-      // The spec says terminal: ctr restore stays attached to the task's console, as ctr run -t does. The shim
-      // runs `pocrun restore --console-socket SOCKET --detach ...` and takes the new master from its socket
-      // once pocrun has exited; what the restored init writes to its terminal reaches ctr through it.
-      let output = '';
-      const attached = spawn('script', ['-qec', ['ctr', '--address', cd.address, '--namespace', cd.ns, 'container', 'restore', '--live', 'tty2', 'localhost/tty1:checkpoint'].map(quote).join(' '), '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      attached.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      attached.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const exited = new Promise<number | null>((resolve) => attached.on('close', (code) => resolve(code)));
-      try {
-        await until('the restored task', () => (status('tty2') === 'RUNNING' ? true : undefined), 120_000);
-        const after = count('tty2');
-        t.ok(after >= before && after < before + 100, `the counter went on from ${before} (${after}), not from 1`);
-        await until("ticks after the restore on ctr's terminal", () => (lastTick(output) > after ? true : undefined));
-        t.pass("the restored init's terminal output reaches ctr through the shim's console (the new pty's master)");
-        const fd = cd.ok(['task', 'exec', '--exec-id', 'fd2', 'tty2', 'sh', '-c', 'readlink /proc/1/fd/1; [ -t 1 ] && echo tty']).trim().split('\n');
-        t.match(fd[0], /^\/dev\/pts\/\d+$/, "the restored init's stdout is a pty");
-        cd.ok(['task', 'kill', '-s', 'KILL', 'tty2']);
-        // ctr, attached, sees the task end, deletes it and exits with its status (128 + SIGKILL).
-        t.equal(await exited, 137, `ctr restore ends with the task's status: ${output.slice(-300)}`);
-      } finally {
-        // A ctr still attached (a failure above) is script(1)'s child in a session of its own: killed by its pid.
-        for (const line of processesMentioning(cd.address)) if (line.includes(' restore ')) process.kill(Number(line.split(' ')[0]), 'SIGKILL');
-        attached.kill('SIGKILL');
-      }
-      if (status('tty2') !== undefined) cd.ctr(['task', 'rm', '--force', 'tty2']);
+      // ctr restore attaches its terminal (the spec says terminal) and asks for a task with one, but containerd
+      // 1.6's runc shim runs `restore ... --detach --pid-file ... --bundle ...` with no --console-socket (seen
+      // with 1.6.20 in the guest; newer shims pass one when the task has a terminal). runc refuses that too
+      // ("cannot allocate tty if runc will detach without setting console socket"); pocrun says why, before it
+      // makes anything, and the task stays as the shim created it.
+      const restore = inTerminal(['ctr', '--address', cd.address, '--namespace', cd.ns, 'container', 'restore', '--live', 'tty2', 'localhost/tty1:checkpoint'], 180_000);
+      t.not(restore.status, 0, 'ctr restore fails');
+      t.match(restore.stdout + restore.stderr, /OCI runtime restore failed: restore: the checkpoint in \S+ is of a container with a terminal: its new one goes to --console-socket, which is missing/, "pocrun's error, through the shim");
+      t.equal(status('tty2'), 'CREATED', 'the task is as the shim made it, never started');
+      t.notOk(existsSync(join(cd.runcRoot, cd.ns, 'tty2')), 'pocrun made no state');
+      t.notOk(existsSync(join('/sys/fs/cgroup', cd.ns, 'tty2')), 'nor a cgroup');
+      cd.ok(['task', 'rm', 'tty2']);
       cd.ok(['container', 'rm', 'tty2']);
       cd.ok(['images', 'rm', 'localhost/tty1:checkpoint']);
-      t.notOk(existsSync(join(cd.runcRoot, cd.ns, 'tty2')), "pocrun's state is gone");
     });
   } finally {
     t.same(cd.stop(), { processes: [], mounts: [], cgroups: [], units: [] }, 'nothing left: containerd, shims, containers, mounts, cgroups');

@@ -96,14 +96,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
       /* reported below */
     }
     for (const m of mountsUnder(work).reverse()) sh('umount', ['-l', m]);
-    // systemd: the containers' scopes must be gone by now; the slice is the test's own.
-    const units = [...unitsMentioning(ns), ...unitsMentioning(slice)];
+    // systemd: the containers' scopes must be gone by now; the slice is the test's own, stopped here.
+    const scopes = unitsMentioning(ns);
     stopSlice(slice);
     left = {
       processes: processesMentioning(work),
       mounts: mountsUnder(work),
       cgroups: [...removeCgroupTree(ns), ...removeCgroupTree(slice)],
-      units,
+      units: [...scopes, ...unitsMentioning(slice)],
     };
     if (!runContainerdExisted) {
       for (const dir of ['/run/containerd/s', '/run/containerd/fifo', '/run/containerd']) {
