@@ -549,7 +549,7 @@ t.test('bad input: one clear line, a non-zero status, nothing left behind', asyn
     [['run', '--cpus', '-1', 'busybox', 'true'], /^poc: invalid --cpus "-1"/],
     [['run', '--env-file', '/no/such/file', 'busybox', 'true'], /^poc: cannot read --env-file \/no\/such\/file: No such file or directory/],
     [['run', '--network', 'overlay', 'busybox', 'true'], /^poc: no such network: overlay/],
-    [['run', '-u', 'ghost', 'busybox', 'true'], /^poc: user "ghost" not found/],
+    [['run', '-u', 'ghost', 'busybox', 'true'], /^poc: unable to find user ghost: no matching entries in passwd file$/m],
     [['run', '-d', '-w', '/etc/passwd', 'busybox', 'true'], /^poc: start container \S+: .*cwd/i],
     [['run', '-v', `${join(work, 'f')}:/proc/x`, 'busybox', 'true'], /^poc: start container \S+: /],
     [['create', '--bogus', 'busybox'], /^poc: create: unknown flag --bogus/],
