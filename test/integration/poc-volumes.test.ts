@@ -142,7 +142,7 @@ t.test('bad volume inputs: one clear error each, nothing left behind', async (t)
     [['-v', 'ok1:/a', '--restart', 'sometimes'], /invalid --restart "sometimes"/],
     [['-v', 'ok1:/a', '--health-interval', '5'], /invalid --health-interval "5"/],
     [['-v', 'ok1:/a', '--no-healthcheck', '--health-cmd', 'true'], /--no-healthcheck conflicts/],
-    [['-v', 'ok1:/a', '-u', 'nosuchuser'], /user "nosuchuser" not found/],
+    [['-v', 'ok1:/a', '-u', 'nosuchuser'], /unable to find user nosuchuser: no matching entries in passwd file/],
   ];
   for (const [flags, message] of cases) {
     const r = poc(['run', '--network', 'none', ...flags, 'busybox', 'true']);
