@@ -12,6 +12,7 @@
 import { PocError } from './errors.js';
 import { rootlessMappings, type IdMapping, type SubidRange } from '../subids.js';
 import type { CgroupOptions } from './containers/options.js';
+import { cgroupfsParent } from './containers/cgroup-parent.js';
 import { parsePastaOptions } from './network/pasta.js';
 import { slicePath } from '../vocabulary/systemd-slice.js';
 
@@ -188,11 +189,11 @@ export function parseRootlessFlags(
       }
       return { network, rootless };
     }
-    const parts = f.cgroupParent.split('/').filter((x) => x !== '' && x !== '.');
-    if (!f.cgroupParent.startsWith('/') || parts.length === 0 || parts.includes('..')) {
+    const parent = cgroupfsParent(f.cgroupParent);
+    if (parent === undefined) {
       throw new PocError(`invalid --cgroup-parent ${JSON.stringify(f.cgroupParent)}: with the cgroupfs manager it is an absolute cgroup path, delegated to the user (a cgroup it owns)`);
     }
-    return { network, rootless, cgroup: { manager: 'cgroupfs', parent: `/${parts.join('/')}` } };
+    return { network, rootless, cgroup: { manager: 'cgroupfs', parent } };
   }
   if (!delegation) {
     throw new PocError(

@@ -7,6 +7,7 @@ import { CAPABILITIES, capabilityNumber } from '../../vocabulary/capabilities.js
 import { checkName } from '../poc-root.js';
 import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
+import { cgroupfsParent } from './cgroup-parent.js';
 import { parseRootlessFlags, type RootlessOptions, type UserDelegation } from '../rootless.js';
 import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
 import { parseProfile } from './seccomp-profile.js';
@@ -185,11 +186,11 @@ export function parseCgroupOptions(manager: string | undefined, parent: string |
     return { manager: m, parent: slice };
   }
   const path = parent ?? '/poc';
-  const parts = path.split('/').filter((x) => x !== '' && x !== '.');
-  if (!path.startsWith('/') || parts.length === 0 || parts.includes('..')) {
+  const normal = cgroupfsParent(path);
+  if (normal === undefined) {
     throw new PocError(`invalid --cgroup-parent ${JSON.stringify(path)}: with the cgroupfs manager it is an absolute cgroup path, such as /poc`);
   }
-  return { manager: m, parent: `/${parts.join('/')}` };
+  return { manager: m, parent: normal };
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
