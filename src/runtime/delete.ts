@@ -2,7 +2,7 @@ import { PocrunError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { unmountShared } from './shared-mounts.js';
 import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
-import { containerStatus, ociState } from './status.js';
+import { ociState, withLockedContainer } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { CgroupDriver } from '../cgroups/index.js';
 import type { RuntimeContext } from './context.js';
@@ -25,27 +25,14 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
     }
     throw new PocrunError(`container "${opts.id}" does not exist`);
   }
-  let unlock: () => void;
-  try {
-    unlock = ctx.store.lock(opts.id);
-  } catch (err) {
-    if (opts.force && !ctx.store.exists(opts.id)) return; // deleted while we waited
-    throw err;
-  }
-  try {
-    if (!ctx.store.exists(opts.id)) {
-      if (opts.force) return;
-      throw new PocrunError(`container "${opts.id}" does not exist`);
-    }
-    const record = ctx.store.read(opts.id);
-    const status = containerStatus(ctx.store, record, ctx.cgroups);
+  // --force: a container deleted by another command while this one awaited the lock is what was asked for.
+  const whenGone = opts.force ? () => {} : undefined;
+  withLockedContainer(ctx, opts.id, (record, status) => {
     if ((status === 'running' || status === 'paused') && !opts.force) {
       throw new PocrunError(`cannot delete container "${opts.id}" that is not stopped: ${status} (use --force)`);
     }
     removeContainer(ctx, record, { runPoststop: status !== 'creating' });
-  } finally {
-    unlock();
-  }
+  }, { whenGone });
 }
 
 /** Kills what is left, removes the cgroup, runs poststop hooks and removes the state directory. */

@@ -20,7 +20,7 @@ export interface EventsOptions {
  */
 export async function containerEvents(ctx: RuntimeContext, opts: EventsOptions): Promise<void> {
   const record = ctx.store.read(opts.id);
-  const status = () => containerStatus(ctx.store, record, ctx.cgroups);
+  const status = () => containerStatus(ctx, record);
   if (status() === 'stopped') throw new PocrunError(`container "${opts.id}" is not running`);
   const cgroups = ctx.cgroupsOf(record);
   // The stream ends once nobody reads it any more.

@@ -53,7 +53,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
   // In the foreground the helper passes each signal on to the process.
   const stopForwarding = opts.detach ? () => {} : forwardSignals(() => helper);
   try {
-    const status = containerStatus(ctx.store, record, ctx.cgroups);
+    const status = containerStatus(ctx, record);
     // runc's words for a stopped one ("cannot exec in a stopped container").
     if (status === 'stopped') throw notNow(`cannot exec in container "${opts.id}": it is stopped (cannot exec in a stopped container)`);
     if (status === 'creating') throw notNow(`cannot exec in container "${opts.id}": it is creating`);

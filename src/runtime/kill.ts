@@ -30,7 +30,7 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
     }
     return;
   }
-  const status = containerStatus(ctx.store, record, ctx.cgroups);
+  const status = containerStatus(ctx, record);
   if (status === 'creating') throw new PocrunError(`cannot kill container "${opts.id}": it is still being created`);
   if (status === 'stopped') throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
   try {

@@ -11,7 +11,7 @@ export function listContainers(ctx: RuntimeContext, opts: ListOptions): string {
   const states = ctx.store.ids().flatMap((id) => {
     try {
       const record = ctx.store.read(id);
-      return [ociState(record, containerStatus(ctx.store, record, ctx.cgroups))];
+      return [ociState(record, containerStatus(ctx, record))];
     } catch {
       return []; // removed while listing
     }

@@ -2,16 +2,13 @@ import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
-import { containerStatus, ociState } from './status.js';
+import { ociState, withLockedContainer } from './status.js';
 import type { RuntimeContext } from './context.js';
 import type { ContainerRecord } from './state-store.js';
 
 /** pocrun start: releases the init blocked on exec.fifo, exactly once, then runs poststart hooks. */
 export function startContainer(ctx: RuntimeContext, id: string): void {
-  const unlock = ctx.store.lock(id);
-  try {
-    const record = ctx.store.read(id);
-    const status = containerStatus(ctx.store, record, ctx.cgroups);
+  withLockedContainer(ctx, id, (record, status) => {
     if (status !== 'created') throw new PocrunError(`cannot start container "${id}": it is ${status}, not created`);
     const fifo = ctx.store.fifoPath(id);
     let fd: number;
@@ -53,9 +50,7 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
       stopContainer(ctx, record);
       throw wrapError(`start container "${id}"`, err);
     }
-  } finally {
-    unlock();
-  }
+  });
 }
 
 /** Kills every process of the container and waits (briefly) for the init to be gone: its status reads stopped. */

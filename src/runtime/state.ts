@@ -4,5 +4,5 @@ import type { RuntimeContext } from './context.js';
 /** pocrun state: the OCI state of one container as JSON. */
 export function containerState(ctx: RuntimeContext, id: string): Record<string, unknown> {
   const record = ctx.store.read(id);
-  return ociState(record, containerStatus(ctx.store, record, ctx.cgroups));
+  return ociState(record, containerStatus(ctx, record));
 }

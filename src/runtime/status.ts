@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import type { CgroupDriver } from '../cgroups/index.js';
 import { isSameLiveProcess } from '../common/proc.js';
-import type { ContainerRecord, Store } from './state-store.js';
+import type { ContainerRecord } from './state-store.js';
+import type { RuntimeContext } from './context.js';
 import { OCI_STATE_FIELDS, STATUS_RULE, type OciStateField, type Status, type StatusFact, type StatusRule } from '../vocabulary/state-record.js';
 
 /** How to learn each fact the status rule reads; asked only when the rule comes to it. */
@@ -21,7 +21,10 @@ export function deriveStatus(facts: StatusFacts, rule: StatusRule = STATUS_RULE)
   return rule.otherwise;
 }
 
-export function containerStatus(store: Store, record: ContainerRecord, cgroups: () => CgroupDriver): Status {
+/** What a container's status is learned from: its state directory, and the cgroup's freezer when the rule asks. */
+export type StatusSource = Pick<RuntimeContext, 'store' | 'cgroups'>;
+
+export function containerStatus({ store, cgroups }: StatusSource, record: ContainerRecord): Status {
   return deriveStatus({
     initReported: () => record.pid !== 0,
     initAlive: () => record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime),
@@ -34,6 +37,37 @@ export function containerStatus(store: Store, record: ContainerRecord, cgroups: 
     },
     execFifoExists: () => existsSync(store.fifoPath(record.id)),
   });
+}
+
+/**
+ * How the commands that change a container (pause, resume, start, update, checkpoint, delete) begin: its lock,
+ * then its record and its status as they are while the lock is held, then `act`; the lock goes when `act`
+ * returns or throws. A missing container is Store's error (`container "ID" does not exist`, from the lock when
+ * its directory is gone, from the read when its state.json is). With `whenGone`, a container that is gone, or
+ * goes while the lock is awaited, is `whenGone`'s answer instead (delete --force). state, kill, events and exec
+ * take no lock here: they read the record and derive the status themselves (containerStatus).
+ */
+export function withLockedContainer<T>(
+  ctx: RuntimeContext,
+  id: string,
+  act: (record: ContainerRecord, status: Status) => T,
+  opts: { whenGone?: () => T } = {},
+): T {
+  const { whenGone } = opts;
+  let unlock: () => void;
+  try {
+    unlock = ctx.store.lock(id);
+  } catch (err) {
+    if (whenGone && !ctx.store.exists(id)) return whenGone();
+    throw err;
+  }
+  try {
+    if (whenGone && !ctx.store.exists(id)) return whenGone();
+    const record = ctx.store.read(id);
+    return act(record, containerStatus(ctx, record));
+  } finally {
+    unlock();
+  }
 }
 
 /**

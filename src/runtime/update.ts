@@ -7,7 +7,7 @@ import { runDeviceFilter } from './init-helper.js';
 import type { ContainerRecord } from './state-store.js';
 import { validate_config } from '../spec/generated/validators.js';
 import { describeValidationError, parseUserJson } from '../spec/validate.js';
-import { NOT_RUNNING, containerStatus } from './status.js';
+import { NOT_RUNNING, withLockedContainer } from './status.js';
 import type { RuntimeContext } from './context.js';
 
 /** runc's update flags, as given on the command line (strings: they are parsed here, with runc's rules). */
@@ -37,17 +37,12 @@ export interface UpdateFlags {
  */
 export function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFlags, readStdin: () => Buffer = () => readFileSync(0)): void {
   const resources = flags.resources !== undefined ? readResources(flags.resources, readStdin) : resourcesFromFlags(flags);
-  const unlock = ctx.store.lock(id);
-  try {
-    const record = ctx.store.read(id);
-    const status = containerStatus(ctx.store, record, ctx.cgroups);
+  withLockedContainer(ctx, id, (record, status) => {
     if (status === 'stopped' || status === 'creating') throw new PocrunError(`cannot update container "${id}": ${NOT_RUNNING} (it is ${status})`);
     const where = flags.resources !== undefined ? `update --resources ${flags.resources}` : 'update';
     const cgroups = ctx.cgroupsOf(record);
     cgroups.apply(record.cgroupPath, replaceDevices(cgroups, record, resources), where);
-  } finally {
-    unlock();
-  }
+  });
 }
 
 /**

@@ -144,3 +144,43 @@ t.test("the state directory's lock: one rule with poc's (common/lock-file.ts), t
   t.notOk(existsSync(file), 'a dead holder\'s lock is taken over');
   t.throws(() => store.lock('nope'), /container "nope" does not exist/);
 });
+
+t.test('the commands that change a container begin alike: lock, record, status (withLockedContainer)', async (t) => {
+  const { mkdtempSync, mkdirSync, existsSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { withLockedContainer } = await import('../../src/runtime/status.js');
+  const { STATE_FILES } = await import('../../src/vocabulary/state-record.js');
+  const root = mkdtempSync('/tmp/pocrun-locked-test-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const output = { stdout: () => true, stderr: () => true };
+  const ctx = new RuntimeContext({ root, logFormat: 'text', debug: false, output });
+  const record = {
+    ociVersion: '1.3.0', id: 'c1', pid: 0, bundle: '/b', initStartTime: '', created: 'now', rootfs: '/b/rootfs', cgroupPath: '/p',
+    cgroupDirs: {}, hooks: {}, owner: '',
+  };
+  ctx.store.makeDir('c1');
+  ctx.store.write(record);
+  const lockFile = join(root, 'c1', STATE_FILES.lock);
+
+  const seen = withLockedContainer(ctx, 'c1', (r, status) => {
+    t.ok(existsSync(lockFile), 'the lock is held while the command acts');
+    t.throws(() => ctx.store.lock('c1', 30), /is busy/, 'and another command waits for it');
+    return [r.id, status];
+  });
+  t.same(seen, ['c1', 'creating'], 'the record, and its status read under the lock (pid 0: creating)');
+  t.notOk(existsSync(lockFile), 'released after');
+
+  ctx.store.write({ ...record, pid: 999_999_999, initStartTime: '1' });
+  t.throws(() => withLockedContainer(ctx, 'c1', (_r, status) => {
+    throw new Error(`refused: ${status}`);
+  }), /refused: stopped/, "the command's own refusal goes through");
+  t.notOk(existsSync(lockFile), 'released after a throw too');
+
+  t.throws(() => withLockedContainer(ctx, 'nope', () => t.fail('no act')), /container "nope" does not exist/, 'no directory: the lock says so');
+  mkdirSync(join(root, 'half'));
+  t.throws(() => withLockedContainer(ctx, 'half', () => t.fail('no act')), /container "half" does not exist/, 'no state.json: the read says so');
+  t.notOk(existsSync(join(root, 'half', STATE_FILES.lock)), 'and lets the lock go');
+  t.equal(withLockedContainer(ctx, 'nope', () => 'acted', { whenGone: () => 'gone' }), 'gone', 'whenGone: no directory');
+  t.equal(withLockedContainer(ctx, 'half', () => 'acted', { whenGone: () => 'gone' }), 'gone', 'whenGone: no state.json');
+  t.equal(withLockedContainer(ctx, 'c1', () => 'acted', { whenGone: () => 'gone' }), 'acted', 'whenGone: there, it acts');
+});

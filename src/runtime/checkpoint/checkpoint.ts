@@ -11,7 +11,7 @@ import { UserError, PocrunError, wrapError } from '../../errors.js';
 import { loadConfig } from '../../spec/validate.js';
 import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
-import { containerStatus } from '../status.js';
+import { withLockedContainer } from '../status.js';
 import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
 import { initTerminalKey, writeTerminalKey } from './terminal.js';
@@ -34,10 +34,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
   needRoot('checkpoint');
   checkCommonOptions(opts);
   const criu = findCriu(ctx.criuPath);
-  const unlock = ctx.store.lock(opts.id);
-  try {
-    const record = ctx.store.read(opts.id);
-    const status = containerStatus(ctx.store, record, ctx.cgroups);
+  withLockedContainer(ctx, opts.id, (record, status) => {
     if (status !== 'running' && status !== 'paused') throw new PocrunError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
     if (record.sharedMounts) {
       throw new PocrunError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
@@ -84,9 +81,7 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       removeContainer(ctx, record, { runPoststop: true });
       trace('deleted');
     }
-  } finally {
-    unlock();
-  }
+  });
 }
 
 /** The container's config.json from its bundle (the record keeps what later commands need, not the whole config). */
