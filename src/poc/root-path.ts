@@ -4,7 +4,7 @@
  * This is what openat2's RESOLVE_IN_ROOT does in the kernel and securejoin / moby's FollowSymlinkInScope do in
  * Go (docker resolves `--user NAME` with the latter); Node has no openat2, so the walk is done here.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from './errors.js';
 
@@ -54,11 +54,17 @@ export function resolveInRoot(root: string, p: string): string {
 
 /**
  * The text of the regular file at `p` inside `root` (resolved as resolveInRoot does), or '' when there is none
- * there. The last component is opened without following a link (one swapped in since the walk is not followed
- * out of the root) and without blocking, and anything but a regular file (a FIFO, /dev/zero) reads as absent.
+ * there. The last component is opened without following a link and without blocking, and anything but a regular
+ * file (a FIFO, /dev/zero) reads as absent. The walk and the open are two steps, and a running container can
+ * change its files in between (docker cp's CVE-2018-15664): a directory swapped for a link would be followed by
+ * the open, so what was opened is checked to be inside the root, by the name the kernel gives the descriptor.
  */
 export function readTextInRoot(root: string, p: string): string {
-  const path = resolveInRoot(root, p); // a link loop is an error, as the kernel's ELOOP
+  return readWalked(root, resolveInRoot(root, p), p); // a link loop is an error, as the kernel's ELOOP
+}
+
+/** readTextInRoot's second step: `path` is what the walk found for `p`, which may have changed since. */
+export function readWalked(root: string, path: string, p: string): string {
   let fd;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -66,12 +72,25 @@ export function readTextInRoot(root: string, p: string): string {
     return '';
   }
   try {
+    if (!isWithin(realpathSync(root), readlinkSync(`/proc/self/fd/${fd}`))) {
+      throw new PocError(`${p}: it was changed into a link out of the root ${root} while it was being read`);
+    }
     return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : '';
-  } catch {
+  } catch (err) {
+    if (err instanceof PocError) throw err;
     return '';
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Whether the host path `path` is `root` or below it. Both are the kernel's names: a root reached through
+ * /proc/PID/root (a container's mount in its monitor's mount namespace) is named as that namespace names it,
+ * which is the path below /proc/PID/root, as the descriptor's is.
+ */
+function isWithin(root: string, path: string): boolean {
+  return path === root || path.startsWith(root === '/' ? '/' : `${root}/`);
 }
 
 /** The image's /etc/passwd and /etc/group (either '' when missing), which `--user`, USER and `--group-add` name. */

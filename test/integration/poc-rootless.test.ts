@@ -155,6 +155,14 @@ t.test('run --rm: root inside is the user outside, the exit status, nothing left
   });
   t.equal(fuse.status, 0, `run with fuse-overlayfs: ${fuse.stderr}`);
   t.equal(fuse.stdout, 'fuse.fuse-overlayfs\nw\n', 'the rootfs is fuse-overlayfs, and takes writes');
+  // exec --user NAME there: the kernel refuses poc's look at a FUSE mount of another user namespace (allow_other
+  // or not), so the image's /etc/passwd names the user (commands/exec.ts).
+  const fuseEnv = { extraEnv: { POC_OVERLAY_MOUNT_PROGRAM: '/usr/bin/fuse-overlayfs' } };
+  const fuseRun = user.run(POC, ['run', '-d', '--name', 'fusex', '--network', 'none', 'busybox', 'sleep', '600'], fuseEnv);
+  t.equal(fuseRun.status, 0, `run -d with fuse-overlayfs: ${fuseRun.stderr}`);
+  const fuseExec = poc(user, ['exec', '-u', 'user', 'fusex', 'id', '-u']);
+  t.equal(fuseExec.stdout, '1000\n', `exec -u user with fuse-overlayfs: the image's user: ${fuseExec.stderr}`);
+  t.equal(poc(user, ['rm', '-f', 'fusex']).status, 0);
   t.same(liveProcesses(user), [], 'no fuse-overlayfs daemon left');
 });
 
@@ -191,6 +199,10 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   const ex = poc(user, ['exec', 'web', 'sh', '-c', 'id -u; cat /etc/resolv.conf | grep nameserver; mkdir -p /data/d && touch /data/d/f && chown -R 1000:1000 /data']);
   t.equal(ex.status, 0, `exec: ${ex.stderr}`);
   t.match(ex.stdout, /^0\nnameserver 10\.0\.2\.3\n$/, 'exec as root, with the slirp4netns resolver');
+  // exec --user NAME reads the running container's /etc/passwd, mounted in the monitor's mount namespace alone.
+  t.equal(poc(user, ['exec', 'web', 'sh', '-c', 'echo added:x:4100:4100::/:/bin/sh >> /etc/passwd']).status, 0);
+  const added = poc(user, ['exec', '-u', 'added', 'web', 'id', '-u']);
+  t.equal(added.stdout, '4100\n', `exec -u: a user added at run time: ${added.stderr}`);
   t.match(poc(user, ['logs', 'web']).stdout, /^started$/m, 'logs');
   t.match(poc(user, ['ps']).stdout, new RegExp(`127\\.0\\.0\\.1:${PORT}->80/tcp, 127\\.0\\.0\\.1:${eph}->80/tcp\\s+web`), 'ps shows the ports');
 

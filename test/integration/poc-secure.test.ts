@@ -186,3 +186,31 @@ t.test("--user NAME and USER NAME: an image's /etc/passwd linking out of it neve
   t.match(built.stderr, /unable to find user hostonly: no matching entries in passwd file/, 'the build names the unknown user');
   t.same(residue(), clean, 'nothing left');
 });
+
+t.test("exec --user NAME: the running container's /etc/passwd, its links kept inside it", async (t) => {
+  const hostEtc = join(work, 'exec-host-etc');
+  mkdirSync(hostEtc);
+  writeFileSync(join(hostEtc, 'passwd'), 'hostonly:x:4242:4343::/home/hostonly:/bin/sh\n');
+  writeFileSync(join(hostEtc, 'group'), 'hostgroup:x:4343:\n');
+  const id = ok(['run', '-d', '--network', 'none', 'busybox', 'sleep', '600']).trim();
+  // A user and a group added in the container, as `useradd` would (busybox has none): docker's exec finds them.
+  ok(['exec', id, 'sh', '-c', 'echo added:x:4100:4200::/:/bin/sh >> /etc/passwd; echo addedgrp:x:4200: >> /etc/group']);
+  t.equal(ok(['exec', '-u', 'added', id, 'id']), 'uid=4100(added) gid=4200(addedgrp)\n', 'a user added at run time');
+  t.equal(ok(['exec', '-u', '0:addedgrp', id, 'sh', '-c', 'echo $(id -u) $(id -g)']), '0 4200\n', 'a group added at run time');
+  const unknown = /^poc: unable to find user hostonly: no matching entries in passwd file\n$/;
+  // Links the container makes at run time, out to the host's files: resolved inside its root, never followed out.
+  // (/etc itself cannot be swapped for a link here: poc binds files on it. test/unit/poc-containers.test.ts holds
+  // such a directory link, and one swapped in after the walk, to the same.)
+  const links = [
+    ['/etc/passwd an absolute link', `ln -sf ${hostEtc}/passwd /etc/passwd`],
+    ['/etc/passwd a relative link climbing with ..', `ln -sf ..${'/..'.repeat(16)}${hostEtc}/passwd /etc/passwd`],
+  ];
+  for (const [what, script] of links) {
+    ok(['exec', id, 'sh', '-c', script!]);
+    const r = poc(['exec', '-u', 'hostonly', id, 'id']);
+    t.equal(r.status, 1, `${what}: exec -u hostonly fails`);
+    t.match(r.stderr, unknown, `${what}: the unknown user named`);
+  }
+  ok(['rm', '-f', id]);
+  t.same(residue(), clean, 'nothing left');
+});

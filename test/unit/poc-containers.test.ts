@@ -28,7 +28,7 @@ import { overlayOptions } from '../../src/poc/containers/rootfs.js';
 import { cgroupsPathOf } from '../../src/poc/containers/cgroup.js';
 import type { ContainerRecord } from '../../src/poc/containers/container-store.js';
 import { execArgs } from '../../src/poc/commands/exec.js';
-import { idFilesIn, readTextInRoot, resolveInRoot } from '../../src/poc/root-path.js';
+import { idFilesIn, readTextInRoot, readWalked, resolveInRoot } from '../../src/poc/root-path.js';
 import { binarySize, humanDuration, humanSize, table } from '../../src/poc/commands/format.js';
 import { statusText } from '../../src/poc/commands/ps.js';
 import { parseNetDev } from '../../src/poc/commands/stats.js';
@@ -216,6 +216,20 @@ t.test("--user NAME: an image's /etc/passwd or /etc/group that links out reads t
   // Anything but a regular file reads as absent (a FIFO would block the read, /dev/zero never end it).
   const fifo = image('fifo', (r) => execFileSync('mkfifo', [join(r, 'etc/passwd')]));
   t.equal(readTextInRoot(fifo, '/etc/passwd'), '', 'a FIFO is not read');
+  // A running container can swap a directory for a link between the walk and the open (CVE-2018-15664): here
+  // the walk's answer, root/etc/passwd, after /etc became a link to the host's directory.
+  const swapped = image('swapped', (r) => {
+    rmSync(join(r, 'etc'), { recursive: true });
+    symlinkSync(host, join(r, 'etc'));
+  });
+  t.throws(() => readWalked(swapped, join(swapped, 'etc/passwd'), '/etc/passwd'),
+    { name: 'PocError', message: `/etc/passwd: it was changed into a link out of the root ${swapped} while it was being read` }, 'a swap after the walk is caught');
+  t.equal(readWalked(own, join(own, host, 'passwd'), '/etc/passwd'), 'imageuser:x:1234:1234::/:/bin/sh\n', 'a file inside is read');
+  // A root named through a link of the host's (POC_ROOT on a linked directory) is still itself.
+  const linkedRoot = `${own}-link`;
+  symlinkSync(own, linkedRoot);
+  t.teardown(() => rmSync(linkedRoot, { force: true }));
+  t.same(resolveUser('imageuser', idFilesIn(linkedRoot).passwd, ''), { uid: 1234, gid: 1234 }, 'a root reached through a link');
 });
 
 t.test('capabilities: docker defaults, --cap-add, --cap-drop, ALL', async (t) => {

@@ -4,12 +4,14 @@
  * socket, which only C can receive. Signals are passed on; the exit status is the command's.
  */
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { PocError } from '../errors.js';
 import { imageRootfs } from '../images/index.js';
 import { resolveUser } from '../containers/bundle.js';
 import { consoleSocketPath, findProgram } from '../containers/monitor.js';
 import { binaries, childEnv } from '../containers/runtime.js';
-import { containerStatus, resolveContainer, runtimeRoot } from '../containers/container-store.js';
+import { containerPaths, containerStatus, resolveContainer, runtimeRoot, type ContainerRecord } from '../containers/container-store.js';
+import { runningRootfs } from '../containers/rootfs.js';
 import { parseEnvSetting } from '../containers/options.js';
 import type { RootOptions } from '../poc-root.js';
 import { idFilesIn } from '../root-path.js';
@@ -38,6 +40,23 @@ export function execArgs(o: ExecCommandOptions & { id: string; uidGid?: string; 
   return args;
 }
 
+/**
+ * The root whose /etc/passwd and /etc/group `exec --user` reads: the running container's, as docker's and
+ * podman's exec read them, so a user the container added is found. readTextInRoot keeps its links inside it, and
+ * a link swapped in meanwhile is refused. Rootless with fuse-overlayfs, the kernel refuses every process outside
+ * the user namespace the FUSE mount was made in, allow_other or not (fuse_allow_current_process): the image's
+ * files are all poc can read then, and a user the container added is not found.
+ */
+function userDatabaseRoot(c: ContainerRecord, monitorPid: number, o: RootOptions): string {
+  const root = runningRootfs(containerPaths(c.id, o).rootfs, Boolean(c.options.rootless), monitorPid);
+  try {
+    accessSync(root, constants.X_OK);
+    return root;
+  } catch {
+    return imageRootfs(c.image, o);
+  }
+}
+
 export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const c = resolveContainer(o.ref, o);
   const status = containerStatus(c.id, o);
@@ -46,9 +65,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const env = o.env.map((e) => parseEnvSetting(e, process.env, 'exec -e')).filter((e): e is string => e !== undefined);
   let uidGid: string | undefined;
   if (o.user !== undefined) {
-    // The image's files, which no container writes: the running container's view could have its links swapped
-    // while the walk looks at them (docker cp's CVE-2018-15664). A user the container added itself is not seen.
-    const ids = idFilesIn(imageRootfs(c.image, o));
+    const ids = idFilesIn(userDatabaseRoot(c, status.run!.monitorPid, o));
     const u = resolveUser(o.user, ids.passwd, ids.group);
     uidGid = `${u.uid}:${u.gid}`;
   }

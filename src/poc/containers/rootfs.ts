@@ -15,6 +15,15 @@ async function run(argv: string[]): Promise<void> {
 
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 
+/**
+ * Where poc sees a running container's files from outside: its overlay mount. Rootless, the monitor mounted it in
+ * a mount namespace of its own; poc reaches it through the monitor's /proc/PID/root, below which the path is the
+ * same (the namespace is a copy of the host's).
+ */
+export function runningRootfs(rootfs: string, rootless: boolean, monitorPid: number): string {
+  return rootless ? `/proc/${monitorPid}/root${rootfs}` : rootfs;
+}
+
 /** Whether `path` is a mount point in our mount namespace. */
 export function isMounted(path: string): boolean {
   let text: string;
