@@ -4,7 +4,7 @@
  * This is what openat2's RESOLVE_IN_ROOT does in the kernel and securejoin / moby's FollowSymlinkInScope do in
  * Go (docker resolves `--user NAME` with the latter); Node has no openat2, so the walk is done here.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from './errors.js';
 
@@ -50,6 +50,20 @@ export function resolveInRoot(root: string, p: string): string {
     current.push(part);
   }
   return join(root, ...current);
+}
+
+/**
+ * Whether `p` exists inside `root`, its links resolved within it: a link out of the root names the root's own
+ * file, never the host's. A link loop is absent, as the kernel's stat finds nothing there (ELOOP).
+ */
+export function existsInRoot(root: string, p: string): boolean {
+  let path;
+  try {
+    path = resolveInRoot(root, p);
+  } catch {
+    return false;
+  }
+  return existsSync(path);
 }
 
 /**

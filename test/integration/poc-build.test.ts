@@ -391,6 +391,42 @@ t.test("--network bridge: a RUN step on poc's network, the address released afte
   t.equal(none.status, 1, '--network none: no way out');
   t.match(none.stderr, /^poc: Dockerfile:2: RUN .*: the command exited with status 1$/m);
   t.equal(residue().join(', '), '');
+
+  // Whether the image has /etc/hosts and /etc/resolv.conf (poc's are bound over them on the bridge) is asked of the
+  // image, its links resolved within it: a link out of it names the image's file, never the host's.
+  const hostOnly = join(work, 'host-only-resolv.conf'); // on the host, not in the image
+  writeFileSync(hostOnly, 'nameserver 192.0.2.1\n');
+  // Made without a network (on the bridge a step's own /etc files are bound, and cannot be replaced).
+  writeFileSync(join(netctx, 'Dockerfile.links-base'),
+    `FROM busybox\nRUN mkdir /elsewhere && : > /elsewhere/hosts && ln -sf /elsewhere/hosts /etc/hosts && ln -sf ${hostOnly} /etc/resolv.conf\n`);
+  const base = poc(['build', '--network', 'none', '-t', 'net-links-base', '-f', join(netctx, 'Dockerfile.links-base'), netctx]);
+  t.equal(base.status, 0, base.stderr);
+  writeFileSync(join(netctx, 'Dockerfile.links'),
+    `FROM net-links-base\nRUN cat /etc/hosts > /seen-hosts; cat /etc/resolv.conf > /seen-resolv 2>&1 || echo absent > /seen-resolv; ls ${work} > /seen-made 2>&1 || :\n`);
+  const links = poc(['build', '--network', 'bridge', '-t', 'net-links', '-f', join(netctx, 'Dockerfile.links'), netctx]);
+  t.equal(links.status, 0, links.stderr);
+  // (Read by a container of poc run, which binds its own /etc files, as docker does: the step's view is in the files.)
+  const seen = ok(t, ['run', '--rm', '--network', 'none', 'net-links', 'sh', '-c', 'cat /seen-hosts; echo --; cat /seen-resolv; echo --; cat /seen-made']);
+  const [hosts, resolv, made] = seen.split('--\n');
+  t.match(hosts, /\bpoc-build\b/, "/etc/hosts linking to the image's /elsewhere/hosts: the image has it, poc's was bound on it");
+  t.equal(resolv, 'absent\n', '/etc/resolv.conf linking to a file of the host alone: the image has none, nothing was bound');
+  t.match(made, /No such file or directory/, 'and no mount point for it was made in the step');
+  t.equal(residue().join(', '), '');
+});
+
+t.test("RUN --mount's mount points are removed inside the image, never through a link the command made", async (t) => {
+  const victim = join(work, 'victim');
+  mkdirSync(join(victim, 'b'), { recursive: true }); // an empty directory of the host's, where the link will point
+  const lctx = join(work, 'stubctx');
+  mkdirSync(lctx);
+  // /a/b is made for the mount; the command then moves /a away and puts a link to the host's directory there.
+  writeFileSync(join(lctx, 'Dockerfile'), `FROM busybox\nRUN --mount=type=cache,target=/a/b mv /a /a.old && ln -s ${victim} /a\n`);
+  const r = poc(['build', '--network', 'none', '-t', 'stubs', lctx]);
+  t.equal(r.status, 0, r.stderr);
+  t.ok(existsSync(join(victim, 'b')), "the host's directory is left alone");
+  t.equal(ok(t, ['run', '--rm', '--network', 'none', 'stubs', 'sh', '-c', 'readlink /a; ls -a /a.old']), `${victim}\n.\n..\nb\n`,
+    "the image keeps the command's link, and the moved mount point (no longer the path it was made at)");
+  t.equal(residue().join(', '), '');
 });
 
 t.test('build, push, pull, run: FROM an image that is pulled first, the result pushed and pulled elsewhere', async (t) => {

@@ -6,7 +6,7 @@
  * unchanged rebuild finds every step cached and its config identical, and so the very image built before.
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, join, posix, resolve } from 'node:path';
+import { basename, join, posix, relative, resolve } from 'node:path';
 import { PocError, wrapError } from '../errors.js';
 import { resolveUser } from '../containers/bundle.js';
 import { findImage } from '../containers/provision.js';
@@ -120,23 +120,33 @@ export function parseDuration(value: string, where: string, flag: string): numbe
   return ns;
 }
 
-/** The paths from the first missing component of `target` down (inside the mount), the deepest last. */
+/**
+ * The paths inside the image (absolute there) from the first missing component of `target` down, the deepest last:
+ * `target` resolved within the image first (root-path.ts), as the runtime makes the mount point, so that no link
+ * of the image's sends the check to the host's files.
+ */
 function missingPaths(merged: string, target: string): string[] {
-  const parts = target.split('/').filter((p) => p !== '' && p !== '.');
+  const parts = relative(merged, resolveInRoot(merged, target)).split('/').filter((p) => p !== '');
   const out: string[] = [];
-  let path = merged;
+  let path = '';
   for (const part of parts) {
-    path = join(path, part);
-    if (out.length === 0 && existsSync(path)) continue;
+    path = `${path}/${part}`;
+    if (out.length === 0 && existsSync(join(merged, path))) continue; // links resolved: nothing is followed here
     out.push(path);
   }
   return out;
 }
 
-/** Removes the mount points a RUN's mounts made, deepest first, if they are still empty (the command left them). */
-function removeStubs(stubs: string[]): void {
-  for (const p of [...stubs].reverse()) {
+/**
+ * Removes the mount points a RUN's mounts made, deepest first, if they are still empty (the command left them).
+ * The command may have turned a directory on the way into a link (out to the host's files, seen from here): a
+ * path that no longer resolves to itself inside the image is left alone.
+ */
+function removeStubs(merged: string, stubs: string[]): void {
+  for (const stub of [...stubs].reverse()) {
+    const p = join(merged, stub);
     try {
+      if (resolveInRoot(merged, stub) !== p) continue;
       const st = lstatSync(p);
       if (st.isDirectory()) rmdirSync(p);
       else if (st.isFile() && st.size === 0) unlinkSync(p);
@@ -486,7 +496,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           try {
             await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source, mounts }, o);
           } finally {
-            removeStubs(stubs);
+            removeStubs(merged, stubs);
           }
         }, o),
       createdBy,

@@ -4,7 +4,7 @@
  * command there with pocrun; COPY, ADD and WORKDIR write into the mount. Everything the step made (the mount,
  * the container, the scratch directory) is gone when it returns or throws; only a stored layer stays.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocError } from '../errors.js';
 import type { Spec } from '../../spec/generated/config.js';
@@ -16,6 +16,7 @@ import { runtimeRoot } from '../containers/container-store.js';
 import { layerScratch, storeLayer, type LayerRef } from '../images/layers.js';
 import { runProgram, spawnProgram } from '../spawn.js';
 import { pocRoot, randomHex, type RootOptions } from '../poc-root.js';
+import { existsInRoot } from '../root-path.js';
 
 /** What a step's overlay stacks: the lower directories, the topmost first. */
 export type Lowers = string[];
@@ -161,7 +162,8 @@ export async function runCommand(merged: string, scratch: string, c: RunCommand,
     bridge = {
       poc,
       env: [`POC_ROOT=${pocRoot(opts)}`, 'POC_PROGRAM=poc', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`],
-      binds: ['resolv.conf', 'hosts'].filter((f) => existsSync(join(merged, 'etc', f))).map((f) => ({ source: join(etc, f), destination: `/etc/${f}` })),
+      // The image's files, its links resolved within it (root-path.ts): an /etc/hosts linking out names no host file.
+      binds: ['resolv.conf', 'hosts'].filter((f) => existsInRoot(merged, `/etc/${f}`)).map((f) => ({ source: join(etc, f), destination: `/etc/${f}` })),
     };
   }
   try {
