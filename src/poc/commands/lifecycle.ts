@@ -3,7 +3,7 @@ import { stdout } from '../../common/output.js';
 import { startContainer } from '../containers/start.js';
 import { PocError } from '../errors.js';
 import { killContainer, removeContainer, stopContainer, waitContainer, WAIT_CONDITIONS, type WaitCondition } from '../containers/stop.js';
-import { resolveContainer } from '../containers/container-store.js';
+import { resolveContainer, type ContainerRecord } from '../containers/container-store.js';
 import type { RootOptions } from '../poc-root.js';
 import { forEachRef } from './each.js';
 
@@ -11,12 +11,17 @@ export interface RefsOptions extends RootOptions {
   refs: string[];
 }
 
-export async function startCommand(o: RefsOptions & { checkpoint?: string }): Promise<number> {
-  if (o.checkpoint !== undefined && o.refs.length > 1) throw new PocError('start --checkpoint: one container at a time');
+/** Acts on each container named (forEachRef: past a failure, to the next), printing the name as given once done, as docker does. */
+function eachContainer(o: RefsOptions, act: (c: ContainerRecord) => Promise<unknown>): Promise<number> {
   return forEachRef(o.refs, async (ref) => {
-    await startContainer(resolveContainer(ref, o), o);
+    await act(resolveContainer(ref, o));
     stdout(`${ref}\n`);
   });
+}
+
+export async function startCommand(o: RefsOptions & { checkpoint?: string }): Promise<number> {
+  if (o.checkpoint !== undefined && o.refs.length > 1) throw new PocError('start --checkpoint: one container at a time');
+  return eachContainer(o, (c) => startContainer(c, o));
 }
 
 export interface StopCommandOptions extends RefsOptions {
@@ -25,10 +30,7 @@ export interface StopCommandOptions extends RefsOptions {
 }
 
 export async function stopCommand(o: StopCommandOptions): Promise<number> {
-  return forEachRef(o.refs, async (ref) => {
-    await stopContainer(resolveContainer(ref, o), o);
-    stdout(`${ref}\n`);
-  });
+  return eachContainer(o, (c) => stopContainer(c, o));
 }
 
 export interface KillCommandOptions extends RefsOptions {
@@ -36,10 +38,7 @@ export interface KillCommandOptions extends RefsOptions {
 }
 
 export async function killCommand(o: KillCommandOptions): Promise<number> {
-  return forEachRef(o.refs, async (ref) => {
-    await killContainer(resolveContainer(ref, o), o.signal, o);
-    stdout(`${ref}\n`);
-  });
+  return eachContainer(o, (c) => killContainer(c, o.signal, o));
 }
 
 export interface RmCommandOptions extends RefsOptions {
@@ -48,10 +47,7 @@ export interface RmCommandOptions extends RefsOptions {
 }
 
 export async function rmCommand(o: RmCommandOptions): Promise<number> {
-  return forEachRef(o.refs, async (ref) => {
-    await removeContainer(resolveContainer(ref, o), o);
-    stdout(`${ref}\n`);
-  });
+  return eachContainer(o, (c) => removeContainer(c, o));
 }
 
 export interface WaitCommandOptions extends RefsOptions {

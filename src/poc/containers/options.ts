@@ -9,7 +9,7 @@ import { parsePublish, type PortMapping } from '../network/publish.js';
 import type { NetworkMode } from '../network/etc-files.js';
 import { cgroupfsParent } from './cgroup-parent.js';
 import { parseRootlessFlags, type RootlessOptions, type UserDelegation } from '../rootless.js';
-import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions } from '../network/flags.js';
+import { parseNetworkFlags, type ExtraHost, type NetworkAttachmentOptions, type NetworkFlags } from '../network/flags.js';
 import { parseProfile } from './seccomp-profile.js';
 import { slicePath } from '../../vocabulary/systemd-slice.js';
 import { checkDuplicateTargets, parseMountFlag, parseVolumeFlag, type Volume } from '../volumes/spec.js';
@@ -22,8 +22,11 @@ import {
   type DeviceRequest, type TmpfsMount, type Ulimit,
 } from './docker-options.js';
 
-/** The flags as the command line gives them (strings, lists), before any checking. */
-export interface RunFlags extends HealthFlags {
+/**
+ * The flags as the command line gives them (strings, lists), before any checking. NetworkFlags: --network
+ * (repeatable), --network-alias, --ip, --dns, --add-host, checked by src/poc/network/flags.ts.
+ */
+export interface RunFlags extends HealthFlags, NetworkFlags {
   detach: boolean;
   interactive: boolean;
   tty: boolean;
@@ -40,12 +43,6 @@ export interface RunFlags extends HealthFlags {
   workdir?: string;
   user?: string;
   publish: string[];
-  /** --network (repeatable), --network-alias, --ip, --dns, --add-host: checked by src/poc/network/flags.ts. */
-  network: string[];
-  networkAliases: string[];
-  ip?: string;
-  dns: string[];
-  addHosts: string[];
   memory?: string;
   cpus?: string;
   pidsLimit?: string;

@@ -15,6 +15,7 @@ export function checkAlias(alias: string): void {
   if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(alias)) throw new PocError(`invalid --network-alias ${JSON.stringify(alias)}: letters, digits and _.-, at most 63`);
 }
 
+/** The network flags as the command line gives them: --network (repeatable), --network-alias, --ip, --dns, --add-host. */
 export interface NetworkFlags {
   network: string[];
   networkAliases: string[];
