@@ -44,8 +44,9 @@ export function containerStatus({ store, cgroups }: StatusSource, record: Contai
  * then its record and its status as they are while the lock is held, then `act`; the lock goes when `act`
  * returns or throws. A missing container is Store's error (`container "ID" does not exist`, from the lock when
  * its directory is gone, from the read when its state.json is). With `whenGone`, a container that is gone, or
- * goes while the lock is awaited, is `whenGone`'s answer instead (delete --force). state, kill, events and exec
- * take no lock here: they read the record and derive the status themselves (containerStatus).
+ * goes while the lock is awaited, is `whenGone`'s answer instead (delete --force). state, kill and events take
+ * no lock: they read the record and derive its status (containerStatus); exec takes the lock itself, since it
+ * lets it go early for --ignore-paused.
  */
 export function withLockedContainer<T>(
   ctx: RuntimeContext,
