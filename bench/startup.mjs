@@ -24,7 +24,8 @@ const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1] || 0) || 200;
 const env = { ...process.env, BUN_JSC_useJIT: '0', MIMALLOC_SCAVENGER: '0' };
 
-const FIRST_LINE = "require('node:fs').writeSync(1, `${t.toFixed(3)}\\n`);";
+// Bun.write, not node:fs: the empty program must not load node:fs to print.
+const FIRST_LINE = "await Bun.write(Bun.stdout, `${t.toFixed(3)}\\n`);";
 const probes = {
   bun: `const t = performance.now();\n${FIRST_LINE}\n`,
   'bun+fs,path': `import { existsSync } from 'node:fs';\nimport { join } from 'node:path';\nconst t = performance.now();\nif (process.argv[2] === 'never') existsSync(join('/', 'x'));\n${FIRST_LINE}\n`,
