@@ -108,6 +108,10 @@ t.test('bad files: a clear error each, and nothing left behind', async (t) => {
     ['YAML', 'services:\n  web:\n    image: debian\n  - x\n', /bad\.yaml:\d+: invalid YAML/],
     ['a limit beyond the host', 'services:\n  web:\n    image: debian\n    deploy: {resources: {limits: {cpus: "999"}}}\nvolumes:\n  v: {}\n', /bad\.yaml:4: \/services\/web\/deploy\/resources\/limits\/cpus: invalid cpus 999: this machine has \d+ CPUs?/],
     ['missing external network', 'services:\n  web:\n    image: debian\n    networks: [ext]\nnetworks:\n  ext: {external: true}\n', /network ext declared as external, but could not be found/],
+    ['a missing secret file', 'secrets:\n  pw: {file: ./nope.txt}\nservices:\n  web:\n    image: debian\n    secrets: [pw]\nvolumes:\n  v: {}\n', /bad\.yaml:2: \/secrets\/pw\/file: \/.*\/app\/nope\.txt: No such file or directory \(the secret "pw" of service web\)/],
+    ['an unset secret variable', 'secrets:\n  pw: {environment: POC_NO_SUCH_VAR}\nservices:\n  web:\n    image: debian\n    secrets: [pw]\n', /bad\.yaml:2: \/secrets\/pw\/environment: environment variable "POC_NO_SUCH_VAR" required by the secret "pw" \(service web\) is not set/],
+    ['an external secret', 'secrets:\n  pw: {external: true}\nservices:\n  web:\n    image: debian\n', /bad\.yaml:2: \/secrets\/pw\/external: poc compose does not support the key "external" \(an external secret is a swarm's/],
+    ['a bad mode', 'configs:\n  c: {content: x}\nservices:\n  web:\n    image: debian\n    configs: [{source: c, mode: 0779}]\n', /bad\.yaml:6: \/services\/web\/configs\/0\/mode: invalid mode "0779"/],
     ['no such image', 'services:\n  a:\n    image: debian\n    command: sleep 1\n    volumes: [v:/v]\n  b:\n    image: nosuchimage-here\nvolumes:\n  v: {}\n', /no such image|nosuchimage-here/],
   ];
   for (const [what, text, re] of bad) {
@@ -205,5 +209,63 @@ t.test('ports without a published one: poc picks them, keeps them across up, and
   t.same(pubs(), first, 'the same ports');
   eph('down');
   rmSync(join(app, 'eph.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});
+
+t.test('secrets and configs: read-only at /run/secrets/NAME and /NAME, owners and modes, a changed value recreates', async (t) => {
+  writeFileSync(join(app, 'db_pw.txt'), 'hunter2\n');
+  writeFileSync(join(app, 'nginx.conf'), 'events {}\n');
+  writeFileSync(join(app, 'sec.yaml'), [
+    'secrets:',
+    '  db_pw: {file: ./db_pw.txt}',
+    '  token: {environment: SEC_TOKEN}',
+    'configs:',
+    '  app: {content: "port=${SEC_PORT:-80}"}',
+    '  nginx: {file: nginx.conf}',
+    'services:',
+    '  one:',
+    '    image: debian',
+    '    command: sleep 1000',
+    '    init: true',
+    '    network_mode: none',
+    '    secrets:',
+    '      - db_pw',
+    '      - {source: token, target: api_token, uid: "1000", gid: "1001", mode: 0440}',
+    '    configs:',
+    '      - app',
+    '      - {source: nginx, target: /etc/nginx/nginx.conf, mode: 0600}',
+    '',
+  ].join('\n'));
+  const sec = (env: Record<string, string>, ...args: string[]) => {
+    const r = cli.poc(['compose', '-p', 'sec', '-f', 'sec.yaml', ...args], { cwd: app, timeout: 120_000, env: { ...cli.env, ...env } });
+    if (r.status !== 0) throw new Error(`poc compose ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r;
+  };
+  sec({ SEC_TOKEN: 't0k' }, 'up', '-d');
+  const script = [
+    'for f in /run/secrets/db_pw /run/secrets/api_token /app /etc/nginx/nginx.conf; do',
+    '  printf "%s %s|" "$f" "$(stat -c "%u:%g %a" "$f")"; cat "$f"; echo',
+    '  if (echo x >> "$f") 2>/dev/null; then echo "$f WRITABLE"; fi',
+    'done',
+    'grep -E " /run/secrets/db_pw | /app " /proc/self/mountinfo | awk "{print \\$5, \\$6}" | cut -d, -f1',
+  ].join('\n');
+  const out = sec({}, 'exec', '-T', 'one', 'bash', '-c', script).stdout;
+  t.match(out, /^\/run\/secrets\/db_pw \d+:\d+ \d+\|hunter2\n\n/m, 'a file secret: the host file, at /run/secrets/NAME');
+  t.match(out, /^\/run\/secrets\/api_token 1000:1001 440\|t0k\n/m, 'an environment secret: its uid, gid and mode, at a relative target under /run/secrets');
+  t.match(out, /^\/app 0:0 444\|port=80\n/m, 'a content config at /NAME, 0444 by default, interpolated');
+  t.match(out, /^\/etc\/nginx\/nginx\.conf 0:0 600\|events \{\}\n/m, 'a file config with a mode: a copy with it');
+  t.notMatch(out, /WRITABLE/, 'none writable, even by root');
+  t.match(out, /^\/run\/secrets\/db_pw ro$/m, 'mounted read-only');
+  t.match(out, /^\/app ro$/m);
+  writeFileSync(join(app, 'db_pw.txt'), 'changed\n');
+  t.equal(sec({}, 'exec', '-T', 'one', 'cat', '/run/secrets/db_pw').stdout, 'changed\n', 'a bound file is seen as it changes, as docker compose binds it');
+  t.match(sec({ SEC_TOKEN: 't0k' }, 'up', '-d').stderr, /sec-one-1 {2}Running/, 'unchanged: left running');
+  t.match(sec({ SEC_TOKEN: 'S3cr3t-v2' }, 'up', '-d').stderr, /sec-one-1 {2}Recreated/, 'a changed secret value: recreated');
+  t.equal(sec({}, 'exec', '-T', 'one', 'cat', '/run/secrets/api_token').stdout, 'S3cr3t-v2');
+  const record = readFileSync(join(root, 'containers', containers().find((c) => c.name === 'sec-one-1')!.id, 'container.json'), 'utf8');
+  t.notOk(record.includes('S3cr3t-v2'), 'the value is not in the record');
+  t.match(sec({}, 'config').stdout, /target: \/run\/secrets\/api_token\n\s+uid: "1000"/);
+  sec({}, 'down');
+  rmSync(join(app, 'sec.yaml'));
   t.same(residue(), NOTHING, 'nothing left');
 });

@@ -159,7 +159,6 @@ t.test('bad files: one error each, naming the file, the line and the key', async
     ['services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n', /the services depend on each other in a cycle: a -> b -> a/],
     ['services:\n  web:\n    command: x\n', /\/services\/web: the service has neither an image nor a build/],
     ['services:\n  web:\n    image: x\nnetworks:\n  n:\n    driver: overlay\n', /:6: \/networks\/n\/driver: poc compose does not support the key "driver" \(driver "overlay": poc's networks are bridges\)/],
-    ['services:\n  web:\n    image: x\nsecrets:\n  s:\n    file: ./s\n', /:4: \/secrets: poc compose does not support the key "secrets"/],
     ['services:\n  web:\n    image: ${TAG:?give a TAG}\n', /^\/p\/compose\.yaml:3: \/services\/web\/image: required variable TAG is missing a value: give a TAG$/],
     ['services:\n  web:\n    image: x\n   bad: indent\n', /^\/p\/compose\.yaml:4: invalid YAML: /],
     ['services:\n  web:\n    image: x\n    image: y\n', /^\/p\/compose\.yaml:4: invalid YAML: Map keys must be unique/],
@@ -312,6 +311,89 @@ t.test('a service as the container poc makes: flags checked as poc run checks th
   t.same(planContainer(load(files), 'web', ctx).configHash, plan.configHash, 'the same service, the same hash');
   const changed = { ...files, '/p/web.env': 'FROM_FILE=file\nONLY_FILE=changed\n' };
   t.not(planContainer(load(changed), 'web', contextOf(changed)).configHash, plan.configHash, 'an env_file change is a change');
+});
+
+t.test('secrets and configs: long forms, targets, modes, and where each value comes from', async (t) => {
+  const files: Record<string, string> = {
+    '/p/compose.yaml': [
+      'secrets:',
+      '  db_pw: {file: ./db_pw.txt}',
+      '  token: {environment: TOKEN}',
+      '  owned: {file: /etc/owned}',
+      'configs:',
+      '  app: {content: "port=${PORT}"}',
+      '  nginx: {file: conf/nginx.conf}',
+      'services:',
+      '  web:',
+      '    image: x',
+      '    secrets:',
+      '      - db_pw',
+      '      - {source: token, target: api_token, uid: "1000", gid: "1001", mode: 0440}',
+      '      - {source: owned, target: /etc/owned.key, mode: "0400"}',
+      '    configs:',
+      '      - app',
+      '      - {source: nginx, target: /etc/nginx/nginx.conf, mode: 0o644}',
+      '      - {source: app, target: conf/app.ini, mode: 420}',
+    ].join('\n'),
+  };
+  const p = load(files, { env: { PORT: '80', TOKEN: 't0k' } });
+  t.same(p.secrets.db_pw, { file: '/p/db_pw.txt', at: '/p/compose.yaml:2: /secrets/db_pw/file' }, 'a relative file is the project directory\'s');
+  t.same(p.configs.app, { content: 'port=80', at: '/p/compose.yaml:6: /configs/app/content' }, 'content is interpolated');
+  t.same(p.services.web!.secrets, [
+    { source: 'db_pw', target: '/run/secrets/db_pw' },
+    { source: 'token', target: '/run/secrets/api_token', uid: 1000, gid: 1001, mode: 0o440 },
+    { source: 'owned', target: '/etc/owned.key', mode: 0o400 },
+  ], 'a relative target is under /run/secrets; 0440 is octal, as compose reads it');
+  t.same(p.services.web!.configs, [
+    { source: 'app', target: '/app' },
+    { source: 'nginx', target: '/etc/nginx/nginx.conf', mode: 0o644 },
+    { source: 'app', target: '/conf/app.ini', mode: 420 },
+  ], 'a config is at /NAME; a decimal mode is decimal');
+  const disk: Record<string, string> = { '/p/db_pw.txt': 'hunter2', '/p/conf/nginx.conf': 'events {}', '/etc/owned': 'key' };
+  const ctx = {
+    readFile: (f: string) => disk[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })(),
+    lookup: p.lookup,
+    version: 'test',
+  };
+  const plan = planContainer(p, 'web', ctx);
+  t.same(plan.flags.mounts, ['type=bind,source=/p/db_pw.txt,target=/run/secrets/db_pw,readonly'], 'a host file without owner or mode is bound');
+  t.same(plan.files.map((f) => [f.target, f.content.toString(), f.uid, f.gid, f.mode.toString(8)]), [
+    ['/run/secrets/api_token', 't0k', 1000, 1001, '440'],
+    ['/etc/owned.key', 'key', 0, 0, '400'],
+    ['/app', 'port=80', 0, 0, '444'],
+    ['/etc/nginx/nginx.conf', 'events {}', 0, 0, '644'],
+    ['/conf/app.ini', 'port=80', 0, 0, '644'],
+  ], 'a variable, content, or a file with its own mode is given whole; 0444 by default');
+  t.notOk(JSON.stringify(plan.flags).includes('t0k'), 'a value given whole is not in the flags (nor the record)');
+  const again = load(files, { env: { PORT: '80', TOKEN: 'other' } });
+  t.not(planContainer(again, 'web', { ...ctx, lookup: again.lookup }).configHash, plan.configHash, 'a changed secret value is a change');
+  const unset = load(files, { env: { PORT: '80' } });
+  t.throws(() => planContainer(unset, 'web', { ...ctx, lookup: unset.lookup }), /^\/p\/compose\.yaml:3: \/secrets\/token\/environment: environment variable "TOKEN" required by the secret "token" \(service web\) is not set$/);
+  const { '/p/db_pw.txt': _gone, ...lost } = disk;
+  t.throws(() => planContainer(p, 'web', { ...ctx, readFile: (f: string) => lost[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })() }), /^\/p\/compose\.yaml:2: \/secrets\/db_pw\/file: \/p\/db_pw\.txt: No such file or directory \(the secret "db_pw" of service web\)$/);
+  t.match(projectYaml(p), /secrets:\n {6}- source: db_pw\n {8}target: \/run\/secrets\/db_pw\n/, 'config prints the long syntax');
+
+  const bad: Array<[string, RegExp]> = [
+    ['secrets:\n  s: {external: true}\n', /^\/p\/compose\.yaml:2: \/secrets\/s\/external: poc compose does not support the key "external" \(an external secret is a swarm's, and poc has no swarm/],
+    ['configs:\n  c:\n    external: true\n', /:3: \/configs\/c\/external: poc compose does not support the key "external"/],
+    ['secrets:\n  s: {file: ./a, driver: vault}\n', /\/secrets\/s\/driver: poc compose does not support the key "driver" \(secret drivers are a swarm's\)/],
+    ['secrets:\n  s: {content: x}\n', /^\/p\/compose\.yaml:2: \/secrets\/s\/content: unknown key "content" in secrets\.s/],
+    ['secrets:\n  s: {labels: {a: b}}\n', /^\/p\/compose\.yaml:2: \/secrets\/s: the secret "s" needs one of `file` or `environment`$/],
+    ['configs:\n  c: {file: ./a, content: x}\n', /\/configs\/c\/content: the config "c" has both file and content/],
+    ['secrets:\n  s: {environment: "1X"}\n', /\/secrets\/s\/environment: invalid variable name "1X"/],
+    ['secrets:\n  s: {file: ./a}\nservices:\n  web:\n    image: x\n    secrets: [nope]\n', /\/services\/web\/secrets\/0: the service refers to the undefined secret "nope" \(declare it under the top-level secrets:\)/],
+    ['configs:\n  c: {content: x}\nservices:\n  web:\n    image: x\n    configs: [{source: c, mode: 0999}]\n', /^\/p\/compose\.yaml:6: \/services\/web\/configs\/0\/mode: invalid mode "0999": an octal number from 0 to 07777/],
+    ['configs:\n  c: {content: x}\nservices:\n  web:\n    image: x\n    configs: [{source: c, mode: "rw"}]\n', /\/services\/web\/configs\/0\/mode: invalid mode "rw"/],
+    ['configs:\n  c: {content: x}\nservices:\n  web:\n    image: x\n    configs: [{source: c, mode: 0o17777}]\n', /\/services\/web\/configs\/0\/mode: invalid mode "0o17777"/],
+    ['secrets:\n  s: {file: ./a}\nservices:\n  web:\n    image: x\n    secrets: [{source: s, uid: bob}]\n', /\/services\/web\/secrets\/0\/uid: invalid uid "bob": a number/],
+    ['secrets:\n  s: {file: ./a}\nservices:\n  web:\n    image: x\n    secrets: [{source: s, target: ../../etc/passwd}]\n', /\/services\/web\/secrets\/0\/target: invalid target "\.\.\/\.\.\/etc\/passwd"/],
+    ['secrets:\n  s: {file: ./a}\nservices:\n  web:\n    image: x\n    secrets: [s, {source: s}]\n', /\/services\/web\/secrets\/1: \/run\/secrets\/s is already the target of secrets 0/],
+    ['secrets:\n  s: {file: ./a}\nservices:\n  web:\n    image: x\n    secrets: [{target: x}]\n', /\/services\/web\/secrets\/0: a secret needs its source/],
+  ];
+  for (const [text, re] of bad) {
+    const doc = text.includes('services:') ? text : `${text}services:\n  web: {image: x}\n`;
+    t.throws(() => load({ '/p/compose.yaml': doc }), re, text.split('\n').slice(0, 2).join(' '));
+  }
 });
 
 t.test('profiles: which services a command acts on', async (t) => {

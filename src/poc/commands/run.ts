@@ -8,6 +8,7 @@ import { stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { createContainer } from '../containers/provision.js';
 import type { ContainerOptions, RunFlags } from '../containers/options.js';
+import type { ContainerFile } from '../containers/container-files.js';
 import { startContainer } from '../containers/start.js';
 import { cleanupContainer, removeContainer } from '../containers/stop.js';
 import type { RootOptions } from '../poc-root.js';
@@ -17,10 +18,12 @@ export interface RunCommandOptions extends RootOptions {
   flags: RunFlags;
   /** What a flag cannot say (poc compose run: the service's entrypoint, health check, networks). */
   overrides?: Partial<ContainerOptions>;
+  /** Files given whole (poc compose run: the service's secrets and configs). */
+  files?: readonly ContainerFile[];
 }
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
-  const c = await createContainer(o.flags, o, o.overrides);
+  const c = await createContainer(o.flags, o, o.overrides, o.files);
   let started;
   try {
     started = await startContainer(c, { ...o, foreground: !o.flags.detach });

@@ -265,7 +265,7 @@ export async function composeRun(o: RunOptions): Promise<number> {
   };
   const overrides = { ...plan.overrides, ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint === '' ? [] : [o.entrypoint] } : {}) };
   const { runCommand } = await import('../commands/run.js');
-  return runCommand({ ...o, flags, overrides });
+  return runCommand({ ...o, flags, overrides, files: plan.files });
 }
 
 export async function composeStart(o: ProjectOptions & { services: string[] }): Promise<number> {

@@ -65,6 +65,9 @@ function service(s: ServiceSpec): Record<string, unknown> {
   set('group_add', s.groupAdd);
   set('stdin_open', s.stdinOpen);
   set('tty', s.tty);
+  for (const kind of ['secrets', 'configs'] as const) {
+    set(kind, s[kind].map((g) => ({ source: g.source, target: g.target, ...(g.uid !== undefined ? { uid: String(g.uid) } : {}), ...(g.gid !== undefined ? { gid: String(g.gid) } : {}), ...(g.mode !== undefined ? { mode: `0${g.mode.toString(8)}` } : {}) })));
+  }
   return JSON.parse(JSON.stringify(o)); // drops the undefined fields of nested objects
 }
 
@@ -85,6 +88,11 @@ export function projectYaml(p: Project): string {
   }
   if (Object.keys(p.volumes).length) {
     doc.volumes = Object.fromEntries(Object.entries(p.volumes).map(([k, v]) => [k, { name: v.name, ...(v.external ? { external: true } : {}), ...(Object.keys(v.labels).length ? { labels: v.labels } : {}) }]));
+  }
+  for (const kind of ['secrets', 'configs'] as const) {
+    if (Object.keys(p[kind]).length) {
+      doc[kind] = Object.fromEntries(Object.entries(p[kind]).map(([k, f]) => [k, f.file !== undefined ? { file: f.file } : f.environment !== undefined ? { environment: f.environment } : { content: f.content }]));
+    }
   }
   return stringify(doc, { lineWidth: 0 });
 }

@@ -39,6 +39,7 @@ interface ParsedFile {
   path: string;
   doc: Document;
   lines: LineCounter;
+  text: string;
   value: Record<string, unknown>;
 }
 
@@ -67,6 +68,15 @@ function lineOf(f: ParsedFile, path: Array<string | number>): number | undefined
   return undefined;
 }
 
+/** A scalar's text as the file wrote it (absent: not a scalar of the file, or not there). */
+function sourceText(f: ParsedFile): (path: Array<string | number>) => string | undefined {
+  return (path) => {
+    const node = f.doc.getIn(path, true) as Node | undefined;
+    const range = isScalar(node) ? node.range : undefined;
+    return range ? f.text.slice(range[0], range[1]) : undefined;
+  };
+}
+
 function parseFile(path: string, text: string): ParsedFile {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, uniqueKeys: true });
@@ -83,7 +93,7 @@ function parseFile(path: string, text: string): ParsedFile {
   }
   if (value === null || value === undefined) throw new PocError(`${path}: the file is empty`);
   if (typeof value !== 'object' || Array.isArray(value)) throw new PocError(`${path}: the top level must be a mapping (services:, networks:, volumes:)`);
-  return { path, doc, lines, value: value as Record<string, unknown> };
+  return { path, doc, lines, text, value: value as Record<string, unknown> };
 }
 
 export function loadProject(o: LoadOptions): LoadedProject {
@@ -106,7 +116,7 @@ export function loadProject(o: LoadOptions): LoadedProject {
   const fileName = [...parsed].reverse().find((f) => typeof f.value.name === 'string')?.value.name as string | undefined;
   const env = { ...dotenv, ...o.env };
   const name = projectName({ ...(o.projectName !== undefined ? { flag: o.projectName } : {}), env, ...(fileName !== undefined ? { fileName } : {}), workingDir: o.workingDir });
-  const models: FileModel[] = parsed.map((f) => normalizeFile(f.value, { project: name, workingDir: o.workingDir, ...(env.HOME ? { home: env.HOME } : {}), where: locator(f), ...(o.cpuCount !== undefined ? { cpuCount: o.cpuCount } : {}) }));
+  const models: FileModel[] = parsed.map((f) => normalizeFile(f.value, { project: name, workingDir: o.workingDir, ...(env.HOME ? { home: env.HOME } : {}), where: locator(f), sourceText: sourceText(f), ...(o.cpuCount !== undefined ? { cpuCount: o.cpuCount } : {}) }));
   const merged = mergeFiles(models);
   const first = o.files.map((f) => basename(f)).join(', ');
   const project: LoadedProject = {
@@ -140,6 +150,11 @@ function checkReferences(p: LoadedProject, files: string): void {
     for (const [i, m] of s.volumes.entries()) {
       if (m.type === 'volume' && m.source && !p.volumes[m.source]) {
         throw new PocError(`${at}/volumes/${i}: the service refers to the undefined volume ${JSON.stringify(m.source)} (declare it under the top-level volumes:)`);
+      }
+    }
+    for (const kind of ['secret', 'config'] as const) {
+      for (const [i, g] of s[`${kind}s`].entries()) {
+        if (!p[`${kind}s`][g.source]) throw new PocError(`${at}/${kind}s/${i}: the service refers to the undefined ${kind} ${JSON.stringify(g.source)} (declare it under the top-level ${kind}s:)`);
       }
     }
     if (s.ports.length > 0 && (s.networkMode === 'host' || s.networkMode === 'none')) throw new PocError(`${at}/ports: ports need a network (network_mode is ${s.networkMode})`);

@@ -69,6 +69,29 @@ export interface Ulimit {
   hard: number;
 }
 
+/**
+ * A top-level secret or config: where its value comes from, exactly one of a host file, an environment
+ * variable (of the process or .env) or, for a config, inline content.
+ */
+export interface SharedFileSpec {
+  /** Absolute. */
+  file?: string;
+  environment?: string;
+  content?: string;
+  /** "FILE:LINE: /secrets/KEY/file" (or environment, content): the source's key, for the errors found at plan. */
+  at: string;
+}
+
+/** A service's use of a secret or config (the short syntax made long, the target made absolute). */
+export interface FileGrant {
+  source: string;
+  /** Absolute: a secret's default is /run/secrets/SOURCE (a relative target goes there too), a config's /SOURCE. */
+  target: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
 /** One service; a field absent means the image's or poc's default. Lists and maps are empty rather than absent. */
 export interface ServiceSpec {
   image?: string;
@@ -113,6 +136,8 @@ export interface ServiceSpec {
   groupAdd: string[];
   stdinOpen?: boolean;
   tty?: boolean;
+  secrets: FileGrant[];
+  configs: FileGrant[];
 }
 
 export interface NetworkSpec {
@@ -139,6 +164,8 @@ export interface Project {
   services: Record<string, ServiceSpec>;
   networks: Record<string, NetworkSpec>;
   volumes: Record<string, VolumeSpec>;
+  secrets: Record<string, SharedFileSpec>;
+  configs: Record<string, SharedFileSpec>;
 }
 
 /** The network every service without `networks:` joins, as compose's. */
@@ -166,6 +193,8 @@ export function emptyService(): ServiceSpec {
     dns: [],
     profiles: [],
     groupAdd: [],
+    secrets: [],
+    configs: [],
   };
 }
 

@@ -9,7 +9,8 @@ import { parsePublish } from '../network/publish.js';
 import { parseCpus, parseMemory, parsePidsLimit } from '../containers/options.js';
 import { splitCommand } from './interpolate.js';
 import { resolvePath } from './files.js';
-import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, Ulimit, VolumeSpec } from './model.js';
+import { normalizeGrants, normalizeSharedFile } from './secrets.js';
+import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, SharedFileSpec, Ulimit, VolumeSpec } from './model.js';
 
 export type Where = (path: Array<string | number>) => string;
 
@@ -21,6 +22,8 @@ export interface NormalizeContext {
   where: Where;
   /** The host's CPUs, which deploy.resources.limits.cpus may not exceed (absent: not checked). */
   cpuCount?: number;
+  /** A scalar's text as the file wrote it (a mode's `0440`, which YAML 1.2 reads as decimal). */
+  sourceText?: (path: Array<string | number>) => string | undefined;
 }
 
 export interface FileModel {
@@ -28,16 +31,18 @@ export interface FileModel {
   services: Record<string, Partial<ServiceSpec>>;
   networks: Record<string, NetworkSpec>;
   volumes: Record<string, VolumeSpec>;
+  secrets: Record<string, SharedFileSpec>;
+  configs: Record<string, SharedFileSpec>;
 }
 
 type Raw = Record<string, any>;
 
-const TOP_KEYS = new Set(['version', 'name', 'services', 'networks', 'volumes']);
+const TOP_KEYS = new Set(['version', 'name', 'services', 'networks', 'volumes', 'secrets', 'configs']);
 const SERVICE_KEYS = new Set([
   'image', 'build', 'pull_policy', 'command', 'entrypoint', 'environment', 'env_file', 'working_dir', 'user', 'ports', 'expose',
   'networks', 'network_mode', 'volumes', 'depends_on', 'healthcheck', 'restart', 'deploy', 'cap_add', 'cap_drop', 'security_opt',
   'privileged', 'devices', 'ulimits', 'sysctls', 'tmpfs', 'init', 'labels', 'hostname', 'extra_hosts', 'dns', 'stop_signal',
-  'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty',
+  'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty', 'secrets', 'configs',
 ]);
 
 function unsupported(ctx: NormalizeContext, path: Array<string | number>, why = ''): PocError {
@@ -85,7 +90,9 @@ export function normalizeFile(raw: Raw, ctx: NormalizeContext): FileModel {
   for (const [key, net] of Object.entries((raw.networks ?? {}) as Raw)) networks[key] = normalizeNetwork(key, net ?? {}, ctx, ['networks', key]);
   const volumes: Record<string, VolumeSpec> = {};
   for (const [key, vol] of Object.entries((raw.volumes ?? {}) as Raw)) volumes[key] = normalizeVolume(key, vol ?? {}, ctx, ['volumes', key]);
-  return { ...(raw.name !== undefined ? { name: String(raw.name) } : {}), services, networks, volumes };
+  const shared = (kind: 'secret' | 'config') =>
+    Object.fromEntries(Object.entries((raw[`${kind}s`] ?? {}) as Raw).map(([key, v]) => [key, normalizeSharedFile(kind, key, (v ?? {}) as Raw, ctx)]));
+  return { ...(raw.name !== undefined ? { name: String(raw.name) } : {}), services, networks, volumes, secrets: shared('secret'), configs: shared('config') };
 }
 
 function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string | number>): Partial<ServiceSpec> {
@@ -130,6 +137,10 @@ function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string | numb
   if (s.sysctls !== undefined) o.sysctls = keyValues(s.sysctls, false) as Record<string, string>;
   if (s.labels !== undefined) o.labels = keyValues(s.labels, false) as Record<string, string>;
   if (s.extra_hosts !== undefined) o.extraHosts = extraHosts(s.extra_hosts);
+  for (const kind of ['secret', 'config'] as const) {
+    const list = s[`${kind}s`] as unknown[] | undefined;
+    if (list !== undefined) o[`${kind}s`] = normalizeGrants(kind, list, ctx, p(`${kind}s`), ctx.sourceText ?? (() => undefined));
+  }
   return o;
 }
 

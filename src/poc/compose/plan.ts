@@ -11,6 +11,8 @@ import { parseDuration, type HealthConfig } from '../containers/health.js';
 import { checkAlias } from '../network/flags.js';
 import { formatPublish } from '../network/publish.js';
 import { parseDotenv, type Lookup } from './interpolate.js';
+import { planGrants, type GrantContext } from './secrets.js';
+import type { ContainerFile } from '../containers/container-files.js';
 import { containerName, DEFAULT_NETWORK_KEY, serviceImage, type MountSpec, type Project, type ServiceSpec } from './model.js';
 
 /** docker compose's label keys: `ps`, `down` and `up` find a project's containers by them. */
@@ -35,6 +37,8 @@ export interface ContainerPlan {
   image: string;
   flags: RunFlags;
   overrides: Partial<ContainerOptions>;
+  /** Secrets and configs given whole (a variable's or content's value, or a file with its own owner or mode). */
+  files: ContainerFile[];
   /** sha256 of everything the container is made from but the image (labelled; compared by `up`). */
   configHash: string;
 }
@@ -45,6 +49,10 @@ export interface PlanContext {
   /** Variables for `environment: [NAME]` without a value, and for env files' `${VAR}`. */
   lookup: Lookup;
   version: string;
+  /** Reads a secret's or config's file whole (default: readFile's text). */
+  readBytes?: (path: string) => Buffer;
+  /** Whether a secret's or config's file is there (default: readBytes succeeds). */
+  isPresent?: (path: string) => boolean;
 }
 
 /** env_file's values, then environment's over them; a name without a value takes the variable's, or is left out. */
@@ -93,6 +101,21 @@ function healthConfig(name: string, h: ServiceSpec['healthcheck']): HealthConfig
   return hc;
 }
 
+function grantContext(ctx: PlanContext): GrantContext {
+  const readBytes = ctx.readBytes ?? ((path: string) => Buffer.from(ctx.readFile(path)));
+  const isPresent =
+    ctx.isPresent ??
+    ((path: string) => {
+      try {
+        readBytes(path);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  return { readBytes, isPresent, lookup: ctx.lookup };
+}
+
 /** The networks a service joins: its own list, else the project's default network. */
 export function serviceNetworkKeys(s: ServiceSpec): string[] {
   if (s.networkMode) return [];
@@ -105,6 +128,7 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
   if (!s) throw new PocError(`no such service: ${service}`);
   const name = containerName(p.name, service, s);
   const stopTimeout = s.stopGracePeriod !== undefined ? Math.ceil(parseDuration(s.stopGracePeriod, `service ${service}: stop_grace_period`) / 1e9) : undefined;
+  const grants = planGrants(service, [...s.secrets.map((grant) => ({ kind: 'secret' as const, grant })), ...s.configs.map((grant) => ({ kind: 'config' as const, grant }))], { secret: p.secrets, config: p.configs }, grantContext(ctx));
   const flags: RunFlags = {
     detach: true,
     interactive: s.stdinOpen ?? false,
@@ -114,7 +138,7 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
     env: serviceEnvironment(service, s, ctx),
     envFiles: [],
     volumes: [],
-    mounts: s.volumes.map((m) => mountFlag(m, p, service)),
+    mounts: [...s.volumes.map((m) => mountFlag(m, p, service)), ...grants.mounts],
     publish: s.ports.map((x) => formatPublish({ ...(x.hostIp ? { hostIp: x.hostIp } : {}), hostPort: x.published, containerPort: x.target, protocol: x.protocol })),
     network: s.networkMode ? [s.networkMode] : serviceNetworkKeys(s).map((k) => p.networks[k]?.name ?? `${p.name}_${k}`),
     networkAliases: [],
@@ -158,7 +182,8 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
       return { network: p.networks[k]?.name ?? `${p.name}_${k}`, aliases, ...(cfg?.ipv4Address ? { ip: cfg.ipv4Address } : {}) };
     });
   }
-  const configHash = createHash('sha256').update(JSON.stringify({ flags, overrides })).digest('hex');
+  // A value given whole is in the hash by its digest: a changed secret recreates the container (a bound file is seen as it changes).
+  const configHash = createHash('sha256').update(JSON.stringify({ flags, overrides, ...(grants.digest.length ? { files: grants.digest } : {}) })).digest('hex');
   flags.labels = [
     ...flags.labels,
     `${LABELS.project}=${p.name}`,
@@ -171,7 +196,7 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
     `${LABELS.dependsOn}=${Object.entries(s.dependsOn).map(([d, c]) => `${d}:${c.condition}:${c.restart}`).join(',')}`,
     `${LABELS.version}=${ctx.version}`,
   ];
-  return { service, name, image: flags.image, flags, overrides, configHash };
+  return { service, name, image: flags.image, flags, overrides, files: grants.files, configHash };
 }
 
 /**

@@ -32,7 +32,7 @@ export function progress(kind: string, name: string, what: string): void {
 }
 
 export function planContext(p: LoadedProject) {
-  return { readFile: (f: string) => readFileSync(f, 'utf8'), lookup: p.lookup, version: VERSION };
+  return { readFile: (f: string) => readFileSync(f, 'utf8'), readBytes: (f: string) => readFileSync(f), isPresent: (f: string) => existsSync(f), lookup: p.lookup, version: VERSION };
 }
 
 /** The project's containers, newest first (one-off `run` containers too). */
@@ -244,7 +244,7 @@ export async function up(p: LoadedProject, services: string[], o: UpOptions): Pr
       progress('Container', plan.name, 'Recreated');
     }
     makeBindSources(p, service);
-    const c = await createContainer({ ...plan.flags, labels: [...plan.flags.labels, `${LABELS.image}=${images.get(service)!.id}`] }, o, plan.overrides);
+    const c = await createContainer({ ...plan.flags, labels: [...plan.flags.labels, `${LABELS.image}=${images.get(service)!.id}`] }, o, plan.overrides, plan.files);
     if (action === 'create') progress('Container', plan.name, 'Created');
     try {
       await startContainer(c, o);

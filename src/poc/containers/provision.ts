@@ -28,6 +28,7 @@ import { imageVolumes, volumeType } from '../volumes/spec.js';
 import { anonymousVolumeName, prepareContainerVolumes, releaseVolumes, volumeDataPath } from '../volumes/volume-store.js';
 import { effectiveHealthcheck } from './health.js';
 import { isRootless } from '../rootless.js';
+import { fileMounts, writeContainerFiles, type ContainerFile } from './container-files.js';
 
 /**
  * An image by reference, with its files: `busybox` is built from the host's busybox-static on first use; any other
@@ -51,7 +52,8 @@ export async function findImage(ref: string, opts: RootOptions): Promise<ImageRe
  * `overrides`: what a flag cannot say, laid over the checked flags (poc compose: an entrypoint of several words,
  * a health check's CMD list, per-network aliases and addresses).
  */
-export async function createContainer(flags: RunFlags, opts: RootOptions = {}, overrides: Partial<ContainerOptions> = {}): Promise<ContainerRecord> {
+/** `files`: given whole and bound read-only (container-files.ts); kept out of the record, which has only their paths. */
+export async function createContainer(flags: RunFlags, opts: RootOptions = {}, overrides: Partial<ContainerOptions> = {}, files: readonly ContainerFile[] = []): Promise<ContainerRecord> {
   const rootless = isRootless(process.env, process.geteuid?.() ?? 0);
   const options: ContainerOptions = {
     ...resolveRunFlags(flags, {
@@ -109,6 +111,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
 
   const id = newId();
   const paths = containerPaths(id, opts);
+  options.volumes = [...options.volumes, ...fileMounts(paths.dir, files)];
   const hostname = options.hostname ?? (options.network === 'host' ? osHostname() : shortId(id));
   const root = pocRoot(opts);
   const { poc } = binaries();
@@ -156,6 +159,7 @@ export async function createContainer(flags: RunFlags, opts: RootOptions = {}, o
   let allocated = false;
   let madeVolumes: string[] = [];
   try {
+    writeContainerFiles(paths.dir, files, Boolean(options.rootless));
     madeVolumes = await prepareContainerVolumes(id, options.volumes, lower, opts);
     let ip: string | undefined;
     let gateway: string | undefined;
