@@ -25,12 +25,10 @@ export CONTAINERS_REGISTRIES_CONF="$tmp/registries.conf"
 
 host="" guest="" hybrid=""
 if [ $# -eq 0 ]; then
-  # pocrun's rootless suite runs on both: here without a cgroup of the user's, in the guest as a lingering user with
-  # the cgroup its own systemd delegates (the file probes which: test/helpers/rootless.ts). poc's
-  # (test/integration/poc-rootless.test.ts) probes the same way and passes there but for one case: in the slow guest
-  # `poc run -d --network pasta:OPTIONS` returns before pasta has made the container's interface (an exec right
-  # after it finds none; 3 s later it is there), a readiness race of poc's to fix before it joins this list.
-  rootless="test/integration/rootless.test.ts"
+  # The rootless suites, pocrun's and poc's, run on both: here without a cgroup of the user's, in the guest as a
+  # lingering user with the cgroup its own systemd delegates (each file probes which: test/helpers/rootless.ts).
+  # poc's adds ~3.5 minutes to the guest run (213 s measured), its cases there one container each.
+  rootless="test/integration/rootless.test.ts test/integration/poc-rootless.test.ts"
   # Rootless podman runs in the guest once, with its systemd cgroup manager (the second guest run below): that is
   # how it runs on a cgroup v2 host with systemd. Its cgroupfs manager is the host's run: in the guest it would add
   # ~5 minutes (309 s measured) to cover what the host run and the rootless suites there cover already (a

@@ -38,19 +38,30 @@ export class SystemdCgroupDriver implements CgroupDriver {
 
   /**
    * Starts the container's scope with `pid` (the helper, before it clones the init) in it and the resources
-   * systemd knows, waits for systemd's job, then writes the rest to the cgroup's files. On failure systemd has
-   * been told to forget the unit (ResetFailedUnit) and the error says why.
+   * systemd knows, waits for systemd's job, then writes the rest to the cgroup's files. On failure no unit is left
+   * (a failed start: systemd has been told to forget it, ResetFailedUnit; a failed step after it: stopped) and
+   * the error says why.
    */
   startScope(path: string, opts: { id: string; slice: string; pid: number; resources: LinuxResources }): void {
     const { unit } = unitOfCgroupPath(path);
     startUnit(unit, [...scopeProperties(opts), ...resourceProperties(opts.resources, this.version)]);
-    if (this.version === 1) {
-      // systemd made the scope in the controllers it manages; the others (cpuset, freezer, net_cls, ...) are
-      // made here and the helper joins them, at the same path.
-      this.fs.create(path);
-      joinCgroupSync(this.fs.procsFiles(path), opts.pid);
+    try {
+      if (this.version === 1) {
+        // systemd made the scope in the controllers it manages; the others (cpuset, freezer, net_cls, ...) are
+        // made here and the helper joins them, at the same path.
+        this.fs.create(path);
+        joinCgroupSync(this.fs.procsFiles(path), opts.pid);
+      }
+      this.fs.apply(path, this.filesResources(opts.resources));
+    } catch (err) {
+      // As a failed start: no unit is left (the caller's clean-up counts on that), and the error is this one.
+      try {
+        this.destroy(path);
+      } catch {
+        /* a unit left is found by delete --force; the cause to report is the failed step */
+      }
+      throw err;
     }
-    this.fs.apply(path, this.filesResources(opts.resources));
   }
 
   /** `update`: the unit's properties (runtime), then the files, as runc's Set. */

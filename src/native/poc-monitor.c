@@ -548,7 +548,14 @@ static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(netns, sizeof netns, "/proc/self/fd/%d", nsfd);
-	/* Its pid file is the pipe: pasta writes it once it is set up, before its loop. */
+	/* Its pid file is the pipe, and its pid there is the readiness podman relies on too (podman runs pasta without
+	 * --foreground and waits for its exit, which comes right after the same write): pasta (checked for Debian 12's
+	 * 0.0~git20230309, with strace) opens the tap device in the namespace (TUNSETIFF), configures it over netlink
+	 * (link up, addresses, routes, each acknowledged: --config-net), binds its forwarded ports, and only then
+	 * writes its pid, before its loop. So an exec after `poc run -d` sees the configured interface. (Where that
+	 * pasta dies later, the interface goes with it: its seccomp filter lacks gettimeofday(2), which --pcap calls
+	 * for each frame, and which is a real system call, not the vDSO's, on a clock source such as the TCG guest's
+	 * hpet: SIGSYS.) */
 	snprintf(pidarg, sizeof pidarg, "/proc/self/fd/%d", readyp[1]);
 	char *argv[sizeof O.pasta_args / sizeof *O.pasta_args + 6];
 	int a = 0;

@@ -7,7 +7,7 @@ import { userInfo } from 'node:os';
 import { PocError, errnoCode } from './errors.js';
 import { SUBGID_FILE, SUBUID_FILE, readSubids } from '../subids.js';
 import { RUN_DIR_ENV, USERNS_ENV, isRootless, usernsArgv, type UserDelegation, type UsernsIdentity } from './rootless.js';
-import { managerCgroup, systemdRunning } from '../common/systemd.js';
+import { managerCgroup, systemdRunning, userBusProblem } from '../common/systemd.js';
 import { cgroupDirsOf } from '../common/cgroup-mounts.js';
 import { runProgram, spawnProgram } from './spawn.js';
 
@@ -43,12 +43,12 @@ export function userIdentity(): UsernsIdentity {
 
 /**
  * What the user's own systemd delegates to it (rootless.ts, UserDelegation): on cgroup v2 with systemd as the init,
- * the user's bus there (as pocrun --systemd-cgroup asks it, $DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus), and
+ * the user's bus there (common/systemd.ts's userBusProblem, the rule pocrun --systemd-cgroup goes by too), and
  * the controllers of user@UID.service's cgroup; undefined otherwise.
  */
 export function userDelegation(env: NodeJS.ProcessEnv = process.env, fsRoot = '/sys/fs/cgroup'): UserDelegation | undefined {
   if (!systemdRunning() || !existsSync(`${fsRoot}/cgroup.controllers`)) return undefined;
-  if (!env.DBUS_SESSION_BUS_ADDRESS && !(env.XDG_RUNTIME_DIR && existsSync(`${env.XDG_RUNTIME_DIR}/bus`))) return undefined;
+  if (userBusProblem(env)) return undefined;
   const uid = euid();
   try {
     const controllers = readFileSync(`${fsRoot}${managerCgroup(uid)}/cgroup.controllers`, 'utf8').trim().split(/\s+/).filter(Boolean);

@@ -1,10 +1,9 @@
-import { appendFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync } from 'node:fs';
 import { detectCgroups, type CgroupDriver } from '../cgroups/index.js';
 // Small modules (the D-Bus calls are pocrun-systemd's, a program run only for a container that uses systemd).
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
 import { NoCgroupDriver } from '../cgroups/none.js';
-import { systemdRunning } from '../common/systemd.js';
+import { systemdRunning, userBusProblem } from '../common/systemd.js';
 import { PocrunError } from '../errors.js';
 import { Store, type ContainerRecord } from './state-store.js';
 
@@ -77,9 +76,9 @@ export class RuntimeContext {
       // As runc's rootless driver: the scope is asked of the user's own systemd (`systemd --user`, on the user's
       // bus), in the subtree logind delegates to it, which only cgroup v2 has.
       if (driver.version !== 2) throw new PocrunError('--systemd-cgroup: rootless, a systemd scope needs cgroup v2 (the user\'s delegated subtree); on cgroup v1 run without the flag');
-      const runtimeDir = process.env.XDG_RUNTIME_DIR;
-      if (!process.env.DBUS_SESSION_BUS_ADDRESS && !(runtimeDir && existsSync(join(runtimeDir, 'bus')))) {
-        throw new PocrunError(`--systemd-cgroup: rootless, the user's systemd (systemd --user) is asked on its bus, and there is none (${runtimeDir ? `no ${join(runtimeDir, 'bus')}` : 'XDG_RUNTIME_DIR is not set'}): log in, or have root run "loginctl enable-linger ${process.env.USER ?? 'USER'}"`);
+      const noBus = userBusProblem(process.env);
+      if (noBus) {
+        throw new PocrunError(`--systemd-cgroup: rootless, the user's systemd (systemd --user) is asked on its bus, and there is none (${noBus}): log in, or have root run "loginctl enable-linger ${process.env.USER ?? 'USER'}"`);
       }
     }
     return driver;

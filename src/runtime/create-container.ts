@@ -117,6 +117,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
 
   ctx.store.makeDir(id);
   let helper: HelperSession | undefined;
+  let noScope = false;
   try {
     // Recorded before anything else exists, so that `delete --force` can clean up after a killed create.
     ctx.store.write(record);
@@ -154,7 +155,14 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
       trace('systemd scope starting');
       // systemd is told the device rules too (DevicePolicy, DeviceAllow: its own program, beside pocrun's filter).
       // Rootless, none: the user's manager cannot attach a device program (as runc's rootless driver).
-      systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: helper.pid, resources: { ...resources, devices: ctx.rootless ? undefined : devices } });
+      try {
+        systemd.startScope(cgroupPath, { id, slice: unit!.slice, pid: helper.pid, resources: { ...resources, devices: ctx.rootless ? undefined : devices } });
+      } catch (err) {
+        // A scope that did not start is no unit (startScope leaves none; a bus it could not reach holds none):
+        // nothing for the clean-up below to stop, whose failure would be a warning printed before this error.
+        noScope = true;
+        throw err;
+      }
       trace('systemd scope started');
     } else {
       cgroups.apply(cgroupPath, resources);
@@ -189,7 +197,7 @@ export async function createContainer(ctx: RuntimeContext, opts: CreateOptions):
     const initPid = helper?.initPid ?? 0;
     if (initPid > 0) killQuietly(initPid);
     helper?.kill('SIGKILL');
-    removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false });
+    removeContainer(ctx, { ...record, pid: initPid }, { runPoststop: false, cgroupGone: noScope });
     throw err instanceof UserError ? err : wrapError('create', err);
   }
 }

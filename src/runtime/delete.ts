@@ -35,12 +35,15 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
   }, { whenGone });
 }
 
-/** Kills what is left, removes the cgroup, runs poststop hooks and removes the state directory. */
-export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, opts: { runPoststop: boolean }): void {
+/**
+ * Kills what is left, removes the cgroup (unless `cgroupGone`: create's clean-up after a systemd scope that did not
+ * start), runs poststop hooks and removes the state directory.
+ */
+export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, opts: { runPoststop: boolean; cgroupGone?: boolean }): void {
   const cgroups = ctx.cgroupsOf(record);
   const alive = record.pid > 0 && (record.initStartTime === '' || isSameLiveProcess(record.pid, record.initStartTime));
   try {
-    if (cgroups.exists(record.cgroupPath)) {
+    if (!opts.cgroupGone && cgroups.exists(record.cgroupPath)) {
       cgroups.thaw(record.cgroupPath);
       cgroups.killAll(record.cgroupPath, 'SIGKILL');
     }
@@ -63,7 +66,7 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
     }
   }
   try {
-    destroyCgroup(cgroups, record.cgroupPath);
+    if (!opts.cgroupGone) destroyCgroup(cgroups, record.cgroupPath);
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }

@@ -158,6 +158,17 @@ t.test('a bad cgroupsPath or a slice systemd refuses: one clear error, nothing l
   );
   t.notOk(existsSync(join(rt.root, id)), 'no state');
   t.same(testUnits(), before, 'no unit');
+
+  // A file the scope's cgroup refuses, after systemd started it: the unit is stopped, the error (one line) names
+  // the field, with no warning of the clean-up before it.
+  const unwritable = bundle(id, ['true'], (s) => {
+    s.linux!.resources = { unified: { 'memory.nosuch': '1' } };
+  });
+  r = rt.run(['--systemd-cgroup', 'run', '--bundle', unwritable.dir, id]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^pocrun: config.json \/linux\/resources\/unified\/memory.nosuch: cgroup \/\S+: write memory.nosuch=1: No such file or directory\n$/, 'the field, in one line');
+  t.notOk(existsSync(join(rt.root, id)), 'no state');
+  t.same(testUnits(), before, 'no unit');
 });
 
 t.test('a pocrun killed in the middle of create leaves what delete --force removes, unit included', async (t) => {

@@ -263,7 +263,8 @@ t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta,
 
 t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each seen in the container", async (t) => {
   // A server on the host's loopback: reached from the container through the gateway (--map-gw) and through the
-  // container's own 127.0.0.1 (-T, forwarded to the host's).
+  // container's own 127.0.0.1 (-T, forwarded to the host's). The exec right after run -d sees the interface
+  // configured: pasta writes its pid, which the monitor waits for, only after that (src/native/poc-monitor.c).
   const www = join(work, 'www-pasta');
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, 'pong'), 'pong from the host\n');
@@ -275,7 +276,7 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   const [pcap, log] = [join(user.home, 'pasta.pcap'), join(user.home, 'pasta.log')];
   const opts = [
     '--ipv4-only', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '--dns-forward', '10.0.2.3', '-I', 'tap0', '--mtu', '1500',
-    '--no-dhcp', '--no-ndp', '--no-dhcpv6', '--no-ra', '--map-gw', '-T', String(serverPort), `--tcp-ports=127.0.0.1/${inPort}:8081`, '-p', pcap, `--log-file=${log}`,
+    '--no-dhcp', '--no-ndp', '--no-dhcpv6', '--no-ra', '--map-gw', '-T', String(serverPort), `--tcp-ports=127.0.0.1/${inPort}:8081`, `--log-file=${log}`,
   ];
   const run = poc(user, [
     'run', '-d', '--name', 'popt', '--network', `pasta:${opts.join(',')}`, 'busybox', 'sh', '-c',
@@ -293,9 +294,14 @@ t.test("--network pasta:OPTIONS: pasta(1)'s options as podman passes them, each 
   ].join('\n'), `-a/-n, -g, --dns-forward in resolv.conf, --ipv4-only, -I, --mtu, --map-gw, -T: ${ex.stderr}`);
   const body = await answer(`http://127.0.0.1:${inPort}/`);
   t.equal(body, 'hello through a pasta option\n', "--tcp-ports: the host's 127.0.0.1 port reaches the container");
-  t.ok(existsSync(pcap) && readFileSync(pcap).readUInt32LE(0) === 0xa1b2c3d4, '-p (--pcap): pasta writes the capture as the user');
   t.ok(existsSync(log) && statSync(log).uid === user.uid, `--log-file: pasta logs to the user's file: ${existsSync(log) ? readFileSync(log, 'utf8').slice(0, 200) : 'none'}`);
   t.equal(poc(user, ['rm', '-f', 'popt']).status, 0);
+  // --pcap in a container of its own, which needs no network: Debian 12's pasta (0.0~git20230309) calls
+  // gettimeofday(2) for each captured frame, which its seccomp filter does not allow, and where that is a real
+  // system call (no vDSO clock: the TCG guest's hpet) the kernel kills pasta at the first frame (SIGSYS).
+  const cap = poc(user, ['run', '--rm', '--network', `pasta:-p,${pcap}`, 'busybox', 'true']);
+  t.equal(cap.status, 0, `run --network pasta:-p,FILE: ${cap.stderr}`);
+  t.ok(existsSync(pcap) && statSync(pcap).uid === user.uid && readFileSync(pcap).readUInt32LE(0) === 0xa1b2c3d4, '-p (--pcap): pasta writes the capture as the user');
   t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
 });
 
@@ -422,6 +428,19 @@ t.test(`limits: ${user.manager ? "-m, --cpus and --pids-limit in a scope of the 
   t.equal(readFileSync(`/sys/fs/cgroup${user.manager.cgroup}/mine.slice/${slicedUnit}/memory.max`, 'utf8').trim(), String(32 << 20), 'in the files');
   t.equal(poc(user, ['rm', '-f', 'sliced']).status, 0);
   t.equal(showUnit(slicedUnit, 'LoadState').LoadState, 'not-found', 'the scope is gone');
+
+  // A bus address that names no bus is no bus (rootless podman's rule, which then falls back to cgroupfs): a
+  // container that needs no cgroup runs without a scope, one with a limit is refused in one line, before
+  // anything asks the user's systemd.
+  const lost = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' };
+  const plainRun = user.run(POC, ['run', '--rm', '--network', 'none', 'busybox', 'cat', '/proc/self/cgroup'], { extraEnv: lost, timeout: 90_000 });
+  t.equal(plainRun.status, 0, `run without limits and without the bus: ${plainRun.stderr}`);
+  t.notMatch(String(plainRun.stdout), /poc-[0-9a-f]+\.scope/, 'no scope of its own');
+  const limited = user.run(POC, ['run', '--rm', '--network', 'none', '--pids-limit', '5', 'busybox', 'true'], { extraEnv: lost, timeout: 90_000 });
+  t.not(limited.status, 0);
+  t.match(limited.stderr, /^poc: --pids-limit needs a cgroup of the container's own, which a rootless container gets only from a cgroup delegated to the user: on this host none is/, 'a limit without the bus');
+  t.equal(String(limited.stderr).trim().split('\n').length, 1, `one line: ${limited.stderr}`);
+  t.same(entries(join(store(user), 'containers')), [], 'no container left');
 });
 
 t.test('what needs root is refused with one clear line, and leaves nothing', async (t) => {
@@ -444,6 +463,16 @@ t.test('what needs root is refused with one clear line, and leaves nothing', asy
     t.match(r.stderr, want, `${args.join(' ')}: ${r.stderr.trim()}`);
     t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
   }
+  // A pasta that never gets ready (never writes its pid): the monitor's 10 s bound, then the same clean failure.
+  // (A stand-in first on PATH: the real one cannot be made to hang.)
+  const fake = join(work, 'stuck-pasta');
+  mkdirSync(fake, { recursive: true });
+  writeFileSync(join(fake, 'pasta'), '#!/bin/sh\necho "stuck before its pid file" >&2\nexec sleep 60\n', { mode: 0o755 });
+  chmodSync(fake, 0o755);
+  const stuck = user.run(POC, ['run', '--rm', '--network', 'pasta', 'busybox', 'true'], { extraEnv: { PATH: `${fake}:${user.env.PATH}` }, timeout: 90_000 });
+  t.not(stuck.status, 0, 'a pasta that never gets ready: non-zero');
+  t.match(stuck.stderr, /^poc: .*pasta did not set up the network within 10 s: stuck before its pid file$/m, `the bound, and its words: ${stuck.stderr.trim()}`);
+  t.equal(String(stuck.stderr).trim().split('\n').length, 1, 'one line');
   t.same(entries(join(store(user), 'containers')), [], 'no container left');
   t.same(liveProcesses(user), [], 'no process left (pasta, monitors)');
   t.same(entries(join(runDir(user), 'runtime')), [], 'no runtime state left');

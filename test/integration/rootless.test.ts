@@ -256,6 +256,15 @@ t.test(`resources: ${manager ? "limits in a scope of the user's systemd; " : ''}
   t.same(stateDirs(none.root), [], 'no state left');
   if (!manager) return;
 
+  // The user's bus named by an address of nothing (rootless podman's rule: its unix:path= socket must exist):
+  // refused before anything is asked of systemd or made, in one line.
+  const lost = new Runtime(shared, POCRUN, user.prefix({ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' }), rt.root);
+  const nobus = lost.run(['--systemd-cgroup', 'run', '--bundle', bundle(user, (s) => { s.process!.args = ['true']; }).dir, `res${n++}`]);
+  t.not(nobus.status, 0);
+  t.match(nobus.stderr, /^pocrun: --systemd-cgroup: rootless, the user's systemd \(systemd --user\) is asked on its bus, and there is none \(DBUS_SESSION_BUS_ADDRESS names \/nonexistent\/bus, which does not exist\)/, 'a bus address of nothing');
+  t.equal(nobus.stderr.trim().split('\n').length, 1, 'one line');
+  t.same(stateDirs(rt.root), [], 'no state left');
+
   // The lingering user's scope: the limits in systemd's properties and in the files, update, the unit gone.
   const id = `lim${n++}`;
   const unit = `pocrun-${id}.scope`;

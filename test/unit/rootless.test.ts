@@ -7,6 +7,7 @@ import { defaultSpec, rootlessSpec } from '../../src/spec/default.js';
 import { compileExecPlan } from '../../src/plan/exec-plan.js';
 import { PocrunError, wrapError } from '../../src/errors.js';
 import { PLAIN_HOST } from '../helpers/host-facts.js';
+import { userBusProblem } from '../../src/common/systemd.js';
 
 t.test('--rootless: true, false, auto and the spellings Go accepts', async (t) => {
   for (const v of ['true', '1', 't', 'TRUE', 'True']) t.equal(parseRootlessFlag(v), true, v);
@@ -115,4 +116,25 @@ t.test("an id as the parent user namespace sees it (a rootless runtime in podman
   t.equal(outsideId(map, 1000), 100999, 'then the range');
   t.equal(outsideId(map, 65537), undefined, 'unmapped');
   t.equal(outsideId('0 0 4294967295', 1001), 1001, 'the initial namespace: itself');
+});
+
+t.test("the user's bus, by rootless podman's rule: the address's unix:path= socket, else $XDG_RUNTIME_DIR/bus", async (t) => {
+  const have = new Set(['/run/user/1000/bus', '/tmp/my bus']);
+  const exists = (p: string) => have.has(p);
+  const cases: Array<[NodeJS.ProcessEnv, string | undefined]> = [
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1000/bus' }, undefined],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1000/bus,guid=0123abcd' }, undefined],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/tmp/my%20bus' }, undefined],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus', XDG_RUNTIME_DIR: '/run/user/1000' }, 'DBUS_SESSION_BUS_ADDRESS names /nonexistent/bus, which does not exist'],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/gone;unix:path=/run/user/1000/bus' }, undefined],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/gone;unix:path=/gone2' }, 'DBUS_SESSION_BUS_ADDRESS names /gone, /gone2, none of which exists'],
+    // What cannot be checked without connecting is taken on trust, as podman takes it.
+    [{ DBUS_SESSION_BUS_ADDRESS: 'unix:abstract=/tmp/dbus-x' }, undefined],
+    [{ DBUS_SESSION_BUS_ADDRESS: 'tcp:host=localhost,port=1' }, undefined],
+    // Empty is unset: then the runtime directory's bus.
+    [{ DBUS_SESSION_BUS_ADDRESS: '', XDG_RUNTIME_DIR: '/run/user/1000' }, undefined],
+    [{ XDG_RUNTIME_DIR: '/run/user/1001' }, 'no /run/user/1001/bus'],
+    [{}, 'XDG_RUNTIME_DIR is not set'],
+  ];
+  for (const [env, want] of cases) t.equal(userBusProblem(env, exists), want, JSON.stringify(env));
 });
