@@ -33,14 +33,20 @@ const optional = (p: Parsed, flag: string, key: string) => (stringFlag(p.flags, 
 
 const SUBCOMMANDS: Record<string, Sub> = {
   up: {
-    usage: 'up [-d] [--build] [--force-recreate] [--no-recreate] [--remove-orphans] [SERVICE...]',
-    flags: { boolean: ['detach', 'build', 'force-recreate', 'no-recreate', 'remove-orphans'], alias: { d: 'detach' } },
+    usage: 'up [-d] [--build] [--force-recreate] [--no-recreate] [--remove-orphans] [--wait [--wait-timeout SECS]] [SERVICE...]',
+    flags: { string: ['wait-timeout'], boolean: ['detach', 'build', 'force-recreate', 'no-recreate', 'remove-orphans', 'wait'], alias: { d: 'detach' } },
     args: [0, Infinity],
     run: async (p, o) => {
       if (p.flags['force-recreate'] && p.flags['no-recreate']) throw new PocError('compose up: --force-recreate and --no-recreate cannot be combined');
+      const waitTimeout = stringFlag(p.flags, 'wait-timeout');
+      if (waitTimeout !== undefined && !p.flags.wait) throw new PocError('compose up: --wait-timeout needs --wait');
+      if (waitTimeout !== undefined && !/^\d+$/.test(waitTimeout)) throw new PocError(`compose up: invalid --wait-timeout ${JSON.stringify(waitTimeout)}: whole seconds (0: no limit)`);
+      const wait = Boolean(p.flags.wait);
       return (await m()).composeUp({
-        ...o, services: p.args, detach: Boolean(p.flags.detach), build: Boolean(p.flags.build), forceRecreate: Boolean(p.flags['force-recreate']),
-        noRecreate: Boolean(p.flags['no-recreate']), removeOrphans: Boolean(p.flags['remove-orphans']),
+        // --wait implies -d, as docker compose's.
+        ...o, services: p.args, detach: wait || Boolean(p.flags.detach), build: Boolean(p.flags.build), forceRecreate: Boolean(p.flags['force-recreate']),
+        noRecreate: Boolean(p.flags['no-recreate']), removeOrphans: Boolean(p.flags['remove-orphans']), wait,
+        ...(waitTimeout !== undefined ? { waitTimeout: Number(waitTimeout) } : {}),
       });
     },
   },

@@ -269,3 +269,45 @@ t.test('secrets and configs: read-only at /run/secrets/NAME and /NAME, owners an
   rmSync(join(app, 'sec.yaml'));
   t.same(residue(), NOTHING, 'nothing left');
 });
+
+t.test('up --wait: returns once running and healthy; an exit, an unhealthy service or the timeout fails, naming the service', async (t) => {
+  writeFileSync(join(app, 'wait.yaml'), [
+    'x-quiet: &quiet {image: debian, network_mode: none, init: true}',
+    'services:',
+    '  job: {<<: *quiet, command: "true"}',
+    '  ok:',
+    '    <<: *quiet',
+    '    command: ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 1000"]',
+    '    healthcheck: {test: "test -e /tmp/ready", interval: 200ms, retries: 100}',
+    '    depends_on: {job: {condition: service_completed_successfully}}',
+    '  plain: {<<: *quiet, command: sleep 1000}',
+    // A health check that cannot pass before it exits: "starting", then exited, whatever the load.
+    '  bad: {<<: *quiet, profiles: [bad], command: ["sh", "-c", "sleep 0.3; exit 3"], healthcheck: {test: "false", interval: 60s}}',
+    '  sick: {<<: *quiet, profiles: [bad], command: sleep 1000, healthcheck: {test: "false", interval: 200ms, retries: 1}}',
+    '  slow: {<<: *quiet, profiles: [bad], command: sleep 1000, healthcheck: {test: "false", interval: 1s, retries: 1000}}',
+    '',
+  ].join('\n'));
+  const wt = (...args: string[]) => cli.poc(['compose', '-p', 'wt', '-f', 'wait.yaml', ...args], { cwd: app, timeout: 120_000 });
+  const r = wt('up', '--wait');
+  t.equal(r.status, 0, `up --wait: ${r.stderr}`);
+  t.match(r.stderr, /Container wt-ok-1 {2}Healthy/);
+  t.match(r.stderr, /Container wt-plain-1 {2}Healthy/, 'a service without a health check: running is enough');
+  const ps = JSON.parse(wt('ps', '-a', '--format', 'json').stdout) as Array<{ Service: string; State: string; Health: string; ExitCode: number }>;
+  t.match(ps.find((c) => c.Service === 'ok'), { State: 'running', Health: 'healthy' }, 'healthy when up --wait returned (the check passes only after 1 s)');
+  t.match(ps.find((c) => c.Service === 'job'), { State: 'exited', ExitCode: 0 }, 'what another needs completed: waited for until it exits 0');
+  const fails: Array<[string[], RegExp]> = [
+    [['bad'], /^poc: service bad: container wt-bad-1 exited \(3\)\n$/m],
+    [['sick'], /^poc: service sick: container wt-sick-1 is unhealthy\n$/m],
+    [['--wait-timeout', '1', 'slow'], /^poc: application not healthy after 1s: still waiting for slow \(starting\)\n$/m],
+  ];
+  for (const [args, re] of fails) {
+    const f = wt('up', '--wait', ...args);
+    t.not(f.status, 0, `${args.join(' ')}: fails`);
+    t.match(f.stderr, re, args.join(' '));
+  }
+  const flag = wt('up', '--wait', '--wait-timeout', 'soon');
+  t.match(flag.stderr, /invalid --wait-timeout "soon"/);
+  t.equal(wt('down', '-t', '1').status, 0);
+  rmSync(join(app, 'wait.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});

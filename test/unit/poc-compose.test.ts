@@ -13,6 +13,7 @@ import { loadProject, type LoadOptions } from '../../src/poc/compose/load.js';
 import { LABELS, planContainer, selectServices } from '../../src/poc/compose/plan.js';
 import { decide, orphans } from '../../src/poc/compose/reconcile.js';
 import { projectYaml } from '../../src/poc/compose/config.js';
+import { waitGoal, waitVerdict, type WaitState } from '../../src/poc/compose/wait.js';
 import { resolveRunFlags } from '../../src/poc/containers/options.js';
 
 const vars: Record<string, string> = { A: 'a', EMPTY: '', PORT: '8080' };
@@ -393,6 +394,34 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
   for (const [text, re] of bad) {
     const doc = text.includes('services:') ? text : `${text}services:\n  web: {image: x}\n`;
     t.throws(() => load({ '/p/compose.yaml': doc }), re, text.split('\n').slice(0, 2).join(' '));
+  }
+});
+
+t.test('up --wait: running or healthy, completed for what others need completed; the first failure names its service', async (t) => {
+  const p = load({ '/p/compose.yaml': 'services:\n  init: {image: x}\n  db: {image: x}\n  web: {image: x, depends_on: {init: {condition: service_completed_successfully}, db: {condition: service_healthy}}}\n' });
+  t.same(['init', 'db', 'web'].map((s) => waitGoal(p, s)), ['completed_successfully', 'running_or_healthy', 'running_or_healthy']);
+  const R = 'running_or_healthy' as const;
+  const C = 'completed_successfully' as const;
+  const st = (service: string, goal: WaitState['goal'], rest: Partial<WaitState>): WaitState => ({ service, goal, name: `p-${service}-1`, ...rest });
+  const cases: Array<[string, WaitState[], { ready?: string[]; waiting?: string[]; error?: RegExp }]> = [
+    ['running, no health check: ready', [st('web', R, { status: 'running' })], { ready: ['web'], waiting: [] }],
+    ['created: waiting', [st('web', R, { status: 'created' })], { waiting: ['web (created)'] }],
+    ['restarting: waiting', [st('web', R, { status: 'restarting', exitCode: 1 })], { waiting: ['web (restarting)'] }],
+    ['health starting: waiting', [st('db', R, { status: 'running', hasHealthcheck: true, health: 'starting' })], { waiting: ['db (starting)'] }],
+    ['healthy: ready', [st('db', R, { status: 'running', hasHealthcheck: true, health: 'healthy' })], { ready: ['db'] }],
+    ['unhealthy: fails', [st('web', R, { status: 'running' }), st('db', R, { status: 'running', hasHealthcheck: true, health: 'unhealthy' })], { error: /^service db: container p-db-1 is unhealthy$/ }],
+    ['exited: fails', [st('web', R, { status: 'exited', exitCode: 3 })], { error: /^service web: container p-web-1 exited \(3\)$/ }],
+    ['completed 0: ready', [st('init', C, { status: 'exited', exitCode: 0 })], { ready: ['init'] }],
+    ['completed 0 still running: waiting', [st('init', C, { status: 'running' })], { waiting: ['init (running)'] }],
+    ['completed non-zero: fails', [st('init', C, { status: 'exited', exitCode: 2 })], { error: /^service init didn't complete successfully: container p-init-1 exited \(2\)$/ }],
+    ['no container: fails', [{ service: 'web', goal: R }], { error: /^service web has no container$/ }],
+  ];
+  for (const [what, states, want] of cases) {
+    const v = waitVerdict(states);
+    if (want.ready) t.same(v.ready, want.ready, `${what}: ready`);
+    if (want.waiting) t.same(v.waiting.map((w) => `${w.service} (${w.now})`), want.waiting, `${what}: waiting`);
+    if (want.error) t.match(v.error, want.error, what);
+    else t.equal(v.error, undefined, `${what}: no error`);
   }
 });
 

@@ -79,12 +79,25 @@ export interface UpCommandOptions extends ProjectOptions {
   forceRecreate: boolean;
   noRecreate: boolean;
   removeOrphans: boolean;
+  /** --wait (implies -d): until each service is running or healthy (wait.ts). */
+  wait: boolean;
+  /** --wait-timeout, seconds (0: none). */
+  waitTimeout?: number;
 }
 
 export async function composeUp(o: UpCommandOptions): Promise<number> {
   const p = loadFromCli(o);
   const services = selectServices(p, o.services, p.profiles);
   await up(p, services, { ...o, services });
+  if (o.wait) {
+    const { waitForServices } = await import('./wait.js');
+    await waitForServices(p, services, (s) => serviceContainer(p.name, s, o), {
+      ...o,
+      ...(o.waitTimeout !== undefined ? { timeout: o.waitTimeout } : {}),
+      onReady: (_s, name) => progress('Container', name, 'Healthy'),
+    });
+    return 0;
+  }
   if (o.detach) return 0;
   return attach(p, services, o);
 }
