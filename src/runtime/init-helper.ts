@@ -24,7 +24,7 @@ export interface BunSubprocess {
 }
 
 export interface BunRuntime {
-  spawnSync(cmd: string[], opts: { stdio: string[] }): { exitCode: number | null; stdout: Uint8Array };
+  spawnSync(cmd: string[], opts: { stdio: string[] }): { exitCode: number | null; stdout: Uint8Array; stderr: Uint8Array };
   spawn(
     cmd: string[],
     opts: {
