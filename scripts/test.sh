@@ -27,7 +27,7 @@ host="" guest="" hybrid=""
 if [ $# -eq 0 ]; then
   # The rootless suites, pocrun's and poc's, run on both: here without a cgroup of the user's, in the guest as a
   # lingering user with the cgroup its own systemd delegates (each file probes which: test/helpers/rootless.ts).
-  # poc's adds ~3.5 minutes to the guest run (213 s measured), its cases there one container each.
+  # poc's adds ~3.3 minutes to the guest run (197 s measured there, 34 s here).
   rootless="test/integration/rootless.test.ts test/integration/poc-rootless.test.ts"
   # Rootless podman runs in the guest once, with its systemd cgroup manager (the second guest run below): that is
   # how it runs on a cgroup v2 host with systemd. Its cgroupfs manager is the host's run: in the guest it would add
