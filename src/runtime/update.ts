@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PocrunError, wrapError } from '../errors.js';
+import { ramInBytes } from '../common/size.js';
 import type { CgroupDriver, LinuxResources } from '../cgroups/index.js';
 import { deviceCgroupRules } from '../plan/devices.js';
 import { SystemdCgroupDriver } from '../cgroups/systemd.js';
@@ -147,16 +148,9 @@ function uint(v: string | undefined, flag: string): number | undefined {
   return Number(v.trim());
 }
 
-const RAM_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
-
-/**
- * docker/go-units' RAMInBytes, which runc uses: "512m", "1g", "1.5G", "100k", "64MiB", "1024", "2 gb". The
- * units are binary (1k = 1024) whatever the spelling.
- */
+/** docker/go-units' RAMInBytes (common/size.ts), which runc uses; the error names the flag. */
 export function parseBytes(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text.trim());
-  if (!m) throw new PocrunError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
-  const value = Number(m[1]);
-  if (!Number.isFinite(value)) throw new PocrunError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
-  return Math.trunc(value * RAM_UNITS[(m[2] ?? '').toLowerCase()]!);
+  const bytes = ramInBytes(text);
+  if (bytes === undefined) throw new PocrunError(`invalid value for ${flag}: invalid size: ${JSON.stringify(text)}`);
+  return bytes;
 }

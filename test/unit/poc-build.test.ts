@@ -36,11 +36,17 @@ t.test('bad Dockerfiles: one error naming the file and line', async (t) => {
     ['FROM a b c d\n', /^Dockerfile:1: FROM takes an image/],
     ['FROM a AS x\nFROM b AS x\n', /^Dockerfile:2: stage name "x" is used twice$/],
     ['FROM a\nCOPY only\n', /^Dockerfile:2: COPY needs at least one source and a destination$/],
-    ['FROM a\nRUN --mount=type=tmpfs,target=/x true\n', /^Dockerfile:2: RUN --mount=type=tmpfs,target=\/x: type=tmpfs is not supported by poc build \(bind, cache or secret\)$/],
+    ['FROM a\nRUN --mount=type=volume,target=/x true\n', /^Dockerfile:2: RUN --mount=type=volume,target=\/x: type=volume is not a mount type \(bind, cache, tmpfs, secret or ssh\)$/],
+    ['FROM a\nRUN --mount=type=tmpfs,target=/x,size=lots true\n', /^Dockerfile:2: RUN --mount=type=tmpfs,target=\/x,size=lots: size=lots is not a size \(as 64m, 1g, 1048576\)$/],
+    ['FROM a\nRUN --mount=type=tmpfs,target=/x,size=0 true\n', /size=0 is not a size/],
+    ['FROM a\nRUN --mount=type=tmpfs true\n', /^Dockerfile:2: RUN --mount=type=tmpfs: needs a target \(target=\/PATH\)$/],
+    ['FROM a\nRUN --mount=type=tmpfs,target=/x,from=y true\n', /from is not an option of a tmpfs mount \(target, size\)$/],
+    ['FROM a\nRUN --mount=type=ssh,target=rel true\n', /the target rel must be an absolute path/],
+    ['FROM a\nRUN --mount=type=ssh,required=maybe true\n', /required is true or false, not "maybe"$/],
     ['FROM a\nRUN --mount=type=cache true\n', /^Dockerfile:2: RUN --mount=type=cache: needs a target \(target=\/PATH\)$/],
     ['FROM a\nRUN --mount=type=cache,target=x true\n', /the target x must be an absolute path/],
-    ['FROM a\nRUN --mount=type=bind,target=/x,rw true\n', /a writable bind mount \(rw\) is not supported by poc build; use a cache mount$/],
-    ['FROM a\nRUN --mount=type=cache,target=/x,sharing=locked true\n', /sharing=locked is not supported by poc build/],
+    ['FROM a\nRUN --mount=type=bind,target=/x,rw=yes true\n', /rw is true or false, not "yes"$/],
+    ['FROM a\nRUN --mount=type=cache,target=/x,sharing=exclusive true\n', /^Dockerfile:2: RUN --mount=type=cache,target=\/x,sharing=exclusive: sharing=exclusive: shared, private or locked$/],
     ['FROM a\nRUN --mount=type=secret,target=/x,from=y true\n', /from is not an option of a secret mount \(target, id, required, mode, uid, gid\)$/],
     ['FROM a\nRUN --mount=type=cache,target=/x,mode=999 true\n', /mode=999 is not an octal mode$/],
     ['FROM a\nCOPY --mount=type=cache,target=/x a b\n', /^Dockerfile:2: COPY does not take the flag --mount$/],
@@ -63,11 +69,23 @@ t.test('RUN --mount, heredocs and ONBUILD as the parser reads them', async (t) =
   const run = (line: string) => parseDockerfile(`FROM a\n${line}\n`, 'Dockerfile').stages[0]!.instructions[0]!;
   const spec = (s: string) => ({ spec: s });
   t.same(run('RUN --mount=type=bind,source=src,target=/s --mount=type=cache,dst=/c,id=pip,mode=0700,uid=1 --mount=type=secret,id=tok make').mounts, [
-    { type: 'bind', ...spec('type=bind,source=src,target=/s'), target: '/s', source: 'src' },
-    { type: 'cache', ...spec('type=cache,dst=/c,id=pip,mode=0700,uid=1'), target: '/c', id: 'pip', readonly: false, mode: 0o700, uid: 1, gid: 0 },
+    { type: 'bind', ...spec('type=bind,source=src,target=/s'), target: '/s', source: 'src', readwrite: false },
+    { type: 'cache', ...spec('type=cache,dst=/c,id=pip,mode=0700,uid=1'), target: '/c', id: 'pip', sharing: 'shared', readonly: false, mode: 0o700, uid: 1, gid: 0 },
     { type: 'secret', ...spec('type=secret,id=tok'), target: '/run/secrets/tok', id: 'tok', required: false, mode: 0o400, uid: 0, gid: 0 },
   ], 'several --mount flags, buildkit defaults (a bind of the context root, a cache keyed by its target, secrets under /run/secrets)');
-  t.same(run('RUN --mount=target=/x,from=build,ro true').mounts, [{ type: 'bind', spec: 'target=/x,from=build,ro', target: '/x', source: '.', from: 'build' }], 'type defaults to bind');
+  t.same(run('RUN --mount=target=/x,from=build,ro true').mounts, [{ type: 'bind', spec: 'target=/x,from=build,ro', target: '/x', source: '.', from: 'build', readwrite: false }], 'type defaults to bind');
+  t.match(run('RUN --mount=type=bind,target=/x,rw true').mounts[0], { readwrite: true }, 'a writable bind');
+  t.match(run('RUN --mount=type=bind,target=/x,readwrite=true true').mounts[0], { readwrite: true });
+  t.match(run('RUN --mount=type=bind,target=/x,ro=false true').mounts[0], { readwrite: true });
+  t.match(run('RUN --mount=type=cache,target=/c,sharing=locked,ro true').mounts[0], { sharing: 'locked', readonly: true });
+  t.match(run('RUN --mount=type=cache,target=/c,sharing=private true').mounts[0], { sharing: 'private', readonly: false });
+  t.same(run('RUN --mount=type=tmpfs,target=/t true').mounts, [{ type: 'tmpfs', spec: 'type=tmpfs,target=/t', target: '/t' }]);
+  t.match(run('RUN --mount=type=tmpfs,target=/t,size=64m true').mounts[0], { size: 64 * 1024 * 1024 }, "go-units' RAMInBytes, binary units");
+  t.match(run('RUN --mount=type=tmpfs,dst=/t,size=1.5KiB true').mounts[0], { size: 1536 });
+  t.same(run('RUN --mount=type=ssh --mount=type=cache,target=/c --mount=type=ssh,id=work,required,mode=0666 true').mounts.filter((m) => m.type === 'ssh'), [
+    { type: 'ssh', spec: 'type=ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', required: false, mode: 0o600, uid: 0, gid: 0 },
+    { type: 'ssh', spec: 'type=ssh,id=work,required,mode=0666', target: '/run/buildkit/ssh_agent.1', id: 'work', required: true, mode: 0o666, uid: 0, gid: 0 },
+  ], "ssh mounts: buildkit's default id and socket paths, numbered among the RUN's ssh mounts");
   t.match(run('RUN --mount=type=cache,target=/c true').mounts[0], { id: '/c' });
   t.match(run('RUN --mount=type=secret,target=/etc/key,required true').mounts[0], { id: 'key', target: '/etc/key', required: true });
   t.equal(run('RUN --network=none --mount=type=cache,target=/c true').source, 'RUN --network=none --mount=type=cache,target=/c true');

@@ -24,7 +24,8 @@ import {
 } from '../images/image-store.js';
 import { checkName, type RootOptions } from '../poc-root.js';
 import { idFilesIn, resolveInRoot } from '../root-path.js';
-import { cacheGet, cachePut, cacheMountDir, stepKey } from './cache.js';
+import { cacheGet, cachePut, stepKey } from './cache.js';
+import { useCacheMount } from './cache-mounts.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
 import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
 import { envLookup, expandText, expandWord, setEnv } from './expand.js';
@@ -490,12 +491,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       () =>
         fsStep(lowersOf(s, o), async (merged, scratch) => {
           const cwd = s.config.WorkingDir || '/';
-          const mounts = await runMounts(ins, scratch, binds, script);
+          const { mounts, release } = await runMounts(ins, scratch, binds, script);
           // The mount points the runtime makes in the image for them are not the step's to keep, as buildkit.
           const stubs = ins.mounts.flatMap((m) => missingPaths(merged, m.target));
           try {
             await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source, mounts }, o);
           } finally {
+            release();
             removeStubs(merged, stubs);
           }
         }, o),
@@ -503,43 +505,62 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     );
   };
 
-  /** The OCI mounts of a RUN's --mount flags and heredoc script, made in the step's scratch directory. */
+  /**
+   * The OCI mounts of a RUN's --mount flags and heredoc script, made in the step's scratch directory (which goes
+   * with the step), and the release of what they hold (cache mounts in use) once the command is done.
+   */
   const runMounts = async (
     ins: Instruction,
     scratch: string,
     binds: Map<RunMount, { root: SourceRoot; items: CopyItem[] }>,
     script: { name: string; content: string } | null,
-  ): Promise<NonNullable<RunCommand['mounts']>> => {
+  ): Promise<{ mounts: NonNullable<RunCommand['mounts']>; release: () => void }> => {
     const out: NonNullable<RunCommand['mounts']> = [];
-    for (const [i, m] of ins.mounts.entries()) {
-      const where = join(scratch, `mount-${i}`);
-      if (m.type === 'bind') {
-        // A copy of what it names (the context's .dockerignore applies), read-only.
-        const b = binds.get(m)!;
-        mkdirSync(where);
-        await applyLayer(where, copyTar(b.items, { root: b.root }), { chown: true });
-        const single = b.items.length === 1 && !b.items[0]!.source.isDir;
-        out.push({ destination: m.target, type: 'bind', source: single ? join(where, b.items[0]!.name) : where, options: ['rbind', 'ro'] });
-      } else if (m.type === 'cache') {
-        out.push({ destination: m.target, type: 'bind', source: cacheMountDir(m.id, m, o), options: ['rbind', m.readonly ? 'ro' : 'rw'] });
-      } else {
-        const data = o.secrets?.[m.id];
-        if (data === undefined) {
-          if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no secret ${JSON.stringify(m.id)} was given (poc build --secret id=${m.id},src=FILE)`);
-          continue;
+    const held: Array<() => void> = [];
+    const release = () => {
+      for (const r of held.splice(0)) r();
+    };
+    try {
+      for (const [i, m] of ins.mounts.entries()) {
+        const where = join(scratch, `mount-${i}`);
+        if (m.type === 'bind') {
+          // A copy of what it names (the context's .dockerignore applies): with rw, the command's writes go to the
+          // copy, which goes with the step (buildkit discards them too).
+          const b = binds.get(m)!;
+          mkdirSync(where);
+          await applyLayer(where, copyTar(b.items, { root: b.root }), { chown: true });
+          const single = b.items.length === 1 && !b.items[0]!.source.isDir;
+          out.push({ destination: m.target, type: 'bind', source: single ? join(where, b.items[0]!.name) : where, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
+        } else if (m.type === 'cache') {
+          const use = await useCacheMount(m.id, m.sharing, m, o, () => o.log(` --> waiting for the cache mount ${m.id} (sharing=locked): another build is using it`));
+          held.push(use.release);
+          out.push({ destination: m.target, type: 'bind', source: use.dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+        } else if (m.type === 'tmpfs') {
+          out.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', ...(m.size !== undefined ? [`size=${m.size}`] : [])] });
+        } else if (m.type === 'secret') {
+          const data = o.secrets?.[m.id];
+          if (data === undefined) {
+            if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no secret ${JSON.stringify(m.id)} was given (poc build --secret id=${m.id},src=FILE)`);
+            continue;
+          }
+          writeFileSync(where, data, { mode: 0o600 });
+          chownSync(where, m.uid, m.gid);
+          chmodSync(where, m.mode);
+          out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
+        } else {
+          throw buildError(ins.where, `RUN --mount=${m.spec}: ssh mounts are not supported yet`);
         }
-        writeFileSync(where, data, { mode: 0o600 });
-        chownSync(where, m.uid, m.gid);
-        chmodSync(where, m.mode);
-        out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
       }
+    } catch (err) {
+      release();
+      throw err;
     }
     if (script) {
       const file = join(scratch, `heredoc-${script.name}`);
       writeFileSync(file, script.content, { mode: 0o755 });
       out.push({ destination: `/dev/pipes/${script.name}`, type: 'bind', source: file, options: ['bind', 'ro'] });
     }
-    return out;
+    return { mounts: out, release };
   };
 
   const workdirStep = async (s: StageState, ins: Instruction) => {

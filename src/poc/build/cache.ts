@@ -6,10 +6,11 @@
  * makes a byte-identical config and so the same image.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerDir, type LayerRef } from '../images/layers.js';
 import { pocPaths, readJson, writeJsonAtomic, type RootOptions } from '../poc-root.js';
+import { cacheMountsDir } from './cache-mounts.js';
 
 export interface CacheEntry {
   layer: LayerRef | null;
@@ -37,33 +38,10 @@ export function cachePut(key: string, entry: CacheEntry, opts: RootOptions = {})
   writeJsonAtomic(join(cacheDir(opts), `${key}.json`), entry);
 }
 
-/**
- * The directory of a `RUN --mount=type=cache` (by its id): kept between builds and shared by every build of this
- * POC_ROOT, never part of a layer or of a step's key, as buildkit's cache mounts. Made on first use with the
- * mount's mode and owner.
- */
-export function cacheMountDir(id: string, owner: { mode: number; uid: number; gid: number }, opts: RootOptions = {}): string {
-  const dir = join(pocPaths(opts).root, 'build-cache-mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
-  if (!existsSync(dir)) {
-    mkdirSync(join(dir, '..'), { recursive: true, mode: 0o700 });
-    const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp);
-    chownSync(tmp, owner.uid, owner.gid);
-    chmodSync(tmp, owner.mode);
-    try {
-      renameSync(tmp, dir);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true }); // made meanwhile by another build
-    }
-  }
-  return dir;
-}
-
 /** `poc builder prune`: forgets every step (the layers go with the next image prune) and the cache mounts. */
 export function cacheClear(opts: RootOptions = {}): void {
   rmSync(cacheDir(opts), { recursive: true, force: true });
-  rmSync(join(pocPaths(opts).root, 'build-cache-mounts'), { recursive: true, force: true });
+  rmSync(cacheMountsDir(opts), { recursive: true, force: true });
 }
 
 /** The layers the cache refers to (kept by image prune; `poc builder prune` lets them go). */

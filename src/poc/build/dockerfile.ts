@@ -4,6 +4,7 @@
  * what each instruction means and which forms are errors is ours, with the file and line in every message.
  */
 import { DockerfileParser } from 'dockerfile-ast';
+import { ramInBytes } from '../../common/size.js';
 import { PocError } from '../errors.js';
 
 export type Keyword =
@@ -75,14 +76,25 @@ function parseJsonArray(text: string): string[] | null {
   return null;
 }
 
-/** `RUN --mount=...`, as buildkit reads it (bind, cache and secret; the rest are refused by name). */
-export type RunMount =
-  | { type: 'bind'; spec: string; target: string; source: string; from?: string }
-  | { type: 'cache'; spec: string; target: string; id: string; readonly: boolean; mode: number; uid: number; gid: number }
-  | { type: 'secret'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+/** A cache mount's sharing, as buildkit: concurrent users share it, wait their turn, or get one of their own. */
+export type CacheSharing = 'shared' | 'private' | 'locked';
 
-/** Parses one --mount value: comma-separated KEY=VALUE (and the bare ro, rw, required), buildkit's names. */
-export function parseRunMount(spec: string, where: string): RunMount {
+/** `RUN --mount=...`, as buildkit reads it (bind, cache, tmpfs, secret and ssh). */
+export type RunMount =
+  | { type: 'bind'; spec: string; target: string; source: string; from?: string; readwrite: boolean }
+  | { type: 'cache'; spec: string; target: string; id: string; sharing: CacheSharing; readonly: boolean; mode: number; uid: number; gid: number }
+  | { type: 'tmpfs'; spec: string; target: string; size?: number }
+  | { type: 'secret'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number }
+  | { type: 'ssh'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+
+/** Where buildkit puts the Nth ssh mount (0-based, among the RUN's ssh mounts) that names no target. */
+export const sshSocketTarget = (n: number): string => `/run/buildkit/ssh_agent.${n}`;
+
+/**
+ * Parses one --mount value: comma-separated KEY=VALUE (and the bare ro, rw, required), buildkit's names.
+ * `sshIndex`: how many ssh mounts the RUN has before this one (for an ssh mount's default target).
+ */
+export function parseRunMount(spec: string, where: string, sshIndex = 0): RunMount {
   const bad = (why: string) => buildError(where, `RUN --mount=${spec}: ${why}`);
   const kv = new Map<string, string>();
   for (const field of spec.split(',')) {
@@ -97,9 +109,11 @@ export function parseRunMount(spec: string, where: string): RunMount {
   const known: Record<string, string[]> = {
     bind: ['type', 'target', 'source', 'from', 'ro', 'rw'],
     cache: ['type', 'target', 'id', 'ro', 'rw', 'sharing', 'mode', 'uid', 'gid'],
+    tmpfs: ['type', 'target', 'size'],
     secret: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
+    ssh: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
   };
-  if (!known[type]) throw bad(`type=${type} is not supported by poc build (bind, cache or secret)`);
+  if (!known[type]) throw bad(`type=${type} is not a mount type (bind, cache, tmpfs, secret or ssh)`);
   for (const k of kv.keys()) if (!known[type]!.includes(k)) throw bad(`${k} is not an option of a ${type} mount (${known[type]!.slice(1).join(', ')})`);
   const bool = (k: string) => {
     const v = kv.get(k);
@@ -119,15 +133,28 @@ export function parseRunMount(spec: string, where: string): RunMount {
     if (!t.startsWith('/')) throw bad(`the target ${t} must be an absolute path`);
     return t;
   };
+  // Writable unless ro (or rw=false); a bind is read-only unless rw (or ro=false), as buildkit.
+  const writable = (dflt: boolean) => (dflt ? !(bool('ro') === true || bool('rw') === false) : bool('rw') === true || bool('ro') === false);
   switch (type) {
     case 'bind':
-      if (bool('rw') === true || bool('ro') === false) throw bad('a writable bind mount (rw) is not supported by poc build; use a cache mount');
-      return { type, spec, target: absolute(target), source: kv.get('source') ?? '.', ...(kv.has('from') ? { from: kv.get('from')! } : {}) };
+      return { type, spec, target: absolute(target), source: kv.get('source') ?? '.', ...(kv.has('from') ? { from: kv.get('from')! } : {}), readwrite: writable(false) };
     case 'cache': {
       const sharing = kv.get('sharing') ?? 'shared';
-      if (sharing !== 'shared') throw bad(`sharing=${sharing} is not supported by poc build (its cache mounts are shared)`);
+      if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw bad(`sharing=${sharing}: shared, private or locked`);
       const t = absolute(target);
-      return { type, spec, target: t, id: kv.get('id') ?? t, readonly: bool('ro') === true || bool('rw') === false, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
+      return { type, spec, target: t, id: kv.get('id') ?? t, sharing, readonly: !writable(true), mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
+    }
+    case 'tmpfs': {
+      const t = absolute(target);
+      const text = kv.get('size');
+      if (text === undefined) return { type, spec, target: t };
+      const size = ramInBytes(text);
+      if (size === undefined || size === 0) throw bad(`size=${text} is not a size (as 64m, 1g, 1048576)`);
+      return { type, spec, target: t, size };
+    }
+    case 'ssh': {
+      const id = kv.get('id') || 'default';
+      return { type, spec, target: target ? absolute(target) : sshSocketTarget(sshIndex), id, required: bool('required') ?? false, mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
     }
     default: {
       const id = kv.get('id') ?? (target ? target.slice(target.lastIndexOf('/') + 1) : undefined);
@@ -211,7 +238,7 @@ export function parseDockerfile(content: string, file: string): ParsedDockerfile
       if (!allowed.includes(name)) throw buildError(where, `${k} does not take the flag --${name}`);
       const value = f.getValue();
       if (value === null) throw buildError(where, `${k} --${name} needs a value (--${name}=VALUE)`);
-      if (name === 'mount') mounts.push(parseRunMount(value, where));
+      if (name === 'mount') mounts.push(parseRunMount(value, where, mounts.filter((m) => m.type === 'ssh').length));
       else flags[name] = value;
     }
     // dockerfile-ast leaves the flags out of the arguments of the instructions that take flags.
