@@ -193,13 +193,13 @@ const COMMANDS: Record<string, Command> = {
     run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
   build: {
-    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--secret id=ID,src=FILE|env=VAR]... [--target STAGE] [--no-cache] [--network none|bridge|host] [-q] CONTEXT',
+    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--secret id=ID,src=FILE|env=VAR]... [--target STAGE] [--no-cache] [--network none|bridge|host] [--platform OS/ARCH] [--ssh default|ID=SOCKET]... [-q] CONTEXT',
     summary: 'build an image from a Dockerfile',
     flags: {
-      string: ['tag', 'file', 'build-arg', 'secret', 'target', 'network'],
+      string: ['tag', 'file', 'build-arg', 'secret', 'ssh', 'target', 'network', 'platform'],
       boolean: ['no-cache', 'quiet'],
       alias: { t: 'tag', f: 'file', q: 'quiet' },
-      repeat: ['tag', 'build-arg', 'secret'],
+      repeat: ['tag', 'build-arg', 'secret', 'ssh'],
     },
     args: [1, 1],
     run: async (p, root) =>
@@ -210,9 +210,11 @@ const COMMANDS: Record<string, Command> = {
         tags: listFlag(p.flags, 'tag'),
         buildArgs: listFlag(p.flags, 'build-arg'),
         secrets: listFlag(p.flags, 'secret'),
+        ssh: listFlag(p.flags, 'ssh'),
         target: stringFlag(p.flags, 'target'),
         noCache: Boolean(p.flags['no-cache']),
         network: stringFlag(p.flags, 'network'),
+        platform: stringFlag(p.flags, 'platform'),
         quiet: Boolean(p.flags.quiet),
       }),
   },

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { hostPlatform } from '../../src/poc/registry/manifest.js';
+import { formatPlatform, hostPlatform } from '../../src/poc/registry/manifest.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'builds need root');
@@ -150,4 +150,108 @@ t.test('cache mount sharing between concurrent builds: private gets its own, loc
   t.equal(seen[1], '', 'the private one an empty one of its own');
   t.notMatch(seen[2], /holding/, `the locked one ran after a holder was done: ${JSON.stringify(seen[2])}`);
   t.equal(residue().join(', '), '', 'no lock or use left');
+});
+
+t.test("--platform, FROM --platform and the automatic platform ARGs: this machine's works, another is refused first", async (t) => {
+  const host = formatPlatform(hostPlatform());
+  const [os, arch, variant = ''] = host.split('/');
+  const other = arch === 'amd64' ? 'linux/arm64' : 'linux/amd64';
+  const dockerfile = [
+    'ARG BASE=busybox',
+    'FROM --platform=$BUILDPLATFORM ${BASE} AS tools',
+    'ARG TARGETPLATFORM BUILDARCH',
+    'RUN echo "$TARGETPLATFORM $BUILDARCH" > /p',
+    'FROM --platform=${TARGETPLATFORM} busybox',
+    'ARG TARGETOS TARGETARCH TARGETVARIANT',
+    'COPY --from=tools /p /p',
+    // BUILDOS is not declared in this stage: empty, as buildkit's scoping.
+    'RUN echo "$TARGETOS $TARGETARCH [$TARGETVARIANT] [$BUILDOS]" >> /p',
+  ].join('\n') + '\n';
+  for (const flags of [[], ['--platform', host], ['--platform', arch!]]) {
+    const b = build('plat', dockerfile, flags);
+    t.equal(b.status, 0, `${flags.join(' ')}: ${b.stderr}`);
+  }
+  t.equal(ok(t, ['run', '--rm', '--network', 'none', 'plat', 'cat', '/p']), `${host} ${arch}\n${os} ${arch} [${variant}] []\n`);
+  t.equal(JSON.parse(ok(t, ['image', 'inspect', 'plat']))[0].Architecture, arch);
+
+  // Another platform, however it is asked for: one error, before any step runs or anything is pulled (the image
+  // named is on a registry nobody listens at: a pull would fail otherwise).
+  const cases: Array<[string, string, string[], RegExp]> = [
+    ['--platform', 'FROM busybox\nRUN touch /x\n', ['--platform', other], new RegExp(`^poc: build: --platform ${other}: poc builds only for this machine's platform, ${host}, not ${other} \\(it runs no emulation\\)$`, 'm')],
+    ['--platform list', 'FROM busybox\n', ['--platform', `${host},${other}`], /^poc: build: --platform .*: poc builds only for this machine's platform/m],
+    ['a bad --platform', 'FROM busybox\n', ['--platform', 'linux/nonesuch'], /^poc: build: --platform linux\/nonesuch: "linux\/nonesuch" is not a platform \(os\/arch\[\/variant\], as linux\/amd64\)$/m],
+    ['FROM --platform in a later stage', `FROM busybox AS first\nRUN touch /x\nFROM --platform=${other} 127.0.0.1:9/nothing\nCOPY --from=first /x /x\n`, [],
+      new RegExp(`^poc: .*Dockerfile\\.bad:3: FROM --platform=${other}: poc builds only for this machine's platform, ${host}, not ${other}`, 'm')],
+    ['FROM --platform from an ARG', `ARG P=${other}\nFROM --platform=$P busybox\n`, [], new RegExp(`^poc: .*Dockerfile\\.bad:2: FROM --platform=\\$P: poc builds only .* not ${other}`, 'm')],
+  ];
+  for (const [what, text, flags, expected] of cases) {
+    const before = layers();
+    const r = build('bad', text, flags);
+    t.equal(r.status, 1, `${what}: status`);
+    t.match(r.stderr, expected, `${what}: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /STEP/, `${what}: refused before any step`);
+    t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('poc:')).length, 1, `${what}: one error`);
+    t.same(layers(), before, `${what}: no layer made`);
+    t.equal(residue().join(', '), '', `${what}: nothing left`);
+  }
+});
+
+t.test('RUN --mount=type=ssh reaches the ssh-agent given with --ssh, through a socket of its own', async (t) => {
+  const dir = mkdtempSync('/tmp/poc-ssh-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'agent.sock');
+  const agent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
+  t.equal(agent.status, 0, agent.stderr);
+  const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+  t.teardown(() => process.kill(pid, 'SIGTERM'));
+  const key = join(dir, 'id');
+  t.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'poc-build-test', '-f', key]).status, 0);
+  const agentEnv = { ...process.env, SSH_AUTH_SOCK: sock };
+  t.equal(spawnSync('ssh-add', [key], { env: agentEnv }).status, 0);
+  const listed = spawnSync('ssh-add', ['-l'], { encoding: 'utf8', env: agentEnv }).stdout;
+  t.match(listed, /poc-build-test/);
+
+  // The host's ssh-add with its libraries and loader, for the busybox image to run (a bind of the context).
+  const tools = join(ctx, 'tools');
+  mkdirSync(join(tools, 'lib'), { recursive: true });
+  const ldd = spawnSync('ldd', ['/usr/bin/ssh-add'], { encoding: 'utf8' }).stdout;
+  for (const m of ldd.matchAll(/(?:=> )?(\/\S+) \(0x/g)) {
+    const lib = m[1]!;
+    const dest = lib.includes('ld-linux') ? join(tools, 'ld.so') : join(tools, 'lib', lib.slice(lib.lastIndexOf('/') + 1));
+    writeFileSync(dest, readFileSync(lib), { mode: 0o755 });
+  }
+  writeFileSync(join(tools, 'ssh-add'), readFileSync('/usr/bin/ssh-add'), { mode: 0o755 });
+  const sshAdd = '/tools/ld.so --library-path /tools/lib /tools/ssh-add -l';
+  writeFileSync(join(ctx, 'Dockerfile.ssh'), [
+    'FROM busybox',
+    'RUN --mount=type=bind,source=tools,target=/tools --mount=type=ssh --mount=type=ssh,id=work,target=/run/work.sock,mode=0660,uid=1000,gid=1000 \\',
+    `    echo "$SSH_AUTH_SOCK" > /seen && stat -c '%a %u:%g %F' $SSH_AUTH_SOCK /run/work.sock >> /seen && ${sshAdd} >> /seen && SSH_AUTH_SOCK=/run/work.sock ${sshAdd} >> /seen`,
+    'RUN --mount=type=ssh,id=absent ls /run/buildkit 2>> /seen; true',
+  ].join('\n') + '\n');
+  const b = poc(['build', '--network', 'none', '-t', 'ssh', '-f', join(ctx, 'Dockerfile.ssh'), '--ssh', 'default', '--ssh', `work=${sock}`, ctx], { env: { ...env, SSH_AUTH_SOCK: sock } });
+  t.equal(b.status, 0, b.stderr);
+  t.equal(
+    ok(t, ['run', '--rm', '--network', 'none', 'ssh', 'sh', '-c', 'cat /seen; ls -d /run/buildkit /run/work.sock 2>&1; true']),
+    `/run/buildkit/ssh_agent.0\n600 0:0 socket\n660 1000:1000 socket\n${listed}${listed}ls: /run/buildkit: No such file or directory\n` +
+      'ls: /run/buildkit: No such file or directory\nls: /run/work.sock: No such file or directory\n',
+    'SSH_AUTH_SOCK set to the first, each socket with its owner and mode, the agent\'s key listed through both; an absent optional agent skipped; no socket kept',
+  );
+
+  const cases: Array<[string, string, string[], RegExp, NodeJS.ProcessEnv?]> = [
+    ['a required agent not given', 'FROM busybox\nRUN --mount=type=ssh,required true\n', [], /^poc: .*Dockerfile\.bad:2: RUN --mount=type=ssh,required: no ssh agent "default" was given \(poc build --ssh default\)$/m],
+    ['no SSH_AUTH_SOCK', 'FROM busybox\n', ['--ssh', 'default'], /^poc: build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket \(ID=SOCKET\)$/m],
+    ['a key file', 'FROM busybox\n', ['--ssh', `k=${key}`], /^poc: build: --ssh k=.*: .* is not a socket: poc forwards an ssh agent's socket/m],
+    ['no such socket', 'FROM busybox\n', ['--ssh', `k=${dir}/none`], /^poc: build: --ssh k=.*: cannot use .*\/none: ENOENT$/m],
+  ];
+  for (const [what, text, flags, expected] of cases) {
+    const file = join(ctx, 'Dockerfile.bad');
+    writeFileSync(file, text);
+    const e = { ...env };
+    delete e.SSH_AUTH_SOCK;
+    const r = poc(['build', '--network', 'none', '-f', file, ...flags, ctx], { env: e });
+    t.equal(r.status, 1, `${what}: status`);
+    t.match(r.stderr, expected, `${what}: ${r.stderr.trim()}`);
+    t.equal(residue().join(', '), '', `${what}: nothing left`);
+  }
+  rmSync(tools, { recursive: true, force: true });
 });

@@ -5,7 +5,9 @@
 import t from 'tap';
 import { applyConfigInstruction } from '../../src/poc/build/build.js';
 import { stepKey } from '../../src/poc/build/cache.js';
-import { parseSecrets } from '../../src/poc/commands/build.js';
+import { parseSecrets, parseSsh } from '../../src/poc/commands/build.js';
+import { buildPlatform, platformArgs } from '../../src/poc/build/platform.js';
+import { formatPlatform, parsePlatform } from '../../src/poc/registry/manifest.js';
 import { copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc } from '../../src/poc/build/dockerfile.js';
 import { envLookup, expandText, expandWord, setEnv } from '../../src/poc/build/expand.js';
 import { overlayMountOptions, runSpec } from '../../src/poc/build/step-fs.js';
@@ -203,4 +205,64 @@ t.test('--secret: id=ID,src=FILE or env=VAR, read before any step; each mistake 
     ['id=a,type=ssh', /type=ssh: file or env$/],
   ];
   for (const [spec, re] of bad) t.throws(() => parseSecrets([spec], {}, read), re, spec);
+});
+
+t.test("platforms as containerd parses them; a build only for this machine's; BuildKit's automatic ARGs", async (t) => {
+  const amd = { os: 'linux', architecture: 'amd64' };
+  const arm = { os: 'linux', architecture: 'arm64', variant: 'v8' };
+  const cases: Array<[string, typeof amd, string | null]> = [
+    ['linux/amd64', amd, 'linux/amd64'],
+    ['amd64', amd, 'linux/amd64'],
+    ['x86_64', amd, 'linux/amd64'],
+    ['Linux/X86-64', amd, 'linux/amd64'],
+    ['linux', amd, 'linux/amd64'],
+    ['linux', arm, 'linux/arm64'],
+    ['linux/aarch64', amd, 'linux/arm64'],
+    ['linux/arm64/v8', amd, 'linux/arm64'],
+    ['linux/arm', amd, 'linux/arm/v7'],
+    ['armhf', amd, 'linux/arm/v7'],
+    ['linux/arm/6', amd, 'linux/arm/v6'],
+    ['i386', amd, 'linux/386'],
+    ['windows/amd64', amd, 'windows/amd64'],
+    ['linux/nonesuch', amd, null],
+    ['plan10', amd, null],
+    ['a/b/c/d', amd, null],
+    ['', amd, null],
+    ['linux//amd64', amd, null],
+  ];
+  for (const [text, host, want] of cases) {
+    const p = parsePlatform(text, host);
+    t.equal(p && formatPlatform(p), want, `${JSON.stringify(text)} on ${formatPlatform(host)}`);
+  }
+  t.same(buildPlatform('x86_64', 'build: --platform x86_64', amd), amd);
+  t.same(buildPlatform('linux/arm64', 'x', arm), { os: 'linux', architecture: 'arm64' }, 'arm64 is v8 unless said otherwise');
+  t.throws(() => buildPlatform('linux/arm64', 'build: --platform linux/arm64', amd), /^build: --platform linux\/arm64: poc builds only for this machine's platform, linux\/amd64, not linux\/arm64 \(it runs no emulation\)$/);
+  t.throws(() => buildPlatform('linux/arm/v6', 'D:2: FROM --platform=$P', { os: 'linux', architecture: 'arm', variant: 'v7' }), /^D:2: FROM --platform=\$P: .* linux\/arm\/v7, not linux\/arm\/v6/);
+  t.throws(() => buildPlatform('nope/x', 'D:1: FROM --platform=nope/x', amd), /^D:1: FROM --platform=nope\/x: "nope\/x" is not a platform \(os\/arch\[\/variant\], as linux\/amd64\)$/);
+  t.same(platformArgs(amd, { os: 'linux', architecture: 'arm', variant: 'v7' }), [
+    ['BUILDPLATFORM', 'linux/amd64'], ['BUILDOS', 'linux'], ['BUILDARCH', 'amd64'], ['BUILDVARIANT', ''],
+    ['TARGETPLATFORM', 'linux/arm/v7'], ['TARGETOS', 'linux'], ['TARGETARCH', 'arm'], ['TARGETVARIANT', 'v7'],
+  ]);
+  const arg = (line: string) => parseDockerfile(`FROM a\n${line}\n`, 'Dockerfile').stages[0]!.instructions[0]!.pairs;
+  t.same(arg('ARG TARGETOS TARGETARCH'), [['TARGETOS', null], ['TARGETARCH', null]], 'ARG with several names, as buildkit');
+  t.same(arg('ARG A="x y" B'), [['A', 'x y'], ['B', null]]);
+});
+
+t.test('--ssh: default (SSH_AUTH_SOCK) or ID=SOCKET, checked before any step; each mistake named', async (t) => {
+  const fake = (p: string) => {
+    if (p === '/s/agent' || p === '/s/other') return { isSocket: () => true };
+    if (p === '/s/key') return { isSocket: () => false };
+    throw Object.assign(new Error('no'), { code: 'ENOENT' });
+  };
+  t.same(parseSsh(['default', 'work=/s/other'], { SSH_AUTH_SOCK: '/s/agent' }, fake), { default: '/s/agent', work: '/s/other' });
+  t.same(parseSsh(['x'], { SSH_AUTH_SOCK: '/s/agent' }, fake), { x: '/s/agent' }, 'an id alone: the agent of SSH_AUTH_SOCK');
+  const cases: Array<[string[], RegExp]> = [
+    [['default'], /^build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket \(ID=SOCKET\)$/],
+    [['k=/s/key'], /^build: --ssh k=\/s\/key: \/s\/key is not a socket: poc forwards an ssh agent's socket \(load a key file into an ssh-agent with ssh-add\)$/],
+    [['k=/s/none'], /^build: --ssh k=\/s\/none: cannot use \/s\/none: ENOENT$/],
+    [['k=/s/agent,/s/other'], /one socket per id/],
+    [['a b=/s/agent'], /the id is letters, digits and \._-/],
+    [['w=/s/agent', 'w=/s/other'], /^build: --ssh w=\/s\/other: the id w is given twice$/],
+  ];
+  for (const [list, re] of cases) t.throws(() => parseSsh(list, {}, fake), re, list.join(' '));
 });

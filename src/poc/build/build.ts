@@ -24,11 +24,14 @@ import {
 } from '../images/image-store.js';
 import { checkName, type RootOptions } from '../poc-root.js';
 import { idFilesIn, resolveInRoot } from '../root-path.js';
+import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '../registry/manifest.js';
 import { cacheGet, cachePut, stepKey } from './cache.js';
 import { useCacheMount } from './cache-mounts.js';
 import { copyTar, digestStream, isArchive, loadContext, resolveSources, type CopyItem, type SourceRoot } from './context.js';
 import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
 import { envLookup, expandText, expandWord, setEnv } from './expand.js';
+import { buildPlatform, platformArgs } from './platform.js';
+import { forwardAgent } from './ssh-forward.js';
 import { fsStep, readOnlyView, runCommand, type Lowers, type RunCommand } from './step-fs.js';
 import { goDurationNs } from '../../common/duration.js';
 
@@ -41,9 +44,13 @@ export interface BuildOptions extends RootOptions {
   buildArgs: Record<string, string>;
   /** --secret: what RUN --mount=type=secret reads, by id. */
   secrets?: Record<string, Buffer>;
+  /** --ssh: the ssh agents' sockets RUN --mount=type=ssh reaches, by id. */
+  ssh?: Record<string, string>;
   target?: string;
   noCache?: boolean;
   network?: 'none' | 'host' | 'bridge';
+  /** --platform, checked to be this machine's (platform.ts); default this machine's. */
+  platform?: Platform;
   /** Progress lines (steps, cache hits); the commands' own output goes to stdout as it comes. */
   log: (line: string) => void;
 }
@@ -285,13 +292,21 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   }
   const need = neededStages(stages, target, byName);
 
-  // ARGs before FROM: their defaults, overridden by --build-arg.
-  const globalArgs = new Map<string, string>();
+  // ARGs before FROM: BuildKit's automatic platform ones, then the Dockerfile's defaults, overridden by --build-arg.
+  const host = hostPlatform();
+  const platform = o.platform ?? host;
+  const globalArgs = new Map<string, string>(platformArgs(host, platform));
   for (const ins of parsed.globalArgs) {
     for (const [name, def] of ins.pairs) {
       const v = o.buildArgs[name] ?? (def === null ? undefined : expandWord(def, (n) => globalArgs.get(n), ins.where));
       if (v !== undefined) globalArgs.set(name, v);
     }
+  }
+  // FROM --platform of every stage built, before anything is pulled or made: only this machine's can run.
+  for (const i of need) {
+    const from = stages[i]!.from;
+    const flag = from.flags.platform;
+    if (flag !== undefined) buildPlatform(expandWord(flag, (n) => globalArgs.get(n), from.where), `${from.where}: FROM --platform=${flag}`);
   }
   const usedArgs = new Set<string>([...globalArgs.keys()]);
   const done = new Map<number, StageState>();
@@ -319,6 +334,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
         image = await findImage(ref, o);
       } catch (err) {
         throw wrapError(`${ins.where}: FROM ${ref}`, err);
+      }
+      if (image.architecture !== normalizePlatform(platform).architecture) {
+        throw buildError(ins.where, `FROM ${ref}: the image is for ${image.os}/${image.architecture}, and this build for ${formatPlatform(platform)}`);
       }
       // An image made in one piece becomes one layer the first time it is a base: a digest of all its files,
       // which runs while the steps do (it is awaited when the image is committed).
@@ -469,6 +487,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     const script = doc?.content.startsWith('#!') ? doc : null;
     const args = script ? [`/dev/pipes/${script.name}`] : doc ? [...shell, doc.content] : commandOf(ins, shell);
     const env = runEnv(s);
+    // As buildkit: the first ssh mount is the agent ssh and ssh-add find, unless the image says otherwise.
+    const ssh = ins.mounts.find((m) => m.type === 'ssh');
+    if (ssh && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${ssh.target}`);
     // The files a bind mount shows are part of the step's key, as a COPY's (a cache or secret mount's are not).
     const binds = new Map<RunMount, { root: SourceRoot; items: CopyItem[] }>();
     for (const m of ins.mounts) {
@@ -497,7 +518,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           try {
             await runCommand(merged, scratch, { args, env, cwd, user: userOf(s, merged), network: net as 'none' | 'host' | 'bridge', where: ins.where, source: ins.source, mounts }, o);
           } finally {
-            release();
+            await release();
             removeStubs(merged, stubs);
           }
         }, o),
@@ -514,11 +535,11 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     scratch: string,
     binds: Map<RunMount, { root: SourceRoot; items: CopyItem[] }>,
     script: { name: string; content: string } | null,
-  ): Promise<{ mounts: NonNullable<RunCommand['mounts']>; release: () => void }> => {
+  ): Promise<{ mounts: NonNullable<RunCommand['mounts']>; release: () => Promise<void> }> => {
     const out: NonNullable<RunCommand['mounts']> = [];
-    const held: Array<() => void> = [];
-    const release = () => {
-      for (const r of held.splice(0)) r();
+    const held: Array<() => void | Promise<void>> = [];
+    const release = async () => {
+      for (const r of held.splice(0)) await r();
     };
     try {
       for (const [i, m] of ins.mounts.entries()) {
@@ -548,11 +569,18 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           chmodSync(where, m.mode);
           out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
         } else {
-          throw buildError(ins.where, `RUN --mount=${m.spec}: ssh mounts are not supported yet`);
+          const agent = o.ssh?.[m.id];
+          if (agent === undefined) {
+            if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no ssh agent ${JSON.stringify(m.id)} was given (poc build --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`})`);
+            continue;
+          }
+          const socket = join(scratch, `ssh-${i}.sock`);
+          held.push(await forwardAgent(agent, socket, m));
+          out.push({ destination: m.target, type: 'bind', source: socket, options: ['bind'] });
         }
       }
     } catch (err) {
-      release();
+      await release();
       throw err;
     }
     if (script) {

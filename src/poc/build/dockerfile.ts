@@ -245,8 +245,11 @@ export function parseDockerfile(content: string, file: string): ParsedDockerfile
     const text = ins.getArgumentsContent() ?? '';
     const words = ins.getArguments().map((a) => a.getValue());
     const anyProps = ins as unknown as { getProperties?: () => Array<{ getName(): string; getValue(): string | null }> };
+    // `ARG A B` declares two names (dockerfile-ast reads it as ENV's legacy `NAME VALUE`): with no = at all, each word is a name.
     const pairs: Array<[string, string | null]> =
-      k === 'ENV' || k === 'LABEL' || k === 'ARG' ? (anyProps.getProperties?.() ?? []).map((p) => [p.getName(), p.getValue()]) : [];
+      k === 'ARG' && !text.includes('=')
+        ? words.map((w) => [w, null])
+        : k === 'ENV' || k === 'LABEL' || k === 'ARG' ? (anyProps.getProperties?.() ?? []).map((p) => [p.getName(), p.getValue()]) : [];
     const instruction: Instruction = {
       keyword: k,
       line,

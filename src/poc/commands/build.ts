@@ -1,8 +1,9 @@
 /** `poc build`: a Dockerfile → an image (src/poc/build/). Steps and cache hits on stderr, the image id on stdout. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { stderr, stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { build } from '../build/build.js';
+import { buildPlatform } from '../build/platform.js';
 import type { RootOptions } from '../poc-root.js';
 
 export interface BuildCommandOptions extends RootOptions {
@@ -12,9 +13,13 @@ export interface BuildCommandOptions extends RootOptions {
   buildArgs: string[];
   /** --secret id=ID,src=FILE (or env=VAR), as docker buildx takes them. */
   secrets?: string[];
+  /** --ssh default or ID=SOCKET, as docker buildx takes them. */
+  ssh?: string[];
   target?: string;
   noCache: boolean;
   network?: string;
+  /** --platform: this machine's (or a list of it), as docker buildx takes it. */
+  platform?: string;
   quiet: boolean;
 }
 
@@ -62,6 +67,37 @@ export function parseSecrets(list: string[], env: NodeJS.ProcessEnv = process.en
   return out;
 }
 
+/**
+ * `--ssh default` (the agent of $SSH_AUTH_SOCK) or `--ssh ID=SOCKET`, as docker buildx takes them: the ssh agents a
+ * RUN --mount=type=ssh may reach, by id. Each must be an agent's socket now (buildx's key files, which it loads
+ * into an agent of its own, are refused: load them into an ssh-agent with ssh-add).
+ */
+export function parseSsh(list: string[], env: NodeJS.ProcessEnv = process.env, stat: (p: string) => { isSocket(): boolean } = statSync): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of list) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const bad = (why: string) => new PocError(`build: --ssh ${spec}: ${why}`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw bad('the id is letters, digits and ._- (default, or ID=SOCKET)');
+    let path = eq < 0 ? '' : spec.slice(eq + 1);
+    if (path === '') {
+      path = env.SSH_AUTH_SOCK ?? '';
+      if (path === '') throw bad('SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket (ID=SOCKET)');
+    }
+    if (path.includes(',')) throw bad('one socket per id (poc forwards an agent; load several keys into it with ssh-add)');
+    let st;
+    try {
+      st = stat(path);
+    } catch (err) {
+      throw bad(`cannot use ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!st.isSocket()) throw bad(`${path} is not a socket: poc forwards an ssh agent's socket (load a key file into an ssh-agent with ssh-add)`);
+    if (out[id] !== undefined) throw bad(`the id ${id} is given twice`);
+    out[id] = path;
+  }
+  return out;
+}
+
 export async function buildCommand(o: BuildCommandOptions): Promise<number> {
   let network: 'none' | 'host' | 'bridge' | undefined;
   if (o.network !== undefined) {
@@ -69,6 +105,8 @@ export async function buildCommand(o: BuildCommandOptions): Promise<number> {
     if (n !== 'none' && n !== 'host' && n !== 'bridge') throw new PocError(`build: invalid --network ${JSON.stringify(o.network)}: none, bridge or host`);
     network = n;
   }
+  // A list (buildx's multi-platform build) is refused unless every entry is this machine's platform.
+  const platform = o.platform === undefined ? undefined : o.platform.split(',').map((p) => buildPlatform(p, `build: --platform ${p}`))[0];
   const r = await build({
     root: o.root,
     context: o.context,
@@ -76,9 +114,11 @@ export async function buildCommand(o: BuildCommandOptions): Promise<number> {
     tags: o.tags,
     buildArgs: parseBuildArgs(o.buildArgs),
     secrets: parseSecrets(o.secrets ?? []),
+    ssh: parseSsh(o.ssh ?? []),
     ...(o.target !== undefined ? { target: o.target } : {}),
     noCache: o.noCache,
     ...(network ? { network } : {}),
+    ...(platform ? { platform } : {}),
     log: o.quiet ? () => {} : (line) => stderr(`${line}\n`),
   });
   if (!o.quiet) {

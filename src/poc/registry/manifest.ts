@@ -119,6 +119,72 @@ export function hostPlatform(arch: string = process.arch): Platform {
   }
 }
 
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos']);
+const KNOWN_ARCH = new Set([
+  '386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le', 'mips64p32',
+  'mips64p32le', 'ppc', 'ppc64', 'ppc64le', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm',
+]);
+
+/** containerd's platforms.Normalize: the usual spellings (x86_64, aarch64, armhf, i386) to OCI's, default variants. */
+export function normalizePlatform(p: Platform): Platform {
+  const os = p.os.toLowerCase() === 'macos' ? 'darwin' : p.os.toLowerCase();
+  let architecture = p.architecture.toLowerCase();
+  let variant = p.variant?.toLowerCase() ?? '';
+  switch (architecture) {
+    case 'i386':
+      architecture = '386';
+      variant = '';
+      break;
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      architecture = 'amd64';
+      if (variant === 'v1') variant = '';
+      break;
+    case 'aarch64':
+    case 'arm64':
+      architecture = 'arm64';
+      if (variant === '8' || variant === 'v8' || variant === 'v8.0') variant = '';
+      break;
+    case 'armhf':
+      architecture = 'arm';
+      variant = 'v7';
+      break;
+    case 'armel':
+      architecture = 'arm';
+      variant = 'v6';
+      break;
+    case 'arm':
+      if (variant === '') variant = 'v7';
+      else if (/^[5-8]$/.test(variant)) variant = `v${variant}`;
+      break;
+  }
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/**
+ * A platform as docker's and containerd's flags take it (platforms.Parse), normalized: `os/arch[/variant]`, or an
+ * architecture alone (this machine's os) or an os alone (this machine's architecture). Null when it is not one.
+ */
+export function parsePlatform(text: string, host: Platform = hostPlatform()): Platform | null {
+  const parts = text.trim().toLowerCase().split('/');
+  if (parts.length > 3 || parts.some((x) => !/^[a-z0-9_.-]+$/.test(x))) return null;
+  if (parts.length === 1) {
+    const [one] = parts as [string];
+    if (KNOWN_OS.has(one) || one === 'macos') return normalizePlatform({ ...host, os: one });
+    const p = normalizePlatform({ os: host.os, architecture: one });
+    return KNOWN_ARCH.has(p.architecture) ? p : null;
+  }
+  const p = normalizePlatform({ os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) });
+  return KNOWN_OS.has(p.os) && KNOWN_ARCH.has(p.architecture) ? p : null;
+}
+
+/** `os/arch[/variant]`, normalized. */
+export function formatPlatform(p: Platform): string {
+  const n = normalizePlatform(p);
+  return `${n.os}/${n.architecture}${n.variant ? `/${n.variant}` : ''}`;
+}
+
 /**
  * The entry of an index for a platform, as containerd's platform matcher picks it: same os and architecture;
  * among those the same variant first, then one without a variant (arm64's v8 is its default), then any.
