@@ -6,9 +6,11 @@
  * RUN --mount=type=ssh through a real ssh-agent, and the bad inputs (one error, nothing left behind).
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { buildTar } from '../../src/poc/images/tar.js';
 import { formatPlatform, hostPlatform } from '../../src/poc/registry/manifest.js';
 
 if (process.getuid?.() !== 0) {
@@ -184,12 +186,23 @@ t.test("--platform, FROM --platform and the automatic platform ARGs: this machin
       new RegExp(`^poc: .*Dockerfile\\.bad:3: FROM --platform=${other}: poc builds only for this machine's platform, ${host}, not ${other}`, 'm')],
     ['FROM --platform from an ARG', `ARG P=${other}\nFROM --platform=$P busybox\n`, [], new RegExp(`^poc: .*Dockerfile\\.bad:2: FROM --platform=\\$P: poc builds only .* not ${other}`, 'm')],
   ];
+  // An image made for another architecture (a docker archive saying so) is refused as a base, before any step.
+  const layer = buildTar([{ name: 'f', data: 'x\n' }]);
+  const archive = buildTar([
+    { name: 'manifest.json', data: JSON.stringify([{ Config: 'config.json', RepoTags: ['foreign:1'], Layers: ['layer.tar'] }]) },
+    { name: 'config.json', data: JSON.stringify({ architecture: other.split('/')[1], os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(layer).digest('hex')}`] } }) },
+    { name: 'layer.tar', data: layer },
+  ]);
+  const archivePath = join(work, 'foreign.tar');
+  writeFileSync(archivePath, archive);
+  ok(t, ['load', '-i', archivePath]);
+  cases.push(['a base of another architecture', 'FROM foreign:1\nRUN true\n', [], new RegExp(`^poc: .*Dockerfile\\.bad:1: FROM foreign:1: the image is for ${other}, and this build for ${host}$`, 'm')]);
   for (const [what, text, flags, expected] of cases) {
     const before = layers();
     const r = build('bad', text, flags);
     t.equal(r.status, 1, `${what}: status`);
     t.match(r.stderr, expected, `${what}: ${r.stderr.trim()}`);
-    t.notMatch(r.stderr, /STEP/, `${what}: refused before any step`);
+    if (!what.includes('architecture')) t.notMatch(r.stderr, /STEP/, `${what}: refused before any step`);
     t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('poc:')).length, 1, `${what}: one error`);
     t.same(layers(), before, `${what}: no layer made`);
     t.equal(residue().join(', '), '', `${what}: nothing left`);
