@@ -105,6 +105,8 @@ t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and no
     '    && echo data > /scratch/file && cat /scratch/file >> /seen \\',
     '    && (dd if=/dev/zero of=/scratch/big bs=1k count=2048 2>/dev/null; echo "dd: $?" >> /seen) \\',
     '    && echo changed > /mnt/src/a.txt && rm /mnt/src/sub/b.txt && cat /mnt/src/a.txt >> /seen && ls /mnt/src/sub | wc -l >> /seen',
+    // One id twice in a step is one cache (a locked one does not wait for the step's own use).
+    'RUN --mount=type=cache,id=twice,target=/c1 --mount=type=cache,id=twice,target=/c2,sharing=locked echo same > /c1/f && cat /c2/f >> /seen',
     // The next step's bind shows the context again: the writes went with the step that made them.
     'RUN --mount=type=bind,source=src,target=/mnt/src cat /mnt/src/a.txt /mnt/src/sub/b.txt > /again; ls /scratch 2>> /again; true',
   ].join('\n') + '\n');
@@ -112,7 +114,7 @@ t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and no
   const r = poc(['run', '--rm', '--network', 'none', 'mounts', 'sh', '-c', 'cat /seen /again; ls -d /scratch /mnt 2>&1']);
   t.equal(
     r.stdout,
-    'tmpfs rw size=1024k\ndata\ndd: 1\nchanged\n0\nalpha\nbeta\nls: /scratch: No such file or directory\n' +
+    'tmpfs rw size=1024k\ndata\ndd: 1\nchanged\n0\nsame\nalpha\nbeta\nls: /scratch: No such file or directory\n' +
       'ls: /scratch: No such file or directory\nls: /mnt: No such file or directory\n',
     `a tmpfs of 1m (a 2m write fails), a writable bind, the writes gone by the next step, no mount point kept: ${r.stderr}`,
   );
@@ -121,20 +123,26 @@ t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and no
   t.equal(residue().join(', '), '', 'nothing left');
 });
 
-t.test('cache mount sharing between concurrent builds: private gets its own, locked waits its turn', async (t) => {
+t.test('cache mount sharing between concurrent builds: shared users together, private gets its own, locked waits its turn', async (t) => {
   const cache = 'id=shr,target=/c';
   t.equal(build('seed', `FROM busybox\nRUN --mount=type=cache,${cache} echo seed > /c/seed\n`).status, 0, 'the cache seeded');
-  // A holder keeps the cache until the test releases it: a file the test writes into the cache's directory.
+  // A holder keeps its cache until the test releases it: a file the test writes into the cache's directory.
   const hold = (name: string) =>
-    `touch /c/${name}-holding && i=0; while [ ! -e /c/release ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; rm -f /c/${name}-holding /c/release`;
+    `touch /c/${name}-holding && i=0; while [ ! -e /c/release ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; rm -f /c/${name}-holding`;
   const holders = () => {
     const dir = join(root, 'build-cache-mounts');
-    return existsSync(dir) ? readdirSync(dir).flatMap((d) => ['a', 'b'].map((n) => join(dir, d, `${n}-holding`))).filter((f) => existsSync(f)) : [];
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((d) => !/\.(lock|users)$/.test(d)).flatMap((d) => readdirSync(join(dir, d)).filter((f) => f.endsWith('-holding')).map((f) => join(dir, d, f)));
+  };
+  const release = () => {
+    for (const f of holders()) writeFileSync(join(f, '../release'), '');
   };
   const start = (name: string, dockerfile: string) => {
     writeFileSync(join(ctx, `Dockerfile.${name}`), dockerfile);
     return pocAsync(['build', '--network', 'none', '-t', name, '-f', join(ctx, `Dockerfile.${name}`), ctx]);
   };
+  const saw = (image: string) => ok(t, ['run', '--rm', '--network', 'none', image, 'sh', '-c', 'cat /*-saw']);
+
   const a = start('holder', `FROM busybox\nRUN --mount=type=cache,${cache},sharing=locked ls /c > /a-saw; ${hold('a')}\n`);
   await until('the first build to hold the cache', () => holders().length === 1);
   // private, while A holds it: a fresh, empty instance at once, which it holds in turn.
@@ -144,13 +152,25 @@ t.test('cache mount sharing between concurrent builds: private gets its own, loc
   const c = start('locked', `FROM busybox\nRUN --mount=type=cache,${cache},sharing=locked ls /c > /c-saw\n`);
   await until('the locked build to wait', () => /waiting for the cache mount shr \(sharing=locked\)/.test(c.stderr()));
   t.equal(holders().length, 2, 'both holders still hold their instance while it waits');
-  for (const f of holders()) writeFileSync(join(f, '../release'), '');
-  const results = await Promise.all([a.done, b.done, c.done]);
-  for (const r of results) t.equal(r.status, 0, r.stderr);
-  const seen = ['holder', 'private', 'locked'].map((n) => ok(t, ['run', '--rm', '--network', 'none', n, 'sh', '-c', 'cat /*-saw']));
-  t.equal(seen[0], 'seed\n', 'the first build had the seeded cache');
-  t.equal(seen[1], '', 'the private one an empty one of its own');
-  t.notMatch(seen[2], /holding/, `the locked one ran after a holder was done: ${JSON.stringify(seen[2])}`);
+  release();
+  for (const r of await Promise.all([a.done, b.done, c.done])) t.equal(r.status, 0, r.stderr);
+  t.equal(saw('holder'), 'seed\n', 'the first build had the seeded cache');
+  t.equal(saw('private'), '', 'the private one an empty one of its own');
+  t.notMatch(saw('locked'), /holding/, 'the locked one ran after a holder was done');
+
+  // Two shared users at once, on the same instance; a locked one waits for both.
+  const shared = 'id=shr2,target=/c';
+  const s1 = start('shared1', `FROM busybox\nRUN --mount=type=cache,${shared} ${hold('s1')}\n`);
+  await until('the first shared build to hold the cache', () => holders().length === 1);
+  const s2 = start('shared2', `FROM busybox\nRUN --mount=type=cache,${shared},sharing=shared ${hold('s2')}\n`);
+  await until('the second shared build to join it', () => holders().length === 2);
+  t.equal(new Set(holders().map((f) => join(f, '..'))).size, 1, 'both in one directory');
+  const l = start('locked2', `FROM busybox\nRUN --mount=type=cache,${shared},sharing=locked ls /c > /l-saw\n`);
+  await until('the locked build to wait for the shared ones', () => /waiting for the cache mount shr2 \(sharing=locked\)/.test(l.stderr()));
+  t.equal(holders().length, 2, 'the shared users still hold it while it waits');
+  release();
+  for (const r of await Promise.all([s1.done, s2.done, l.done])) t.equal(r.status, 0, r.stderr);
+  t.equal(saw('locked2'), 'release\n', 'the locked one ran after both shared users were done');
   t.equal(residue().join(', '), '', 'no lock or use left');
 });
 

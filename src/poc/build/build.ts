@@ -538,6 +538,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   ): Promise<{ mounts: NonNullable<RunCommand['mounts']>; release: () => Promise<void> }> => {
     const out: NonNullable<RunCommand['mounts']> = [];
     const held: Array<() => void | Promise<void>> = [];
+    // An id mounted twice in one step is one cache, as buildkit (its exec op reuses the ref): never a wait on itself.
+    const caches = new Map<string, string>();
     const release = async () => {
       for (const r of held.splice(0)) await r();
     };
@@ -553,9 +555,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           const single = b.items.length === 1 && !b.items[0]!.source.isDir;
           out.push({ destination: m.target, type: 'bind', source: single ? join(where, b.items[0]!.name) : where, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
         } else if (m.type === 'cache') {
-          const use = await useCacheMount(m.id, m.sharing, m, o, () => o.log(` --> waiting for the cache mount ${m.id} (sharing=locked): another build is using it`));
-          held.push(use.release);
-          out.push({ destination: m.target, type: 'bind', source: use.dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+          let dir = caches.get(m.id);
+          if (dir === undefined) {
+            const use = await useCacheMount(m.id, m.sharing, m, o, () => o.log(` --> waiting for the cache mount ${m.id} (sharing=locked): another build is using it`));
+            held.push(use.release);
+            caches.set(m.id, (dir = use.dir));
+          }
+          out.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         } else if (m.type === 'tmpfs') {
           out.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', ...(m.size !== undefined ? [`size=${m.size}`] : [])] });
         } else if (m.type === 'secret') {
