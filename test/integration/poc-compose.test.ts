@@ -9,7 +9,7 @@
  * The real host's links, rules and resolvers are never touched.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
@@ -112,6 +112,8 @@ t.test('bad files: a clear error each, and nothing left behind', async (t) => {
     ['an unset secret variable', 'secrets:\n  pw: {environment: POC_NO_SUCH_VAR}\nservices:\n  web:\n    image: debian\n    secrets: [pw]\n', /bad\.yaml:2: \/secrets\/pw\/environment: environment variable "POC_NO_SUCH_VAR" required by the secret "pw" \(service web\) is not set/],
     ['an external secret', 'secrets:\n  pw: {external: true}\nservices:\n  web:\n    image: debian\n', /bad\.yaml:2: \/secrets\/pw\/external: poc compose does not support the key "external" \(an external secret is a swarm's/],
     ['a bad mode', 'configs:\n  c: {content: x}\nservices:\n  web:\n    image: debian\n    configs: [{source: c, mode: 0779}]\n', /bad\.yaml:6: \/services\/web\/configs\/0\/mode: invalid mode "0779"/],
+    ['an extends cycle', 'services:\n  a: {extends: b, image: debian}\n  b: {extends: a}\n', /bad\.yaml:\d: \/services\/\w\/extends: the services extend each other in a cycle: \w -> \w -> \w/],
+    ['a missing include', 'include: [nope/compose.yaml]\nservices:\n  a: {image: debian}\n', /bad\.yaml:1: \/include\/0: \/.*\/nope\/compose\.yaml: No such file or directory/],
     ['no such image', 'services:\n  a:\n    image: debian\n    command: sleep 1\n    volumes: [v:/v]\n  b:\n    image: nosuchimage-here\nvolumes:\n  v: {}\n', /no such image|nosuchimage-here/],
   ];
   for (const [what, text, re] of bad) {
@@ -309,5 +311,58 @@ t.test('up --wait: returns once running and healthy; an exit, an unhealthy servi
   t.match(flag.stderr, /invalid --wait-timeout "soon"/);
   t.equal(wt('down', '-t', '1').status, 0);
   rmSync(join(app, 'wait.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});
+
+t.test('extends and include: a service built on another file\'s, an included application\'s service, their paths their own', async (t) => {
+  const dir = join(app, 'ext');
+  for (const d of ['lib/files', 'inc/page']) mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(join(dir, 'lib/files/base.txt'), 'from lib\n');
+  writeFileSync(join(dir, 'inc/page/index.txt'), 'from inc\n');
+  writeFileSync(join(dir, 'inc/.env'), 'INC_GREETING=hello from inc env\n');
+  writeFileSync(join(dir, 'lib/base.yaml'), [
+    'services:',
+    '  base:',
+    '    image: debian',
+    '    network_mode: none',
+    '    init: true',
+    '    command: sleep 1000',
+    '    environment: {ROLE: base, KEPT: "yes"}',
+    '    volumes: ["./files:/files:ro"]',
+    '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'inc/compose.yaml'), [
+    'services:',
+    '  side:',
+    '    image: debian',
+    '    network_mode: none',
+    '    init: true',
+    '    command: sleep 1000',
+    '    environment: {GREETING: "${INC_GREETING}"}',
+    '    volumes: ["./page:/page:ro"]',
+    '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'compose.yaml'), [
+    'include: [inc/compose.yaml]',
+    'services:',
+    '  main:',
+    '    extends: {service: base, file: lib/base.yaml}',
+    '    environment: {ROLE: main}',
+    '  again: {extends: main, labels: {x: "1"}}',
+    '',
+  ].join('\n'));
+  const ex = (...args: string[]) => {
+    const r = cli.poc(['compose', '-p', 'ext', ...args], { cwd: dir, timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`poc compose ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r;
+  };
+  ex('up', '-d');
+  t.same(containers().map((c) => c.name).filter((n) => n.startsWith('ext-')).sort(), ['ext-again-1', 'ext-main-1', 'ext-side-1']);
+  const look = 'printf "%s %s|" "$ROLE" "$KEPT"; cat /files/base.txt';
+  t.equal(ex('exec', '-T', 'main', 'sh', '-c', look).stdout, 'main yes|from lib\n', 'main: its own ROLE over the base\'s, the rest inherited, ./files the base file\'s directory\'s');
+  t.equal(ex('exec', '-T', 'again', 'sh', '-c', look).stdout, 'main yes|from lib\n', 'a chain of extends');
+  t.equal(ex('exec', '-T', 'side', 'sh', '-c', 'printf "%s|" "$GREETING"; cat /page/index.txt').stdout, 'hello from inc env|from inc\n', 'the included service: its directory\'s .env and paths');
+  ex('down');
+  rmSync(dir, { recursive: true, force: true });
   t.same(residue(), NOTHING, 'nothing left');
 });

@@ -425,6 +425,96 @@ t.test('up --wait: running or healthy, completed for what others need completed;
   }
 });
 
+t.test('extends: the same file and another, chains, paths relative to the base file, cycles', async (t) => {
+  const files: Record<string, string> = {
+    '/p/compose.yaml': [
+      'services:',
+      '  base:',
+      '    image: debian',
+      '    environment: {A: base, B: base}',
+      '    volumes: ["./data:/data"]',
+      '    command: sleep 1',
+      '  web:',
+      '    extends: base',
+      '    environment: {B: web}',
+      '    ports: ["80"]',
+      '  api:',
+      '    extends: {service: common, file: lib/common.yaml}',
+      '    command: ["serve"]',
+      '  top: {extends: web, labels: {x: "1"}}',
+    ].join('\n'),
+    '/p/lib/common.yaml': [
+      'services:',
+      '  root: {image: busybox, env_file: root.env, labels: {from: root}}',
+      '  common:',
+      '    extends: root',
+      '    volumes: ["./conf:/conf:ro"]',
+      '    build: ./ctx',
+      '    environment: {C: "${C_VAL:-c}"}',
+      '  unrelated: {image: x}',
+    ].join('\n'),
+  };
+  const p = load(files, { files: ['/p/compose.yaml'], env: { C_VAL: 'interpolated' } });
+  t.same(p.services.web!.environment, { A: 'base', B: 'web' }, 'mappings merge, the service over its base');
+  t.same(p.services.web!.volumes.map((m) => m.source), ['/p/data']);
+  t.same(p.services.web!.command, ['sleep', '1'], 'what the service does not set it inherits');
+  t.same(p.services.top!.environment, { A: 'base', B: 'web' }, 'a chain');
+  t.same(p.services.top!.labels, { x: '1' });
+  const api = p.services.api!;
+  t.equal(api.image, 'busybox', 'from the other file, through its own extends');
+  t.same(api.command, ['serve']);
+  t.same(api.volumes.map((m) => m.source), ['/p/lib/conf'], 'a relative path of the base file is its directory\'s');
+  t.equal(api.build!.context, '/p/lib/ctx');
+  t.same(api.envFiles, [{ path: '/p/lib/root.env', required: true }]);
+  t.same(api.environment, { C: 'interpolated' }, 'the base file is interpolated with the project\'s variables');
+  t.same(api.labels, { from: 'root' });
+  t.notOk(p.services.unrelated, 'the other file\'s services are not the project\'s');
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ '/p/compose.yaml': 'services:\n  web: {extends: nope}\n' }, /^\/p\/compose\.yaml:2: \/services\/web\/extends: cannot extend service "web": service "nope" not found in \/p\/compose\.yaml$/],
+    [{ '/p/compose.yaml': 'services:\n  a: {extends: b, image: x}\n  b: {extends: c}\n  c: {extends: a}\n' }, /\/services\/\w\/extends: the services extend each other in a cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)$/],
+    [{ '/p/compose.yaml': 'services:\n  a: {extends: a, image: x}\n' }, /\/services\/a\/extends: the services extend each other in a cycle: a -> a/],
+    [{ '/p/compose.yaml': 'services:\n  web:\n    extends: {service: s, file: gone.yaml}\n' }, /^\/p\/compose\.yaml:3: \/services\/web\/extends\/file: \/p\/gone\.yaml: No such file or directory$/],
+    [{ '/p/compose.yaml': 'services:\n  web:\n    extends: {file: b.yaml}\n' }, /\/services\/web\/extends/],
+    [{ '/p/compose.yaml': 'services:\n  web:\n    extends: {service: s, file: b.yaml}\n', '/p/b.yaml': 'services:\n  s: {image: x, links: [a]}\n' }, /^\/p\/b\.yaml:2: \/services\/s\/links: poc compose does not support the key "links"/],
+    [{ '/p/compose.yaml': 'services:\n  web:\n    extends: {service: s, file: b.yaml}\n', '/p/b.yaml': 'services:\n  s: {image: x, ports: 80}\n' }, /^\/p\/b\.yaml:2: \/services\/s\/ports: must be an array/],
+  ];
+  for (const [fs, re] of bad) t.throws(() => load(fs, { files: ['/p/compose.yaml'] }), re, Object.values(fs)[0]!.split('\n')[1]);
+});
+
+t.test('include: another application\'s resources, its own directory and variables; conflicts and cycles', async (t) => {
+  const files: Record<string, string> = {
+    '/p/compose.yaml': [
+      'include:',
+      '  - db/compose.yaml',
+      '  - path: [cache/compose.yaml, cache/override.yaml]',
+      '    env_file: cache.env',
+      'services:',
+      '  web: {image: x, depends_on: [db, cache]}',
+    ].join('\n'),
+    '/p/db/compose.yaml': 'services:\n  db:\n    image: "postgres:${PG:-16}"\n    volumes: [data:/var/lib/db, ./init:/init]\nvolumes:\n  data: {}\n',
+    '/p/db/.env': 'PG=15\n',
+    '/p/cache/compose.yaml': 'services:\n  cache: {image: "redis:${REDIS}", secrets: [pw]}\nsecrets:\n  pw: {file: ./pw.txt}\n',
+    '/p/cache/override.yaml': 'services:\n  cache: {environment: {X: "1"}}\n',
+    '/p/cache.env': 'REDIS=7\n',
+  };
+  const p = load(files, { files: ['/p/compose.yaml'] });
+  t.same(Object.keys(p.services).sort(), ['cache', 'db', 'web']);
+  t.equal(p.services.db!.image, 'postgres:15', 'the included directory\'s .env');
+  t.same(p.services.db!.volumes.map((m) => m.source), ['data', '/p/db/init'], 'relative paths: the included directory\'s');
+  t.equal(p.volumes.data!.name, 'p_data', 'named in this project');
+  t.equal(p.services.cache!.image, 'redis:7', 'env_file, relative to the including project');
+  t.same(p.services.cache!.environment, { X: '1' }, 'several paths: the later override the first');
+  t.equal(p.secrets.pw!.file, '/p/cache/pw.txt');
+  t.equal(load(files, { files: ['/p/compose.yaml'], env: { PG: '14' } }).services.db!.image, 'postgres:14', 'the project\'s variables before the included .env');
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ '/p/compose.yaml': 'include: [gone/compose.yaml]\nservices:\n  web: {image: x}\n' }, /^\/p\/compose\.yaml:1: \/include\/0: \/p\/gone\/compose\.yaml: No such file or directory$/],
+    [{ '/p/compose.yaml': 'include: [b/compose.yaml]\nservices:\n  web: {image: x}\n', '/p/b/compose.yaml': 'services:\n  web: {image: y}\n' }, /^\/p\/compose\.yaml:1: \/include\/0: services\.web conflicts with imported resource \(\/p\/b\/compose\.yaml defines it too\)$/],
+    [{ '/p/compose.yaml': 'include: [b/compose.yaml]\nservices:\n  web: {image: x}\n', '/p/b/compose.yaml': 'include: [../compose.yaml]\nservices:\n  b: {image: y}\n' }, /^\/p\/b\/compose\.yaml:1: \/include\/0: the files include each other in a cycle: \/p\/compose\.yaml -> \/p\/b\/compose\.yaml -> \/p\/compose\.yaml$/],
+    [{ '/p/compose.yaml': 'include: [{path: b.yaml, env_file: nope.env}]\nservices:\n  web: {image: x}\n', '/p/b.yaml': 'services:\n  b: {image: y}\n' }, /\/include\/0\/env_file: \/p\/nope\.env: No such file or directory/],
+  ];
+  for (const [fs, re] of bad) t.throws(() => load(fs, { files: ['/p/compose.yaml'] }), re, Object.values(fs)[0]!.split('\n')[0]);
+});
+
 t.test('profiles: which services a command acts on', async (t) => {
   const p = load({
     '/p/compose.yaml': [

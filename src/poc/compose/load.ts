@@ -9,7 +9,9 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, typ
 import { PocError } from '../errors.js';
 import { interpolateTree, parseDotenv, type Lookup } from './interpolate.js';
 import { checkComposeSchema } from './schema.js';
-import { normalizeFile, type FileModel, type Where } from './normalize.js';
+import { normalizeFile, normalizeService, type FileModel, type NormalizeContext, type Where } from './normalize.js';
+import { extendedService, type FileScope, type SourceFile } from './extends.js';
+import { applyIncludes, type IncludeSources } from './include.js';
 import { mergeFiles } from './merge.js';
 import { projectName } from './files.js';
 import { DEFAULT_NETWORK_KEY, type Project } from './model.js';
@@ -96,27 +98,72 @@ function parseFile(path: string, text: string): ParsedFile {
   return { path, doc, lines, text, value: value as Record<string, unknown> };
 }
 
+/** Reads, parses, interpolates and checks one file against the schema. `from`: what named it (absent: -f). */
+function openFile(path: string, readFile: (path: string) => string, lookup: Lookup, from?: string): ParsedFile {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message;
+    throw new PocError(from ? `${from}: ${path}: ${why}` : `compose file ${path}: ${why}`);
+  }
+  const f = parseFile(path, text);
+  const where = locator(f);
+  f.value = interpolateTree(f.value, lookup, (p) => where(p === '' ? [] : p.split('.'))) as Record<string, unknown>;
+  const problem = checkComposeSchema(f.value);
+  if (problem) throw new PocError(`${where(problem.path)}: ${problem.message}`);
+  return f;
+}
+
 export function loadProject(o: LoadOptions): LoadedProject {
   const dotenv = o.dotenv ? parseDotenv(o.dotenv.text, o.dotenv.path, (n) => o.env[n]) : {};
   const lookup: Lookup = (n) => o.env[n] ?? dotenv[n];
-  const parsed = o.files.map((path) => {
-    let text: string;
-    try {
-      text = o.readFile(path);
-    } catch (err) {
-      throw new PocError(`compose file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
-    }
-    const f = parseFile(path, text);
-    const where = locator(f);
-    f.value = interpolateTree(f.value, lookup, (p) => where(p === '' ? [] : p.split('.'))) as Record<string, unknown>;
-    const problem = checkComposeSchema(f.value);
-    if (problem) throw new PocError(`${where(problem.path)}: ${problem.message}`);
-    return f;
-  });
+  const parsed = o.files.map((path) => openFile(path, o.readFile, lookup));
   const fileName = [...parsed].reverse().find((f) => typeof f.value.name === 'string')?.value.name as string | undefined;
   const env = { ...dotenv, ...o.env };
   const name = projectName({ ...(o.projectName !== undefined ? { flag: o.projectName } : {}), env, ...(fileName !== undefined ? { fileName } : {}), workingDir: o.workingDir });
-  const models: FileModel[] = parsed.map((f) => normalizeFile(f.value, { project: name, workingDir: o.workingDir, ...(env.HOME ? { home: env.HOME } : {}), where: locator(f), sourceText: sourceText(f), ...(o.cpuCount !== undefined ? { cpuCount: o.cpuCount } : {}) }));
+  const home = env.HOME;
+  // Extended and included files are opened once per set of variables (an include's env_file may change them).
+  const opened = new Map<string, ParsedFile>();
+  const files = new WeakMap<SourceFile, ParsedFile>();
+  const asSource = (f: ParsedFile): SourceFile => {
+    const s: SourceFile = { path: f.path, value: f.value, where: locator(f) };
+    files.set(s, f);
+    return s;
+  };
+  const ctxOf = (file: SourceFile, scope: FileScope): NormalizeContext => ({
+    project: name,
+    workingDir: scope.workingDir,
+    ...(scope.home ? { home: scope.home } : {}),
+    where: file.where,
+    sourceText: sourceText(files.get(file)!),
+    ...(o.cpuCount !== undefined ? { cpuCount: o.cpuCount } : {}),
+  });
+  const lookups = new Map<Lookup, number>();
+  const src: IncludeSources = {
+    open: (path, lk, from) => {
+      if (!lookups.has(lk)) lookups.set(lk, lookups.size);
+      const key = `${lookups.get(lk)}\0${path}`;
+      if (!opened.has(key)) opened.set(key, openFile(path, o.readFile, lk, from));
+      return asSource(opened.get(key)!);
+    },
+    normalizeService: (file, scope, service) => normalizeService((((file.value.services ?? {}) as Record<string, unknown>)[service] ?? {}) as Record<string, unknown>, ctxOf(file, scope), ['services', service]),
+    readText: (path) => {
+      try {
+        return o.readFile(path);
+      } catch {
+        return undefined;
+      }
+    },
+    modelOf: (file, scope, trail) => {
+      const model = normalizeFile(file.value, ctxOf(file, scope));
+      for (const service of Object.keys(model.services)) model.services[service] = extendedService(src, file, scope, service);
+      applyIncludes(src, model, file, scope, trail);
+      return model;
+    },
+  };
+  const top: FileScope = { workingDir: o.workingDir, lookup, ...(home ? { home } : {}) };
+  const models: FileModel[] = parsed.map((f) => src.modelOf(asSource(f), top, []));
   const merged = mergeFiles(models);
   const first = o.files.map((f) => basename(f)).join(', ');
   const project: LoadedProject = {

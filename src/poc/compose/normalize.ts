@@ -37,12 +37,13 @@ export interface FileModel {
 
 type Raw = Record<string, any>;
 
-const TOP_KEYS = new Set(['version', 'name', 'services', 'networks', 'volumes', 'secrets', 'configs']);
+// include: read by include.ts, extends: by extends.ts (both in load.ts's order), not here.
+const TOP_KEYS = new Set(['version', 'name', 'services', 'networks', 'volumes', 'secrets', 'configs', 'include']);
 const SERVICE_KEYS = new Set([
   'image', 'build', 'pull_policy', 'command', 'entrypoint', 'environment', 'env_file', 'working_dir', 'user', 'ports', 'expose',
   'networks', 'network_mode', 'volumes', 'depends_on', 'healthcheck', 'restart', 'deploy', 'cap_add', 'cap_drop', 'security_opt',
   'privileged', 'devices', 'ulimits', 'sysctls', 'tmpfs', 'init', 'labels', 'hostname', 'extra_hosts', 'dns', 'stop_signal',
-  'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty', 'secrets', 'configs',
+  'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty', 'secrets', 'configs', 'extends',
 ]);
 
 function unsupported(ctx: NormalizeContext, path: Array<string | number>, why = ''): PocError {
@@ -95,7 +96,7 @@ export function normalizeFile(raw: Raw, ctx: NormalizeContext): FileModel {
   return { ...(raw.name !== undefined ? { name: String(raw.name) } : {}), services, networks, volumes, secrets: shared('secret'), configs: shared('config') };
 }
 
-function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string | number>): Partial<ServiceSpec> {
+export function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string | number>): Partial<ServiceSpec> {
   onlyKeys(s, SERVICE_KEYS, ctx, at);
   const o: Partial<ServiceSpec> = {};
   const p = (...rest: Array<string | number>) => [...at, ...rest];
