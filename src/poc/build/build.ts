@@ -335,7 +335,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       } catch (err) {
         throw wrapError(`${ins.where}: FROM ${ref}`, err);
       }
-      if (image.architecture !== normalizePlatform(platform).architecture) {
+      if (normalizePlatform({ os: image.os, architecture: image.architecture }).architecture !== normalizePlatform(platform).architecture) {
         throw buildError(ins.where, `FROM ${ref}: the image is for ${image.os}/${image.architecture}, and this build for ${formatPlatform(platform)}`);
       }
       // An image made in one piece becomes one layer the first time it is a base: a digest of all its files,
