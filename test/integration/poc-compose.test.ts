@@ -266,6 +266,7 @@ t.test('secrets and configs: read-only at /run/secrets/NAME and /NAME, owners an
   t.equal(sec({}, 'exec', '-T', 'one', 'cat', '/run/secrets/api_token').stdout, 'S3cr3t-v2');
   const record = readFileSync(join(root, 'containers', containers().find((c) => c.name === 'sec-one-1')!.id, 'container.json'), 'utf8');
   t.notOk(record.includes('S3cr3t-v2'), 'the value is not in the record');
+  t.equal(sec({ SEC_TOKEN: 'one-off' }, 'run', '--rm', 'one', 'cat', '/run/secrets/api_token', '/app').stdout, 'one-offport=80', 'run --rm: a one-off container has them too');
   t.match(sec({}, 'config').stdout, /target: \/run\/secrets\/api_token\n\s+uid: "1000"/);
   sec({}, 'down');
   rmSync(join(app, 'sec.yaml'));

@@ -373,6 +373,9 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
   const { '/p/db_pw.txt': _gone, ...lost } = disk;
   t.throws(() => planContainer(p, 'web', { ...ctx, readFile: (f: string) => lost[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })() }), /^\/p\/compose\.yaml:2: \/secrets\/db_pw\/file: \/p\/db_pw\.txt: No such file or directory \(the secret "db_pw" of service web\)$/);
   t.match(projectYaml(p), /secrets:\n {6}- source: db_pw\n {8}target: \/run\/secrets\/db_pw\n/, 'config prints the long syntax');
+  const over = load({ ...files, '/p/over.yaml': 'secrets:\n  db_pw: {environment: PW}\nservices:\n  web:\n    secrets: [{source: token, target: db_pw}]\n' }, { env: { PORT: '80', TOKEN: 't0k' } });
+  t.same(over.secrets.db_pw, { environment: 'PW', at: '/p/over.yaml:2: /secrets/db_pw/environment' }, 'a later file\'s secret replaces');
+  t.same(over.services.web!.secrets.map((g) => `${g.source}>${g.target}`), ['token>/run/secrets/db_pw', 'token>/run/secrets/api_token', 'owned>/etc/owned.key'], 'grants merge by target');
 
   const bad: Array<[string, RegExp]> = [
     ['secrets:\n  s: {external: true}\n', /^\/p\/compose\.yaml:2: \/secrets\/s\/external: poc compose does not support the key "external" \(an external secret is a swarm's, and poc has no swarm/],

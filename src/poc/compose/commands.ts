@@ -253,11 +253,12 @@ export interface RunOptions extends ProjectOptions {
 export async function composeRun(o: RunOptions): Promise<number> {
   const p = loadFromCli(o);
   if (!p.services[o.service]) throw new PocError(`no such service: ${o.service}`);
+  // Planned first: a bad setting of the service (a missing secret file, ...) is refused before its dependencies start.
+  const plan = planContainer(p, o.service, planContext(p));
   if (!o.noDeps) {
     const deps = selectServices(p, [o.service], p.profiles).filter((s) => s !== o.service);
     if (deps.length > 0) await up(p, deps, { ...o, services: deps, build: false, forceRecreate: false, noRecreate: false, removeOrphans: false });
   }
-  const plan = planContainer(p, o.service, planContext(p));
   const [image] = (await ensureImages(p, [o.service], { ...o, build: false })).values();
   const tty = !o.noTty && !o.detach && Boolean(process.stdin.isTTY) && Boolean(process.stdout.isTTY);
   const flags = {
