@@ -335,6 +335,8 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
       '      - app',
       '      - {source: nginx, target: /etc/nginx/nginx.conf, mode: 0o644}',
       '      - {source: app, target: conf/app.ini, mode: 420}',
+      '      - {source: app, target: /aliased, mode: &m 0400}',
+      '      - {source: app, target: /aliased2, mode: *m}',
     ].join('\n'),
   };
   const p = load(files, { env: { PORT: '80', TOKEN: 't0k' } });
@@ -349,7 +351,9 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
     { source: 'app', target: '/app' },
     { source: 'nginx', target: '/etc/nginx/nginx.conf', mode: 0o644 },
     { source: 'app', target: '/conf/app.ini', mode: 420 },
-  ], 'a config is at /NAME; a decimal mode is decimal');
+    { source: 'app', target: '/aliased', mode: 0o400 },
+    { source: 'app', target: '/aliased2', mode: 0o400 },
+  ], 'a config is at /NAME; a decimal mode is decimal; an alias is its anchor\'s octal');
   const disk: Record<string, string> = { '/p/db_pw.txt': 'hunter2', '/p/conf/nginx.conf': 'events {}', '/etc/owned': 'key' };
   const ctx = {
     readFile: (f: string) => disk[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })(),
@@ -364,6 +368,8 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
     ['/app', 'port=80', 0, 0, '444'],
     ['/etc/nginx/nginx.conf', 'events {}', 0, 0, '644'],
     ['/conf/app.ini', 'port=80', 0, 0, '644'],
+    ['/aliased', 'port=80', 0, 0, '400'],
+    ['/aliased2', 'port=80', 0, 0, '400'],
   ], 'a variable, content, or a file with its own mode is given whole; 0444 by default');
   t.notOk(JSON.stringify(plan.flags).includes('t0k'), 'a value given whole is not in the flags (nor the record)');
   const again = load(files, { env: { PORT: '80', TOKEN: 'other' } });

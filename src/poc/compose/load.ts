@@ -5,7 +5,7 @@
  * key's path (a JSON pointer). Reading files is the caller's (`readFile`), so this is tested without a disk.
  */
 import { basename } from 'node:path';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { PocError } from '../errors.js';
 import { interpolateTree, parseDotenv, type Lookup } from './interpolate.js';
 import { checkComposeSchema } from './schema.js';
@@ -73,7 +73,8 @@ function lineOf(f: ParsedFile, path: Array<string | number>): number | undefined
 /** A scalar's text as the file wrote it (absent: not a scalar of the file, or not there). */
 function sourceText(f: ParsedFile): (path: Array<string | number>) => string | undefined {
   return (path) => {
-    const node = f.doc.getIn(path, true) as Node | undefined;
+    let node = f.doc.getIn(path, true) as Node | undefined;
+    if (isAlias(node)) node = node.resolve(f.doc) as Node | undefined; // `mode: *m`: the anchor's text
     const range = isScalar(node) ? node.range : undefined;
     return range ? f.text.slice(range[0], range[1]) : undefined;
   };
