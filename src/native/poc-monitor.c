@@ -115,6 +115,7 @@ static int devnull = -1;
 static bool restarted;
 static int restart_count;
 static void after_failed_restart(const char *msg);
+static long long mono_ms(void);
 
 static int log_fd = -1;
 static bool raw_set;
@@ -212,25 +213,67 @@ static void log_chunk(const char *stream, const char *buf, size_t len)
 	}
 }
 
+/*
+ * In a child just forked: ARGV with no signal blocked, SIGPIPE at its default (an ignored one, the monitor's,
+ * stays ignored across execve, and pasta takes that for a failure to install its handlers), stdio IN, OUT, ERR.
+ */
+static void exec_child(char *const argv[], int in, int out, int err)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if ((in != 0 && dup2(in, 0) < 0) || (out != 1 && dup2(out, 1) < 0) || (err != 2 && dup2(err, 2) < 0))
+		_exit(127);
+	/* dup2 onto the same number leaves FD_CLOEXEC set: clear it. */
+	for (int fd = 0; fd <= 2; fd++)
+		fcntl(fd, F_SETFD, 0);
+	execv(argv[0], argv);
+	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
 static pid_t spawn(char *const argv[], int in, int out, int err)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		fail("fork: %s", strerror(errno));
+	if (pid == 0)
+		exec_child(argv, in, out, err);
+	return pid;
+}
+
+/*
+ * Starts a helper program of the monitor's (slirp4netns, pasta, the mount program): stdin and stdout /dev/null,
+ * stderr a pipe whose read end is returned in *ERRFD (its words if it fails), the fds in KEEP inherited (handed
+ * over: closed here; the monitor's others are close-on-exec). It ends with the monitor (PR_SET_PDEATHSIG: pasta
+ * has no other way to learn of that) and has a session of its own (not in the monitor's group: the terminal's
+ * signals are the container's). Its pid, or -1 with the error in ERR.
+ */
+static pid_t start_helper(char *const argv[], const int *keep, int nkeep, int *errfd, char *err, size_t errlen)
+{
+	int errp[2] = {-1, -1};
+	pid_t pid = -1, monitor = getpid();
+	if (pipe2(errp, O_CLOEXEC) < 0)
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+	else if ((pid = fork()) < 0)
+		snprintf(err, errlen, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if ((in != 0 && dup2(in, 0) < 0) || (out != 1 && dup2(out, 1) < 0) || (err != 2 && dup2(err, 2) < 0))
-			_exit(127);
-		/* dup2 onto the same number leaves FD_CLOEXEC set: clear it. */
-		for (int fd = 0; fd <= 2; fd++)
-			fcntl(fd, F_SETFD, 0);
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != monitor)
+			_exit(1); /* the monitor died before the line above */
+		for (int i = 0; i < nkeep; i++)
+			fcntl(keep[i], F_SETFD, 0);
+		setsid();
+		exec_child(argv, devnull, devnull, errp[1]);
 	}
+	for (int i = 0; i < nkeep; i++)
+		close(keep[i]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	if (pid < 0 && errp[0] >= 0)
+		close(errp[0]);
+	*errfd = pid < 0 ? -1 : errp[0];
 	return pid;
 }
 
@@ -345,21 +388,18 @@ static void mount_rootfs(void)
 	if (ux)
 		memmove(ux, ux + strlen(",userxattr"), strlen(ux + strlen(",userxattr")) + 1);
 	char *argv[] = {(char *)O.mount_program, "-o", opts, (char *)O.rootfs, NULL};
-	int errp[2];
-	if (pipe2(errp, O_CLOEXEC) < 0)
-		fail("pipe: %s", strerror(errno));
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	pid_t pid = spawn(argv, devnull, devnull, errp[1]);
-	close(errp[1]);
-	close(devnull);
+	int errfd;
+	char msg[1024] = {0};
+	pid_t pid = start_helper(argv, NULL, 0, &errfd, msg, sizeof msg);
+	if (pid < 0)
+		fail("%s", msg);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	char msg[1024] = {0};
 	size_t len = 0;
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	drain_into(errp[0], msg, sizeof msg, &len);
-	close(errp[0]);
+	fcntl(errfd, F_SETFL, O_NONBLOCK);
+	drain_into(errfd, msg, sizeof msg, &len);
+	close(errfd);
 	if (status_code(st) != 0) {
 		if (O.mount_program_only)
 			fail("mount the rootfs on %s with %s: %s", O.rootfs, O.mount_program, *msg ? runtime_message(msg) : "failed");
@@ -426,8 +466,17 @@ static bool caller_cleaned_up(int code)
 }
 
 /*
- * A network helper (slirp4netns, pasta) that did not come up: killed and reaped here (a monitor that fails exits
- * at once, and the helper's zombie must not outlive it), and its stderr, read from ERRFD, quoted in ERR.
+ * A network helper (slirp4netns, pasta): its name, what it must do within the 10 s it is given, and its sign of
+ * readiness on the fd it is handed: the first byte it writes there (any byte where READY_BYTE is 0).
+ */
+struct net_helper {
+	const char *name, *late;
+	char ready_byte;
+};
+
+/*
+ * A network helper that did not come up: killed and reaped here (a monitor that fails exits at once, and the
+ * helper's zombie must not outlive it), and its stderr, read from ERRFD, quoted in ERR.
  */
 static void network_helper_failed(pid_t pid, int errfd, const char *name, const char *why, char *err, size_t errlen)
 {
@@ -438,7 +487,6 @@ static void network_helper_failed(pid_t pid, int errfd, const char *name, const 
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	drain_into(errfd, msg, sizeof msg, &len);
-	close(errfd);
 	/* pasta says on stderr that it cannot reach the system logger (none here) before each of its messages: noise. */
 	for (char *line = msg, *next; *line; line = next) {
 		next = strchr(line, '\n');
@@ -452,11 +500,53 @@ static void network_helper_failed(pid_t pid, int errfd, const char *name, const 
 }
 
 /*
+ * Starts network helper H (start_helper: ARGV, handing it the fds in KEEP) and waits until it is ready: it writes
+ * to READYFD (a pipe's read end; the write end is in KEEP). Its exit first (READYFD or its stderr ends) is a
+ * failure, and its stderr says why; 10 s at most. Its pid, or -1 with the error in ERR, the helper killed.
+ */
+static pid_t start_network_helper(const struct net_helper *h, char *const argv[], const int *keep, int nkeep, int readyfd,
+				  char *err, size_t errlen)
+{
+	int errfd;
+	pid_t pid = start_helper(argv, keep, nkeep, &errfd, err, errlen);
+	if (pid < 0) {
+		close(readyfd);
+		return -1;
+	}
+	struct pollfd p[2] = {{.fd = readyfd, .events = POLLIN}, {.fd = errfd, .events = 0}};
+	char buf[32];
+	bool ready = false, late = false;
+	long long deadline = mono_ms() + 10000;
+	for (;;) {
+		long long left = deadline - mono_ms();
+		int r = left > 0 ? poll(p, 2, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			ready = read(readyfd, buf, sizeof buf) > 0 && (!h->ready_byte || buf[0] == h->ready_byte);
+			break;
+		}
+		late = r == 0;
+		if (r <= 0 || (p[1].revents & (POLLHUP | POLLERR)) || (p[0].revents & POLLHUP))
+			break;
+	}
+	close(readyfd);
+	if (!ready) {
+		network_helper_failed(pid, errfd, h->name, late ? h->late : "failed", err, errlen);
+		pid = -1;
+	}
+	close(errfd);
+	return pid;
+}
+
+/*
  * Starts slirp4netns on the init's network namespace (it joins it as root of the user namespace both share) and
- * waits until tap0 is configured. Returns the write end of its exit fd: closing it ends slirp4netns.
+ * waits until tap0 is configured (it writes "1" to its --ready-fd). Returns the write end of its exit fd: closing
+ * it ends slirp4netns.
  */
 static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 {
+	static const struct net_helper slirp4netns = {"slirp4netns", "did not configure the network within 10 s", '1'};
 	int exitp[2], readyp[2];
 	if (pipe2(exitp, O_CLOEXEC) < 0 || pipe2(readyp, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -481,61 +571,21 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 	argv[a++] = pidbuf;
 	argv[a++] = "tap0";
 	argv[a] = NULL;
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int errp[2];
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -1;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(errp[1], 2);
-		fcntl(exitp[0], F_SETFD, 0);
-		fcntl(readyp[1], F_SETFD, 0);
-		setsid(); /* not in the monitor's group: the terminal's signals are the container's */
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(devnull);
-	close(exitp[0]);
-	close(readyp[1]);
-	close(errp[1]);
-	/* Ready: slirp4netns writes "1". EOF first: it exited, and its stderr says why. 10 s at most. */
-	struct pollfd p = {.fd = readyp[0], .events = POLLIN};
-	char c = 0;
-	int r;
-	do
-		r = poll(&p, 1, 10000);
-	while (r < 0 && errno == EINTR);
-	bool ready = r > 0 && read(readyp[0], &c, 1) == 1 && c == '1';
-	close(readyp[0]);
-	if (!ready) {
+	int keep[] = {exitp[0], readyp[1]};
+	if (start_network_helper(&slirp4netns, argv, keep, 2, readyp[0], err, errlen) < 0) {
 		close(exitp[1]);
-		network_helper_failed(pid, errp[0], "slirp4netns", r == 0 ? "did not configure the network within 10 s" : "failed", err, errlen);
 		return -1;
 	}
-	close(errp[0]);
 	return exitp[1];
 }
-
-static long long mono_ms(void);
 
 /* Starts pasta on the init's network namespace and waits until it is ready. Its pid, or -1 with the error. */
 static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 {
+	static const struct net_helper pasta = {"pasta", "did not set up the network within 10 s", 0};
 	char netns[64], pidarg[32];
-	int readyp[2], errp[2];
-	if (pipe2(readyp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	int readyp[2];
+	if (pipe2(readyp, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
@@ -567,61 +617,8 @@ static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 	argv[a++] = "--netns";
 	argv[a++] = netns;
 	argv[a] = NULL;
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	pid_t monitor = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != monitor)
-			_exit(1);
-		/* An ignored SIGPIPE (the monitor's) stays ignored across execve, and pasta takes that for a failure
-		 * to install its handlers. */
-		signal(SIGPIPE, SIG_DFL);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(errp[1], 2);
-		fcntl(readyp[1], F_SETFD, 0);
-		fcntl(nsfd, F_SETFD, 0);
-		setsid(); /* not in the monitor's group: the terminal's signals are the container's */
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(devnull);
-	close(nsfd);
-	close(readyp[1]);
-	close(errp[1]);
-	/* Ready: its pid on the pipe. An exit first (its stderr ends) says why. 10 s at most. */
-	struct pollfd p[2] = {{.fd = readyp[0], .events = POLLIN}, {.fd = errp[0], .events = 0}};
-	char buf[32];
-	bool ready = false;
-	long long deadline = mono_ms() + 10000;
-	for (;;) {
-		long long left = deadline - mono_ms();
-		int r = left > 0 ? poll(p, 2, (int)left) : 0;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r > 0 && (p[0].revents & POLLIN)) {
-			ready = read(readyp[0], buf, sizeof buf) > 0;
-			break;
-		}
-		if (r <= 0 || (p[1].revents & (POLLHUP | POLLERR)) || (p[0].revents & POLLHUP))
-			break;
-	}
-	close(readyp[0]);
-	if (!ready) {
-		network_helper_failed(pid, errp[0], "pasta", mono_ms() >= deadline ? "did not set up the network within 10 s" : "failed", err, errlen);
-		return -1;
-	}
-	close(errp[0]);
-	return pid;
+	int keep[] = {readyp[1], nsfd};
+	return start_network_helper(&pasta, argv, keep, 2, readyp[0], err, errlen);
 }
 
 /* One request on slirp4netns's API socket (a connection each, as slirp4netnsctl); false with its error. */
@@ -683,11 +680,10 @@ static bool publish_port(const char *spec, char *err, size_t errlen)
 	return true;
 }
 
-/* A failure after create: the container is killed and deleted before the error is reported (as for start). */
+/* A failure after create (the network, pocrun start): the container is killed and deleted before the error is reported. */
 static void fail_created(pid_t init_pid, const char *msg)
 {
 	kill(init_pid, SIGKILL);
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
 	pid_t d = spawn(del_argv, devnull, devnull, devnull);
 	while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
@@ -1365,14 +1361,8 @@ static void start_created(pid_t init_pid)
 	start_out[0] = 0;
 	drain_into(sout[0], start_out, sizeof start_out, &start_len);
 	close(sout[0]);
-	if (status_code(start_status) != 0) {
-		kill(init_pid, SIGKILL);
-		char *del_argv[] = {(char *)O.runtime, "--root", (char *)O.root, "delete", "--force", (char *)O.id, NULL};
-		pid_t d = spawn(del_argv, devnull, devnull, devnull);
-		while (waitpid(d, NULL, 0) < 0 && errno == EINTR)
-			;
-		fail("%s", runtime_message(start_out));
-	}
+	if (status_code(start_status) != 0)
+		fail_created(init_pid, runtime_message(start_out));
 }
 
 /*
