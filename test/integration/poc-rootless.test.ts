@@ -463,19 +463,26 @@ t.test('what needs root is refused with one clear line, and leaves nothing', asy
     t.match(r.stderr, want, `${args.join(' ')}: ${r.stderr.trim()}`);
     t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
   }
-  // A pasta that never gets ready (never writes its pid): the monitor's 10 s bound, then the same clean failure.
-  // (A stand-in first on PATH: the real one cannot be made to hang.)
-  const fake = join(work, 'stuck-pasta');
-  mkdirSync(fake, { recursive: true });
-  writeFileSync(join(fake, 'pasta'), '#!/bin/sh\necho "stuck before its pid file" >&2\nexec sleep 60\n', { mode: 0o755 });
-  chmodSync(fake, 0o755);
-  const stuck = user.run(POC, ['run', '--rm', '--network', 'pasta', 'busybox', 'true'], { extraEnv: { PATH: `${fake}:${user.env.PATH}` }, timeout: 90_000 });
-  t.not(stuck.status, 0, 'a pasta that never gets ready: non-zero');
-  t.match(stuck.stderr, /^poc: .*pasta did not set up the network within 10 s: stuck before its pid file$/m, `the bound, and its words: ${stuck.stderr.trim()}`);
-  t.equal(String(stuck.stderr).trim().split('\n').length, 1, 'one line');
-  t.same(entries(join(store(user), 'containers')), [], 'no container left');
-  t.same(liveProcesses(user), [], 'no process left (pasta, monitors)');
-  t.same(entries(join(runDir(user), 'runtime')), [], 'no runtime state left');
+  // Network helpers that fail as they start, stand-ins first on PATH (the real ones cannot be made to): a pasta that
+  // never gets ready (never writes its pid), held to the monitor's 10 s bound, and a slirp4netns that exits at once
+  // with its words; each then the same clean failure.
+  const standIns: Array<[string, string, RegExp]> = [
+    ['pasta', 'echo "stuck before its pid file" >&2\nexec sleep 60', /^poc: .*pasta did not set up the network within 10 s: stuck before its pid file$/m],
+    ['slirp4netns', 'echo "no tap device here" >&2\nexit 1', /^poc: .*slirp4netns failed: no tap device here$/m],
+  ];
+  for (const [program, script, want] of standIns) {
+    const fake = join(work, `failing-${program}`);
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(join(fake, program), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+    chmodSync(fake, 0o755);
+    const r = user.run(POC, ['run', '--rm', '--network', program, 'busybox', 'true'], { extraEnv: { PATH: `${fake}:${user.env.PATH}` }, timeout: 90_000 });
+    t.not(r.status, 0, `a ${program} that fails as it starts: non-zero`);
+    t.match(r.stderr, want, `${program}: its words: ${r.stderr.trim()}`);
+    t.equal(String(r.stderr).trim().split('\n').length, 1, `${program}: one line`);
+    t.same(entries(join(store(user), 'containers')), [], `${program}: no container left`);
+    t.same(liveProcesses(user), [], `${program}: no process left (${program}, monitors)`);
+    t.same(entries(join(runDir(user), 'runtime')), [], `${program}: no runtime state left`);
+  }
 });
 
 t.test("nothing of the users' is left", async (t) => {
