@@ -193,7 +193,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (p) => (await import('../poc/commands/login.js')).logoutCommand({ registry: p.args[0]!, authfile: stringFlag(p.flags, 'authfile') }),
   },
   build: {
-    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--secret id=ID,src=FILE|env=VAR]... [--target STAGE] [--no-cache] [--network none|bridge|host] [--platform OS/ARCH] [--ssh default|ID=SOCKET]... [-q] CONTEXT',
+    usage: 'build [-t NAME[:TAG]]... [-f FILE] [--build-arg K=V]... [--secret id=ID,src=FILE|env=VAR]... [--target STAGE] [--no-cache] [--network none|bridge|host] [--platform OS/ARCH] [--ssh default|ID=SOCKET|ID=KEYFILE]... [-q] CONTEXT',
     summary: 'build an image from a Dockerfile',
     flags: {
       string: ['tag', 'file', 'build-arg', 'secret', 'ssh', 'target', 'network', 'platform'],

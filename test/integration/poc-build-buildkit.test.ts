@@ -229,7 +229,7 @@ t.test("--platform, FROM --platform and the automatic platform ARGs: this machin
   }
 });
 
-t.test('RUN --mount=type=ssh reaches the ssh-agent given with --ssh, through a socket of its own', async (t) => {
+t.test('RUN --mount=type=ssh reaches the ssh-agent given with --ssh (or one poc starts for key files), through a socket of its own', async (t) => {
   const dir = mkdtempSync('/tmp/poc-ssh-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const sock = join(dir, 'agent.sock');
@@ -261,20 +261,36 @@ t.test('RUN --mount=type=ssh reaches the ssh-agent given with --ssh, through a s
     `    echo "$SSH_AUTH_SOCK" > /seen && stat -c '%a %u:%g %F' $SSH_AUTH_SOCK /run/work.sock >> /seen && ${sshAdd} >> /seen && SSH_AUTH_SOCK=/run/work.sock ${sshAdd} >> /seen`,
     'RUN --mount=type=ssh,id=absent ls /run/buildkit 2>> /seen; true',
   ].join('\n') + '\n');
-  const b = poc(['build', '--network', 'none', '-t', 'ssh', '-f', join(ctx, 'Dockerfile.ssh'), '--ssh', 'default', '--ssh', `work=${sock}`, ctx], { env: { ...env, SSH_AUTH_SOCK: sock } });
+  const b = poc(['build', '--network', 'none', '-t', 'ssh', '-f', join(ctx, 'Dockerfile.ssh'), '--ssh', 'default', '--ssh', `work=${key}`, ctx], { env: { ...env, SSH_AUTH_SOCK: sock } });
   t.equal(b.status, 0, b.stderr);
   t.equal(
     ok(t, ['run', '--rm', '--network', 'none', 'ssh', 'sh', '-c', 'cat /seen; ls -d /run/buildkit /run/work.sock 2>&1; true']),
     `/run/buildkit/ssh_agent.0\n600 0:0 socket\n660 1000:1000 socket\n${listed}${listed}ls: /run/buildkit: No such file or directory\n` +
       'ls: /run/buildkit: No such file or directory\nls: /run/work.sock: No such file or directory\n',
-    'SSH_AUTH_SOCK set to the first, each socket with its owner and mode, the agent\'s key listed through both; an absent optional agent skipped; no socket kept',
+    'SSH_AUTH_SOCK set to the first, each socket with its owner and mode, the key listed through both (the agent given, and one poc started for the key file); an absent optional agent skipped; no socket kept',
   );
 
+  const notKey = join(dir, 'not-a-key');
+  writeFileSync(notKey, 'not a key\n', { mode: 0o600 });
+  const locked = join(dir, 'locked');
+  t.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', locked]).status, 0);
+  // poc's own agents: ssh-agent processes with a socket under this POC_ROOT.
+  const agentsLeft = () =>
+    readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('ssh-agent') && cmd.includes(root);
+      } catch {
+        return false;
+      }
+    });
+  t.same(agentsLeft(), [], 'the build stopped the agent it started');
   const cases: Array<[string, string, string[], RegExp, NodeJS.ProcessEnv?]> = [
     ['a required agent not given', 'FROM busybox\nRUN --mount=type=ssh,required true\n', [], /^poc: .*Dockerfile\.bad:2: RUN --mount=type=ssh,required: no ssh agent "default" was given \(poc build --ssh default\)$/m],
-    ['no SSH_AUTH_SOCK', 'FROM busybox\n', ['--ssh', 'default'], /^poc: build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket \(ID=SOCKET\)$/m],
-    ['a key file', 'FROM busybox\n', ['--ssh', `k=${key}`], /^poc: build: --ssh k=.*: .* is not a socket: poc forwards an ssh agent's socket/m],
-    ['no such socket', 'FROM busybox\n', ['--ssh', `k=${dir}/none`], /^poc: build: --ssh k=.*: cannot use .*\/none: ENOENT$/m],
+    ['no SSH_AUTH_SOCK', 'FROM busybox\n', ['--ssh', 'default'], /^poc: build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket or key files \(ID=PATH\)$/m],
+    ['not a key', 'FROM busybox\nRUN true\n', ['--ssh', `k=${notKey}`], /^poc: build: --ssh k=.*: ssh-add could not load the key: Error loading key ".*\/not-a-key"/m],
+    ['a key with a passphrase', 'FROM busybox\nRUN true\n', ['--ssh', `k=${key},${locked}`], /^poc: build: --ssh k=.*: the key .*\/locked has a passphrase, which poc cannot ask for during a build: load it into an ssh-agent \(ssh-add\) and give its socket$/m],
+    ['no such socket', 'FROM busybox\n', ['--ssh', `k=${dir}/none`], /^poc: build: --ssh k=.*: cannot use ".*\/none": ENOENT$/m],
   ];
   for (const [what, text, flags, expected] of cases) {
     const file = join(ctx, 'Dockerfile.bad');
@@ -284,7 +300,10 @@ t.test('RUN --mount=type=ssh reaches the ssh-agent given with --ssh, through a s
     const r = poc(['build', '--network', 'none', '-f', file, ...flags, ctx], { env: e });
     t.equal(r.status, 1, `${what}: status`);
     t.match(r.stderr, expected, `${what}: ${r.stderr.trim()}`);
+    // A required mount is the step's to check (as buildkit); a bad --ssh is refused before any step.
+    if (!what.includes('required')) t.notMatch(r.stderr, /STEP/, `${what}: refused before any step`);
     t.equal(residue().join(', '), '', `${what}: nothing left`);
+    t.same(agentsLeft(), [], `${what}: no agent left`);
   }
   rmSync(tools, { recursive: true, force: true });
 });

@@ -248,19 +248,24 @@ t.test("platforms as containerd parses them; a build only for this machine's; Bu
   t.same(arg('ARG A="x y" B'), [['A', 'x y'], ['B', null]]);
 });
 
-t.test('--ssh: default (SSH_AUTH_SOCK) or ID=SOCKET, checked before any step; each mistake named', async (t) => {
+t.test('--ssh: default (SSH_AUTH_SOCK), ID=SOCKET or ID=KEYFILE,..., checked before any step; each mistake named', async (t) => {
   const fake = (p: string) => {
-    if (p === '/s/agent' || p === '/s/other') return { isSocket: () => true };
-    if (p === '/s/key') return { isSocket: () => false };
-    throw Object.assign(new Error('no'), { code: 'ENOENT' });
+    const kind = ({ '/s/agent': 'socket', '/s/other': 'socket', '/s/key': 'file', '/s/key2': 'file', '/s/dir': 'dir' } as Record<string, string>)[p];
+    if (!kind) throw Object.assign(new Error('no'), { code: 'ENOENT' });
+    return { isSocket: () => kind === 'socket', isFile: () => kind === 'file' };
   };
-  t.same(parseSsh(['default', 'work=/s/other'], { SSH_AUTH_SOCK: '/s/agent' }, fake), { default: '/s/agent', work: '/s/other' });
-  t.same(parseSsh(['x'], { SSH_AUTH_SOCK: '/s/agent' }, fake), { x: '/s/agent' }, 'an id alone: the agent of SSH_AUTH_SOCK');
+  t.same(parseSsh(['default', 'work=/s/other', 'git=/s/key,/s/key2'], { SSH_AUTH_SOCK: '/s/agent' }, fake), {
+    default: { socket: '/s/agent' },
+    work: { socket: '/s/other' },
+    git: { keys: ['/s/key', '/s/key2'] },
+  });
+  t.same(parseSsh(['x'], { SSH_AUTH_SOCK: '/s/agent' }, fake), { x: { socket: '/s/agent' } }, 'an id alone: the agent of SSH_AUTH_SOCK');
   const cases: Array<[string[], RegExp]> = [
-    [['default'], /^build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket \(ID=SOCKET\)$/],
-    [['k=/s/key'], /^build: --ssh k=\/s\/key: \/s\/key is not a socket: poc forwards an ssh agent's socket \(load a key file into an ssh-agent with ssh-add\)$/],
-    [['k=/s/none'], /^build: --ssh k=\/s\/none: cannot use \/s\/none: ENOENT$/],
-    [['k=/s/agent,/s/other'], /one socket per id/],
+    [['default'], /^build: --ssh default: SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket or key files \(ID=PATH\)$/],
+    [['k=/s/none'], /^build: --ssh k=\/s\/none: cannot use "\/s\/none": ENOENT$/],
+    [['k=/s/dir'], /^build: --ssh k=\/s\/dir: \/s\/dir is neither an ssh agent's socket nor a key file$/],
+    [['k=/s/agent,/s/other'], /one agent's socket, or key files, per id$/],
+    [['k=/s/agent,/s/key'], /one agent's socket, or key files, per id$/],
     [['a b=/s/agent'], /the id is letters, digits and \._-/],
     [['w=/s/agent', 'w=/s/other'], /^build: --ssh w=\/s\/other: the id w is given twice$/],
   ];

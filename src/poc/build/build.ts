@@ -31,7 +31,7 @@ import { copyTar, digestStream, isArchive, loadContext, resolveSources, type Cop
 import { buildError, copyHeredocs, onBuildTrigger, parseDockerfile, soleHeredoc, type Instruction, type RunMount, type Stage } from './dockerfile.js';
 import { envLookup, expandText, expandWord, setEnv } from './expand.js';
 import { buildPlatform, platformArgs } from './platform.js';
-import { forwardAgent } from './ssh-forward.js';
+import { forwardAgent, keyAgent } from './ssh-forward.js';
 import { fsStep, readOnlyView, runCommand, type Lowers, type RunCommand } from './step-fs.js';
 import { goDurationNs } from '../../common/duration.js';
 
@@ -44,8 +44,8 @@ export interface BuildOptions extends RootOptions {
   buildArgs: Record<string, string>;
   /** --secret: what RUN --mount=type=secret reads, by id. */
   secrets?: Record<string, Buffer>;
-  /** --ssh: the ssh agents' sockets RUN --mount=type=ssh reaches, by id. */
-  ssh?: Record<string, string>;
+  /** --ssh: the ssh agents RUN --mount=type=ssh reaches, by id. */
+  ssh?: Record<string, SshSource>;
   target?: string;
   noCache?: boolean;
   network?: 'none' | 'host' | 'bridge';
@@ -54,6 +54,9 @@ export interface BuildOptions extends RootOptions {
   /** Progress lines (steps, cache hits); the commands' own output goes to stdout as it comes. */
   log: (line: string) => void;
 }
+
+/** An --ssh id's agent: a socket of the user's, or key files an agent of the build's own holds (ssh-forward.ts). */
+export type SshSource = { socket: string } | { keys: string[] };
 
 export interface BuildResult {
   image: ImageRecord;
@@ -575,7 +578,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           chmodSync(where, m.mode);
           out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
         } else {
-          const agent = o.ssh?.[m.id];
+          const agent = agents.get(m.id);
           if (agent === undefined) {
             if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no ssh agent ${JSON.stringify(m.id)} was given (poc build --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`})`);
             continue;
@@ -623,7 +626,22 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   };
 
   let result: StageState | undefined;
+  // --ssh: each id's agent socket; key files go into an ssh-agent of this build's own, started before any step.
+  const agents = new Map<string, string>();
+  const agentStops: Array<() => Promise<void>> = [];
+  let agentDir: string | undefined;
   try {
+    for (const [id, src] of Object.entries(o.ssh ?? {})) {
+      if ('socket' in src) {
+        agents.set(id, src.socket);
+        continue;
+      }
+      agentDir ??= layerScratch(o);
+      mkdirSync(join(agentDir, id));
+      const a = await keyAgent(src.keys, join(agentDir, id), `build: --ssh ${id}=${src.keys.join(',')}`);
+      agentStops.push(a.stop);
+      agents.set(id, a.socket);
+    }
     for (const stage of stages) {
       if (!need.has(stage.index)) continue;
       const s = await startStage(stage);
@@ -653,6 +671,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     throw err;
   } finally {
     for (const r of stageRoots.values()) await r.close();
+    for (const stop of agentStops) await stop();
+    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
   }
   const unused = Object.keys(o.buildArgs).filter((k) => !usedArgs.has(k));
   if (unused.length) o.log(`[Warning] one or more build args were not consumed: ${unused.join(', ')}`);

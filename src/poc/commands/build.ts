@@ -4,6 +4,7 @@ import { stderr, stdout } from '../../common/output.js';
 import { PocError } from '../errors.js';
 import { build } from '../build/build.js';
 import { buildPlatform } from '../build/platform.js';
+import type { SshSource } from '../build/build.js';
 import type { RootOptions } from '../poc-root.js';
 
 export interface BuildCommandOptions extends RootOptions {
@@ -68,32 +69,35 @@ export function parseSecrets(list: string[], env: NodeJS.ProcessEnv = process.en
 }
 
 /**
- * `--ssh default` (the agent of $SSH_AUTH_SOCK) or `--ssh ID=SOCKET`, as docker buildx takes them: the ssh agents a
- * RUN --mount=type=ssh may reach, by id. Each must be an agent's socket now (buildx's key files, which it loads
- * into an agent of its own, are refused: load them into an ssh-agent with ssh-add).
+ * `--ssh default` (the agent of $SSH_AUTH_SOCK) or `--ssh ID=PATH[,PATH...]`, as docker buildx takes them: by id,
+ * an ssh agent's socket, or key files (which poc build loads into an ssh-agent of its own, as buildx loads them
+ * into one in its process). Checked now, so that a mistake is an error before any step runs.
  */
-export function parseSsh(list: string[], env: NodeJS.ProcessEnv = process.env, stat: (p: string) => { isSocket(): boolean } = statSync): Record<string, string> {
-  const out: Record<string, string> = {};
+export function parseSsh(list: string[], env: NodeJS.ProcessEnv = process.env, stat: (p: string) => { isSocket(): boolean; isFile(): boolean } = statSync): Record<string, SshSource> {
+  const out: Record<string, SshSource> = {};
   for (const spec of list) {
     const eq = spec.indexOf('=');
     const id = eq < 0 ? spec : spec.slice(0, eq);
     const bad = (why: string) => new PocError(`build: --ssh ${spec}: ${why}`);
-    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw bad('the id is letters, digits and ._- (default, or ID=SOCKET)');
-    let path = eq < 0 ? '' : spec.slice(eq + 1);
-    if (path === '') {
-      path = env.SSH_AUTH_SOCK ?? '';
-      if (path === '') throw bad('SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket (ID=SOCKET)');
-    }
-    if (path.includes(',')) throw bad('one socket per id (poc forwards an agent; load several keys into it with ssh-add)');
-    let st;
-    try {
-      st = stat(path);
-    } catch (err) {
-      throw bad(`cannot use ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    if (!st.isSocket()) throw bad(`${path} is not a socket: poc forwards an ssh agent's socket (load a key file into an ssh-agent with ssh-add)`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw bad('the id is letters, digits and ._- (default, or ID=PATH)');
     if (out[id] !== undefined) throw bad(`the id ${id} is given twice`);
-    out[id] = path;
+    const paths = eq < 0 || spec.slice(eq + 1) === '' ? [env.SSH_AUTH_SOCK ?? ''] : spec.slice(eq + 1).split(',');
+    if (paths[0] === '' && paths.length === 1) throw bad('SSH_AUTH_SOCK is not set: start an ssh-agent, or give its socket or key files (ID=PATH)');
+    const sockets: string[] = [];
+    const keys: string[] = [];
+    for (const path of paths) {
+      let st;
+      try {
+        st = stat(path);
+      } catch (err) {
+        throw bad(`cannot use ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (st.isSocket()) sockets.push(path);
+      else if (st.isFile()) keys.push(path);
+      else throw bad(`${path} is neither an ssh agent's socket nor a key file`);
+    }
+    if (sockets.length > 1 || (sockets.length && keys.length)) throw bad("one agent's socket, or key files, per id");
+    out[id] = sockets.length ? { socket: sockets[0]! } : { keys };
   }
   return out;
 }
