@@ -167,6 +167,16 @@ function removeStubs(merged: string, stubs: string[]): void {
   }
 }
 
+/** A RUN --mount of a required secret or ssh agent that the build was not given: its error. */
+function missingRequired(m: RunMount, o: Pick<BuildOptions, 'secrets' | 'ssh'>, where: string): void {
+  if (m.type === 'secret' && m.required && o.secrets?.[m.id] === undefined) {
+    throw buildError(where, `RUN --mount=${m.spec}: no secret ${JSON.stringify(m.id)} was given (poc build --secret id=${m.id},src=FILE)`);
+  }
+  if (m.type === 'ssh' && m.required && o.ssh?.[m.id] === undefined) {
+    throw buildError(where, `RUN --mount=${m.spec}: no ssh agent ${JSON.stringify(m.id)} was given (poc build --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET|KEYFILE`})`);
+  }
+}
+
 /**
  * A config-only instruction applied to a config (pure): ENV, LABEL, USER, CMD, ENTRYPOINT, EXPOSE, VOLUME,
  * SHELL, STOPSIGNAL, HEALTHCHECK, MAINTAINER. Used by the build and by `poc commit -c`. `cmdSet`: a CMD was
@@ -310,6 +320,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     const from = stages[i]!.from;
     const flag = from.flags.platform;
     if (flag !== undefined) buildPlatform(expandWord(flag, (n) => globalArgs.get(n), from.where), `${from.where}: FROM --platform=${flag}`);
+  }
+  // A required secret or ssh agent that was not given, before any step runs (a base's ONBUILD triggers are checked
+  // as they run, in their step).
+  for (const i of need) {
+    for (const ins of stages[i]!.instructions) {
+      for (const m of ins.mounts) missingRequired(m, o, ins.where);
+    }
   }
   const usedArgs = new Set<string>([...globalArgs.keys()]);
   const done = new Map<number, StageState>();
@@ -569,20 +586,16 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           out.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', ...(m.size !== undefined ? [`size=${m.size}`] : [])] });
         } else if (m.type === 'secret') {
           const data = o.secrets?.[m.id];
-          if (data === undefined) {
-            if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no secret ${JSON.stringify(m.id)} was given (poc build --secret id=${m.id},src=FILE)`);
-            continue;
-          }
+          missingRequired(m, o, ins.where);
+          if (data === undefined) continue;
           writeFileSync(where, data, { mode: 0o600 });
           chownSync(where, m.uid, m.gid);
           chmodSync(where, m.mode);
           out.push({ destination: m.target, type: 'bind', source: where, options: ['bind', 'ro'] });
         } else {
           const agent = agents.get(m.id);
-          if (agent === undefined) {
-            if (m.required) throw buildError(ins.where, `RUN --mount=${m.spec}: no ssh agent ${JSON.stringify(m.id)} was given (poc build --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`})`);
-            continue;
-          }
+          missingRequired(m, o, ins.where);
+          if (agent === undefined) continue;
           const socket = join(scratch, `ssh-${i}.sock`);
           held.push(await forwardAgent(agent, socket, m));
           out.push({ destination: m.target, type: 'bind', source: socket, options: ['bind'] });
