@@ -324,7 +324,10 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
       'configs:',
       '  app: {content: "port=${PORT}"}',
       '  nginx: {file: conf/nginx.conf}',
+      'x-defaults: &defaults',
+      '  configs: [{source: app, target: /merged, mode: 0640}]',
       'services:',
+      '  side: {<<: *defaults, image: x}',
       '  web:',
       '    image: x',
       '    secrets:',
@@ -354,6 +357,7 @@ t.test('secrets and configs: long forms, targets, modes, and where each value co
     { source: 'app', target: '/aliased', mode: 0o400 },
     { source: 'app', target: '/aliased2', mode: 0o400 },
   ], 'a config is at /NAME; a decimal mode is decimal; an alias is its anchor\'s octal');
+  t.same(p.services.side!.configs, [{ source: 'app', target: '/merged', mode: 0o640 }], 'through a merge key: its octal too');
   const disk: Record<string, string> = { '/p/db_pw.txt': 'hunter2', '/p/conf/nginx.conf': 'events {}', '/etc/owned': 'key' };
   const ctx = {
     readFile: (f: string) => disk[f] ?? (() => { throw Object.assign(new Error('x'), { code: 'ENOENT' }); })(),

@@ -5,7 +5,7 @@
  * key's path (a JSON pointer). Reading files is the caller's (`readFile`), so this is tested without a disk.
  */
 import { basename } from 'node:path';
-import { LineCounter, parseDocument, isAlias, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { PocError } from '../errors.js';
 import { interpolateTree, parseDotenv, type Lookup } from './interpolate.js';
 import { checkComposeSchema } from './schema.js';
@@ -72,9 +72,26 @@ function lineOf(f: ParsedFile, path: Array<string | number>): number | undefined
 
 /** A scalar's text as the file wrote it (absent: not a scalar of the file, or not there). */
 function sourceText(f: ParsedFile): (path: Array<string | number>) => string | undefined {
+  // Walked by hand, not doc.getIn, to follow aliases (`mode: *m`) and merge keys (`<<: *defaults`) as toJS did.
+  const deref = (n: unknown): unknown => (isAlias(n) ? n.resolve(f.doc) : n);
+  const child = (n: unknown, key: string | number): unknown => {
+    const node = deref(n);
+    if (isSeq(node)) return typeof key === 'number' ? node.items[key] : undefined;
+    if (!isMap(node)) return undefined;
+    const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(key));
+    if (pair) return pair.value;
+    // A key a merge key brings: the first source that has it, as YAML's merge keys take it.
+    // (the yaml package gives a merge key the value Symbol(<<), and its source "<<")
+    const merge = node.items.find((it) => isScalar(it.key) && (it.key.source === '<<' || it.key.value === '<<'));
+    const sources = merge ? (isSeq(deref(merge.value)) ? (deref(merge.value) as { items: unknown[] }).items : [merge.value]) : [];
+    for (const source of sources) {
+      const found = child(source, key);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
   return (path) => {
-    let node = f.doc.getIn(path, true) as Node | undefined;
-    if (isAlias(node)) node = node.resolve(f.doc) as Node | undefined; // `mode: *m`: the anchor's text
+    const node = deref(path.reduce<unknown>((n, k) => (n === undefined ? undefined : child(n, k)), f.doc.contents));
     const range = isScalar(node) ? node.range : undefined;
     return range ? f.text.slice(range[0], range[1]) : undefined;
   };
