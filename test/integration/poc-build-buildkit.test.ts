@@ -99,6 +99,9 @@ const build = (name: string, dockerfile: string, extra: string[] = []) => {
 
 t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and nothing of either kept', async (t) => {
   const b = build('mounts', [
+    // A stage only mounts read: built all the same.
+    'FROM busybox AS deps',
+    'RUN mkdir -p /root/.m2 && echo dep > /root/.m2/dep',
     'FROM busybox',
     'RUN --mount=type=tmpfs,target=/scratch,size=1m --mount=type=bind,source=src,target=/mnt/src,rw \\',
     "    grep ' /scratch ' /proc/mounts | cut -d' ' -f3,4 | sed 's/,.*size=/ size=/; s/,.*//' > /seen \\",
@@ -107,6 +110,9 @@ t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and no
     '    && echo changed > /mnt/src/a.txt && rm /mnt/src/sub/b.txt && cat /mnt/src/a.txt >> /seen && ls /mnt/src/sub | wc -l >> /seen',
     // One id twice in a step is one cache (a locked one does not wait for the step's own use).
     'RUN --mount=type=cache,id=twice,target=/c1 --mount=type=cache,id=twice,target=/c2,sharing=locked echo same > /c1/f && cat /c2/f >> /seen',
+    // A cache seeded from a stage's directory (from=, source=), kept from step to step; a bind from that stage.
+    'RUN --mount=type=cache,id=m2,target=/m2,from=deps,source=/root/.m2 cat /m2/dep >> /seen && echo more > /m2/added',
+    'RUN --mount=type=cache,id=m2,target=/m2,from=deps,source=/root/.m2 --mount=type=bind,from=deps,source=/root/.m2,target=/d ls /m2 /d >> /seen',
     // The next step's bind shows the context again: the writes went with the step that made them.
     'RUN --mount=type=bind,source=src,target=/mnt/src cat /mnt/src/a.txt /mnt/src/sub/b.txt > /again; ls /scratch 2>> /again; true',
   ].join('\n') + '\n');
@@ -114,7 +120,7 @@ t.test('RUN --mount=type=tmpfs and a writable bind: what the command saw, and no
   const r = poc(['run', '--rm', '--network', 'none', 'mounts', 'sh', '-c', 'cat /seen /again; ls -d /scratch /mnt 2>&1']);
   t.equal(
     r.stdout,
-    'tmpfs rw size=1024k\ndata\ndd: 1\nchanged\n0\nsame\nalpha\nbeta\nls: /scratch: No such file or directory\n' +
+    'tmpfs rw size=1024k\ndata\ndd: 1\nchanged\n0\nsame\ndep\n/d:\ndep\n\n/m2:\nadded\ndep\nalpha\nbeta\nls: /scratch: No such file or directory\n' +
       'ls: /scratch: No such file or directory\nls: /mnt: No such file or directory\n',
     `a tmpfs of 1m (a 2m write fails), a writable bind, the writes gone by the next step, no mount point kept: ${r.stderr}`,
   );

@@ -42,6 +42,7 @@ t.test('bad Dockerfiles: one error naming the file and line', async (t) => {
     ['FROM a\nRUN --mount=type=tmpfs,target=/x,size=lots true\n', /^Dockerfile:2: RUN --mount=type=tmpfs,target=\/x,size=lots: size=lots is not a size \(as 64m, 1g, 1048576\)$/],
     ['FROM a\nRUN --mount=type=tmpfs,target=/x,size=0 true\n', /size=0 is not a size/],
     ['FROM a\nRUN --mount=type=tmpfs true\n', /^Dockerfile:2: RUN --mount=type=tmpfs: needs a target \(target=\/PATH\)$/],
+    ['FROM a\nRUN --mount=type=cache,target=/x,source=/y true\n', /^Dockerfile:2: RUN --mount=type=cache,target=\/x,source=\/y: source needs from \(the stage or image whose files seed the cache\)$/],
     ['FROM a\nRUN --mount=type=tmpfs,target=/x,from=y true\n', /from is not an option of a tmpfs mount \(target, size\)$/],
     ['FROM a\nRUN --mount=type=ssh,target=rel true\n', /the target rel must be an absolute path/],
     ['FROM a\nRUN --mount=type=ssh,required=maybe true\n', /required is true or false, not "maybe"$/],
@@ -81,6 +82,9 @@ t.test('RUN --mount, heredocs and ONBUILD as the parser reads them', async (t) =
   t.match(run('RUN --mount=type=bind,target=/x,ro=false true').mounts[0], { readwrite: true });
   t.match(run('RUN --mount=type=cache,target=/c,sharing=locked,ro true').mounts[0], { sharing: 'locked', readonly: true });
   t.match(run('RUN --mount=type=cache,target=/c,sharing=private true').mounts[0], { sharing: 'private', readonly: false });
+  t.match(run('RUN --mount=type=cache,target=/c,from=deps,source=/root/.m2 true').mounts[0], { from: 'deps', source: '/root/.m2' });
+  t.match(run('RUN --mount=type=cache,target=/c,from=deps true').mounts[0], { from: 'deps', source: '.' }, "a cache seeded from the whole of a stage's root");
+  t.notOk('from' in run('RUN --mount=type=cache,target=/c true').mounts[0]!, 'an empty cache by default');
   t.same(run('RUN --mount=type=tmpfs,target=/t true').mounts, [{ type: 'tmpfs', spec: 'type=tmpfs,target=/t', target: '/t' }]);
   t.match(run('RUN --mount=type=tmpfs,target=/t,size=64m true').mounts[0], { size: 64 * 1024 * 1024 }, "go-units' RAMInBytes, binary units");
   t.match(run('RUN --mount=type=tmpfs,dst=/t,size=1.5KiB true').mounts[0], { size: 1536 });

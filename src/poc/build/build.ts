@@ -65,6 +65,13 @@ export interface BuildResult {
   ran: number;
 }
 
+/** The files a RUN --mount shows from the context, a stage or an image (a bind's, a cache's from=), and their digest. */
+interface MountFiles {
+  root: SourceRoot;
+  items: CopyItem[];
+  digest: string;
+}
+
 /** An image as a build goes: its base and the layers made on it so far. */
 interface Snapshot {
   base: ImageRecord | null;
@@ -108,9 +115,9 @@ function neededStages(stages: Stage[], target: number, byName: (ref: string) => 
     const from = byName(s.from.words[0]!.toLowerCase());
     if (from !== undefined && from < i) visit(from);
     for (const ins of s.instructions) {
-      const f = ins.flags.from;
-      if (f !== undefined) {
-        const j = byName(f.toLowerCase());
+      // COPY --from, and RUN --mount's from= (a bind's, a cache's).
+      for (const f of [ins.flags.from, ...ins.mounts.map((m) => ('from' in m ? m.from : undefined))]) {
+        const j = f === undefined ? undefined : byName(f.toLowerCase());
         if (j !== undefined && j < i) visit(j);
       }
     }
@@ -510,15 +517,17 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     // As buildkit: the first ssh mount is the agent ssh and ssh-add find, unless the image says otherwise.
     const ssh = ins.mounts.find((m) => m.type === 'ssh');
     if (ssh && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${ssh.target}`);
-    // The files a bind mount shows are part of the step's key, as a COPY's (a cache or secret mount's are not).
-    const binds = new Map<RunMount, { root: SourceRoot; items: CopyItem[] }>();
+    // The files a bind mount shows, or a cache mount's from= seeds it with, are part of the step's key, as a COPY's
+    // (a cache's own files and a secret are not).
+    const binds = new Map<RunMount, MountFiles>();
     for (const m of ins.mounts) {
-      if (m.type !== 'bind') continue;
+      if (m.type !== 'bind' && !(m.type === 'cache' && m.from !== undefined)) continue;
       const root = await sourceRootFor(ins, s, m.from === undefined ? undefined : m.from);
-      const sources = resolveSources(root, expandWord(m.source, lookupFor(s), ins.where), ins.where);
-      binds.set(m, { root, items: sources.map((src) => ({ source: src, name: src.isDir ? '' : basename(src.path) })) });
+      const sources = resolveSources(root, expandWord(m.source ?? '.', lookupFor(s), ins.where), ins.where);
+      const items = sources.map((src) => ({ source: src, name: src.isDir ? '' : basename(src.path) }));
+      binds.set(m, { root, items, digest: await digestStream(copyTar(items, { root, mtime: 0 })) });
     }
-    const bindInputs = await Promise.all([...binds.values()].map((b) => digestStream(copyTar(b.items, { root: b.root, mtime: 0 }))));
+    const bindInputs = [...binds.values()].map((b) => b.digest);
     const flag = ins.flags.network;
     if (flag !== undefined && flag !== 'none' && flag !== 'host' && flag !== 'default') throw buildError(ins.where, `RUN --network=${flag}: use none, host or default (the build's --network)`);
     const net = flag === undefined || flag === 'default' ? (o.network ?? 'none') : flag;
@@ -553,7 +562,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const runMounts = async (
     ins: Instruction,
     scratch: string,
-    binds: Map<RunMount, { root: SourceRoot; items: CopyItem[] }>,
+    binds: Map<RunMount, MountFiles>,
     script: { name: string; content: string } | null,
   ): Promise<{ mounts: NonNullable<RunCommand['mounts']>; release: () => Promise<void> }> => {
     const out: NonNullable<RunCommand['mounts']> = [];
@@ -575,11 +584,15 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           const single = b.items.length === 1 && !b.items[0]!.source.isDir;
           out.push({ destination: m.target, type: 'bind', source: single ? join(where, b.items[0]!.name) : where, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
         } else if (m.type === 'cache') {
-          let dir = caches.get(m.id);
+          // With from=, a cache of its own per seed, as buildkit keys it by its base too; each new instance a copy.
+          const files = binds.get(m);
+          const id = files ? `${m.id}\n${files.digest}` : m.id;
+          const seed = files && (async (dir: string) => void (await applyLayer(dir, copyTar(files.items, { root: files.root }), { chown: true })));
+          let dir = caches.get(id);
           if (dir === undefined) {
-            const use = await useCacheMount(m.id, m.sharing, m, o, () => o.log(` --> waiting for the cache mount ${m.id} (sharing=locked): another build is using it`));
+            const use = await useCacheMount(id, m.sharing, m, o, () => o.log(` --> waiting for the cache mount ${m.id} (sharing=locked): another build is using it`), seed);
             held.push(use.release);
-            caches.set(m.id, (dir = use.dir));
+            caches.set(id, (dir = use.dir));
           }
           out.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         } else if (m.type === 'tmpfs') {

@@ -38,18 +38,23 @@ export function cacheMountsDir(opts: RootOptions = {}): string {
 
 const WAIT_MS = 100;
 
-/** Makes an instance's directory with the mount's owner and mode, if it is not there. */
-function makeInstance(dir: string, owner: CacheMountOwner): void {
+/** What a new instance starts with: nothing, or the files a `from=` names (then the owner and mode are theirs). */
+export type CacheSeed = (dir: string) => Promise<void>;
+
+/** Makes an instance's directory with the mount's owner and mode (or seeded), if it is not there. */
+async function makeInstance(dir: string, owner: CacheMountOwner, seed?: CacheSeed): Promise<void> {
   if (existsSync(dir)) return;
   mkdirSync(join(dir, '..'), { recursive: true, mode: 0o700 });
   const tmp = `${dir}.tmp-${process.pid}-${randomHex(4)}`;
   mkdirSync(tmp);
-  chownSync(tmp, owner.uid, owner.gid);
-  chmodSync(tmp, owner.mode);
   try {
+    chownSync(tmp, owner.uid, owner.gid);
+    chmodSync(tmp, owner.mode);
+    if (seed) await seed(tmp);
     renameSync(tmp, dir);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // made meanwhile by another build
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(dir)) throw err; // else made meanwhile by another build
   }
 }
 
@@ -130,11 +135,19 @@ function tryShared(dir: string): CacheMountUse | null {
 
 /**
  * Takes a cache mount for a step, by its id and sharing (see the top of this file); `onWait` is called once if a
- * locked use has to wait for another build's.
+ * locked use has to wait for another build's. `id` names the cache (with a `from=`, also its files' digest, as
+ * buildkit keys such a cache by its base too); `seed` fills each new instance.
  */
-export async function useCacheMount(id: string, sharing: CacheSharing, owner: CacheMountOwner, opts: RootOptions = {}, onWait: () => void = () => {}): Promise<CacheMountUse> {
+export async function useCacheMount(
+  id: string,
+  sharing: CacheSharing,
+  owner: CacheMountOwner,
+  opts: RootOptions = {},
+  onWait: () => void = () => {},
+  seed?: CacheSeed,
+): Promise<CacheMountUse> {
   const base = join(cacheMountsDir(opts), createHash('sha256').update(id).digest('hex').slice(0, 32));
-  makeInstance(base, owner);
+  await makeInstance(base, owner, seed);
   let waited = false;
   for (;;) {
     const all = instances(base);
@@ -144,7 +157,7 @@ export async function useCacheMount(id: string, sharing: CacheSharing, owner: Ca
     }
     if (sharing !== 'locked') {
       // Every instance is in use: a new one, kept for later users (another build may make it first: then retry).
-      makeInstance(`${base}.${all.length}`, owner);
+      await makeInstance(`${base}.${all.length}`, owner, seed);
       continue;
     }
     if (!waited) onWait();

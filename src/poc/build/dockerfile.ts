@@ -82,7 +82,7 @@ export type CacheSharing = 'shared' | 'private' | 'locked';
 /** `RUN --mount=...`, as buildkit reads it (bind, cache, tmpfs, secret and ssh). */
 export type RunMount =
   | { type: 'bind'; spec: string; target: string; source: string; from?: string; readwrite: boolean }
-  | { type: 'cache'; spec: string; target: string; id: string; sharing: CacheSharing; readonly: boolean; mode: number; uid: number; gid: number }
+  | { type: 'cache'; spec: string; target: string; id: string; sharing: CacheSharing; from?: string; source?: string; readonly: boolean; mode: number; uid: number; gid: number }
   | { type: 'tmpfs'; spec: string; target: string; size?: number }
   | { type: 'secret'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number }
   | { type: 'ssh'; spec: string; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
@@ -108,7 +108,7 @@ export function parseRunMount(spec: string, where: string, sshIndex = 0): RunMou
   const type = kv.get('type') ?? 'bind';
   const known: Record<string, string[]> = {
     bind: ['type', 'target', 'source', 'from', 'ro', 'rw'],
-    cache: ['type', 'target', 'id', 'ro', 'rw', 'sharing', 'mode', 'uid', 'gid'],
+    cache: ['type', 'target', 'id', 'ro', 'rw', 'sharing', 'from', 'source', 'mode', 'uid', 'gid'],
     tmpfs: ['type', 'target', 'size'],
     secret: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
     ssh: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
@@ -142,7 +142,9 @@ export function parseRunMount(spec: string, where: string, sshIndex = 0): RunMou
       const sharing = kv.get('sharing') ?? 'shared';
       if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw bad(`sharing=${sharing}: shared, private or locked`);
       const t = absolute(target);
-      return { type, spec, target: t, id: kv.get('id') ?? t, sharing, readonly: !writable(true), mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
+      if (kv.has('source') && !kv.has('from')) throw bad('source needs from (the stage or image whose files seed the cache)');
+      const seed = kv.has('from') ? { from: kv.get('from')!, source: kv.get('source') ?? '.' } : {};
+      return { type, spec, target: t, id: kv.get('id') ?? t, sharing, ...seed, readonly: !writable(true), mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
     }
     case 'tmpfs': {
       const t = absolute(target);
