@@ -355,6 +355,21 @@ static void send_eof(int master)
 	write_all(master, &eof, 1);
 }
 
+/* Relays what stdin has into the pty master. False at its end (or a read error): the terminal's EOF is sent. */
+static bool stdin_to_master(int master, char *buf, size_t size)
+{
+	ssize_t n = read(0, buf, size);
+	if (n > 0) {
+		if (master >= 0)
+			write_all(master, buf, (size_t)n);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	send_eof(master);
+	return false;
+}
+
 static void write_exit_file(int code)
 {
 	char stamp[64], tmp[4096], text[256];
@@ -886,15 +901,8 @@ static int relay_main(void)
 				master = -1;
 			}
 		}
-		if (p[3].fd >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t n = read(0, buf, sizeof buf);
-			if (n > 0) {
-				write_all(master, buf, (size_t)n);
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				send_eof(master);
-				relay_stdin = false;
-			}
-		}
+		if (p[3].fd >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)))
+			relay_stdin = stdin_to_master(master, buf, sizeof buf);
 		struct signalfd_siginfo si;
 		while (read(sigfd, &si, sizeof si) == sizeof si) {
 			int sig = (int)si.ssi_signo;
@@ -1497,15 +1505,8 @@ static int relay(int sigfd, pid_t init_pid)
 				O.sync_fd = -1;
 			}
 		}
-		if (fds[2] >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t n = read(0, buf, sizeof buf);
-			if (n > 0 && master >= 0) {
-				write_all(master, buf, (size_t)n);
-			} else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-				send_eof(master);
-				fds[2] = -1;
-			}
-		}
+		if (fds[2] >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)) && !stdin_to_master(master, buf, sizeof buf))
+			fds[2] = -1;
 		struct signalfd_siginfo si;
 		while (read(sigfd, &si, sizeof si) == sizeof si) {
 			int sig = (int)si.ssi_signo;
