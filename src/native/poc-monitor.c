@@ -22,7 +22,9 @@
  * 3. writes everything the container prints to the log, one CRI line each ("<rfc3339nano> <stream> F|P <text>";
  *    P marks a partial line, continued by the next one), and, with --foreground, also to its own stdout/stderr;
  *    with --tty and --stdin it relays its stdin into the pty (raw mode and window size when stdin is a terminal;
- *    at the end of piped input, the terminal's EOF character);
+ *    at its end, the terminal's EOF character). poc passes both only when its stdin is a terminal: it refuses
+ *    -i with -t from a pipe, as docker does, because a line-editing shell reads the pty in raw mode, where that
+ *    EOF character is one more keystroke, and piped input would leave it waiting;
  * 4. forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the init; reaps every orphan;
  * 5. when the init exits: drains the output, unmounts the rootfs (--rootfs), writes
  *    {"exitCode":N,"finishedAt":"..."} to the exit file, runs the exit command (poc's cleanup: `pocrun delete`,
@@ -345,7 +347,7 @@ static void copy_window_size(int master)
 		ioctl(master, TIOCSWINSZ, &ws);
 }
 
-/* The end of piped input: the terminal's EOF character, so that a shell reading it sees end of file. */
+/* The end of stdin: the terminal's EOF character, end of file to a reader in canonical mode (a raw-mode one may ignore it). */
 static void send_eof(int master)
 {
 	struct termios t;

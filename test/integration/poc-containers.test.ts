@@ -525,6 +525,21 @@ t.test('an interactive shell through a pty: -it, job control, window size, exit 
   const x = spawnSync('sh', ['-c', `(sleep 1; printf 'tty; stty size\\n'; sleep 0.5; printf 'exit 7\\n') | script -qec "stty rows 30 cols 90; ${POC} exec -it tty sh" /dev/null`], { encoding: 'utf8', env, timeout: 30_000 });
   t.equal(x.status, 7);
   t.match(x.stdout, /\/dev\/pts\/\d+\r\n30 90\r\n/, 'exec -it: a terminal too');
+  // -i with -t from a pipe: refused as docker refuses it, before anything is made (it used to hang: the timeout,
+  // with SIGKILL as poc passes SIGTERM on, makes that a failure). -t alone from a pipe is allowed: the container
+  // gets a terminal and no input.
+  const before = residue();
+  for (const args of [['run', '-it', '--rm', '--name', `ttyin-${process.pid}`, 'busybox', 'sh'], ['exec', '-it', 'tty', 'sh']]) {
+    const r = spawnSync(POC, args, { encoding: 'utf8', env, input: 'echo x\n', timeout: 20_000, killSignal: 'SIGKILL' });
+    t.equal(r.signal, null, `${args[0]} -it from a pipe ends by itself`);
+    t.equal(r.status, 1);
+    t.equal(r.stdout, '');
+    t.equal(r.stderr, 'poc: the input device is not a TTY: -i with -t needs a terminal on standard input (without -t, piped input is passed on)\n');
+  }
+  t.same(residue(), before, 'no container made');
+  const p = spawnSync(POC, ['exec', '-t', 'tty', 'tty'], { encoding: 'utf8', env, input: 'echo x\n', timeout: 20_000 });
+  t.equal(p.status, 0);
+  t.match(p.stdout, /^\/dev\/pts\/\d+\r\n/, '-t alone from a pipe: a terminal');
   ok(['rm', '-f', 'tty']);
   t.same(residue(), clean);
 });

@@ -12,6 +12,7 @@ import type { Spec } from '../../src/spec/generated/config.js';
 import { capabilitySet, containerArgs, DEFAULT_CAPABILITIES, planBundle, resolveUser, type BundleContext } from '../../src/poc/containers/bundle.js';
 import { flushPending, formatLine, parseLog, splitComplete } from '../../src/poc/containers/logs.js';
 import { monitorArgs } from '../../src/poc/containers/monitor.js';
+import { checkStdinTerminal } from '../../src/poc/containers/stdin-terminal.js';
 import { checkpointDir, networkCriuFlags } from '../../src/poc/containers/checkpoint.js';
 import {
   mergeEnv,
@@ -504,4 +505,12 @@ t.test('the cgroup in config.json and where stats and top read it', async (t) =>
   t.equal(spec.linux!.cgroupsPath, `machine.slice:poc:${CTX.containerId}`);
   const args = monitorArgs({ ...record, options: { ...record.options, cgroup: sd } }, { pocrun: '/p', poc: '/q', runtimeRoot: '/r', overlay: 'o', foreground: false }, { root: '/r' });
   t.ok(args.slice(0, args.indexOf('--')).includes('--systemd-cgroup'), 'the monitor runs pocrun create --systemd-cgroup');
+});
+
+t.test("-i with -t needs a terminal on stdin, as docker's CheckTty: not -t alone, not -i alone, not detached", async (t) => {
+  const f = (interactive: boolean, tty: boolean, detach: boolean, terminal: boolean) => () => checkStdinTerminal({ interactive, tty, detach }, terminal);
+  t.throws(f(true, true, false, false), { message: /^the input device is not a TTY: / });
+  for (const [i, tt, d, term] of [[true, true, false, true], [false, true, false, false], [true, false, false, false], [true, true, true, false]] as const) {
+    t.doesNotThrow(f(i, tt, d, term), `-i ${i} -t ${tt} -d ${d} stdin a terminal ${term}`);
+  }
 });

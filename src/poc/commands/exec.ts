@@ -13,6 +13,7 @@ import { binaries, childEnv } from '../containers/runtime.js';
 import { containerPaths, containerStatus, resolveContainer, runtimeRoot, type ContainerRecord } from '../containers/container-store.js';
 import { runningRootfs } from '../containers/rootfs.js';
 import { parseEnvSetting } from '../containers/options.js';
+import { checkStdinTerminal } from '../containers/stdin-terminal.js';
 import type { RootOptions } from '../poc-root.js';
 import { idFilesIn } from '../root-path.js';
 import { forwardSignals } from '../../vocabulary/signals.js';
@@ -59,6 +60,8 @@ function userDatabaseRoot(c: ContainerRecord, monitorPid: number, o: RootOptions
 
 export async function execCommand(o: ExecCommandOptions): Promise<number> {
   const c = resolveContainer(o.ref, o);
+  // After the lookup, as docker's: no such container is the first thing said.
+  checkStdinTerminal(o);
   const status = containerStatus(c.id, o);
   if (status.status !== 'running') throw new PocError(`container ${c.name} is not running`);
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new PocError(`exec: invalid -w ${JSON.stringify(o.workdir)}: the working directory must be absolute`);

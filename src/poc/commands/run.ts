@@ -13,6 +13,7 @@ import { startContainer } from '../containers/start.js';
 import { cleanupContainer, removeContainer } from '../containers/stop.js';
 import type { RootOptions } from '../poc-root.js';
 import { forwardSignals } from '../../vocabulary/signals.js';
+import { checkStdinTerminal } from '../containers/stdin-terminal.js';
 
 export interface RunCommandOptions extends RootOptions {
   flags: RunFlags;
@@ -23,6 +24,7 @@ export interface RunCommandOptions extends RootOptions {
 }
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
+  checkStdinTerminal(o.flags);
   const c = await createContainer(o.flags, o, o.overrides, o.files);
   let started;
   try {
