@@ -12,33 +12,23 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildTar } from '../../src/poc/images/tar.js';
 import { formatPlatform, hostPlatform } from '../../src/poc/registry/manifest.js';
+import { POC, pocIn, type PocResult } from '../helpers/poc.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'builds need root');
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-buildkit-it-');
 const root = join(work, 'root');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
-delete env.POC_PROGRAM;
+const { env, poc: pocOnce } = pocIn(root);
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
-  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 120_000, env, ...opts });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
+/** A build can take longer than pocIn's minute on a loaded machine. */
+const poc = (args: string[], opts: SpawnSyncOptions = {}): PocResult => pocOnce(args, { timeout: 120_000, ...opts });
 
 /** A build run in the background: its end, and its standard error so far. */
-function pocAsync(args: string[]): { done: Promise<Result>; stderr: () => string } {
+function pocAsync(args: string[]): { done: Promise<PocResult>; stderr: () => string } {
   const p = spawn(POC, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
