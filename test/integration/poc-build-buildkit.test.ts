@@ -5,14 +5,15 @@
  * through what each command found in the cache, not through timing), --platform and the automatic platform ARGs,
  * RUN --mount=type=ssh through a real ssh-agent, and the bad inputs (one error, nothing left behind).
  */
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildTar } from '../../src/poc/images/tar.js';
 import { formatPlatform, hostPlatform } from '../../src/poc/registry/manifest.js';
-import { POC, pocIn, type PocResult } from '../helpers/poc.js';
+import { POC, type PocResult } from '../helpers/poc.js';
+import { buildPocIn } from '../helpers/poc-build.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'builds need root');
@@ -21,11 +22,8 @@ if (process.getuid?.() !== 0) {
 
 const work = mkdtempSync('/tmp/poc-buildkit-it-');
 const root = join(work, 'root');
-const { env, poc: pocOnce } = pocIn(root);
+const { env, poc, ok, residue } = buildPocIn(root);
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
-
-/** A build can take longer than pocIn's minute on a loaded machine. */
-const poc = (args: string[], opts: SpawnSyncOptions = {}): PocResult => pocOnce(args, { timeout: 120_000, ...opts });
 
 /** A build run in the background: its end, and its standard error so far. */
 function pocAsync(args: string[]): { done: Promise<PocResult>; stderr: () => string } {
@@ -51,27 +49,6 @@ async function until(what: string, cond: () => boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-function ok(t: Test, args: string[]): string {
-  const r = poc(args);
-  t.equal(r.status, 0, `poc ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** What a build or a failed one may leave: mounts under the root, scratch directories, pocrun containers. */
-function residue(): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(root)) out.push(`mount ${line.split(' ')[4]}`);
-  for (const d of ['layers', 'images']) {
-    const dir = join(root, d);
-    if (existsSync(dir)) for (const n of readdirSync(dir)) if (n.startsWith('.')) out.push(`${d}/${n}`);
-  }
-  const runtime = join(root, 'runtime');
-  if (existsSync(runtime)) for (const n of readdirSync(runtime)) if (n.startsWith('poc-build-')) out.push(`runtime/${n}`);
-  const caches = join(root, 'build-cache-mounts');
-  if (existsSync(caches)) for (const n of readdirSync(caches)) if (/\.(lock|tmp-.*)$/.test(n) || (n.endsWith('.users') && readdirSync(join(caches, n)).length)) out.push(`build-cache-mounts/${n}`);
-  return out;
 }
 
 const layers = () => (existsSync(join(root, 'layers')) ? readdirSync(join(root, 'layers')).sort() : []);

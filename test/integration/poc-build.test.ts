@@ -5,55 +5,24 @@
  * seen through a uuid a RUN writes, not through timing), bad Dockerfiles (file:line, nothing left behind), and
  * save/load: what `poc save` writes, podman (a private store) loads and runs with runc, and poc loads back.
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildTar } from '../../src/poc/images/tar.js';
 import { startRegistry } from '../helpers/registry.js';
+import { POC } from '../helpers/poc.js';
+import { buildPocIn } from '../helpers/poc-build.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'builds need root');
   process.exit(0);
 }
 
-const top = join(import.meta.dirname, '../..');
-const POC = join(top, 'dist/poc');
 const work = mkdtempSync('/tmp/poc-build-it-');
 const root = join(work, 'root');
-const env: NodeJS.ProcessEnv = { ...process.env, POC_ROOT: root };
-delete env.POC_PROGRAM;
+const { env, poc, ok, residue } = buildPocIn(root);
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function poc(args: string[], opts: SpawnSyncOptions = {}): Result {
-  const r = spawnSync(POC, args, { encoding: 'utf8', timeout: 120_000, env, ...opts });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-
-function ok(t: Test, args: string[]): string {
-  const r = poc(args);
-  t.equal(r.status, 0, `poc ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** What a build or a failed one may leave: mounts under the root, scratch directories, pocrun containers. */
-function residue(): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(root)) out.push(`mount ${line.split(' ')[4]}`);
-  for (const d of ['layers', 'images']) {
-    const dir = join(root, d);
-    if (existsSync(dir)) for (const n of readdirSync(dir)) if (n.startsWith('.')) out.push(`${d}/${n}`);
-  }
-  const runtime = join(root, 'runtime');
-  if (existsSync(runtime)) for (const n of readdirSync(runtime)) if (n.startsWith('poc-build-')) out.push(`runtime/${n}`);
-  return out;
-}
 
 const layers = () => (existsSync(join(root, 'layers')) ? readdirSync(join(root, 'layers')).sort() : []);
 const images = () => JSON.parse(ok(t, ['images', '--format', 'json'])) as Array<{ id: string; name: string | null }>;
