@@ -16,7 +16,7 @@ export const COMPOSE_FLAGS: FlagSpec = {
 
 export const COMPOSE_USAGE =
   'compose [-f FILE]... [-p PROJECT] [--project-directory DIR] [--env-file FILE] [--profile P]... ' +
-  'up|down|ps|logs|exec|run|start|stop|restart|pull|build|config [flags] [SERVICE...]';
+  'up|down|ps|logs|exec|run|start|stop|restart|scale|pull|build|config [flags] [SERVICE...]';
 
 interface Sub {
   usage: string;
@@ -31,24 +31,51 @@ const m = () => import('../poc/compose/commands.js');
 const timeout = (p: Parsed) => (stringFlag(p.flags, 'timeout') !== undefined ? { timeout: intFlag(p.flags, 'timeout', 10) } : {});
 const optional = (p: Parsed, flag: string, key: string) => (stringFlag(p.flags, flag) !== undefined ? { [key]: stringFlag(p.flags, flag)! } : {});
 
+function positiveIndex(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new PocError(`compose exec: invalid --index ${JSON.stringify(text)}: a container number, from 1`);
+  return Number(text);
+}
+
 const SUBCOMMANDS: Record<string, Sub> = {
   up: {
-    usage: 'up [-d] [--build] [--force-recreate] [--no-recreate] [--remove-orphans] [--wait [--wait-timeout SECS]] [SERVICE...]',
-    flags: { string: ['wait-timeout'], boolean: ['detach', 'build', 'force-recreate', 'no-recreate', 'remove-orphans', 'wait'], alias: { d: 'detach' } },
+    usage:
+      'up [-d] [--build] [--force-recreate] [--no-recreate] [--remove-orphans] [--scale SERVICE=N]... [--wait [--wait-timeout SECS]] ' +
+      '[--abort-on-container-exit | --abort-on-container-failure] [--exit-code-from SERVICE] [SERVICE...]',
+    flags: {
+      string: ['wait-timeout', 'scale', 'exit-code-from'],
+      boolean: ['detach', 'build', 'force-recreate', 'no-recreate', 'remove-orphans', 'wait', 'abort-on-container-exit', 'abort-on-container-failure'],
+      alias: { d: 'detach' },
+      repeat: ['scale'],
+    },
     args: [0, Infinity],
     run: async (p, o) => {
       if (p.flags['force-recreate'] && p.flags['no-recreate']) throw new PocError('compose up: --force-recreate and --no-recreate cannot be combined');
       const waitTimeout = stringFlag(p.flags, 'wait-timeout');
       if (waitTimeout !== undefined && !p.flags.wait) throw new PocError('compose up: --wait-timeout needs --wait');
       if (waitTimeout !== undefined && !/^\d+$/.test(waitTimeout)) throw new PocError(`compose up: invalid --wait-timeout ${JSON.stringify(waitTimeout)}: whole seconds (0: no limit)`);
+      // As docker compose's validateFlags: --exit-code-from implies --abort-on-container-exit (unless -failure is given).
+      const exitCodeFrom = stringFlag(p.flags, 'exit-code-from');
+      const onFailure = Boolean(p.flags['abort-on-container-failure']);
+      const onExit = Boolean(p.flags['abort-on-container-exit']) || (exitCodeFrom !== undefined && !onFailure);
+      if (onExit && onFailure) throw new PocError('compose up: --abort-on-container-failure cannot be combined with --abort-on-container-exit');
       const wait = Boolean(p.flags.wait);
+      if (wait && (onExit || onFailure)) throw new PocError('compose up: --wait cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --exit-code-from');
+      if (p.flags.detach && (onExit || onFailure)) throw new PocError('compose up: --detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --exit-code-from');
       return (await m()).composeUp({
         // --wait implies -d, as docker compose's.
         ...o, services: p.args, detach: wait || Boolean(p.flags.detach), build: Boolean(p.flags.build), forceRecreate: Boolean(p.flags['force-recreate']),
-        noRecreate: Boolean(p.flags['no-recreate']), removeOrphans: Boolean(p.flags['remove-orphans']), wait,
+        noRecreate: Boolean(p.flags['no-recreate']), removeOrphans: Boolean(p.flags['remove-orphans']), wait, scale: listFlag(p.flags, 'scale'),
         ...(waitTimeout !== undefined ? { waitTimeout: Number(waitTimeout) } : {}),
+        ...(onExit ? { cascade: 'exit' as const } : onFailure ? { cascade: 'failure' as const } : {}),
+        ...(exitCodeFrom !== undefined ? { exitCodeFrom } : {}),
       });
     },
+  },
+  scale: {
+    usage: 'scale SERVICE=N...',
+    flags: {},
+    args: [1, Infinity],
+    run: async (p, o) => (await m()).composeScale({ ...o, scale: p.args }),
   },
   down: {
     usage: 'down [-v] [--remove-orphans] [-t SECS]',
@@ -80,13 +107,14 @@ const SUBCOMMANDS: Record<string, Sub> = {
     },
   },
   exec: {
-    usage: 'exec [-d] [-T] [-e K=V]... [-u USER] [-w DIR] SERVICE CMD...',
-    flags: { string: ['env', 'user', 'workdir'], boolean: ['detach', 'no-TTY', 'interactive', 'tty'], alias: { d: 'detach', T: 'no-TTY', e: 'env', u: 'user', w: 'workdir', i: 'interactive', t: 'tty' }, repeat: ['env'] },
+    usage: 'exec [-d] [-T] [--index N] [-e K=V]... [-u USER] [-w DIR] SERVICE CMD...',
+    flags: { string: ['env', 'user', 'workdir', 'index'], boolean: ['detach', 'no-TTY', 'interactive', 'tty'], alias: { d: 'detach', T: 'no-TTY', e: 'env', u: 'user', w: 'workdir', i: 'interactive', t: 'tty' }, repeat: ['env'] },
     args: [2, Infinity],
     stopEarly: true,
     run: async (p, o) => (await m()).composeExec({
       ...o, service: p.args[0]!, command: p.args.slice(1), detach: Boolean(p.flags.detach), noTty: Boolean(p.flags['no-TTY']), env: listFlag(p.flags, 'env'),
       ...optional(p, 'user', 'user'), ...optional(p, 'workdir', 'workdir'),
+      ...(stringFlag(p.flags, 'index') !== undefined ? { index: positiveIndex(stringFlag(p.flags, 'index')!) } : {}),
     }),
   },
   run: {

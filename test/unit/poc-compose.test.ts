@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { interpolateString, parseDotenv, splitCommand } from '../../src/poc/compose/interpolate.js';
 import { checkProjectName, discoverFiles, normalizeProjectName, projectName } from '../../src/poc/compose/files.js';
 import { loadProject, type LoadOptions } from '../../src/poc/compose/load.js';
-import { LABELS, planContainer, selectServices } from '../../src/poc/compose/plan.js';
-import { decide, orphans } from '../../src/poc/compose/reconcile.js';
+import { applyScale, LABELS, planContainer, selectServices } from '../../src/poc/compose/plan.js';
+import { converge, decide, orphans, type ExistingContainer } from '../../src/poc/compose/reconcile.js';
+import { ExitCascade } from '../../src/poc/compose/cascade.js';
+import { serviceScale } from '../../src/poc/compose/model.js';
 import { projectYaml } from '../../src/poc/compose/config.js';
 import { waitGoal, waitVerdict, type WaitState } from '../../src/poc/compose/wait.js';
 import { resolveRunFlags } from '../../src/poc/containers/options.js';
@@ -141,7 +143,14 @@ t.test('bad files: one error each, naming the file, the line and the key', async
     ['services:\n  web:\n    image: x\n    links: [db]\n', /^\/p\/compose\.yaml:4: \/services\/web\/links: poc compose does not support the key "links"$/],
     ['services:\n  web:\n    image: x\n    bogus: 1\n', /^\/p\/compose\.yaml:4: \/services\/web\/bogus: unknown key "bogus" in services\.web \(not in the Compose Specification\)$/],
     ['services:\n  web:\n    image: x\n    healthcheck:\n      interval: 5\n', /^\/p\/compose\.yaml:5: \/services\/web\/healthcheck\/interval: must be a string$/],
-    ['services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n', /:5: \/services\/web\/deploy\/replicas: poc compose does not support the key "replicas"/],
+    ['services:\n  web:\n    image: x\n    deploy:\n      replicas: -1\n', /^\/p\/compose\.yaml:5: \/services\/web\/deploy\/replicas: invalid number of containers -1: a whole number, 0 or more$/],
+    ['services:\n  web:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n', /^\/p\/compose\.yaml:4: \/services\/web\/scale: scale \(2\) and deploy\.replicas \(3\) are set to distinct values$/],
+    ['services:\n  web:\n    image: x\n    container_name: w1\n    deploy: {replicas: 2}\n', /^compose\.yaml: \/services\/web\/container_name: can't set container_name "w1": the service has 2 containers \(deploy\.replicas, scale or --scale\), and a container name must be unique$/],
+    ['services:\n  web:\n    image: x\n    scale: 3\n    ports: ["80", "8080:80"]\n', /^compose\.yaml: \/services\/web\/ports\/1: the host port 8080 can be published by one container only, and the service has 3 containers/],
+    ['services:\n  web:\n    image: x\n    platform: windows/amd64\n', /^\/p\/compose\.yaml:4: \/services\/web\/platform: poc builds only for this machine's platform, linux\/\w+, not windows\/amd64 \(it runs no emulation\)$/],
+    ['services:\n  web:\n    build:\n      platforms: [linux/s390x]\n', /^\/p\/compose\.yaml:4: \/services\/web\/build\/platforms\/0: poc builds only for this machine's platform, linux\/\w+, not linux\/s390x/],
+    ['services:\n  web:\n    build:\n      platforms: [nonsense]\n', /:4: \/services\/web\/build\/platforms\/0: "nonsense" is not a platform \(os\/arch\[\/variant\], as linux\/amd64\)$/],
+    ['services:\n  web:\n    build:\n      ssh: ["my key=/k"]\n', /:4: \/services\/web\/build\/ssh\/0: invalid ssh id "my key": letters, digits and \._- \(default, or ID=PATH\)$/],
     ['services:\n  web:\n    image: x\n    deploy:\n      resources:\n        reservations: {memory: 1g}\n', /:6: \/services\/web\/deploy\/resources\/reservations: poc compose does not support/],
     ['services:\n  web:\n    image: x\n    healthcheck:\n      test: [CMD, "true"]\n      start_interval: 1s\n', /:6: \/services\/web\/healthcheck\/start_interval: poc compose does not support the key/],
     ['services:\n  web:\n    image: x\n    ports: ["8000-8010:80-81"]\n', /:4: \/services\/web\/ports\/0: invalid port mapping "8000-8010:80-81": the host range 8000-8010 has 11 port\(s\) and the container range 80-81 2: they must be the same length$/],
@@ -417,14 +426,14 @@ t.test('up --wait: running or healthy, completed for what others need completed;
   const C = 'completed_successfully' as const;
   const st = (service: string, goal: WaitState['goal'], rest: Partial<WaitState>): WaitState => ({ service, goal, name: `p-${service}-1`, ...rest });
   const cases: Array<[string, WaitState[], { ready?: string[]; waiting?: string[]; error?: RegExp }]> = [
-    ['running, no health check: ready', [st('web', R, { status: 'running' })], { ready: ['web'], waiting: [] }],
+    ['running, no health check: ready', [st('web', R, { status: 'running' })], { ready: ['p-web-1'], waiting: [] }],
     ['created: waiting', [st('web', R, { status: 'created' })], { waiting: ['web (created)'] }],
     ['restarting: waiting', [st('web', R, { status: 'restarting', exitCode: 1 })], { waiting: ['web (restarting)'] }],
     ['health starting: waiting', [st('db', R, { status: 'running', hasHealthcheck: true, health: 'starting' })], { waiting: ['db (starting)'] }],
-    ['healthy: ready', [st('db', R, { status: 'running', hasHealthcheck: true, health: 'healthy' })], { ready: ['db'] }],
+    ['healthy: ready', [st('db', R, { status: 'running', hasHealthcheck: true, health: 'healthy' })], { ready: ['p-db-1'] }],
     ['unhealthy: fails', [st('web', R, { status: 'running' }), st('db', R, { status: 'running', hasHealthcheck: true, health: 'unhealthy' })], { error: /^service db: container p-db-1 is unhealthy$/ }],
     ['exited: fails', [st('web', R, { status: 'exited', exitCode: 3 })], { error: /^service web: container p-web-1 exited \(3\)$/ }],
-    ['completed 0: ready', [st('init', C, { status: 'exited', exitCode: 0 })], { ready: ['init'] }],
+    ['completed 0: ready', [st('init', C, { status: 'exited', exitCode: 0 })], { ready: ['p-init-1'] }],
     ['completed 0 still running: waiting', [st('init', C, { status: 'running' })], { waiting: ['init (running)'] }],
     ['completed non-zero: fails', [st('init', C, { status: 'exited', exitCode: 2 })], { error: /^service init didn't complete successfully: container p-init-1 exited \(2\)$/ }],
     ['no container: fails', [{ service: 'web', goal: R }], { error: /^service web has no container$/ }],
@@ -560,4 +569,78 @@ t.test('up decides per container: create, recreate, start, keep; orphans', async
   t.equal(decide({ ...d, configHash: 'h2' }, c, { noRecreate: true }), 'keep');
   const one = { ...c, labels: { ...labels, [LABELS.oneoff]: 'True', [LABELS.service]: 'gone' } };
   t.same(orphans([c, { ...c, labels: { ...labels, [LABELS.service]: 'gone' } }, one], ['web']).length, 1);
+});
+
+t.test('replicas: deploy.replicas, scale and --scale; numbered containers with one config hash; what --scale refuses', async (t) => {
+  const p = load({
+    '/p/compose.yaml': [
+      'services:',
+      '  web: {image: x, deploy: {replicas: 3}, ports: ["80"]}',
+      '  job: {image: x, scale: "0"}',
+      '  one: {image: x, ports: ["8080:80"], container_name: the-one}',
+      '  db: {image: x, networks: {back: {ipv4_address: 10.9.0.5}}}',
+      'networks:',
+      '  back: {ipam: {config: [{subnet: 10.9.0.0/24}]}}',
+    ].join('\n'),
+    '/p/override.yaml': 'services:\n  web: {scale: 2}\n',
+  });
+  t.same([serviceScale(p.services.web!), serviceScale(p.services.job!), serviceScale(p.services.one!)], [2, 0, 1], 'a later file\'s scale over deploy.replicas; 1 by default');
+  const ctx = { readFile: () => '', lookup: () => undefined, version: 'test' };
+  const [a, b] = [planContainer(p, 'web', ctx, 1), planContainer(p, 'web', ctx, 2)];
+  t.same([a.name, b.name], ['p-web-1', 'p-web-2']);
+  t.ok(b.flags.labels.includes(`${LABELS.number}=2`), 'numbered');
+  t.equal(a.configHash, b.configHash, 'one hash for all the service\'s containers');
+  t.same(b.overrides.networks, [{ network: 'p_default', aliases: ['web'] }], 'each answers to the service name on its networks');
+  applyScale(p, ['web=5', 'job=1']);
+  t.same([serviceScale(p.services.web!), serviceScale(p.services.job!)], [5, 1]);
+  t.throws(() => applyScale(p, ['one=2']), /^--scale one=2: compose\.yaml, override\.yaml: \/services\/one\/container_name: can't set container_name "the-one": the service has 2 containers/);
+  delete p.services.one!.containerName;
+  t.throws(() => applyScale(p, ['one=2']), /--scale one=2: .*\/services\/one\/ports\/0: the host port 8080 can be published by one container only/);
+  t.throws(() => applyScale(p, ['db=2']), /--scale db=2: .*\/services\/db\/networks\/back\/ipv4_address: the address 10\.9\.0\.5 is one container's/);
+  t.throws(() => applyScale(p, ['nope=2']), /^--scale nope=2: no such service: nope$/);
+  t.throws(() => applyScale(p, ['web=-1']), /^invalid --scale option "web=-1": should be SERVICE=NUM$/);
+  t.throws(() => applyScale(p, ['web']), /^invalid --scale option "web"/);
+  t.throws(() => applyScale(p, ['web']), /^invalid --scale option "web"/);
+  t.throws(() => applyScale(p, ['x'], 'scale'), /^invalid scale option "x"/);
+});
+
+t.test('converge: keep the lowest numbers, remove the outdated and the highest, number new ones on', async (t) => {
+  const d = { service: 'web', configHash: 'h1', imageId: 'img' };
+  const c = (n: number, hash = 'h1', running = true): ExistingContainer => ({ id: `id${n}`, name: `p-web-${n}`, labels: { [LABELS.configHash]: hash, [LABELS.number]: String(n) }, imageId: 'img', running });
+  const summary = (r: ReturnType<typeof converge>) => ({ kept: r.kept.map((k) => `${k.container.name}:${k.action}`), removed: r.removed.map((x) => x.name), created: r.created });
+  t.same(summary(converge(d, [], 3)), { kept: [], removed: [], created: [1, 2, 3] }, 'from nothing');
+  t.same(summary(converge(d, [c(1), c(2)], 3)), { kept: ['p-web-1:keep', 'p-web-2:keep'], removed: [], created: [3] }, 'scale up');
+  t.same(summary(converge(d, [c(3), c(1), c(2)], 1)), { kept: ['p-web-1:keep'], removed: ['p-web-2', 'p-web-3'], created: [] }, 'scale down: the highest go');
+  t.same(summary(converge(d, [c(1, 'old'), c(2), c(3)], 2)), { kept: ['p-web-2:keep', 'p-web-3:keep'], removed: ['p-web-1'], created: [] }, 'the outdated go first');
+  t.same(summary(converge(d, [c(1, 'old'), c(2, 'h1', false)], 2)), { kept: ['p-web-1:recreate', 'p-web-2:start'], removed: [], created: [] });
+  t.same(summary(converge(d, [c(2), c(5)], 4)), { kept: ['p-web-2:keep', 'p-web-5:keep'], removed: [], created: [6, 7] }, 'numbered on from the highest, as compose');
+  t.same(summary(converge(d, [c(1), c(2)], 0)), { kept: [], removed: ['p-web-1', 'p-web-2'], created: [] }, 'scale 0');
+});
+
+t.test('--abort-on-container-exit and --exit-code-from: who stops the others, and up\'s status', async (t) => {
+  const run = (c: ExitCascade, exits: Array<[string, number]>) => ({ triggers: exits.map(([s, code]) => c.ended(s, code)), status: c.status });
+  t.same(run(new ExitCascade(undefined), [['a', 3]]), { triggers: [false], status: 0 }, 'without: nothing stops, status 0');
+  t.same(run(new ExitCascade('exit'), [['job', 3], ['web', 143], ['db', 0]]), { triggers: [true, false, false], status: 3 }, 'the first to end stops the rest; its status');
+  t.same(run(new ExitCascade('exit', 'web'), [['job', 0], ['web', 143]]), { triggers: [true, false], status: 143 }, '--exit-code-from: that service\'s status, even when stopped');
+  t.same(run(new ExitCascade('failure'), [['job', 0], ['web', 2], ['db', 143]]), { triggers: [false, true, false], status: 2 }, 'failure: only a non-zero exit stops the rest');
+  t.same(run(new ExitCascade('failure'), [['job', 0]]), { triggers: [false], status: 0 });
+});
+
+t.test('build: platforms and ssh as poc build takes them', async (t) => {
+  const p = load({
+    '/p/compose.yaml': [
+      'services:',
+      '  a:',
+      '    platform: linux/${ARCH}',
+      '    build: {context: ., platforms: ["linux/${ARCH}"], ssh: [default, "keys=./id_a,/abs/id_b"]}',
+      '  b:',
+      '    build:',
+      '      context: .',
+      '      ssh: {default: null, other: ../sock}',
+    ].join('\n'),
+  }, { env: { ARCH: process.arch === 'arm64' ? 'arm64' : 'amd64' } });
+  t.same(p.services.a!.build!.ssh, ['default', 'keys=/p/id_a,/abs/id_b'], 'relative paths are the project directory\'s');
+  t.same(p.services.a!.build!.platforms, [`linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`]);
+  t.same(p.services.b!.build!.ssh, ['default', 'other=/sock']);
+  t.equal(p.services.b!.build!.platforms, undefined);
 });

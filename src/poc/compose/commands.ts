@@ -18,9 +18,11 @@ import { statusText } from '../commands/ps.js';
 import { discoverFiles } from './files.js';
 import { dependencyOrder, loadProject, type LoadedProject } from './load.js';
 import { projectYaml } from './config.js';
-import { LABELS, planContainer, selectServices } from './plan.js';
-import { buildService, down, ensureImages, planContext, progress, projectContainers, pullService, serviceContainer, up } from './up.js';
+import { applyScale, LABELS, planContainer, selectServices } from './plan.js';
+import { buildInputs, buildService, down, ensureImages, planContext, progress, projectContainers, pullService, serviceContainer, serviceContainers, up } from './up.js';
 import { serviceImage } from './model.js';
+import { containerNumber } from './reconcile.js';
+import { ExitCascade } from './cascade.js';
 
 export interface ProjectOptions extends RootOptions {
   files: string[];
@@ -69,7 +71,10 @@ function containersOf(p: LoadedProject | { name: string }, services: string[], o
   if (isLoaded(p)) for (const s of services) if (!p.services[s]) throw new PocError(`no such service: ${s}`);
   const order = isLoaded(p) ? dependencyOrder(p.services) : [];
   const svc = (c: ContainerRecord) => c.options.labels?.[LABELS.service] ?? '';
-  return all.filter((c) => services.length === 0 || services.includes(svc(c))).sort((a, b) => order.indexOf(svc(a)) - order.indexOf(svc(b)) || a.name.localeCompare(b.name));
+  const number = (c: ContainerRecord) => containerNumber({ labels: c.options.labels ?? {} });
+  return all
+    .filter((c) => services.length === 0 || services.includes(svc(c)))
+    .sort((a, b) => order.indexOf(svc(a)) - order.indexOf(svc(b)) || number(a) - number(b) || a.name.localeCompare(b.name));
 }
 
 export interface UpCommandOptions extends ProjectOptions {
@@ -83,15 +88,26 @@ export interface UpCommandOptions extends ProjectOptions {
   wait: boolean;
   /** --wait-timeout, seconds (0: none). */
   waitTimeout?: number;
+  /** --scale SERVICE=N, each. */
+  scale: string[];
+  /** --abort-on-container-exit (exit) or --abort-on-container-failure (failure): in the foreground, stop all when one exits. */
+  cascade?: 'exit' | 'failure';
+  /** --exit-code-from SERVICE (implies --abort-on-container-exit): up's status is its container's. */
+  exitCodeFrom?: string;
 }
 
 export async function composeUp(o: UpCommandOptions): Promise<number> {
   const p = loadFromCli(o);
+  applyScale(p, o.scale);
   const services = selectServices(p, o.services, p.profiles);
+  if (o.exitCodeFrom !== undefined) {
+    if (!p.services[o.exitCodeFrom]) throw new PocError(`--exit-code-from ${o.exitCodeFrom}: no such service: ${o.exitCodeFrom}`);
+    if (!services.includes(o.exitCodeFrom)) throw new PocError(`--exit-code-from ${o.exitCodeFrom}: this up does not start the service (name it, or one that depends on it)`);
+  }
   await up(p, services, { ...o, services });
   if (o.wait) {
     const { waitForServices } = await import('./wait.js');
-    await waitForServices(p, services, (s) => serviceContainer(p.name, s, o), {
+    await waitForServices(p, services, (s) => serviceContainers(p.name, s, o), {
       ...o,
       ...(o.waitTimeout !== undefined ? { timeout: o.waitTimeout } : {}),
       onReady: (_s, name) => progress('Container', name, 'Healthy'),
@@ -102,28 +118,48 @@ export async function composeUp(o: UpCommandOptions): Promise<number> {
   return attach(p, services, o);
 }
 
+/** `poc compose scale SERVICE=N...`: as compose's, `up -d` of those services (and what they depend on) at those numbers. */
+export async function composeScale(o: ProjectOptions & { scale: string[] }): Promise<number> {
+  const services = o.scale.map((x) => x.slice(0, Math.max(0, x.indexOf('='))) || x);
+  return composeUp({ ...o, services, detach: true, build: false, forceRecreate: false, noRecreate: false, removeOrphans: false, wait: false });
+}
+
 /**
- * `up` without -d: the services' output, each line after its container's name, until every container has
- * stopped; ^C (or SIGTERM) stops them, as docker compose does ("Gracefully stopping...").
+ * `up` without -d: the services' output, each line after its container's name, and a line as each container
+ * ends, until every container has stopped; ^C (or SIGTERM) stops them, as docker compose does ("Gracefully
+ * stopping..."); with --abort-on-container-exit, so does the first to end (ExitCascade).
  */
-async function attach(p: LoadedProject, services: string[], o: RootOptions): Promise<number> {
+async function attach(p: LoadedProject, services: string[], o: RootOptions & Pick<UpCommandOptions, 'cascade' | 'exitCodeFrom'>): Promise<number> {
   const containers = containersOf(p, services, o);
   let stopping: Promise<unknown> | undefined;
+  const stopAll = () => {
+    stopping ??= Promise.all(containers.map((c) => stopContainer(c, o).catch(() => false)));
+  };
   const onSignal = () => {
     if (stopping) return;
     stderr('Gracefully stopping... (the containers are stopped as poc compose stop does)\n');
-    stopping = Promise.all(containers.map((c) => stopContainer(c, o).catch(() => false)));
+    stopAll();
+  };
+  const cascade = new ExitCascade(o.cascade, o.exitCodeFrom);
+  const onEnd = (c: ContainerRecord) => {
+    const s = containerStatus(c.id, o);
+    if (!s.exit) return;
+    stdout(`${c.name} exited with code ${s.exit.exitCode}\n`);
+    if (cascade.ended(c.options.labels?.[LABELS.service] ?? '', s.exit.exitCode) && !stopping) {
+      stderr('Aborting on container exit...\n');
+      stopAll();
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await printLogs(containers, { ...o, follow: true, timestamps: false, prefix: true });
+    await printLogs(containers, { ...o, follow: true, timestamps: false, prefix: true }, onEnd);
     await stopping;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  return 0;
+  return cascade.status;
 }
 
 export async function composeDown(o: ProjectOptions & { volumes: boolean; removeOrphans: boolean; timeout?: number }): Promise<number> {
@@ -179,14 +215,17 @@ interface PrintOptions extends RootOptions {
   prefix: boolean;
 }
 
-/** Several containers' logs at once, each line after `NAME  | ` (padded to the longest name), as compose's. */
-async function printLogs(containers: ContainerRecord[], o: PrintOptions): Promise<void> {
+/** Several containers' logs at once, each line after `NAME  | ` (padded to the longest name), as compose's; `onEnd` as each one's ends. */
+async function printLogs(containers: ContainerRecord[], o: PrintOptions, onEnd?: (c: ContainerRecord) => void): Promise<void> {
   const { printContainerLog } = await import('../commands/logs.js');
   const width = Math.max(0, ...containers.map((c) => c.name.length));
-  await Promise.all(containers.map((c) => printContainerLog(c, o, (l) => {
-    const text = formatLine(l, o.timestamps);
-    (l.stream === 'stderr' ? stderr : stdout)(o.prefix ? `${c.name.padEnd(width)}  | ${text}` : text);
-  })));
+  await Promise.all(containers.map(async (c) => {
+    await printContainerLog(c, o, (l) => {
+      const text = formatLine(l, o.timestamps);
+      (l.stream === 'stderr' ? stderr : stdout)(o.prefix ? `${c.name.padEnd(width)}  | ${text}` : text);
+    });
+    onEnd?.(c);
+  }));
 }
 
 export async function composeLogs(o: ProjectOptions & { services: string[]; follow: boolean; tail?: number; timestamps: boolean; noLogPrefix: boolean }): Promise<number> {
@@ -195,10 +234,10 @@ export async function composeLogs(o: ProjectOptions & { services: string[]; foll
   return 0;
 }
 
-function runningContainer(p: LoadedProject, service: string, o: RootOptions): ContainerRecord {
+function runningContainer(p: LoadedProject, service: string, o: RootOptions, index?: number): ContainerRecord {
   if (!p.services[service]) throw new PocError(`no such service: ${service}`);
-  const c = serviceContainer(p.name, service, o);
-  if (!c || containerStatus(c.id, o).status !== 'running') throw new PocError(`service "${service}" is not running`);
+  const c = serviceContainer(p.name, service, o, index);
+  if (!c || containerStatus(c.id, o).status !== 'running') throw new PocError(`service "${service}" is not running${index !== undefined ? ` container #${index}` : ''}`);
   return c;
 }
 
@@ -210,11 +249,13 @@ export interface ExecOptions extends ProjectOptions {
   env: string[];
   user?: string;
   workdir?: string;
+  /** --index N: the service's container number N (default: its first). */
+  index?: number;
 }
 
 export async function composeExec(o: ExecOptions): Promise<number> {
   const p = loadFromCli(o);
-  const c = runningContainer(p, o.service, o);
+  const c = runningContainer(p, o.service, o, o.index);
   const { execCommand } = await import('../commands/exec.js');
   const tty = !o.noTty && Boolean(process.stdin.isTTY) && Boolean(process.stdout.isTTY);
   return execCommand({
@@ -334,9 +375,12 @@ export async function composeBuild(o: ProjectOptions & { services: string[] }): 
   const p = loadFromCli(o);
   const named = o.services.length > 0 ? o.services : Object.keys(p.services);
   for (const n of named) if (!p.services[n]) throw new PocError(`no such service: ${n}`);
-  for (const name of named) {
-    if (!p.services[name]!.build) continue;
-    const image = await buildService(p, name, o);
+  const built = named.filter((n) => p.services[n]!.build);
+  // Every build's ssh agents checked before the first build.
+  const inputs = new Map<string, Awaited<ReturnType<typeof buildInputs>>>();
+  for (const name of built) inputs.set(name, await buildInputs(p, name));
+  for (const name of built) {
+    const image = await buildService(p, name, o, inputs.get(name)!);
     stdout(`${serviceImage(p.name, name, p.services[name]!)} ${shortId(image.id)}\n`);
   }
   return 0;

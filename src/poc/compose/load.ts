@@ -14,7 +14,8 @@ import { extendedService, type FileScope, type SourceFile } from './extends.js';
 import { applyIncludes, type IncludeSources } from './include.js';
 import { mergeFiles } from './merge.js';
 import { projectName } from './files.js';
-import { DEFAULT_NETWORK_KEY, type Project } from './model.js';
+import { DEFAULT_NETWORK_KEY, serviceScale, type Project } from './model.js';
+import { checkScale } from './plan.js';
 
 export interface LoadOptions {
   files: string[];
@@ -223,6 +224,7 @@ function checkReferences(p: LoadedProject, files: string): void {
       }
     }
     if (s.ports.length > 0 && (s.networkMode === 'host' || s.networkMode === 'none')) throw new PocError(`${at}/ports: ports need a network (network_mode is ${s.networkMode})`);
+    checkScale(name, s, serviceScale(s), (key) => `${at}/${key}`);
   }
   dependencyOrder(p.services, files);
 }

@@ -41,7 +41,17 @@ export function mergeService(base: Service, over: Service): Service {
     } else if (k === 'healthcheck') {
       out.healthcheck = { ...(base.healthcheck ?? {}), ...over.healthcheck };
     } else if (k === 'build') {
-      out.build = base.build ? { ...base.build, ...over.build!, args: { ...base.build.args, ...over.build!.args } } : over.build!;
+      const b = over.build!;
+      out.build = base.build
+        ? {
+            ...base.build,
+            ...b,
+            args: { ...base.build.args, ...b.args },
+            // Sequences append, as the others.
+            ...(base.build.platforms || b.platforms ? { platforms: unique([...(base.build.platforms ?? []), ...(b.platforms ?? [])]) } : {}),
+            ...(base.build.ssh || b.ssh ? { ssh: unique([...(base.build.ssh ?? []), ...(b.ssh ?? [])]) } : {}),
+          }
+        : b;
     } else {
       (out as Record<string, unknown>)[k] = v;
     }

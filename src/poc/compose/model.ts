@@ -11,6 +11,10 @@ export interface BuildSpec {
   dockerfile?: string;
   args: Record<string, string | null>;
   target?: string;
+  /** build.platforms: each checked at load to be this machine's (poc runs no emulation); absent: none given. */
+  platforms?: string[];
+  /** build.ssh: `default` or `ID=PATH[,PATH...]`, as poc build --ssh takes them (paths made absolute). */
+  ssh?: string[];
 }
 
 export interface PortSpec {
@@ -130,6 +134,10 @@ export interface ServiceSpec {
   stopSignal?: string;
   stopGracePeriod?: string;
   profiles: string[];
+  /** deploy.replicas or scale (or --scale): how many containers; absent: 1. */
+  scale?: number;
+  /** platform: this machine's (checked at load). */
+  platform?: string;
   containerName?: string;
   readOnly?: boolean;
   shmSize?: string;
@@ -198,9 +206,14 @@ export function emptyService(): ServiceSpec {
   };
 }
 
-/** The name of a service's container: container_name, else `<project>-<service>-1` (compose v2's). */
-export function containerName(project: string, service: string, spec: Pick<ServiceSpec, 'containerName'>): string {
-  return spec.containerName ?? `${project}-${service}-1`;
+/** The name of a service's container number N: container_name, else `<project>-<service>-<N>` (compose v2's). */
+export function containerName(project: string, service: string, spec: Pick<ServiceSpec, 'containerName'>, number = 1): string {
+  return spec.containerName ?? `${project}-${service}-${number}`;
+}
+
+/** How many containers a service has: deploy.replicas, scale or --scale, else 1. */
+export function serviceScale(spec: Pick<ServiceSpec, 'scale'>): number {
+  return spec.scale ?? 1;
 }
 
 /** The image a service runs: `image:`, else the one its build makes, `<project>-<service>` (compose v2's). */

@@ -10,6 +10,7 @@ import { parseCpus, parseMemory, parsePidsLimit } from '../containers/options.js
 import { splitCommand } from './interpolate.js';
 import { resolvePath } from './files.js';
 import { normalizeGrants, normalizeSharedFile } from './secrets.js';
+import { buildPlatform } from '../build/platform.js';
 import type { BuildSpec, DependsCondition, DependsOn, HealthSpec, MountSpec, NetworkSpec, PortSpec, ServiceNetwork, ServiceSpec, SharedFileSpec, Ulimit, VolumeSpec } from './model.js';
 
 export type Where = (path: Array<string | number>) => string;
@@ -44,6 +45,7 @@ const SERVICE_KEYS = new Set([
   'networks', 'network_mode', 'volumes', 'depends_on', 'healthcheck', 'restart', 'deploy', 'cap_add', 'cap_drop', 'security_opt',
   'privileged', 'devices', 'ulimits', 'sysctls', 'tmpfs', 'init', 'labels', 'hostname', 'extra_hosts', 'dns', 'stop_signal',
   'stop_grace_period', 'profiles', 'container_name', 'read_only', 'shm_size', 'group_add', 'stdin_open', 'tty', 'secrets', 'configs', 'extends',
+  'scale', 'platform',
 ]);
 
 function unsupported(ctx: NormalizeContext, path: Array<string | number>, why = ''): PocError {
@@ -130,6 +132,15 @@ export function normalizeService(s: Raw, ctx: NormalizeContext, at: Array<string
   if (s.depends_on !== undefined) o.dependsOn = dependsOn(s.depends_on, ctx, p('depends_on'));
   if (s.healthcheck !== undefined) o.healthcheck = healthcheck(s.healthcheck, ctx, p('healthcheck'));
   if (s.deploy !== undefined) o.limits = deployLimits(s.deploy, ctx, p('deploy'));
+  // deploy.replicas, or the older scale: both in one file must agree (compose-go's check).
+  const replicas = s.deploy?.replicas !== undefined ? count(s.deploy.replicas, ctx, p('deploy', 'replicas')) : undefined;
+  const scale = s.scale !== undefined ? count(s.scale, ctx, p('scale')) : undefined;
+  if (replicas !== undefined && scale !== undefined && replicas !== scale) {
+    throw new PocError(`${ctx.where(p('scale'))}: scale (${scale}) and deploy.replicas (${replicas}) are set to distinct values`);
+  }
+  const n = replicas ?? scale;
+  if (n !== undefined) o.scale = n;
+  if (s.platform !== undefined) o.platform = platformOf(str(s.platform), ctx, p('platform'));
   for (const [key, field] of [['cap_add', 'capAdd'], ['cap_drop', 'capDrop'], ['security_opt', 'securityOpt'], ['dns', 'dns'], ['tmpfs', 'tmpfs'], ['profiles', 'profiles'], ['group_add', 'groupAdd']] as const) {
     if (s[key] !== undefined) o[field] = strings(s[key]);
   }
@@ -153,17 +164,52 @@ function asBool(v: unknown, ctx: NormalizeContext, path: Array<string | number>)
   throw new PocError(`${ctx.where(path)}: ${JSON.stringify(v)} is not a boolean`);
 }
 
+/** A number of containers (deploy.replicas, scale): a whole number, 0 or more (a string once interpolated). */
+function count(v: unknown, ctx: NormalizeContext, path: Array<string | number>): number {
+  const text = str(v).trim();
+  if (!/^\d+$/.test(text)) throw new PocError(`${ctx.where(path)}: invalid number of containers ${JSON.stringify(v)}: a whole number, 0 or more`);
+  return Number(text);
+}
+
+/** A platform (service.platform, build.platforms): this machine's, as `poc build --platform` takes it; its error names the key. */
+function platformOf(text: string, ctx: NormalizeContext, path: Array<string | number>): string {
+  buildPlatform(text, ctx.where(path));
+  return text;
+}
+
 function normalizeBuild(b: unknown, ctx: NormalizeContext, at: Array<string | number>): BuildSpec {
   if (typeof b === 'string') return { context: resolvePath(b, ctx.workingDir, ctx.home), args: {} };
   const r = b as Raw;
-  onlyKeys(r, ['context', 'dockerfile', 'args', 'target'], ctx, at);
+  onlyKeys(r, ['context', 'dockerfile', 'args', 'target', 'platforms', 'ssh'], ctx, at);
   if (r.dockerfile_inline !== undefined) throw unsupported(ctx, [...at, 'dockerfile_inline']);
   return {
     context: resolvePath(str(r.context ?? '.'), ctx.workingDir, ctx.home),
     ...(r.dockerfile !== undefined ? { dockerfile: str(r.dockerfile) } : {}),
     args: r.args !== undefined ? keyValues(r.args, true) : {},
     ...(r.target !== undefined ? { target: str(r.target) } : {}),
+    ...(r.platforms !== undefined ? { platforms: (r.platforms as unknown[]).map((x, i) => platformOf(str(x), ctx, [...at, 'platforms', i])) } : {}),
+    ...(r.ssh !== undefined ? { ssh: buildSsh(r.ssh, ctx, [...at, 'ssh']) } : {}),
   };
+}
+
+/**
+ * build.ssh, a list (`default`, `ID=PATH`) or a mapping (ID: PATH, or null for the agent of $SSH_AUTH_SOCK), as
+ * `poc build --ssh` values; a relative path is the project directory's, as compose-go resolves it. Whether each
+ * path is an agent's socket or a key file is poc build's check, when the service is built.
+ */
+function buildSsh(v: unknown, ctx: NormalizeContext, at: Array<string | number>): string[] {
+  const entries: Array<[string, string | undefined, Array<string | number>]> = Array.isArray(v)
+    ? v.map((e, i) => {
+        const s = str(e);
+        const eq = s.indexOf('=');
+        return [eq < 0 ? s : s.slice(0, eq), eq < 0 ? undefined : s.slice(eq + 1), [...at, i]];
+      })
+    : Object.entries((v ?? {}) as Raw).map(([id, path]) => [id, path === null || path === undefined || path === '' ? undefined : str(path), [...at, id]]);
+  return entries.map(([id, path, where]) => {
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new PocError(`${ctx.where(where)}: invalid ssh id ${JSON.stringify(id)}: letters, digits and ._- (default, or ID=PATH)`);
+    if (path === undefined || path === '') return id;
+    return `${id}=${path.split(',').map((x) => resolvePath(x, ctx.workingDir, ctx.home)).join(',')}`;
+  });
 }
 
 function envFiles(v: unknown, ctx: NormalizeContext): Array<{ path: string; required: boolean }> {
@@ -310,7 +356,7 @@ function healthcheck(v: unknown, ctx: NormalizeContext, at: Array<string | numbe
 
 function deployLimits(v: unknown, ctx: NormalizeContext, at: Array<string | number>): ServiceSpec['limits'] {
   const d = (v ?? {}) as Raw;
-  onlyKeys(d, ['resources'], ctx, at);
+  onlyKeys(d, ['resources', 'replicas'], ctx, at);
   const res = (d.resources ?? {}) as Raw;
   onlyKeys(res, ['limits'], ctx, [...at, 'resources']);
   const l = (res.limits ?? {}) as Raw;

@@ -5,6 +5,7 @@
  * config hash that tells `up` whether a running container still matches its service.
  */
 import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import { PocError } from '../errors.js';
 import type { ContainerOptions, RunFlags } from '../containers/options.js';
 import { parseDuration, type HealthConfig } from '../containers/health.js';
@@ -13,7 +14,7 @@ import { formatPublish } from '../network/publish.js';
 import { parseDotenv, type Lookup } from './interpolate.js';
 import { planGrants, type GrantContext } from './secrets.js';
 import type { ContainerFile } from '../containers/container-files.js';
-import { containerName, DEFAULT_NETWORK_KEY, serviceImage, type MountSpec, type Project, type ServiceSpec } from './model.js';
+import { containerName, DEFAULT_NETWORK_KEY, serviceImage, serviceScale, type MountSpec, type Project, type ServiceSpec } from './model.js';
 
 /** docker compose's label keys: `ps`, `down` and `up` find a project's containers by them. */
 export const LABELS = {
@@ -33,13 +34,15 @@ export const LABELS = {
 
 export interface ContainerPlan {
   service: string;
+  /** Which of the service's containers (`<project>-<service>-<number>`), from 1. */
+  number: number;
   name: string;
   image: string;
   flags: RunFlags;
   overrides: Partial<ContainerOptions>;
   /** Secrets and configs given whole (a variable's or content's value, or a file with its own owner or mode). */
   files: ContainerFile[];
-  /** sha256 of everything the container is made from but the image (labelled; compared by `up`). */
+  /** sha256 of everything the container is made from but the image and its number (labelled; compared by `up`). */
   configHash: string;
 }
 
@@ -123,10 +126,10 @@ export function serviceNetworkKeys(s: ServiceSpec): string[] {
   return keys.length > 0 ? keys : [DEFAULT_NETWORK_KEY];
 }
 
-export function planContainer(p: Project, service: string, ctx: PlanContext): ContainerPlan {
+export function planContainer(p: Project, service: string, ctx: PlanContext, number = 1): ContainerPlan {
   const s = p.services[service];
   if (!s) throw new PocError(`no such service: ${service}`);
-  const name = containerName(p.name, service, s);
+  const name = containerName(p.name, service, s, number);
   const stopTimeout = s.stopGracePeriod !== undefined ? Math.ceil(parseDuration(s.stopGracePeriod, `service ${service}: stop_grace_period`) / 1e9) : undefined;
   const grants = planGrants(service, [...s.secrets.map((grant) => ({ kind: 'secret' as const, grant })), ...s.configs.map((grant) => ({ kind: 'config' as const, grant }))], { secret: p.secrets, config: p.configs }, grantContext(ctx));
   const flags: RunFlags = {
@@ -183,12 +186,16 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
     });
   }
   // A value given whole is in the hash by its digest: a changed secret recreates the container (a bound file is seen as it changes).
-  const configHash = createHash('sha256').update(JSON.stringify({ flags, overrides, ...(grants.digest.length ? { files: grants.digest } : {}) })).digest('hex');
+  // One hash for all the service's containers, as compose's ServiceHash: the name (its number) is not in it, container_name is.
+  const { name: _name, ...hashed } = flags;
+  const configHash = createHash('sha256')
+    .update(JSON.stringify({ flags: hashed, ...(s.containerName !== undefined ? { containerName: s.containerName } : {}), overrides, ...(grants.digest.length ? { files: grants.digest } : {}) }))
+    .digest('hex');
   flags.labels = [
     ...flags.labels,
     `${LABELS.project}=${p.name}`,
     `${LABELS.service}=${service}`,
-    `${LABELS.number}=1`,
+    `${LABELS.number}=${number}`,
     `${LABELS.oneoff}=False`,
     `${LABELS.configHash}=${configHash}`,
     `${LABELS.workingDir}=${p.workingDir}`,
@@ -196,7 +203,42 @@ export function planContainer(p: Project, service: string, ctx: PlanContext): Co
     `${LABELS.dependsOn}=${Object.entries(s.dependsOn).map(([d, c]) => `${d}:${c.condition}:${c.restart}`).join(',')}`,
     `${LABELS.version}=${ctx.version}`,
   ];
-  return { service, name, image: flags.image, flags, overrides, files: grants.files, configHash };
+  return { service, number, name, image: flags.image, flags, overrides, files: grants.files, configHash };
+}
+
+/**
+ * What cannot be given to several containers of one service: a container_name, a fixed host port, a fixed
+ * address. Refused before anything is made, as compose-go refuses container_name with replicas (a fixed host
+ * port, which compose finds only when the second container cannot bind it, is refused here as well). `where`
+ * names the file and key of a path under the service.
+ */
+export function checkScale(service: string, s: ServiceSpec, n: number, where: (key: string) => string): void {
+  if (n <= 1) return;
+  const why = `the service has ${n} containers (deploy.replicas, scale or --scale)`;
+  if (s.containerName !== undefined) throw new PocError(`${where('container_name')}: can't set container_name ${JSON.stringify(s.containerName)}: ${why}, and a container name must be unique`);
+  for (const [i, port] of s.ports.entries()) {
+    if (port.published !== 0) throw new PocError(`${where(`ports/${i}`)}: the host port ${port.published} can be published by one container only, and ${why}: leave the host port out, and each gets an ephemeral one`);
+  }
+  for (const [net, cfg] of Object.entries(s.networks)) {
+    if (cfg.ipv4Address) throw new PocError(`${where(`networks/${net}/ipv4_address`)}: the address ${cfg.ipv4Address} is one container's, and ${why}`);
+  }
+}
+
+/**
+ * `--scale SERVICE=N` (repeatable) over the files' deploy.replicas or scale, checked as the files' values are
+ * (pure). An unknown service or a bad number is an error naming the flag.
+ */
+export function applyScale(p: Project, specs: string[], flag = '--scale'): void {
+  const files = p.files.map((f) => basename(f)).join(', ');
+  for (const spec of specs) {
+    const m = /^([^=]+)=(\d+)$/.exec(spec);
+    if (!m) throw new PocError(`invalid ${flag} option ${JSON.stringify(spec)}: should be SERVICE=NUM`);
+    const [, service, num] = m as unknown as [string, string, string];
+    const s = p.services[service];
+    if (!s) throw new PocError(`${flag} ${spec}: no such service: ${service}`);
+    s.scale = Number(num);
+    checkScale(service, s, serviceScale(s), (key) => `${flag} ${spec}: ${files}: /services/${service}/${key}`);
+  }
 }
 
 /**

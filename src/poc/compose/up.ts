@@ -16,15 +16,17 @@ import { startContainer } from '../containers/start.js';
 import { removeContainer, stopContainer, waitContainer } from '../containers/stop.js';
 import { containerStatus, listContainers, readHealth, type ContainerRecord } from '../containers/container-store.js';
 import { resolveImage, type ImageRecord } from '../images/image-store.js';
+import type { BuildOptions } from '../build/build.js';
+import { buildPlatform } from '../build/platform.js';
 import { createNetwork, inspectNetwork, listNetworks, removeNetwork } from '../network/user-networks.js';
 import { isRootless } from '../rootless.js';
 import { createVolume, listVolumes, removeVolume } from '../volumes/volume-store.js';
 import type { RootOptions } from '../poc-root.js';
 import type { LoadedProject } from './load.js';
 import { dependencyOrder } from './load.js';
-import { serviceImage } from './model.js';
+import { serviceImage, serviceScale } from './model.js';
 import { LABELS, planContainer, serviceNetworkKeys, type ContainerPlan } from './plan.js';
-import { decide, orphans, type ExistingContainer } from './reconcile.js';
+import { containerNumber, converge, orphans, type ExistingContainer } from './reconcile.js';
 
 /** One progress line on stderr, as docker compose prints them. */
 export function progress(kind: string, name: string, what: string): void {
@@ -45,9 +47,18 @@ export function asExisting(c: ContainerRecord, opts: RootOptions): ExistingConta
   return { id: c.id, name: c.name, labels: c.options.labels ?? {}, imageId: c.image.id, running: s === 'running' || s === 'restarting' };
 }
 
-/** The service's container: by the labels (docker compose's way), so a renamed service is an orphan. */
-export function serviceContainer(project: string, service: string, opts: RootOptions): ContainerRecord | undefined {
-  return projectContainers(project, opts).find((c) => c.options.labels?.[LABELS.service] === service && c.options.labels?.[LABELS.oneoff] !== 'True');
+/** The service's containers, lowest number first: by the labels (docker compose's way), so a renamed service's are orphans. */
+export function serviceContainers(project: string, service: string, opts: RootOptions): ContainerRecord[] {
+  const number = (c: ContainerRecord) => containerNumber({ labels: c.options.labels ?? {} });
+  return projectContainers(project, opts)
+    .filter((c) => c.options.labels?.[LABELS.service] === service && c.options.labels?.[LABELS.oneoff] !== 'True')
+    .sort((a, b) => number(a) - number(b));
+}
+
+/** The service's container number `index` (exec --index), by default its first. */
+export function serviceContainer(project: string, service: string, opts: RootOptions, index?: number): ContainerRecord | undefined {
+  const all = serviceContainers(project, service, opts);
+  return index === undefined ? all[0] : all.find((c) => containerNumber({ labels: c.options.labels ?? {} }) === index);
 }
 
 export interface UpOptions extends RootOptions {
@@ -61,18 +72,26 @@ export interface UpOptions extends RootOptions {
 /** Build, or find (pulling what is missing), each service's image. */
 export async function ensureImages(p: LoadedProject, services: string[], o: RootOptions & { build: boolean }): Promise<Map<string, ImageRecord>> {
   const images = new Map<string, ImageRecord>();
+  const found = (ref: string) => {
+    try {
+      return resolveImage(ref, o);
+    } catch {
+      return undefined; // not built yet
+    }
+  };
+  const building = (name: string) => {
+    const s = p.services[name]!;
+    return Boolean(s.build) && (o.build || s.pullPolicy === 'build' || !found(serviceImage(p.name, name, s)));
+  };
+  // What each build is given (ssh agents), checked for all before the first is built.
+  const inputs = new Map<string, Pick<BuildOptions, 'platform' | 'ssh'>>();
+  for (const name of services.filter(building)) inputs.set(name, await buildInputs(p, name));
   for (const name of services) {
     const s = p.services[name]!;
     const ref = serviceImage(p.name, name, s);
     let image: ImageRecord | undefined;
-    if (s.build && !o.build && s.pullPolicy !== 'build') {
-      try {
-        image = resolveImage(ref, o);
-      } catch {
-        // not built yet
-      }
-    }
-    if (!image && s.build) image = await buildService(p, name, o);
+    if (inputs.has(name)) image = await buildService(p, name, o, inputs.get(name)!);
+    else if (s.build) image = found(ref);
     if (!image) {
       if (s.pullPolicy === 'never') image = resolveImage(ref, o);
       else if (s.pullPolicy === 'always') image = await pullService(ref, o);
@@ -92,7 +111,25 @@ export async function pullService(ref: string, o: RootOptions): Promise<ImageRec
   return r.image;
 }
 
-export async function buildService(p: LoadedProject, name: string, o: RootOptions): Promise<ImageRecord> {
+/**
+ * What a service's build is given beyond its Dockerfile: its platform (build.platforms, else the service's
+ * platform; each was checked at load to be this machine's, so a list is one platform) and its ssh agents
+ * (build.ssh, checked as `poc build --ssh` checks them: a socket or key files that are there).
+ */
+export async function buildInputs(p: LoadedProject, name: string): Promise<Pick<BuildOptions, 'platform' | 'ssh'>> {
+  const s = p.services[name]!;
+  const { parseSsh } = await import('../commands/build.js');
+  const text = s.build?.platforms?.[0] ?? s.platform;
+  let ssh: BuildOptions['ssh'];
+  try {
+    ssh = parseSsh(s.build?.ssh ?? []);
+  } catch (err) {
+    throw err instanceof PocError ? new PocError(`service ${name}: build.ssh ${err.message.replace(/^build: --ssh /, '')}`) : err;
+  }
+  return { ...(text !== undefined ? { platform: buildPlatform(text, `service ${name}: platform`) } : {}), ssh };
+}
+
+export async function buildService(p: LoadedProject, name: string, o: RootOptions, inputs: Pick<BuildOptions, 'platform' | 'ssh'>): Promise<ImageRecord> {
   const s = p.services[name]!;
   const b = s.build!;
   if (!existsSync(b.context) || !statSync(b.context).isDirectory()) throw new PocError(`service ${name}: build context ${b.context}: No such directory`);
@@ -109,6 +146,7 @@ export async function buildService(p: LoadedProject, name: string, o: RootOption
     tags: [serviceImage(p.name, name, s)],
     buildArgs: args,
     ...(b.target !== undefined ? { target: b.target } : {}),
+    ...inputs,
     log: (line) => stderr(`${name}: ${line}\n`),
   });
   progress('Image', serviceImage(p.name, name, s), 'Built');
@@ -173,29 +211,32 @@ async function ensureNetworksAndVolumes(p: LoadedProject, services: string[], o:
   }
 }
 
-/** Waits for what a service's depends_on asks of each dependency's container. */
+/** Waits for what a service's depends_on asks of each of each dependency's containers (none for a service scaled to 0). */
 async function waitDependencies(p: LoadedProject, service: string, o: RootOptions): Promise<void> {
   for (const [dep, d] of Object.entries(p.services[service]!.dependsOn)) {
-    const c = serviceContainer(p.name, dep, o);
-    if (!c) {
+    if (serviceScale(p.services[dep]!) === 0) continue;
+    const cs = serviceContainers(p.name, dep, o);
+    if (cs.length === 0) {
       if (d.required) throw new PocError(`service ${service} depends on ${dep}, which has no container`);
       continue;
     }
-    if (d.condition === 'service_healthy') {
-      if (!c.healthcheck) throw new PocError(`dependency failed to start: container ${c.name} has no healthcheck configured`);
-      if (readHealth(c.id, o)?.Status !== 'healthy') {
-        progress('Container', c.name, 'Waiting');
-        try {
-          await waitContainer(c, o, 'healthy');
-        } catch (err) {
-          throw err instanceof PocError ? err.wrap('dependency failed to start') : err;
+    for (const c of cs) {
+      if (d.condition === 'service_healthy') {
+        if (!c.healthcheck) throw new PocError(`dependency failed to start: container ${c.name} has no healthcheck configured`);
+        if (readHealth(c.id, o)?.Status !== 'healthy') {
+          progress('Container', c.name, 'Waiting');
+          try {
+            await waitContainer(c, o, 'healthy');
+          } catch (err) {
+            throw err instanceof PocError ? err.wrap('dependency failed to start') : err;
+          }
+          if (readHealth(c.id, o)?.Status !== 'healthy') throw new PocError(`dependency failed to start: container ${c.name} is unhealthy`);
+          progress('Container', c.name, 'Healthy');
         }
-        if (readHealth(c.id, o)?.Status !== 'healthy') throw new PocError(`dependency failed to start: container ${c.name} is unhealthy`);
-        progress('Container', c.name, 'Healthy');
+      } else if (d.condition === 'service_completed_successfully') {
+        const code = await waitContainer(c, o, 'not-running');
+        if (code !== 0) throw new PocError(`service ${dep} didn't complete successfully: exit ${code}`);
       }
-    } else if (d.condition === 'service_completed_successfully') {
-      const code = await waitContainer(c, o, 'not-running');
-      if (code !== 0) throw new PocError(`service ${dep} didn't complete successfully: exit ${code}`);
     }
   }
 }
@@ -225,35 +266,54 @@ export async function up(p: LoadedProject, services: string[], o: UpOptions): Pr
   await ensureNetworksAndVolumes(p, order, o);
   for (const service of order) {
     const plan = plans.get(service)!;
-    const record = serviceContainer(p.name, service, o);
-    const current = record ? asExisting(record, o) : undefined;
-    const action = decide({ service, configHash: plan.configHash, imageId: images.get(service)!.id }, current, o);
+    const imageId = images.get(service)!.id;
+    const current = serviceContainers(p.name, service, o);
+    const records = new Map(current.map((c) => [c.id, c]));
+    const todo = converge({ service, configHash: plan.configHash, imageId }, current.map((c) => asExisting(c, o)), serviceScale(p.services[service]!), o);
     await waitDependencies(p, service, o);
-    if (action === 'keep') {
-      progress('Container', plan.name, 'Running');
-      continue;
+    // Scaled down: the outdated and the highest numbers go first, as compose's.
+    for (const c of todo.removed) {
+      const record = records.get(c.id)!;
+      if (await stopContainer(record, o)) progress('Container', c.name, 'Stopped');
+      await removeContainer(record, { ...o, force: true });
+      progress('Container', c.name, 'Removed');
     }
-    if (action === 'start') {
-      await startContainer(record!, o);
-      progress('Container', plan.name, 'Started');
-      continue;
+    for (const { container, action } of todo.kept) {
+      const record = records.get(container.id)!;
+      if (action === 'keep') {
+        progress('Container', container.name, 'Running');
+        continue;
+      }
+      if (action === 'start') {
+        await startContainer(record, o);
+        progress('Container', container.name, 'Started');
+        continue;
+      }
+      // recreate: the same number, so the same name.
+      await stopContainer(record, o);
+      await removeContainer(record, { ...o, force: true });
+      progress('Container', container.name, 'Recreated');
+      await createAndStart(p, planContainer(p, service, planContext(p), containerNumber(container) || 1), imageId, o);
     }
-    if (action === 'recreate') {
-      await stopContainer(record!, o);
-      await removeContainer(record!, { ...o, force: true });
-      progress('Container', plan.name, 'Recreated');
+    for (const number of todo.created) {
+      const replica = number === plan.number ? plan : planContainer(p, service, planContext(p), number);
+      await createAndStart(p, replica, imageId, o, 'Created');
     }
-    makeBindSources(p, service);
-    const c = await createContainer({ ...plan.flags, labels: [...plan.flags.labels, `${LABELS.image}=${images.get(service)!.id}`] }, o, plan.overrides, plan.files);
-    if (action === 'create') progress('Container', plan.name, 'Created');
-    try {
-      await startContainer(c, o);
-    } catch (err) {
-      await removeContainer(c, { ...o, force: true }).catch(() => {});
-      throw err;
-    }
-    progress('Container', plan.name, 'Started');
   }
+}
+
+/** Makes a planned container and starts it; one that cannot start is removed again. */
+async function createAndStart(p: LoadedProject, plan: ContainerPlan, imageId: string, o: RootOptions, announce?: string): Promise<void> {
+  makeBindSources(p, plan.service);
+  const c = await createContainer({ ...plan.flags, labels: [...plan.flags.labels, `${LABELS.image}=${imageId}`] }, o, plan.overrides, plan.files);
+  if (announce) progress('Container', plan.name, announce);
+  try {
+    await startContainer(c, o);
+  } catch (err) {
+    await removeContainer(c, { ...o, force: true }).catch(() => {});
+    throw err;
+  }
+  progress('Container', plan.name, 'Started');
 }
 
 export interface DownOptions extends RootOptions {

@@ -8,7 +8,7 @@
 import { PocError } from '../errors.js';
 import { containerStatus, readHealth, type ContainerRecord, type ContainerStatus } from '../containers/container-store.js';
 import type { RootOptions } from '../poc-root.js';
-import type { Project } from './model.js';
+import { serviceScale, type Project } from './model.js';
 
 export type WaitGoal = 'running_or_healthy' | 'completed_successfully';
 
@@ -31,6 +31,7 @@ export function waitGoal(p: Pick<Project, 'services'>, service: string): WaitGoa
 }
 
 export interface Verdict {
+  /** The containers ready (a service's several each by name). */
   ready: string[];
   /** Each service still waited for, with what it is now ("starting", "created", ...). */
   waiting: Array<{ service: string; now: string }>;
@@ -48,13 +49,13 @@ export function waitVerdict(states: readonly WaitState[]): Verdict {
     const code = s.exitCode ?? 'unknown';
     if (s.goal === 'completed_successfully') {
       if (s.status !== 'exited') v.waiting.push({ service: s.service, now: s.status });
-      else if (s.exitCode === 0) v.ready.push(s.service);
+      else if (s.exitCode === 0) v.ready.push(s.name);
       else v.error ??= `service ${s.service} didn't complete successfully: container ${s.name} exited (${code})`;
       continue;
     }
     if (s.status === 'exited') v.error ??= `service ${s.service}: container ${s.name} exited (${code})`;
     else if (s.status !== 'running') v.waiting.push({ service: s.service, now: s.status });
-    else if (!s.hasHealthcheck || s.health === 'healthy') v.ready.push(s.service);
+    else if (!s.hasHealthcheck || s.health === 'healthy') v.ready.push(s.name);
     else if (s.health === 'unhealthy') v.error ??= `service ${s.service}: container ${s.name} is unhealthy`;
     else v.waiting.push({ service: s.service, now: s.health ?? 'starting' });
   }
@@ -86,7 +87,8 @@ export interface WaitOptions extends RootOptions {
   interval?: number;
 }
 
-export async function waitForServices(p: Pick<Project, 'services'>, services: string[], find: (service: string) => ContainerRecord | undefined, o: WaitOptions): Promise<void> {
+/** `find`: a service's containers (none for a service scaled to 0, which is not waited for, as compose's). */
+export async function waitForServices(p: Pick<Project, 'services'>, services: string[], find: (service: string) => ContainerRecord[], o: WaitOptions): Promise<void> {
   const deadline = o.timeout ? Date.now() + o.timeout * 1000 : Infinity;
   const announced = new Set<string>();
   const interval = o.interval ?? 500;
@@ -94,12 +96,15 @@ export async function waitForServices(p: Pick<Project, 'services'>, services: st
     // The first look after one interval too, as docker compose's ticker: a service that dies at once (a bad
     // configuration, a missing file) is seen exited, not passed as running in the moment after its start.
     await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
-    const containers = new Map(services.map((s) => [s, find(s)]));
-    const v = waitVerdict(services.map((s) => stateOf(s, waitGoal(p, s), containers.get(s), o)));
-    for (const s of v.ready) {
-      if (announced.has(s)) continue;
-      announced.add(s);
-      o.onReady?.(s, containers.get(s)!.name);
+    const states = services.filter((s) => serviceScale(p.services[s]!) > 0).flatMap((s) => {
+      const cs = find(s);
+      return cs.length === 0 ? [stateOf(s, waitGoal(p, s), undefined, o)] : cs.map((c) => stateOf(s, waitGoal(p, s), c, o));
+    });
+    const v = waitVerdict(states);
+    for (const name of v.ready) {
+      if (announced.has(name)) continue;
+      announced.add(name);
+      o.onReady?.(states.find((x) => x.name === name)!.service, name);
     }
     if (v.error) throw new PocError(v.error);
     if (v.waiting.length === 0) return;
