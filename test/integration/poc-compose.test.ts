@@ -367,3 +367,146 @@ t.test('extends and include: a service built on another file\'s, an included app
   rmSync(dir, { recursive: true, force: true });
   t.same(residue(), NOTHING, 'nothing left');
 });
+
+t.test('replicas and --scale: numbered containers, all answering to the service name; scaled up and down as compose; what cannot be scaled is refused first', async (t) => {
+  writeFileSync(join(app, 'scale.yaml'), [
+    'x-quiet: &quiet {image: debian, init: true}',
+    'services:',
+    '  web: {<<: *quiet, command: ["sh", "-c", "echo replica $$(hostname); exec sleep 1000"], deploy: {replicas: 2}, ports: ["127.0.0.1::80"]}',
+    '  client: {<<: *quiet, command: sleep 1000, depends_on: [web]}',
+    '  fixed: {<<: *quiet, profiles: [fixed], command: sleep 1000, ports: ["127.0.0.1:18080:80"]}',
+    '',
+  ].join('\n'));
+  const sc = (...args: string[]) => cli.poc(['compose', '-p', 'sc', '-f', 'scale.yaml', ...args], { cwd: app, timeout: 120_000 });
+  const scOk = (...args: string[]) => {
+    const r = sc(...args);
+    if (r.status !== 0) throw new Error(`poc compose ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r;
+  };
+  // Refused before anything is made: the project has no container, network or volume after each.
+  const refused: Array<[string[], RegExp]> = [
+    [['up', '-d', '--scale', 'nope=2'], /^poc: --scale nope=2: no such service: nope\n$/],
+    [['up', '-d', '--scale', 'web=two'], /^poc: invalid --scale option "web=two": should be SERVICE=NUM\n$/],
+    [['--profile', 'fixed', 'up', '-d', '--scale', 'fixed=2'], /^poc: --scale fixed=2: scale\.yaml: \/services\/fixed\/ports\/0: the host port 18080 can be published by one container only, and the service has 2 containers/],
+    [['scale', 'web=x'], /^poc: invalid scale option "web=x": should be SERVICE=NUM\n$/],
+  ];
+  for (const [args, re] of refused) {
+    const r = sc(...args);
+    t.not(r.status, 0, `${args.join(' ')}: fails`);
+    t.match(r.stderr, re, args.join(' '));
+    t.same(residue(), NOTHING, `${args.join(' ')}: nothing made`);
+  }
+  const up = scOk('up', '-d');
+  t.match(up.stderr, /Container sc-web-1 {2}Created[\s\S]*Container sc-web-2 {2}Created/);
+  const names = () => containers().filter((c) => c.name.startsWith('sc-')).map((c) => c.name).sort();
+  t.same(names(), ['sc-client-1', 'sc-web-1', 'sc-web-2'], 'deploy.replicas: 2');
+  const ip = (name: string) => JSON.parse(cli.ok(['inspect', name]))[0].NetworkSettings.IPAddress as string;
+  const resolved = (what: string) => [...new Set(scOk('exec', '-T', 'client', 'getent', 'ahostsv4', what).stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]))].sort();
+  t.same(resolved('web'), [ip('sc-web-1'), ip('sc-web-2')].sort(), 'the service name resolves to every replica');
+  t.same(resolved('sc-web-2'), [ip('sc-web-2')], 'and each by its own name');
+  const pubs = JSON.parse(scOk('ps', '--format', 'json', 'web').stdout) as Array<{ Name: string; Publishers: Array<{ PublishedPort: number }> }>;
+  t.same(pubs.map((c) => c.Name), ['sc-web-1', 'sc-web-2'], 'ps: both, in number order');
+  t.not(pubs[0]!.Publishers[0]!.PublishedPort, pubs[1]!.Publishers[0]!.PublishedPort, 'an ephemeral host port each');
+  const logs = scOk('logs', 'web').stdout;
+  t.match(logs, /^sc-web-1 +\| replica /m);
+  t.match(logs, /^sc-web-2 +\| replica /m);
+  t.match(scOk('exec', '-T', '--index', '2', 'web', 'hostname').stdout, new RegExp(`^${JSON.parse(cli.ok(['inspect', 'sc-web-2']))[0].Id.slice(0, 12)}`), 'exec --index 2: the second');
+  t.match(sc('exec', '-T', '--index', '3', 'web', 'true').stderr, /^poc: service "web" is not running container #3\n$/);
+  const before = Object.fromEntries(containers().map((c) => [c.name, c.id]));
+  const more = scOk('up', '-d', '--scale', 'web=3');
+  t.match(more.stderr, /sc-web-1 {2}Running[\s\S]*sc-web-2 {2}Running[\s\S]*sc-web-3 {2}Created/, '--scale web=3: one more, the others left running');
+  t.same(names(), ['sc-client-1', 'sc-web-1', 'sc-web-2', 'sc-web-3']);
+  t.equal(containers().find((c) => c.name === 'sc-web-2')!.id, before['sc-web-2'], 'not recreated');
+  t.same(resolved('web').length, 3, 'the third resolves too');
+  scOk('stop', 'web');
+  t.same(containers().filter((c) => c.name.startsWith('sc-web-')).map((c) => c.running), [false, false, false], 'stop: every replica');
+  scOk('start', 'web');
+  t.same(containers().filter((c) => c.name.startsWith('sc-web-')).map((c) => c.running), [true, true, true], 'start: every replica');
+  const less = scOk('scale', 'web=1');
+  t.match(less.stderr, /sc-web-3 {2}Removed/, 'scale web=1: the highest numbers go');
+  t.match(less.stderr, /sc-web-2 {2}Removed/);
+  t.same(names(), ['sc-client-1', 'sc-web-1']);
+  t.equal(containers().find((c) => c.name === 'sc-web-1')!.id, before['sc-web-1'], 'the first kept');
+  scOk('down');
+  rmSync(join(app, 'scale.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});
+
+t.test('up --abort-on-container-exit and --exit-code-from: the first exit stops all, up exits with its status', async (t) => {
+  writeFileSync(join(app, 'abort.yaml'), [
+    'x-quiet: &quiet {image: debian, network_mode: none, init: true}',
+    'services:',
+    '  job: {<<: *quiet, command: ["sh", "-c", "sleep 1; echo job done; exit 3"]}',
+    '  srv: {<<: *quiet, command: sleep 1000, scale: 2}',
+    '  ok: {<<: *quiet, profiles: [ok], command: "true"}',
+    '',
+  ].join('\n'));
+  const ab = (...args: string[]) => cli.poc(['compose', '-p', 'ab', '-f', 'abort.yaml', ...args], { cwd: app, timeout: 120_000 });
+  const states = () => (JSON.parse(ab('ps', '-a', '--format', 'json').stdout) as Array<{ Name: string; State: string; ExitCode: number }>).map((c) => `${c.Name} ${c.State} ${c.ExitCode}`).sort();
+  const bad: Array<[string[], RegExp]> = [
+    [['up', '-d', '--abort-on-container-exit'], /^poc: compose up: --detach cannot be combined with --abort-on-container-exit/],
+    [['up', '--wait', '--exit-code-from', 'job'], /^poc: compose up: --wait cannot be combined with --abort-on-container-exit/],
+    [['up', '--abort-on-container-exit', '--abort-on-container-failure'], /^poc: compose up: --abort-on-container-failure cannot be combined with --abort-on-container-exit\n$/],
+    [['up', '--exit-code-from', 'nope'], /^poc: --exit-code-from nope: no such service: nope\n$/],
+    [['up', '--exit-code-from', 'ok'], /^poc: --exit-code-from ok: this up does not start the service/],
+  ];
+  for (const [args, re] of bad) {
+    const r = ab(...args);
+    t.not(r.status, 0, `${args.join(' ')}: fails`);
+    t.match(r.stderr, re, args.join(' '));
+    t.same(residue(), NOTHING, `${args.join(' ')}: nothing made`);
+  }
+  const r = ab('up', '--abort-on-container-exit');
+  t.equal(r.status, 3, `up's status is the job's: ${r.stderr}`);
+  t.match(r.stdout, /^ab-job-1 +\| job done$/m);
+  t.match(r.stdout, /^ab-job-1 exited with code 3$/m);
+  t.match(r.stderr, /Aborting on container exit\.\.\./);
+  t.same(states().map((s) => s.replace(/ \d+$/, '')), ['ab-job-1 exited', 'ab-srv-1 exited', 'ab-srv-2 exited'], 'every container stopped');
+  const from = ab('up', '--exit-code-from', 'srv');
+  const srvCode = Number(states().find((s) => s.startsWith('ab-srv-1'))!.split(' ')[2]);
+  t.not(srvCode, 0, 'srv was stopped');
+  t.equal(from.status, srvCode, `--exit-code-from srv: srv's status (${srvCode}), not the job's`);
+  const fail = ab('--profile', 'ok', 'up', '--abort-on-container-failure');
+  t.match(fail.stdout, /^ab-ok-1 exited with code 0$/m);
+  t.equal(fail.status, 3, '--abort-on-container-failure: an exit 0 goes on, the job\'s 3 stops all');
+  t.equal(ab('--profile', 'ok', 'down').status, 0);
+  rmSync(join(app, 'abort.yaml'));
+  t.same(residue(), NOTHING, 'nothing left');
+});
+
+t.test('build: platform and ssh reach poc build; another platform or a missing agent is refused before anything is built', async (t) => {
+  const dir = join(app, 'bld');
+  mkdirSync(dir, { recursive: true });
+  const sock = join(work, 'agent.sock');
+  const agent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
+  const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+  t.teardown(() => {
+    if (agentPid) process.kill(agentPid, 'SIGTERM');
+  });
+  const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM debian\nARG TARGETPLATFORM\nRUN --mount=type=ssh,id=work echo "$TARGETPLATFORM $(stat -c %F $SSH_AUTH_SOCK)" > /seen\n');
+  const file = (platform: string, ssh: string) => `services:\n  b:\n    build: {context: ., platforms: ["${platform}"], ssh: ["${ssh}"]}\n    platform: ${platform}\n    network_mode: none\n    command: cat /seen\n`;
+  const bl = (...args: string[]) => cli.poc(['compose', '-p', 'bl', ...args], { cwd: dir, timeout: 120_000 });
+  const images = () => cli.ok(['images']);
+  const imagesBefore = images();
+  const refused: Array<[string, RegExp]> = [
+    [file('linux/s390x', `work=${sock}`), /^poc: .*\/bld\/compose\.yaml:3: \/services\/b\/build\/platforms\/0: poc builds only for this machine's platform, linux\/\w+, not linux\/s390x \(it runs no emulation\)\n$/],
+    [file(`linux/${arch}`, `work=${join(work, 'no-agent.sock')}`), /^poc: service b: build\.ssh work=.*no-agent\.sock: cannot use ".*no-agent\.sock": ENOENT\n$/],
+  ];
+  for (const [text, re] of refused) {
+    writeFileSync(join(dir, 'compose.yaml'), text);
+    const r = bl('up', '-d');
+    t.not(r.status, 0);
+    t.match(r.stderr, re);
+    t.same(residue(), NOTHING, 'nothing made');
+    t.equal(images(), imagesBefore, 'nothing built');
+  }
+  writeFileSync(join(dir, 'compose.yaml'), file(`linux/${arch}`, `work=${sock}`));
+  const r = bl('up', '--abort-on-container-exit');
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, new RegExp(`^bl-b-1 +\\| linux/${arch} socket$`, 'm'), 'built for the platform, with the agent\'s socket mounted');
+  t.equal(bl('down').status, 0);
+  t.equal(cli.poc(['rmi', 'bl-b']).status, 0, 'the built image, removed');
+  rmSync(dir, { recursive: true, force: true });
+  t.same(residue(), NOTHING, 'nothing left');
+});

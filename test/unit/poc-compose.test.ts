@@ -585,6 +585,7 @@ t.test('replicas: deploy.replicas, scale and --scale; numbered containers with o
     '/p/override.yaml': 'services:\n  web: {scale: 2}\n',
   });
   t.same([serviceScale(p.services.web!), serviceScale(p.services.job!), serviceScale(p.services.one!)], [2, 0, 1], 'a later file\'s scale over deploy.replicas; 1 by default');
+  t.match(projectYaml(p), /\n {2}web:\n(?: {4}.*\n)*? {4}deploy:\n {6}replicas: 2\n/, 'config prints the number as deploy.replicas');
   const ctx = { readFile: () => '', lookup: () => undefined, version: 'test' };
   const [a, b] = [planContainer(p, 'web', ctx, 1), planContainer(p, 'web', ctx, 2)];
   t.same([a.name, b.name], ['p-web-1', 'p-web-2']);
@@ -643,4 +644,6 @@ t.test('build: platforms and ssh as poc build takes them', async (t) => {
   t.same(p.services.a!.build!.platforms, [`linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`]);
   t.same(p.services.b!.build!.ssh, ['default', 'other=/sock']);
   t.equal(p.services.b!.build!.platforms, undefined);
+  const again = load({ '/p/compose.yaml': projectYaml(p) });
+  t.same([again.services.a!.build, again.services.a!.platform, again.services.b!.build], [p.services.a!.build, p.services.a!.platform, p.services.b!.build], 'config prints them as they load again');
 });

@@ -90,6 +90,8 @@ export interface UpCommandOptions extends ProjectOptions {
   waitTimeout?: number;
   /** --scale SERVICE=N, each. */
   scale: string[];
+  /** What gave `scale`, for its errors (default --scale; `poc compose scale`'s arguments). */
+  scaleFlag?: string;
   /** --abort-on-container-exit (exit) or --abort-on-container-failure (failure): in the foreground, stop all when one exits. */
   cascade?: 'exit' | 'failure';
   /** --exit-code-from SERVICE (implies --abort-on-container-exit): up's status is its container's. */
@@ -98,7 +100,7 @@ export interface UpCommandOptions extends ProjectOptions {
 
 export async function composeUp(o: UpCommandOptions): Promise<number> {
   const p = loadFromCli(o);
-  applyScale(p, o.scale);
+  applyScale(p, o.scale, o.scaleFlag);
   const services = selectServices(p, o.services, p.profiles);
   if (o.exitCodeFrom !== undefined) {
     if (!p.services[o.exitCodeFrom]) throw new PocError(`--exit-code-from ${o.exitCodeFrom}: no such service: ${o.exitCodeFrom}`);
@@ -121,7 +123,7 @@ export async function composeUp(o: UpCommandOptions): Promise<number> {
 /** `poc compose scale SERVICE=N...`: as compose's, `up -d` of those services (and what they depend on) at those numbers. */
 export async function composeScale(o: ProjectOptions & { scale: string[] }): Promise<number> {
   const services = o.scale.map((x) => x.slice(0, Math.max(0, x.indexOf('='))) || x);
-  return composeUp({ ...o, services, detach: true, build: false, forceRecreate: false, noRecreate: false, removeOrphans: false, wait: false });
+  return composeUp({ ...o, services, scaleFlag: 'scale', detach: true, build: false, forceRecreate: false, noRecreate: false, removeOrphans: false, wait: false });
 }
 
 /**

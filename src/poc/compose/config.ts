@@ -15,7 +15,8 @@ function service(s: ServiceSpec): Record<string, unknown> {
     o[k] = v;
   };
   set('image', s.image);
-  if (s.build) set('build', { context: s.build.context, dockerfile: s.build.dockerfile, args: s.build.args, target: s.build.target });
+  if (s.build) set('build', { context: s.build.context, dockerfile: s.build.dockerfile, args: s.build.args, target: s.build.target, platforms: s.build.platforms, ssh: s.build.ssh });
+  set('platform', s.platform);
   set('pull_policy', s.pullPolicy);
   set('command', s.command);
   set('entrypoint', s.entrypoint);
@@ -42,7 +43,8 @@ function service(s: ServiceSpec): Record<string, unknown> {
     set('healthcheck', { test: h.test, interval: h.interval, timeout: h.timeout, start_period: h.startPeriod, retries: h.retries, disable: h.disable });
   }
   set('restart', s.restart);
-  if (Object.keys(s.limits).length) set('deploy', { resources: { limits: s.limits } });
+  // The number of containers as docker compose config prints it, once, in deploy.replicas.
+  if (Object.keys(s.limits).length || s.scale !== undefined) set('deploy', { ...(s.scale !== undefined ? { replicas: s.scale } : {}), ...(Object.keys(s.limits).length ? { resources: { limits: s.limits } } : {}) });
   set('cap_add', s.capAdd);
   set('cap_drop', s.capDrop);
   set('security_opt', s.securityOpt);
