@@ -1,7 +1,7 @@
 /**
  * A compose project as poc runs it: every service, network and volume with the file's short forms made long
  * (ports, volumes, depends_on, environment, ...), relative paths resolved, and the names the host will see
- * (`<project>_<network>`, `<project>_<volume>`, `<project>-<service>-1`). Built by normalize.ts and merge.ts,
+ * (`<project>_<network>`, `<project>_<volume>`, `<project>-<service>-<n>`). Built by normalize.ts and merge.ts,
  * turned into containers by plan.ts.
  */
 

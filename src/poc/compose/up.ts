@@ -2,7 +2,8 @@
  * `poc compose up` and `down`, carried out in-process through poc's own modules: networks (user-networks.ts),
  * volumes (volumes/volume-store.ts), images (build, pull), containers (create, start, stop, rm). Everything that can be
  * checked is checked before anything is made: the files (load.ts), every container's flags (resolveRunFlags
- * through plan.ts), the images; so a bad file leaves nothing behind.
+ * through plan.ts), the builds' inputs, the images; so a bad file leaves nothing behind. Each service's
+ * containers (one, or its replicas) are converged by reconcile.ts's decisions.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
