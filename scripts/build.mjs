@@ -12,6 +12,7 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: top, stdio: 'inherit' 
 
 mkdirSync(join(top, 'dist'), { recursive: true });
 run('node', ['scripts/gen-spec.mjs']);
+run('node', ['scripts/gen-criu-rpc.mjs']);
 // The planners' steps against their one definition (src/vocabulary/steps.ts): a step with a wrong name or field
 // count fails the build here, not a container as root. Only src/plan and src/vocabulary (~3 s); `npm run typecheck`
 // checks everything.

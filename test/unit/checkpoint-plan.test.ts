@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkCommonOptions, criuLogErrors, dumpArgs, externalNamespacePaths, hooksScript, restoreArgs, type CriuCommonOptions } from '../../src/runtime/checkpoint/plan.js';
+import { checkCommonOptions, commandLine, configFile, criuLogErrors, dumpPlan, externalNamespacePaths, hooksScript, restoreArgs, type CriuCommonOptions, type DumpOptions } from '../../src/runtime/checkpoint/plan.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 const spec: Spec = {
@@ -21,16 +21,14 @@ const common: CriuCommonOptions = { tcpEstablished: false, extUnixSk: false, she
 
 /** The value after each occurrence of a flag. */
 const values = (args: string[], flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+/** A dump's options as criu's command line spells them. */
+const dumpArgs = (s: Spec, o: DumpOptions, masked: string[]) => commandLine(dumpPlan(s, o, masked).options);
 
 t.test('dump: the tree, frozen through its cgroup, with runc\'s external mounts and namespaces', async (t) => {
-  const args = dumpArgs(spec, {
-    ...common, pid: 42, imagePath: '/img', workPath: '/work', leaveRunning: false, preDump: false,
-    freezeCgroup: '/sys/fs/cgroup/pocrun/c1', externalNsInodes: { net: 4026532000 },
-  }, ['/proc/kcore']);
-  t.equal(args[0], 'dump');
-  t.same(values(args, '--tree'), ['42']);
-  t.same(values(args, '--images-dir'), ['/img']);
-  t.same(values(args, '--work-dir'), ['/work']);
+  const o: DumpOptions = { ...common, pid: 42, leaveRunning: false, preDump: false, freezeCgroup: '/sys/fs/cgroup/pocrun/c1', externalNsInodes: { net: 4026532000 } };
+  const plan = dumpPlan(spec, o, ['/proc/kcore']);
+  t.same([plan.type, plan.pid, plan.logFile], ['dump', 42, 'dump.log'], 'what the RPC request carries');
+  const args = commandLine(plan.options);
   t.same(values(args, '--freeze-cgroup'), ['/sys/fs/cgroup/pocrun/c1']);
   t.ok(args.includes('--manage-cgroups'), 'criu manages the cgroups (runc: ManageCgroups)');
   t.same(values(args, '--ext-mount-map'), ['/etc/hosts:/etc/hosts', '/data:/data', '/proc/kcore:/dev/null', '/dev/fuse:/dev/fuse']);
@@ -41,7 +39,7 @@ t.test('dump: the tree, frozen through its cgroup, with runc\'s external mounts 
 t.test('dump flags: runc\'s names to criu\'s', async (t) => {
   const args = dumpArgs(spec, {
     ...common, tcpEstablished: true, extUnixSk: true, shellJob: true, fileLocks: true, autoDedup: true, emptyNs: ['network'],
-    manageCgroupsMode: 'full', pid: 1, imagePath: '/i', workPath: '/w', leaveRunning: true, preDump: false,
+    manageCgroupsMode: 'full', pid: 1, leaveRunning: true, preDump: false,
     parentPath: '../pre', externalNsInodes: {},
   }, []);
   for (const f of ['--tcp-established', '--ext-unix-sk', '--shell-job', '--file-locks', '--auto-dedup', '--leave-running', '--manage-cgroups=full', '--track-mem']) t.ok(args.includes(f), f);
@@ -50,12 +48,12 @@ t.test('dump flags: runc\'s names to criu\'s', async (t) => {
 });
 
 t.test('pre-dump: memory only, tracked for the dump after it', async (t) => {
-  const args = dumpArgs(spec, { ...common, pid: 1, imagePath: '/i', workPath: '/w', leaveRunning: false, preDump: true, externalNsInodes: { net: 5 } }, ['/proc/kcore']);
-  t.equal(args[0], 'pre-dump');
+  const plan = dumpPlan(spec, { ...common, pid: 1, leaveRunning: false, preDump: true, externalNsInodes: { net: 5 } }, ['/proc/kcore']);
+  t.same([plan.type, plan.logFile], ['pre-dump', 'pre-dump.log']);
+  const args = commandLine(plan.options);
   t.ok(args.includes('--track-mem'));
   t.same(values(args, '--ext-mount-map'), [], 'no mounts in a pre-dump');
   t.same(values(args, '--external'), []);
-  t.same(values(args, '--log-file'), ['pre-dump.log']);
 });
 
 t.test('restore: rootfs root, bind mounts back to their sources, stdio pipes and namespaces inherited', async (t) => {
@@ -75,7 +73,7 @@ t.test('restore: rootfs root, bind mounts back to their sources, stdio pipes and
 });
 
 t.test('a terminal: the pty slave and /dev/console external at dump, the new slave inherited at restore', async (t) => {
-  const dump = dumpArgs(spec, { ...common, pid: 7, imagePath: '/i', workPath: '/w', leaveRunning: false, preDump: false, externalNsInodes: {}, externalTty: 'tty[8800:2a]' }, []);
+  const dump = dumpArgs(spec, { ...common, pid: 7, leaveRunning: false, preDump: false, externalNsInodes: {}, externalTty: 'tty[8800:2a]' }, []);
   t.same(values(dump, '--external'), ['tty[8800:2a]']);
   t.ok(values(dump, '--ext-mount-map').includes('/dev/console:/dev/console'), '/dev/console, bound from the slave, is external');
   const restore = restoreArgs(spec, {
@@ -84,8 +82,16 @@ t.test('a terminal: the pty slave and /dev/console external at dump, the new sla
   });
   t.same(values(restore, '--inherit-fd'), ['fd[5]:tty[8800:2a]'], 'only the new slave: no stdio pipe');
   t.ok(values(restore, '--ext-mount-map').includes('/dev/console:/dev/pts/3'), 'the new slave bound on /dev/console');
-  const plain = dumpArgs(spec, { ...common, pid: 7, imagePath: '/i', workPath: '/w', leaveRunning: false, preDump: false, externalNsInodes: {} }, []);
+  const plain = dumpArgs(spec, { ...common, pid: 7, leaveRunning: false, preDump: false, externalNsInodes: {} }, []);
   t.notOk(values(plain, '--ext-mount-map').includes('/dev/console:/dev/console'), 'without a terminal /dev/console is left alone');
+});
+
+t.test("criu's configuration file: one option a line, values with spaces quoted, what it cannot spell refused", async (t) => {
+  t.equal(configFile([['tcp-established'], ['manage-cgroups', 'full'], ['ext-mount-map', '/a b:/a b'], ['external', 'net[5]:extRootNetNS'], ['freeze-cgroup', '/sys/fs/cgroup/#x']]),
+    'tcp-established\nmanage-cgroups=full\next-mount-map "/a b:/a b"\nexternal net[5]:extRootNetNS\nfreeze-cgroup "/sys/fs/cgroup/#x"\n');
+  t.throws(() => configFile([['ext-mount-map', '/a\nb:/a\nb']]), /--ext-mount-map.*newline or a double quote/);
+  t.throws(() => configFile([['ext-mount-map', '/"x":/"x"']]), /double quote/);
+  t.same(commandLine([['manage-cgroups', 'soft'], ['verbosity', '4'], ['root', '/r'], ['leave-running']]), ['--manage-cgroups=soft', '--verbosity=4', '--root', '/r', '--leave-running']);
 });
 
 t.test('the namespaces criu takes as external: net and pid joined by path', async (t) => {

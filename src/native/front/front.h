@@ -36,6 +36,13 @@ enum outcome cmd_delete(const struct front *f, const char *id, bool force);
 #define SLOT_FD_ENV "POCRUN_SLOT_FD"
 void take_start_slot(const char *root);
 
+/*
+ * checkpoint's criu: starts `criu swrk` on a socket pair before the TypeScript program starts (criu.c), and tells
+ * that program in CRIU_SWRK_ENV: "FD PID PATH", or empty where it found or started no criu.
+ */
+#define CRIU_SWRK_ENV "POCRUN_CRIU_SWRK"
+void start_criu_swrk(const char *criu_flag);
+
 /* A JSON string literal, escaped as JSON.stringify escapes it. */
 void json_string(FILE *out, const char *s);
 

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 {
 	saved_argv = argv;
 	struct front f = {.root = NULL};
-	const char *log_format = "text", *ignored, *rootless = "auto";
+	const char *log_format = "text", *criu = NULL, *rootless = "auto";
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(name, "poc") == 0 || strncmp(name, "poc-", 4) == 0)
 		defer();
@@ -214,29 +214,38 @@ int main(int argc, char **argv)
 	 * measured). mimalloc reads MIMALLOC_<option> at start-up; a value already set is kept. */
 	setenv("MIMALLOC_SCAVENGER", "0", 0);
 	unsetenv(SLOT_FD_ENV); /* only a slot taken here is one */
+	unsetenv(CRIU_SWRK_ENV); /* and only a criu started here */
 
+	bool debug = false;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strncmp(argv[i], "--", 2) != 0)
 			defer(); /* -h, -v, or something to explain */
 		if (string_flag(argv, &i, "root", &f.root) || string_flag(argv, &i, "log", &f.log_file) ||
-		    string_flag(argv, &i, "log-format", &log_format) || string_flag(argv, &i, "criu", &ignored) ||
+		    string_flag(argv, &i, "log-format", &log_format) || string_flag(argv, &i, "criu", &criu) ||
 		    string_flag(argv, &i, "rootless", &rootless) || strcmp(argv[i], "--systemd-cgroup") == 0)
 			continue;
-		defer(); /* --debug, --help, --version, or an unknown flag */
+		if (strcmp(argv[i], "--debug") == 0) {
+			debug = true;
+			continue;
+		}
+		defer(); /* --help, --version, or an unknown flag */
 	}
-	if (!rootless_value(rootless))
+	if (!rootless_value(rootless) || i >= argc)
 		defer();
+	const char *cmd = argv[i++];
+	if (strcmp(cmd, "checkpoint") == 0) {
+		start_criu_swrk(criu);
+		defer();
+	}
+	if (debug)
+		defer(); /* the TypeScript program's debug lines */
 	if (!f.root)
 		f.root = default_root();
 	if (strcmp(log_format, "json") == 0)
 		f.log_json = true;
 	else if (strcmp(log_format, "text") != 0)
 		defer();
-	if (i >= argc)
-		defer();
-
-	const char *cmd = argv[i++];
 	if (strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "exec") == 0) {
 		take_start_slot(f.root);
 		defer();

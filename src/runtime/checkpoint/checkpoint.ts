@@ -1,8 +1,8 @@
 /**
  * pocrun checkpoint: criu dumps the running container into --image-path, with what criu cannot see alone
- * written beside its images (descriptors.json, as runc's) and passed as options (plan.ts). Without
- * --leave-running or --pre-dump the container is gone afterwards (criu killed its processes) and is deleted, as
- * runc destroys it.
+ * written beside its images (descriptors.json, as runc's) and passed as options (plan.ts). criu is told through
+ * its RPC, started by the native front before this program (criu-rpc.ts). Without --leave-running or --pre-dump
+ * the container is gone afterwards (criu killed its processes) and is deleted, as runc destroys it.
  */
 import { existsSync, mkdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,11 +12,11 @@ import { loadConfig } from '../../spec/validate.js';
 import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
 import { withLockedContainer } from '../status.js';
-import { checkCommonOptions, dumpArgs, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
+import { checkCommonOptions, configFile, dumpPlan, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
+import { CriuRefused, frontCriu, rpcDump } from './criu-rpc.js';
 import { initTerminalKey, writeTerminalKey } from './terminal.js';
 import { trace } from '../trace.js';
-import { bunRuntime } from '../init-helper.js';
 
 export interface CheckpointOptions extends CriuCommonOptions {
   id: string;
@@ -30,11 +30,17 @@ export interface CheckpointOptions extends CriuCommonOptions {
 /** The file runc writes beside criu's images: the init's fds 0-2 as /proc/<pid>/fd shows them. */
 export const DESCRIPTORS_FILE = 'descriptors.json';
 
+/** The dump's options for criu (plan.ts configFile), in the work directory while criu runs. */
+const CONFIG_FILE = 'pocrun-criu.conf';
+
 export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions): void {
   trace('checkpoint');
   needRoot('checkpoint');
   checkCommonOptions(opts);
-  const criu = findCriu(ctx.criuPath);
+  const service = frontCriu();
+  // The front found criu by the same rule: where it started none, this names why (missing, --criu not executable).
+  const criu = service?.criu ?? findCriu(ctx.criuPath);
+  if (!service) throw new PocrunError(`checkpoint needs criu: ${criu} could not be started as criu's RPC service (criu swrk)`);
   withLockedContainer(ctx, opts.id, (record, status) => {
     trace('locked and status');
     if (status !== 'running' && status !== 'paused') throw new PocrunError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
@@ -55,28 +61,27 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
       trace('descriptors');
       const cgroups = ctx.cgroupsOf(record);
       const dirs = record.cgroupDirs;
-      const args = dumpArgs(spec, {
+      const plan = dumpPlan(spec, {
         ...opts,
         pid: record.pid,
-        imagePath,
-        workPath,
         freezeCgroup: cgroups.version === 2 ? dirs.unified : dirs.freezer,
         externalNsInodes: nsInodes(externalNamespacePaths(spec)),
         externalTty,
       }, maskedFiles(spec, record.pid));
-      trace('arguments');
-      ctx.log('debug', `${criu} ${args.join(' ')}`);
-      trace('criu starting');
-      // Bun's own spawn: node:child_process is a builtin module compiled at its first use, which would cost
-      // every checkpoint ~1 ms natively (~20-40 ms in the emulated test guest) before criu starts.
-      const r = bunRuntime().spawnSync([criu, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      trace('criu done');
-      if (r.exitCode !== 0) {
-        const logFile = join(workPath, opts.preDump ? 'pre-dump.log' : 'dump.log');
-        const output = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
-        const err = criuFailure(criu, `checkpoint container "${opts.id}"`, { status: r.exitCode, output }, logFile, made.length === 0);
-        throw err;
+      const config = join(workPath, CONFIG_FILE);
+      writeFileSync(config, configFile(plan.options), { mode: 0o600 });
+      trace('options');
+      ctx.log('debug', `criu ${plan.type} --tree ${plan.pid} (${criu} swrk, pid ${service.pid}), options in ${config}`);
+      trace('criu request');
+      try {
+        rpcDump(service, { ...plan, imagePath, workPath, logLevel: 4, configFile: config });
+      } catch (err) {
+        if (!(err instanceof CriuRefused)) throw err;
+        throw criuFailure(criu, `checkpoint container "${opts.id}"`, err.message, join(workPath, plan.logFile), made.length === 0);
+      } finally {
+        rmSync(config, { force: true });
       }
+      trace('criu done');
     } catch (err) {
       // Directories this command made are removed again: a failed checkpoint leaves nothing (criu's log is
       // quoted in the error; kept only in a directory the caller gave that existed before).

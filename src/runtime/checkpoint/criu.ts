@@ -1,6 +1,7 @@
 /**
- * Finding and running criu (the command line, see README: Architecture) and turning its failures into one
- * message that names the cause: criu missing, `criu check` failing on this kernel, or the error lines of its log.
+ * Finding criu (its RPC for a dump, criu-rpc.ts; its command line for a restore, restore.ts; see README:
+ * Architecture) and turning its failures into one message that names the cause: criu missing, `criu check`
+ * failing on this kernel, or the error lines of its log.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -12,7 +13,8 @@ export function needRoot(what: string): void {
   if (process.geteuid?.() !== 0) throw new PocrunError(`${what} needs root: criu cannot checkpoint or restore as an unprivileged user`);
 }
 
-/** The criu binary: --criu PATH (runc's global flag), else `criu` on $PATH. */
+/** The criu binary: --criu PATH (runc's global flag), else `criu` on $PATH. (The native front finds the criu it
+ * starts for a checkpoint by the same rule: src/native/front/criu.c.) */
 export function findCriu(flag: string | undefined): string {
   const candidates = flag ? [flag] : (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter).map((d) => join(d, 'criu'));
   for (const path of candidates) {
@@ -48,11 +50,6 @@ export function checkpointFacts(flag: string | undefined): Record<string, string
   };
 }
 
-export interface CriuResult {
-  status: number | null;
-  output: string;
-}
-
 /** `criu --version`'s "Version: 3.17.1", or undefined where criu is missing or does not run. */
 export function criuVersion(criu: string): string | undefined {
   const { spawnSync } = process.getBuiltinModule('node:child_process');
@@ -77,9 +74,10 @@ export function criuCheckProblem(criu: string): string | undefined {
 
 /**
  * The error for a failed criu run: when `criu check` fails too, that is the cause (this host cannot run criu);
- * else the error lines of the run's log, and where the whole log is (when it is kept).
+ * else the error lines of the run's log, and where the whole log is (when it is kept); else `otherwise`, what is
+ * known of the failure without a log (criu's exit status, its RPC answer).
  */
-export function criuFailure(criu: string, what: string, result: CriuResult, logFile: string, logKept: boolean): PocrunError {
+export function criuFailure(criu: string, what: string, otherwise: string, logFile: string, logKept: boolean): PocrunError {
   const check = criuCheckProblem(criu);
   if (check !== undefined) return new PocrunError(`${what}: criu cannot work on this host: "criu check" fails: ${check}`);
   let log = '';
@@ -89,6 +87,6 @@ export function criuFailure(criu: string, what: string, result: CriuResult, logF
     /* no log: criu failed before it opened one */
   }
   const errors = criuLogErrors(log);
-  const detail = errors.length ? errors.join('; ') : (result.output.trim().split('\n').slice(-3).join('; ') || `exit status ${result.status}`);
+  const detail = errors.length ? errors.join('; ') : otherwise;
   return new PocrunError(`${what}: criu failed: ${detail}${logKept ? ` (log: ${logFile})` : ''}`);
 }

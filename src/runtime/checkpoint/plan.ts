@@ -1,8 +1,10 @@
 /**
- * What criu is told, as a pure function of the container's config and the command's flags: the arguments of
- * `criu dump|pre-dump` and `criu restore`. They are the criu command-line spellings of the options runc sets
- * through criu's RPC (libcontainer's Checkpoint and Restore), so a checkpoint taken by one can be reasoned about
- * like the other's. Unit-tested without root (test/unit/checkpoint-plan.test.ts).
+ * What criu is told, as a pure function of the container's config and the command's flags: the options of a dump
+ * or pre-dump and of a restore. They are the options runc sets through criu's RPC (libcontainer's Checkpoint and
+ * Restore), so a checkpoint taken by one can be reasoned about like the other's. One list of criu options, in
+ * criu's command-line names, serves both ways pocrun runs criu: a restore's command line (commandLine), and the
+ * configuration file a dump's RPC request names (configFile; criu-rpc.ts). Unit-tested without root
+ * (test/unit/checkpoint-plan.test.ts).
  */
 import type { Spec } from '../../spec/generated/config.js';
 import { PocrunError } from '../../errors.js';
@@ -22,8 +24,6 @@ export interface CriuCommonOptions {
 
 export interface DumpOptions extends CriuCommonOptions {
   pid: number;
-  imagePath: string;
-  workPath: string;
   /** --parent-path: the pre-dump's images, relative to the image path (criu's --prev-images-dir). */
   parentPath?: string;
   leaveRunning: boolean;
@@ -99,49 +99,84 @@ export function checkCommonOptions(o: CriuCommonOptions): void {
   }
 }
 
-function commonArgs(o: CriuCommonOptions): string[] {
-  return [
-    ...(o.tcpEstablished ? ['--tcp-established'] : []),
-    ...(o.extUnixSk ? ['--ext-unix-sk'] : []),
-    ...(o.shellJob ? ['--shell-job'] : []),
-    ...(o.fileLocks ? ['--file-locks'] : []),
-    ...(o.autoDedup ? ['--auto-dedup'] : []),
-    ...o.emptyNs.flatMap((ns) => ['--empty-ns', EMPTY_NS[ns]!]),
-    // runc always asks criu to manage cgroups (ManageCgroups: true), in criu's default mode unless told.
-    o.manageCgroupsMode ? `--manage-cgroups=${o.manageCgroupsMode}` : '--manage-cgroups',
-  ];
+/** One criu option: its long name, and its value if it takes one. */
+export type CriuOption = readonly [name: string, value?: string];
+
+/** criu's options whose argument is optional: given only attached (`--name=value`, getopt's rule). */
+const ATTACHED_VALUE = new Set(['manage-cgroups', 'verbosity']);
+
+/** The options as criu's command line spells them. */
+export function commandLine(options: readonly CriuOption[]): string[] {
+  return options.flatMap(([name, value]) => {
+    if (value === undefined) return [`--${name}`];
+    return ATTACHED_VALUE.has(name) ? [`--${name}=${value}`] : [`--${name}`, value];
+  });
 }
 
 /**
- * `criu dump` (or `pre-dump`): the init's tree, frozen through its cgroup, with the config's bind mounts, the
- * masked files (bound over with /dev/null), the device nodes and the joined namespaces marked external, as runc
- * marks them. A pre-dump saves memory only: no mounts, no external resources.
+ * The options as a criu configuration file: one per line, the name without its dashes, then the value (criu's
+ * config.c prefixes `--` to each line's first word). A value with a space or a `#` is quoted. criu's parser has
+ * no way to write a newline, and no reliable one for a double quote, so such a value (a mount's path) is refused.
  */
-export function dumpArgs(spec: Spec, o: DumpOptions, maskedFiles: string[]): string[] {
-  const args = [
-    o.preDump ? 'pre-dump' : 'dump',
-    '--tree', String(o.pid),
-    '--images-dir', o.imagePath,
-    '--work-dir', o.workPath,
-    '--log-file', o.preDump ? 'pre-dump.log' : 'dump.log',
-    '-v4',
-    ...commonArgs(o),
+export function configFile(options: readonly CriuOption[]): string {
+  return options.map(([name, value]) => {
+    if (value === undefined) return `${name}\n`;
+    if (/["\n]/.test(value)) throw new PocrunError(`criu cannot be given ${JSON.stringify(value)} (--${name}): a newline or a double quote has no spelling in its configuration file`);
+    if (ATTACHED_VALUE.has(name)) return `${name}=${value}\n`;
+    return `${name} ${/[\s#]/.test(value) || value === '' ? `"${value}"` : value}\n`;
+  }).join('');
+}
+
+function commonOptions(o: CriuCommonOptions): CriuOption[] {
+  return [
+    ...(o.tcpEstablished ? [['tcp-established'] as const] : []),
+    ...(o.extUnixSk ? [['ext-unix-sk'] as const] : []),
+    ...(o.shellJob ? [['shell-job'] as const] : []),
+    ...(o.fileLocks ? [['file-locks'] as const] : []),
+    ...(o.autoDedup ? [['auto-dedup'] as const] : []),
+    ...o.emptyNs.map((ns) => ['empty-ns', EMPTY_NS[ns]!] as const),
+    // runc always asks criu to manage cgroups (ManageCgroups: true), in criu's default mode unless told.
+    o.manageCgroupsMode ? ['manage-cgroups', o.manageCgroupsMode] : ['manage-cgroups'],
   ];
-  if (o.leaveRunning) args.push('--leave-running');
-  if (o.freezeCgroup) args.push('--freeze-cgroup', o.freezeCgroup);
+}
+
+/** A dump or pre-dump: what the RPC request carries itself (criu-rpc.ts), and the options beside it. */
+export interface DumpPlan {
+  type: 'dump' | 'pre-dump';
+  pid: number;
+  /** In the work directory (criu takes a name, not a path). */
+  logFile: string;
+  options: CriuOption[];
+}
+
+/**
+ * A dump (or pre-dump): the init's tree, frozen through its cgroup, with the config's bind mounts, the masked files
+ * (bound over with /dev/null), the device nodes and the joined namespaces marked external, as runc marks them. A
+ * pre-dump saves memory only: no mounts, no external resources.
+ */
+export function dumpPlan(spec: Spec, o: DumpOptions, maskedFiles: string[]): DumpPlan {
+  const plan: DumpPlan = { type: o.preDump ? 'pre-dump' : 'dump', pid: o.pid, logFile: o.preDump ? 'pre-dump.log' : 'dump.log', options: commonOptions(o) };
+  const add = (name: string, value?: string) => plan.options.push(value === undefined ? [name] : [name, value]);
+  if (o.leaveRunning) add('leave-running');
+  if (o.freezeCgroup) add('freeze-cgroup', o.freezeCgroup);
   // Dumps after a pre-dump take only the memory changed since (soft-dirty tracking).
-  if (o.parentPath) args.push('--prev-images-dir', o.parentPath, '--track-mem');
-  else if (o.preDump) args.push('--track-mem');
-  if (o.preDump) return args;
-  for (const m of bindMounts(spec)) args.push('--ext-mount-map', `${m.destination}:${m.destination}`);
-  for (const path of maskedFiles) args.push('--ext-mount-map', `${path}:/dev/null`);
-  for (const d of spec.linux?.devices ?? []) args.push('--ext-mount-map', `${d.path}:${d.path}`);
+  if (o.parentPath) {
+    add('prev-images-dir', o.parentPath);
+    add('track-mem');
+  } else if (o.preDump) add('track-mem');
+  if (o.preDump) return plan;
+  for (const m of bindMounts(spec)) add('ext-mount-map', `${m.destination}:${m.destination}`);
+  for (const path of maskedFiles) add('ext-mount-map', `${path}:/dev/null`);
+  for (const d of spec.linux?.devices ?? []) add('ext-mount-map', `${d.path}:${d.path}`);
   for (const [ns, inode] of Object.entries(o.externalNsInodes) as [ExternalNs, number][]) {
-    args.push('--external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`);
+    add('external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`);
   }
   // The engine holds the pty's master: its slave is external, and so is /dev/console, which create bound from it.
-  if (o.externalTty) args.push('--external', o.externalTty, '--ext-mount-map', `${CONSOLE}:${CONSOLE}`);
-  return args;
+  if (o.externalTty) {
+    add('external', o.externalTty);
+    add('ext-mount-map', `${CONSOLE}:${CONSOLE}`);
+  }
+  return plan;
 }
 
 /**
@@ -157,35 +192,41 @@ export const FIRST_NS_FD = 5;
  * under the container's.
  */
 export function restoreArgs(spec: Spec, o: RestoreOptions): string[] {
-  const args = [
-    'restore',
-    '--images-dir', o.imagePath,
-    '--work-dir', o.workPath,
-    '--log-file', 'restore.log',
-    '-v4',
-    '--root', o.root,
-    '--pidfile', o.pidFile,
+  const options: CriuOption[] = [
+    ['images-dir', o.imagePath],
+    ['work-dir', o.workPath],
+    ['log-file', 'restore.log'],
+    ['verbosity', '4'],
+    ['root', o.root],
+    ['pidfile', o.pidFile],
     // Device files of a container are those of the host; their numbers may change between hosts.
-    '--evasive-devices',
-    ...commonArgs(o),
-    '--cgroup-root', o.cgroupRoot,
+    ['evasive-devices'],
+    ...commonOptions(o),
+    ['cgroup-root', o.cgroupRoot],
   ];
+  const add = (name: string, value?: string) => options.push(value === undefined ? [name] : [name, value]);
   // Detached: the init is restored as criu's sibling, so it is not criu's child but pocrun's, and is adopted by
   // the engine's subreaper (conmon, the shim) when pocrun exits, as runc's RstSibling. Else criu stays its
   // parent and waits for it.
-  if (o.detach) args.push('--restore-detached', '--restore-sibling');
-  if (o.actionScript) args.push('--action-script', o.actionScript);
-  for (const m of bindMounts(spec)) args.push('--ext-mount-map', `${m.destination}:${m.source}`);
-  if (spec.linux?.maskedPaths?.length) args.push('--ext-mount-map', '/dev/null:/dev/null');
-  for (const d of spec.linux?.devices ?? []) args.push('--ext-mount-map', `${d.path}:${d.path}`);
+  if (o.detach) {
+    add('restore-detached');
+    add('restore-sibling');
+  }
+  if (o.actionScript) add('action-script', o.actionScript);
+  for (const m of bindMounts(spec)) add('ext-mount-map', `${m.destination}:${m.source}`);
+  if (spec.linux?.maskedPaths?.length) add('ext-mount-map', '/dev/null:/dev/null');
+  for (const d of spec.linux?.devices ?? []) add('ext-mount-map', `${d.path}:${d.path}`);
   o.descriptors.forEach((d, fd) => {
-    if (fd < 3 && d.includes('pipe:')) args.push('--inherit-fd', `fd[${fd}]:${d}`);
+    if (fd < 3 && d.includes('pipe:')) add('inherit-fd', `fd[${fd}]:${d}`);
   });
   for (const [ns, fd] of Object.entries(o.externalNsFds) as [ExternalNs, number][]) {
-    args.push('--inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`);
+    add('inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`);
   }
-  if (o.terminal) args.push('--inherit-fd', `fd[${o.terminal.fd}]:${o.terminal.key}`, '--ext-mount-map', `${CONSOLE}:${o.terminal.path}`);
-  return args;
+  if (o.terminal) {
+    add('inherit-fd', `fd[${o.terminal.fd}]:${o.terminal.key}`);
+    add('ext-mount-map', `${CONSOLE}:${o.terminal.path}`);
+  }
+  return ['restore', ...commandLine(options)];
 }
 
 /**

@@ -158,7 +158,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       while (!existsSync(criuPidFile) && done === undefined) await new Promise((r) => setTimeout(r, 5));
     }
     if ((done !== undefined && done !== 0) || !existsSync(criuPidFile)) {
-      throw criuFailure(criu, `restore container "${id}"`, { status: done ?? null, output: '' }, join(workPath, 'restore.log'), opts.workPath !== undefined);
+      throw criuFailure(criu, `restore container "${id}"`, done === undefined ? 'criu wrote no pid file' : `criu exited with status ${done}`, join(workPath, 'restore.log'), opts.workPath !== undefined);
     }
     trace('criu done');
     initPid = readPid(criuPidFile);
