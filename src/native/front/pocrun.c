@@ -6,7 +6,9 @@
  * delete many times per container. So those four commands' ordinary cases run here, reading the state record
  * create wrote (src/runtime/state-store.ts, ContainerRecord), and everything else is handed to the TypeScript program
  * by execve with the same argv: other commands, --help, --debug, bad input, errors worth explaining, hooks.
- * The TypeScript program is complete on its own; this file only answers earlier where the answer is plain.
+ * The TypeScript program is complete on its own but for one thing: checkpoint's criu, which speaks over a socket
+ * pair only native code can make, is started here (criu.c). Otherwise this file only answers earlier where the
+ * answer is plain.
  * create, run and exec first wait here for an admission slot (admission.c), so that many at once do not all
  * wait inside big Bun processes.
  *
