@@ -16,7 +16,8 @@
 // emulated guest (two dumps of a 32 MiB container, dump.log), which would measure a difference of work, not of
 // the runtimes.
 //
-// usage: node bench/checkpoint.mjs [--reps N] [--mib M]    (boots the guest and runs there; POC_GUEST=1: here)
+// usage: node bench/checkpoint.mjs [--reps N] [--mib M] [--trace]    (boots the guest and runs there; POC_GUEST=1: here)
+// --trace: pocrun's checkpoint runs with POCRUN_TRACE=1 and each rep prints its trace points (ms since Bun started).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -27,22 +28,26 @@ const args = process.argv.slice(2);
 const opt = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const reps = opt('--reps', 5);
 const mib = opt('--mib', 256);
+const traced = args.includes('--trace');
 
 if (process.env.POC_GUEST !== '1') {
   const r = spawnSync(join(top, 'scripts/guest/run.sh'), ['node', 'bench/checkpoint.mjs', ...args], { stdio: 'inherit', cwd: top });
   process.exit(r.status ?? 1);
 }
 
-function must(cmd, argv) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+function must(cmd, argv, env = process.env) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000, env });
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
+  return r;
 }
 
-function timed(cmd, argv) {
+/** The wall time in ms, and the trace points of a traced pocrun ("label@ms"). */
+function timed(cmd, argv, env) {
   const t0 = process.hrtime.bigint();
-  must(cmd, argv);
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  const r = must(cmd, argv, env);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const points = [...r.stderr.matchAll(/^pocrun trace ([\d.]+) ms \S+ kB: (.*)$/gm)].map((m) => `${m[2]}@${Number(m[1]).toFixed(0)}`);
+  return { ms, points };
 }
 
 const work = mkdtempSync('/tmp/bench-checkpoint-');
@@ -73,7 +78,7 @@ function bundleFor(name) {
 
 /** Waits until the container's shell holds the string and is idle (it wrote /touched; its memory is past M MiB). */
 function waitTouched(bin, root, id, bundle) {
-  const pid = JSON.parse(must(bin, ['--root', root, 'state', id])).pid;
+  const pid = JSON.parse(must(bin, ['--root', root, 'state', id]).stdout).pid;
   for (let i = 0; i < 6000; i++) {
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
     if (existsSync(join(bundle, 'rootfs/touched')) && rss >= mib * 1024) return;
@@ -100,8 +105,10 @@ function once(name) {
   rmSync(join(bundle, 'rootfs/touched'), { force: true });
   must('sh', ['-c', `"$0" --root "$1" run -d --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, bin, root, bundle, id]);
   waitTouched(bin, root, id, bundle);
-  const checkpoint = timed(bin, ['--root', root, 'checkpoint', '--image-path', images, id]);
-  const restore = timed('sh', ['-c', `"$0" --root "$1" restore -d --work-path "$5" --bundle "$2" --image-path "$3" "$4" </dev/null >/dev/null 2>&1`, bin, root, bundle, images, id, restoreWork]);
+  const traceEnv = traced && name === 'pocrun' ? { ...process.env, POCRUN_TRACE: '1' } : process.env;
+  const { ms: checkpoint, points } = timed(bin, ['--root', root, 'checkpoint', '--image-path', images, id], traceEnv);
+  if (points.length) console.log(`  pocrun checkpoint trace: ${points.join(' ')} (wall ${checkpoint.toFixed(0)})`);
+  const { ms: restore } = timed('sh', ['-c', `"$0" --root "$1" restore -d --work-path "$5" --bundle "$2" --image-path "$3" "$4" </dev/null >/dev/null 2>&1`, bin, root, bundle, images, id, restoreWork]);
   const out = {
     checkpoint,
     restore,
@@ -130,7 +137,7 @@ for (let rep = 0; rep < reps; rep++) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`checkpoint and restore of a container with ${mib} MiB touched (network namespace by path), ${reps} repetitions after one untimed round, runtimes alternating (each rep's first in turn),`);
-console.log(`in the cgroup v2 guest (${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, ${must('criu', ['--version']).split('\n')[0]}, ${must('runc', ['--version']).split('\n')[0]}); medians in ms (emulated: the ratios are what counts)`);
+console.log(`in the cgroup v2 guest (${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, ${must('criu', ['--version']).stdout.split('\n')[0]}, ${must('runc', ['--version']).stdout.split('\n')[0]}); medians in ms (emulated: the ratios are what counts)`);
 console.log('metric                 pocrun      runc   pocrun/runc');
 for (const metric of metrics) {
   const p = median(times.pocrun[metric]);
