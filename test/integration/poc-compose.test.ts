@@ -463,9 +463,9 @@ t.test('up --abort-on-container-exit and --exit-code-from: the first exit stops 
   t.match(r.stderr, /Aborting on container exit\.\.\./);
   t.same(states().map((s) => s.replace(/ \d+$/, '')), ['ab-job-1 exited', 'ab-srv-1 exited', 'ab-srv-2 exited'], 'every container stopped');
   const from = ab('up', '--exit-code-from', 'srv');
-  const srvCode = Number(states().find((s) => s.startsWith('ab-srv-1'))!.split(' ')[2]);
-  t.not(srvCode, 0, 'srv was stopped');
-  t.equal(from.status, srvCode, `--exit-code-from srv: srv's status (${srvCode}), not the job's`);
+  const srvCodes = states().filter((s) => s.startsWith('ab-srv-')).map((s) => Number(s.split(' ')[2]));
+  t.notOk(srvCodes.includes(0), `srv was stopped: ${srvCodes}`);
+  t.ok(srvCodes.includes(from.status ?? -1), `--exit-code-from srv: srv's status (${from.status}), not the job's`);
   const fail = ab('--profile', 'ok', 'up', '--abort-on-container-failure');
   t.match(fail.stdout, /^ab-ok-1 exited with code 0$/m);
   t.equal(fail.status, 3, '--abort-on-container-failure: an exit 0 goes on, the job\'s 3 stops all');

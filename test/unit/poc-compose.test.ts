@@ -621,10 +621,12 @@ t.test('converge: keep the lowest numbers, remove the outdated and the highest, 
 t.test('--abort-on-container-exit and --exit-code-from: who stops the others, and up\'s status', async (t) => {
   const run = (c: ExitCascade, exits: Array<[string, number]>) => ({ triggers: exits.map(([s, code]) => c.ended(s, code)), status: c.status });
   t.same(run(new ExitCascade(undefined), [['a', 3]]), { triggers: [false], status: 0 }, 'without: nothing stops, status 0');
-  t.same(run(new ExitCascade('exit'), [['job', 3], ['web', 143], ['db', 0]]), { triggers: [true, false, false], status: 3 }, 'the first to end stops the rest; its status');
-  t.same(run(new ExitCascade('exit', 'web'), [['job', 0], ['web', 143]]), { triggers: [true, false], status: 143 }, '--exit-code-from: that service\'s status, even when stopped');
+  t.same(run(new ExitCascade('exit'), [['job', 3], ['web', 143], ['job', 0]]), { triggers: [true, false, false], status: 3 }, 'the first to end stops the rest; its status');
+  t.same(run(new ExitCascade('exit', 'web'), [['job', 0], ['web', 143], ['web', 137]]), { triggers: [true, false, false], status: 143 }, '--exit-code-from: the first of that service to end, even when stopped');
+  t.same(run(new ExitCascade('exit', 'web'), [['web', 5], ['job', 143]]), { triggers: [true, false], status: 5 });
   t.same(run(new ExitCascade('failure'), [['job', 0], ['web', 2], ['db', 143]]), { triggers: [false, true, false], status: 2 }, 'failure: only a non-zero exit stops the rest');
   t.same(run(new ExitCascade('failure'), [['job', 0]]), { triggers: [false], status: 0 });
+  t.same(run(new ExitCascade('exit', undefined, ['web']), [['db', 1], ['web', 4]]), { triggers: [false, true], status: 4 }, 'up web: only web\'s containers count, as compose watches the services named');
 });
 
 t.test('build: platforms and ssh as poc build takes them', async (t) => {

@@ -117,7 +117,7 @@ export async function composeUp(o: UpCommandOptions): Promise<number> {
     return 0;
   }
   if (o.detach) return 0;
-  return attach(p, services, o);
+  return attach(p, services, { ...o, named: o.services });
 }
 
 /** `poc compose scale SERVICE=N...`: as compose's, `up -d` of those services (and what they depend on) at those numbers. */
@@ -131,7 +131,7 @@ export async function composeScale(o: ProjectOptions & { scale: string[] }): Pro
  * ends, until every container has stopped; ^C (or SIGTERM) stops them, as docker compose does ("Gracefully
  * stopping..."); with --abort-on-container-exit, so does the first to end (ExitCascade).
  */
-async function attach(p: LoadedProject, services: string[], o: RootOptions & Pick<UpCommandOptions, 'cascade' | 'exitCodeFrom'>): Promise<number> {
+async function attach(p: LoadedProject, services: string[], o: RootOptions & Pick<UpCommandOptions, 'cascade' | 'exitCodeFrom'> & { named: string[] }): Promise<number> {
   const containers = containersOf(p, services, o);
   let stopping: Promise<unknown> | undefined;
   const stopAll = () => {
@@ -142,7 +142,7 @@ async function attach(p: LoadedProject, services: string[], o: RootOptions & Pic
     stderr('Gracefully stopping... (the containers are stopped as poc compose stop does)\n');
     stopAll();
   };
-  const cascade = new ExitCascade(o.cascade, o.exitCodeFrom);
+  const cascade = new ExitCascade(o.cascade, o.exitCodeFrom, o.named);
   const onEnd = (c: ContainerRecord) => {
     const s = containerStatus(c.id, o);
     if (!s.exit) return;
