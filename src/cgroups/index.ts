@@ -56,7 +56,10 @@ export interface CgroupDriver {
   /** A missing cgroup, or one without a freezer, is 'thawed'. */
   state(path: string): FreezerState;
   stats(path: string): CgroupStats;
-  /** Signals every process in the cgroup (frozen meanwhile, so none escapes by forking). */
+  /**
+   * Signals every process in the cgroup (frozen meanwhile, so none escapes by forking). A cgroup the user froze
+   * stays frozen, except after SIGKILL, which leaves it thawed (v1's frozen tasks die only then).
+   */
   killAll(path: string, signal?: NodeJS.Signals | number): void;
   /** Removes the cgroup and any below it (v1: in every controller), retrying briefly while processes exit. */
   destroy(path: string): void;

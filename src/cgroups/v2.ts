@@ -441,8 +441,9 @@ export class CgroupV2Driver implements CgroupDriver {
     path = checkCgroupPath(path);
     const dir = this.dir(path);
     if (!isDir(dir)) return;
+    const sigkill = signal === 'SIGKILL' || signal === 9;
     // cgroup.kill (Linux 5.14+) kills the whole subtree at once, racing with no fork.
-    if ((signal === 'SIGKILL' || signal === 9) && existsSync(`${dir}/cgroup.kill`)) {
+    if (sigkill && existsSync(`${dir}/cgroup.kill`)) {
       try {
         this.write(path, 'cgroup.kill', '1');
       } catch (err) {
@@ -451,9 +452,12 @@ export class CgroupV2Driver implements CgroupDriver {
         if (causeCode(err) === 'ENODEV' || !existsSync(dir)) return;
         throw err;
       }
-      return;
+    } else {
+      signalAllFrozen(this, path, signal, existsSync(`${dir}/cgroup.freeze`));
     }
-    signalAllFrozen(this, path, signal, existsSync(`${dir}/cgroup.freeze`));
+    // As v1's (and runc's kill of a paused container): SIGKILL leaves the cgroup thawed. v2 lets a frozen task
+    // die, but a cgroup left frozen would read "paused" (the status rule reads the freezer first).
+    if (sigkill && this.state(path) !== 'thawed') this.thaw(path);
   }
 
   destroy(path: string): void {

@@ -64,6 +64,10 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
       throw notNow(`cannot exec in container "${opts.id}": it is paused (resume it first, or use --ignore-paused)`);
     }
     if (status === 'paused') {
+      // Paused is read from the freezer before the init (as runc): its init may be gone, and its namespaces with it.
+      if (!isSameLiveProcess(record.pid, record.initStartTime)) {
+        throw notNow(`cannot exec in container "${opts.id}": it is paused and its init has exited (resume it and it reads stopped)`);
+      }
       unlock();
       releaseSlot();
     }

@@ -1,6 +1,7 @@
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { parseSignal } from '../vocabulary/signals.js';
 import { NOT_RUNNING, containerStatus } from './status.js';
+import { isSameLiveProcess } from '../common/proc.js';
 import type { RuntimeContext } from './context.js';
 
 export interface KillOptions {
@@ -32,7 +33,12 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
   }
   const status = containerStatus(ctx, record);
   if (status === 'creating') throw new PocrunError(`cannot kill container "${opts.id}": it is still being created`);
-  if (status === 'stopped') throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
+  // A paused container's init may be gone (the status rule reads the freezer first, as runc): as runc's signal,
+  // which checks the init before it signals it, that is "not running", and its pid, maybe another process's now,
+  // gets nothing; the cgroup stays frozen (resume or delete --force end it).
+  if (status === 'stopped' || (status === 'paused' && !isSameLiveProcess(record.pid, record.initStartTime))) {
+    throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
+  }
   try {
     process.kill(record.pid, signal);
     // As runc: a frozen process only dies once thawed (cgroup v1), so SIGKILL to a paused container thaws it;

@@ -45,16 +45,20 @@ export interface StatusRule {
 
 /**
  * The status rule, one definition for both sides: the first row whose fact is as given decides, and the facts of
- * later rows are not read (a dead init's cgroup is not opened: the front answers `state` in ~1 ms). As with runc,
- * a frozen container that was never started is paused, not created. The TypeScript side walks the rows
- * (status.ts, deriveStatus); the C side is generated from them (scripts/gen-native.ts writes
- * src/native/generated/status-rule.h, which container.c includes).
+ * later rows are not read. After `creating` (pocrun's own: no pid to look at yet) the order is runc's
+ * (libcontainer's refreshState): the freezer first, so a frozen cgroup is paused whether or not its init still
+ * lives (cgroup v2 lets a fatal signal kill a frozen task; on v1 a cgroup can be frozen after its init died), then
+ * a dead init is stopped, then exec.fifo tells created from running. A paused container whose init is gone is
+ * what runc makes of it: delete refuses it without --force, kill says "container not running", resume thaws it
+ * (and it reads stopped). As with runc, a frozen container that was never started is paused, not created. The
+ * TypeScript side walks the rows (status.ts, deriveStatus); the C side is generated from them
+ * (scripts/gen-native.ts writes src/native/generated/status-rule.h, which container.c includes).
  */
 export const STATUS_RULE: StatusRule = {
   rows: [
     { fact: 'initReported', is: false, status: 'creating' },
-    { fact: 'initAlive', is: false, status: 'stopped' },
     { fact: 'frozen', is: true, status: 'paused' },
+    { fact: 'initAlive', is: false, status: 'stopped' },
     { fact: 'execFifoExists', is: true, status: 'created' },
   ],
   otherwise: 'running',

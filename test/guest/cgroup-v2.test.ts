@@ -6,7 +6,9 @@
 import t from 'tap';
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
-import { makeBundle, setup } from '../helpers/runtime.js';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { isDead, makeBundle, Runtime, setup } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 /** statfs(2)'s f_type for cgroup2 (linux/magic.h CGROUP2_SUPER_MAGIC). */
@@ -68,6 +70,41 @@ t.test('pocrun run: the memory limit is enforced by the kernel', async (t) => {
   const r = rt.run(['run', '--bundle', b.dir, `v2-${n++}`]);
   t.equal(r.status, 137, `killed by SIGKILL (${r.stderr.trim()})`);
   t.notMatch(r.stderr, /records out/, 'dd never finished');
+});
+
+t.test('v2: an init killed while paused dies frozen, and the container is paused, as runc says', async (t) => {
+  // v2's freezer lets a fatal signal through (v1's does not: test/integration/pause.test.ts). runc reads the
+  // freezer before the init (libcontainer's refreshState), and so does pocrun's status rule.
+  const runc = new Runtime(work, 'runc', [], join(work, 'runc-root'));
+  t.teardown(() => runc.cleanup());
+  for (const [name, r] of [['pocrun', rt], ['runc', runc]] as const) {
+    const id = `v2-paused-${name}`;
+    const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+    const dir = `/sys/fs/cgroup${b.spec.linux!.cgroupsPath}`;
+    r.ok(['run', '-d', '--bundle', b.dir, id]);
+    const { pid } = r.state(id);
+    r.ok(['pause', id]);
+    process.kill(pid, 'SIGKILL'); // from outside, as the OOM killer or a user's kill -9
+    for (let i = 0; i < 500 && !isDead(pid); i++) spawnSync('sleep', ['0.02']);
+    t.ok(isDead(pid), `${name}: the frozen init died`);
+    t.match(readFileSync(`${dir}/cgroup.events`, 'utf8'), /^frozen 1$/m, `${name}: its cgroup is still frozen`);
+    t.same([r.state(id).status, r.state(id).pid], ['paused', pid], `${name}: paused, with the init's pid`);
+    const del = r.run(['delete', id]);
+    t.match(del.stderr, new RegExp(`cannot delete container "?${id}"? that is not stopped: paused`), `${name}: delete wants --force`);
+    if (name === 'pocrun') t.match(rt.run(['kill', id, 'TERM']).stderr, /container not running/, 'kill: not running');
+    r.ok(['delete', '--force', id]);
+    t.notOk(existsSync(dir), `${name}: delete --force removes the frozen cgroup`);
+    t.notOk(existsSync(join(r.root, id)), `${name}: and the state`);
+  }
+  // containerd stops a paused task with kill --all ID 9 (cgroup.kill on v2): SIGKILL thaws it, as on v1, so the
+  // container reads stopped and its delete needs no --force.
+  const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+  rt.ok(['run', '-d', '--bundle', b.dir, 'v2-paused-killall']);
+  rt.ok(['pause', 'v2-paused-killall']);
+  rt.ok(['kill', '--all', 'v2-paused-killall', '9']);
+  rt.waitStatus('v2-paused-killall', 'stopped');
+  t.equal(readFileSync(`/sys/fs/cgroup${b.spec.linux!.cgroupsPath}/cgroup.freeze`, 'utf8').trim(), '0', 'thawed');
+  rt.ok(['delete', 'v2-paused-killall']);
 });
 
 t.test('nothing left behind', async (t) => residue(t));

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { isDead, makeBundle, setup } from '../helpers/runtime.js';
+import { isDead, makeBundle, POCRUN, POCRUN_TS, Runtime, setup } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
 
@@ -89,6 +89,74 @@ t.test('pause and resume of a stopped or unknown container fail', async (t) => {
   rt.ok(['delete', 'p4']);
   t.match(rt.run(['pause', 'nope']).stderr, /container "nope" does not exist/);
   t.match(rt.run(['resume', 'nope']).stderr, /container "nope" does not exist/);
+});
+
+t.test('a frozen cgroup whose init is gone is paused, as runc says; delete wants --force, kill says not running, resume ends it', async (t) => {
+  // The native front alone (front.test.ts's "lone"): what it answers, it answered itself.
+  mkdirSync(join(work, 'lone'), { recursive: true });
+  copyFileSync(POCRUN, join(work, 'lone/pocrun'));
+  const lone = new Runtime(work, join(work, 'lone/pocrun'));
+  const ts = new Runtime(work, POCRUN_TS);
+  const runc = new Runtime(work, 'runc', [], join(work, 'runc-root'));
+  t.teardown(() => runc.cleanup());
+  for (const [name, r] of [['pocrun', rt], ['runc', runc]] as const) {
+    const id = `p5${name}`;
+    const b = makeBundle(work, (s) => { s.process!.args = ['sleep', '1000']; });
+    const freezer = `/sys/fs/cgroup/freezer${b.spec.linux!.cgroupsPath}/freezer.state`;
+    r.ok(['run', '-d', '--bundle', b.dir, id]);
+    const { pid } = r.state(id);
+    r.ok(['pause', id]);
+    // cgroup v1: a frozen task does not die of SIGKILL until it is thawed (v2 lets it: test/guest/cgroup-v2.test.ts).
+    process.kill(pid, 'SIGKILL');
+    sleep(0.3);
+    t.notOk(isDead(pid), `${name}: the frozen init outlives a SIGKILL while frozen (cgroup v1)`);
+    t.equal(r.state(id).status, 'paused');
+    r.ok(['resume', id]);
+    r.waitStatus(id, 'stopped');
+    t.ok(isDead(pid), `${name}: it dies once thawed`);
+
+    // Frozen after its init died (anyone may write the freezer): the freezer is read first.
+    writeFileSync(freezer, 'FROZEN');
+    t.same([r.state(id).status, r.state(id).pid], ['paused', pid], `${name}: paused, with the init's pid`);
+    const del = r.run(['delete', id]);
+    t.not(del.status, 0, `${name}: delete without --force refuses it`);
+    t.match(del.stderr, new RegExp(`cannot delete container "?${id}"? that is not stopped: paused`));
+    t.ok(existsSync(freezer), `${name}: and leaves it`);
+    r.ok(['resume', id]);
+    t.equal(r.state(id).status, 'stopped', `${name}: resume thaws it, and it is stopped`);
+    writeFileSync(freezer, 'FROZEN');
+    r.ok(['delete', '--force', id]);
+    t.notOk(existsSync(join(r.root, id)), `${name}: delete --force removes it`);
+    t.notOk(existsSync(freezer), `${name}: and its frozen cgroup`);
+    if (name === 'runc') continue;
+
+    // pocrun's other commands on such a container, the front and the TypeScript program alike.
+    r.ok(['run', '-d', '--bundle', b.dir, id]);
+    const again = r.state(id).pid;
+    r.ok(['kill', id, 'KILL']);
+    r.waitStatus(id, 'stopped');
+    writeFileSync(freezer, 'FROZEN');
+    const native = lone.run(['state', id]);
+    t.equal(native.status, 0, 'the front answers its state itself');
+    t.equal(native.stdout, ts.ok(['state', id]), 'the same document as the TypeScript program');
+    t.same([JSON.parse(native.stdout).status, JSON.parse(native.stdout).pid], ['paused', again]);
+    for (const signal of ['TERM', 'KILL']) {
+      const front = lone.run(['kill', id, signal]);
+      t.equal(front.status, 1, `kill ${signal}: refused by the front itself`);
+      t.match(front.stderr, new RegExp(`cannot kill container "${id}": container not running`));
+      t.equal(ts.run(['kill', id, signal]).stderr, front.stderr, `kill ${signal}: the TypeScript program's words`);
+    }
+    t.equal(readFileSync(freezer, 'utf8').trim(), 'FROZEN', 'a refused kill leaves the cgroup frozen');
+    const exec = rt.run(['exec', '--ignore-paused', id, 'true']);
+    t.not(exec.status, 0);
+    t.match(exec.stderr, new RegExp(`cannot exec in container "${id}": it is paused and its init has exited`));
+    t.match(rt.run(['pause', id]).stderr, new RegExp(`cannot pause container "${id}": it is paused already`));
+    t.match(rt.run(['start', id]).stderr, new RegExp(`cannot start container "${id}": it is paused, not created`));
+    // containerd's kill --all ID 9 on every exit: SIGKILL thaws what it kills, as kill of a paused container does.
+    rt.ok(['kill', '--all', id, '9']);
+    t.equal(rt.state(id).status, 'stopped', 'kill --all 9 leaves it thawed: stopped');
+    rt.ok(['delete', id]);
+  }
 });
 
 t.test('nothing left behind', async (t) => residue(t));

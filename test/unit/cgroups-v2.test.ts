@@ -292,6 +292,23 @@ t.test('killAll writes cgroup.kill for SIGKILL when the kernel has it', async (t
   t.equal(read('cgroup.kill'), '1');
 });
 
+t.test('killAll with SIGKILL thaws a frozen cgroup, as v1\'s: left frozen it would read paused', async (t) => {
+  const cases: [string, Record<string, string>, string][] = [
+    ['cgroup.kill', { 'cgroup.kill': '', 'cgroup.freeze': '1', 'cgroup.events': 'frozen 1\n' }, '0'],
+    ['no cgroup.kill (before Linux 5.14)', { 'cgroup.freeze': '1', 'cgroup.events': 'frozen 1\n' }, '0'],
+    ['a thawed cgroup is not written', { 'cgroup.kill': '', 'cgroup.freeze': '0', 'cgroup.events': 'frozen 0\n' }, '0'],
+  ];
+  for (const [name, files, freeze] of cases) {
+    const { driver, read } = fixture(t, files);
+    writeTrace.writes = [];
+    driver.killAll('/pocrun/c1', 'SIGKILL');
+    const writes = writeTrace.writes.map((w) => w.replace(/.*\//, ''));
+    writeTrace.writes = undefined;
+    t.equal(read('cgroup.freeze'), freeze, name);
+    t.equal(writes.includes('cgroup.freeze=0'), files['cgroup.freeze'] === '1', `${name}: thawed only when frozen`);
+  }
+});
+
 t.test('killAll signals every process of the cgroup', async (t) => {
   const cases: [string, string, string[]][] = [
     ['a running cgroup is frozen meanwhile (here it never reports frozen: signalled anyway)', 'frozen 0\n',

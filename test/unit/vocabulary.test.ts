@@ -162,12 +162,17 @@ t.test('the status rule decides by the first fact that is as its row says, readi
     [{ initReported: true, initAlive: true, frozen: true, execFifoExists: false }, 'paused'],
     [{ initReported: true, initAlive: true, frozen: true, execFifoExists: true }, 'paused'],
     [{ initReported: true, initAlive: false, frozen: false, execFifoExists: true }, 'stopped'],
-    [{ initReported: true, initAlive: false, frozen: true, execFifoExists: false }, 'stopped'],
+    // runc's refreshState: the freezer before the init, so a frozen cgroup whose init died is paused.
+    [{ initReported: true, initAlive: false, frozen: true, execFifoExists: false }, 'paused'],
+    [{ initReported: true, initAlive: false, frozen: true, execFifoExists: true }, 'paused'],
   ];
   for (const [f, want] of cases) t.equal(deriveStatus(facts(f)), want, JSON.stringify(f));
   const reads: string[] = [];
-  deriveStatus(facts({ initReported: true, initAlive: false, frozen: true, execFifoExists: true }, reads));
-  t.same(reads, ['initReported', 'initAlive'], "a dead init's cgroup and fifo are not looked at");
+  deriveStatus(facts({ initReported: true, initAlive: false, frozen: false, execFifoExists: true }, reads));
+  t.same(reads, ['initReported', 'frozen', 'initAlive'], "a dead init's fifo is not looked at");
+  const frozenReads: string[] = [];
+  deriveStatus(facts({ initReported: true, initAlive: true, frozen: true, execFifoExists: true }, frozenReads));
+  t.same(frozenReads, ['initReported', 'frozen'], 'a frozen cgroup decides before the init is looked at');
   // A fact the rule reads cannot be left out: tsc refuses it (typecheck.test.ts runs tsc over this file).
   // @ts-expect-error
   t.throws(() => deriveStatus({ initReported: () => true, initAlive: () => true, execFifoExists: () => false }));
@@ -178,7 +183,8 @@ t.test("the front's status_of is the rule's: the same status and the same reads 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const rows = STATUS_RULE.rows;
   const broken: [string, StatusRule][] = [
-    ['frozen read after exec.fifo', { ...STATUS_RULE, rows: [rows[0], rows[1], rows[3], rows[2]] }],
+    ['frozen read after the init (the order before runc\'s)', { ...STATUS_RULE, rows: [rows[0], rows[2], rows[1], rows[3]] }],
+    ['frozen read after exec.fifo', { ...STATUS_RULE, rows: [rows[0], rows[2], rows[3], rows[1]] }],
     ['no paused row', { ...STATUS_RULE, rows: rows.filter((row) => row.status !== 'paused') }],
     ['a value turned', { ...STATUS_RULE, rows: rows.map((row) => (row.fact === 'execFifoExists' ? { ...row, is: false } : row)) }],
     ['another otherwise', { ...STATUS_RULE, otherwise: 'stopped' }],

@@ -366,8 +366,9 @@ static bool cgroups_empty(const struct record *r)
 }
 
 /*
- * kill.ts: a signal to the init of a created, running or paused container; a stopped one is refused with runc's
- * words (NOT_RUNNING in status.ts), which containerd and CRI-O read as "already gone". With --all only the case
+ * kill.ts: a signal to the init of a created, running or paused container; a stopped one, or a paused one whose
+ * init is gone, is refused with runc's words (NOT_RUNNING in status.ts), which containerd and CRI-O read as
+ * "already gone". With --all only the case
  * containerd makes on every exit (kill --all of a stopped container) is answered here: nothing left in its cgroup
  * means nothing to signal; anything else is the TypeScript program's (freeze, signal each process, thaw).
  */
@@ -385,7 +386,10 @@ enum outcome cmd_kill(const struct front *f, const char *id, const char *signal,
 	if (all) {
 		if (strcmp(status, STATUS_STOPPED) == 0 && cgroups_empty(&r))
 			out = DONE;
-	} else if (strcmp(status, STATUS_STOPPED) == 0) {
+	} else if (strcmp(status, STATUS_STOPPED) == 0 ||
+		   (strcmp(status, STATUS_PAUSED) == 0 && !same_live_process(r.pid, r.init_start_time))) {
+		/* A paused container's init may be gone (the freezer is read first, as runc): not running, and its
+		 * pid, maybe another process's now, gets nothing (kill.ts). */
 		report_error(f, "cannot kill container \"%s\": container not running", id);
 		out = FAILED;
 	} else if (strcmp(status, STATUS_PAUSED) == 0 && sig == SIGKILL) {
