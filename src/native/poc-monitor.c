@@ -58,6 +58,10 @@
  * and the two that name fds of the monitor's: --pid and --netns. It is ready when it has written its pid (--pid,
  * to a pipe); it is ended when the init has exited, or with the monitor (PR_SET_PDEATHSIG).
  *
+ * Either network helper's pid is in the state file while it runs. If it dies while the init lives, the container
+ * has lost its network (podman does not watch for that); the monitor says so once, naming the helper and its exit
+ * status or signal: a line in the log and the state file's networkError (network_helper_died).
+ *
  * --mount-program (fuse-overlayfs, as podman's storage.conf mount_program) mounts the rootfs where the kernel's
  * overlayfs refuses to (a user namespace on a kernel before 5.11), or always with --mount-program-only.
  *
@@ -88,6 +92,7 @@
 #include <unistd.h>
 
 #include "generated/signals.h"
+#include "proc-stat.h"
 
 #define EXIT_MONITOR_ERROR 125
 
@@ -116,8 +121,24 @@ static int devnull = -1;
 /* Set once the container has been restarted: a failure then is reported in the log and the exit file. */
 static bool restarted;
 static int restart_count;
+/*
+ * The network helper (pasta or slirp4netns) while the container runs: its name and pid (in state.json, where poc
+ * and the tests find it), its stderr, the tail of what it said there, and, once it died before the init, what
+ * became of it (state.json's networkError, docker's State.Error in poc inspect).
+ */
+static struct {
+	const char *name;
+	pid_t pid;
+	int errfd;
+	char said[1024];
+	size_t said_len;
+	char error[1536];
+} NET = {.pid = -1, .errfd = -1};
+
 static void after_failed_restart(const char *msg);
 static long long mono_ms(void);
+static size_t json_escape(char *out, size_t size, const char *in, size_t len);
+static void write_state(pid_t init_pid, bool restarting);
 
 static int log_fd = -1;
 static bool raw_set;
@@ -492,6 +513,23 @@ struct net_helper {
 };
 
 /*
+ * A network helper's words on its stderr (MSG, changed in place), as one message: pasta says that it cannot reach
+ * the system logger (none here) before each of its messages, which is noise.
+ */
+static const char *helper_words(char *msg)
+{
+	for (char *line = msg, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (strncmp(line, "Failed to send ", 15) == 0 && strstr(line, " bytes to syslog") && strstr(line, " bytes to syslog") < next) {
+			memmove(line, next, strlen(next) + 1);
+			next = line;
+		}
+	}
+	return *msg ? runtime_message(msg) : "(no message)";
+}
+
+/*
  * A network helper that did not come up: killed and reaped here (a monitor that fails exits at once, and the
  * helper's zombie must not outlive it), and its stderr, read from ERRFD, quoted in ERR.
  */
@@ -504,25 +542,18 @@ static void network_helper_failed(pid_t pid, int errfd, const char *name, const 
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	drain_into(errfd, msg, sizeof msg, &len);
-	/* pasta says on stderr that it cannot reach the system logger (none here) before each of its messages: noise. */
-	for (char *line = msg, *next; *line; line = next) {
-		next = strchr(line, '\n');
-		next = next ? next + 1 : line + strlen(line);
-		if (strncmp(line, "Failed to send ", 15) == 0 && strstr(line, " bytes to syslog") && strstr(line, " bytes to syslog") < next) {
-			memmove(line, next, strlen(next) + 1);
-			next = line;
-		}
-	}
-	snprintf(err, errlen, "%s %s: %s", name, why, *msg ? runtime_message(msg) : "(no message)");
+	snprintf(err, errlen, "%s %s: %s", name, why, helper_words(msg));
 }
 
 /*
  * Starts network helper H (start_helper: ARGV, handing it the fds in KEEP) and waits until it is ready: it writes
  * to READYFD (a pipe's read end; the write end is in KEEP). Its exit first (READYFD or its stderr ends) is a
- * failure, and its stderr says why; 10 s at most. Its pid, or -1 with the error in ERR, the helper killed.
+ * failure, and its stderr says why; 10 s at most. Its pid, with its stderr's read end in *ERRFD_OUT (non-blocking:
+ * relay() keeps reading it, so that a later message neither blocks the helper on a full pipe nor kills it with
+ * SIGPIPE, and quotes it if the helper dies), or -1 with the error in ERR, the helper killed.
  */
 static pid_t start_network_helper(const struct net_helper *h, char *const argv[], const int *keep, int nkeep, int readyfd,
-				  char *err, size_t errlen)
+				  int *errfd_out, char *err, size_t errlen)
 {
 	int errfd;
 	pid_t pid = start_helper(argv, keep, nkeep, &errfd, err, errlen);
@@ -550,18 +581,20 @@ static pid_t start_network_helper(const struct net_helper *h, char *const argv[]
 	close(readyfd);
 	if (!ready) {
 		network_helper_failed(pid, errfd, h->name, late ? h->late : "failed", err, errlen);
-		pid = -1;
+		close(errfd);
+		return -1;
 	}
-	close(errfd);
+	fcntl(errfd, F_SETFL, O_NONBLOCK);
+	*errfd_out = errfd;
 	return pid;
 }
 
 /*
  * Starts slirp4netns on the init's network namespace (it joins it as root of the user namespace both share) and
- * waits until tap0 is configured (it writes "1" to its --ready-fd). Returns the write end of its exit fd: closing
- * it ends slirp4netns.
+ * waits until tap0 is configured (it writes "1" to its --ready-fd). Returns the write end of its exit fd (closing
+ * it ends slirp4netns), with its pid in *PID and its stderr in *ERRFD.
  */
-static int start_slirp(pid_t init_pid, char *err, size_t errlen)
+static int start_slirp(pid_t init_pid, pid_t *pid, int *errfd, char *err, size_t errlen)
 {
 	static const struct net_helper slirp4netns = {"slirp4netns", "did not configure the network within 10 s", '1'};
 	int exitp[2], readyp[2];
@@ -589,15 +622,17 @@ static int start_slirp(pid_t init_pid, char *err, size_t errlen)
 	argv[a++] = "tap0";
 	argv[a] = NULL;
 	int keep[] = {exitp[0], readyp[1]};
-	if (start_network_helper(&slirp4netns, argv, keep, 2, readyp[0], err, errlen) < 0) {
+	*pid = start_network_helper(&slirp4netns, argv, keep, 2, readyp[0], errfd, err, errlen);
+	if (*pid < 0) {
 		close(exitp[1]);
 		return -1;
 	}
 	return exitp[1];
 }
 
-/* Starts pasta on the init's network namespace and waits until it is ready. Its pid, or -1 with the error. */
-static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
+/* Starts pasta on the init's network namespace and waits until it is ready. Its pid (its stderr in *ERRFD), or -1
+ * with the error. */
+static pid_t start_pasta(pid_t init_pid, int *errfd, char *err, size_t errlen)
 {
 	static const struct net_helper pasta = {"pasta", "did not set up the network within 10 s", 0};
 	char netns[64], pidarg[32];
@@ -635,7 +670,7 @@ static pid_t start_pasta(pid_t init_pid, char *err, size_t errlen)
 	argv[a++] = netns;
 	argv[a] = NULL;
 	int keep[] = {readyp[1], nsfd};
-	return start_network_helper(&pasta, argv, keep, 2, readyp[0], err, errlen);
+	return start_network_helper(&pasta, argv, keep, 2, readyp[0], errfd, err, errlen);
 }
 
 /* One request on slirp4netns's API socket (a connection each, as slirp4netnsctl); false with its error. */
@@ -957,36 +992,12 @@ static void write_file_atomic(const char *path, const char *text, size_t len)
 		unlink(tmp);
 }
 
-/* Field 22 of /proc/<pid>/stat, as src/common/proc.ts readProcStat reads it: the start time that tells a reused pid. */
+/* Field 22 of /proc/<pid>/stat (proc-stat.h): the start time that tells a reused pid; empty when it is gone. */
 static void proc_start_time(pid_t pid, char *out, size_t size)
 {
-	char path[64], buf[1024];
-	out[0] = 0;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return;
-	p += 2; /* ") " then the state, field 3 */
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (!p)
-		return;
-	size_t len = strcspn(p, " ");
-	if (len >= size)
-		len = size - 1;
-	memcpy(out, p, len);
-	out[len] = 0;
+	char state;
+	if (!proc_stat_fields(pid, &state, out, size))
+		out[0] = 0;
 }
 
 static char started_at[64];
@@ -996,13 +1007,21 @@ static void write_state(pid_t init_pid, bool restarting)
 {
 	if (!O.state_file)
 		return;
-	char init_start[64], self_start[64], text[1024];
+	char init_start[64], self_start[64], helper[128] = "", error[4 * sizeof NET.error + 32] = "", text[8192];
 	proc_start_time(init_pid, init_start, sizeof init_start);
 	proc_start_time(getpid(), self_start, sizeof self_start);
+	if (NET.pid > 0)
+		snprintf(helper, sizeof helper, ",\"networkHelper\":{\"name\":\"%s\",\"pid\":%d}", NET.name, (int)NET.pid);
+	if (NET.error[0]) {
+		char escaped[4 * sizeof NET.error];
+		json_escape(escaped, sizeof escaped, NET.error, strlen(NET.error));
+		snprintf(error, sizeof error, ",\"networkError\":\"%s\"", escaped);
+	}
 	int len = snprintf(text, sizeof text,
 			   "{\"startedAt\":\"%s\",\"pid\":%d,\"initStartTime\":\"%s\",\"monitorPid\":%d,\"monitorStartTime\":\"%s\","
-			   "\"restartCount\":%d,\"restarting\":%s}\n",
-			   started_at, (int)init_pid, init_start, (int)getpid(), self_start, restart_count, restarting ? "true" : "false");
+			   "\"restartCount\":%d,\"restarting\":%s%s%s}\n",
+			   started_at, (int)init_pid, init_start, (int)getpid(), self_start, restart_count, restarting ? "true" : "false",
+			   helper, error);
 	write_file_atomic(O.state_file, text, (size_t)len);
 }
 
@@ -1230,9 +1249,9 @@ static void health_end(void)
  */
 
 static int run_fds[2] = {-1, -1}, run_master = -1;
-/* slirp4netns's exit fd while a rootless container runs (closed when its init has exited); pasta's pid. */
+/* slirp4netns's exit fd while a rootless container runs (closed when its init has exited). */
 static int slirp_exit = -1;
-static pid_t pasta_pid = -1;
+
 
 /* pocrun create's argv, or restore's at the first run of a start from a checkpoint; `argv` holds 24. */
 static void create_argv(char **argv, bool restoring)
@@ -1335,17 +1354,22 @@ static pid_t read_pid_file(void)
 static void start_rootless_network(pid_t init_pid)
 {
 	slirp_exit = -1;
-	pasta_pid = -1;
+	NET.pid = -1;
+	NET.errfd = -1;
+	NET.said_len = 0;
+	NET.said[0] = NET.error[0] = 0;
 	char err[2048];
 	if (O.pasta) {
-		pasta_pid = start_pasta(init_pid, err, sizeof err);
-		if (pasta_pid < 0)
+		NET.name = "pasta";
+		NET.pid = start_pasta(init_pid, &NET.errfd, err, sizeof err);
+		if (NET.pid < 0)
 			fail_created(init_pid, err);
 		return;
 	}
 	if (!O.slirp)
 		return;
-	slirp_exit = start_slirp(init_pid, err, sizeof err);
+	NET.name = "slirp4netns";
+	slirp_exit = start_slirp(init_pid, &NET.pid, &NET.errfd, err, sizeof err);
 	if (slirp_exit < 0)
 		fail_created(init_pid, err);
 	for (int i = 0; i < O.npublish; i++)
@@ -1445,6 +1469,84 @@ static bool stop_requested(void)
 	return O.stop_file && access(O.stop_file, F_OK) == 0;
 }
 
+/* What the network helper says on its stderr while it runs: the last of it is kept, to be quoted if it exits. */
+static void network_helper_said(void)
+{
+	char tmp[4096];
+	ssize_t n;
+	while ((n = read(NET.errfd, tmp, sizeof tmp)) > 0) {
+		size_t keep = sizeof NET.said - 1;
+		if ((size_t)n >= keep) {
+			memcpy(NET.said, tmp + (size_t)n - keep, keep);
+			NET.said_len = keep;
+		} else {
+			if (NET.said_len + (size_t)n > keep) {
+				size_t drop = NET.said_len + (size_t)n - keep;
+				memmove(NET.said, NET.said + drop, NET.said_len - drop);
+				NET.said_len -= drop;
+			}
+			memcpy(NET.said + NET.said_len, tmp, (size_t)n);
+			NET.said_len += (size_t)n;
+		}
+		NET.said[NET.said_len] = 0;
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(NET.errfd);
+		NET.errfd = -1;
+	}
+}
+
+/* Whether the init has exited, its status not yet collected (WNOWAIT: relay() reaps it). */
+static bool init_exited(pid_t init_pid)
+{
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)init_pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == init_pid;
+}
+
+/*
+ * The network helper died while the container runs (STATUS, its wait status): the container has lost its network
+ * (pasta takes its tap device with it; slirp4netns's is left without a peer), and nothing else would say so.
+ * Said once, where a poc user looks: a line in the container's log (`poc logs`, and the terminal of a foreground
+ * `poc run`), and state.json's networkError (`poc inspect`'s State.Error). Not when the init has exited too: then
+ * the helper ended with the network namespace, as it should.
+ */
+static void network_helper_died(pid_t init_pid, int status)
+{
+	if (NET.errfd >= 0)
+		network_helper_said();
+	char how[96];
+	if (WIFSIGNALED(status)) {
+		static const struct { const char *name; int n; } names[] = {SIGNAL_NAMES};
+		const char *name = "?";
+		for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+			if (names[i].n == WTERMSIG(status)) {
+				name = names[i].name;
+				break;
+			}
+		snprintf(how, sizeof how, "was killed by signal %d (SIG%s)", WTERMSIG(status), name);
+	} else {
+		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+	}
+	/* Its last line, when it exited by itself: its reason (pasta runs with --quiet). Not otherwise: slirp4netns
+	 * reports each request on its stderr, which says nothing of a signal. */
+	const char *said = NULL;
+	if (WIFEXITED(status) && NET.said_len) {
+		said = helper_words(NET.said);
+		const char *last = strrchr(said, '\n');
+		if (last)
+			said = last + 1;
+	}
+	snprintf(NET.error, sizeof NET.error, "%s (pid %d), the container's network, %s%s%s: the container has no network now",
+		 NET.name, (int)NET.pid, how, said ? ": " : "", said ? said : "");
+	NET.pid = -1;
+	char line[sizeof NET.error + 16];
+	int n = snprintf(line, sizeof line, "poc-monitor: %s\n", NET.error);
+	log_chunk("stderr", line, (size_t)n);
+	if (O.foreground)
+		write_all(2, line, (size_t)n);
+	write_state(init_pid, false);
+}
+
 /* 3. relays until the init has exited and its output is drained; runs the health checks meanwhile. */
 static int relay(int sigfd, pid_t init_pid)
 {
@@ -1477,10 +1579,11 @@ static int relay(int sigfd, pid_t init_pid)
 			timeout = health_tick();
 		}
 		/* The sync fd is watched only for the caller's end: then the exit command will clean up. */
-		struct pollfd p[6] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
+		struct pollfd p[7] = {{.fd = sigfd, .events = POLLIN}, {.fd = fds[0], .events = POLLIN},
 				      {.fd = fds[1], .events = POLLIN}, {.fd = fds[2], .events = POLLIN},
-				      {.fd = O.sync_fd, .events = POLLIN}, {.fd = H.out, .events = POLLIN}};
-		int r = poll(p, 6, timeout);
+				      {.fd = O.sync_fd, .events = POLLIN}, {.fd = H.out, .events = POLLIN},
+				      {.fd = NET.errfd, .events = POLLIN}};
+		int r = poll(p, 7, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2; i++) {
@@ -1500,6 +1603,8 @@ static int relay(int sigfd, pid_t init_pid)
 		}
 		if (H.out >= 0 && (p[5].revents & (POLLIN | POLLHUP | POLLERR)))
 			health_read();
+		if (NET.errfd >= 0 && (p[6].revents & (POLLIN | POLLHUP | POLLERR)))
+			network_helper_said();
 		if (O.sync_fd >= 0 && (p[4].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = read(O.sync_fd, buf, sizeof buf);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -1523,6 +1628,10 @@ static int relay(int sigfd, pid_t init_pid)
 						health_end();
 					} else if (pid == H.pid && init_status < 0) {
 						health_done(st);
+					} else if (pid == NET.pid) {
+						if (init_status < 0 && !init_exited(init_pid))
+							network_helper_died(init_pid, st);
+						NET.pid = -1;
 					}
 				}
 			} else if (sig == SIGWINCH) {
@@ -1538,9 +1647,12 @@ static int relay(int sigfd, pid_t init_pid)
 	if (slirp_exit >= 0)
 		close(slirp_exit); /* slirp4netns ends; the monitor, its subreaper, reaps it */
 	slirp_exit = -1;
-	if (pasta_pid > 0)
-		kill(pasta_pid, SIGTERM); /* reaped with the other helpers */
-	pasta_pid = -1;
+	if (NET.pid > 0 && O.pasta)
+		kill(NET.pid, SIGTERM); /* reaped with the other helpers */
+	NET.pid = -1;
+	if (NET.errfd >= 0)
+		close(NET.errfd);
+	NET.errfd = -1;
 	if (O.api_socket)
 		unlink(O.api_socket);
 	for (int i = 0; i < 2; i++)

@@ -1,7 +1,8 @@
 import { PocrunError } from '../errors.js';
 import { runHooks } from './hooks.js';
 import { unmountShared } from './shared-mounts.js';
-import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
+import { sleepMs } from '../common/proc.js';
+import { killContainerProcesses } from './stop.js';
 import { ociState, withLockedContainer } from './status.js';
 import type { ContainerRecord } from './state-store.js';
 import type { CgroupDriver } from '../cgroups/index.js';
@@ -40,24 +41,7 @@ export function deleteContainer(ctx: RuntimeContext, opts: DeleteOptions): void 
  * start), runs poststop hooks and removes the state directory.
  */
 export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, opts: { runPoststop: boolean; cgroupGone?: boolean }): void {
-  const cgroups = ctx.cgroupsOf(record);
-  const alive = record.pid > 0 && (record.initStartTime === '' || isSameLiveProcess(record.pid, record.initStartTime));
-  try {
-    if (!opts.cgroupGone && cgroups.exists(record.cgroupPath)) {
-      cgroups.thaw(record.cgroupPath);
-      cgroups.killAll(record.cgroupPath, 'SIGKILL');
-    }
-  } catch (err) {
-    // A cgroup that went meanwhile (systemd removes an emptied scope itself) is what delete wants: no warning,
-    // whose line would be taken for the error by engines that show the runtime's last line (podman).
-    if (cgroups.exists(record.cgroupPath)) ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
-  }
-  trace('delete: killed');
-  if (alive) {
-    killQuietly(record.pid);
-    waitGone(record);
-  }
-  trace('delete: init gone');
+  killContainerProcesses(ctx, record, { cgroupGone: opts.cgroupGone });
   if (record.sharedMounts) {
     try {
       unmountShared(record.sharedMounts);
@@ -66,7 +50,7 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
     }
   }
   try {
-    if (!opts.cgroupGone) destroyCgroup(cgroups, record.cgroupPath);
+    if (!opts.cgroupGone) destroyCgroup(ctx.cgroupsOf(record), record.cgroupPath);
   } catch (err) {
     ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
   }
@@ -74,14 +58,6 @@ export function removeContainer(ctx: RuntimeContext, record: ContainerRecord, op
   // A failing poststop hook is a warning, and the others still run (runtime.md, lifecycle step 13).
   if (opts.runPoststop) runHooks('poststop', record.hooks.poststop, ociState(record, 'stopped'), (err) => ctx.log('warning', err.message));
   ctx.store.remove(record.id);
-}
-
-/** The init's pid namespace dies with it; wait (briefly) so the cgroup can be removed. */
-function waitGone(record: ContainerRecord): void {
-  for (let i = 0; i < 2000; i++) {
-    if (!isSameLiveProcess(record.pid, record.initStartTime)) return;
-    sleepMs(1);
-  }
 }
 
 /** How long delete keeps killing and removing a cgroup that is still busy before it gives up with a warning. */

@@ -6,8 +6,8 @@ import { compileExecPlan, parseProcessFile, processFromFlags, type ExecFlags, ty
 import { JOIN_ORDER } from '../plan/namespaces.js';
 import { encodePlan } from '../plan/wire.js';
 import { HelperSession, HelperStepError } from './init-helper.js';
-import { isSameLiveProcess, killQuietly } from '../common/proc.js';
-import { containerStatus, ociState } from './status.js';
+import { killQuietly } from '../common/proc.js';
+import { containerStatus, initAlive, ociState } from './status.js';
 import { writePidFile } from './create-container.js';
 import type { RuntimeContext } from './context.js';
 import { trace } from './trace.js';
@@ -65,7 +65,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
     }
     if (status === 'paused') {
       // Paused is read from the freezer before the init (as runc): its init may be gone, and its namespaces with it.
-      if (!isSameLiveProcess(record.pid, record.initStartTime)) {
+      if (!initAlive(record)) {
         throw notNow(`cannot exec in container "${opts.id}": it is paused and its init has exited (resume it and it reads stopped)`);
       }
       unlock();
@@ -116,7 +116,7 @@ export async function execInContainer(ctx: RuntimeContext, opts: ExecOptions): P
         }
       }
       // The init could have exited (and its pid been reused) since the check: then nothing may run.
-      if (!isSameLiveProcess(record.pid, record.initStartTime)) throw new PocrunError(`cannot exec in container "${opts.id}": it stopped`);
+      if (!initAlive(record)) throw new PocrunError(`cannot exec in container "${opts.id}": it stopped`);
       synced = true;
       return JSON.stringify(ociState(record, status));
     });

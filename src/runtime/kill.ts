@@ -1,7 +1,6 @@
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { parseSignal } from '../vocabulary/signals.js';
-import { NOT_RUNNING, containerStatus } from './status.js';
-import { isSameLiveProcess } from '../common/proc.js';
+import { NOT_RUNNING, containerStatus, initAlive } from './status.js';
 import type { RuntimeContext } from './context.js';
 
 export interface KillOptions {
@@ -36,7 +35,7 @@ export function killContainer(ctx: RuntimeContext, opts: KillOptions): void {
   // A paused container's init may be gone (the status rule reads the freezer first, as runc): as runc's signal,
   // which checks the init before it signals it, that is "not running", and its pid, maybe another process's now,
   // gets nothing; the cgroup stays frozen (resume or delete --force end it).
-  if (status === 'stopped' || (status === 'paused' && !isSameLiveProcess(record.pid, record.initStartTime))) {
+  if (status === 'stopped' || (status === 'paused' && !initAlive(record))) {
     throw new PocrunError(`cannot kill container "${opts.id}": ${NOT_RUNNING}`);
   }
   try {

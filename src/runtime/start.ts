@@ -1,10 +1,10 @@
 import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
 import { PocrunError, errnoCode, wrapError } from '../errors.js';
 import { runHooks } from './hooks.js';
-import { isSameLiveProcess, killQuietly, sleepMs } from '../common/proc.js';
-import { ociState, withLockedContainer } from './status.js';
+import { sleepMs } from '../common/proc.js';
+import { killContainerProcesses } from './stop.js';
+import { initAlive, ociState, withLockedContainer } from './status.js';
 import type { RuntimeContext } from './context.js';
-import type { ContainerRecord } from './state-store.js';
 
 /** pocrun start: releases the init blocked on exec.fifo, exactly once, then runs poststart hooks. */
 export function startContainer(ctx: RuntimeContext, id: string): void {
@@ -26,7 +26,7 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
       // The byte: the init passed exec.fifo and runs the startContainer hooks, then its execve.
       for (;;) {
         if (readFifo(fd, byte, id) === 1) break;
-        if (!isSameLiveProcess(record.pid, record.initStartTime)) {
+        if (!initAlive(record)) {
           // A short-lived process may have passed the fifo, run and exited between the read and this check:
           // its byte is still in the fifo then, so it is looked for once more before the init is called dead.
           if (readFifo(fd, byte, id) === 1) break;
@@ -47,22 +47,10 @@ export function startContainer(ctx: RuntimeContext, id: string): void {
     } catch (err) {
       // runtime.md 1.3.0 (lifecycle step 9): a failing poststart hook is an error, the container is stopped and
       // the lifecycle goes on at its deletion; runc kills the init likewise. The engine's delete removes it.
-      stopContainer(ctx, record);
+      killContainerProcesses(ctx, record);
       throw wrapError(`start container "${id}"`, err);
     }
   });
-}
-
-/** Kills every process of the container and waits (briefly) for the init to be gone: its status reads stopped. */
-function stopContainer(ctx: RuntimeContext, record: ContainerRecord): void {
-  try {
-    const cgroups = ctx.cgroupsOf(record);
-    if (cgroups.exists(record.cgroupPath)) cgroups.killAll(record.cgroupPath, 'SIGKILL');
-  } catch (err) {
-    ctx.log('warning', `container "${record.id}": ${(err as Error).message}`);
-  }
-  if (isSameLiveProcess(record.pid, record.initStartTime)) killQuietly(record.pid);
-  for (let i = 0; i < 2000 && isSameLiveProcess(record.pid, record.initStartTime); i++) sleepMs(1);
 }
 
 /** A sleep of 0.05 ms, then twice as long each time up to 1 ms: a short wait costs little, a long one little CPU. */

@@ -24,10 +24,18 @@ export function deriveStatus(facts: StatusFacts, rule: StatusRule = STATUS_RULE)
 /** What a container's status is learned from: its state directory, and the cgroup's freezer when the rule asks. */
 export type StatusSource = Pick<RuntimeContext, 'store' | 'cgroups'>;
 
+/**
+ * The status rule's initAlive: the record's pid is its init still (alive, not a zombie, started when the record
+ * says: not a reused pid). Commands that signal the init ask it too, since a paused container's may be gone.
+ */
+export function initAlive(record: Pick<ContainerRecord, 'pid' | 'initStartTime'>): boolean {
+  return record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime);
+}
+
 export function containerStatus({ store, cgroups }: StatusSource, record: ContainerRecord): Status {
   return deriveStatus({
     initReported: () => record.pid !== 0,
-    initAlive: () => record.pid > 0 && isSameLiveProcess(record.pid, record.initStartTime),
+    initAlive: () => initAlive(record),
     frozen: () => {
       try {
         return cgroups().state(record.cgroupPath) !== 'thawed';

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makeTestUser, userResidue, type TestUser } from '../helpers/rootless.js';
 import { detectCgroups } from '../../src/cgroups/index.js';
 import { cgroupDirsOf } from '../../src/common/cgroup-mounts.js';
@@ -59,6 +59,32 @@ const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) 
 /** The user's live processes but its own systemd's (a zombie is not one: this host's pid 1 does not reap). */
 function liveProcesses(who: TestUser): string[] {
   return who.processes().filter((p) => !p.endsWith('<defunct>'));
+}
+
+/**
+ * Kills the network helper of a running container, found by the pid its monitor recorded (state.json's
+ * networkHelper), and returns the one line the monitor then writes: from `poc logs`, checked to be said once, and
+ * the same as `poc inspect`'s State.Error, with the container still running.
+ */
+async function killNetworkHelper(t: Test, name: string, id: string, helper: string, signal: NodeJS.Signals): Promise<string> {
+  const stateFile = join(store(user), 'containers', id, 'state.json');
+  const recorded = JSON.parse(readFileSync(stateFile, 'utf8')).networkHelper as { name: string; pid: number } | undefined;
+  t.equal(recorded?.name, helper, `${name}: the monitor records its ${helper}: ${JSON.stringify(recorded)}`);
+  const pid = recorded?.pid ?? 0;
+  t.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), new RegExp(`\\b${helper}\\b`), `${name}: that pid is its ${helper}`);
+  process.kill(pid, signal);
+  let error = '';
+  for (let i = 0; i < 250 && !error; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    error = JSON.parse(readFileSync(stateFile, 'utf8')).networkError ?? '';
+  }
+  t.notOk(JSON.parse(readFileSync(stateFile, 'utf8')).networkHelper, `${name}: no helper recorded once it died`);
+  await new Promise((r) => setTimeout(r, 300)); // a second report would come meanwhile
+  const said = poc(user, ['logs', name]).stderr.split('\n').filter((l) => l.startsWith('poc-monitor: '));
+  t.same(said, [`poc-monitor: ${error}`], `${name}: said once in its log: ${said.join(' | ')}`);
+  const state = JSON.parse(poc(user, ['inspect', name]).stdout)[0].State;
+  t.same([state.Error, state.Running], [error, true], `${name}: inspect's State.Error says it, and the container still runs`);
+  return error;
 }
 
 /** `systemctl --user show` of a unit of the user's systemd, as an object. */
@@ -226,6 +252,9 @@ t.test('-d with -p and slirp4netns: publish, outbound, exec, logs, ps, stop, rm'
   t.equal(again.status, 0, `start again: ${again.stderr}`);
   t.equal(poc(user, ['port', 'web', '80']).stdout, `127.0.0.1:${PORT}\n127.0.0.1:${eph}\n`, 'the same ephemeral port after a restart');
   t.equal(await answer(`http://127.0.0.1:${eph}/`), 'hello from a rootless container\n', 'and it answers');
+  // slirp4netns dies while the container runs: the container has lost its network, and the monitor says so.
+  const slirpGone = await killNetworkHelper(t, 'web', run.stdout.trim(), 'slirp4netns', 'SIGTERM');
+  t.match(slirpGone, /^slirp4netns \(pid \d+\), the container's network, was killed by signal 15 \(SIGTERM\): the container has no network now$/, 'named, with how it ended');
   t.equal(poc(user, ['stop', '-t', '2', 'web']).status, 0);
   // Its diff holds a directory of uid 1000 (a subordinate id on the host), which rm removes in the user namespace.
   const rm = poc(user, ['rm', 'web']);
@@ -257,6 +286,11 @@ t.test('--network pasta (podman 5\'s): the host\'s addresses, DNS through pasta,
   // IPv6 too where the host has it (the option test below turns it off with --ipv4-only).
   const v6 = Number(poc(user, ['exec', 'pst', 'sh', '-c', 'ip -o -6 addr show scope global | wc -l']).stdout.trim());
   t.equal(v6 > 0, HOST_HAS_IPV6, `global IPv6 addresses as the host has them: ${v6}`);
+  // pasta dies while the container runs (as Debian 12's pasta does with --pcap where gettimeofday is a system call):
+  // its tap device goes with it, and the monitor says so, naming pasta and the signal.
+  const pastaGone = await killNetworkHelper(t, 'pst', run.stdout.trim(), 'pasta', 'SIGKILL');
+  t.match(pastaGone, /^pasta \(pid \d+\), the container's network, was killed by signal 9 \(SIGKILL\): the container has no network now$/);
+  t.equal(poc(user, ['exec', 'pst', 'ls', '/sys/class/net']).stdout, 'lo\n', 'the container has no interface but lo now');
   t.equal(poc(user, ['rm', '-f', 'pst']).status, 0);
   t.same(liveProcesses(user).filter((p) => /\bpasta\b|poc-monitor/.test(p)), [], 'pasta and the monitor have ended');
 });
@@ -455,7 +489,7 @@ t.test('what needs root is refused with one clear line, and leaves nothing', asy
     [['run', '--rm', '--network', 'none', '-p', '8080:80', 'busybox', 'true'], /-p needs --network/],
     [['run', '--rm', '--network', 'pasta:--netns,/run/netns/x', 'busybox', 'true'], /invalid --network pasta:--netns,\/run\/netns\/x: --netns is not for poc's pasta: poc runs pasta on the container's network namespace/],
     [['run', '--rm', '--network', 'pasta:-P,/tmp/pid', 'busybox', 'true'], /-P is not for poc's pasta/],
-    [['run', '--rm', '--network', 'pasta:--debug', 'busybox', 'true'], /--debug is not for poc's pasta: poc reads pasta's messages only while it starts/],
+    [['run', '--rm', '--network', 'pasta:--debug', 'busybox', 'true'], /--debug is not for poc's pasta: poc quotes pasta's messages only when it fails/],
     [['run', '--rm', '--network', 'pasta:--no-such-option', 'busybox', 'true'], /"--no-such-option" is not an option of pasta\(1\)/],
     [['run', '--rm', '--network', 'pasta:8080', 'busybox', 'true'], /"8080" is not an option \(pasta would take it for a PID or a command to run\)/],
     [['run', '--rm', '--network', 'pasta:-t', 'busybox', 'true'], /-t needs a value/],
@@ -488,6 +522,27 @@ t.test('what needs root is refused with one clear line, and leaves nothing', asy
     t.same(liveProcesses(user), [], `${program}: no process left (${program}, monitors)`);
     t.same(entries(join(runDir(user), 'runtime')), [], `${program}: no runtime state left`);
   }
+  // A pasta that gets ready, then exits by itself with its reason: the monitor quotes its last line.
+  const dying = join(work, 'dying-pasta');
+  mkdirSync(dying, { recursive: true });
+  writeFileSync(join(dying, 'pasta'), [
+    '#!/bin/sh',
+    'while [ $# -gt 0 ]; do [ "$1" = --pid ] && echo $$ > "$2"; shift; done',
+    'echo "a message before" >&2',
+    'sleep 0.5; echo "tap device gone" >&2; exit 3',
+  ].join('\n'), { mode: 0o755 });
+  chmodSync(dying, 0o755);
+  const r = user.run(POC, ['run', '-d', '--name', 'dying', '--network', 'pasta', 'busybox', 'sleep', '60'], { extraEnv: { PATH: `${dying}:${user.env.PATH}` }, timeout: 90_000 });
+  t.equal(r.status, 0, `run -d with a pasta that exits later: ${r.stderr}`);
+  let error = '';
+  for (let i = 0; i < 250 && !error; i++) {
+    await new Promise((res) => setTimeout(res, 20));
+    error = JSON.parse(poc(user, ['inspect', 'dying']).stdout)[0].State.Error;
+  }
+  t.match(error, /^pasta \(pid \d+\), the container's network, exited with status 3: tap device gone: the container has no network now$/, 'its status and its last line');
+  t.same(poc(user, ['logs', 'dying']).stderr.split('\n').filter((l) => l.startsWith('poc-monitor: ')), [`poc-monitor: ${error}`], 'said once in its log');
+  t.equal(poc(user, ['rm', '-f', 'dying']).status, 0);
+  t.same(liveProcesses(user), [], 'nothing left running');
 });
 
 t.test("nothing of the users' is left", async (t) => {

@@ -17,7 +17,7 @@ t.test("pasta's options: each with its value, in any of getopt's spellings", asy
     ['--userns,/proc/1/ns/user', /--userns is not for poc's pasta: poc runs pasta on the container's network namespace/],
     ['--no-netns-quit', /--no-netns-quit is not for poc's pasta/],
     ['-P,/tmp/pid', /-P is not for poc's pasta: poc learns from its pid that pasta is ready/],
-    ['--debug', /--debug is not for poc's pasta: poc reads pasta's messages only while it starts \(use --log-file FILE for more\)/],
+    ['--debug', /--debug is not for poc's pasta: poc quotes pasta's messages only when it fails \(use --log-file FILE for more\)/],
     ['-e', /-e is not for poc's pasta/],
     ['--runas,1000', /--runas is not for poc's pasta: pasta runs as the user already/],
     ['-s,/tmp/sock', /-s is not for poc's pasta: it is passt's/],

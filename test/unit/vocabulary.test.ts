@@ -204,6 +204,7 @@ t.test('a fact the rule gains or loses fails the build of the front (container.c
   // container.c as the Makefile builds it: front/ beside generated/, with the headers the build wrote.
   cpSync(join(top, 'src/native/front'), join(dir, 'front'), { recursive: true });
   cpSync(join(top, 'src/native/generated'), join(dir, 'generated'), { recursive: true });
+  cpSync(join(top, 'src/native/proc-stat.h'), join(dir, 'proc-stat.h'));
   const build = async (rule: StatusRule) => {
     writeFileSync(join(dir, 'generated/status-rule.h'), statusRuleHeader(rule));
     const r = await execa('cc', [...CC, '-c', '-o', '/dev/null', join(dir, 'front/container.c')], { reject: false, env: { LC_ALL: 'C' } });

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "../proc-stat.h"
 #include "../generated/signals.h"
 #include "../generated/state-record.h"
 #include "../generated/status-rule.h" /* status_of, from the rule in src/vocabulary/state-record.ts */
@@ -106,42 +107,11 @@ static const char *cgroup_dir(const struct record *r, const char *controller)
 	return str_at(r->cgroup_dirs, controller);
 }
 
-/* Field 3 (state) and field 22 (start time) of /proc/<pid>/stat; the name may hold spaces and parentheses. */
-static bool proc_stat(long pid, char *state, char *start_time, size_t size)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	char *text = read_file(path, 4096);
-	if (!text)
-		return false;
-	char *p = strrchr(text, ')');
-	bool ok = false;
-	if (p && p[1] == ' ') {
-		p += 2;
-		*state = *p;
-		for (int field = 3; field < 22 && p; field++) {
-			p = strchr(p, ' ');
-			if (p)
-				p++;
-		}
-		if (p) {
-			size_t len = strcspn(p, " ");
-			if (len < size) {
-				memcpy(start_time, p, len);
-				start_time[len] = '\0';
-				ok = true;
-			}
-		}
-	}
-	free(text);
-	return ok;
-}
-
 /* Alive and the same process: not gone, not a zombie, not a reused pid (proc.ts, isSameLiveProcess). */
 static bool same_live_process(long pid, const char *start_time)
 {
 	char state, now[32];
-	return proc_stat(pid, &state, now, sizeof(now)) && strcmp(now, start_time) == 0 && state != 'Z' && state != 'X';
+	return proc_stat_fields((pid_t)pid, &state, now, sizeof(now)) && strcmp(now, start_time) == 0 && state != 'Z' && state != 'X';
 }
 
 /* DIR/FILE's text, or NULL; for the small files of a cgroup. */
@@ -197,7 +167,7 @@ static bool fact_exec_fifo_exists(const struct record *r)
 static bool lock(const struct record *r, char *lock_path, size_t size)
 {
 	char state, me[32];
-	if (!proc_stat(getpid(), &state, me, sizeof(me)))
+	if (!proc_stat_fields(getpid(), &state, me, sizeof(me)))
 		return false;
 	snprintf(lock_path, size, "%s/" STATE_LOCK, r->dir);
 	int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -59,6 +59,8 @@ export async function inspectContainer(c: ContainerRecord, o: RootOptions): Prom
       ExitCode: s.exit?.exitCode ?? (s.exitUnknown ? -1 : 0),
       StartedAt: s.run?.startedAt ?? ZERO_TIME,
       FinishedAt: s.exit?.finishedAt ?? ZERO_TIME,
+      // docker's State.Error: here the rootless network helper's death while the container ran (the monitor's words).
+      Error: s.run?.networkError ?? '',
       MonitorPid: s.monitorAlive ? s.run!.monitorPid : 0,
       ...(c.healthcheck && s.run ? { Health: readHealth(c.id, o) ?? { Status: 'starting', FailingStreak: 0, Log: [] } } : {}),
     },

@@ -46,6 +46,10 @@ export interface RunState {
   restartCount?: number;
   /** The monitor is waiting its back-off before the next restart. */
   restarting?: boolean;
+  /** The rootless network helper (pasta, slirp4netns) of this run, while it runs. */
+  networkHelper?: { name: string; pid: number };
+  /** What became of that helper when it died before the container (docker's State.Error in inspect). */
+  networkError?: string;
 }
 
 /** docker's State.Health: written by the monitor after each check (src/native/poc-monitor.c). */

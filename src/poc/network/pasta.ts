@@ -11,7 +11,7 @@
  *
  * What poc manages itself is refused by name: the namespace pasta joins and its lifetime (--netns, --userns,
  * --netns-only, --no-netns-quit, a PID or command), how poc learns that it is ready (--pid), its output, which
- * poc reads only while it starts (--debug, --trace, --stderr: use --log-file), and what is not pasta's in this
+ * poc quotes only when pasta fails to start or dies (--debug, --trace, --stderr: use --log-file), and what is not pasta's in this
  * role (passt's --socket, --fd and --one-off; --runas, --help, --version). An option pasta(1) does not list is
  * refused too, so that a typo is named by poc rather than half-read by pasta.
  */
@@ -33,7 +33,7 @@ interface PastaOption {
 }
 
 const LIFETIME = "poc runs pasta on the container's network namespace and ends it with the container";
-const OUTPUT = "poc reads pasta's messages only while it starts (use --log-file FILE for more)";
+const OUTPUT = "poc quotes pasta's messages only when it fails (use --log-file FILE for more)";
 
 /** pasta(1)'s options (passt 2023-03 and podman's --map-gw; --map-guest-addr of later versions). */
 const OPTIONS: readonly PastaOption[] = [
