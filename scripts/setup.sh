@@ -8,7 +8,7 @@ PACKAGES="build-essential pkg-config libseccomp-dev libsystemd-dev busybox-stati
   sysbench hyperfine debootstrap tar gzip procps util-linux file podman conmon netavark containerd skopeo umoci \
   containernetworking-plugins catatonit librsvg2-bin libyajl-dev python3 qemu-system-x86 qemu-utils mmdebstrap e2fsprogs coreutils \
   strace docker-registry apache2-utils openssl zstd uidmap buildah slirp4netns passt dnsmasq-base fuse-overlayfs \
-  podman-compose aardvark-dns openssh-client"
+  podman-compose aardvark-dns openssh-client protobuf-compiler"
 
 missing=""
 for p in $PACKAGES; do

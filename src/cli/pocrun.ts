@@ -1,3 +1,4 @@
+import { trace } from '../runtime/trace.js';
 import { stdout, stderr } from '../common/output.js';
 import { PocrunError } from '../errors.js';
 import { RuntimeContext, type LogFormat } from '../runtime/context.js';
@@ -226,6 +227,7 @@ const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: async (ctx, p) => {
       unsupportedCriuFlags(p, ['page-server', 'status-fd', 'lazy-pages', 'tcp-skip-in-flight', 'link-remap']);
+      trace('command line');
       const { checkpointContainer } = await import('../runtime/checkpoint/checkpoint.js');
       checkpointContainer(ctx, {
         ...criuFlags(p),

@@ -9,7 +9,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { PocrunError } from '../../errors.js';
-import { criu_req, criu_req_type, criu_resp } from './generated/criu-rpc.js';
+import { criu_req, criu_req_type, criu_resp } from './generated/rpc.js';
 
 /** Where the front says what it started: "FD PID PATH", or empty where it started no criu (front.h). */
 const CRIU_SWRK_ENV = 'POCRUN_CRIU_SWRK';
