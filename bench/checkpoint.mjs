@@ -18,6 +18,8 @@
 //
 // usage: node bench/checkpoint.mjs [--reps N] [--mib M] [--trace]    (boots the guest and runs there; POC_GUEST=1: here)
 // --trace: pocrun's checkpoint runs with POCRUN_TRACE=1 and each rep prints its trace points (ms since Bun started).
+// --also NAME=PATH: one more runtime in the same run (e.g. an earlier build's dist/pocrun under bench/out/, which
+// the guest sees: the repository's tree is mounted there), shown against runc like pocrun.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -54,6 +56,12 @@ const work = mkdtempSync('/tmp/bench-checkpoint-');
 const NETNS = `pocrun-bench-checkpoint-${process.pid}`;
 must('ip', ['netns', 'add', NETNS]);
 const RUNTIMES = { pocrun: join(top, 'dist/pocrun'), runc: 'runc' };
+for (const [i, a] of args.entries()) {
+  if (a !== '--also') continue;
+  const [name, path] = args[i + 1].split('=');
+  RUNTIMES[name] = path.startsWith('/') ? path : join(top, path);
+}
+const others = Object.keys(RUNTIMES).filter((n) => n !== 'runc');
 
 // A busybox bundle whose shell holds a string of M MiB (every page written) and then waits.
 const rootfs = join(work, 'rootfs');
@@ -105,9 +113,9 @@ function once(name) {
   rmSync(join(bundle, 'rootfs/touched'), { force: true });
   must('sh', ['-c', `"$0" --root "$1" run -d --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, bin, root, bundle, id]);
   waitTouched(bin, root, id, bundle);
-  const traceEnv = traced && name === 'pocrun' ? { ...process.env, POCRUN_TRACE: '1' } : process.env;
+  const traceEnv = traced && name !== 'runc' ? { ...process.env, POCRUN_TRACE: '1' } : process.env;
   const { ms: checkpoint, points } = timed(bin, ['--root', root, 'checkpoint', '--image-path', images, id], traceEnv);
-  if (points.length) console.log(`  pocrun checkpoint trace: ${points.join(' ')} (wall ${checkpoint.toFixed(0)})`);
+  if (points.length) console.log(`  ${name} checkpoint trace: ${points.join(' ')} (wall ${checkpoint.toFixed(0)})`);
   const { ms: restore } = timed('sh', ['-c', `"$0" --root "$1" restore -d --work-path "$5" --bundle "$2" --image-path "$3" "$4" </dev/null >/dev/null 2>&1`, bin, root, bundle, images, id, restoreWork]);
   const out = {
     checkpoint,
@@ -125,7 +133,8 @@ const times = Object.fromEntries(Object.keys(RUNTIMES).map((name) => [name, Obje
 for (const name of Object.keys(RUNTIMES)) once(name);
 for (let rep = 0; rep < reps; rep++) {
   // Which runtime goes first alternates between repetitions.
-  const order = rep % 2 === 0 ? ['pocrun', 'runc'] : ['runc', 'pocrun'];
+  const names = Object.keys(RUNTIMES);
+  const order = names.map((_, i) => names[(i + rep) % names.length]);
   const line = [];
   for (const name of order) {
     const r = once(name);
@@ -138,11 +147,11 @@ for (let rep = 0; rep < reps; rep++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`checkpoint and restore of a container with ${mib} MiB touched (network namespace by path), ${reps} repetitions after one untimed round, runtimes alternating (each rep's first in turn),`);
 console.log(`in the cgroup v2 guest (${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, ${must('criu', ['--version']).stdout.split('\n')[0]}, ${must('runc', ['--version']).stdout.split('\n')[0]}); medians in ms (emulated: the ratios are what counts)`);
-console.log('metric                 pocrun      runc   pocrun/runc');
+console.log(`metric              ${others.map((n) => n.padStart(12)).join('')}      runc ${others.map((n) => `${n}/runc`.padStart(16)).join('')}`);
 for (const metric of metrics) {
-  const p = median(times.pocrun[metric]);
   const r = median(times.runc[metric]);
-  console.log(`${metric.padEnd(20)} ${p.toFixed(0).padStart(8)} ${r.toFixed(0).padStart(9)} ${(p / r).toFixed(2).padStart(13)}`);
+  const ps = others.map((n) => median(times[n][metric]));
+  console.log(`${metric.padEnd(20)}${ps.map((p) => p.toFixed(0).padStart(12)).join('')}${r.toFixed(0).padStart(10)} ${ps.map((p) => (p / r).toFixed(2).padStart(16)).join('')}`);
 }
 console.log('(overhead: the wall time less criu\'s own, from its log: what each runtime adds around criu)');
 rmSync(work, { recursive: true, force: true });
