@@ -53,7 +53,10 @@ export interface CgroupDriver {
   freeze(path: string): void;
   /** No-op when nothing can be frozen (no freezer, no such cgroup). */
   thaw(path: string): void;
-  /** A missing cgroup, or one without a freezer, is 'thawed'. */
+  /**
+   * Whether the cgroup itself was frozen (paused), as runc reads it: frozen only through an ancestor is 'thawed',
+   * and so is a missing cgroup or one without a freezer.
+   */
   state(path: string): FreezerState;
   stats(path: string): CgroupStats;
   /**

@@ -392,7 +392,11 @@ export class CgroupV1Driver implements CgroupDriver {
     const dir = this.dir('freezer', path);
     if (dir === undefined) return 'thawed';
     const state = (readCgroupFile(dir, 'freezer.state') ?? '').trim();
-    return state === 'FROZEN' ? 'frozen' : state === 'FREEZING' ? 'freezing' : 'thawed';
+    if (state !== 'FROZEN' && state !== 'FREEZING') return 'thawed';
+    // As runc (fs GetState): frozen only through an ancestor (freezer.self_freezing 0) is not paused. A kernel
+    // without the file: frozen, as it says.
+    if ((readCgroupFile(dir, 'freezer.self_freezing') ?? '').trim() === '0') return 'thawed';
+    return state === 'FROZEN' ? 'frozen' : 'freezing';
   }
 
   stats(path: string): CgroupStats {

@@ -339,8 +339,10 @@ export class CgroupV2Driver implements CgroupDriver {
   state(path: string): FreezerState {
     path = checkCgroupPath(path);
     const dir = this.dir(path);
-    if (readKeyed(dir, 'cgroup.events').frozen === 1) return 'frozen';
-    return (readCgroupFile(dir, 'cgroup.freeze') ?? '').trim() === '1' ? 'freezing' : 'thawed';
+    // As runc (fs2 getFreezer): the cgroup's own cgroup.freeze says whether it was paused, cgroup.events whether
+    // that is done; frozen only through an ancestor (frozen 1, cgroup.freeze 0) is not paused.
+    if ((readCgroupFile(dir, 'cgroup.freeze') ?? '').trim() !== '1') return 'thawed';
+    return readKeyed(dir, 'cgroup.events').frozen === 1 ? 'frozen' : 'freezing';
   }
 
   stats(path: string): CgroupStats {

@@ -4,11 +4,11 @@
  * limits in the kernel's files and enforced. Runs only in the guest: scripts/guest/test.sh.
  */
 import t from 'tap';
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { isDead, makeBundle, Runtime, setup } from '../helpers/runtime.js';
+import { isDead, makeBundle, Runtime, setup, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
 import type { Spec } from '../../src/spec/generated/config.js';
 
 /** statfs(2)'s f_type for cgroup2 (linux/magic.h CGROUP2_SUPER_MAGIC). */
@@ -83,6 +83,13 @@ t.test('v2: an init killed while paused dies frozen, and the container is paused
     const dir = `/sys/fs/cgroup${b.spec.linux!.cgroupsPath}`;
     r.ok(['run', '-d', '--bundle', b.dir, id]);
     const { pid } = r.state(id);
+    // Frozen only through its parent (this file's cgroup parent): not paused, as runc reads its own cgroup.freeze.
+    const parent = `/sys/fs/cgroup/${TEST_CGROUP_PARENT}/cgroup.freeze`;
+    writeFileSync(parent, '1');
+    for (let i = 0; i < 250 && !/^frozen 1$/m.test(readFileSync(`${dir}/cgroup.events`, 'utf8')); i++) spawnSync('sleep', ['0.02']);
+    t.match(readFileSync(`${dir}/cgroup.events`, 'utf8'), /^frozen 1$/m, `${name}: frozen through its parent`);
+    t.equal(r.state(id).status, 'running', `${name}: and running, not paused`);
+    writeFileSync(parent, '0');
     r.ok(['pause', id]);
     process.kill(pid, 'SIGKILL'); // from outside, as the OOM killer or a user's kill -9
     for (let i = 0; i < 500 && !isDead(pid); i++) spawnSync('sleep', ['0.02']);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { isDead, makeBundle, POCRUN, POCRUN_TS, Runtime, setup } from '../helpers/runtime.js';
+import { isDead, makeBundle, POCRUN, POCRUN_TS, Runtime, setup, TEST_CGROUP_PARENT } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
 
@@ -105,6 +105,14 @@ t.test('a frozen cgroup whose init is gone is paused, as runc says; delete wants
     const freezer = `/sys/fs/cgroup/freezer${b.spec.linux!.cgroupsPath}/freezer.state`;
     r.ok(['run', '-d', '--bundle', b.dir, id]);
     const { pid } = r.state(id);
+    // Frozen only through its parent (this file's cgroup parent): not paused, as runc reads freezer.self_freezing.
+    const parent = `/sys/fs/cgroup/freezer/${TEST_CGROUP_PARENT}/freezer.state`;
+    writeFileSync(parent, 'FROZEN');
+    for (let i = 0; i < 100 && readFileSync(freezer, 'utf8').trim() !== 'FROZEN'; i++) sleep(0.02);
+    t.equal(readFileSync(freezer, 'utf8').trim(), 'FROZEN', `${name}: its cgroup is frozen through its parent`);
+    t.equal(r.state(id).status, 'running', `${name}: and it is running, not paused`);
+    if (name === 'pocrun') t.equal(ts.state(id).status, 'running', 'the TypeScript program agrees');
+    writeFileSync(parent, 'THAWED');
     r.ok(['pause', id]);
     // cgroup v1: a frozen task does not die of SIGKILL until it is thawed (v2 lets it: test/guest/cgroup-v2.test.ts).
     process.kill(pid, 'SIGKILL');

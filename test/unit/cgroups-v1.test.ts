@@ -218,13 +218,19 @@ t.test('pids: the union over hierarchies', async (t) => {
 });
 
 t.test('freeze, thaw and state through freezer.state', async (t) => {
-  const { driver, read } = fixture(t);
+  const { driver, read, root } = fixture(t);
   t.equal(driver.state('/pocrun/c1'), 'thawed');
   driver.freeze('/pocrun/c1');
   t.equal(read('freezer', 'freezer.state'), 'FROZEN');
   t.equal(driver.state('/pocrun/c1'), 'frozen');
   driver.thaw('/pocrun/c1');
   t.equal(driver.state('/pocrun/c1'), 'thawed');
+  // As runc: FROZEN through an ancestor alone (freezer.self_freezing 0) is not paused; without the file it is.
+  writeFileSync(`${root}/freezer/pocrun/c1/freezer.state`, 'FROZEN\n');
+  writeFileSync(`${root}/freezer/pocrun/c1/freezer.self_freezing`, '0\n');
+  t.equal(driver.state('/pocrun/c1'), 'thawed', 'frozen by an ancestor');
+  writeFileSync(`${root}/freezer/pocrun/c1/freezer.self_freezing`, '1\n');
+  t.equal(driver.state('/pocrun/c1'), 'frozen', 'frozen itself');
   const noFreezer = new CgroupV1Driver('/x', { memory: '/nonexistent' });
   t.equal(noFreezer.state('/c'), 'thawed');
   noFreezer.thaw('/c');

@@ -219,6 +219,9 @@ t.test('freeze, thaw and state follow cgroup.freeze and cgroup.events', async (t
   driver.thaw('/pocrun/c1');
   t.equal(read('cgroup.freeze'), '0');
   t.equal(driver.state('/pocrun/c1'), 'thawed');
+  events(1);
+  t.equal(driver.state('/pocrun/c1'), 'thawed', 'frozen only through an ancestor is not paused (as runc)');
+  events(0);
   t.equal(driver.state('/pocrun/none'), 'thawed', 'a missing cgroup is not frozen');
   driver.thaw('/pocrun/none');
 });
@@ -318,7 +321,8 @@ t.test('killAll signals every process of the cgroup', async (t) => {
   for (const [name, events, wantWrites] of cases) {
     const child = spawn('sleep', ['60'], { stdio: 'ignore' });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    const { driver } = fixture(t, { 'cgroup.procs': `${child.pid}\n`, 'cgroup.events': events });
+    const freeze = events === 'frozen 1\n' ? '1' : '0';
+    const { driver } = fixture(t, { 'cgroup.procs': `${child.pid}\n`, 'cgroup.events': events, 'cgroup.freeze': freeze });
     writeTrace.writes = [];
     driver.killAll('/pocrun/c1', 'SIGTERM');
     const writes = writeTrace.writes.map((w) => w.replace(/.*\//, ''));

@@ -133,7 +133,7 @@ static bool fact_init_alive(const struct record *r)
 	return same_live_process(r->pid, r->init_start_time);
 }
 
-/* As the cgroup drivers' state() tells it. */
+/* As the cgroup drivers' state() tells it (and runc): the cgroup itself frozen or freezing, not only an ancestor. */
 static bool fact_frozen(const struct record *r)
 {
 	const char *v1 = cgroup_dir(r, "freezer"), *v2 = cgroup_dir(r, "unified");
@@ -143,15 +143,15 @@ static bool fact_frozen(const struct record *r)
 		text = read_in(v1, "freezer.state");
 		yes = text && (strncmp(text, "FROZEN", 6) == 0 || strncmp(text, "FREEZING", 8) == 0);
 		free(text);
-	} else if (v2) {
-		text = read_in(v2, "cgroup.events");
-		yes = text && strstr(text, "frozen 1");
-		free(text);
-		if (!yes) {
-			text = read_in(v2, "cgroup.freeze");
-			yes = text && text[0] == '1';
+		if (yes) {
+			text = read_in(v1, "freezer.self_freezing");
+			yes = !text || text[0] != '0';
 			free(text);
 		}
+	} else if (v2) {
+		text = read_in(v2, "cgroup.freeze");
+		yes = text && text[0] == '1';
+		free(text);
 	}
 	return yes;
 }
