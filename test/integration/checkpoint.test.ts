@@ -6,9 +6,9 @@
  * working checkpoint and restore are tested in the guest, where criu works (test/guest/checkpoint.test.ts).
  */
 import t from 'tap';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeBundle, setup } from '../helpers/runtime.js';
+import { makeBundle, POCRUN_TS, Runtime, setup } from '../helpers/runtime.js';
 
 const { work, rt, residue } = setup();
 
@@ -22,6 +22,15 @@ case "$1" in
 esac
 `);
 chmodSync(fakeCriu, 0o755);
+
+/** A criu whose RPC service (`criu swrk FD`) says where it runs, then reads its socket until the end, as criu does. */
+const listeningCriu = join(work, 'criu-swrk');
+writeFileSync(listeningCriu, `#!/bin/sh
+[ "$1" = swrk ] || exit 1
+echo "$$ $2" > ${JSON.stringify(join(work, 'swrk.pid'))}
+exec cat <&$2 >/dev/null
+`);
+chmodSync(listeningCriu, 0o755);
 
 const bundle = makeBundle(work, (s) => {
   s.process!.args = ['sleep', '1000'];
@@ -54,6 +63,20 @@ t.test('without criu, or where criu check fails: one clear error, the container 
   t.match(rt.run(['checkpoint', '--lazy-pages', 'c1']).stderr, /--lazy-pages is not supported/);
   t.match(rt.ok(['features']), /"io\.github\.pocrun\.checkpoint\.enabled": "true"/);
   rt.ok(['delete', '--force', 'c1']);
+});
+
+t.test("checkpoint's criu, started by the front: its RPC socket at the given fd, and gone when the command fails before asking it", async (t) => {
+  const r = rt.run(['--criu', listeningCriu, 'checkpoint', '--image-path', join(work, 'never'), 'no-such-container']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /no-such-container/);
+  const [pid, fd] = readFileSync(join(work, 'swrk.pid'), 'utf8').trim().split(' ').map(Number);
+  t.ok(fd! > 2, `criu got the socket as fd ${fd}`);
+  for (let i = 0; i < 200 && existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 25));
+  t.notOk(existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 'criu read the end of its socket and exited');
+  t.notOk(existsSync(join(work, 'never')), 'no image directory');
+  const alone = new Runtime(work, POCRUN_TS).run(['checkpoint', 'no-such-container']);
+  t.equal(alone.status, 1);
+  t.match(alone.stderr, /checkpoint needs criu started by pocrun's native front \(dist\/pocrun\).*run pocrun, not pocrun-ts/);
 });
 
 t.test('restore where criu check fails: one clear error, no container, cgroup or mount left', async (t) => {
