@@ -18,6 +18,9 @@
 //
 // usage: node bench/checkpoint.mjs [--reps N] [--mib M] [--trace]    (boots the guest and runs there; POC_GUEST=1: here)
 // --trace: pocrun's checkpoint runs with POCRUN_TRACE=1 and each rep prints its trace points (ms since Bun started).
+// --floor: also the start and exit of each program alone (`--version`, alternating), the part of a runtime's
+// overhead that no work of its own can lower: pocrun's Bun program, runc's Go one, and criu (runc starts criu
+// twice per checkpoint: go-criu's VERSION request, then the dump; pocrun once, before its Bun program).
 // --also NAME=PATH: one more runtime in the same run (e.g. an earlier build's dist/pocrun under bench/out/, which
 // the guest sees: the repository's tree is mounted there), shown against runc like pocrun.
 import { spawnSync } from 'node:child_process';
@@ -31,6 +34,7 @@ const opt = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(
 const reps = opt('--reps', 5);
 const mib = opt('--mib', 256);
 const traced = args.includes('--trace');
+const floor = args.includes('--floor');
 
 if (process.env.POC_GUEST !== '1') {
   const r = spawnSync(join(top, 'scripts/guest/run.sh'), ['node', 'bench/checkpoint.mjs', ...args], { stdio: 'inherit', cwd: top });
@@ -154,6 +158,15 @@ for (const metric of metrics) {
   console.log(`${metric.padEnd(20)}${ps.map((p) => p.toFixed(0).padStart(12)).join('')}${r.toFixed(0).padStart(10)} ${ps.map((p) => (p / r).toFixed(2).padStart(16)).join('')}`);
 }
 console.log('(overhead: the wall time less criu\'s own, from its log: what each runtime adds around criu)');
+if (floor) {
+  const programs = { 'pocrun (front + Bun)': [RUNTIMES.pocrun, '--version'], 'pocrun-ts (Bun)': [join(top, 'dist/pocrun-ts'), '--version'], runc: ['runc', '--version'], criu: ['criu', '--version'] };
+  const walls = Object.fromEntries(Object.keys(programs).map((n) => [n, []]));
+  for (let rep = 0; rep < 15; rep++) {
+    for (const [name, [cmd, ...argv]] of Object.entries(programs)) walls[name].push(timed(cmd, argv).ms);
+  }
+  console.log('start and exit alone (--version), 15 repetitions alternating, medians in ms:');
+  for (const [name, xs] of Object.entries(walls)) console.log(`  ${name.padEnd(22)} ${median(xs).toFixed(0).padStart(6)}`);
+}
 rmSync(work, { recursive: true, force: true });
 spawnSync('rmdir', ['/sys/fs/cgroup/bench-checkpoint']);
 spawnSync('ip', ['netns', 'delete', NETNS]);
