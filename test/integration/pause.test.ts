@@ -159,6 +159,12 @@ t.test('a frozen cgroup whose init is gone is paused, as runc says; delete wants
     t.not(exec.status, 0);
     t.match(exec.stderr, new RegExp(`cannot exec in container "${id}": it is paused and its init has exited`));
     t.match(rt.run(['pause', id]).stderr, new RegExp(`cannot pause container "${id}": it is paused already`));
+    // A criu that only listens (the host's kernel runs no real one): pocrun must refuse before asking it anything.
+    const criu = join(work, 'criu-swrk');
+    writeFileSync(criu, '#!/bin/sh\nexec cat <&$2 >/dev/null\n', { mode: 0o755 });
+    const checkpoint = rt.run(['--criu', criu, 'checkpoint', '--image-path', join(work, 'no-images'), id]);
+    t.match(checkpoint.stderr, new RegExp(`cannot checkpoint container "${id}": it is paused and its init has exited`));
+    t.notOk(existsSync(join(work, 'no-images')), 'checkpoint made no image directory');
     t.match(rt.run(['start', id]).stderr, new RegExp(`cannot start container "${id}": it is paused, not created`));
     // containerd's kill --all ID 9 on every exit: SIGKILL thaws what it kills, as kill of a paused container does.
     rt.ok(['kill', '--all', id, '9']);

@@ -11,7 +11,7 @@ import { UserError, PocrunError, wrapError } from '../../errors.js';
 import { loadConfig } from '../../spec/validate.js';
 import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
-import { withLockedContainer } from '../status.js';
+import { initAlive, withLockedContainer } from '../status.js';
 import { checkCommonOptions, configFile, dumpPlan, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
 import { criuFailure, findCriu, needRoot } from './criu.js';
 import { CriuRefused, frontCriu, rpcDump } from './criu-rpc.js';
@@ -44,6 +44,8 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
   withLockedContainer(ctx, opts.id, (record, status) => {
     trace('locked and status');
     if (status !== 'running' && status !== 'paused') throw new PocrunError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);
+    // Paused is what a frozen cgroup reads even once its init has died (runc's order): nothing is left to dump.
+    if (!initAlive(record)) throw new PocrunError(`cannot checkpoint container "${opts.id}": it is paused and its init has exited (resume it and it reads stopped)`);
     if (record.sharedMounts) {
       throw new PocrunError(`cannot checkpoint container "${opts.id}": it has no mount namespace of its own (config.json /linux/namespaces), which criu needs to restore its mounts`);
     }
