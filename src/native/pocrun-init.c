@@ -988,6 +988,26 @@ static int criu_launch_mode(int argc, char **argv)
 	die(errno, "exec %s: %s", argv[sep + 1], strerror(errno));
 }
 
+/* `pocrun-init --wait-exit PID`: returns once PID has exited (a zombie counts), in poll on its pidfd. How restore
+ * waits for a detached criu (src/runtime/checkpoint/restore.ts) in a blocking call: while Bun's event loop is
+ * idle its GC timer collects every second, CPU taken from criu in a slow guest. 0 once gone, 1 on an error. */
+static int wait_exit_mode(const char *arg)
+{
+	char *end;
+	long pid = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || pid <= 0)
+		return 1;
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return errno == ESRCH ? 0 : 1;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n;
+	do
+		n = poll(&p, 1, -1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	int plan_fd;
@@ -1003,6 +1023,8 @@ int main(int argc, char **argv)
 		return console_pair_mode(argv[2]);
 	if (argc >= 2 && !strcmp(argv[1], "--criu-launch"))
 		return criu_launch_mode(argc, argv);
+	if (argc == 3 && !strcmp(argv[1], "--wait-exit"))
+		return wait_exit_mode(argv[2]);
 	if (argc < 4 || (plan_fd = fd_arg(argv[1])) < 0 || (G.sync_out = sync_out_arg(argv[2])) < 0 ||
 	    (G.sync_in = fd_arg(argv[3])) < 0) {
 		G.sync_out = -1;

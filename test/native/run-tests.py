@@ -741,8 +741,27 @@ def t_speed(w):
         times[len(times) // 2] * 1000, full[len(full) // 2] * 1000)
 
 
+def t_wait_exit(w):
+    """--wait-exit PID (how restore waits for a detached criu): returns once PID has exited, not before; a pid that
+    is gone at once; a bad pid is an error."""
+    import subprocess
+    from harness import HELPER
+    sleeper = subprocess.Popen(['sleep', '0.6'])
+    t0 = time.monotonic()
+    r = subprocess.run([HELPER, '--wait-exit', str(sleeper.pid)], timeout=10)
+    waited = time.monotonic() - t0
+    sleeper.wait()
+    check(r.returncode == 0, 'returned 0 once the process exited', r.returncode)
+    check(waited >= 0.4, 'waited for the exit', '%.2f s' % waited)
+    r = subprocess.run([HELPER, '--wait-exit', str(sleeper.pid)], timeout=10)
+    check(r.returncode == 0, 'a reaped pid is gone at once', r.returncode)
+    for bad in ('0', '-1', 'x', ''):
+        r = subprocess.run([HELPER, '--wait-exit', bad], timeout=10)
+        check(r.returncode == 1, 'pid %r is an error' % bad, r.returncode)
+
+
 TESTS = [t_basic, t_root_caps, t_chroot, t_errors, t_abort, t_evil_symlink, t_hooks, t_console, t_userns, t_wait,
-         t_exec_fork, t_cgroup, t_timens, t_binds, t_closed_stdio, t_safety, t_speed]
+         t_exec_fork, t_cgroup, t_timens, t_binds, t_closed_stdio, t_safety, t_speed, t_wait_exit]
 
 
 def main():

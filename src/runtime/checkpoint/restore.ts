@@ -152,8 +152,13 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     let done: number | undefined;
     // Detached, criu exits once the tree runs; in the foreground it stays the init's parent, so the pid file
     // (written once the tree is restored) is awaited while criu runs.
-    if (opts.detach) done = await exited;
-    else {
+    if (opts.detach) {
+      // Waited for in a blocking call (the helper polls criu's pidfd), not in the event loop: while the loop is
+      // idle Bun's GC timer collects every second, 0.1-0.35 s of CPU taken from criu at each restore in the
+      // emulated guest (bench/results/checkpoint-2026-12-05-guest-restore.txt).
+      bunRuntime().spawnSync([helperPath(), '--wait-exit', String(proc.pid)], { stdio: ['ignore', 'ignore', 'ignore'] });
+      done = await exited;
+    } else {
       void exited.then((code) => (done = code));
       while (!existsSync(criuPidFile) && done === undefined) await new Promise((r) => setTimeout(r, 5));
     }
