@@ -90,10 +90,12 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     // while the launcher starts.
     if (!systemd) cgroups.create(cgroupPath);
     const filter = systemd ? undefined : cgroups.deviceFilter(cgroupPath, devices);
+    trace('state recorded, cgroup made');
     mkdirSync(workPath, { recursive: true, mode: 0o700 });
     if (hasRestoreHooks) writeFileSync(hookScriptFile, hooksScript(process.execPath, ctx.root, id), { mode: 0o700 });
     mkdirSync(criuRoot, { mode: 0o755 });
     makeMountpoints(spec, rootfs);
+    trace('mount points made');
     const externalNsFds: Partial<Record<ExternalNs, number>> = {};
     for (const [ns, path] of Object.entries(externalNamespacePaths(spec)) as [ExternalNs, string][]) {
       try {
@@ -118,6 +120,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
       ...(hasRestoreHooks ? { actionScript: hookScriptFile } : {}),
       ...(tty ? { terminal: { fd: FIRST_NS_FD + nsFds.length, key: terminalKey!, path: tty.path } } : {}),
     });
+    trace('criu arguments planned');
     ctx.log('debug', `${criu} ${args.join(' ')}`);
     // criu through the helper's launcher (pocrun-init --criu-launch, see there): fd 3 is pocrun's go-ahead, fd 4
     // the launcher's error line, closed at its exec of criu.
@@ -143,6 +146,7 @@ export async function restoreContainer(ctx: RuntimeContext, opts: RestoreCommand
     if (tty) closeSync(tty.fd);
     tty = undefined;
     const launchError = await readToEnd(status);
+    trace('criu started');
     if (launchError) {
       const message = parseHelperMessage(launchError.trim());
       throw message.kind === 'error' ? message.error : new PocrunError(`restore container "${id}": criu's launcher said ${JSON.stringify(launchError.trim())}`);
