@@ -13,7 +13,7 @@ import type { RuntimeContext } from '../context.js';
 import { removeContainer } from '../delete.js';
 import { initAlive, withLockedContainer } from '../status.js';
 import { checkCommonOptions, configFile, dumpPlan, externalNamespacePaths, type CriuCommonOptions, type ExternalNs } from './plan.js';
-import { criuFailure, findCriu, needRoot } from './criu.js';
+import { criuFailure, needRoot } from './criu.js';
 import { CriuRefused, frontCriu, rpcDump } from './criu-rpc.js';
 import { initTerminalKey, writeTerminalKey } from './terminal.js';
 import { trace } from '../trace.js';
@@ -37,10 +37,8 @@ export function checkpointContainer(ctx: RuntimeContext, opts: CheckpointOptions
   trace('checkpoint');
   needRoot('checkpoint');
   checkCommonOptions(opts);
-  const service = frontCriu();
-  // The front found criu by the same rule: where it started none, this names why (missing, --criu not executable).
-  const criu = service?.criu ?? findCriu(ctx.criuPath);
-  if (!service) throw new PocrunError(`checkpoint needs criu: ${criu} could not be started as criu's RPC service (criu swrk)`);
+  const service = frontCriu(ctx.criuPath);
+  const criu = service.criu;
   withLockedContainer(ctx, opts.id, (record, status) => {
     trace('locked and status');
     if (status !== 'running' && status !== 'paused') throw new PocrunError(`cannot checkpoint container "${opts.id}": it is ${status}, not running`);

@@ -9,6 +9,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { PocrunError } from '../../errors.js';
+import { findCriu } from './criu.js';
 import { criu_req, criu_req_type, criu_resp } from './generated/rpc.js';
 
 /** Where the front says what it started: "FD PID PATH", or empty where it started no criu (front.h). */
@@ -22,16 +23,17 @@ export interface CriuService {
 }
 
 /**
- * The criu the front started, or undefined where it started none (criu not found, or no socket or process to be
- * had: the caller names the cause). pocrun-ts run alone, without the front, has no way to make the socket pair.
+ * The criu the front started for this command (FLAG: --criu). Where it started none, the error names why: criu
+ * missing or --criu not executable (findCriu, the rule the front follows), else that it could not be started.
+ * pocrun-ts run alone, without the front, has no way to make the socket pair.
  */
-export function frontCriu(): CriuService | undefined {
+export function frontCriu(flag: string | undefined): CriuService {
   const value = process.env[CRIU_SWRK_ENV];
   if (value === undefined) {
     throw new PocrunError('checkpoint needs criu started by pocrun\'s native front (dist/pocrun), which makes the socket criu\'s RPC needs: run pocrun, not pocrun-ts');
   }
   const m = /^(\d+) (\d+) (.+)$/.exec(value);
-  if (!m) return undefined;
+  if (!m) throw new PocrunError(`checkpoint needs criu: ${findCriu(flag)} could not be started as criu's RPC service (criu swrk)`);
   const service = { fd: Number(m[1]), pid: Number(m[2]), criu: m[3]! };
   // A descriptor that is not a socket is not the front's: never write a request into whatever it is.
   if (!fstatSync(service.fd).isSocket()) throw new PocrunError(`${CRIU_SWRK_ENV}: fd ${service.fd} is not a socket`);

@@ -155,27 +155,22 @@ export interface DumpPlan {
  * pre-dump saves memory only: no mounts, no external resources.
  */
 export function dumpPlan(spec: Spec, o: DumpOptions, maskedFiles: string[]): DumpPlan {
-  const plan: DumpPlan = { type: o.preDump ? 'pre-dump' : 'dump', pid: o.pid, logFile: o.preDump ? 'pre-dump.log' : 'dump.log', options: commonOptions(o) };
-  const add = (name: string, value?: string) => plan.options.push(value === undefined ? [name] : [name, value]);
-  if (o.leaveRunning) add('leave-running');
-  if (o.freezeCgroup) add('freeze-cgroup', o.freezeCgroup);
+  const options = commonOptions(o);
+  const plan: DumpPlan = { type: o.preDump ? 'pre-dump' : 'dump', pid: o.pid, logFile: o.preDump ? 'pre-dump.log' : 'dump.log', options };
+  if (o.leaveRunning) options.push(['leave-running']);
+  if (o.freezeCgroup) options.push(['freeze-cgroup', o.freezeCgroup]);
   // Dumps after a pre-dump take only the memory changed since (soft-dirty tracking).
-  if (o.parentPath) {
-    add('prev-images-dir', o.parentPath);
-    add('track-mem');
-  } else if (o.preDump) add('track-mem');
+  if (o.parentPath) options.push(['prev-images-dir', o.parentPath], ['track-mem']);
+  else if (o.preDump) options.push(['track-mem']);
   if (o.preDump) return plan;
-  for (const m of bindMounts(spec)) add('ext-mount-map', `${m.destination}:${m.destination}`);
-  for (const path of maskedFiles) add('ext-mount-map', `${path}:/dev/null`);
-  for (const d of spec.linux?.devices ?? []) add('ext-mount-map', `${d.path}:${d.path}`);
+  for (const m of bindMounts(spec)) options.push(['ext-mount-map', `${m.destination}:${m.destination}`]);
+  for (const path of maskedFiles) options.push(['ext-mount-map', `${path}:/dev/null`]);
+  for (const d of spec.linux?.devices ?? []) options.push(['ext-mount-map', `${d.path}:${d.path}`]);
   for (const [ns, inode] of Object.entries(o.externalNsInodes) as [ExternalNs, number][]) {
-    add('external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`);
+    options.push(['external', `${ns}[${inode}]:${EXTERNAL_NS[ns].key}`]);
   }
   // The engine holds the pty's master: its slave is external, and so is /dev/console, which create bound from it.
-  if (o.externalTty) {
-    add('external', o.externalTty);
-    add('ext-mount-map', `${CONSOLE}:${CONSOLE}`);
-  }
+  if (o.externalTty) options.push(['external', o.externalTty], ['ext-mount-map', `${CONSOLE}:${CONSOLE}`]);
   return plan;
 }
 
@@ -204,28 +199,21 @@ export function restoreArgs(spec: Spec, o: RestoreOptions): string[] {
     ...commonOptions(o),
     ['cgroup-root', o.cgroupRoot],
   ];
-  const add = (name: string, value?: string) => options.push(value === undefined ? [name] : [name, value]);
   // Detached: the init is restored as criu's sibling, so it is not criu's child but pocrun's, and is adopted by
   // the engine's subreaper (conmon, the shim) when pocrun exits, as runc's RstSibling. Else criu stays its
   // parent and waits for it.
-  if (o.detach) {
-    add('restore-detached');
-    add('restore-sibling');
-  }
-  if (o.actionScript) add('action-script', o.actionScript);
-  for (const m of bindMounts(spec)) add('ext-mount-map', `${m.destination}:${m.source}`);
-  if (spec.linux?.maskedPaths?.length) add('ext-mount-map', '/dev/null:/dev/null');
-  for (const d of spec.linux?.devices ?? []) add('ext-mount-map', `${d.path}:${d.path}`);
+  if (o.detach) options.push(['restore-detached'], ['restore-sibling']);
+  if (o.actionScript) options.push(['action-script', o.actionScript]);
+  for (const m of bindMounts(spec)) options.push(['ext-mount-map', `${m.destination}:${m.source}`]);
+  if (spec.linux?.maskedPaths?.length) options.push(['ext-mount-map', '/dev/null:/dev/null']);
+  for (const d of spec.linux?.devices ?? []) options.push(['ext-mount-map', `${d.path}:${d.path}`]);
   o.descriptors.forEach((d, fd) => {
-    if (fd < 3 && d.includes('pipe:')) add('inherit-fd', `fd[${fd}]:${d}`);
+    if (fd < 3 && d.includes('pipe:')) options.push(['inherit-fd', `fd[${fd}]:${d}`]);
   });
   for (const [ns, fd] of Object.entries(o.externalNsFds) as [ExternalNs, number][]) {
-    add('inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`);
+    options.push(['inherit-fd', `fd[${fd}]:${EXTERNAL_NS[ns].key}`]);
   }
-  if (o.terminal) {
-    add('inherit-fd', `fd[${o.terminal.fd}]:${o.terminal.key}`);
-    add('ext-mount-map', `${CONSOLE}:${o.terminal.path}`);
-  }
+  if (o.terminal) options.push(['inherit-fd', `fd[${o.terminal.fd}]:${o.terminal.key}`], ['ext-mount-map', `${CONSOLE}:${o.terminal.path}`]);
   return ['restore', ...commandLine(options)];
 }
 
